@@ -1,0 +1,4 @@
+//! Implementations of the ports, one family per cargo feature.
+
+#[cfg(feature = "embedded")]
+pub mod embedded;

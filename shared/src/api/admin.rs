@@ -1,0 +1,126 @@
+//! Admin routes: create on behalf of a partner, list, get, approve/activate, delete, sync-all.
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::json;
+
+use super::envelope::{Pagination, ok, paginated};
+use super::extract::{AdminAuth, IntegrationPath, JsonBody};
+use super::integrations::created_response;
+use super::{ApiError, AppState, body};
+use crate::domain::{Creator, HealthStatus};
+use crate::ports::{IntegrationFilter, PageRequest};
+
+const DEFAULT_PAGE_SIZE: u32 = 20;
+const MAX_PAGE_SIZE: u32 = 100;
+
+pub async fn create(State(state): State<AppState>, _admin: AdminAuth, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+    let (partner_id, new) = body::admin_new_integration(&body)?;
+    let created = state.service.create(partner_id, new, Creator::Admin).await?;
+    Ok(created_response(created))
+}
+
+pub async fn list(State(state): State<AppState>, _admin: AdminAuth, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let (filter, page) = list_query(query.as_deref().unwrap_or_default())?;
+    let result = state.service.admin_list(filter, page).await?;
+    Ok(paginated(
+        result.items,
+        Pagination {
+            page: page.page,
+            page_size: page.limit,
+            total_count: result.total_count,
+        },
+    ))
+}
+
+/// `page` (from 1), `limit` (1..=100), `isApproved` (true|false), `health` (HEALTHY|DEGRADED|DOWN).
+fn list_query(query: &str) -> Result<(IntegrationFilter, PageRequest), ApiError> {
+    let mut errors = Vec::new();
+    let mut filter = IntegrationFilter::default();
+    let mut page = PageRequest {
+        page: 1,
+        limit: DEFAULT_PAGE_SIZE,
+    };
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "page" => match value.parse::<u32>() {
+                Ok(n) if n >= 1 => page.page = n,
+                _ => errors.push("page: must be a whole number from 1".to_owned()),
+            },
+            "limit" => match value.parse::<u32>() {
+                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => page.limit = n,
+                _ => errors.push(format!("limit: must be a whole number from 1 to {MAX_PAGE_SIZE}")),
+            },
+            "isApproved" => match value.as_ref() {
+                "true" => filter.is_approved = Some(true),
+                "false" => filter.is_approved = Some(false),
+                _ => errors.push("isApproved: must be true or false".to_owned()),
+            },
+            "health" => match HealthStatus::parse(&value) {
+                Ok(status) => filter.health = Some(status),
+                Err(error) => errors.push(format!("health: {error}")),
+            },
+            _ => {}
+        }
+    }
+    if errors.is_empty() {
+        Ok((filter, page))
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+pub async fn get(State(state): State<AppState>, _admin: AdminAuth, IntegrationPath(id): IntegrationPath) -> Result<Response, ApiError> {
+    Ok(ok(state.service.admin_get(id).await?))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+    IntegrationPath(id): IntegrationPath,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let patch = body::admin_patch(&body)?;
+    Ok(ok(state.service.admin_update(id, patch).await?))
+}
+
+pub async fn delete(State(state): State<AppState>, _admin: AdminAuth, IntegrationPath(id): IntegrationPath) -> Result<Response, ApiError> {
+    state.service.admin_delete(id).await?;
+    Ok(ok(json!({ "deleted": true })))
+}
+
+/// Queues a sync of every approved, active integration — delivered with the sync engine.
+pub async fn sync_all(_admin: AdminAuth) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "sync-all is not available yet: the sync engine is not deployed",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_query_defaults_and_filters() {
+        let (filter, page) = list_query("").unwrap();
+        assert_eq!((filter, page), (IntegrationFilter::default(), PageRequest { page: 1, limit: 20 }));
+        let (filter, page) = list_query("page=3&limit=5&isApproved=false&health=DOWN&other=1").unwrap();
+        assert_eq!(page, PageRequest { page: 3, limit: 5 });
+        assert_eq!(
+            filter,
+            IntegrationFilter {
+                is_approved: Some(false),
+                health: Some(HealthStatus::Down)
+            }
+        );
+    }
+
+    #[test]
+    fn list_query_rejects_bad_values() {
+        for bad in ["page=0", "page=x", "limit=0", "limit=101", "isApproved=yes", "health=ok"] {
+            assert!(list_query(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Request bodies: read a JSON object field by field, collecting every problem as
+//! `"field: reason"` so one 400 tells the caller everything that is wrong.
+
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+use crate::domain::{AdminPatch, AuthKey, AuthType, BaseUrl, IntegrationPatch, NewIntegration, PartnerId};
+
+struct Fields<'a> {
+    object: &'a Map<String, Value>,
+    errors: Vec<String>,
+}
+
+impl<'a> Fields<'a> {
+    /// Unknown fields are refused: a typo (`isapproved`) must not be silently ignored.
+    fn new(body: &'a Value, known: &[&str]) -> Result<Self, ApiError> {
+        let Some(object) = body.as_object() else {
+            return Err(ApiError::validation(vec!["body: must be a JSON object".into()]));
+        };
+        let errors = object
+            .keys()
+            .filter(|key| !known.contains(&key.as_str()))
+            .map(|key| format!("{key}: unknown field"))
+            .collect();
+        Ok(Self { object, errors })
+    }
+
+    fn raw(&mut self, name: &str, expected: &str, pick: impl Fn(&'a Value) -> bool) -> Option<&'a Value> {
+        let value = self.object.get(name)?;
+        if pick(value) {
+            Some(value)
+        } else {
+            self.errors.push(format!("{name}: must be {expected}"));
+            None
+        }
+    }
+
+    fn string(&mut self, name: &str) -> Option<&'a str> {
+        self.raw(name, "a string", Value::is_string).and_then(Value::as_str)
+    }
+
+    fn bool(&mut self, name: &str) -> Option<bool> {
+        self.raw(name, "a boolean", Value::is_boolean).and_then(Value::as_bool)
+    }
+
+    /// Parses a string field with a domain parser whose error text completes "field: ...".
+    fn parsed<T, E: std::fmt::Display>(&mut self, name: &str, parse: impl Fn(&str) -> Result<T, E>) -> Option<T> {
+        let text = self.string(name)?;
+        parse(text).map_err(|error| self.errors.push(format!("{name}: {error}"))).ok()
+    }
+
+    fn require<T>(&mut self, name: &str, value: Option<T>) -> Option<T> {
+        if value.is_none() && !self.object.contains_key(name) {
+            self.errors.push(format!("{name}: is required"));
+        }
+        value
+    }
+
+    fn has_any(&self, names: &[&str]) -> bool {
+        names.iter().any(|name| self.object.contains_key(*name))
+    }
+
+    fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(self.errors))
+        }
+    }
+}
+
+const INTEGRATION_FIELDS: [&str; 4] = ["base_url", "auth_type", "auth_key", "handles_ticket_delivery"];
+
+fn read_integration_fields(fields: &mut Fields<'_>) -> IntegrationPatch {
+    IntegrationPatch {
+        base_url: fields.parsed("base_url", BaseUrl::parse),
+        auth_type: fields.parsed("auth_type", AuthType::parse),
+        auth_key: fields.parsed("auth_key", AuthKey::parse),
+        handles_ticket_delivery: fields.bool("handles_ticket_delivery"),
+    }
+}
+
+fn require_all(fields: &mut Fields<'_>, patch: IntegrationPatch) -> Option<NewIntegration> {
+    let base_url = fields.require("base_url", patch.base_url);
+    let auth_type = fields.require("auth_type", patch.auth_type);
+    let auth_key = fields.require("auth_key", patch.auth_key);
+    let handles_ticket_delivery = fields.require("handles_ticket_delivery", patch.handles_ticket_delivery);
+    Some(NewIntegration {
+        base_url: base_url?,
+        auth_type: auth_type?,
+        auth_key: auth_key?,
+        handles_ticket_delivery: handles_ticket_delivery?,
+    })
+}
+
+/// `POST /partner-integrations`: all four fields.
+pub fn new_integration(body: &Value) -> Result<NewIntegration, ApiError> {
+    let mut fields = Fields::new(body, &INTEGRATION_FIELDS)?;
+    let patch = read_integration_fields(&mut fields);
+    let new = require_all(&mut fields, patch);
+    fields.finish()?;
+    Ok(new.expect("every field is present when no error was collected"))
+}
+
+/// `POST /admin/create`: the four fields plus `partner_id`.
+pub fn admin_new_integration(body: &Value) -> Result<(PartnerId, NewIntegration), ApiError> {
+    let known = [
+        "partner_id",
+        INTEGRATION_FIELDS[0],
+        INTEGRATION_FIELDS[1],
+        INTEGRATION_FIELDS[2],
+        INTEGRATION_FIELDS[3],
+    ];
+    let mut fields = Fields::new(body, &known)?;
+    let partner_id = fields.parsed("partner_id", PartnerId::parse);
+    let partner_id = fields.require("partner_id", partner_id);
+    let patch = read_integration_fields(&mut fields);
+    let new = require_all(&mut fields, patch);
+    fields.finish()?;
+    Ok((partner_id.expect("validated"), new.expect("validated")))
+}
+
+/// `PATCH /me`: any non-empty subset of the four fields.
+pub fn integration_patch(body: &Value) -> Result<IntegrationPatch, ApiError> {
+    let mut fields = Fields::new(body, &INTEGRATION_FIELDS)?;
+    if !fields.has_any(&INTEGRATION_FIELDS) {
+        fields
+            .errors
+            .push(format!("body: must contain at least one of {}", INTEGRATION_FIELDS.join(", ")));
+    }
+    let patch = read_integration_fields(&mut fields);
+    fields.finish()?;
+    Ok(patch)
+}
+
+/// `PATCH /admin/{id}`: `isApproved` and/or `isActive`.
+pub fn admin_patch(body: &Value) -> Result<AdminPatch, ApiError> {
+    const FIELDS: [&str; 2] = ["isApproved", "isActive"];
+    let mut fields = Fields::new(body, &FIELDS)?;
+    if !fields.has_any(&FIELDS) {
+        fields.errors.push("body: must contain isApproved and/or isActive".into());
+    }
+    let patch = AdminPatch {
+        is_approved: fields.bool("isApproved"),
+        is_active: fields.bool("isActive"),
+    };
+    fields.finish()?;
+    Ok(patch)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn errors_of(result: Result<impl std::fmt::Debug, ApiError>) -> String {
+        format!("{:?}", result.unwrap_err())
+    }
+
+    #[test]
+    fn create_collects_every_problem() {
+        let body = json!({"base_url": "ftp://x", "auth_type": "basic", "auth_key": 5, "extra": true});
+        let errors = errors_of(new_integration(&body));
+        for expected in [
+            "base_url: must use http or https",
+            "auth_type: must be one of bearer, api_key",
+            "auth_key: must be a string",
+            "handles_ticket_delivery: is required",
+            "extra: unknown field",
+        ] {
+            assert!(errors.contains(expected), "{expected} missing from {errors}");
+        }
+        assert!(
+            !errors.contains("auth_key: is required"),
+            "a wrongly typed field is not also missing: {errors}"
+        );
+    }
+
+    #[test]
+    fn create_accepts_a_valid_body() {
+        let body =
+            json!({"base_url": "https://octo.example.com/", "auth_type": "api_key", "auth_key": "k", "handles_ticket_delivery": false});
+        let new = new_integration(&body).unwrap();
+        assert_eq!(new.base_url.as_str(), "https://octo.example.com");
+        assert_eq!(new.auth_type, AuthType::ApiKey);
+    }
+
+    #[test]
+    fn patches_need_at_least_one_field_and_reject_nulls() {
+        assert!(errors_of(integration_patch(&json!({}))).contains("body: must contain at least one of"));
+        assert!(errors_of(integration_patch(&json!({"auth_key": null}))).contains("auth_key: must be a string"));
+        assert!(errors_of(admin_patch(&json!({"isApproved": "yes"}))).contains("isApproved: must be a boolean"));
+        assert!(errors_of(admin_patch(&json!([]))).contains("body: must be a JSON object"));
+        assert_eq!(admin_patch(&json!({"isActive": false})).unwrap().is_active, Some(false));
+    }
+}

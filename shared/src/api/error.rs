@@ -1,0 +1,99 @@
+//! The one error type of the HTTP layer and its envelope:
+//! `{"success": 0, "error": ["field: reason", ...], "message": "Human text", "code": <status>}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::auth::AuthError;
+use crate::service::ServiceError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    errors: Vec<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Adds one `"field: reason"` entry.
+    pub fn with_error(mut self, entry: impl Into<String>) -> Self {
+        self.errors.push(entry.into());
+        self
+    }
+
+    /// 400 with every field problem found, so a partner can fix them all at once.
+    pub fn validation(errors: Vec<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: "Validation Error".into(),
+            errors,
+        }
+    }
+
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "success": 0,
+            "error": self.errors,
+            "message": self.message,
+            "code": self.status.as_u16(),
+        });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        let status = match error {
+            AuthError::WrongRole => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        let message = match error {
+            AuthError::WrongRole => "Forbidden",
+            _ => "Unauthorized",
+        };
+        Self::new(status, message).with_error(format!("authorization: {error}"))
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        use ServiceError as E;
+        match &error {
+            E::EndpointRefused(reason) => Self::validation(vec![format!("base_url: {reason}")]),
+            E::AlreadyExists => Self::new(StatusCode::CONFLICT, "This partner already has an integration")
+                .with_error("partner_id: already has an integration"),
+            E::NoIntegration => Self::new(StatusCode::NOT_FOUND, "No integration registered for this partner"),
+            E::NotFound => Self::new(StatusCode::NOT_FOUND, "Integration not found"),
+            E::NotOwner => Self::new(StatusCode::FORBIDDEN, "This integration belongs to another partner"),
+            E::WebhookUnauthorized => Self::new(StatusCode::UNAUTHORIZED, "Unauthorized")
+                .with_error("x-webhook-secret: missing, or does not match this integration"),
+            E::NotApproved => Self::new(StatusCode::FORBIDDEN, "Integration is not approved yet"),
+            E::Inactive => Self::new(StatusCode::FORBIDDEN, "Integration is inactive"),
+            E::Store(_) | E::Secrets(_) | E::Queue(_) | E::Contention => {
+                // Details go to the log for on-call, never to the caller.
+                tracing::error!(error = %error, "request failed");
+                Self::internal()
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The root of a partner's OCTO API (`base_url`).
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use url::{Host, Url};
+
+const MAX_LEN: usize = 2048;
+
+/// Why a string is not an acceptable `base_url`. The text completes "base_url: ...".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidBaseUrl {
+    #[error("must be an absolute URL")]
+    NotAbsolute,
+    #[error("must use http or https")]
+    Scheme,
+    #[error("must have a host")]
+    NoHost,
+    #[error("must not contain credentials")]
+    Credentials,
+    #[error("must not contain a fragment")]
+    Fragment,
+    #[error("must not contain a query string")]
+    Query,
+    #[error("must be at most {MAX_LEN} characters")]
+    TooLong,
+}
+
+/// An absolute http(s) URL with a host, without credentials, query or fragment, and without a
+/// trailing slash, so `{base_url}/products` is always well formed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    url: Url,
+    text: String,
+}
+
+impl BaseUrl {
+    pub fn parse(input: &str) -> Result<Self, InvalidBaseUrl> {
+        let input = input.trim();
+        if input.len() > MAX_LEN {
+            return Err(InvalidBaseUrl::TooLong);
+        }
+        let url = Url::parse(input).map_err(|_| InvalidBaseUrl::NotAbsolute)?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(InvalidBaseUrl::Scheme);
+        }
+        match url.host() {
+            None => return Err(InvalidBaseUrl::NoHost),
+            Some(Host::Domain("")) => return Err(InvalidBaseUrl::NoHost),
+            Some(_) => {}
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(InvalidBaseUrl::Credentials);
+        }
+        if url.fragment().is_some() {
+            return Err(InvalidBaseUrl::Fragment);
+        }
+        if url.query().is_some() {
+            return Err(InvalidBaseUrl::Query);
+        }
+        let text = url.as_str().trim_end_matches('/').to_owned();
+        Ok(Self { url, text })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.url.scheme() == "https"
+    }
+
+    pub fn host(&self) -> Host<&str> {
+        self.url.host().expect("a BaseUrl always has a host")
+    }
+
+    /// Port to connect to, with the scheme's default filled in.
+    pub fn port(&self) -> u16 {
+        self.url.port_or_known_default().unwrap_or(443)
+    }
+
+    /// `{base_url}/{path}` for an OCTO endpoint such as `products`.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}/{}", self.text, path.trim_start_matches('/'))
+    }
+}
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BaseUrl({})", self.text)
+    }
+}
+
+impl Serialize for BaseUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for BaseUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_trailing_slashes() {
+        assert_eq!(
+            BaseUrl::parse("https://octo.example.com/").unwrap().as_str(),
+            "https://octo.example.com"
+        );
+        assert_eq!(
+            BaseUrl::parse("https://octo.example.com/api/octo//").unwrap().as_str(),
+            "https://octo.example.com/api/octo"
+        );
+        assert_eq!(
+            BaseUrl::parse("https://octo.example.com").unwrap().endpoint("products"),
+            "https://octo.example.com/products"
+        );
+    }
+
+    #[test]
+    fn keeps_explicit_ports_and_http() {
+        let url = BaseUrl::parse("http://127.0.0.1:8080/octo").unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:8080/octo");
+        assert_eq!(url.port(), 8080);
+        assert!(!url.is_https());
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_a_base_url() {
+        let cases = [
+            ("octo.example.com", InvalidBaseUrl::NotAbsolute),
+            ("/products", InvalidBaseUrl::NotAbsolute),
+            ("ftp://octo.example.com", InvalidBaseUrl::Scheme),
+            ("javascript:alert(1)", InvalidBaseUrl::Scheme),
+            ("https://user:pw@octo.example.com", InvalidBaseUrl::Credentials),
+            ("https://user@octo.example.com", InvalidBaseUrl::Credentials),
+            ("https://octo.example.com/#x", InvalidBaseUrl::Fragment),
+            ("https://octo.example.com/?a=1", InvalidBaseUrl::Query),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(BaseUrl::parse(input), Err(expected), "{input}");
+        }
+        assert_eq!(
+            BaseUrl::parse(&format!("https://e.com/{}", "a".repeat(3000))),
+            Err(InvalidBaseUrl::TooLong)
+        );
+    }
+}

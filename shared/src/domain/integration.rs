@@ -1,0 +1,330 @@
+//! The integration resource: what a partner registers and what we track about it.
+
+use serde::{Deserialize, Serialize};
+
+use super::secrets::AuthKey;
+use super::{BaseUrl, IntegrationId, PartnerId, Timestamp, WebhookSecretDigest};
+
+/// How Seyaha authenticates to the partner's OCTO API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthType {
+    /// `Authorization: Bearer <auth_key>` (the OCTO standard).
+    Bearer,
+    /// `Authorization: <auth_key>`, the raw key without a scheme.
+    ApiKey,
+}
+
+impl AuthType {
+    pub fn parse(s: &str) -> Result<Self, UnknownEnumValue> {
+        match s {
+            "bearer" => Ok(Self::Bearer),
+            "api_key" => Ok(Self::ApiKey),
+            _ => Err(UnknownEnumValue("bearer, api_key")),
+        }
+    }
+
+    /// The `Authorization` header value for a credential of this type.
+    pub fn authorization_value(self, key: &str) -> String {
+        match self {
+            Self::Bearer => format!("Bearer {key}"),
+            Self::ApiKey => key.to_owned(),
+        }
+    }
+}
+
+/// The text completes "field: ...", e.g. "auth_type: must be one of bearer, api_key".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be one of {0}")]
+pub struct UnknownEnumValue(pub &'static str);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncStatus {
+    /// Nothing running; the last sync (if any) succeeded.
+    Idle,
+    Syncing,
+    /// The last sync failed; see `error_message`.
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncState {
+    pub status: SyncStatus,
+    pub last_sync_at: Option<Timestamp>,
+    pub last_sync_hash: Option<String>,
+    pub error_message: Option<String>,
+}
+
+impl SyncState {
+    pub fn new() -> Self {
+        Self {
+            status: SyncStatus::Idle,
+            last_sync_at: None,
+            last_sync_hash: None,
+            error_message: None,
+        }
+    }
+}
+
+impl Default for SyncState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HealthStatus {
+    Healthy,
+    Degraded,
+    Down,
+}
+
+impl HealthStatus {
+    pub fn parse(s: &str) -> Result<Self, UnknownEnumValue> {
+        match s {
+            "HEALTHY" => Ok(Self::Healthy),
+            "DEGRADED" => Ok(Self::Degraded),
+            "DOWN" => Ok(Self::Down),
+            _ => Err(UnknownEnumValue("HEALTHY, DEGRADED, DOWN")),
+        }
+    }
+}
+
+/// Consecutive failed probes after which an integration is DOWN.
+pub const DOWN_AFTER_FAILURES: u32 = 3;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: HealthStatus,
+    pub last_probe_at: Option<Timestamp>,
+    pub last_success_at: Option<Timestamp>,
+    pub consecutive_failures: u32,
+    pub degraded_since: Option<Timestamp>,
+    pub down_since: Option<Timestamp>,
+}
+
+/// What a probe result did to the health state; callers act on the transitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthTransition {
+    Unchanged,
+    BecameDegraded,
+    BecameDown,
+    /// Back to HEALTHY from DOWN: the catalog must be re-synced in full and reactivated.
+    RecoveredFromDown,
+    RecoveredFromDegraded,
+}
+
+impl Health {
+    pub fn new() -> Self {
+        Self {
+            status: HealthStatus::Healthy,
+            last_probe_at: None,
+            last_success_at: None,
+            consecutive_failures: 0,
+            degraded_since: None,
+            down_since: None,
+        }
+    }
+
+    pub fn record_success(&mut self, now: Timestamp) -> HealthTransition {
+        let transition = match self.status {
+            HealthStatus::Healthy => HealthTransition::Unchanged,
+            HealthStatus::Degraded => HealthTransition::RecoveredFromDegraded,
+            HealthStatus::Down => HealthTransition::RecoveredFromDown,
+        };
+        *self = Self {
+            status: HealthStatus::Healthy,
+            last_probe_at: Some(now),
+            last_success_at: Some(now),
+            ..Self::new()
+        };
+        transition
+    }
+
+    pub fn record_failure(&mut self, now: Timestamp) -> HealthTransition {
+        self.last_probe_at = Some(now);
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        match self.status {
+            HealthStatus::Down => HealthTransition::Unchanged,
+            _ if self.consecutive_failures >= DOWN_AFTER_FAILURES => {
+                self.status = HealthStatus::Down;
+                self.down_since = Some(now);
+                self.degraded_since.get_or_insert(now);
+                HealthTransition::BecameDown
+            }
+            HealthStatus::Healthy => {
+                self.status = HealthStatus::Degraded;
+                self.degraded_since = Some(now);
+                HealthTransition::BecameDegraded
+            }
+            HealthStatus::Degraded => HealthTransition::Unchanged,
+        }
+    }
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The integration document exactly as the wire contract shows it (and as we store it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Integration {
+    #[serde(rename = "_id")]
+    pub id: IntegrationId,
+    pub partner_id: PartnerId,
+    pub base_url: BaseUrl,
+    pub auth_type: AuthType,
+    pub handles_ticket_delivery: bool,
+    #[serde(rename = "isActive")]
+    pub is_active: bool,
+    #[serde(rename = "isApproved")]
+    pub is_approved: bool,
+    pub sync: SyncState,
+    pub health: Health,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(rename = "updatedAt")]
+    pub updated_at: Timestamp,
+}
+
+/// What is stored per integration: the document, the webhook secret's digest (never the
+/// secret), and a version for optimistic concurrency between concurrent writers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntegrationRecord {
+    #[serde(flatten)]
+    pub integration: Integration,
+    pub webhook_secret_digest: WebhookSecretDigest,
+    pub version: u64,
+}
+
+/// A validated create request.
+#[derive(Debug)]
+pub struct NewIntegration {
+    pub base_url: BaseUrl,
+    pub auth_type: AuthType,
+    pub auth_key: AuthKey,
+    pub handles_ticket_delivery: bool,
+}
+
+/// Who creates an integration decides whether it starts approved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Creator {
+    Partner,
+    Admin,
+}
+
+impl Integration {
+    pub fn new(id: IntegrationId, partner_id: PartnerId, new: &NewIntegration, creator: Creator, now: Timestamp) -> Self {
+        Self {
+            id,
+            partner_id,
+            base_url: new.base_url.clone(),
+            auth_type: new.auth_type,
+            handles_ticket_delivery: new.handles_ticket_delivery,
+            is_active: true,
+            is_approved: creator == Creator::Admin,
+            sync: SyncState::new(),
+            health: Health::new(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Applies a partner's PATCH. A different `base_url` points at another system, so it needs
+    /// approval again and the old catalog hash no longer says anything about it.
+    pub fn apply_patch(&mut self, patch: &IntegrationPatch, now: Timestamp) {
+        if let Some(base_url) = &patch.base_url
+            && *base_url != self.base_url
+        {
+            self.base_url = base_url.clone();
+            self.is_approved = false;
+            self.sync.last_sync_hash = None;
+        }
+        if let Some(auth_type) = patch.auth_type {
+            self.auth_type = auth_type;
+        }
+        if let Some(handles) = patch.handles_ticket_delivery {
+            self.handles_ticket_delivery = handles;
+        }
+        self.updated_at = now;
+    }
+
+    pub fn apply_admin_patch(&mut self, patch: &AdminPatch, now: Timestamp) {
+        if let Some(approved) = patch.is_approved {
+            self.is_approved = approved;
+        }
+        if let Some(active) = patch.is_active {
+            self.is_active = active;
+        }
+        self.updated_at = now;
+    }
+
+    /// Webhooks and scheduled syncs only run for integrations an admin approved and left active.
+    pub fn accepts_webhooks(&self) -> bool {
+        self.is_approved && self.is_active
+    }
+}
+
+/// A validated partner PATCH: at least one field present.
+#[derive(Debug, Default)]
+pub struct IntegrationPatch {
+    pub base_url: Option<BaseUrl>,
+    pub auth_type: Option<AuthType>,
+    pub auth_key: Option<AuthKey>,
+    pub handles_ticket_delivery: Option<bool>,
+}
+
+/// A validated admin PATCH: at least one field present.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AdminPatch {
+    pub is_approved: Option<bool>,
+    pub is_active: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_unix_millis(s * 1000)
+    }
+
+    #[test]
+    fn degraded_after_one_failure_down_after_three_and_back() {
+        let mut health = Health::new();
+        assert_eq!(health.record_failure(at(1)), HealthTransition::BecameDegraded);
+        assert_eq!(health.status, HealthStatus::Degraded);
+        assert_eq!(health.degraded_since, Some(at(1)));
+        assert_eq!(health.record_failure(at(2)), HealthTransition::Unchanged);
+        assert_eq!(health.record_failure(at(3)), HealthTransition::BecameDown);
+        assert_eq!(
+            (health.status, health.down_since, health.degraded_since),
+            (HealthStatus::Down, Some(at(3)), Some(at(1)))
+        );
+        assert_eq!(health.record_failure(at(4)), HealthTransition::Unchanged);
+        assert_eq!(health.consecutive_failures, 4);
+        assert_eq!(health.record_success(at(5)), HealthTransition::RecoveredFromDown);
+        assert_eq!(
+            health,
+            Health {
+                last_probe_at: Some(at(5)),
+                last_success_at: Some(at(5)),
+                ..Health::new()
+            }
+        );
+    }
+
+    #[test]
+    fn wire_names_match_the_contract() {
+        let json = serde_json::to_value(HealthStatus::Degraded).unwrap();
+        assert_eq!(json, "DEGRADED");
+        assert_eq!(serde_json::to_value(AuthType::ApiKey).unwrap(), "api_key");
+        assert_eq!(serde_json::to_value(SyncStatus::Syncing).unwrap(), "syncing");
+        assert_eq!(AuthType::Bearer.authorization_value("k"), "Bearer k");
+        assert_eq!(AuthType::ApiKey.authorization_value("k"), "k");
+    }
+}

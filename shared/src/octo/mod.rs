@@ -1,0 +1,5 @@
+//! The OCTO side: the client that talks to partner suppliers.
+
+mod client;
+
+pub use client::{OctoClient, OctoClientConfig, OctoCredentials, OctoError};

@@ -1,0 +1,331 @@
+//! The core of the partner and admin API. Handlers parse requests, call these methods and map
+//! the result; every rule about integrations lives here, behind the ports.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::domain::{
+    AdminPatch, Creator, Health, Integration, IntegrationId, IntegrationPatch, IntegrationRecord, NewIntegration, PartnerId, SyncState,
+    WebhookSecret, WebhookSecretDigest,
+};
+use crate::net::{EndpointPolicy, EndpointRefused};
+use crate::octo::{OctoClient, OctoCredentials};
+use crate::ports::{
+    Clock, IntegrationFilter, IntegrationStore, Page, PageRequest, QueueError, SecretStore, SecretStoreError, StoreError, SyncQueue,
+};
+
+/// How often a read-modify-write is retried when another writer got there first.
+const MAX_WRITE_ATTEMPTS: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("base_url {0}")]
+    EndpointRefused(EndpointRefused),
+    #[error("the partner already has an integration")]
+    AlreadyExists,
+    #[error("the partner has no integration")]
+    NoIntegration,
+    #[error("integration not found")]
+    NotFound,
+    #[error("the integration belongs to another partner")]
+    NotOwner,
+    #[error("webhook secret missing or wrong, or unknown integration")]
+    WebhookUnauthorized,
+    #[error("integration is not approved")]
+    NotApproved,
+    #[error("integration is inactive")]
+    Inactive,
+    #[error("too many concurrent updates")]
+    Contention,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secrets(#[from] SecretStoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+impl From<EndpointRefused> for ServiceError {
+    fn from(reason: EndpointRefused) -> Self {
+        Self::EndpointRefused(reason)
+    }
+}
+
+/// Who is asking about an integration by id.
+#[derive(Debug, Clone, Copy)]
+pub enum Reader {
+    Partner(PartnerId),
+    Admin,
+}
+
+/// A new integration with the webhook secret that exists only in this response.
+pub struct Created {
+    pub integration: Integration,
+    pub webhook_secret: WebhookSecret,
+}
+
+/// The answer of a connection test; a partner-side problem is `ok: false`, never an error.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionTest {
+    pub ok: bool,
+    pub message: String,
+}
+
+/// What sync-log shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncLog {
+    pub sync: SyncState,
+    pub health: Health,
+    /// The most recent runs, newest first. Runs are recorded by the sync engine.
+    pub runs: Vec<serde_json::Value>,
+}
+
+pub struct IntegrationService {
+    store: Arc<dyn IntegrationStore>,
+    secrets: Arc<dyn SecretStore>,
+    #[allow(dead_code)] // consumed by the sync engine's fallbacks and follow-ups
+    queue: Arc<dyn SyncQueue>,
+    clock: Arc<dyn Clock>,
+    octo: OctoClient,
+    policy: EndpointPolicy,
+}
+
+impl IntegrationService {
+    pub fn new(
+        store: Arc<dyn IntegrationStore>,
+        secrets: Arc<dyn SecretStore>,
+        queue: Arc<dyn SyncQueue>,
+        clock: Arc<dyn Clock>,
+        octo: OctoClient,
+        policy: EndpointPolicy,
+    ) -> Self {
+        Self {
+            store,
+            secrets,
+            queue,
+            clock,
+            octo,
+            policy,
+        }
+    }
+
+    /// Registers an integration. The credential is stored before the record, so a record
+    /// never exists without its credential; a lost race for the partner removes it again.
+    pub async fn create(&self, partner_id: PartnerId, new: NewIntegration, creator: Creator) -> Result<Created, ServiceError> {
+        self.policy.check_registration(&new.base_url).await?;
+        if self.store.find_by_partner(&partner_id).await?.is_some() {
+            return Err(ServiceError::AlreadyExists);
+        }
+        let now = self.clock.now();
+        let id = IntegrationId::generate(now.unix_seconds());
+        let webhook_secret = WebhookSecret::generate();
+        let integration = Integration::new(id, partner_id, &new, creator, now);
+        let record = IntegrationRecord {
+            integration,
+            webhook_secret_digest: webhook_secret.digest(),
+            version: 1,
+        };
+
+        self.secrets.put_auth_key(&id, &new.auth_key).await?;
+        if let Err(error) = self.store.insert(&record).await {
+            if let Err(cleanup) = self.secrets.delete_auth_key(&id).await {
+                tracing::warn!(integration_id = %id, error = %cleanup, "could not remove the credential of a failed create");
+            }
+            return Err(match error {
+                StoreError::AlreadyExists => ServiceError::AlreadyExists,
+                other => other.into(),
+            });
+        }
+        tracing::info!(integration_id = %id, partner_id = %partner_id, creator = ?creator, "integration created");
+        Ok(Created {
+            integration: record.integration,
+            webhook_secret,
+        })
+    }
+
+    pub async fn get_mine(&self, partner_id: PartnerId) -> Result<Integration, ServiceError> {
+        Ok(self.mine(partner_id).await?.integration)
+    }
+
+    pub async fn update_mine(&self, partner_id: PartnerId, patch: IntegrationPatch) -> Result<Integration, ServiceError> {
+        if let Some(base_url) = &patch.base_url {
+            self.policy.check_registration(base_url).await?;
+        }
+        let id = self.mine(partner_id).await?.integration.id;
+        // The credential first: a retried PATCH then converges on both.
+        if let Some(key) = &patch.auth_key {
+            self.secrets.put_auth_key(&id, key).await?;
+        }
+        let now = self.clock.now();
+        let updated = self
+            .modify(&id, |integration| integration.apply_patch(&patch, now))
+            .await
+            .map_err(|e| match e {
+                ServiceError::NotFound => ServiceError::NoIntegration,
+                other => other,
+            })?;
+        tracing::info!(integration_id = %id, approved = updated.is_approved, "integration updated by partner");
+        Ok(updated)
+    }
+
+    pub async fn delete_mine(&self, partner_id: PartnerId) -> Result<(), ServiceError> {
+        let id = self.mine(partner_id).await?.integration.id;
+        self.remove(&id).await.map_err(|e| match e {
+            ServiceError::NotFound => ServiceError::NoIntegration,
+            other => other,
+        })
+    }
+
+    /// Calls the partner's `GET /products` with its credential. The result counts as a health probe.
+    pub async fn test_connection(&self, partner_id: PartnerId) -> Result<ConnectionTest, ServiceError> {
+        let integration = self.mine(partner_id).await?.integration;
+        let Some(auth_key) = self.secrets.get_auth_key(&integration.id).await? else {
+            tracing::error!(integration_id = %integration.id, "integration has no stored credential");
+            return Ok(ConnectionTest {
+                ok: false,
+                message: "No credential is stored; send auth_key with PATCH /me".into(),
+            });
+        };
+        let credentials = OctoCredentials {
+            auth_type: integration.auth_type,
+            auth_key,
+        };
+        let outcome = self.octo.probe(&integration.base_url, &credentials).await;
+        let now = self.clock.now();
+        let test = match &outcome {
+            Ok(_) => ConnectionTest {
+                ok: true,
+                message: "Connection successful".into(),
+            },
+            Err(error) => ConnectionTest {
+                ok: false,
+                message: capitalize(&error.to_string()),
+            },
+        };
+        let probe_result = self
+            .modify(&integration.id, |integration| {
+                match &outcome {
+                    Ok(_) => integration.health.record_success(now),
+                    Err(_) => integration.health.record_failure(now),
+                };
+            })
+            .await;
+        if let Err(error) = probe_result {
+            // The partner still gets the diagnostic; a deleted-meanwhile integration is not news.
+            tracing::warn!(integration_id = %integration.id, error = %error, "could not record the probe result");
+        }
+        tracing::info!(integration_id = %integration.id, ok = test.ok, "connection test");
+        Ok(test)
+    }
+
+    pub async fn sync_log(&self, reader: Reader, id: IntegrationId) -> Result<SyncLog, ServiceError> {
+        let integration = self.readable(reader, id).await?;
+        Ok(SyncLog {
+            sync: integration.sync,
+            health: integration.health,
+            runs: Vec::new(),
+        })
+    }
+
+    pub async fn health(&self, reader: Reader, id: IntegrationId) -> Result<Health, ServiceError> {
+        Ok(self.readable(reader, id).await?.health)
+    }
+
+    pub async fn admin_list(&self, filter: IntegrationFilter, page: PageRequest) -> Result<Page<Integration>, ServiceError> {
+        let page_of_records = self.store.list(&filter, page).await?;
+        Ok(Page {
+            items: page_of_records.items.into_iter().map(|record| record.integration).collect(),
+            total_count: page_of_records.total_count,
+        })
+    }
+
+    pub async fn admin_get(&self, id: IntegrationId) -> Result<Integration, ServiceError> {
+        self.store
+            .get(&id)
+            .await?
+            .map(|record| record.integration)
+            .ok_or(ServiceError::NotFound)
+    }
+
+    pub async fn admin_update(&self, id: IntegrationId, patch: AdminPatch) -> Result<Integration, ServiceError> {
+        let now = self.clock.now();
+        let updated = self.modify(&id, |integration| integration.apply_admin_patch(&patch, now)).await?;
+        tracing::info!(integration_id = %id, approved = updated.is_approved, active = updated.is_active, "integration updated by admin");
+        Ok(updated)
+    }
+
+    pub async fn admin_delete(&self, id: IntegrationId) -> Result<(), ServiceError> {
+        self.remove(&id).await
+    }
+
+    /// Authenticates a webhook call in the documented order: secret and integration (401),
+    /// then approval and activity (403). An unknown id and a wrong secret look the same.
+    pub async fn authenticate_webhook(&self, id: IntegrationId, presented_secret: Option<&str>) -> Result<Integration, ServiceError> {
+        let presented = WebhookSecretDigest::of(presented_secret.unwrap_or_default());
+        let record = self.store.get(&id).await?;
+        let authenticated = match (&record, presented_secret) {
+            (Some(record), Some(secret)) if !secret.is_empty() => record.webhook_secret_digest.matches(&presented),
+            _ => false,
+        };
+        let Some(record) = record.filter(|_| authenticated) else {
+            tracing::info!(integration_id = %id, "webhook authentication failed");
+            return Err(ServiceError::WebhookUnauthorized);
+        };
+        if !record.integration.is_approved {
+            return Err(ServiceError::NotApproved);
+        }
+        if !record.integration.is_active {
+            return Err(ServiceError::Inactive);
+        }
+        Ok(record.integration)
+    }
+
+    async fn mine(&self, partner_id: PartnerId) -> Result<IntegrationRecord, ServiceError> {
+        self.store.find_by_partner(&partner_id).await?.ok_or(ServiceError::NoIntegration)
+    }
+
+    async fn readable(&self, reader: Reader, id: IntegrationId) -> Result<Integration, ServiceError> {
+        let integration = self.store.get(&id).await?.ok_or(ServiceError::NotFound)?.integration;
+        match reader {
+            Reader::Partner(partner_id) if partner_id != integration.partner_id => Err(ServiceError::NotOwner),
+            _ => Ok(integration),
+        }
+    }
+
+    /// Read-modify-write with optimistic concurrency: retried when another writer won.
+    async fn modify(&self, id: &IntegrationId, change: impl Fn(&mut Integration)) -> Result<Integration, ServiceError> {
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let mut record = self.store.get(id).await?.ok_or(ServiceError::NotFound)?;
+            change(&mut record.integration);
+            record.version += 1;
+            match self.store.update(&record).await {
+                Ok(()) => return Ok(record.integration),
+                Err(StoreError::VersionConflict) => continue,
+                Err(StoreError::NotFound) => return Err(ServiceError::NotFound),
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Contention)
+    }
+
+    /// Deletes the record first (the webhook secret stops working at once and the partner may
+    /// register again), then the credential.
+    async fn remove(&self, id: &IntegrationId) -> Result<(), ServiceError> {
+        self.store.delete(id).await?.ok_or(ServiceError::NotFound)?;
+        if let Err(error) = self.secrets.delete_auth_key(id).await {
+            // The record is gone, so the orphaned credential is unreachable; on-call removes it.
+            tracing::error!(integration_id = %id, error = %error, "integration deleted but its credential could not be removed");
+        }
+        tracing::info!(integration_id = %id, "integration deleted");
+        Ok(())
+    }
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
