@@ -1,1 +1,184 @@
-pub fn x() {}
+//! seyaha-local: the whole service in one process on the embedded backend, plus a demo OCTO
+//! supplier at `/demo/octo`. The binary is a thin CLI over [`start`]; tests start it in-process.
+
+pub mod demo;
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, QueueReceiver, RedbStore};
+use seyaha::api::auth::JwtVerifier;
+use seyaha::api::{self, AppState};
+use seyaha::domain::PartnerId;
+use seyaha::net::EndpointPolicy;
+use seyaha::octo::{OctoClient, OctoClientConfig};
+use seyaha::ports::SystemClock;
+use seyaha::service::IntegrationService;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Everything seyaha-local can be told.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `SEYAHA_JWT_SECRET`; when unset, one is generated into the data dir and reused.
+    pub jwt_secret: Option<SecretString>,
+    /// `SEYAHA_ALLOW_PRIVATE_ENDPOINTS`: true by default locally so the demo supplier works.
+    pub allow_private_endpoints: bool,
+    pub octo: OctoClientConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot prepare the data dir {path}: {source}")]
+    DataDir { path: PathBuf, source: io::Error },
+    #[error("cannot open the store (is another seyaha-local using {path}?): {reason}")]
+    Store { path: PathBuf, reason: String },
+    #[error("cannot open the secret store: {0}")]
+    Secrets(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+}
+
+/// A started server. Dropping it without [`RunningServer::stop`] leaves it running until the runtime ends.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub jwt_secret: SecretString,
+    /// The demo partner whose token seyaha-local prints; stable across restarts.
+    pub demo_partner_id: PartnerId,
+    shutdown: oneshot::Sender<()>,
+    serving: JoinHandle<io::Result<()>>,
+    _queue_receiver: QueueReceiver,
+}
+
+impl RunningServer {
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, and closes the store.
+    pub async fn stop(self) -> io::Result<()> {
+        let _ = self.shutdown.send(());
+        self.serving.await.unwrap_or_else(|join| Err(io::Error::other(join)))
+    }
+
+    /// Resolves when the server has stopped by itself (it only does on an I/O error).
+    pub async fn wait(&mut self) -> io::Result<()> {
+        (&mut self.serving).await.unwrap_or_else(|join| Err(io::Error::other(join)))
+    }
+}
+
+pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
+    let data_dir = &config.data_dir;
+    let data_dir_error = |source| StartError::DataDir {
+        path: data_dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(data_dir).map_err(data_dir_error)?;
+    let jwt_secret = jwt_secret(data_dir, config.jwt_secret.as_ref()).map_err(data_dir_error)?;
+    let demo_partner_id = demo_partner_id(data_dir).map_err(data_dir_error)?;
+
+    let store_path = data_dir.join("seyaha.redb");
+    let store = RedbStore::open(&store_path).map_err(|e| StartError::Store {
+        path: store_path.clone(),
+        reason: e.to_string(),
+    })?;
+    let secrets = FileSecretStore::open(&data_dir.join("secrets")).map_err(|e| StartError::Secrets(e.to_string()))?;
+    let (queue, queue_receiver) = InProcessQueue::new();
+    let policy = EndpointPolicy {
+        allow_private: config.allow_private_endpoints,
+    };
+    let service = IntegrationService::new(
+        Arc::new(store),
+        Arc::new(secrets),
+        Arc::new(queue),
+        Arc::new(SystemClock),
+        OctoClient::new(policy, config.octo),
+        policy,
+    );
+    let state = AppState {
+        service: Arc::new(service),
+        jwt: Arc::new(JwtVerifier::new(&jwt_secret)),
+    };
+    let app = api::router(state).nest("/demo/octo", demo::router());
+
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.bind, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr: config.bind, source })?;
+    let (shutdown, shutdown_requested) = oneshot::channel::<()>();
+    let serving = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown_requested.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), allow_private_endpoints = config.allow_private_endpoints, "seyaha-local listening");
+    Ok(RunningServer {
+        addr,
+        jwt_secret,
+        demo_partner_id,
+        shutdown,
+        serving,
+        _queue_receiver: queue_receiver,
+    })
+}
+
+/// The JWT signing secret: the configured one, else the one generated into the data dir.
+pub fn jwt_secret(data_dir: &Path, configured: Option<&SecretString>) -> io::Result<SecretString> {
+    if let Some(secret) = configured {
+        return Ok(secret.clone());
+    }
+    std::fs::create_dir_all(data_dir)?;
+    read_or_create_hex_file(&data_dir.join("jwt-secret"), 32).map(SecretString::from)
+}
+
+/// The demo partner of this data dir, created on first use.
+pub fn demo_partner_id(data_dir: &Path) -> io::Result<PartnerId> {
+    std::fs::create_dir_all(data_dir)?;
+    let text = read_or_create_file(&data_dir.join("demo-partner-id"), || PartnerId::generate(now_seconds()).to_string())?;
+    PartnerId::parse(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("demo-partner-id: {e}")))
+}
+
+fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// Reads a small state file, creating it (mode 0600) with `make()` on first use.
+fn read_or_create_file(path: &Path, make: impl FnOnce() -> String) -> io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.trim().to_owned()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            let value = make();
+            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+            io::Write::write_all(&mut file, value.as_bytes())?;
+            file.sync_all()?;
+            Ok(value)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn read_or_create_hex_file(path: &Path, random_bytes: usize) -> io::Result<String> {
+    read_or_create_file(path, || {
+        let mut bytes = vec![0u8; random_bytes];
+        getrandom::fill(&mut bytes).expect("the OS random number generator is unavailable");
+        hex::encode(bytes)
+    })
+}
+
+/// Default lifetime of the tokens seyaha-local prints.
+pub const PRINTED_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);

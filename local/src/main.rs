@@ -1,1 +1,220 @@
-fn main() {}
+//! `seyaha-local`: run the whole service on this machine, or print a token.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+use seyaha::api::PREFIX;
+use seyaha::api::auth::{Role, mint_token};
+use seyaha::domain::PartnerId;
+use seyaha::octo::OctoClientConfig;
+use seyaha_local::demo::DEMO_OCTO_KEY;
+use seyaha_local::{LocalConfig, PRINTED_TOKEN_TTL, RunningServer, demo_partner_id, jwt_secret};
+
+#[derive(Parser)]
+#[command(
+    name = "seyaha-local",
+    version,
+    about = "Seyaha partner integrations on one machine, on an embedded store"
+)]
+struct Cli {
+    /// Port to listen on (127.0.0.1).
+    #[arg(long, env = "PORT", default_value_t = 3000, global = true)]
+    port: u16,
+    /// Where the store, the credentials and the generated JWT secret live.
+    #[arg(long, env = "SEYAHA_DATA_DIR", default_value = ".seyaha", global = true)]
+    data_dir: PathBuf,
+    /// HS256 secret for partner and admin JWTs; generated into the data dir when unset.
+    #[arg(long, env = "SEYAHA_JWT_SECRET", hide_env_values = true, global = true)]
+    jwt_secret: Option<String>,
+    /// Allow partner endpoints on loopback/private addresses and plain http (development only).
+    #[arg(long, env = "SEYAHA_ALLOW_PRIVATE_ENDPOINTS", default_value_t = true, action = clap::ArgAction::Set)]
+    allow_private_endpoints: bool,
+    /// Timeout for a whole call to a partner's OCTO API, in seconds.
+    #[arg(long, env = "SEYAHA_OCTO_TIMEOUT_SECS", default_value_t = 20)]
+    octo_timeout_secs: u64,
+    /// Largest OCTO response accepted, in bytes.
+    #[arg(long, env = "SEYAHA_OCTO_MAX_RESPONSE_BYTES", default_value_t = 50 * 1024 * 1024)]
+    octo_max_response_bytes: usize,
+    /// Log format on stderr.
+    #[arg(long, env = "SEYAHA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a signed JWT for a partner or an admin.
+    Token {
+        #[arg(long, value_enum)]
+        role: TokenRole,
+        /// The subject: a 24-hex partner id for partners (default: this data dir's demo partner).
+        #[arg(long)]
+        sub: Option<String>,
+        /// Lifetime in hours.
+        #[arg(long, default_value_t = 24)]
+        ttl_hours: u64,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TokenRole {
+    Partner,
+    Admin,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let configured_secret = cli.jwt_secret.clone().map(SecretString::from);
+    match cli.command {
+        Some(Command::Token { role, sub, ttl_hours }) => print_token(&cli.data_dir, configured_secret, role, sub, ttl_hours),
+        None => {
+            let config = LocalConfig {
+                bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), cli.port),
+                data_dir: cli.data_dir,
+                jwt_secret: configured_secret,
+                allow_private_endpoints: cli.allow_private_endpoints,
+                octo: OctoClientConfig {
+                    request_timeout: Duration::from_secs(cli.octo_timeout_secs.max(1)),
+                    max_response_bytes: cli.octo_max_response_bytes,
+                    ..OctoClientConfig::default()
+                },
+            };
+            let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
+            runtime.block_on(serve(config))
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn print_token(
+    data_dir: &std::path::Path,
+    configured: Option<SecretString>,
+    role: TokenRole,
+    sub: Option<String>,
+    ttl_hours: u64,
+) -> ExitCode {
+    let secret = match jwt_secret(data_dir, configured.as_ref()) {
+        Ok(secret) => secret,
+        Err(error) => {
+            eprintln!("error: cannot read the JWT secret from {}: {error}", data_dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let (role, subject) = match (role, sub) {
+        (TokenRole::Admin, sub) => (Role::Admin, sub.unwrap_or_else(|| "admin".into())),
+        (TokenRole::Partner, Some(sub)) => match PartnerId::parse(&sub) {
+            Ok(id) => (Role::Partner, id.to_string()),
+            Err(error) => {
+                eprintln!("error: --sub {error} for a partner token");
+                return ExitCode::from(2);
+            }
+        },
+        (TokenRole::Partner, None) => match demo_partner_id(data_dir) {
+            Ok(id) => (Role::Partner, id.to_string()),
+            Err(error) => {
+                eprintln!("error: cannot read the demo partner id: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    println!("{}", mint_token(&secret, role, &subject, Duration::from_secs(ttl_hours * 3600)));
+    ExitCode::SUCCESS
+}
+
+async fn serve(config: LocalConfig) -> ExitCode {
+    let mut server = match seyaha_local::start(config).await {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print_quickstart(&server);
+    tokio::select! {
+        result = server.wait() => {
+            eprintln!("error: the server stopped: {result:?}");
+            return ExitCode::FAILURE;
+        }
+        () = shutdown_signal() => {}
+    }
+    tracing::info!("shutting down");
+    match server.stop().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error while shutting down: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+fn print_quickstart(server: &RunningServer) {
+    let base = server.base_url();
+    let partner = mint_token(
+        &server.jwt_secret,
+        Role::Partner,
+        &server.demo_partner_id.to_string(),
+        PRINTED_TOKEN_TTL,
+    );
+    let admin = mint_token(&server.jwt_secret, Role::Admin, "admin", PRINTED_TOKEN_TTL);
+    println!(
+        r#"
+Seyaha partner integrations is running on {base}
+A demo OCTO supplier is at {base}/demo/octo (auth_key "{DEMO_OCTO_KEY}").
+Tokens below are valid for 24 hours; `seyaha-local token --role partner|admin` prints new ones.
+
+Quickstart (paste into a shell):
+
+export SEYAHA={base}{PREFIX}
+export PARTNER_TOKEN={partner}
+export ADMIN_TOKEN={admin}
+
+# 1. The partner registers its OCTO endpoint (save the webhook_secret: it is shown once)
+curl -s -X POST "$SEYAHA" -H "Authorization: Bearer $PARTNER_TOKEN" -H 'Content-Type: application/json' \
+  -d '{{"base_url":"{base}/demo/octo","auth_type":"bearer","auth_key":"{DEMO_OCTO_KEY}","handles_ticket_delivery":false}}'
+
+# 2. The partner checks its integration; an admin approves it
+curl -s "$SEYAHA/me" -H "Authorization: Bearer $PARTNER_TOKEN"
+ID=$(curl -s "$SEYAHA/me" -H "Authorization: Bearer $PARTNER_TOKEN" | sed -E 's/.*"_id":"([0-9a-f]{{24}})".*/\1/')
+curl -s -X PATCH "$SEYAHA/admin/$ID" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' -d '{{"isApproved":true}}'
+
+# 3. The partner tests the connection
+curl -s -X POST "$SEYAHA/me/test-connection" -H "Authorization: Bearer $PARTNER_TOKEN"
+
+# Health and sync state
+curl -s "$SEYAHA/$ID/health" -H "Authorization: Bearer $PARTNER_TOKEN"
+curl -s "$SEYAHA/$ID/sync-log" -H "Authorization: Bearer $ADMIN_TOKEN"
+"#
+    );
+}
