@@ -23,24 +23,22 @@ fn octo_error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, axum::Json(json!({ "error": code, "errorMessage": message }))).into_response()
 }
 
-fn authorize(headers: &HeaderMap) -> Result<(), Response> {
+/// The OCTO error answer for a request without the demo key, or `None` when it may pass.
+fn refusal(headers: &HeaderMap) -> Option<Response> {
     let presented = headers.get("authorization").and_then(|v| v.to_str().ok());
     match presented {
-        None => Err(octo_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "No API key was sent")),
-        Some(value) if value == DEMO_OCTO_KEY || value.strip_prefix("Bearer ") == Some(DEMO_OCTO_KEY) => Ok(()),
-        Some(_) => Err(octo_error(StatusCode::FORBIDDEN, "FORBIDDEN", "The API key is invalid")),
+        None => Some(octo_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "No API key was sent")),
+        Some(value) if value == DEMO_OCTO_KEY || value.strip_prefix("Bearer ") == Some(DEMO_OCTO_KEY) => None,
+        Some(_) => Some(octo_error(StatusCode::FORBIDDEN, "FORBIDDEN", "The API key is invalid")),
     }
 }
 
 async fn list_products(headers: HeaderMap) -> Response {
-    match authorize(&headers) {
-        Ok(()) => axum::Json(catalog()).into_response(),
-        Err(response) => response,
-    }
+    refusal(&headers).unwrap_or_else(|| axum::Json(catalog()).into_response())
 }
 
 async fn get_product(headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(response) = authorize(&headers) {
+    if let Some(response) = refusal(&headers) {
         return response;
     }
     let catalog = catalog();
@@ -60,7 +58,7 @@ async fn get_product(headers: HeaderMap, Path(id): Path<String>) -> Response {
 }
 
 async fn supplier(headers: HeaderMap) -> Response {
-    if let Err(response) = authorize(&headers) {
+    if let Some(response) = refusal(&headers) {
         return response;
     }
     axum::Json(json!({

@@ -1,1 +1,201 @@
+//! Test harness: starts seyaha-local in-process on port 0 with a fresh data dir, and talks to
+//! it over real HTTP.
 
+pub mod fake_octo;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+pub use reqwest::StatusCode;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use seyaha::api::PREFIX;
+use seyaha::api::auth::{Role, mint_token};
+use seyaha::domain::PartnerId;
+use seyaha::octo::OctoClientConfig;
+use seyaha_local::{LocalConfig, RunningServer};
+use tempfile::TempDir;
+
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789abcdef";
+
+/// How the test server is configured; `Default` is what most tests want.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub allow_private_endpoints: bool,
+    pub octo: OctoClientConfig,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            allow_private_endpoints: true,
+            octo: OctoClientConfig {
+                connect_timeout: Duration::from_secs(2),
+                request_timeout: Duration::from_secs(2),
+                max_response_bytes: 1024 * 1024,
+            },
+        }
+    }
+}
+
+pub struct TestApp {
+    server: Option<RunningServer>,
+    data_dir: TempDir,
+    options: Options,
+    pub http: reqwest::Client,
+}
+
+/// A response: status and parsed JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+
+    /// Asserts the status and the error envelope; returns the `error` entries joined.
+    pub fn expect_error(&self, status: u16) -> String {
+        assert_eq!(self.status.as_u16(), status, "unexpected status, body: {}", self.text);
+        assert_eq!(self.body["success"], 0, "error envelope: {}", self.text);
+        assert_eq!(self.body["code"], status, "error envelope code: {}", self.text);
+        assert!(
+            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "message: {}",
+            self.text
+        );
+        let errors = self.body["error"]
+            .as_array()
+            .unwrap_or_else(|| panic!("error array: {}", self.text));
+        errors
+            .iter()
+            .map(|e| e.as_str().expect("error entries are strings").to_owned())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    pub fn expect_success(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "unexpected status, body: {}", self.text);
+        assert_eq!(self.body["success"], 1, "success envelope: {}", self.text);
+        &self.body["data"]
+    }
+}
+
+pub fn new_partner() -> String {
+    PartnerId::generate(1_800_000_000).to_string()
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let server = start(&data_dir, &options).await;
+        Self {
+            server: Some(server),
+            data_dir,
+            options,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        }
+    }
+
+    /// Stops the server and starts a new one on the same data dir (optionally reconfigured).
+    pub async fn restart_with(&mut self, options: Options) {
+        self.server.take().expect("running").stop().await.expect("clean stop");
+        self.options = options;
+        self.server = Some(start(&self.data_dir, &self.options).await);
+    }
+
+    pub async fn restart(&mut self) {
+        let options = self.options.clone();
+        self.restart_with(options).await;
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.as_ref().expect("running").addr
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
+    }
+
+    /// `http://addr/api/v1/partner-integrations{suffix}`
+    pub fn url(&self, suffix: &str) -> String {
+        format!("http://{}{PREFIX}{suffix}", self.addr())
+    }
+
+    pub fn partner_token(&self, partner_id: &str) -> String {
+        mint_token(&SecretString::from(JWT_SECRET), Role::Partner, partner_id, Duration::from_secs(600))
+    }
+
+    pub fn admin_token(&self) -> String {
+        mint_token(&SecretString::from(JWT_SECRET), Role::Admin, "admin", Duration::from_secs(600))
+    }
+
+    /// Sends a request; `token` becomes `Authorization: Bearer`, `body` is sent as JSON.
+    pub async fn call(&self, method: &str, suffix: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut request = self.http.request(method.parse().unwrap(), self.url(suffix));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        send(request).await
+    }
+
+    pub async fn webhook(&self, id: &str, what: &str, secret: Option<&str>, body: Option<Value>) -> Reply {
+        let mut request = self.http.post(self.url(&format!("/{id}/{what}")));
+        if let Some(secret) = secret {
+            request = request.header("x-webhook-secret", secret);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        send(request).await
+    }
+
+    /// Registers an integration for `partner_id` and returns the create response's data.
+    pub async fn register(&self, partner_id: &str, base_url: &str, auth_type: &str, auth_key: &str) -> Value {
+        let body = json!({"base_url": base_url, "auth_type": auth_type, "auth_key": auth_key, "handles_ticket_delivery": false});
+        let reply = self.call("POST", "", Some(&self.partner_token(partner_id)), Some(body)).await;
+        reply.expect_success(201).clone()
+    }
+
+    pub async fn approve(&self, id: &str) -> Value {
+        let reply = self
+            .call(
+                "PATCH",
+                &format!("/admin/{id}"),
+                Some(&self.admin_token()),
+                Some(json!({"isApproved": true})),
+            )
+            .await;
+        reply.expect_success(200).clone()
+    }
+}
+
+pub async fn send(request: reqwest::RequestBuilder) -> Reply {
+    let response = request.send().await.expect("request reaches the server");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Reply { status, body, text }
+}
+
+async fn start(data_dir: &TempDir, options: &Options) -> RunningServer {
+    let config = LocalConfig {
+        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        data_dir: data_dir.path().to_owned(),
+        jwt_secret: Some(SecretString::from(JWT_SECRET)),
+        allow_private_endpoints: options.allow_private_endpoints,
+        octo: options.octo,
+    };
+    seyaha_local::start(config).await.expect("seyaha-local starts")
+}

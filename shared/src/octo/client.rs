@@ -44,7 +44,7 @@ pub struct OctoCredentials {
 /// credential or the partner's response body.
 #[derive(Debug, thiserror::Error)]
 pub enum OctoError {
-    #[error("base_url {0}")]
+    #[error("refused to call base_url: it {0}")]
     Refused(EndpointRefused),
     #[error("could not connect to {host}")]
     Connect { host: String },

@@ -1,0 +1,22 @@
+# The one test command: `make test`. CI (.ci/run) runs exactly this.
+# Everything the tests need is installed by this file; nothing is assumed on the machine
+# beyond the Rust toolchain, Python 3 and make.
+
+CARGO ?= cargo
+
+.PHONY: test lint unit run clean
+
+test: lint unit
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --locked
+
+run:
+	$(CARGO) run -p seyaha-local
+
+clean:
+	rm -rf target .venv

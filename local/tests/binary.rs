@@ -1,0 +1,226 @@
+//! The real `seyaha-local` binary: start-up banner and tokens, the quickstart flow against the
+//! demo supplier, graceful SIGTERM, data surviving a restart and a crash, and no secret in any
+//! log line or response.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_seyaha-local");
+
+struct Running {
+    child: Child,
+    base: String,
+    partner_token: String,
+    admin_token: String,
+    stdout: String,
+}
+
+/// Starts the binary on a free port and reads its banner up to the tokens.
+fn start(data_dir: &Path) -> Running {
+    let mut child = Command::new(BIN)
+        .args(["--port", "0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("SEYAHA_JWT_SECRET")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("seyaha-local starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !banner.contains("export ADMIN_TOKEN=") {
+        assert!(Instant::now() < deadline, "no banner: {banner}");
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "stdout closed early: {banner}");
+        banner.push_str(&line);
+    }
+    // Drain the rest in the background so the child never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stdout.read_to_string(&mut rest);
+    });
+    let value_of = |prefix: &str| {
+        banner
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("{prefix} in {banner}"))
+            .trim()
+            .to_owned()
+    };
+    let base = value_of("Seyaha partner integrations is running on ");
+    Running {
+        child,
+        partner_token: value_of("export PARTNER_TOKEN="),
+        admin_token: value_of("export ADMIN_TOKEN="),
+        base,
+        stdout: banner,
+    }
+}
+
+fn stderr_of(mut child: Child) -> String {
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    stderr
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "seyaha-local did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn call(method: reqwest::Method, url: String, token: &str, body: Option<Value>) -> (u16, Value, String) {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut request = client.request(method, url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null), text)
+}
+
+#[tokio::test]
+async fn quickstart_flow_restart_crash_and_no_secrets_in_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start(dir.path());
+    let api = format!("{}/api/v1/partner-integrations", first.base);
+    assert!(
+        first.stdout.contains(&format!("{}/demo/octo", first.base)),
+        "banner names the demo supplier"
+    );
+
+    // The quickstart: register against the demo supplier, admin approves, test the connection.
+    let auth_key = "demo-octo-key";
+    let body = json!({"base_url": format!("{}/demo/octo", first.base), "auth_type": "bearer", "auth_key": auth_key, "handles_ticket_delivery": false});
+    let (status, created, create_text) = call(reqwest::Method::POST, api.clone(), &first.partner_token, Some(body)).await;
+    assert_eq!(status, 201, "{create_text}");
+    let id = created["data"]["_id"].as_str().unwrap().to_owned();
+    let webhook_secret = created["data"]["webhook_secret"].as_str().unwrap().to_owned();
+    let (status, _, _) = call(
+        reqwest::Method::PATCH,
+        format!("{api}/admin/{id}"),
+        &first.admin_token,
+        Some(json!({"isApproved": true})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, test, text) = call(
+        reqwest::Method::POST,
+        format!("{api}/me/test-connection"),
+        &first.partner_token,
+        None,
+    )
+    .await;
+    assert_eq!((status, test["data"]["ok"].clone()), (200, json!(true)), "{text}");
+    let (_, me_before, me_text) = call(reqwest::Method::GET, format!("{api}/me"), &first.partner_token, None).await;
+
+    // SIGTERM: a graceful, successful exit.
+    let mut first_child = first.child;
+    signal(&first_child, "TERM");
+    assert!(wait_exit(&mut first_child).success());
+    let mut logs = stderr_of(first_child);
+
+    // Restart on the same data dir: same partner, same JWT secret, same data.
+    let second = start(dir.path());
+    let api = format!("{}/api/v1/partner-integrations", second.base);
+    let (status, me_after, _) = call(reqwest::Method::GET, format!("{api}/me"), &second.partner_token, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(me_after, me_before, "data survives a restart");
+    let (status, _, _) = call(reqwest::Method::GET, format!("{api}/me"), &first.partner_token, None).await;
+    assert_eq!(status, 200, "the generated JWT secret is reused, so old tokens stay valid");
+
+    // A crash (SIGKILL) loses nothing that was acknowledged.
+    let (status, _, _) = call(
+        reqwest::Method::PATCH,
+        format!("{api}/me"),
+        &second.partner_token,
+        Some(json!({"handles_ticket_delivery": true})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut second_child = second.child;
+    signal(&second_child, "KILL");
+    wait_exit(&mut second_child);
+    logs.push_str(&stderr_of(second_child));
+
+    let third = start(dir.path());
+    let api = format!("{}/api/v1/partner-integrations", third.base);
+    let (status, me, _) = call(reqwest::Method::GET, format!("{api}/me"), &third.partner_token, None).await;
+    assert_eq!((status, me["data"]["handles_ticket_delivery"].clone()), (200, json!(true)));
+
+    // `token` prints a token the server accepts.
+    let output = Command::new(BIN)
+        .args(["token", "--role", "admin", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("SEYAHA_JWT_SECRET")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let admin_token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let (status, list, _) = call(reqwest::Method::GET, format!("{api}/admin"), &admin_token, None).await;
+    assert_eq!((status, list["pagination"]["totalCount"].clone()), (200, json!(1)));
+    let bad = Command::new(BIN)
+        .args(["token", "--role", "partner", "--sub", "nope", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+
+    let mut third_child = third.child;
+    signal(&third_child, "TERM");
+    assert!(wait_exit(&mut third_child).success());
+    logs.push_str(&stderr_of(third_child));
+
+    // Nothing secret in any log line (debug level) or in the /me response.
+    let jwt_secret = std::fs::read_to_string(dir.path().join("jwt-secret")).unwrap();
+    assert!(logs.contains("integration created"), "logs were captured: {logs}");
+    for (name, secret) in [
+        ("auth_key", auth_key),
+        ("webhook secret", webhook_secret.as_str()),
+        ("JWT secret", jwt_secret.trim()),
+        ("partner token", first.partner_token.as_str()),
+        ("admin token", first.admin_token.as_str()),
+    ] {
+        assert!(!logs.contains(secret), "the {name} appears in the logs");
+    }
+    assert!(!me_text.contains(auth_key) && !me_text.contains(&webhook_secret));
+    let key_file = dir.path().join("secrets").join(format!("{id}.auth_key"));
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(key_file).unwrap().permissions()) & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn a_second_instance_on_the_same_data_dir_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = start(dir.path());
+    let second = Command::new(BIN)
+        .args(["--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("is another seyaha-local using"), "{stderr}");
+    signal(&first.child, "TERM");
+    assert!(wait_exit(&mut first.child).success());
+}

@@ -1,0 +1,177 @@
+//! A fake OCTO supplier: a real HTTP server on a loopback port 0 with a settable catalog, an
+//! auth check in both forms Seyaha sends, and the failure modes partners really produce.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// The credential the fake accepts unless told otherwise.
+pub const FAKE_KEY: &str = "fake-octo-key";
+
+/// How the fake answers `GET /products`.
+#[derive(Debug, Clone)]
+pub enum Behaviour {
+    /// 200 with the catalog.
+    Normal,
+    /// This HTTP status with an OCTO error body.
+    Status(u16),
+    /// Wait this long, then answer normally.
+    Slow(Duration),
+    /// 200 with a body that is not JSON.
+    Garbage,
+    /// 200 with JSON that is not an array.
+    NotArray,
+    /// 200 with a valid JSON array of this many bytes or more.
+    Oversized(usize),
+}
+
+/// What one request carried.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    pub path: String,
+    pub authorization: Option<String>,
+    pub octo_capabilities: Option<String>,
+}
+
+struct FakeState {
+    catalog: Value,
+    key: String,
+    behaviour: Behaviour,
+    seen: Vec<SeenRequest>,
+}
+
+#[derive(Clone)]
+pub struct FakeOcto {
+    addr: SocketAddr,
+    state: Arc<Mutex<FakeState>>,
+}
+
+impl FakeOcto {
+    pub async fn start() -> Self {
+        let state = Arc::new(Mutex::new(FakeState {
+            catalog: sample_catalog(3),
+            key: FAKE_KEY.into(),
+            behaviour: Behaviour::Normal,
+            seen: Vec::new(),
+        }));
+        let app = Router::new().route("/octo/products", get(products)).with_state(Arc::clone(&state));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the fake OCTO supplier");
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, state }
+    }
+
+    /// What a partner would register as `base_url`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/octo", self.addr)
+    }
+
+    pub fn set_catalog(&self, catalog: Value) {
+        self.state.lock().unwrap().catalog = catalog;
+    }
+
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        self.state.lock().unwrap().behaviour = behaviour;
+    }
+
+    pub fn set_key(&self, key: &str) {
+        self.state.lock().unwrap().key = key.into();
+    }
+
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.state.lock().unwrap().seen.clone()
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+async fn products(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap) -> Response {
+    let (behaviour, key, catalog) = {
+        let mut state = state.lock().unwrap();
+        state.seen.push(SeenRequest {
+            path: "/octo/products".into(),
+            authorization: header(&headers, "authorization"),
+            octo_capabilities: header(&headers, "octo-capabilities"),
+        });
+        (state.behaviour.clone(), state.key.clone(), state.catalog.clone())
+    };
+    let authorization = header(&headers, "authorization");
+    let authorized = authorization
+        .as_deref()
+        .is_some_and(|value| value == key || value.strip_prefix("Bearer ") == Some(key.as_str()));
+    if !authorized {
+        let status = if authorization.is_none() {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        return (status, axum::Json(json!({"error": "FORBIDDEN", "errorMessage": "invalid API key"}))).into_response();
+    }
+    match behaviour {
+        Behaviour::Normal => axum::Json(catalog).into_response(),
+        Behaviour::Status(code) => {
+            let status = StatusCode::from_u16(code).unwrap();
+            (
+                status,
+                axum::Json(json!({"error": "INTERNAL_SERVER_ERROR", "errorMessage": "supplier exploded"})),
+            )
+                .into_response()
+        }
+        Behaviour::Slow(delay) => {
+            tokio::time::sleep(delay).await;
+            axum::Json(catalog).into_response()
+        }
+        Behaviour::Garbage => (StatusCode::OK, [("content-type", "application/json")], "<html>definitely not json").into_response(),
+        Behaviour::NotArray => axum::Json(json!({"products": catalog})).into_response(),
+        Behaviour::Oversized(bytes) => {
+            let filler = "x".repeat(bytes);
+            let body = json!([{ "id": "huge", "internalName": "huge", "options": [], "padding": filler }]);
+            axum::Json(body).into_response()
+        }
+    }
+}
+
+/// An OCTO products array of `count` products, each with two options of two units.
+pub fn sample_catalog(count: usize) -> Value {
+    let products: Vec<Value> = (0..count)
+        .map(|i| {
+            json!({
+                "id": format!("product_{i}"),
+                "internalName": format!("product-{i}"),
+                "reference": null,
+                "locale": "en",
+                "timeZone": "Asia/Dubai",
+                "allowFreesale": false,
+                "instantConfirmation": true,
+                "instantDelivery": true,
+                "availabilityRequired": true,
+                "availabilityType": "START_TIME",
+                "deliveryFormats": ["QRCODE"],
+                "deliveryMethods": ["TICKET"],
+                "redemptionMethod": "DIGITAL",
+                "title": format!("Product {i}"),
+                "options": (["DEFAULT", "private"]).iter().map(|option| json!({
+                    "id": option,
+                    "default": *option == "DEFAULT",
+                    "internalName": option,
+                    "title": option,
+                    "units": [
+                        {"id": "adult", "type": "ADULT", "pricingFrom": [{"retail": 10000 + i, "currency": "AED", "currencyPrecision": 2}]},
+                        {"id": "child", "type": "CHILD", "pricingFrom": [{"retail": 5000 + i, "currency": "AED", "currencyPrecision": 2}]}
+                    ]
+                })).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    Value::Array(products)
+}

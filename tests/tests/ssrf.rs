@@ -1,0 +1,130 @@
+//! The SSRF guard over HTTP: with private endpoints refused (the AWS default), registration and
+//! PATCH refuse internal targets, and every outbound call checks again.
+
+use serde_json::json;
+use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto};
+use seyaha_tests::{Options, TestApp, new_partner};
+
+fn strict() -> Options {
+    Options {
+        allow_private_endpoints: false,
+        ..Options::default()
+    }
+}
+
+fn body(base_url: &str) -> serde_json::Value {
+    json!({"base_url": base_url, "auth_type": "bearer", "auth_key": "k", "handles_ticket_delivery": false})
+}
+
+#[tokio::test]
+async fn registration_refuses_internal_targets() {
+    let app = TestApp::spawn_with(strict()).await;
+    let token = app.partner_token(&new_partner());
+    let cases = [
+        (
+            "https://127.0.0.1",
+            "base_url: must not point at a loopback, private, link-local or reserved address",
+        ),
+        ("https://127.0.0.1:8443/octo", "base_url: must not point at a loopback"),
+        ("https://localhost", "base_url: must not point at localhost"),
+        ("https://LOCALHOST:3000/octo", "base_url: must not point at localhost"),
+        ("https://10.0.0.8/octo", "base_url: must not point at a loopback"),
+        ("https://192.168.1.20", "base_url: must not point at a loopback"),
+        ("https://169.254.169.254/latest/meta-data", "base_url: must not point at a loopback"),
+        ("https://[::1]/octo", "base_url: must not point at a loopback"),
+        ("https://[::ffff:127.0.0.1]", "base_url: must not point at a loopback"),
+        ("https://100.64.0.1", "base_url: must not point at a loopback"),
+        ("http://octo.example.com", "base_url: must use https"),
+    ];
+    for (url, expected) in cases {
+        let errors = app.call("POST", "", Some(&token), Some(body(url))).await.expect_error(400);
+        assert!(errors.contains(expected), "{url}: {errors}");
+    }
+    // A public-looking name that does not resolve here is accepted, and checked on every call.
+    app.call("POST", "", Some(&token), Some(body("https://octo.partner.invalid")))
+        .await
+        .expect_success(201);
+}
+
+#[tokio::test]
+async fn patch_refuses_internal_targets_and_keeps_the_old_url() {
+    let app = TestApp::spawn_with(strict()).await;
+    let partner = new_partner();
+    let token = app.partner_token(&partner);
+    app.register(&partner, "https://octo.partner.invalid", "bearer", "k").await;
+    for url in [
+        "https://10.1.2.3",
+        "https://169.254.169.254",
+        "https://localhost",
+        "http://octo.example.com",
+        "https://[::1]",
+    ] {
+        app.call("PATCH", "/me", Some(&token), Some(json!({"base_url": url})))
+            .await
+            .expect_error(400);
+    }
+    let me = app.call("GET", "/me", Some(&token), None).await;
+    assert_eq!(me.data()["base_url"], "https://octo.partner.invalid");
+}
+
+#[tokio::test]
+async fn every_outbound_call_is_checked_again() {
+    // Registered while private endpoints were allowed, then the service runs strict: the
+    // connection test must refuse to call the loopback supplier.
+    let mut app = TestApp::spawn().await;
+    let octo = FakeOcto::start().await;
+    let partner = new_partner();
+    app.register(&partner, &octo.base_url(), "bearer", FAKE_KEY).await;
+    let token = app.partner_token(&partner);
+    assert_eq!(app.call("POST", "/me/test-connection", Some(&token), None).await.data()["ok"], true);
+    let calls_before = octo.requests().len();
+
+    app.restart_with(strict()).await;
+    let reply = app.call("POST", "/me/test-connection", Some(&token), None).await;
+    let data = reply.expect_success(200);
+    assert_eq!(data["ok"], false);
+    assert_eq!(data["message"], "Refused to call base_url: it must use https");
+    assert_eq!(octo.requests().len(), calls_before, "no request left the guard");
+}
+
+/// The machine's own hostname, when it resolves only to refused addresses (on these machines
+/// /etc/hosts maps it to 127.0.0.1): a *name*, so it exercises the DNS checks, not the literal-IP one.
+async fn hostname_resolving_to_loopback() -> Option<String> {
+    let name = std::fs::read_to_string("/etc/hostname").ok()?.trim().to_owned();
+    let addrs: Vec<_> = tokio::net::lookup_host((name.as_str(), 443)).await.ok()?.collect();
+    (!addrs.is_empty() && addrs.iter().all(|a| seyaha::net::is_refused_ip(a.ip()))).then_some(name)
+}
+
+#[tokio::test]
+async fn names_resolving_to_refused_addresses_are_refused_at_registration_and_on_every_call() {
+    let Some(host) = hostname_resolving_to_loopback().await else {
+        eprintln!("SKIPPED: this machine's hostname does not resolve to a loopback or private address");
+        return;
+    };
+    let strict_app = TestApp::spawn_with(strict()).await;
+    let errors = strict_app
+        .call(
+            "POST",
+            "",
+            Some(&strict_app.partner_token(&new_partner())),
+            Some(body(&format!("https://{host}/octo"))),
+        )
+        .await
+        .expect_error(400);
+    assert!(errors.contains("base_url: must not point at a loopback"), "{errors}");
+
+    // Registered while allowed, then called strict: the resolver refuses before connecting.
+    let mut app = TestApp::spawn().await;
+    let partner = new_partner();
+    app.register(&partner, &format!("https://{host}:1/octo"), "bearer", "k").await;
+    app.restart_with(strict()).await;
+    let reply = app
+        .call("POST", "/me/test-connection", Some(&app.partner_token(&partner)), None)
+        .await;
+    let data = reply.expect_success(200);
+    assert_eq!(data["ok"], false);
+    assert_eq!(
+        data["message"],
+        "Refused to call base_url: it must not point at a loopback, private, link-local or reserved address"
+    );
+}

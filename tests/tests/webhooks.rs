@@ -1,0 +1,60 @@
+//! The webhook routes authenticate in the documented order: secret and integration (401),
+//! then approval and activity (403). The sync engine behind them arrives later: 501 until then.
+
+use serde_json::json;
+use seyaha_tests::{TestApp, new_partner};
+
+#[tokio::test]
+async fn check_order_401_then_403_then_not_implemented() {
+    let app = TestApp::spawn().await;
+    let partner = new_partner();
+    let created = app.register(&partner, "https://octo.example.com", "bearer", "k").await;
+    let id = created["_id"].as_str().unwrap().to_owned();
+    let secret = created["webhook_secret"].as_str().unwrap().to_owned();
+    let notify = Some(json!({"productId": "p", "optionId": "o", "availabilityId": "a", "localDateTimeStart": "2026-07-15T10:00:00+03:00"}));
+    let unknown = "64a1b2c3d4e5f6a7b8c9d0e1";
+
+    for what in ["sync/trigger", "availability/notify"] {
+        let body = if what == "sync/trigger" { None } else { notify.clone() };
+        // 401: missing secret, wrong secret, empty secret, unknown integration — all alike.
+        let missing = app.webhook(&id, what, None, body.clone()).await.expect_error(401);
+        let wrong = app.webhook(&id, what, Some(&"0".repeat(64)), body.clone()).await.expect_error(401);
+        let empty = app.webhook(&id, what, Some(""), body.clone()).await.expect_error(401);
+        let stranger = app.webhook(unknown, what, Some(&secret), body.clone()).await.expect_error(401);
+        assert!(
+            missing == wrong && wrong == empty && empty == stranger,
+            "no enumeration: the same answer every time"
+        );
+        // 403: right secret, not approved yet.
+        assert!(
+            app.webhook(&id, what, Some(&secret), body.clone())
+                .await
+                .text
+                .contains("not approved")
+        );
+        app.webhook(&id, what, Some(&secret), body.clone()).await.expect_error(403);
+        app.webhook("not-hex", what, Some(&secret), body.clone()).await.expect_error(400);
+    }
+
+    app.approve(&id).await;
+    app.webhook(&id, "sync/trigger", Some(&secret), None).await.expect_error(501);
+    app.webhook(&id, "availability/notify", Some(&secret), notify.clone())
+        .await
+        .expect_error(501);
+
+    let admin = app.admin_token();
+    app.call("PATCH", &format!("/admin/{id}"), Some(&admin), Some(json!({"isActive": false})))
+        .await
+        .expect_success(200);
+    let inactive = app.webhook(&id, "sync/trigger", Some(&secret), None).await;
+    inactive.expect_error(403);
+    assert!(inactive.text.contains("inactive"));
+
+    // A secret for one integration does not open another.
+    let other_partner = new_partner();
+    let other = app.register(&other_partner, "https://octo.example.com", "bearer", "k").await;
+    app.approve(other["_id"].as_str().unwrap()).await;
+    app.webhook(other["_id"].as_str().unwrap(), "sync/trigger", Some(&secret), None)
+        .await
+        .expect_error(401);
+}
