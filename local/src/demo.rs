@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
+use seyaha::octo::sample::{option, product, unit};
 
 /// The credential the demo supplier accepts.
 pub const DEMO_OCTO_KEY: &str = "demo-octo-key";
@@ -68,74 +69,6 @@ async fn supplier(headers: HeaderMap) -> Response {
         "contact": { "website": null, "email": "ops@demo.invalid", "telephone": null, "address": null }
     }))
     .into_response()
-}
-
-/// A price in minor units (fils for AED, precision 2).
-fn price(retail: i64) -> Value {
-    json!({ "original": retail, "retail": retail, "net": retail * 80 / 100, "currency": "AED", "currencyPrecision": 2, "includedTaxes": [] })
-}
-
-fn unit(id: &str, kind: &str, title: &str, retail: i64, min_age: u32, max_age: u32) -> Value {
-    json!({
-        "id": id,
-        "internalName": title,
-        "reference": null,
-        "type": kind,
-        "title": title,
-        "restrictions": { "minAge": min_age, "maxAge": max_age, "idRequired": false, "minQuantity": null, "maxQuantity": null, "paxCount": 1, "accompaniedBy": [] },
-        "requiredContactFields": [],
-        "pricingFrom": [price(retail)]
-    })
-}
-
-fn option(id: &str, title: &str, start_times: &[&str], units: Vec<Value>) -> Value {
-    json!({
-        "id": id,
-        "default": id == "DEFAULT",
-        "internalName": title,
-        "reference": null,
-        "title": title,
-        "availabilityLocalStartTimes": start_times,
-        "cancellationCutoff": "24 hours",
-        "cancellationCutoffAmount": 24,
-        "cancellationCutoffUnit": "hour",
-        "requiredContactFields": ["firstName", "lastName", "emailAddress"],
-        "restrictions": { "minUnits": 1, "maxUnits": 12 },
-        "units": units
-    })
-}
-
-fn product(id: &str, internal_name: &str, title: &str, description: &str, duration_minutes: u32, options: Vec<Value>) -> Value {
-    json!({
-        "id": id,
-        "internalName": internal_name,
-        "reference": id.to_uppercase(),
-        "locale": "en",
-        "timeZone": "Asia/Dubai",
-        "allowFreesale": false,
-        "instantConfirmation": true,
-        "instantDelivery": true,
-        "availabilityRequired": true,
-        "availabilityType": "START_TIME",
-        "deliveryFormats": ["QRCODE", "PDF_URL"],
-        "deliveryMethods": ["TICKET", "VOUCHER"],
-        "redemptionMethod": "DIGITAL",
-        "defaultCurrency": "AED",
-        "availableCurrencies": ["AED"],
-        "pricingPer": "UNIT",
-        "title": title,
-        "shortDescription": description,
-        "description": description,
-        "features": [],
-        "faqs": [],
-        "media": [],
-        "locations": [],
-        "categoryLabels": ["tours"],
-        "durationMinutesFrom": duration_minutes,
-        "durationMinutesTo": null,
-        "commentary": [],
-        "options": options
-    })
 }
 
 /// The demo catalog: an OCTO `GET /products` array with content and pricing.

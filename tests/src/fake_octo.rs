@@ -143,35 +143,5 @@ async fn products(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap
 
 /// An OCTO products array of `count` products, each with two options of two units.
 pub fn sample_catalog(count: usize) -> Value {
-    let products: Vec<Value> = (0..count)
-        .map(|i| {
-            json!({
-                "id": format!("product_{i}"),
-                "internalName": format!("product-{i}"),
-                "reference": null,
-                "locale": "en",
-                "timeZone": "Asia/Dubai",
-                "allowFreesale": false,
-                "instantConfirmation": true,
-                "instantDelivery": true,
-                "availabilityRequired": true,
-                "availabilityType": "START_TIME",
-                "deliveryFormats": ["QRCODE"],
-                "deliveryMethods": ["TICKET"],
-                "redemptionMethod": "DIGITAL",
-                "title": format!("Product {i}"),
-                "options": (["DEFAULT", "private"]).iter().map(|option| json!({
-                    "id": option,
-                    "default": *option == "DEFAULT",
-                    "internalName": option,
-                    "title": option,
-                    "units": [
-                        {"id": "adult", "type": "ADULT", "pricingFrom": [{"retail": 10000 + i, "currency": "AED", "currencyPrecision": 2}]},
-                        {"id": "child", "type": "CHILD", "pricingFrom": [{"retail": 5000 + i, "currency": "AED", "currencyPrecision": 2}]}
-                    ]
-                })).collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    Value::Array(products)
+    seyaha::octo::sample::generated_catalog(count)
 }

@@ -1,5 +1,6 @@
 //! The OCTO side: the client that talks to partner suppliers.
 
 mod client;
+pub mod sample;
 
 pub use client::{OctoClient, OctoClientConfig, OctoCredentials, OctoError};
