@@ -1,6 +1,7 @@
 //! seyaha-local: the whole service in one process on the embedded backend, plus a demo OCTO
 //! supplier at `/demo/octo`. The binary is a thin CLI over [`start`]; tests start it in-process.
 
+pub mod background;
 pub mod demo;
 
 use std::io;
@@ -10,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use background::Background;
 use secrecy::SecretString;
-use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, QueueReceiver, RedbStore};
+use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, RedbStore};
 use seyaha::api::auth::JwtVerifier;
 use seyaha::api::{self, AppState};
 use seyaha::domain::PartnerId;
@@ -19,6 +21,7 @@ use seyaha::net::EndpointPolicy;
 use seyaha::octo::{OctoClient, OctoClientConfig};
 use seyaha::ports::SystemClock;
 use seyaha::service::IntegrationService;
+use seyaha::sync::{SyncConfig, SyncEngine, SyncPorts};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -33,7 +36,13 @@ pub struct LocalConfig {
     /// `SEYAHA_ALLOW_PRIVATE_ENDPOINTS`: true by default locally so the demo supplier works.
     pub allow_private_endpoints: bool,
     pub octo: OctoClientConfig,
+    pub sync: SyncConfig,
+    /// `SEYAHA_NIGHTLY_CRON`: when the nightly sync of every approved integration runs (UTC).
+    pub nightly_cron: String,
 }
+
+/// The default nightly schedule: 03:00 UTC.
+pub const DEFAULT_NIGHTLY_CRON: &str = "0 3 * * *";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -43,6 +52,8 @@ pub enum StartError {
     Store { path: PathBuf, reason: String },
     #[error("cannot open the secret store: {0}")]
     Secrets(String),
+    #[error("{0}")]
+    Schedule(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
 }
@@ -55,7 +66,7 @@ pub struct RunningServer {
     pub demo_partner_id: PartnerId,
     shutdown: oneshot::Sender<()>,
     serving: JoinHandle<io::Result<()>>,
-    _queue_receiver: QueueReceiver,
+    background: Background,
 }
 
 impl RunningServer {
@@ -66,7 +77,9 @@ impl RunningServer {
     /// Stops accepting connections, lets in-flight requests finish, and closes the store.
     pub async fn stop(self) -> io::Result<()> {
         let _ = self.shutdown.send(());
-        self.serving.await.unwrap_or_else(|join| Err(io::Error::other(join)))
+        let served = self.serving.await.unwrap_or_else(|join| Err(io::Error::other(join)));
+        self.background.stop().await;
+        served
     }
 
     /// Resolves when the server has stopped by itself (it only does on an I/O error).
@@ -85,24 +98,28 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
     let jwt_secret = jwt_secret(data_dir, config.jwt_secret.as_ref()).map_err(data_dir_error)?;
     let demo_partner_id = demo_partner_id(data_dir).map_err(data_dir_error)?;
 
+    let nightly = background::parse_cron(&config.nightly_cron).map_err(StartError::Schedule)?;
     let store_path = data_dir.join("seyaha.redb");
-    let store = RedbStore::open(&store_path).map_err(|e| StartError::Store {
+    let store = Arc::new(RedbStore::open(&store_path).map_err(|e| StartError::Store {
         path: store_path.clone(),
         reason: e.to_string(),
-    })?;
+    })?);
     let secrets = FileSecretStore::open(&data_dir.join("secrets")).map_err(|e| StartError::Secrets(e.to_string()))?;
     let (queue, queue_receiver) = InProcessQueue::new();
     let policy = EndpointPolicy {
         allow_private: config.allow_private_endpoints,
     };
-    let service = IntegrationService::new(
-        Arc::new(store),
-        Arc::new(secrets),
-        Arc::new(queue),
-        Arc::new(SystemClock),
-        OctoClient::new(policy, config.octo),
-        policy,
-    );
+    let octo = OctoClient::new(policy, config.octo);
+    let ports = SyncPorts {
+        integrations: store.clone(),
+        catalog: store.clone(),
+        runs: store,
+        secrets: Arc::new(secrets),
+        queue: Arc::new(queue.clone()),
+        clock: Arc::new(SystemClock),
+    };
+    let engine = Arc::new(SyncEngine::new(ports.clone(), octo.clone(), config.sync));
+    let service = IntegrationService::new(ports, Arc::clone(&engine), octo, policy);
     let state = AppState {
         service: Arc::new(service),
         jwt: Arc::new(JwtVerifier::new(&jwt_secret)),
@@ -124,13 +141,14 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
             .await
     });
     tracing::info!(%addr, data_dir = %config.data_dir.display(), allow_private_endpoints = config.allow_private_endpoints, "seyaha-local listening");
+    let background = Background::start(engine, queue, queue_receiver, nightly);
     Ok(RunningServer {
         addr,
         jwt_secret,
         demo_partner_id,
         shutdown,
         serving,
-        _queue_receiver: queue_receiver,
+        background,
     })
 }
 

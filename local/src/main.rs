@@ -11,6 +11,7 @@ use seyaha::api::PREFIX;
 use seyaha::api::auth::{Role, mint_token};
 use seyaha::domain::PartnerId;
 use seyaha::octo::OctoClientConfig;
+use seyaha::sync::SyncConfig;
 use seyaha_local::demo::DEMO_OCTO_KEY;
 use seyaha_local::{LocalConfig, PRINTED_TOKEN_TTL, RunningServer, demo_partner_id, jwt_secret};
 
@@ -39,6 +40,15 @@ struct Cli {
     /// Largest OCTO response accepted, in bytes.
     #[arg(long, env = "SEYAHA_OCTO_MAX_RESPONSE_BYTES", default_value_t = 50 * 1024 * 1024)]
     octo_max_response_bytes: usize,
+    /// When the nightly sync runs: a 5-field cron pattern in UTC.
+    #[arg(long, env = "SEYAHA_NIGHTLY_CRON", default_value = seyaha_local::DEFAULT_NIGHTLY_CRON)]
+    nightly_cron: String,
+    /// How long a sync may hold its lease, in seconds (a crashed sync blocks no longer).
+    #[arg(long, env = "SEYAHA_SYNC_LEASE_SECS", default_value_t = 300)]
+    sync_lease_secs: u64,
+    /// How long a webhook-triggered sync may run inside the request before handing off, in ms.
+    #[arg(long, env = "SEYAHA_SYNC_REQUEST_BUDGET_MS", default_value_t = 25_000)]
+    sync_request_budget_ms: u64,
     /// Log format on stderr.
     #[arg(long, env = "SEYAHA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -90,6 +100,12 @@ fn main() -> ExitCode {
                     max_response_bytes: cli.octo_max_response_bytes,
                     ..OctoClientConfig::default()
                 },
+                sync: SyncConfig {
+                    lease: Duration::from_secs(cli.sync_lease_secs.max(1)),
+                    request_budget: Duration::from_millis(cli.sync_request_budget_ms),
+                    ..SyncConfig::default()
+                },
+                nightly_cron: cli.nightly_cron,
             };
             let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
             runtime.block_on(serve(config))

@@ -1,9 +1,14 @@
 //! The small traits the core needs from the outside world. Adapters live under `adapters/`:
 //! `embedded` (redb, files, an in-process queue) for seyaha-local, `aws` for Lambda.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
-use crate::domain::{AuthKey, HealthStatus, IntegrationId, IntegrationRecord, PartnerId, Timestamp};
+use crate::domain::{
+    Activity, ActivityState, AuthKey, HealthStatus, IntegrationId, IntegrationRecord, PartnerId, RunTrigger, Slot, SyncRun, Timestamp,
+    VariationRef,
+};
 
 /// Storage failures the core distinguishes; everything else is `Unavailable` (a 500 upstream).
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +78,59 @@ pub trait IntegrationStore: Send + Sync {
 
     /// One page of integrations, newest first, with the total number matching the filter.
     async fn list(&self, filter: &IntegrationFilter, page: PageRequest) -> Result<Page<IntegrationRecord>, StoreError>;
+
+    /// Approved and active integrations in id order, after `after`, at most `limit`: the
+    /// nightly job pages through these and never loads them all.
+    async fn list_syncable(&self, after: Option<IntegrationId>, limit: usize) -> Result<Vec<IntegrationRecord>, StoreError>;
+}
+
+/// Seyaha's copy of each partner's catalog.
+#[async_trait]
+pub trait CatalogStore: Send + Sync {
+    /// The content hash and active flag of every stored activity of an integration.
+    async fn activity_states(&self, integration: &IntegrationId) -> Result<Vec<ActivityState>, StoreError>;
+
+    /// Creates or replaces activities (keyed by `internal_name`) and keeps the OCTO product id
+    /// index that notify uses in step.
+    async fn put_activities(&self, integration: &IntegrationId, activities: &[Activity]) -> Result<(), StoreError>;
+
+    /// Flips `isActive` on the named activities (deactivation never deletes).
+    async fn set_active(
+        &self,
+        integration: &IntegrationId,
+        internal_names: &[String],
+        active: bool,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Deactivates every activity of the integration; returns how many changed.
+    async fn deactivate_all(&self, integration: &IntegrationId, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// The activity holding this OCTO product and option, if any.
+    async fn find_variation(
+        &self,
+        integration: &IntegrationId,
+        product_id: &str,
+        option_id: &str,
+    ) -> Result<Option<VariationRef>, StoreError>;
+
+    /// Creates or replaces one availability slot.
+    async fn put_slot(&self, integration: &IntegrationId, slot: &Slot) -> Result<(), StoreError>;
+
+    /// Every activity of an integration (admin view).
+    async fn activities(&self, integration: &IntegrationId) -> Result<Vec<Activity>, StoreError>;
+
+    /// Every slot of an integration (admin view).
+    async fn slots(&self, integration: &IntegrationId) -> Result<Vec<Slot>, StoreError>;
+}
+
+/// Sync run history; records expire after 30 days.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    async fn record_run(&self, run: &SyncRun) -> Result<(), StoreError>;
+
+    /// The newest unexpired runs, newest first.
+    async fn recent_runs(&self, integration: &IntegrationId, limit: usize, now: Timestamp) -> Result<Vec<SyncRun>, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,23 +147,13 @@ pub trait SecretStore: Send + Sync {
     async fn delete_auth_key(&self, id: &IntegrationId) -> Result<(), SecretStoreError>;
 }
 
-/// Why a background job exists; kept on the run record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncReason {
-    Nightly,
-    Fallback,
-    Admin,
-    FollowUp,
-    Recovery,
-    Handoff,
-}
-
-/// A unit of background work: sync (or, for a DOWN integration, probe) one integration.
+/// A unit of background work: sync (or, for a DOWN integration, probe) one integration, if a
+/// sync is still requested when the job runs. That check makes redelivered and duplicate
+/// messages harmless.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SyncJob {
     pub integration_id: IntegrationId,
-    pub reason: SyncReason,
+    pub trigger: RunTrigger,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +165,10 @@ pub struct QueueError(pub String);
 #[async_trait]
 pub trait SyncQueue: Send + Sync {
     async fn enqueue(&self, jobs: &[SyncJob]) -> Result<(), QueueError>;
+
+    /// Delivers the job after `delay` (at most 15 minutes): the watchdog that guarantees a
+    /// requested sync runs even if the lease holder dies.
+    async fn enqueue_after(&self, job: &SyncJob, delay: Duration) -> Result<(), QueueError>;
 }
 
 /// Time, injectable so tests can move it.

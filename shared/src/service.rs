@@ -6,17 +6,14 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::domain::{
-    AdminPatch, Creator, Health, Integration, IntegrationId, IntegrationPatch, IntegrationRecord, NewIntegration, PartnerId, SyncState,
-    WebhookSecret, WebhookSecretDigest,
+    Activity, AdminPatch, Creator, Health, Integration, IntegrationId, IntegrationPatch, IntegrationRecord, NewIntegration, PartnerId,
+    RUNS_SHOWN, Slot, SyncRun, SyncState, WebhookSecret, WebhookSecretDigest,
 };
 use crate::net::{EndpointPolicy, EndpointRefused};
 use crate::octo::{OctoClient, OctoCredentials};
-use crate::ports::{
-    Clock, IntegrationFilter, IntegrationStore, Page, PageRequest, QueueError, SecretStore, SecretStoreError, StoreError, SyncQueue,
-};
-
-/// How often a read-modify-write is retried when another writer got there first.
-const MAX_WRITE_ATTEMPTS: usize = 8;
+use crate::ports::{IntegrationFilter, Page, PageRequest, QueueError, SecretStoreError, StoreError};
+use crate::records::{Change, update_record};
+use crate::sync::{ProbeOutcome, SyncEngine, SyncPorts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -77,59 +74,59 @@ pub struct ConnectionTest {
 pub struct SyncLog {
     pub sync: SyncState,
     pub health: Health,
-    /// The most recent runs, newest first. Runs are recorded by the sync engine.
-    pub runs: Vec<serde_json::Value>,
+    /// The most recent runs, newest first.
+    pub runs: Vec<SyncRun>,
+}
+
+/// Seyaha's copy of an integration's catalog.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatalogView {
+    pub activities: Vec<Activity>,
+    pub slots: Vec<Slot>,
 }
 
 pub struct IntegrationService {
-    store: Arc<dyn IntegrationStore>,
-    secrets: Arc<dyn SecretStore>,
-    #[allow(dead_code)] // consumed by the sync engine's fallbacks and follow-ups
-    queue: Arc<dyn SyncQueue>,
-    clock: Arc<dyn Clock>,
+    ports: SyncPorts,
+    engine: Arc<SyncEngine>,
     octo: OctoClient,
     policy: EndpointPolicy,
 }
 
 impl IntegrationService {
-    pub fn new(
-        store: Arc<dyn IntegrationStore>,
-        secrets: Arc<dyn SecretStore>,
-        queue: Arc<dyn SyncQueue>,
-        clock: Arc<dyn Clock>,
-        octo: OctoClient,
-        policy: EndpointPolicy,
-    ) -> Self {
+    pub fn new(ports: SyncPorts, engine: Arc<SyncEngine>, octo: OctoClient, policy: EndpointPolicy) -> Self {
         Self {
-            store,
-            secrets,
-            queue,
-            clock,
+            ports,
+            engine,
             octo,
             policy,
         }
+    }
+
+    pub fn engine(&self) -> &Arc<SyncEngine> {
+        &self.engine
     }
 
     /// Registers an integration. The credential is stored before the record, so a record
     /// never exists without its credential; a lost race for the partner removes it again.
     pub async fn create(&self, partner_id: PartnerId, new: NewIntegration, creator: Creator) -> Result<Created, ServiceError> {
         self.policy.check_registration(&new.base_url).await?;
-        if self.store.find_by_partner(&partner_id).await?.is_some() {
+        if self.ports.integrations.find_by_partner(&partner_id).await?.is_some() {
             return Err(ServiceError::AlreadyExists);
         }
-        let now = self.clock.now();
+        let now = self.ports.clock.now();
         let id = IntegrationId::generate(now.unix_seconds());
         let webhook_secret = WebhookSecret::generate();
         let integration = Integration::new(id, partner_id, &new, creator, now);
         let record = IntegrationRecord {
             integration,
             webhook_secret_digest: webhook_secret.digest(),
+            sync_control: Default::default(),
             version: 1,
         };
 
-        self.secrets.put_auth_key(&id, &new.auth_key).await?;
-        if let Err(error) = self.store.insert(&record).await {
-            if let Err(cleanup) = self.secrets.delete_auth_key(&id).await {
+        self.ports.secrets.put_auth_key(&id, &new.auth_key).await?;
+        if let Err(error) = self.ports.integrations.insert(&record).await {
+            if let Err(cleanup) = self.ports.secrets.delete_auth_key(&id).await {
                 tracing::warn!(integration_id = %id, error = %cleanup, "could not remove the credential of a failed create");
             }
             return Err(match error {
@@ -155,9 +152,9 @@ impl IntegrationService {
         let id = self.mine(partner_id).await?.integration.id;
         // The credential first: a retried PATCH then converges on both.
         if let Some(key) = &patch.auth_key {
-            self.secrets.put_auth_key(&id, key).await?;
+            self.ports.secrets.put_auth_key(&id, key).await?;
         }
-        let now = self.clock.now();
+        let now = self.ports.clock.now();
         let updated = self
             .modify(&id, |integration| integration.apply_patch(&patch, now))
             .await
@@ -180,7 +177,7 @@ impl IntegrationService {
     /// Calls the partner's `GET /products` with its credential. The result counts as a health probe.
     pub async fn test_connection(&self, partner_id: PartnerId) -> Result<ConnectionTest, ServiceError> {
         let integration = self.mine(partner_id).await?.integration;
-        let Some(auth_key) = self.secrets.get_auth_key(&integration.id).await? else {
+        let Some(auth_key) = self.ports.secrets.get_auth_key(&integration.id).await? else {
             tracing::error!(integration_id = %integration.id, "integration has no stored credential");
             return Ok(ConnectionTest {
                 ok: false,
@@ -191,27 +188,23 @@ impl IntegrationService {
             auth_type: integration.auth_type,
             auth_key,
         };
-        let outcome = self.octo.probe(&integration.base_url, &credentials).await;
-        let now = self.clock.now();
-        let test = match &outcome {
-            Ok(_) => ConnectionTest {
-                ok: true,
-                message: "Connection successful".into(),
-            },
-            Err(error) => ConnectionTest {
-                ok: false,
-                message: capitalize(&error.to_string()),
-            },
+        let (test, outcome) = match self.octo.probe(&integration.base_url, &credentials).await {
+            Ok(_) => (
+                ConnectionTest {
+                    ok: true,
+                    message: "Connection successful".into(),
+                },
+                ProbeOutcome::Success,
+            ),
+            Err(error) => (
+                ConnectionTest {
+                    ok: false,
+                    message: capitalize(&error.to_string()),
+                },
+                ProbeOutcome::Failure,
+            ),
         };
-        let probe_result = self
-            .modify(&integration.id, |integration| {
-                match &outcome {
-                    Ok(_) => integration.health.record_success(now),
-                    Err(_) => integration.health.record_failure(now),
-                };
-            })
-            .await;
-        if let Err(error) = probe_result {
+        if let Err(error) = self.engine.record_probe(integration.id, outcome).await {
             // The partner still gets the diagnostic; a deleted-meanwhile integration is not news.
             tracing::warn!(integration_id = %integration.id, error = %error, "could not record the probe result");
         }
@@ -221,10 +214,19 @@ impl IntegrationService {
 
     pub async fn sync_log(&self, reader: Reader, id: IntegrationId) -> Result<SyncLog, ServiceError> {
         let integration = self.readable(reader, id).await?;
+        let runs = self.ports.runs.recent_runs(&id, RUNS_SHOWN, self.ports.clock.now()).await?;
         Ok(SyncLog {
             sync: integration.sync,
             health: integration.health,
-            runs: Vec::new(),
+            runs,
+        })
+    }
+
+    pub async fn catalog(&self, reader: Reader, id: IntegrationId) -> Result<CatalogView, ServiceError> {
+        self.readable(reader, id).await?;
+        Ok(CatalogView {
+            activities: self.ports.catalog.activities(&id).await?,
+            slots: self.ports.catalog.slots(&id).await?,
         })
     }
 
@@ -233,7 +235,7 @@ impl IntegrationService {
     }
 
     pub async fn admin_list(&self, filter: IntegrationFilter, page: PageRequest) -> Result<Page<Integration>, ServiceError> {
-        let page_of_records = self.store.list(&filter, page).await?;
+        let page_of_records = self.ports.integrations.list(&filter, page).await?;
         Ok(Page {
             items: page_of_records.items.into_iter().map(|record| record.integration).collect(),
             total_count: page_of_records.total_count,
@@ -241,7 +243,8 @@ impl IntegrationService {
     }
 
     pub async fn admin_get(&self, id: IntegrationId) -> Result<Integration, ServiceError> {
-        self.store
+        self.ports
+            .integrations
             .get(&id)
             .await?
             .map(|record| record.integration)
@@ -249,7 +252,7 @@ impl IntegrationService {
     }
 
     pub async fn admin_update(&self, id: IntegrationId, patch: AdminPatch) -> Result<Integration, ServiceError> {
-        let now = self.clock.now();
+        let now = self.ports.clock.now();
         let updated = self.modify(&id, |integration| integration.apply_admin_patch(&patch, now)).await?;
         tracing::info!(integration_id = %id, approved = updated.is_approved, active = updated.is_active, "integration updated by admin");
         Ok(updated)
@@ -261,9 +264,10 @@ impl IntegrationService {
 
     /// Authenticates a webhook call in the documented order: secret and integration (401),
     /// then approval and activity (403). An unknown id and a wrong secret look the same.
-    pub async fn authenticate_webhook(&self, id: IntegrationId, presented_secret: Option<&str>) -> Result<Integration, ServiceError> {
+    /// Returns the whole record so the handler needs no second read.
+    pub async fn authenticate_webhook(&self, id: IntegrationId, presented_secret: Option<&str>) -> Result<IntegrationRecord, ServiceError> {
         let presented = WebhookSecretDigest::of(presented_secret.unwrap_or_default());
-        let record = self.store.get(&id).await?;
+        let record = self.ports.integrations.get(&id).await?;
         let authenticated = match (&record, presented_secret) {
             (Some(record), Some(secret)) if !secret.is_empty() => record.webhook_secret_digest.matches(&presented),
             _ => false,
@@ -278,46 +282,54 @@ impl IntegrationService {
         if !record.integration.is_active {
             return Err(ServiceError::Inactive);
         }
-        Ok(record.integration)
+        Ok(record)
+    }
+
+    /// Availability notify, after authentication (see [`crate::notify`]).
+    pub async fn notify(&self, record: IntegrationRecord, update: crate::notify::AvailabilityUpdate) -> Result<bool, ServiceError> {
+        crate::notify::apply(&self.ports, &self.engine, record, update).await
     }
 
     async fn mine(&self, partner_id: PartnerId) -> Result<IntegrationRecord, ServiceError> {
-        self.store.find_by_partner(&partner_id).await?.ok_or(ServiceError::NoIntegration)
+        self.ports
+            .integrations
+            .find_by_partner(&partner_id)
+            .await?
+            .ok_or(ServiceError::NoIntegration)
     }
 
     async fn readable(&self, reader: Reader, id: IntegrationId) -> Result<Integration, ServiceError> {
-        let integration = self.store.get(&id).await?.ok_or(ServiceError::NotFound)?.integration;
+        let integration = self.ports.integrations.get(&id).await?.ok_or(ServiceError::NotFound)?.integration;
         match reader {
             Reader::Partner(partner_id) if partner_id != integration.partner_id => Err(ServiceError::NotOwner),
             _ => Ok(integration),
         }
     }
 
-    /// Read-modify-write with optimistic concurrency: retried when another writer won.
+    /// Read-modify-write with optimistic concurrency (see [`update_record`]).
     async fn modify(&self, id: &IntegrationId, change: impl Fn(&mut Integration)) -> Result<Integration, ServiceError> {
-        for _ in 0..MAX_WRITE_ATTEMPTS {
-            let mut record = self.store.get(id).await?.ok_or(ServiceError::NotFound)?;
+        let updated = update_record(self.ports.integrations.as_ref(), id, None, |record| {
             change(&mut record.integration);
-            record.version += 1;
-            match self.store.update(&record).await {
-                Ok(()) => return Ok(record.integration),
-                Err(StoreError::VersionConflict) => continue,
-                Err(StoreError::NotFound) => return Err(ServiceError::NotFound),
-                Err(other) => return Err(other.into()),
-            }
-        }
-        Err(ServiceError::Contention)
+            Change::Write(())
+        })
+        .await
+        .map_err(|error| match error {
+            StoreError::VersionConflict => ServiceError::Contention,
+            other => other.into(),
+        })?;
+        updated.map(|(record, ())| record.integration).ok_or(ServiceError::NotFound)
     }
 
     /// Deletes the record first (the webhook secret stops working at once and the partner may
-    /// register again), then the credential.
+    /// register again), then deactivates the catalog and removes the credential.
     async fn remove(&self, id: &IntegrationId) -> Result<(), ServiceError> {
-        self.store.delete(id).await?.ok_or(ServiceError::NotFound)?;
-        if let Err(error) = self.secrets.delete_auth_key(id).await {
+        self.ports.integrations.delete(id).await?.ok_or(ServiceError::NotFound)?;
+        let deactivated = self.ports.catalog.deactivate_all(id, self.ports.clock.now()).await?;
+        if let Err(error) = self.ports.secrets.delete_auth_key(id).await {
             // The record is gone, so the orphaned credential is unreachable; on-call removes it.
             tracing::error!(integration_id = %id, error = %error, "integration deleted but its credential could not be removed");
         }
-        tracing::info!(integration_id = %id, "integration deleted");
+        tracing::info!(integration_id = %id, deactivated, "integration deleted");
         Ok(())
     }
 }

@@ -13,6 +13,7 @@ use seyaha::api::PREFIX;
 use seyaha::api::auth::{Role, mint_token};
 use seyaha::domain::PartnerId;
 use seyaha::octo::OctoClientConfig;
+use seyaha::sync::SyncConfig;
 use seyaha_local::{LocalConfig, RunningServer};
 use tempfile::TempDir;
 
@@ -23,6 +24,8 @@ pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789abcdef";
 pub struct Options {
     pub allow_private_endpoints: bool,
     pub octo: OctoClientConfig,
+    pub sync: SyncConfig,
+    pub nightly_cron: String,
 }
 
 impl Default for Options {
@@ -34,6 +37,8 @@ impl Default for Options {
                 request_timeout: Duration::from_secs(2),
                 max_response_bytes: 1024 * 1024,
             },
+            sync: SyncConfig::default(),
+            nightly_cron: seyaha_local::DEFAULT_NIGHTLY_CRON.into(),
         }
     }
 }
@@ -196,6 +201,8 @@ async fn start(data_dir: &TempDir, options: &Options) -> RunningServer {
         jwt_secret: Some(SecretString::from(JWT_SECRET)),
         allow_private_endpoints: options.allow_private_endpoints,
         octo: options.octo,
+        sync: options.sync,
+        nightly_cron: options.nightly_cron.clone(),
     };
     seyaha_local::start(config).await.expect("seyaha-local starts")
 }

@@ -259,10 +259,3 @@ async fn sync_log_and_health_for_owner_and_admin_only() {
     app.call("GET", "/xyz/health", Some(&admin), None).await.expect_error(400);
     app.call("GET", &format!("/{id}/health"), None, None).await.expect_error(401);
 }
-
-#[tokio::test]
-async fn sync_all_is_not_faked_before_the_sync_engine_exists() {
-    let app = TestApp::spawn().await;
-    let reply = app.call("POST", "/admin/sync-all", Some(&app.admin_token()), None).await;
-    reply.expect_error(501);
-}

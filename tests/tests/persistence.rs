@@ -20,8 +20,9 @@ async fn data_survives_a_restart() {
 
     let after = app.call("GET", "/me", Some(&token), None).await;
     assert_eq!(after.expect_success(200), &before);
-    // The webhook secret still authenticates (501: the engine is not deployed yet, but not 401/403).
-    app.webhook(&id, "sync/trigger", Some(&secret), None).await.expect_error(501);
+    // The webhook secret still authenticates, and the stored credential still reaches the partner.
+    let synced = app.webhook(&id, "sync/trigger", Some(&secret), None).await;
+    assert_eq!(synced.expect_success(200)["synced"], 3);
     // The stored credential still works.
     let test = app.call("POST", "/me/test-connection", Some(&token), None).await;
     assert_eq!(test.data()["ok"], true, "{}", test.text);

@@ -1,11 +1,11 @@
 //! The webhook routes authenticate in the documented order: secret and integration (401),
-//! then approval and activity (403). The sync engine behind them arrives later: 501 until then.
+//! then approval and activity (403), then the body (400).
 
 use serde_json::json;
 use seyaha_tests::{TestApp, new_partner};
 
 #[tokio::test]
-async fn check_order_401_then_403_then_not_implemented() {
+async fn check_order_401_then_403_then_400() {
     let app = TestApp::spawn().await;
     let partner = new_partner();
     let created = app.register(&partner, "https://octo.example.com", "bearer", "k").await;

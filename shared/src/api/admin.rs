@@ -5,11 +5,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 
-use super::envelope::{Pagination, ok, paginated};
+use super::envelope::{Pagination, ok, paginated, success};
 use super::extract::{AdminAuth, IntegrationPath, JsonBody};
 use super::integrations::created_response;
 use super::{ApiError, AppState, body};
-use crate::domain::{Creator, HealthStatus};
+use crate::domain::{Creator, HealthStatus, RunTrigger};
 use crate::ports::{IntegrationFilter, PageRequest};
 
 const DEFAULT_PAGE_SIZE: u32 = 20;
@@ -90,12 +90,10 @@ pub async fn delete(State(state): State<AppState>, _admin: AdminAuth, Integratio
     Ok(ok(json!({ "deleted": true })))
 }
 
-/// Queues a sync of every approved, active integration — delivered with the sync engine.
-pub async fn sync_all(_admin: AdminAuth) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "sync-all is not available yet: the sync engine is not deployed",
-    )
+/// Queues a sync of every approved, active integration (DOWN ones are probed).
+pub async fn sync_all(State(state): State<AppState>, _admin: AdminAuth) -> Result<Response, ApiError> {
+    let queued = state.service.engine().request_all(RunTrigger::Admin).await?;
+    Ok(success(StatusCode::ACCEPTED, json!({ "queued": queued })))
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@ pub fn registration_routes() -> Router<AppState> {
         .route(&path("/me/test-connection"), post(integrations::test_connection))
         .route(&path("/{id}/sync-log"), get(status::sync_log))
         .route(&path("/{id}/health"), get(status::health))
+        .route(&path("/{id}/catalog"), get(status::catalog))
         .route(&path("/admin"), get(admin::list))
         .route(&path("/admin/create"), post(admin::create))
         .route(&path("/admin/sync-all"), post(admin::sync_all))

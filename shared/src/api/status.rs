@@ -1,4 +1,4 @@
-//! Read-only views by integration id: sync-log and health (owner partner or admin).
+//! Read-only views by integration id: sync-log, health and the synced catalog (owner partner or admin).
 
 use axum::extract::State;
 use axum::response::Response;
@@ -30,4 +30,12 @@ pub async fn health(
     IntegrationPath(id): IntegrationPath,
 ) -> Result<Response, ApiError> {
     Ok(ok(state.service.health(reader(principal), id).await?))
+}
+
+pub async fn catalog(
+    State(state): State<AppState>,
+    principal: Principal,
+    IntegrationPath(id): IntegrationPath,
+) -> Result<Response, ApiError> {
+    Ok(ok(state.service.catalog(reader(principal), id).await?))
 }

@@ -192,13 +192,40 @@ pub struct Integration {
 }
 
 /// What is stored per integration: the document, the webhook secret's digest (never the
-/// secret), and a version for optimistic concurrency between concurrent writers.
+/// secret), the sync coordination state, and a version for optimistic concurrency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IntegrationRecord {
     #[serde(flatten)]
     pub integration: Integration,
     pub webhook_secret_digest: WebhookSecretDigest,
+    #[serde(default)]
+    pub sync_control: SyncControl,
     pub version: u64,
+}
+
+/// Who may run a sync right now. A lease expires, so a crashed sync never blocks forever.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub run_id: String,
+    pub expires_at: Timestamp,
+}
+
+/// Coordination between syncs, never shown on the wire.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncControl {
+    /// Held by the running sync.
+    pub lease: Option<Lease>,
+    /// A sync was requested and has not started yet; the sync that takes the lease clears
+    /// it, so one run covers every request made before it started (coalescing).
+    pub requested_at: Option<Timestamp>,
+    /// The next successful sync ignores the catalog hash (after DOWN deactivated the catalog).
+    pub force_full_sync: bool,
+}
+
+impl SyncControl {
+    pub fn lease_held(&self, now: Timestamp) -> bool {
+        self.lease.as_ref().is_some_and(|lease| lease.expires_at > now)
+    }
 }
 
 /// A validated create request.

@@ -1,6 +1,7 @@
 //! The OCTO side: the client that talks to partner suppliers.
 
 mod client;
+pub mod models;
 pub mod sample;
 
 pub use client::{OctoClient, OctoClientConfig, OctoCredentials, OctoError};

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
@@ -49,6 +50,18 @@ impl SyncQueue for InProcessQueue {
         }
         Ok(())
     }
+
+    /// Delayed jobs stay outside the coalescing window: an immediate request made meanwhile
+    /// must not wait for the delay.
+    async fn enqueue_after(&self, job: &SyncJob, delay: Duration) -> Result<(), QueueError> {
+        let sender = self.sender.clone();
+        let job = job.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = sender.send(job);
+        });
+        Ok(())
+    }
 }
 
 impl QueueReceiver {
@@ -59,17 +72,24 @@ impl QueueReceiver {
         self.waiting.lock().expect("queue lock poisoned").remove(&job.integration_id);
         Some(job)
     }
+
+    /// A job if one is ready now, without waiting.
+    pub fn try_recv(&mut self) -> Option<SyncJob> {
+        let job = self.receiver.try_recv().ok()?;
+        self.waiting.lock().expect("queue lock poisoned").remove(&job.integration_id);
+        Some(job)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::SyncReason;
+    use crate::domain::RunTrigger;
 
     fn job(id: IntegrationId) -> SyncJob {
         SyncJob {
             integration_id: id,
-            reason: SyncReason::Fallback,
+            trigger: RunTrigger::Fallback,
         }
     }
 

@@ -20,7 +20,7 @@ pub struct RedbStore {
     db: Arc<Database>,
 }
 
-fn unavailable(error: impl std::fmt::Display) -> StoreError {
+pub(super) fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
 
@@ -39,12 +39,13 @@ impl RedbStore {
         let txn = db.begin_write().map_err(unavailable)?;
         txn.open_table(INTEGRATIONS).map_err(unavailable)?;
         txn.open_table(PARTNERS).map_err(unavailable)?;
+        super::catalog::create_tables(&txn)?;
         txn.commit().map_err(unavailable)?;
         Ok(Self { db: Arc::new(db) })
     }
 
     /// Runs blocking redb work off the async executor.
-    async fn blocking<T: Send + 'static>(
+    pub(super) async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -170,6 +171,31 @@ impl IntegrationStore for RedbStore {
             let total_count = matching.len() as u64;
             let items = matching.into_iter().skip(page.offset()).take(page.limit as usize).collect();
             Ok(Page { items, total_count })
+        })
+        .await
+    }
+
+    async fn list_syncable(&self, after: Option<IntegrationId>, limit: usize) -> Result<Vec<IntegrationRecord>, StoreError> {
+        let after = after.map(|id| id.to_string());
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(INTEGRATIONS).map_err(unavailable)?;
+            let mut page = Vec::with_capacity(limit);
+            let range = match &after {
+                Some(after) => table.range::<&str>((std::ops::Bound::Excluded(after.as_str()), std::ops::Bound::Unbounded)),
+                None => table.range::<&str>(..),
+            };
+            for entry in range.map_err(unavailable)? {
+                let (_, value) = entry.map_err(unavailable)?;
+                let record = decode(value.value())?;
+                if record.integration.accepts_webhooks() {
+                    page.push(record);
+                    if page.len() == limit {
+                        break;
+                    }
+                }
+            }
+            Ok(page)
         })
         .await
     }

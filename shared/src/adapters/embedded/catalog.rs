@@ -1,0 +1,278 @@
+//! The catalog, slots and run history on redb, in the same database file as the integrations.
+//! Keys are tuples starting with the integration id, so an integration's rows are one range.
+
+use async_trait::async_trait;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+
+use super::RedbStore;
+use super::store::unavailable;
+use crate::domain::{Activity, ActivityState, IntegrationId, Slot, SyncRun, Timestamp, VariationRef};
+use crate::ports::{CatalogStore, RunStore, StoreError};
+
+/// (integration, internalName) -> Activity JSON.
+const ACTIVITIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("activities");
+/// (integration, OCTO product id) -> internalName: how notify finds an activity.
+const PRODUCTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("activities_by_product");
+/// (integration, product id, option id, availability id) -> Slot JSON.
+const SLOTS: TableDefinition<(&str, &str, &str, &str), &[u8]> = TableDefinition::new("slots");
+/// (integration, started at in ms, run id) -> SyncRun JSON.
+const RUNS: TableDefinition<(&str, u64, &str), &[u8]> = TableDefinition::new("runs");
+
+pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(ACTIVITIES).map_err(unavailable)?;
+    txn.open_table(PRODUCTS).map_err(unavailable)?;
+    txn.open_table(SLOTS).map_err(unavailable)?;
+    txn.open_table(RUNS).map_err(unavailable)?;
+    Ok(())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Unavailable(format!("corrupt catalog record: {e}")))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(unavailable)
+}
+
+/// Keys of one integration: every tuple whose first element is `id`.
+fn prefix_range(id: &str) -> std::ops::RangeFrom<(&str, &str)> {
+    (id, "")..
+}
+
+fn all_activities(db: &redb::Database, id: &str) -> Result<Vec<Activity>, StoreError> {
+    let txn = db.begin_read().map_err(unavailable)?;
+    let table = txn.open_table(ACTIVITIES).map_err(unavailable)?;
+    let mut activities = Vec::new();
+    for entry in table.range(prefix_range(id)).map_err(unavailable)? {
+        let (key, value) = entry.map_err(unavailable)?;
+        if key.value().0 != id {
+            break;
+        }
+        activities.push(decode::<Activity>(value.value())?);
+    }
+    Ok(activities)
+}
+
+#[async_trait]
+impl CatalogStore for RedbStore {
+    async fn activity_states(&self, integration: &IntegrationId) -> Result<Vec<ActivityState>, StoreError> {
+        let activities = self.activities(integration).await?;
+        Ok(activities
+            .into_iter()
+            .map(|a| ActivityState {
+                internal_name: a.internal_name,
+                content_hash: a.content_hash,
+                is_active: a.is_active,
+            })
+            .collect())
+    }
+
+    async fn put_activities(&self, integration: &IntegrationId, activities: &[Activity]) -> Result<(), StoreError> {
+        let id = integration.to_string();
+        let rows = activities
+            .iter()
+            .map(|a| Ok((a.internal_name.clone(), a.external_sync.external_id.clone(), encode(a)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = txn.open_table(ACTIVITIES).map_err(unavailable)?;
+                let mut products = txn.open_table(PRODUCTS).map_err(unavailable)?;
+                for (name, product_id, bytes) in &rows {
+                    let previous = table.insert((id.as_str(), name.as_str()), bytes.as_slice()).map_err(unavailable)?;
+                    // A product whose OCTO id changed under the same internalName: drop the old index entry.
+                    if let Some(previous) = previous {
+                        let previous: Activity = decode(previous.value())?;
+                        if previous.external_sync.external_id != *product_id {
+                            products
+                                .remove((id.as_str(), previous.external_sync.external_id.as_str()))
+                                .map_err(unavailable)?;
+                        }
+                    }
+                    products
+                        .insert((id.as_str(), product_id.as_str()), name.as_str())
+                        .map_err(unavailable)?;
+                }
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn set_active(
+        &self,
+        integration: &IntegrationId,
+        internal_names: &[String],
+        active: bool,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let id = integration.to_string();
+        let names = internal_names.to_vec();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = txn.open_table(ACTIVITIES).map_err(unavailable)?;
+                for name in &names {
+                    let current = table
+                        .get((id.as_str(), name.as_str()))
+                        .map_err(unavailable)?
+                        .map(|v| decode::<Activity>(v.value()))
+                        .transpose()?;
+                    if let Some(mut activity) = current
+                        && activity.is_active != active
+                    {
+                        activity.is_active = active;
+                        activity.updated_at = now;
+                        table
+                            .insert((id.as_str(), name.as_str()), encode(&activity)?.as_slice())
+                            .map_err(unavailable)?;
+                    }
+                }
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn deactivate_all(&self, integration: &IntegrationId, now: Timestamp) -> Result<u64, StoreError> {
+        let active: Vec<String> = self
+            .activity_states(integration)
+            .await?
+            .into_iter()
+            .filter(|a| a.is_active)
+            .map(|a| a.internal_name)
+            .collect();
+        let count = active.len() as u64;
+        self.set_active(integration, &active, false, now).await?;
+        Ok(count)
+    }
+
+    async fn find_variation(
+        &self,
+        integration: &IntegrationId,
+        product_id: &str,
+        option_id: &str,
+    ) -> Result<Option<VariationRef>, StoreError> {
+        let (id, product_id, option_id) = (integration.to_string(), product_id.to_owned(), option_id.to_owned());
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let products = txn.open_table(PRODUCTS).map_err(unavailable)?;
+            let Some(name) = products.get((id.as_str(), product_id.as_str())).map_err(unavailable)? else {
+                return Ok(None);
+            };
+            let activities = txn.open_table(ACTIVITIES).map_err(unavailable)?;
+            let Some(activity) = activities.get((id.as_str(), name.value())).map_err(unavailable)? else {
+                return Ok(None);
+            };
+            let activity: Activity = decode(activity.value())?;
+            let has_option = activity.variations.iter().any(|v| v.external_sync.external_option_id == option_id);
+            Ok(has_option.then(|| VariationRef {
+                internal_name: activity.internal_name.clone(),
+                activity_active: activity.is_active,
+            }))
+        })
+        .await
+    }
+
+    async fn put_slot(&self, integration: &IntegrationId, slot: &Slot) -> Result<(), StoreError> {
+        let id = integration.to_string();
+        let slot = slot.clone();
+        let bytes = encode(&slot)?;
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = txn.open_table(SLOTS).map_err(unavailable)?;
+                let key = (
+                    id.as_str(),
+                    slot.product_id.as_str(),
+                    slot.option_id.as_str(),
+                    slot.availability_id.as_str(),
+                );
+                table.insert(key, bytes.as_slice()).map_err(unavailable)?;
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn activities(&self, integration: &IntegrationId) -> Result<Vec<Activity>, StoreError> {
+        let id = integration.to_string();
+        self.blocking(move |db| all_activities(db, &id)).await
+    }
+
+    async fn slots(&self, integration: &IntegrationId) -> Result<Vec<Slot>, StoreError> {
+        let id = integration.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(SLOTS).map_err(unavailable)?;
+            let mut slots = Vec::new();
+            for entry in table.range((id.as_str(), "", "", "")..).map_err(unavailable)? {
+                let (key, value) = entry.map_err(unavailable)?;
+                if key.value().0 != id {
+                    break;
+                }
+                slots.push(decode::<Slot>(value.value())?);
+            }
+            Ok(slots)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl RunStore for RedbStore {
+    async fn record_run(&self, run: &SyncRun) -> Result<(), StoreError> {
+        let id = run.integration_id.to_string();
+        let started = run.started_at.unix_millis().max(0) as u64;
+        let run_id = run.run_id.clone();
+        let expired_before = run.started_at.unix_millis() - crate::domain::RUN_RETENTION_DAYS * 24 * 3600 * 1000;
+        let bytes = encode(run)?;
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = txn.open_table(RUNS).map_err(unavailable)?;
+                table
+                    .insert((id.as_str(), started, run_id.as_str()), bytes.as_slice())
+                    .map_err(unavailable)?;
+                // Expire old records here, as DynamoDB's TTL does there.
+                let cutoff = expired_before.max(0) as u64;
+                let stale: Vec<(u64, String)> = table
+                    .range((id.as_str(), 0u64, "")..(id.as_str(), cutoff, ""))
+                    .map_err(unavailable)?
+                    .map(|entry| entry.map(|(key, _)| (key.value().1, key.value().2.to_owned())))
+                    .collect::<Result<_, _>>()
+                    .map_err(unavailable)?;
+                for (at, run_id) in stale {
+                    table.remove((id.as_str(), at, run_id.as_str())).map_err(unavailable)?;
+                }
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn recent_runs(&self, integration: &IntegrationId, limit: usize, now: Timestamp) -> Result<Vec<SyncRun>, StoreError> {
+        let id = integration.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(RUNS).map_err(unavailable)?;
+            let mut runs = Vec::with_capacity(limit);
+            for entry in table
+                .range((id.as_str(), 0u64, "")..(id.as_str(), u64::MAX, ""))
+                .map_err(unavailable)?
+                .rev()
+            {
+                let (_, value) = entry.map_err(unavailable)?;
+                let run: SyncRun = decode(value.value())?;
+                if run.expires_at > now {
+                    runs.push(run);
+                    if runs.len() == limit {
+                        break;
+                    }
+                }
+            }
+            Ok(runs)
+        })
+        .await
+    }
+}

@@ -1,0 +1,194 @@
+//! Seyaha's copy of a partner catalog: activities (OCTO products), variations (options) with
+//! unit pricing, and availability slots; plus the sync run history.
+
+use serde::{Deserialize, Serialize};
+
+use super::{IntegrationId, Timestamp};
+
+/// The OCTO ids an activity came from; notify matches on them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalSync {
+    pub external_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VariationSync {
+    pub external_option_id: String,
+}
+
+/// A price in minor units (`retail / 10^currency_precision`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Price {
+    pub retail: i64,
+    pub currency: Option<String>,
+    pub currency_precision: Option<u32>,
+}
+
+/// One guest type of a variation (`ADULT`, `CHILD`, ...) with its "from" price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitPrice {
+    #[serde(rename = "type")]
+    pub unit_type: String,
+    pub label: Option<String>,
+    pub price: Option<Price>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VariationPricing {
+    pub units: Vec<UnitPrice>,
+    /// The option's own "from" price when the product is priced per booking.
+    pub per_booking: Option<Price>,
+}
+
+/// An OCTO option.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Variation {
+    pub title: String,
+    pub external_sync: VariationSync,
+    pub pricing: VariationPricing,
+}
+
+/// An OCTO product, keyed by its `internalName` (the dedup key across syncs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    #[serde(rename = "internalName")]
+    pub internal_name: String,
+    pub activity_title: String,
+    pub external_sync: ExternalSync,
+    pub variations: Vec<Variation>,
+    #[serde(rename = "isActive")]
+    pub is_active: bool,
+    /// SHA-256 of the product's canonical JSON: the diff compares these.
+    pub content_hash: String,
+    #[serde(rename = "updatedAt")]
+    pub updated_at: Timestamp,
+}
+
+/// What the diff needs to know about a stored activity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityState {
+    pub internal_name: String,
+    pub content_hash: String,
+    pub is_active: bool,
+}
+
+/// OCTO availability status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SlotStatus {
+    Available,
+    Freesale,
+    Limited,
+    SoldOut,
+    Closed,
+}
+
+impl SlotStatus {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "AVAILABLE" => Self::Available,
+            "FREESALE" => Self::Freesale,
+            "LIMITED" => Self::Limited,
+            "SOLD_OUT" => Self::SoldOut,
+            "CLOSED" => Self::Closed,
+            _ => return None,
+        })
+    }
+}
+
+/// One bookable time slot of a variation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
+    #[serde(rename = "productId")]
+    pub product_id: String,
+    #[serde(rename = "optionId")]
+    pub option_id: String,
+    #[serde(rename = "availabilityId")]
+    pub availability_id: String,
+    /// As the partner sent it (RFC 3339 with the product's offset).
+    #[serde(rename = "localDateTimeStart")]
+    pub local_date_time_start: String,
+    pub status: Option<SlotStatus>,
+    pub vacancies: Option<u64>,
+    pub capacity: Option<u64>,
+    #[serde(rename = "updatedAt")]
+    pub updated_at: Timestamp,
+}
+
+/// Where a variation lives, as found by its OCTO ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariationRef {
+    pub internal_name: String,
+    pub activity_active: bool,
+}
+
+/// What started a sync run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunTrigger {
+    Webhook,
+    Nightly,
+    Fallback,
+    Admin,
+    FollowUp,
+    Recovery,
+    Handoff,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    Synced,
+    Skipped,
+    Error,
+    Queued,
+}
+
+/// Counts reported by a sync: `synced` = products accepted from the payload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncCounts {
+    pub synced: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub deactivated: u64,
+    pub rejected: u64,
+}
+
+/// A product the sync refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Position in the `GET /products` array.
+    pub index: usize,
+    #[serde(rename = "productId")]
+    pub product_id: Option<String>,
+    #[serde(rename = "internalName")]
+    pub internal_name: Option<String>,
+    pub reason: String,
+}
+
+/// One entry of the run history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRun {
+    pub run_id: String,
+    pub integration_id: IntegrationId,
+    pub trigger: RunTrigger,
+    pub started_at: Timestamp,
+    pub duration_ms: u64,
+    pub outcome: RunOutcome,
+    #[serde(flatten)]
+    pub counts: SyncCounts,
+    pub hash: Option<String>,
+    pub error: Option<String>,
+    /// At most [`MAX_REPORTED_REJECTIONS`] entries.
+    pub rejections: Vec<Rejection>,
+    /// When the record may be forgotten (TTL).
+    pub expires_at: Timestamp,
+}
+
+/// Run records are kept this long.
+pub const RUN_RETENTION_DAYS: i64 = 30;
+/// sync-log shows this many runs.
+pub const RUNS_SHOWN: usize = 20;
+/// Rejections listed per run (the count is always complete).
+pub const MAX_REPORTED_REJECTIONS: usize = 50;

@@ -1,0 +1,220 @@
+//! Availability notify: the flat Seyaha format and the OCTO webhook wrapper, matching on the
+//! OCTO product and option ids, and the fallback to a background full sync.
+//!
+//! Cost per call: the integration read (authentication), one variation lookup, then one write:
+//! the slot, or the sync request flag (a burst of unknown products coalesces into one sync).
+
+use serde_json::{Map, Value};
+
+use crate::domain::{IntegrationRecord, RunTrigger, Slot, SlotStatus, Timestamp};
+use crate::service::ServiceError;
+use crate::sync::{SyncEngine, SyncPorts};
+
+/// A validated single-slot update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvailabilityUpdate {
+    pub product_id: String,
+    pub option_id: String,
+    pub availability_id: String,
+    pub local_date_time_start: String,
+    pub status: Option<SlotStatus>,
+    pub vacancies: Option<u64>,
+    pub capacity: Option<u64>,
+}
+
+/// Reads a notify body in either accepted format. Every problem is reported as
+/// `"field: reason"`; fields of the wrapper are named `availability.<field>`.
+pub fn parse_notify(body: &Value) -> Result<AvailabilityUpdate, Vec<String>> {
+    let Some(object) = body.as_object() else {
+        return Err(vec!["body: must be a JSON object".into()]);
+    };
+    if object.contains_key("availability") || object.contains_key("webhook") {
+        let mut errors = Vec::new();
+        if let Some(webhook) = object.get("webhook") {
+            match webhook.get("event").and_then(Value::as_str) {
+                Some("availability_update") | None if webhook.is_object() => {}
+                _ if !webhook.is_object() => errors.push("webhook: must be an object".into()),
+                _ => errors.push("webhook.event: must be availability_update".into()),
+            }
+        }
+        let Some(availability) = object.get("availability").and_then(Value::as_object) else {
+            errors.push("availability: must be an object".into());
+            return Err(errors);
+        };
+        return read(availability, "availability.", "id", errors);
+    }
+    read(object, "", "availabilityId", Vec::new())
+}
+
+fn read(
+    fields: &Map<String, Value>,
+    prefix: &str,
+    availability_key: &str,
+    mut errors: Vec<String>,
+) -> Result<AvailabilityUpdate, Vec<String>> {
+    let mut text = |key: &str| -> Option<String> {
+        match fields.get(key) {
+            None | Some(Value::Null) => errors.push(format!("{prefix}{key}: is required")),
+            Some(Value::String(s)) if s.trim().is_empty() => errors.push(format!("{prefix}{key}: must not be empty")),
+            Some(Value::String(s)) if s.len() > 256 => errors.push(format!("{prefix}{key}: must be at most 256 characters")),
+            Some(Value::String(s)) => return Some(s.clone()),
+            Some(_) => errors.push(format!("{prefix}{key}: must be a string")),
+        }
+        None
+    };
+    let product_id = text("productId");
+    let option_id = text("optionId");
+    let availability_id = text(availability_key);
+    let start = text("localDateTimeStart");
+    if let Some(start) = &start
+        && Timestamp::parse(start).is_err()
+    {
+        errors.push(format!(
+            "{prefix}localDateTimeStart: must be an RFC 3339 date-time with an offset, e.g. 2026-07-15T10:00:00+03:00"
+        ));
+    }
+    let status = match fields.get("status") {
+        None | Some(Value::Null) => None,
+        Some(value) => {
+            let parsed = value.as_str().and_then(SlotStatus::parse);
+            if parsed.is_none() {
+                errors.push(format!(
+                    "{prefix}status: must be one of AVAILABLE, FREESALE, LIMITED, SOLD_OUT, CLOSED"
+                ));
+            }
+            parsed
+        }
+    };
+    let mut count = |key: &str| match fields.get(key) {
+        None | Some(Value::Null) => None,
+        Some(value) => {
+            let parsed = value.as_u64();
+            if parsed.is_none() {
+                errors.push(format!("{prefix}{key}: must be a non-negative integer"));
+            }
+            parsed
+        }
+    };
+    let vacancies = count("vacancies");
+    let capacity = count("capacity");
+    if let (Some(vacancies), Some(capacity)) = (vacancies, capacity)
+        && vacancies > capacity
+    {
+        errors.push(format!("{prefix}vacancies: must not exceed capacity"));
+    }
+    match (product_id, option_id, availability_id, start) {
+        (Some(product_id), Some(option_id), Some(availability_id), Some(local_date_time_start)) if errors.is_empty() => {
+            Ok(AvailabilityUpdate {
+                product_id,
+                option_id,
+                availability_id,
+                local_date_time_start,
+                status,
+                vacancies,
+                capacity,
+            })
+        }
+        _ => Err(errors),
+    }
+}
+
+/// Applies an update: upserts the slot of a known, active product and option (`true`), or
+/// requests one coalesced background full sync (`false`).
+pub async fn apply(
+    ports: &SyncPorts,
+    engine: &SyncEngine,
+    record: IntegrationRecord,
+    update: AvailabilityUpdate,
+) -> Result<bool, ServiceError> {
+    let id = record.integration.id;
+    let found = ports.catalog.find_variation(&id, &update.product_id, &update.option_id).await?;
+    if found.is_some_and(|variation| variation.activity_active) {
+        let slot = Slot {
+            product_id: update.product_id,
+            option_id: update.option_id,
+            availability_id: update.availability_id,
+            local_date_time_start: update.local_date_time_start,
+            status: update.status,
+            vacancies: update.vacancies,
+            capacity: update.capacity,
+            updated_at: ports.clock.now(),
+        };
+        ports.catalog.put_slot(&id, &slot).await?;
+        return Ok(true);
+    }
+    let queued = engine.request_sync(id, RunTrigger::Fallback, Some(record)).await?;
+    tracing::info!(integration_id = %id, product_id = %update.product_id, option_id = %update.option_id, queued, "notify for an unknown product: fallback sync");
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn flat() -> Value {
+        json!({"productId": "p", "optionId": "o", "availabilityId": "a", "localDateTimeStart": "2026-07-15T10:00:00+03:00"})
+    }
+
+    #[test]
+    fn reads_the_flat_format() {
+        let mut body = flat();
+        body["status"] = json!("LIMITED");
+        body["vacancies"] = json!(2);
+        body["capacity"] = json!(10);
+        let update = parse_notify(&body).unwrap();
+        assert_eq!(
+            (update.status, update.vacancies, update.capacity),
+            (Some(SlotStatus::Limited), Some(2), Some(10))
+        );
+        assert_eq!(update.availability_id, "a");
+    }
+
+    #[test]
+    fn reads_the_octo_webhook_wrapper() {
+        let body = json!({
+            "webhook": {"id": "w1", "event": "availability_update", "url": "https://x"},
+            "availability": {"productId": "p", "optionId": "o", "id": "2026-07-15T10:00:00+03:00", "localDateTimeStart": "2026-07-15T10:00:00+03:00",
+                             "localDateTimeEnd": "2026-07-15T12:00:00+03:00", "allDay": false, "status": "FREESALE", "vacancies": null, "capacity": null}
+        });
+        let update = parse_notify(&body).unwrap();
+        assert_eq!(update.availability_id, "2026-07-15T10:00:00+03:00");
+        assert_eq!((update.status, update.vacancies), (Some(SlotStatus::Freesale), None));
+    }
+
+    #[test]
+    fn reports_each_invalid_field() {
+        let cases = [
+            (json!({}), "productId: is required"),
+            (json!({"productId": 5}), "productId: must be a string"),
+            (json!({"productId": ""}), "productId: must not be empty"),
+            (
+                json!({"localDateTimeStart": "2026-07-15T10:00:00"}),
+                "localDateTimeStart: must be an RFC 3339 date-time with an offset",
+            ),
+            (json!({"status": "OPEN"}), "status: must be one of"),
+            (json!({"vacancies": -1}), "vacancies: must be a non-negative integer"),
+            (json!({"capacity": 2.5}), "capacity: must be a non-negative integer"),
+            (json!({"vacancies": 5, "capacity": 3}), "vacancies: must not exceed capacity"),
+        ];
+        for (patch, expected) in cases {
+            let mut body = flat();
+            for (key, value) in patch.as_object().unwrap() {
+                body[key] = value.clone();
+            }
+            if patch.as_object().unwrap().is_empty() {
+                body = json!({});
+            }
+            let errors = parse_notify(&body).unwrap_err().join("; ");
+            assert!(errors.contains(expected), "{patch}: {errors}");
+        }
+        let wrapped = json!({"webhook": {"event": "booking_update"}, "availability": {"productId": "p"}});
+        let errors = parse_notify(&wrapped).unwrap_err().join("; ");
+        assert!(
+            errors.contains("webhook.event: must be availability_update") && errors.contains("availability.id: is required"),
+            "{errors}"
+        );
+        assert!(parse_notify(&json!([])).is_err());
+    }
+}

@@ -1,0 +1,696 @@
+//! One sync engine for every trigger (webhook, nightly, fallback, admin, follow-up, recovery,
+//! hand-off): lease -> fetch -> parse and hash -> diff -> write -> commit.
+//!
+//! Coordination lives on the integration record and changes only through versioned writes:
+//! - the **lease** says who may sync; it expires, so a crashed sync never blocks forever;
+//! - **`requested_at`** says a sync is wanted. Taking the lease clears it, so one run covers
+//!   every request made before it started. A request made while the lease is held stays set
+//!   and the holder enqueues a follow-up when it finishes; a delayed watchdog job covers a
+//!   holder that died.
+//!
+//! Background jobs only run while `requested_at` is set, so duplicate and redelivered queue
+//! messages change nothing. Catalog writes are per activity and idempotent, and the catalog
+//! hash is committed last, so a run cut short (crash, request budget) leaves a catalog that
+//! the next run's diff completes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::domain::{
+    HealthStatus, HealthTransition, IntegrationId, IntegrationRecord, Lease, MAX_REPORTED_REJECTIONS, ObjectId, RUN_RETENTION_DAYS,
+    Rejection, RunOutcome, RunTrigger, SyncCounts, SyncRun, SyncStatus, Timestamp,
+};
+use crate::octo::{OctoClient, OctoCredentials};
+use crate::ports::{CatalogStore, Clock, IntegrationStore, RunStore, SecretStore, SyncJob, SyncQueue};
+use crate::records::{Change, update_record};
+use crate::service::ServiceError;
+
+use super::catalog::parse_catalog;
+
+/// The longest an error message from a partner call may be on the record.
+const MAX_ERROR_MESSAGE_LEN: usize = 300;
+/// Integrations per page of the nightly listing.
+const NIGHTLY_PAGE_SIZE: usize = 100;
+
+#[derive(Debug, Clone, Copy)]
+pub struct SyncConfig {
+    /// How long a sync may hold the lease before another may take over.
+    pub lease: Duration,
+    /// How long a webhook-triggered sync may run inside the request before handing off.
+    pub request_budget: Duration,
+    /// Activities written per store call; the budget is checked between batches.
+    pub write_batch: usize,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(300),
+            request_budget: Duration::from_secs(25),
+            write_batch: 100,
+        }
+    }
+}
+
+/// Everything the engine talks to.
+#[derive(Clone)]
+pub struct SyncPorts {
+    pub integrations: Arc<dyn IntegrationStore>,
+    pub catalog: Arc<dyn CatalogStore>,
+    pub runs: Arc<dyn RunStore>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub queue: Arc<dyn SyncQueue>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What a sync run came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncResult {
+    /// Finished: written (`skipped: false`) or unchanged by hash (`skipped: true`).
+    Done {
+        counts: SyncCounts,
+        skipped: bool,
+        rejections: Vec<Rejection>,
+    },
+    /// Another sync holds the lease, or the request budget ran out: a sync will run after this.
+    Queued,
+    /// The partner's endpoint failed; the message names the cause.
+    Failed { message: String },
+    /// Nothing to do: the job's request was already served, or the integration is gone or
+    /// no longer approved and active.
+    NotNeeded,
+}
+
+/// Whether a probe (a sync's fetch or a connection test) worked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    Success,
+    Failure,
+}
+
+enum Start {
+    NotNeeded,
+    Busy {
+        newly_requested: bool,
+        lease_expires_at: Timestamp,
+    },
+    Acquired {
+        record: Box<IntegrationRecord>,
+        force: bool,
+    },
+}
+
+pub struct SyncEngine {
+    ports: SyncPorts,
+    octo: OctoClient,
+    config: SyncConfig,
+}
+
+impl SyncEngine {
+    pub fn new(ports: SyncPorts, octo: OctoClient, config: SyncConfig) -> Self {
+        Self { ports, octo, config }
+    }
+
+    pub fn config(&self) -> &SyncConfig {
+        &self.config
+    }
+
+    /// `POST /{id}/sync/trigger`, after authentication: sync now within the request budget.
+    pub async fn trigger(&self, record: IntegrationRecord) -> Result<SyncResult, ServiceError> {
+        let deadline = Instant::now() + self.config.request_budget;
+        let id = record.integration.id;
+        self.run(id, RunTrigger::Webhook, Some(record), false, Some(deadline)).await
+    }
+
+    /// A queue message. Errors are infrastructure failures (worth a redelivery); partner
+    /// failures are recorded on the integration and are not errors here.
+    pub async fn handle_job(&self, job: &SyncJob) -> Result<SyncResult, ServiceError> {
+        self.run(job.integration_id, job.trigger, None, true, None).await
+    }
+
+    /// Asks for a background sync. Coalesced: if one is already requested (and not stale),
+    /// nothing is written or sent. Returns whether a job was sent.
+    pub async fn request_sync(
+        &self,
+        id: IntegrationId,
+        trigger: RunTrigger,
+        known: Option<IntegrationRecord>,
+    ) -> Result<bool, ServiceError> {
+        let now = self.ports.clock.now();
+        let stale_after = self.config.lease.as_millis() as i64;
+        let updated = update_record(self.ports.integrations.as_ref(), &id, known, |record| {
+            let control = &mut record.sync_control;
+            let fresh = control.requested_at.is_some_and(|at| at.plus_millis(stale_after) > now);
+            if fresh {
+                return Change::Keep(None);
+            }
+            control.requested_at = Some(now);
+            Change::Write(Some(control.lease.as_ref().filter(|l| l.expires_at > now).map(|l| l.expires_at)))
+        })
+        .await?;
+        let Some((_, Some(lease_expires_at))) = updated else {
+            return Ok(false);
+        };
+        let job = SyncJob {
+            integration_id: id,
+            trigger,
+        };
+        match lease_expires_at {
+            // The holder enqueues a follow-up when it finishes; this covers a holder that dies.
+            Some(expires_at) => self.ports.queue.enqueue_after(&job, self.delay_until(expires_at, now)).await?,
+            None => self.ports.queue.enqueue(&[job]).await?,
+        }
+        Ok(true)
+    }
+
+    /// The nightly job and `POST /admin/sync-all`: a sync request for every approved, active
+    /// integration (DOWN ones are only probed when the job runs: their sync is a fetch that
+    /// writes nothing unless it succeeds). Pages through the store; returns how many.
+    pub async fn request_all(&self, trigger: RunTrigger) -> Result<u64, ServiceError> {
+        let mut after = None;
+        let mut total = 0u64;
+        loop {
+            let page = self.ports.integrations.list_syncable(after, NIGHTLY_PAGE_SIZE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.integration.id);
+            let count = page.len();
+            let mut jobs = Vec::new();
+            for record in page {
+                let id = record.integration.id;
+                if self.mark_requested(id, record).await? {
+                    jobs.push(SyncJob {
+                        integration_id: id,
+                        trigger,
+                    });
+                }
+            }
+            for batch in jobs.chunks(10) {
+                self.ports.queue.enqueue(batch).await?;
+            }
+            total += count as u64;
+            if count < NIGHTLY_PAGE_SIZE {
+                break;
+            }
+        }
+        tracing::info!(trigger = ?trigger, integrations = total, "sync requested for every approved integration");
+        Ok(total)
+    }
+
+    /// Sets `requested_at` if unset or stale; true if this call set it.
+    async fn mark_requested(&self, id: IntegrationId, known: IntegrationRecord) -> Result<bool, ServiceError> {
+        let now = self.ports.clock.now();
+        let stale_after = self.config.lease.as_millis() as i64;
+        let updated = update_record(self.ports.integrations.as_ref(), &id, Some(known), |record| {
+            if record.sync_control.requested_at.is_some_and(|at| at.plus_millis(stale_after) > now) {
+                Change::Keep(false)
+            } else {
+                record.sync_control.requested_at = Some(now);
+                Change::Write(true)
+            }
+        })
+        .await?;
+        Ok(updated.is_some_and(|(_, newly)| newly))
+    }
+
+    /// Records a probe on the health state and acts on the transition: DOWN deactivates the
+    /// catalog (and forces the next sync to be full); recovery from DOWN requests that sync.
+    pub async fn record_probe(&self, id: IntegrationId, outcome: ProbeOutcome) -> Result<(), ServiceError> {
+        let now = self.ports.clock.now();
+        let updated = update_record(self.ports.integrations.as_ref(), &id, None, |record| {
+            let transition = apply_probe(record, outcome, now);
+            Change::Write(transition)
+        })
+        .await?;
+        match updated {
+            Some((_, HealthTransition::BecameDown)) => self.on_down(id, now).await,
+            Some((record, HealthTransition::RecoveredFromDown)) => {
+                self.request_sync(id, RunTrigger::Recovery, Some(record)).await?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn on_down(&self, id: IntegrationId, now: Timestamp) -> Result<(), ServiceError> {
+        let deactivated = self.ports.catalog.deactivate_all(&id, now).await?;
+        tracing::warn!(integration_id = %id, deactivated, "integration is DOWN: activities deactivated, scheduled syncs only probe");
+        Ok(())
+    }
+
+    fn delay_until(&self, at: Timestamp, now: Timestamp) -> Duration {
+        let millis = (at.unix_millis() - now.unix_millis()).max(0) as u64;
+        Duration::from_millis(millis) + Duration::from_secs(1)
+    }
+
+    async fn run(
+        &self,
+        id: IntegrationId,
+        trigger: RunTrigger,
+        known: Option<IntegrationRecord>,
+        only_if_requested: bool,
+        deadline: Option<Instant>,
+    ) -> Result<SyncResult, ServiceError> {
+        let started_at = self.ports.clock.now();
+        let clock = Instant::now();
+        let run_id = ObjectId::generate(started_at.unix_seconds()).to_string();
+
+        let (record, force) = match self.start(id, &run_id, known, only_if_requested, started_at).await? {
+            Start::NotNeeded => return Ok(SyncResult::NotNeeded),
+            Start::Busy {
+                newly_requested,
+                lease_expires_at,
+            } => {
+                if newly_requested {
+                    let watchdog = SyncJob {
+                        integration_id: id,
+                        trigger: RunTrigger::FollowUp,
+                    };
+                    self.ports
+                        .queue
+                        .enqueue_after(&watchdog, self.delay_until(lease_expires_at, started_at))
+                        .await?;
+                }
+                tracing::info!(integration_id = %id, trigger = ?trigger, "sync already running: a follow-up will run after it");
+                self.record_run(
+                    id,
+                    &run_id,
+                    trigger,
+                    started_at,
+                    clock,
+                    RunOutcome::Queued,
+                    SyncCounts::default(),
+                    None,
+                    None,
+                    Vec::new(),
+                )
+                .await;
+                return Ok(SyncResult::Queued);
+            }
+            Start::Acquired { record, force } => (*record, force),
+        };
+
+        let result = self
+            .sync_locked(&record, &run_id, trigger, force, deadline, started_at, clock)
+            .await;
+        if result.is_err() {
+            // Infrastructure failure mid-run: give the lease back so the retry need not wait.
+            let _ = self.release(id, &run_id, |_| {}).await;
+        }
+        result
+    }
+
+    /// Takes the lease, or records that a sync is wanted while another one runs.
+    async fn start(
+        &self,
+        id: IntegrationId,
+        run_id: &str,
+        known: Option<IntegrationRecord>,
+        only_if_requested: bool,
+        now: Timestamp,
+    ) -> Result<Start, ServiceError> {
+        let lease_for = self.config.lease.as_millis() as i64;
+        let updated = update_record(self.ports.integrations.as_ref(), &id, known, |record| {
+            let control = &mut record.sync_control;
+            if only_if_requested && control.requested_at.is_none() {
+                return Change::Keep(Start::NotNeeded);
+            }
+            if let Some(lease) = control.lease.as_ref().filter(|lease| lease.expires_at > now) {
+                let lease_expires_at = lease.expires_at;
+                let newly_requested = control.requested_at.is_none();
+                if newly_requested {
+                    control.requested_at = Some(now);
+                    return Change::Write(Start::Busy {
+                        newly_requested,
+                        lease_expires_at,
+                    });
+                }
+                return Change::Keep(Start::Busy {
+                    newly_requested,
+                    lease_expires_at,
+                });
+            }
+            if !record.integration.accepts_webhooks() {
+                // Unapproved or paused since the request: drop it.
+                control.requested_at = None;
+                return Change::Write(Start::NotNeeded);
+            }
+            control.lease = Some(Lease {
+                run_id: run_id.to_owned(),
+                expires_at: now.plus_millis(lease_for),
+            });
+            control.requested_at = None;
+            record.integration.sync.status = SyncStatus::Syncing;
+            // After DOWN the catalog was deactivated: the next successful sync must be full.
+            let force = control.force_full_sync || record.integration.health.status == HealthStatus::Down;
+            Change::Write(Start::Acquired {
+                record: Box::new(record.clone()),
+                force,
+            })
+        })
+        .await?;
+        Ok(match updated {
+            None => Start::NotNeeded,
+            Some((record, Start::Acquired { force, .. })) => Start::Acquired {
+                record: Box::new(record),
+                force,
+            },
+            Some((_, other)) => other,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn sync_locked(
+        &self,
+        record: &IntegrationRecord,
+        run_id: &str,
+        trigger: RunTrigger,
+        force: bool,
+        deadline: Option<Instant>,
+        started_at: Timestamp,
+        clock: Instant,
+    ) -> Result<SyncResult, ServiceError> {
+        let id = record.integration.id;
+        let Some(auth_key) = self.ports.secrets.get_auth_key(&id).await? else {
+            return self
+                .fail(
+                    id,
+                    run_id,
+                    trigger,
+                    started_at,
+                    clock,
+                    "no credential is stored for this integration".into(),
+                )
+                .await;
+        };
+        let credentials = OctoCredentials {
+            auth_type: record.integration.auth_type,
+            auth_key,
+        };
+        let body = match self.octo.fetch_products_body(&record.integration.base_url, &credentials).await {
+            Ok(body) => body,
+            Err(error) => return self.fail(id, run_id, trigger, started_at, clock, error.to_string()).await,
+        };
+        let parsed = match parse_catalog(&body, self.ports.clock.now()) {
+            Ok(parsed) => parsed,
+            Err(error) => return self.fail(id, run_id, trigger, started_at, clock, error.to_string()).await,
+        };
+        drop(body);
+
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return self.hand_off(id, run_id, trigger, started_at, clock).await;
+        }
+
+        let rejected = parsed.rejections.len() as u64;
+        let rejections: Vec<Rejection> = parsed.rejections.into_iter().take(MAX_REPORTED_REJECTIONS).collect();
+        if !force && record.integration.sync.last_sync_hash.as_deref() == Some(parsed.payload_hash.as_str()) {
+            self.commit(id, run_id, None).await?;
+            let counts = SyncCounts {
+                rejected,
+                ..SyncCounts::default()
+            };
+            self.record_run(
+                id,
+                run_id,
+                trigger,
+                started_at,
+                clock,
+                RunOutcome::Skipped,
+                counts,
+                Some(parsed.payload_hash),
+                None,
+                rejections,
+            )
+            .await;
+            tracing::info!(integration_id = %id, trigger = ?trigger, "catalog unchanged: skipped");
+            return Ok(SyncResult::Done {
+                counts,
+                skipped: true,
+                rejections: Vec::new(),
+            });
+        }
+
+        // Diff by per-activity content hash; write only what changed.
+        let stored: HashMap<String, (String, bool)> = self
+            .ports
+            .catalog
+            .activity_states(&id)
+            .await?
+            .into_iter()
+            .map(|s| (s.internal_name, (s.content_hash, s.is_active)))
+            .collect();
+        let mut counts = SyncCounts {
+            synced: parsed.activities.len() as u64,
+            rejected,
+            ..SyncCounts::default()
+        };
+        let mut to_write = Vec::new();
+        let mut present = HashSet::with_capacity(parsed.activities.len());
+        for activity in parsed.activities {
+            present.insert(activity.internal_name.clone());
+            match stored.get(&activity.internal_name) {
+                None => counts.created += 1,
+                Some((hash, active)) if *hash != activity.content_hash || !*active => counts.updated += 1,
+                Some(_) => {
+                    counts.unchanged += 1;
+                    continue;
+                }
+            }
+            to_write.push(activity);
+        }
+        let to_deactivate: Vec<String> = stored
+            .into_iter()
+            .filter(|(name, (_, active))| *active && !present.contains(name))
+            .map(|(name, _)| name)
+            .collect();
+        counts.deactivated = to_deactivate.len() as u64;
+
+        for batch in to_write.chunks(self.config.write_batch.max(1)) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return self.hand_off(id, run_id, trigger, started_at, clock).await;
+            }
+            self.ports.catalog.put_activities(&id, batch).await?;
+        }
+        if !to_deactivate.is_empty() {
+            self.ports
+                .catalog
+                .set_active(&id, &to_deactivate, false, self.ports.clock.now())
+                .await?;
+        }
+
+        let committed = self.commit(id, run_id, Some(&parsed.payload_hash)).await?;
+        if !committed {
+            // Deleted while syncing: what this run wrote must not stay active.
+            self.ports.catalog.deactivate_all(&id, self.ports.clock.now()).await?;
+        }
+        tracing::info!(integration_id = %id, trigger = ?trigger, ?counts, "catalog synced");
+        self.record_run(
+            id,
+            run_id,
+            trigger,
+            started_at,
+            clock,
+            RunOutcome::Synced,
+            counts,
+            Some(parsed.payload_hash),
+            None,
+            rejections.clone(),
+        )
+        .await;
+        Ok(SyncResult::Done {
+            counts,
+            skipped: false,
+            rejections,
+        })
+    }
+
+    /// Success: release the lease, record the hash (when written) and a healthy probe.
+    /// Returns false when the integration no longer exists.
+    async fn commit(&self, id: IntegrationId, run_id: &str, hash: Option<&str>) -> Result<bool, ServiceError> {
+        let now = self.ports.clock.now();
+        let released = self
+            .release(id, run_id, |record| {
+                let sync = &mut record.integration.sync;
+                sync.status = SyncStatus::Idle;
+                sync.error_message = None;
+                if let Some(hash) = hash {
+                    sync.last_sync_hash = Some(hash.to_owned());
+                    sync.last_sync_at = Some(now);
+                }
+                record.sync_control.force_full_sync = false;
+                apply_probe(record, ProbeOutcome::Success, now);
+            })
+            .await?;
+        Ok(released.is_some())
+    }
+
+    /// Partner failure: error state, hash unchanged, a failed probe.
+    async fn fail(
+        &self,
+        id: IntegrationId,
+        run_id: &str,
+        trigger: RunTrigger,
+        started_at: Timestamp,
+        clock: Instant,
+        message: String,
+    ) -> Result<SyncResult, ServiceError> {
+        let message = truncate(message);
+        let now = self.ports.clock.now();
+        let mut transition = HealthTransition::Unchanged;
+        self.release(id, run_id, |record| {
+            record.integration.sync.status = SyncStatus::Error;
+            record.integration.sync.error_message = Some(message.clone());
+            transition = apply_probe(record, ProbeOutcome::Failure, now);
+        })
+        .await?;
+        if transition == HealthTransition::BecameDown {
+            self.on_down(id, now).await?;
+        }
+        tracing::warn!(integration_id = %id, trigger = ?trigger, error = %message, "sync failed");
+        self.record_run(
+            id,
+            run_id,
+            trigger,
+            started_at,
+            clock,
+            RunOutcome::Error,
+            SyncCounts::default(),
+            None,
+            Some(message.clone()),
+            Vec::new(),
+        )
+        .await;
+        Ok(SyncResult::Failed { message })
+    }
+
+    /// The request budget ran out: give the lease back without committing the hash and let a
+    /// background run finish the job (its diff starts from what was written so far).
+    async fn hand_off(
+        &self,
+        id: IntegrationId,
+        run_id: &str,
+        trigger: RunTrigger,
+        started_at: Timestamp,
+        clock: Instant,
+    ) -> Result<SyncResult, ServiceError> {
+        let now = self.ports.clock.now();
+        self.release(id, run_id, |record| {
+            record.integration.sync.status = SyncStatus::Idle;
+            record.sync_control.requested_at = Some(now);
+        })
+        .await?;
+        self.ports
+            .queue
+            .enqueue(&[SyncJob {
+                integration_id: id,
+                trigger: RunTrigger::Handoff,
+            }])
+            .await?;
+        tracing::info!(integration_id = %id, trigger = ?trigger, "request budget exhausted: handed off to the queue");
+        self.record_run(
+            id,
+            run_id,
+            trigger,
+            started_at,
+            clock,
+            RunOutcome::Queued,
+            SyncCounts::default(),
+            None,
+            None,
+            Vec::new(),
+        )
+        .await;
+        Ok(SyncResult::Queued)
+    }
+
+    /// Releases our lease (if still ours) with `finish` applied, then sends the follow-up a
+    /// request made during the run asked for. `None` when the integration is gone.
+    async fn release(
+        &self,
+        id: IntegrationId,
+        run_id: &str,
+        mut finish: impl FnMut(&mut IntegrationRecord),
+    ) -> Result<Option<()>, ServiceError> {
+        let updated = update_record(self.ports.integrations.as_ref(), &id, None, |record| {
+            let ours = record.sync_control.lease.as_ref().is_some_and(|lease| lease.run_id == run_id);
+            if !ours {
+                // The lease expired and someone else took over: their run decides the state.
+                return Change::Keep(false);
+            }
+            record.sync_control.lease = None;
+            finish(record);
+            Change::Write(record.sync_control.requested_at.is_some())
+        })
+        .await?;
+        let Some((_, follow_up)) = updated else { return Ok(None) };
+        if follow_up {
+            self.ports
+                .queue
+                .enqueue(&[SyncJob {
+                    integration_id: id,
+                    trigger: RunTrigger::FollowUp,
+                }])
+                .await?;
+        }
+        Ok(Some(()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_run(
+        &self,
+        id: IntegrationId,
+        run_id: &str,
+        trigger: RunTrigger,
+        started_at: Timestamp,
+        clock: Instant,
+        outcome: RunOutcome,
+        counts: SyncCounts,
+        hash: Option<String>,
+        error: Option<String>,
+        rejections: Vec<Rejection>,
+    ) {
+        let run = SyncRun {
+            run_id: run_id.to_owned(),
+            integration_id: id,
+            trigger,
+            started_at,
+            duration_ms: clock.elapsed().as_millis() as u64,
+            outcome,
+            counts,
+            hash,
+            error,
+            rejections,
+            expires_at: started_at.plus_millis(RUN_RETENTION_DAYS * 24 * 3600 * 1000),
+        };
+        // History is best effort: losing a record must not fail the sync it describes.
+        if let Err(error) = self.ports.runs.record_run(&run).await {
+            tracing::error!(integration_id = %id, error = %error, "could not record the sync run");
+        }
+    }
+}
+
+/// Applies a probe to the health state; DOWN also forces the next successful sync to be full.
+fn apply_probe(record: &mut IntegrationRecord, outcome: ProbeOutcome, now: Timestamp) -> HealthTransition {
+    let transition = match outcome {
+        ProbeOutcome::Success => record.integration.health.record_success(now),
+        ProbeOutcome::Failure => record.integration.health.record_failure(now),
+    };
+    if transition == HealthTransition::BecameDown {
+        record.sync_control.force_full_sync = true;
+    }
+    record.integration.updated_at = now;
+    transition
+}
+
+/// Error messages are short: partner bodies are never echoed, but a hostname can be long.
+fn truncate(mut message: String) -> String {
+    if message.len() > MAX_ERROR_MESSAGE_LEN {
+        let mut cut = MAX_ERROR_MESSAGE_LEN;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
