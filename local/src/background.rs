@@ -22,9 +22,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Parses `SEYAHA_NIGHTLY_CRON` (5 fields, UTC).
 pub fn parse_cron(pattern: &str) -> Result<Cron, String> {
-    pattern
-        .parse::<Cron>()
-        .map_err(|e| format!("SEYAHA_NIGHTLY_CRON {pattern:?} is not a valid cron pattern: {e}"))
+    pattern.parse::<Cron>().map_err(|e| format!("SEYAHA_NIGHTLY_CRON {pattern:?} is not a valid cron pattern: {e}"))
 }
 
 pub struct Background {
@@ -37,10 +35,7 @@ impl Background {
         let (stop, stopped) = watch::channel(false);
         let worker = tokio::spawn(run_worker(Arc::clone(&engine), queue, receiver, stopped.clone()));
         let scheduler = tokio::spawn(run_nightly(engine, nightly, stopped));
-        Self {
-            stop,
-            tasks: vec![worker, scheduler],
-        }
+        Self { stop, tasks: vec![worker, scheduler] }
     }
 
     /// Stops taking jobs, lets running ones finish (up to a bound), then returns.
@@ -108,9 +103,7 @@ mod tests {
     #[test]
     fn parses_the_default_schedule_and_refuses_nonsense() {
         let cron = parse_cron("0 3 * * *").unwrap();
-        let next = cron
-            .find_next_occurrence(&"2026-11-23T07:00:00Z".parse::<chrono::DateTime<Utc>>().unwrap(), false)
-            .unwrap();
+        let next = cron.find_next_occurrence(&"2026-11-23T07:00:00Z".parse::<chrono::DateTime<Utc>>().unwrap(), false).unwrap();
         assert_eq!(next.to_rfc3339(), "2026-11-24T03:00:00+00:00");
         assert!(parse_cron("every night").is_err());
     }

@@ -14,10 +14,7 @@ use seyaha::octo::sample::{option, product, unit};
 pub const DEMO_OCTO_KEY: &str = "demo-octo-key";
 
 pub fn router() -> Router {
-    Router::new()
-        .route("/products", get(list_products))
-        .route("/products/{id}", get(get_product))
-        .route("/supplier", get(supplier))
+    Router::new().route("/products", get(list_products)).route("/products/{id}", get(get_product)).route("/supplier", get(supplier))
 }
 
 fn octo_error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -43,11 +40,7 @@ async fn get_product(headers: HeaderMap, Path(id): Path<String>) -> Response {
         return response;
     }
     let catalog = catalog();
-    let found = catalog
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|product| product["id"] == id.as_str());
+    let found = catalog.as_array().into_iter().flatten().find(|product| product["id"] == id.as_str());
     match found {
         Some(product) => axum::Json(product.clone()).into_response(),
         None => (
@@ -85,19 +78,13 @@ pub fn catalog() -> Value {
                     "DEFAULT",
                     "Shared 4x4",
                     &["15:00"],
-                    vec![
-                        unit("adult", "ADULT", "Adult", 25_000, 12, 99),
-                        unit("child", "CHILD", "Child", 17_500, 3, 11),
-                    ]
+                    vec![unit("adult", "ADULT", "Adult", 25_000, 12, 99), unit("child", "CHILD", "Child", 17_500, 3, 11),]
                 ),
                 option(
                     "private",
                     "Private 4x4",
                     &["15:00", "16:00"],
-                    vec![
-                        unit("adult", "ADULT", "Adult", 60_000, 12, 99),
-                        unit("child", "CHILD", "Child", 45_000, 3, 11),
-                    ]
+                    vec![unit("adult", "ADULT", "Adult", 60_000, 12, 99), unit("child", "CHILD", "Child", 45_000, 3, 11),]
                 ),
             ],
         ),
@@ -129,17 +116,9 @@ pub fn catalog() -> Value {
                     "DEFAULT",
                     "Morning walk",
                     &["09:00"],
-                    vec![
-                        unit("adult", "ADULT", "Adult", 9_500, 12, 99),
-                        unit("senior", "SENIOR", "Senior", 7_500, 65, 120)
-                    ]
+                    vec![unit("adult", "ADULT", "Adult", 9_500, 12, 99), unit("senior", "SENIOR", "Senior", 7_500, 65, 120)]
                 ),
-                option(
-                    "evening",
-                    "Evening walk",
-                    &["17:30"],
-                    vec![unit("adult", "ADULT", "Adult", 11_000, 12, 99)]
-                ),
+                option("evening", "Evening walk", &["17:30"], vec![unit("adult", "ADULT", "Adult", 11_000, 12, 99)]),
             ],
         ),
         product(
@@ -152,10 +131,7 @@ pub fn catalog() -> Value {
                 "DEFAULT",
                 "Standard basket",
                 &["05:00"],
-                vec![
-                    unit("adult", "ADULT", "Adult", 119_500, 12, 99),
-                    unit("child", "CHILD", "Child", 109_500, 5, 11)
-                ]
+                vec![unit("adult", "ADULT", "Adult", 119_500, 12, 99), unit("child", "CHILD", "Child", 109_500, 5, 11)]
             )],
         ),
     ])

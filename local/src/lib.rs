@@ -90,25 +90,17 @@ impl RunningServer {
 
 pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
     let data_dir = &config.data_dir;
-    let data_dir_error = |source| StartError::DataDir {
-        path: data_dir.clone(),
-        source,
-    };
+    let data_dir_error = |source| StartError::DataDir { path: data_dir.clone(), source };
     std::fs::create_dir_all(data_dir).map_err(data_dir_error)?;
     let jwt_secret = jwt_secret(data_dir, config.jwt_secret.as_ref()).map_err(data_dir_error)?;
     let demo_partner_id = demo_partner_id(data_dir).map_err(data_dir_error)?;
 
     let nightly = background::parse_cron(&config.nightly_cron).map_err(StartError::Schedule)?;
     let store_path = data_dir.join("seyaha.redb");
-    let store = Arc::new(RedbStore::open(&store_path).map_err(|e| StartError::Store {
-        path: store_path.clone(),
-        reason: e.to_string(),
-    })?);
+    let store = Arc::new(RedbStore::open(&store_path).map_err(|e| StartError::Store { path: store_path.clone(), reason: e.to_string() })?);
     let secrets = FileSecretStore::open(&data_dir.join("secrets")).map_err(|e| StartError::Secrets(e.to_string()))?;
     let (queue, queue_receiver) = InProcessQueue::new();
-    let policy = EndpointPolicy {
-        allow_private: config.allow_private_endpoints,
-    };
+    let policy = EndpointPolicy { allow_private: config.allow_private_endpoints };
     let octo = OctoClient::new(policy, config.octo);
     let ports = SyncPorts {
         integrations: store.clone(),
@@ -120,18 +112,11 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
     };
     let engine = Arc::new(SyncEngine::new(ports.clone(), octo.clone(), config.sync));
     let service = IntegrationService::new(ports, Arc::clone(&engine), octo, policy);
-    let state = AppState {
-        service: Arc::new(service),
-        jwt: Arc::new(JwtVerifier::new(&jwt_secret)),
-    };
+    let state = AppState { service: Arc::new(service), jwt: Arc::new(JwtVerifier::new(&jwt_secret)) };
     let app = api::router(state).nest("/demo/octo", demo::router());
 
-    let listener = TcpListener::bind(config.bind)
-        .await
-        .map_err(|source| StartError::Bind { addr: config.bind, source })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| StartError::Bind { addr: config.bind, source })?;
+    let listener = TcpListener::bind(config.bind).await.map_err(|source| StartError::Bind { addr: config.bind, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
     let (shutdown, shutdown_requested) = oneshot::channel::<()>();
     let serving = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -142,14 +127,7 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
     });
     tracing::info!(%addr, data_dir = %config.data_dir.display(), allow_private_endpoints = config.allow_private_endpoints, "seyaha-local listening");
     let background = Background::start(engine, queue, queue_receiver, nightly);
-    Ok(RunningServer {
-        addr,
-        jwt_secret,
-        demo_partner_id,
-        shutdown,
-        serving,
-        background,
-    })
+    Ok(RunningServer { addr, jwt_secret, demo_partner_id, shutdown, serving, background })
 }
 
 /// The JWT signing secret: the configured one, else the one generated into the data dir.
@@ -169,10 +147,7 @@ pub fn demo_partner_id(data_dir: &Path) -> io::Result<PartnerId> {
 }
 
 fn now_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 /// Reads a small state file, creating it (mode 0600) with `make()` on first use.

@@ -16,11 +16,7 @@ use seyaha_local::demo::DEMO_OCTO_KEY;
 use seyaha_local::{LocalConfig, PRINTED_TOKEN_TTL, RunningServer, demo_partner_id, jwt_secret};
 
 #[derive(Parser)]
-#[command(
-    name = "seyaha-local",
-    version,
-    about = "Seyaha partner integrations on one machine, on an embedded store"
-)]
+#[command(name = "seyaha-local", version, about = "Seyaha partner integrations on one machine, on an embedded store")]
 struct Cli {
     /// Port to listen on (127.0.0.1).
     #[arg(long, env = "PORT", default_value_t = 3000, global = true)]
@@ -116,10 +112,7 @@ fn main() -> ExitCode {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -197,12 +190,7 @@ async fn shutdown_signal() {
 
 fn print_quickstart(server: &RunningServer) {
     let base = server.base_url();
-    let partner = mint_token(
-        &server.jwt_secret,
-        Role::Partner,
-        &server.demo_partner_id.to_string(),
-        PRINTED_TOKEN_TTL,
-    );
+    let partner = mint_token(&server.jwt_secret, Role::Partner, &server.demo_partner_id.to_string(), PRINTED_TOKEN_TTL);
     let admin = mint_token(&server.jwt_secret, Role::Admin, "admin", PRINTED_TOKEN_TTL);
     println!(
         r#"

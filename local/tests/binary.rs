@@ -45,21 +45,10 @@ fn start(data_dir: &Path) -> Running {
         let _ = stdout.read_to_string(&mut rest);
     });
     let value_of = |prefix: &str| {
-        banner
-            .lines()
-            .find_map(|l| l.strip_prefix(prefix))
-            .unwrap_or_else(|| panic!("{prefix} in {banner}"))
-            .trim()
-            .to_owned()
+        banner.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("{prefix} in {banner}")).trim().to_owned()
     };
     let base = value_of("Seyaha partner integrations is running on ");
-    Running {
-        child,
-        partner_token: value_of("export PARTNER_TOKEN="),
-        admin_token: value_of("export ADMIN_TOKEN="),
-        base,
-        stdout: banner,
-    }
+    Running { child, partner_token: value_of("export PARTNER_TOKEN="), admin_token: value_of("export ADMIN_TOKEN="), base, stdout: banner }
 }
 
 fn stderr_of(mut child: Child) -> String {
@@ -69,10 +58,7 @@ fn stderr_of(mut child: Child) -> String {
 }
 
 fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
     assert!(status.success());
 }
 
@@ -104,10 +90,7 @@ async fn quickstart_flow_restart_crash_and_no_secrets_in_logs() {
     let dir = tempfile::tempdir().unwrap();
     let first = start(dir.path());
     let api = format!("{}/api/v1/partner-integrations", first.base);
-    assert!(
-        first.stdout.contains(&format!("{}/demo/octo", first.base)),
-        "banner names the demo supplier"
-    );
+    assert!(first.stdout.contains(&format!("{}/demo/octo", first.base)), "banner names the demo supplier");
 
     // The quickstart: register against the demo supplier, admin approves, test the connection.
     let auth_key = "demo-octo-key";
@@ -116,21 +99,10 @@ async fn quickstart_flow_restart_crash_and_no_secrets_in_logs() {
     assert_eq!(status, 201, "{create_text}");
     let id = created["data"]["_id"].as_str().unwrap().to_owned();
     let webhook_secret = created["data"]["webhook_secret"].as_str().unwrap().to_owned();
-    let (status, _, _) = call(
-        reqwest::Method::PATCH,
-        format!("{api}/admin/{id}"),
-        &first.admin_token,
-        Some(json!({"isApproved": true})),
-    )
-    .await;
+    let (status, _, _) =
+        call(reqwest::Method::PATCH, format!("{api}/admin/{id}"), &first.admin_token, Some(json!({"isApproved": true}))).await;
     assert_eq!(status, 200);
-    let (status, test, text) = call(
-        reqwest::Method::POST,
-        format!("{api}/me/test-connection"),
-        &first.partner_token,
-        None,
-    )
-    .await;
+    let (status, test, text) = call(reqwest::Method::POST, format!("{api}/me/test-connection"), &first.partner_token, None).await;
     assert_eq!((status, test["data"]["ok"].clone()), (200, json!(true)), "{text}");
     let (_, me_before, me_text) = call(reqwest::Method::GET, format!("{api}/me"), &first.partner_token, None).await;
 
@@ -150,13 +122,8 @@ async fn quickstart_flow_restart_crash_and_no_secrets_in_logs() {
     assert_eq!(status, 200, "the generated JWT secret is reused, so old tokens stay valid");
 
     // A crash (SIGKILL) loses nothing that was acknowledged.
-    let (status, _, _) = call(
-        reqwest::Method::PATCH,
-        format!("{api}/me"),
-        &second.partner_token,
-        Some(json!({"handles_ticket_delivery": true})),
-    )
-    .await;
+    let (status, _, _) =
+        call(reqwest::Method::PATCH, format!("{api}/me"), &second.partner_token, Some(json!({"handles_ticket_delivery": true}))).await;
     assert_eq!(status, 200);
     let mut second_child = second.child;
     signal(&second_child, "KILL");
@@ -179,11 +146,7 @@ async fn quickstart_flow_restart_crash_and_no_secrets_in_logs() {
     let admin_token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
     let (status, list, _) = call(reqwest::Method::GET, format!("{api}/admin"), &admin_token, None).await;
     assert_eq!((status, list["pagination"]["totalCount"].clone()), (200, json!(1)));
-    let bad = Command::new(BIN)
-        .args(["token", "--role", "partner", "--sub", "nope", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let bad = Command::new(BIN).args(["token", "--role", "partner", "--sub", "nope", "--data-dir"]).arg(dir.path()).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
 
     let mut third_child = third.child;
@@ -213,11 +176,7 @@ async fn quickstart_flow_restart_crash_and_no_secrets_in_logs() {
 fn a_second_instance_on_the_same_data_dir_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let mut first = start(dir.path());
-    let second = Command::new(BIN)
-        .args(["--port", "0", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let second = Command::new(BIN).args(["--port", "0", "--data-dir"]).arg(dir.path()).output().unwrap();
     assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains("is another seyaha-local using"), "{stderr}");

@@ -94,12 +94,7 @@ pub struct IntegrationService {
 
 impl IntegrationService {
     pub fn new(ports: SyncPorts, engine: Arc<SyncEngine>, octo: OctoClient, policy: EndpointPolicy) -> Self {
-        Self {
-            ports,
-            engine,
-            octo,
-            policy,
-        }
+        Self { ports, engine, octo, policy }
     }
 
     pub fn engine(&self) -> &Arc<SyncEngine> {
@@ -117,12 +112,8 @@ impl IntegrationService {
         let id = IntegrationId::generate(now.unix_seconds());
         let webhook_secret = WebhookSecret::generate();
         let integration = Integration::new(id, partner_id, &new, creator, now);
-        let record = IntegrationRecord {
-            integration,
-            webhook_secret_digest: webhook_secret.digest(),
-            sync_control: Default::default(),
-            version: 1,
-        };
+        let record =
+            IntegrationRecord { integration, webhook_secret_digest: webhook_secret.digest(), sync_control: Default::default(), version: 1 };
 
         self.ports.secrets.put_auth_key(&id, &new.auth_key).await?;
         if let Err(error) = self.ports.integrations.insert(&record).await {
@@ -135,10 +126,7 @@ impl IntegrationService {
             });
         }
         tracing::info!(integration_id = %id, partner_id = %partner_id, creator = ?creator, "integration created");
-        Ok(Created {
-            integration: record.integration,
-            webhook_secret,
-        })
+        Ok(Created { integration: record.integration, webhook_secret })
     }
 
     pub async fn get_mine(&self, partner_id: PartnerId) -> Result<Integration, ServiceError> {
@@ -155,13 +143,10 @@ impl IntegrationService {
             self.ports.secrets.put_auth_key(&id, key).await?;
         }
         let now = self.ports.clock.now();
-        let updated = self
-            .modify(&id, |integration| integration.apply_patch(&patch, now))
-            .await
-            .map_err(|e| match e {
-                ServiceError::NotFound => ServiceError::NoIntegration,
-                other => other,
-            })?;
+        let updated = self.modify(&id, |integration| integration.apply_patch(&patch, now)).await.map_err(|e| match e {
+            ServiceError::NotFound => ServiceError::NoIntegration,
+            other => other,
+        })?;
         tracing::info!(integration_id = %id, approved = updated.is_approved, "integration updated by partner");
         Ok(updated)
     }
@@ -179,30 +164,12 @@ impl IntegrationService {
         let integration = self.mine(partner_id).await?.integration;
         let Some(auth_key) = self.ports.secrets.get_auth_key(&integration.id).await? else {
             tracing::error!(integration_id = %integration.id, "integration has no stored credential");
-            return Ok(ConnectionTest {
-                ok: false,
-                message: "No credential is stored; send auth_key with PATCH /me".into(),
-            });
+            return Ok(ConnectionTest { ok: false, message: "No credential is stored; send auth_key with PATCH /me".into() });
         };
-        let credentials = OctoCredentials {
-            auth_type: integration.auth_type,
-            auth_key,
-        };
+        let credentials = OctoCredentials { auth_type: integration.auth_type, auth_key };
         let (test, outcome) = match self.octo.probe(&integration.base_url, &credentials).await {
-            Ok(_) => (
-                ConnectionTest {
-                    ok: true,
-                    message: "Connection successful".into(),
-                },
-                ProbeOutcome::Success,
-            ),
-            Err(error) => (
-                ConnectionTest {
-                    ok: false,
-                    message: capitalize(&error.to_string()),
-                },
-                ProbeOutcome::Failure,
-            ),
+            Ok(_) => (ConnectionTest { ok: true, message: "Connection successful".into() }, ProbeOutcome::Success),
+            Err(error) => (ConnectionTest { ok: false, message: capitalize(&error.to_string()) }, ProbeOutcome::Failure),
         };
         if let Err(error) = self.engine.record_probe(integration.id, outcome).await {
             // The partner still gets the diagnostic; a deleted-meanwhile integration is not news.
@@ -215,19 +182,12 @@ impl IntegrationService {
     pub async fn sync_log(&self, reader: Reader, id: IntegrationId) -> Result<SyncLog, ServiceError> {
         let integration = self.readable(reader, id).await?;
         let runs = self.ports.runs.recent_runs(&id, RUNS_SHOWN, self.ports.clock.now()).await?;
-        Ok(SyncLog {
-            sync: integration.sync,
-            health: integration.health,
-            runs,
-        })
+        Ok(SyncLog { sync: integration.sync, health: integration.health, runs })
     }
 
     pub async fn catalog(&self, reader: Reader, id: IntegrationId) -> Result<CatalogView, ServiceError> {
         self.readable(reader, id).await?;
-        Ok(CatalogView {
-            activities: self.ports.catalog.activities(&id).await?,
-            slots: self.ports.catalog.slots(&id).await?,
-        })
+        Ok(CatalogView { activities: self.ports.catalog.activities(&id).await?, slots: self.ports.catalog.slots(&id).await? })
     }
 
     pub async fn health(&self, reader: Reader, id: IntegrationId) -> Result<Health, ServiceError> {
@@ -243,12 +203,7 @@ impl IntegrationService {
     }
 
     pub async fn admin_get(&self, id: IntegrationId) -> Result<Integration, ServiceError> {
-        self.ports
-            .integrations
-            .get(&id)
-            .await?
-            .map(|record| record.integration)
-            .ok_or(ServiceError::NotFound)
+        self.ports.integrations.get(&id).await?.map(|record| record.integration).ok_or(ServiceError::NotFound)
     }
 
     pub async fn admin_update(&self, id: IntegrationId, patch: AdminPatch) -> Result<Integration, ServiceError> {
@@ -291,11 +246,7 @@ impl IntegrationService {
     }
 
     async fn mine(&self, partner_id: PartnerId) -> Result<IntegrationRecord, ServiceError> {
-        self.ports
-            .integrations
-            .find_by_partner(&partner_id)
-            .await?
-            .ok_or(ServiceError::NoIntegration)
+        self.ports.integrations.find_by_partner(&partner_id).await?.ok_or(ServiceError::NoIntegration)
     }
 
     async fn readable(&self, reader: Reader, id: IntegrationId) -> Result<Integration, ServiceError> {
@@ -336,8 +287,5 @@ impl IntegrationService {
 
 fn capitalize(text: &str) -> String {
     let mut chars = text.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }

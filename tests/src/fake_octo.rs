@@ -43,6 +43,8 @@ pub struct SeenRequest {
 
 struct FakeState {
     catalog: Value,
+    /// When set, served byte for byte instead of `catalog`.
+    raw: Option<String>,
     key: String,
     behaviour: Behaviour,
     seen: Vec<SeenRequest>,
@@ -58,6 +60,7 @@ impl FakeOcto {
     pub async fn start() -> Self {
         let state = Arc::new(Mutex::new(FakeState {
             catalog: sample_catalog(3),
+            raw: None,
             key: FAKE_KEY.into(),
             behaviour: Behaviour::Normal,
             seen: Vec::new(),
@@ -75,7 +78,23 @@ impl FakeOcto {
     }
 
     pub fn set_catalog(&self, catalog: Value) {
-        self.state.lock().unwrap().catalog = catalog;
+        let mut state = self.state.lock().unwrap();
+        state.catalog = catalog;
+        state.raw = None;
+    }
+
+    /// Serves exactly these bytes as the catalog (key order, whitespace and all).
+    pub fn set_raw_catalog(&self, text: String) {
+        self.state.lock().unwrap().raw = Some(text);
+    }
+
+    pub fn catalog(&self) -> Value {
+        self.state.lock().unwrap().catalog.clone()
+    }
+
+    /// How many `GET /products` calls arrived.
+    pub fn product_calls(&self) -> usize {
+        self.state.lock().unwrap().seen.len()
     }
 
     pub fn set_behaviour(&self, behaviour: Behaviour) {
@@ -96,43 +115,37 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 async fn products(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap) -> Response {
-    let (behaviour, key, catalog) = {
+    let (behaviour, key, catalog, raw) = {
         let mut state = state.lock().unwrap();
         state.seen.push(SeenRequest {
             path: "/octo/products".into(),
             authorization: header(&headers, "authorization"),
             octo_capabilities: header(&headers, "octo-capabilities"),
         });
-        (state.behaviour.clone(), state.key.clone(), state.catalog.clone())
+        (state.behaviour.clone(), state.key.clone(), state.catalog.clone(), state.raw.clone())
+    };
+    let catalog_response = move || match &raw {
+        Some(text) => (StatusCode::OK, [("content-type", "application/json")], text.clone()).into_response(),
+        None => axum::Json(catalog.clone()).into_response(),
     };
     let authorization = header(&headers, "authorization");
-    let authorized = authorization
-        .as_deref()
-        .is_some_and(|value| value == key || value.strip_prefix("Bearer ") == Some(key.as_str()));
+    let authorized = authorization.as_deref().is_some_and(|value| value == key || value.strip_prefix("Bearer ") == Some(key.as_str()));
     if !authorized {
-        let status = if authorization.is_none() {
-            StatusCode::UNAUTHORIZED
-        } else {
-            StatusCode::FORBIDDEN
-        };
+        let status = if authorization.is_none() { StatusCode::UNAUTHORIZED } else { StatusCode::FORBIDDEN };
         return (status, axum::Json(json!({"error": "FORBIDDEN", "errorMessage": "invalid API key"}))).into_response();
     }
     match behaviour {
-        Behaviour::Normal => axum::Json(catalog).into_response(),
+        Behaviour::Normal => catalog_response(),
         Behaviour::Status(code) => {
             let status = StatusCode::from_u16(code).unwrap();
-            (
-                status,
-                axum::Json(json!({"error": "INTERNAL_SERVER_ERROR", "errorMessage": "supplier exploded"})),
-            )
-                .into_response()
+            (status, axum::Json(json!({"error": "INTERNAL_SERVER_ERROR", "errorMessage": "supplier exploded"}))).into_response()
         }
         Behaviour::Slow(delay) => {
             tokio::time::sleep(delay).await;
-            axum::Json(catalog).into_response()
+            catalog_response()
         }
         Behaviour::Garbage => (StatusCode::OK, [("content-type", "application/json")], "<html>definitely not json").into_response(),
-        Behaviour::NotArray => axum::Json(json!({"products": catalog})).into_response(),
+        Behaviour::NotArray => axum::Json(json!({"products": []})).into_response(),
         Behaviour::Oversized(bytes) => {
             let filler = "x".repeat(bytes);
             let body = json!([{ "id": "huge", "internalName": "huge", "options": [], "padding": filler }]);

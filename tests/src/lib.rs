@@ -68,19 +68,9 @@ impl Reply {
         assert_eq!(self.status.as_u16(), status, "unexpected status, body: {}", self.text);
         assert_eq!(self.body["success"], 0, "error envelope: {}", self.text);
         assert_eq!(self.body["code"], status, "error envelope code: {}", self.text);
-        assert!(
-            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
-            "message: {}",
-            self.text
-        );
-        let errors = self.body["error"]
-            .as_array()
-            .unwrap_or_else(|| panic!("error array: {}", self.text));
-        errors
-            .iter()
-            .map(|e| e.as_str().expect("error entries are strings").to_owned())
-            .collect::<Vec<_>>()
-            .join("; ")
+        assert!(self.body["message"].as_str().is_some_and(|m| !m.is_empty()), "message: {}", self.text);
+        let errors = self.body["error"].as_array().unwrap_or_else(|| panic!("error array: {}", self.text));
+        errors.iter().map(|e| e.as_str().expect("error entries are strings").to_owned()).collect::<Vec<_>>().join("; ")
     }
 
     pub fn expect_success(&self, status: u16) -> &Value {
@@ -102,12 +92,7 @@ impl TestApp {
     pub async fn spawn_with(options: Options) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let server = start(&data_dir, &options).await;
-        Self {
-            server: Some(server),
-            data_dir,
-            options,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        }
+        Self { server: Some(server), data_dir, options, http: reqwest::Client::builder().no_proxy().build().unwrap() }
     }
 
     /// Stops the server and starts a new one on the same data dir (optionally reconfigured).
@@ -120,6 +105,12 @@ impl TestApp {
     pub async fn restart(&mut self) {
         let options = self.options.clone();
         self.restart_with(options).await;
+    }
+
+    /// Stops the server and opens its store directly, to look at what the API no longer shows.
+    pub async fn stop_and_open_store(&mut self) -> seyaha::adapters::embedded::RedbStore {
+        self.server.take().expect("running").stop().await.expect("clean stop");
+        seyaha::adapters::embedded::RedbStore::open(&self.data_dir.path().join("seyaha.redb")).expect("the store opens")
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -174,14 +165,7 @@ impl TestApp {
     }
 
     pub async fn approve(&self, id: &str) -> Value {
-        let reply = self
-            .call(
-                "PATCH",
-                &format!("/admin/{id}"),
-                Some(&self.admin_token()),
-                Some(json!({"isApproved": true})),
-            )
-            .await;
+        let reply = self.call("PATCH", &format!("/admin/{id}"), Some(&self.admin_token()), Some(json!({"isApproved": true}))).await;
         reply.expect_success(200).clone()
     }
 }
@@ -205,4 +189,69 @@ async fn start(data_dir: &TempDir, options: &Options) -> RunningServer {
         nightly_cron: options.nightly_cron.clone(),
     };
     seyaha_local::start(config).await.expect("seyaha-local starts")
+}
+
+/// An approved integration registered by a fresh partner.
+pub struct Registered {
+    pub id: String,
+    pub partner: String,
+    pub secret: String,
+}
+
+impl TestApp {
+    /// Registers `base_url` for a new partner with `auth_key`, and approves it.
+    pub async fn approved(&self, base_url: &str, auth_key: &str) -> Registered {
+        let partner = new_partner();
+        let created = self.register(&partner, base_url, "bearer", auth_key).await;
+        let id = created["_id"].as_str().unwrap().to_owned();
+        self.approve(&id).await;
+        Registered { id, partner, secret: created["webhook_secret"].as_str().unwrap().to_owned() }
+    }
+
+    pub async fn trigger(&self, integration: &Registered) -> Reply {
+        self.webhook(&integration.id, "sync/trigger", Some(&integration.secret), None).await
+    }
+
+    pub async fn notify(&self, integration: &Registered, body: Value) -> Reply {
+        self.webhook(&integration.id, "availability/notify", Some(&integration.secret), Some(body)).await
+    }
+
+    pub async fn sync_log(&self, id: &str) -> Value {
+        self.call("GET", &format!("/{id}/sync-log"), Some(&self.admin_token()), None).await.expect_success(200).clone()
+    }
+
+    pub async fn catalog(&self, id: &str) -> Value {
+        self.call("GET", &format!("/{id}/catalog"), Some(&self.admin_token()), None).await.expect_success(200).clone()
+    }
+
+    /// Polls sync-log until `done` holds (background work), for at most 15 seconds.
+    pub async fn wait_for_log(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let log = self.sync_log(id).await;
+            if done(&log) {
+                return log;
+            }
+            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}; sync-log: {log:#}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The runs of a sync-log with this trigger.
+pub fn runs_with_trigger<'a>(log: &'a Value, trigger: &str) -> Vec<&'a Value> {
+    log["runs"].as_array().map(|runs| runs.iter().filter(|run| run["trigger"] == trigger).collect()).unwrap_or_default()
+}
+
+/// Active activities of a catalog view, by internalName.
+pub fn active_names(catalog: &Value) -> Vec<String> {
+    let mut names: Vec<String> = catalog["activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["isActive"] == true)
+        .map(|a| a["internalName"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
 }

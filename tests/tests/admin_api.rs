@@ -33,15 +33,10 @@ async fn admin_create_is_approved_and_returns_the_secret_once() {
         .await;
     partner_again.expect_error(409);
 
-    let get = app
-        .call("GET", &format!("/admin/{}", data["_id"].as_str().unwrap()), Some(&admin), None)
-        .await;
+    let get = app.call("GET", &format!("/admin/{}", data["_id"].as_str().unwrap()), Some(&admin), None).await;
     assert!(get.expect_success(200).get("webhook_secret").is_none());
 
-    let errors = app
-        .call("POST", "/admin/create", Some(&admin), Some(json!({"partner_id": "nope"})))
-        .await
-        .expect_error(400);
+    let errors = app.call("POST", "/admin/create", Some(&admin), Some(json!({"partner_id": "nope"}))).await.expect_error(400);
     for expected in [
         "partner_id: must be 24 lowercase hex characters",
         "base_url: is required",
@@ -61,21 +56,13 @@ async fn list_pages_and_filters() {
     let mut ids = Vec::new();
     for _ in 0..5 {
         let partner = new_partner();
-        ids.push((
-            partner.clone(),
-            app.register(&partner, &octo.base_url(), "bearer", FAKE_KEY).await["_id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        ));
+        ids.push((partner.clone(), app.register(&partner, &octo.base_url(), "bearer", FAKE_KEY).await["_id"].as_str().unwrap().to_owned()));
     }
     app.approve(&ids[0].1).await;
     app.approve(&ids[1].1).await;
     // Make one DEGRADED through a failed connection test.
     octo.set_behaviour(Behaviour::Status(503));
-    app.call("POST", "/me/test-connection", Some(&app.partner_token(&ids[2].0)), None)
-        .await
-        .expect_success(200);
+    app.call("POST", "/me/test-connection", Some(&app.partner_token(&ids[2].0)), None).await.expect_success(200);
 
     let all = app.call("GET", "/admin", Some(&admin), None).await;
     assert_eq!(all.expect_success(200).as_array().unwrap().len(), 5);
@@ -89,14 +76,7 @@ async fn list_pages_and_filters() {
     let mut seen: Vec<String> = Vec::new();
     for page in 1..=3 {
         let reply = app.call("GET", &format!("/admin?page={page}&limit=2"), Some(&admin), None).await;
-        seen.extend(
-            reply
-                .data()
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["_id"].as_str().unwrap().to_owned()),
-        );
+        seen.extend(reply.data().as_array().unwrap().iter().map(|i| i["_id"].as_str().unwrap().to_owned()));
     }
     seen.sort();
     seen.dedup();
@@ -108,23 +88,11 @@ async fn list_pages_and_filters() {
     let pending = app.call("GET", "/admin?isApproved=false", Some(&admin), None).await;
     assert_eq!(pending.body["pagination"]["totalCount"], 3);
     let degraded = app.call("GET", "/admin?health=DEGRADED", Some(&admin), None).await;
-    assert_eq!(
-        degraded
-            .data()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["_id"].as_str().unwrap())
-            .collect::<Vec<_>>(),
-        vec![ids[2].1.as_str()]
-    );
+    assert_eq!(degraded.data().as_array().unwrap().iter().map(|i| i["_id"].as_str().unwrap()).collect::<Vec<_>>(), vec![ids[2].1.as_str()]);
     let both = app.call("GET", "/admin?health=HEALTHY&isApproved=true", Some(&admin), None).await;
     assert_eq!(both.body["pagination"]["totalCount"], 2);
 
-    let errors = app
-        .call("GET", "/admin?page=0&limit=1000&isApproved=maybe&health=sick", Some(&admin), None)
-        .await
-        .expect_error(400);
+    let errors = app.call("GET", "/admin?page=0&limit=1000&isApproved=maybe&health=sick", Some(&admin), None).await.expect_error(400);
     for field in ["page:", "limit:", "isApproved:", "health:"] {
         assert!(errors.contains(field), "{field}: {errors}");
     }
@@ -135,64 +103,33 @@ async fn patch_get_and_delete_by_id() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token();
     let partner = new_partner();
-    let id = app.register(&partner, "https://octo.example.com", "bearer", "k").await["_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.register(&partner, "https://octo.example.com", "bearer", "k").await["_id"].as_str().unwrap().to_owned();
 
-    let patched = app
-        .call(
-            "PATCH",
-            &format!("/admin/{id}"),
-            Some(&admin),
-            Some(json!({"isApproved": true, "isActive": false})),
-        )
-        .await;
+    let patched = app.call("PATCH", &format!("/admin/{id}"), Some(&admin), Some(json!({"isApproved": true, "isActive": false}))).await;
     let data = patched.expect_success(200);
     assert_eq!((data["isApproved"].clone(), data["isActive"].clone()), (json!(true), json!(false)));
     let got = app.call("GET", &format!("/admin/{id}"), Some(&admin), None).await;
     assert_eq!(got.expect_success(200)["isActive"], false);
 
     let errors = app
-        .call(
-            "PATCH",
-            &format!("/admin/{id}"),
-            Some(&admin),
-            Some(json!({"isApproved": "yes", "base_url": "https://x.example.com"})),
-        )
+        .call("PATCH", &format!("/admin/{id}"), Some(&admin), Some(json!({"isApproved": "yes", "base_url": "https://x.example.com"})))
         .await
         .expect_error(400);
-    assert!(
-        errors.contains("isApproved: must be a boolean") && errors.contains("base_url: unknown field"),
-        "{errors}"
-    );
-    app.call("PATCH", &format!("/admin/{id}"), Some(&admin), Some(json!({})))
-        .await
-        .expect_error(400);
+    assert!(errors.contains("isApproved: must be a boolean") && errors.contains("base_url: unknown field"), "{errors}");
+    app.call("PATCH", &format!("/admin/{id}"), Some(&admin), Some(json!({}))).await.expect_error(400);
 
     let missing = "64a1b2c3d4e5f6a7b8c9d0e1";
-    app.call("GET", &format!("/admin/{missing}"), Some(&admin), None)
-        .await
-        .expect_error(404);
-    app.call("PATCH", &format!("/admin/{missing}"), Some(&admin), Some(json!({"isActive": true})))
-        .await
-        .expect_error(404);
-    app.call("DELETE", &format!("/admin/{missing}"), Some(&admin), None)
-        .await
-        .expect_error(404);
+    app.call("GET", &format!("/admin/{missing}"), Some(&admin), None).await.expect_error(404);
+    app.call("PATCH", &format!("/admin/{missing}"), Some(&admin), Some(json!({"isActive": true}))).await.expect_error(404);
+    app.call("DELETE", &format!("/admin/{missing}"), Some(&admin), None).await.expect_error(404);
     assert!(
-        app.call("GET", "/admin/NOT-AN-ID", Some(&admin), None)
-            .await
-            .expect_error(400)
-            .contains("id: must be 24 lowercase hex characters")
+        app.call("GET", "/admin/NOT-AN-ID", Some(&admin), None).await.expect_error(400).contains("id: must be 24 lowercase hex characters")
     );
 
     let deleted = app.call("DELETE", &format!("/admin/{id}"), Some(&admin), None).await;
     assert_eq!(deleted.expect_success(200), &json!({"deleted": true}));
     app.call("GET", &format!("/admin/{id}"), Some(&admin), None).await.expect_error(404);
-    app.call("GET", "/me", Some(&app.partner_token(&partner)), None)
-        .await
-        .expect_error(404);
+    app.call("GET", "/me", Some(&app.partner_token(&partner)), None).await.expect_error(404);
 }
 
 #[tokio::test]
@@ -200,10 +137,7 @@ async fn roles_are_enforced() {
     let app = TestApp::spawn().await;
     let partner = new_partner();
     let token = app.partner_token(&partner);
-    let id = app.register(&partner, "https://octo.example.com", "bearer", "k").await["_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.register(&partner, "https://octo.example.com", "bearer", "k").await["_id"].as_str().unwrap().to_owned();
     for (method, path) in [
         ("GET", "/admin".to_owned()),
         ("GET", format!("/admin/{id}")),
@@ -212,12 +146,8 @@ async fn roles_are_enforced() {
     ] {
         app.call(method, &path, Some(&token), None).await.expect_error(403);
     }
-    app.call("PATCH", &format!("/admin/{id}"), Some(&token), Some(json!({"isApproved": true})))
-        .await
-        .expect_error(403);
-    app.call("POST", "/admin/create", Some(&token), Some(admin_body(&new_partner())))
-        .await
-        .expect_error(403);
+    app.call("PATCH", &format!("/admin/{id}"), Some(&token), Some(json!({"isApproved": true}))).await.expect_error(403);
+    app.call("POST", "/admin/create", Some(&token), Some(admin_body(&new_partner()))).await.expect_error(403);
     app.call("GET", "/me", Some(&app.admin_token()), None).await.expect_error(403);
     let still = app.call("GET", "/me", Some(&token), None).await;
     assert_eq!(still.expect_success(200)["isApproved"], false, "a partner cannot approve itself");
@@ -227,10 +157,7 @@ async fn roles_are_enforced() {
 async fn sync_log_and_health_for_owner_and_admin_only() {
     let app = TestApp::spawn().await;
     let partner = new_partner();
-    let id = app.register(&partner, "https://octo.example.com", "bearer", "k").await["_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.register(&partner, "https://octo.example.com", "bearer", "k").await["_id"].as_str().unwrap().to_owned();
     let owner = app.partner_token(&partner);
     let stranger = app.partner_token(&new_partner());
     let admin = app.admin_token();
@@ -244,18 +171,10 @@ async fn sync_log_and_health_for_owner_and_admin_only() {
     assert_eq!(health.expect_success(200)["status"], "HEALTHY");
     assert!(health.data().get("consecutive_failures").is_some());
 
-    app.call("GET", &format!("/{id}/sync-log"), Some(&stranger), None)
-        .await
-        .expect_error(403);
-    app.call("GET", &format!("/{id}/health"), Some(&stranger), None)
-        .await
-        .expect_error(403);
-    app.call("GET", "/64a1b2c3d4e5f6a7b8c9d0e1/health", Some(&admin), None)
-        .await
-        .expect_error(404);
-    app.call("GET", "/64a1b2c3d4e5f6a7b8c9d0e1/sync-log", Some(&owner), None)
-        .await
-        .expect_error(404);
+    app.call("GET", &format!("/{id}/sync-log"), Some(&stranger), None).await.expect_error(403);
+    app.call("GET", &format!("/{id}/health"), Some(&stranger), None).await.expect_error(403);
+    app.call("GET", "/64a1b2c3d4e5f6a7b8c9d0e1/health", Some(&admin), None).await.expect_error(404);
+    app.call("GET", "/64a1b2c3d4e5f6a7b8c9d0e1/sync-log", Some(&owner), None).await.expect_error(404);
     app.call("GET", "/xyz/health", Some(&admin), None).await.expect_error(400);
     app.call("GET", &format!("/{id}/health"), None, None).await.expect_error(401);
 }

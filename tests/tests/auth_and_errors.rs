@@ -31,64 +31,24 @@ async fn jwt_matrix() {
         ("valid", Some(signed(valid.clone(), Algorithm::HS256, JWT_SECRET)), 404),
         ("no header", None, 401),
         ("garbage", Some("not.a.jwt".into()), 401),
-        (
-            "expired",
-            Some(signed(
-                json!({"sub": partner, "role": "partner", "exp": now() - 3600}),
-                Algorithm::HS256,
-                JWT_SECRET,
-            )),
-            401,
-        ),
-        (
-            "missing exp",
-            Some(signed(json!({"sub": partner, "role": "partner"}), Algorithm::HS256, JWT_SECRET)),
-            401,
-        ),
+        ("expired", Some(signed(json!({"sub": partner, "role": "partner", "exp": now() - 3600}), Algorithm::HS256, JWT_SECRET)), 401),
+        ("missing exp", Some(signed(json!({"sub": partner, "role": "partner"}), Algorithm::HS256, JWT_SECRET)), 401),
         ("alg none", Some(unsigned(&valid)), 401),
         ("HS512", Some(signed(valid.clone(), Algorithm::HS512, JWT_SECRET)), 401),
-        (
-            "wrong signature",
-            Some(signed(valid.clone(), Algorithm::HS256, "another-secret")),
-            401,
-        ),
-        (
-            "unknown role",
-            Some(signed(
-                json!({"sub": partner, "role": "user", "exp": now() + 600}),
-                Algorithm::HS256,
-                JWT_SECRET,
-            )),
-            403,
-        ),
-        (
-            "no role",
-            Some(signed(json!({"sub": partner, "exp": now() + 600}), Algorithm::HS256, JWT_SECRET)),
-            403,
-        ),
+        ("wrong signature", Some(signed(valid.clone(), Algorithm::HS256, "another-secret")), 401),
+        ("unknown role", Some(signed(json!({"sub": partner, "role": "user", "exp": now() + 600}), Algorithm::HS256, JWT_SECRET)), 403),
+        ("no role", Some(signed(json!({"sub": partner, "exp": now() + 600}), Algorithm::HS256, JWT_SECRET)), 403),
         (
             "partner id in id",
-            Some(signed(
-                json!({"id": partner, "role": "partner", "exp": now() + 600}),
-                Algorithm::HS256,
-                JWT_SECRET,
-            )),
+            Some(signed(json!({"id": partner, "role": "partner", "exp": now() + 600}), Algorithm::HS256, JWT_SECRET)),
             404,
         ),
         (
             "partner id in _id",
-            Some(signed(
-                json!({"_id": partner, "role": "partner", "exp": now() + 600}),
-                Algorithm::HS256,
-                JWT_SECRET,
-            )),
+            Some(signed(json!({"_id": partner, "role": "partner", "exp": now() + 600}), Algorithm::HS256, JWT_SECRET)),
             404,
         ),
-        (
-            "partner without id",
-            Some(signed(json!({"role": "partner", "exp": now() + 600}), Algorithm::HS256, JWT_SECRET)),
-            401,
-        ),
+        ("partner without id", Some(signed(json!({"role": "partner", "exp": now() + 600}), Algorithm::HS256, JWT_SECRET)), 401),
     ];
     for (name, token, expected) in cases {
         let reply = app.call("GET", "/me", token.as_deref(), None).await;
@@ -107,41 +67,17 @@ async fn bodies_must_be_json_objects_of_known_fields() {
     let app = TestApp::spawn().await;
     let token = app.partner_token(&new_partner());
 
-    let no_type = send(
-        app.http
-            .post(app.url(""))
-            .bearer_auth(&token)
-            .body(r#"{"base_url":"https://x.example.com"}"#),
-    )
-    .await;
+    let no_type = send(app.http.post(app.url("")).bearer_auth(&token).body(r#"{"base_url":"https://x.example.com"}"#)).await;
     no_type.expect_error(415);
-    let text = send(
-        app.http
-            .post(app.url(""))
-            .bearer_auth(&token)
-            .header("content-type", "text/plain")
-            .body("hello"),
-    )
-    .await;
+    let text = send(app.http.post(app.url("")).bearer_auth(&token).header("content-type", "text/plain").body("hello")).await;
     text.expect_error(415);
-    let malformed = send(
-        app.http
-            .post(app.url(""))
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .body("{\"base_url\": "),
-    )
-    .await;
+    let malformed =
+        send(app.http.post(app.url("")).bearer_auth(&token).header("content-type", "application/json").body("{\"base_url\": ")).await;
     assert!(malformed.expect_error(400).contains("body: malformed JSON"));
     let array = app.call("POST", "", Some(&token), Some(json!([1, 2]))).await;
     assert!(array.expect_error(400).contains("body: must be a JSON object"));
     let wrong_types = app
-        .call(
-            "POST",
-            "",
-            Some(&token),
-            Some(json!({"base_url": 1, "auth_type": true, "auth_key": [], "handles_ticket_delivery": "no"})),
-        )
+        .call("POST", "", Some(&token), Some(json!({"base_url": 1, "auth_type": true, "auth_key": [], "handles_ticket_delivery": "no"})))
         .await;
     let errors = wrong_types.expect_error(400);
     for expected in [
@@ -170,10 +106,7 @@ async fn bodies_must_be_json_objects_of_known_fields() {
         assert!(reply.expect_error(400).contains(&format!("base_url: {reason}")), "{url}");
     }
     let list = app.call("GET", "/admin", Some(&app.admin_token()), None).await;
-    assert_eq!(
-        list.body["pagination"]["totalCount"], 0,
-        "nothing was written by any rejected request"
-    );
+    assert_eq!(list.body["pagination"]["totalCount"], 0, "nothing was written by any rejected request");
 }
 
 #[tokio::test]
@@ -210,11 +143,7 @@ async fn internal_failures_are_500_without_details_and_write_nothing() {
     let reply = app.call("POST", "", Some(&token), Some(body)).await;
     reply.expect_error(500);
     assert_eq!(reply.body["message"], "Internal server error");
-    assert!(
-        !reply.text.contains("secrets") && !reply.text.contains("directory") && !reply.text.contains("sk_live"),
-        "{}",
-        reply.text
-    );
+    assert!(!reply.text.contains("secrets") && !reply.text.contains("directory") && !reply.text.contains("sk_live"), "{}", reply.text);
     app.call("GET", "/me", Some(&token), None).await.expect_error(404);
     let list = app.call("GET", "/admin", Some(&app.admin_token()), None).await;
     assert_eq!(list.body["pagination"]["totalCount"], 0, "no integration without its credential");

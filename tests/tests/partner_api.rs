@@ -7,16 +7,12 @@ use seyaha_tests::fake_octo::{Behaviour, FAKE_KEY, FakeOcto};
 use seyaha_tests::{TestApp, new_partner};
 
 fn is_hex(value: &serde_json::Value, len: usize) -> bool {
-    value
-        .as_str()
-        .is_some_and(|s| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    value.as_str().is_some_and(|s| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
 fn is_wire_timestamp(value: &serde_json::Value) -> bool {
     // 2026-06-23T06:00:00.000Z
-    value
-        .as_str()
-        .is_some_and(|s| s.len() == 24 && s.ends_with('Z') && s.as_bytes()[19] == b'.')
+    value.as_str().is_some_and(|s| s.len() == 24 && s.ends_with('Z') && s.as_bytes()[19] == b'.')
 }
 
 #[tokio::test]
@@ -35,27 +31,17 @@ async fn create_returns_the_documented_document_and_a_secret_once() {
     assert_eq!(data["handles_ticket_delivery"], true);
     assert_eq!(data["isActive"], true);
     assert_eq!(data["isApproved"], false);
-    assert_eq!(
-        data["sync"],
-        json!({"status": "idle", "last_sync_at": null, "last_sync_hash": null, "error_message": null})
-    );
+    assert_eq!(data["sync"], json!({"status": "idle", "last_sync_at": null, "last_sync_hash": null, "error_message": null}));
     assert_eq!(data["health"]["status"], "HEALTHY");
     assert_eq!(data["health"]["consecutive_failures"], 0);
     for field in ["last_probe_at", "last_success_at", "degraded_since", "down_since"] {
         assert!(data["health"][field].is_null(), "{field}");
     }
-    assert!(
-        is_wire_timestamp(&data["createdAt"]) && is_wire_timestamp(&data["updatedAt"]),
-        "{data}"
-    );
+    assert!(is_wire_timestamp(&data["createdAt"]) && is_wire_timestamp(&data["updatedAt"]), "{data}");
     assert!(is_hex(&data["webhook_secret"], 64));
     assert!(data.get("auth_key").is_none());
     assert!(!reply.text.contains("sk_live_abc123"));
-    assert!(
-        reply.text.starts_with(r#"{"success":1,"data":{"_id":"#),
-        "documented field order: {}",
-        reply.text
-    );
+    assert!(reply.text.starts_with(r#"{"success":1,"data":{"_id":"#), "documented field order: {}", reply.text);
 
     let me = app.call("GET", "/me", Some(&app.partner_token(&partner)), None).await;
     let me_data = me.expect_success(200);
@@ -87,9 +73,7 @@ async fn me_is_404_without_an_integration() {
     let app = TestApp::spawn().await;
     let token = app.partner_token(&new_partner());
     app.call("GET", "/me", Some(&token), None).await.expect_error(404);
-    app.call("PATCH", "/me", Some(&token), Some(json!({"handles_ticket_delivery": true})))
-        .await
-        .expect_error(404);
+    app.call("PATCH", "/me", Some(&token), Some(json!({"handles_ticket_delivery": true}))).await.expect_error(404);
     app.call("DELETE", "/me", Some(&token), None).await.expect_error(404);
     app.call("POST", "/me/test-connection", Some(&token), None).await.expect_error(404);
 }
@@ -104,26 +88,15 @@ async fn patch_updates_fields_and_a_new_base_url_needs_approval_again() {
     assert_eq!(app.approve(id).await["isApproved"], true);
 
     let same_url = app
-        .call(
-            "PATCH",
-            "/me",
-            Some(&token),
-            Some(json!({"base_url": "https://octo.example.com/", "handles_ticket_delivery": true})),
-        )
+        .call("PATCH", "/me", Some(&token), Some(json!({"base_url": "https://octo.example.com/", "handles_ticket_delivery": true})))
         .await;
     let data = same_url.expect_success(200);
     assert_eq!(data["isApproved"], true, "the same base_url keeps approval");
     assert_eq!(data["handles_ticket_delivery"], true);
     assert_ne!(data["updatedAt"], created["updatedAt"]);
 
-    let moved = app
-        .call(
-            "PATCH",
-            "/me",
-            Some(&token),
-            Some(json!({"base_url": "https://octo2.example.com", "auth_type": "api_key"})),
-        )
-        .await;
+    let moved =
+        app.call("PATCH", "/me", Some(&token), Some(json!({"base_url": "https://octo2.example.com", "auth_type": "api_key"}))).await;
     let data = moved.expect_success(200);
     assert_eq!(data["base_url"], "https://octo2.example.com");
     assert_eq!(data["auth_type"], "api_key");
@@ -133,14 +106,8 @@ async fn patch_updates_fields_and_a_new_base_url_needs_approval_again() {
 
     let errors = app.call("PATCH", "/me", Some(&token), Some(json!({}))).await.expect_error(400);
     assert!(errors.contains("body: must contain at least one of"), "{errors}");
-    let errors = app
-        .call("PATCH", "/me", Some(&token), Some(json!({"auth_type": "oauth", "auth_key": ""})))
-        .await
-        .expect_error(400);
-    assert!(
-        errors.contains("auth_type: must be one of bearer, api_key") && errors.contains("auth_key: must not be empty"),
-        "{errors}"
-    );
+    let errors = app.call("PATCH", "/me", Some(&token), Some(json!({"auth_type": "oauth", "auth_key": ""}))).await.expect_error(400);
+    assert!(errors.contains("auth_type: must be one of bearer, api_key") && errors.contains("auth_key: must not be empty"), "{errors}");
     let unchanged = app.call("GET", "/me", Some(&token), None).await;
     assert_eq!(unchanged.data()["auth_type"], "api_key", "a rejected PATCH writes nothing");
 }
@@ -155,9 +122,7 @@ async fn patched_auth_key_is_used_for_the_next_call() {
     octo.set_key("rotated-key");
     let test = app.call("POST", "/me/test-connection", Some(&token), None).await;
     assert_eq!(test.expect_success(200)["ok"], false);
-    app.call("PATCH", "/me", Some(&token), Some(json!({"auth_key": "rotated-key"})))
-        .await
-        .expect_success(200);
+    app.call("PATCH", "/me", Some(&token), Some(json!({"auth_key": "rotated-key"}))).await.expect_success(200);
     let test = app.call("POST", "/me/test-connection", Some(&token), None).await;
     assert_eq!(test.expect_success(200)["ok"], true, "{}", test.text);
     assert_eq!(octo.requests().last().unwrap().authorization.as_deref(), Some("Bearer rotated-key"));
@@ -192,9 +157,7 @@ async fn test_connection_sends_the_documented_headers_for_both_auth_types() {
 
     let bearer_partner = new_partner();
     app.register(&bearer_partner, &octo.base_url(), "bearer", FAKE_KEY).await;
-    let reply = app
-        .call("POST", "/me/test-connection", Some(&app.partner_token(&bearer_partner)), None)
-        .await;
+    let reply = app.call("POST", "/me/test-connection", Some(&app.partner_token(&bearer_partner)), None).await;
     assert_eq!(reply.expect_success(200), &json!({"ok": true, "message": "Connection successful"}));
     let seen = octo.requests().pop().unwrap();
     assert_eq!(seen.authorization.as_deref(), Some(format!("Bearer {FAKE_KEY}").as_str()));
@@ -202,23 +165,14 @@ async fn test_connection_sends_the_documented_headers_for_both_auth_types() {
 
     let key_partner = new_partner();
     app.register(&key_partner, &octo.base_url(), "api_key", FAKE_KEY).await;
-    let reply = app
-        .call("POST", "/me/test-connection", Some(&app.partner_token(&key_partner)), None)
-        .await;
+    let reply = app.call("POST", "/me/test-connection", Some(&app.partner_token(&key_partner)), None).await;
     assert_eq!(reply.expect_success(200)["ok"], true);
-    assert_eq!(
-        octo.requests().pop().unwrap().authorization.as_deref(),
-        Some(FAKE_KEY),
-        "api_key sends the raw key"
-    );
+    assert_eq!(octo.requests().pop().unwrap().authorization.as_deref(), Some(FAKE_KEY), "api_key sends the raw key");
 
     let me = app.call("GET", "/me", Some(&app.partner_token(&key_partner)), None).await;
     let health = &me.data()["health"];
     assert_eq!(health["status"], "HEALTHY");
-    assert!(
-        health["last_probe_at"].is_string() && health["last_success_at"].is_string(),
-        "the test counts as a probe: {health}"
-    );
+    assert!(health["last_probe_at"].is_string() && health["last_success_at"].is_string(), "the test counts as a probe: {health}");
 }
 
 #[tokio::test]
@@ -235,10 +189,7 @@ async fn test_connection_diagnoses_partner_problems_without_failing() {
         (Behaviour::Slow(Duration::from_secs(5)), "GET /products timed out"),
         (Behaviour::Garbage, "GET /products did not return JSON"),
         (Behaviour::NotArray, "GET /products did not return an OCTO products array"),
-        (
-            Behaviour::Oversized(2 * 1024 * 1024),
-            "GET /products returned more than 1048576 bytes",
-        ),
+        (Behaviour::Oversized(2 * 1024 * 1024), "GET /products returned more than 1048576 bytes"),
     ];
     for (behaviour, expected) in cases {
         octo.set_behaviour(behaviour.clone());
@@ -247,10 +198,7 @@ async fn test_connection_diagnoses_partner_problems_without_failing() {
         assert_eq!(data["ok"], false, "{behaviour:?}");
         let message = data["message"].as_str().unwrap();
         assert!(message.contains(expected), "{behaviour:?}: {message}");
-        assert!(
-            !message.contains(FAKE_KEY) && !message.contains("supplier exploded"),
-            "no secrets or partner bodies: {message}"
-        );
+        assert!(!message.contains(FAKE_KEY) && !message.contains("supplier exploded"), "no secrets or partner bodies: {message}");
     }
 
     octo.set_behaviour(Behaviour::Normal);
@@ -272,15 +220,11 @@ async fn test_connection_reports_an_unreachable_endpoint() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let partner = new_partner();
     let token = app.partner_token(&partner);
-    app.register(&partner, &format!("http://127.0.0.1:{port}/octo"), "bearer", "k")
-        .await;
+    app.register(&partner, &format!("http://127.0.0.1:{port}/octo"), "bearer", "k").await;
     let reply = app.call("POST", "/me/test-connection", Some(&token), None).await;
     let data = reply.expect_success(200);
     assert_eq!(data["ok"], false);
-    assert!(
-        data["message"].as_str().unwrap().contains("Could not connect to 127.0.0.1"),
-        "{data}"
-    );
+    assert!(data["message"].as_str().unwrap().contains("Could not connect to 127.0.0.1"), "{data}");
     let me = app.call("GET", "/me", Some(&token), None).await;
     assert_eq!(me.data()["health"]["status"], "DEGRADED");
 }
@@ -289,16 +233,10 @@ async fn test_connection_reports_an_unreachable_endpoint() {
 async fn the_demo_supplier_honours_its_key_in_both_forms() {
     let app = TestApp::spawn().await;
     let demo = format!("http://{}/demo/octo", app.addr());
-    for (auth_type, key, ok) in [
-        ("bearer", "demo-octo-key", true),
-        ("api_key", "demo-octo-key", true),
-        ("bearer", "wrong-key", false),
-    ] {
+    for (auth_type, key, ok) in [("bearer", "demo-octo-key", true), ("api_key", "demo-octo-key", true), ("bearer", "wrong-key", false)] {
         let partner = new_partner();
         app.register(&partner, &demo, auth_type, key).await;
-        let reply = app
-            .call("POST", "/me/test-connection", Some(&app.partner_token(&partner)), None)
-            .await;
+        let reply = app.call("POST", "/me/test-connection", Some(&app.partner_token(&partner)), None).await;
         let data = reply.expect_success(200);
         assert_eq!(data["ok"], ok, "{auth_type} {key}: {data}");
         if !ok {

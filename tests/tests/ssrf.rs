@@ -6,10 +6,7 @@ use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto};
 use seyaha_tests::{Options, TestApp, new_partner};
 
 fn strict() -> Options {
-    Options {
-        allow_private_endpoints: false,
-        ..Options::default()
-    }
+    Options { allow_private_endpoints: false, ..Options::default() }
 }
 
 fn body(base_url: &str) -> serde_json::Value {
@@ -21,10 +18,7 @@ async fn registration_refuses_internal_targets() {
     let app = TestApp::spawn_with(strict()).await;
     let token = app.partner_token(&new_partner());
     let cases = [
-        (
-            "https://127.0.0.1",
-            "base_url: must not point at a loopback, private, link-local or reserved address",
-        ),
+        ("https://127.0.0.1", "base_url: must not point at a loopback, private, link-local or reserved address"),
         ("https://127.0.0.1:8443/octo", "base_url: must not point at a loopback"),
         ("https://localhost", "base_url: must not point at localhost"),
         ("https://LOCALHOST:3000/octo", "base_url: must not point at localhost"),
@@ -41,9 +35,7 @@ async fn registration_refuses_internal_targets() {
         assert!(errors.contains(expected), "{url}: {errors}");
     }
     // A public-looking name that does not resolve here is accepted, and checked on every call.
-    app.call("POST", "", Some(&token), Some(body("https://octo.partner.invalid")))
-        .await
-        .expect_success(201);
+    app.call("POST", "", Some(&token), Some(body("https://octo.partner.invalid"))).await.expect_success(201);
 }
 
 #[tokio::test]
@@ -52,16 +44,8 @@ async fn patch_refuses_internal_targets_and_keeps_the_old_url() {
     let partner = new_partner();
     let token = app.partner_token(&partner);
     app.register(&partner, "https://octo.partner.invalid", "bearer", "k").await;
-    for url in [
-        "https://10.1.2.3",
-        "https://169.254.169.254",
-        "https://localhost",
-        "http://octo.example.com",
-        "https://[::1]",
-    ] {
-        app.call("PATCH", "/me", Some(&token), Some(json!({"base_url": url})))
-            .await
-            .expect_error(400);
+    for url in ["https://10.1.2.3", "https://169.254.169.254", "https://localhost", "http://octo.example.com", "https://[::1]"] {
+        app.call("PATCH", "/me", Some(&token), Some(json!({"base_url": url}))).await.expect_error(400);
     }
     let me = app.call("GET", "/me", Some(&token), None).await;
     assert_eq!(me.data()["base_url"], "https://octo.partner.invalid");
@@ -103,12 +87,7 @@ async fn names_resolving_to_refused_addresses_are_refused_at_registration_and_on
     };
     let strict_app = TestApp::spawn_with(strict()).await;
     let errors = strict_app
-        .call(
-            "POST",
-            "",
-            Some(&strict_app.partner_token(&new_partner())),
-            Some(body(&format!("https://{host}/octo"))),
-        )
+        .call("POST", "", Some(&strict_app.partner_token(&new_partner())), Some(body(&format!("https://{host}/octo"))))
         .await
         .expect_error(400);
     assert!(errors.contains("base_url: must not point at a loopback"), "{errors}");
@@ -118,13 +97,8 @@ async fn names_resolving_to_refused_addresses_are_refused_at_registration_and_on
     let partner = new_partner();
     app.register(&partner, &format!("https://{host}:1/octo"), "bearer", "k").await;
     app.restart_with(strict()).await;
-    let reply = app
-        .call("POST", "/me/test-connection", Some(&app.partner_token(&partner)), None)
-        .await;
+    let reply = app.call("POST", "/me/test-connection", Some(&app.partner_token(&partner)), None).await;
     let data = reply.expect_success(200);
     assert_eq!(data["ok"], false);
-    assert_eq!(
-        data["message"],
-        "Refused to call base_url: it must not point at a loopback, private, link-local or reserved address"
-    );
+    assert_eq!(data["message"], "Refused to call base_url: it must not point at a loopback, private, link-local or reserved address");
 }

@@ -21,31 +21,28 @@ async fn check_order_401_then_403_then_400() {
         let wrong = app.webhook(&id, what, Some(&"0".repeat(64)), body.clone()).await.expect_error(401);
         let empty = app.webhook(&id, what, Some(""), body.clone()).await.expect_error(401);
         let stranger = app.webhook(unknown, what, Some(&secret), body.clone()).await.expect_error(401);
-        assert!(
-            missing == wrong && wrong == empty && empty == stranger,
-            "no enumeration: the same answer every time"
-        );
+        assert!(missing == wrong && wrong == empty && empty == stranger, "no enumeration: the same answer every time");
         // 403: right secret, not approved yet.
-        assert!(
-            app.webhook(&id, what, Some(&secret), body.clone())
-                .await
-                .text
-                .contains("not approved")
-        );
+        assert!(app.webhook(&id, what, Some(&secret), body.clone()).await.text.contains("not approved"));
         app.webhook(&id, what, Some(&secret), body.clone()).await.expect_error(403);
         app.webhook("not-hex", what, Some(&secret), body.clone()).await.expect_error(400);
     }
 
+    // Before approval even a broken body is 403: the body is checked last.
+    app.webhook(&id, "availability/notify", Some(&secret), Some(json!({"productId": 5}))).await.expect_error(403);
+
     app.approve(&id).await;
-    app.webhook(&id, "sync/trigger", Some(&secret), None).await.expect_error(501);
-    app.webhook(&id, "availability/notify", Some(&secret), notify.clone())
-        .await
-        .expect_error(501);
+    // Approved: the trigger reaches the partner (which does not resolve here: 502), the notify
+    // body is validated (400), and a valid notify for an unknown product falls back (200).
+    let failed = app.webhook(&id, "sync/trigger", Some(&secret), None).await;
+    assert!(failed.expect_error(502).starts_with("base_url: could not connect to octo.example.com"), "{}", failed.text);
+    let errors = app.webhook(&id, "availability/notify", Some(&secret), Some(json!({"productId": 5}))).await.expect_error(400);
+    assert!(errors.contains("productId: must be a string") && errors.contains("optionId: is required"), "{errors}");
+    let unknown_product = app.webhook(&id, "availability/notify", Some(&secret), notify.clone()).await;
+    assert_eq!(unknown_product.expect_success(200), &json!({"updated": false}));
 
     let admin = app.admin_token();
-    app.call("PATCH", &format!("/admin/{id}"), Some(&admin), Some(json!({"isActive": false})))
-        .await
-        .expect_success(200);
+    app.call("PATCH", &format!("/admin/{id}"), Some(&admin), Some(json!({"isActive": false}))).await.expect_success(200);
     let inactive = app.webhook(&id, "sync/trigger", Some(&secret), None).await;
     inactive.expect_error(403);
     assert!(inactive.text.contains("inactive"));
@@ -54,7 +51,5 @@ async fn check_order_401_then_403_then_400() {
     let other_partner = new_partner();
     let other = app.register(&other_partner, "https://octo.example.com", "bearer", "k").await;
     app.approve(other["_id"].as_str().unwrap()).await;
-    app.webhook(other["_id"].as_str().unwrap(), "sync/trigger", Some(&secret), None)
-        .await
-        .expect_error(401);
+    app.webhook(other["_id"].as_str().unwrap(), "sync/trigger", Some(&secret), None).await.expect_error(401);
 }

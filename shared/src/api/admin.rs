@@ -24,24 +24,14 @@ pub async fn create(State(state): State<AppState>, _admin: AdminAuth, JsonBody(b
 pub async fn list(State(state): State<AppState>, _admin: AdminAuth, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let (filter, page) = list_query(query.as_deref().unwrap_or_default())?;
     let result = state.service.admin_list(filter, page).await?;
-    Ok(paginated(
-        result.items,
-        Pagination {
-            page: page.page,
-            page_size: page.limit,
-            total_count: result.total_count,
-        },
-    ))
+    Ok(paginated(result.items, Pagination { page: page.page, page_size: page.limit, total_count: result.total_count }))
 }
 
 /// `page` (from 1), `limit` (1..=100), `isApproved` (true|false), `health` (HEALTHY|DEGRADED|DOWN).
 fn list_query(query: &str) -> Result<(IntegrationFilter, PageRequest), ApiError> {
     let mut errors = Vec::new();
     let mut filter = IntegrationFilter::default();
-    let mut page = PageRequest {
-        page: 1,
-        limit: DEFAULT_PAGE_SIZE,
-    };
+    let mut page = PageRequest { page: 1, limit: DEFAULT_PAGE_SIZE };
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         match key.as_ref() {
             "page" => match value.parse::<u32>() {
@@ -64,11 +54,7 @@ fn list_query(query: &str) -> Result<(IntegrationFilter, PageRequest), ApiError>
             _ => {}
         }
     }
-    if errors.is_empty() {
-        Ok((filter, page))
-    } else {
-        Err(ApiError::validation(errors))
-    }
+    if errors.is_empty() { Ok((filter, page)) } else { Err(ApiError::validation(errors)) }
 }
 
 pub async fn get(State(state): State<AppState>, _admin: AdminAuth, IntegrationPath(id): IntegrationPath) -> Result<Response, ApiError> {
@@ -106,13 +92,7 @@ mod tests {
         assert_eq!((filter, page), (IntegrationFilter::default(), PageRequest { page: 1, limit: 20 }));
         let (filter, page) = list_query("page=3&limit=5&isApproved=false&health=DOWN&other=1").unwrap();
         assert_eq!(page, PageRequest { page: 3, limit: 5 });
-        assert_eq!(
-            filter,
-            IntegrationFilter {
-                is_approved: Some(false),
-                health: Some(HealthStatus::Down)
-            }
-        );
+        assert_eq!(filter, IntegrationFilter { is_approved: Some(false), health: Some(HealthStatus::Down) });
     }
 
     #[test]

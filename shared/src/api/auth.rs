@@ -56,10 +56,7 @@ impl JwtVerifier {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = EXP_LEEWAY_SECONDS;
         validation.validate_aud = false;
-        Self {
-            key: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
-            validation,
-        }
+        Self { key: DecodingKey::from_secret(secret.expose_secret().as_bytes()), validation }
     }
 
     /// Verifies an `Authorization` header value (`Bearer <jwt>`).
@@ -83,10 +80,7 @@ impl JwtVerifier {
             Some("admin") => Ok(Principal::Admin),
             Some("partner") => {
                 // The partner id is `sub`, falling back to `id`, then `_id`: the first one present.
-                let id = [claims.sub, claims.id, claims.underscore_id]
-                    .into_iter()
-                    .flatten()
-                    .find(|v| !v.is_null());
+                let id = [claims.sub, claims.id, claims.underscore_id].into_iter().flatten().find(|v| !v.is_null());
                 let id = id.as_ref().and_then(Value::as_str).ok_or(AuthError::NoPartnerId)?;
                 PartnerId::parse(id).map(Principal::Partner).map_err(|_| AuthError::NoPartnerId)
             }
@@ -114,18 +108,9 @@ struct MintedClaims<'a> {
 /// Signs a token, as the Seyaha portal would; used by `seyaha-local token` and by tests.
 pub fn mint_token(secret: &SecretString, role: Role, subject: &str, valid_for: Duration) -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let claims = MintedClaims {
-        sub: subject,
-        role,
-        iat: now,
-        exp: now + valid_for.as_secs(),
-    };
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.expose_secret().as_bytes()),
-    )
-    .expect("HS256 signing with a byte secret cannot fail")
+    let claims = MintedClaims { sub: subject, role, iat: now, exp: now + valid_for.as_secs() };
+    encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.expose_secret().as_bytes()))
+        .expect("HS256 signing with a byte secret cannot fail")
 }
 
 #[cfg(test)]
@@ -139,12 +124,7 @@ mod tests {
     }
 
     fn sign(claims: serde_json::Value, alg: Algorithm) -> String {
-        encode(
-            &Header::new(alg),
-            &claims,
-            &EncodingKey::from_secret(b"test-secret-with-enough-entropy-0123456789"),
-        )
-        .unwrap()
+        encode(&Header::new(alg), &claims, &EncodingKey::from_secret(b"test-secret-with-enough-entropy-0123456789")).unwrap()
     }
 
     fn in_an_hour() -> u64 {
@@ -155,10 +135,7 @@ mod tests {
     fn minted_tokens_verify() {
         let verifier = JwtVerifier::new(&secret());
         let token = mint_token(&secret(), Role::Partner, PARTNER, Duration::from_secs(60));
-        assert_eq!(
-            verifier.verify_header(Some(&format!("Bearer {token}"))),
-            Ok(Principal::Partner(PartnerId::parse(PARTNER).unwrap()))
-        );
+        assert_eq!(verifier.verify_header(Some(&format!("Bearer {token}"))), Ok(Principal::Partner(PartnerId::parse(PARTNER).unwrap())));
         let admin = mint_token(&secret(), Role::Admin, "ops", Duration::from_secs(60));
         assert_eq!(verifier.verify(&admin), Ok(Principal::Admin));
     }
@@ -170,10 +147,7 @@ mod tests {
         let by_id = sign(serde_json::json!({"role": "partner", "id": PARTNER, "exp": exp}), Algorithm::HS256);
         let by_underscore = sign(serde_json::json!({"role": "partner", "_id": PARTNER, "exp": exp}), Algorithm::HS256);
         let none = sign(serde_json::json!({"role": "partner", "exp": exp}), Algorithm::HS256);
-        let bad = sign(
-            serde_json::json!({"role": "partner", "sub": "not-an-id", "exp": exp}),
-            Algorithm::HS256,
-        );
+        let bad = sign(serde_json::json!({"role": "partner", "sub": "not-an-id", "exp": exp}), Algorithm::HS256);
         assert!(matches!(verifier.verify(&by_id), Ok(Principal::Partner(_))));
         assert!(matches!(verifier.verify(&by_underscore), Ok(Principal::Partner(_))));
         assert_eq!(verifier.verify(&none), Err(AuthError::NoPartnerId));

@@ -17,11 +17,7 @@ impl<'a> Fields<'a> {
         let Some(object) = body.as_object() else {
             return Err(ApiError::validation(vec!["body: must be a JSON object".into()]));
         };
-        let errors = object
-            .keys()
-            .filter(|key| !known.contains(&key.as_str()))
-            .map(|key| format!("{key}: unknown field"))
-            .collect();
+        let errors = object.keys().filter(|key| !known.contains(&key.as_str())).map(|key| format!("{key}: unknown field")).collect();
         Ok(Self { object, errors })
     }
 
@@ -61,11 +57,7 @@ impl<'a> Fields<'a> {
     }
 
     fn finish(self) -> Result<(), ApiError> {
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::validation(self.errors))
-        }
+        if self.errors.is_empty() { Ok(()) } else { Err(ApiError::validation(self.errors)) }
     }
 }
 
@@ -104,13 +96,7 @@ pub fn new_integration(body: &Value) -> Result<NewIntegration, ApiError> {
 
 /// `POST /admin/create`: the four fields plus `partner_id`.
 pub fn admin_new_integration(body: &Value) -> Result<(PartnerId, NewIntegration), ApiError> {
-    let known = [
-        "partner_id",
-        INTEGRATION_FIELDS[0],
-        INTEGRATION_FIELDS[1],
-        INTEGRATION_FIELDS[2],
-        INTEGRATION_FIELDS[3],
-    ];
+    let known = ["partner_id", INTEGRATION_FIELDS[0], INTEGRATION_FIELDS[1], INTEGRATION_FIELDS[2], INTEGRATION_FIELDS[3]];
     let mut fields = Fields::new(body, &known)?;
     let partner_id = fields.parsed("partner_id", PartnerId::parse);
     let partner_id = fields.require("partner_id", partner_id);
@@ -124,9 +110,7 @@ pub fn admin_new_integration(body: &Value) -> Result<(PartnerId, NewIntegration)
 pub fn integration_patch(body: &Value) -> Result<IntegrationPatch, ApiError> {
     let mut fields = Fields::new(body, &INTEGRATION_FIELDS)?;
     if !fields.has_any(&INTEGRATION_FIELDS) {
-        fields
-            .errors
-            .push(format!("body: must contain at least one of {}", INTEGRATION_FIELDS.join(", ")));
+        fields.errors.push(format!("body: must contain at least one of {}", INTEGRATION_FIELDS.join(", ")));
     }
     let patch = read_integration_fields(&mut fields);
     fields.finish()?;
@@ -140,10 +124,7 @@ pub fn admin_patch(body: &Value) -> Result<AdminPatch, ApiError> {
     if !fields.has_any(&FIELDS) {
         fields.errors.push("body: must contain isApproved and/or isActive".into());
     }
-    let patch = AdminPatch {
-        is_approved: fields.bool("isApproved"),
-        is_active: fields.bool("isActive"),
-    };
+    let patch = AdminPatch { is_approved: fields.bool("isApproved"), is_active: fields.bool("isActive") };
     fields.finish()?;
     Ok(patch)
 }
@@ -171,10 +152,7 @@ mod tests {
         ] {
             assert!(errors.contains(expected), "{expected} missing from {errors}");
         }
-        assert!(
-            !errors.contains("auth_key: is required"),
-            "a wrongly typed field is not also missing: {errors}"
-        );
+        assert!(!errors.contains("auth_key: is required"), "a wrongly typed field is not also missing: {errors}");
     }
 
     #[test]

@@ -18,11 +18,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            errors: Vec::new(),
-        }
+        Self { status, message: message.into(), errors: Vec::new() }
     }
 
     /// Adds one `"field: reason"` entry.
@@ -33,11 +29,7 @@ impl ApiError {
 
     /// 400 with every field problem found, so a partner can fix them all at once.
     pub fn validation(errors: Vec<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            message: "Validation Error".into(),
-            errors,
-        }
+        Self { status: StatusCode::BAD_REQUEST, message: "Validation Error".into(), errors }
     }
 
     pub fn internal() -> Self {

@@ -34,13 +34,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 ApiError::new(StatusCode::BAD_REQUEST, "Request body could not be read")
             }
         })?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|error| {
-            ApiError::validation(vec![format!(
-                "body: malformed JSON at line {} column {}",
-                error.line(),
-                error.column()
-            )])
-        })
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|error| ApiError::validation(vec![format!("body: malformed JSON at line {} column {}", error.line(), error.column())]))
     }
 }
 
@@ -62,9 +58,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IntegrationPath {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::validation(vec!["id: must be 24 lowercase hex characters".into()]))?;
-        IntegrationId::parse(&raw)
-            .map(IntegrationPath)
-            .map_err(|error| ApiError::validation(vec![format!("id: {error}")]))
+        IntegrationId::parse(&raw).map(IntegrationPath).map_err(|error| ApiError::validation(vec![format!("id: {error}")]))
     }
 }
 
@@ -112,11 +106,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebhookSecretHeader {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let value = parts
-            .headers
-            .get("x-webhook-secret")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim().to_owned());
+        let value = parts.headers.get("x-webhook-secret").and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned());
         Ok(Self(value))
     }
 }

@@ -42,12 +42,7 @@ pub fn registration_routes() -> Router<AppState> {
     use axum::routing::{get, post};
     Router::new()
         .route(PREFIX, post(integrations::create))
-        .route(
-            &path("/me"),
-            get(integrations::get_mine)
-                .patch(integrations::update_mine)
-                .delete(integrations::delete_mine),
-        )
+        .route(&path("/me"), get(integrations::get_mine).patch(integrations::update_mine).delete(integrations::delete_mine))
         .route(&path("/me/test-connection"), post(integrations::test_connection))
         .route(&path("/{id}/sync-log"), get(status::sync_log))
         .route(&path("/{id}/health"), get(status::health))
@@ -65,10 +60,7 @@ pub fn sync_trigger_routes() -> Router<AppState> {
 
 /// The `availability-notify` function.
 pub fn availability_notify_routes() -> Router<AppState> {
-    Router::new().route(
-        &path("/{id}/availability/notify"),
-        axum::routing::post(webhooks::availability_notify),
-    )
+    Router::new().route(&path("/{id}/availability/notify"), axum::routing::post(webhooks::availability_notify))
 }
 
 /// Wraps a function's routes with what every deployment needs: the body limit, request
@@ -84,9 +76,7 @@ pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
 
 /// All routes in one Router (seyaha-local, tests).
 pub fn router(state: AppState) -> Router {
-    let routes = registration_routes()
-        .merge(sync_trigger_routes())
-        .merge(availability_notify_routes());
+    let routes = registration_routes().merge(sync_trigger_routes()).merge(availability_notify_routes());
     finish(routes, state)
 }
 

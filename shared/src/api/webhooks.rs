@@ -19,11 +19,7 @@ pub async fn sync_trigger(
 ) -> Result<Response, ApiError> {
     let record = state.service.authenticate_webhook(id, secret.as_deref()).await?;
     match state.service.engine().trigger(record).await? {
-        SyncResult::Done {
-            counts,
-            skipped,
-            rejections,
-        } => Ok(ok(json!({
+        SyncResult::Done { counts, skipped, rejections } => Ok(ok(json!({
             "synced": counts.synced,
             "skipped": skipped,
             "queued": false,
@@ -34,14 +30,9 @@ pub async fn sync_trigger(
             "rejected": counts.rejected,
             "rejections": rejections,
         }))),
-        SyncResult::Queued => Ok(success(
-            StatusCode::ACCEPTED,
-            json!({ "synced": 0, "skipped": false, "queued": true }),
-        )),
-        SyncResult::Failed { message } => Err(
-            ApiError::new(StatusCode::BAD_GATEWAY, format!("Partner endpoint failed: {message}"))
-                .with_error(format!("base_url: {message}")),
-        ),
+        SyncResult::Queued => Ok(success(StatusCode::ACCEPTED, json!({ "synced": 0, "skipped": false, "queued": true }))),
+        SyncResult::Failed { message } => Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("Partner endpoint failed: {message}"))
+            .with_error(format!("base_url: {message}"))),
         SyncResult::NotNeeded => Err(ApiError::new(StatusCode::FORBIDDEN, "Integration is no longer approved and active")),
     }
 }

@@ -116,18 +116,9 @@ mod tests {
 
     #[test]
     fn strips_trailing_slashes() {
-        assert_eq!(
-            BaseUrl::parse("https://octo.example.com/").unwrap().as_str(),
-            "https://octo.example.com"
-        );
-        assert_eq!(
-            BaseUrl::parse("https://octo.example.com/api/octo//").unwrap().as_str(),
-            "https://octo.example.com/api/octo"
-        );
-        assert_eq!(
-            BaseUrl::parse("https://octo.example.com").unwrap().endpoint("products"),
-            "https://octo.example.com/products"
-        );
+        assert_eq!(BaseUrl::parse("https://octo.example.com/").unwrap().as_str(), "https://octo.example.com");
+        assert_eq!(BaseUrl::parse("https://octo.example.com/api/octo//").unwrap().as_str(), "https://octo.example.com/api/octo");
+        assert_eq!(BaseUrl::parse("https://octo.example.com").unwrap().endpoint("products"), "https://octo.example.com/products");
     }
 
     #[test]
@@ -153,9 +144,6 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(BaseUrl::parse(input), Err(expected), "{input}");
         }
-        assert_eq!(
-            BaseUrl::parse(&format!("https://e.com/{}", "a".repeat(3000))),
-            Err(InvalidBaseUrl::TooLong)
-        );
+        assert_eq!(BaseUrl::parse(&format!("https://e.com/{}", "a".repeat(3000))), Err(InvalidBaseUrl::TooLong));
     }
 }

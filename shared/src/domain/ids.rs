@@ -123,14 +123,9 @@ mod tests {
 
     #[test]
     fn rejects_wrong_length_uppercase_and_non_hex() {
-        for bad in [
-            "",
-            "64a1b2c3d4e5f6a7b8c9d0e",
-            "64a1b2c3d4e5f6a7b8c9d0e1f",
-            "64A1B2C3D4E5F6A7B8C9D0E1",
-            "64a1b2c3d4e5f6a7b8c9d0eg",
-            "me",
-        ] {
+        for bad in
+            ["", "64a1b2c3d4e5f6a7b8c9d0e", "64a1b2c3d4e5f6a7b8c9d0e1f", "64A1B2C3D4E5F6A7B8C9D0E1", "64a1b2c3d4e5f6a7b8c9d0eg", "me"]
+        {
             assert_eq!(ObjectId::parse(bad), Err(InvalidObjectId), "{bad:?}");
         }
         assert!(ObjectId::parse("64a1b2c3d4e5f6a7b8c9d0e1").is_ok());

@@ -58,12 +58,7 @@ pub struct SyncState {
 
 impl SyncState {
     pub fn new() -> Self {
-        Self {
-            status: SyncStatus::Idle,
-            last_sync_at: None,
-            last_sync_hash: None,
-            error_message: None,
-        }
+        Self { status: SyncStatus::Idle, last_sync_at: None, last_sync_hash: None, error_message: None }
     }
 }
 
@@ -134,12 +129,7 @@ impl Health {
             HealthStatus::Degraded => HealthTransition::RecoveredFromDegraded,
             HealthStatus::Down => HealthTransition::RecoveredFromDown,
         };
-        *self = Self {
-            status: HealthStatus::Healthy,
-            last_probe_at: Some(now),
-            last_success_at: Some(now),
-            ..Self::new()
-        };
+        *self = Self { status: HealthStatus::Healthy, last_probe_at: Some(now), last_success_at: Some(now), ..Self::new() };
         transition
     }
 
@@ -328,21 +318,11 @@ mod tests {
         assert_eq!(health.degraded_since, Some(at(1)));
         assert_eq!(health.record_failure(at(2)), HealthTransition::Unchanged);
         assert_eq!(health.record_failure(at(3)), HealthTransition::BecameDown);
-        assert_eq!(
-            (health.status, health.down_since, health.degraded_since),
-            (HealthStatus::Down, Some(at(3)), Some(at(1)))
-        );
+        assert_eq!((health.status, health.down_since, health.degraded_since), (HealthStatus::Down, Some(at(3)), Some(at(1))));
         assert_eq!(health.record_failure(at(4)), HealthTransition::Unchanged);
         assert_eq!(health.consecutive_failures, 4);
         assert_eq!(health.record_success(at(5)), HealthTransition::RecoveredFromDown);
-        assert_eq!(
-            health,
-            Health {
-                last_probe_at: Some(at(5)),
-                last_success_at: Some(at(5)),
-                ..Health::new()
-            }
-        );
+        assert_eq!(health, Health { last_probe_at: Some(at(5)), last_success_at: Some(at(5)), ..Health::new() });
     }
 
     #[test]

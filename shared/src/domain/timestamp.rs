@@ -34,9 +34,7 @@ impl Timestamp {
 
     /// Parses any RFC 3339 timestamp and normalises it to UTC milliseconds.
     pub fn parse(s: &str) -> Result<Self, InvalidTimestamp> {
-        OffsetDateTime::parse(s, &Rfc3339)
-            .map(Self::from_datetime)
-            .map_err(|_| InvalidTimestamp)
+        OffsetDateTime::parse(s, &Rfc3339).map(Self::from_datetime).map_err(|_| InvalidTimestamp)
     }
 
     pub fn unix_seconds(&self) -> i64 {

@@ -63,11 +63,7 @@ impl EndpointPolicy {
         match tokio::time::timeout(REGISTRATION_DNS_TIMEOUT, lookup).await {
             Ok(Ok(addrs)) => {
                 let addrs: Vec<SocketAddr> = addrs.collect();
-                if !addrs.is_empty() && addrs.iter().all(|a| is_refused_ip(a.ip())) {
-                    Err(EndpointRefused::RefusedAddress)
-                } else {
-                    Ok(())
-                }
+                if !addrs.is_empty() && addrs.iter().all(|a| is_refused_ip(a.ip())) { Err(EndpointRefused::RefusedAddress) } else { Ok(()) }
             }
             Ok(Err(_)) | Err(_) => Ok(()),
         }
@@ -75,9 +71,7 @@ impl EndpointPolicy {
 
     /// The resolver to install in the outbound HTTP client.
     pub fn resolver(&self) -> GuardedResolver {
-        GuardedResolver {
-            allow_private: self.allow_private,
-        }
+        GuardedResolver { allow_private: self.allow_private }
     }
 }
 
@@ -85,11 +79,7 @@ fn check_host(host: Host<&str>) -> Result<(), EndpointRefused> {
     match host {
         Host::Domain(name) => {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
-            if name == "localhost" || name.ends_with(".localhost") {
-                Err(EndpointRefused::Localhost)
-            } else {
-                Ok(())
-            }
+            if name == "localhost" || name.ends_with(".localhost") { Err(EndpointRefused::Localhost) } else { Ok(()) }
         }
         Host::Ipv4(ip) if is_refused_ip(IpAddr::V4(ip)) => Err(EndpointRefused::RefusedAddress),
         Host::Ipv6(ip) if is_refused_ip(IpAddr::V6(ip)) => Err(EndpointRefused::RefusedAddress),
@@ -250,10 +240,7 @@ mod tests {
         assert_eq!(strict.check_url(&url("https://api.LOCALHOST.")), Err(EndpointRefused::Localhost));
         assert_eq!(strict.check_url(&url("https://127.0.0.1")), Err(EndpointRefused::RefusedAddress));
         assert_eq!(strict.check_url(&url("https://[::1]")), Err(EndpointRefused::RefusedAddress));
-        assert_eq!(
-            strict.check_url(&url("https://169.254.169.254/latest")),
-            Err(EndpointRefused::RefusedAddress)
-        );
+        assert_eq!(strict.check_url(&url("https://169.254.169.254/latest")), Err(EndpointRefused::RefusedAddress));
         assert_eq!(strict.check_url(&url("https://octo.example.com")), Ok(()));
         assert_eq!(strict.check_url(&url("https://93.184.216.34")), Ok(()));
         let dev = EndpointPolicy { allow_private: true };

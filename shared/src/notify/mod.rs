@@ -69,18 +69,14 @@ fn read(
     if let Some(start) = &start
         && Timestamp::parse(start).is_err()
     {
-        errors.push(format!(
-            "{prefix}localDateTimeStart: must be an RFC 3339 date-time with an offset, e.g. 2026-07-15T10:00:00+03:00"
-        ));
+        errors.push(format!("{prefix}localDateTimeStart: must be an RFC 3339 date-time with an offset, e.g. 2026-07-15T10:00:00+03:00"));
     }
     let status = match fields.get("status") {
         None | Some(Value::Null) => None,
         Some(value) => {
             let parsed = value.as_str().and_then(SlotStatus::parse);
             if parsed.is_none() {
-                errors.push(format!(
-                    "{prefix}status: must be one of AVAILABLE, FREESALE, LIMITED, SOLD_OUT, CLOSED"
-                ));
+                errors.push(format!("{prefix}status: must be one of AVAILABLE, FREESALE, LIMITED, SOLD_OUT, CLOSED"));
             }
             parsed
         }
@@ -104,15 +100,7 @@ fn read(
     }
     match (product_id, option_id, availability_id, start) {
         (Some(product_id), Some(option_id), Some(availability_id), Some(local_date_time_start)) if errors.is_empty() => {
-            Ok(AvailabilityUpdate {
-                product_id,
-                option_id,
-                availability_id,
-                local_date_time_start,
-                status,
-                vacancies,
-                capacity,
-            })
+            Ok(AvailabilityUpdate { product_id, option_id, availability_id, local_date_time_start, status, vacancies, capacity })
         }
         _ => Err(errors),
     }
@@ -164,10 +152,7 @@ mod tests {
         body["vacancies"] = json!(2);
         body["capacity"] = json!(10);
         let update = parse_notify(&body).unwrap();
-        assert_eq!(
-            (update.status, update.vacancies, update.capacity),
-            (Some(SlotStatus::Limited), Some(2), Some(10))
-        );
+        assert_eq!((update.status, update.vacancies, update.capacity), (Some(SlotStatus::Limited), Some(2), Some(10)));
         assert_eq!(update.availability_id, "a");
     }
 
@@ -189,10 +174,7 @@ mod tests {
             (json!({}), "productId: is required"),
             (json!({"productId": 5}), "productId: must be a string"),
             (json!({"productId": ""}), "productId: must not be empty"),
-            (
-                json!({"localDateTimeStart": "2026-07-15T10:00:00"}),
-                "localDateTimeStart: must be an RFC 3339 date-time with an offset",
-            ),
+            (json!({"localDateTimeStart": "2026-07-15T10:00:00"}), "localDateTimeStart: must be an RFC 3339 date-time with an offset"),
             (json!({"status": "OPEN"}), "status: must be one of"),
             (json!({"vacancies": -1}), "vacancies: must be a non-negative integer"),
             (json!({"capacity": 2.5}), "capacity: must be a non-negative integer"),

@@ -25,11 +25,7 @@ pub struct OctoClientConfig {
 
 impl Default for OctoClientConfig {
     fn default() -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(20),
-            max_response_bytes: 50 * 1024 * 1024,
-        }
+        Self { connect_timeout: Duration::from_secs(5), request_timeout: Duration::from_secs(20), max_response_bytes: 50 * 1024 * 1024 }
     }
 }
 
@@ -158,13 +154,9 @@ impl OctoClient {
             source = cause.source();
         }
         if error.is_timeout() {
-            OctoError::Timeout {
-                seconds: self.config.request_timeout.as_secs().max(1),
-            }
+            OctoError::Timeout { seconds: self.config.request_timeout.as_secs().max(1) }
         } else if error.is_connect() {
-            OctoError::Connect {
-                host: base_url.host().to_string(),
-            }
+            OctoError::Connect { host: base_url.host().to_string() }
         } else if error.is_redirect() {
             OctoError::Transport("too many redirects".into())
         } else if error.is_decode() || error.is_body() {

@@ -85,21 +85,11 @@ pub fn generated_catalog(count: usize) -> Value {
                         option_id,
                         option_id,
                         &["09:00", "14:00"],
-                        vec![
-                            unit("adult", "ADULT", "Adult", retail, 12, 99),
-                            unit("child", "CHILD", "Child", retail / 2, 3, 11),
-                        ],
+                        vec![unit("adult", "ADULT", "Adult", retail, 12, 99), unit("child", "CHILD", "Child", retail / 2, 3, 11)],
                     )
                 })
                 .collect();
-            product(
-                &format!("product_{i}"),
-                &format!("product-{i}"),
-                &format!("Product {i}"),
-                "A generated product.",
-                120,
-                options,
-            )
+            product(&format!("product_{i}"), &format!("product-{i}"), &format!("Product {i}"), "A generated product.", 120, options)
         })
         .collect();
     Value::Array(products)

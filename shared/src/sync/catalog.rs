@@ -52,14 +52,8 @@ pub fn parse_catalog(body: &[u8], now: Timestamp) -> Result<ParsedCatalog, Catal
         Err(_) => return Err(CatalogError::NotJson),
     }
     deserializer.end().map_err(|_| CatalogError::NotJson)?;
-    state
-        .payload
-        .update(if state.count == 0 { b"[]".as_slice() } else { b"]".as_slice() });
-    Ok(ParsedCatalog {
-        payload_hash: hex::encode(state.payload.finalize()),
-        activities: state.activities,
-        rejections: state.rejections,
-    })
+    state.payload.update(if state.count == 0 { b"[]".as_slice() } else { b"]".as_slice() });
+    Ok(ParsedCatalog { payload_hash: hex::encode(state.payload.finalize()), activities: state.activities, rejections: state.rejections })
 }
 
 struct Builder {
@@ -98,18 +92,11 @@ impl Builder {
     fn accept(&mut self, raw: &Value, content_hash: String) -> Result<Activity, String> {
         let product: Product = serde_path_to_error::deserialize(raw).map_err(|e| {
             let path = e.path().to_string();
-            if path == "." {
-                e.inner().to_string()
-            } else {
-                format!("{path}: {}", e.inner())
-            }
+            if path == "." { e.inner().to_string() } else { format!("{path}: {}", e.inner()) }
         })?;
         validate(&product)?;
         if self.names.contains(&product.internal_name) {
-            return Err(format!(
-                "internalName: duplicate of an earlier product ({:?})",
-                product.internal_name
-            ));
+            return Err(format!("internalName: duplicate of an earlier product ({:?})", product.internal_name));
         }
         if self.product_ids.contains(&product.id) {
             return Err(format!("id: duplicate of an earlier product ({:?})", product.id));
@@ -129,9 +116,7 @@ fn validate(product: &Product) -> Result<(), String> {
         return Err("internalName: must not be empty".into());
     }
     if name.len() > MAX_INTERNAL_NAME_LEN || name.chars().any(char::is_control) {
-        return Err(format!(
-            "internalName: must be at most {MAX_INTERNAL_NAME_LEN} bytes without control characters"
-        ));
+        return Err(format!("internalName: must be at most {MAX_INTERNAL_NAME_LEN} bytes without control characters"));
     }
     if product.options.is_empty() {
         return Err("options: must contain at least one option".into());
@@ -151,15 +136,8 @@ fn validate(product: &Product) -> Result<(), String> {
 /// OCTO product -> Seyaha activity (DESIGN section 4, step 6).
 fn map_product(product: Product, content_hash: String, now: Timestamp) -> Activity {
     let currency = product.default_currency.clone();
-    let activity_title = product
-        .title
-        .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(|| product.internal_name.clone());
-    let variations = product
-        .options
-        .into_iter()
-        .map(|option| map_option(option, currency.as_deref()))
-        .collect();
+    let activity_title = product.title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| product.internal_name.clone());
+    let variations = product.options.into_iter().map(|option| map_option(option, currency.as_deref())).collect();
     Activity {
         internal_name: product.internal_name,
         activity_title,
@@ -173,15 +151,8 @@ fn map_product(product: Product, content_hash: String, now: Timestamp) -> Activi
 
 /// The "from" price in the product's default currency, else the first one.
 fn pick_price(prices: &[Pricing], currency: Option<&str>) -> Option<Price> {
-    let chosen = prices
-        .iter()
-        .find(|p| currency.is_some() && p.currency.as_deref() == currency)
-        .or_else(|| prices.first())?;
-    Some(Price {
-        retail: chosen.retail,
-        currency: chosen.currency.clone(),
-        currency_precision: chosen.currency_precision,
-    })
+    let chosen = prices.iter().find(|p| currency.is_some() && p.currency.as_deref() == currency).or_else(|| prices.first())?;
+    Some(Price { retail: chosen.retail, currency: chosen.currency.clone(), currency_precision: chosen.currency_precision })
 }
 
 fn map_option(option: ProductOption, currency: Option<&str>) -> Variation {
@@ -192,11 +163,7 @@ fn map_option(option: ProductOption, currency: Option<&str>) -> Variation {
             let unit_type = unit.unit_type.clone()?;
             Some(UnitPrice {
                 unit_type,
-                label: unit
-                    .title
-                    .clone()
-                    .or_else(|| unit.internal_name.clone())
-                    .or_else(|| unit.id.clone()),
+                label: unit.title.clone().or_else(|| unit.internal_name.clone()).or_else(|| unit.id.clone()),
                 price: pick_price(&unit.pricing_from, currency),
             })
         })
@@ -206,36 +173,19 @@ fn map_option(option: ProductOption, currency: Option<&str>) -> Variation {
         let (Some(unit_type), Some(retail)) = (&legacy.unit_type, legacy.retail) else {
             continue;
         };
-        let price = Price {
-            retail,
-            currency: legacy.currency.clone(),
-            currency_precision: legacy.currency_precision,
-        };
+        let price = Price { retail, currency: legacy.currency.clone(), currency_precision: legacy.currency_precision };
         match units.iter_mut().find(|u| &u.unit_type == unit_type) {
             Some(unit) if unit.price.is_none() => unit.price = Some(price),
             Some(_) => {}
-            None => units.push(UnitPrice {
-                unit_type: unit_type.clone(),
-                label: None,
-                price: Some(price),
-            }),
+            None => units.push(UnitPrice { unit_type: unit_type.clone(), label: None, price: Some(price) }),
         }
     }
-    let title = option
-        .title
-        .clone()
-        .or_else(|| option.internal_name.clone())
-        .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(|| option.id.clone());
+    let title =
+        option.title.clone().or_else(|| option.internal_name.clone()).filter(|t| !t.trim().is_empty()).unwrap_or_else(|| option.id.clone());
     Variation {
         title,
-        external_sync: VariationSync {
-            external_option_id: option.id,
-        },
-        pricing: VariationPricing {
-            units,
-            per_booking: pick_price(&option.pricing_from, currency),
-        },
+        external_sync: VariationSync { external_option_id: option.id },
+        pricing: VariationPricing { units, per_booking: pick_price(&option.pricing_from, currency) },
     }
 }
 
@@ -288,11 +238,7 @@ mod tests {
         let a = br#"[{"id":"p1","internalName":"one","options":[{"id":"DEFAULT"}],"title":"One"}]"#;
         let b = b"[ {\"title\" : \"One\", \"options\": [ {\"id\": \"DEFAULT\"} ],\n \"internalName\":\"one\", \"id\":\"p1\"} ]";
         let c = br#"[{"id":"p1","internalName":"one","options":[{"id":"DEFAULT"}],"title":"One!"}]"#;
-        let (a, b, c) = (
-            parse_catalog(a, now()).unwrap(),
-            parse_catalog(b, now()).unwrap(),
-            parse_catalog(c, now()).unwrap(),
-        );
+        let (a, b, c) = (parse_catalog(a, now()).unwrap(), parse_catalog(b, now()).unwrap(), parse_catalog(c, now()).unwrap());
         assert_eq!(a.payload_hash, b.payload_hash);
         assert_eq!(a.activities[0].content_hash, b.activities[0].content_hash);
         assert_ne!(a.payload_hash, c.payload_hash);
@@ -305,10 +251,7 @@ mod tests {
         let canonical = br#"[{"a":"x","b":1},20,[]]"#;
         assert_eq!(parsed.payload_hash, hex::encode(Sha256::digest(canonical)));
         assert_eq!(parsed.rejections.len(), 3, "none of them is a product");
-        assert_eq!(
-            parse_catalog(b"[]", now()).unwrap().payload_hash,
-            hex::encode(Sha256::digest(b"[]"))
-        );
+        assert_eq!(parse_catalog(b"[]", now()).unwrap().payload_hash, hex::encode(Sha256::digest(b"[]")));
     }
 
     #[test]
@@ -333,18 +276,10 @@ mod tests {
         let parsed = parse(&catalog);
         assert!(parsed.rejections.is_empty(), "{:?}", parsed.rejections);
         let safari = &parsed.activities[0];
-        assert_eq!(
-            (safari.activity_title.as_str(), safari.external_sync.external_id.as_str()),
-            ("Desert Safari", "p1")
-        );
+        assert_eq!((safari.activity_title.as_str(), safari.external_sync.external_id.as_str()), ("Desert Safari", "p1"));
         let shared = &safari.variations[0];
         assert_eq!(shared.title, "Shared");
-        let units: Vec<_> = shared
-            .pricing
-            .units
-            .iter()
-            .map(|u| (u.unit_type.as_str(), u.price.as_ref().map(|p| p.retail)))
-            .collect();
+        let units: Vec<_> = shared.pricing.units.iter().map(|u| (u.unit_type.as_str(), u.price.as_ref().map(|p| p.retail))).collect();
         assert_eq!(units, vec![("ADULT", Some(25000)), ("CHILD", Some(17500)), ("INFANT", Some(0))]);
         let private = &safari.variations[1];
         assert_eq!(private.title, "private-car");

@@ -41,6 +41,9 @@ pub struct SyncConfig {
     pub request_budget: Duration,
     /// Activities written per store call; the budget is checked between batches.
     pub write_batch: usize,
+    /// Fallback syncs wait this long before starting, so a burst of notifies for unknown
+    /// products coalesces into one run.
+    pub fallback_delay: Duration,
 }
 
 impl Default for SyncConfig {
@@ -49,6 +52,7 @@ impl Default for SyncConfig {
             lease: Duration::from_secs(300),
             request_budget: Duration::from_secs(25),
             write_batch: 100,
+            fallback_delay: Duration::from_secs(2),
         }
     }
 }
@@ -68,11 +72,7 @@ pub struct SyncPorts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncResult {
     /// Finished: written (`skipped: false`) or unchanged by hash (`skipped: true`).
-    Done {
-        counts: SyncCounts,
-        skipped: bool,
-        rejections: Vec<Rejection>,
-    },
+    Done { counts: SyncCounts, skipped: bool, rejections: Vec<Rejection> },
     /// Another sync holds the lease, or the request budget ran out: a sync will run after this.
     Queued,
     /// The partner's endpoint failed; the message names the cause.
@@ -91,14 +91,8 @@ pub enum ProbeOutcome {
 
 enum Start {
     NotNeeded,
-    Busy {
-        newly_requested: bool,
-        lease_expires_at: Timestamp,
-    },
-    Acquired {
-        record: Box<IntegrationRecord>,
-        force: bool,
-    },
+    Busy { newly_requested: bool, lease_expires_at: Timestamp },
+    Acquired { record: Box<IntegrationRecord>, force: bool },
 }
 
 pub struct SyncEngine {
@@ -152,13 +146,11 @@ impl SyncEngine {
         let Some((_, Some(lease_expires_at))) = updated else {
             return Ok(false);
         };
-        let job = SyncJob {
-            integration_id: id,
-            trigger,
-        };
+        let job = SyncJob { integration_id: id, trigger };
         match lease_expires_at {
             // The holder enqueues a follow-up when it finishes; this covers a holder that dies.
             Some(expires_at) => self.ports.queue.enqueue_after(&job, self.delay_until(expires_at, now)).await?,
+            None if trigger == RunTrigger::Fallback => self.ports.queue.enqueue_after(&job, self.config.fallback_delay).await?,
             None => self.ports.queue.enqueue(&[job]).await?,
         }
         Ok(true)
@@ -179,10 +171,7 @@ impl SyncEngine {
             for record in page {
                 let id = record.integration.id;
                 if self.mark_requested(id, record).await? {
-                    jobs.push(SyncJob {
-                        integration_id: id,
-                        trigger,
-                    });
+                    jobs.push(SyncJob { integration_id: id, trigger });
                 }
             }
             for batch in jobs.chunks(10) {
@@ -257,45 +246,23 @@ impl SyncEngine {
 
         let (record, force) = match self.start(id, &run_id, known, only_if_requested, started_at).await? {
             Start::NotNeeded => return Ok(SyncResult::NotNeeded),
-            Start::Busy {
-                newly_requested,
-                lease_expires_at,
-            } => {
+            Start::Busy { newly_requested, lease_expires_at } => {
                 if newly_requested {
-                    let watchdog = SyncJob {
-                        integration_id: id,
-                        trigger: RunTrigger::FollowUp,
-                    };
-                    self.ports
-                        .queue
-                        .enqueue_after(&watchdog, self.delay_until(lease_expires_at, started_at))
-                        .await?;
+                    let watchdog = SyncJob { integration_id: id, trigger: RunTrigger::FollowUp };
+                    self.ports.queue.enqueue_after(&watchdog, self.delay_until(lease_expires_at, started_at)).await?;
                 }
                 tracing::info!(integration_id = %id, trigger = ?trigger, "sync already running: a follow-up will run after it");
-                self.record_run(
-                    id,
-                    &run_id,
-                    trigger,
-                    started_at,
-                    clock,
-                    RunOutcome::Queued,
-                    SyncCounts::default(),
-                    None,
-                    None,
-                    Vec::new(),
-                )
-                .await;
+                self.record_run(id, &run_id, trigger, started_at, clock, RunOutcome::Queued, SyncCounts::default(), None, None, Vec::new())
+                    .await;
                 return Ok(SyncResult::Queued);
             }
             Start::Acquired { record, force } => (*record, force),
         };
 
-        let result = self
-            .sync_locked(&record, &run_id, trigger, force, deadline, started_at, clock)
-            .await;
+        let result = self.sync_locked(&record, &run_id, trigger, force, deadline, started_at, clock).await;
         if result.is_err() {
             // Infrastructure failure mid-run: give the lease back so the retry need not wait.
-            let _ = self.release(id, &run_id, |_| {}).await;
+            let _ = self.release(id, &run_id, RunTrigger::FollowUp, |_| {}).await;
         }
         result
     }
@@ -320,41 +287,26 @@ impl SyncEngine {
                 let newly_requested = control.requested_at.is_none();
                 if newly_requested {
                     control.requested_at = Some(now);
-                    return Change::Write(Start::Busy {
-                        newly_requested,
-                        lease_expires_at,
-                    });
+                    return Change::Write(Start::Busy { newly_requested, lease_expires_at });
                 }
-                return Change::Keep(Start::Busy {
-                    newly_requested,
-                    lease_expires_at,
-                });
+                return Change::Keep(Start::Busy { newly_requested, lease_expires_at });
             }
             if !record.integration.accepts_webhooks() {
                 // Unapproved or paused since the request: drop it.
                 control.requested_at = None;
                 return Change::Write(Start::NotNeeded);
             }
-            control.lease = Some(Lease {
-                run_id: run_id.to_owned(),
-                expires_at: now.plus_millis(lease_for),
-            });
+            control.lease = Some(Lease { run_id: run_id.to_owned(), expires_at: now.plus_millis(lease_for) });
             control.requested_at = None;
             record.integration.sync.status = SyncStatus::Syncing;
             // After DOWN the catalog was deactivated: the next successful sync must be full.
             let force = control.force_full_sync || record.integration.health.status == HealthStatus::Down;
-            Change::Write(Start::Acquired {
-                record: Box::new(record.clone()),
-                force,
-            })
+            Change::Write(Start::Acquired { record: Box::new(record.clone()), force })
         })
         .await?;
         Ok(match updated {
             None => Start::NotNeeded,
-            Some((record, Start::Acquired { force, .. })) => Start::Acquired {
-                record: Box::new(record),
-                force,
-            },
+            Some((record, Start::Acquired { force, .. })) => Start::Acquired { record: Box::new(record), force },
             Some((_, other)) => other,
         })
     }
@@ -372,21 +324,9 @@ impl SyncEngine {
     ) -> Result<SyncResult, ServiceError> {
         let id = record.integration.id;
         let Some(auth_key) = self.ports.secrets.get_auth_key(&id).await? else {
-            return self
-                .fail(
-                    id,
-                    run_id,
-                    trigger,
-                    started_at,
-                    clock,
-                    "no credential is stored for this integration".into(),
-                )
-                .await;
+            return self.fail(id, run_id, trigger, started_at, clock, "no credential is stored for this integration".into()).await;
         };
-        let credentials = OctoCredentials {
-            auth_type: record.integration.auth_type,
-            auth_key,
-        };
+        let credentials = OctoCredentials { auth_type: record.integration.auth_type, auth_key };
         let body = match self.octo.fetch_products_body(&record.integration.base_url, &credentials).await {
             Ok(body) => body,
             Err(error) => return self.fail(id, run_id, trigger, started_at, clock, error.to_string()).await,
@@ -405,10 +345,7 @@ impl SyncEngine {
         let rejections: Vec<Rejection> = parsed.rejections.into_iter().take(MAX_REPORTED_REJECTIONS).collect();
         if !force && record.integration.sync.last_sync_hash.as_deref() == Some(parsed.payload_hash.as_str()) {
             self.commit(id, run_id, None).await?;
-            let counts = SyncCounts {
-                rejected,
-                ..SyncCounts::default()
-            };
+            let counts = SyncCounts { rejected, ..SyncCounts::default() };
             self.record_run(
                 id,
                 run_id,
@@ -423,27 +360,13 @@ impl SyncEngine {
             )
             .await;
             tracing::info!(integration_id = %id, trigger = ?trigger, "catalog unchanged: skipped");
-            return Ok(SyncResult::Done {
-                counts,
-                skipped: true,
-                rejections: Vec::new(),
-            });
+            return Ok(SyncResult::Done { counts, skipped: true, rejections: Vec::new() });
         }
 
         // Diff by per-activity content hash; write only what changed.
-        let stored: HashMap<String, (String, bool)> = self
-            .ports
-            .catalog
-            .activity_states(&id)
-            .await?
-            .into_iter()
-            .map(|s| (s.internal_name, (s.content_hash, s.is_active)))
-            .collect();
-        let mut counts = SyncCounts {
-            synced: parsed.activities.len() as u64,
-            rejected,
-            ..SyncCounts::default()
-        };
+        let stored: HashMap<String, (String, bool)> =
+            self.ports.catalog.activity_states(&id).await?.into_iter().map(|s| (s.internal_name, (s.content_hash, s.is_active))).collect();
+        let mut counts = SyncCounts { synced: parsed.activities.len() as u64, rejected, ..SyncCounts::default() };
         let mut to_write = Vec::new();
         let mut present = HashSet::with_capacity(parsed.activities.len());
         for activity in parsed.activities {
@@ -458,11 +381,8 @@ impl SyncEngine {
             }
             to_write.push(activity);
         }
-        let to_deactivate: Vec<String> = stored
-            .into_iter()
-            .filter(|(name, (_, active))| *active && !present.contains(name))
-            .map(|(name, _)| name)
-            .collect();
+        let to_deactivate: Vec<String> =
+            stored.into_iter().filter(|(name, (_, active))| *active && !present.contains(name)).map(|(name, _)| name).collect();
         counts.deactivated = to_deactivate.len() as u64;
 
         for batch in to_write.chunks(self.config.write_batch.max(1)) {
@@ -472,10 +392,7 @@ impl SyncEngine {
             self.ports.catalog.put_activities(&id, batch).await?;
         }
         if !to_deactivate.is_empty() {
-            self.ports
-                .catalog
-                .set_active(&id, &to_deactivate, false, self.ports.clock.now())
-                .await?;
+            self.ports.catalog.set_active(&id, &to_deactivate, false, self.ports.clock.now()).await?;
         }
 
         let committed = self.commit(id, run_id, Some(&parsed.payload_hash)).await?;
@@ -497,11 +414,7 @@ impl SyncEngine {
             rejections.clone(),
         )
         .await;
-        Ok(SyncResult::Done {
-            counts,
-            skipped: false,
-            rejections,
-        })
+        Ok(SyncResult::Done { counts, skipped: false, rejections })
     }
 
     /// Success: release the lease, record the hash (when written) and a healthy probe.
@@ -509,7 +422,7 @@ impl SyncEngine {
     async fn commit(&self, id: IntegrationId, run_id: &str, hash: Option<&str>) -> Result<bool, ServiceError> {
         let now = self.ports.clock.now();
         let released = self
-            .release(id, run_id, |record| {
+            .release(id, run_id, RunTrigger::FollowUp, |record| {
                 let sync = &mut record.integration.sync;
                 sync.status = SyncStatus::Idle;
                 sync.error_message = None;
@@ -537,7 +450,7 @@ impl SyncEngine {
         let message = truncate(message);
         let now = self.ports.clock.now();
         let mut transition = HealthTransition::Unchanged;
-        self.release(id, run_id, |record| {
+        self.release(id, run_id, RunTrigger::FollowUp, |record| {
             record.integration.sync.status = SyncStatus::Error;
             record.integration.sync.error_message = Some(message.clone());
             transition = apply_probe(record, ProbeOutcome::Failure, now);
@@ -574,41 +487,24 @@ impl SyncEngine {
         clock: Instant,
     ) -> Result<SyncResult, ServiceError> {
         let now = self.ports.clock.now();
-        self.release(id, run_id, |record| {
+        self.release(id, run_id, RunTrigger::Handoff, |record| {
             record.integration.sync.status = SyncStatus::Idle;
             record.sync_control.requested_at = Some(now);
         })
         .await?;
-        self.ports
-            .queue
-            .enqueue(&[SyncJob {
-                integration_id: id,
-                trigger: RunTrigger::Handoff,
-            }])
-            .await?;
         tracing::info!(integration_id = %id, trigger = ?trigger, "request budget exhausted: handed off to the queue");
-        self.record_run(
-            id,
-            run_id,
-            trigger,
-            started_at,
-            clock,
-            RunOutcome::Queued,
-            SyncCounts::default(),
-            None,
-            None,
-            Vec::new(),
-        )
-        .await;
+        self.record_run(id, run_id, trigger, started_at, clock, RunOutcome::Queued, SyncCounts::default(), None, None, Vec::new()).await;
         Ok(SyncResult::Queued)
     }
 
-    /// Releases our lease (if still ours) with `finish` applied, then sends the follow-up a
-    /// request made during the run asked for. `None` when the integration is gone.
+    /// Releases our lease (if still ours) with `finish` applied, then sends the one job a
+    /// request made during the run (or by `finish`) asked for, as `next`. `None` when the
+    /// integration is gone.
     async fn release(
         &self,
         id: IntegrationId,
         run_id: &str,
+        next: RunTrigger,
         mut finish: impl FnMut(&mut IntegrationRecord),
     ) -> Result<Option<()>, ServiceError> {
         let updated = update_record(self.ports.integrations.as_ref(), &id, None, |record| {
@@ -624,13 +520,7 @@ impl SyncEngine {
         .await?;
         let Some((_, follow_up)) = updated else { return Ok(None) };
         if follow_up {
-            self.ports
-                .queue
-                .enqueue(&[SyncJob {
-                    integration_id: id,
-                    trigger: RunTrigger::FollowUp,
-                }])
-                .await?;
+            self.ports.queue.enqueue(&[SyncJob { integration_id: id, trigger: next }]).await?;
         }
         Ok(Some(()))
     }

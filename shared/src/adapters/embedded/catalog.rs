@@ -59,11 +59,7 @@ impl CatalogStore for RedbStore {
         let activities = self.activities(integration).await?;
         Ok(activities
             .into_iter()
-            .map(|a| ActivityState {
-                internal_name: a.internal_name,
-                content_hash: a.content_hash,
-                is_active: a.is_active,
-            })
+            .map(|a| ActivityState { internal_name: a.internal_name, content_hash: a.content_hash, is_active: a.is_active })
             .collect())
     }
 
@@ -84,14 +80,10 @@ impl CatalogStore for RedbStore {
                     if let Some(previous) = previous {
                         let previous: Activity = decode(previous.value())?;
                         if previous.external_sync.external_id != *product_id {
-                            products
-                                .remove((id.as_str(), previous.external_sync.external_id.as_str()))
-                                .map_err(unavailable)?;
+                            products.remove((id.as_str(), previous.external_sync.external_id.as_str())).map_err(unavailable)?;
                         }
                     }
-                    products
-                        .insert((id.as_str(), product_id.as_str()), name.as_str())
-                        .map_err(unavailable)?;
+                    products.insert((id.as_str(), product_id.as_str()), name.as_str()).map_err(unavailable)?;
                 }
             }
             txn.commit().map_err(unavailable)
@@ -113,19 +105,14 @@ impl CatalogStore for RedbStore {
             {
                 let mut table = txn.open_table(ACTIVITIES).map_err(unavailable)?;
                 for name in &names {
-                    let current = table
-                        .get((id.as_str(), name.as_str()))
-                        .map_err(unavailable)?
-                        .map(|v| decode::<Activity>(v.value()))
-                        .transpose()?;
+                    let current =
+                        table.get((id.as_str(), name.as_str())).map_err(unavailable)?.map(|v| decode::<Activity>(v.value())).transpose()?;
                     if let Some(mut activity) = current
                         && activity.is_active != active
                     {
                         activity.is_active = active;
                         activity.updated_at = now;
-                        table
-                            .insert((id.as_str(), name.as_str()), encode(&activity)?.as_slice())
-                            .map_err(unavailable)?;
+                        table.insert((id.as_str(), name.as_str()), encode(&activity)?.as_slice()).map_err(unavailable)?;
                     }
                 }
             }
@@ -135,13 +122,8 @@ impl CatalogStore for RedbStore {
     }
 
     async fn deactivate_all(&self, integration: &IntegrationId, now: Timestamp) -> Result<u64, StoreError> {
-        let active: Vec<String> = self
-            .activity_states(integration)
-            .await?
-            .into_iter()
-            .filter(|a| a.is_active)
-            .map(|a| a.internal_name)
-            .collect();
+        let active: Vec<String> =
+            self.activity_states(integration).await?.into_iter().filter(|a| a.is_active).map(|a| a.internal_name).collect();
         let count = active.len() as u64;
         self.set_active(integration, &active, false, now).await?;
         Ok(count)
@@ -166,10 +148,7 @@ impl CatalogStore for RedbStore {
             };
             let activity: Activity = decode(activity.value())?;
             let has_option = activity.variations.iter().any(|v| v.external_sync.external_option_id == option_id);
-            Ok(has_option.then(|| VariationRef {
-                internal_name: activity.internal_name.clone(),
-                activity_active: activity.is_active,
-            }))
+            Ok(has_option.then(|| VariationRef { internal_name: activity.internal_name.clone(), activity_active: activity.is_active }))
         })
         .await
     }
@@ -182,12 +161,7 @@ impl CatalogStore for RedbStore {
             let txn = db.begin_write().map_err(unavailable)?;
             {
                 let mut table = txn.open_table(SLOTS).map_err(unavailable)?;
-                let key = (
-                    id.as_str(),
-                    slot.product_id.as_str(),
-                    slot.option_id.as_str(),
-                    slot.availability_id.as_str(),
-                );
+                let key = (id.as_str(), slot.product_id.as_str(), slot.option_id.as_str(), slot.availability_id.as_str());
                 table.insert(key, bytes.as_slice()).map_err(unavailable)?;
             }
             txn.commit().map_err(unavailable)
@@ -231,9 +205,7 @@ impl RunStore for RedbStore {
             let txn = db.begin_write().map_err(unavailable)?;
             {
                 let mut table = txn.open_table(RUNS).map_err(unavailable)?;
-                table
-                    .insert((id.as_str(), started, run_id.as_str()), bytes.as_slice())
-                    .map_err(unavailable)?;
+                table.insert((id.as_str(), started, run_id.as_str()), bytes.as_slice()).map_err(unavailable)?;
                 // Expire old records here, as DynamoDB's TTL does there.
                 let cutoff = expired_before.max(0) as u64;
                 let stale: Vec<(u64, String)> = table
@@ -257,11 +229,7 @@ impl RunStore for RedbStore {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(RUNS).map_err(unavailable)?;
             let mut runs = Vec::with_capacity(limit);
-            for entry in table
-                .range((id.as_str(), 0u64, "")..(id.as_str(), u64::MAX, ""))
-                .map_err(unavailable)?
-                .rev()
-            {
+            for entry in table.range((id.as_str(), 0u64, "")..(id.as_str(), u64::MAX, "")).map_err(unavailable)?.rev() {
                 let (_, value) = entry.map_err(unavailable)?;
                 let run: SyncRun = decode(value.value())?;
                 if run.expires_at > now {

@@ -27,13 +27,7 @@ impl InProcessQueue {
     pub fn new() -> (Self, QueueReceiver) {
         let (sender, receiver) = mpsc::unbounded_channel();
         let waiting = Arc::new(Mutex::new(HashSet::new()));
-        (
-            Self {
-                sender,
-                waiting: Arc::clone(&waiting),
-            },
-            QueueReceiver { receiver, waiting },
-        )
+        (Self { sender, waiting: Arc::clone(&waiting) }, QueueReceiver { receiver, waiting })
     }
 }
 
@@ -43,9 +37,7 @@ impl SyncQueue for InProcessQueue {
         let mut waiting = self.waiting.lock().expect("queue lock poisoned");
         for job in jobs {
             if waiting.insert(job.integration_id) {
-                self.sender
-                    .send(job.clone())
-                    .map_err(|_| QueueError("the queue worker has stopped".into()))?;
+                self.sender.send(job.clone()).map_err(|_| QueueError("the queue worker has stopped".into()))?;
             }
         }
         Ok(())
@@ -87,10 +79,7 @@ mod tests {
     use crate::domain::RunTrigger;
 
     fn job(id: IntegrationId) -> SyncJob {
-        SyncJob {
-            integration_id: id,
-            trigger: RunTrigger::Fallback,
-        }
+        SyncJob { integration_id: id, trigger: RunTrigger::Fallback }
     }
 
     #[tokio::test]

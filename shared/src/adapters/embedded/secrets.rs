@@ -40,12 +40,7 @@ impl SecretStore for FileSecretStore {
         let temporary = path.with_extension("tmp");
         let key = key.clone();
         tokio::task::spawn_blocking(move || {
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&temporary)?;
+            let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temporary)?;
             file.write_all(key.expose().as_bytes())?;
             file.sync_all()?;
             fs::rename(&temporary, &path)
@@ -57,9 +52,7 @@ impl SecretStore for FileSecretStore {
 
     async fn get_auth_key(&self, id: &IntegrationId) -> Result<Option<AuthKey>, SecretStoreError> {
         match tokio::fs::read_to_string(self.path(id)).await {
-            Ok(text) => AuthKey::parse(&text)
-                .map(Some)
-                .map_err(|e| failed(format!("stored credential is invalid: {e}"))),
+            Ok(text) => AuthKey::parse(&text).map(Some).map_err(|e| failed(format!("stored credential is invalid: {e}"))),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(failed(error)),
         }

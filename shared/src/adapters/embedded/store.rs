@@ -97,11 +97,7 @@ impl IntegrationStore for RedbStore {
                 return Ok(None);
             };
             let integrations = txn.open_table(INTEGRATIONS).map_err(unavailable)?;
-            integrations
-                .get(id.value())
-                .map_err(unavailable)?
-                .map(|v| decode(v.value()))
-                .transpose()
+            integrations.get(id.value()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()
         })
         .await
     }
@@ -134,16 +130,10 @@ impl IntegrationStore for RedbStore {
             let txn = db.begin_write().map_err(unavailable)?;
             let removed = {
                 let mut integrations = txn.open_table(INTEGRATIONS).map_err(unavailable)?;
-                let removed = integrations
-                    .remove(id.as_str())
-                    .map_err(unavailable)?
-                    .map(|v| decode(v.value()))
-                    .transpose()?;
+                let removed = integrations.remove(id.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?;
                 if let Some(record) = &removed {
                     let mut partners = txn.open_table(PARTNERS).map_err(unavailable)?;
-                    partners
-                        .remove(record.integration.partner_id.to_string().as_str())
-                        .map_err(unavailable)?;
+                    partners.remove(record.integration.partner_id.to_string().as_str()).map_err(unavailable)?;
                 }
                 removed
             };

@@ -1,0 +1,435 @@
+//! The sync engine black-box, over real HTTP against the fake OCTO supplier: first sync, skip
+//! by hash, diff writes, deactivation and return, rejections, partner failures and health,
+//! concurrency, hand-off, fallback coalescing and sync-all.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use seyaha::sync::SyncConfig;
+use seyaha_tests::fake_octo::{Behaviour, FAKE_KEY, FakeOcto, sample_catalog};
+use seyaha_tests::{Options, TestApp, active_names, runs_with_trigger};
+
+fn quick_fallback() -> Options {
+    Options { sync: SyncConfig { fallback_delay: Duration::from_millis(300), ..SyncConfig::default() }, ..Options::default() }
+}
+
+fn counts(data: &Value) -> [u64; 7] {
+    ["synced", "created", "updated", "unchanged", "deactivated", "rejected"]
+        .iter()
+        .map(|k| data[*k].as_u64().unwrap_or_else(|| panic!("{k} in {data}")))
+        .chain([u64::from(data["skipped"] == true)])
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap()
+}
+
+/// [synced, created, updated, unchanged, deactivated, rejected, skipped]
+const fn expect(synced: u64, created: u64, updated: u64, unchanged: u64, deactivated: u64, rejected: u64, skipped: bool) -> [u64; 7] {
+    [synced, created, updated, unchanged, deactivated, rejected, skipped as u64]
+}
+
+#[tokio::test]
+async fn first_sync_writes_the_catalog_then_skips_an_unchanged_one() {
+    let app = TestApp::spawn().await;
+    let octo = FakeOcto::start().await;
+    octo.set_catalog(sample_catalog(5));
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+
+    let first = app.trigger(&integration).await;
+    let data = first.expect_success(200).clone();
+    assert_eq!(counts(&data), expect(5, 5, 0, 0, 0, 0, false), "{data}");
+    assert_eq!(data["queued"], false);
+
+    let me = app.call("GET", "/me", Some(&app.partner_token(&integration.partner)), None).await;
+    let sync = &me.data()["sync"];
+    assert_eq!(sync["status"], "idle");
+    assert_eq!(sync["last_sync_hash"].as_str().map(str::len), Some(64));
+    assert!(sync["last_sync_at"].is_string());
+    assert!(sync["error_message"].is_null());
+
+    let catalog = app.catalog(&integration.id).await;
+    assert_eq!(active_names(&catalog), (0..5).map(|i| format!("product-{i}")).collect::<Vec<_>>());
+    let product = catalog["activities"].as_array().unwrap().iter().find(|a| a["internalName"] == "product-2").unwrap();
+    assert_eq!(product["activity_title"], "Product 2");
+    assert_eq!(product["external_sync"]["external_id"], "product_2");
+    let variation = &product["variations"][0];
+    assert_eq!(variation["external_sync"]["external_option_id"], "DEFAULT");
+    assert_eq!(variation["pricing"]["units"][0]["type"], "ADULT");
+    assert_eq!(variation["pricing"]["units"][0]["price"]["retail"], 10_002);
+    assert_eq!(variation["pricing"]["units"][1]["type"], "CHILD");
+
+    let second = app.trigger(&integration).await;
+    let skipped = second.expect_success(200);
+    assert_eq!(counts(skipped), expect(0, 0, 0, 0, 0, 0, true));
+    assert_eq!(app.catalog(&integration.id).await, catalog, "a skipped sync writes nothing");
+    let me_after = app.call("GET", "/me", Some(&app.partner_token(&integration.partner)), None).await;
+    assert_eq!(me_after.data()["sync"]["last_sync_at"], sync["last_sync_at"], "last_sync_at moves only when something was written");
+
+    let log = app.sync_log(&integration.id).await;
+    let runs = log["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!((runs[0]["outcome"].clone(), runs[1]["outcome"].clone()), (json!("skipped"), json!("synced")), "newest first");
+    assert_eq!(runs[1]["trigger"], "webhook");
+    assert_eq!(runs[1]["created"], 5);
+    assert_eq!(runs[1]["hash"], sync["last_sync_hash"]);
+    assert!(runs[1]["duration_ms"].is_u64() && runs[1]["started_at"].is_string());
+}
+
+#[tokio::test]
+async fn the_same_catalog_with_other_key_order_and_whitespace_is_skipped() {
+    let app = TestApp::spawn().await;
+    let octo = FakeOcto::start().await;
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+    app.trigger(&integration).await.expect_success(200);
+
+    // Re-serialize every object with its keys reversed, pretty-printed with odd spacing.
+    fn reversed(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(map.iter().rev().map(|(k, v)| (k.clone(), reversed(v))).collect()),
+            Value::Array(items) => Value::Array(items.iter().map(reversed).collect()),
+            other => other.clone(),
+        }
+    }
+    let text = serde_json::to_string_pretty(&reversed(&octo.catalog())).unwrap().replace(": ", " :   ");
+    octo.set_raw_catalog(format!("\n\n  {text}\n"));
+    let again = app.trigger(&integration).await;
+    assert_eq!(again.expect_success(200)["skipped"], true, "{}", again.text);
+}
+
+#[tokio::test]
+async fn diff_writes_only_what_changed_deactivates_and_reactivates() {
+    let app = TestApp::spawn().await;
+    let octo = FakeOcto::start().await;
+    octo.set_catalog(sample_catalog(4));
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+    app.trigger(&integration).await.expect_success(200);
+    let before = app.catalog(&integration.id).await;
+
+    // One product changed.
+    let mut catalog = sample_catalog(4);
+    catalog[1]["title"] = json!("Product 1, now with lunch");
+    octo.set_catalog(catalog.clone());
+    let changed = app.trigger(&integration).await;
+    assert_eq!(counts(changed.expect_success(200)), expect(4, 0, 1, 3, 0, 0, false));
+    let after = app.catalog(&integration.id).await;
+    let updated_at = |catalog: &Value, name: &str| {
+        catalog["activities"].as_array().unwrap().iter().find(|a| a["internalName"] == name).unwrap()["updatedAt"].clone()
+    };
+    assert_eq!(updated_at(&after, "product-0"), updated_at(&before, "product-0"), "unchanged activities are not rewritten");
+    assert_ne!(updated_at(&after, "product-1"), updated_at(&before, "product-1"));
+
+    // One product removed: deactivated, never deleted.
+    let removed = catalog.as_array().unwrap().iter().filter(|p| p["internalName"] != "product-3").cloned().collect::<Vec<_>>();
+    octo.set_catalog(Value::Array(removed));
+    let deactivated = app.trigger(&integration).await;
+    assert_eq!(counts(deactivated.expect_success(200)), expect(3, 0, 0, 3, 1, 0, false));
+    let view = app.catalog(&integration.id).await;
+    assert_eq!(view["activities"].as_array().unwrap().len(), 4);
+    assert_eq!(active_names(&view), vec!["product-0", "product-1", "product-2"]);
+
+    // It returns: counted as updated, active again.
+    octo.set_catalog(catalog);
+    let returned = app.trigger(&integration).await;
+    assert_eq!(counts(returned.expect_success(200)), expect(4, 0, 1, 3, 0, 0, false));
+    assert_eq!(active_names(&app.catalog(&integration.id).await).len(), 4);
+}
+
+#[tokio::test]
+async fn invalid_products_are_rejected_and_reported_while_the_rest_sync() {
+    let app = TestApp::spawn().await;
+    let octo = FakeOcto::start().await;
+    let mut catalog = sample_catalog(3);
+    catalog.as_array_mut().unwrap().push(json!({"id": "broken", "title": "No internal name", "options": [{"id": "o"}]}));
+    catalog.as_array_mut().unwrap().push(json!({"id": "twin", "internalName": "product-0", "options": [{"id": "o"}]}));
+    octo.set_catalog(catalog);
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+
+    let reply = app.trigger(&integration).await;
+    let data = reply.expect_success(200);
+    assert_eq!(counts(data), expect(3, 3, 0, 0, 0, 2, false));
+    let rejections = data["rejections"].as_array().unwrap();
+    assert_eq!(rejections[0]["productId"], "broken");
+    assert_eq!(rejections[0]["index"], 3);
+    assert!(rejections[0]["reason"].as_str().unwrap().contains("internalName"), "{data}");
+    assert_eq!(rejections[1]["productId"], "twin");
+    assert!(rejections[1]["reason"].as_str().unwrap().starts_with("internalName: duplicate"));
+    let log = app.sync_log(&integration.id).await;
+    assert_eq!(log["runs"][0]["rejected"], 2);
+    assert_eq!(log["runs"][0]["rejections"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        app.catalog(&integration.id).await["activities"][0]["external_sync"]["external_id"],
+        "product_0",
+        "the first product keeps its name"
+    );
+}
+
+#[tokio::test]
+async fn partner_failures_are_502_and_walk_health_down_and_back() {
+    let app = TestApp::spawn().await; // 2 s timeout, 1 MiB cap
+    let octo = FakeOcto::start().await;
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+    app.trigger(&integration).await.expect_success(200);
+    let hash = app.sync_log(&integration.id).await["sync"]["last_sync_hash"].clone();
+
+    let failures = [
+        (Behaviour::Status(500), "GET /products returned HTTP 500", "DEGRADED"),
+        (Behaviour::Garbage, "GET /products did not return JSON", "DEGRADED"),
+        (Behaviour::NotArray, "GET /products did not return an OCTO products array", "DOWN"),
+        (Behaviour::Slow(Duration::from_secs(4)), "GET /products timed out after 2 s", "DOWN"),
+        (Behaviour::Oversized(2 * 1024 * 1024), "GET /products returned more than 1048576 bytes", "DOWN"),
+    ];
+    for (i, (behaviour, cause, health)) in failures.into_iter().enumerate() {
+        octo.set_behaviour(behaviour.clone());
+        let reply = app.trigger(&integration).await;
+        let errors = reply.expect_error(502);
+        assert_eq!(errors, format!("base_url: {cause}"), "{behaviour:?}");
+        assert_eq!(reply.body["message"], format!("Partner endpoint failed: {cause}"));
+        let log = app.sync_log(&integration.id).await;
+        assert_eq!(log["sync"]["status"], "error");
+        assert_eq!(log["sync"]["error_message"], cause);
+        assert_eq!(log["sync"]["last_sync_hash"], hash, "a failed sync keeps the hash");
+        assert_eq!(log["health"]["status"], health, "after {} failures", i + 1);
+        assert_eq!(log["runs"][0]["outcome"], "error");
+        assert_eq!(log["runs"][0]["error"], cause);
+    }
+    // DOWN: the catalog is inactive.
+    assert!(active_names(&app.catalog(&integration.id).await).is_empty());
+
+    // The first success: HEALTHY, and a forced full sync (hash ignored) reactivates everything.
+    octo.set_behaviour(Behaviour::Normal);
+    let reply = app.trigger(&integration).await;
+    assert_eq!(counts(reply.expect_success(200)), expect(3, 0, 3, 0, 0, 0, false), "{}", reply.text);
+    let log = app.sync_log(&integration.id).await;
+    assert_eq!(log["health"]["status"], "HEALTHY");
+    assert_eq!(log["health"]["consecutive_failures"], 0);
+    assert!(log["health"]["down_since"].is_null());
+    assert_eq!(log["sync"]["status"], "idle");
+    assert!(log["sync"]["error_message"].is_null());
+    assert_eq!(active_names(&app.catalog(&integration.id).await).len(), 3);
+    // And the next one is an ordinary skip again.
+    assert_eq!(app.trigger(&integration).await.expect_success(200)["skipped"], true);
+}
+
+#[tokio::test]
+async fn recovery_by_connection_test_forces_a_full_background_sync() {
+    let app = TestApp::spawn().await;
+    let octo = FakeOcto::start().await;
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+    app.trigger(&integration).await.expect_success(200);
+    let token = app.partner_token(&integration.partner);
+    octo.set_behaviour(Behaviour::Status(503));
+    for _ in 0..3 {
+        app.call("POST", "/me/test-connection", Some(&token), None).await.expect_success(200);
+    }
+    assert_eq!(app.sync_log(&integration.id).await["health"]["status"], "DOWN");
+    assert!(active_names(&app.catalog(&integration.id).await).is_empty(), "DOWN deactivates the catalog");
+
+    octo.set_behaviour(Behaviour::Normal);
+    assert_eq!(app.call("POST", "/me/test-connection", Some(&token), None).await.data()["ok"], true);
+    let log = app.wait_for_log(&integration.id, "the recovery sync", |log| !runs_with_trigger(log, "recovery").is_empty()).await;
+    let recovery = runs_with_trigger(&log, "recovery")[0];
+    assert_eq!((recovery["outcome"].clone(), recovery["updated"].clone()), (json!("synced"), json!(3)), "{recovery}");
+    assert_eq!(active_names(&app.catalog(&integration.id).await).len(), 3);
+}
+
+#[tokio::test]
+async fn concurrent_triggers_one_runs_the_rest_queue_and_a_follow_up_follows() {
+    let app = TestApp::spawn().await;
+    let octo = FakeOcto::start().await;
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+    octo.set_behaviour(Behaviour::Slow(Duration::from_millis(1200)));
+
+    let replies = futures_util::future::join_all((0..5).map(|_| app.trigger(&integration))).await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 4, "{statuses:?}");
+    for reply in replies.iter().filter(|r| r.status == 202) {
+        assert_eq!(reply.expect_success(202), &json!({"synced": 0, "skipped": false, "queued": true}));
+    }
+
+    let log = app.wait_for_log(&integration.id, "the follow-up sync", |log| !runs_with_trigger(log, "follow_up").is_empty()).await;
+    let follow_ups = runs_with_trigger(&log, "follow_up");
+    assert_eq!(follow_ups.len(), 1, "one follow-up covers all four: {log:#}");
+    assert_eq!(follow_ups[0]["outcome"], "skipped");
+    assert_eq!(runs_with_trigger(&log, "webhook").iter().filter(|r| r["outcome"] == "queued").count(), 4);
+    assert_eq!(octo.product_calls(), 2, "the original sync and one follow-up");
+}
+
+#[tokio::test]
+async fn a_sync_over_the_request_budget_is_handed_off_to_the_queue() {
+    let options =
+        Options { sync: SyncConfig { request_budget: Duration::from_millis(200), ..SyncConfig::default() }, ..Options::default() };
+    let app = TestApp::spawn_with(options).await;
+    let octo = FakeOcto::start().await;
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+    octo.set_behaviour(Behaviour::Slow(Duration::from_millis(500)));
+
+    let reply = app.trigger(&integration).await;
+    assert_eq!(reply.expect_success(202), &json!({"synced": 0, "skipped": false, "queued": true}));
+    let log = app
+        .wait_for_log(&integration.id, "the hand-off sync", |log| {
+            runs_with_trigger(log, "handoff").iter().any(|r| r["outcome"] == "synced")
+        })
+        .await;
+    assert_eq!(runs_with_trigger(&log, "handoff")[0]["created"], 3);
+    assert_eq!(log["sync"]["status"], "idle");
+    assert_eq!(active_names(&app.catalog(&integration.id).await).len(), 3);
+}
+
+fn slot_update(product: &str, option: &str, availability: &str) -> Value {
+    json!({"productId": product, "optionId": option, "availabilityId": availability, "localDateTimeStart": "2026-07-15T10:00:00+04:00",
+           "status": "LIMITED", "vacancies": 3, "capacity": 12})
+}
+
+#[tokio::test]
+async fn notify_updates_known_slots_in_both_formats() {
+    let app = TestApp::spawn().await;
+    let octo = FakeOcto::start().await;
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+    app.trigger(&integration).await.expect_success(200);
+
+    let flat = app.notify(&integration, slot_update("product_1", "DEFAULT", "slot-1")).await;
+    assert_eq!(flat.expect_success(200), &json!({"updated": true}));
+    let wrapped = json!({
+        "webhook": {"id": "wh_1", "event": "availability_update", "url": "https://seyaha.example/notify"},
+        "availability": {"productId": "product_1", "optionId": "private", "id": "2026-07-16T09:00:00+04:00",
+                         "localDateTimeStart": "2026-07-16T09:00:00+04:00", "localDateTimeEnd": "2026-07-16T11:00:00+04:00",
+                         "allDay": false, "status": "FREESALE", "vacancies": null, "capacity": null, "maxUnits": null, "openingHours": []}
+    });
+    assert_eq!(app.notify(&integration, wrapped).await.expect_success(200), &json!({"updated": true}));
+    // The same slot again replaces it (idempotent upsert).
+    let mut sold_out = slot_update("product_1", "DEFAULT", "slot-1");
+    sold_out["status"] = json!("SOLD_OUT");
+    sold_out["vacancies"] = json!(0);
+    app.notify(&integration, sold_out.clone()).await.expect_success(200);
+    app.notify(&integration, sold_out).await.expect_success(200);
+
+    let slots = app.catalog(&integration.id).await["slots"].as_array().unwrap().clone();
+    assert_eq!(slots.len(), 2, "{slots:?}");
+    let slot = slots.iter().find(|s| s["availabilityId"] == "slot-1").unwrap();
+    assert_eq!((slot["status"].clone(), slot["vacancies"].clone(), slot["capacity"].clone()), (json!("SOLD_OUT"), json!(0), json!(12)));
+    let freesale = slots.iter().find(|s| s["optionId"] == "private").unwrap();
+    assert_eq!((freesale["status"].clone(), freesale["vacancies"].clone()), (json!("FREESALE"), Value::Null));
+    assert_eq!(octo.product_calls(), 1, "known slots need no sync");
+}
+
+#[tokio::test]
+async fn notify_rejects_each_invalid_field_with_400() {
+    let app = TestApp::spawn().await;
+    let octo = FakeOcto::start().await;
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+    let cases = [
+        (json!({"optionId": "o", "availabilityId": "a", "localDateTimeStart": "2026-07-15T10:00:00Z"}), "productId: is required"),
+        (json!({"productId": "p", "availabilityId": "a", "localDateTimeStart": "2026-07-15T10:00:00Z"}), "optionId: is required"),
+        (json!({"productId": "p", "optionId": "o", "localDateTimeStart": "2026-07-15T10:00:00Z"}), "availabilityId: is required"),
+        (json!({"productId": "p", "optionId": "o", "availabilityId": "a"}), "localDateTimeStart: is required"),
+        (
+            json!({"productId": "p", "optionId": "o", "availabilityId": "a", "localDateTimeStart": "2026-07-15 10:00"}),
+            "localDateTimeStart: must be an RFC 3339",
+        ),
+        (
+            json!({"productId": "p", "optionId": "o", "availabilityId": "a", "localDateTimeStart": "2026-07-15T10:00:00"}),
+            "localDateTimeStart: must be an RFC 3339",
+        ),
+        (
+            json!({"productId": "p", "optionId": "o", "availabilityId": "a", "localDateTimeStart": "2026-07-15T10:00:00Z", "status": "OPEN"}),
+            "status: must be one of",
+        ),
+        (
+            json!({"productId": "p", "optionId": "o", "availabilityId": "a", "localDateTimeStart": "2026-07-15T10:00:00Z", "vacancies": -2}),
+            "vacancies: must be a non-negative integer",
+        ),
+        (
+            json!({"productId": "p", "optionId": "o", "availabilityId": "a", "localDateTimeStart": "2026-07-15T10:00:00Z", "capacity": "ten"}),
+            "capacity: must be a non-negative integer",
+        ),
+        (
+            json!({"productId": "p", "optionId": "o", "availabilityId": "a", "localDateTimeStart": "2026-07-15T10:00:00Z", "vacancies": 9, "capacity": 4}),
+            "vacancies: must not exceed capacity",
+        ),
+        (json!({"webhook": {"event": "booking_update"}, "booking": {}}), "webhook.event: must be availability_update"),
+        (
+            json!({"webhook": {"event": "availability_update"}, "availability": {"productId": "p", "optionId": "o", "localDateTimeStart": "2026-07-15T10:00:00Z"}}),
+            "availability.id: is required",
+        ),
+    ];
+    for (body, expected) in cases {
+        let errors = app.notify(&integration, body.clone()).await.expect_error(400);
+        assert!(errors.contains(expected), "{body}: {errors}");
+    }
+    let not_json = seyaha_tests::send(
+        app.http
+            .post(app.url(&format!("/{}/availability/notify", integration.id)))
+            .header("x-webhook-secret", &integration.secret)
+            .body("productId=p"),
+    )
+    .await;
+    not_json.expect_error(415);
+    let too_big = json!({"productId": "p".repeat(70 * 1024)});
+    app.notify(&integration, too_big).await.expect_error(413);
+    assert!(app.catalog(&integration.id).await["slots"].as_array().unwrap().is_empty(), "nothing written");
+}
+
+#[tokio::test]
+async fn a_burst_of_unknown_notifies_yields_one_fallback_sync() {
+    let app = TestApp::spawn_with(quick_fallback()).await;
+    let octo = FakeOcto::start().await;
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await; // never synced: every product is unknown
+
+    let burst = (0..10).map(|i| app.notify(&integration, slot_update(&format!("product_{}", i % 3), "DEFAULT", &format!("slot-{i}"))));
+    for reply in futures_util::future::join_all(burst).await {
+        assert_eq!(reply.expect_success(200), &json!({"updated": false}));
+    }
+    app.wait_for_log(&integration.id, "the fallback sync", |log| !runs_with_trigger(log, "fallback").is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let log = app.sync_log(&integration.id).await;
+    assert_eq!(runs_with_trigger(&log, "fallback").len(), 1, "{log:#}");
+    assert_eq!(log["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(octo.product_calls(), 1);
+    assert_eq!(runs_with_trigger(&log, "fallback")[0]["created"], 3);
+
+    // Now the products are known: the same notify updates the slot.
+    let known = app.notify(&integration, slot_update("product_0", "DEFAULT", "slot-0")).await;
+    assert_eq!(known.expect_success(200), &json!({"updated": true}));
+    // An unknown option of a known product still falls back.
+    let unknown_option = app.notify(&integration, slot_update("product_0", "sunset", "slot-x")).await;
+    assert_eq!(unknown_option.expect_success(200), &json!({"updated": false}));
+}
+
+#[tokio::test]
+async fn sync_all_queues_every_approved_active_integration() {
+    let app = TestApp::spawn().await;
+    let octo = FakeOcto::start().await;
+    let admin = app.admin_token();
+    let first = app.approved(&octo.base_url(), FAKE_KEY).await;
+    let second = app.approved(&octo.base_url(), FAKE_KEY).await;
+    let paused = app.approved(&octo.base_url(), FAKE_KEY).await;
+    app.call("PATCH", &format!("/admin/{}", paused.id), Some(&admin), Some(json!({"isActive": false}))).await.expect_success(200);
+    let pending = app.register(&seyaha_tests::new_partner(), &octo.base_url(), "bearer", FAKE_KEY).await;
+
+    let reply = app.call("POST", "/admin/sync-all", Some(&admin), None).await;
+    assert_eq!(reply.expect_success(202), &json!({"queued": 2}));
+    for integration in [&first, &second] {
+        let log = app.wait_for_log(&integration.id, "the admin sync", |log| !runs_with_trigger(log, "admin").is_empty()).await;
+        assert_eq!(runs_with_trigger(&log, "admin")[0]["created"], 3);
+    }
+    assert!(app.sync_log(&paused.id).await["runs"].as_array().unwrap().is_empty());
+    assert!(app.sync_log(pending["_id"].as_str().unwrap()).await["runs"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn delete_deactivates_the_catalog() {
+    let mut app = TestApp::spawn().await;
+    let octo = FakeOcto::start().await;
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+    app.trigger(&integration).await.expect_success(200);
+    app.call("DELETE", "/me", Some(&app.partner_token(&integration.partner)), None).await.expect_success(200);
+    app.call("GET", &format!("/{}/catalog", integration.id), Some(&app.admin_token()), None).await.expect_error(404);
+
+    // The API no longer shows it, so look in the store: kept, but inactive.
+    let store = app.stop_and_open_store().await;
+    let id = seyaha::domain::IntegrationId::parse(&integration.id).unwrap();
+    let activities = seyaha::ports::CatalogStore::activities(&store, &id).await.unwrap();
+    assert_eq!(activities.len(), 3);
+    assert!(activities.iter().all(|a| !a.is_active), "{activities:?}");
+}
