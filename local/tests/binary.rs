@@ -21,9 +21,14 @@ struct Running {
 
 /// Starts the binary on a free port and reads its banner up to the tokens.
 fn start(data_dir: &Path) -> Running {
+    start_with(data_dir, &[])
+}
+
+fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Running {
     let mut child = Command::new(BIN)
         .args(["--port", "0", "--data-dir"])
         .arg(data_dir)
+        .envs(env.iter().copied())
         .env_remove("SEYAHA_JWT_SECRET")
         .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())
@@ -182,4 +187,92 @@ fn a_second_instance_on_the_same_data_dir_fails_clearly() {
     assert!(stderr.contains("is another seyaha-local using"), "{stderr}");
     signal(&first.child, "TERM");
     assert!(wait_exit(&mut first.child).success());
+}
+
+/// An OCTO supplier on a loopback port that never answers its first `GET /products` (the
+/// sync waits on it until we kill seyaha-local) and serves the demo catalog afterwards.
+fn stalling_supplier() -> (String, std::sync::mpsc::Receiver<()>) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/octo", listener.local_addr().unwrap());
+    let (first_seen, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for (n, stream) in listener.incoming().enumerate() {
+            let mut stream = stream.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut request);
+            if n == 0 {
+                let _ = first_seen.send(());
+                held.push(stream); // never answered
+                continue;
+            }
+            let body = seyaha_local::demo::catalog().to_string();
+            let head =
+                format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body.as_bytes());
+        }
+    });
+    (base, seen)
+}
+
+#[tokio::test]
+async fn a_sync_killed_midway_recovers_after_its_lease_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("SEYAHA_SYNC_LEASE_SECS", "2"), ("SEYAHA_OCTO_TIMEOUT_SECS", "30")];
+    let (supplier, first_request) = stalling_supplier();
+    let first = start_with(dir.path(), &env);
+    let api = format!("{}/api/v1/partner-integrations", first.base);
+    let body = json!({"base_url": supplier, "auth_type": "api_key", "auth_key": "k", "handles_ticket_delivery": false});
+    let (_, created, _) = call(reqwest::Method::POST, api.clone(), &first.partner_token, Some(body)).await;
+    let id = created["data"]["_id"].as_str().unwrap().to_owned();
+    let secret = created["data"]["webhook_secret"].as_str().unwrap().to_owned();
+    call(reqwest::Method::PATCH, format!("{api}/admin/{id}"), &first.admin_token, Some(json!({"isApproved": true}))).await;
+
+    // The trigger hangs on the supplier; kill seyaha-local mid-sync.
+    let trigger_url = format!("{api}/{id}/sync/trigger");
+    let hung = tokio::spawn({
+        let (url, secret) = (trigger_url.clone(), secret.clone());
+        async move { reqwest::Client::new().post(url).header("x-webhook-secret", secret).send().await }
+    });
+    tokio::task::spawn_blocking(move || first_request.recv_timeout(Duration::from_secs(10)).expect("the sync reached the supplier"))
+        .await
+        .unwrap();
+    let mut first_child = first.child;
+    signal(&first_child, "KILL");
+    wait_exit(&mut first_child);
+    assert!(hung.await.unwrap().is_err(), "the killed server never answered");
+
+    // After the restart the dead sync's lease is still recorded.
+    let second = start_with(dir.path(), &env);
+    let api = format!("{}/api/v1/partner-integrations", second.base);
+    let (_, log, _) = call(reqwest::Method::GET, format!("{api}/{id}/sync-log"), &second.admin_token, None).await;
+    assert_eq!(log["data"]["sync"]["status"], "syncing", "{log}");
+
+    // A trigger while the stale lease holds is queued; once it expires the follow-up runs.
+    let client = reqwest::Client::new();
+    let reply = client.post(format!("{api}/{id}/sync/trigger")).header("x-webhook-secret", &secret).send().await.unwrap();
+    let status = reply.status().as_u16();
+    assert!(status == 202 || status == 200, "{status}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let log = loop {
+        let (_, log, _) = call(reqwest::Method::GET, format!("{api}/{id}/sync-log"), &second.admin_token, None).await;
+        if log["data"]["sync"]["status"] == "idle" && log["data"]["runs"].as_array().unwrap().iter().any(|r| r["outcome"] == "synced") {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "no recovery: {log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(log["data"]["sync"]["last_sync_hash"].is_string());
+
+    // A consistent catalog: every demo product once, all active.
+    let (_, catalog, _) = call(reqwest::Method::GET, format!("{api}/{id}/catalog"), &second.admin_token, None).await;
+    let activities = catalog["data"]["activities"].as_array().unwrap();
+    assert_eq!(activities.len(), seyaha_local::demo::catalog().as_array().unwrap().len());
+    assert!(activities.iter().all(|a| a["isActive"] == true));
+
+    let mut second_child = second.child;
+    signal(&second_child, "TERM");
+    assert!(wait_exit(&mut second_child).success());
 }

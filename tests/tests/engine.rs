@@ -1,0 +1,264 @@
+//! The sync engine driven directly (real redb store, real queue, the fake OCTO supplier), for
+//! what HTTP cannot stage: a message delivered twice, a crash in the middle of the writes, a
+//! lease left behind by a dead holder, and the nightly fan-out with DOWN integrations.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, QueueReceiver, RedbStore};
+use seyaha::domain::{
+    Activity, ActivityState, AdminPatch, AuthKey, AuthType, BaseUrl, Creator, HealthStatus, IntegrationId, Lease, NewIntegration,
+    PartnerId, RunOutcome, RunTrigger, Slot, SyncStatus, Timestamp, VariationRef,
+};
+use seyaha::net::EndpointPolicy;
+use seyaha::octo::{OctoClient, OctoClientConfig};
+use seyaha::ports::{CatalogStore, IntegrationStore, RunStore, StoreError, SyncJob, SystemClock};
+use seyaha::service::IntegrationService;
+use seyaha::sync::{SyncConfig, SyncEngine, SyncPorts, SyncResult};
+use seyaha_tests::fake_octo::{Behaviour, FAKE_KEY, FakeOcto, sample_catalog};
+
+/// A catalog store that fails every `put_activities` after the first `allowed` calls, like a
+/// process dying in the middle of a sync's writes.
+struct Crashing {
+    inner: RedbStore,
+    allowed: AtomicUsize,
+}
+
+#[async_trait]
+impl CatalogStore for Crashing {
+    async fn activity_states(&self, id: &IntegrationId) -> Result<Vec<ActivityState>, StoreError> {
+        self.inner.activity_states(id).await
+    }
+    async fn put_activities(&self, id: &IntegrationId, activities: &[Activity]) -> Result<(), StoreError> {
+        if self.allowed.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err() {
+            return Err(StoreError::Unavailable("simulated crash".into()));
+        }
+        self.inner.put_activities(id, activities).await
+    }
+    async fn set_active(&self, id: &IntegrationId, names: &[String], active: bool, now: Timestamp) -> Result<(), StoreError> {
+        self.inner.set_active(id, names, active, now).await
+    }
+    async fn deactivate_all(&self, id: &IntegrationId, now: Timestamp) -> Result<u64, StoreError> {
+        self.inner.deactivate_all(id, now).await
+    }
+    async fn find_variation(&self, id: &IntegrationId, product: &str, option: &str) -> Result<Option<VariationRef>, StoreError> {
+        self.inner.find_variation(id, product, option).await
+    }
+    async fn put_slot(&self, id: &IntegrationId, slot: &Slot) -> Result<(), StoreError> {
+        self.inner.put_slot(id, slot).await
+    }
+    async fn activities(&self, id: &IntegrationId) -> Result<Vec<Activity>, StoreError> {
+        self.inner.activities(id).await
+    }
+    async fn slots(&self, id: &IntegrationId) -> Result<Vec<Slot>, StoreError> {
+        self.inner.slots(id).await
+    }
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    store: RedbStore,
+    engine: Arc<SyncEngine>,
+    service: IntegrationService,
+    receiver: QueueReceiver,
+}
+
+fn harness_with(catalog: Arc<dyn CatalogStore>, store: RedbStore, dir: tempfile::TempDir, config: SyncConfig) -> Harness {
+    let (queue, receiver) = InProcessQueue::new();
+    let policy = EndpointPolicy { allow_private: true };
+    let octo = OctoClient::new(policy, OctoClientConfig { request_timeout: Duration::from_secs(2), ..OctoClientConfig::default() });
+    let ports = SyncPorts {
+        integrations: Arc::new(store.clone()),
+        catalog,
+        runs: Arc::new(store.clone()),
+        secrets: Arc::new(FileSecretStore::open(&dir.path().join("secrets")).unwrap()),
+        queue: Arc::new(queue),
+        clock: Arc::new(SystemClock),
+    };
+    let engine = Arc::new(SyncEngine::new(ports.clone(), octo.clone(), config));
+    let service = IntegrationService::new(ports, Arc::clone(&engine), octo, policy);
+    Harness { _dir: dir, store, engine, service, receiver }
+}
+
+fn harness(config: SyncConfig) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(&dir.path().join("seyaha.redb")).unwrap();
+    harness_with(Arc::new(store.clone()), store, dir, config)
+}
+
+impl Harness {
+    async fn approved(&self, octo: &FakeOcto) -> IntegrationId {
+        let new = NewIntegration {
+            base_url: BaseUrl::parse(&octo.base_url()).unwrap(),
+            auth_type: AuthType::Bearer,
+            auth_key: AuthKey::parse(FAKE_KEY).unwrap(),
+            handles_ticket_delivery: false,
+        };
+        let created = self.service.create(PartnerId::generate(1_800_000_000), new, Creator::Partner).await.unwrap();
+        let id = created.integration.id;
+        self.service.admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
+        id
+    }
+
+    async fn record(&self, id: IntegrationId) -> seyaha::domain::IntegrationRecord {
+        self.store.get(&id).await.unwrap().unwrap()
+    }
+
+    async fn runs(&self, id: IntegrationId) -> Vec<seyaha::domain::SyncRun> {
+        self.store.recent_runs(&id, 50, Timestamp::now()).await.unwrap()
+    }
+
+    async fn active(&self, id: IntegrationId) -> usize {
+        self.store.activities(&id).await.unwrap().iter().filter(|a| a.is_active).count()
+    }
+
+    /// The next queued job, waiting at most `within`.
+    async fn next_job(&mut self, within: Duration) -> Option<SyncJob> {
+        tokio::time::timeout(within, self.receiver.recv()).await.ok().flatten()
+    }
+}
+
+#[tokio::test]
+async fn a_message_handled_twice_changes_nothing_the_second_time() {
+    let mut h = harness(SyncConfig::default());
+    let octo = FakeOcto::start().await;
+    let id = h.approved(&octo).await;
+    assert!(h.engine.request_sync(id, RunTrigger::Admin, None).await.unwrap());
+    let job = h.next_job(Duration::from_secs(1)).await.expect("a job is queued");
+
+    let first = h.engine.handle_job(&job).await.unwrap();
+    assert!(matches!(first, SyncResult::Done { skipped: false, .. }), "{first:?}");
+    let record = h.record(id).await;
+    let catalog = h.store.activities(&id).await.unwrap();
+
+    let second = h.engine.handle_job(&job).await.unwrap();
+    assert_eq!(second, SyncResult::NotNeeded, "the request was already served");
+    assert_eq!(h.record(id).await, record, "the integration is untouched");
+    assert_eq!(h.store.activities(&id).await.unwrap(), catalog, "the catalog is untouched");
+    assert_eq!(h.runs(id).await.len(), 1, "no second run");
+    assert_eq!(octo.product_calls(), 1, "the partner is not called again");
+    assert!(h.next_job(Duration::from_millis(200)).await.is_none(), "nothing else was queued");
+}
+
+#[tokio::test]
+async fn a_sync_dying_in_the_middle_of_its_writes_is_completed_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(&dir.path().join("seyaha.redb")).unwrap();
+    let crashing = Arc::new(Crashing { inner: store.clone(), allowed: AtomicUsize::new(2) });
+    let config = SyncConfig { write_batch: 3, ..SyncConfig::default() };
+    let h = harness_with(crashing.clone(), store, dir, config);
+    let octo = FakeOcto::start().await;
+    octo.set_catalog(sample_catalog(10));
+    let id = h.approved(&octo).await;
+
+    // Two batches of three are written, then the "process" dies.
+    let record = h.record(id).await;
+    let crashed = h.engine.trigger(record).await;
+    assert!(crashed.is_err(), "{crashed:?}");
+    assert_eq!(h.store.activities(&id).await.unwrap().len(), 6, "a partial catalog");
+    let after_crash = h.record(id).await;
+    assert!(after_crash.sync_control.lease.is_none(), "the lease was given back");
+    assert!(after_crash.integration.sync.last_sync_hash.is_none(), "the hash was not committed");
+
+    // The next run diffs against what was written and completes it.
+    crashing.allowed.store(usize::MAX, Ordering::SeqCst);
+    let done = h.engine.trigger(h.record(id).await).await.unwrap();
+    let SyncResult::Done { counts, skipped: false, .. } = done else { panic!("{done:?}") };
+    assert_eq!((counts.synced, counts.created, counts.unchanged), (10, 4, 6));
+    assert_eq!(h.active(id).await, 10);
+    assert!(h.record(id).await.integration.sync.last_sync_hash.is_some());
+}
+
+#[tokio::test]
+async fn a_lease_left_by_a_dead_sync_expires_and_the_watchdog_runs_the_follow_up() {
+    let mut h = harness(SyncConfig { lease: Duration::from_secs(1), ..SyncConfig::default() });
+    let octo = FakeOcto::start().await;
+    let id = h.approved(&octo).await;
+
+    // A sync took the lease and died: its record says "syncing" with a lease nobody will release.
+    let mut record = h.record(id).await;
+    record.sync_control.lease = Some(Lease { run_id: "dead".into(), expires_at: Timestamp::now().plus_millis(1000) });
+    record.integration.sync.status = SyncStatus::Syncing;
+    record.version += 1;
+    h.store.update(&record).await.unwrap();
+
+    let busy = h.engine.trigger(h.record(id).await).await.unwrap();
+    assert_eq!(busy, SyncResult::Queued);
+    assert!(h.record(id).await.sync_control.requested_at.is_some());
+
+    // Nobody finishes the dead run; the watchdog arrives after the lease expired and syncs.
+    let watchdog = h.next_job(Duration::from_secs(5)).await.expect("the watchdog job");
+    assert_eq!(watchdog.trigger, RunTrigger::FollowUp);
+    let result = h.engine.handle_job(&watchdog).await.unwrap();
+    assert!(matches!(result, SyncResult::Done { skipped: false, .. }), "{result:?}");
+    let record = h.record(id).await;
+    assert_eq!(record.integration.sync.status, SyncStatus::Idle);
+    assert!(record.sync_control.lease.is_none() && record.sync_control.requested_at.is_none());
+    assert_eq!(h.active(id).await, 3);
+}
+
+#[tokio::test]
+async fn nightly_probes_down_integrations_and_recovers_them_with_a_full_sync() {
+    let mut h = harness(SyncConfig::default());
+    let healthy_octo = FakeOcto::start().await;
+    let failing_octo = FakeOcto::start().await;
+    let healthy = h.approved(&healthy_octo).await;
+    let down = h.approved(&failing_octo).await;
+    for id in [healthy, down] {
+        let record = h.record(id).await;
+        assert!(matches!(h.engine.trigger(record).await.unwrap(), SyncResult::Done { .. }));
+    }
+    failing_octo.set_behaviour(Behaviour::Status(500));
+    for _ in 0..3 {
+        let record = h.record(down).await;
+        assert!(matches!(h.engine.trigger(record).await.unwrap(), SyncResult::Failed { .. }));
+    }
+    assert_eq!(h.record(down).await.integration.health.status, HealthStatus::Down);
+    assert_eq!(h.active(down).await, 0);
+
+    let run_nightly = |h: &mut Harness| {
+        let engine = Arc::clone(&h.engine);
+        async move { engine.request_all(RunTrigger::Nightly).await.unwrap() }
+    };
+    assert_eq!(run_nightly(&mut h).await, 2, "both count: one is synced, one only probed");
+    for _ in 0..2 {
+        let job = h.next_job(Duration::from_secs(1)).await.expect("a nightly job");
+        assert_eq!(job.trigger, RunTrigger::Nightly);
+        h.engine.handle_job(&job).await.unwrap();
+    }
+    let probe = &h.runs(down).await[0];
+    assert_eq!((probe.trigger, probe.outcome), (RunTrigger::Nightly, RunOutcome::Error), "still down: a probe, no writes");
+    assert_eq!(h.active(down).await, 0);
+    assert_eq!(h.record(down).await.integration.health.consecutive_failures, 4);
+    assert_eq!(h.runs(healthy).await[0].outcome, RunOutcome::Skipped);
+
+    failing_octo.set_behaviour(Behaviour::Normal);
+    run_nightly(&mut h).await;
+    while let Some(job) = h.next_job(Duration::from_millis(300)).await {
+        h.engine.handle_job(&job).await.unwrap();
+    }
+    let recovered = &h.runs(down).await[0];
+    assert_eq!((recovered.outcome, recovered.counts.updated), (RunOutcome::Synced, 3), "forced full sync despite the same hash");
+    assert_eq!(h.record(down).await.integration.health.status, HealthStatus::Healthy);
+    assert_eq!(h.active(down).await, 3);
+}
+
+#[tokio::test]
+async fn the_nightly_listing_pages_through_many_integrations() {
+    let mut h = harness(SyncConfig::default());
+    let octo = FakeOcto::start().await;
+    for _ in 0..230 {
+        h.approved(&octo).await;
+    }
+    assert_eq!(h.engine.request_all(RunTrigger::Nightly).await.unwrap(), 230);
+    let mut jobs = 0;
+    while h.next_job(Duration::from_millis(200)).await.is_some() {
+        jobs += 1;
+    }
+    assert_eq!(jobs, 230, "one job per integration across three pages");
+    // A second fan-out before any job ran is coalesced away.
+    assert_eq!(h.engine.request_all(RunTrigger::Nightly).await.unwrap(), 230);
+    assert!(h.next_job(Duration::from_millis(200)).await.is_none());
+}
