@@ -4,7 +4,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test lint unit run clean
+.PHONY: test lint unit bench run clean
 
 test: lint unit
 
@@ -14,6 +14,10 @@ lint:
 
 unit:
 	$(CARGO) test --workspace --locked
+
+# Benchmarks print numbers (release build); they assert nothing and are not part of `test`.
+bench:
+	$(CARGO) bench -p seyaha --features embedded --bench sync_catalog
 
 run:
 	$(CARGO) run -p seyaha-local

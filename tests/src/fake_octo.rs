@@ -154,7 +154,7 @@ async fn products(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap
     }
 }
 
-/// An OCTO products array of `count` products, each with two options of two units.
+/// An OCTO products array of `count` products, each with two options (`DEFAULT`, `option-1`) of two units.
 pub fn sample_catalog(count: usize) -> Value {
-    seyaha::octo::sample::generated_catalog(count)
+    seyaha::octo::sample::generated_catalog(count, 2)
 }

@@ -292,7 +292,7 @@ async fn notify_updates_known_slots_in_both_formats() {
     assert_eq!(flat.expect_success(200), &json!({"updated": true}));
     let wrapped = json!({
         "webhook": {"id": "wh_1", "event": "availability_update", "url": "https://seyaha.example/notify"},
-        "availability": {"productId": "product_1", "optionId": "private", "id": "2026-07-16T09:00:00+04:00",
+        "availability": {"productId": "product_1", "optionId": "option-1", "id": "2026-07-16T09:00:00+04:00",
                          "localDateTimeStart": "2026-07-16T09:00:00+04:00", "localDateTimeEnd": "2026-07-16T11:00:00+04:00",
                          "allDay": false, "status": "FREESALE", "vacancies": null, "capacity": null, "maxUnits": null, "openingHours": []}
     });
@@ -308,7 +308,7 @@ async fn notify_updates_known_slots_in_both_formats() {
     assert_eq!(slots.len(), 2, "{slots:?}");
     let slot = slots.iter().find(|s| s["availabilityId"] == "slot-1").unwrap();
     assert_eq!((slot["status"].clone(), slot["vacancies"].clone(), slot["capacity"].clone()), (json!("SOLD_OUT"), json!(0), json!(12)));
-    let freesale = slots.iter().find(|s| s["optionId"] == "private").unwrap();
+    let freesale = slots.iter().find(|s| s["optionId"] == "option-1").unwrap();
     assert_eq!((freesale["status"].clone(), freesale["vacancies"].clone()), (json!("FREESALE"), Value::Null));
     assert_eq!(octo.product_calls(), 1, "known slots need no sync");
 }

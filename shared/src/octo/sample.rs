@@ -72,18 +72,19 @@ pub fn product(id: &str, internal_name: &str, title: &str, description: &str, du
     })
 }
 
-/// A generated catalog of `count` products, each with two options (`DEFAULT`, `private`) of two
-/// units (ADULT, CHILD). Prices vary with the index so every product hashes differently.
-pub fn generated_catalog(count: usize) -> Value {
+/// A generated catalog of `count` products, each with `options` options (`DEFAULT`,
+/// `option-1`, ...) of two units (ADULT, CHILD). Prices vary with the index so every product
+/// hashes differently.
+pub fn generated_catalog(count: usize, options: usize) -> Value {
     let products = (0..count)
         .map(|i| {
             let retail = 10_000 + i as i64;
-            let options = ["DEFAULT", "private"]
-                .iter()
-                .map(|option_id| {
+            let options = (0..options)
+                .map(|o| {
+                    let option_id = if o == 0 { "DEFAULT".to_owned() } else { format!("option-{o}") };
                     option(
-                        option_id,
-                        option_id,
+                        &option_id,
+                        &option_id,
                         &["09:00", "14:00"],
                         vec![unit("adult", "ADULT", "Adult", retail, 12, 99), unit("child", "CHILD", "Child", retail / 2, 3, 11)],
                     )

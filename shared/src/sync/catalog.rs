@@ -1,13 +1,19 @@
-//! From the raw `GET /products` body to mapped activities, in one streaming pass:
-//! each product is parsed, canonicalized (RFC 8785) once, hashed on its own and into the
-//! payload hash, validated and mapped, then dropped. Peak memory stays near the body size.
+//! From the raw `GET /products` body to mapped activities, in one streaming pass: each
+//! product is taken as a borrowed slice of the body, written in canonical form (RFC 8785)
+//! once, hashed on its own and into the payload hash, then parsed into the typed model,
+//! validated and mapped. No JSON tree of the catalog is ever built, so peak memory stays near
+//! the body size.
 
 use std::collections::HashSet;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
+
+use super::canonical::write_canonical;
 
 use crate::domain::{Activity, ExternalSync, Price, Rejection, Timestamp, UnitPrice, Variation, VariationPricing, VariationSync};
 use crate::octo::models::{Pricing, Product, ProductOption};
@@ -45,7 +51,9 @@ pub fn parse_catalog(body: &[u8], now: Timestamp) -> Result<ParsedCatalog, Catal
         product_ids: HashSet::new(),
         now,
     };
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    // Borrowed raw values need the body as text; invalid UTF-8 is not JSON.
+    let body = std::str::from_utf8(body).map_err(|_| CatalogError::NotJson)?;
+    let mut deserializer = serde_json::Deserializer::from_str(body);
     match deserializer.deserialize_seq(ProductsVisitor(&mut state)) {
         Ok(()) => {}
         Err(error) if error.is_data() => return Err(CatalogError::NotArray),
@@ -68,31 +76,33 @@ struct Builder {
 }
 
 impl Builder {
-    fn add(&mut self, raw: Value) -> Result<(), String> {
+    fn add(&mut self, raw: &RawValue) -> Result<(), String> {
         // The canonical form of an array is its canonical elements joined by commas.
         self.canonical.clear();
-        serde_json_canonicalizer::to_writer(&raw, &mut self.canonical).map_err(|e| e.to_string())?;
+        write_canonical(&mut serde_json::Deserializer::from_str(raw.get()), &mut self.canonical).map_err(|e| e.to_string())?;
         self.payload.update(if self.count == 0 { b"[".as_slice() } else { b",".as_slice() });
         self.payload.update(&self.canonical);
         let index = self.count;
         self.count += 1;
         let content_hash = hex::encode(Sha256::digest(&self.canonical));
-        match self.accept(&raw, content_hash) {
+        match self.accept(raw, content_hash) {
             Ok(activity) => self.activities.push(activity),
-            Err(reason) => self.rejections.push(Rejection {
-                index,
-                product_id: raw.get("id").and_then(Value::as_str).map(str::to_owned),
-                internal_name: raw.get("internalName").and_then(Value::as_str).map(str::to_owned),
-                reason,
-            }),
+            Err(reason) => {
+                let ids = serde_json::from_str::<ProductIds>(raw.get()).unwrap_or_default();
+                self.rejections.push(Rejection { index, product_id: ids.id.as_text(), internal_name: ids.internal_name.as_text(), reason });
+            }
         }
         Ok(())
     }
 
-    fn accept(&mut self, raw: &Value, content_hash: String) -> Result<Activity, String> {
-        let product: Product = serde_path_to_error::deserialize(raw).map_err(|e| {
+    fn accept(&mut self, raw: &RawValue, content_hash: String) -> Result<Activity, String> {
+        let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+        let product: Product = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
             let path = e.path().to_string();
-            if path == "." { e.inner().to_string() } else { format!("{path}: {}", e.inner()) }
+            let reason = e.inner().to_string();
+            // serde_json appends " at line L column C"; the path says where already.
+            let reason = reason.split(" at line ").next().unwrap_or(&reason).to_owned();
+            if path == "." { reason } else { format!("{path}: {reason}") }
         })?;
         validate(&product)?;
         if self.names.contains(&product.internal_name) {
@@ -104,6 +114,25 @@ impl Builder {
         self.names.insert(product.internal_name.clone());
         self.product_ids.insert(product.id.clone());
         Ok(map_product(product, content_hash, self.now))
+    }
+}
+
+/// What a rejection reports about a product that did not parse.
+#[derive(Default, Deserialize)]
+struct ProductIds {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(rename = "internalName", default)]
+    internal_name: Option<Value>,
+}
+
+trait AsText {
+    fn as_text(&self) -> Option<String>;
+}
+
+impl AsText for Option<Value> {
+    fn as_text(&self) -> Option<String> {
+        self.as_ref().and_then(Value::as_str).map(str::to_owned)
     }
 }
 
@@ -199,25 +228,13 @@ impl<'de> Visitor<'de> for ProductsVisitor<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(raw) = seq.next_element_seed(RawProduct)? {
+        // Each element stays a slice of the body: nothing is copied or built yet.
+        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
             self.0.add(raw).map_err(serde::de::Error::custom)?;
         }
         Ok(())
     }
 }
-
-/// One array element as a JSON value; kept separate so a product that is not an object is
-/// rejected on its own rather than failing the payload.
-struct RawProduct;
-
-impl<'de> DeserializeSeed<'de> for RawProduct {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        Value::deserialize(deserializer)
-    }
-}
-
-use serde::Deserialize as _;
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,6 @@
 //! hash is committed last, so a run cut short (crash, request budget) leaves a catalog that
 //! the next run's diff completes.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +26,7 @@ use crate::records::{Change, update_record};
 use crate::service::ServiceError;
 
 use super::catalog::parse_catalog;
+use super::diff::{CatalogDiff, diff_catalog};
 
 /// The longest an error message from a partner call may be on the record.
 const MAX_ERROR_MESSAGE_LEN: usize = 300;
@@ -364,26 +364,8 @@ impl SyncEngine {
         }
 
         // Diff by per-activity content hash; write only what changed.
-        let stored: HashMap<String, (String, bool)> =
-            self.ports.catalog.activity_states(&id).await?.into_iter().map(|s| (s.internal_name, (s.content_hash, s.is_active))).collect();
-        let mut counts = SyncCounts { synced: parsed.activities.len() as u64, rejected, ..SyncCounts::default() };
-        let mut to_write = Vec::new();
-        let mut present = HashSet::with_capacity(parsed.activities.len());
-        for activity in parsed.activities {
-            present.insert(activity.internal_name.clone());
-            match stored.get(&activity.internal_name) {
-                None => counts.created += 1,
-                Some((hash, active)) if *hash != activity.content_hash || !*active => counts.updated += 1,
-                Some(_) => {
-                    counts.unchanged += 1;
-                    continue;
-                }
-            }
-            to_write.push(activity);
-        }
-        let to_deactivate: Vec<String> =
-            stored.into_iter().filter(|(name, (_, active))| *active && !present.contains(name)).map(|(name, _)| name).collect();
-        counts.deactivated = to_deactivate.len() as u64;
+        let stored = self.ports.catalog.activity_states(&id).await?;
+        let CatalogDiff { to_write, to_deactivate, counts } = diff_catalog(parsed.activities, stored, rejected);
 
         for batch in to_write.chunks(self.config.write_batch.max(1)) {
             if deadline.is_some_and(|d| Instant::now() >= d) {

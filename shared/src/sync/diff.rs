@@ -1,0 +1,90 @@
+//! The per-activity diff: what a sync must write, given what is stored.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::domain::{Activity, ActivityState, SyncCounts};
+
+/// What to write: created, changed and returning activities, and names to deactivate.
+#[derive(Debug, Default)]
+pub struct CatalogDiff {
+    pub to_write: Vec<Activity>,
+    pub to_deactivate: Vec<String>,
+    pub counts: SyncCounts,
+}
+
+/// Compares the payload's activities with the stored states by content hash. A stored but
+/// inactive activity that is back in the payload counts as updated (it is reactivated);
+/// active activities missing from the payload are deactivated, never deleted.
+pub fn diff_catalog(incoming: Vec<Activity>, stored: Vec<ActivityState>, rejected: u64) -> CatalogDiff {
+    let stored: HashMap<String, (String, bool)> = stored.into_iter().map(|s| (s.internal_name, (s.content_hash, s.is_active))).collect();
+    let mut counts = SyncCounts { synced: incoming.len() as u64, rejected, ..SyncCounts::default() };
+    let mut present = HashSet::with_capacity(incoming.len());
+    let mut to_write = Vec::new();
+    for activity in incoming {
+        match stored.get(&activity.internal_name) {
+            None => counts.created += 1,
+            Some((hash, active)) if *hash != activity.content_hash || !*active => counts.updated += 1,
+            Some(_) => {
+                counts.unchanged += 1;
+                present.insert(activity.internal_name);
+                continue;
+            }
+        }
+        present.insert(activity.internal_name.clone());
+        to_write.push(activity);
+    }
+    let mut to_deactivate: Vec<String> =
+        stored.into_iter().filter(|(name, (_, active))| *active && !present.contains(name)).map(|(name, _)| name).collect();
+    to_deactivate.sort();
+    counts.deactivated = to_deactivate.len() as u64;
+    CatalogDiff { to_write, to_deactivate, counts }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ExternalSync, Timestamp};
+
+    fn activity(name: &str, hash: &str) -> Activity {
+        Activity {
+            internal_name: name.into(),
+            activity_title: name.into(),
+            external_sync: ExternalSync { external_id: name.into() },
+            variations: Vec::new(),
+            is_active: true,
+            content_hash: hash.into(),
+            updated_at: Timestamp::from_unix_millis(0),
+        }
+    }
+
+    fn state(name: &str, hash: &str, active: bool) -> ActivityState {
+        ActivityState { internal_name: name.into(), content_hash: hash.into(), is_active: active }
+    }
+
+    #[test]
+    fn classifies_every_case() {
+        let incoming = vec![activity("new", "1"), activity("same", "2"), activity("changed", "3b"), activity("back", "4")];
+        let stored = vec![
+            state("same", "2", true),
+            state("changed", "3a", true),
+            state("back", "4", false),
+            state("gone", "5", true),
+            state("long-gone", "6", false),
+        ];
+        let diff = diff_catalog(incoming, stored, 2);
+        let written: Vec<_> = diff.to_write.iter().map(|a| a.internal_name.as_str()).collect();
+        assert_eq!(written, vec!["new", "changed", "back"]);
+        assert_eq!(diff.to_deactivate, vec!["gone"]);
+        let c = diff.counts;
+        assert_eq!((c.synced, c.created, c.updated, c.unchanged, c.deactivated, c.rejected), (4, 1, 2, 1, 1, 2));
+    }
+
+    #[test]
+    fn an_identical_catalog_writes_nothing() {
+        let incoming: Vec<_> = (0..50).map(|i| activity(&format!("p{i}"), &format!("h{i}"))).collect();
+        let stored: Vec<_> = (0..50).map(|i| state(&format!("p{i}"), &format!("h{i}"), true)).collect();
+        let diff = diff_catalog(incoming, stored, 0);
+        assert!(diff.to_write.is_empty() && diff.to_deactivate.is_empty());
+        assert_eq!(diff.counts.unchanged, 50);
+    }
+}
