@@ -59,6 +59,8 @@ impl BaseUrl {
             return Err(InvalidBaseUrl::Query);
         }
         let text = url.as_str().trim_end_matches('/').to_owned();
+        // Re-read the stripped text, so equal texts always mean equal URLs.
+        let url = Url::parse(&text).map_err(|_| InvalidBaseUrl::NotAbsolute)?;
         Ok(Self { url, text })
     }
 
@@ -119,6 +121,11 @@ mod tests {
         assert_eq!(BaseUrl::parse("https://octo.example.com/").unwrap().as_str(), "https://octo.example.com");
         assert_eq!(BaseUrl::parse("https://octo.example.com/api/octo//").unwrap().as_str(), "https://octo.example.com/api/octo");
         assert_eq!(BaseUrl::parse("https://octo.example.com").unwrap().endpoint("products"), "https://octo.example.com/products");
+    }
+
+    #[test]
+    fn trailing_slashes_do_not_make_a_different_url() {
+        assert_eq!(BaseUrl::parse("https://a.example//").unwrap(), BaseUrl::parse("https://a.example").unwrap());
     }
 
     #[test]

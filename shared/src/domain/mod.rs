@@ -19,3 +19,34 @@ pub use integration::{
 };
 pub use secrets::{AuthKey, InvalidAuthKey, WebhookSecret, WebhookSecretDigest};
 pub use timestamp::{InvalidTimestamp, Timestamp};
+
+#[cfg(test)]
+mod parser_properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic(input in "\\PC{0,80}") {
+            let _ = BaseUrl::parse(&input);
+            let _ = ObjectId::parse(&input);
+            let _ = Timestamp::parse(&input);
+            let _ = AuthKey::parse(&input);
+        }
+
+        #[test]
+        fn base_urls_round_trip(host in "[a-z]{1,10}(\\.[a-z]{2,5}){1,2}", path in "(/[a-z0-9_-]{1,8}){0,3}", slashes in "/{0,3}") {
+            let url = BaseUrl::parse(&format!("https://{host}{path}{slashes}")).unwrap();
+            prop_assert!(!url.as_str().ends_with('/'));
+            prop_assert_eq!(BaseUrl::parse(url.as_str()).unwrap(), url.clone());
+            prop_assert_eq!(url.endpoint("products"), format!("{}/products", url.as_str()));
+        }
+
+        #[test]
+        fn object_ids_round_trip(bytes in prop::array::uniform12(any::<u8>())) {
+            let text = hex::encode(bytes);
+            prop_assert_eq!(ObjectId::parse(&text).unwrap().to_string(), text);
+        }
+    }
+}

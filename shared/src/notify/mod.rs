@@ -200,3 +200,28 @@ mod tests {
         assert!(parse_notify(&json!([])).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_json_object_is_parsed_or_explained(
+            product in proptest::option::of("\\PC{0,10}"), vacancies in any::<i64>(), capacity in any::<i64>(), status in "[A-Z_]{0,10}",
+        ) {
+            let body = json!({"productId": product, "optionId": "o", "availabilityId": "a", "localDateTimeStart": "2026-07-15T10:00:00Z",
+                              "vacancies": vacancies, "capacity": capacity, "status": status});
+            match parse_notify(&body) {
+                Ok(update) => {
+                    prop_assert!(update.vacancies <= update.capacity);
+                    prop_assert!(vacancies >= 0 && capacity >= 0);
+                }
+                Err(errors) => prop_assert!(!errors.is_empty() && errors.iter().all(|e| e.contains(": "))),
+            }
+        }
+    }
+}

@@ -88,3 +88,59 @@ mod tests {
         assert_eq!(diff.counts.unchanged, 50);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::{ExternalSync, Timestamp};
+
+    fn activity(name: &str, hash: u8) -> Activity {
+        Activity {
+            internal_name: name.into(),
+            activity_title: name.into(),
+            external_sync: ExternalSync { external_id: name.into() },
+            variations: Vec::new(),
+            is_active: true,
+            content_hash: hash.to_string(),
+            updated_at: Timestamp::from_unix_millis(0),
+        }
+    }
+
+    proptest! {
+        /// Applying the diff to the stored catalog gives exactly the incoming catalog as the
+        /// active set, and every write was necessary.
+        #[test]
+        fn applying_the_diff_converges(
+            stored in prop::collection::btree_map("[a-h]", (0u8..3, any::<bool>()), 0..8),
+            incoming in prop::collection::btree_map("[a-h]", 0u8..3, 0..8),
+        ) {
+            let states = stored.iter().map(|(n, (h, a))| ActivityState { internal_name: n.clone(), content_hash: h.to_string(), is_active: *a }).collect();
+            let diff = diff_catalog(incoming.iter().map(|(n, h)| activity(n, *h)).collect(), states, 0);
+
+            let mut result: BTreeMap<String, (String, bool)> = stored.iter().map(|(n, (h, a))| (n.clone(), (h.to_string(), *a))).collect();
+            for written in &diff.to_write {
+                result.insert(written.internal_name.clone(), (written.content_hash.clone(), true));
+            }
+            for name in &diff.to_deactivate {
+                result.get_mut(name).unwrap().1 = false;
+            }
+            let active: BTreeMap<String, String> = result.iter().filter(|(_, (_, a))| *a).map(|(n, (h, _))| (n.clone(), h.clone())).collect();
+            let expected: BTreeMap<String, String> = incoming.iter().map(|(n, h)| (n.clone(), h.to_string())).collect();
+            prop_assert_eq!(active, expected);
+
+            // Nothing written that was already right; nothing deleted.
+            for written in &diff.to_write {
+                prop_assert_ne!(stored.get(&written.internal_name), Some(&(written.content_hash.parse::<u8>().unwrap(), true)));
+            }
+            let names: BTreeSet<_> = result.keys().cloned().collect();
+            prop_assert!(stored.keys().all(|n| names.contains(n)));
+            let c = diff.counts;
+            prop_assert_eq!(c.created + c.updated + c.unchanged, c.synced);
+            prop_assert_eq!(c.created + c.updated, diff.to_write.len() as u64);
+        }
+    }
+}
