@@ -204,21 +204,29 @@ export SEYAHA={base}{PREFIX}
 export PARTNER_TOKEN={partner}
 export ADMIN_TOKEN={admin}
 
-# 1. The partner registers its OCTO endpoint (save the webhook_secret: it is shown once)
-curl -s -X POST "$SEYAHA" -H "Authorization: Bearer $PARTNER_TOKEN" -H 'Content-Type: application/json' \
-  -d '{{"base_url":"{base}/demo/octo","auth_type":"bearer","auth_key":"{DEMO_OCTO_KEY}","handles_ticket_delivery":false}}'
+# 1. The partner registers its OCTO endpoint; the webhook_secret is shown only in this answer
+CREATED=$(curl -s -X POST "$SEYAHA" -H "Authorization: Bearer $PARTNER_TOKEN" -H 'Content-Type: application/json' \
+  -d '{{"base_url":"{base}/demo/octo","auth_type":"bearer","auth_key":"{DEMO_OCTO_KEY}","handles_ticket_delivery":false}}')
+echo "$CREATED"
+ID=$(echo "$CREATED" | sed -E 's/.*"_id":"([0-9a-f]{{24}})".*/\1/')
+SECRET=$(echo "$CREATED" | sed -E 's/.*"webhook_secret":"([0-9a-f]{{64}})".*/\1/')
 
 # 2. The partner checks its integration; an admin approves it
 curl -s "$SEYAHA/me" -H "Authorization: Bearer $PARTNER_TOKEN"
-ID=$(curl -s "$SEYAHA/me" -H "Authorization: Bearer $PARTNER_TOKEN" | sed -E 's/.*"_id":"([0-9a-f]{{24}})".*/\1/')
 curl -s -X PATCH "$SEYAHA/admin/$ID" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' -d '{{"isApproved":true}}'
 
 # 3. The partner tests the connection
 curl -s -X POST "$SEYAHA/me/test-connection" -H "Authorization: Bearer $PARTNER_TOKEN"
 
-# Health and sync state
+# 4. The partner triggers a sync, then pushes one availability slot
+curl -s -X POST "$SEYAHA/$ID/sync/trigger" -H "x-webhook-secret: $SECRET"
+curl -s -X POST "$SEYAHA/$ID/availability/notify" -H "x-webhook-secret: $SECRET" -H 'Content-Type: application/json' \
+  -d '{{"productId":"product_dhow_cruise","optionId":"DEFAULT","availabilityId":"2026-07-15T19:30:00+04:00","localDateTimeStart":"2026-07-15T19:30:00+04:00","status":"LIMITED","vacancies":4,"capacity":40}}'
+
+# Health, sync history and the synced catalog
 curl -s "$SEYAHA/$ID/health" -H "Authorization: Bearer $PARTNER_TOKEN"
 curl -s "$SEYAHA/$ID/sync-log" -H "Authorization: Bearer $ADMIN_TOKEN"
+curl -s "$SEYAHA/$ID/catalog" -H "Authorization: Bearer $ADMIN_TOKEN"
 "#
     );
 }
