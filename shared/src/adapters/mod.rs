@@ -2,3 +2,6 @@
 
 #[cfg(feature = "embedded")]
 pub mod embedded;
+
+#[cfg(feature = "aws")]
+pub mod aws;

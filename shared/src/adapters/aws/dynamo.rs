@@ -1,0 +1,492 @@
+//! The DynamoDB store: integrations, catalog, slots and run history in one table.
+//!
+//! | Item | pk | sk | Other keys |
+//! |---|---|---|---|
+//! | integration | `INT#{id}` | `META` | `gsi1pk=INTEGRATION`, `gsi1sk={createdAt}#{id}` (admin list); `gsi2pk=SYNCABLE`, `gsi2sk={id}` only while approved and active (sparse: the nightly listing) |
+//! | partner lock | `PARTNER#{partner}` | `META` | written in the same transaction as the integration: one per partner |
+//! | activity | `CAT#{id}#{shard}` | `ACT#{internalName}` | `gsi3pk=PROD#{id}#{productId}` (notify finds the activity of an OCTO product) |
+//! | slot | `SLOT#{id}#{shard}` | `SLOT#["product","option","availability"]` | |
+//! | run | `RUN#{id}` | `{startedMs:013}#{runId}` | `ttl` (epoch seconds) for DynamoDB TTL |
+//!
+//! Catalog and slot items are spread over [`SHARDS`] partition keys per integration, so a large
+//! first sync is not capped by one partition's 1,000 writes per second.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    Put, PutRequest, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, WriteRequest,
+};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{Activity, ActivityState, IntegrationId, IntegrationRecord, PartnerId, Slot, SyncRun, Timestamp, VariationRef};
+use crate::ports::{CatalogStore, IntegrationFilter, IntegrationStore, Page, PageRequest, RunStore, StoreError};
+
+/// Partition keys per integration for catalog and slot items.
+pub const SHARDS: u8 = 8;
+/// DynamoDB's BatchWriteItem limit.
+const BATCH_WRITE_LIMIT: usize = 25;
+const MAX_BATCH_ATTEMPTS: u32 = 8;
+/// Concurrent single-item updates when flipping `isActive`.
+const UPDATE_CONCURRENCY: usize = 25;
+
+const ADMIN_INDEX: &str = "gsi1";
+const SYNCABLE_INDEX: &str = "gsi2";
+const PRODUCT_INDEX: &str = "gsi3";
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(error: SdkError<E, R>) -> StoreError {
+    StoreError::Unavailable(DisplayErrorContext(error).to_string())
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn shard(key: &str) -> u8 {
+    Sha256::digest(key.as_bytes())[0] % SHARDS
+}
+
+fn integration_key(id: &IntegrationId) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".into(), s(format!("INT#{id}"))), ("sk".into(), s("META"))])
+}
+
+fn partner_key(partner: &PartnerId) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".into(), s(format!("PARTNER#{partner}"))), ("sk".into(), s("META"))])
+}
+
+fn activity_key(id: &IntegrationId, name: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".into(), s(format!("CAT#{id}#{}", shard(name)))), ("sk".into(), s(format!("ACT#{name}")))])
+}
+
+fn to_item<T: serde::Serialize>(value: &T) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Unavailable(format!("cannot encode item: {e}")))
+}
+
+fn from_item<T: serde::de::DeserializeOwned>(item: HashMap<String, AttributeValue>) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Unavailable(format!("corrupt item: {e}")))
+}
+
+fn integration_item(record: &IntegrationRecord) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let integration = &record.integration;
+    let mut item = to_item(record)?;
+    item.extend(integration_key(&integration.id));
+    item.insert("gsi1pk".into(), s("INTEGRATION"));
+    item.insert("gsi1sk".into(), s(format!("{}#{}", integration.created_at, integration.id)));
+    if integration.accepts_webhooks() {
+        item.insert("gsi2pk".into(), s("SYNCABLE"));
+        item.insert("gsi2sk".into(), s(integration.id.to_string()));
+    }
+    Ok(item)
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// Creates the table as template.yaml declares it (tests and local experiments).
+    pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+        let attribute = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
+        let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+        let index = |name: &str, pk: &str, sk: &str| {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(pk, KeyType::Hash).expect("valid"))
+                .key_schema(key(sk, KeyType::Range).expect("valid"))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+        };
+        let mut request = client.create_table().table_name(table).billing_mode(BillingMode::PayPerRequest);
+        for name in ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"] {
+            request = request.attribute_definitions(attribute(name).map_err(|e| StoreError::Unavailable(e.to_string()))?);
+        }
+        request
+            .key_schema(key("pk", KeyType::Hash).map_err(|e| StoreError::Unavailable(e.to_string()))?)
+            .key_schema(key("sk", KeyType::Range).map_err(|e| StoreError::Unavailable(e.to_string()))?)
+            .global_secondary_indexes(index(ADMIN_INDEX, "gsi1pk", "gsi1sk").map_err(|e| StoreError::Unavailable(e.to_string()))?)
+            .global_secondary_indexes(index(SYNCABLE_INDEX, "gsi2pk", "gsi2sk").map_err(|e| StoreError::Unavailable(e.to_string()))?)
+            .global_secondary_indexes(index(PRODUCT_INDEX, "gsi3pk", "gsi3sk").map_err(|e| StoreError::Unavailable(e.to_string()))?)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder().enabled(true).attribute_name("ttl").build().map_err(|e| StoreError::Unavailable(e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Every item of a (sharded) query, following pagination.
+    async fn query_all(
+        &self,
+        index: Option<&str>,
+        key_condition: &str,
+        values: HashMap<String, AttributeValue>,
+        names: Option<HashMap<String, String>>,
+        projection: Option<&str>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression(key_condition)
+                .set_expression_attribute_values(Some(values.clone()))
+                .set_expression_attribute_names(names.clone())
+                .set_projection_expression(projection.map(str::to_owned))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            items.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    async fn shard_items(&self, prefix: &str, id: &IntegrationId, projection: Option<&str>) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::new();
+        for shard in 0..SHARDS {
+            let values = HashMap::from([(":pk".to_owned(), s(format!("{prefix}#{id}#{shard}")))]);
+            let names = projection.map(|_| HashMap::from([("#name".to_owned(), "internalName".to_owned()), ("#active".to_owned(), "isActive".to_owned())]));
+            items.extend(self.query_all(None, "pk = :pk", values, names, projection).await?);
+        }
+        Ok(items)
+    }
+
+    /// BatchWriteItem in chunks of 25, retrying unprocessed items with exponential backoff and jitter.
+    async fn batch_put(&self, items: Vec<HashMap<String, AttributeValue>>) -> Result<(), StoreError> {
+        for chunk in items.chunks(BATCH_WRITE_LIMIT) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|item| {
+                    let put = PutRequest::builder().set_item(Some(item.clone())).build().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<_, StoreError>>()?;
+            let mut attempt = 0;
+            while !requests.is_empty() {
+                if attempt > 0 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                attempt += 1;
+                if attempt > MAX_BATCH_ATTEMPTS {
+                    return Err(StoreError::Unavailable(format!("{} items still unprocessed after {MAX_BATCH_ATTEMPTS} attempts", requests.len())));
+                }
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, std::mem::take(&mut requests))
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                requests = output.unprocessed_items.unwrap_or_default().remove(&self.table).unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 50 ms doubling per attempt, capped at 2 s, with full jitter.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = 50u64.saturating_mul(1 << attempt.min(6)).min(2_000);
+    let mut random = [0u8; 8];
+    let _ = getrandom::fill(&mut random);
+    Duration::from_millis(u64::from_le_bytes(random) % (ceiling + 1))
+}
+
+#[async_trait]
+impl IntegrationStore for DynamoStore {
+    async fn insert(&self, record: &IntegrationRecord) -> Result<(), StoreError> {
+        let integration = &record.integration;
+        let mut lock = partner_key(&integration.partner_id);
+        lock.insert("integration_id".into(), s(integration.id.to_string()));
+        let put = |item: HashMap<String, AttributeValue>| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map(|put| TransactWriteItem::builder().put(put).build())
+                .map_err(|e| StoreError::Unavailable(e.to_string()))
+        };
+        let result = self.client.transact_write_items().transact_items(put(integration_item(record)?)?).transact_items(put(lock)?).send().await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => Err(StoreError::AlreadyExists),
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    async fn get(&self, id: &IntegrationId) -> Result<Option<IntegrationRecord>, StoreError> {
+        let output = self.client.get_item().table_name(&self.table).set_key(Some(integration_key(id))).consistent_read(true).send().await.map_err(unavailable)?;
+        output.item.map(from_item).transpose()
+    }
+
+    async fn find_by_partner(&self, partner_id: &PartnerId) -> Result<Option<IntegrationRecord>, StoreError> {
+        let output =
+            self.client.get_item().table_name(&self.table).set_key(Some(partner_key(partner_id))).consistent_read(true).send().await.map_err(unavailable)?;
+        let Some(id) = output.item.as_ref().and_then(|item| item.get("integration_id")).and_then(|v| v.as_s().ok()) else { return Ok(None) };
+        let id = IntegrationId::parse(id).map_err(|e| StoreError::Unavailable(format!("corrupt partner lock: {e}")))?;
+        self.get(&id).await
+    }
+
+    async fn update(&self, record: &IntegrationRecord) -> Result<(), StoreError> {
+        let expected = (record.version - 1).to_string();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(integration_item(record)?))
+            .condition_expression("attribute_exists(pk) AND version = :expected")
+            .expression_attribute_values(":expected", AttributeValue::N(expected))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => match error.as_service_error() {
+                Some(e) if e.is_conditional_check_failed_exception() => {
+                    let existed = match e {
+                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(failed) => {
+                            failed.item().is_some_and(|item| !item.is_empty())
+                        }
+                        _ => false,
+                    };
+                    Err(if existed { StoreError::VersionConflict } else { StoreError::NotFound })
+                }
+                _ => Err(unavailable(error)),
+            },
+        }
+    }
+
+    async fn delete(&self, id: &IntegrationId) -> Result<Option<IntegrationRecord>, StoreError> {
+        let Some(record) = self.get(id).await? else { return Ok(None) };
+        let delete_integration = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(integration_key(id)))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let delete_lock = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(partner_key(&record.integration.partner_id)))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete_integration).build())
+            .transact_items(TransactWriteItem::builder().delete(delete_lock).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Some(record)),
+            // Deleted by someone else meanwhile.
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => Ok(None),
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    /// Admin-only: reads the admin index (newest first) and counts what matches the filter.
+    async fn list(&self, filter: &IntegrationFilter, page: PageRequest) -> Result<Page<IntegrationRecord>, StoreError> {
+        let mut matching = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(ADMIN_INDEX)
+                .key_condition_expression("gsi1pk = :pk")
+                .expression_attribute_values(":pk", s("INTEGRATION"))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in output.items.unwrap_or_default() {
+                let record: IntegrationRecord = from_item(item)?;
+                if filter.matches(&record) {
+                    matching.push(record);
+                }
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        let total_count = matching.len() as u64;
+        let items = matching.into_iter().skip(page.offset()).take(page.limit as usize).collect();
+        Ok(Page { items, total_count })
+    }
+
+    async fn list_syncable(&self, after: Option<IntegrationId>, limit: usize) -> Result<Vec<IntegrationRecord>, StoreError> {
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(SYNCABLE_INDEX)
+            .expression_attribute_values(":pk", s("SYNCABLE"))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        request = match after {
+            Some(after) => request.key_condition_expression("gsi2pk = :pk AND gsi2sk > :after").expression_attribute_values(":after", s(after.to_string())),
+            None => request.key_condition_expression("gsi2pk = :pk"),
+        };
+        let output = request.send().await.map_err(unavailable)?;
+        output.items.unwrap_or_default().into_iter().map(from_item).collect()
+    }
+}
+
+#[async_trait]
+impl CatalogStore for DynamoStore {
+    async fn activity_states(&self, integration: &IntegrationId) -> Result<Vec<ActivityState>, StoreError> {
+        let items = self.shard_items("CAT", integration, Some("#name, content_hash, #active")).await?;
+        items
+            .into_iter()
+            .map(|mut item| {
+                let text = |item: &mut HashMap<String, AttributeValue>, key: &str| match item.remove(key) {
+                    Some(AttributeValue::S(value)) => Ok(value),
+                    _ => Err(StoreError::Unavailable(format!("activity item without {key}"))),
+                };
+                Ok(ActivityState {
+                    internal_name: text(&mut item, "internalName")?,
+                    content_hash: text(&mut item, "content_hash")?,
+                    is_active: matches!(item.get("isActive"), Some(AttributeValue::Bool(true))),
+                })
+            })
+            .collect()
+    }
+
+    async fn put_activities(&self, integration: &IntegrationId, activities: &[Activity]) -> Result<(), StoreError> {
+        let items = activities
+            .iter()
+            .map(|activity| {
+                let mut item = to_item(activity)?;
+                item.extend(activity_key(integration, &activity.internal_name));
+                item.insert("gsi3pk".into(), s(format!("PROD#{integration}#{}", activity.external_sync.external_id)));
+                item.insert("gsi3sk".into(), s("ACTIVITY"));
+                Ok(item)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.batch_put(items).await
+    }
+
+    async fn set_active(&self, integration: &IntegrationId, internal_names: &[String], active: bool, now: Timestamp) -> Result<(), StoreError> {
+        for chunk in internal_names.chunks(UPDATE_CONCURRENCY) {
+            let updates = chunk.iter().map(|name| {
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(activity_key(integration, name)))
+                    .update_expression("SET isActive = :active, updatedAt = :now")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":active", AttributeValue::Bool(active))
+                    .expression_attribute_values(":now", s(now.to_string()))
+                    .send()
+            });
+            for result in futures_util::future::join_all(updates).await {
+                match result {
+                    Ok(_) => {}
+                    Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                    Err(error) => return Err(unavailable(error)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn deactivate_all(&self, integration: &IntegrationId, now: Timestamp) -> Result<u64, StoreError> {
+        let active: Vec<String> = self.activity_states(integration).await?.into_iter().filter(|a| a.is_active).map(|a| a.internal_name).collect();
+        self.set_active(integration, &active, false, now).await?;
+        Ok(active.len() as u64)
+    }
+
+    async fn find_variation(&self, integration: &IntegrationId, product_id: &str, option_id: &str) -> Result<Option<VariationRef>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(PRODUCT_INDEX)
+            .key_condition_expression("gsi3pk = :pk")
+            .expression_attribute_values(":pk", s(format!("PROD#{integration}#{product_id}")))
+            .limit(1)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = output.items.unwrap_or_default().into_iter().next() else { return Ok(None) };
+        let activity: Activity = from_item(item)?;
+        let has_option = activity.variations.iter().any(|v| v.external_sync.external_option_id == option_id);
+        Ok(has_option.then_some(VariationRef { internal_name: activity.internal_name, activity_active: activity.is_active }))
+    }
+
+    async fn put_slot(&self, integration: &IntegrationId, slot: &Slot) -> Result<(), StoreError> {
+        let mut item = to_item(slot)?;
+        let ids = serde_json::to_string(&[&slot.product_id, &slot.option_id, &slot.availability_id]).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        item.insert("pk".into(), s(format!("SLOT#{integration}#{}", shard(&slot.product_id))));
+        item.insert("sk".into(), s(format!("SLOT#{ids}")));
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn activities(&self, integration: &IntegrationId) -> Result<Vec<Activity>, StoreError> {
+        let mut activities: Vec<Activity> = self.shard_items("CAT", integration, None).await?.into_iter().map(from_item).collect::<Result<_, _>>()?;
+        activities.sort_by(|a, b| a.internal_name.cmp(&b.internal_name));
+        Ok(activities)
+    }
+
+    async fn slots(&self, integration: &IntegrationId) -> Result<Vec<Slot>, StoreError> {
+        let mut slots: Vec<Slot> = self.shard_items("SLOT", integration, None).await?.into_iter().map(from_item).collect::<Result<_, _>>()?;
+        slots.sort_by(|a, b| (&a.product_id, &a.option_id, &a.availability_id).cmp(&(&b.product_id, &b.option_id, &b.availability_id)));
+        Ok(slots)
+    }
+}
+
+#[async_trait]
+impl RunStore for DynamoStore {
+    async fn record_run(&self, run: &SyncRun) -> Result<(), StoreError> {
+        let mut item = to_item(run)?;
+        item.insert("pk".into(), s(format!("RUN#{}", run.integration_id)));
+        item.insert("sk".into(), s(format!("{:013}#{}", run.started_at.unix_millis().max(0), run.run_id)));
+        item.insert("ttl".into(), AttributeValue::N(run.expires_at.unix_seconds().to_string()));
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn recent_runs(&self, integration: &IntegrationId, limit: usize, now: Timestamp) -> Result<Vec<SyncRun>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("RUN#{integration}")))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        // TTL deletion lags: expired records are filtered here too.
+        let runs: Vec<SyncRun> = output.items.unwrap_or_default().into_iter().map(from_item).collect::<Result<_, _>>()?;
+        Ok(runs.into_iter().filter(|run| run.expires_at > now).collect())
+    }
+}
