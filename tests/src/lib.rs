@@ -1,7 +1,9 @@
 //! Test harness: starts seyaha-local in-process on port 0 with a fresh data dir, and talks to
 //! it over real HTTP.
 
+pub mod aws;
 pub mod fake_octo;
+pub mod lambda;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;

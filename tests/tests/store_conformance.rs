@@ -1,0 +1,244 @@
+//! One conformance suite for every store backend: the embedded redb store and the DynamoDB
+//! store (against moto). Both must give the same answers to the same calls.
+
+use std::sync::Arc;
+
+use seyaha::adapters::aws::DynamoStore;
+use seyaha::adapters::embedded::RedbStore;
+use seyaha::domain::{
+    Activity, AuthKey, AuthType, BaseUrl, Creator, ExternalSync, HealthStatus, Integration, IntegrationId, IntegrationRecord, NewIntegration,
+    PartnerId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts, SyncRun, Timestamp, Variation, VariationPricing, VariationRef,
+    VariationSync, WebhookSecret,
+};
+use seyaha::ports::{CatalogStore, IntegrationFilter, IntegrationStore, PageRequest, RunStore, StoreError};
+use seyaha_tests::aws::{resources, sdk_config};
+
+trait Store: IntegrationStore + CatalogStore + RunStore {}
+impl<T: IntegrationStore + CatalogStore + RunStore> Store for T {}
+
+async fn redb() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (Arc::new(RedbStore::open(&dir.path().join("seyaha.redb")).unwrap()), dir)
+}
+
+async fn dynamo() -> Arc<dyn Store> {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), resources.table))
+}
+
+fn record(created_ms: i64) -> IntegrationRecord {
+    let now = Timestamp::from_unix_millis(created_ms);
+    let new = NewIntegration {
+        base_url: BaseUrl::parse("https://octo.example.com").unwrap(),
+        auth_type: AuthType::Bearer,
+        auth_key: AuthKey::parse("k").unwrap(),
+        handles_ticket_delivery: false,
+    };
+    let integration = Integration::new(IntegrationId::generate(now.unix_seconds()), PartnerId::generate(now.unix_seconds()), &new, Creator::Partner, now);
+    IntegrationRecord { integration, webhook_secret_digest: WebhookSecret::generate().digest(), sync_control: Default::default(), version: 1 }
+}
+
+fn activity(name: &str, product: &str, options: &[&str], hash: &str) -> Activity {
+    Activity {
+        internal_name: name.into(),
+        activity_title: name.to_uppercase(),
+        external_sync: ExternalSync { external_id: product.into() },
+        variations: options
+            .iter()
+            .map(|o| Variation { title: o.to_string(), external_sync: VariationSync { external_option_id: o.to_string() }, pricing: VariationPricing { units: vec![], per_booking: None } })
+            .collect(),
+        is_active: true,
+        content_hash: hash.into(),
+        updated_at: Timestamp::from_unix_millis(1_000),
+    }
+}
+
+async fn integrations(store: Arc<dyn Store>) {
+    let first = record(1_800_000_000_000);
+    store.insert(&first).await.unwrap();
+    let id = first.integration.id;
+    assert_eq!(store.get(&id).await.unwrap().as_ref(), Some(&first));
+    assert_eq!(store.find_by_partner(&first.integration.partner_id).await.unwrap().as_ref(), Some(&first));
+    assert!(store.get(&IntegrationId::generate(0)).await.unwrap().is_none());
+    assert!(store.find_by_partner(&PartnerId::generate(0)).await.unwrap().is_none());
+
+    // One per partner, even when racing.
+    let mut same_partner = record(1_800_000_000_001);
+    same_partner.integration.partner_id = first.integration.partner_id;
+    assert!(matches!(store.insert(&same_partner).await, Err(StoreError::AlreadyExists)));
+    let racer = record(1_800_000_000_002);
+    let attempts = (0..6).map(|_| {
+        let mut attempt = racer.clone();
+        attempt.integration.id = IntegrationId::generate(1);
+        let store = Arc::clone(&store);
+        async move { store.insert(&attempt).await }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(StoreError::AlreadyExists))));
+
+    // Optimistic concurrency.
+    let mut updated = first.clone();
+    updated.integration.is_approved = true;
+    updated.version = 2;
+    store.update(&updated).await.unwrap();
+    assert_eq!(store.get(&id).await.unwrap().unwrap().integration.is_approved, true);
+    let mut stale = first.clone();
+    stale.version = 2;
+    assert!(matches!(store.update(&stale).await, Err(StoreError::VersionConflict)));
+    let mut missing = record(1_800_000_000_003);
+    missing.version = 2;
+    assert!(matches!(store.update(&missing).await, Err(StoreError::NotFound)));
+
+    // Delete frees the partner.
+    assert_eq!(store.delete(&id).await.unwrap().map(|r| r.integration.id), Some(id));
+    assert!(store.get(&id).await.unwrap().is_none());
+    assert!(store.find_by_partner(&first.integration.partner_id).await.unwrap().is_none());
+    assert!(store.delete(&id).await.unwrap().is_none());
+    store.insert(&same_partner).await.unwrap();
+}
+
+async fn listing(store: Arc<dyn Store>) {
+    let mut records = Vec::new();
+    for i in 0..7 {
+        let mut record = record(1_800_000_000_000 + i * 1000);
+        record.integration.is_approved = i % 2 == 0;
+        record.integration.is_active = i != 4;
+        if i == 2 {
+            record.integration.health.status = HealthStatus::Down;
+        }
+        store.insert(&record).await.unwrap();
+        records.push(record);
+    }
+    let all = store.list(&IntegrationFilter::default(), PageRequest { page: 1, limit: 3 }).await.unwrap();
+    assert_eq!(all.total_count, 7);
+    let newest_first: Vec<_> = all.items.iter().map(|r| r.integration.id).collect();
+    assert_eq!(newest_first, vec![records[6].integration.id, records[5].integration.id, records[4].integration.id]);
+    let last = store.list(&IntegrationFilter::default(), PageRequest { page: 3, limit: 3 }).await.unwrap();
+    assert_eq!(last.items.len(), 1);
+    let approved = store.list(&IntegrationFilter { is_approved: Some(true), health: None }, PageRequest { page: 1, limit: 50 }).await.unwrap();
+    assert_eq!(approved.total_count, 4);
+    let down = store.list(&IntegrationFilter { is_approved: None, health: Some(HealthStatus::Down) }, PageRequest { page: 1, limit: 50 }).await.unwrap();
+    assert_eq!(down.items.iter().map(|r| r.integration.id).collect::<Vec<_>>(), vec![records[2].integration.id]);
+
+    // Nightly listing: approved and active only (0, 2, 6), in id order, paged by cursor.
+    let mut syncable: Vec<IntegrationId> = [0, 2, 6].iter().map(|i| records[*i].integration.id).collect();
+    syncable.sort();
+    let page1 = store.list_syncable(None, 2).await.unwrap();
+    assert_eq!(page1.iter().map(|r| r.integration.id).collect::<Vec<_>>(), syncable[..2]);
+    let page2 = store.list_syncable(Some(page1[1].integration.id), 2).await.unwrap();
+    assert_eq!(page2.iter().map(|r| r.integration.id).collect::<Vec<_>>(), syncable[2..]);
+    assert!(store.list_syncable(Some(syncable[2]), 2).await.unwrap().is_empty());
+
+    // Leaving the syncable set by update.
+    let mut paused = store.get(&records[0].integration.id).await.unwrap().unwrap();
+    paused.integration.is_active = false;
+    paused.version += 1;
+    store.update(&paused).await.unwrap();
+    assert_eq!(store.list_syncable(None, 10).await.unwrap().len(), 2);
+}
+
+async fn catalog(store: Arc<dyn Store>) {
+    let id = IntegrationId::generate(1_800_000_000);
+    let other = IntegrationId::generate(1_800_000_001);
+    let activities: Vec<Activity> = (0..30).map(|i| activity(&format!("name-{i}"), &format!("p{i}"), &["DEFAULT", "private"], "h1")).collect();
+    store.put_activities(&id, &activities).await.unwrap();
+    store.put_activities(&other, &activities[..2]).await.unwrap();
+
+    let mut states = store.activity_states(&id).await.unwrap();
+    states.sort_by(|a, b| a.internal_name.cmp(&b.internal_name));
+    assert_eq!(states.len(), 30);
+    assert!(states.iter().all(|s| s.is_active && s.content_hash == "h1"));
+    let listed = store.activities(&id).await.unwrap();
+    assert_eq!(listed.len(), 30);
+    assert!(listed.contains(&activities[7]));
+
+    assert_eq!(store.find_variation(&id, "p3", "private").await.unwrap(), Some(VariationRef { internal_name: "name-3".into(), activity_active: true }));
+    assert_eq!(store.find_variation(&id, "p3", "sunset").await.unwrap(), None);
+    assert_eq!(store.find_variation(&id, "nope", "DEFAULT").await.unwrap(), None);
+
+    // A product whose OCTO id changes under the same internalName moves in the index.
+    let moved = activity("name-3", "p3-new", &["DEFAULT"], "h2");
+    store.put_activities(&id, std::slice::from_ref(&moved)).await.unwrap();
+    assert_eq!(store.find_variation(&id, "p3", "DEFAULT").await.unwrap(), None);
+    assert!(store.find_variation(&id, "p3-new", "DEFAULT").await.unwrap().is_some());
+
+    let later = Timestamp::from_unix_millis(5_000);
+    store.set_active(&id, &["name-1".into(), "name-2".into(), "missing".into()], false, later).await.unwrap();
+    let inactive: Vec<_> = store.activities(&id).await.unwrap().into_iter().filter(|a| !a.is_active).collect();
+    assert_eq!(inactive.iter().map(|a| a.internal_name.as_str()).collect::<Vec<_>>(), vec!["name-1", "name-2"]);
+    assert!(inactive.iter().all(|a| a.updated_at == later));
+    assert_eq!(store.find_variation(&id, "p1", "DEFAULT").await.unwrap().map(|v| v.activity_active), Some(false));
+
+    assert_eq!(store.deactivate_all(&id, later).await.unwrap(), 28);
+    assert_eq!(store.deactivate_all(&id, later).await.unwrap(), 0);
+    assert!(store.activities(&other).await.unwrap().iter().all(|a| a.is_active), "other integrations are untouched");
+
+    let slot = |availability: &str, vacancies: u64| Slot {
+        product_id: "p/1#x".into(),
+        option_id: "DEFAULT".into(),
+        availability_id: availability.into(),
+        local_date_time_start: "2026-07-15T10:00:00+04:00".into(),
+        status: Some(SlotStatus::Limited),
+        vacancies: Some(vacancies),
+        capacity: Some(10),
+        updated_at: later,
+    };
+    store.put_slot(&id, &slot("a", 5)).await.unwrap();
+    store.put_slot(&id, &slot("a", 3)).await.unwrap();
+    store.put_slot(&id, &slot("b", 9)).await.unwrap();
+    let slots = store.slots(&id).await.unwrap();
+    assert_eq!(slots, vec![slot("a", 3), slot("b", 9)]);
+    assert!(store.slots(&other).await.unwrap().is_empty());
+}
+
+async fn runs(store: Arc<dyn Store>) {
+    let id = IntegrationId::generate(1_800_000_000);
+    let now = Timestamp::from_unix_millis(1_800_000_000_000);
+    let run = |minutes_ago: i64, outcome: RunOutcome| SyncRun {
+        run_id: format!("run-{minutes_ago}"),
+        integration_id: id,
+        trigger: RunTrigger::Webhook,
+        started_at: now.plus_millis(-minutes_ago * 60_000),
+        duration_ms: 12,
+        outcome,
+        counts: SyncCounts { synced: 3, created: 3, ..SyncCounts::default() },
+        hash: Some("abc".into()),
+        error: None,
+        rejections: vec![],
+        expires_at: now.plus_millis(-minutes_ago * 60_000 + 30 * 24 * 3600 * 1000),
+    };
+    for minutes_ago in [5, 1, 3, 30 * 24 * 60 + 10] {
+        store.record_run(&run(minutes_ago, RunOutcome::Synced)).await.unwrap();
+    }
+    let recent = store.recent_runs(&id, 20, now).await.unwrap();
+    assert_eq!(recent.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), vec!["run-1", "run-3", "run-5"], "newest first, expired left out");
+    assert_eq!(recent[0], run(1, RunOutcome::Synced));
+    assert_eq!(store.recent_runs(&id, 2, now).await.unwrap().len(), 2);
+    assert!(store.recent_runs(&IntegrationId::generate(0), 20, now).await.unwrap().is_empty());
+}
+
+macro_rules! conformance {
+    ($($name:ident),*) => {
+        mod on_redb {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _dir) = super::redb().await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+        mod on_dynamodb {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::dynamo().await).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(integrations, listing, catalog, runs);
