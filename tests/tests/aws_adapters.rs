@@ -1,0 +1,73 @@
+//! The Secrets Manager and SQS adapters against moto.
+
+use std::time::Duration;
+
+use seyaha::adapters::aws::{AwsSecretStore, SqsQueue};
+use seyaha::domain::{AuthKey, IntegrationId, RunTrigger};
+use seyaha::ports::{SecretStore, SyncJob, SyncQueue};
+use seyaha_tests::aws::{resources, sdk_config, unique};
+
+#[tokio::test]
+async fn secrets_are_created_replaced_cached_and_deleted() {
+    let config = sdk_config().await;
+    let client = aws_sdk_secretsmanager::Client::new(&config);
+    let prefix = unique("seyaha");
+    let store = AwsSecretStore::new(client.clone(), prefix.clone(), Duration::from_secs(60));
+    let id = IntegrationId::generate(1_800_000_000);
+
+    assert!(store.get_auth_key(&id).await.unwrap().is_none());
+    store.put_auth_key(&id, &AuthKey::parse("first").unwrap()).await.unwrap();
+    assert_eq!(store.get_auth_key(&id).await.unwrap().unwrap().expose(), "first");
+    // One secret per integration, under the documented name.
+    let name = format!("{prefix}/integrations/{id}/auth-key");
+    let stored = client.get_secret_value().secret_id(&name).send().await.unwrap();
+    assert_eq!(stored.secret_string.as_deref(), Some("first"));
+
+    // Cached: a change made behind the store's back is not seen until the TTL passes...
+    client.put_secret_value().secret_id(&name).secret_string("behind-our-back").send().await.unwrap();
+    assert_eq!(store.get_auth_key(&id).await.unwrap().unwrap().expose(), "first");
+    // ...but our own writes invalidate the cache at once.
+    store.put_auth_key(&id, &AuthKey::parse("second").unwrap()).await.unwrap();
+    assert_eq!(store.get_auth_key(&id).await.unwrap().unwrap().expose(), "second");
+
+    store.delete_auth_key(&id).await.unwrap();
+    assert!(store.get_auth_key(&id).await.unwrap().is_none());
+    store.delete_auth_key(&id).await.unwrap();
+    // The name is free again (force delete, no recovery window).
+    store.put_auth_key(&id, &AuthKey::parse("third").unwrap()).await.unwrap();
+    assert_eq!(store.get_auth_key(&id).await.unwrap().unwrap().expose(), "third");
+
+    let short = AwsSecretStore::new(client.clone(), prefix, Duration::from_millis(0));
+    client.put_secret_value().secret_id(&name).secret_string("rotated").send().await.unwrap();
+    assert_eq!(short.get_auth_key(&id).await.unwrap().unwrap().expose(), "rotated", "an expired cache entry is fetched again");
+}
+
+#[tokio::test]
+async fn jobs_go_to_sqs_in_batches_and_with_delays() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&config), resources.queue_url.clone());
+    let jobs: Vec<SyncJob> = (0..23).map(|i| SyncJob { integration_id: IntegrationId::generate(i), trigger: RunTrigger::Nightly }).collect();
+    queue.enqueue(&jobs).await.unwrap();
+
+    let mut received = Vec::new();
+    for _ in 0..10 {
+        let batch = resources.receive(&config, 60).await;
+        if batch.is_empty() {
+            break;
+        }
+        received.extend(batch.into_iter().map(|m| serde_json::from_str::<SyncJob>(m.body.as_deref().unwrap()).unwrap()));
+    }
+    received.sort_by_key(|j| j.integration_id);
+    let mut sent = jobs.clone();
+    sent.sort_by_key(|j| j.integration_id);
+    assert_eq!(received, sent, "all 23 arrive, as JSON SyncJobs");
+
+    let delayed = SyncJob { integration_id: IntegrationId::generate(99), trigger: RunTrigger::FollowUp };
+    queue.enqueue_after(&delayed, Duration::from_secs(2)).await.unwrap();
+    assert!(resources.receive(&config, 60).await.is_empty(), "not visible before its delay");
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let later = resources.receive(&config, 60).await;
+    assert_eq!(later.len(), 1);
+    assert_eq!(serde_json::from_str::<SyncJob>(later[0].body.as_deref().unwrap()).unwrap(), delayed);
+}

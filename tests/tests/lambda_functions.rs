@@ -1,0 +1,164 @@
+//! The five Lambda binaries end to end: each runs as a real process against the local Lambda
+//! Runtime API, with moto for DynamoDB, Secrets Manager and SQS and the fake OCTO supplier, fed
+//! the sample events from `events/`.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use seyaha::api::PREFIX;
+use seyaha_tests::aws::{resources, sdk_config};
+use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto};
+use seyaha_tests::lambda::{Function, event_file, http_event, http_reply};
+use seyaha_tests::{JWT_SECRET, new_partner};
+
+fn token(role: seyaha::api::auth::Role, subject: &str) -> String {
+    seyaha::api::auth::mint_token(&secrecy::SecretString::from(JWT_SECRET), role, subject, Duration::from_secs(600))
+}
+
+/// An SQS event (from `events/sqs-sync-jobs.json`) carrying these received messages.
+fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> Value {
+    let mut event = event_file("sqs-sync-jobs.json");
+    let template = event["Records"][0].clone();
+    event["Records"] = messages
+        .iter()
+        .map(|message| {
+            let mut record = template.clone();
+            record["messageId"] = json!(message.message_id());
+            record["receiptHandle"] = json!(message.receipt_handle());
+            record["body"] = json!(message.body());
+            record
+        })
+        .collect();
+    event
+}
+
+async fn wait_for_messages(resources: &seyaha_tests::aws::Resources, config: &aws_config::SdkConfig, count: usize) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut messages = Vec::new();
+    for _ in 0..20 {
+        messages.extend(resources.receive(config, 300).await);
+        if messages.len() >= count {
+            break;
+        }
+    }
+    messages
+}
+
+#[tokio::test]
+async fn register_approve_trigger_notify_fallback_worker_and_nightly() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let env = resources.lambda_env();
+    let octo = FakeOcto::start().await;
+    let (register, trigger, notify, worker, nightly) = tokio::join!(
+        Function::start("register", &env),
+        Function::start("sync-trigger", &env),
+        Function::start("availability-notify", &env),
+        Function::start("sync-worker", &env),
+        Function::start("nightly-sync", &env),
+    );
+    let partner = new_partner();
+    let partner_token = format!("Bearer {}", token(seyaha::api::auth::Role::Partner, &partner));
+    let admin_token = format!("Bearer {}", token(seyaha::api::auth::Role::Admin, "ops"));
+
+    // Register (the sample event, with a real token and the fake supplier).
+    let mut body = serde_json::from_str::<Value>(event_file("apigw-partner-create.json")["body"].as_str().unwrap()).unwrap();
+    body["base_url"] = json!(octo.base_url());
+    body["auth_key"] = json!(FAKE_KEY);
+    let create = http_event("apigw-partner-create.json", "POST", PREFIX, &[("authorization", &partner_token)], Some(&body));
+    let (status, created) = http_reply(&register.invoke(create.clone()).await.unwrap());
+    assert_eq!(status, 201, "{created}");
+    let id = created["data"]["_id"].as_str().unwrap().to_owned();
+    let secret = created["data"]["webhook_secret"].as_str().unwrap().to_owned();
+    let (status, _) = http_reply(&register.invoke(create).await.unwrap());
+    assert_eq!(status, 409, "one integration per partner on DynamoDB too");
+
+    // Unapproved webhooks are refused; an admin approves.
+    let trigger_event = http_event("apigw-sync-trigger.json", "POST", &format!("{PREFIX}/{id}/sync/trigger"), &[("x-webhook-secret", &secret)], None);
+    assert_eq!(http_reply(&trigger.invoke(trigger_event.clone()).await.unwrap()).0, 403);
+    let approve = http_event("apigw-admin-approve.json", "PATCH", &format!("{PREFIX}/admin/{id}"), &[("authorization", &admin_token)], Some(&json!({"isApproved": true})));
+    let (status, approved) = http_reply(&register.invoke(approve).await.unwrap());
+    assert_eq!((status, approved["data"]["isApproved"].clone()), (200, json!(true)));
+
+    // Trigger: a real sync into DynamoDB.
+    let (status, synced) = http_reply(&trigger.invoke(trigger_event.clone()).await.unwrap());
+    assert_eq!(status, 200, "{synced}");
+    assert_eq!((synced["data"]["synced"].clone(), synced["data"]["created"].clone()), (json!(3), json!(3)));
+    let (_, skipped) = http_reply(&trigger.invoke(trigger_event).await.unwrap());
+    assert_eq!(skipped["data"]["skipped"], true);
+
+    // Notify a known slot, then an unknown product (the sample event): fallback through SQS.
+    let mut known = serde_json::from_str::<Value>(event_file("apigw-availability-notify.json")["body"].as_str().unwrap()).unwrap();
+    known["availability"]["productId"] = json!("product_1");
+    let notify_path = format!("{PREFIX}/{id}/availability/notify");
+    let (status, updated) = http_reply(&notify.invoke(http_event("apigw-availability-notify.json", "POST", &notify_path, &[("x-webhook-secret", &secret)], Some(&known))).await.unwrap());
+    assert_eq!((status, updated["data"]["updated"].clone()), (200, json!(true)));
+    let unknown = serde_json::from_str::<Value>(event_file("apigw-availability-notify.json")["body"].as_str().unwrap()).unwrap();
+    let unknown_event = http_event("apigw-availability-notify.json", "POST", &notify_path, &[("x-webhook-secret", &secret)], Some(&unknown));
+    for _ in 0..3 {
+        let (status, fallback) = http_reply(&notify.invoke(unknown_event.clone()).await.unwrap());
+        assert_eq!((status, fallback["data"]["updated"].clone()), (200, json!(false)));
+    }
+    let messages = wait_for_messages(&resources, &config, 1).await;
+    assert_eq!(messages.len(), 1, "three unknown notifies coalesce into one message");
+    assert_eq!(serde_json::from_str::<Value>(messages[0].body().unwrap()).unwrap(), json!({"integration_id": id, "trigger": "fallback"}));
+
+    // The worker consumes it; delivered twice, the second delivery changes nothing.
+    let event = sqs_event(&messages);
+    assert_eq!(worker.invoke(event.clone()).await.unwrap(), json!({"batchItemFailures": []}));
+    let sync_log = http_event("apigw-partner-me.json", "GET", &format!("{PREFIX}/{id}/sync-log"), &[("authorization", &admin_token)], None);
+    let (_, log) = http_reply(&register.invoke(sync_log.clone()).await.unwrap());
+    let runs = log["data"]["runs"].as_array().unwrap().clone();
+    assert_eq!(runs[0]["trigger"], "fallback", "{log}");
+    assert_eq!(worker.invoke(event).await.unwrap(), json!({"batchItemFailures": []}));
+    let (_, again) = http_reply(&register.invoke(sync_log.clone()).await.unwrap());
+    assert_eq!(again["data"]["runs"].as_array().unwrap().len(), runs.len(), "a redelivered message runs nothing");
+    assert_eq!(octo.product_calls(), 3, "trigger, skip and one fallback");
+
+    // The sample SQS event itself (an unknown integration) is handled without failures; an
+    // unreadable message is reported for retry and the DLQ.
+    assert_eq!(worker.invoke(event_file("sqs-sync-jobs.json")).await.unwrap(), json!({"batchItemFailures": []}));
+    let mut broken = event_file("sqs-sync-jobs.json");
+    broken["Records"][1]["body"] = json!("not a job");
+    let failures = worker.invoke(broken).await.unwrap();
+    assert_eq!(failures["batchItemFailures"], json!([{"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da"}]));
+
+    // Nightly: the scheduled event fans out one job per approved integration.
+    assert_eq!(nightly.invoke(event_file("scheduled-nightly.json")).await.unwrap(), json!({"queued": 1}));
+    let nightly_jobs = wait_for_messages(&resources, &config, 1).await;
+    assert_eq!(nightly_jobs.len(), 1);
+    assert_eq!(serde_json::from_str::<Value>(nightly_jobs[0].body().unwrap()).unwrap()["trigger"], "nightly");
+    assert_eq!(worker.invoke(sqs_event(&nightly_jobs)).await.unwrap(), json!({"batchItemFailures": []}));
+    let (_, log) = http_reply(&register.invoke(sync_log).await.unwrap());
+    assert_eq!((log["data"]["runs"][0]["trigger"].clone(), log["data"]["runs"][0]["outcome"].clone()), (json!("nightly"), json!("skipped")));
+
+    // Delete through the partner API: the webhook secret stops working.
+    let delete = http_event("apigw-partner-me.json", "DELETE", &format!("{PREFIX}/me"), &[("authorization", &partner_token)], None);
+    assert_eq!(http_reply(&register.invoke(delete).await.unwrap()).0, 200);
+    let after = http_event("apigw-sync-trigger.json", "POST", &format!("{PREFIX}/{id}/sync/trigger"), &[("x-webhook-secret", &secret)], None);
+    assert_eq!(http_reply(&trigger.invoke(after).await.unwrap()).0, 401);
+
+    // JSON logs, and no secret in any of them.
+    for function in [&register, &trigger, &notify, &worker, &nightly] {
+        let logs = function.logs();
+        for secret in [secret.as_str(), FAKE_KEY, JWT_SECRET, partner_token.trim_start_matches("Bearer ")] {
+            assert!(!logs.contains(secret), "a secret leaked into the logs");
+        }
+        let first = logs.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON log line in {logs}"));
+        assert!(serde_json::from_str::<Value>(first).is_ok());
+    }
+}
+
+#[tokio::test]
+async fn a_function_without_its_configuration_reports_an_init_error() {
+    let function = Function::start("register", &[]).await;
+    let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if function.logs().contains("SEYAHA_TABLE_NAME") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(outcome.is_ok(), "the missing variable is named: {}", function.logs());
+}
