@@ -1,21 +1,38 @@
-# The one test command: `make test`. CI (.ci/run) runs exactly this.
-# Everything the tests need is installed by this file; nothing is assumed on the machine
-# beyond the Rust toolchain, Python 3 and make.
+# The one test command: `make test`. CI (.ci/run) runs exactly this on a clean checkout.
+# It installs what the tests need into a project-local venv (moto's server for DynamoDB, SQS
+# and Secrets Manager; cfn-lint for template.yaml), then checks and tests everything.
+# Nothing else is assumed on the machine beyond the Rust toolchain, Python 3, make and a C compiler.
 
 CARGO ?= cargo
+PYTHON ?= python3
+VENV := .venv
 
-.PHONY: test lint unit bench run clean
+.PHONY: test tools lint template build unit bench bench-cold-start run clean
 
-test: lint unit
+test: tools lint template build unit
+
+tools: $(VENV)/.installed
+
+$(VENV)/.installed: requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	touch $@
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-unit:
+template: tools
+	$(VENV)/bin/cfn-lint template.yaml
+
+# The Lambda binaries the end-to-end tests run (debug build, shares everything with the tests).
+build:
+	$(CARGO) build --workspace --bins --locked
+
+unit: tools build
 	$(CARGO) test --workspace --locked
 
-# Benchmarks print numbers (release build); they assert nothing and are not part of `test`.
+# Benchmarks print numbers (release builds); they assert nothing and are not part of `test`.
 bench:
 	$(CARGO) bench -p seyaha --features embedded --bench sync_catalog
 
@@ -23,4 +40,4 @@ run:
 	$(CARGO) run -p seyaha-local
 
 clean:
-	rm -rf target .venv
+	rm -rf target $(VENV)

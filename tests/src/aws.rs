@@ -85,7 +85,13 @@ pub async fn resources(config: &SdkConfig) -> Resources {
     let sqs = aws_sdk_sqs::Client::new(config);
     let queue_url = sqs.create_queue().queue_name(unique("sync")).send().await.expect("create queue").queue_url.unwrap();
     let jwt_secret_id = unique("jwt");
-    aws_sdk_secretsmanager::Client::new(config).create_secret().name(&jwt_secret_id).secret_string(JWT_SECRET).send().await.expect("create JWT secret");
+    aws_sdk_secretsmanager::Client::new(config)
+        .create_secret()
+        .name(&jwt_secret_id)
+        .secret_string(JWT_SECRET)
+        .send()
+        .await
+        .expect("create JWT secret");
     Resources { table, queue_url, secret_prefix: unique("seyaha"), jwt_secret_id }
 }
 
@@ -95,7 +101,7 @@ impl Resources {
             table: self.table.clone(),
             queue_url: self.queue_url.clone(),
             secret_prefix: self.secret_prefix.clone(),
-            jwt_secret_id: self.jwt_secret_id.clone(),
+            jwt_secret_id: Some(self.jwt_secret_id.clone()),
             allow_private_endpoints: true,
             octo: OctoClientConfig { request_timeout: Duration::from_secs(3), ..OctoClientConfig::default() },
             sync: SyncConfig { fallback_delay: Duration::from_secs(1), ..SyncConfig::default() },

@@ -70,7 +70,10 @@ async fn next(State(runtime): State<Arc<Runtime>>) -> Response {
             let mut headers = HeaderMap::new();
             headers.insert("lambda-runtime-aws-request-id", HeaderValue::from_str(&id).unwrap());
             headers.insert("lambda-runtime-deadline-ms", HeaderValue::from_str(&deadline.to_string()).unwrap());
-            headers.insert("lambda-runtime-invoked-function-arn", HeaderValue::from_static("arn:aws:lambda:us-east-1:000000000000:function:test"));
+            headers.insert(
+                "lambda-runtime-invoked-function-arn",
+                HeaderValue::from_static("arn:aws:lambda:us-east-1:000000000000:function:test"),
+            );
             headers.insert("lambda-runtime-trace-id", HeaderValue::from_static("Root=1-00000000-000000000000000000000000"));
             return (headers, axum::Json(event)).into_response();
         }
@@ -106,7 +109,11 @@ pub fn function_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: build the functions first (`cargo build --workspace --bins`, which `make test` runs)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build the functions first (`cargo build --workspace --bins`, which `make test` runs)",
+        path.display()
+    );
     path
 }
 
@@ -134,9 +141,12 @@ impl Function {
             .spawn()
             .expect("start the function");
         let stderr = Arc::new(Mutex::new(String::new()));
-        for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)]
-            .into_iter()
-            .flatten()
+        for stream in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
         {
             let sink = Arc::clone(&stderr);
             std::thread::spawn(move || {

@@ -47,7 +47,8 @@ async fn jobs_go_to_sqs_in_batches_and_with_delays() {
     let config = sdk_config().await;
     let resources = resources(&config).await;
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&config), resources.queue_url.clone());
-    let jobs: Vec<SyncJob> = (0..23).map(|i| SyncJob { integration_id: IntegrationId::generate(i), trigger: RunTrigger::Nightly }).collect();
+    let jobs: Vec<SyncJob> =
+        (0..23).map(|i| SyncJob { integration_id: IntegrationId::generate(i), trigger: RunTrigger::Nightly }).collect();
     queue.enqueue(&jobs).await.unwrap();
 
     let mut received = Vec::new();

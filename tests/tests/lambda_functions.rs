@@ -32,7 +32,11 @@ fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> Value {
     event
 }
 
-async fn wait_for_messages(resources: &seyaha_tests::aws::Resources, config: &aws_config::SdkConfig, count: usize) -> Vec<aws_sdk_sqs::types::Message> {
+async fn wait_for_messages(
+    resources: &seyaha_tests::aws::Resources,
+    config: &aws_config::SdkConfig,
+    count: usize,
+) -> Vec<aws_sdk_sqs::types::Message> {
     let mut messages = Vec::new();
     for _ in 0..20 {
         messages.extend(resources.receive(config, 300).await);
@@ -73,9 +77,16 @@ async fn register_approve_trigger_notify_fallback_worker_and_nightly() {
     assert_eq!(status, 409, "one integration per partner on DynamoDB too");
 
     // Unapproved webhooks are refused; an admin approves.
-    let trigger_event = http_event("apigw-sync-trigger.json", "POST", &format!("{PREFIX}/{id}/sync/trigger"), &[("x-webhook-secret", &secret)], None);
+    let trigger_event =
+        http_event("apigw-sync-trigger.json", "POST", &format!("{PREFIX}/{id}/sync/trigger"), &[("x-webhook-secret", &secret)], None);
     assert_eq!(http_reply(&trigger.invoke(trigger_event.clone()).await.unwrap()).0, 403);
-    let approve = http_event("apigw-admin-approve.json", "PATCH", &format!("{PREFIX}/admin/{id}"), &[("authorization", &admin_token)], Some(&json!({"isApproved": true})));
+    let approve = http_event(
+        "apigw-admin-approve.json",
+        "PATCH",
+        &format!("{PREFIX}/admin/{id}"),
+        &[("authorization", &admin_token)],
+        Some(&json!({"isApproved": true})),
+    );
     let (status, approved) = http_reply(&register.invoke(approve).await.unwrap());
     assert_eq!((status, approved["data"]["isApproved"].clone()), (200, json!(true)));
 
@@ -90,10 +101,16 @@ async fn register_approve_trigger_notify_fallback_worker_and_nightly() {
     let mut known = serde_json::from_str::<Value>(event_file("apigw-availability-notify.json")["body"].as_str().unwrap()).unwrap();
     known["availability"]["productId"] = json!("product_1");
     let notify_path = format!("{PREFIX}/{id}/availability/notify");
-    let (status, updated) = http_reply(&notify.invoke(http_event("apigw-availability-notify.json", "POST", &notify_path, &[("x-webhook-secret", &secret)], Some(&known))).await.unwrap());
+    let (status, updated) = http_reply(
+        &notify
+            .invoke(http_event("apigw-availability-notify.json", "POST", &notify_path, &[("x-webhook-secret", &secret)], Some(&known)))
+            .await
+            .unwrap(),
+    );
     assert_eq!((status, updated["data"]["updated"].clone()), (200, json!(true)));
     let unknown = serde_json::from_str::<Value>(event_file("apigw-availability-notify.json")["body"].as_str().unwrap()).unwrap();
-    let unknown_event = http_event("apigw-availability-notify.json", "POST", &notify_path, &[("x-webhook-secret", &secret)], Some(&unknown));
+    let unknown_event =
+        http_event("apigw-availability-notify.json", "POST", &notify_path, &[("x-webhook-secret", &secret)], Some(&unknown));
     for _ in 0..3 {
         let (status, fallback) = http_reply(&notify.invoke(unknown_event.clone()).await.unwrap());
         assert_eq!((status, fallback["data"]["updated"].clone()), (200, json!(false)));
@@ -129,12 +146,16 @@ async fn register_approve_trigger_notify_fallback_worker_and_nightly() {
     assert_eq!(serde_json::from_str::<Value>(nightly_jobs[0].body().unwrap()).unwrap()["trigger"], "nightly");
     assert_eq!(worker.invoke(sqs_event(&nightly_jobs)).await.unwrap(), json!({"batchItemFailures": []}));
     let (_, log) = http_reply(&register.invoke(sync_log).await.unwrap());
-    assert_eq!((log["data"]["runs"][0]["trigger"].clone(), log["data"]["runs"][0]["outcome"].clone()), (json!("nightly"), json!("skipped")));
+    assert_eq!(
+        (log["data"]["runs"][0]["trigger"].clone(), log["data"]["runs"][0]["outcome"].clone()),
+        (json!("nightly"), json!("skipped"))
+    );
 
     // Delete through the partner API: the webhook secret stops working.
     let delete = http_event("apigw-partner-me.json", "DELETE", &format!("{PREFIX}/me"), &[("authorization", &partner_token)], None);
     assert_eq!(http_reply(&register.invoke(delete).await.unwrap()).0, 200);
-    let after = http_event("apigw-sync-trigger.json", "POST", &format!("{PREFIX}/{id}/sync/trigger"), &[("x-webhook-secret", &secret)], None);
+    let after =
+        http_event("apigw-sync-trigger.json", "POST", &format!("{PREFIX}/{id}/sync/trigger"), &[("x-webhook-secret", &secret)], None);
     assert_eq!(http_reply(&trigger.invoke(after).await.unwrap()).0, 401);
 
     // JSON logs, and no secret in any of them.

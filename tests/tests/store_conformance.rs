@@ -6,9 +6,9 @@ use std::sync::Arc;
 use seyaha::adapters::aws::DynamoStore;
 use seyaha::adapters::embedded::RedbStore;
 use seyaha::domain::{
-    Activity, AuthKey, AuthType, BaseUrl, Creator, ExternalSync, HealthStatus, Integration, IntegrationId, IntegrationRecord, NewIntegration,
-    PartnerId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts, SyncRun, Timestamp, Variation, VariationPricing, VariationRef,
-    VariationSync, WebhookSecret,
+    Activity, AuthKey, AuthType, BaseUrl, Creator, ExternalSync, HealthStatus, Integration, IntegrationId, IntegrationRecord,
+    NewIntegration, PartnerId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts, SyncRun, Timestamp, Variation, VariationPricing,
+    VariationRef, VariationSync, WebhookSecret,
 };
 use seyaha::ports::{CatalogStore, IntegrationFilter, IntegrationStore, PageRequest, RunStore, StoreError};
 use seyaha_tests::aws::{resources, sdk_config};
@@ -35,8 +35,14 @@ fn record(created_ms: i64) -> IntegrationRecord {
         auth_key: AuthKey::parse("k").unwrap(),
         handles_ticket_delivery: false,
     };
-    let integration = Integration::new(IntegrationId::generate(now.unix_seconds()), PartnerId::generate(now.unix_seconds()), &new, Creator::Partner, now);
-    IntegrationRecord { integration, webhook_secret_digest: WebhookSecret::generate().digest(), sync_control: Default::default(), version: 1 }
+    let integration =
+        Integration::new(IntegrationId::generate(now.unix_seconds()), PartnerId::generate(now.unix_seconds()), &new, Creator::Partner, now);
+    IntegrationRecord {
+        integration,
+        webhook_secret_digest: WebhookSecret::generate().digest(),
+        sync_control: Default::default(),
+        version: 1,
+    }
 }
 
 fn activity(name: &str, product: &str, options: &[&str], hash: &str) -> Activity {
@@ -46,7 +52,11 @@ fn activity(name: &str, product: &str, options: &[&str], hash: &str) -> Activity
         external_sync: ExternalSync { external_id: product.into() },
         variations: options
             .iter()
-            .map(|o| Variation { title: o.to_string(), external_sync: VariationSync { external_option_id: o.to_string() }, pricing: VariationPricing { units: vec![], per_booking: None } })
+            .map(|o| Variation {
+                title: o.to_string(),
+                external_sync: VariationSync { external_option_id: o.to_string() },
+                pricing: VariationPricing { units: vec![], per_booking: None },
+            })
             .collect(),
         is_active: true,
         content_hash: hash.into(),
@@ -83,7 +93,7 @@ async fn integrations(store: Arc<dyn Store>) {
     updated.integration.is_approved = true;
     updated.version = 2;
     store.update(&updated).await.unwrap();
-    assert_eq!(store.get(&id).await.unwrap().unwrap().integration.is_approved, true);
+    assert!(store.get(&id).await.unwrap().unwrap().integration.is_approved);
     let mut stale = first.clone();
     stale.version = 2;
     assert!(matches!(store.update(&stale).await, Err(StoreError::VersionConflict)));
@@ -117,9 +127,13 @@ async fn listing(store: Arc<dyn Store>) {
     assert_eq!(newest_first, vec![records[6].integration.id, records[5].integration.id, records[4].integration.id]);
     let last = store.list(&IntegrationFilter::default(), PageRequest { page: 3, limit: 3 }).await.unwrap();
     assert_eq!(last.items.len(), 1);
-    let approved = store.list(&IntegrationFilter { is_approved: Some(true), health: None }, PageRequest { page: 1, limit: 50 }).await.unwrap();
+    let approved =
+        store.list(&IntegrationFilter { is_approved: Some(true), health: None }, PageRequest { page: 1, limit: 50 }).await.unwrap();
     assert_eq!(approved.total_count, 4);
-    let down = store.list(&IntegrationFilter { is_approved: None, health: Some(HealthStatus::Down) }, PageRequest { page: 1, limit: 50 }).await.unwrap();
+    let down = store
+        .list(&IntegrationFilter { is_approved: None, health: Some(HealthStatus::Down) }, PageRequest { page: 1, limit: 50 })
+        .await
+        .unwrap();
     assert_eq!(down.items.iter().map(|r| r.integration.id).collect::<Vec<_>>(), vec![records[2].integration.id]);
 
     // Nightly listing: approved and active only (0, 2, 6), in id order, paged by cursor.
@@ -142,7 +156,8 @@ async fn listing(store: Arc<dyn Store>) {
 async fn catalog(store: Arc<dyn Store>) {
     let id = IntegrationId::generate(1_800_000_000);
     let other = IntegrationId::generate(1_800_000_001);
-    let activities: Vec<Activity> = (0..30).map(|i| activity(&format!("name-{i}"), &format!("p{i}"), &["DEFAULT", "private"], "h1")).collect();
+    let activities: Vec<Activity> =
+        (0..30).map(|i| activity(&format!("name-{i}"), &format!("p{i}"), &["DEFAULT", "private"], "h1")).collect();
     store.put_activities(&id, &activities).await.unwrap();
     store.put_activities(&other, &activities[..2]).await.unwrap();
 
@@ -154,7 +169,10 @@ async fn catalog(store: Arc<dyn Store>) {
     assert_eq!(listed.len(), 30);
     assert!(listed.contains(&activities[7]));
 
-    assert_eq!(store.find_variation(&id, "p3", "private").await.unwrap(), Some(VariationRef { internal_name: "name-3".into(), activity_active: true }));
+    assert_eq!(
+        store.find_variation(&id, "p3", "private").await.unwrap(),
+        Some(VariationRef { internal_name: "name-3".into(), activity_active: true })
+    );
     assert_eq!(store.find_variation(&id, "p3", "sunset").await.unwrap(), None);
     assert_eq!(store.find_variation(&id, "nope", "DEFAULT").await.unwrap(), None);
 
@@ -213,7 +231,11 @@ async fn runs(store: Arc<dyn Store>) {
         store.record_run(&run(minutes_ago, RunOutcome::Synced)).await.unwrap();
     }
     let recent = store.recent_runs(&id, 20, now).await.unwrap();
-    assert_eq!(recent.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), vec!["run-1", "run-3", "run-5"], "newest first, expired left out");
+    assert_eq!(
+        recent.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
+        vec!["run-1", "run-3", "run-5"],
+        "newest first, expired left out"
+    );
     assert_eq!(recent[0], run(1, RunOutcome::Synced));
     assert_eq!(store.recent_runs(&id, 2, now).await.unwrap().len(), 2);
     assert!(store.recent_runs(&IntegrationId::generate(0), 20, now).await.unwrap().is_empty());

@@ -24,7 +24,9 @@ async fn handle(engine: Arc<SyncEngine>, event: LambdaEvent<SqsEvent>) -> Result
             }
         };
         match engine.handle_job(&job).await {
-            Ok(result) => tracing::info!(message_id = %id, integration_id = %job.integration_id, trigger = ?job.trigger, ?result, "job done"),
+            Ok(result) => {
+                tracing::info!(message_id = %id, integration_id = %job.integration_id, trigger = ?job.trigger, ?result, "job done")
+            }
             Err(error) => {
                 tracing::error!(message_id = %id, integration_id = %job.integration_id, error = %error, "job failed; SQS will retry it");
                 response.batch_item_failures.push(failure(id));

@@ -123,7 +123,11 @@ impl DynamoStore {
             .update_time_to_live()
             .table_name(table)
             .time_to_live_specification(
-                TimeToLiveSpecification::builder().enabled(true).attribute_name("ttl").build().map_err(|e| StoreError::Unavailable(e.to_string()))?,
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("ttl")
+                    .build()
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?,
             )
             .send()
             .await
@@ -164,11 +168,17 @@ impl DynamoStore {
         }
     }
 
-    async fn shard_items(&self, prefix: &str, id: &IntegrationId, projection: Option<&str>) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+    async fn shard_items(
+        &self,
+        prefix: &str,
+        id: &IntegrationId,
+        projection: Option<&str>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
         let mut items = Vec::new();
         for shard in 0..SHARDS {
             let values = HashMap::from([(":pk".to_owned(), s(format!("{prefix}#{id}#{shard}")))]);
-            let names = projection.map(|_| HashMap::from([("#name".to_owned(), "internalName".to_owned()), ("#active".to_owned(), "isActive".to_owned())]));
+            let names = projection
+                .map(|_| HashMap::from([("#name".to_owned(), "internalName".to_owned()), ("#active".to_owned(), "isActive".to_owned())]));
             items.extend(self.query_all(None, "pk = :pk", values, names, projection).await?);
         }
         Ok(items)
@@ -180,7 +190,8 @@ impl DynamoStore {
             let mut requests: Vec<WriteRequest> = chunk
                 .iter()
                 .map(|item| {
-                    let put = PutRequest::builder().set_item(Some(item.clone())).build().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    let put =
+                        PutRequest::builder().set_item(Some(item.clone())).build().map_err(|e| StoreError::Unavailable(e.to_string()))?;
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
                 .collect::<Result<_, StoreError>>()?;
@@ -191,7 +202,10 @@ impl DynamoStore {
                 }
                 attempt += 1;
                 if attempt > MAX_BATCH_ATTEMPTS {
-                    return Err(StoreError::Unavailable(format!("{} items still unprocessed after {MAX_BATCH_ATTEMPTS} attempts", requests.len())));
+                    return Err(StoreError::Unavailable(format!(
+                        "{} items still unprocessed after {MAX_BATCH_ATTEMPTS} attempts",
+                        requests.len()
+                    )));
                 }
                 let output = self
                     .client
@@ -230,7 +244,8 @@ impl IntegrationStore for DynamoStore {
                 .map(|put| TransactWriteItem::builder().put(put).build())
                 .map_err(|e| StoreError::Unavailable(e.to_string()))
         };
-        let result = self.client.transact_write_items().transact_items(put(integration_item(record)?)?).transact_items(put(lock)?).send().await;
+        let result =
+            self.client.transact_write_items().transact_items(put(integration_item(record)?)?).transact_items(put(lock)?).send().await;
         match result {
             Ok(_) => Ok(()),
             Err(error) if error.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => Err(StoreError::AlreadyExists),
@@ -239,14 +254,31 @@ impl IntegrationStore for DynamoStore {
     }
 
     async fn get(&self, id: &IntegrationId) -> Result<Option<IntegrationRecord>, StoreError> {
-        let output = self.client.get_item().table_name(&self.table).set_key(Some(integration_key(id))).consistent_read(true).send().await.map_err(unavailable)?;
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(integration_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
         output.item.map(from_item).transpose()
     }
 
     async fn find_by_partner(&self, partner_id: &PartnerId) -> Result<Option<IntegrationRecord>, StoreError> {
-        let output =
-            self.client.get_item().table_name(&self.table).set_key(Some(partner_key(partner_id))).consistent_read(true).send().await.map_err(unavailable)?;
-        let Some(id) = output.item.as_ref().and_then(|item| item.get("integration_id")).and_then(|v| v.as_s().ok()) else { return Ok(None) };
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(partner_key(partner_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(id) = output.item.as_ref().and_then(|item| item.get("integration_id")).and_then(|v| v.as_s().ok()) else {
+            return Ok(None);
+        };
         let id = IntegrationId::parse(id).map_err(|e| StoreError::Unavailable(format!("corrupt partner lock: {e}")))?;
         self.get(&id).await
     }
@@ -350,7 +382,9 @@ impl IntegrationStore for DynamoStore {
             .expression_attribute_values(":pk", s("SYNCABLE"))
             .limit(i32::try_from(limit).unwrap_or(i32::MAX));
         request = match after {
-            Some(after) => request.key_condition_expression("gsi2pk = :pk AND gsi2sk > :after").expression_attribute_values(":after", s(after.to_string())),
+            Some(after) => request
+                .key_condition_expression("gsi2pk = :pk AND gsi2sk > :after")
+                .expression_attribute_values(":after", s(after.to_string())),
             None => request.key_condition_expression("gsi2pk = :pk"),
         };
         let output = request.send().await.map_err(unavailable)?;
@@ -392,7 +426,13 @@ impl CatalogStore for DynamoStore {
         self.batch_put(items).await
     }
 
-    async fn set_active(&self, integration: &IntegrationId, internal_names: &[String], active: bool, now: Timestamp) -> Result<(), StoreError> {
+    async fn set_active(
+        &self,
+        integration: &IntegrationId,
+        internal_names: &[String],
+        active: bool,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         for chunk in internal_names.chunks(UPDATE_CONCURRENCY) {
             let updates = chunk.iter().map(|name| {
                 self.client
@@ -417,12 +457,18 @@ impl CatalogStore for DynamoStore {
     }
 
     async fn deactivate_all(&self, integration: &IntegrationId, now: Timestamp) -> Result<u64, StoreError> {
-        let active: Vec<String> = self.activity_states(integration).await?.into_iter().filter(|a| a.is_active).map(|a| a.internal_name).collect();
+        let active: Vec<String> =
+            self.activity_states(integration).await?.into_iter().filter(|a| a.is_active).map(|a| a.internal_name).collect();
         self.set_active(integration, &active, false, now).await?;
         Ok(active.len() as u64)
     }
 
-    async fn find_variation(&self, integration: &IntegrationId, product_id: &str, option_id: &str) -> Result<Option<VariationRef>, StoreError> {
+    async fn find_variation(
+        &self,
+        integration: &IntegrationId,
+        product_id: &str,
+        option_id: &str,
+    ) -> Result<Option<VariationRef>, StoreError> {
         let output = self
             .client
             .query()
@@ -442,7 +488,8 @@ impl CatalogStore for DynamoStore {
 
     async fn put_slot(&self, integration: &IntegrationId, slot: &Slot) -> Result<(), StoreError> {
         let mut item = to_item(slot)?;
-        let ids = serde_json::to_string(&[&slot.product_id, &slot.option_id, &slot.availability_id]).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let ids = serde_json::to_string(&[&slot.product_id, &slot.option_id, &slot.availability_id])
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         item.insert("pk".into(), s(format!("SLOT#{integration}#{}", shard(&slot.product_id))));
         item.insert("sk".into(), s(format!("SLOT#{ids}")));
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
@@ -450,13 +497,15 @@ impl CatalogStore for DynamoStore {
     }
 
     async fn activities(&self, integration: &IntegrationId) -> Result<Vec<Activity>, StoreError> {
-        let mut activities: Vec<Activity> = self.shard_items("CAT", integration, None).await?.into_iter().map(from_item).collect::<Result<_, _>>()?;
+        let mut activities: Vec<Activity> =
+            self.shard_items("CAT", integration, None).await?.into_iter().map(from_item).collect::<Result<_, _>>()?;
         activities.sort_by(|a, b| a.internal_name.cmp(&b.internal_name));
         Ok(activities)
     }
 
     async fn slots(&self, integration: &IntegrationId) -> Result<Vec<Slot>, StoreError> {
-        let mut slots: Vec<Slot> = self.shard_items("SLOT", integration, None).await?.into_iter().map(from_item).collect::<Result<_, _>>()?;
+        let mut slots: Vec<Slot> =
+            self.shard_items("SLOT", integration, None).await?.into_iter().map(from_item).collect::<Result<_, _>>()?;
         slots.sort_by(|a, b| (&a.product_id, &a.option_id, &a.availability_id).cmp(&(&b.product_id, &b.option_id, &b.availability_id)));
         Ok(slots)
     }

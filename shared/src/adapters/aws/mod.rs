@@ -29,8 +29,9 @@ pub struct AwsSettings {
     pub table: String,
     pub queue_url: String,
     pub secret_prefix: String,
-    /// Name or ARN of the Secrets Manager secret holding the JWT signing key.
-    pub jwt_secret_id: String,
+    /// Name or ARN of the Secrets Manager secret holding the JWT signing key. Only the
+    /// function serving JWT routes (`register`) needs it; without it every JWT is refused.
+    pub jwt_secret_id: Option<String>,
     pub allow_private_endpoints: bool,
     pub octo: OctoClientConfig,
     pub sync: SyncConfig,
@@ -53,7 +54,9 @@ fn required(name: &'static str) -> Result<String, StartupError> {
 
 fn number(name: &'static str, default: u64) -> Result<u64, StartupError> {
     match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => value.trim().parse().map_err(|_| StartupError::Invalid { name, reason: format!("{value:?} is not a number") }),
+        Ok(value) if !value.trim().is_empty() => {
+            value.trim().parse().map_err(|_| StartupError::Invalid { name, reason: format!("{value:?} is not a number") })
+        }
         _ => Ok(default),
     }
 }
@@ -63,13 +66,18 @@ impl AwsSettings {
         let allow_private_endpoints = match std::env::var("SEYAHA_ALLOW_PRIVATE_ENDPOINTS").as_deref() {
             Ok("true") => true,
             Ok("false") | Ok("") | Err(_) => false,
-            Ok(other) => return Err(StartupError::Invalid { name: "SEYAHA_ALLOW_PRIVATE_ENDPOINTS", reason: format!("{other:?} is not true or false") }),
+            Ok(other) => {
+                return Err(StartupError::Invalid {
+                    name: "SEYAHA_ALLOW_PRIVATE_ENDPOINTS",
+                    reason: format!("{other:?} is not true or false"),
+                });
+            }
         };
         Ok(Self {
             table: required("SEYAHA_TABLE_NAME")?,
             queue_url: required("SEYAHA_QUEUE_URL")?,
             secret_prefix: std::env::var("SEYAHA_SECRET_PREFIX").unwrap_or_else(|_| "seyaha".into()),
-            jwt_secret_id: required("SEYAHA_JWT_SECRET_ID")?,
+            jwt_secret_id: std::env::var("SEYAHA_JWT_SECRET_ID").ok().filter(|v| !v.trim().is_empty()),
             allow_private_endpoints,
             octo: OctoClientConfig {
                 connect_timeout: Duration::from_secs(number("SEYAHA_OCTO_CONNECT_TIMEOUT_SECS", 5)?),
@@ -107,15 +115,23 @@ impl AwsBackend {
         let sqs = aws_sdk_sqs::Client::new(config);
         let secrets_manager = aws_sdk_secretsmanager::Client::new(config);
 
-        let jwt_secret = secrets_manager
-            .get_secret_value()
-            .secret_id(&settings.jwt_secret_id)
-            .send()
-            .await
-            .map_err(|e| StartupError::JwtSecret { id: settings.jwt_secret_id.clone(), reason: DisplayErrorContext(e).to_string() })?
-            .secret_string
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| StartupError::JwtSecret { id: settings.jwt_secret_id.clone(), reason: "the secret has no string value".into() })?;
+        let jwt_secret = match &settings.jwt_secret_id {
+            Some(id) => secrets_manager
+                .get_secret_value()
+                .secret_id(id)
+                .send()
+                .await
+                .map_err(|e| StartupError::JwtSecret { id: id.clone(), reason: DisplayErrorContext(e).to_string() })?
+                .secret_string
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| StartupError::JwtSecret { id: id.clone(), reason: "the secret has no string value".into() })?,
+            // No JWT routes here: a random key that no token was signed with.
+            None => {
+                let mut key = [0u8; 32];
+                getrandom::fill(&mut key).expect("the OS random number generator is unavailable");
+                hex::encode(key)
+            }
+        };
 
         let store = Arc::new(DynamoStore::new(dynamodb, settings.table.clone()));
         let ports = SyncPorts {
@@ -138,6 +154,14 @@ impl AwsBackend {
 /// JSON logs for CloudWatch; level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default info).
 pub fn init_tracing() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(level.to_lowercase()).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().json().flatten_event(true).with_current_span(false).with_ansi(false).without_time().with_env_filter(filter).init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(level.to_lowercase()).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_ansi(false)
+        .without_time()
+        .with_env_filter(filter)
+        .init();
 }

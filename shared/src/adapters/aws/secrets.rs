@@ -63,7 +63,11 @@ impl SecretStore for AwsSecretStore {
         let result = self.client.get_secret_value().secret_id(self.name(id)).send().await;
         let value = match result {
             Ok(output) => output.secret_string,
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception() || e.is_invalid_request_exception()) => None,
+            Err(error)
+                if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception() || e.is_invalid_request_exception()) =>
+            {
+                None
+            }
             Err(error) => return Err(failed(error)),
         };
         let Some(value) = value else { return Ok(None) };
