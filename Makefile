@@ -36,6 +36,12 @@ unit: tools build
 bench:
 	$(CARGO) bench -p seyaha --features embedded --bench sync_catalog
 
+# Cold starts of the release function binaries against the local Runtime API and moto, next to
+# a floor binary; and the zipped package sizes (arm64 when `cargo lambda build --release --arm64` ran).
+bench-cold-start: tools
+	$(CARGO) build --release --locked -p register -p sync-trigger -p availability-notify -p nightly-sync -p sync-worker -p cold-start-floor
+	$(CARGO) bench -p seyaha-tests --bench cold_start
+
 run:
 	$(CARGO) run -p seyaha-local
 

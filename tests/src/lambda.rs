@@ -22,6 +22,7 @@ type Outcome = Result<Value, Value>;
 
 #[derive(Default)]
 struct Runtime {
+    first_poll: Mutex<Option<std::time::Instant>>,
     pending: Mutex<VecDeque<(String, Value)>>,
     arrived: Notify,
     waiting: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
@@ -48,6 +49,11 @@ impl FakeRuntime {
         Self { addr, runtime }
     }
 
+    /// When the function first asked for an event (its init was done).
+    pub fn first_poll(&self) -> Option<std::time::Instant> {
+        *self.runtime.first_poll.lock().unwrap()
+    }
+
     /// Sends one event and waits for the function's answer: `Ok(response)` or `Err(error)`.
     pub async fn invoke(&self, event: Value) -> Outcome {
         let id = seyaha::domain::ObjectId::generate(0).to_string();
@@ -63,6 +69,7 @@ impl FakeRuntime {
 }
 
 async fn next(State(runtime): State<Arc<Runtime>>) -> Response {
+    runtime.first_poll.lock().unwrap().get_or_insert_with(std::time::Instant::now);
     loop {
         let notified = runtime.arrived.notified();
         if let Some((id, event)) = runtime.pending.lock().unwrap().pop_front() {
@@ -120,14 +127,22 @@ pub fn function_binary(name: &str) -> PathBuf {
 /// A function binary running against a [`FakeRuntime`]; killed on drop.
 pub struct Function {
     child: Child,
+    /// Just before the process was spawned.
+    pub spawned_at: std::time::Instant,
     pub runtime: FakeRuntime,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Function {
     pub async fn start(name: &str, env: &[(String, String)]) -> Self {
+        Self::start_at(function_binary(name), name, env).await
+    }
+
+    /// Starts a binary at an explicit path (e.g. a release build).
+    pub async fn start_at(binary: PathBuf, name: &str, env: &[(String, String)]) -> Self {
         let runtime = FakeRuntime::start().await;
-        let mut child = Command::new(function_binary(name))
+        let spawned_at = std::time::Instant::now();
+        let mut child = Command::new(binary)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", runtime.addr.to_string())
@@ -158,11 +173,16 @@ impl Function {
                 }
             });
         }
-        Self { child, runtime, stderr }
+        Self { child, spawned_at, runtime, stderr }
     }
 
     pub async fn invoke(&self, event: Value) -> Outcome {
         self.runtime.invoke(event).await
+    }
+
+    /// The OS process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Everything the function logged so far.

@@ -241,10 +241,9 @@ impl SyncEngine {
         deadline: Option<Instant>,
     ) -> Result<SyncResult, ServiceError> {
         let started_at = self.ports.clock.now();
-        let clock = Instant::now();
-        let run_id = ObjectId::generate(started_at.unix_seconds()).to_string();
+        let run = Run { id, run_id: ObjectId::generate(started_at.unix_seconds()).to_string(), trigger, started_at, clock: Instant::now() };
 
-        let (record, force) = match self.start(id, &run_id, known, only_if_requested, started_at).await? {
+        let (record, force) = match self.start(&run, known, only_if_requested).await? {
             Start::NotNeeded => return Ok(SyncResult::NotNeeded),
             Start::Busy { newly_requested, lease_expires_at } => {
                 if newly_requested {
@@ -252,32 +251,25 @@ impl SyncEngine {
                     self.ports.queue.enqueue_after(&watchdog, self.delay_until(lease_expires_at, started_at)).await?;
                 }
                 tracing::info!(integration_id = %id, trigger = ?trigger, "sync already running: a follow-up will run after it");
-                self.record_run(id, &run_id, trigger, started_at, clock, RunOutcome::Queued, SyncCounts::default(), None, None, Vec::new())
-                    .await;
+                self.record_run(&run, RunReport::queued()).await;
                 return Ok(SyncResult::Queued);
             }
             Start::Acquired { record, force } => (*record, force),
         };
 
-        let result = self.sync_locked(&record, &run_id, trigger, force, deadline, started_at, clock).await;
+        let result = self.sync_locked(&run, &record, force, deadline).await;
         if result.is_err() {
             // Infrastructure failure mid-run: give the lease back so the retry need not wait.
-            let _ = self.release(id, &run_id, RunTrigger::FollowUp, |_| {}).await;
+            let _ = self.release(&run, RunTrigger::FollowUp, |_| {}).await;
         }
         result
     }
 
     /// Takes the lease, or records that a sync is wanted while another one runs.
-    async fn start(
-        &self,
-        id: IntegrationId,
-        run_id: &str,
-        known: Option<IntegrationRecord>,
-        only_if_requested: bool,
-        now: Timestamp,
-    ) -> Result<Start, ServiceError> {
+    async fn start(&self, run: &Run, known: Option<IntegrationRecord>, only_if_requested: bool) -> Result<Start, ServiceError> {
+        let now = run.started_at;
         let lease_for = self.config.lease.as_millis() as i64;
-        let updated = update_record(self.ports.integrations.as_ref(), &id, known, |record| {
+        let updated = update_record(self.ports.integrations.as_ref(), &run.id, known, |record| {
             let control = &mut record.sync_control;
             if only_if_requested && control.requested_at.is_none() {
                 return Change::Keep(Start::NotNeeded);
@@ -296,7 +288,7 @@ impl SyncEngine {
                 control.requested_at = None;
                 return Change::Write(Start::NotNeeded);
             }
-            control.lease = Some(Lease { run_id: run_id.to_owned(), expires_at: now.plus_millis(lease_for) });
+            control.lease = Some(Lease { run_id: run.run_id.clone(), expires_at: now.plus_millis(lease_for) });
             control.requested_at = None;
             record.integration.sync.status = SyncStatus::Syncing;
             // After DOWN the catalog was deactivated: the next successful sync must be full.
@@ -311,55 +303,41 @@ impl SyncEngine {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn sync_locked(
         &self,
+        run: &Run,
         record: &IntegrationRecord,
-        run_id: &str,
-        trigger: RunTrigger,
         force: bool,
         deadline: Option<Instant>,
-        started_at: Timestamp,
-        clock: Instant,
     ) -> Result<SyncResult, ServiceError> {
-        let id = record.integration.id;
+        let id = run.id;
+        let out_of_budget = || deadline.is_some_and(|d| Instant::now() >= d);
         let Some(auth_key) = self.ports.secrets.get_auth_key(&id).await? else {
-            return self.fail(id, run_id, trigger, started_at, clock, "no credential is stored for this integration".into()).await;
+            return self.fail(run, "no credential is stored for this integration".into()).await;
         };
         let credentials = OctoCredentials { auth_type: record.integration.auth_type, auth_key };
         let body = match self.octo.fetch_products_body(&record.integration.base_url, &credentials).await {
             Ok(body) => body,
-            Err(error) => return self.fail(id, run_id, trigger, started_at, clock, error.to_string()).await,
+            Err(error) => return self.fail(run, error.to_string()).await,
         };
         let parsed = match parse_catalog(&body, self.ports.clock.now()) {
             Ok(parsed) => parsed,
-            Err(error) => return self.fail(id, run_id, trigger, started_at, clock, error.to_string()).await,
+            Err(error) => return self.fail(run, error.to_string()).await,
         };
         drop(body);
 
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return self.hand_off(id, run_id, trigger, started_at, clock).await;
+        if out_of_budget() {
+            return self.hand_off(run).await;
         }
 
         let rejected = parsed.rejections.len() as u64;
         let rejections: Vec<Rejection> = parsed.rejections.into_iter().take(MAX_REPORTED_REJECTIONS).collect();
         if !force && record.integration.sync.last_sync_hash.as_deref() == Some(parsed.payload_hash.as_str()) {
-            self.commit(id, run_id, None).await?;
+            self.commit(run, None).await?;
             let counts = SyncCounts { rejected, ..SyncCounts::default() };
-            self.record_run(
-                id,
-                run_id,
-                trigger,
-                started_at,
-                clock,
-                RunOutcome::Skipped,
-                counts,
-                Some(parsed.payload_hash),
-                None,
-                rejections,
-            )
-            .await;
-            tracing::info!(integration_id = %id, trigger = ?trigger, "catalog unchanged: skipped");
+            let report = RunReport { outcome: RunOutcome::Skipped, counts, hash: Some(parsed.payload_hash), error: None, rejections };
+            self.record_run(run, report).await;
+            tracing::info!(integration_id = %id, trigger = ?run.trigger, "catalog unchanged: skipped");
             return Ok(SyncResult::Done { counts, skipped: true, rejections: Vec::new() });
         }
 
@@ -368,8 +346,8 @@ impl SyncEngine {
         let CatalogDiff { to_write, to_deactivate, counts } = diff_catalog(parsed.activities, stored, rejected);
 
         for batch in to_write.chunks(self.config.write_batch.max(1)) {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return self.hand_off(id, run_id, trigger, started_at, clock).await;
+            if out_of_budget() {
+                return self.hand_off(run).await;
             }
             self.ports.catalog.put_activities(&id, batch).await?;
         }
@@ -377,34 +355,24 @@ impl SyncEngine {
             self.ports.catalog.set_active(&id, &to_deactivate, false, self.ports.clock.now()).await?;
         }
 
-        let committed = self.commit(id, run_id, Some(&parsed.payload_hash)).await?;
+        let committed = self.commit(run, Some(&parsed.payload_hash)).await?;
         if !committed {
             // Deleted while syncing: what this run wrote must not stay active.
             self.ports.catalog.deactivate_all(&id, self.ports.clock.now()).await?;
         }
-        tracing::info!(integration_id = %id, trigger = ?trigger, ?counts, "catalog synced");
-        self.record_run(
-            id,
-            run_id,
-            trigger,
-            started_at,
-            clock,
-            RunOutcome::Synced,
-            counts,
-            Some(parsed.payload_hash),
-            None,
-            rejections.clone(),
-        )
-        .await;
+        tracing::info!(integration_id = %id, trigger = ?run.trigger, ?counts, "catalog synced");
+        let report =
+            RunReport { outcome: RunOutcome::Synced, counts, hash: Some(parsed.payload_hash), error: None, rejections: rejections.clone() };
+        self.record_run(run, report).await;
         Ok(SyncResult::Done { counts, skipped: false, rejections })
     }
 
     /// Success: release the lease, record the hash (when written) and a healthy probe.
     /// Returns false when the integration no longer exists.
-    async fn commit(&self, id: IntegrationId, run_id: &str, hash: Option<&str>) -> Result<bool, ServiceError> {
+    async fn commit(&self, run: &Run, hash: Option<&str>) -> Result<bool, ServiceError> {
         let now = self.ports.clock.now();
         let released = self
-            .release(id, run_id, RunTrigger::FollowUp, |record| {
+            .release(run, RunTrigger::FollowUp, |record| {
                 let sync = &mut record.integration.sync;
                 sync.status = SyncStatus::Idle;
                 sync.error_message = None;
@@ -420,62 +388,42 @@ impl SyncEngine {
     }
 
     /// Partner failure: error state, hash unchanged, a failed probe.
-    async fn fail(
-        &self,
-        id: IntegrationId,
-        run_id: &str,
-        trigger: RunTrigger,
-        started_at: Timestamp,
-        clock: Instant,
-        message: String,
-    ) -> Result<SyncResult, ServiceError> {
+    async fn fail(&self, run: &Run, message: String) -> Result<SyncResult, ServiceError> {
         let message = truncate(message);
         let now = self.ports.clock.now();
         let mut transition = HealthTransition::Unchanged;
-        self.release(id, run_id, RunTrigger::FollowUp, |record| {
+        self.release(run, RunTrigger::FollowUp, |record| {
             record.integration.sync.status = SyncStatus::Error;
             record.integration.sync.error_message = Some(message.clone());
             transition = apply_probe(record, ProbeOutcome::Failure, now);
         })
         .await?;
         if transition == HealthTransition::BecameDown {
-            self.on_down(id, now).await?;
+            self.on_down(run.id, now).await?;
         }
-        tracing::warn!(integration_id = %id, trigger = ?trigger, error = %message, "sync failed");
-        self.record_run(
-            id,
-            run_id,
-            trigger,
-            started_at,
-            clock,
-            RunOutcome::Error,
-            SyncCounts::default(),
-            None,
-            Some(message.clone()),
-            Vec::new(),
-        )
-        .await;
+        tracing::warn!(integration_id = %run.id, trigger = ?run.trigger, error = %message, "sync failed");
+        let report = RunReport {
+            outcome: RunOutcome::Error,
+            counts: SyncCounts::default(),
+            hash: None,
+            error: Some(message.clone()),
+            rejections: Vec::new(),
+        };
+        self.record_run(run, report).await;
         Ok(SyncResult::Failed { message })
     }
 
     /// The request budget ran out: give the lease back without committing the hash and let a
     /// background run finish the job (its diff starts from what was written so far).
-    async fn hand_off(
-        &self,
-        id: IntegrationId,
-        run_id: &str,
-        trigger: RunTrigger,
-        started_at: Timestamp,
-        clock: Instant,
-    ) -> Result<SyncResult, ServiceError> {
+    async fn hand_off(&self, run: &Run) -> Result<SyncResult, ServiceError> {
         let now = self.ports.clock.now();
-        self.release(id, run_id, RunTrigger::Handoff, |record| {
+        self.release(run, RunTrigger::Handoff, |record| {
             record.integration.sync.status = SyncStatus::Idle;
             record.sync_control.requested_at = Some(now);
         })
         .await?;
-        tracing::info!(integration_id = %id, trigger = ?trigger, "request budget exhausted: handed off to the queue");
-        self.record_run(id, run_id, trigger, started_at, clock, RunOutcome::Queued, SyncCounts::default(), None, None, Vec::new()).await;
+        tracing::info!(integration_id = %run.id, trigger = ?run.trigger, "request budget exhausted: handed off to the queue");
+        self.record_run(run, RunReport::queued()).await;
         Ok(SyncResult::Queued)
     }
 
@@ -484,13 +432,12 @@ impl SyncEngine {
     /// integration is gone.
     async fn release(
         &self,
-        id: IntegrationId,
-        run_id: &str,
+        run: &Run,
         next: RunTrigger,
         mut finish: impl FnMut(&mut IntegrationRecord),
     ) -> Result<Option<()>, ServiceError> {
-        let updated = update_record(self.ports.integrations.as_ref(), &id, None, |record| {
-            let ours = record.sync_control.lease.as_ref().is_some_and(|lease| lease.run_id == run_id);
+        let updated = update_record(self.ports.integrations.as_ref(), &run.id, None, |record| {
+            let ours = record.sync_control.lease.as_ref().is_some_and(|lease| lease.run_id == run.run_id);
             if !ours {
                 // The lease expired and someone else took over: their run decides the state.
                 return Change::Keep(false);
@@ -502,42 +449,53 @@ impl SyncEngine {
         .await?;
         let Some((_, follow_up)) = updated else { return Ok(None) };
         if follow_up {
-            self.ports.queue.enqueue(&[SyncJob { integration_id: id, trigger: next }]).await?;
+            self.ports.queue.enqueue(&[SyncJob { integration_id: run.id, trigger: next }]).await?;
         }
         Ok(Some(()))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn record_run(
-        &self,
-        id: IntegrationId,
-        run_id: &str,
-        trigger: RunTrigger,
-        started_at: Timestamp,
-        clock: Instant,
-        outcome: RunOutcome,
-        counts: SyncCounts,
-        hash: Option<String>,
-        error: Option<String>,
-        rejections: Vec<Rejection>,
-    ) {
-        let run = SyncRun {
-            run_id: run_id.to_owned(),
-            integration_id: id,
-            trigger,
-            started_at,
-            duration_ms: clock.elapsed().as_millis() as u64,
-            outcome,
-            counts,
-            hash,
-            error,
-            rejections,
-            expires_at: started_at.plus_millis(RUN_RETENTION_DAYS * 24 * 3600 * 1000),
+    async fn record_run(&self, run: &Run, report: RunReport) {
+        let record = SyncRun {
+            run_id: run.run_id.clone(),
+            integration_id: run.id,
+            trigger: run.trigger,
+            started_at: run.started_at,
+            duration_ms: run.clock.elapsed().as_millis() as u64,
+            outcome: report.outcome,
+            counts: report.counts,
+            hash: report.hash,
+            error: report.error,
+            rejections: report.rejections,
+            expires_at: run.started_at.plus_millis(RUN_RETENTION_DAYS * 24 * 3600 * 1000),
         };
         // History is best effort: losing a record must not fail the sync it describes.
-        if let Err(error) = self.ports.runs.record_run(&run).await {
-            tracing::error!(integration_id = %id, error = %error, "could not record the sync run");
+        if let Err(error) = self.ports.runs.record_run(&record).await {
+            tracing::error!(integration_id = %run.id, error = %error, "could not record the sync run");
         }
+    }
+}
+
+/// One sync run's identity and timing, carried through its steps.
+struct Run {
+    id: IntegrationId,
+    run_id: String,
+    trigger: RunTrigger,
+    started_at: Timestamp,
+    clock: Instant,
+}
+
+/// What a run record says besides who and when.
+struct RunReport {
+    outcome: RunOutcome,
+    counts: SyncCounts,
+    hash: Option<String>,
+    error: Option<String>,
+    rejections: Vec<Rejection>,
+}
+
+impl RunReport {
+    fn queued() -> Self {
+        Self { outcome: RunOutcome::Queued, counts: SyncCounts::default(), hash: None, error: None, rejections: Vec::new() }
     }
 }
 

@@ -135,6 +135,13 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// A strongly consistent GetItem.
+    async fn get_item(&self, key: HashMap<String, AttributeValue>) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let output =
+            self.client.get_item().table_name(&self.table).set_key(Some(key)).consistent_read(true).send().await.map_err(unavailable)?;
+        Ok(output.item)
+    }
+
     /// Every item of a (sharded) query, following pagination.
     async fn query_all(
         &self,
@@ -254,31 +261,12 @@ impl IntegrationStore for DynamoStore {
     }
 
     async fn get(&self, id: &IntegrationId) -> Result<Option<IntegrationRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(integration_key(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        output.item.map(from_item).transpose()
+        self.get_item(integration_key(id)).await?.map(from_item).transpose()
     }
 
     async fn find_by_partner(&self, partner_id: &PartnerId) -> Result<Option<IntegrationRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(partner_key(partner_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let Some(id) = output.item.as_ref().and_then(|item| item.get("integration_id")).and_then(|v| v.as_s().ok()) else {
-            return Ok(None);
-        };
+        let lock = self.get_item(partner_key(partner_id)).await?;
+        let Some(id) = lock.as_ref().and_then(|item| item.get("integration_id")).and_then(|v| v.as_s().ok()) else { return Ok(None) };
         let id = IntegrationId::parse(id).map_err(|e| StoreError::Unavailable(format!("corrupt partner lock: {e}")))?;
         self.get(&id).await
     }
