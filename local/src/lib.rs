@@ -14,7 +14,7 @@ use std::time::Duration;
 use background::Background;
 use secrecy::SecretString;
 use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, RedbStore};
-use seyaha::api::auth::JwtVerifier;
+use seyaha::api::auth::JwtSource;
 use seyaha::api::{self, AppState};
 use seyaha::domain::PartnerId;
 use seyaha::net::EndpointPolicy;
@@ -112,7 +112,7 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
     };
     let engine = Arc::new(SyncEngine::new(ports.clone(), octo.clone(), config.sync));
     let service = IntegrationService::new(ports, Arc::clone(&engine), octo, policy);
-    let state = AppState { service: Arc::new(service), jwt: Arc::new(JwtVerifier::new(&jwt_secret)) };
+    let state = AppState { service: Arc::new(service), jwt: Arc::new(JwtSource::ready(&jwt_secret)) };
     let app = api::router(state).nest("/demo/octo", demo::router());
 
     let listener = TcpListener::bind(config.bind).await.map_err(|source| StartError::Bind { addr: config.bind, source })?;

@@ -89,6 +89,9 @@ fn main() {
         for name in ["cold-start-floor"].into_iter().chain(FUNCTIONS) {
             let mut polls = Vec::new();
             let mut responses = Vec::new();
+            // As in template.yaml: only `register` is given the JWT secret.
+            let env: Vec<(String, String)> =
+                env.iter().filter(|(k, _)| name == "register" || k != "SEYAHA_JWT_SECRET_ID").cloned().collect();
             for _ in 0..RUNS {
                 let function = Function::start_at(dir.join(name), name, &env).await;
                 let outcome = function.invoke(request(name)).await;

@@ -1,5 +1,7 @@
 //! Who is calling: HS256 JWTs for partners and admins.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
@@ -86,6 +88,40 @@ impl JwtVerifier {
             }
             _ => Err(AuthError::WrongRole),
         }
+    }
+}
+
+type LoadSecret = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<SecretString, String>> + Send>> + Send + Sync>;
+
+/// Where the verifier's key comes from: known at start-up (seyaha-local), or loaded on first use
+/// (Lambda: reading Secrets Manager at init would add a network round trip to every cold start,
+/// even for requests that carry no JWT).
+pub struct JwtSource {
+    verifier: tokio::sync::OnceCell<JwtVerifier>,
+    load: Option<LoadSecret>,
+}
+
+impl JwtSource {
+    pub fn ready(secret: &SecretString) -> Self {
+        Self { verifier: tokio::sync::OnceCell::new_with(Some(JwtVerifier::new(secret))), load: None }
+    }
+
+    /// `load` runs once, at the first request that needs a verifier; a failure is retried next time.
+    pub fn lazy<F, Fut>(load: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<SecretString, String>> + Send + 'static,
+    {
+        Self { verifier: tokio::sync::OnceCell::new(), load: Some(Box::new(move || Box::pin(load()))) }
+    }
+
+    pub async fn verifier(&self) -> Result<&JwtVerifier, String> {
+        self.verifier
+            .get_or_try_init(|| async {
+                let load = self.load.as_ref().ok_or_else(|| "no JWT secret is configured".to_owned())?;
+                load().await.map(|secret| JwtVerifier::new(&secret))
+            })
+            .await
     }
 }
 

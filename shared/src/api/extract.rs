@@ -67,7 +67,11 @@ impl FromRequestParts<AppState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let header = parts.headers.get(AUTHORIZATION).map(|value| value.to_str().unwrap_or("invalid"));
-        Ok(state.jwt.verify_header(header)?)
+        let verifier = state.jwt.verifier().await.map_err(|error| {
+            tracing::error!(error = %error, "the JWT signing key is unavailable");
+            ApiError::internal()
+        })?;
+        Ok(verifier.verify_header(header)?)
     }
 }
 

@@ -22,7 +22,7 @@ pub use error::ApiError;
 pub use extract::MAX_BODY_BYTES;
 
 use crate::service::IntegrationService;
-use auth::JwtVerifier;
+use auth::JwtSource;
 
 /// Every route lives under this prefix.
 pub const PREFIX: &str = "/api/v1/partner-integrations";
@@ -30,7 +30,7 @@ pub const PREFIX: &str = "/api/v1/partner-integrations";
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<IntegrationService>,
-    pub jwt: Arc<JwtVerifier>,
+    pub jwt: Arc<JwtSource>,
 }
 
 fn path(suffix: &str) -> String {

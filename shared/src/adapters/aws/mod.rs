@@ -16,7 +16,7 @@ pub use queue::SqsQueue;
 pub use secrets::AwsSecretStore;
 
 use crate::api::AppState;
-use crate::api::auth::JwtVerifier;
+use crate::api::auth::JwtSource;
 use crate::net::EndpointPolicy;
 use crate::octo::{OctoClient, OctoClientConfig};
 use crate::ports::SystemClock;
@@ -44,8 +44,6 @@ pub enum StartupError {
     Missing(&'static str),
     #[error("environment variable {name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
-    #[error("cannot read the JWT secret {id}: {reason}")]
-    JwtSecret { id: String, reason: String },
 }
 
 fn required(name: &'static str) -> Result<String, StartupError> {
@@ -95,7 +93,8 @@ impl AwsSettings {
     }
 }
 
-/// Everything a function needs, built once per container.
+/// Everything a function needs, built once per container (no network calls: the first
+/// request pays for what it uses).
 pub struct AwsBackend {
     pub state: AppState,
     pub engine: Arc<SyncEngine>,
@@ -103,33 +102,44 @@ pub struct AwsBackend {
 
 impl AwsBackend {
     /// Loads the AWS configuration (region, credentials, and `AWS_ENDPOINT_URL` for local
-    /// emulators), builds the three clients and the HTTP client once, and reads the JWT secret.
+    /// emulators) and builds the three clients and the HTTP client once.
     pub async fn from_env() -> Result<Self, StartupError> {
         let settings = AwsSettings::from_env()?;
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::new(&config, settings).await
+        Ok(Self::new(&config, settings))
     }
 
-    pub async fn new(config: &aws_config::SdkConfig, settings: AwsSettings) -> Result<Self, StartupError> {
+    pub fn new(config: &aws_config::SdkConfig, settings: AwsSettings) -> Self {
         let dynamodb = aws_sdk_dynamodb::Client::new(config);
         let sqs = aws_sdk_sqs::Client::new(config);
         let secrets_manager = aws_sdk_secretsmanager::Client::new(config);
 
-        let jwt_secret = match &settings.jwt_secret_id {
-            Some(id) => secrets_manager
-                .get_secret_value()
-                .secret_id(id)
-                .send()
-                .await
-                .map_err(|e| StartupError::JwtSecret { id: id.clone(), reason: DisplayErrorContext(e).to_string() })?
-                .secret_string
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| StartupError::JwtSecret { id: id.clone(), reason: "the secret has no string value".into() })?,
+        let jwt = match settings.jwt_secret_id.clone() {
+            // Read on the first request that carries a JWT, not during init.
+            Some(id) => {
+                let client = secrets_manager.clone();
+                JwtSource::lazy(move || {
+                    let (client, id) = (client.clone(), id.clone());
+                    async move {
+                        let output = client
+                            .get_secret_value()
+                            .secret_id(&id)
+                            .send()
+                            .await
+                            .map_err(|e| format!("cannot read the JWT secret {id}: {}", DisplayErrorContext(e)))?;
+                        output
+                            .secret_string
+                            .filter(|s| !s.is_empty())
+                            .map(SecretString::from)
+                            .ok_or_else(|| format!("the JWT secret {id} has no string value"))
+                    }
+                })
+            }
             // No JWT routes here: a random key that no token was signed with.
             None => {
                 let mut key = [0u8; 32];
                 getrandom::fill(&mut key).expect("the OS random number generator is unavailable");
-                hex::encode(key)
+                JwtSource::ready(&SecretString::from(hex::encode(key)))
             }
         };
 
@@ -146,22 +156,22 @@ impl AwsBackend {
         let octo = OctoClient::new(policy, settings.octo);
         let engine = Arc::new(SyncEngine::new(ports.clone(), octo.clone(), settings.sync));
         let service = IntegrationService::new(ports, Arc::clone(&engine), octo, policy);
-        let state = AppState { service: Arc::new(service), jwt: Arc::new(JwtVerifier::new(&SecretString::from(jwt_secret))) };
-        Ok(Self { state, engine })
+        let state = AppState { service: Arc::new(service), jwt: Arc::new(jwt) };
+        Self { state, engine }
     }
 }
 
-/// JSON logs for CloudWatch; level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default info).
+/// JSON logs for CloudWatch; the level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default
+/// info). A plain level, not an env-filter: that would bring a regex engine into every package.
 pub fn init_tracing() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(level.to_lowercase()).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_default();
+    let level = level.trim().parse::<tracing_subscriber::filter::LevelFilter>().unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_ansi(false)
         .without_time()
-        .with_env_filter(filter)
+        .with_max_level(level)
         .init();
 }
