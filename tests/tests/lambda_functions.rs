@@ -183,3 +183,33 @@ async fn a_function_without_its_configuration_reports_an_init_error() {
     .await;
     assert!(outcome.is_ok(), "the missing variable is named: {}", function.logs());
 }
+
+#[tokio::test]
+async fn a_missing_jwt_secret_is_a_500_not_a_crash_and_webhooks_still_work() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let mut env = resources.lambda_env();
+    for (key, value) in env.iter_mut() {
+        if key == "SEYAHA_JWT_SECRET_ID" {
+            *value = "no-such-secret".into();
+        }
+    }
+    let register = Function::start("register", &env).await;
+    let partner = format!("Bearer {}", token(seyaha::api::auth::Role::Partner, &new_partner()));
+    let me = http_event("apigw-partner-me.json", "GET", &format!("{PREFIX}/me"), &[("authorization", &partner)], None);
+    for _ in 0..2 {
+        let (status, body) = http_reply(&register.invoke(me.clone()).await.unwrap());
+        assert_eq!((status, body["success"].clone(), body["message"].clone()), (500, json!(0), json!("Internal server error")));
+    }
+    assert!(register.logs().contains("cannot read the JWT secret no-such-secret"), "{}", register.logs());
+    // Requests that carry no JWT never needed the key.
+    let unknown = http_event(
+        "apigw-sync-trigger.json",
+        "POST",
+        &format!("{PREFIX}/64a1b2c3d4e5f6a7b8c9d0e1/sync/trigger"),
+        &[("x-webhook-secret", "x")],
+        None,
+    );
+    let trigger = Function::start("sync-trigger", &env).await;
+    assert_eq!(http_reply(&trigger.invoke(unknown).await.unwrap()).0, 401);
+}
