@@ -330,30 +330,14 @@ impl IntegrationStore for DynamoStore {
 
     /// Admin-only: reads the admin index (newest first) and counts what matches the filter.
     async fn list(&self, filter: &IntegrationFilter, page: PageRequest) -> Result<Page<IntegrationRecord>, StoreError> {
+        let values = HashMap::from([(":pk".to_owned(), s("INTEGRATION"))]);
+        let items = self.query_all(Some(ADMIN_INDEX), "gsi1pk = :pk", values, None, None).await?;
         let mut matching = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(ADMIN_INDEX)
-                .key_condition_expression("gsi1pk = :pk")
-                .expression_attribute_values(":pk", s("INTEGRATION"))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in output.items.unwrap_or_default() {
-                let record: IntegrationRecord = from_item(item)?;
-                if filter.matches(&record) {
-                    matching.push(record);
-                }
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
+        // The index sorts by `{createdAt}#{id}` ascending; newest first is the reverse.
+        for item in items.into_iter().rev() {
+            let record: IntegrationRecord = from_item(item)?;
+            if filter.matches(&record) {
+                matching.push(record);
             }
         }
         let total_count = matching.len() as u64;
