@@ -91,10 +91,6 @@ impl OctoClient {
         Self { http, policy, config }
     }
 
-    pub fn config(&self) -> &OctoClientConfig {
-        &self.config
-    }
-
     /// `GET {base_url}/products`: the raw body of a 2xx answer, at most `max_response_bytes`.
     pub async fn fetch_products_body(&self, base_url: &BaseUrl, credentials: &OctoCredentials) -> Result<Vec<u8>, OctoError> {
         self.policy.check_url(base_url).map_err(OctoError::Refused)?;

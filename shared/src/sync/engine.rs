@@ -106,10 +106,6 @@ impl SyncEngine {
         Self { ports, octo, config }
     }
 
-    pub fn config(&self) -> &SyncConfig {
-        &self.config
-    }
-
     /// `POST /{id}/sync/trigger`, after authentication: sync now within the request budget.
     pub async fn trigger(&self, record: IntegrationRecord) -> Result<SyncResult, ServiceError> {
         let deadline = Instant::now() + self.config.request_budget;

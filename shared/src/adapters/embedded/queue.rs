@@ -64,13 +64,6 @@ impl QueueReceiver {
         self.waiting.lock().expect("queue lock poisoned").remove(&job.integration_id);
         Some(job)
     }
-
-    /// A job if one is ready now, without waiting.
-    pub fn try_recv(&mut self) -> Option<SyncJob> {
-        let job = self.receiver.try_recv().ok()?;
-        self.waiting.lock().expect("queue lock poisoned").remove(&job.integration_id);
-        Some(job)
-    }
 }
 
 #[cfg(test)]
