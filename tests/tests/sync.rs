@@ -10,7 +10,7 @@ use seyaha_tests::fake_octo::{Behaviour, FAKE_KEY, FakeOcto, sample_catalog};
 use seyaha_tests::{Options, TestApp, active_names, runs_with_trigger};
 
 fn quick_fallback() -> Options {
-    Options { sync: SyncConfig { fallback_delay: Duration::from_millis(300), ..SyncConfig::default() }, ..Options::default() }
+    Options { sync: SyncConfig { fallback_delay: Duration::from_millis(1500), ..SyncConfig::default() }, ..Options::default() }
 }
 
 fn counts(data: &Value) -> [u64; 7] {
@@ -381,7 +381,8 @@ async fn a_burst_of_unknown_notifies_yields_one_fallback_sync() {
         assert_eq!(reply.expect_success(200), &json!({"updated": false}));
     }
     app.wait_for_log(&integration.id, "the fallback sync", |log| !runs_with_trigger(log, "fallback").is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Longer than the debounce: a second fallback run would have started by now.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     let log = app.sync_log(&integration.id).await;
     assert_eq!(runs_with_trigger(&log, "fallback").len(), 1, "{log:#}");
     assert_eq!(log["runs"].as_array().unwrap().len(), 1);
