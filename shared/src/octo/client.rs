@@ -129,10 +129,11 @@ impl OctoClient {
     /// (objects with a string `id`). Returns how many products there are.
     pub async fn probe(&self, base_url: &BaseUrl, credentials: &OctoCredentials) -> Result<usize, OctoError> {
         let body = self.fetch_products_body(base_url, credentials).await?;
+        /// Each element must be an object with a string `id`; the rest is the sync's business.
         #[derive(Deserialize)]
         struct ProductId {
-            #[allow(dead_code)]
-            id: String,
+            #[serde(rename = "id")]
+            _id: String,
         }
         match serde_json::from_slice::<Vec<ProductId>>(&body) {
             Ok(products) => Ok(products.len()),
