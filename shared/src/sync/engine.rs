@@ -128,18 +128,7 @@ impl SyncEngine {
         known: Option<IntegrationRecord>,
     ) -> Result<bool, ServiceError> {
         let now = self.ports.clock.now();
-        let stale_after = self.config.lease.as_millis() as i64;
-        let updated = update_record(self.ports.integrations.as_ref(), &id, known, |record| {
-            let control = &mut record.sync_control;
-            let fresh = control.requested_at.is_some_and(|at| at.plus_millis(stale_after) > now);
-            if fresh {
-                return Change::Keep(None);
-            }
-            control.requested_at = Some(now);
-            Change::Write(Some(control.lease.as_ref().filter(|l| l.expires_at > now).map(|l| l.expires_at)))
-        })
-        .await?;
-        let Some((_, Some(lease_expires_at))) = updated else {
+        let Some(lease_expires_at) = self.mark_requested(id, known, now).await? else {
             return Ok(false);
         };
         let job = SyncJob { integration_id: id, trigger };
@@ -166,7 +155,7 @@ impl SyncEngine {
             let mut jobs = Vec::new();
             for record in page {
                 let id = record.integration.id;
-                if self.mark_requested(id, record).await? {
+                if self.mark_requested(id, Some(record), self.ports.clock.now()).await?.is_some() {
                     jobs.push(SyncJob { integration_id: id, trigger });
                 }
             }
@@ -182,20 +171,25 @@ impl SyncEngine {
         Ok(total)
     }
 
-    /// Sets `requested_at` if unset or stale; true if this call set it.
-    async fn mark_requested(&self, id: IntegrationId, known: IntegrationRecord) -> Result<bool, ServiceError> {
-        let now = self.ports.clock.now();
+    /// Sets `requested_at` if unset or stale. `None` when a fresh request already existed
+    /// (coalesced); otherwise when the running sync's lease expires, if one is running.
+    async fn mark_requested(
+        &self,
+        id: IntegrationId,
+        known: Option<IntegrationRecord>,
+        now: Timestamp,
+    ) -> Result<Option<Option<Timestamp>>, ServiceError> {
         let stale_after = self.config.lease.as_millis() as i64;
-        let updated = update_record(self.ports.integrations.as_ref(), &id, Some(known), |record| {
-            if record.sync_control.requested_at.is_some_and(|at| at.plus_millis(stale_after) > now) {
-                Change::Keep(false)
-            } else {
-                record.sync_control.requested_at = Some(now);
-                Change::Write(true)
+        let updated = update_record(self.ports.integrations.as_ref(), &id, known, |record| {
+            let control = &mut record.sync_control;
+            if control.requested_at.is_some_and(|at| at.plus_millis(stale_after) > now) {
+                return Change::Keep(None);
             }
+            control.requested_at = Some(now);
+            Change::Write(Some(control.lease.as_ref().filter(|l| l.expires_at > now).map(|l| l.expires_at)))
         })
         .await?;
-        Ok(updated.is_some_and(|(_, newly)| newly))
+        Ok(updated.and_then(|(_, newly)| newly))
     }
 
     /// Records a probe on the health state and acts on the transition: DOWN deactivates the
