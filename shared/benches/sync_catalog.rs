@@ -189,11 +189,6 @@ impl CatalogStore for CountingCatalog {
         self.writes.fetch_add(names.len(), Ordering::Relaxed);
         self.inner.set_active(id, names, active, now).await
     }
-    async fn deactivate_all(&self, id: &IntegrationId, now: Timestamp) -> Result<u64, StoreError> {
-        let changed = self.inner.deactivate_all(id, now).await?;
-        self.writes.fetch_add(changed as usize, Ordering::Relaxed);
-        Ok(changed)
-    }
     async fn find_variation(&self, id: &IntegrationId, product: &str, option: &str) -> Result<Option<VariationRef>, StoreError> {
         self.inner.find_variation(id, product, option).await
     }

@@ -104,7 +104,12 @@ pub trait CatalogStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Deactivates every activity of the integration; returns how many changed.
-    async fn deactivate_all(&self, integration: &IntegrationId, now: Timestamp) -> Result<u64, StoreError>;
+    async fn deactivate_all(&self, integration: &IntegrationId, now: Timestamp) -> Result<u64, StoreError> {
+        let states = self.activity_states(integration).await?;
+        let active: Vec<String> = states.into_iter().filter(|a| a.is_active).map(|a| a.internal_name).collect();
+        self.set_active(integration, &active, false, now).await?;
+        Ok(active.len() as u64)
+    }
 
     /// The activity holding this OCTO product and option, if any.
     async fn find_variation(

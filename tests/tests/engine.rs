@@ -40,9 +40,6 @@ impl CatalogStore for Crashing {
     async fn set_active(&self, id: &IntegrationId, names: &[String], active: bool, now: Timestamp) -> Result<(), StoreError> {
         self.inner.set_active(id, names, active, now).await
     }
-    async fn deactivate_all(&self, id: &IntegrationId, now: Timestamp) -> Result<u64, StoreError> {
-        self.inner.deactivate_all(id, now).await
-    }
     async fn find_variation(&self, id: &IntegrationId, product: &str, option: &str) -> Result<Option<VariationRef>, StoreError> {
         self.inner.find_variation(id, product, option).await
     }

@@ -428,13 +428,6 @@ impl CatalogStore for DynamoStore {
         Ok(())
     }
 
-    async fn deactivate_all(&self, integration: &IntegrationId, now: Timestamp) -> Result<u64, StoreError> {
-        let active: Vec<String> =
-            self.activity_states(integration).await?.into_iter().filter(|a| a.is_active).map(|a| a.internal_name).collect();
-        self.set_active(integration, &active, false, now).await?;
-        Ok(active.len() as u64)
-    }
-
     async fn find_variation(
         &self,
         integration: &IntegrationId,

@@ -121,14 +121,6 @@ impl CatalogStore for RedbStore {
         .await
     }
 
-    async fn deactivate_all(&self, integration: &IntegrationId, now: Timestamp) -> Result<u64, StoreError> {
-        let active: Vec<String> =
-            self.activity_states(integration).await?.into_iter().filter(|a| a.is_active).map(|a| a.internal_name).collect();
-        let count = active.len() as u64;
-        self.set_active(integration, &active, false, now).await?;
-        Ok(count)
-    }
-
     async fn find_variation(
         &self,
         integration: &IntegrationId,
