@@ -45,7 +45,7 @@ mod tests {
     use super::*;
     use crate::domain::{ExternalSync, Timestamp};
 
-    fn activity(name: &str, hash: &str) -> Activity {
+    pub(super) fn activity(name: &str, hash: &str) -> Activity {
         Activity {
             internal_name: name.into(),
             activity_title: name.into(),
@@ -95,20 +95,8 @@ mod properties {
 
     use proptest::prelude::*;
 
+    use super::tests::activity;
     use super::*;
-    use crate::domain::{ExternalSync, Timestamp};
-
-    fn activity(name: &str, hash: u8) -> Activity {
-        Activity {
-            internal_name: name.into(),
-            activity_title: name.into(),
-            external_sync: ExternalSync { external_id: name.into() },
-            variations: Vec::new(),
-            is_active: true,
-            content_hash: hash.to_string(),
-            updated_at: Timestamp::from_unix_millis(0),
-        }
-    }
 
     proptest! {
         /// Applying the diff to the stored catalog gives exactly the incoming catalog as the
@@ -119,7 +107,7 @@ mod properties {
             incoming in prop::collection::btree_map("[a-h]", 0u8..3, 0..8),
         ) {
             let states = stored.iter().map(|(n, (h, a))| ActivityState { internal_name: n.clone(), content_hash: h.to_string(), is_active: *a }).collect();
-            let diff = diff_catalog(incoming.iter().map(|(n, h)| activity(n, *h)).collect(), states, 0);
+            let diff = diff_catalog(incoming.iter().map(|(n, h)| activity(n, &h.to_string())).collect(), states, 0);
 
             let mut result: BTreeMap<String, (String, bool)> = stored.iter().map(|(n, (h, a))| (n.clone(), (h.to_string(), *a))).collect();
             for written in &diff.to_write {
