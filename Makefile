@@ -34,7 +34,7 @@ unit: tools build
 
 # Benchmarks print numbers (release builds); they assert nothing and are not part of `test`.
 bench:
-	$(CARGO) bench -p seyaha --features embedded --bench sync_catalog
+	$(CARGO) bench -p seyaha-tests --bench sync_catalog
 
 # Cold starts of the release function binaries against the local Runtime API and moto, next to
 # a floor binary; and the zipped package sizes (arm64 when `cargo lambda build --release --arm64` ran).

@@ -1,22 +1,29 @@
 //! The work seyaha-local runs beside the HTTP server: the queue worker (what the sync-worker
-//! Lambda does on AWS) and the nightly schedule (what EventBridge does on AWS).
+//! Lambda does on AWS) and the nightly schedule (what EventBridge does on AWS). Both go through
+//! the service, like every other entry point, and wait on the clock, so tests can move it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use croner::Cron;
 use seyaha::adapters::embedded::{InProcessQueue, QueueReceiver};
-use seyaha::domain::RunTrigger;
-use seyaha::ports::SyncQueue;
-use seyaha::sync::SyncEngine;
+use seyaha::domain::{IntegrationId, Timestamp};
+use seyaha::ports::{Clock, SyncQueue};
+use seyaha::service::IntegrationService;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 /// Jobs run at once by the local worker.
 const WORKER_CONCURRENCY: usize = 4;
-/// A job that failed on infrastructure is retried once after this delay (SQS would redeliver).
+/// A job that failed on infrastructure is delivered again after this delay, as SQS would
+/// after its visibility timeout...
 const RETRY_DELAY: Duration = Duration::from_secs(10);
+/// ...at most this many times in all (SQS's maxReceiveCount in template.yaml). After that the
+/// job is dropped with an error log; its request flag stays set, so the next request for the
+/// integration (or the nightly run) still syncs it.
+const MAX_ATTEMPTS: u32 = 5;
 /// How long a graceful stop waits for running jobs.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -31,24 +38,38 @@ pub struct Background {
 }
 
 impl Background {
-    pub fn start(engine: Arc<SyncEngine>, queue: InProcessQueue, receiver: QueueReceiver, nightly: Cron) -> Self {
+    pub fn start(
+        service: Arc<IntegrationService>,
+        queue: InProcessQueue,
+        receiver: QueueReceiver,
+        nightly: Cron,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let worker = tokio::spawn(run_worker(Arc::clone(&engine), queue, receiver, stopped.clone()));
-        let scheduler = tokio::spawn(run_nightly(engine, nightly, stopped));
+        let worker = tokio::spawn(run_worker(Arc::clone(&service), queue, receiver, stopped.clone()));
+        let scheduler = tokio::spawn(run_nightly(service, nightly, clock, stopped));
         Self { stop, tasks: vec![worker, scheduler] }
     }
 
     /// Stops taking jobs, lets running ones finish (up to a bound), then returns.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
+        self.stop.send_replace(true);
         for task in self.tasks {
-            let _ = task.await;
+            if let Err(error) = task.await {
+                tracing::error!(error = %error, "a background task ended abnormally");
+            }
         }
     }
 }
 
-async fn run_worker(engine: Arc<SyncEngine>, queue: InProcessQueue, mut receiver: QueueReceiver, mut stopped: watch::Receiver<bool>) {
+async fn run_worker(
+    service: Arc<IntegrationService>,
+    queue: InProcessQueue,
+    mut receiver: QueueReceiver,
+    mut stopped: watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(WORKER_CONCURRENCY));
+    let failures: Arc<Mutex<HashMap<IntegrationId, u32>>> = Arc::default();
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
@@ -58,42 +79,65 @@ async fn run_worker(engine: Arc<SyncEngine>, queue: InProcessQueue, mut receiver
             job = receiver.recv() => match job { Some(job) => job, None => break },
             _ = stopped.changed() => break,
         };
-        let engine = Arc::clone(&engine);
-        let queue = queue.clone();
+        let (service, queue, failures) = (Arc::clone(&service), queue.clone(), Arc::clone(&failures));
         tokio::spawn(async move {
-            match engine.handle_job(&job).await {
-                Ok(result) => tracing::debug!(integration_id = %job.integration_id, trigger = ?job.trigger, ?result, "job done"),
+            let id = job.integration_id;
+            match service.run_job(&job).await {
+                Ok(result) => {
+                    failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                    tracing::debug!(integration_id = %id, trigger = ?job.trigger, ?result, "job done");
+                }
                 Err(error) => {
-                    tracing::error!(integration_id = %job.integration_id, trigger = ?job.trigger, error = %error, "job failed; retrying later");
-                    // The sync request flag is still set, so a retry (or the next request) picks it up.
-                    let _ = queue.enqueue_after(&job, RETRY_DELAY).await;
+                    let attempt = {
+                        let mut failures = failures.lock().unwrap_or_else(|p| p.into_inner());
+                        let count = failures.entry(id).or_default();
+                        *count += 1;
+                        *count
+                    };
+                    if attempt < MAX_ATTEMPTS {
+                        tracing::warn!(integration_id = %id, trigger = ?job.trigger, attempt, error = %error, "job failed; delivering it again later");
+                        if let Err(error) = queue.enqueue_after(&job, RETRY_DELAY).await {
+                            tracing::error!(integration_id = %id, error = %error, "could not re-queue a failed job");
+                        }
+                    } else {
+                        failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                        tracing::error!(integration_id = %id, trigger = ?job.trigger, attempt, error = %error, "job failed too often; dropped (its sync request stays set)");
+                    }
                 }
             }
+            queue.finished();
             drop(permit);
         });
     }
     // Drain: wait until every running job has given its permit back.
     let all = u32::try_from(WORKER_CONCURRENCY).expect("small");
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(all)).await;
+    if tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(all)).await.is_err() {
+        tracing::warn!("stopping with background jobs still running; their leases expire and the work is redone");
+    }
 }
 
-async fn run_nightly(engine: Arc<SyncEngine>, schedule: Cron, mut stopped: watch::Receiver<bool>) {
+async fn run_nightly(service: Arc<IntegrationService>, schedule: Cron, clock: Arc<dyn Clock>, mut stopped: watch::Receiver<bool>) {
     loop {
-        let now = Utc::now();
-        let Ok(next) = schedule.find_next_occurrence(&now, false) else {
+        let Some(next) = next_occurrence(&schedule, clock.now()) else {
             tracing::error!("the nightly schedule has no next occurrence; nightly syncs are off");
             return;
         };
-        let wait = (next - now).to_std().unwrap_or_default();
         tokio::select! {
-            () = tokio::time::sleep(wait) => {}
+            () = clock.sleep_until(next) => {}
             _ = stopped.changed() => return,
         }
-        match engine.request_all(RunTrigger::Nightly).await {
+        match service.request_nightly_sync().await {
             Ok(queued) => tracing::info!(queued, "nightly sync queued"),
             Err(error) => tracing::error!(error = %error, "nightly sync could not be queued"),
         }
     }
+}
+
+/// The schedule's next occurrence strictly after `now`.
+fn next_occurrence(schedule: &Cron, now: Timestamp) -> Option<Timestamp> {
+    let now = DateTime::<Utc>::from_timestamp_millis(now.unix_millis())?;
+    let next = schedule.find_next_occurrence(&now, false).ok()?;
+    Some(Timestamp::from_unix_millis(next.timestamp_millis()))
 }
 
 #[cfg(test)]
@@ -103,8 +147,8 @@ mod tests {
     #[test]
     fn parses_the_default_schedule_and_refuses_nonsense() {
         let cron = parse_cron("0 3 * * *").unwrap();
-        let next = cron.find_next_occurrence(&"2026-11-23T07:00:00Z".parse::<chrono::DateTime<Utc>>().unwrap(), false).unwrap();
-        assert_eq!(next.to_rfc3339(), "2026-11-24T03:00:00+00:00");
+        let now = Timestamp::parse("2026-11-23T07:00:00Z").unwrap();
+        assert_eq!(next_occurrence(&cron, now).unwrap().to_string(), "2026-11-24T03:00:00.000Z");
         assert!(parse_cron("every night").is_err());
     }
 }

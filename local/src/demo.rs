@@ -2,13 +2,13 @@
 //! (with the sync engine) sync a realistic catalog without any partner system. It honours the
 //! auth header in both forms Seyaha sends: `Bearer <key>` and the raw key.
 
+use crate::octo_samples::{option, product, unit};
 use axum::Router;
 use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
-use seyaha::octo::sample::{option, product, unit};
 
 /// The credential the demo supplier accepts.
 pub const DEMO_OCTO_KEY: &str = "demo-octo-key";

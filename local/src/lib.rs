@@ -3,6 +3,7 @@
 
 pub mod background;
 pub mod demo;
+pub mod octo_samples;
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,44 +15,37 @@ use std::time::Duration;
 use background::Background;
 use secrecy::SecretString;
 use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, RedbStore};
-use seyaha::api::auth::JwtSource;
-use seyaha::api::{self, AppState};
+use seyaha::app::{self, Runtime};
 use seyaha::domain::PartnerId;
-use seyaha::net::EndpointPolicy;
-use seyaha::octo::{OctoClient, OctoClientConfig};
-use seyaha::ports::SystemClock;
-use seyaha::service::IntegrationService;
-use seyaha::sync::{SyncConfig, SyncEngine, SyncPorts};
+use seyaha::ports::{Clock, Ports, StaticSigningKey, SystemClock};
+use seyaha::settings::Settings;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Everything seyaha-local can be told.
-#[derive(Debug, Clone)]
+/// Everything seyaha-local is started with: where to listen, the one [`Settings`] every entry
+/// point shares, and the clock (tests move a fake one).
+#[derive(Clone)]
 pub struct LocalConfig {
     pub bind: SocketAddr,
-    pub data_dir: PathBuf,
-    /// `SEYAHA_JWT_SECRET`; when unset, one is generated into the data dir and reused.
-    pub jwt_secret: Option<SecretString>,
-    /// `SEYAHA_ALLOW_PRIVATE_ENDPOINTS`: true by default locally so the demo supplier works.
-    pub allow_private_endpoints: bool,
-    pub octo: OctoClientConfig,
-    pub sync: SyncConfig,
-    /// `SEYAHA_NIGHTLY_CRON`: when the nightly sync of every approved integration runs (UTC).
-    pub nightly_cron: String,
+    pub settings: Settings,
+    pub clock: Arc<dyn Clock>,
 }
 
-/// The default nightly schedule: 03:00 UTC.
-pub const DEFAULT_NIGHTLY_CRON: &str = "0 3 * * *";
+impl LocalConfig {
+    pub fn new(bind: SocketAddr, settings: Settings) -> Self {
+        Self { bind, settings, clock: Arc::new(SystemClock) }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot prepare the data dir {path}: {source}")]
     DataDir { path: PathBuf, source: io::Error },
-    #[error("cannot open the store (is another seyaha-local using {path}?): {reason}")]
-    Store { path: PathBuf, reason: String },
+    #[error("cannot open the store (is another seyaha-local using {path}?): {source}")]
+    Store { path: PathBuf, source: seyaha::ports::StoreError },
     #[error("cannot open the secret store: {0}")]
-    Secrets(String),
+    Secrets(#[source] seyaha::ports::SecretStoreError),
     #[error("{0}")]
     Schedule(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -67,6 +61,7 @@ pub struct RunningServer {
     shutdown: oneshot::Sender<()>,
     serving: JoinHandle<io::Result<()>>,
     background: Background,
+    queue: InProcessQueue,
 }
 
 impl RunningServer {
@@ -76,10 +71,18 @@ impl RunningServer {
 
     /// Stops accepting connections, lets in-flight requests finish, and closes the store.
     pub async fn stop(self) -> io::Result<()> {
-        let _ = self.shutdown.send(());
+        if self.shutdown.send(()).is_err() {
+            tracing::debug!("the server had already stopped");
+        }
         let served = self.serving.await.unwrap_or_else(|join| Err(io::Error::other(join)));
         self.background.stop().await;
         served
+    }
+
+    /// Whether the background queue is quiet: no job waiting, running, or due by the clock.
+    /// Tests poll this instead of sleeping to show that nothing more happens.
+    pub fn is_settled(&self) -> bool {
+        self.queue.is_settled()
     }
 
     /// Resolves when the server has stopped by itself (it only does on an I/O error).
@@ -89,45 +92,44 @@ impl RunningServer {
 }
 
 pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
-    let data_dir = &config.data_dir;
+    let settings = &config.settings;
+    let data_dir = &settings.data_dir;
     let data_dir_error = |source| StartError::DataDir { path: data_dir.clone(), source };
     std::fs::create_dir_all(data_dir).map_err(data_dir_error)?;
-    let jwt_secret = jwt_secret(data_dir, config.jwt_secret.as_ref()).map_err(data_dir_error)?;
+    let jwt_secret = jwt_secret(data_dir, settings.jwt_secret.as_ref()).map_err(data_dir_error)?;
     let demo_partner_id = demo_partner_id(data_dir).map_err(data_dir_error)?;
 
-    let nightly = background::parse_cron(&config.nightly_cron).map_err(StartError::Schedule)?;
+    let nightly = background::parse_cron(&settings.nightly_cron).map_err(StartError::Schedule)?;
     let store_path = data_dir.join("seyaha.redb");
-    let store = Arc::new(RedbStore::open(&store_path).map_err(|e| StartError::Store { path: store_path.clone(), reason: e.to_string() })?);
-    let secrets = FileSecretStore::open(&data_dir.join("secrets")).map_err(|e| StartError::Secrets(e.to_string()))?;
-    let (queue, queue_receiver) = InProcessQueue::new();
-    let policy = EndpointPolicy { allow_private: config.allow_private_endpoints };
-    let octo = OctoClient::new(policy, config.octo);
-    let ports = SyncPorts {
+    let store = Arc::new(RedbStore::open(&store_path).map_err(|source| StartError::Store { path: store_path.clone(), source })?);
+    let secrets = FileSecretStore::open(&data_dir.join("secrets")).map_err(StartError::Secrets)?;
+    let (queue, queue_receiver) = InProcessQueue::new(Arc::clone(&config.clock));
+    let ports = Ports {
         integrations: store.clone(),
         catalog: store.clone(),
         runs: store,
         secrets: Arc::new(secrets),
+        signing_key: Arc::new(StaticSigningKey(jwt_secret.clone())),
         queue: Arc::new(queue.clone()),
-        clock: Arc::new(SystemClock),
+        clock: Arc::clone(&config.clock),
     };
-    let engine = Arc::new(SyncEngine::new(ports.clone(), octo.clone(), config.sync));
-    let service = IntegrationService::new(ports, Arc::clone(&engine), octo, policy);
-    let state = AppState { service: Arc::new(service), jwt: Arc::new(JwtSource::ready(&jwt_secret)) };
-    let app = api::router(state).nest("/demo/octo", demo::router());
+    let app = app::build(ports, settings, Runtime::Local);
+    let router = app.router().nest("/demo/octo", demo::router());
 
     let listener = TcpListener::bind(config.bind).await.map_err(|source| StartError::Bind { addr: config.bind, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
     let (shutdown, shutdown_requested) = oneshot::channel::<()>();
     let serving = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(listener, router)
             .with_graceful_shutdown(async move {
-                let _ = shutdown_requested.await;
+                // Either a stop request or the handle being dropped ends the server.
+                shutdown_requested.await.ok();
             })
             .await
     });
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), allow_private_endpoints = config.allow_private_endpoints, "seyaha-local listening");
-    let background = Background::start(engine, queue, queue_receiver, nightly);
-    Ok(RunningServer { addr, jwt_secret, demo_partner_id, shutdown, serving, background })
+    tracing::info!(%addr, data_dir = %data_dir.display(), allow_private_endpoints = settings.allow_private_endpoints_or(true), "seyaha-local listening");
+    let background = Background::start(Arc::clone(app.service()), queue.clone(), queue_receiver, nightly, config.clock);
+    Ok(RunningServer { addr, jwt_secret, demo_partner_id, shutdown, serving, background, queue })
 }
 
 /// The JWT signing secret: the configured one, else the one generated into the data dir.

@@ -8,52 +8,62 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 use seyaha::api::PREFIX;
-use seyaha::api::auth::{Role, mint_token};
-use seyaha::domain::PartnerId;
-use seyaha::octo::OctoClientConfig;
-use seyaha::sync::SyncConfig;
+use seyaha::api::auth::mint_token;
+use seyaha::domain::{PartnerId, Role};
+use seyaha::settings::{LogFormat, Settings};
 use seyaha_local::demo::DEMO_OCTO_KEY;
 use seyaha_local::{LocalConfig, PRINTED_TOKEN_TTL, RunningServer, demo_partner_id, jwt_secret};
 
+/// Flags override the `SEYAHA_*` environment variables of the same name (see the README's
+/// configuration table); both fill the one `Settings` every entry point uses.
 #[derive(Parser)]
 #[command(name = "seyaha-local", version, about = "Seyaha partner integrations on one machine, on an embedded store")]
 struct Cli {
     /// Port to listen on (127.0.0.1).
     #[arg(long, env = "PORT", default_value_t = 3000, global = true)]
     port: u16,
-    /// Where the store, the credentials and the generated JWT secret live.
-    #[arg(long, env = "SEYAHA_DATA_DIR", default_value = ".seyaha", global = true)]
-    data_dir: PathBuf,
-    /// HS256 secret for partner and admin JWTs; generated into the data dir when unset.
-    #[arg(long, env = "SEYAHA_JWT_SECRET", hide_env_values = true, global = true)]
+    /// Where the store, the credentials and the generated JWT secret live [SEYAHA_DATA_DIR].
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// HS256 secret for partner and admin JWTs; generated into the data dir when unset [SEYAHA_JWT_SECRET].
+    #[arg(long, global = true)]
     jwt_secret: Option<String>,
-    /// Allow partner endpoints on loopback/private addresses and plain http (development only).
-    #[arg(long, env = "SEYAHA_ALLOW_PRIVATE_ENDPOINTS", default_value_t = true, action = clap::ArgAction::Set)]
-    allow_private_endpoints: bool,
-    /// Timeout for a whole call to a partner's OCTO API, in seconds.
-    #[arg(long, env = "SEYAHA_OCTO_TIMEOUT_SECS", default_value_t = 20)]
-    octo_timeout_secs: u64,
-    /// Largest OCTO response accepted, in bytes.
-    #[arg(long, env = "SEYAHA_OCTO_MAX_RESPONSE_BYTES", default_value_t = 50 * 1024 * 1024)]
-    octo_max_response_bytes: usize,
-    /// When the nightly sync runs: a 5-field cron pattern in UTC.
-    #[arg(long, env = "SEYAHA_NIGHTLY_CRON", default_value = seyaha_local::DEFAULT_NIGHTLY_CRON)]
-    nightly_cron: String,
-    /// How long a sync may hold its lease, in seconds (a crashed sync blocks no longer).
-    #[arg(long, env = "SEYAHA_SYNC_LEASE_SECS", default_value_t = 300)]
-    sync_lease_secs: u64,
-    /// How long a webhook-triggered sync may run inside the request before handing off, in ms.
-    #[arg(long, env = "SEYAHA_SYNC_REQUEST_BUDGET_MS", default_value_t = 25_000)]
-    sync_request_budget_ms: u64,
-    /// Log format on stderr.
-    #[arg(long, env = "SEYAHA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    /// Allow partner endpoints on loopback/private addresses and plain http [SEYAHA_ALLOW_PRIVATE_ENDPOINTS, default true here].
+    #[arg(long, action = clap::ArgAction::Set)]
+    allow_private_endpoints: Option<bool>,
+    /// Connect timeout for calls to a partner's OCTO API, in seconds [SEYAHA_OCTO_CONNECT_TIMEOUT_SECS].
+    #[arg(long)]
+    octo_connect_timeout_secs: Option<u64>,
+    /// Timeout for a whole call to a partner's OCTO API, in seconds [SEYAHA_OCTO_TIMEOUT_SECS].
+    #[arg(long)]
+    octo_timeout_secs: Option<u64>,
+    /// Largest OCTO response accepted, in bytes [SEYAHA_OCTO_MAX_RESPONSE_BYTES].
+    #[arg(long)]
+    octo_max_response_bytes: Option<usize>,
+    /// When the nightly sync runs: a 5-field cron pattern in UTC [SEYAHA_NIGHTLY_CRON].
+    #[arg(long)]
+    nightly_cron: Option<String>,
+    /// How long a sync may hold its lease, in seconds [SEYAHA_SYNC_LEASE_SECS].
+    #[arg(long)]
+    sync_lease_secs: Option<u64>,
+    /// How long a webhook-triggered sync may run inside the request before handing off, in ms [SEYAHA_SYNC_REQUEST_BUDGET_MS].
+    #[arg(long)]
+    sync_request_budget_ms: Option<u64>,
+    /// How long a fallback sync waits so a burst of notifies coalesces, in seconds [SEYAHA_FALLBACK_DELAY_SECS].
+    #[arg(long)]
+    fallback_delay_secs: Option<u64>,
+    /// How long a partner credential is cached, in seconds [SEYAHA_SECRET_CACHE_SECS].
+    #[arg(long)]
+    secret_cache_secs: Option<u64>,
+    /// Log format on stderr [SEYAHA_LOG_FORMAT].
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormatFlag>,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
+enum LogFormatFlag {
     Text,
     Json,
 }
@@ -62,8 +72,8 @@ enum LogFormat {
 enum Command {
     /// Print a signed JWT for a partner or an admin.
     Token {
-        #[arg(long, value_enum)]
-        role: TokenRole,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
         /// The subject: a 24-hex partner id for partners (default: this data dir's demo partner).
         #[arg(long)]
         sub: Option<String>,
@@ -73,36 +83,50 @@ enum Command {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum TokenRole {
-    Partner,
-    Admin,
+fn parse_role(text: &str) -> Result<Role, String> {
+    text.parse().map_err(|_| "must be partner or admin".to_owned())
+}
+
+impl Cli {
+    /// The environment's settings with every given flag on top.
+    fn settings(&self) -> Result<Settings, seyaha::settings::SettingsError> {
+        let mut settings = Settings::from_env()?;
+        macro_rules! flag {
+            ($($field:ident),*) => { $(if let Some(value) = self.$field.clone() { settings.$field = value.into(); })* };
+        }
+        flag!(octo_connect_timeout_secs, octo_timeout_secs, octo_max_response_bytes, nightly_cron, sync_lease_secs);
+        flag!(sync_request_budget_ms, fallback_delay_secs, secret_cache_secs, data_dir);
+        if let Some(allow) = self.allow_private_endpoints {
+            settings.allow_private_endpoints = Some(allow);
+        }
+        if let Some(secret) = &self.jwt_secret {
+            settings.jwt_secret = Some(SecretString::from(secret.clone()));
+        }
+        if let Some(format) = self.log_format {
+            settings.log_format = match format {
+                LogFormatFlag::Text => LogFormat::Text,
+                LogFormatFlag::Json => LogFormat::Json,
+            };
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
-    let configured_secret = cli.jwt_secret.clone().map(SecretString::from);
+    let settings = match cli.settings() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(settings.log_format);
     match cli.command {
-        Some(Command::Token { role, sub, ttl_hours }) => print_token(&cli.data_dir, configured_secret, role, sub, ttl_hours),
+        Some(Command::Token { role, sub, ttl_hours }) => print_token(&settings, role, sub, ttl_hours),
         None => {
-            let config = LocalConfig {
-                bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), cli.port),
-                data_dir: cli.data_dir,
-                jwt_secret: configured_secret,
-                allow_private_endpoints: cli.allow_private_endpoints,
-                octo: OctoClientConfig {
-                    request_timeout: Duration::from_secs(cli.octo_timeout_secs.max(1)),
-                    max_response_bytes: cli.octo_max_response_bytes,
-                    ..OctoClientConfig::default()
-                },
-                sync: SyncConfig {
-                    lease: Duration::from_secs(cli.sync_lease_secs.max(1)),
-                    request_budget: Duration::from_millis(cli.sync_request_budget_ms),
-                    ..SyncConfig::default()
-                },
-                nightly_cron: cli.nightly_cron,
-            };
+            let config = LocalConfig::new(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), cli.port), settings);
             let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
             runtime.block_on(serve(config))
         }
@@ -119,14 +143,9 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-fn print_token(
-    data_dir: &std::path::Path,
-    configured: Option<SecretString>,
-    role: TokenRole,
-    sub: Option<String>,
-    ttl_hours: u64,
-) -> ExitCode {
-    let secret = match jwt_secret(data_dir, configured.as_ref()) {
+fn print_token(settings: &Settings, role: Role, sub: Option<String>, ttl_hours: u64) -> ExitCode {
+    let data_dir = &settings.data_dir;
+    let secret = match jwt_secret(data_dir, settings.jwt_secret.as_ref()) {
         Ok(secret) => secret,
         Err(error) => {
             eprintln!("error: cannot read the JWT secret from {}: {error}", data_dir.display());
@@ -134,15 +153,15 @@ fn print_token(
         }
     };
     let (role, subject) = match (role, sub) {
-        (TokenRole::Admin, sub) => (Role::Admin, sub.unwrap_or_else(|| "admin".into())),
-        (TokenRole::Partner, Some(sub)) => match PartnerId::parse(&sub) {
+        (Role::Admin, sub) => (Role::Admin, sub.unwrap_or_else(|| "admin".into())),
+        (Role::Partner, Some(sub)) => match PartnerId::parse(&sub) {
             Ok(id) => (Role::Partner, id.to_string()),
             Err(error) => {
                 eprintln!("error: --sub {error} for a partner token");
                 return ExitCode::from(2);
             }
         },
-        (TokenRole::Partner, None) => match demo_partner_id(data_dir) {
+        (Role::Partner, None) => match demo_partner_id(data_dir) {
             Ok(id) => (Role::Partner, id.to_string()),
             Err(error) => {
                 eprintln!("error: cannot read the demo partner id: {error}");

@@ -1,14 +1,20 @@
-//! The small traits the core needs from the outside world. Adapters live under `adapters/`:
+//! The small traits the core needs from the outside world, and [`Ports`], the set of them the
+//! composition root ([`crate::app`]) wires together. Adapters live under `adapters/`:
 //! `embedded` (redb, files, an in-process queue) for seyaha-local, `aws` for Lambda.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use secrecy::SecretString;
 
 use crate::domain::{
     Activity, ActivityState, AuthKey, HealthStatus, IntegrationId, IntegrationRecord, PartnerId, RunTrigger, Slot, SyncRun, Timestamp,
     VariationRef,
 };
+
+/// The underlying cause of an adapter failure, kept for the logs (never shown to callers).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// Storage failures the core distinguishes; everything else is `Unavailable` (a 500 upstream).
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +28,13 @@ pub enum StoreError {
     #[error("the record does not exist")]
     NotFound,
     #[error("storage is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
+}
+
+impl StoreError {
+    pub fn unavailable(cause: impl Into<Cause>) -> Self {
+        Self::Unavailable(cause.into())
+    }
 }
 
 /// Admin list filters; `None` means "any".
@@ -40,23 +52,25 @@ impl IntegrationFilter {
     }
 }
 
-/// 1-based page number and page size, both already validated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageRequest {
-    pub page: u32,
-    pub limit: u32,
-}
+/// A position in a listing, opaque to everyone but the store that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor(String);
 
-impl PageRequest {
-    pub fn offset(&self) -> usize {
-        (self.page as usize - 1) * self.limit as usize
+impl Cursor {
+    pub fn new(position: impl Into<String>) -> Self {
+        Self(position.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
+/// One page of a listing; `next` is where the following page starts, `None` after the last.
 #[derive(Debug, Clone)]
 pub struct Page<T> {
     pub items: Vec<T>,
-    pub total_count: u64,
+    pub next: Option<Cursor>,
 }
 
 #[async_trait]
@@ -76,12 +90,15 @@ pub trait IntegrationStore: Send + Sync {
     /// Removes the record and frees the partner for a new integration; returns what was removed.
     async fn delete(&self, id: &IntegrationId) -> Result<Option<IntegrationRecord>, StoreError>;
 
-    /// One page of integrations, newest first, with the total number matching the filter.
-    async fn list(&self, filter: &IntegrationFilter, page: PageRequest) -> Result<Page<IntegrationRecord>, StoreError>;
+    /// At most `limit` integrations matching the filter, newest first, starting after `after`.
+    async fn list(&self, filter: &IntegrationFilter, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError>;
 
-    /// Approved and active integrations in id order, after `after`, at most `limit`: the
-    /// nightly job pages through these and never loads them all.
-    async fn list_syncable(&self, after: Option<IntegrationId>, limit: usize) -> Result<Vec<IntegrationRecord>, StoreError>;
+    /// How many integrations match the filter.
+    async fn count(&self, filter: &IntegrationFilter) -> Result<u64, StoreError>;
+
+    /// At most `limit` approved and active integrations in id order, starting after `after`:
+    /// the nightly job follows the cursors and never loads them all.
+    async fn list_syncable(&self, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError>;
 }
 
 /// Seyaha's copy of each partner's catalog.
@@ -140,7 +157,13 @@ pub trait RunStore: Send + Sync {
 
 #[derive(Debug, thiserror::Error)]
 #[error("secret store is unavailable: {0}")]
-pub struct SecretStoreError(pub String);
+pub struct SecretStoreError(#[source] pub Cause);
+
+impl SecretStoreError {
+    pub fn new(cause: impl Into<Cause>) -> Self {
+        Self(cause.into())
+    }
+}
 
 /// Where partner credentials live (Secrets Manager on AWS, 0600 files locally).
 #[async_trait]
@@ -152,10 +175,26 @@ pub trait SecretStore: Send + Sync {
     async fn delete_auth_key(&self, id: &IntegrationId) -> Result<(), SecretStoreError>;
 }
 
+/// Where the HS256 key that partner and admin JWTs are signed with comes from.
+#[async_trait]
+pub trait SigningKeySource: Send + Sync {
+    async fn jwt_secret(&self) -> Result<SecretString, SecretStoreError>;
+}
+
+/// A signing key known at start-up (seyaha-local; a function that serves no JWT route).
+pub struct StaticSigningKey(pub SecretString);
+
+#[async_trait]
+impl SigningKeySource for StaticSigningKey {
+    async fn jwt_secret(&self) -> Result<SecretString, SecretStoreError> {
+        Ok(self.0.clone())
+    }
+}
+
 /// A unit of background work: sync (or, for a DOWN integration, probe) one integration, if a
 /// sync is still requested when the job runs. That check makes redelivered and duplicate
 /// messages harmless.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncJob {
     pub integration_id: IntegrationId,
     pub trigger: RunTrigger,
@@ -163,30 +202,60 @@ pub struct SyncJob {
 
 #[derive(Debug, thiserror::Error)]
 #[error("queue is unavailable: {0}")]
-pub struct QueueError(pub String);
+pub struct QueueError(#[source] pub Cause);
 
-/// The background sync queue (SQS on AWS, in-process locally). Delivery is at least once;
-/// consumers must be idempotent.
+impl QueueError {
+    pub fn new(cause: impl Into<Cause>) -> Self {
+        Self(cause.into())
+    }
+}
+
+/// The background sync queue (SQS on AWS, in-process locally). Delivery is at least once, and
+/// a job may arrive more than once: consumers must be idempotent.
 #[async_trait]
 pub trait SyncQueue: Send + Sync {
     async fn enqueue(&self, jobs: &[SyncJob]) -> Result<(), QueueError>;
 
     /// Delivers the job after `delay` (at most 15 minutes): the watchdog that guarantees a
-    /// requested sync runs even if the lease holder dies.
+    /// requested sync runs even if the lease holder dies, and the fallback debounce.
     async fn enqueue_after(&self, job: &SyncJob, delay: Duration) -> Result<(), QueueError>;
 }
 
-/// Time, injectable so tests can move it.
+/// Time. Everything that compares or waits on time asks the clock, so tests can move it.
+#[async_trait]
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
+
+    /// Resolves once `now()` has reached `at`.
+    async fn sleep_until(&self, at: Timestamp);
 }
 
 /// The real clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
+#[async_trait]
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::now()
     }
+
+    async fn sleep_until(&self, at: Timestamp) {
+        let wait = at.unix_millis() - Timestamp::now().unix_millis();
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        }
+    }
+}
+
+/// Every port the core uses; adapters build these, [`crate::app::build`] wires them.
+#[derive(Clone)]
+pub struct Ports {
+    pub integrations: Arc<dyn IntegrationStore>,
+    pub catalog: Arc<dyn CatalogStore>,
+    pub runs: Arc<dyn RunStore>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub signing_key: Arc<dyn SigningKeySource>,
+    pub queue: Arc<dyn SyncQueue>,
+    pub clock: Arc<dyn Clock>,
 }

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use seyaha::api::PREFIX;
-use seyaha::api::auth::{Role, mint_token};
+use seyaha::api::auth::mint_token;
+use seyaha::domain::Role;
 use seyaha_tests::aws::{resources, sdk_config};
 use seyaha_tests::lambda::{Function, event_file, http_event};
 use seyaha_tests::{JWT_SECRET, new_partner};

@@ -8,10 +8,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use seyaha::adapters::aws::{AwsSettings, DynamoStore};
+use seyaha::adapters::aws::DynamoStore;
 use seyaha::domain::ObjectId;
-use seyaha::octo::OctoClientConfig;
-use seyaha::sync::SyncConfig;
 
 use crate::JWT_SECRET;
 
@@ -96,19 +94,6 @@ pub async fn resources(config: &SdkConfig) -> Resources {
 }
 
 impl Resources {
-    pub fn settings(&self) -> AwsSettings {
-        AwsSettings {
-            table: self.table.clone(),
-            queue_url: self.queue_url.clone(),
-            secret_prefix: self.secret_prefix.clone(),
-            jwt_secret_id: Some(self.jwt_secret_id.clone()),
-            allow_private_endpoints: true,
-            octo: OctoClientConfig { request_timeout: Duration::from_secs(3), ..OctoClientConfig::default() },
-            sync: SyncConfig { fallback_delay: Duration::from_secs(1), ..SyncConfig::default() },
-            secret_cache_ttl: Duration::from_secs(60),
-        }
-    }
-
     /// The environment template.yaml gives a function, pointed at moto.
     pub fn lambda_env(&self) -> Vec<(String, String)> {
         [

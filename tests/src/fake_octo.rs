@@ -25,6 +25,9 @@ pub enum Behaviour {
     Status(u16),
     /// Wait this long, then answer normally.
     Slow(Duration),
+    /// Hold every answer until [`FakeOcto::release`], then answer normally: a sync in flight
+    /// for exactly as long as a test needs, without guessing durations.
+    Held,
     /// 200 with a body that is not JSON.
     Garbage,
     /// 200 with JSON that is not an array.
@@ -42,6 +45,8 @@ pub struct SeenRequest {
 }
 
 struct FakeState {
+    /// Open once `release` was called (for `Behaviour::Held`).
+    gate: tokio::sync::watch::Sender<bool>,
     catalog: Value,
     /// When set, served byte for byte instead of `catalog`.
     raw: Option<String>,
@@ -59,6 +64,7 @@ pub struct FakeOcto {
 impl FakeOcto {
     pub async fn start() -> Self {
         let state = Arc::new(Mutex::new(FakeState {
+            gate: tokio::sync::watch::Sender::new(false),
             catalog: sample_catalog(3),
             raw: None,
             key: FAKE_KEY.into(),
@@ -101,6 +107,11 @@ impl FakeOcto {
         self.state.lock().unwrap().behaviour = behaviour;
     }
 
+    /// Lets held answers go (see [`Behaviour::Held`]).
+    pub fn release(&self) {
+        self.state.lock().unwrap().gate.send_replace(true);
+    }
+
     pub fn set_key(&self, key: &str) {
         self.state.lock().unwrap().key = key.into();
     }
@@ -115,14 +126,14 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 async fn products(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap) -> Response {
-    let (behaviour, key, catalog, raw) = {
+    let (behaviour, key, catalog, raw, mut gate) = {
         let mut state = state.lock().unwrap();
         state.seen.push(SeenRequest {
             path: "/octo/products".into(),
             authorization: header(&headers, "authorization"),
             octo_capabilities: header(&headers, "octo-capabilities"),
         });
-        (state.behaviour.clone(), state.key.clone(), state.catalog.clone(), state.raw.clone())
+        (state.behaviour.clone(), state.key.clone(), state.catalog.clone(), state.raw.clone(), state.gate.subscribe())
     };
     let catalog_response = move || match &raw {
         Some(text) => (StatusCode::OK, [("content-type", "application/json")], text.clone()).into_response(),
@@ -144,6 +155,11 @@ async fn products(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap
             tokio::time::sleep(delay).await;
             catalog_response()
         }
+        Behaviour::Held => {
+            // An error means the fake is gone: answer anyway.
+            gate.wait_for(|open| *open).await.ok();
+            catalog_response()
+        }
         Behaviour::Garbage => (StatusCode::OK, [("content-type", "application/json")], "<html>definitely not json").into_response(),
         Behaviour::NotArray => axum::Json(json!({"products": []})).into_response(),
         Behaviour::Oversized(bytes) => {
@@ -156,5 +172,5 @@ async fn products(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap
 
 /// An OCTO products array of `count` products, each with two options (`DEFAULT`, `option-1`) of two units.
 pub fn sample_catalog(count: usize) -> Value {
-    seyaha::octo::sample::generated_catalog(count, 2)
+    seyaha_local::octo_samples::generated_catalog(count, 2)
 }

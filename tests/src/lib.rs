@@ -2,53 +2,47 @@
 //! it over real HTTP.
 
 pub mod aws;
+pub mod clock;
 pub mod fake_octo;
 pub mod lambda;
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
+pub use clock::FakeClock;
 pub use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use seyaha::api::PREFIX;
-use seyaha::api::auth::{Role, mint_token};
-use seyaha::domain::PartnerId;
-use seyaha::octo::OctoClientConfig;
-use seyaha::sync::SyncConfig;
+use seyaha::api::auth::mint_token;
+use seyaha::domain::{PartnerId, Role};
+use seyaha::settings::Settings;
 use seyaha_local::{LocalConfig, RunningServer};
 use tempfile::TempDir;
 
 pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789abcdef";
 
-/// How the test server is configured; `Default` is what most tests want.
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub allow_private_endpoints: bool,
-    pub octo: OctoClientConfig,
-    pub sync: SyncConfig,
-    pub nightly_cron: String,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            allow_private_endpoints: true,
-            octo: OctoClientConfig {
-                connect_timeout: Duration::from_secs(2),
-                request_timeout: Duration::from_secs(2),
-                max_response_bytes: 1024 * 1024,
-            },
-            sync: SyncConfig::default(),
-            nightly_cron: seyaha_local::DEFAULT_NIGHTLY_CRON.into(),
-        }
+/// The settings most tests want: the one `Settings` struct with private endpoints allowed (the
+/// fake supplier is on loopback) and short partner timeouts. Tests change fields as they need.
+pub fn test_settings() -> Settings {
+    Settings {
+        allow_private_endpoints: Some(true),
+        octo_connect_timeout_secs: 2,
+        octo_timeout_secs: 2,
+        octo_max_response_bytes: 1024 * 1024,
+        jwt_secret: Some(SecretString::from(JWT_SECRET)),
+        ..Settings::default()
     }
 }
 
 pub struct TestApp {
     server: Option<RunningServer>,
     data_dir: TempDir,
-    options: Options,
+    settings: Settings,
+    /// The server's clock: the real one, or a fake one that moves only when the test moves it
+    /// (see [`TestApp::spawn_with_fake_clock`]).
+    clock: Option<Arc<FakeClock>>,
     pub http: reqwest::Client,
 }
 
@@ -88,25 +82,51 @@ pub fn new_partner() -> String {
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        Self::spawn_with(Options::default()).await
+        Self::spawn_with(test_settings()).await
     }
 
-    pub async fn spawn_with(options: Options) -> Self {
+    pub async fn spawn_with(settings: Settings) -> Self {
+        Self::spawn_on(settings, None).await
+    }
+
+    /// A server whose clock stands still until the test moves it ([`TestApp::clock`]): leases,
+    /// the fallback debounce, delayed jobs and run expiry then happen exactly when the test says.
+    pub async fn spawn_with_fake_clock(settings: Settings) -> Self {
+        Self::spawn_on(settings, Some(FakeClock::new())).await
+    }
+
+    async fn spawn_on(settings: Settings, clock: Option<Arc<FakeClock>>) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
-        let server = start(&data_dir, &options).await;
-        Self { server: Some(server), data_dir, options, http: reqwest::Client::builder().no_proxy().build().unwrap() }
+        let server = start(&data_dir, &settings, clock.as_ref()).await;
+        Self { server: Some(server), data_dir, settings, clock, http: reqwest::Client::builder().no_proxy().build().unwrap() }
+    }
+
+    /// The fake clock of a server started with [`TestApp::spawn_with_fake_clock`].
+    pub fn clock(&self) -> &FakeClock {
+        self.clock.as_deref().expect("this test server runs on the real clock: start it with spawn_with_fake_clock")
     }
 
     /// Stops the server and starts a new one on the same data dir (optionally reconfigured).
-    pub async fn restart_with(&mut self, options: Options) {
+    pub async fn restart_with(&mut self, settings: Settings) {
         self.server.take().expect("running").stop().await.expect("clean stop");
-        self.options = options;
-        self.server = Some(start(&self.data_dir, &self.options).await);
+        self.settings = settings;
+        self.server = Some(start(&self.data_dir, &self.settings, self.clock.as_ref()).await);
     }
 
     pub async fn restart(&mut self) {
-        let options = self.options.clone();
-        self.restart_with(options).await;
+        let settings = self.settings.clone();
+        self.restart_with(settings).await;
+    }
+
+    /// Waits (polling, at most 15 s) until the background queue is quiet: nothing waiting,
+    /// running or due by the clock. With the clock standing still, what has not happened by
+    /// then will not happen, so tests can assert on absence without sleeping.
+    pub async fn settle(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !self.server.as_ref().expect("running").is_settled() {
+            assert!(std::time::Instant::now() < deadline, "the background queue did not settle");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Stops the server and opens its store directly, to look at what the API no longer shows.
@@ -180,16 +200,12 @@ pub async fn send(request: reqwest::RequestBuilder) -> Reply {
     Reply { status, body, text }
 }
 
-async fn start(data_dir: &TempDir, options: &Options) -> RunningServer {
-    let config = LocalConfig {
-        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        data_dir: data_dir.path().to_owned(),
-        jwt_secret: Some(SecretString::from(JWT_SECRET)),
-        allow_private_endpoints: options.allow_private_endpoints,
-        octo: options.octo,
-        sync: options.sync,
-        nightly_cron: options.nightly_cron.clone(),
-    };
+async fn start(data_dir: &TempDir, settings: &Settings, clock: Option<&Arc<FakeClock>>) -> RunningServer {
+    let settings = Settings { data_dir: data_dir.path().to_owned(), ..settings.clone() };
+    let mut config = LocalConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), settings);
+    if let Some(clock) = clock {
+        config.clock = clock.clone();
+    }
     seyaha_local::start(config).await.expect("seyaha-local starts")
 }
 

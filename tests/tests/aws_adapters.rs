@@ -1,10 +1,15 @@
-//! The Secrets Manager and SQS adapters against moto.
+//! The Secrets Manager and SQS adapters against moto, and the credential cache the composition
+//! root puts in front of the secret store (timed by a fake clock).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use seyaha::adapters::aws::{AwsSecretStore, SqsQueue};
+use seyaha::adapters::stored::JobMessage;
+use seyaha::app::CachedSecretStore;
 use seyaha::domain::{AuthKey, IntegrationId, RunTrigger};
 use seyaha::ports::{SecretStore, SyncJob, SyncQueue};
+use seyaha_tests::FakeClock;
 use seyaha_tests::aws::{resources, sdk_config, unique};
 
 #[tokio::test]
@@ -12,7 +17,9 @@ async fn secrets_are_created_replaced_cached_and_deleted() {
     let config = sdk_config().await;
     let client = aws_sdk_secretsmanager::Client::new(&config);
     let prefix = unique("seyaha");
-    let store = AwsSecretStore::new(client.clone(), prefix.clone(), Duration::from_secs(60));
+    let clock = FakeClock::new();
+    let uncached: Arc<dyn SecretStore> = Arc::new(AwsSecretStore::new(client.clone(), prefix.clone()));
+    let store = CachedSecretStore::new(uncached, clock.clone(), Duration::from_secs(60));
     let id = IntegrationId::generate(1_800_000_000);
 
     assert!(store.get_auth_key(&id).await.unwrap().is_none());
@@ -37,9 +44,10 @@ async fn secrets_are_created_replaced_cached_and_deleted() {
     store.put_auth_key(&id, &AuthKey::parse("third").unwrap()).await.unwrap();
     assert_eq!(store.get_auth_key(&id).await.unwrap().unwrap().expose(), "third");
 
-    let short = AwsSecretStore::new(client.clone(), prefix, Duration::from_millis(0));
     client.put_secret_value().secret_id(&name).secret_string("rotated").send().await.unwrap();
-    assert_eq!(short.get_auth_key(&id).await.unwrap().unwrap().expose(), "rotated", "an expired cache entry is fetched again");
+    assert_eq!(store.get_auth_key(&id).await.unwrap().unwrap().expose(), "third", "cached for a minute");
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(store.get_auth_key(&id).await.unwrap().unwrap().expose(), "rotated", "an expired cache entry is fetched again");
 }
 
 #[tokio::test]
@@ -57,18 +65,30 @@ async fn jobs_go_to_sqs_in_batches_and_with_delays() {
         if batch.is_empty() {
             break;
         }
-        received.extend(batch.into_iter().map(|m| serde_json::from_str::<SyncJob>(m.body.as_deref().unwrap()).unwrap()));
+        received.extend(batch.into_iter().map(|m| JobMessage::decode(m.body.as_deref().unwrap()).unwrap()));
     }
     received.sort_by_key(|j| j.integration_id);
     let mut sent = jobs.clone();
     sent.sort_by_key(|j| j.integration_id);
-    assert_eq!(received, sent, "all 23 arrive, as JSON SyncJobs");
+    assert_eq!(received, sent, "all 23 arrive, as JSON job messages");
+    assert_eq!(
+        JobMessage::encode(&sent[0]),
+        format!(r#"{{"integration_id":"{}","trigger":"nightly"}}"#, sent[0].integration_id),
+        "the message format workers already in flight understand"
+    );
 
     let delayed = SyncJob { integration_id: IntegrationId::generate(99), trigger: RunTrigger::FollowUp };
     queue.enqueue_after(&delayed, Duration::from_secs(2)).await.unwrap();
     assert!(resources.receive(&config, 60).await.is_empty(), "not visible before its delay");
-    tokio::time::sleep(Duration::from_millis(2200)).await;
-    let later = resources.receive(&config, 60).await;
+    // SQS (moto) keeps real time: poll until the message shows, with a deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let later = loop {
+        let batch = resources.receive(&config, 60).await;
+        if !batch.is_empty() {
+            break batch;
+        }
+        assert!(std::time::Instant::now() < deadline, "the delayed message never became visible");
+    };
     assert_eq!(later.len(), 1);
-    assert_eq!(serde_json::from_str::<SyncJob>(later[0].body.as_deref().unwrap()).unwrap(), delayed);
+    assert_eq!(JobMessage::decode(later[0].body.as_deref().unwrap()).unwrap(), delayed);
 }

@@ -1,6 +1,7 @@
 //! The sync engine driven directly (real redb store, real queue, the fake OCTO supplier), for
 //! what HTTP cannot stage: a message delivered twice, a crash in the middle of the writes, a
-//! lease left behind by a dead holder, and the nightly fan-out with DOWN integrations.
+//! lease left behind by a dead holder, and the nightly fan-out with DOWN integrations. Time is
+//! a fake clock the tests move; jobs are read from the queue without waiting.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,16 +9,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, QueueReceiver, RedbStore};
+use seyaha::app::{self, Runtime};
+use seyaha::domain::Timestamp;
 use seyaha::domain::{
-    Activity, ActivityState, AdminPatch, AuthKey, AuthType, BaseUrl, Creator, HealthStatus, IntegrationId, Lease, NewIntegration,
-    PartnerId, RunOutcome, RunTrigger, Slot, SyncStatus, Timestamp, VariationRef,
+    Activity, ActivityState, AdminPatch, AuthKey, AuthType, BaseUrl, HealthStatus, IntegrationId, Lease, NewIntegration, PartnerId, Role,
+    RunId, RunOutcome, RunTrigger, Slot, SyncStatus, VariationRef,
 };
 use seyaha::net::EndpointPolicy;
-use seyaha::octo::{OctoClient, OctoClientConfig};
-use seyaha::ports::{CatalogStore, IntegrationStore, RunStore, StoreError, SyncJob, SystemClock};
+use seyaha::octo::OctoClient;
+use seyaha::ports::{CatalogStore, Clock, IntegrationStore, Ports, RunStore, StaticSigningKey, StoreError, SyncJob};
 use seyaha::service::IntegrationService;
-use seyaha::sync::{SyncConfig, SyncEngine, SyncPorts, SyncResult};
+use seyaha::sync::{SyncConfig, SyncEngine, SyncResult};
 use seyaha_tests::fake_octo::{Behaviour, FAKE_KEY, FakeOcto, sample_catalog};
+use seyaha_tests::{FakeClock, test_settings};
 
 /// A catalog store that fails every `put_activities` after the first `allowed` calls, like a
 /// process dying in the middle of a sync's writes.
@@ -33,7 +37,7 @@ impl CatalogStore for Crashing {
     }
     async fn put_activities(&self, id: &IntegrationId, activities: &[Activity]) -> Result<(), StoreError> {
         if self.allowed.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err() {
-            return Err(StoreError::Unavailable("simulated crash".into()));
+            return Err(StoreError::unavailable("simulated crash"));
         }
         self.inner.put_activities(id, activities).await
     }
@@ -57,26 +61,30 @@ impl CatalogStore for Crashing {
 struct Harness {
     _dir: tempfile::TempDir,
     store: RedbStore,
+    clock: Arc<FakeClock>,
     engine: Arc<SyncEngine>,
-    service: IntegrationService,
+    service: Arc<IntegrationService>,
     receiver: QueueReceiver,
 }
 
 fn harness_with(catalog: Arc<dyn CatalogStore>, store: RedbStore, dir: tempfile::TempDir, config: SyncConfig) -> Harness {
-    let (queue, receiver) = InProcessQueue::new();
-    let policy = EndpointPolicy { allow_private: true };
-    let octo = OctoClient::new(policy, OctoClientConfig { request_timeout: Duration::from_secs(2), ..OctoClientConfig::default() });
-    let ports = SyncPorts {
+    let clock = FakeClock::new();
+    let (queue, receiver) = InProcessQueue::new(clock.clone());
+    let ports = Ports {
         integrations: Arc::new(store.clone()),
         catalog,
         runs: Arc::new(store.clone()),
         secrets: Arc::new(FileSecretStore::open(&dir.path().join("secrets")).unwrap()),
+        signing_key: Arc::new(StaticSigningKey(seyaha_tests::JWT_SECRET.into())),
         queue: Arc::new(queue),
-        clock: Arc::new(SystemClock),
+        clock: clock.clone(),
     };
-    let engine = Arc::new(SyncEngine::new(ports.clone(), octo.clone(), config));
-    let service = IntegrationService::new(ports, Arc::clone(&engine), octo, policy);
-    Harness { _dir: dir, store, engine, service, receiver }
+    let settings = test_settings();
+    // The engine under test, with its own config; the service for set-up, wired as every entry point wires it.
+    let octo = OctoClient::new(EndpointPolicy { allow_private_and_http: true }, settings.octo());
+    let engine = Arc::new(SyncEngine::new(ports.clone(), octo, config));
+    let service = Arc::clone(app::build(ports, &settings, Runtime::Local).service());
+    Harness { _dir: dir, store, clock, engine, service, receiver }
 }
 
 fn harness(config: SyncConfig) -> Harness {
@@ -93,7 +101,7 @@ impl Harness {
             auth_key: AuthKey::parse(FAKE_KEY).unwrap(),
             handles_ticket_delivery: false,
         };
-        let created = self.service.create(PartnerId::generate(1_800_000_000), new, Creator::Partner).await.unwrap();
+        let created = self.service.create(PartnerId::generate(1_800_000_000), new, Role::Partner).await.unwrap();
         let id = created.integration.id;
         self.service.admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
         id
@@ -104,16 +112,24 @@ impl Harness {
     }
 
     async fn runs(&self, id: IntegrationId) -> Vec<seyaha::domain::SyncRun> {
-        self.store.recent_runs(&id, 50, Timestamp::now()).await.unwrap()
+        self.store.recent_runs(&id, 50, self.clock.now()).await.unwrap()
     }
 
     async fn active(&self, id: IntegrationId) -> usize {
         self.store.activities(&id).await.unwrap().iter().filter(|a| a.is_active).count()
     }
 
-    /// The next queued job, waiting at most `within`.
-    async fn next_job(&mut self, within: Duration) -> Option<SyncJob> {
-        tokio::time::timeout(within, self.receiver.recv()).await.ok().flatten()
+    /// The next job that is ready now. Immediate jobs are in the queue by the time the call
+    /// that sent them returns, and delayed ones only become ready when the clock moves, so
+    /// this never needs to wait.
+    fn next_job(&mut self) -> Option<SyncJob> {
+        self.receiver.try_recv()
+    }
+
+    /// The next job, after the clock moved past a delayed one's due time (its timer task
+    /// wakes asynchronously): polls with a deadline.
+    async fn next_job_after_moving_the_clock(&mut self) -> SyncJob {
+        tokio::time::timeout(Duration::from_secs(10), self.receiver.recv()).await.ok().flatten().expect("the delayed job arrives")
     }
 }
 
@@ -123,7 +139,7 @@ async fn a_message_handled_twice_changes_nothing_the_second_time() {
     let octo = FakeOcto::start().await;
     let id = h.approved(&octo).await;
     assert!(h.engine.request_sync(id, RunTrigger::Admin, None).await.unwrap());
-    let job = h.next_job(Duration::from_secs(1)).await.expect("a job is queued");
+    let job = h.next_job().expect("a job is queued");
 
     let first = h.engine.handle_job(&job).await.unwrap();
     assert!(matches!(first, SyncResult::Done { skipped: false, .. }), "{first:?}");
@@ -136,7 +152,7 @@ async fn a_message_handled_twice_changes_nothing_the_second_time() {
     assert_eq!(h.store.activities(&id).await.unwrap(), catalog, "the catalog is untouched");
     assert_eq!(h.runs(id).await.len(), 1, "no second run");
     assert_eq!(octo.product_calls(), 1, "the partner is not called again");
-    assert!(h.next_job(Duration::from_millis(200)).await.is_none(), "nothing else was queued");
+    assert!(h.next_job().is_none(), "nothing else was queued");
 }
 
 #[tokio::test]
@@ -170,13 +186,14 @@ async fn a_sync_dying_in_the_middle_of_its_writes_is_completed_by_the_next_run()
 
 #[tokio::test]
 async fn a_lease_left_by_a_dead_sync_expires_and_the_watchdog_runs_the_follow_up() {
-    let mut h = harness(SyncConfig { lease: Duration::from_secs(1), ..SyncConfig::default() });
+    let mut h = harness(SyncConfig::default());
     let octo = FakeOcto::start().await;
     let id = h.approved(&octo).await;
 
     // A sync took the lease and died: its record says "syncing" with a lease nobody will release.
     let mut record = h.record(id).await;
-    record.sync_control.lease = Some(Lease { run_id: "dead".into(), expires_at: Timestamp::now().plus_millis(1000) });
+    let lease = SyncConfig::default().lease;
+    record.sync_control.lease = Some(Lease { run_id: RunId::generate(0), expires_at: h.clock.now().plus_millis(lease.as_millis() as i64) });
     record.integration.sync.status = SyncStatus::Syncing;
     record.version += 1;
     h.store.update(&record).await.unwrap();
@@ -185,8 +202,13 @@ async fn a_lease_left_by_a_dead_sync_expires_and_the_watchdog_runs_the_follow_up
     assert_eq!(busy, SyncResult::Queued);
     assert!(h.record(id).await.sync_control.requested_at.is_some());
 
-    // Nobody finishes the dead run; the watchdog arrives after the lease expired and syncs.
-    let watchdog = h.next_job(Duration::from_secs(5)).await.expect("the watchdog job");
+    // Nobody finishes the dead run. The watchdog is not due while the lease holds...
+    h.clock.advance(lease - Duration::from_secs(1));
+    assert!(h.next_job().is_none(), "no job before the lease expires");
+    assert_eq!(h.engine.trigger(h.record(id).await).await.unwrap(), SyncResult::Queued, "the lease still holds");
+    // ...and arrives once it expired, and syncs.
+    h.clock.advance(Duration::from_secs(3));
+    let watchdog = h.next_job_after_moving_the_clock().await;
     assert_eq!(watchdog.trigger, RunTrigger::FollowUp);
     let result = h.engine.handle_job(&watchdog).await.unwrap();
     assert!(matches!(result, SyncResult::Done { skipped: false, .. }), "{result:?}");
@@ -204,11 +226,13 @@ async fn nightly_probes_down_integrations_and_recovers_them_with_a_full_sync() {
     let healthy = h.approved(&healthy_octo).await;
     let down = h.approved(&failing_octo).await;
     for id in [healthy, down] {
+        h.clock.advance(Duration::from_secs(1)); // runs are ordered by when they started
         let record = h.record(id).await;
         assert!(matches!(h.engine.trigger(record).await.unwrap(), SyncResult::Done { .. }));
     }
     failing_octo.set_behaviour(Behaviour::Status(500));
     for _ in 0..3 {
+        h.clock.advance(Duration::from_secs(1));
         let record = h.record(down).await;
         assert!(matches!(h.engine.trigger(record).await.unwrap(), SyncResult::Failed { .. }));
     }
@@ -221,8 +245,9 @@ async fn nightly_probes_down_integrations_and_recovers_them_with_a_full_sync() {
     };
     assert_eq!(run_nightly(&mut h).await, 2, "both count: one is synced, one only probed");
     for _ in 0..2 {
-        let job = h.next_job(Duration::from_secs(1)).await.expect("a nightly job");
+        let job = h.next_job().expect("a nightly job");
         assert_eq!(job.trigger, RunTrigger::Nightly);
+        h.clock.advance(Duration::from_secs(1));
         h.engine.handle_job(&job).await.unwrap();
     }
     let probe = &h.runs(down).await[0];
@@ -233,7 +258,8 @@ async fn nightly_probes_down_integrations_and_recovers_them_with_a_full_sync() {
 
     failing_octo.set_behaviour(Behaviour::Normal);
     run_nightly(&mut h).await;
-    while let Some(job) = h.next_job(Duration::from_millis(300)).await {
+    while let Some(job) = h.next_job() {
+        h.clock.advance(Duration::from_secs(1));
         h.engine.handle_job(&job).await.unwrap();
     }
     let recovered = &h.runs(down).await[0];
@@ -251,11 +277,11 @@ async fn the_nightly_listing_pages_through_many_integrations() {
     }
     assert_eq!(h.engine.request_all(RunTrigger::Nightly).await.unwrap(), 230);
     let mut jobs = 0;
-    while h.next_job(Duration::from_millis(200)).await.is_some() {
+    while h.next_job().is_some() {
         jobs += 1;
     }
     assert_eq!(jobs, 230, "one job per integration across three pages");
     // A second fan-out before any job ran is coalesced away.
     assert_eq!(h.engine.request_all(RunTrigger::Nightly).await.unwrap(), 230);
-    assert!(h.next_job(Duration::from_millis(200)).await.is_none());
+    assert!(h.next_job().is_none());
 }

@@ -11,7 +11,7 @@ use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto};
 use seyaha_tests::lambda::{Function, event_file, http_event, http_reply};
 use seyaha_tests::{JWT_SECRET, new_partner};
 
-fn token(role: seyaha::api::auth::Role, subject: &str) -> String {
+fn token(role: seyaha::domain::Role, subject: &str) -> String {
     seyaha::api::auth::mint_token(&secrecy::SecretString::from(JWT_SECRET), role, subject, Duration::from_secs(600))
 }
 
@@ -61,8 +61,8 @@ async fn register_approve_trigger_notify_fallback_worker_and_nightly() {
         Function::start("nightly-sync", &env),
     );
     let partner = new_partner();
-    let partner_token = format!("Bearer {}", token(seyaha::api::auth::Role::Partner, &partner));
-    let admin_token = format!("Bearer {}", token(seyaha::api::auth::Role::Admin, "ops"));
+    let partner_token = format!("Bearer {}", token(seyaha::domain::Role::Partner, &partner));
+    let admin_token = format!("Bearer {}", token(seyaha::domain::Role::Admin, "ops"));
 
     // Register (the sample event, with a real token and the fake supplier).
     let mut body = serde_json::from_str::<Value>(event_file("apigw-partner-create.json")["body"].as_str().unwrap()).unwrap();
@@ -195,7 +195,7 @@ async fn a_missing_jwt_secret_is_a_500_not_a_crash_and_webhooks_still_work() {
         }
     }
     let register = Function::start("register", &env).await;
-    let partner = format!("Bearer {}", token(seyaha::api::auth::Role::Partner, &new_partner()));
+    let partner = format!("Bearer {}", token(seyaha::domain::Role::Partner, &new_partner()));
     let me = http_event("apigw-partner-me.json", "GET", &format!("{PREFIX}/me"), &[("authorization", &partner)], None);
     for _ in 0..2 {
         let (status, body) = http_reply(&register.invoke(me.clone()).await.unwrap());

@@ -2,11 +2,12 @@
 //! PATCH refuse internal targets, and every outbound call checks again.
 
 use serde_json::json;
+use seyaha::settings::Settings;
 use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto};
-use seyaha_tests::{Options, TestApp, new_partner};
+use seyaha_tests::{TestApp, new_partner, test_settings};
 
-fn strict() -> Options {
-    Options { allow_private_endpoints: false, ..Options::default() }
+fn strict() -> Settings {
+    Settings { allow_private_endpoints: Some(false), ..test_settings() }
 }
 
 fn body(base_url: &str) -> serde_json::Value {
@@ -71,20 +72,29 @@ async fn every_outbound_call_is_checked_again() {
     assert_eq!(octo.requests().len(), calls_before, "no request left the guard");
 }
 
-/// The machine's own hostname, when it resolves only to refused addresses (on these machines
-/// /etc/hosts maps it to 127.0.0.1): a *name*, so it exercises the DNS checks, not the literal-IP one.
-async fn hostname_resolving_to_loopback() -> Option<String> {
-    let name = std::fs::read_to_string("/etc/hostname").ok()?.trim().to_owned();
-    let addrs: Vec<_> = tokio::net::lookup_host((name.as_str(), 443)).await.ok()?.collect();
-    (!addrs.is_empty() && addrs.iter().all(|a| seyaha::net::is_refused_ip(a.ip()))).then_some(name)
+/// A *name* (not `localhost`, which the static check refuses) that resolves only to refused
+/// addresses, so the test exercises the DNS checks: the machine's own hostname, which /etc/hosts
+/// maps to 127.0.0.1 on these machines, or one of the loopback aliases Debian's /etc/hosts has.
+async fn name_resolving_to_loopback() -> String {
+    let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default().trim().to_owned();
+    for name in [hostname.as_str(), "ip6-localhost", "ip6-loopback", "localhost.localdomain"] {
+        if name.is_empty() {
+            continue;
+        }
+        let Ok(addrs) = tokio::net::lookup_host((name, 443)).await else { continue };
+        let addrs: Vec<_> = addrs.collect();
+        if !addrs.is_empty() && addrs.iter().all(|a| seyaha::net::is_refused_ip(a.ip())) {
+            return name.to_owned();
+        }
+    }
+    panic!(
+        "no host name on this machine resolves only to loopback (checked the hostname {hostname:?} and Debian's loopback aliases): this test needs one"
+    );
 }
 
 #[tokio::test]
 async fn names_resolving_to_refused_addresses_are_refused_at_registration_and_on_every_call() {
-    let Some(host) = hostname_resolving_to_loopback().await else {
-        eprintln!("SKIPPED: this machine's hostname does not resolve to a loopback or private address");
-        return;
-    };
+    let host = name_resolving_to_loopback().await;
     let strict_app = TestApp::spawn_with(strict()).await;
     let errors = strict_app
         .call("POST", "", Some(&strict_app.partner_token(&new_partner())), Some(body(&format!("https://{host}/octo"))))

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use seyaha::adapters::aws::DynamoStore;
 use seyaha::adapters::embedded::RedbStore;
 use seyaha::domain::{
-    Activity, AuthKey, AuthType, BaseUrl, Creator, ExternalSync, HealthStatus, Integration, IntegrationId, IntegrationRecord,
-    NewIntegration, PartnerId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts, SyncRun, Timestamp, Variation, VariationPricing,
-    VariationRef, VariationSync, WebhookSecret,
+    Activity, AuthKey, AuthType, BaseUrl, ContentHash, ExternalSync, HealthStatus, Integration, IntegrationId, IntegrationRecord,
+    LocalDateTime, NewIntegration, PartnerId, Role, RunId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts, SyncRun, Timestamp,
+    Variation, VariationPricing, VariationRef, VariationSync, WebhookSecret,
 };
-use seyaha::ports::{CatalogStore, IntegrationFilter, IntegrationStore, PageRequest, RunStore, StoreError};
+use seyaha::ports::{CatalogStore, IntegrationFilter, IntegrationStore, RunStore, StoreError};
 use seyaha_tests::aws::{resources, sdk_config};
 
 trait Store: IntegrationStore + CatalogStore + RunStore {}
@@ -36,7 +36,7 @@ fn record(created_ms: i64) -> IntegrationRecord {
         handles_ticket_delivery: false,
     };
     let integration =
-        Integration::new(IntegrationId::generate(now.unix_seconds()), PartnerId::generate(now.unix_seconds()), &new, Creator::Partner, now);
+        Integration::new(IntegrationId::generate(now.unix_seconds()), PartnerId::generate(now.unix_seconds()), &new, Role::Partner, now);
     IntegrationRecord {
         integration,
         webhook_secret_digest: WebhookSecret::generate().digest(),
@@ -59,7 +59,7 @@ fn activity(name: &str, product: &str, options: &[&str], hash: &str) -> Activity
             })
             .collect(),
         is_active: true,
-        content_hash: hash.into(),
+        content_hash: ContentHash::of(hash.as_bytes()),
         updated_at: Timestamp::from_unix_millis(1_000),
     }
 }
@@ -121,36 +121,44 @@ async fn listing(store: Arc<dyn Store>) {
         store.insert(&record).await.unwrap();
         records.push(record);
     }
-    let all = store.list(&IntegrationFilter::default(), PageRequest { page: 1, limit: 3 }).await.unwrap();
-    assert_eq!(all.total_count, 7);
-    let newest_first: Vec<_> = all.items.iter().map(|r| r.integration.id).collect();
-    assert_eq!(newest_first, vec![records[6].integration.id, records[5].integration.id, records[4].integration.id]);
-    let last = store.list(&IntegrationFilter::default(), PageRequest { page: 3, limit: 3 }).await.unwrap();
-    assert_eq!(last.items.len(), 1);
-    let approved =
-        store.list(&IntegrationFilter { is_approved: Some(true), health: None }, PageRequest { page: 1, limit: 50 }).await.unwrap();
-    assert_eq!(approved.total_count, 4);
-    let down = store
-        .list(&IntegrationFilter { is_approved: None, health: Some(HealthStatus::Down) }, PageRequest { page: 1, limit: 50 })
-        .await
-        .unwrap();
-    assert_eq!(down.items.iter().map(|r| r.integration.id).collect::<Vec<_>>(), vec![records[2].integration.id]);
+    let ids = |page: &seyaha::ports::Page<IntegrationRecord>| page.items.iter().map(|r| r.integration.id).collect::<Vec<_>>();
+    let id_of = |i: usize| records[i].integration.id;
+
+    // Admin list: newest first, page by page through cursors.
+    let any = IntegrationFilter::default();
+    let first = store.list(&any, 3, None).await.unwrap();
+    assert_eq!(ids(&first), vec![id_of(6), id_of(5), id_of(4)]);
+    let second = store.list(&any, 3, first.next.clone()).await.unwrap();
+    assert_eq!(ids(&second), vec![id_of(3), id_of(2), id_of(1)]);
+    let last = store.list(&any, 3, second.next.clone()).await.unwrap();
+    assert_eq!((ids(&last), last.next.is_none()), (vec![id_of(0)], true));
+    assert_eq!(store.count(&any).await.unwrap(), 7);
+
+    let approved = IntegrationFilter { is_approved: Some(true), health: None };
+    assert_eq!(store.count(&approved).await.unwrap(), 4);
+    let page = store.list(&approved, 3, None).await.unwrap();
+    assert_eq!(ids(&page), vec![id_of(6), id_of(4), id_of(2)]);
+    let rest = store.list(&approved, 3, page.next).await.unwrap();
+    assert_eq!(ids(&rest), vec![id_of(0)]);
+    let down = IntegrationFilter { is_approved: None, health: Some(HealthStatus::Down) };
+    assert_eq!(ids(&store.list(&down, 50, None).await.unwrap()), vec![id_of(2)]);
+    assert_eq!(store.count(&down).await.unwrap(), 1);
 
     // Nightly listing: approved and active only (0, 2, 6), in id order, paged by cursor.
-    let mut syncable: Vec<IntegrationId> = [0, 2, 6].iter().map(|i| records[*i].integration.id).collect();
+    let mut syncable: Vec<IntegrationId> = [0, 2, 6].iter().map(|i| id_of(*i)).collect();
     syncable.sort();
-    let page1 = store.list_syncable(None, 2).await.unwrap();
-    assert_eq!(page1.iter().map(|r| r.integration.id).collect::<Vec<_>>(), syncable[..2]);
-    let page2 = store.list_syncable(Some(page1[1].integration.id), 2).await.unwrap();
-    assert_eq!(page2.iter().map(|r| r.integration.id).collect::<Vec<_>>(), syncable[2..]);
-    assert!(store.list_syncable(Some(syncable[2]), 2).await.unwrap().is_empty());
+    let page1 = store.list_syncable(2, None).await.unwrap();
+    assert_eq!(ids(&page1), syncable[..2]);
+    let page2 = store.list_syncable(2, page1.next.clone()).await.unwrap();
+    assert_eq!(ids(&page2), syncable[2..]);
+    assert!(page2.next.is_none() || store.list_syncable(2, page2.next).await.unwrap().items.is_empty());
 
     // Leaving the syncable set by update.
     let mut paused = store.get(&records[0].integration.id).await.unwrap().unwrap();
     paused.integration.is_active = false;
     paused.version += 1;
     store.update(&paused).await.unwrap();
-    assert_eq!(store.list_syncable(None, 10).await.unwrap().len(), 2);
+    assert_eq!(store.list_syncable(10, None).await.unwrap().items.len(), 2);
 }
 
 async fn catalog(store: Arc<dyn Store>) {
@@ -164,7 +172,7 @@ async fn catalog(store: Arc<dyn Store>) {
     let mut states = store.activity_states(&id).await.unwrap();
     states.sort_by(|a, b| a.internal_name.cmp(&b.internal_name));
     assert_eq!(states.len(), 30);
-    assert!(states.iter().all(|s| s.is_active && s.content_hash == "h1"));
+    assert!(states.iter().all(|s| s.is_active && s.content_hash == ContentHash::of(b"h1")));
     let listed = store.activities(&id).await.unwrap();
     assert_eq!(listed.len(), 30);
     assert!(listed.contains(&activities[7]));
@@ -197,7 +205,7 @@ async fn catalog(store: Arc<dyn Store>) {
         product_id: "p/1#x".into(),
         option_id: "DEFAULT".into(),
         availability_id: availability.into(),
-        local_date_time_start: "2026-07-15T10:00:00+04:00".into(),
+        local_date_time_start: LocalDateTime::parse("2026-07-15T10:00:00+04:00").unwrap(),
         status: Some(SlotStatus::Limited),
         vacancies: Some(vacancies),
         capacity: Some(10),
@@ -214,15 +222,17 @@ async fn catalog(store: Arc<dyn Store>) {
 async fn runs(store: Arc<dyn Store>) {
     let id = IntegrationId::generate(1_800_000_000);
     let now = Timestamp::from_unix_millis(1_800_000_000_000);
+    let run_ids: std::collections::HashMap<i64, RunId> =
+        [5, 1, 3, 30 * 24 * 60 + 10].into_iter().map(|minutes| (minutes, RunId::generate(minutes))).collect();
     let run = |minutes_ago: i64, outcome: RunOutcome| SyncRun {
-        run_id: format!("run-{minutes_ago}"),
+        run_id: run_ids[&minutes_ago],
         integration_id: id,
         trigger: RunTrigger::Webhook,
         started_at: now.plus_millis(-minutes_ago * 60_000),
         duration_ms: 12,
         outcome,
         counts: SyncCounts { synced: 3, created: 3, ..SyncCounts::default() },
-        hash: Some("abc".into()),
+        hash: Some(ContentHash::of(b"abc")),
         error: None,
         rejections: vec![],
         expires_at: now.plus_millis(-minutes_ago * 60_000 + 30 * 24 * 3600 * 1000),
@@ -232,8 +242,8 @@ async fn runs(store: Arc<dyn Store>) {
     }
     let recent = store.recent_runs(&id, 20, now).await.unwrap();
     assert_eq!(
-        recent.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
-        vec!["run-1", "run-3", "run-5"],
+        recent.iter().map(|r| r.run_id).collect::<Vec<_>>(),
+        vec![run_ids[&1], run_ids[&3], run_ids[&5]],
         "newest first, expired left out"
     );
     assert_eq!(recent[0], run(1, RunOutcome::Synced));
@@ -263,4 +273,53 @@ macro_rules! conformance {
     };
 }
 
-conformance!(integrations, listing, catalog, runs);
+/// More integrations than fit in one DynamoDB response (1 MB; moto enforces it too): 450 live
+/// integrations with 2,000-character base URLs (about 2.5 KB each). Both listings must follow
+/// the store's cursors (and DynamoDB's `LastEvaluatedKey` inside them) to see every one once.
+async fn paging_beyond_one_response(store: Arc<dyn Store>) {
+    let long_path = "p".repeat(1950);
+    let mut inserted = Vec::new();
+    for chunk in 0..18 {
+        let batch: Vec<IntegrationRecord> = (0..25)
+            .map(|i| {
+                let mut record = record(1_800_000_000_000 + (chunk * 25 + i) * 1000);
+                record.integration.base_url = BaseUrl::parse(&format!("https://octo.example.com/{long_path}")).unwrap();
+                record.integration.is_approved = true;
+                record
+            })
+            .collect();
+        // One at a time: moto's transactions are not safe to run concurrently.
+        for record in &batch {
+            store.insert(record).await.unwrap();
+        }
+        inserted.extend(batch.into_iter().map(|r| r.integration.id));
+    }
+    inserted.sort();
+
+    let everything = store.list_syncable(500, None).await.unwrap();
+    let mut listed: Vec<IntegrationId> = everything.items.iter().map(|r| r.integration.id).collect();
+    assert_eq!(listed, inserted, "one port page larger than one DynamoDB response");
+    assert!(everything.next.is_none());
+
+    listed.clear();
+    let mut cursor = None;
+    loop {
+        let page = store.list_syncable(200, cursor).await.unwrap();
+        assert!(page.items.len() <= 200);
+        listed.extend(page.items.iter().map(|r| r.integration.id));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(listed, inserted, "followed by cursor, every integration exactly once");
+
+    let any = IntegrationFilter::default();
+    assert_eq!(store.count(&any).await.unwrap(), 450);
+    let admin = store.list(&IntegrationFilter { is_approved: Some(true), health: None }, 450, None).await.unwrap();
+    let mut admin_ids: Vec<IntegrationId> = admin.items.iter().map(|r| r.integration.id).collect();
+    admin_ids.sort();
+    assert_eq!(admin_ids, inserted, "the filtered admin list across response pages");
+}
+
+conformance!(integrations, listing, paging_beyond_one_response, catalog, runs);

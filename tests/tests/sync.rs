@@ -5,13 +5,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use seyaha::sync::SyncConfig;
+use seyaha::settings::Settings;
 use seyaha_tests::fake_octo::{Behaviour, FAKE_KEY, FakeOcto, sample_catalog};
-use seyaha_tests::{Options, TestApp, active_names, runs_with_trigger};
-
-fn quick_fallback() -> Options {
-    Options { sync: SyncConfig { fallback_delay: Duration::from_millis(1500), ..SyncConfig::default() }, ..Options::default() }
-}
+use seyaha_tests::{TestApp, active_names, runs_with_trigger, test_settings};
 
 fn counts(data: &Value) -> [u64; 7] {
     ["synced", "created", "updated", "unchanged", "deactivated", "rejected"]
@@ -237,9 +233,26 @@ async fn concurrent_triggers_one_runs_the_rest_queue_and_a_follow_up_follows() {
     let app = TestApp::spawn().await;
     let octo = FakeOcto::start().await;
     let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
-    octo.set_behaviour(Behaviour::Slow(Duration::from_millis(1200)));
+    octo.set_behaviour(Behaviour::Held);
 
-    let replies = futures_util::future::join_all((0..5).map(|_| app.trigger(&integration))).await;
+    // Five triggers at once; the supplier holds the first sync's fetch until the other four
+    // have been answered, so they certainly overlap it.
+    let app = std::sync::Arc::new(app);
+    let integration = std::sync::Arc::new(integration);
+    let triggers: Vec<_> = (0..5)
+        .map(|_| {
+            let (app, integration) = (app.clone(), integration.clone());
+            tokio::spawn(async move { app.trigger(&integration).await })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while triggers.iter().filter(|t| t.is_finished()).count() < 4 {
+        assert!(std::time::Instant::now() < deadline, "four triggers should be answered while the first sync is held");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(octo.product_calls(), 1, "only the lease holder calls the supplier");
+    octo.release();
+    let replies: Vec<_> = futures_util::future::join_all(triggers).await.into_iter().map(Result::unwrap).collect();
     let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 4, "{statuses:?}");
@@ -257,12 +270,10 @@ async fn concurrent_triggers_one_runs_the_rest_queue_and_a_follow_up_follows() {
 
 #[tokio::test]
 async fn a_sync_over_the_request_budget_is_handed_off_to_the_queue() {
-    let options =
-        Options { sync: SyncConfig { request_budget: Duration::from_millis(200), ..SyncConfig::default() }, ..Options::default() };
-    let app = TestApp::spawn_with(options).await;
+    // A budget of 0 ms is spent by the time the catalog has been fetched.
+    let app = TestApp::spawn_with(Settings { sync_request_budget_ms: 0, ..test_settings() }).await;
     let octo = FakeOcto::start().await;
     let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
-    octo.set_behaviour(Behaviour::Slow(Duration::from_millis(500)));
 
     let reply = app.trigger(&integration).await;
     assert_eq!(reply.expect_success(202), &json!({"synced": 0, "skipped": false, "queued": true}));
@@ -372,7 +383,7 @@ async fn notify_rejects_each_invalid_field_with_400() {
 
 #[tokio::test]
 async fn a_burst_of_unknown_notifies_yields_one_fallback_sync() {
-    let app = TestApp::spawn_with(quick_fallback()).await;
+    let app = TestApp::spawn_with_fake_clock(test_settings()).await;
     let octo = FakeOcto::start().await;
     let integration = app.approved(&octo.base_url(), FAKE_KEY).await; // never synced: every product is unknown
 
@@ -380,9 +391,15 @@ async fn a_burst_of_unknown_notifies_yields_one_fallback_sync() {
     for reply in futures_util::future::join_all(burst).await {
         assert_eq!(reply.expect_success(200), &json!({"updated": false}));
     }
+    // The fallback waits out the debounce (2 s by default) on the clock: nothing runs before.
+    app.settle().await;
+    assert!(app.sync_log(&integration.id).await["runs"].as_array().unwrap().is_empty(), "debounced");
+    app.clock().advance(Duration::from_secs(2));
     app.wait_for_log(&integration.id, "the fallback sync", |log| !runs_with_trigger(log, "fallback").is_empty()).await;
-    // Longer than the debounce: a second fallback run would have started by now.
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    // Well past any debounce or retry: with the queue quiet, a second fallback run cannot come.
+    app.settle().await;
+    app.clock().advance(Duration::from_secs(60));
+    app.settle().await;
     let log = app.sync_log(&integration.id).await;
     assert_eq!(runs_with_trigger(&log, "fallback").len(), 1, "{log:#}");
     assert_eq!(log["runs"].as_array().unwrap().len(), 1);
@@ -433,4 +450,20 @@ async fn delete_deactivates_the_catalog() {
     let activities = seyaha::ports::CatalogStore::activities(&store, &id).await.unwrap();
     assert_eq!(activities.len(), 3);
     assert!(activities.iter().all(|a| !a.is_active), "{activities:?}");
+}
+
+#[tokio::test]
+async fn run_history_expires_after_30_days() {
+    let app = TestApp::spawn_with_fake_clock(test_settings()).await;
+    let octo = FakeOcto::start().await;
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+    app.trigger(&integration).await.expect_success(200);
+    app.clock().advance(Duration::from_secs(29 * 24 * 3600));
+    app.trigger(&integration).await.expect_success(200);
+    assert_eq!(app.sync_log(&integration.id).await["runs"].as_array().unwrap().len(), 2);
+
+    app.clock().advance(Duration::from_secs(2 * 24 * 3600));
+    let runs = app.sync_log(&integration.id).await["runs"].as_array().unwrap().clone();
+    assert_eq!(runs.len(), 1, "the first run is 31 days old and gone: {runs:?}");
+    assert_eq!(runs[0]["outcome"], "skipped");
 }

@@ -4,17 +4,14 @@
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
-use seyaha::adapters::aws::{AwsBackend, init_tracing};
-use seyaha::domain::RunTrigger;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_tracing();
-    let engine = AwsBackend::from_env().await?.engine;
+    let app = seyaha::lambda::start().await?;
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| {
-        let engine = engine.clone();
+        let service = app.service().clone();
         async move {
-            let queued = engine.request_all(RunTrigger::Nightly).await?;
+            let queued = service.request_nightly_sync().await?;
             tracing::info!(queued, "nightly sync queued");
             Ok::<_, Error>(json!({ "queued": queued }))
         }

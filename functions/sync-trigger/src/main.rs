@@ -1,13 +1,10 @@
 //! Lambda `sync-trigger`: the sync trigger webhook behind API Gateway (HTTP API).
-//! Clients are built once per container; the router is the library's.
+//! Clients are built once per container by the library's composition root.
 
 use lambda_http::Error;
-use seyaha::adapters::aws::{AwsBackend, init_tracing};
-use seyaha::api;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_tracing();
-    let backend = AwsBackend::from_env().await?;
-    lambda_http::run(api::finish(api::sync_trigger_routes(), backend.state)).await
+    let app = seyaha::lambda::start().await?;
+    lambda_http::run(app.sync_trigger_router()).await
 }

@@ -7,15 +7,14 @@ use std::sync::Arc;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use seyaha::adapters::aws::{AwsBackend, init_tracing};
-use seyaha::ports::SyncJob;
-use seyaha::sync::SyncEngine;
+use seyaha::adapters::stored::JobMessage;
+use seyaha::service::IntegrationService;
 
-async fn handle(engine: Arc<SyncEngine>, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+async fn handle(service: Arc<IntegrationService>, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
     let mut response = SqsBatchResponse::default();
     for message in event.payload.records {
         let id = message.message_id.clone().unwrap_or_default();
-        let job = match message.body.as_deref().map(serde_json::from_str::<SyncJob>) {
+        let job = match message.body.as_deref().map(JobMessage::decode) {
             Some(Ok(job)) => job,
             _ => {
                 tracing::error!(message_id = %id, "unreadable sync message; leaving it to the DLQ");
@@ -23,7 +22,7 @@ async fn handle(engine: Arc<SyncEngine>, event: LambdaEvent<SqsEvent>) -> Result
                 continue;
             }
         };
-        match engine.handle_job(&job).await {
+        match service.run_job(&job).await {
             Ok(result) => {
                 tracing::info!(message_id = %id, integration_id = %job.integration_id, trigger = ?job.trigger, ?result, "job done")
             }
@@ -44,7 +43,7 @@ fn failure(id: String) -> BatchItemFailure {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_tracing();
-    let engine = AwsBackend::from_env().await?.engine;
-    lambda_runtime::run(service_fn(move |event| handle(Arc::clone(&engine), event))).await
+    let app = seyaha::lambda::start().await?;
+    let service = Arc::clone(app.service());
+    lambda_runtime::run(service_fn(move |event| handle(Arc::clone(&service), event))).await
 }

@@ -1,4 +1,8 @@
-//! Implementations of the ports, one family per cargo feature.
+//! Implementations of the ports, one family per cargo feature. Adapters build ports and
+//! nothing else: the composition root ([`crate::app`]) wires them into the service.
+
+#[cfg(any(feature = "embedded", feature = "aws"))]
+pub mod stored;
 
 #[cfg(feature = "embedded")]
 pub mod embedded;

@@ -9,22 +9,29 @@ use super::envelope::{Pagination, ok, paginated, success};
 use super::extract::{AdminAuth, IntegrationPath, JsonBody};
 use super::integrations::created_response;
 use super::{ApiError, AppState, body};
-use crate::domain::{Creator, HealthStatus, RunTrigger};
-use crate::ports::{IntegrationFilter, PageRequest};
+use crate::domain::{HealthStatus, Role};
+use crate::ports::IntegrationFilter;
 
 const DEFAULT_PAGE_SIZE: u32 = 20;
 const MAX_PAGE_SIZE: u32 = 100;
 
 pub async fn create(State(state): State<AppState>, _admin: AdminAuth, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     let (partner_id, new) = body::admin_new_integration(&body)?;
-    let created = state.service.create(partner_id, new, Creator::Admin).await?;
+    let created = state.service.create(partner_id, new, Role::Admin).await?;
     Ok(created_response(created))
 }
 
 pub async fn list(State(state): State<AppState>, _admin: AdminAuth, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let (filter, page) = list_query(query.as_deref().unwrap_or_default())?;
-    let result = state.service.admin_list(filter, page).await?;
+    let result = state.service.admin_list(filter, page.page, page.limit).await?;
     Ok(paginated(result.items, Pagination { page: page.page, page_size: page.limit, total_count: result.total_count }))
+}
+
+/// A 1-based page number and a page size, both validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PageRequest {
+    page: u32,
+    limit: u32,
 }
 
 /// `page` (from 1), `limit` (1..=100), `isApproved` (true|false), `health` (HEALTHY|DEGRADED|DOWN).
@@ -78,7 +85,7 @@ pub async fn delete(State(state): State<AppState>, _admin: AdminAuth, Integratio
 
 /// Queues a sync of every approved, active integration (DOWN ones are probed).
 pub async fn sync_all(State(state): State<AppState>, _admin: AdminAuth) -> Result<Response, ApiError> {
-    let queued = state.service.engine().request_all(RunTrigger::Admin).await?;
+    let queued = state.service.sync_all().await?;
     Ok(success(StatusCode::ACCEPTED, json!({ "queued": queued })))
 }
 

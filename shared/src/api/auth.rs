@@ -1,7 +1,6 @@
 //! Who is calling: HS256 JWTs for partners and admins.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
@@ -10,17 +9,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::PartnerId;
+use crate::domain::{PartnerId, Principal, Role};
+use crate::ports::{SecretStoreError, SigningKeySource};
 
 /// Seconds of clock skew tolerated on `exp`.
 const EXP_LEEWAY_SECONDS: u64 = 60;
-
-/// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    Partner(PartnerId),
-    Admin,
-}
 
 /// Why a token was not accepted. `WrongRole` is a valid token (403); the rest are 401.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,59 +71,35 @@ impl JwtVerifier {
                 _ => AuthError::Invalid,
             })?
             .claims;
-        match claims.role.as_ref().and_then(Value::as_str) {
-            Some("admin") => Ok(Principal::Admin),
-            Some("partner") => {
+        match claims.role.as_ref().and_then(Value::as_str).and_then(|role| role.parse::<Role>().ok()) {
+            Some(Role::Admin) => Ok(Principal::Admin),
+            Some(Role::Partner) => {
                 // The partner id is `sub`, falling back to `id`, then `_id`: the first one present.
                 let id = [claims.sub, claims.id, claims.underscore_id].into_iter().flatten().find(|v| !v.is_null());
                 let id = id.as_ref().and_then(Value::as_str).ok_or(AuthError::NoPartnerId)?;
                 PartnerId::parse(id).map(Principal::Partner).map_err(|_| AuthError::NoPartnerId)
             }
-            _ => Err(AuthError::WrongRole),
+            None => Err(AuthError::WrongRole),
         }
     }
 }
 
-type LoadSecret = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<SecretString, String>> + Send>> + Send + Sync>;
-
-/// Where the verifier's key comes from: known at start-up (seyaha-local), or loaded on first use
-/// (Lambda: reading Secrets Manager at init would add a network round trip to every cold start,
-/// even for requests that carry no JWT).
+/// The verifier, built from the signing key port the first time a request needs it (on Lambda
+/// the key lives in Secrets Manager: reading it at init would add a round trip to every cold
+/// start, even for requests that carry no JWT). A failed read is retried by the next request.
 pub struct JwtSource {
     verifier: tokio::sync::OnceCell<JwtVerifier>,
-    load: Option<LoadSecret>,
+    key: Arc<dyn SigningKeySource>,
 }
 
 impl JwtSource {
-    pub fn ready(secret: &SecretString) -> Self {
-        Self { verifier: tokio::sync::OnceCell::new_with(Some(JwtVerifier::new(secret))), load: None }
+    pub fn new(key: Arc<dyn SigningKeySource>) -> Self {
+        Self { verifier: tokio::sync::OnceCell::new(), key }
     }
 
-    /// `load` runs once, at the first request that needs a verifier; a failure is retried next time.
-    pub fn lazy<F, Fut>(load: F) -> Self
-    where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<SecretString, String>> + Send + 'static,
-    {
-        Self { verifier: tokio::sync::OnceCell::new(), load: Some(Box::new(move || Box::pin(load()))) }
+    pub async fn verifier(&self) -> Result<&JwtVerifier, SecretStoreError> {
+        self.verifier.get_or_try_init(|| async { self.key.jwt_secret().await.map(|secret| JwtVerifier::new(&secret)) }).await
     }
-
-    pub async fn verifier(&self) -> Result<&JwtVerifier, String> {
-        self.verifier
-            .get_or_try_init(|| async {
-                let load = self.load.as_ref().ok_or_else(|| "no JWT secret is configured".to_owned())?;
-                load().await.map(|secret| JwtVerifier::new(&secret))
-            })
-            .await
-    }
-}
-
-/// Roles a token can be minted for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Partner,
-    Admin,
 }
 
 #[derive(Serialize)]

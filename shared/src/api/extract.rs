@@ -8,9 +8,9 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
 use super::AppState;
-use super::auth::{AuthError, Principal};
+use super::auth::AuthError;
 use super::error::ApiError;
-use crate::domain::{IntegrationId, PartnerId};
+use crate::domain::{IntegrationId, PartnerId, Principal};
 
 /// Largest request body accepted anywhere.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::envelope::{ok, success};
 use super::extract::{JsonBody, PartnerAuth};
 use super::{ApiError, AppState, body};
-use crate::domain::Creator;
+use crate::domain::Role;
 use crate::service::Created;
 
 /// The create response: the integration plus the webhook secret, shown this once.
@@ -24,7 +24,7 @@ pub async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let new = body::new_integration(&body)?;
-    let created = state.service.create(partner_id, new, Creator::Partner).await?;
+    let created = state.service.create(partner_id, new, Role::Partner).await?;
     Ok(created_response(created))
 }
 

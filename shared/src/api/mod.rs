@@ -8,6 +8,7 @@ mod envelope;
 mod error;
 mod extract;
 mod integrations;
+mod notify;
 mod status;
 mod webhooks;
 

@@ -3,25 +3,17 @@
 use axum::extract::State;
 use axum::response::Response;
 
-use super::auth::Principal;
 use super::envelope::ok;
 use super::extract::IntegrationPath;
 use super::{ApiError, AppState};
-use crate::service::Reader;
-
-fn reader(principal: Principal) -> Reader {
-    match principal {
-        Principal::Partner(id) => Reader::Partner(id),
-        Principal::Admin => Reader::Admin,
-    }
-}
+use crate::domain::Principal;
 
 pub async fn sync_log(
     State(state): State<AppState>,
     principal: Principal,
     IntegrationPath(id): IntegrationPath,
 ) -> Result<Response, ApiError> {
-    Ok(ok(state.service.sync_log(reader(principal), id).await?))
+    Ok(ok(state.service.sync_log(principal, id).await?))
 }
 
 pub async fn health(
@@ -29,7 +21,7 @@ pub async fn health(
     principal: Principal,
     IntegrationPath(id): IntegrationPath,
 ) -> Result<Response, ApiError> {
-    Ok(ok(state.service.health(reader(principal), id).await?))
+    Ok(ok(state.service.health(principal, id).await?))
 }
 
 pub async fn catalog(
@@ -37,5 +29,5 @@ pub async fn catalog(
     principal: Principal,
     IntegrationPath(id): IntegrationPath,
 ) -> Result<Response, ApiError> {
-    Ok(ok(state.service.catalog(reader(principal), id).await?))
+    Ok(ok(state.service.catalog(principal, id).await?))
 }

@@ -4,33 +4,57 @@
 use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use serde::Serialize;
 use serde_json::json;
 
 use super::envelope::{ok, success};
 use super::extract::{IntegrationPath, JsonBody, WebhookSecretHeader};
+use super::notify::parse_notify;
 use super::{ApiError, AppState};
-use crate::notify::parse_notify;
+use crate::domain::{Rejection, SyncCounts};
 use crate::sync::SyncResult;
+
+/// The trigger's answer: the counts of a finished sync, or `queued` when it runs later.
+#[derive(Serialize)]
+struct TriggerResponse {
+    synced: u64,
+    skipped: bool,
+    queued: bool,
+    #[serde(flatten)]
+    details: Option<TriggerDetails>,
+}
+
+#[derive(Serialize)]
+struct TriggerDetails {
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+    deactivated: u64,
+    rejected: u64,
+    rejections: Vec<Rejection>,
+}
+
+impl TriggerResponse {
+    fn done(counts: SyncCounts, skipped: bool, rejections: Vec<Rejection>) -> Self {
+        let SyncCounts { synced, created, updated, unchanged, deactivated, rejected } = counts;
+        let details = TriggerDetails { created, updated, unchanged, deactivated, rejected, rejections };
+        Self { synced, skipped, queued: false, details: Some(details) }
+    }
+
+    fn queued() -> Self {
+        Self { synced: 0, skipped: false, queued: true, details: None }
+    }
+}
 
 pub async fn sync_trigger(
     State(state): State<AppState>,
     IntegrationPath(id): IntegrationPath,
     WebhookSecretHeader(secret): WebhookSecretHeader,
 ) -> Result<Response, ApiError> {
-    let record = state.service.authenticate_webhook(id, secret.as_deref()).await?;
-    match state.service.engine().trigger(record).await? {
-        SyncResult::Done { counts, skipped, rejections } => Ok(ok(json!({
-            "synced": counts.synced,
-            "skipped": skipped,
-            "queued": false,
-            "created": counts.created,
-            "updated": counts.updated,
-            "unchanged": counts.unchanged,
-            "deactivated": counts.deactivated,
-            "rejected": counts.rejected,
-            "rejections": rejections,
-        }))),
-        SyncResult::Queued => Ok(success(StatusCode::ACCEPTED, json!({ "synced": 0, "skipped": false, "queued": true }))),
+    let webhook = state.service.authenticate_webhook(id, secret.as_deref()).await?;
+    match state.service.trigger_sync(webhook).await? {
+        SyncResult::Done { counts, skipped, rejections } => Ok(ok(TriggerResponse::done(counts, skipped, rejections))),
+        SyncResult::Queued => Ok(success(StatusCode::ACCEPTED, TriggerResponse::queued())),
         SyncResult::Failed { message } => Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("Partner endpoint failed: {message}"))
             .with_error(format!("base_url: {message}"))),
         SyncResult::NotNeeded => Err(ApiError::new(StatusCode::FORBIDDEN, "Integration is no longer approved and active")),
@@ -43,9 +67,9 @@ pub async fn availability_notify(
     WebhookSecretHeader(secret): WebhookSecretHeader,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let record = state.service.authenticate_webhook(id, secret.as_deref()).await?;
+    let webhook = state.service.authenticate_webhook(id, secret.as_deref()).await?;
     let JsonBody(body) = JsonBody::from_request(request, &state).await?;
     let update = parse_notify(&body).map_err(ApiError::validation)?;
-    let updated = state.service.notify(record, update).await?;
+    let updated = state.service.notify(webhook, update).await?;
     Ok(ok(json!({ "updated": updated })))
 }

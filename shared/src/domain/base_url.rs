@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_with::{DeserializeFromStr, SerializeDisplay};
 use url::{Host, Url};
 
 const MAX_LEN: usize = 2048;
@@ -28,7 +28,7 @@ pub enum InvalidBaseUrl {
 
 /// An absolute http(s) URL with a host, without credentials, query or fragment, and without a
 /// trailing slash, so `{base_url}/products` is always well formed.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, SerializeDisplay, DeserializeFromStr)]
 pub struct BaseUrl {
     url: Url,
     text: String,
@@ -99,16 +99,11 @@ impl fmt::Debug for BaseUrl {
     }
 }
 
-impl Serialize for BaseUrl {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.text)
-    }
-}
+impl std::str::FromStr for BaseUrl {
+    type Err = InvalidBaseUrl;
 
-impl<'de> Deserialize<'de> for BaseUrl {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
     }
 }
 

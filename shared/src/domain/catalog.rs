@@ -1,23 +1,25 @@
 //! Seyaha's copy of a partner catalog: activities (OCTO products), variations (options) with
 //! unit pricing, and availability slots; plus the sync run history.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_with::SerializeDisplay;
+use strum::{Display, EnumString, VariantNames};
 
-use super::{IntegrationId, Timestamp};
+use super::{ContentHash, IntegrationId, LocalDateTime, RunId, Timestamp};
 
 /// The OCTO ids an activity came from; notify matches on them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ExternalSync {
     pub external_id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VariationSync {
     pub external_option_id: String,
 }
 
 /// A price in minor units (`retail / 10^currency_precision`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Price {
     pub retail: i64,
     pub currency: Option<String>,
@@ -25,7 +27,7 @@ pub struct Price {
 }
 
 /// One guest type of a variation (`ADULT`, `CHILD`, ...) with its "from" price.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UnitPrice {
     #[serde(rename = "type")]
     pub unit_type: String,
@@ -33,7 +35,7 @@ pub struct UnitPrice {
     pub price: Option<Price>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VariationPricing {
     pub units: Vec<UnitPrice>,
     /// The option's own "from" price when the product is priced per booking.
@@ -41,7 +43,7 @@ pub struct VariationPricing {
 }
 
 /// An OCTO option.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Variation {
     pub title: String,
     pub external_sync: VariationSync,
@@ -49,7 +51,7 @@ pub struct Variation {
 }
 
 /// An OCTO product, keyed by its `internalName` (the dedup key across syncs).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Activity {
     #[serde(rename = "internalName")]
     pub internal_name: String,
@@ -59,7 +61,7 @@ pub struct Activity {
     #[serde(rename = "isActive")]
     pub is_active: bool,
     /// SHA-256 of the product's canonical JSON: the diff compares these.
-    pub content_hash: String,
+    pub content_hash: ContentHash,
     #[serde(rename = "updatedAt")]
     pub updated_at: Timestamp,
 }
@@ -68,13 +70,13 @@ pub struct Activity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivityState {
     pub internal_name: String,
-    pub content_hash: String,
+    pub content_hash: ContentHash,
     pub is_active: bool,
 }
 
 /// OCTO availability status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum SlotStatus {
     Available,
     Freesale,
@@ -84,20 +86,13 @@ pub enum SlotStatus {
 }
 
 impl SlotStatus {
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "AVAILABLE" => Self::Available,
-            "FREESALE" => Self::Freesale,
-            "LIMITED" => Self::Limited,
-            "SOLD_OUT" => Self::SoldOut,
-            "CLOSED" => Self::Closed,
-            _ => return None,
-        })
+    pub fn parse(s: &str) -> Result<Self, super::UnknownEnumValue> {
+        super::integration::parse_enum(s)
     }
 }
 
 /// One bookable time slot of a variation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Slot {
     #[serde(rename = "productId")]
     pub product_id: String,
@@ -107,7 +102,7 @@ pub struct Slot {
     pub availability_id: String,
     /// As the partner sent it (RFC 3339 with the product's offset).
     #[serde(rename = "localDateTimeStart")]
-    pub local_date_time_start: String,
+    pub local_date_time_start: LocalDateTime,
     pub status: Option<SlotStatus>,
     pub vacancies: Option<u64>,
     pub capacity: Option<u64>,
@@ -123,8 +118,8 @@ pub struct VariationRef {
 }
 
 /// What started a sync run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay)]
+#[strum(serialize_all = "snake_case")]
 pub enum RunTrigger {
     Webhook,
     Nightly,
@@ -135,8 +130,8 @@ pub enum RunTrigger {
     Handoff,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay)]
+#[strum(serialize_all = "snake_case")]
 pub enum RunOutcome {
     Synced,
     Skipped,
@@ -145,7 +140,7 @@ pub enum RunOutcome {
 }
 
 /// Counts reported by a sync: `synced` = products accepted from the payload.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct SyncCounts {
     pub synced: u64,
     pub created: u64,
@@ -156,7 +151,7 @@ pub struct SyncCounts {
 }
 
 /// A product the sync refused, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rejection {
     /// Position in the `GET /products` array.
     pub index: usize,
@@ -168,9 +163,9 @@ pub struct Rejection {
 }
 
 /// One entry of the run history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SyncRun {
-    pub run_id: String,
+    pub run_id: RunId,
     pub integration_id: IntegrationId,
     pub trigger: RunTrigger,
     pub started_at: Timestamp,
@@ -178,7 +173,7 @@ pub struct SyncRun {
     pub outcome: RunOutcome,
     #[serde(flatten)]
     pub counts: SyncCounts,
-    pub hash: Option<String>,
+    pub hash: Option<ContentHash>,
     pub error: Option<String>,
     /// At most [`MAX_REPORTED_REJECTIONS`] entries.
     pub rejections: Vec<Rejection>,
@@ -192,3 +187,15 @@ pub const RUN_RETENTION_DAYS: i64 = 30;
 pub const RUNS_SHOWN: usize = 20;
 /// Rejections listed per run (the count is always complete).
 pub const MAX_REPORTED_REJECTIONS: usize = 50;
+
+/// A validated single-slot availability update (from notify, in any accepted shape).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvailabilityUpdate {
+    pub product_id: String,
+    pub option_id: String,
+    pub availability_id: String,
+    pub local_date_time_start: LocalDateTime,
+    pub status: Option<SlotStatus>,
+    pub vacancies: Option<u64>,
+    pub capacity: Option<u64>,
+}

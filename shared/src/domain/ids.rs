@@ -6,7 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_with::{DeserializeFromStr, SerializeDisplay};
 
 /// Why a string is not an ObjectId.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,7 +53,7 @@ impl fmt::Debug for ObjectId {
 macro_rules! object_id_newtype {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, SerializeDisplay, DeserializeFromStr)]
         pub struct $name(ObjectId);
 
         impl $name {
@@ -77,25 +77,16 @@ macro_rules! object_id_newtype {
                 self.0.fmt(f)
             }
         }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-                Self::parse(&s).map_err(serde::de::Error::custom)
-            }
-        }
     };
 }
 
 object_id_newtype!(
     /// The `_id` of an integration; the `{id}` in webhook, sync-log and health paths.
     IntegrationId
+);
+object_id_newtype!(
+    /// One sync run: the run history's key and the holder of a sync lease.
+    RunId
 );
 object_id_newtype!(
     /// The Seyaha partner that owns an integration (`partner_id`, the partner JWT's subject).

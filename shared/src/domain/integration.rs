@@ -1,13 +1,20 @@
 //! The integration resource: what a partner registers and what we track about it.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_with::SerializeDisplay;
+use strum::{Display, EnumString, VariantNames};
 
 use super::secrets::AuthKey;
-use super::{BaseUrl, IntegrationId, PartnerId, Timestamp, WebhookSecretDigest};
+use super::{BaseUrl, ContentHash, IntegrationId, PartnerId, Role, RunId, Timestamp, WebhookSecretDigest};
+
+/// Parses a wire enum by its one spelling (strum's), or explains what is allowed.
+pub(crate) fn parse_enum<T: std::str::FromStr + VariantNames>(s: &str) -> Result<T, UnknownEnumValue> {
+    s.parse().map_err(|_| UnknownEnumValue(T::VARIANTS))
+}
 
 /// How Seyaha authenticates to the partner's OCTO API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Display, EnumString, VariantNames, SerializeDisplay)]
+#[strum(serialize_all = "snake_case")]
 pub enum AuthType {
     /// `Authorization: Bearer <auth_key>` (the OCTO standard).
     Bearer,
@@ -17,11 +24,7 @@ pub enum AuthType {
 
 impl AuthType {
     pub fn parse(s: &str) -> Result<Self, UnknownEnumValue> {
-        match s {
-            "bearer" => Ok(Self::Bearer),
-            "api_key" => Ok(Self::ApiKey),
-            _ => Err(UnknownEnumValue("bearer, api_key")),
-        }
+        parse_enum(s)
     }
 
     /// The `Authorization` header value for a credential of this type.
@@ -35,11 +38,11 @@ impl AuthType {
 
 /// The text completes "field: ...", e.g. "auth_type: must be one of bearer, api_key".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("must be one of {0}")]
-pub struct UnknownEnumValue(pub &'static str);
+#[error("must be one of {}", .0.join(", "))]
+pub struct UnknownEnumValue(pub &'static [&'static str]);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay)]
+#[strum(serialize_all = "snake_case")]
 pub enum SyncStatus {
     /// Nothing running; the last sync (if any) succeeded.
     Idle,
@@ -48,11 +51,11 @@ pub enum SyncStatus {
     Error,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SyncState {
     pub status: SyncStatus,
     pub last_sync_at: Option<Timestamp>,
-    pub last_sync_hash: Option<String>,
+    pub last_sync_hash: Option<ContentHash>,
     pub error_message: Option<String>,
 }
 
@@ -68,8 +71,8 @@ impl Default for SyncState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Display, EnumString, VariantNames, SerializeDisplay)]
+#[strum(serialize_all = "UPPERCASE")]
 pub enum HealthStatus {
     Healthy,
     Degraded,
@@ -78,19 +81,14 @@ pub enum HealthStatus {
 
 impl HealthStatus {
     pub fn parse(s: &str) -> Result<Self, UnknownEnumValue> {
-        match s {
-            "HEALTHY" => Ok(Self::Healthy),
-            "DEGRADED" => Ok(Self::Degraded),
-            "DOWN" => Ok(Self::Down),
-            _ => Err(UnknownEnumValue("HEALTHY, DEGRADED, DOWN")),
-        }
+        parse_enum(s)
     }
 }
 
 /// Consecutive failed probes after which an integration is DOWN.
 pub const DOWN_AFTER_FAILURES: u32 = 3;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Health {
     pub status: HealthStatus,
     pub last_probe_at: Option<Timestamp>,
@@ -160,8 +158,9 @@ impl Default for Health {
     }
 }
 
-/// The integration document exactly as the wire contract shows it (and as we store it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The integration document. Its serde names are the wire contract (the API serializes it);
+/// storage has its own records (`adapters::stored`), so renaming a wire field changes no data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Integration {
     #[serde(rename = "_id")]
     pub id: IntegrationId,
@@ -181,27 +180,25 @@ pub struct Integration {
     pub updated_at: Timestamp,
 }
 
-/// What is stored per integration: the document, the webhook secret's digest (never the
+/// What is kept per integration: the document, the webhook secret's digest (never the
 /// secret), the sync coordination state, and a version for optimistic concurrency.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IntegrationRecord {
-    #[serde(flatten)]
     pub integration: Integration,
     pub webhook_secret_digest: WebhookSecretDigest,
-    #[serde(default)]
     pub sync_control: SyncControl,
     pub version: u64,
 }
 
 /// Who may run a sync right now. A lease expires, so a crashed sync never blocks forever.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
-    pub run_id: String,
+    pub run_id: RunId,
     pub expires_at: Timestamp,
 }
 
 /// Coordination between syncs, never shown on the wire.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncControl {
     /// Held by the running sync.
     pub lease: Option<Lease>,
@@ -210,12 +207,6 @@ pub struct SyncControl {
     pub requested_at: Option<Timestamp>,
     /// The next successful sync ignores the catalog hash (after DOWN deactivated the catalog).
     pub force_full_sync: bool,
-}
-
-impl SyncControl {
-    pub fn lease_held(&self, now: Timestamp) -> bool {
-        self.lease.as_ref().is_some_and(|lease| lease.expires_at > now)
-    }
 }
 
 /// A validated create request.
@@ -227,15 +218,8 @@ pub struct NewIntegration {
     pub handles_ticket_delivery: bool,
 }
 
-/// Who creates an integration decides whether it starts approved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Creator {
-    Partner,
-    Admin,
-}
-
 impl Integration {
-    pub fn new(id: IntegrationId, partner_id: PartnerId, new: &NewIntegration, creator: Creator, now: Timestamp) -> Self {
+    pub fn new(id: IntegrationId, partner_id: PartnerId, new: &NewIntegration, creator: Role, now: Timestamp) -> Self {
         Self {
             id,
             partner_id,
@@ -243,7 +227,7 @@ impl Integration {
             auth_type: new.auth_type,
             handles_ticket_delivery: new.handles_ticket_delivery,
             is_active: true,
-            is_approved: creator == Creator::Admin,
+            is_approved: creator == Role::Admin,
             sync: SyncState::new(),
             health: Health::new(),
             created_at: now,
@@ -280,8 +264,9 @@ impl Integration {
         self.updated_at = now;
     }
 
-    /// Webhooks and scheduled syncs only run for integrations an admin approved and left active.
-    pub fn accepts_webhooks(&self) -> bool {
+    /// Approved by an admin and left active: only then are its webhooks accepted and is it
+    /// synced on schedule (the nightly listing selects exactly these).
+    pub fn is_live(&self) -> bool {
         self.is_approved && self.is_active
     }
 }

@@ -1,24 +1,28 @@
 //! Pure types and rules. Everything here is parsed once at the edge and trusted afterwards.
 
+mod actors;
 mod base_url;
 mod catalog;
 mod ids;
 mod integration;
 mod secrets;
 mod timestamp;
+mod values;
 
+pub use actors::{Principal, Role};
 pub use base_url::{BaseUrl, InvalidBaseUrl};
 pub use catalog::{
-    Activity, ActivityState, ExternalSync, MAX_REPORTED_REJECTIONS, Price, RUN_RETENTION_DAYS, RUNS_SHOWN, Rejection, RunOutcome,
-    RunTrigger, Slot, SlotStatus, SyncCounts, SyncRun, UnitPrice, Variation, VariationPricing, VariationRef, VariationSync,
+    Activity, ActivityState, AvailabilityUpdate, ExternalSync, MAX_REPORTED_REJECTIONS, Price, RUN_RETENTION_DAYS, RUNS_SHOWN, Rejection,
+    RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts, SyncRun, UnitPrice, Variation, VariationPricing, VariationRef, VariationSync,
 };
-pub use ids::{IntegrationId, InvalidObjectId, ObjectId, PartnerId};
+pub use ids::{IntegrationId, InvalidObjectId, ObjectId, PartnerId, RunId};
 pub use integration::{
-    AdminPatch, AuthType, Creator, DOWN_AFTER_FAILURES, Health, HealthStatus, HealthTransition, Integration, IntegrationPatch,
-    IntegrationRecord, Lease, NewIntegration, SyncControl, SyncState, SyncStatus, UnknownEnumValue,
+    AdminPatch, AuthType, DOWN_AFTER_FAILURES, Health, HealthStatus, HealthTransition, Integration, IntegrationPatch, IntegrationRecord,
+    Lease, NewIntegration, SyncControl, SyncState, SyncStatus, UnknownEnumValue,
 };
 pub use secrets::{AuthKey, InvalidAuthKey, WebhookSecret, WebhookSecretDigest};
 pub use timestamp::{InvalidTimestamp, Timestamp};
+pub use values::{ContentHash, InvalidContentHash, InvalidLocalDateTime, LocalDateTime};
 
 #[cfg(test)]
 mod parser_properties {

@@ -3,7 +3,6 @@
 use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -96,17 +95,15 @@ impl fmt::Debug for WebhookSecretDigest {
     }
 }
 
-impl Serialize for WebhookSecretDigest {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&hex::encode(self.0))
+impl WebhookSecretDigest {
+    /// The stored form: 64 lowercase hex characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
     }
-}
 
-impl<'de> Deserialize<'de> for WebhookSecretDigest {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+    pub fn from_hex(text: &str) -> Result<Self, hex::FromHexError> {
         let mut bytes = [0u8; 32];
-        hex::decode_to_slice(s.as_bytes(), &mut bytes).map_err(serde::de::Error::custom)?;
+        hex::decode_to_slice(text.as_bytes(), &mut bytes)?;
         Ok(Self(bytes))
     }
 }
@@ -139,9 +136,9 @@ mod tests {
     #[test]
     fn digest_round_trips_and_never_shows_the_secret() {
         let secret = WebhookSecret::generate();
-        let json = serde_json::to_string(&secret.digest()).unwrap();
-        assert!(!json.contains(secret.expose()));
-        let back: WebhookSecretDigest = serde_json::from_str(&json).unwrap();
+        let stored = secret.digest().to_hex();
+        assert!(!stored.contains(secret.expose()));
+        let back = WebhookSecretDigest::from_hex(&stored).unwrap();
         assert!(back.matches(&secret.digest()));
         assert!(!format!("{secret:?}").contains(secret.expose()));
     }

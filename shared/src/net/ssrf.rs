@@ -28,21 +28,23 @@ pub enum EndpointRefused {
     RefusedAddress,
 }
 
-/// Whether private endpoints are allowed (`SEYAHA_ALLOW_PRIVATE_ENDPOINTS`; development only).
+/// Which partner endpoints Seyaha may call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndpointPolicy {
-    pub allow_private: bool,
+    /// `SEYAHA_ALLOW_PRIVATE_ENDPOINTS` (development only): lifts both the address ranges and
+    /// the https-only rule, so a supplier on loopback over plain http can be used.
+    pub allow_private_and_http: bool,
 }
 
 impl EndpointPolicy {
     pub fn strict() -> Self {
-        Self { allow_private: false }
+        Self { allow_private_and_http: false }
     }
 
     /// Checks that need no DNS: scheme, `localhost`, literal IP addresses. Runs before every
     /// outbound call and on every redirect, because reqwest skips the resolver for literal IPs.
     pub fn check_url(&self, url: &BaseUrl) -> Result<(), EndpointRefused> {
-        if self.allow_private {
+        if self.allow_private_and_http {
             return Ok(());
         }
         if !url.is_https() {
@@ -55,7 +57,7 @@ impl EndpointPolicy {
     /// address is refused. A name that does not resolve (yet) is accepted; every call checks again.
     pub async fn check_registration(&self, url: &BaseUrl) -> Result<(), EndpointRefused> {
         self.check_url(url)?;
-        if self.allow_private {
+        if self.allow_private_and_http {
             return Ok(());
         }
         let Host::Domain(name) = url.host() else { return Ok(()) };
@@ -71,7 +73,7 @@ impl EndpointPolicy {
 
     /// The resolver to install in the outbound HTTP client.
     pub fn resolver(&self) -> GuardedResolver {
-        GuardedResolver { allow_private: self.allow_private }
+        GuardedResolver { allow_private: self.allow_private_and_http }
     }
 }
 
@@ -243,7 +245,7 @@ mod tests {
         assert_eq!(strict.check_url(&url("https://169.254.169.254/latest")), Err(EndpointRefused::RefusedAddress));
         assert_eq!(strict.check_url(&url("https://octo.example.com")), Ok(()));
         assert_eq!(strict.check_url(&url("https://93.184.216.34")), Ok(()));
-        let dev = EndpointPolicy { allow_private: true };
+        let dev = EndpointPolicy { allow_private_and_http: true };
         assert_eq!(dev.check_url(&url("http://127.0.0.1:9000")), Ok(()));
     }
 
@@ -260,7 +262,7 @@ mod tests {
         let result = resolver.resolve("localhost".parse().unwrap()).await;
         let err = result.err().expect("localhost must be refused");
         assert!(err.downcast_ref::<AddressRefused>().is_some());
-        let open = EndpointPolicy { allow_private: true }.resolver();
+        let open = EndpointPolicy { allow_private_and_http: true }.resolver();
         assert!(open.resolve("localhost".parse().unwrap()).await.is_ok());
     }
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use reqwest::{StatusCode, redirect};
-use serde::Deserialize;
 
 use crate::domain::{AuthKey, AuthType, BaseUrl};
 use crate::net::{AddressRefused, EndpointPolicy, EndpointRefused};
@@ -52,10 +51,6 @@ pub enum OctoError {
     Status { status: u16 },
     #[error("GET /products returned more than {limit} bytes")]
     TooLarge { limit: usize },
-    #[error("GET /products did not return JSON")]
-    NotJson,
-    #[error("GET /products did not return an OCTO products array")]
-    NotProductsArray,
     #[error("GET /products failed: {0}")]
     Transport(String),
 }
@@ -123,23 +118,6 @@ impl OctoClient {
             body.extend_from_slice(&chunk);
         }
         Ok(body)
-    }
-
-    /// A connection test: fetch the products and check they look like an OCTO products array
-    /// (objects with a string `id`). Returns how many products there are.
-    pub async fn probe(&self, base_url: &BaseUrl, credentials: &OctoCredentials) -> Result<usize, OctoError> {
-        let body = self.fetch_products_body(base_url, credentials).await?;
-        /// Each element must be an object with a string `id`; the rest is the sync's business.
-        #[derive(Deserialize)]
-        struct ProductId {
-            #[serde(rename = "id")]
-            _id: String,
-        }
-        match serde_json::from_slice::<Vec<ProductId>>(&body) {
-            Ok(products) => Ok(products.len()),
-            Err(_) if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok() => Err(OctoError::NotProductsArray),
-            Err(_) => Err(OctoError::NotJson),
-        }
     }
 
     fn classify(&self, base_url: &BaseUrl, error: reqwest::Error) -> OctoError {

@@ -2,6 +2,5 @@
 
 mod client;
 pub mod models;
-pub mod sample;
 
 pub use client::{OctoClient, OctoClientConfig, OctoCredentials, OctoError};

@@ -15,7 +15,9 @@ use sha2::{Digest, Sha256};
 
 use super::canonical::write_canonical;
 
-use crate::domain::{Activity, ExternalSync, Price, Rejection, Timestamp, UnitPrice, Variation, VariationPricing, VariationSync};
+use crate::domain::{
+    Activity, ContentHash, ExternalSync, Price, Rejection, Timestamp, UnitPrice, Variation, VariationPricing, VariationSync,
+};
 use crate::octo::models::{Pricing, Product, ProductOption};
 
 /// Longest `internalName` accepted.
@@ -34,7 +36,7 @@ pub enum CatalogError {
 #[derive(Debug)]
 pub struct ParsedCatalog {
     /// SHA-256 hex of the canonical JSON of the whole array.
-    pub payload_hash: String,
+    pub payload_hash: ContentHash,
     /// Accepted products mapped to activities (active, stamped with `now`).
     pub activities: Vec<Activity>,
     pub rejections: Vec<Rejection>,
@@ -61,7 +63,11 @@ pub fn parse_catalog(body: &[u8], now: Timestamp) -> Result<ParsedCatalog, Catal
     }
     deserializer.end().map_err(|_| CatalogError::NotJson)?;
     state.payload.update(if state.count == 0 { b"[]".as_slice() } else { b"]".as_slice() });
-    Ok(ParsedCatalog { payload_hash: hex::encode(state.payload.finalize()), activities: state.activities, rejections: state.rejections })
+    Ok(ParsedCatalog {
+        payload_hash: ContentHash::from_digest(state.payload.finalize().into()),
+        activities: state.activities,
+        rejections: state.rejections,
+    })
 }
 
 struct Builder {
@@ -84,7 +90,7 @@ impl Builder {
         self.payload.update(&self.canonical);
         let index = self.count;
         self.count += 1;
-        let content_hash = hex::encode(Sha256::digest(&self.canonical));
+        let content_hash = ContentHash::of(&self.canonical);
         match self.accept(raw, content_hash) {
             Ok(activity) => self.activities.push(activity),
             Err(reason) => {
@@ -95,7 +101,7 @@ impl Builder {
         Ok(())
     }
 
-    fn accept(&mut self, raw: &RawValue, content_hash: String) -> Result<Activity, String> {
+    fn accept(&mut self, raw: &RawValue, content_hash: ContentHash) -> Result<Activity, String> {
         let mut deserializer = serde_json::Deserializer::from_str(raw.get());
         let product: Product = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
             let path = e.path().to_string();
@@ -162,8 +168,9 @@ fn validate(product: &Product) -> Result<(), String> {
     Ok(())
 }
 
-/// OCTO product -> Seyaha activity (DESIGN section 4, step 6).
-fn map_product(product: Product, content_hash: String, now: Timestamp) -> Activity {
+/// OCTO product -> Seyaha activity: keyed by `internalName`, `title` -> `activity_title`
+/// (fallback `internalName`), options -> variations with unit prices.
+fn map_product(product: Product, content_hash: ContentHash, now: Timestamp) -> Activity {
     let currency = product.default_currency.clone();
     let activity_title = product.title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| product.internal_name.clone());
     let variations = product.options.into_iter().map(|option| map_option(option, currency.as_deref())).collect();
@@ -266,9 +273,9 @@ mod tests {
         let body = br#"[{"b": 1.0, "a": "x"}, 2e1, []]"#;
         let parsed = parse_catalog(body, now()).unwrap();
         let canonical = br#"[{"a":"x","b":1},20,[]]"#;
-        assert_eq!(parsed.payload_hash, hex::encode(Sha256::digest(canonical)));
+        assert_eq!(parsed.payload_hash.to_string(), hex::encode(Sha256::digest(canonical)));
         assert_eq!(parsed.rejections.len(), 3, "none of them is a product");
-        assert_eq!(parse_catalog(b"[]", now()).unwrap().payload_hash, hex::encode(Sha256::digest(b"[]")));
+        assert_eq!(parse_catalog(b"[]", now()).unwrap().payload_hash.to_string(), hex::encode(Sha256::digest(b"[]")));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::domain::{Activity, ActivityState, SyncCounts};
+use crate::domain::{Activity, ActivityState, ContentHash, SyncCounts};
 
 /// What to write: created, changed and returning activities, and names to deactivate.
 #[derive(Debug, Default)]
@@ -16,7 +16,8 @@ pub struct CatalogDiff {
 /// inactive activity that is back in the payload counts as updated (it is reactivated);
 /// active activities missing from the payload are deactivated, never deleted.
 pub fn diff_catalog(incoming: Vec<Activity>, stored: Vec<ActivityState>, rejected: u64) -> CatalogDiff {
-    let stored: HashMap<String, (String, bool)> = stored.into_iter().map(|s| (s.internal_name, (s.content_hash, s.is_active))).collect();
+    let stored: HashMap<String, (ContentHash, bool)> =
+        stored.into_iter().map(|s| (s.internal_name, (s.content_hash, s.is_active))).collect();
     let mut counts = SyncCounts { synced: incoming.len() as u64, rejected, ..SyncCounts::default() };
     let mut present = HashSet::with_capacity(incoming.len());
     let mut to_write = Vec::new();
@@ -52,13 +53,13 @@ mod tests {
             external_sync: ExternalSync { external_id: name.into() },
             variations: Vec::new(),
             is_active: true,
-            content_hash: hash.into(),
+            content_hash: ContentHash::of(hash.as_bytes()),
             updated_at: Timestamp::from_unix_millis(0),
         }
     }
 
     fn state(name: &str, hash: &str, active: bool) -> ActivityState {
-        ActivityState { internal_name: name.into(), content_hash: hash.into(), is_active: active }
+        ActivityState { internal_name: name.into(), content_hash: ContentHash::of(hash.as_bytes()), is_active: active }
     }
 
     #[test]
@@ -106,23 +107,24 @@ mod properties {
             stored in prop::collection::btree_map("[a-h]", (0u8..3, any::<bool>()), 0..8),
             incoming in prop::collection::btree_map("[a-h]", 0u8..3, 0..8),
         ) {
-            let states = stored.iter().map(|(n, (h, a))| ActivityState { internal_name: n.clone(), content_hash: h.to_string(), is_active: *a }).collect();
+            let states = stored.iter().map(|(n, (h, a))| ActivityState { internal_name: n.clone(), content_hash: ContentHash::of(h.to_string().as_bytes()), is_active: *a }).collect();
             let diff = diff_catalog(incoming.iter().map(|(n, h)| activity(n, &h.to_string())).collect(), states, 0);
 
-            let mut result: BTreeMap<String, (String, bool)> = stored.iter().map(|(n, (h, a))| (n.clone(), (h.to_string(), *a))).collect();
+            let mut result: BTreeMap<String, (ContentHash, bool)> = stored.iter().map(|(n, (h, a))| (n.clone(), (ContentHash::of(h.to_string().as_bytes()), *a))).collect();
             for written in &diff.to_write {
-                result.insert(written.internal_name.clone(), (written.content_hash.clone(), true));
+                result.insert(written.internal_name.clone(), (written.content_hash, true));
             }
             for name in &diff.to_deactivate {
                 result.get_mut(name).unwrap().1 = false;
             }
-            let active: BTreeMap<String, String> = result.iter().filter(|(_, (_, a))| *a).map(|(n, (h, _))| (n.clone(), h.clone())).collect();
-            let expected: BTreeMap<String, String> = incoming.iter().map(|(n, h)| (n.clone(), h.to_string())).collect();
+            let active: BTreeMap<String, ContentHash> = result.iter().filter(|(_, (_, a))| *a).map(|(n, (h, _))| (n.clone(), *h)).collect();
+            let expected: BTreeMap<String, ContentHash> = incoming.iter().map(|(n, h)| (n.clone(), ContentHash::of(h.to_string().as_bytes()))).collect();
             prop_assert_eq!(active, expected);
 
             // Nothing written that was already right; nothing deleted.
             for written in &diff.to_write {
-                prop_assert_ne!(stored.get(&written.internal_name), Some(&(written.content_hash.parse::<u8>().unwrap(), true)));
+                let before = stored.get(&written.internal_name).map(|(h, a)| (ContentHash::of(h.to_string().as_bytes()), *a));
+                prop_assert_ne!(before, Some((written.content_hash, true)));
             }
             let names: BTreeSet<_> = result.keys().cloned().collect();
             prop_assert!(stored.keys().all(|n| names.contains(n)));

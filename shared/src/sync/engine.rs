@@ -13,17 +13,15 @@
 //! hash is committed last, so a run cut short (crash, request budget) leaves a catalog that
 //! the next run's diff completes.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::domain::{
-    HealthStatus, HealthTransition, IntegrationId, IntegrationRecord, Lease, MAX_REPORTED_REJECTIONS, ObjectId, RUN_RETENTION_DAYS,
-    Rejection, RunOutcome, RunTrigger, SyncCounts, SyncRun, SyncStatus, Timestamp,
+    ContentHash, HealthStatus, HealthTransition, IntegrationId, IntegrationRecord, Lease, MAX_REPORTED_REJECTIONS, RUN_RETENTION_DAYS,
+    Rejection, RunId, RunOutcome, RunTrigger, SyncCounts, SyncRun, SyncStatus, Timestamp,
 };
 use crate::octo::{OctoClient, OctoCredentials};
-use crate::ports::{CatalogStore, Clock, IntegrationStore, RunStore, SecretStore, SyncJob, SyncQueue};
+use crate::ports::{Ports, QueueError, SecretStoreError, StoreError, SyncJob};
 use crate::records::{Change, update_record};
-use crate::service::ServiceError;
 
 use super::catalog::parse_catalog;
 use super::diff::{CatalogDiff, diff_catalog};
@@ -57,15 +55,16 @@ impl Default for SyncConfig {
     }
 }
 
-/// Everything the engine talks to.
-#[derive(Clone)]
-pub struct SyncPorts {
-    pub integrations: Arc<dyn IntegrationStore>,
-    pub catalog: Arc<dyn CatalogStore>,
-    pub runs: Arc<dyn RunStore>,
-    pub secrets: Arc<dyn SecretStore>,
-    pub queue: Arc<dyn SyncQueue>,
-    pub clock: Arc<dyn Clock>,
+/// Why the engine could not do its work: infrastructure failures only (partner failures are
+/// results, recorded on the integration). A queue job that fails this way is worth a redelivery.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secrets(#[from] SecretStoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
 }
 
 /// What a sync run came to.
@@ -96,18 +95,18 @@ enum Start {
 }
 
 pub struct SyncEngine {
-    ports: SyncPorts,
+    ports: Ports,
     octo: OctoClient,
     config: SyncConfig,
 }
 
 impl SyncEngine {
-    pub fn new(ports: SyncPorts, octo: OctoClient, config: SyncConfig) -> Self {
+    pub fn new(ports: Ports, octo: OctoClient, config: SyncConfig) -> Self {
         Self { ports, octo, config }
     }
 
     /// `POST /{id}/sync/trigger`, after authentication: sync now within the request budget.
-    pub async fn trigger(&self, record: IntegrationRecord) -> Result<SyncResult, ServiceError> {
+    pub async fn trigger(&self, record: IntegrationRecord) -> Result<SyncResult, SyncError> {
         let deadline = Instant::now() + self.config.request_budget;
         let id = record.integration.id;
         self.run(id, RunTrigger::Webhook, Some(record), false, Some(deadline)).await
@@ -115,18 +114,13 @@ impl SyncEngine {
 
     /// A queue message. Errors are infrastructure failures (worth a redelivery); partner
     /// failures are recorded on the integration and are not errors here.
-    pub async fn handle_job(&self, job: &SyncJob) -> Result<SyncResult, ServiceError> {
+    pub async fn handle_job(&self, job: &SyncJob) -> Result<SyncResult, SyncError> {
         self.run(job.integration_id, job.trigger, None, true, None).await
     }
 
     /// Asks for a background sync. Coalesced: if one is already requested (and not stale),
     /// nothing is written or sent. Returns whether a job was sent.
-    pub async fn request_sync(
-        &self,
-        id: IntegrationId,
-        trigger: RunTrigger,
-        known: Option<IntegrationRecord>,
-    ) -> Result<bool, ServiceError> {
+    pub async fn request_sync(&self, id: IntegrationId, trigger: RunTrigger, known: Option<IntegrationRecord>) -> Result<bool, SyncError> {
         let now = self.ports.clock.now();
         let Some(lease_expires_at) = self.mark_requested(id, known, now).await? else {
             return Ok(false);
@@ -144,16 +138,14 @@ impl SyncEngine {
     /// The nightly job and `POST /admin/sync-all`: a sync request for every approved, active
     /// integration (DOWN ones are only probed when the job runs: their sync is a fetch that
     /// writes nothing unless it succeeds). Pages through the store; returns how many.
-    pub async fn request_all(&self, trigger: RunTrigger) -> Result<u64, ServiceError> {
+    pub async fn request_all(&self, trigger: RunTrigger) -> Result<u64, SyncError> {
         let mut after = None;
         let mut total = 0u64;
         loop {
-            let page = self.ports.integrations.list_syncable(after, NIGHTLY_PAGE_SIZE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.integration.id);
-            let count = page.len();
+            let page = self.ports.integrations.list_syncable(NIGHTLY_PAGE_SIZE, after).await?;
+            total += page.items.len() as u64;
             let mut jobs = Vec::new();
-            for record in page {
+            for record in page.items {
                 let id = record.integration.id;
                 if self.mark_requested(id, Some(record), self.ports.clock.now()).await?.is_some() {
                     jobs.push(SyncJob { integration_id: id, trigger });
@@ -162,9 +154,9 @@ impl SyncEngine {
             for batch in jobs.chunks(10) {
                 self.ports.queue.enqueue(batch).await?;
             }
-            total += count as u64;
-            if count < NIGHTLY_PAGE_SIZE {
-                break;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
             }
         }
         tracing::info!(trigger = ?trigger, integrations = total, "sync requested for every approved integration");
@@ -178,7 +170,7 @@ impl SyncEngine {
         id: IntegrationId,
         known: Option<IntegrationRecord>,
         now: Timestamp,
-    ) -> Result<Option<Option<Timestamp>>, ServiceError> {
+    ) -> Result<Option<Option<Timestamp>>, SyncError> {
         let stale_after = self.config.lease.as_millis() as i64;
         let updated = update_record(self.ports.integrations.as_ref(), &id, known, |record| {
             let control = &mut record.sync_control;
@@ -194,7 +186,7 @@ impl SyncEngine {
 
     /// Records a probe on the health state and acts on the transition: DOWN deactivates the
     /// catalog (and forces the next sync to be full); recovery from DOWN requests that sync.
-    pub async fn record_probe(&self, id: IntegrationId, outcome: ProbeOutcome) -> Result<(), ServiceError> {
+    pub async fn record_probe(&self, id: IntegrationId, outcome: ProbeOutcome) -> Result<(), SyncError> {
         let now = self.ports.clock.now();
         let updated = update_record(self.ports.integrations.as_ref(), &id, None, |record| {
             let transition = apply_probe(record, outcome, now);
@@ -211,7 +203,7 @@ impl SyncEngine {
         }
     }
 
-    async fn on_down(&self, id: IntegrationId, now: Timestamp) -> Result<(), ServiceError> {
+    async fn on_down(&self, id: IntegrationId, now: Timestamp) -> Result<(), SyncError> {
         let deactivated = self.ports.catalog.deactivate_all(&id, now).await?;
         tracing::warn!(integration_id = %id, deactivated, "integration is DOWN: activities deactivated, scheduled syncs only probe");
         Ok(())
@@ -229,9 +221,9 @@ impl SyncEngine {
         known: Option<IntegrationRecord>,
         only_if_requested: bool,
         deadline: Option<Instant>,
-    ) -> Result<SyncResult, ServiceError> {
+    ) -> Result<SyncResult, SyncError> {
         let started_at = self.ports.clock.now();
-        let run = Run { id, run_id: ObjectId::generate(started_at.unix_seconds()).to_string(), trigger, started_at, clock: Instant::now() };
+        let run = Run { id, run_id: RunId::generate(started_at.unix_seconds()), trigger, started_at, clock: Instant::now() };
 
         let (record, force) = match self.start(&run, known, only_if_requested).await? {
             Start::NotNeeded => return Ok(SyncResult::NotNeeded),
@@ -250,13 +242,15 @@ impl SyncEngine {
         let result = self.sync_locked(&run, &record, force, deadline).await;
         if result.is_err() {
             // Infrastructure failure mid-run: give the lease back so the retry need not wait.
-            let _ = self.release(&run, RunTrigger::FollowUp, |_| {}).await;
+            if let Err(error) = self.release(&run, RunTrigger::FollowUp, |_| {}).await {
+                tracing::warn!(integration_id = %id, error = %error, "could not give the lease back; it expires by itself");
+            }
         }
         result
     }
 
     /// Takes the lease, or records that a sync is wanted while another one runs.
-    async fn start(&self, run: &Run, known: Option<IntegrationRecord>, only_if_requested: bool) -> Result<Start, ServiceError> {
+    async fn start(&self, run: &Run, known: Option<IntegrationRecord>, only_if_requested: bool) -> Result<Start, SyncError> {
         let now = run.started_at;
         let lease_for = self.config.lease.as_millis() as i64;
         let updated = update_record(self.ports.integrations.as_ref(), &run.id, known, |record| {
@@ -273,12 +267,12 @@ impl SyncEngine {
                 }
                 return Change::Keep(Start::Busy { newly_requested, lease_expires_at });
             }
-            if !record.integration.accepts_webhooks() {
+            if !record.integration.is_live() {
                 // Unapproved or paused since the request: drop it.
                 control.requested_at = None;
                 return Change::Write(Start::NotNeeded);
             }
-            control.lease = Some(Lease { run_id: run.run_id.clone(), expires_at: now.plus_millis(lease_for) });
+            control.lease = Some(Lease { run_id: run.run_id, expires_at: now.plus_millis(lease_for) });
             control.requested_at = None;
             record.integration.sync.status = SyncStatus::Syncing;
             // After DOWN the catalog was deactivated: the next successful sync must be full.
@@ -299,7 +293,7 @@ impl SyncEngine {
         record: &IntegrationRecord,
         force: bool,
         deadline: Option<Instant>,
-    ) -> Result<SyncResult, ServiceError> {
+    ) -> Result<SyncResult, SyncError> {
         let id = run.id;
         let out_of_budget = || deadline.is_some_and(|d| Instant::now() >= d);
         let Some(auth_key) = self.ports.secrets.get_auth_key(&id).await? else {
@@ -322,7 +316,7 @@ impl SyncEngine {
 
         let rejected = parsed.rejections.len() as u64;
         let rejections: Vec<Rejection> = parsed.rejections.into_iter().take(MAX_REPORTED_REJECTIONS).collect();
-        if !force && record.integration.sync.last_sync_hash.as_deref() == Some(parsed.payload_hash.as_str()) {
+        if !force && record.integration.sync.last_sync_hash == Some(parsed.payload_hash) {
             self.commit(run, None).await?;
             let counts = SyncCounts { rejected, ..SyncCounts::default() };
             let report = RunReport { outcome: RunOutcome::Skipped, counts, hash: Some(parsed.payload_hash), error: None, rejections };
@@ -345,7 +339,7 @@ impl SyncEngine {
             self.ports.catalog.set_active(&id, &to_deactivate, false, self.ports.clock.now()).await?;
         }
 
-        let committed = self.commit(run, Some(&parsed.payload_hash)).await?;
+        let committed = self.commit(run, Some(parsed.payload_hash)).await?;
         if !committed {
             // Deleted while syncing: what this run wrote must not stay active.
             self.ports.catalog.deactivate_all(&id, self.ports.clock.now()).await?;
@@ -359,7 +353,7 @@ impl SyncEngine {
 
     /// Success: release the lease, record the hash (when written) and a healthy probe.
     /// Returns false when the integration no longer exists.
-    async fn commit(&self, run: &Run, hash: Option<&str>) -> Result<bool, ServiceError> {
+    async fn commit(&self, run: &Run, hash: Option<ContentHash>) -> Result<bool, SyncError> {
         let now = self.ports.clock.now();
         let released = self
             .release(run, RunTrigger::FollowUp, |record| {
@@ -367,7 +361,7 @@ impl SyncEngine {
                 sync.status = SyncStatus::Idle;
                 sync.error_message = None;
                 if let Some(hash) = hash {
-                    sync.last_sync_hash = Some(hash.to_owned());
+                    sync.last_sync_hash = Some(hash);
                     sync.last_sync_at = Some(now);
                 }
                 record.sync_control.force_full_sync = false;
@@ -378,7 +372,7 @@ impl SyncEngine {
     }
 
     /// Partner failure: error state, hash unchanged, a failed probe.
-    async fn fail(&self, run: &Run, message: String) -> Result<SyncResult, ServiceError> {
+    async fn fail(&self, run: &Run, message: String) -> Result<SyncResult, SyncError> {
         let message = truncate(message);
         let now = self.ports.clock.now();
         let mut transition = HealthTransition::Unchanged;
@@ -405,7 +399,7 @@ impl SyncEngine {
 
     /// The request budget ran out: give the lease back without committing the hash and let a
     /// background run finish the job (its diff starts from what was written so far).
-    async fn hand_off(&self, run: &Run) -> Result<SyncResult, ServiceError> {
+    async fn hand_off(&self, run: &Run) -> Result<SyncResult, SyncError> {
         let now = self.ports.clock.now();
         self.release(run, RunTrigger::Handoff, |record| {
             record.integration.sync.status = SyncStatus::Idle;
@@ -420,12 +414,7 @@ impl SyncEngine {
     /// Releases our lease (if still ours) with `finish` applied, then sends the one job a
     /// request made during the run (or by `finish`) asked for, as `next`. `None` when the
     /// integration is gone.
-    async fn release(
-        &self,
-        run: &Run,
-        next: RunTrigger,
-        mut finish: impl FnMut(&mut IntegrationRecord),
-    ) -> Result<Option<()>, ServiceError> {
+    async fn release(&self, run: &Run, next: RunTrigger, mut finish: impl FnMut(&mut IntegrationRecord)) -> Result<Option<()>, SyncError> {
         let updated = update_record(self.ports.integrations.as_ref(), &run.id, None, |record| {
             let ours = record.sync_control.lease.as_ref().is_some_and(|lease| lease.run_id == run.run_id);
             if !ours {
@@ -446,7 +435,7 @@ impl SyncEngine {
 
     async fn record_run(&self, run: &Run, report: RunReport) {
         let record = SyncRun {
-            run_id: run.run_id.clone(),
+            run_id: run.run_id,
             integration_id: run.id,
             trigger: run.trigger,
             started_at: run.started_at,
@@ -468,7 +457,7 @@ impl SyncEngine {
 /// One sync run's identity and timing, carried through its steps.
 struct Run {
     id: IntegrationId,
-    run_id: String,
+    run_id: RunId,
     trigger: RunTrigger,
     started_at: Timestamp,
     clock: Instant,
@@ -478,7 +467,7 @@ struct Run {
 struct RunReport {
     outcome: RunOutcome,
     counts: SyncCounts,
-    hash: Option<String>,
+    hash: Option<ContentHash>,
     error: Option<String>,
     rejections: Vec<Rejection>,
 }

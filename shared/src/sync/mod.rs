@@ -8,4 +8,4 @@ mod engine;
 pub use canonical::canonicalize;
 pub use catalog::{CatalogError, ParsedCatalog, parse_catalog};
 pub use diff::{CatalogDiff, diff_catalog};
-pub use engine::{ProbeOutcome, SyncConfig, SyncEngine, SyncPorts, SyncResult};
+pub use engine::{ProbeOutcome, SyncConfig, SyncEngine, SyncError, SyncResult};

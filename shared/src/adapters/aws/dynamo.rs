@@ -11,20 +11,22 @@
 //! Catalog and slot items are spread over [`SHARDS`] partition keys per integration, so a large
 //! first sync is not capped by one partition's 1,000 writes per second.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    Put, PutRequest, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, WriteRequest,
+    Put, PutRequest, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, Select, TimeToLiveSpecification, TransactWriteItem,
+    WriteRequest,
 };
 use sha2::{Digest, Sha256};
 
+use super::SdkFailure;
+use crate::adapters::stored::{StoredActivity, StoredHealthStatus, StoredIntegration, StoredRun, StoredSlot, fields};
 use crate::domain::{Activity, ActivityState, IntegrationId, IntegrationRecord, PartnerId, Slot, SyncRun, Timestamp, VariationRef};
-use crate::ports::{CatalogStore, IntegrationFilter, IntegrationStore, Page, PageRequest, RunStore, StoreError};
+use crate::ports::{CatalogStore, Cursor, IntegrationFilter, IntegrationStore, Page, RunStore, StoreError};
 
 /// Partition keys per integration for catalog and slot items.
 pub const SHARDS: u8 = 8;
@@ -44,9 +46,16 @@ pub struct DynamoStore {
     table: String,
 }
 
-fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(error: SdkError<E, R>) -> StoreError {
-    StoreError::Unavailable(DisplayErrorContext(error).to_string())
+fn unavailable<E: std::error::Error + Send + Sync + 'static>(error: E) -> StoreError {
+    StoreError::Unavailable(Box::new(SdkFailure::new(error)))
 }
+
+/// A request the SDK's builder refused (a bug in how we build it, never user input).
+fn build_failed(error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::unavailable(error)
+}
+
+type Item = HashMap<String, AttributeValue>;
 
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
@@ -69,20 +78,76 @@ fn activity_key(id: &IntegrationId, name: &str) -> HashMap<String, AttributeValu
 }
 
 fn to_item<T: serde::Serialize>(value: &T) -> Result<HashMap<String, AttributeValue>, StoreError> {
-    serde_dynamo::to_item(value).map_err(|e| StoreError::Unavailable(format!("cannot encode item: {e}")))
+    serde_dynamo::to_item(value).map_err(|e| StoreError::unavailable(format!("cannot encode item: {e}")))
 }
 
 fn from_item<T: serde::de::DeserializeOwned>(item: HashMap<String, AttributeValue>) -> Result<T, StoreError> {
-    serde_dynamo::from_item(item).map_err(|e| StoreError::Unavailable(format!("corrupt item: {e}")))
+    serde_dynamo::from_item(item).map_err(|e| StoreError::unavailable(format!("corrupt item: {e}")))
+}
+
+fn integration_from_item(item: Item) -> Result<IntegrationRecord, StoreError> {
+    from_item::<StoredIntegration>(item)?.try_into()
+}
+
+/// A cursor is the key of the last item returned (table and index key attributes), as JSON.
+fn cursor_of(item: &Item, key_names: &[&str]) -> Cursor {
+    let key: BTreeMap<&str, &str> =
+        key_names.iter().filter_map(|name| item.get(*name).and_then(|v| v.as_s().ok()).map(|v| (*name, v.as_str()))).collect();
+    Cursor::new(serde_json::to_string(&key).expect("a key serializes"))
+}
+
+fn start_key(cursor: Option<Cursor>) -> Result<Option<Item>, StoreError> {
+    let Some(cursor) = cursor else { return Ok(None) };
+    let key: BTreeMap<String, String> =
+        serde_json::from_str(cursor.as_str()).map_err(|e| StoreError::unavailable(format!("invalid listing cursor: {e}")))?;
+    Ok(Some(key.into_iter().map(|(name, value)| (name, s(value))).collect()))
+}
+
+const ADMIN_KEY: [&str; 4] = ["pk", "sk", "gsi1pk", "gsi1sk"];
+const SYNCABLE_KEY: [&str; 4] = ["pk", "sk", "gsi2pk", "gsi2sk"];
+
+/// A listing of one of the integration indexes.
+struct IndexQuery<'a> {
+    index: &'static str,
+    key_condition: &'static str,
+    key_names: &'a [&'static str],
+    newest_first: bool,
+    filter: Filter,
+}
+
+/// The admin list's filter as a FilterExpression (evaluated by DynamoDB, not here).
+struct Filter {
+    expression: Option<String>,
+    names: Option<HashMap<String, String>>,
+    values: HashMap<String, AttributeValue>,
+}
+
+fn filter_expression(filter: &IntegrationFilter) -> Filter {
+    let mut conditions = Vec::new();
+    let mut names = HashMap::new();
+    let mut values = HashMap::from([(":pk".to_owned(), s("INTEGRATION"))]);
+    if let Some(approved) = filter.is_approved {
+        conditions.push("#approved = :approved");
+        names.insert("#approved".to_owned(), "isApproved".to_owned());
+        values.insert(":approved".to_owned(), AttributeValue::Bool(approved));
+    }
+    if let Some(health) = filter.health {
+        conditions.push("#health.#status = :health");
+        names.insert("#health".to_owned(), "health".to_owned());
+        names.insert("#status".to_owned(), "status".to_owned());
+        let spelling = serde_json::to_value(StoredHealthStatus::from(health)).expect("an enum serializes");
+        values.insert(":health".to_owned(), s(spelling.as_str().unwrap_or_default()));
+    }
+    Filter { expression: (!conditions.is_empty()).then(|| conditions.join(" AND ")), names: (!names.is_empty()).then_some(names), values }
 }
 
 fn integration_item(record: &IntegrationRecord) -> Result<HashMap<String, AttributeValue>, StoreError> {
     let integration = &record.integration;
-    let mut item = to_item(record)?;
+    let mut item = to_item(&StoredIntegration::from(record))?;
     item.extend(integration_key(&integration.id));
     item.insert("gsi1pk".into(), s("INTEGRATION"));
     item.insert("gsi1sk".into(), s(format!("{}#{}", integration.created_at, integration.id)));
-    if integration.accepts_webhooks() {
+    if integration.is_live() {
         item.insert("gsi2pk".into(), s("SYNCABLE"));
         item.insert("gsi2sk".into(), s(integration.id.to_string()));
     }
@@ -108,14 +173,14 @@ impl DynamoStore {
         };
         let mut request = client.create_table().table_name(table).billing_mode(BillingMode::PayPerRequest);
         for name in ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"] {
-            request = request.attribute_definitions(attribute(name).map_err(|e| StoreError::Unavailable(e.to_string()))?);
+            request = request.attribute_definitions(attribute(name).map_err(build_failed)?);
         }
         request
-            .key_schema(key("pk", KeyType::Hash).map_err(|e| StoreError::Unavailable(e.to_string()))?)
-            .key_schema(key("sk", KeyType::Range).map_err(|e| StoreError::Unavailable(e.to_string()))?)
-            .global_secondary_indexes(index(ADMIN_INDEX, "gsi1pk", "gsi1sk").map_err(|e| StoreError::Unavailable(e.to_string()))?)
-            .global_secondary_indexes(index(SYNCABLE_INDEX, "gsi2pk", "gsi2sk").map_err(|e| StoreError::Unavailable(e.to_string()))?)
-            .global_secondary_indexes(index(PRODUCT_INDEX, "gsi3pk", "gsi3sk").map_err(|e| StoreError::Unavailable(e.to_string()))?)
+            .key_schema(key("pk", KeyType::Hash).map_err(build_failed)?)
+            .key_schema(key("sk", KeyType::Range).map_err(build_failed)?)
+            .global_secondary_indexes(index(ADMIN_INDEX, "gsi1pk", "gsi1sk").map_err(build_failed)?)
+            .global_secondary_indexes(index(SYNCABLE_INDEX, "gsi2pk", "gsi2sk").map_err(build_failed)?)
+            .global_secondary_indexes(index(PRODUCT_INDEX, "gsi3pk", "gsi3sk").map_err(build_failed)?)
             .send()
             .await
             .map_err(unavailable)?;
@@ -123,16 +188,46 @@ impl DynamoStore {
             .update_time_to_live()
             .table_name(table)
             .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name("ttl")
-                    .build()
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+                TimeToLiveSpecification::builder().enabled(true).attribute_name("ttl").build().map_err(build_failed)?,
             )
             .send()
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    /// Up to `limit` integrations of an index, following `LastEvaluatedKey` until that many
+    /// matched: DynamoDB cuts a response at 1 MB, and a filtered response can be short or empty.
+    async fn page_of(&self, query: IndexQuery<'_>, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError> {
+        let IndexQuery { index, key_condition, key_names, newest_first, filter: Filter { expression, names, values } } = query;
+        let mut start = start_key(after)?;
+        let mut items = Vec::new();
+        loop {
+            let remaining = limit - items.len();
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression(key_condition)
+                .set_filter_expression(expression.clone())
+                .set_expression_attribute_names(names.clone())
+                .set_expression_attribute_values(Some(values.clone()))
+                .scan_index_forward(!newest_first)
+                .limit(i32::try_from(remaining).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            items.extend(output.items.unwrap_or_default());
+            let more = output.last_evaluated_key.filter(|key| !key.is_empty());
+            if items.len() >= limit || more.is_none() {
+                let next = if more.is_some() { items.last().map(|item| cursor_of(item, key_names)) } else { None };
+                let records = items.into_iter().map(integration_from_item).collect::<Result<_, _>>()?;
+                return Ok(Page { items: records, next });
+            }
+            start = more;
+        }
     }
 
     /// A strongly consistent GetItem.
@@ -184,8 +279,13 @@ impl DynamoStore {
         let mut items = Vec::new();
         for shard in 0..SHARDS {
             let values = HashMap::from([(":pk".to_owned(), s(format!("{prefix}#{id}#{shard}")))]);
-            let names = projection
-                .map(|_| HashMap::from([("#name".to_owned(), "internalName".to_owned()), ("#active".to_owned(), "isActive".to_owned())]));
+            let names = projection.map(|_| {
+                HashMap::from([
+                    ("#name".to_owned(), fields::INTERNAL_NAME.to_owned()),
+                    ("#hash".to_owned(), fields::CONTENT_HASH.to_owned()),
+                    ("#active".to_owned(), fields::IS_ACTIVE.to_owned()),
+                ])
+            });
             items.extend(self.query_all(None, "pk = :pk", values, names, projection).await?);
         }
         Ok(items)
@@ -197,8 +297,7 @@ impl DynamoStore {
             let mut requests: Vec<WriteRequest> = chunk
                 .iter()
                 .map(|item| {
-                    let put =
-                        PutRequest::builder().set_item(Some(item.clone())).build().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    let put = PutRequest::builder().set_item(Some(item.clone())).build().map_err(build_failed)?;
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
                 .collect::<Result<_, StoreError>>()?;
@@ -209,7 +308,7 @@ impl DynamoStore {
                 }
                 attempt += 1;
                 if attempt > MAX_BATCH_ATTEMPTS {
-                    return Err(StoreError::Unavailable(format!(
+                    return Err(StoreError::unavailable(format!(
                         "{} items still unprocessed after {MAX_BATCH_ATTEMPTS} attempts",
                         requests.len()
                     )));
@@ -249,7 +348,7 @@ impl IntegrationStore for DynamoStore {
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
                 .map(|put| TransactWriteItem::builder().put(put).build())
-                .map_err(|e| StoreError::Unavailable(e.to_string()))
+                .map_err(build_failed)
         };
         let result =
             self.client.transact_write_items().transact_items(put(integration_item(record)?)?).transact_items(put(lock)?).send().await;
@@ -261,13 +360,13 @@ impl IntegrationStore for DynamoStore {
     }
 
     async fn get(&self, id: &IntegrationId) -> Result<Option<IntegrationRecord>, StoreError> {
-        self.get_item(integration_key(id)).await?.map(from_item).transpose()
+        self.get_item(integration_key(id)).await?.map(integration_from_item).transpose()
     }
 
     async fn find_by_partner(&self, partner_id: &PartnerId) -> Result<Option<IntegrationRecord>, StoreError> {
         let lock = self.get_item(partner_key(partner_id)).await?;
         let Some(id) = lock.as_ref().and_then(|item| item.get("integration_id")).and_then(|v| v.as_s().ok()) else { return Ok(None) };
-        let id = IntegrationId::parse(id).map_err(|e| StoreError::Unavailable(format!("corrupt partner lock: {e}")))?;
+        let id = IntegrationId::parse(id).map_err(|e| StoreError::unavailable(format!("corrupt partner lock: {e}")))?;
         self.get(&id).await
     }
 
@@ -307,12 +406,12 @@ impl IntegrationStore for DynamoStore {
             .set_key(Some(integration_key(id)))
             .condition_expression("attribute_exists(pk)")
             .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            .map_err(build_failed)?;
         let delete_lock = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(partner_key(&record.integration.partner_id)))
             .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            .map_err(build_failed)?;
         let result = self
             .client
             .transact_write_items()
@@ -328,57 +427,71 @@ impl IntegrationStore for DynamoStore {
         }
     }
 
-    /// Admin-only: reads the admin index (newest first) and counts what matches the filter.
-    async fn list(&self, filter: &IntegrationFilter, page: PageRequest) -> Result<Page<IntegrationRecord>, StoreError> {
-        let values = HashMap::from([(":pk".to_owned(), s("INTEGRATION"))]);
-        let items = self.query_all(Some(ADMIN_INDEX), "gsi1pk = :pk", values, None, None).await?;
-        let mut matching = Vec::new();
-        // The index sorts by `{createdAt}#{id}` ascending; newest first is the reverse.
-        for item in items.into_iter().rev() {
-            let record: IntegrationRecord = from_item(item)?;
-            if filter.matches(&record) {
-                matching.push(record);
-            }
-        }
-        let total_count = matching.len() as u64;
-        let items = matching.into_iter().skip(page.offset()).take(page.limit as usize).collect();
-        Ok(Page { items, total_count })
+    /// The admin index newest first, the filter applied by DynamoDB.
+    async fn list(&self, filter: &IntegrationFilter, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError> {
+        let query = IndexQuery {
+            index: ADMIN_INDEX,
+            key_condition: "gsi1pk = :pk",
+            key_names: &ADMIN_KEY,
+            newest_first: true,
+            filter: filter_expression(filter),
+        };
+        self.page_of(query, limit, after).await
     }
 
-    async fn list_syncable(&self, after: Option<IntegrationId>, limit: usize) -> Result<Vec<IntegrationRecord>, StoreError> {
-        let mut request = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(SYNCABLE_INDEX)
-            .expression_attribute_values(":pk", s("SYNCABLE"))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-        request = match after {
-            Some(after) => request
-                .key_condition_expression("gsi2pk = :pk AND gsi2sk > :after")
-                .expression_attribute_values(":after", s(after.to_string())),
-            None => request.key_condition_expression("gsi2pk = :pk"),
-        };
-        let output = request.send().await.map_err(unavailable)?;
-        output.items.unwrap_or_default().into_iter().map(from_item).collect()
+    /// Counted by DynamoDB (`Select: COUNT`): no items are transferred.
+    async fn count(&self, filter: &IntegrationFilter) -> Result<u64, StoreError> {
+        let Filter { expression, names, values } = filter_expression(filter);
+        let mut start = None;
+        let mut total = 0u64;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(ADMIN_INDEX)
+                .key_condition_expression("gsi1pk = :pk")
+                .set_filter_expression(expression.clone())
+                .set_expression_attribute_names(names.clone())
+                .set_expression_attribute_values(Some(values.clone()))
+                .select(Select::Count)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            total += u64::try_from(output.count).unwrap_or_default();
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(total),
+            }
+        }
+    }
+
+    /// The sparse index of live integrations, in id order.
+    async fn list_syncable(&self, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError> {
+        let filter = Filter { expression: None, names: None, values: HashMap::from([(":pk".to_owned(), s("SYNCABLE"))]) };
+        let query =
+            IndexQuery { index: SYNCABLE_INDEX, key_condition: "gsi2pk = :pk", key_names: &SYNCABLE_KEY, newest_first: false, filter };
+        self.page_of(query, limit, after).await
     }
 }
 
 #[async_trait]
 impl CatalogStore for DynamoStore {
     async fn activity_states(&self, integration: &IntegrationId) -> Result<Vec<ActivityState>, StoreError> {
-        let items = self.shard_items("CAT", integration, Some("#name, content_hash, #active")).await?;
+        let items = self.shard_items("CAT", integration, Some("#name, #hash, #active")).await?;
         items
             .into_iter()
             .map(|mut item| {
                 let text = |item: &mut HashMap<String, AttributeValue>, key: &str| match item.remove(key) {
                     Some(AttributeValue::S(value)) => Ok(value),
-                    _ => Err(StoreError::Unavailable(format!("activity item without {key}"))),
+                    _ => Err(StoreError::unavailable(format!("activity item without {key}"))),
                 };
+                let hash = text(&mut item, fields::CONTENT_HASH)?;
                 Ok(ActivityState {
-                    internal_name: text(&mut item, "internalName")?,
-                    content_hash: text(&mut item, "content_hash")?,
-                    is_active: matches!(item.get("isActive"), Some(AttributeValue::Bool(true))),
+                    internal_name: text(&mut item, fields::INTERNAL_NAME)?,
+                    content_hash: hash.parse().map_err(|e| StoreError::unavailable(format!("corrupt activity content hash: {e}")))?,
+                    is_active: matches!(item.get(fields::IS_ACTIVE), Some(AttributeValue::Bool(true))),
                 })
             })
             .collect()
@@ -388,7 +501,7 @@ impl CatalogStore for DynamoStore {
         let items = activities
             .iter()
             .map(|activity| {
-                let mut item = to_item(activity)?;
+                let mut item = to_item(&StoredActivity::from(activity))?;
                 item.extend(activity_key(integration, &activity.internal_name));
                 item.insert("gsi3pk".into(), s(format!("PROD#{integration}#{}", activity.external_sync.external_id)));
                 item.insert("gsi3sk".into(), s("ACTIVITY"));
@@ -411,7 +524,9 @@ impl CatalogStore for DynamoStore {
                     .update_item()
                     .table_name(&self.table)
                     .set_key(Some(activity_key(integration, name)))
-                    .update_expression("SET isActive = :active, updatedAt = :now")
+                    .update_expression("SET #active = :active, #updated = :now")
+                    .expression_attribute_names("#active", fields::IS_ACTIVE)
+                    .expression_attribute_names("#updated", fields::UPDATED_AT)
                     .condition_expression("attribute_exists(pk)")
                     .expression_attribute_values(":active", AttributeValue::Bool(active))
                     .expression_attribute_values(":now", s(now.to_string()))
@@ -446,15 +561,14 @@ impl CatalogStore for DynamoStore {
             .await
             .map_err(unavailable)?;
         let Some(item) = output.items.unwrap_or_default().into_iter().next() else { return Ok(None) };
-        let activity: Activity = from_item(item)?;
+        let activity: Activity = from_item::<StoredActivity>(item)?.into();
         let has_option = activity.variations.iter().any(|v| v.external_sync.external_option_id == option_id);
         Ok(has_option.then_some(VariationRef { internal_name: activity.internal_name, activity_active: activity.is_active }))
     }
 
     async fn put_slot(&self, integration: &IntegrationId, slot: &Slot) -> Result<(), StoreError> {
-        let mut item = to_item(slot)?;
-        let ids = serde_json::to_string(&[&slot.product_id, &slot.option_id, &slot.availability_id])
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut item = to_item(&StoredSlot::from(slot))?;
+        let ids = serde_json::to_string(&[&slot.product_id, &slot.option_id, &slot.availability_id]).map_err(StoreError::unavailable)?;
         item.insert("pk".into(), s(format!("SLOT#{integration}#{}", shard(&slot.product_id))));
         item.insert("sk".into(), s(format!("SLOT#{ids}")));
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
@@ -462,15 +576,23 @@ impl CatalogStore for DynamoStore {
     }
 
     async fn activities(&self, integration: &IntegrationId) -> Result<Vec<Activity>, StoreError> {
-        let mut activities: Vec<Activity> =
-            self.shard_items("CAT", integration, None).await?.into_iter().map(from_item).collect::<Result<_, _>>()?;
+        let mut activities: Vec<Activity> = self
+            .shard_items("CAT", integration, None)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<StoredActivity>(item).map(Activity::from))
+            .collect::<Result<_, _>>()?;
         activities.sort_by(|a, b| a.internal_name.cmp(&b.internal_name));
         Ok(activities)
     }
 
     async fn slots(&self, integration: &IntegrationId) -> Result<Vec<Slot>, StoreError> {
-        let mut slots: Vec<Slot> =
-            self.shard_items("SLOT", integration, None).await?.into_iter().map(from_item).collect::<Result<_, _>>()?;
+        let mut slots: Vec<Slot> = self
+            .shard_items("SLOT", integration, None)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<StoredSlot>(item).map(Slot::from))
+            .collect::<Result<_, _>>()?;
         slots.sort_by(|a, b| (&a.product_id, &a.option_id, &a.availability_id).cmp(&(&b.product_id, &b.option_id, &b.availability_id)));
         Ok(slots)
     }
@@ -479,7 +601,7 @@ impl CatalogStore for DynamoStore {
 #[async_trait]
 impl RunStore for DynamoStore {
     async fn record_run(&self, run: &SyncRun) -> Result<(), StoreError> {
-        let mut item = to_item(run)?;
+        let mut item = to_item(&StoredRun::from(run))?;
         item.insert("pk".into(), s(format!("RUN#{}", run.integration_id)));
         item.insert("sk".into(), s(format!("{:013}#{}", run.started_at.unix_millis().max(0), run.run_id)));
         item.insert("ttl".into(), AttributeValue::N(run.expires_at.unix_seconds().to_string()));
@@ -500,7 +622,12 @@ impl RunStore for DynamoStore {
             .await
             .map_err(unavailable)?;
         // TTL deletion lags: expired records are filtered here too.
-        let runs: Vec<SyncRun> = output.items.unwrap_or_default().into_iter().map(from_item).collect::<Result<_, _>>()?;
+        let runs: Vec<SyncRun> = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item::<StoredRun>(item).map(SyncRun::from))
+            .collect::<Result<_, _>>()?;
         Ok(runs.into_iter().filter(|run| run.expires_at > now).collect())
     }
 }

@@ -1,14 +1,15 @@
 //! The sync queue on SQS (a standard queue). Coalescing and idempotency come from the
-//! `requested_at` flag on the integration (a conditional write), not from FIFO deduplication:
-//! see the README.
+//! `requested_at` flag on the integration (a conditional write), not from FIFO deduplication
+//! (the README's storage section says why).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
+use super::SdkFailure;
+use crate::adapters::stored::JobMessage;
 use crate::ports::{QueueError, SyncJob, SyncQueue};
 
 /// SQS's SendMessageBatch limit.
@@ -22,12 +23,12 @@ pub struct SqsQueue {
     url: String,
 }
 
-fn failed(error: impl std::error::Error + 'static) -> QueueError {
-    QueueError(DisplayErrorContext(error).to_string())
+fn failed<E: std::error::Error + Send + Sync + 'static>(error: E) -> QueueError {
+    QueueError::new(SdkFailure::new(error))
 }
 
 fn body(job: &SyncJob) -> Result<String, QueueError> {
-    serde_json::to_string(job).map_err(|e| QueueError(e.to_string()))
+    Ok(JobMessage::encode(job))
 }
 
 impl SqsQueue {
@@ -47,7 +48,7 @@ impl SyncQueue for SqsQueue {
                 .collect::<Result<Vec<_>, QueueError>>()?;
             let output = self.client.send_message_batch().queue_url(&self.url).set_entries(Some(entries)).send().await.map_err(failed)?;
             if let Some(failure) = output.failed.first() {
-                return Err(QueueError(format!("SQS refused {} of {} messages: {}", output.failed.len(), chunk.len(), failure.code)));
+                return Err(QueueError::new(format!("SQS refused {} of {} messages: {}", output.failed.len(), chunk.len(), failure.code)));
             }
         }
         Ok(())

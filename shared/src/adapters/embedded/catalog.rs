@@ -2,36 +2,19 @@
 //! Keys are tuples starting with the integration id, so an integration's rows are one range.
 
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable};
 
-use super::RedbStore;
-use super::store::unavailable;
+use super::db::{ACTIVITIES, PRODUCTS, RUNS, RedbStore, SLOTS, decode, encode, unavailable};
+use crate::adapters::stored::{StoredActivity, StoredRun, StoredSlot};
 use crate::domain::{Activity, ActivityState, IntegrationId, Slot, SyncRun, Timestamp, VariationRef};
 use crate::ports::{CatalogStore, RunStore, StoreError};
 
-/// (integration, internalName) -> Activity JSON.
-const ACTIVITIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("activities");
-/// (integration, OCTO product id) -> internalName: how notify finds an activity.
-const PRODUCTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("activities_by_product");
-/// (integration, product id, option id, availability id) -> Slot JSON.
-const SLOTS: TableDefinition<(&str, &str, &str, &str), &[u8]> = TableDefinition::new("slots");
-/// (integration, started at in ms, run id) -> SyncRun JSON.
-const RUNS: TableDefinition<(&str, u64, &str), &[u8]> = TableDefinition::new("runs");
-
-pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
-    txn.open_table(ACTIVITIES).map_err(unavailable)?;
-    txn.open_table(PRODUCTS).map_err(unavailable)?;
-    txn.open_table(SLOTS).map_err(unavailable)?;
-    txn.open_table(RUNS).map_err(unavailable)?;
-    Ok(())
+fn decode_activity(bytes: &[u8]) -> Result<Activity, StoreError> {
+    decode::<StoredActivity>("activity", bytes).map(Activity::from)
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Unavailable(format!("corrupt catalog record: {e}")))
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(unavailable)
+fn encode_activity(activity: &Activity) -> Result<Vec<u8>, StoreError> {
+    encode(&StoredActivity::from(activity))
 }
 
 /// Keys of one integration: every tuple whose first element is `id`.
@@ -48,7 +31,7 @@ fn all_activities(db: &redb::Database, id: &str) -> Result<Vec<Activity>, StoreE
         if key.value().0 != id {
             break;
         }
-        activities.push(decode::<Activity>(value.value())?);
+        activities.push(decode_activity(value.value())?);
     }
     Ok(activities)
 }
@@ -67,7 +50,7 @@ impl CatalogStore for RedbStore {
         let id = integration.to_string();
         let rows = activities
             .iter()
-            .map(|a| Ok((a.internal_name.clone(), a.external_sync.external_id.clone(), encode(a)?)))
+            .map(|a| Ok((a.internal_name.clone(), a.external_sync.external_id.clone(), encode_activity(a)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
@@ -78,7 +61,7 @@ impl CatalogStore for RedbStore {
                     let previous = table.insert((id.as_str(), name.as_str()), bytes.as_slice()).map_err(unavailable)?;
                     // A product whose OCTO id changed under the same internalName: drop the old index entry.
                     if let Some(previous) = previous {
-                        let previous: Activity = decode(previous.value())?;
+                        let previous = decode_activity(previous.value())?;
                         if previous.external_sync.external_id != *product_id {
                             products.remove((id.as_str(), previous.external_sync.external_id.as_str())).map_err(unavailable)?;
                         }
@@ -106,13 +89,13 @@ impl CatalogStore for RedbStore {
                 let mut table = txn.open_table(ACTIVITIES).map_err(unavailable)?;
                 for name in &names {
                     let current =
-                        table.get((id.as_str(), name.as_str())).map_err(unavailable)?.map(|v| decode::<Activity>(v.value())).transpose()?;
+                        table.get((id.as_str(), name.as_str())).map_err(unavailable)?.map(|v| decode_activity(v.value())).transpose()?;
                     if let Some(mut activity) = current
                         && activity.is_active != active
                     {
                         activity.is_active = active;
                         activity.updated_at = now;
-                        table.insert((id.as_str(), name.as_str()), encode(&activity)?.as_slice()).map_err(unavailable)?;
+                        table.insert((id.as_str(), name.as_str()), encode_activity(&activity)?.as_slice()).map_err(unavailable)?;
                     }
                 }
             }
@@ -138,7 +121,7 @@ impl CatalogStore for RedbStore {
             let Some(activity) = activities.get((id.as_str(), name.value())).map_err(unavailable)? else {
                 return Ok(None);
             };
-            let activity: Activity = decode(activity.value())?;
+            let activity = decode_activity(activity.value())?;
             let has_option = activity.variations.iter().any(|v| v.external_sync.external_option_id == option_id);
             Ok(has_option.then(|| VariationRef { internal_name: activity.internal_name.clone(), activity_active: activity.is_active }))
         })
@@ -148,7 +131,7 @@ impl CatalogStore for RedbStore {
     async fn put_slot(&self, integration: &IntegrationId, slot: &Slot) -> Result<(), StoreError> {
         let id = integration.to_string();
         let slot = slot.clone();
-        let bytes = encode(&slot)?;
+        let bytes = encode(&StoredSlot::from(&slot))?;
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             {
@@ -177,7 +160,7 @@ impl CatalogStore for RedbStore {
                 if key.value().0 != id {
                     break;
                 }
-                slots.push(decode::<Slot>(value.value())?);
+                slots.push(decode::<StoredSlot>("slot", value.value())?.into());
             }
             Ok(slots)
         })
@@ -190,9 +173,9 @@ impl RunStore for RedbStore {
     async fn record_run(&self, run: &SyncRun) -> Result<(), StoreError> {
         let id = run.integration_id.to_string();
         let started = run.started_at.unix_millis().max(0) as u64;
-        let run_id = run.run_id.clone();
+        let run_id = run.run_id.to_string();
         let expired_before = run.started_at.unix_millis() - crate::domain::RUN_RETENTION_DAYS * 24 * 3600 * 1000;
-        let bytes = encode(run)?;
+        let bytes = encode(&StoredRun::from(run))?;
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             {
@@ -223,7 +206,7 @@ impl RunStore for RedbStore {
             let mut runs = Vec::with_capacity(limit);
             for entry in table.range((id.as_str(), 0u64, "")..(id.as_str(), u64::MAX, "")).map_err(unavailable)?.rev() {
                 let (_, value) = entry.map_err(unavailable)?;
-                let run: SyncRun = decode(value.value())?;
+                let run: SyncRun = decode::<StoredRun>("run", value.value())?.into();
                 if run.expires_at > now {
                     runs.push(run);
                     if runs.len() == limit {

@@ -1,11 +1,13 @@
 //! The embedded backend for seyaha-local: a redb database file, credentials in 0600 files,
-//! and an in-process queue. Same port semantics as the AWS adapters.
+//! and an in-process queue. The same port semantics as the AWS adapters, down to the queue
+//! delivering a job more than once (as SQS may), so tests see what production sees.
 
 mod catalog;
+mod db;
+mod integrations;
 mod queue;
 mod secrets;
-mod store;
 
+pub use db::RedbStore;
 pub use queue::{InProcessQueue, QueueReceiver};
 pub use secrets::FileSecretStore;
-pub use store::RedbStore;

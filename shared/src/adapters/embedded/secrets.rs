@@ -16,8 +16,8 @@ pub struct FileSecretStore {
     dir: PathBuf,
 }
 
-fn failed(error: impl std::fmt::Display) -> SecretStoreError {
-    SecretStoreError(error.to_string())
+fn failed(error: impl Into<crate::ports::Cause>) -> SecretStoreError {
+    SecretStoreError::new(error)
 }
 
 impl FileSecretStore {

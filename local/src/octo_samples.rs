@@ -1,6 +1,7 @@
 //! Builders for realistic OCTO `GET /products` payloads, with the content and pricing
 //! capabilities: the demo supplier's catalog, the fake supplier in tests and the benchmarks'
-//! generated catalogs all come from here, so they share one shape.
+//! generated catalogs all come from here, so they share one shape. (Not part of the service
+//! library: only the demo supplier and the tests use it.)
 
 use serde_json::{Value, json};
 

@@ -1,19 +1,22 @@
-//! The core of the partner and admin API. Handlers parse requests, call these methods and map
-//! the result; every rule about integrations lives here, behind the ports.
+//! The core: every rule about integrations, behind the ports. Every entry point (HTTP handlers,
+//! the queue workers, the schedulers) parses its input, calls one of these methods and maps the
+//! result; the sync engine is reached only through here.
+
+mod notify;
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::domain::{
-    Activity, AdminPatch, Creator, Health, Integration, IntegrationId, IntegrationPatch, IntegrationRecord, NewIntegration, PartnerId,
-    RUNS_SHOWN, Slot, SyncRun, SyncState, WebhookSecret, WebhookSecretDigest,
+    Activity, AdminPatch, Health, Integration, IntegrationId, IntegrationPatch, IntegrationRecord, NewIntegration, PartnerId, Principal,
+    RUNS_SHOWN, Role, RunTrigger, Slot, SyncRun, SyncState, WebhookSecret, WebhookSecretDigest,
 };
 use crate::net::{EndpointPolicy, EndpointRefused};
 use crate::octo::{OctoClient, OctoCredentials};
-use crate::ports::{IntegrationFilter, Page, PageRequest, QueueError, SecretStoreError, StoreError};
+use crate::ports::{IntegrationFilter, Ports, QueueError, SecretStoreError, StoreError, SyncJob};
 use crate::records::{Change, update_record};
-use crate::sync::{ProbeOutcome, SyncEngine, SyncPorts};
+use crate::sync::{ProbeOutcome, SyncEngine, SyncError, SyncResult, parse_catalog};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -49,11 +52,25 @@ impl From<EndpointRefused> for ServiceError {
     }
 }
 
-/// Who is asking about an integration by id.
-#[derive(Debug, Clone, Copy)]
-pub enum Reader {
-    Partner(PartnerId),
-    Admin,
+impl From<SyncError> for ServiceError {
+    fn from(error: SyncError) -> Self {
+        match error {
+            SyncError::Store(error) => Self::Store(error),
+            SyncError::Secrets(error) => Self::Secrets(error),
+            SyncError::Queue(error) => Self::Queue(error),
+        }
+    }
+}
+
+/// An integration whose webhook secret was checked, approved and active: the only way into
+/// the webhook operations ([`IntegrationService::authenticate_webhook`] makes these).
+pub struct AuthenticatedWebhook(IntegrationRecord);
+
+/// One page of the admin list with the total the wire contract shows.
+#[derive(Debug)]
+pub struct AdminPage {
+    pub items: Vec<Integration>,
+    pub total_count: u64,
 }
 
 /// A new integration with the webhook secret that exists only in this response.
@@ -86,24 +103,20 @@ pub struct CatalogView {
 }
 
 pub struct IntegrationService {
-    ports: SyncPorts,
+    ports: Ports,
     engine: Arc<SyncEngine>,
     octo: OctoClient,
     policy: EndpointPolicy,
 }
 
 impl IntegrationService {
-    pub fn new(ports: SyncPorts, engine: Arc<SyncEngine>, octo: OctoClient, policy: EndpointPolicy) -> Self {
+    pub fn new(ports: Ports, engine: Arc<SyncEngine>, octo: OctoClient, policy: EndpointPolicy) -> Self {
         Self { ports, engine, octo, policy }
-    }
-
-    pub fn engine(&self) -> &Arc<SyncEngine> {
-        &self.engine
     }
 
     /// Registers an integration. The credential is stored before the record, so a record
     /// never exists without its credential; a lost race for the partner removes it again.
-    pub async fn create(&self, partner_id: PartnerId, new: NewIntegration, creator: Creator) -> Result<Created, ServiceError> {
+    pub async fn create(&self, partner_id: PartnerId, new: NewIntegration, creator: Role) -> Result<Created, ServiceError> {
         self.policy.check_registration(&new.base_url).await?;
         if self.ports.integrations.find_by_partner(&partner_id).await?.is_some() {
             return Err(ServiceError::AlreadyExists);
@@ -159,7 +172,9 @@ impl IntegrationService {
         })
     }
 
-    /// Calls the partner's `GET /products` with its credential. The result counts as a health probe.
+    /// Calls the partner's `GET /products` with its credential and reads the answer as a sync
+    /// would: a products array passes even if the sync would reject some of its products. The
+    /// result counts as a health probe.
     pub async fn test_connection(&self, partner_id: PartnerId) -> Result<ConnectionTest, ServiceError> {
         let integration = self.mine(partner_id).await?.integration;
         let Some(auth_key) = self.ports.secrets.get_auth_key(&integration.id).await? else {
@@ -167,9 +182,13 @@ impl IntegrationService {
             return Ok(ConnectionTest { ok: false, message: "No credential is stored; send auth_key with PATCH /me".into() });
         };
         let credentials = OctoCredentials { auth_type: integration.auth_type, auth_key };
-        let (test, outcome) = match self.octo.probe(&integration.base_url, &credentials).await {
-            Ok(_) => (ConnectionTest { ok: true, message: "Connection successful".into() }, ProbeOutcome::Success),
-            Err(error) => (ConnectionTest { ok: false, message: capitalize(&error.to_string()) }, ProbeOutcome::Failure),
+        let checked = match self.octo.fetch_products_body(&integration.base_url, &credentials).await {
+            Ok(body) => parse_catalog(&body, self.ports.clock.now()).map(|_| ()).map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        let (test, outcome) = match checked {
+            Ok(()) => (ConnectionTest { ok: true, message: "Connection successful".into() }, ProbeOutcome::Success),
+            Err(message) => (ConnectionTest { ok: false, message: capitalize(&message) }, ProbeOutcome::Failure),
         };
         if let Err(error) = self.engine.record_probe(integration.id, outcome).await {
             // The partner still gets the diagnostic; a deleted-meanwhile integration is not news.
@@ -179,27 +198,41 @@ impl IntegrationService {
         Ok(test)
     }
 
-    pub async fn sync_log(&self, reader: Reader, id: IntegrationId) -> Result<SyncLog, ServiceError> {
+    pub async fn sync_log(&self, reader: Principal, id: IntegrationId) -> Result<SyncLog, ServiceError> {
         let integration = self.readable(reader, id).await?;
         let runs = self.ports.runs.recent_runs(&id, RUNS_SHOWN, self.ports.clock.now()).await?;
         Ok(SyncLog { sync: integration.sync, health: integration.health, runs })
     }
 
-    pub async fn catalog(&self, reader: Reader, id: IntegrationId) -> Result<CatalogView, ServiceError> {
+    pub async fn catalog(&self, reader: Principal, id: IntegrationId) -> Result<CatalogView, ServiceError> {
         self.readable(reader, id).await?;
         Ok(CatalogView { activities: self.ports.catalog.activities(&id).await?, slots: self.ports.catalog.slots(&id).await? })
     }
 
-    pub async fn health(&self, reader: Reader, id: IntegrationId) -> Result<Health, ServiceError> {
+    pub async fn health(&self, reader: Principal, id: IntegrationId) -> Result<Health, ServiceError> {
         Ok(self.readable(reader, id).await?.health)
     }
 
-    pub async fn admin_list(&self, filter: IntegrationFilter, page: PageRequest) -> Result<Page<Integration>, ServiceError> {
-        let page_of_records = self.ports.integrations.list(&filter, page).await?;
-        Ok(Page {
-            items: page_of_records.items.into_iter().map(|record| record.integration).collect(),
-            total_count: page_of_records.total_count,
-        })
+    /// Page `page` (from 1) of `limit` integrations, newest first. The store pages by cursor;
+    /// page N follows N cursors from the start, so it reads N pages (never the whole list).
+    pub async fn admin_list(&self, filter: IntegrationFilter, page: u32, limit: u32) -> Result<AdminPage, ServiceError> {
+        let (page, limit) = (page.max(1), limit.max(1) as usize);
+        let mut cursor = None;
+        let mut items = Vec::new();
+        for number in 1..=page {
+            let found = self.ports.integrations.list(&filter, limit, cursor.take()).await?;
+            if number == page {
+                items = found.items;
+                break;
+            }
+            match found.next {
+                Some(next) => cursor = Some(next),
+                // Past the last page: an empty page, as before.
+                None => break,
+            }
+        }
+        let total_count = self.ports.integrations.count(&filter).await?;
+        Ok(AdminPage { items: items.into_iter().map(|record| record.integration).collect(), total_count })
     }
 
     pub async fn admin_get(&self, id: IntegrationId) -> Result<Integration, ServiceError> {
@@ -220,7 +253,11 @@ impl IntegrationService {
     /// Authenticates a webhook call in the documented order: secret and integration (401),
     /// then approval and activity (403). An unknown id and a wrong secret look the same.
     /// Returns the whole record so the handler needs no second read.
-    pub async fn authenticate_webhook(&self, id: IntegrationId, presented_secret: Option<&str>) -> Result<IntegrationRecord, ServiceError> {
+    pub async fn authenticate_webhook(
+        &self,
+        id: IntegrationId,
+        presented_secret: Option<&str>,
+    ) -> Result<AuthenticatedWebhook, ServiceError> {
         let presented = WebhookSecretDigest::of(presented_secret.unwrap_or_default());
         let record = self.ports.integrations.get(&id).await?;
         let authenticated = match (&record, presented_secret) {
@@ -237,22 +274,38 @@ impl IntegrationService {
         if !record.integration.is_active {
             return Err(ServiceError::Inactive);
         }
-        Ok(record)
+        Ok(AuthenticatedWebhook(record))
     }
 
-    /// Availability notify, after authentication (see [`crate::notify`]).
-    pub async fn notify(&self, record: IntegrationRecord, update: crate::notify::AvailabilityUpdate) -> Result<bool, ServiceError> {
-        crate::notify::apply(&self.ports, &self.engine, record, update).await
+    /// `POST /{id}/sync/trigger`: sync now within the request budget, or hand off.
+    pub async fn trigger_sync(&self, webhook: AuthenticatedWebhook) -> Result<SyncResult, ServiceError> {
+        Ok(self.engine.trigger(webhook.0).await?)
+    }
+
+    /// `POST /admin/sync-all`: a sync request for every approved, active integration.
+    pub async fn sync_all(&self) -> Result<u64, ServiceError> {
+        Ok(self.engine.request_all(RunTrigger::Admin).await?)
+    }
+
+    /// The nightly schedule (EventBridge on AWS, the in-process scheduler locally).
+    pub async fn request_nightly_sync(&self) -> Result<u64, SyncError> {
+        self.engine.request_all(RunTrigger::Nightly).await
+    }
+
+    /// One queue message. Errors are infrastructure failures, worth a redelivery; partner
+    /// failures are recorded on the integration and are results.
+    pub async fn run_job(&self, job: &SyncJob) -> Result<SyncResult, SyncError> {
+        self.engine.handle_job(job).await
     }
 
     async fn mine(&self, partner_id: PartnerId) -> Result<IntegrationRecord, ServiceError> {
         self.ports.integrations.find_by_partner(&partner_id).await?.ok_or(ServiceError::NoIntegration)
     }
 
-    async fn readable(&self, reader: Reader, id: IntegrationId) -> Result<Integration, ServiceError> {
+    async fn readable(&self, reader: Principal, id: IntegrationId) -> Result<Integration, ServiceError> {
         let integration = self.ports.integrations.get(&id).await?.ok_or(ServiceError::NotFound)?.integration;
         match reader {
-            Reader::Partner(partner_id) if partner_id != integration.partner_id => Err(ServiceError::NotOwner),
+            Principal::Partner(partner_id) if partner_id != integration.partner_id => Err(ServiceError::NotOwner),
             _ => Ok(integration),
         }
     }

@@ -1,57 +1,41 @@
-//! The integration store on redb. Every write is one ACID transaction committed with
-//! immediate durability (fsync), so a crash or restart never loses or half-writes a record.
-
-use std::path::Path;
-use std::sync::Arc;
+//! The integration store on redb.
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable};
 
+use super::db::{INTEGRATIONS, PARTNERS, RedbStore, decode, encode, unavailable};
+use crate::adapters::stored::StoredIntegration;
 use crate::domain::{IntegrationId, IntegrationRecord, PartnerId};
-use crate::ports::{IntegrationFilter, IntegrationStore, Page, PageRequest, StoreError};
+use crate::ports::{Cursor, IntegrationFilter, IntegrationStore, Page, StoreError};
 
-/// integration id -> JSON of the IntegrationRecord.
-const INTEGRATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("integrations");
-/// partner id -> integration id; the uniqueness index for "one integration per partner".
-const PARTNERS: TableDefinition<&str, &str> = TableDefinition::new("integrations_by_partner");
-
-#[derive(Clone)]
-pub struct RedbStore {
-    db: Arc<Database>,
+fn decode_record(bytes: &[u8]) -> Result<IntegrationRecord, StoreError> {
+    decode::<StoredIntegration>("integration", bytes)?.try_into()
 }
 
-pub(super) fn unavailable(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(error.to_string())
+fn encode_record(record: &IntegrationRecord) -> Result<Vec<u8>, StoreError> {
+    encode(&StoredIntegration::from(record))
 }
 
-fn decode(bytes: &[u8]) -> Result<IntegrationRecord, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Unavailable(format!("corrupt integration record: {e}")))
+/// The admin list's order, newest first: `{createdAt ms:013}#{id}`, compared in reverse.
+fn list_position(record: &IntegrationRecord) -> String {
+    format!("{:013}#{}", record.integration.created_at.unix_millis().max(0), record.integration.id)
 }
 
-fn encode(record: &IntegrationRecord) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(record).map_err(unavailable)
-}
-
-impl RedbStore {
-    /// Opens (or creates) the database file. Fails if another process holds it open.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-        let txn = db.begin_write().map_err(unavailable)?;
-        txn.open_table(INTEGRATIONS).map_err(unavailable)?;
-        txn.open_table(PARTNERS).map_err(unavailable)?;
-        super::catalog::create_tables(&txn)?;
-        txn.commit().map_err(unavailable)?;
-        Ok(Self { db: Arc::new(db) })
+/// Every integration matching the filter, newest first. The embedded store serves one
+/// machine's worth of integrations, so reading them all per call is cheap enough here.
+fn matching(db: &Database, filter: &IntegrationFilter) -> Result<Vec<IntegrationRecord>, StoreError> {
+    let txn = db.begin_read().map_err(unavailable)?;
+    let table = txn.open_table(INTEGRATIONS).map_err(unavailable)?;
+    let mut matching = Vec::new();
+    for entry in table.iter().map_err(unavailable)? {
+        let (_, value) = entry.map_err(unavailable)?;
+        let record = decode_record(value.value())?;
+        if filter.matches(&record) {
+            matching.push(record);
+        }
     }
-
-    /// Runs blocking redb work off the async executor.
-    pub(super) async fn blocking<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || work(&db)).await.map_err(unavailable)?
-    }
+    matching.sort_by_key(|record| std::cmp::Reverse(list_position(record)));
+    Ok(matching)
 }
 
 #[async_trait]
@@ -59,7 +43,7 @@ impl IntegrationStore for RedbStore {
     async fn insert(&self, record: &IntegrationRecord) -> Result<(), StoreError> {
         let id = record.integration.id.to_string();
         let partner = record.integration.partner_id.to_string();
-        let bytes = encode(record)?;
+        let bytes = encode_record(record)?;
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             {
@@ -83,7 +67,7 @@ impl IntegrationStore for RedbStore {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(INTEGRATIONS).map_err(unavailable)?;
-            table.get(id.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()
+            table.get(id.as_str()).map_err(unavailable)?.map(|v| decode_record(v.value())).transpose()
         })
         .await
     }
@@ -97,7 +81,7 @@ impl IntegrationStore for RedbStore {
                 return Ok(None);
             };
             let integrations = txn.open_table(INTEGRATIONS).map_err(unavailable)?;
-            integrations.get(id.value()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()
+            integrations.get(id.value()).map_err(unavailable)?.map(|v| decode_record(v.value())).transpose()
         })
         .await
     }
@@ -105,14 +89,14 @@ impl IntegrationStore for RedbStore {
     async fn update(&self, record: &IntegrationRecord) -> Result<(), StoreError> {
         let id = record.integration.id.to_string();
         let expected_version = record.version - 1;
-        let bytes = encode(record)?;
+        let bytes = encode_record(record)?;
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             {
                 let mut integrations = txn.open_table(INTEGRATIONS).map_err(unavailable)?;
                 let current = match integrations.get(id.as_str()).map_err(unavailable)? {
                     None => return Err(StoreError::NotFound),
-                    Some(v) => decode(v.value())?,
+                    Some(v) => decode::<StoredIntegration>("integration", v.value())?,
                 };
                 if current.version != expected_version {
                     return Err(StoreError::VersionConflict);
@@ -130,7 +114,7 @@ impl IntegrationStore for RedbStore {
             let txn = db.begin_write().map_err(unavailable)?;
             let removed = {
                 let mut integrations = txn.open_table(INTEGRATIONS).map_err(unavailable)?;
-                let removed = integrations.remove(id.as_str()).map_err(unavailable)?.map(|v| decode(v.value())).transpose()?;
+                let removed = integrations.remove(id.as_str()).map_err(unavailable)?.map(|v| decode_record(v.value())).transpose()?;
                 if let Some(record) = &removed {
                     let mut partners = txn.open_table(PARTNERS).map_err(unavailable)?;
                     partners.remove(record.integration.partner_id.to_string().as_str()).map_err(unavailable)?;
@@ -143,50 +127,54 @@ impl IntegrationStore for RedbStore {
         .await
     }
 
-    async fn list(&self, filter: &IntegrationFilter, page: PageRequest) -> Result<Page<IntegrationRecord>, StoreError> {
+    async fn list(&self, filter: &IntegrationFilter, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError> {
         let filter = *filter;
         self.blocking(move |db| {
-            let txn = db.begin_read().map_err(unavailable)?;
-            let table = txn.open_table(INTEGRATIONS).map_err(unavailable)?;
-            let mut matching = Vec::new();
-            for entry in table.iter().map_err(unavailable)? {
-                let (_, value) = entry.map_err(unavailable)?;
-                let record = decode(value.value())?;
-                if filter.matches(&record) {
-                    matching.push(record);
-                }
-            }
-            // Newest first; the id breaks ties so pages are stable.
-            matching.sort_by_key(|record| std::cmp::Reverse((record.integration.created_at, record.integration.id)));
-            let total_count = matching.len() as u64;
-            let items = matching.into_iter().skip(page.offset()).take(page.limit as usize).collect();
-            Ok(Page { items, total_count })
+            let all = matching(db, &filter)?;
+            let start = match &after {
+                Some(cursor) => all.iter().position(|record| list_position(record).as_str() < cursor.as_str()).unwrap_or(all.len()),
+                None => 0,
+            };
+            let items: Vec<IntegrationRecord> = all.into_iter().skip(start).take(limit + 1).collect();
+            Ok(page_of(items, limit, list_position))
         })
         .await
     }
 
-    async fn list_syncable(&self, after: Option<IntegrationId>, limit: usize) -> Result<Vec<IntegrationRecord>, StoreError> {
-        let after = after.map(|id| id.to_string());
+    async fn count(&self, filter: &IntegrationFilter) -> Result<u64, StoreError> {
+        let filter = *filter;
+        self.blocking(move |db| Ok(matching(db, &filter)?.len() as u64)).await
+    }
+
+    async fn list_syncable(&self, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(INTEGRATIONS).map_err(unavailable)?;
-            let mut page = Vec::with_capacity(limit);
             let range = match &after {
                 Some(after) => table.range::<&str>((std::ops::Bound::Excluded(after.as_str()), std::ops::Bound::Unbounded)),
                 None => table.range::<&str>(..),
             };
+            let mut items = Vec::with_capacity(limit + 1);
             for entry in range.map_err(unavailable)? {
                 let (_, value) = entry.map_err(unavailable)?;
-                let record = decode(value.value())?;
-                if record.integration.accepts_webhooks() {
-                    page.push(record);
-                    if page.len() == limit {
+                let record = decode_record(value.value())?;
+                if record.integration.is_live() {
+                    items.push(record);
+                    if items.len() > limit {
                         break;
                     }
                 }
             }
-            Ok(page)
+            Ok(page_of(items, limit, |record| record.integration.id.to_string()))
         })
         .await
     }
+}
+
+/// Cuts `items` (up to `limit + 1` read) to a page; the extra one only says a next page exists.
+fn page_of(mut items: Vec<IntegrationRecord>, limit: usize, position: impl Fn(&IntegrationRecord) -> String) -> Page<IntegrationRecord> {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next = if more { items.last().map(|last| Cursor::new(position(last))) } else { None };
+    Page { items, next }
 }

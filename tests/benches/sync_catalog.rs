@@ -1,5 +1,5 @@
 //! Sync benchmark: prints numbers, asserts nothing. Run with `make bench`
-//! (`cargo bench -p seyaha --features embedded --bench sync_catalog`).
+//! (`cargo bench -p seyaha-tests --bench sync_catalog`).
 //!
 //! 1. Time: parse + RFC 8785 canonical hash + diff of a 10,000-product catalog (3 options x 2
 //!    units each), next to a plain `serde_json` parse of the same bytes (target: <= 1.5x).
@@ -15,16 +15,15 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::Value;
 use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, RedbStore};
+use seyaha::app::{self, Runtime};
 use seyaha::domain::{
-    Activity, ActivityState, AdminPatch, AuthKey, AuthType, BaseUrl, Creator, IntegrationId, NewIntegration, PartnerId, Slot, Timestamp,
+    Activity, ActivityState, AdminPatch, AuthKey, AuthType, BaseUrl, IntegrationId, NewIntegration, PartnerId, Role, Slot, Timestamp,
     VariationRef,
 };
-use seyaha::net::EndpointPolicy;
-use seyaha::octo::sample::generated_catalog;
-use seyaha::octo::{OctoClient, OctoClientConfig};
-use seyaha::ports::{CatalogStore, StoreError, SystemClock};
-use seyaha::service::IntegrationService;
-use seyaha::sync::{SyncConfig, SyncEngine, SyncPorts, SyncResult, diff_catalog, parse_catalog};
+use seyaha::ports::{CatalogStore, Ports, StaticSigningKey, StoreError, SystemClock};
+use seyaha::sync::{SyncResult, diff_catalog, parse_catalog};
+use seyaha_local::octo_samples::generated_catalog;
+use seyaha_tests::test_settings;
 
 /// Counts live heap bytes and their high-water mark.
 struct Counting;
@@ -225,19 +224,23 @@ fn writes(body: Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
         let store = RedbStore::open(&dir.path().join("seyaha.redb")).unwrap();
         let catalog = Arc::new(CountingCatalog { inner: store.clone(), writes: AtomicUsize::new(0) });
-        let (queue, _receiver) = InProcessQueue::new();
-        let policy = EndpointPolicy { allow_private: true };
-        let octo = OctoClient::new(policy, OctoClientConfig::default());
-        let ports = SyncPorts {
+        let (queue, _receiver) = InProcessQueue::new(Arc::new(SystemClock));
+        let ports = Ports {
             integrations: Arc::new(store.clone()),
             catalog: catalog.clone(),
             runs: Arc::new(store),
             secrets: Arc::new(FileSecretStore::open(&dir.path().join("secrets")).unwrap()),
+            signing_key: Arc::new(StaticSigningKey(seyaha_tests::JWT_SECRET.into())),
             queue: Arc::new(queue),
             clock: Arc::new(SystemClock),
         };
-        let engine = Arc::new(SyncEngine::new(ports.clone(), octo.clone(), SyncConfig { request_budget: Duration::from_secs(600), ..SyncConfig::default() }));
-        let service = IntegrationService::new(ports, Arc::clone(&engine), octo, policy);
+        let settings = seyaha::settings::Settings {
+            sync_request_budget_ms: 600_000,
+            octo_timeout_secs: 60,
+            octo_max_response_bytes: 50 * 1024 * 1024,
+            ..test_settings()
+        };
+        let service = Arc::clone(app::build(ports, &settings, Runtime::Local).service());
 
         let served = Arc::new(std::sync::Mutex::new(body.clone()));
         let base = serve(Arc::clone(&served)).await;
@@ -247,7 +250,8 @@ fn writes(body: Vec<u8>) {
             auth_key: AuthKey::parse("bench").unwrap(),
             handles_ticket_delivery: false,
         };
-        let id = service.create(PartnerId::generate(1_800_000_000), new, Creator::Admin).await.unwrap().integration.id;
+        let created = service.create(PartnerId::generate(1_800_000_000), new, Role::Admin).await.unwrap();
+        let (id, secret) = (created.integration.id, created.webhook_secret);
         service.admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
 
         let mut value: Value = serde_json::from_slice(&body).unwrap();
@@ -266,9 +270,9 @@ fn writes(body: Vec<u8>) {
                 *served.lock().unwrap() = serde_json::to_vec(&value).unwrap();
             }
             catalog.writes.store(0, Ordering::Relaxed);
-            let record = seyaha::ports::IntegrationStore::get(&catalog.inner, &id).await.unwrap().unwrap();
+            let webhook = service.authenticate_webhook(id, Some(secret.expose())).await.unwrap();
             let started = Instant::now();
-            let result = engine.trigger(record).await.unwrap();
+            let result = service.trigger_sync(webhook).await.unwrap();
             let elapsed = started.elapsed();
             let SyncResult::Done { counts, skipped, .. } = result else { panic!("{result:?}") };
             println!(

@@ -1,26 +1,9 @@
-//! Availability notify: the flat Seyaha format and the OCTO webhook wrapper, matching on the
-//! OCTO product and option ids, and the fallback to a background full sync.
-//!
-//! Cost per call: the integration read (authentication), one variation lookup, then one write:
-//! the slot, or the sync request flag (a burst of unknown products coalesces into one sync).
+//! The availability notify body: the flat Seyaha format and the OCTO webhook wrapper, read
+//! into a validated [`AvailabilityUpdate`] (what happens next is the service's business).
 
 use serde_json::{Map, Value};
 
-use crate::domain::{IntegrationRecord, RunTrigger, Slot, SlotStatus, Timestamp};
-use crate::service::ServiceError;
-use crate::sync::{SyncEngine, SyncPorts};
-
-/// A validated single-slot update.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AvailabilityUpdate {
-    pub product_id: String,
-    pub option_id: String,
-    pub availability_id: String,
-    pub local_date_time_start: String,
-    pub status: Option<SlotStatus>,
-    pub vacancies: Option<u64>,
-    pub capacity: Option<u64>,
-}
+use crate::domain::{AvailabilityUpdate, LocalDateTime, SlotStatus};
 
 /// Reads a notify body in either accepted format. Every problem is reported as
 /// `"field: reason"`; fields of the wrapper are named `availability.<field>`.
@@ -65,21 +48,22 @@ fn read(
     let product_id = text("productId");
     let option_id = text("optionId");
     let availability_id = text(availability_key);
-    let start = text("localDateTimeStart");
-    if let Some(start) = &start
-        && Timestamp::parse(start).is_err()
-    {
-        errors.push(format!("{prefix}localDateTimeStart: must be an RFC 3339 date-time with an offset, e.g. 2026-07-15T10:00:00+03:00"));
-    }
+    let start = text("localDateTimeStart").and_then(|start| match LocalDateTime::parse(&start) {
+        Ok(start) => Some(start),
+        Err(error) => {
+            errors.push(format!("{prefix}localDateTimeStart: {error}"));
+            None
+        }
+    });
     let status = match fields.get("status") {
         None | Some(Value::Null) => None,
-        Some(value) => {
-            let parsed = value.as_str().and_then(SlotStatus::parse);
-            if parsed.is_none() {
-                errors.push(format!("{prefix}status: must be one of AVAILABLE, FREESALE, LIMITED, SOLD_OUT, CLOSED"));
+        Some(value) => match SlotStatus::parse(value.as_str().unwrap_or_default()) {
+            Ok(status) => Some(status),
+            Err(error) => {
+                errors.push(format!("{prefix}status: {error}"));
+                None
             }
-            parsed
-        }
+        },
     };
     let mut count = |key: &str| match fields.get(key) {
         None | Some(Value::Null) => None,
@@ -104,35 +88,6 @@ fn read(
         }
         _ => Err(errors),
     }
-}
-
-/// Applies an update: upserts the slot of a known, active product and option (`true`), or
-/// requests one coalesced background full sync (`false`).
-pub async fn apply(
-    ports: &SyncPorts,
-    engine: &SyncEngine,
-    record: IntegrationRecord,
-    update: AvailabilityUpdate,
-) -> Result<bool, ServiceError> {
-    let id = record.integration.id;
-    let found = ports.catalog.find_variation(&id, &update.product_id, &update.option_id).await?;
-    if found.is_some_and(|variation| variation.activity_active) {
-        let slot = Slot {
-            product_id: update.product_id,
-            option_id: update.option_id,
-            availability_id: update.availability_id,
-            local_date_time_start: update.local_date_time_start,
-            status: update.status,
-            vacancies: update.vacancies,
-            capacity: update.capacity,
-            updated_at: ports.clock.now(),
-        };
-        ports.catalog.put_slot(&id, &slot).await?;
-        return Ok(true);
-    }
-    let queued = engine.request_sync(id, RunTrigger::Fallback, Some(record)).await?;
-    tracing::info!(integration_id = %id, product_id = %update.product_id, option_id = %update.option_id, queued, "notify for an unknown product: fallback sync");
-    Ok(false)
 }
 
 #[cfg(test)]

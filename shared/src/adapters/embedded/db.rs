@@ -1,0 +1,68 @@
+//! The redb database file behind the embedded stores: its tables, opening it, and running
+//! blocking redb work off the async executor. Every write is one ACID transaction committed
+//! with immediate durability (fsync), so a crash never loses or half-writes a record.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ports::StoreError;
+
+/// integration id -> JSON of a `StoredIntegration`.
+pub(super) const INTEGRATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("integrations");
+/// partner id -> integration id; the uniqueness index for "one integration per partner".
+pub(super) const PARTNERS: TableDefinition<&str, &str> = TableDefinition::new("integrations_by_partner");
+/// (integration, internalName) -> JSON of a `StoredActivity`.
+pub(super) const ACTIVITIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("activities");
+/// (integration, OCTO product id) -> internalName: how notify finds an activity.
+pub(super) const PRODUCTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("activities_by_product");
+/// (integration, product id, option id, availability id) -> JSON of a `StoredSlot`.
+pub(super) const SLOTS: TableDefinition<(&str, &str, &str, &str), &[u8]> = TableDefinition::new("slots");
+/// (integration, started at in ms, run id) -> JSON of a `StoredRun`.
+pub(super) const RUNS: TableDefinition<(&str, u64, &str), &[u8]> = TableDefinition::new("runs");
+
+/// The embedded store: integrations, catalog, slots and run history in one redb file.
+#[derive(Clone)]
+pub struct RedbStore {
+    db: Arc<Database>,
+}
+
+pub(super) fn unavailable(error: impl Into<crate::ports::Cause>) -> StoreError {
+    StoreError::Unavailable(error.into())
+}
+
+pub(super) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::unavailable(format!("corrupt {what} record: {e}")))
+}
+
+pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(unavailable)
+}
+
+impl RedbStore {
+    /// Opens (or creates) the database file. Fails if another process holds it open.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(|e| StoreError::unavailable(format!("cannot open {}: {e}", path.display())))?;
+        let txn = db.begin_write().map_err(unavailable)?;
+        txn.open_table(INTEGRATIONS).map_err(unavailable)?;
+        txn.open_table(PARTNERS).map_err(unavailable)?;
+        txn.open_table(ACTIVITIES).map_err(unavailable)?;
+        txn.open_table(PRODUCTS).map_err(unavailable)?;
+        txn.open_table(SLOTS).map_err(unavailable)?;
+        txn.open_table(RUNS).map_err(unavailable)?;
+        txn.commit().map_err(unavailable)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Runs blocking redb work off the async executor.
+    pub(super) async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || work(&db)).await.map_err(unavailable)?
+    }
+}

@@ -1,0 +1,503 @@
+//! The records both stores persist, apart from the API's types: their field names and enum
+//! spellings are the storage format, frozen here, so renaming anything on the wire changes no
+//! stored data. Version 1 data (written when stores saved the API structs themselves) has
+//! exactly this shape; `tests/fixtures/store-v1` keeps a copy that every test run loads.
+//!
+//! The redb store saves these as JSON; the DynamoDB store as items (with its keys added).
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    Activity, AuthType, BaseUrl, ContentHash, ExternalSync, Health, HealthStatus, Integration, IntegrationId, IntegrationRecord, Lease,
+    LocalDateTime, PartnerId, Price, Rejection, RunId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncControl, SyncCounts, SyncRun,
+    SyncState, SyncStatus, Timestamp, UnitPrice, Variation, VariationPricing, VariationSync, WebhookSecretDigest,
+};
+use crate::ports::{StoreError, SyncJob};
+
+/// Stored attribute names the DynamoDB adapter names in expressions.
+pub mod fields {
+    pub const INTERNAL_NAME: &str = "internalName";
+    pub const CONTENT_HASH: &str = "content_hash";
+    pub const IS_ACTIVE: &str = "isActive";
+    pub const UPDATED_AT: &str = "updatedAt";
+}
+
+/// Defines a stored enum with its frozen spellings and the conversions to the domain's.
+macro_rules! stored_enum {
+    ($stored:ident <=> $domain:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+        pub enum $stored {
+            $(#[serde(rename = $text)] $variant,)*
+        }
+
+        impl From<$domain> for $stored {
+            fn from(value: $domain) -> Self {
+                match value { $($domain::$variant => Self::$variant,)* }
+            }
+        }
+
+        impl From<$stored> for $domain {
+            fn from(value: $stored) -> Self {
+                match value { $($stored::$variant => Self::$variant,)* }
+            }
+        }
+    };
+}
+
+stored_enum!(StoredAuthType <=> AuthType { Bearer = "bearer", ApiKey = "api_key" });
+stored_enum!(StoredSyncStatus <=> SyncStatus { Idle = "idle", Syncing = "syncing", Error = "error" });
+stored_enum!(StoredHealthStatus <=> HealthStatus { Healthy = "HEALTHY", Degraded = "DEGRADED", Down = "DOWN" });
+stored_enum!(StoredSlotStatus <=> SlotStatus {
+    Available = "AVAILABLE", Freesale = "FREESALE", Limited = "LIMITED", SoldOut = "SOLD_OUT", Closed = "CLOSED",
+});
+stored_enum!(StoredTrigger <=> RunTrigger {
+    Webhook = "webhook", Nightly = "nightly", Fallback = "fallback", Admin = "admin", FollowUp = "follow_up", Recovery = "recovery",
+    Handoff = "handoff",
+});
+stored_enum!(StoredOutcome <=> RunOutcome { Synced = "synced", Skipped = "skipped", Error = "error", Queued = "queued" });
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredIntegration {
+    #[serde(rename = "_id")]
+    pub id: IntegrationId,
+    pub partner_id: PartnerId,
+    pub base_url: BaseUrl,
+    pub auth_type: StoredAuthType,
+    pub handles_ticket_delivery: bool,
+    #[serde(rename = "isActive")]
+    pub is_active: bool,
+    #[serde(rename = "isApproved")]
+    pub is_approved: bool,
+    pub sync: StoredSyncState,
+    pub health: StoredHealth,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(rename = "updatedAt")]
+    pub updated_at: Timestamp,
+    /// 64 hex characters: SHA-256 of the webhook secret (the secret itself is never stored).
+    pub webhook_secret_digest: String,
+    #[serde(default)]
+    pub sync_control: StoredSyncControl,
+    pub version: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredSyncState {
+    pub status: StoredSyncStatus,
+    pub last_sync_at: Option<Timestamp>,
+    pub last_sync_hash: Option<ContentHash>,
+    pub error_message: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredHealth {
+    pub status: StoredHealthStatus,
+    pub last_probe_at: Option<Timestamp>,
+    pub last_success_at: Option<Timestamp>,
+    pub consecutive_failures: u32,
+    pub degraded_since: Option<Timestamp>,
+    pub down_since: Option<Timestamp>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct StoredSyncControl {
+    pub lease: Option<StoredLease>,
+    pub requested_at: Option<Timestamp>,
+    #[serde(default)]
+    pub force_full_sync: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredLease {
+    pub run_id: RunId,
+    pub expires_at: Timestamp,
+}
+
+impl From<&IntegrationRecord> for StoredIntegration {
+    fn from(record: &IntegrationRecord) -> Self {
+        let i = &record.integration;
+        let control = &record.sync_control;
+        Self {
+            id: i.id,
+            partner_id: i.partner_id,
+            base_url: i.base_url.clone(),
+            auth_type: i.auth_type.into(),
+            handles_ticket_delivery: i.handles_ticket_delivery,
+            is_active: i.is_active,
+            is_approved: i.is_approved,
+            sync: StoredSyncState {
+                status: i.sync.status.into(),
+                last_sync_at: i.sync.last_sync_at,
+                last_sync_hash: i.sync.last_sync_hash,
+                error_message: i.sync.error_message.clone(),
+            },
+            health: StoredHealth {
+                status: i.health.status.into(),
+                last_probe_at: i.health.last_probe_at,
+                last_success_at: i.health.last_success_at,
+                consecutive_failures: i.health.consecutive_failures,
+                degraded_since: i.health.degraded_since,
+                down_since: i.health.down_since,
+            },
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+            webhook_secret_digest: record.webhook_secret_digest.to_hex(),
+            sync_control: StoredSyncControl {
+                lease: control.lease.as_ref().map(|lease| StoredLease { run_id: lease.run_id, expires_at: lease.expires_at }),
+                requested_at: control.requested_at,
+                force_full_sync: control.force_full_sync,
+            },
+            version: record.version,
+        }
+    }
+}
+
+impl TryFrom<StoredIntegration> for IntegrationRecord {
+    type Error = StoreError;
+
+    fn try_from(stored: StoredIntegration) -> Result<Self, StoreError> {
+        let digest = WebhookSecretDigest::from_hex(&stored.webhook_secret_digest)
+            .map_err(|e| StoreError::unavailable(format!("corrupt webhook secret digest of integration {}: {e}", stored.id)))?;
+        let integration = Integration {
+            id: stored.id,
+            partner_id: stored.partner_id,
+            base_url: stored.base_url,
+            auth_type: stored.auth_type.into(),
+            handles_ticket_delivery: stored.handles_ticket_delivery,
+            is_active: stored.is_active,
+            is_approved: stored.is_approved,
+            sync: SyncState {
+                status: stored.sync.status.into(),
+                last_sync_at: stored.sync.last_sync_at,
+                last_sync_hash: stored.sync.last_sync_hash,
+                error_message: stored.sync.error_message,
+            },
+            health: Health {
+                status: stored.health.status.into(),
+                last_probe_at: stored.health.last_probe_at,
+                last_success_at: stored.health.last_success_at,
+                consecutive_failures: stored.health.consecutive_failures,
+                degraded_since: stored.health.degraded_since,
+                down_since: stored.health.down_since,
+            },
+            created_at: stored.created_at,
+            updated_at: stored.updated_at,
+        };
+        let control = stored.sync_control;
+        Ok(Self {
+            integration,
+            webhook_secret_digest: digest,
+            sync_control: SyncControl {
+                lease: control.lease.map(|lease| Lease { run_id: lease.run_id, expires_at: lease.expires_at }),
+                requested_at: control.requested_at,
+                force_full_sync: control.force_full_sync,
+            },
+            version: stored.version,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredActivity {
+    #[serde(rename = "internalName")]
+    pub internal_name: String,
+    pub activity_title: String,
+    pub external_sync: StoredExternalSync,
+    pub variations: Vec<StoredVariation>,
+    #[serde(rename = "isActive")]
+    pub is_active: bool,
+    pub content_hash: ContentHash,
+    #[serde(rename = "updatedAt")]
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredExternalSync {
+    pub external_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredVariation {
+    pub title: String,
+    pub external_sync: StoredVariationSync,
+    pub pricing: StoredPricing,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredVariationSync {
+    pub external_option_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredPricing {
+    pub units: Vec<StoredUnitPrice>,
+    pub per_booking: Option<StoredPrice>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredUnitPrice {
+    #[serde(rename = "type")]
+    pub unit_type: String,
+    pub label: Option<String>,
+    pub price: Option<StoredPrice>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredPrice {
+    pub retail: i64,
+    pub currency: Option<String>,
+    pub currency_precision: Option<u32>,
+}
+
+impl From<&Price> for StoredPrice {
+    fn from(price: &Price) -> Self {
+        Self { retail: price.retail, currency: price.currency.clone(), currency_precision: price.currency_precision }
+    }
+}
+
+impl From<StoredPrice> for Price {
+    fn from(price: StoredPrice) -> Self {
+        Self { retail: price.retail, currency: price.currency, currency_precision: price.currency_precision }
+    }
+}
+
+impl From<&Activity> for StoredActivity {
+    fn from(activity: &Activity) -> Self {
+        Self {
+            internal_name: activity.internal_name.clone(),
+            activity_title: activity.activity_title.clone(),
+            external_sync: StoredExternalSync { external_id: activity.external_sync.external_id.clone() },
+            variations: activity
+                .variations
+                .iter()
+                .map(|variation| StoredVariation {
+                    title: variation.title.clone(),
+                    external_sync: StoredVariationSync { external_option_id: variation.external_sync.external_option_id.clone() },
+                    pricing: StoredPricing {
+                        units: variation
+                            .pricing
+                            .units
+                            .iter()
+                            .map(|unit| StoredUnitPrice {
+                                unit_type: unit.unit_type.clone(),
+                                label: unit.label.clone(),
+                                price: unit.price.as_ref().map(StoredPrice::from),
+                            })
+                            .collect(),
+                        per_booking: variation.pricing.per_booking.as_ref().map(StoredPrice::from),
+                    },
+                })
+                .collect(),
+            is_active: activity.is_active,
+            content_hash: activity.content_hash,
+            updated_at: activity.updated_at,
+        }
+    }
+}
+
+impl From<StoredActivity> for Activity {
+    fn from(stored: StoredActivity) -> Self {
+        Self {
+            internal_name: stored.internal_name,
+            activity_title: stored.activity_title,
+            external_sync: ExternalSync { external_id: stored.external_sync.external_id },
+            variations: stored
+                .variations
+                .into_iter()
+                .map(|variation| Variation {
+                    title: variation.title,
+                    external_sync: VariationSync { external_option_id: variation.external_sync.external_option_id },
+                    pricing: VariationPricing {
+                        units: variation
+                            .pricing
+                            .units
+                            .into_iter()
+                            .map(|unit| UnitPrice { unit_type: unit.unit_type, label: unit.label, price: unit.price.map(Price::from) })
+                            .collect(),
+                        per_booking: variation.pricing.per_booking.map(Price::from),
+                    },
+                })
+                .collect(),
+            is_active: stored.is_active,
+            content_hash: stored.content_hash,
+            updated_at: stored.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredSlot {
+    #[serde(rename = "productId")]
+    pub product_id: String,
+    #[serde(rename = "optionId")]
+    pub option_id: String,
+    #[serde(rename = "availabilityId")]
+    pub availability_id: String,
+    #[serde(rename = "localDateTimeStart")]
+    pub local_date_time_start: LocalDateTime,
+    pub status: Option<StoredSlotStatus>,
+    pub vacancies: Option<u64>,
+    pub capacity: Option<u64>,
+    #[serde(rename = "updatedAt")]
+    pub updated_at: Timestamp,
+}
+
+impl From<&Slot> for StoredSlot {
+    fn from(slot: &Slot) -> Self {
+        Self {
+            product_id: slot.product_id.clone(),
+            option_id: slot.option_id.clone(),
+            availability_id: slot.availability_id.clone(),
+            local_date_time_start: slot.local_date_time_start.clone(),
+            status: slot.status.map(Into::into),
+            vacancies: slot.vacancies,
+            capacity: slot.capacity,
+            updated_at: slot.updated_at,
+        }
+    }
+}
+
+impl From<StoredSlot> for Slot {
+    fn from(stored: StoredSlot) -> Self {
+        Self {
+            product_id: stored.product_id,
+            option_id: stored.option_id,
+            availability_id: stored.availability_id,
+            local_date_time_start: stored.local_date_time_start,
+            status: stored.status.map(Into::into),
+            vacancies: stored.vacancies,
+            capacity: stored.capacity,
+            updated_at: stored.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredRun {
+    pub run_id: RunId,
+    pub integration_id: IntegrationId,
+    pub trigger: StoredTrigger,
+    pub started_at: Timestamp,
+    pub duration_ms: u64,
+    pub outcome: StoredOutcome,
+    #[serde(flatten)]
+    pub counts: StoredCounts,
+    pub hash: Option<ContentHash>,
+    pub error: Option<String>,
+    pub rejections: Vec<StoredRejection>,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredCounts {
+    pub synced: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub deactivated: u64,
+    pub rejected: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredRejection {
+    pub index: usize,
+    #[serde(rename = "productId")]
+    pub product_id: Option<String>,
+    #[serde(rename = "internalName")]
+    pub internal_name: Option<String>,
+    pub reason: String,
+}
+
+impl From<&SyncRun> for StoredRun {
+    fn from(run: &SyncRun) -> Self {
+        let c = run.counts;
+        Self {
+            run_id: run.run_id,
+            integration_id: run.integration_id,
+            trigger: run.trigger.into(),
+            started_at: run.started_at,
+            duration_ms: run.duration_ms,
+            outcome: run.outcome.into(),
+            counts: StoredCounts {
+                synced: c.synced,
+                created: c.created,
+                updated: c.updated,
+                unchanged: c.unchanged,
+                deactivated: c.deactivated,
+                rejected: c.rejected,
+            },
+            hash: run.hash,
+            error: run.error.clone(),
+            rejections: run
+                .rejections
+                .iter()
+                .map(|r| StoredRejection {
+                    index: r.index,
+                    product_id: r.product_id.clone(),
+                    internal_name: r.internal_name.clone(),
+                    reason: r.reason.clone(),
+                })
+                .collect(),
+            expires_at: run.expires_at,
+        }
+    }
+}
+
+impl From<StoredRun> for SyncRun {
+    fn from(stored: StoredRun) -> Self {
+        let c = stored.counts;
+        Self {
+            run_id: stored.run_id,
+            integration_id: stored.integration_id,
+            trigger: stored.trigger.into(),
+            started_at: stored.started_at,
+            duration_ms: stored.duration_ms,
+            outcome: stored.outcome.into(),
+            counts: SyncCounts {
+                synced: c.synced,
+                created: c.created,
+                updated: c.updated,
+                unchanged: c.unchanged,
+                deactivated: c.deactivated,
+                rejected: c.rejected,
+            },
+            hash: stored.hash,
+            error: stored.error,
+            rejections: stored
+                .rejections
+                .into_iter()
+                .map(|r| Rejection { index: r.index, product_id: r.product_id, internal_name: r.internal_name, reason: r.reason })
+                .collect(),
+            expires_at: stored.expires_at,
+        }
+    }
+}
+
+/// A queue message body: `{"integration_id": "...", "trigger": "fallback"}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JobMessage {
+    pub integration_id: IntegrationId,
+    pub trigger: StoredTrigger,
+}
+
+impl From<&SyncJob> for JobMessage {
+    fn from(job: &SyncJob) -> Self {
+        Self { integration_id: job.integration_id, trigger: job.trigger.into() }
+    }
+}
+
+impl From<JobMessage> for SyncJob {
+    fn from(message: JobMessage) -> Self {
+        Self { integration_id: message.integration_id, trigger: message.trigger.into() }
+    }
+}
+
+impl JobMessage {
+    pub fn encode(job: &SyncJob) -> String {
+        serde_json::to_string(&Self::from(job)).expect("a job message serializes")
+    }
+
+    pub fn decode(body: &str) -> Result<SyncJob, serde_json::Error> {
+        serde_json::from_str::<Self>(body).map(SyncJob::from)
+    }
+}

@@ -1,0 +1,73 @@
+//! The one composition root. Every entry point (the five Lambda functions through
+//! [`crate::lambda`], seyaha-local, the tests) builds its adapters' [`Ports`], reads
+//! [`Settings`], and calls [`build`]; nothing else constructs the service or the routers.
+
+mod secret_cache;
+
+use std::sync::Arc;
+
+use axum::Router;
+
+pub use secret_cache::CachedSecretStore;
+
+use crate::api::auth::JwtSource;
+use crate::api::{self, AppState};
+use crate::net::EndpointPolicy;
+use crate::octo::OctoClient;
+use crate::ports::Ports;
+use crate::service::IntegrationService;
+use crate::settings::Settings;
+use crate::sync::SyncEngine;
+
+/// Where the app runs; it decides the defaults that differ on purpose (DESIGN: private
+/// endpoints are allowed locally, never by default on AWS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    Lambda,
+    Local,
+}
+
+/// The wired application: the service and the HTTP state its routers share.
+#[derive(Clone)]
+pub struct App {
+    service: Arc<IntegrationService>,
+    state: AppState,
+}
+
+/// Wires the ports and settings into the service, the sync engine and the HTTP state.
+pub fn build(ports: Ports, settings: &Settings, runtime: Runtime) -> App {
+    let policy = EndpointPolicy { allow_private_and_http: settings.allow_private_endpoints_or(runtime == Runtime::Local) };
+    let ports =
+        Ports { secrets: Arc::new(CachedSecretStore::new(ports.secrets, Arc::clone(&ports.clock), settings.secret_cache())), ..ports };
+    let octo = OctoClient::new(policy, settings.octo());
+    let engine = Arc::new(SyncEngine::new(ports.clone(), octo.clone(), settings.sync()));
+    let jwt = Arc::new(JwtSource::new(Arc::clone(&ports.signing_key)));
+    let service = Arc::new(IntegrationService::new(ports, engine, octo, policy));
+    App { state: AppState { service: Arc::clone(&service), jwt }, service }
+}
+
+impl App {
+    pub fn service(&self) -> &Arc<IntegrationService> {
+        &self.service
+    }
+
+    /// The `register` function: the partner and admin API.
+    pub fn registration_router(&self) -> Router {
+        api::finish(api::registration_routes(), self.state.clone())
+    }
+
+    /// The `sync-trigger` function.
+    pub fn sync_trigger_router(&self) -> Router {
+        api::finish(api::sync_trigger_routes(), self.state.clone())
+    }
+
+    /// The `availability-notify` function.
+    pub fn availability_notify_router(&self) -> Router {
+        api::finish(api::availability_notify_routes(), self.state.clone())
+    }
+
+    /// Every route in one router (seyaha-local).
+    pub fn router(&self) -> Router {
+        api::router(self.state.clone())
+    }
+}

@@ -1,0 +1,34 @@
+//! Availability notify after authentication: upsert the slot of a known product and option, or
+//! fall back to one coalesced background full sync.
+//!
+//! Cost per call: the integration read (authentication), one variation lookup, then one write:
+//! the slot, or the sync request flag (a burst of unknown products coalesces into one sync).
+
+use super::{AuthenticatedWebhook, IntegrationService, ServiceError};
+use crate::domain::{AvailabilityUpdate, RunTrigger, Slot};
+
+impl IntegrationService {
+    /// Returns whether the slot was updated (`false`: a fallback sync was requested).
+    pub async fn notify(&self, webhook: AuthenticatedWebhook, update: AvailabilityUpdate) -> Result<bool, ServiceError> {
+        let record = webhook.0;
+        let id = record.integration.id;
+        let found = self.ports.catalog.find_variation(&id, &update.product_id, &update.option_id).await?;
+        if found.is_some_and(|variation| variation.activity_active) {
+            let slot = Slot {
+                product_id: update.product_id,
+                option_id: update.option_id,
+                availability_id: update.availability_id,
+                local_date_time_start: update.local_date_time_start,
+                status: update.status,
+                vacancies: update.vacancies,
+                capacity: update.capacity,
+                updated_at: self.ports.clock.now(),
+            };
+            self.ports.catalog.put_slot(&id, &slot).await?;
+            return Ok(true);
+        }
+        let queued = self.engine.request_sync(id, RunTrigger::Fallback, Some(record)).await?;
+        tracing::info!(integration_id = %id, product_id = %update.product_id, option_id = %update.option_id, queued, "notify for an unknown product: fallback sync");
+        Ok(false)
+    }
+}

@@ -1,0 +1,278 @@
+//! One configuration for every entry point: [`Settings`], read from `SEYAHA_*` environment
+//! variables with one default each (seyaha-local's flags override the same fields). The
+//! README's configuration table has one row per field.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::octo::OctoClientConfig;
+use crate::sync::SyncConfig;
+
+/// The environment variable prefix; a field `octo_timeout_secs` is `SEYAHA_OCTO_TIMEOUT_SECS`.
+pub const PREFIX: &str = "SEYAHA_";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    // ---- Both runtimes ----
+    /// Allow partner endpoints on loopback/private addresses and plain http (development only).
+    /// Unset: false on AWS, true in seyaha-local (so its demo supplier on loopback works).
+    pub allow_private_endpoints: Option<bool>,
+    /// Connect timeout for calls to a partner's OCTO API, in seconds.
+    pub octo_connect_timeout_secs: u64,
+    /// Timeout for a whole call to a partner's OCTO API (body included), in seconds.
+    pub octo_timeout_secs: u64,
+    /// Largest OCTO response accepted, in bytes.
+    pub octo_max_response_bytes: usize,
+    /// How long a sync may hold its lease, in seconds (a crashed sync blocks no longer).
+    pub sync_lease_secs: u64,
+    /// How long a webhook-triggered sync may run inside the request before handing off, in ms.
+    pub sync_request_budget_ms: u64,
+    /// How long a fallback sync (notify for an unknown product) waits so a burst coalesces, in s.
+    pub fallback_delay_secs: u64,
+    /// How long a partner credential read from the secret store is cached, in seconds.
+    pub secret_cache_secs: u64,
+
+    // ---- AWS (the Lambda functions; template.yaml sets these) ----
+    /// The DynamoDB table.
+    pub table_name: Option<String>,
+    /// The SQS sync queue's URL.
+    pub queue_url: Option<String>,
+    /// Secrets Manager names start with this: `{prefix}/integrations/{id}/auth-key`.
+    pub secret_prefix: String,
+    /// Name or ARN of the secret holding the JWT signing key (only `register` needs it).
+    pub jwt_secret_id: Option<String>,
+
+    // ---- seyaha-local ----
+    /// Where the store, the credentials and the generated JWT secret live.
+    pub data_dir: PathBuf,
+    /// HS256 secret for partner and admin JWTs; generated into the data dir when unset.
+    #[serde(deserialize_with = "secret")]
+    pub jwt_secret: Option<SecretString>,
+    /// When the nightly sync runs: a 5-field cron pattern in UTC (on AWS: the template's
+    /// `NightlySchedule` parameter).
+    pub nightly_cron: String,
+    /// Log format on stderr: `text` or `json` (Lambda always logs JSON).
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn secret<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<SecretString>, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.map(SecretString::from))
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            allow_private_endpoints: None,
+            octo_connect_timeout_secs: 5,
+            octo_timeout_secs: 20,
+            octo_max_response_bytes: 50 * 1024 * 1024,
+            sync_lease_secs: 300,
+            sync_request_budget_ms: 25_000,
+            fallback_delay_secs: 2,
+            secret_cache_secs: 300,
+            table_name: None,
+            queue_url: None,
+            secret_prefix: "seyaha".into(),
+            jwt_secret_id: None,
+            data_dir: PathBuf::from(".seyaha"),
+            jwt_secret: None,
+            nightly_cron: "0 3 * * *".into(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// A setting that cannot be used; the message names the environment variable.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("environment variable {0} is required")]
+    Missing(String),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: String, reason: String },
+}
+
+/// The environment variable of a field.
+pub fn variable(field: &str) -> String {
+    format!("{PREFIX}{}", field.to_ascii_uppercase())
+}
+
+impl Settings {
+    /// Reads every `SEYAHA_*` variable of this process. Empty values count as unset.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Reads settings from `(name, value)` pairs as the environment would give them.
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, SettingsError> {
+        let known = known_fields();
+        let mut fields = HashMap::new();
+        for (name, value) in vars {
+            let Some(field) = name.strip_prefix(PREFIX) else { continue };
+            let field = field.to_ascii_lowercase();
+            // Variables of other tools that share the prefix (and the test harness's) are not ours.
+            if value.trim().is_empty() || !known.contains(&field.as_str()) {
+                continue;
+            }
+            fields.insert(field, value.trim().to_owned());
+        }
+        let settings: Self = match envy::from_iter::<_, Self>(fields.clone()) {
+            Ok(settings) => settings,
+            Err(error) => return Err(name_the_culprit(fields, error)),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Refuses values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |field: &str, reason: &str| Err(SettingsError::Invalid { name: variable(field), reason: reason.into() });
+        if self.octo_connect_timeout_secs == 0 {
+            return invalid("octo_connect_timeout_secs", "must be at least 1");
+        }
+        if self.octo_timeout_secs == 0 {
+            return invalid("octo_timeout_secs", "must be at least 1");
+        }
+        if self.octo_max_response_bytes == 0 {
+            return invalid("octo_max_response_bytes", "must be at least 1");
+        }
+        if self.sync_lease_secs == 0 {
+            return invalid("sync_lease_secs", "must be at least 1");
+        }
+        if self.fallback_delay_secs > 900 {
+            return invalid("fallback_delay_secs", "must be at most 900 (SQS delays up to 15 minutes)");
+        }
+        Ok(())
+    }
+
+    /// The SSRF guard's setting, with the runtime's default when unset.
+    pub fn allow_private_endpoints_or(&self, runtime_default: bool) -> bool {
+        self.allow_private_endpoints.unwrap_or(runtime_default)
+    }
+
+    pub fn octo(&self) -> OctoClientConfig {
+        OctoClientConfig {
+            connect_timeout: Duration::from_secs(self.octo_connect_timeout_secs),
+            request_timeout: Duration::from_secs(self.octo_timeout_secs),
+            max_response_bytes: self.octo_max_response_bytes,
+        }
+    }
+
+    pub fn sync(&self) -> SyncConfig {
+        SyncConfig {
+            lease: Duration::from_secs(self.sync_lease_secs),
+            request_budget: Duration::from_millis(self.sync_request_budget_ms),
+            fallback_delay: Duration::from_secs(self.fallback_delay_secs),
+            ..SyncConfig::default()
+        }
+    }
+
+    pub fn secret_cache(&self) -> Duration {
+        Duration::from_secs(self.secret_cache_secs)
+    }
+
+    /// A required AWS setting.
+    pub fn required<'a>(&self, field: &str, value: &'a Option<String>) -> Result<&'a str, SettingsError> {
+        value.as_deref().ok_or_else(|| SettingsError::Missing(variable(field)))
+    }
+}
+
+/// The field names, so unrelated `SEYAHA_*` variables are ignored rather than refused.
+fn known_fields() -> Vec<&'static str> {
+    vec![
+        "allow_private_endpoints",
+        "octo_connect_timeout_secs",
+        "octo_timeout_secs",
+        "octo_max_response_bytes",
+        "sync_lease_secs",
+        "sync_request_budget_ms",
+        "fallback_delay_secs",
+        "secret_cache_secs",
+        "table_name",
+        "queue_url",
+        "secret_prefix",
+        "jwt_secret_id",
+        "data_dir",
+        "jwt_secret",
+        "nightly_cron",
+        "log_format",
+    ]
+}
+
+/// envy's errors do not always say which variable was wrong: read each one alone to find it.
+fn name_the_culprit(fields: HashMap<String, String>, error: envy::Error) -> SettingsError {
+    for (field, value) in fields {
+        if let Err(error) = envy::from_iter::<_, Settings>([(field.clone(), value.clone())]) {
+            let reason = error.to_string();
+            let reason = reason.split(" while parsing value").next().unwrap_or(&reason).to_owned();
+            return SettingsError::Invalid { name: variable(&field), reason: format!("{value:?}: {reason}") };
+        }
+    }
+    SettingsError::Invalid { name: format!("{PREFIX}*"), reason: error.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_hold_without_variables() {
+        let settings = Settings::from_vars(vars(&[("PATH", "/bin"), ("SEYAHA_SOMETHING_ELSE", "x")])).unwrap();
+        assert_eq!(settings.sync().lease, Duration::from_secs(300));
+        assert_eq!(settings.octo().request_timeout, Duration::from_secs(20));
+        assert_eq!(settings.octo().max_response_bytes, 50 * 1024 * 1024);
+        assert!(!settings.allow_private_endpoints_or(false));
+        assert!(settings.allow_private_endpoints_or(true));
+    }
+
+    #[test]
+    fn reads_and_names_every_variable() {
+        let settings = Settings::from_vars(vars(&[
+            ("SEYAHA_SYNC_LEASE_SECS", "60"),
+            ("SEYAHA_FALLBACK_DELAY_SECS", "0"),
+            ("SEYAHA_ALLOW_PRIVATE_ENDPOINTS", "false"),
+            ("SEYAHA_TABLE_NAME", "t"),
+            ("SEYAHA_LOG_FORMAT", "json"),
+            ("SEYAHA_OCTO_TIMEOUT_SECS", ""),
+        ]))
+        .unwrap();
+        assert_eq!(settings.sync().lease, Duration::from_secs(60));
+        assert_eq!(settings.sync().fallback_delay, Duration::ZERO);
+        assert_eq!(settings.allow_private_endpoints, Some(false));
+        assert_eq!(settings.table_name.as_deref(), Some("t"));
+        assert_eq!(settings.log_format, LogFormat::Json);
+        assert_eq!(settings.octo_timeout_secs, 20, "empty means unset");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let error = Settings::from_vars(vars(&[("SEYAHA_OCTO_TIMEOUT_SECS", "soon")])).unwrap_err().to_string();
+        assert!(error.contains("SEYAHA_OCTO_TIMEOUT_SECS") && error.contains("soon"), "{error}");
+        let error = Settings::from_vars(vars(&[("SEYAHA_ALLOW_PRIVATE_ENDPOINTS", "yes")])).unwrap_err().to_string();
+        assert!(error.contains("SEYAHA_ALLOW_PRIVATE_ENDPOINTS"), "{error}");
+        let error = Settings::from_vars(vars(&[("SEYAHA_SYNC_LEASE_SECS", "0")])).unwrap_err().to_string();
+        assert!(error.contains("SEYAHA_SYNC_LEASE_SECS") && error.contains("at least 1"), "{error}");
+        let error = Settings::from_vars(vars(&[("SEYAHA_LOG_FORMAT", "xml")])).unwrap_err().to_string();
+        assert!(error.contains("SEYAHA_LOG_FORMAT"), "{error}");
+        let settings = Settings::default();
+        assert_eq!(
+            settings.required("table_name", &settings.table_name).unwrap_err().to_string(),
+            "environment variable SEYAHA_TABLE_NAME is required"
+        );
+    }
+}
