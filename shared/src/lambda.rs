@@ -22,8 +22,8 @@ pub async fn start() -> Result<App, SettingsError> {
 fn init_tracing() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_default();
     let level = level.trim().parse::<tracing_subscriber::filter::LevelFilter>().unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
-    // A second call (tests that start the app twice in one process) keeps the first subscriber.
-    let _already_set = tracing_subscriber::fmt()
+    // A second call (a process that starts the app twice) keeps the first subscriber: not an error.
+    let _first_subscriber_stays = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_current_span(false)

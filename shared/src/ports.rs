@@ -1,5 +1,5 @@
 //! The small traits the core needs from the outside world, and [`Ports`], the set of them the
-//! composition root ([`crate::app`]) wires together. Adapters live under `adapters/`:
+//! composition root (`app::build`) wires together. Adapters live under `adapters/`:
 //! `embedded` (redb, files, an in-process queue) for seyaha-local, `aws` for Lambda.
 
 use std::sync::Arc;
@@ -248,7 +248,7 @@ impl Clock for SystemClock {
     }
 }
 
-/// Every port the core uses; adapters build these, [`crate::app::build`] wires them.
+/// Every port the core uses; adapters build these, `app::build` wires them.
 #[derive(Clone)]
 pub struct Ports {
     pub integrations: Arc<dyn IntegrationStore>,

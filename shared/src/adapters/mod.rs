@@ -1,5 +1,5 @@
 //! Implementations of the ports, one family per cargo feature. Adapters build ports and
-//! nothing else: the composition root ([`crate::app`]) wires them into the service.
+//! nothing else: the composition root (`app::build`) wires them into the service.
 
 #[cfg(any(feature = "embedded", feature = "aws"))]
 pub mod stored;

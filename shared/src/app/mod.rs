@@ -1,5 +1,5 @@
 //! The one composition root. Every entry point (the five Lambda functions through
-//! [`crate::lambda`], seyaha-local, the tests) builds its adapters' [`Ports`], reads
+//! `seyaha::lambda`, seyaha-local, the tests) builds its adapters' [`Ports`], reads
 //! [`Settings`], and calls [`build`]; nothing else constructs the service or the routers.
 
 mod secret_cache;

@@ -331,7 +331,10 @@ impl DynamoStore {
 fn backoff(attempt: u32) -> Duration {
     let ceiling = 50u64.saturating_mul(1 << attempt.min(6)).min(2_000);
     let mut random = [0u8; 8];
-    let _ = getrandom::fill(&mut random);
+    if getrandom::fill(&mut random).is_err() {
+        // No randomness: back off the full ceiling rather than not at all.
+        return Duration::from_millis(ceiling);
+    }
     Duration::from_millis(u64::from_le_bytes(random) % (ceiling + 1))
 }
 

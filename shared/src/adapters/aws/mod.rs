@@ -1,5 +1,5 @@
 //! The AWS backend for the Lambda functions: DynamoDB, Secrets Manager and SQS. It builds the
-//! ports and nothing else; [`crate::lambda`] wires them into the app.
+//! ports and nothing else; `seyaha::lambda` wires them into the app.
 
 mod dynamo;
 mod queue;
