@@ -17,7 +17,7 @@ use seyaha::domain::{
 };
 use seyaha::net::EndpointPolicy;
 use seyaha::octo::OctoClient;
-use seyaha::ports::{CatalogStore, Clock, IntegrationStore, Ports, RunStore, StaticSigningKey, StoreError, SyncJob};
+use seyaha::ports::{CatalogStore, Clock, IntegrationStore, Ports, QueueError, RunStore, StaticSigningKey, StoreError, SyncJob, SyncQueue};
 use seyaha::service::IntegrationService;
 use seyaha::sync::{SyncConfig, SyncEngine, SyncResult};
 use seyaha_tests::fake_octo::{Behaviour, FAKE_KEY, FakeOcto, sample_catalog};
@@ -58,7 +58,35 @@ impl CatalogStore for Crashing {
     }
 }
 
+/// The queue, failing the next `failures` sends like an SQS outage would.
+struct FlakyQueue {
+    inner: InProcessQueue,
+    failures: AtomicUsize,
+}
+
+impl FlakyQueue {
+    fn fail(&self) -> Result<(), QueueError> {
+        match self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
+            Ok(_) => Err(QueueError::new("simulated SQS outage")),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl SyncQueue for FlakyQueue {
+    async fn enqueue(&self, jobs: &[SyncJob]) -> Result<(), QueueError> {
+        self.fail()?;
+        self.inner.enqueue(jobs).await
+    }
+    async fn enqueue_after(&self, job: &SyncJob, delay: Duration) -> Result<(), QueueError> {
+        self.fail()?;
+        self.inner.enqueue_after(job, delay).await
+    }
+}
+
 struct Harness {
+    queue: Arc<FlakyQueue>,
     _dir: tempfile::TempDir,
     store: RedbStore,
     clock: Arc<FakeClock>,
@@ -70,13 +98,14 @@ struct Harness {
 fn harness_with(catalog: Arc<dyn CatalogStore>, store: RedbStore, dir: tempfile::TempDir, config: SyncConfig) -> Harness {
     let clock = FakeClock::new();
     let (queue, receiver) = InProcessQueue::new(clock.clone());
+    let queue = Arc::new(FlakyQueue { inner: queue, failures: AtomicUsize::new(0) });
     let ports = Ports {
         integrations: Arc::new(store.clone()),
         catalog,
         runs: Arc::new(store.clone()),
         secrets: Arc::new(FileSecretStore::open(&dir.path().join("secrets")).unwrap()),
         signing_key: Arc::new(StaticSigningKey(seyaha_tests::JWT_SECRET.into())),
-        queue: Arc::new(queue),
+        queue: queue.clone(),
         clock: clock.clone(),
     };
     let settings = test_settings();
@@ -84,7 +113,7 @@ fn harness_with(catalog: Arc<dyn CatalogStore>, store: RedbStore, dir: tempfile:
     let octo = OctoClient::new(EndpointPolicy { allow_private_and_http: true }, settings.octo());
     let engine = Arc::new(SyncEngine::new(ports.clone(), octo, config));
     let service = Arc::clone(app::build(ports, &settings, Runtime::Local).service());
-    Harness { _dir: dir, store, clock, engine, service, receiver }
+    Harness { queue, _dir: dir, store, clock, engine, service, receiver }
 }
 
 fn harness(config: SyncConfig) -> Harness {
@@ -284,4 +313,27 @@ async fn the_nightly_listing_pages_through_many_integrations() {
     // A second fan-out before any job ran is coalesced away.
     assert_eq!(h.engine.request_all(RunTrigger::Nightly).await.unwrap(), 230);
     assert!(h.next_job().is_none());
+}
+
+#[tokio::test]
+async fn a_request_whose_message_was_never_sent_is_not_coalesced_away() {
+    let mut h = harness(SyncConfig::default());
+    let octo = FakeOcto::start().await;
+    let id = h.approved(&octo).await;
+
+    // The flag is written, then SQS refuses the message: the caller gets an error...
+    h.queue.failures.store(1, Ordering::SeqCst);
+    assert!(h.engine.request_sync(id, RunTrigger::Fallback, None).await.is_err());
+    assert!(h.record(id).await.sync_control.requested_at.is_none(), "the unsent request was withdrawn");
+    // ...and its retry sends a job instead of finding the request already made.
+    assert!(h.engine.request_sync(id, RunTrigger::Admin, None).await.unwrap(), "not coalesced with the lost request");
+    assert_eq!(h.next_job().map(|job| job.trigger), Some(RunTrigger::Admin));
+
+    // The nightly fan-out: a failed batch leaves nothing requested, so the retried run sends it.
+    h.engine.handle_job(&SyncJob { integration_id: id, trigger: RunTrigger::Admin }).await.unwrap();
+    h.queue.failures.store(1, Ordering::SeqCst);
+    assert!(h.engine.request_all(RunTrigger::Nightly).await.is_err());
+    assert!(h.next_job().is_none());
+    assert_eq!(h.engine.request_all(RunTrigger::Nightly).await.unwrap(), 1);
+    assert_eq!(h.next_job().map(|job| job.trigger), Some(RunTrigger::Nightly), "the retried nightly run sends the job");
 }

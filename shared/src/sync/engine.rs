@@ -126,13 +126,37 @@ impl SyncEngine {
             return Ok(false);
         };
         let job = SyncJob { integration_id: id, trigger };
-        match lease_expires_at {
+        let sent = match lease_expires_at {
             // The holder enqueues a follow-up when it finishes; this covers a holder that dies.
-            Some(expires_at) => self.ports.queue.enqueue_after(&job, self.delay_until(expires_at, now)).await?,
-            None if trigger == RunTrigger::Fallback => self.ports.queue.enqueue_after(&job, self.config.fallback_delay).await?,
-            None => self.ports.queue.enqueue(&[job]).await?,
+            Some(expires_at) => self.ports.queue.enqueue_after(&job, self.delay_until(expires_at, now)).await,
+            None if trigger == RunTrigger::Fallback => self.ports.queue.enqueue_after(&job, self.config.fallback_delay).await,
+            None => self.ports.queue.enqueue(&[job]).await,
+        };
+        if let Err(error) = sent {
+            // A request whose message never left must not coalesce the caller's retry away.
+            self.withdraw_requests(&[id], now).await;
+            return Err(error.into());
         }
         Ok(true)
+    }
+
+    /// Clears `requested_at` where it is still the request made at `at` (a newer one stays).
+    /// Best effort: if this fails too, the request goes stale after one lease and the next
+    /// request is sent again.
+    async fn withdraw_requests(&self, ids: &[IntegrationId], at: Timestamp) {
+        for id in ids {
+            let withdrawn = update_record(self.ports.integrations.as_ref(), id, None, |record| {
+                if record.sync_control.requested_at != Some(at) {
+                    return Change::Keep(());
+                }
+                record.sync_control.requested_at = None;
+                Change::Write(())
+            })
+            .await;
+            if let Err(error) = withdrawn {
+                tracing::error!(integration_id = %id, error = %error, "could not withdraw a sync request whose message was not sent; it goes stale after one lease");
+            }
+        }
     }
 
     /// The nightly job and `POST /admin/sync-all`: a sync request for every approved, active
@@ -145,14 +169,20 @@ impl SyncEngine {
             let page = self.ports.integrations.list_syncable(NIGHTLY_PAGE_SIZE, after).await?;
             total += page.items.len() as u64;
             let mut jobs = Vec::new();
+            let now = self.ports.clock.now();
             for record in page.items {
                 let id = record.integration.id;
-                if self.mark_requested(id, Some(record), self.ports.clock.now()).await?.is_some() {
+                if self.mark_requested(id, Some(record), now).await?.is_some() {
                     jobs.push(SyncJob { integration_id: id, trigger });
                 }
             }
-            for batch in jobs.chunks(10) {
-                self.ports.queue.enqueue(batch).await?;
+            for (sent, batch) in jobs.chunks(10).enumerate() {
+                if let Err(error) = self.ports.queue.enqueue(batch).await {
+                    // This batch and the ones after it were never sent: a retried run must send them.
+                    let unsent: Vec<IntegrationId> = jobs[sent * 10..].iter().map(|job| job.integration_id).collect();
+                    self.withdraw_requests(&unsent, now).await;
+                    return Err(error.into());
+                }
             }
             match page.next {
                 Some(next) => after = Some(next),
