@@ -129,6 +129,10 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
     });
     tracing::info!(%addr, data_dir = %data_dir.display(), allow_private_endpoints = settings.allow_private_endpoints_or(true), "seyaha-local listening");
     let background = Background::start(Arc::clone(app.service()), queue.clone(), queue_receiver, nightly, config.clock);
+    // Work a crash cut off (its request is still set) finishes without a new trigger.
+    if let Err(error) = app.service().resume_pending_syncs().await {
+        tracing::error!(error = %error, "could not resume pending syncs; the next request or nightly run picks them up");
+    }
     Ok(RunningServer { addr, jwt_secret, demo_partner_id, shutdown, serving, background, queue })
 }
 

@@ -222,7 +222,8 @@ async fn a_lease_left_by_a_dead_sync_expires_and_the_watchdog_runs_the_follow_up
     // A sync took the lease and died: its record says "syncing" with a lease nobody will release.
     let mut record = h.record(id).await;
     let lease = SyncConfig::default().lease;
-    record.sync_control.lease = Some(Lease { run_id: RunId::generate(0), expires_at: h.clock.now().plus_millis(lease.as_millis() as i64) });
+    record.sync_control.lease =
+        Some(Lease { run_id: RunId::generate(0), expires_at: h.clock.now().plus_millis(lease.as_millis() as i64), covers: None });
     record.integration.sync.status = SyncStatus::Syncing;
     record.version += 1;
     h.store.update(&record).await.unwrap();
@@ -336,4 +337,86 @@ async fn a_request_whose_message_was_never_sent_is_not_coalesced_away() {
     assert!(h.next_job().is_none());
     assert_eq!(h.engine.request_all(RunTrigger::Nightly).await.unwrap(), 1);
     assert_eq!(h.next_job().map(|job| job.trigger), Some(RunTrigger::Nightly), "the retried nightly run sends the job");
+}
+
+/// Waits (polling, with a deadline) until the held supplier has received `calls` requests.
+async fn until_supplier_called(octo: &FakeOcto, calls: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while octo.product_calls() < calls {
+        assert!(std::time::Instant::now() < deadline, "the sync never reached the supplier");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_dies_mid_sync_is_finished_by_its_redelivery() {
+    let mut h = harness(SyncConfig::default());
+    let octo = FakeOcto::start().await;
+    octo.set_catalog(sample_catalog(4));
+    let id = h.approved(&octo).await;
+    assert!(h.engine.request_sync(id, RunTrigger::Admin, None).await.unwrap());
+    let job = h.next_job().expect("the job");
+
+    // The worker takes the lease, reaches the supplier, and dies (Lambda timeout, OOM, SIGKILL).
+    octo.set_behaviour(Behaviour::Held);
+    let worker = tokio::spawn({
+        let (engine, job) = (Arc::clone(&h.engine), job.clone());
+        async move { engine.handle_job(&job).await }
+    });
+    until_supplier_called(&octo, 1).await;
+    worker.abort();
+    assert!(worker.await.unwrap_err().is_cancelled());
+    let dead = h.record(id).await;
+    assert!(dead.sync_control.live_lease(h.clock.now()).is_some() && dead.sync_control.requested_at.is_some(), "{dead:?}");
+    assert_eq!(h.service.admin_get(id).await.unwrap().sync.status, SyncStatus::Syncing, "the lease still holds");
+
+    // SQS redelivers the message while the dead run's lease still holds: it must not be consumed
+    // as done; it leaves a watchdog for the lease's expiry.
+    assert_eq!(h.engine.handle_job(&job).await.unwrap(), SyncResult::Queued);
+    assert!(h.next_job().is_none());
+
+    // Past the lease nobody reads "syncing", and the watchdog finishes the work: no new trigger.
+    h.clock.advance(SyncConfig::default().lease + Duration::from_secs(2));
+    let shown = h.service.admin_get(id).await.unwrap().sync;
+    assert_eq!(shown.status, SyncStatus::Error, "an expired lease is not a running sync");
+    assert!(shown.error_message.unwrap().contains("interrupted"));
+    octo.release();
+    let watchdog = h.next_job_after_moving_the_clock().await;
+    let done = h.engine.handle_job(&watchdog).await.unwrap();
+    assert!(matches!(done, SyncResult::Done { skipped: false, .. }), "{done:?}");
+    let record = h.record(id).await;
+    assert_eq!(record.integration.sync.status, SyncStatus::Idle);
+    assert!(record.sync_control.lease.is_none() && record.sync_control.requested_at.is_none());
+    assert_eq!(h.active(id).await, 4, "the catalog is complete");
+}
+
+#[tokio::test]
+async fn a_webhook_sync_whose_process_dies_is_finished_by_its_watchdog() {
+    let mut h = harness(SyncConfig::default());
+    let octo = FakeOcto::start().await;
+    let id = h.approved(&octo).await;
+    octo.set_behaviour(Behaviour::Held);
+    let trigger = tokio::spawn({
+        let (engine, record) = (Arc::clone(&h.engine), h.record(id).await);
+        async move { engine.trigger(record).await }
+    });
+    until_supplier_called(&octo, 1).await;
+    trigger.abort();
+    assert!(trigger.await.unwrap_err().is_cancelled());
+    assert!(h.next_job().is_none(), "the watchdog waits for the lease");
+
+    h.clock.advance(SyncConfig::default().lease + Duration::from_secs(2));
+    octo.release();
+    let watchdog = h.next_job_after_moving_the_clock().await;
+    assert_eq!(watchdog.trigger, RunTrigger::FollowUp);
+    assert!(matches!(h.engine.handle_job(&watchdog).await.unwrap(), SyncResult::Done { .. }));
+    assert_eq!(h.record(id).await.integration.sync.status, SyncStatus::Idle);
+    assert_eq!(h.active(id).await, 3);
+
+    // A webhook sync that commits leaves its watchdog nothing to do.
+    h.clock.advance(Duration::from_secs(1));
+    assert!(matches!(h.engine.trigger(h.record(id).await).await.unwrap(), SyncResult::Done { skipped: true, .. }));
+    h.clock.advance(SyncConfig::default().lease + Duration::from_secs(2));
+    let watchdog = h.next_job_after_moving_the_clock().await;
+    assert_eq!(h.engine.handle_job(&watchdog).await.unwrap(), SyncResult::NotNeeded);
 }

@@ -213,3 +213,66 @@ async fn a_missing_jwt_secret_is_a_500_not_a_crash_and_webhooks_still_work() {
     let trigger = Function::start("sync-trigger", &env).await;
     assert_eq!(http_reply(&trigger.invoke(unknown).await.unwrap()).0, 401);
 }
+
+/// The sync-worker Lambda is cut off mid-sync (Lambda timeout, OOM: here SIGKILL). SQS delivers
+/// the message again to a fresh container while the dead run's lease still holds; the watchdog
+/// that delivery leaves finishes the sync once the lease expired, with no new trigger.
+#[tokio::test]
+async fn a_worker_killed_mid_sync_is_finished_without_a_new_trigger() {
+    use seyaha_tests::fake_octo::Behaviour;
+
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let mut env = resources.lambda_env();
+    env.push(("SEYAHA_SYNC_LEASE_SECS".into(), "2".into()));
+    let octo = FakeOcto::start().await;
+    let register = Function::start("register", &env).await;
+    let admin_token = format!("Bearer {}", token(seyaha::domain::Role::Admin, "ops"));
+    let body = json!({"partner_id": new_partner(), "base_url": octo.base_url(), "auth_type": "bearer", "auth_key": FAKE_KEY,
+                      "handles_ticket_delivery": false});
+    let create =
+        http_event("apigw-partner-create.json", "POST", &format!("{PREFIX}/admin/create"), &[("authorization", &admin_token)], Some(&body));
+    let (status, created) = http_reply(&register.invoke(create).await.unwrap());
+    assert_eq!(status, 201, "{created}");
+    let id = created["data"]["_id"].as_str().unwrap().to_owned();
+    let sync_all =
+        http_event("apigw-partner-create.json", "POST", &format!("{PREFIX}/admin/sync-all"), &[("authorization", &admin_token)], None);
+    assert_eq!(http_reply(&register.invoke(sync_all).await.unwrap()).0, 202);
+    let job = wait_for_messages(&resources, &config, 1).await;
+    assert_eq!(job.len(), 1);
+
+    // The first worker takes the lease, reaches the supplier, and is killed there.
+    octo.set_behaviour(Behaviour::Held);
+    let doomed = Function::start("sync-worker", &env).await;
+    let invocation = tokio::spawn({
+        let event = sqs_event(&job);
+        async move { doomed.invoke(event).await.ok().map(|_| doomed.pid()).unwrap_or_default() }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while octo.product_calls() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the worker never reached the supplier");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    invocation.abort(); // drops the Function: SIGKILL
+    assert!(invocation.await.unwrap_err().is_cancelled());
+
+    // SQS redelivers the message to a fresh container while the dead lease holds...
+    octo.release();
+    octo.set_behaviour(Behaviour::Normal);
+    let worker = Function::start("sync-worker", &env).await;
+    assert_eq!(worker.invoke(sqs_event(&job)).await.unwrap(), json!({"batchItemFailures": []}));
+    // ...which leaves a watchdog for the lease's expiry; that one finishes the work.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let sync_log = http_event("apigw-partner-me.json", "GET", &format!("{PREFIX}/{id}/sync-log"), &[("authorization", &admin_token)], None);
+    loop {
+        for message in resources.receive(&config, 60).await {
+            assert_eq!(worker.invoke(sqs_event(&[message])).await.unwrap(), json!({"batchItemFailures": []}));
+        }
+        let (_, log) = http_reply(&register.invoke(sync_log.clone()).await.unwrap());
+        if log["data"]["sync"]["status"] == "idle" && log["data"]["runs"][0]["outcome"] == "synced" {
+            assert_eq!(log["data"]["runs"][0]["created"], 3, "{log}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the killed sync was never finished: {log}");
+    }
+}

@@ -111,6 +111,9 @@ pub struct StoredSyncControl {
 pub struct StoredLease {
     pub run_id: RunId,
     pub expires_at: Timestamp,
+    /// Added after version 1: absent there, and left out when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covers: Option<Timestamp>,
 }
 
 impl From<&IntegrationRecord> for StoredIntegration {
@@ -143,7 +146,11 @@ impl From<&IntegrationRecord> for StoredIntegration {
             updated_at: i.updated_at,
             webhook_secret_digest: record.webhook_secret_digest.to_hex(),
             sync_control: StoredSyncControl {
-                lease: control.lease.as_ref().map(|lease| StoredLease { run_id: lease.run_id, expires_at: lease.expires_at }),
+                lease: control.lease.as_ref().map(|lease| StoredLease {
+                    run_id: lease.run_id,
+                    expires_at: lease.expires_at,
+                    covers: lease.covers,
+                }),
                 requested_at: control.requested_at,
                 force_full_sync: control.force_full_sync,
             },
@@ -188,7 +195,7 @@ impl TryFrom<StoredIntegration> for IntegrationRecord {
             integration,
             webhook_secret_digest: digest,
             sync_control: SyncControl {
-                lease: control.lease.map(|lease| Lease { run_id: lease.run_id, expires_at: lease.expires_at }),
+                lease: control.lease.map(|lease| Lease { run_id: lease.run_id, expires_at: lease.expires_at, covers: lease.covers }),
                 requested_at: control.requested_at,
                 force_full_sync: control.force_full_sync,
             },

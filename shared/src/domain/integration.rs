@@ -195,6 +195,48 @@ pub struct IntegrationRecord {
 pub struct Lease {
     pub run_id: RunId,
     pub expires_at: Timestamp,
+    /// The `requested_at` this run serves: the request stays set until the run commits, so a
+    /// run that dies leaves it for the redelivered job or the watchdog.
+    pub covers: Option<Timestamp>,
+}
+
+impl SyncControl {
+    /// The lease, if it has not expired.
+    pub fn live_lease(&self, now: Timestamp) -> Option<&Lease> {
+        self.lease.as_ref().filter(|lease| lease.expires_at > now)
+    }
+
+    /// A request no running sync serves yet: one made while the current run was going, or one
+    /// left by a run that died.
+    pub fn pending_request(&self, now: Timestamp) -> Option<Timestamp> {
+        let covered = self.live_lease(now).and_then(|lease| lease.covers);
+        self.requested_at.filter(|at| Some(*at) != covered)
+    }
+
+    /// Records a new request made at `now`. It must differ from the one the running sync
+    /// covers (a request in the same millisecond would otherwise look already served).
+    pub fn request(&mut self, now: Timestamp) -> Timestamp {
+        let covered = self.live_lease(now).and_then(|lease| lease.covers);
+        let at = match covered {
+            Some(covered) if covered >= now => covered.plus_millis(1),
+            _ => now,
+        };
+        self.requested_at = Some(at);
+        at
+    }
+}
+
+impl IntegrationRecord {
+    /// The document as readers see it: a sync whose lease expired is not running any more,
+    /// whatever the record last said (it died; its request is retried automatically).
+    pub fn shown(&self, now: Timestamp) -> Integration {
+        let mut integration = self.integration.clone();
+        if integration.sync.status == SyncStatus::Syncing && self.sync_control.live_lease(now).is_none() {
+            integration.sync.status = SyncStatus::Error;
+            integration.sync.error_message = Some("the last sync was interrupted before it finished; it is retried automatically".into());
+        }
+        integration
+    }
 }
 
 /// Coordination between syncs, never shown on the wire.
@@ -202,8 +244,9 @@ pub struct Lease {
 pub struct SyncControl {
     /// Held by the running sync.
     pub lease: Option<Lease>,
-    /// A sync was requested and has not started yet; the sync that takes the lease clears
-    /// it, so one run covers every request made before it started (coalescing).
+    /// A sync was requested and has not completed yet. The sync that takes the lease covers
+    /// it (one run serves every request made before it started) and clears it only when it
+    /// commits; a request made meanwhile gets a new value and a follow-up run.
     pub requested_at: Option<Timestamp>,
     /// The next successful sync ignores the catalog hash (after DOWN deactivated the catalog).
     pub force_full_sync: bool,

@@ -143,7 +143,7 @@ impl IntegrationService {
     }
 
     pub async fn get_mine(&self, partner_id: PartnerId) -> Result<Integration, ServiceError> {
-        Ok(self.mine(partner_id).await?.integration)
+        Ok(self.mine(partner_id).await?.shown(self.ports.clock.now()))
     }
 
     pub async fn update_mine(&self, partner_id: PartnerId, patch: IntegrationPatch) -> Result<Integration, ServiceError> {
@@ -232,11 +232,13 @@ impl IntegrationService {
             }
         }
         let total_count = self.ports.integrations.count(&filter).await?;
-        Ok(AdminPage { items: items.into_iter().map(|record| record.integration).collect(), total_count })
+        let now = self.ports.clock.now();
+        Ok(AdminPage { items: items.into_iter().map(|record| record.shown(now)).collect(), total_count })
     }
 
     pub async fn admin_get(&self, id: IntegrationId) -> Result<Integration, ServiceError> {
-        self.ports.integrations.get(&id).await?.map(|record| record.integration).ok_or(ServiceError::NotFound)
+        let now = self.ports.clock.now();
+        self.ports.integrations.get(&id).await?.map(|record| record.shown(now)).ok_or(ServiceError::NotFound)
     }
 
     pub async fn admin_update(&self, id: IntegrationId, patch: AdminPatch) -> Result<Integration, ServiceError> {
@@ -292,6 +294,13 @@ impl IntegrationService {
         self.engine.request_all(RunTrigger::Nightly).await
     }
 
+    /// After a restart of a process whose queue did not survive it (seyaha-local): queue a job
+    /// for every live integration with a sync request still pending, so work cut off by a crash
+    /// finishes without a new trigger. (SQS keeps messages across Lambda crashes.)
+    pub async fn resume_pending_syncs(&self) -> Result<u64, SyncError> {
+        self.engine.resume_pending().await
+    }
+
     /// One queue message. Errors are infrastructure failures, worth a redelivery; partner
     /// failures are recorded on the integration and are results.
     pub async fn run_job(&self, job: &SyncJob) -> Result<SyncResult, SyncError> {
@@ -303,7 +312,7 @@ impl IntegrationService {
     }
 
     async fn readable(&self, reader: Principal, id: IntegrationId) -> Result<Integration, ServiceError> {
-        let integration = self.ports.integrations.get(&id).await?.ok_or(ServiceError::NotFound)?.integration;
+        let integration = self.ports.integrations.get(&id).await?.ok_or(ServiceError::NotFound)?.shown(self.ports.clock.now());
         match reader {
             Principal::Partner(partner_id) if partner_id != integration.partner_id => Err(ServiceError::NotOwner),
             _ => Ok(integration),
@@ -321,7 +330,7 @@ impl IntegrationService {
             StoreError::VersionConflict => ServiceError::Contention,
             other => other.into(),
         })?;
-        updated.map(|(record, ())| record.integration).ok_or(ServiceError::NotFound)
+        updated.map(|(record, ())| record.shown(self.ports.clock.now())).ok_or(ServiceError::NotFound)
     }
 
     /// Deletes the record first (the webhook secret stops working at once and the partner may

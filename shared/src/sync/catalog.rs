@@ -20,8 +20,16 @@ use crate::domain::{
 };
 use crate::octo::models::{Pricing, Product, ProductOption};
 
-/// Longest `internalName` accepted.
+/// Longest `internalName` accepted (it is part of a storage sort key: DynamoDB allows 1024 bytes).
 const MAX_INTERNAL_NAME_LEN: usize = 512;
+/// Longest OCTO product and option id accepted: the product id is part of a DynamoDB index
+/// partition key (2048 bytes at most, with the integration id and a prefix), option ids are
+/// matched against notify bodies (256 characters at most).
+const MAX_PRODUCT_ID_LEN: usize = 1024;
+const MAX_OPTION_ID_LEN: usize = 256;
+/// Largest mapped activity accepted, as JSON: a stored item must stay under DynamoDB's 400 KB
+/// with its keys and attribute names, so one oversized product is rejected, not the sync.
+pub const MAX_ACTIVITY_BYTES: usize = 300 * 1024;
 
 /// Why a body is not a products array at all (the whole sync fails).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,7 +127,12 @@ impl Builder {
         }
         self.names.insert(product.internal_name.clone());
         self.product_ids.insert(product.id.clone());
-        Ok(map_product(product, content_hash, self.now))
+        let activity = map_product(product, content_hash, self.now);
+        let size = serde_json::to_vec(&activity).map(|json| json.len()).unwrap_or(usize::MAX);
+        if size > MAX_ACTIVITY_BYTES {
+            return Err(format!("product: too large to store ({size} bytes once mapped; at most {MAX_ACTIVITY_BYTES})"));
+        }
+        Ok(activity)
     }
 }
 
@@ -146,6 +159,9 @@ fn validate(product: &Product) -> Result<(), String> {
     if product.id.trim().is_empty() {
         return Err("id: must not be empty".into());
     }
+    if product.id.len() > MAX_PRODUCT_ID_LEN {
+        return Err(format!("id: must be at most {MAX_PRODUCT_ID_LEN} bytes"));
+    }
     let name = &product.internal_name;
     if name.trim().is_empty() {
         return Err("internalName: must not be empty".into());
@@ -160,6 +176,9 @@ fn validate(product: &Product) -> Result<(), String> {
     for (i, option) in product.options.iter().enumerate() {
         if option.id.trim().is_empty() {
             return Err(format!("options[{i}].id: must not be empty"));
+        }
+        if option.id.len() > MAX_OPTION_ID_LEN {
+            return Err(format!("options[{i}].id: must be at most {MAX_OPTION_ID_LEN} bytes"));
         }
         if !option_ids.insert(option.id.as_str()) {
             return Err(format!("options[{i}].id: duplicate option id {:?}", option.id));

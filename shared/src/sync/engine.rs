@@ -122,7 +122,7 @@ impl SyncEngine {
     /// nothing is written or sent. Returns whether a job was sent.
     pub async fn request_sync(&self, id: IntegrationId, trigger: RunTrigger, known: Option<IntegrationRecord>) -> Result<bool, SyncError> {
         let now = self.ports.clock.now();
-        let Some(lease_expires_at) = self.mark_requested(id, known, now).await? else {
+        let Some((requested_at, lease_expires_at)) = self.mark_requested(id, known, now).await? else {
             return Ok(false);
         };
         let job = SyncJob { integration_id: id, trigger };
@@ -134,7 +134,7 @@ impl SyncEngine {
         };
         if let Err(error) = sent {
             // A request whose message never left must not coalesce the caller's retry away.
-            self.withdraw_requests(&[id], now).await;
+            self.withdraw_requests(&[(id, requested_at)]).await;
             return Err(error.into());
         }
         Ok(true)
@@ -143,10 +143,10 @@ impl SyncEngine {
     /// Clears `requested_at` where it is still the request made at `at` (a newer one stays).
     /// Best effort: if this fails too, the request goes stale after one lease and the next
     /// request is sent again.
-    async fn withdraw_requests(&self, ids: &[IntegrationId], at: Timestamp) {
-        for id in ids {
+    async fn withdraw_requests(&self, requests: &[(IntegrationId, Timestamp)]) {
+        for (id, at) in requests {
             let withdrawn = update_record(self.ports.integrations.as_ref(), id, None, |record| {
-                if record.sync_control.requested_at != Some(at) {
+                if record.sync_control.requested_at != Some(*at) {
                     return Change::Keep(());
                 }
                 record.sync_control.requested_at = None;
@@ -169,18 +169,19 @@ impl SyncEngine {
             let page = self.ports.integrations.list_syncable(NIGHTLY_PAGE_SIZE, after).await?;
             total += page.items.len() as u64;
             let mut jobs = Vec::new();
+            let mut requests = Vec::new();
             let now = self.ports.clock.now();
             for record in page.items {
                 let id = record.integration.id;
-                if self.mark_requested(id, Some(record), now).await?.is_some() {
+                if let Some((requested_at, _)) = self.mark_requested(id, Some(record), now).await? {
                     jobs.push(SyncJob { integration_id: id, trigger });
+                    requests.push((id, requested_at));
                 }
             }
             for (sent, batch) in jobs.chunks(10).enumerate() {
                 if let Err(error) = self.ports.queue.enqueue(batch).await {
                     // This batch and the ones after it were never sent: a retried run must send them.
-                    let unsent: Vec<IntegrationId> = jobs[sent * 10..].iter().map(|job| job.integration_id).collect();
-                    self.withdraw_requests(&unsent, now).await;
+                    self.withdraw_requests(&requests[sent * 10..]).await;
                     return Err(error.into());
                 }
             }
@@ -193,22 +194,50 @@ impl SyncEngine {
         Ok(total)
     }
 
-    /// Sets `requested_at` if unset or stale. `None` when a fresh request already existed
-    /// (coalesced); otherwise when the running sync's lease expires, if one is running.
+    /// Queues a job for every live integration whose request is still pending: now, or when
+    /// the lease of the run that took it expires. Pages through the store.
+    pub async fn resume_pending(&self) -> Result<u64, SyncError> {
+        let mut after = None;
+        let mut resumed = 0;
+        loop {
+            let page = self.ports.integrations.list_syncable(NIGHTLY_PAGE_SIZE, after).await?;
+            let now = self.ports.clock.now();
+            for record in page.items.iter().filter(|record| record.sync_control.requested_at.is_some()) {
+                let job = SyncJob { integration_id: record.integration.id, trigger: RunTrigger::FollowUp };
+                match record.sync_control.live_lease(now) {
+                    Some(lease) => self.ports.queue.enqueue_after(&job, self.delay_until(lease.expires_at, now)).await?,
+                    None => self.ports.queue.enqueue(&[job]).await?,
+                }
+                resumed += 1;
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        if resumed > 0 {
+            tracing::info!(resumed, "resumed sync requests left by an earlier run");
+        }
+        Ok(resumed)
+    }
+
+    /// Sets `requested_at` unless a fresh request no running sync serves exists. `None` when
+    /// coalesced; otherwise the request's time and, if a sync is running, when its lease expires.
     async fn mark_requested(
         &self,
         id: IntegrationId,
         known: Option<IntegrationRecord>,
         now: Timestamp,
-    ) -> Result<Option<Option<Timestamp>>, SyncError> {
+    ) -> Result<Option<(Timestamp, Option<Timestamp>)>, SyncError> {
         let stale_after = self.config.lease.as_millis() as i64;
         let updated = update_record(self.ports.integrations.as_ref(), &id, known, |record| {
             let control = &mut record.sync_control;
-            if control.requested_at.is_some_and(|at| at.plus_millis(stale_after) > now) {
+            // A request the running sync already serves does not cover this one.
+            if control.pending_request(now).is_some_and(|at| at.plus_millis(stale_after) > now) {
                 return Change::Keep(None);
             }
-            control.requested_at = Some(now);
-            Change::Write(Some(control.lease.as_ref().filter(|l| l.expires_at > now).map(|l| l.expires_at)))
+            let at = control.request(now);
+            Change::Write(Some((at, control.live_lease(now).map(|l| l.expires_at))))
         })
         .await?;
         Ok(updated.and_then(|(_, newly)| newly))
@@ -258,7 +287,10 @@ impl SyncEngine {
         let (record, force) = match self.start(&run, known, only_if_requested).await? {
             Start::NotNeeded => return Ok(SyncResult::NotNeeded),
             Start::Busy { newly_requested, lease_expires_at } => {
-                if newly_requested {
+                // The holder sends a follow-up when it finishes; the watchdog covers a holder
+                // that died. A job meeting a held lease (a redelivery, perhaps of the holder's
+                // own job) also leaves one, so its work is not consumed while the lease holds.
+                if newly_requested || only_if_requested {
                     let watchdog = SyncJob { integration_id: id, trigger: RunTrigger::FollowUp };
                     self.ports.queue.enqueue_after(&watchdog, self.delay_until(lease_expires_at, started_at)).await?;
                 }
@@ -268,11 +300,21 @@ impl SyncEngine {
             }
             Start::Acquired { record, force } => (*record, force),
         };
+        if !only_if_requested {
+            // A webhook-triggered run has no queue message that would be delivered again if
+            // this process dies: a watchdog at the lease's expiry finishes its work then (and
+            // finds nothing to do when the run committed).
+            let watchdog = SyncJob { integration_id: id, trigger: RunTrigger::FollowUp };
+            if let Err(error) = self.ports.queue.enqueue_after(&watchdog, self.config.lease + Duration::from_secs(1)).await {
+                tracing::warn!(integration_id = %id, error = %error, "could not queue the watchdog of a webhook sync");
+            }
+        }
 
         let result = self.sync_locked(&run, &record, force, deadline).await;
         if result.is_err() {
-            // Infrastructure failure mid-run: give the lease back so the retry need not wait.
-            if let Err(error) = self.release(&run, RunTrigger::FollowUp, |_| {}).await {
+            // Infrastructure failure mid-run: give the lease back so the retry need not wait,
+            // and keep the request for it (the job's redelivery, or the watchdog).
+            if let Err(error) = self.release(&run, RunTrigger::FollowUp, Request::Unserved { follow_up: false }, |_| {}).await {
                 tracing::warn!(integration_id = %id, error = %error, "could not give the lease back; it expires by itself");
             }
         }
@@ -288,22 +330,23 @@ impl SyncEngine {
             if only_if_requested && control.requested_at.is_none() {
                 return Change::Keep(Start::NotNeeded);
             }
-            if let Some(lease) = control.lease.as_ref().filter(|lease| lease.expires_at > now) {
+            if let Some(lease) = control.live_lease(now) {
                 let lease_expires_at = lease.expires_at;
-                let newly_requested = control.requested_at.is_none();
-                if newly_requested {
-                    control.requested_at = Some(now);
-                    return Change::Write(Start::Busy { newly_requested, lease_expires_at });
+                if control.pending_request(now).is_none() {
+                    control.request(now);
+                    return Change::Write(Start::Busy { newly_requested: true, lease_expires_at });
                 }
-                return Change::Keep(Start::Busy { newly_requested, lease_expires_at });
+                return Change::Keep(Start::Busy { newly_requested: false, lease_expires_at });
             }
             if !record.integration.is_live() {
                 // Unapproved or paused since the request: drop it.
                 control.requested_at = None;
                 return Change::Write(Start::NotNeeded);
             }
-            control.lease = Some(Lease { run_id: run.run_id, expires_at: now.plus_millis(lease_for) });
-            control.requested_at = None;
+            // The run serves the pending request (a webhook run makes its own), and clears it
+            // only when it commits: if it dies, the request is still there to be retried.
+            let covers = *control.requested_at.get_or_insert(now);
+            control.lease = Some(Lease { run_id: run.run_id, expires_at: now.plus_millis(lease_for), covers: Some(covers) });
             record.integration.sync.status = SyncStatus::Syncing;
             // After DOWN the catalog was deactivated: the next successful sync must be full.
             let force = control.force_full_sync || record.integration.health.status == HealthStatus::Down;
@@ -386,7 +429,7 @@ impl SyncEngine {
     async fn commit(&self, run: &Run, hash: Option<ContentHash>) -> Result<bool, SyncError> {
         let now = self.ports.clock.now();
         let released = self
-            .release(run, RunTrigger::FollowUp, |record| {
+            .release(run, RunTrigger::FollowUp, Request::Served, |record| {
                 let sync = &mut record.integration.sync;
                 sync.status = SyncStatus::Idle;
                 sync.error_message = None;
@@ -406,7 +449,7 @@ impl SyncEngine {
         let message = truncate(message);
         let now = self.ports.clock.now();
         let mut transition = HealthTransition::Unchanged;
-        self.release(run, RunTrigger::FollowUp, |record| {
+        self.release(run, RunTrigger::FollowUp, Request::Served, |record| {
             record.integration.sync.status = SyncStatus::Error;
             record.integration.sync.error_message = Some(message.clone());
             transition = apply_probe(record, ProbeOutcome::Failure, now);
@@ -430,10 +473,8 @@ impl SyncEngine {
     /// The request budget ran out: give the lease back without committing the hash and let a
     /// background run finish the job (its diff starts from what was written so far).
     async fn hand_off(&self, run: &Run) -> Result<SyncResult, SyncError> {
-        let now = self.ports.clock.now();
-        self.release(run, RunTrigger::Handoff, |record| {
+        self.release(run, RunTrigger::Handoff, Request::Unserved { follow_up: true }, |record| {
             record.integration.sync.status = SyncStatus::Idle;
-            record.sync_control.requested_at = Some(now);
         })
         .await?;
         tracing::info!(integration_id = %run.id, trigger = ?run.trigger, "request budget exhausted: handed off to the queue");
@@ -444,16 +485,35 @@ impl SyncEngine {
     /// Releases our lease (if still ours) with `finish` applied, then sends the one job a
     /// request made during the run (or by `finish`) asked for, as `next`. `None` when the
     /// integration is gone.
-    async fn release(&self, run: &Run, next: RunTrigger, mut finish: impl FnMut(&mut IntegrationRecord)) -> Result<Option<()>, SyncError> {
+    async fn release(
+        &self,
+        run: &Run,
+        next: RunTrigger,
+        request: Request,
+        mut finish: impl FnMut(&mut IntegrationRecord),
+    ) -> Result<Option<()>, SyncError> {
+        let now = self.ports.clock.now();
         let updated = update_record(self.ports.integrations.as_ref(), &run.id, None, |record| {
-            let ours = record.sync_control.lease.as_ref().is_some_and(|lease| lease.run_id == run.run_id);
-            if !ours {
+            let control = &mut record.sync_control;
+            let Some(lease) = control.lease.take_if(|lease| lease.run_id == run.run_id) else {
                 // The lease expired and someone else took over: their run decides the state.
                 return Change::Keep(false);
-            }
-            record.sync_control.lease = None;
+            };
+            let follow_up = match request {
+                Request::Served => {
+                    // Served: clear the request this run covered; a newer one gets a follow-up.
+                    if control.requested_at == lease.covers {
+                        control.requested_at = None;
+                    }
+                    control.requested_at.is_some()
+                }
+                Request::Unserved { follow_up } => {
+                    control.requested_at.get_or_insert(now);
+                    follow_up
+                }
+            };
             finish(record);
-            Change::Write(record.sync_control.requested_at.is_some())
+            Change::Write(follow_up)
         })
         .await?;
         let Some((_, follow_up)) = updated else { return Ok(None) };
@@ -482,6 +542,16 @@ impl SyncEngine {
             tracing::error!(integration_id = %run.id, error = %error, "could not record the sync run");
         }
     }
+}
+
+/// What a finished run did to the request it covered.
+#[derive(Clone, Copy)]
+enum Request {
+    /// Served (synced, skipped, or a partner failure recorded): cleared.
+    Served,
+    /// Not served (handed off, or an infrastructure failure): kept, and a follow-up job sent
+    /// now if asked (otherwise the job's redelivery or the watchdog retries it).
+    Unserved { follow_up: bool },
 }
 
 /// One sync run's identity and timing, carried through its steps.

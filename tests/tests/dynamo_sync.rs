@@ -1,0 +1,63 @@
+//! The sync engine on the DynamoDB store (moto), wired by the composition root exactly as the
+//! Lambda functions wire it: what only DynamoDB's limits can break.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use seyaha::app::{self, Runtime};
+use seyaha::domain::{AdminPatch, AuthKey, AuthType, BaseUrl, NewIntegration, PartnerId, Role};
+use seyaha::ports::SystemClock;
+use seyaha::settings::Settings;
+use seyaha::sync::SyncResult;
+use seyaha_tests::aws::{resources, sdk_config};
+use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto, sample_catalog};
+use seyaha_tests::test_settings;
+
+/// A product DynamoDB cannot store (an id too long for an index key, a 350 KB title) is
+/// rejected and reported like any invalid product; the rest of the catalog syncs.
+#[tokio::test]
+async fn products_beyond_dynamodb_limits_are_rejected_and_the_rest_syncs() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let settings = Settings {
+        table_name: Some(resources.table.clone()),
+        queue_url: Some(resources.queue_url.clone()),
+        secret_prefix: resources.secret_prefix.clone(),
+        ..test_settings()
+    };
+    let ports = seyaha::adapters::aws::ports(&config, &settings, Arc::new(SystemClock)).unwrap();
+    let catalog_store = Arc::clone(&ports.catalog);
+    let app = app::build(ports, &settings, Runtime::Lambda);
+    let service = app.service();
+
+    let octo = FakeOcto::start().await;
+    let mut catalog = sample_catalog(3);
+    let mut long_id = catalog[0].clone();
+    long_id["id"] = json!("p".repeat(2100));
+    long_id["internalName"] = json!("long-id");
+    let mut huge = catalog[1].clone();
+    huge["id"] = json!("huge");
+    huge["internalName"] = json!("huge");
+    huge["title"] = json!("t".repeat(350 * 1024));
+    catalog.as_array_mut().unwrap().extend([long_id, huge]);
+    octo.set_catalog(catalog);
+
+    let new = NewIntegration {
+        base_url: BaseUrl::parse(&octo.base_url()).unwrap(),
+        auth_type: AuthType::Bearer,
+        auth_key: AuthKey::parse(FAKE_KEY).unwrap(),
+        handles_ticket_delivery: false,
+    };
+    let created = service.create(PartnerId::generate(1_800_000_000), new, Role::Admin).await.unwrap();
+    let id = created.integration.id;
+    service.admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
+    let webhook = service.authenticate_webhook(id, Some(created.webhook_secret.expose())).await.unwrap();
+
+    let result = service.trigger_sync(webhook).await.unwrap();
+    let SyncResult::Done { counts, rejections, .. } = result else { panic!("the sync failed as a whole: {result:?}") };
+    assert_eq!((counts.synced, counts.created, counts.rejected), (3, 3, 2), "{counts:?}");
+    let reasons: Vec<&str> = rejections.iter().map(|r| r.reason.as_str()).collect();
+    assert!(reasons.iter().any(|r| r.starts_with("id: must be at most 1024 bytes")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.starts_with("product: too large to store")), "{reasons:?}");
+    assert_eq!(catalog_store.activities(&id).await.unwrap().len(), 3);
+}
