@@ -82,7 +82,7 @@ async fn run_worker(
         let (service, queue, failures) = (Arc::clone(&service), queue.clone(), Arc::clone(&failures));
         tokio::spawn(async move {
             let id = job.integration_id;
-            match service.run_job(&job).await {
+            match seyaha::app::jobs::run_job(&service, &job).await {
                 Ok(result) => {
                     failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
                     tracing::debug!(integration_id = %id, trigger = ?job.trigger, ?result, "job done");

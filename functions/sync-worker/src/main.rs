@@ -8,6 +8,7 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use seyaha::adapters::stored::JobMessage;
+use seyaha::app::jobs::run_job;
 use seyaha::service::IntegrationService;
 
 async fn handle(service: Arc<IntegrationService>, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
@@ -22,7 +23,7 @@ async fn handle(service: Arc<IntegrationService>, event: LambdaEvent<SqsEvent>) 
                 continue;
             }
         };
-        match service.run_job(&job).await {
+        match run_job(&service, &job).await {
             Ok(result) => {
                 tracing::info!(message_id = %id, integration_id = %job.integration_id, trigger = ?job.trigger, ?result, "job done")
             }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode, Uri};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -65,14 +66,21 @@ pub fn availability_notify_routes() -> Router<AppState> {
 }
 
 /// Wraps a function's routes with what every deployment needs: the body limit, request
-/// tracing, and enveloped 404/405 answers.
+/// tracing, enveloped 404/405 answers, and a panic in a handler answered as an enveloped 500
+/// for that request alone.
 pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(panicked))
         .with_state(state)
+}
+
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    tracing::error!(panic = %crate::app::panic_message(panic.as_ref()), "a request handler panicked");
+    axum::response::IntoResponse::into_response(ApiError::internal())
 }
 
 /// All routes in one Router (seyaha-local, tests).

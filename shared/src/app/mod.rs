@@ -2,12 +2,14 @@
 //! `seyaha::lambda`, seyaha-local, the tests) builds its adapters' [`Ports`], reads
 //! [`Settings`], and calls [`build`]; nothing else constructs the service or the routers.
 
+pub mod jobs;
 mod secret_cache;
 
 use std::sync::Arc;
 
 use axum::Router;
 
+pub use jobs::panic_message;
 pub use secret_cache::CachedSecretStore;
 
 use crate::api::auth::JwtSource;

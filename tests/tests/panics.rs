@@ -1,0 +1,132 @@
+//! A panic in one request or one job fails that request or job alone: the HTTP layer answers
+//! it with the enveloped 500 and keeps serving; a worker reports that job as failed (to be
+//! delivered again) and runs the next one.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, QueueReceiver, RedbStore};
+use seyaha::app::jobs::{JobFailure, run_job};
+use seyaha::app::{self, App, Runtime};
+use seyaha::domain::{
+    Activity, ActivityState, AdminPatch, AuthKey, AuthType, BaseUrl, IntegrationId, NewIntegration, PartnerId, Role, RunTrigger, Slot,
+    Timestamp, VariationRef,
+};
+use seyaha::ports::{CatalogStore, Ports, StaticSigningKey, StoreError, SyncJob, SystemClock};
+use seyaha::sync::SyncResult;
+use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto};
+use seyaha_tests::{JWT_SECRET, TestApp, send, test_settings};
+
+/// The real store, except that reading one integration's catalog panics (a bug).
+struct PanicsFor {
+    inner: RedbStore,
+    cursed: std::sync::Mutex<Option<IntegrationId>>,
+}
+
+impl PanicsFor {
+    fn check(&self, id: &IntegrationId) {
+        if *self.cursed.lock().unwrap() == Some(*id) {
+            panic!("a bug reading the catalog of {id}");
+        }
+    }
+}
+
+#[async_trait]
+impl CatalogStore for PanicsFor {
+    async fn activity_states(&self, id: &IntegrationId) -> Result<Vec<ActivityState>, StoreError> {
+        self.check(id);
+        self.inner.activity_states(id).await
+    }
+    async fn put_activities(&self, id: &IntegrationId, activities: &[Activity]) -> Result<(), StoreError> {
+        self.inner.put_activities(id, activities).await
+    }
+    async fn set_active(&self, id: &IntegrationId, names: &[String], active: bool, now: Timestamp) -> Result<(), StoreError> {
+        self.inner.set_active(id, names, active, now).await
+    }
+    async fn find_variation(&self, id: &IntegrationId, product: &str, option: &str) -> Result<Option<VariationRef>, StoreError> {
+        self.inner.find_variation(id, product, option).await
+    }
+    async fn put_slot(&self, id: &IntegrationId, slot: &Slot) -> Result<(), StoreError> {
+        self.inner.put_slot(id, slot).await
+    }
+    async fn activities(&self, id: &IntegrationId) -> Result<Vec<Activity>, StoreError> {
+        self.check(id);
+        self.inner.activities(id).await
+    }
+    async fn slots(&self, id: &IntegrationId) -> Result<Vec<Slot>, StoreError> {
+        self.inner.slots(id).await
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    _receiver: QueueReceiver,
+    app: App,
+    catalog: Arc<PanicsFor>,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(&dir.path().join("seyaha.redb")).unwrap();
+    let catalog = Arc::new(PanicsFor { inner: store.clone(), cursed: Default::default() });
+    let (queue, receiver) = InProcessQueue::new(Arc::new(SystemClock));
+    let ports = Ports {
+        integrations: Arc::new(store.clone()),
+        catalog: catalog.clone(),
+        runs: Arc::new(store),
+        secrets: Arc::new(FileSecretStore::open(&dir.path().join("secrets")).unwrap()),
+        signing_key: Arc::new(StaticSigningKey(JWT_SECRET.into())),
+        queue: Arc::new(queue),
+        clock: Arc::new(SystemClock),
+    };
+    Setup { app: app::build(ports, &test_settings(), Runtime::Local), catalog, _dir: dir, _receiver: receiver }
+}
+
+async fn approved(app: &App, octo: &FakeOcto) -> IntegrationId {
+    let new = NewIntegration {
+        base_url: BaseUrl::parse(&octo.base_url()).unwrap(),
+        auth_type: AuthType::Bearer,
+        auth_key: AuthKey::parse(FAKE_KEY).unwrap(),
+        handles_ticket_delivery: false,
+    };
+    let id = app.service().create(PartnerId::generate(1_800_000_000), new, Role::Admin).await.unwrap().integration.id;
+    app.service().admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
+    id
+}
+
+#[tokio::test]
+async fn a_panicking_request_gets_the_enveloped_500_and_the_server_keeps_serving() {
+    let setup = setup();
+    let octo = FakeOcto::start().await;
+    let (cursed, fine) = (approved(&setup.app, &octo).await, approved(&setup.app, &octo).await);
+    *setup.catalog.cursed.lock().unwrap() = Some(cursed);
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}{}", listener.local_addr().unwrap(), seyaha::api::PREFIX);
+    let router = setup.app.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    // Any TestApp gives us tokens signed with the shared test secret.
+    let tokens = TestApp::spawn().await;
+    let http = reqwest::Client::new();
+
+    let reply = send(http.get(format!("{base}/{cursed}/catalog")).bearer_auth(tokens.admin_token())).await;
+    reply.expect_error(500);
+    assert_eq!(reply.body["message"], "Internal server error", "no panic text reaches the caller: {}", reply.text);
+    let other = send(http.get(format!("{base}/{fine}/catalog")).bearer_auth(tokens.admin_token())).await;
+    other.expect_success(200);
+}
+
+#[tokio::test]
+async fn a_panicking_job_fails_alone_and_the_next_one_runs() {
+    let setup = setup();
+    let octo = FakeOcto::start().await;
+    let (cursed, fine) = (approved(&setup.app, &octo).await, approved(&setup.app, &octo).await);
+    *setup.catalog.cursed.lock().unwrap() = Some(cursed);
+    let service = setup.app.service();
+    assert_eq!(service.sync_all().await.unwrap(), 2);
+
+    let failed = run_job(service, &SyncJob { integration_id: cursed, trigger: RunTrigger::Admin }).await;
+    assert!(matches!(&failed, Err(JobFailure::Panicked(message)) if message.contains("a bug reading the catalog")), "{failed:?}");
+    let next = run_job(service, &SyncJob { integration_id: fine, trigger: RunTrigger::Admin }).await.unwrap();
+    assert!(matches!(next, SyncResult::Done { skipped: false, .. }), "{next:?}");
+}
