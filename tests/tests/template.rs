@@ -1,0 +1,112 @@
+//! template.yaml, read with cfn-lint's own decoder (the project's `.venv`), checked for what
+//! cfn-lint cannot know: alarms that can reach a person, the error envelope on every route,
+//! the worker's concurrency cap, and least-privilege grants.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+fn template() -> Value {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let python = root.join(".venv/bin/python");
+    assert!(python.exists(), "{} is missing: run `make test`, which installs cfn-lint into .venv", python.display());
+    let script = "import json, sys\nfrom cfnlint.decode import decode\ntemplate, problems = decode(sys.argv[1])\nassert not problems, problems\nprint(json.dumps(template, default=str))";
+    let output = Command::new(python).args(["-c", script]).arg(root.join("template.yaml")).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn resource<'a>(template: &'a Value, name: &str) -> &'a Value {
+    template["Resources"].get(name).unwrap_or_else(|| panic!("no resource {name}"))
+}
+
+/// Every (actions, resources) pair of a function's inline policy, resources as text.
+fn grants(template: &Value, function: &str) -> Vec<(Vec<String>, Vec<String>)> {
+    let text = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    let list = |v: &Value| match v {
+        Value::Array(items) => items.iter().map(text).collect(),
+        other => vec![text(other)],
+    };
+    resource(template, function)["Properties"]["Policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|policy| policy["Statement"].as_array().unwrap().clone())
+        .map(|statement| (list(&statement["Action"]), list(&statement["Resource"])))
+        .collect()
+}
+
+fn granted_on(template: &Value, function: &str, action: &str) -> Vec<String> {
+    grants(template, function).into_iter().filter(|(actions, _)| actions.iter().any(|a| a == action)).flat_map(|(_, r)| r).collect()
+}
+
+#[test]
+fn alarms_can_reach_a_person() {
+    let template = template();
+    let topic = resource(&template, "AlarmTopic");
+    let key = &topic["Properties"]["KmsMasterKeyId"];
+    assert_ne!(key, "alias/aws/sns", "CloudWatch cannot publish to a topic under the AWS-managed SNS key");
+    if !key.is_null() {
+        assert_eq!(key, &json!({"Ref": "AlarmKey"}));
+        let statements = resource(&template, "AlarmKey")["Properties"]["KeyPolicy"]["Statement"].as_array().unwrap().clone();
+        assert!(
+            statements.iter().any(|s| s["Principal"]["Service"] == "cloudwatch.amazonaws.com"
+                && s["Action"].to_string().contains("kms:GenerateDataKey")
+                && s["Action"].to_string().contains("kms:Decrypt")),
+            "the key lets CloudWatch publish"
+        );
+    }
+}
+
+#[test]
+fn unknown_routes_reach_the_router_that_envelopes_them() {
+    let template = template();
+    let events = resource(&template, "RegisterFunction")["Properties"]["Events"].as_object().unwrap().clone();
+    assert!(
+        events.values().any(|e| e["Type"] == "HttpApi" && e["Properties"]["Path"] == "$default" && e["Properties"]["Method"] == "ANY"),
+        "a $default route"
+    );
+}
+
+#[test]
+fn the_worker_cannot_take_the_accounts_concurrency() {
+    let template = template();
+    let events = resource(&template, "SyncWorkerFunction")["Properties"]["Events"].as_object().unwrap().clone();
+    let sqs = events.values().find(|e| e["Type"] == "SQS").unwrap();
+    assert_eq!(sqs["Properties"]["ScalingConfig"]["MaximumConcurrency"], json!({"Ref": "WorkerMaxConcurrency"}));
+    assert_eq!(template["Parameters"]["WorkerMaxConcurrency"]["Default"], json!(20));
+}
+
+#[test]
+fn grants_are_least_privilege() {
+    let template = template();
+    assert!(granted_on(&template, "RegisterFunction", "dynamodb:BatchWriteItem").is_empty(), "register writes no batches");
+    for function in ["SyncTriggerFunction", "SyncWorkerFunction"] {
+        let resources = grants(&template, function).into_iter().flat_map(|(_, r)| r).collect::<Vec<_>>();
+        assert!(!resources.iter().any(|r| r.contains("/index/")), "{function} queries no index: {resources:?}");
+    }
+    let nightly_query = granted_on(&template, "NightlySyncFunction", "dynamodb:Query");
+    assert!(nightly_query.iter().all(|r| r.contains("/index/gsi2")), "nightly queries only its index: {nightly_query:?}");
+    let notify_query = granted_on(&template, "AvailabilityNotifyFunction", "dynamodb:Query");
+    assert!(!notify_query.is_empty() && notify_query.iter().all(|r| r.contains("/index/gsi3")), "{notify_query:?}");
+    assert!(template["Resources"].get("SchedulerDeadLetterQueuePolicy").is_none(), "SAM grants the schedule's role already");
+}
+
+#[test]
+fn secrets_logs_tracing_schedule_and_cors_are_configurable_and_kept() {
+    let template = template();
+    let secret = resource(&template, "JwtSecret");
+    assert_eq!(secret["DeletionPolicy"], "Retain");
+    assert_eq!(secret["Condition"], "CreateJwtSecret");
+    for parameter in ["ExistingJwtSecretArn", "LogRetentionDays", "Tracing", "CorsAllowedOrigins"] {
+        assert!(template["Parameters"].get(parameter).is_some(), "parameter {parameter}");
+    }
+    assert_eq!(template["Parameters"]["LogRetentionDays"]["Default"], json!(30));
+    assert_eq!(template["Parameters"]["CorsAllowedOrigins"]["Default"], "");
+    for function in ["RegisterFunction", "SyncTriggerFunction", "AvailabilityNotifyFunction", "NightlySyncFunction", "SyncWorkerFunction"] {
+        let group = resource(&template, &function.replace("Function", "LogGroup"));
+        assert_eq!(group["Properties"]["RetentionInDays"], json!({"Ref": "LogRetentionDays"}), "{function}");
+    }
+    let nightly = resource(&template, "NightlySyncFunction")["Properties"]["Events"]["Nightly"]["Properties"].clone();
+    assert!(nightly.get("Name").is_none(), "a generated schedule name fits 64 characters for any stack name: {nightly}");
+}
