@@ -23,7 +23,7 @@ type Outcome = Result<Value, Value>;
 #[derive(Default)]
 struct Runtime {
     first_poll: Mutex<Option<std::time::Instant>>,
-    pending: Mutex<VecDeque<(String, Value)>>,
+    pending: Mutex<VecDeque<(String, Value, u128)>>,
     arrived: Notify,
     waiting: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     init_error: Mutex<Option<Value>>,
@@ -55,11 +55,18 @@ impl FakeRuntime {
     }
 
     /// Sends one event and waits for the function's answer: `Ok(response)` or `Err(error)`.
+    /// The invocation's deadline is 60 s away.
     pub async fn invoke(&self, event: Value) -> Outcome {
+        self.invoke_with_deadline(event, Duration::from_secs(60)).await
+    }
+
+    /// The same, with the invocation's deadline (`Lambda-Runtime-Deadline-Ms`) this far away.
+    pub async fn invoke_with_deadline(&self, event: Value, within: Duration) -> Outcome {
         let id = seyaha::domain::ObjectId::generate(0).to_string();
         let (tx, rx) = oneshot::channel();
         self.runtime.waiting.lock().unwrap().insert(id.clone(), tx);
-        self.runtime.pending.lock().unwrap().push_back((id, event));
+        let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + within.as_millis();
+        self.runtime.pending.lock().unwrap().push_back((id, event, deadline));
         self.runtime.arrived.notify_one();
         match tokio::time::timeout(Duration::from_secs(60), rx).await {
             Ok(Ok(outcome)) => outcome,
@@ -72,8 +79,7 @@ async fn next(State(runtime): State<Arc<Runtime>>) -> Response {
     runtime.first_poll.lock().unwrap().get_or_insert_with(std::time::Instant::now);
     loop {
         let notified = runtime.arrived.notified();
-        if let Some((id, event)) = runtime.pending.lock().unwrap().pop_front() {
-            let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + 60_000;
+        if let Some((id, event, deadline)) = runtime.pending.lock().unwrap().pop_front() {
             let mut headers = HeaderMap::new();
             headers.insert("lambda-runtime-aws-request-id", HeaderValue::from_str(&id).unwrap());
             headers.insert("lambda-runtime-deadline-ms", HeaderValue::from_str(&deadline.to_string()).unwrap());
@@ -178,6 +184,10 @@ impl Function {
 
     pub async fn invoke(&self, event: Value) -> Outcome {
         self.runtime.invoke(event).await
+    }
+
+    pub async fn invoke_with_deadline(&self, event: Value, within: Duration) -> Outcome {
+        self.runtime.invoke_with_deadline(event, within).await
     }
 
     /// The OS process id (for signals).

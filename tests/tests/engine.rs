@@ -420,3 +420,22 @@ async fn a_webhook_sync_whose_process_dies_is_finished_by_its_watchdog() {
     let watchdog = h.next_job_after_moving_the_clock().await;
     assert_eq!(h.engine.handle_job(&watchdog).await.unwrap(), SyncResult::NotNeeded);
 }
+
+#[tokio::test]
+async fn a_job_past_its_deadline_hands_off_instead_of_running_over() {
+    let mut h = harness(SyncConfig::default());
+    let octo = FakeOcto::start().await;
+    let id = h.approved(&octo).await;
+    assert!(h.engine.request_sync(id, RunTrigger::Admin, None).await.unwrap());
+    let job = h.next_job().unwrap();
+
+    // The invocation ends now: after the fetch the run hands off rather than writing on.
+    let result = h.engine.handle_job_before(&job, Some(std::time::Instant::now())).await.unwrap();
+    assert_eq!(result, SyncResult::Queued);
+    let record = h.record(id).await;
+    assert!(record.sync_control.lease.is_none() && record.sync_control.requested_at.is_some(), "released, still requested");
+    let handoff = h.next_job().expect("a hand-off job");
+    assert_eq!(handoff.trigger, RunTrigger::Handoff);
+    assert!(matches!(h.engine.handle_job(&handoff).await.unwrap(), SyncResult::Done { skipped: false, .. }));
+    assert_eq!(h.active(id).await, 3);
+}

@@ -276,3 +276,48 @@ async fn a_worker_killed_mid_sync_is_finished_without_a_new_trigger() {
         assert!(std::time::Instant::now() < deadline, "the killed sync was never finished: {log}");
     }
 }
+
+/// A batch the invocation has no time left for is reported back, job by job, not consumed: SQS
+/// delivers the jobs again, and their sync requests are still there when it does.
+#[tokio::test]
+async fn jobs_the_worker_has_no_time_for_are_reported_not_consumed() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let env = resources.lambda_env();
+    let octo = FakeOcto::start().await;
+    let register = Function::start("register", &env).await;
+    let admin_token = format!("Bearer {}", token(seyaha::domain::Role::Admin, "ops"));
+    for _ in 0..2 {
+        let body = json!({"partner_id": new_partner(), "base_url": octo.base_url(), "auth_type": "bearer", "auth_key": FAKE_KEY,
+                          "handles_ticket_delivery": false});
+        let create = http_event(
+            "apigw-partner-create.json",
+            "POST",
+            &format!("{PREFIX}/admin/create"),
+            &[("authorization", &admin_token)],
+            Some(&body),
+        );
+        assert_eq!(http_reply(&register.invoke(create).await.unwrap()).0, 201);
+    }
+    let sync_all =
+        http_event("apigw-partner-create.json", "POST", &format!("{PREFIX}/admin/sync-all"), &[("authorization", &admin_token)], None);
+    assert_eq!(http_reply(&register.invoke(sync_all).await.unwrap()).0, 202);
+    let jobs = wait_for_messages(&resources, &config, 2).await;
+    assert_eq!(jobs.len(), 2);
+
+    // Three seconds left: less than a partner call at its timeout (20 s) needs.
+    let worker = Function::start("sync-worker", &env).await;
+    let answer = worker.invoke_with_deadline(sqs_event(&jobs), Duration::from_secs(3)).await.unwrap();
+    let mut failed: Vec<String> =
+        answer["batchItemFailures"].as_array().unwrap().iter().map(|f| f["itemIdentifier"].as_str().unwrap().to_owned()).collect();
+    let mut sent: Vec<String> = jobs.iter().map(|m| m.message_id().unwrap().to_owned()).collect();
+    failed.sort();
+    sent.sort();
+    assert_eq!(failed, sent, "both jobs are handed back to SQS");
+    assert_eq!(octo.product_calls(), 0, "nothing was started");
+
+    // Delivered again with time to spare, they run.
+    let answer = worker.invoke(sqs_event(&jobs)).await.unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    assert_eq!(octo.product_calls(), 2);
+}

@@ -1,39 +1,55 @@
 //! Lambda `sync-worker`: consumes the sync queue. Each message is one `SyncJob`; a job whose
-//! request was already served is a no-op, so redelivery is harmless. Messages that fail on
-//! infrastructure (or cannot be read) are reported as batch item failures: SQS retries them
-//! and, after maxReceiveCount, moves them to the DLQ (which alarms).
+//! request was already served is a no-op, so redelivery is harmless. Jobs run one after another
+//! before the invocation's deadline: one that cannot finish hands off to a new job, and one
+//! there is no time left to start is reported back, like one that failed on infrastructure,
+//! panicked, or cannot be read. SQS delivers those again and, after maxReceiveCount, moves
+//! them to the DLQ (which alarms).
 
-use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use seyaha::adapters::stored::JobMessage;
-use seyaha::app::jobs::run_job;
-use seyaha::service::IntegrationService;
+use seyaha::app::App;
+use seyaha::app::jobs::BatchOutcome;
 
-async fn handle(service: Arc<IntegrationService>, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    let ends_at = invocation_end(event.context.deadline);
     let mut response = SqsBatchResponse::default();
+    let mut readable = Vec::new();
     for message in event.payload.records {
         let id = message.message_id.clone().unwrap_or_default();
-        let job = match message.body.as_deref().map(JobMessage::decode) {
-            Some(Ok(job)) => job,
+        match message.body.as_deref().map(JobMessage::decode) {
+            Some(Ok(job)) => readable.push((id, job)),
             _ => {
                 tracing::error!(message_id = %id, "unreadable sync message; leaving it to the DLQ");
                 response.batch_item_failures.push(failure(id));
-                continue;
             }
-        };
-        match run_job(&service, &job).await {
-            Ok(result) => {
+        }
+    }
+    let jobs: Vec<_> = readable.iter().map(|(_, job)| job.clone()).collect();
+    for ((id, job), outcome) in readable.into_iter().zip(app.run_batch(&jobs, ends_at).await) {
+        match outcome {
+            BatchOutcome::Ran(result) => {
                 tracing::info!(message_id = %id, integration_id = %job.integration_id, trigger = ?job.trigger, ?result, "job done")
             }
-            Err(error) => {
+            BatchOutcome::Failed(error) => {
                 tracing::error!(message_id = %id, integration_id = %job.integration_id, error = %error, "job failed; SQS will retry it");
+                response.batch_item_failures.push(failure(id));
+            }
+            BatchOutcome::NotStarted => {
+                tracing::warn!(message_id = %id, integration_id = %job.integration_id, "no time left in this invocation; SQS will deliver the job again");
                 response.batch_item_failures.push(failure(id));
             }
         }
     }
     Ok(response)
+}
+
+/// The invocation's deadline (milliseconds since the epoch) as an instant on this machine.
+fn invocation_end(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default();
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 
 fn failure(id: String) -> BatchItemFailure {
@@ -45,6 +61,5 @@ fn failure(id: String) -> BatchItemFailure {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let app = seyaha::lambda::start().await?;
-    let service = Arc::clone(app.service());
-    lambda_runtime::run(service_fn(move |event| handle(Arc::clone(&service), event))).await
+    lambda_runtime::run(service_fn(|event| handle(&app, event))).await
 }

@@ -34,6 +34,7 @@ pub enum Runtime {
 pub struct App {
     service: Arc<IntegrationService>,
     state: AppState,
+    job_start_reserve: std::time::Duration,
 }
 
 /// Wires the ports and settings into the service, the sync engine and the HTTP state.
@@ -45,12 +46,19 @@ pub fn build(ports: Ports, settings: &Settings, runtime: Runtime) -> App {
     let engine = Arc::new(SyncEngine::new(ports.clone(), octo.clone(), settings.sync()));
     let jwt = Arc::new(JwtSource::new(Arc::clone(&ports.signing_key)));
     let service = Arc::new(IntegrationService::new(ports, engine, octo, policy));
-    App { state: AppState { service: Arc::clone(&service), jwt }, service }
+    // A queued job starts only while a partner call at its timeout, and some writing, still fit.
+    let job_start_reserve = settings.octo().request_timeout + std::time::Duration::from_secs(10);
+    App { state: AppState { service: Arc::clone(&service), jwt }, service, job_start_reserve }
 }
 
 impl App {
     pub fn service(&self) -> &Arc<IntegrationService> {
         &self.service
+    }
+
+    /// Runs a worker's batch of jobs before the invocation ends (see [`jobs::run_batch`]).
+    pub async fn run_batch(&self, jobs: &[crate::ports::SyncJob], ends_at: std::time::Instant) -> Vec<jobs::BatchOutcome> {
+        jobs::run_batch(&self.service, jobs, ends_at, self.job_start_reserve).await
     }
 
     /// The `register` function: the partner and admin API.

@@ -307,6 +307,12 @@ impl IntegrationService {
         self.engine.handle_job(job).await
     }
 
+    /// The same, for a worker whose invocation ends at `deadline`: a sync that cannot finish
+    /// by then hands off to a new job (what it wrote so far stays; the next run's diff goes on).
+    pub async fn run_job_before(&self, job: &SyncJob, deadline: std::time::Instant) -> Result<SyncResult, SyncError> {
+        self.engine.handle_job_before(job, Some(deadline)).await
+    }
+
     async fn mine(&self, partner_id: PartnerId) -> Result<IntegrationRecord, ServiceError> {
         self.ports.integrations.find_by_partner(&partner_id).await?.ok_or(ServiceError::NoIntegration)
     }

@@ -113,9 +113,14 @@ impl SyncEngine {
     }
 
     /// A queue message. Errors are infrastructure failures (worth a redelivery); partner
-    /// failures are recorded on the integration and are not errors here.
+    /// failures are recorded on the integration and are not errors here. With a deadline (the
+    /// worker's invocation ends then), a run that cannot finish by it hands off to a new job.
     pub async fn handle_job(&self, job: &SyncJob) -> Result<SyncResult, SyncError> {
-        self.run(job.integration_id, job.trigger, None, true, None).await
+        self.handle_job_before(job, None).await
+    }
+
+    pub async fn handle_job_before(&self, job: &SyncJob, deadline: Option<Instant>) -> Result<SyncResult, SyncError> {
+        self.run(job.integration_id, job.trigger, None, true, deadline).await
     }
 
     /// Asks for a background sync. Coalesced: if one is already requested (and not stale),
