@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use background::Background;
 use secrecy::SecretString;
-use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, RedbStore};
+use seyaha::adapters::embedded::{FileSecretStore, InMemoryRateLimiter, InProcessQueue, RedbStore};
 use seyaha::app::{self, Runtime};
 use seyaha::domain::PartnerId;
 use seyaha::ports::{Clock, Ports, StaticSigningKey, SystemClock};
@@ -111,6 +111,7 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
         secrets: Arc::new(secrets),
         signing_key: Arc::new(StaticSigningKey(jwt_secret.clone())),
         queue: Arc::new(queue.clone()),
+        rate_limiter: Arc::new(InMemoryRateLimiter::default()),
         clock: Arc::clone(&config.clock),
     };
     let app = app::build(ports, settings, Runtime::Local);

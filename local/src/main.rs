@@ -55,6 +55,12 @@ struct Cli {
     /// How long a partner credential is cached, in seconds [SEYAHA_SECRET_CACHE_SECS].
     #[arg(long)]
     secret_cache_secs: Option<u64>,
+    /// Days a slot is kept after it starts [SEYAHA_SLOT_RETENTION_DAYS].
+    #[arg(long)]
+    slot_retention_days: Option<u64>,
+    /// Webhook calls one integration may make per minute; 0 for no limit [SEYAHA_WEBHOOK_RATE_PER_MINUTE].
+    #[arg(long)]
+    webhook_rate_per_minute: Option<u32>,
     /// Log format on stderr [SEYAHA_LOG_FORMAT].
     #[arg(long, value_enum)]
     log_format: Option<LogFormatFlag>,
@@ -95,7 +101,7 @@ impl Cli {
             ($($field:ident),*) => { $(if let Some(value) = self.$field.clone() { settings.$field = value.into(); })* };
         }
         flag!(octo_connect_timeout_secs, octo_timeout_secs, octo_max_response_bytes, nightly_cron, sync_lease_secs);
-        flag!(sync_request_budget_ms, fallback_delay_secs, secret_cache_secs, data_dir);
+        flag!(sync_request_budget_ms, fallback_delay_secs, secret_cache_secs, slot_retention_days, webhook_rate_per_minute, data_dir);
         if let Some(allow) = self.allow_private_endpoints {
             settings.allow_private_endpoints = Some(allow);
         }
@@ -209,6 +215,8 @@ async fn shutdown_signal() {
 
 fn print_quickstart(server: &RunningServer) {
     let base = server.base_url();
+    // A slot a week from now, so the catalog shows it (slots are kept 30 days after they start).
+    let slot_start = (chrono::Utc::now() + chrono::Duration::days(7)).format("%Y-%m-%dT19:30:00+04:00").to_string();
     let partner = mint_token(&server.jwt_secret, Role::Partner, &server.demo_partner_id.to_string(), PRINTED_TOKEN_TTL);
     let admin = mint_token(&server.jwt_secret, Role::Admin, "admin", PRINTED_TOKEN_TTL);
     println!(
@@ -240,7 +248,7 @@ curl -s -X POST "$SEYAHA/me/test-connection" -H "Authorization: Bearer $PARTNER_
 # 4. The partner triggers a sync, then pushes one availability slot
 curl -s -X POST "$SEYAHA/$ID/sync/trigger" -H "x-webhook-secret: $SECRET"
 curl -s -X POST "$SEYAHA/$ID/availability/notify" -H "x-webhook-secret: $SECRET" -H 'Content-Type: application/json' \
-  -d '{{"productId":"product_dhow_cruise","optionId":"DEFAULT","availabilityId":"2026-07-15T19:30:00+04:00","localDateTimeStart":"2026-07-15T19:30:00+04:00","status":"LIMITED","vacancies":4,"capacity":40}}'
+  -d '{{"productId":"product_dhow_cruise","optionId":"DEFAULT","availabilityId":"{slot_start}","localDateTimeStart":"{slot_start}","status":"LIMITED","vacancies":4,"capacity":40}}'
 
 # Health, sync history and the synced catalog
 curl -s "$SEYAHA/$ID/health" -H "Authorization: Bearer $PARTNER_TOKEN"

@@ -27,6 +27,9 @@ pub enum StoreError {
     VersionConflict,
     #[error("the record does not exist")]
     NotFound,
+    /// A listing cursor that this store did not make for this listing.
+    #[error("the cursor is not valid for this listing")]
+    InvalidCursor,
     #[error("storage is unavailable: {0}")]
     Unavailable(#[source] Cause),
 }
@@ -136,14 +139,25 @@ pub trait CatalogStore: Send + Sync {
         option_id: &str,
     ) -> Result<Option<VariationRef>, StoreError>;
 
-    /// Creates or replaces one availability slot.
-    async fn put_slot(&self, integration: &IntegrationId, slot: &Slot) -> Result<(), StoreError>;
+    /// Creates or replaces one availability slot; the store may forget it after `expires_at`.
+    async fn put_slot(&self, integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError>;
 
-    /// Every activity of an integration (admin view).
+    /// Every activity of an integration (the engine's own use; the API pages).
     async fn activities(&self, integration: &IntegrationId) -> Result<Vec<Activity>, StoreError>;
 
-    /// Every slot of an integration (admin view).
-    async fn slots(&self, integration: &IntegrationId) -> Result<Vec<Slot>, StoreError>;
+    /// At most `limit` activities of an integration, in the store's order, after `after`.
+    async fn activities_page(&self, integration: &IntegrationId, limit: usize, after: Option<Cursor>)
+    -> Result<Page<Activity>, StoreError>;
+
+    /// At most `limit` slots of an integration that start at or after `starting_from`, in the
+    /// store's order, after `after`.
+    async fn slots_page(
+        &self,
+        integration: &IntegrationId,
+        limit: usize,
+        after: Option<Cursor>,
+        starting_from: Timestamp,
+    ) -> Result<Page<Slot>, StoreError>;
 }
 
 /// Sync run history; records expire after 30 days.
@@ -173,6 +187,24 @@ pub trait SecretStore: Send + Sync {
     async fn get_auth_key(&self, id: &IntegrationId) -> Result<Option<AuthKey>, SecretStoreError>;
     /// Removes the credential; removing a missing one is not an error.
     async fn delete_auth_key(&self, id: &IntegrationId) -> Result<(), SecretStoreError>;
+}
+
+/// Whether one more webhook call of an integration fits its rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Allowed,
+    /// Over the limit; the window ends this long from now.
+    Limited {
+        retry_after: Duration,
+    },
+}
+
+/// Per-integration webhook rate limiting: a fixed window counter per integration (a DynamoDB
+/// item updated conditionally on AWS, so every function instance shares it; in memory locally).
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Counts one call of `id` in the window containing `now` if fewer than `limit` were counted.
+    async fn admit(&self, id: &IntegrationId, limit: u32, window: Duration, now: Timestamp) -> Result<Admission, StoreError>;
 }
 
 /// Where the HS256 key that partner and admin JWTs are signed with comes from.
@@ -257,5 +289,6 @@ pub struct Ports {
     pub secrets: Arc<dyn SecretStore>,
     pub signing_key: Arc<dyn SigningKeySource>,
     pub queue: Arc<dyn SyncQueue>,
+    pub rate_limiter: Arc<dyn RateLimiter>,
     pub clock: Arc<dyn Clock>,
 }

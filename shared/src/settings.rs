@@ -36,6 +36,10 @@ pub struct Settings {
     pub fallback_delay_secs: u64,
     /// How long a partner credential read from the secret store is cached, in seconds.
     pub secret_cache_secs: u64,
+    /// Availability slots are kept this many days after they start, then forgotten.
+    pub slot_retention_days: u64,
+    /// Webhook calls (sync trigger, notify) one integration may make per minute; 0: no limit.
+    pub webhook_rate_per_minute: u32,
 
     // ---- AWS (the Lambda functions; template.yaml sets these) ----
     /// The DynamoDB table.
@@ -82,6 +86,8 @@ impl Default for Settings {
             sync_request_budget_ms: 25_000,
             fallback_delay_secs: 2,
             secret_cache_secs: 300,
+            slot_retention_days: 30,
+            webhook_rate_per_minute: 600,
             table_name: None,
             queue_url: None,
             secret_prefix: "seyaha".into(),
@@ -150,6 +156,9 @@ impl Settings {
         if self.sync_lease_secs == 0 {
             return invalid("sync_lease_secs", "must be at least 1");
         }
+        if self.slot_retention_days == 0 {
+            return invalid("slot_retention_days", "must be at least 1");
+        }
         if self.fallback_delay_secs > 900 {
             return invalid("fallback_delay_secs", "must be at most 900 (SQS delays up to 15 minutes)");
         }
@@ -178,6 +187,10 @@ impl Settings {
         }
     }
 
+    pub fn slot_retention(&self) -> Duration {
+        Duration::from_secs(self.slot_retention_days * 24 * 3600)
+    }
+
     pub fn secret_cache(&self) -> Duration {
         Duration::from_secs(self.secret_cache_secs)
     }
@@ -199,6 +212,8 @@ fn known_fields() -> Vec<&'static str> {
         "sync_request_budget_ms",
         "fallback_delay_secs",
         "secret_cache_secs",
+        "slot_retention_days",
+        "webhook_rate_per_minute",
         "table_name",
         "queue_url",
         "secret_prefix",

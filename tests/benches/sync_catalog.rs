@@ -20,7 +20,7 @@ use seyaha::domain::{
     Activity, ActivityState, AdminPatch, AuthKey, AuthType, BaseUrl, IntegrationId, NewIntegration, PartnerId, Role, Slot, Timestamp,
     VariationRef,
 };
-use seyaha::ports::{CatalogStore, Ports, StaticSigningKey, StoreError, SystemClock};
+use seyaha::ports::{CatalogStore, Cursor, Page, Ports, StaticSigningKey, StoreError, SystemClock};
 use seyaha::sync::{SyncResult, diff_catalog, parse_catalog};
 use seyaha_local::octo_samples::generated_catalog;
 use seyaha_tests::test_settings;
@@ -191,15 +191,18 @@ impl CatalogStore for CountingCatalog {
     async fn find_variation(&self, id: &IntegrationId, product: &str, option: &str) -> Result<Option<VariationRef>, StoreError> {
         self.inner.find_variation(id, product, option).await
     }
-    async fn put_slot(&self, id: &IntegrationId, slot: &Slot) -> Result<(), StoreError> {
+    async fn put_slot(&self, id: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
-        self.inner.put_slot(id, slot).await
+        self.inner.put_slot(id, slot, expires_at).await
     }
     async fn activities(&self, id: &IntegrationId) -> Result<Vec<Activity>, StoreError> {
         self.inner.activities(id).await
     }
-    async fn slots(&self, id: &IntegrationId) -> Result<Vec<Slot>, StoreError> {
-        self.inner.slots(id).await
+    async fn activities_page(&self, id: &IntegrationId, limit: usize, after: Option<Cursor>) -> Result<Page<Activity>, StoreError> {
+        self.inner.activities_page(id, limit, after).await
+    }
+    async fn slots_page(&self, id: &IntegrationId, limit: usize, after: Option<Cursor>, from: Timestamp) -> Result<Page<Slot>, StoreError> {
+        self.inner.slots_page(id, limit, after, from).await
     }
 }
 
@@ -231,6 +234,7 @@ fn writes(body: Vec<u8>) {
             runs: Arc::new(store),
             secrets: Arc::new(FileSecretStore::open(&dir.path().join("secrets")).unwrap()),
             signing_key: Arc::new(StaticSigningKey(seyaha_tests::JWT_SECRET.into())),
+            rate_limiter: Arc::new(seyaha::adapters::embedded::InMemoryRateLimiter::default()),
             queue: Arc::new(queue),
             clock: Arc::new(SystemClock),
         };

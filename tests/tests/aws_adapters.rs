@@ -92,3 +92,26 @@ async fn jobs_go_to_sqs_in_batches_and_with_delays() {
     assert_eq!(later.len(), 1);
     assert_eq!(JobMessage::decode(later[0].body.as_deref().unwrap()).unwrap(), delayed);
 }
+
+/// Both rate limiters count per integration in fixed windows: the limit holds, other
+/// integrations are unaffected, and the next window starts afresh.
+async fn rate_limiter_behaves(limiter: &dyn seyaha::ports::RateLimiter) {
+    use seyaha::domain::Timestamp;
+    use seyaha::ports::Admission;
+    let (busy, other) = (IntegrationId::generate(1_800_000_000), IntegrationId::generate(1_800_000_001));
+    let minute = Duration::from_secs(60);
+    let at = Timestamp::from_unix_millis(1_800_000_000_000 + 15_000); // 15 s into a minute window
+    assert_eq!(limiter.admit(&busy, 2, minute, at).await.unwrap(), Admission::Allowed);
+    assert_eq!(limiter.admit(&busy, 2, minute, at).await.unwrap(), Admission::Allowed);
+    assert_eq!(limiter.admit(&busy, 2, minute, at).await.unwrap(), Admission::Limited { retry_after: Duration::from_secs(45) });
+    assert_eq!(limiter.admit(&other, 2, minute, at).await.unwrap(), Admission::Allowed, "one partner's burst is its own");
+    assert_eq!(limiter.admit(&busy, 2, minute, at.plus_millis(45_000)).await.unwrap(), Admission::Allowed, "a new window");
+}
+
+#[tokio::test]
+async fn webhook_rate_limits_on_dynamodb_and_in_memory() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    rate_limiter_behaves(&seyaha::adapters::aws::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), resources.table)).await;
+    rate_limiter_behaves(&seyaha::adapters::embedded::InMemoryRateLimiter::default()).await;
+}

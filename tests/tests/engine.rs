@@ -17,7 +17,9 @@ use seyaha::domain::{
 };
 use seyaha::net::EndpointPolicy;
 use seyaha::octo::OctoClient;
-use seyaha::ports::{CatalogStore, Clock, IntegrationStore, Ports, QueueError, RunStore, StaticSigningKey, StoreError, SyncJob, SyncQueue};
+use seyaha::ports::{
+    CatalogStore, Clock, Cursor, IntegrationStore, Page, Ports, QueueError, RunStore, StaticSigningKey, StoreError, SyncJob, SyncQueue,
+};
 use seyaha::service::IntegrationService;
 use seyaha::sync::{SyncConfig, SyncEngine, SyncResult};
 use seyaha_tests::fake_octo::{Behaviour, FAKE_KEY, FakeOcto, sample_catalog};
@@ -47,14 +49,17 @@ impl CatalogStore for Crashing {
     async fn find_variation(&self, id: &IntegrationId, product: &str, option: &str) -> Result<Option<VariationRef>, StoreError> {
         self.inner.find_variation(id, product, option).await
     }
-    async fn put_slot(&self, id: &IntegrationId, slot: &Slot) -> Result<(), StoreError> {
-        self.inner.put_slot(id, slot).await
+    async fn put_slot(&self, id: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {
+        self.inner.put_slot(id, slot, expires_at).await
     }
     async fn activities(&self, id: &IntegrationId) -> Result<Vec<Activity>, StoreError> {
         self.inner.activities(id).await
     }
-    async fn slots(&self, id: &IntegrationId) -> Result<Vec<Slot>, StoreError> {
-        self.inner.slots(id).await
+    async fn activities_page(&self, id: &IntegrationId, limit: usize, after: Option<Cursor>) -> Result<Page<Activity>, StoreError> {
+        self.inner.activities_page(id, limit, after).await
+    }
+    async fn slots_page(&self, id: &IntegrationId, limit: usize, after: Option<Cursor>, from: Timestamp) -> Result<Page<Slot>, StoreError> {
+        self.inner.slots_page(id, limit, after, from).await
     }
 }
 
@@ -105,6 +110,7 @@ fn harness_with(catalog: Arc<dyn CatalogStore>, store: RedbStore, dir: tempfile:
         runs: Arc::new(store.clone()),
         secrets: Arc::new(FileSecretStore::open(&dir.path().join("secrets")).unwrap()),
         signing_key: Arc::new(StaticSigningKey(seyaha_tests::JWT_SECRET.into())),
+        rate_limiter: Arc::new(seyaha::adapters::embedded::InMemoryRateLimiter::default()),
         queue: queue.clone(),
         clock: clock.clone(),
     };

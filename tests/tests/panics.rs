@@ -12,7 +12,7 @@ use seyaha::domain::{
     Activity, ActivityState, AdminPatch, AuthKey, AuthType, BaseUrl, IntegrationId, NewIntegration, PartnerId, Role, RunTrigger, Slot,
     Timestamp, VariationRef,
 };
-use seyaha::ports::{CatalogStore, Ports, StaticSigningKey, StoreError, SyncJob, SystemClock};
+use seyaha::ports::{CatalogStore, Cursor, Page, Ports, StaticSigningKey, StoreError, SyncJob, SystemClock};
 use seyaha::sync::SyncResult;
 use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto};
 use seyaha_tests::{JWT_SECRET, TestApp, send, test_settings};
@@ -46,15 +46,19 @@ impl CatalogStore for PanicsFor {
     async fn find_variation(&self, id: &IntegrationId, product: &str, option: &str) -> Result<Option<VariationRef>, StoreError> {
         self.inner.find_variation(id, product, option).await
     }
-    async fn put_slot(&self, id: &IntegrationId, slot: &Slot) -> Result<(), StoreError> {
-        self.inner.put_slot(id, slot).await
+    async fn put_slot(&self, id: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {
+        self.inner.put_slot(id, slot, expires_at).await
     }
     async fn activities(&self, id: &IntegrationId) -> Result<Vec<Activity>, StoreError> {
         self.check(id);
         self.inner.activities(id).await
     }
-    async fn slots(&self, id: &IntegrationId) -> Result<Vec<Slot>, StoreError> {
-        self.inner.slots(id).await
+    async fn activities_page(&self, id: &IntegrationId, limit: usize, after: Option<Cursor>) -> Result<Page<Activity>, StoreError> {
+        self.check(id);
+        self.inner.activities_page(id, limit, after).await
+    }
+    async fn slots_page(&self, id: &IntegrationId, limit: usize, after: Option<Cursor>, from: Timestamp) -> Result<Page<Slot>, StoreError> {
+        self.inner.slots_page(id, limit, after, from).await
     }
 }
 
@@ -76,6 +80,7 @@ fn setup() -> Setup {
         runs: Arc::new(store),
         secrets: Arc::new(FileSecretStore::open(&dir.path().join("secrets")).unwrap()),
         signing_key: Arc::new(StaticSigningKey(JWT_SECRET.into())),
+        rate_limiter: Arc::new(seyaha::adapters::embedded::InMemoryRateLimiter::default()),
         queue: Arc::new(queue),
         clock: Arc::new(SystemClock),
     };

@@ -211,12 +211,71 @@ async fn catalog(store: Arc<dyn Store>) {
         capacity: Some(10),
         updated_at: later,
     };
-    store.put_slot(&id, &slot("a", 5)).await.unwrap();
-    store.put_slot(&id, &slot("a", 3)).await.unwrap();
-    store.put_slot(&id, &slot("b", 9)).await.unwrap();
-    let slots = store.slots(&id).await.unwrap();
-    assert_eq!(slots, vec![slot("a", 3), slot("b", 9)]);
-    assert!(store.slots(&other).await.unwrap().is_empty());
+    let expires = Timestamp::parse("2026-08-14T10:00:00Z").unwrap();
+    store.put_slot(&id, &slot("a", 5), expires).await.unwrap();
+    store.put_slot(&id, &slot("a", 3), expires).await.unwrap();
+    store.put_slot(&id, &slot("b", 9), expires).await.unwrap();
+    let any_start = Timestamp::from_unix_millis(0);
+    let slots = store.slots_page(&id, 10, None, any_start).await.unwrap();
+    assert_eq!((slots.items, slots.next), (vec![slot("a", 3), slot("b", 9)], None));
+    assert!(store.slots_page(&other, 10, None, any_start).await.unwrap().items.is_empty());
+    let later_start = Timestamp::parse("2026-07-16T00:00:00Z").unwrap();
+    assert!(store.slots_page(&id, 10, None, later_start).await.unwrap().items.is_empty(), "slots that started before are not shown");
+}
+
+/// Activities and slots page by cursor: every item once, pages no larger than asked, and
+/// slots that started before the cut-off left out (across DynamoDB's shards too).
+async fn catalog_paging(store: Arc<dyn Store>) {
+    let id = IntegrationId::generate(1_800_000_000);
+    let activities: Vec<Activity> = (0..25).map(|i| activity(&format!("n-{i:02}"), &format!("p{i}"), &["DEFAULT"], "h")).collect();
+    store.put_activities(&id, &activities).await.unwrap();
+    let (mut names, mut cursor, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let page = store.activities_page(&id, 10, cursor).await.unwrap();
+        assert!(page.items.len() <= 10);
+        names.extend(page.items.into_iter().map(|a| a.internal_name));
+        pages += 1;
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    names.sort();
+    assert_eq!(names, activities.iter().map(|a| a.internal_name.clone()).collect::<Vec<_>>());
+    assert!(pages >= 3);
+
+    let slot = |product: usize, n: usize, start: &str| Slot {
+        product_id: format!("p{product}"),
+        option_id: "DEFAULT".into(),
+        availability_id: format!("{start}/{n}"),
+        local_date_time_start: LocalDateTime::parse(start).unwrap(),
+        status: None,
+        vacancies: None,
+        capacity: None,
+        updated_at: Timestamp::from_unix_millis(1_000),
+    };
+    let far = Timestamp::parse("2030-01-01T00:00:00Z").unwrap();
+    for product in 0..5 {
+        for n in 0..5 {
+            store.put_slot(&id, &slot(product, n, "2026-07-15T10:00:00+04:00"), far).await.unwrap();
+        }
+        store.put_slot(&id, &slot(product, 9, "2026-01-01T10:00:00+04:00"), far).await.unwrap();
+    }
+    let cut_off = Timestamp::parse("2026-06-01T00:00:00Z").unwrap();
+    let (mut seen, mut cursor) = (Vec::new(), None);
+    loop {
+        let page = store.slots_page(&id, 7, cursor, cut_off).await.unwrap();
+        assert!(page.items.len() <= 7);
+        seen.extend(page.items.into_iter().map(|s| (s.product_id, s.availability_id)));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    seen.sort();
+    let listed = seen.len();
+    seen.dedup();
+    assert_eq!((listed, seen.len()), (25, 25), "every current slot exactly once, none of the old ones: {seen:?}");
 }
 
 async fn runs(store: Arc<dyn Store>) {
@@ -322,4 +381,4 @@ async fn paging_beyond_one_response(store: Arc<dyn Store>) {
     assert_eq!(admin_ids, inserted, "the filtered admin list across response pages");
 }
 
-conformance!(integrations, listing, paging_beyond_one_response, catalog, runs);
+conformance!(integrations, listing, paging_beyond_one_response, catalog, catalog_paging, runs);

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use seyaha::ports::Clock;
 use seyaha::settings::Settings;
 use seyaha_tests::fake_octo::{Behaviour, FAKE_KEY, FakeOcto, sample_catalog};
 use seyaha_tests::{TestApp, active_names, runs_with_trigger, test_settings};
@@ -288,7 +289,7 @@ async fn a_sync_over_the_request_budget_is_handed_off_to_the_queue() {
 }
 
 fn slot_update(product: &str, option: &str, availability: &str) -> Value {
-    json!({"productId": product, "optionId": option, "availabilityId": availability, "localDateTimeStart": "2026-07-15T10:00:00+04:00",
+    json!({"productId": product, "optionId": option, "availabilityId": availability, "localDateTimeStart": "2030-07-15T10:00:00+04:00",
            "status": "LIMITED", "vacancies": 3, "capacity": 12})
 }
 
@@ -303,8 +304,8 @@ async fn notify_updates_known_slots_in_both_formats() {
     assert_eq!(flat.expect_success(200), &json!({"updated": true}));
     let wrapped = json!({
         "webhook": {"id": "wh_1", "event": "availability_update", "url": "https://seyaha.example/notify"},
-        "availability": {"productId": "product_1", "optionId": "option-1", "id": "2026-07-16T09:00:00+04:00",
-                         "localDateTimeStart": "2026-07-16T09:00:00+04:00", "localDateTimeEnd": "2026-07-16T11:00:00+04:00",
+        "availability": {"productId": "product_1", "optionId": "option-1", "id": "2030-07-16T09:00:00+04:00",
+                         "localDateTimeStart": "2030-07-16T09:00:00+04:00", "localDateTimeEnd": "2030-07-16T11:00:00+04:00",
                          "allDay": false, "status": "FREESALE", "vacancies": null, "capacity": null, "maxUnits": null, "openingHours": []}
     });
     assert_eq!(app.notify(&integration, wrapped).await.expect_success(200), &json!({"updated": true}));
@@ -475,4 +476,56 @@ async fn run_history_expires_after_30_days() {
     let runs = app.sync_log(&integration.id).await["runs"].as_array().unwrap().clone();
     assert!(!runs.iter().any(|run| run["run_id"] == first_run), "31 days old: expired: {runs:?}");
     assert!(runs.iter().any(|run| run["run_id"] == second_run), "{runs:?}");
+}
+
+#[tokio::test]
+async fn the_catalog_pages_by_cursor_and_slots_expire_after_their_retention() {
+    let app = TestApp::spawn_with_fake_clock(test_settings()).await;
+    let octo = FakeOcto::start().await;
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+    app.trigger(&integration).await.expect_success(200);
+    let tomorrow = app.clock().now().plus_millis(24 * 3600 * 1000).to_string();
+    for n in 0..5 {
+        let mut update = slot_update("product_1", "DEFAULT", &format!("slot-{n}"));
+        update["localDateTimeStart"] = json!(tomorrow);
+        app.notify(&integration, update).await.expect_success(200);
+    }
+    let admin = app.admin_token();
+    let get = |query: String| {
+        let (app, admin, id) = (&app, admin.clone(), integration.id.clone());
+        async move { app.call("GET", &format!("/{id}/catalog{query}"), Some(&admin), None).await }
+    };
+
+    // Slots only, two at a time, following next_cursor to the end.
+    let (mut slots, mut query) = (Vec::new(), "?kind=slots&limit=2".to_owned());
+    loop {
+        let reply = get(query.clone()).await;
+        let data = reply.expect_success(200).clone();
+        assert!(data.get("activities").is_none(), "{data}");
+        let page = data["slots"].as_array().unwrap();
+        assert!(page.len() <= 2);
+        slots.extend(page.iter().map(|s| s["availabilityId"].as_str().unwrap().to_owned()));
+        match data["next_cursor"]["slots"].as_str() {
+            Some(cursor) => query = format!("?kind=slots&limit=2&slots_cursor={cursor}"),
+            None => break,
+        }
+    }
+    slots.sort();
+    assert_eq!(slots, (0..5).map(|n| format!("slot-{n}")).collect::<Vec<_>>());
+
+    // Both lists, each paged; bad parameters are 400s.
+    let both = get("?limit=2".into()).await.expect_success(200).clone();
+    assert_eq!((both["activities"].as_array().unwrap().len(), both["slots"].as_array().unwrap().len()), (2, 2));
+    assert!(both["next_cursor"]["activities"].is_string() && both["next_cursor"]["slots"].is_string());
+    let errors = get("?kind=bookings&limit=0&slots_cursor=%%%".into()).await.expect_error(400);
+    for expected in ["kind: must be activities or slots", "limit: must be a whole number from 1 to 500", "slots_cursor: is not a cursor"] {
+        assert!(errors.contains(expected), "{errors}");
+    }
+
+    // 30 days after they start (SEYAHA_SLOT_RETENTION_DAYS), slots are gone.
+    app.clock().advance(Duration::from_secs(30 * 24 * 3600));
+    assert_eq!(get("?kind=slots".into()).await.expect_success(200)["slots"].as_array().unwrap().len(), 5, "29 days after the start");
+    app.clock().advance(Duration::from_secs(2 * 24 * 3600));
+    app.settle().await;
+    assert!(get("?kind=slots".into()).await.expect_success(200)["slots"].as_array().unwrap().is_empty(), "31 days after the start");
 }

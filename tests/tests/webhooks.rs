@@ -53,3 +53,35 @@ async fn check_order_401_then_403_then_400() {
     app.approve(other["_id"].as_str().unwrap()).await;
     app.webhook(other["_id"].as_str().unwrap(), "sync/trigger", Some(&secret), None).await.expect_error(401);
 }
+
+/// Per-integration rate limiting: one partner's burst is answered 429 (in the envelope, with
+/// Retry-After) without costing any other partner, and the next minute starts afresh.
+#[tokio::test]
+async fn a_partners_burst_is_limited_without_touching_other_partners() {
+    use std::time::Duration;
+
+    use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto};
+    let app = seyaha_tests::TestApp::spawn_with_fake_clock(seyaha::settings::Settings {
+        webhook_rate_per_minute: 3,
+        ..seyaha_tests::test_settings()
+    })
+    .await;
+    let octo = FakeOcto::start().await;
+    let (busy, calm) = (app.approved(&octo.base_url(), FAKE_KEY).await, app.approved(&octo.base_url(), FAKE_KEY).await);
+    let body = json!({"productId": "p", "optionId": "o", "availabilityId": "a", "localDateTimeStart": "2030-07-15T10:00:00+03:00"});
+    for _ in 0..3 {
+        app.notify(&busy, body.clone()).await.expect_success(200);
+    }
+    let limited = app.notify(&busy, body.clone()).await;
+    let errors = limited.expect_error(429);
+    assert!(errors.contains("retry after"), "{errors}");
+    let response =
+        app.http.post(app.url(&format!("/{}/sync/trigger", busy.id))).header("x-webhook-secret", &busy.secret).send().await.unwrap();
+    assert_eq!(response.status(), 429, "the trigger shares the integration's limit");
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    app.notify(&calm, body.clone()).await.expect_success(200);
+
+    app.clock().advance(Duration::from_secs(60));
+    app.notify(&busy, body).await.expect_success(200);
+}

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::auth::AuthError;
+use crate::ports::StoreError;
 use crate::service::ServiceError;
 
 #[derive(Debug)]
@@ -14,11 +15,13 @@ pub struct ApiError {
     status: StatusCode,
     message: String,
     errors: Vec<String>,
+    /// Seconds for a `Retry-After` header (429).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), errors: Vec::new() }
+        Self { status, message: message.into(), errors: Vec::new(), retry_after: None }
     }
 
     /// Adds one `"field: reason"` entry.
@@ -29,7 +32,7 @@ impl ApiError {
 
     /// 400 with every field problem found, so a partner can fix them all at once.
     pub fn validation(errors: Vec<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, message: "Validation Error".into(), errors }
+        Self { status: StatusCode::BAD_REQUEST, message: "Validation Error".into(), errors, retry_after: None }
     }
 
     pub fn internal() -> Self {
@@ -45,7 +48,11 @@ impl IntoResponse for ApiError {
             "message": self.message,
             "code": self.status.as_u16(),
         });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -77,6 +84,14 @@ impl From<ServiceError> for ApiError {
                 .with_error("x-webhook-secret: missing, or does not match this integration"),
             E::NotApproved => Self::new(StatusCode::FORBIDDEN, "Integration is not approved yet"),
             E::Inactive => Self::new(StatusCode::FORBIDDEN, "Integration is inactive"),
+            E::RateLimited { retry_after } => {
+                let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                let mut limited = Self::new(StatusCode::TOO_MANY_REQUESTS, "Too many webhook calls for this integration")
+                    .with_error(format!("x-webhook-secret: over this integration's per-minute limit; retry after {seconds} s"));
+                limited.retry_after = Some(seconds);
+                limited
+            }
+            E::Store(StoreError::InvalidCursor) => Self::validation(vec!["cursor: is not a cursor this listing gave out".into()]),
             E::Store(_) | E::Secrets(_) | E::Queue(_) | E::Contention => {
                 // Details go to the log for on-call, never to the caller.
                 tracing::error!(error = %error, "request failed");

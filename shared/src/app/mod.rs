@@ -17,7 +17,7 @@ use crate::api::{self, AppState};
 use crate::net::EndpointPolicy;
 use crate::octo::OctoClient;
 use crate::ports::Ports;
-use crate::service::IntegrationService;
+use crate::service::{IntegrationService, ServiceLimits};
 use crate::settings::Settings;
 use crate::sync::SyncEngine;
 
@@ -45,7 +45,8 @@ pub fn build(ports: Ports, settings: &Settings, runtime: Runtime) -> App {
     let octo = OctoClient::new(policy, settings.octo());
     let engine = Arc::new(SyncEngine::new(ports.clone(), octo.clone(), settings.sync()));
     let jwt = Arc::new(JwtSource::new(Arc::clone(&ports.signing_key)));
-    let service = Arc::new(IntegrationService::new(ports, engine, octo, policy));
+    let limits = ServiceLimits { slot_retention: settings.slot_retention(), webhook_rate_per_minute: settings.webhook_rate_per_minute };
+    let service = Arc::new(IntegrationService::new(ports, engine, octo, policy, limits));
     // A queued job starts only while a partner call at its timeout, and some writing, still fit.
     let job_start_reserve = settings.octo().request_timeout + std::time::Duration::from_secs(10);
     App { state: AppState { service: Arc::clone(&service), jwt }, service, job_start_reserve }

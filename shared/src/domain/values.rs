@@ -70,6 +70,11 @@ impl LocalDateTime {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The instant it names.
+    pub fn instant(&self) -> Timestamp {
+        Timestamp::parse(&self.0).expect("a LocalDateTime is a valid RFC 3339 date-time")
+    }
 }
 
 impl FromStr for LocalDateTime {

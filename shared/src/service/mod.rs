@@ -14,7 +14,7 @@ use crate::domain::{
 };
 use crate::net::{EndpointPolicy, EndpointRefused};
 use crate::octo::{OctoClient, OctoCredentials};
-use crate::ports::{IntegrationFilter, Ports, QueueError, SecretStoreError, StoreError, SyncJob};
+use crate::ports::{Admission, Cursor, IntegrationFilter, Page, Ports, QueueError, SecretStoreError, StoreError, SyncJob};
 use crate::records::{Change, update_record};
 use crate::sync::{ProbeOutcome, SyncEngine, SyncError, SyncResult, parse_catalog};
 
@@ -38,6 +38,8 @@ pub enum ServiceError {
     Inactive,
     #[error("too many concurrent updates")]
     Contention,
+    #[error("too many webhook calls for this integration; retry after {} s", retry_after.as_secs().max(1))]
+    RateLimited { retry_after: std::time::Duration },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -95,11 +97,37 @@ pub struct SyncLog {
     pub runs: Vec<SyncRun>,
 }
 
-/// Seyaha's copy of an integration's catalog.
-#[derive(Debug, Clone, Serialize)]
+/// Which lists of the catalog to read, how many, and where each continues.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogQuery {
+    /// `None`: both lists.
+    pub kind: Option<CatalogKind>,
+    pub limit: usize,
+    pub activities_after: Option<Cursor>,
+    pub slots_after: Option<Cursor>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogKind {
+    Activities,
+    Slots,
+}
+
+/// One page of Seyaha's copy of an integration's catalog: activities and current slots (a
+/// slot is shown until `SEYAHA_SLOT_RETENTION_DAYS` after it starts).
+#[derive(Debug, Clone)]
 pub struct CatalogView {
-    pub activities: Vec<Activity>,
-    pub slots: Vec<Slot>,
+    pub activities: Option<Page<Activity>>,
+    pub slots: Option<Page<Slot>>,
+}
+
+/// The service's configurable limits (from `Settings`).
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceLimits {
+    /// Slots are kept this long after they start.
+    pub slot_retention: std::time::Duration,
+    /// Webhook calls per integration and minute; 0: unlimited.
+    pub webhook_rate_per_minute: u32,
 }
 
 pub struct IntegrationService {
@@ -107,11 +135,13 @@ pub struct IntegrationService {
     engine: Arc<SyncEngine>,
     octo: OctoClient,
     policy: EndpointPolicy,
+    slot_retention: std::time::Duration,
+    webhook_rate_per_minute: u32,
 }
 
 impl IntegrationService {
-    pub fn new(ports: Ports, engine: Arc<SyncEngine>, octo: OctoClient, policy: EndpointPolicy) -> Self {
-        Self { ports, engine, octo, policy }
+    pub fn new(ports: Ports, engine: Arc<SyncEngine>, octo: OctoClient, policy: EndpointPolicy, limits: ServiceLimits) -> Self {
+        Self { ports, engine, octo, policy, slot_retention: limits.slot_retention, webhook_rate_per_minute: limits.webhook_rate_per_minute }
     }
 
     /// Registers an integration. The credential is stored before the record, so a record
@@ -204,9 +234,21 @@ impl IntegrationService {
         Ok(SyncLog { sync: integration.sync, health: integration.health, runs })
     }
 
-    pub async fn catalog(&self, reader: Principal, id: IntegrationId) -> Result<CatalogView, ServiceError> {
+    pub async fn catalog(&self, reader: Principal, id: IntegrationId, query: CatalogQuery) -> Result<CatalogView, ServiceError> {
         self.readable(reader, id).await?;
-        Ok(CatalogView { activities: self.ports.catalog.activities(&id).await?, slots: self.ports.catalog.slots(&id).await? })
+        let limit = query.limit.max(1);
+        let activities = match query.kind {
+            None | Some(CatalogKind::Activities) => Some(self.ports.catalog.activities_page(&id, limit, query.activities_after).await?),
+            Some(CatalogKind::Slots) => None,
+        };
+        let slots = match query.kind {
+            None | Some(CatalogKind::Slots) => {
+                let starting_from = self.ports.clock.now().plus_millis(-(self.slot_retention.as_millis() as i64));
+                Some(self.ports.catalog.slots_page(&id, limit, query.slots_after, starting_from).await?)
+            }
+            Some(CatalogKind::Activities) => None,
+        };
+        Ok(CatalogView { activities, slots })
     }
 
     pub async fn health(&self, reader: Principal, id: IntegrationId) -> Result<Health, ServiceError> {
@@ -276,7 +318,29 @@ impl IntegrationService {
         if !record.integration.is_active {
             return Err(ServiceError::Inactive);
         }
+        self.check_rate(id).await?;
         Ok(AuthenticatedWebhook(record))
+    }
+
+    /// Per-integration rate limit of the webhooks: one partner's burst costs only that partner.
+    /// A limiter that cannot be reached lets the call through (the stage-level throttling of
+    /// API Gateway still guards the whole service).
+    async fn check_rate(&self, id: IntegrationId) -> Result<(), ServiceError> {
+        if self.webhook_rate_per_minute == 0 {
+            return Ok(());
+        }
+        let minute = std::time::Duration::from_secs(60);
+        match self.ports.rate_limiter.admit(&id, self.webhook_rate_per_minute, minute, self.ports.clock.now()).await {
+            Ok(Admission::Allowed) => Ok(()),
+            Ok(Admission::Limited { retry_after }) => {
+                tracing::info!(integration_id = %id, "webhook rate limit reached");
+                Err(ServiceError::RateLimited { retry_after })
+            }
+            Err(error) => {
+                tracing::warn!(integration_id = %id, error = %error, "rate limiter unavailable; letting the call through");
+                Ok(())
+            }
+        }
     }
 
     /// `POST /{id}/sync/trigger`: sync now within the request budget, or hand off.

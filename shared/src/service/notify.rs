@@ -24,7 +24,8 @@ impl IntegrationService {
                 capacity: update.capacity,
                 updated_at: self.ports.clock.now(),
             };
-            self.ports.catalog.put_slot(&id, &slot).await?;
+            let expires_at = slot.local_date_time_start.instant().plus_millis(self.slot_retention.as_millis() as i64);
+            self.ports.catalog.put_slot(&id, &slot, expires_at).await?;
             return Ok(true);
         }
         let queued = self.engine.request_sync(id, RunTrigger::Fallback, Some(record)).await?;

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use super::SdkFailure;
 use crate::adapters::stored::{StoredActivity, StoredHealthStatus, StoredIntegration, StoredRun, StoredSlot, fields};
 use crate::domain::{Activity, ActivityState, IntegrationId, IntegrationRecord, PartnerId, Slot, SyncRun, Timestamp, VariationRef};
-use crate::ports::{CatalogStore, Cursor, IntegrationFilter, IntegrationStore, Page, RunStore, StoreError};
+use crate::ports::{Admission, CatalogStore, Cursor, IntegrationFilter, IntegrationStore, Page, RateLimiter, RunStore, StoreError};
 
 /// Partition keys per integration for catalog and slot items.
 pub const SHARDS: u8 = 8;
@@ -268,6 +268,54 @@ impl DynamoStore {
                 _ => return Ok(items),
             }
         }
+    }
+
+    /// One page over an integration's sharded items (`{prefix}#{id}#{shard}`), shard by shard.
+    /// The cursor is the last item's key; one whose partition is not this integration's is
+    /// refused (cursors come from API callers).
+    async fn sharded_page(
+        &self,
+        prefix: &str,
+        id: &IntegrationId,
+        limit: usize,
+        after: Option<Cursor>,
+        keep: impl Fn(&Item) -> bool,
+    ) -> Result<(Vec<Item>, Option<Cursor>), StoreError> {
+        let partition = |shard: u8| format!("{prefix}#{id}#{shard}");
+        let (mut shard, mut start) = match start_key(after)? {
+            None => (0u8, None),
+            Some(key) => {
+                let pk = key.get("pk").and_then(|v| v.as_s().ok()).ok_or(StoreError::InvalidCursor)?;
+                let shard = (0..SHARDS).find(|shard| *pk == partition(*shard)).ok_or(StoreError::InvalidCursor)?;
+                if key.len() != 2 || !key.contains_key("sk") {
+                    return Err(StoreError::InvalidCursor);
+                }
+                (shard, Some(key))
+            }
+        };
+        let mut items = Vec::new();
+        while shard < SHARDS && items.len() <= limit {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(partition(shard)))
+                .limit(i32::try_from(limit + 1 - items.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            items.extend(output.items.unwrap_or_default().into_iter().filter(|item| keep(item)));
+            match output.last_evaluated_key.filter(|key| !key.is_empty()) {
+                Some(key) => start = Some(key),
+                None => shard += 1,
+            }
+        }
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next = if more { items.last().map(|item| cursor_of(item, &["pk", "sk"])) } else { None };
+        Ok((items, next))
     }
 
     async fn shard_items(
@@ -569,8 +617,10 @@ impl CatalogStore for DynamoStore {
         Ok(has_option.then_some(VariationRef { internal_name: activity.internal_name, activity_active: activity.is_active }))
     }
 
-    async fn put_slot(&self, integration: &IntegrationId, slot: &Slot) -> Result<(), StoreError> {
+    async fn put_slot(&self, integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {
         let mut item = to_item(&StoredSlot::from(slot))?;
+        // DynamoDB's TTL deletes the slot some time after this (reads filter by start time).
+        item.insert("ttl".into(), AttributeValue::N(expires_at.unix_seconds().to_string()));
         let ids = serde_json::to_string(&[&slot.product_id, &slot.option_id, &slot.availability_id]).map_err(StoreError::unavailable)?;
         item.insert("pk".into(), s(format!("SLOT#{integration}#{}", shard(&slot.product_id))));
         item.insert("sk".into(), s(format!("SLOT#{ids}")));
@@ -589,15 +639,67 @@ impl CatalogStore for DynamoStore {
         Ok(activities)
     }
 
-    async fn slots(&self, integration: &IntegrationId) -> Result<Vec<Slot>, StoreError> {
-        let mut slots: Vec<Slot> = self
-            .shard_items("SLOT", integration, None)
-            .await?
-            .into_iter()
-            .map(|item| from_item::<StoredSlot>(item).map(Slot::from))
-            .collect::<Result<_, _>>()?;
-        slots.sort_by(|a, b| (&a.product_id, &a.option_id, &a.availability_id).cmp(&(&b.product_id, &b.option_id, &b.availability_id)));
-        Ok(slots)
+    async fn activities_page(
+        &self,
+        integration: &IntegrationId,
+        limit: usize,
+        after: Option<Cursor>,
+    ) -> Result<Page<Activity>, StoreError> {
+        let (items, next) = self.sharded_page("CAT", integration, limit, after, |_| true).await?;
+        let items = items.into_iter().map(|item| from_item::<StoredActivity>(item).map(Activity::from)).collect::<Result<_, _>>()?;
+        Ok(Page { items, next })
+    }
+
+    async fn slots_page(
+        &self,
+        integration: &IntegrationId,
+        limit: usize,
+        after: Option<Cursor>,
+        starting_from: Timestamp,
+    ) -> Result<Page<Slot>, StoreError> {
+        // The start is compared here, not in a FilterExpression: it is stored with the partner's offset.
+        let current = |item: &Item| {
+            item.get("localDateTimeStart")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|start| Timestamp::parse(start).ok())
+                .is_some_and(|at| at >= starting_from)
+        };
+        let (items, next) = self.sharded_page("SLOT", integration, limit, after, current).await?;
+        let items = items.into_iter().map(|item| from_item::<StoredSlot>(item).map(Slot::from)).collect::<Result<_, _>>()?;
+        Ok(Page { items, next })
+    }
+}
+
+/// Webhook rate limiting: one counter item per integration and window (`RATE#{id}` /
+/// `{window start}`), incremented with a conditional UpdateItem so every function instance
+/// shares it; `ttl` removes old windows.
+#[async_trait]
+impl RateLimiter for DynamoStore {
+    async fn admit(&self, id: &IntegrationId, limit: u32, window: Duration, now: Timestamp) -> Result<Admission, StoreError> {
+        let window_ms = window.as_millis().max(1) as i64;
+        let start = now.unix_millis().div_euclid(window_ms) * window_ms;
+        let expires = (start + window_ms) / 1000 + 60;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("RATE#{id}")))
+            .key("sk", s(start.to_string()))
+            .update_expression("ADD calls :one SET #ttl = :ttl")
+            .condition_expression("attribute_not_exists(calls) OR calls < :limit")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
+            .expression_attribute_values(":ttl", AttributeValue::N(expires.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Admission::Allowed),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(Admission::Limited { retry_after: Duration::from_millis((start + window_ms - now.unix_millis()).max(1) as u64) })
+            }
+            Err(error) => Err(unavailable(error)),
+        }
     }
 }
 

@@ -95,10 +95,11 @@ pub fn ports(config: &aws_config::SdkConfig, settings: &Settings, clock: Arc<dyn
     Ok(Ports {
         integrations: store.clone(),
         catalog: store.clone(),
-        runs: store,
+        runs: store.clone(),
         secrets: Arc::new(AwsSecretStore::new(secrets_manager, settings.secret_prefix.clone())),
         signing_key,
         queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(config), queue_url)),
+        rate_limiter: store.clone(),
         clock,
     })
 }

@@ -4,10 +4,25 @@
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::db::{ACTIVITIES, PRODUCTS, RUNS, RedbStore, SLOTS, decode, encode, unavailable};
+use super::db::{ACTIVITIES, PRODUCTS, RUNS, RedbStore, SLOT_EXPIRY, SLOTS, decode, encode, unavailable};
 use crate::adapters::stored::{StoredActivity, StoredRun, StoredSlot};
 use crate::domain::{Activity, ActivityState, IntegrationId, Slot, SyncRun, Timestamp, VariationRef};
-use crate::ports::{CatalogStore, RunStore, StoreError};
+use crate::ports::{CatalogStore, Cursor, Page, RunStore, StoreError};
+
+/// A slot's key after the integration id: product, option and availability id.
+type SlotKey = (String, String, String);
+
+fn millis(at: Timestamp) -> u64 {
+    at.unix_millis().max(0) as u64
+}
+
+/// Cuts `items` (up to `limit + 1` read) to a page; the extra one only says a next page exists.
+fn page_of<T>(mut items: Vec<(String, T)>, limit: usize) -> Page<T> {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next = if more { items.last().map(|(position, _)| Cursor::new(position.clone())) } else { None };
+    Page { items: items.into_iter().map(|(_, item)| item).collect(), next }
+}
 
 fn decode_activity(bytes: &[u8]) -> Result<Activity, StoreError> {
     decode::<StoredActivity>("activity", bytes).map(Activity::from)
@@ -128,7 +143,7 @@ impl CatalogStore for RedbStore {
         .await
     }
 
-    async fn put_slot(&self, integration: &IntegrationId, slot: &Slot) -> Result<(), StoreError> {
+    async fn put_slot(&self, integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {
         let id = integration.to_string();
         let slot = slot.clone();
         let bytes = encode(&StoredSlot::from(&slot))?;
@@ -136,10 +151,100 @@ impl CatalogStore for RedbStore {
             let txn = db.begin_write().map_err(unavailable)?;
             {
                 let mut table = txn.open_table(SLOTS).map_err(unavailable)?;
+                let mut expiry = txn.open_table(SLOT_EXPIRY).map_err(unavailable)?;
                 let key = (id.as_str(), slot.product_id.as_str(), slot.option_id.as_str(), slot.availability_id.as_str());
                 table.insert(key, bytes.as_slice()).map_err(unavailable)?;
+                let (product, option, availability) = (key.1, key.2, key.3);
+                expiry.insert((millis(expires_at), id.as_str(), product, option, availability), ()).map_err(unavailable)?;
+                // Forget what has expired by now (any integration's): the work is what expired.
+                let now = millis(slot.updated_at);
+                let expired: Vec<(u64, String, String, String, String)> = expiry
+                    .range((0u64, "", "", "", "")..(now, "", "", "", ""))
+                    .map_err(unavailable)?
+                    .map(|entry| {
+                        entry.map(|(k, _)| {
+                            let (at, i, p, o, a) = k.value();
+                            (at, i.to_owned(), p.to_owned(), o.to_owned(), a.to_owned())
+                        })
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(unavailable)?;
+                for (at, i, p, o, a) in expired {
+                    expiry.remove((at, i.as_str(), p.as_str(), o.as_str(), a.as_str())).map_err(unavailable)?;
+                    table.remove((i.as_str(), p.as_str(), o.as_str(), a.as_str())).map_err(unavailable)?;
+                }
             }
             txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn activities_page(
+        &self,
+        integration: &IntegrationId,
+        limit: usize,
+        after: Option<Cursor>,
+    ) -> Result<Page<Activity>, StoreError> {
+        let id = integration.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(ACTIVITIES).map_err(unavailable)?;
+            let after = after.map(|cursor| cursor.as_str().to_owned());
+            let range = match &after {
+                Some(name) => {
+                    table.range::<(&str, &str)>((std::ops::Bound::Excluded((id.as_str(), name.as_str())), std::ops::Bound::Unbounded))
+                }
+                None => table.range::<(&str, &str)>((id.as_str(), "")..),
+            };
+            let mut items = Vec::with_capacity(limit + 1);
+            for entry in range.map_err(unavailable)? {
+                let (key, value) = entry.map_err(unavailable)?;
+                let (owner, name) = key.value();
+                if owner != id || items.len() > limit {
+                    break;
+                }
+                items.push((name.to_owned(), decode_activity(value.value())?));
+            }
+            Ok(page_of(items, limit))
+        })
+        .await
+    }
+
+    async fn slots_page(
+        &self,
+        integration: &IntegrationId,
+        limit: usize,
+        after: Option<Cursor>,
+        starting_from: Timestamp,
+    ) -> Result<Page<Slot>, StoreError> {
+        let id = integration.to_string();
+        let after: Option<SlotKey> = after
+            .map(|cursor| serde_json::from_str(cursor.as_str()).map_err(|e| StoreError::unavailable(format!("invalid slot cursor: {e}"))))
+            .transpose()?;
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(SLOTS).map_err(unavailable)?;
+            let range = match &after {
+                Some((p, o, a)) => table.range::<(&str, &str, &str, &str)>((
+                    std::ops::Bound::Excluded((id.as_str(), p.as_str(), o.as_str(), a.as_str())),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => table.range::<(&str, &str, &str, &str)>((id.as_str(), "", "", "")..),
+            };
+            let mut items = Vec::with_capacity(limit + 1);
+            for entry in range.map_err(unavailable)? {
+                let (key, value) = entry.map_err(unavailable)?;
+                let (owner, product, option, availability) = key.value();
+                if owner != id || items.len() > limit {
+                    break;
+                }
+                let slot: Slot = decode::<StoredSlot>("slot", value.value())?.into();
+                if slot.local_date_time_start.instant() >= starting_from {
+                    let position = serde_json::to_string(&(product, option, availability)).map_err(unavailable)?;
+                    items.push((position, slot));
+                }
+            }
+            Ok(page_of(items, limit))
         })
         .await
     }
@@ -147,24 +252,6 @@ impl CatalogStore for RedbStore {
     async fn activities(&self, integration: &IntegrationId) -> Result<Vec<Activity>, StoreError> {
         let id = integration.to_string();
         self.blocking(move |db| all_activities(db, &id)).await
-    }
-
-    async fn slots(&self, integration: &IntegrationId) -> Result<Vec<Slot>, StoreError> {
-        let id = integration.to_string();
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(unavailable)?;
-            let table = txn.open_table(SLOTS).map_err(unavailable)?;
-            let mut slots = Vec::new();
-            for entry in table.range((id.as_str(), "", "", "")..).map_err(unavailable)? {
-                let (key, value) = entry.map_err(unavailable)?;
-                if key.value().0 != id {
-                    break;
-                }
-                slots.push(decode::<StoredSlot>("slot", value.value())?.into());
-            }
-            Ok(slots)
-        })
-        .await
     }
 }
 

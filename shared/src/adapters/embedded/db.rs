@@ -21,6 +21,9 @@ pub(super) const ACTIVITIES: TableDefinition<(&str, &str), &[u8]> = TableDefinit
 pub(super) const PRODUCTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("activities_by_product");
 /// (integration, product id, option id, availability id) -> JSON of a `StoredSlot`.
 pub(super) const SLOTS: TableDefinition<(&str, &str, &str, &str), &[u8]> = TableDefinition::new("slots");
+/// (expires at in ms, integration, product id, option id, availability id) -> (): which slots
+/// to forget when (DynamoDB's TTL does this there).
+pub(super) const SLOT_EXPIRY: TableDefinition<(u64, &str, &str, &str, &str), ()> = TableDefinition::new("slots_by_expiry");
 /// (integration, started at in ms, run id) -> JSON of a `StoredRun`.
 pub(super) const RUNS: TableDefinition<(&str, u64, &str), &[u8]> = TableDefinition::new("runs");
 
@@ -52,6 +55,7 @@ impl RedbStore {
         txn.open_table(ACTIVITIES).map_err(unavailable)?;
         txn.open_table(PRODUCTS).map_err(unavailable)?;
         txn.open_table(SLOTS).map_err(unavailable)?;
+        txn.open_table(SLOT_EXPIRY).map_err(unavailable)?;
         txn.open_table(RUNS).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         Ok(Self { db: Arc::new(db) })

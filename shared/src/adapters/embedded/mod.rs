@@ -6,8 +6,10 @@ mod catalog;
 mod db;
 mod integrations;
 mod queue;
+mod rate_limit;
 mod secrets;
 
 pub use db::RedbStore;
 pub use queue::{InProcessQueue, QueueReceiver};
+pub use rate_limit::InMemoryRateLimiter;
 pub use secrets::FileSecretStore;
