@@ -29,3 +29,42 @@ async fn data_survives_a_restart() {
     // And the one-per-partner index survived too.
     app.call("POST", "", Some(&token), Some(serde_json::json!({"base_url": "https://x.example.com", "auth_type": "bearer", "auth_key": "k", "handles_ticket_delivery": false}))).await.expect_error(409);
 }
+
+/// Slot writes share transactions (group commit): many at once are all acknowledged, all on
+/// disk when reopened, and dropping the store closes the file at once (the writer thread holds
+/// it weakly), so it can be opened again immediately.
+#[tokio::test]
+async fn concurrent_slot_writes_are_committed_together_and_all_durable() {
+    use seyaha::adapters::embedded::RedbStore;
+    use seyaha::domain::{IntegrationId, LocalDateTime, Slot, Timestamp};
+    use seyaha::ports::CatalogStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seyaha.redb");
+    let store = RedbStore::open(&path).unwrap();
+    let id = IntegrationId::generate(1_800_000_000);
+    let slot = |n: u64| Slot {
+        product_id: format!("p{}", n % 7),
+        option_id: "DEFAULT".into(),
+        availability_id: format!("slot-{n}"),
+        local_date_time_start: LocalDateTime::parse("2030-07-15T10:00:00+04:00").unwrap(),
+        status: None,
+        vacancies: Some(n),
+        capacity: Some(1000),
+        updated_at: Timestamp::from_unix_millis(1_800_000_000_000),
+    };
+    let far = Timestamp::parse("2031-01-01T00:00:00Z").unwrap();
+    let writes = (0..400).map(|n| {
+        let store = store.clone();
+        async move { store.put_slot(&id, &slot(n), far).await }
+    });
+    for result in futures_util::future::join_all(writes).await {
+        result.unwrap();
+    }
+    drop(store);
+
+    let reopened = RedbStore::open(&path).expect("the file is closed once the store is dropped");
+    let slots = reopened.slots_page(&id, 1000, None, Timestamp::from_unix_millis(0)).await.unwrap().items;
+    assert_eq!(slots.len(), 400);
+    assert!(slots.iter().all(|s| s.vacancies == Some(s.availability_id.trim_start_matches("slot-").parse().unwrap())));
+}

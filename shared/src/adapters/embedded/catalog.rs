@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::db::{ACTIVITIES, PRODUCTS, RUNS, RedbStore, SLOT_EXPIRY, SLOTS, decode, encode, unavailable};
+use super::db::{ACTIVITIES, PRODUCTS, RUNS, RedbStore, SLOTS, decode, encode, unavailable};
+use super::slot_writer::SlotWrite;
 use crate::adapters::stored::{StoredActivity, StoredRun, StoredSlot};
 use crate::domain::{Activity, ActivityState, IntegrationId, Slot, SyncRun, Timestamp, VariationRef};
 use crate::ports::{CatalogStore, Cursor, Page, RunStore, StoreError};
@@ -144,39 +145,16 @@ impl CatalogStore for RedbStore {
     }
 
     async fn put_slot(&self, integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {
-        let id = integration.to_string();
-        let slot = slot.clone();
-        let bytes = encode(&StoredSlot::from(&slot))?;
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
-            {
-                let mut table = txn.open_table(SLOTS).map_err(unavailable)?;
-                let mut expiry = txn.open_table(SLOT_EXPIRY).map_err(unavailable)?;
-                let key = (id.as_str(), slot.product_id.as_str(), slot.option_id.as_str(), slot.availability_id.as_str());
-                table.insert(key, bytes.as_slice()).map_err(unavailable)?;
-                let (product, option, availability) = (key.1, key.2, key.3);
-                expiry.insert((millis(expires_at), id.as_str(), product, option, availability), ()).map_err(unavailable)?;
-                // Forget what has expired by now (any integration's): the work is what expired.
-                let now = millis(slot.updated_at);
-                let expired: Vec<(u64, String, String, String, String)> = expiry
-                    .range((0u64, "", "", "", "")..(now, "", "", "", ""))
-                    .map_err(unavailable)?
-                    .map(|entry| {
-                        entry.map(|(k, _)| {
-                            let (at, i, p, o, a) = k.value();
-                            (at, i.to_owned(), p.to_owned(), o.to_owned(), a.to_owned())
-                        })
-                    })
-                    .collect::<Result<_, _>>()
-                    .map_err(unavailable)?;
-                for (at, i, p, o, a) in expired {
-                    expiry.remove((at, i.as_str(), p.as_str(), o.as_str(), a.as_str())).map_err(unavailable)?;
-                    table.remove((i.as_str(), p.as_str(), o.as_str(), a.as_str())).map_err(unavailable)?;
-                }
-            }
-            txn.commit().map_err(unavailable)
-        })
-        .await
+        let write = SlotWrite {
+            integration: integration.to_string(),
+            product: slot.product_id.clone(),
+            option: slot.option_id.clone(),
+            availability: slot.availability_id.clone(),
+            bytes: encode(&StoredSlot::from(slot))?,
+            expires_ms: millis(expires_at),
+            now_ms: millis(slot.updated_at),
+        };
+        self.slot_writer.write(write).await
     }
 
     async fn activities_page(

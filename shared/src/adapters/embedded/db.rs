@@ -31,6 +31,8 @@ pub(super) const RUNS: TableDefinition<(&str, u64, &str), &[u8]> = TableDefiniti
 #[derive(Clone)]
 pub struct RedbStore {
     db: Arc<Database>,
+    /// Slot writes share transactions (group commit): see `slot_writer`.
+    pub(super) slot_writer: Arc<super::slot_writer::SlotWriter>,
 }
 
 pub(super) fn unavailable(error: impl Into<crate::ports::Cause>) -> StoreError {
@@ -58,7 +60,9 @@ impl RedbStore {
         txn.open_table(SLOT_EXPIRY).map_err(unavailable)?;
         txn.open_table(RUNS).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
-        Ok(Self { db: Arc::new(db) })
+        let db = Arc::new(db);
+        let slot_writer = Arc::new(super::slot_writer::SlotWriter::start(&db));
+        Ok(Self { db, slot_writer })
     }
 
     /// Runs blocking redb work off the async executor.

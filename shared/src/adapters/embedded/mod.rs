@@ -8,6 +8,7 @@ mod integrations;
 mod queue;
 mod rate_limit;
 mod secrets;
+mod slot_writer;
 
 pub use db::RedbStore;
 pub use queue::{InProcessQueue, QueueReceiver};
