@@ -7,7 +7,7 @@ CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
 
-.PHONY: test tools lint template build unit bench bench-cold-start run clean
+.PHONY: test tools lint template build unit bench bench-cold-start bench-load run clean
 
 test: tools lint template build unit
 
@@ -41,6 +41,12 @@ bench:
 bench-cold-start: tools
 	$(CARGO) build --release --locked -p register -p sync-trigger -p availability-notify -p nightly-sync -p sync-worker -p cold-start-floor
 	$(CARGO) bench -p seyaha-tests --bench cold_start
+
+# The fault-and-load benchmark: seyaha-local (release) under 64 clients with a faulty supplier,
+# then the same with SIGKILL and restart every 15 s, beside the floor. Prints numbers.
+bench-load:
+	$(CARGO) build --release --locked -p seyaha-local -p seyaha-bench
+	./target/release/load
 
 run:
 	$(CARGO) run -p seyaha-local
