@@ -12,17 +12,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use serde_json::Value;
 use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, RedbStore};
 use seyaha::app::{self, Runtime};
-use seyaha::domain::{
-    Activity, ActivityState, AdminPatch, AuthKey, AuthType, BaseUrl, IntegrationId, NewIntegration, PartnerId, Role, Slot, Timestamp,
-    VariationRef,
-};
-use seyaha::ports::{CatalogStore, Cursor, Page, Ports, StaticSigningKey, StoreError, SystemClock};
+use seyaha::domain::{ActivityState, AdminPatch, AuthKey, AuthType, BaseUrl, NewIntegration, PartnerId, Role, Timestamp};
+use seyaha::ports::{Ports, StaticSigningKey, SystemClock};
 use seyaha::sync::{SyncResult, diff_catalog, parse_catalog};
 use seyaha_local::octo_samples::generated_catalog;
+use seyaha_tests::hooked::{CatalogCall, HookedCatalog};
 use seyaha_tests::test_settings;
 
 /// Counts live heap bytes and their high-water mark.
@@ -169,43 +166,6 @@ fn main() {
 /// How a scenario edits the served catalog.
 type CatalogChange = Box<dyn Fn(&mut Value)>;
 
-/// Counts what the engine asks the store to write.
-struct CountingCatalog {
-    inner: RedbStore,
-    writes: AtomicUsize,
-}
-
-#[async_trait]
-impl CatalogStore for CountingCatalog {
-    async fn activity_states(&self, id: &IntegrationId) -> Result<Vec<ActivityState>, StoreError> {
-        self.inner.activity_states(id).await
-    }
-    async fn put_activities(&self, id: &IntegrationId, activities: &[Activity]) -> Result<(), StoreError> {
-        self.writes.fetch_add(activities.len(), Ordering::Relaxed);
-        self.inner.put_activities(id, activities).await
-    }
-    async fn set_active(&self, id: &IntegrationId, names: &[String], active: bool, now: Timestamp) -> Result<(), StoreError> {
-        self.writes.fetch_add(names.len(), Ordering::Relaxed);
-        self.inner.set_active(id, names, active, now).await
-    }
-    async fn find_variation(&self, id: &IntegrationId, product: &str, option: &str) -> Result<Option<VariationRef>, StoreError> {
-        self.inner.find_variation(id, product, option).await
-    }
-    async fn put_slot(&self, id: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        self.inner.put_slot(id, slot, expires_at).await
-    }
-    async fn activities(&self, id: &IntegrationId) -> Result<Vec<Activity>, StoreError> {
-        self.inner.activities(id).await
-    }
-    async fn activities_page(&self, id: &IntegrationId, limit: usize, after: Option<Cursor>) -> Result<Page<Activity>, StoreError> {
-        self.inner.activities_page(id, limit, after).await
-    }
-    async fn slots_page(&self, id: &IntegrationId, limit: usize, after: Option<Cursor>, from: Timestamp) -> Result<Page<Slot>, StoreError> {
-        self.inner.slots_page(id, limit, after, from).await
-    }
-}
-
 /// Serves a settable body as `GET /octo/products` on loopback.
 async fn serve(body: Arc<std::sync::Mutex<Vec<u8>>>) -> String {
     let app = axum::Router::new().route(
@@ -226,7 +186,15 @@ fn writes(body: Vec<u8>) {
     runtime.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
         let store = RedbStore::open(&dir.path().join("seyaha.redb")).unwrap();
-        let catalog = Arc::new(CountingCatalog { inner: store.clone(), writes: AtomicUsize::new(0) });
+        // Counts what the engine asks the store to write.
+        let writes = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&writes);
+        let catalog = Arc::new(HookedCatalog::new(store.clone(), move |call, _| {
+            if let CatalogCall::PutActivities(n) | CatalogCall::SetActive(n) = call {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+            Ok(())
+        }));
         let (queue, _receiver) = InProcessQueue::new(Arc::new(SystemClock));
         let ports = Ports {
             integrations: Arc::new(store.clone()),
@@ -273,7 +241,7 @@ fn writes(body: Vec<u8>) {
                 change(&mut value);
                 *served.lock().unwrap() = serde_json::to_vec(&value).unwrap();
             }
-            catalog.writes.store(0, Ordering::Relaxed);
+            writes.store(0, Ordering::Relaxed);
             let webhook = service.authenticate_webhook(id, Some(secret.expose())).await.unwrap();
             let started = Instant::now();
             let result = service.trigger_sync(webhook).await.unwrap();
@@ -281,7 +249,7 @@ fn writes(body: Vec<u8>) {
             let SyncResult::Done { counts, skipped, .. } = result else { panic!("{result:?}") };
             println!(
                 "  {name:<20} writes {:>5} (target {target:>5})  created {} updated {} unchanged {} deactivated {} skipped {skipped}  {:.0} ms",
-                catalog.writes.load(Ordering::Relaxed),
+                writes.load(Ordering::Relaxed),
                 counts.created,
                 counts.updated,
                 counts.unchanged,

@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod clock;
 pub mod fake_octo;
+pub mod hooked;
 pub mod lambda;
 
 use std::net::{Ipv4Addr, SocketAddr};

@@ -10,58 +10,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, QueueReceiver, RedbStore};
 use seyaha::app::{self, Runtime};
-use seyaha::domain::Timestamp;
 use seyaha::domain::{
-    Activity, ActivityState, AdminPatch, AuthKey, AuthType, BaseUrl, HealthStatus, IntegrationId, Lease, NewIntegration, PartnerId, Role,
-    RunId, RunOutcome, RunTrigger, Slot, SyncStatus, VariationRef,
+    AdminPatch, AuthKey, AuthType, BaseUrl, HealthStatus, IntegrationId, Lease, NewIntegration, PartnerId, Role, RunId, RunOutcome,
+    RunTrigger, SyncStatus,
 };
 use seyaha::net::EndpointPolicy;
 use seyaha::octo::OctoClient;
-use seyaha::ports::{
-    CatalogStore, Clock, Cursor, IntegrationStore, Page, Ports, QueueError, RunStore, StaticSigningKey, StoreError, SyncJob, SyncQueue,
-};
+use seyaha::ports::{CatalogStore, Clock, IntegrationStore, Ports, QueueError, RunStore, StaticSigningKey, StoreError, SyncJob, SyncQueue};
 use seyaha::service::IntegrationService;
 use seyaha::sync::{SyncConfig, SyncEngine, SyncResult};
 use seyaha_tests::fake_octo::{Behaviour, FAKE_KEY, FakeOcto, sample_catalog};
+use seyaha_tests::hooked::{CatalogCall, HookedCatalog};
 use seyaha_tests::{FakeClock, test_settings};
-
-/// A catalog store that fails every `put_activities` after the first `allowed` calls, like a
-/// process dying in the middle of a sync's writes.
-struct Crashing {
-    inner: RedbStore,
-    allowed: AtomicUsize,
-}
-
-#[async_trait]
-impl CatalogStore for Crashing {
-    async fn activity_states(&self, id: &IntegrationId) -> Result<Vec<ActivityState>, StoreError> {
-        self.inner.activity_states(id).await
-    }
-    async fn put_activities(&self, id: &IntegrationId, activities: &[Activity]) -> Result<(), StoreError> {
-        if self.allowed.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err() {
-            return Err(StoreError::unavailable("simulated crash"));
-        }
-        self.inner.put_activities(id, activities).await
-    }
-    async fn set_active(&self, id: &IntegrationId, names: &[String], active: bool, now: Timestamp) -> Result<(), StoreError> {
-        self.inner.set_active(id, names, active, now).await
-    }
-    async fn find_variation(&self, id: &IntegrationId, product: &str, option: &str) -> Result<Option<VariationRef>, StoreError> {
-        self.inner.find_variation(id, product, option).await
-    }
-    async fn put_slot(&self, id: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {
-        self.inner.put_slot(id, slot, expires_at).await
-    }
-    async fn activities(&self, id: &IntegrationId) -> Result<Vec<Activity>, StoreError> {
-        self.inner.activities(id).await
-    }
-    async fn activities_page(&self, id: &IntegrationId, limit: usize, after: Option<Cursor>) -> Result<Page<Activity>, StoreError> {
-        self.inner.activities_page(id, limit, after).await
-    }
-    async fn slots_page(&self, id: &IntegrationId, limit: usize, after: Option<Cursor>, from: Timestamp) -> Result<Page<Slot>, StoreError> {
-        self.inner.slots_page(id, limit, after, from).await
-    }
-}
 
 /// The queue, failing the next `failures` sends like an SQS outage would.
 struct FlakyQueue {
@@ -194,7 +154,15 @@ async fn a_message_handled_twice_changes_nothing_the_second_time() {
 async fn a_sync_dying_in_the_middle_of_its_writes_is_completed_by_the_next_run() {
     let dir = tempfile::tempdir().unwrap();
     let store = RedbStore::open(&dir.path().join("seyaha.redb")).unwrap();
-    let crashing = Arc::new(Crashing { inner: store.clone(), allowed: AtomicUsize::new(2) });
+    // Every put_activities after the first two fails, like a process dying mid-sync.
+    let allowed = Arc::new(AtomicUsize::new(2));
+    let budget = Arc::clone(&allowed);
+    let crashing = Arc::new(HookedCatalog::new(store.clone(), move |call, _| match call {
+        CatalogCall::PutActivities(_) if budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err() => {
+            Err(StoreError::unavailable("simulated crash"))
+        }
+        _ => Ok(()),
+    }));
     let config = SyncConfig { write_batch: 3, ..SyncConfig::default() };
     let h = harness_with(crashing.clone(), store, dir, config);
     let octo = FakeOcto::start().await;
@@ -211,7 +179,7 @@ async fn a_sync_dying_in_the_middle_of_its_writes_is_completed_by_the_next_run()
     assert!(after_crash.integration.sync.last_sync_hash.is_none(), "the hash was not committed");
 
     // The next run diffs against what was written and completes it.
-    crashing.allowed.store(usize::MAX, Ordering::SeqCst);
+    allowed.store(usize::MAX, Ordering::SeqCst);
     let done = h.engine.trigger(h.record(id).await).await.unwrap();
     let SyncResult::Done { counts, skipped: false, .. } = done else { panic!("{done:?}") };
     assert_eq!((counts.synced, counts.created, counts.unchanged), (10, 4, 6));

@@ -4,75 +4,36 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, QueueReceiver, RedbStore};
 use seyaha::app::jobs::{JobFailure, run_job};
 use seyaha::app::{self, App, Runtime};
-use seyaha::domain::{
-    Activity, ActivityState, AdminPatch, AuthKey, AuthType, BaseUrl, IntegrationId, NewIntegration, PartnerId, Role, RunTrigger, Slot,
-    Timestamp, VariationRef,
-};
-use seyaha::ports::{CatalogStore, Cursor, Page, Ports, StaticSigningKey, StoreError, SyncJob, SystemClock};
+use seyaha::domain::{AdminPatch, AuthKey, AuthType, BaseUrl, IntegrationId, NewIntegration, PartnerId, Role, RunTrigger};
+use seyaha::ports::{Ports, StaticSigningKey, SyncJob, SystemClock};
 use seyaha::sync::SyncResult;
 use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto};
+use seyaha_tests::hooked::{CatalogCall, HookedCatalog};
 use seyaha_tests::{JWT_SECRET, TestApp, send, test_settings};
-
-/// The real store, except that reading one integration's catalog panics (a bug).
-struct PanicsFor {
-    inner: RedbStore,
-    cursed: std::sync::Mutex<Option<IntegrationId>>,
-}
-
-impl PanicsFor {
-    fn check(&self, id: &IntegrationId) {
-        if *self.cursed.lock().unwrap() == Some(*id) {
-            panic!("a bug reading the catalog of {id}");
-        }
-    }
-}
-
-#[async_trait]
-impl CatalogStore for PanicsFor {
-    async fn activity_states(&self, id: &IntegrationId) -> Result<Vec<ActivityState>, StoreError> {
-        self.check(id);
-        self.inner.activity_states(id).await
-    }
-    async fn put_activities(&self, id: &IntegrationId, activities: &[Activity]) -> Result<(), StoreError> {
-        self.inner.put_activities(id, activities).await
-    }
-    async fn set_active(&self, id: &IntegrationId, names: &[String], active: bool, now: Timestamp) -> Result<(), StoreError> {
-        self.inner.set_active(id, names, active, now).await
-    }
-    async fn find_variation(&self, id: &IntegrationId, product: &str, option: &str) -> Result<Option<VariationRef>, StoreError> {
-        self.inner.find_variation(id, product, option).await
-    }
-    async fn put_slot(&self, id: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {
-        self.inner.put_slot(id, slot, expires_at).await
-    }
-    async fn activities(&self, id: &IntegrationId) -> Result<Vec<Activity>, StoreError> {
-        self.check(id);
-        self.inner.activities(id).await
-    }
-    async fn activities_page(&self, id: &IntegrationId, limit: usize, after: Option<Cursor>) -> Result<Page<Activity>, StoreError> {
-        self.check(id);
-        self.inner.activities_page(id, limit, after).await
-    }
-    async fn slots_page(&self, id: &IntegrationId, limit: usize, after: Option<Cursor>, from: Timestamp) -> Result<Page<Slot>, StoreError> {
-        self.inner.slots_page(id, limit, after, from).await
-    }
-}
 
 struct Setup {
     _dir: tempfile::TempDir,
     _receiver: QueueReceiver,
     app: App,
-    catalog: Arc<PanicsFor>,
+    cursed: Arc<std::sync::Mutex<Option<IntegrationId>>>,
 }
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = RedbStore::open(&dir.path().join("seyaha.redb")).unwrap();
-    let catalog = Arc::new(PanicsFor { inner: store.clone(), cursed: Default::default() });
+    // Reading one integration's catalog panics (a bug).
+    let cursed: Arc<std::sync::Mutex<Option<IntegrationId>>> = Arc::default();
+    let curse = Arc::clone(&cursed);
+    let catalog = Arc::new(HookedCatalog::new(store.clone(), move |call, id| {
+        let reads = matches!(call, CatalogCall::ActivityStates | CatalogCall::Activities | CatalogCall::ActivitiesPage);
+        if reads && *curse.lock().unwrap() == Some(*id) {
+            panic!("a bug reading the catalog of {id}");
+        }
+        Ok(())
+    }));
     let (queue, receiver) = InProcessQueue::new(Arc::new(SystemClock));
     let ports = Ports {
         integrations: Arc::new(store.clone()),
@@ -84,7 +45,7 @@ fn setup() -> Setup {
         queue: Arc::new(queue),
         clock: Arc::new(SystemClock),
     };
-    Setup { app: app::build(ports, &test_settings(), Runtime::Local), catalog, _dir: dir, _receiver: receiver }
+    Setup { app: app::build(ports, &test_settings(), Runtime::Local), cursed, _dir: dir, _receiver: receiver }
 }
 
 async fn approved(app: &App, octo: &FakeOcto) -> IntegrationId {
@@ -104,7 +65,7 @@ async fn a_panicking_request_gets_the_enveloped_500_and_the_server_keeps_serving
     let setup = setup();
     let octo = FakeOcto::start().await;
     let (cursed, fine) = (approved(&setup.app, &octo).await, approved(&setup.app, &octo).await);
-    *setup.catalog.cursed.lock().unwrap() = Some(cursed);
+    *setup.cursed.lock().unwrap() = Some(cursed);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}{}", listener.local_addr().unwrap(), seyaha::api::PREFIX);
@@ -126,7 +87,7 @@ async fn a_panicking_job_fails_alone_and_the_next_one_runs() {
     let setup = setup();
     let octo = FakeOcto::start().await;
     let (cursed, fine) = (approved(&setup.app, &octo).await, approved(&setup.app, &octo).await);
-    *setup.catalog.cursed.lock().unwrap() = Some(cursed);
+    *setup.cursed.lock().unwrap() = Some(cursed);
     let service = setup.app.service();
     assert_eq!(service.sync_all().await.unwrap(), 2);
 
