@@ -16,7 +16,9 @@ use crate::sync::SyncConfig;
 pub const PREFIX: &str = "SEYAHA_";
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+// No `deny_unknown_fields`: variables of other tools that share the prefix (and the test
+// harness's) are not ours, and are ignored.
+#[serde(default)]
 pub struct Settings {
     // ---- Both runtimes ----
     /// Allow partner endpoints on loopback/private addresses and plain http (development only).
@@ -122,16 +124,12 @@ impl Settings {
 
     /// Reads settings from `(name, value)` pairs as the environment would give them.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, SettingsError> {
-        let known = known_fields();
         let mut fields = HashMap::new();
         for (name, value) in vars {
             let Some(field) = name.strip_prefix(PREFIX) else { continue };
-            let field = field.to_ascii_lowercase();
-            // Variables of other tools that share the prefix (and the test harness's) are not ours.
-            if value.trim().is_empty() || !known.contains(&field.as_str()) {
-                continue;
+            if !value.trim().is_empty() {
+                fields.insert(field.to_ascii_lowercase(), value.trim().to_owned());
             }
-            fields.insert(field, value.trim().to_owned());
         }
         let settings: Self = match envy::from_iter::<_, Self>(fields.clone()) {
             Ok(settings) => settings,
@@ -199,30 +197,6 @@ impl Settings {
     pub fn required<'a>(&self, field: &str, value: &'a Option<String>) -> Result<&'a str, SettingsError> {
         value.as_deref().ok_or_else(|| SettingsError::Missing(variable(field)))
     }
-}
-
-/// The field names, so unrelated `SEYAHA_*` variables are ignored rather than refused.
-fn known_fields() -> Vec<&'static str> {
-    vec![
-        "allow_private_endpoints",
-        "octo_connect_timeout_secs",
-        "octo_timeout_secs",
-        "octo_max_response_bytes",
-        "sync_lease_secs",
-        "sync_request_budget_ms",
-        "fallback_delay_secs",
-        "secret_cache_secs",
-        "slot_retention_days",
-        "webhook_rate_per_minute",
-        "table_name",
-        "queue_url",
-        "secret_prefix",
-        "jwt_secret_id",
-        "data_dir",
-        "jwt_secret",
-        "nightly_cron",
-        "log_format",
-    ]
 }
 
 /// envy's errors do not always say which variable was wrong: read each one alone to find it.
