@@ -521,6 +521,9 @@ async fn the_catalog_pages_by_cursor_and_slots_expire_after_their_retention() {
     for expected in ["kind: must be activities or slots", "limit: must be a whole number from 1 to 500", "slots_cursor: is not a cursor"] {
         assert!(errors.contains(expected), "{errors}");
     }
+    // Well-formed base64 that the store never gave out is refused too, not a 500.
+    let errors = get("?kind=slots&slots_cursor=bm9wZQ".into()).await.expect_error(400);
+    assert!(errors.contains("cursor: is not a cursor this listing gave out"), "{errors}");
 
     // 30 days after they start (SEYAHA_SLOT_RETENTION_DAYS), slots are gone.
     app.clock().advance(Duration::from_secs(30 * 24 * 3600));

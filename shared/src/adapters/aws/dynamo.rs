@@ -98,8 +98,7 @@ fn cursor_of(item: &Item, key_names: &[&str]) -> Cursor {
 
 fn start_key(cursor: Option<Cursor>) -> Result<Option<Item>, StoreError> {
     let Some(cursor) = cursor else { return Ok(None) };
-    let key: BTreeMap<String, String> =
-        serde_json::from_str(cursor.as_str()).map_err(|e| StoreError::unavailable(format!("invalid listing cursor: {e}")))?;
+    let key: BTreeMap<String, String> = serde_json::from_str(cursor.as_str()).map_err(|_| StoreError::InvalidCursor)?;
     Ok(Some(key.into_iter().map(|(name, value)| (name, s(value))).collect()))
 }
 

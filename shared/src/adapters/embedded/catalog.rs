@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::db::{ACTIVITIES, PRODUCTS, RUNS, RedbStore, SLOTS, decode, encode, unavailable};
+use super::db::{ACTIVITIES, PRODUCTS, RUNS, RedbStore, SLOTS, decode, encode, page_of, unavailable};
 use super::slot_writer::SlotWrite;
 use crate::adapters::stored::{StoredActivity, StoredRun, StoredSlot};
 use crate::domain::{Activity, ActivityState, IntegrationId, Slot, SyncRun, Timestamp, VariationRef};
@@ -17,12 +17,9 @@ fn millis(at: Timestamp) -> u64 {
     at.unix_millis().max(0) as u64
 }
 
-/// Cuts `items` (up to `limit + 1` read) to a page; the extra one only says a next page exists.
-fn page_of<T>(mut items: Vec<(String, T)>, limit: usize) -> Page<T> {
-    let more = items.len() > limit;
-    items.truncate(limit);
-    let next = if more { items.last().map(|(position, _)| Cursor::new(position.clone())) } else { None };
-    Page { items: items.into_iter().map(|(_, item)| item).collect(), next }
+/// A slot's position in a listing: its key after the integration id, as JSON.
+fn slot_position(slot: &Slot) -> String {
+    serde_json::to_string(&(&slot.product_id, &slot.option_id, &slot.availability_id)).expect("strings serialize")
 }
 
 fn decode_activity(bytes: &[u8]) -> Result<Activity, StoreError> {
@@ -177,13 +174,12 @@ impl CatalogStore for RedbStore {
             let mut items = Vec::with_capacity(limit + 1);
             for entry in range.map_err(unavailable)? {
                 let (key, value) = entry.map_err(unavailable)?;
-                let (owner, name) = key.value();
-                if owner != id || items.len() > limit {
+                if key.value().0 != id || items.len() > limit {
                     break;
                 }
-                items.push((name.to_owned(), decode_activity(value.value())?));
+                items.push(decode_activity(value.value())?);
             }
-            Ok(page_of(items, limit))
+            Ok(page_of(items, limit, |activity| activity.internal_name.clone()))
         })
         .await
     }
@@ -196,9 +192,8 @@ impl CatalogStore for RedbStore {
         starting_from: Timestamp,
     ) -> Result<Page<Slot>, StoreError> {
         let id = integration.to_string();
-        let after: Option<SlotKey> = after
-            .map(|cursor| serde_json::from_str(cursor.as_str()).map_err(|e| StoreError::unavailable(format!("invalid slot cursor: {e}"))))
-            .transpose()?;
+        let after: Option<SlotKey> =
+            after.map(|cursor| serde_json::from_str(cursor.as_str()).map_err(|_| StoreError::InvalidCursor)).transpose()?;
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(SLOTS).map_err(unavailable)?;
@@ -212,17 +207,15 @@ impl CatalogStore for RedbStore {
             let mut items = Vec::with_capacity(limit + 1);
             for entry in range.map_err(unavailable)? {
                 let (key, value) = entry.map_err(unavailable)?;
-                let (owner, product, option, availability) = key.value();
-                if owner != id || items.len() > limit {
+                if key.value().0 != id || items.len() > limit {
                     break;
                 }
                 let slot: Slot = decode::<StoredSlot>("slot", value.value())?.into();
                 if slot.local_date_time_start.instant() >= starting_from {
-                    let position = serde_json::to_string(&(product, option, availability)).map_err(unavailable)?;
-                    items.push((position, slot));
+                    items.push(slot);
                 }
             }
-            Ok(page_of(items, limit))
+            Ok(page_of(items, limit, slot_position))
         })
         .await
     }

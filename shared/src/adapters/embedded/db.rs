@@ -9,7 +9,7 @@ use redb::{Database, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::ports::StoreError;
+use crate::ports::{Cursor, Page, StoreError};
 
 /// integration id -> JSON of a `StoredIntegration`.
 pub(super) const INTEGRATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("integrations");
@@ -37,6 +37,15 @@ pub struct RedbStore {
 
 pub(super) fn unavailable(error: impl Into<crate::ports::Cause>) -> StoreError {
     StoreError::Unavailable(error.into())
+}
+
+/// Cuts `items` (up to `limit + 1` read) to a page; the extra one only says a next page
+/// exists, and the last item kept gives the cursor.
+pub(super) fn page_of<T>(mut items: Vec<T>, limit: usize, position: impl Fn(&T) -> String) -> Page<T> {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next = if more { items.last().map(|last| Cursor::new(position(last))) } else { None };
+    Page { items, next }
 }
 
 pub(super) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable};
 
-use super::db::{INTEGRATIONS, PARTNERS, RedbStore, decode, encode, unavailable};
+use super::db::{INTEGRATIONS, PARTNERS, RedbStore, decode, encode, page_of, unavailable};
 use crate::adapters::stored::StoredIntegration;
 use crate::domain::{IntegrationId, IntegrationRecord, PartnerId};
 use crate::ports::{Cursor, IntegrationFilter, IntegrationStore, Page, StoreError};
@@ -169,12 +169,4 @@ impl IntegrationStore for RedbStore {
         })
         .await
     }
-}
-
-/// Cuts `items` (up to `limit + 1` read) to a page; the extra one only says a next page exists.
-fn page_of(mut items: Vec<IntegrationRecord>, limit: usize, position: impl Fn(&IntegrationRecord) -> String) -> Page<IntegrationRecord> {
-    let more = items.len() > limit;
-    items.truncate(limit);
-    let next = if more { items.last().map(|last| Cursor::new(position(last))) } else { None };
-    Page { items, next }
 }
