@@ -20,7 +20,7 @@ use crate::domain::{
     Rejection, RunId, RunOutcome, RunTrigger, SyncCounts, SyncRun, SyncStatus, Timestamp,
 };
 use crate::octo::{OctoClient, OctoCredentials};
-use crate::ports::{Ports, QueueError, SecretStoreError, StoreError, SyncJob};
+use crate::ports::{Cursor, IntegrationStore, Ports, QueueError, SecretStoreError, StoreError, SyncJob};
 use crate::records::{Change, update_record};
 
 use super::catalog::parse_catalog;
@@ -168,15 +168,14 @@ impl SyncEngine {
     /// integration (DOWN ones are only probed when the job runs: their sync is a fetch that
     /// writes nothing unless it succeeds). Pages through the store; returns how many.
     pub async fn request_all(&self, trigger: RunTrigger) -> Result<u64, SyncError> {
-        let mut after = None;
         let mut total = 0u64;
-        loop {
-            let page = self.ports.integrations.list_syncable(NIGHTLY_PAGE_SIZE, after).await?;
-            total += page.items.len() as u64;
+        let mut pages = LivePages::default();
+        while let Some(records) = pages.next(self.ports.integrations.as_ref()).await? {
+            total += records.len() as u64;
             let mut jobs = Vec::new();
             let mut requests = Vec::new();
             let now = self.ports.clock.now();
-            for record in page.items {
+            for record in records {
                 let id = record.integration.id;
                 if let Some((requested_at, _)) = self.mark_requested(id, Some(record), now).await? {
                     jobs.push(SyncJob { integration_id: id, trigger });
@@ -190,10 +189,6 @@ impl SyncEngine {
                     return Err(error.into());
                 }
             }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
         }
         tracing::info!(trigger = ?trigger, integrations = total, "sync requested for every approved integration");
         Ok(total)
@@ -202,22 +197,17 @@ impl SyncEngine {
     /// Queues a job for every live integration whose request is still pending: now, or when
     /// the lease of the run that took it expires. Pages through the store.
     pub async fn resume_pending(&self) -> Result<u64, SyncError> {
-        let mut after = None;
         let mut resumed = 0;
-        loop {
-            let page = self.ports.integrations.list_syncable(NIGHTLY_PAGE_SIZE, after).await?;
+        let mut pages = LivePages::default();
+        while let Some(records) = pages.next(self.ports.integrations.as_ref()).await? {
             let now = self.ports.clock.now();
-            for record in page.items.iter().filter(|record| record.sync_control.requested_at.is_some()) {
+            for record in records.iter().filter(|record| record.sync_control.requested_at.is_some()) {
                 let job = SyncJob { integration_id: record.integration.id, trigger: RunTrigger::FollowUp };
                 match record.sync_control.live_lease(now) {
                     Some(lease) => self.ports.queue.enqueue_after(&job, self.delay_until(lease.expires_at, now)).await?,
                     None => self.ports.queue.enqueue(&[job]).await?,
                 }
                 resumed += 1;
-            }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
             }
         }
         if resumed > 0 {
@@ -546,6 +536,26 @@ impl SyncEngine {
         if let Err(error) = self.ports.runs.record_run(&record).await {
             tracing::error!(integration_id = %run.id, error = %error, "could not record the sync run");
         }
+    }
+}
+
+/// The approved, active integrations page by page, following the store's cursors to the end
+/// (never loading them all): the nightly fan-out and the start-up resume walk them this way.
+#[derive(Default)]
+struct LivePages {
+    after: Option<Cursor>,
+    done: bool,
+}
+
+impl LivePages {
+    async fn next(&mut self, store: &dyn IntegrationStore) -> Result<Option<Vec<IntegrationRecord>>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = store.list_syncable(NIGHTLY_PAGE_SIZE, self.after.take()).await?;
+        self.done = page.next.is_none();
+        self.after = page.next;
+        Ok(Some(page.items))
     }
 }
 
