@@ -199,6 +199,30 @@ pub enum Admission {
     },
 }
 
+/// The fixed window of `length` that contains `now` (windows start at multiples of `length`
+/// since the epoch, so every instance agrees on them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateWindow {
+    pub start_ms: i64,
+    pub length_ms: i64,
+}
+
+impl RateWindow {
+    pub fn containing(now: Timestamp, length: Duration) -> Self {
+        let length_ms = length.as_millis().max(1) as i64;
+        Self { start_ms: now.unix_millis().div_euclid(length_ms) * length_ms, length_ms }
+    }
+
+    pub fn end_ms(&self) -> i64 {
+        self.start_ms + self.length_ms
+    }
+
+    /// The answer for a call over the limit: come back when this window ends.
+    pub fn limited(&self, now: Timestamp) -> Admission {
+        Admission::Limited { retry_after: Duration::from_millis((self.end_ms() - now.unix_millis()).max(1) as u64) }
+    }
+}
+
 /// Per-integration webhook rate limiting: a fixed window counter per integration (a DynamoDB
 /// item updated conditionally on AWS, so every function instance shares it; in memory locally).
 #[async_trait]

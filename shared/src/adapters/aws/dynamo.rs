@@ -26,7 +26,9 @@ use sha2::{Digest, Sha256};
 use super::SdkFailure;
 use crate::adapters::stored::{StoredActivity, StoredHealthStatus, StoredIntegration, StoredRun, StoredSlot, fields};
 use crate::domain::{Activity, ActivityState, IntegrationId, IntegrationRecord, PartnerId, Slot, SyncRun, Timestamp, VariationRef};
-use crate::ports::{Admission, CatalogStore, Cursor, IntegrationFilter, IntegrationStore, Page, RateLimiter, RunStore, StoreError};
+use crate::ports::{
+    Admission, CatalogStore, Cursor, IntegrationFilter, IntegrationStore, Page, RateLimiter, RateWindow, RunStore, StoreError,
+};
 
 /// Partition keys per integration for catalog and slot items.
 pub const SHARDS: u8 = 8;
@@ -675,15 +677,14 @@ impl CatalogStore for DynamoStore {
 #[async_trait]
 impl RateLimiter for DynamoStore {
     async fn admit(&self, id: &IntegrationId, limit: u32, window: Duration, now: Timestamp) -> Result<Admission, StoreError> {
-        let window_ms = window.as_millis().max(1) as i64;
-        let start = now.unix_millis().div_euclid(window_ms) * window_ms;
-        let expires = (start + window_ms) / 1000 + 60;
+        let window = RateWindow::containing(now, window);
+        let expires = window.end_ms() / 1000 + 60;
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("RATE#{id}")))
-            .key("sk", s(start.to_string()))
+            .key("sk", s(window.start_ms.to_string()))
             .update_expression("ADD calls :one SET #ttl = :ttl")
             .condition_expression("attribute_not_exists(calls) OR calls < :limit")
             .expression_attribute_names("#ttl", "ttl")
@@ -694,9 +695,7 @@ impl RateLimiter for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(Admission::Allowed),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Ok(Admission::Limited { retry_after: Duration::from_millis((start + window_ms - now.unix_millis()).max(1) as u64) })
-            }
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(window.limited(now)),
             Err(error) => Err(unavailable(error)),
         }
     }

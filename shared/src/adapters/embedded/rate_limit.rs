@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{IntegrationId, Timestamp};
-use crate::ports::{Admission, RateLimiter, StoreError};
+use crate::ports::{Admission, RateLimiter, RateWindow, StoreError};
 
 #[derive(Default)]
 pub struct InMemoryRateLimiter {
@@ -19,8 +19,8 @@ pub struct InMemoryRateLimiter {
 #[async_trait]
 impl RateLimiter for InMemoryRateLimiter {
     async fn admit(&self, id: &IntegrationId, limit: u32, window: Duration, now: Timestamp) -> Result<Admission, StoreError> {
-        let window_ms = window.as_millis().max(1) as i64;
-        let start = now.unix_millis().div_euclid(window_ms) * window_ms;
+        let window = RateWindow::containing(now, window);
+        let start = window.start_ms;
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         if windows.len() > 10_000 {
             windows.retain(|_, (started, _)| *started == start);
@@ -30,8 +30,7 @@ impl RateLimiter for InMemoryRateLimiter {
             *entry = (start, 0);
         }
         if entry.1 >= limit {
-            let retry_after = Duration::from_millis((start + window_ms - now.unix_millis()).max(1) as u64);
-            return Ok(Admission::Limited { retry_after });
+            return Ok(window.limited(now));
         }
         entry.1 += 1;
         Ok(Admission::Allowed)
