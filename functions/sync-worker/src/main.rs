@@ -27,8 +27,9 @@ async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRespo
             }
         }
     }
-    let jobs: Vec<_> = readable.iter().map(|(_, job)| job.clone()).collect();
-    for ((id, job), outcome) in readable.into_iter().zip(app.run_batch(&jobs, ends_at).await) {
+    let (ids, jobs): (Vec<String>, Vec<_>) = readable.into_iter().unzip();
+    let outcomes = app.run_batch(&jobs, ends_at).await;
+    for ((id, job), outcome) in ids.into_iter().zip(&jobs).zip(outcomes) {
         match outcome {
             BatchOutcome::Ran(result) => {
                 tracing::info!(message_id = %id, integration_id = %job.integration_id, trigger = ?job.trigger, ?result, "job done")
