@@ -29,10 +29,9 @@ pub enum Runtime {
     Local,
 }
 
-/// The wired application: the service and the HTTP state its routers share.
+/// The wired application: the HTTP state its routers share (which holds the service).
 #[derive(Clone)]
 pub struct App {
-    service: Arc<IntegrationService>,
     state: AppState,
     job_start_reserve: std::time::Duration,
 }
@@ -49,17 +48,17 @@ pub fn build(ports: Ports, settings: &Settings, runtime: Runtime) -> App {
     let service = Arc::new(IntegrationService::new(ports, engine, octo, policy, limits));
     // A queued job starts only while a partner call at its timeout, and some writing, still fit.
     let job_start_reserve = settings.octo().request_timeout + std::time::Duration::from_secs(10);
-    App { state: AppState { service: Arc::clone(&service), jwt }, service, job_start_reserve }
+    App { state: AppState { service, jwt }, job_start_reserve }
 }
 
 impl App {
     pub fn service(&self) -> &Arc<IntegrationService> {
-        &self.service
+        &self.state.service
     }
 
     /// Runs a worker's batch of jobs before the invocation ends (see [`jobs::run_batch`]).
     pub async fn run_batch(&self, jobs: &[crate::ports::SyncJob], ends_at: std::time::Instant) -> Vec<jobs::BatchOutcome> {
-        jobs::run_batch(&self.service, jobs, ends_at, self.job_start_reserve).await
+        jobs::run_batch(&self.state.service, jobs, ends_at, self.job_start_reserve).await
     }
 
     /// The `register` function: the partner and admin API.
