@@ -208,9 +208,27 @@ fn report(title: &str, stats: &Stats, secs: f64) {
     );
 }
 
+/// What the clients send: only notifies (beside the floor), or the mixed load.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mix {
+    NotifyOnly,
+    Mixed,
+}
+
+impl Mix {
+    /// Each phase writes its own slots, so the lost-update check of one is not masked by another.
+    fn tag(self) -> &'static str {
+        match self {
+            Mix::NotifyOnly => "alone",
+            Mix::Mixed => "mixed",
+        }
+    }
+}
+
 async fn run(
     base: &str,
     integrations: &[Integration],
+    mix: Mix,
     secs: u64,
     kill_every: Option<(u16, PathBuf)>,
     server: &mut Option<Server>,
@@ -226,11 +244,11 @@ async fn run(
             let integration = integrations[c % INTEGRATIONS].clone();
             let (http, stats, stop, base, triggers) = (http.clone(), Arc::clone(&stats), Arc::clone(&stop), base.to_owned(), Arc::clone(&triggers_acked));
             tokio::spawn(async move {
-                let slots: Vec<String> = (0..SLOTS_PER_CLIENT).map(|s| format!("client-{c}-slot-{s}")).collect();
+                let slots: Vec<String> = (0..SLOTS_PER_CLIENT).map(|s| format!("{}-client-{c}-slot-{s}", mix.tag())).collect();
                 let mut client = Client { integration, vacancies: vec![0; slots.len()], slots };
                 let mut sent = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let roll = random(100);
+                    let roll = if mix == Mix::NotifyOnly { 0 } else { random(100) };
                     let i = &client.integration;
                     if roll < 90 {
                         let s = (sent as usize) % client.slots.len();
@@ -331,7 +349,7 @@ async fn settled_syncs(base: &str, admin: &str, integrations: &[Integration], fa
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
-        let mut complete = 0;
+        let (mut complete, mut unsettled) = (0, Vec::new());
         for i in integrations {
             // A trigger now stands in for the partner's retry after the faults; it is answered
             // 200 (synced), or 202 when a sync is still running.
@@ -349,9 +367,14 @@ async fn settled_syncs(base: &str, admin: &str, integrations: &[Integration], fa
             let active = catalog["data"]["activities"].as_array().map(|a| a.iter().filter(|a| a["isActive"] == true).count()).unwrap_or(0);
             if me["data"]["sync"]["status"] == "idle" && active == PRODUCTS {
                 complete += 1;
+            } else {
+                unsettled.push((i.id.clone(), me["data"]["sync"].clone(), active));
             }
         }
         if complete == integrations.len() || Instant::now() > deadline {
+            for (id, sync, active) in &unsettled {
+                println!("  not settled: {id}: sync {sync}, {active} of {PRODUCTS} products active");
+            }
             return (complete, integrations.len());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -421,17 +444,20 @@ async fn main() {
         let base = format!("{base_url}{PREFIX}");
         let mut server = Some(start(port, data_dir.path()));
         let integrations = register(&base, &admin, &supplier_url).await;
+        let mut peak = 0;
         if !kills {
             let floor_secs = (secs / 6).max(5);
             println!(
                 "floor: GET /demo/octo/supplier (no store work), {CLIENTS} clients, {floor_secs} s: {:.0} req/s\n",
                 floor(&base_url, floor_secs).await
             );
+            let (stats, _, _) = run(&base, &integrations, Mix::NotifyOnly, floor_secs, None, &mut server, &mut peak).await;
+            report(&format!("notify alone (the floor's counterpart), {CLIENTS} clients, {floor_secs} s"), &stats, floor_secs as f64);
+            println!();
         }
         faulty.store(true, Ordering::Relaxed);
-        let mut peak = 0;
         let kill_every = kills.then(|| (port, data_dir.path().to_owned()));
-        let (stats, clients, triggers) = run(&base, &integrations, secs, kill_every, &mut server, &mut peak).await;
+        let (stats, clients, triggers) = run(&base, &integrations, Mix::Mixed, secs, kill_every, &mut server, &mut peak).await;
         report(title, &stats, secs as f64);
         let (checked, lost) = lost_updates(&base, &admin, &clients).await;
         println!("  lost updates: {lost} of {checked} slots (stored vacancies below the last value acknowledged as stored)");

@@ -14,6 +14,9 @@ use seyaha::settings::{LogFormat, Settings};
 use seyaha_local::demo::DEMO_OCTO_KEY;
 use seyaha_local::{LocalConfig, PRINTED_TOKEN_TTL, RunningServer, demo_partner_id, jwt_secret};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Flags override the `SEYAHA_*` environment variables of the same name (see the README's
 /// configuration table); both fill the one `Settings` every entry point uses.
 #[derive(Parser)]
@@ -133,7 +136,10 @@ fn main() -> ExitCode {
         Some(Command::Token { role, sub, ttl_hours }) => print_token(&settings, role, sub, ttl_hours),
         None => {
             let config = LocalConfig::new(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), cli.port), settings);
-            let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
+            // The blocking pool runs redb work only: writes take turns on redb's one write lock,
+            // so more threads than this would mostly wait, each holding its own allocator heap.
+            let runtime =
+                tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(8).build().expect("the tokio runtime starts");
             runtime.block_on(serve(config))
         }
     }

@@ -1,7 +1,8 @@
 //! The real catalog store with a hook in front of every call: tests use it to fail a write
-//! (a process dying mid-sync), to panic (a bug), or to count writes (the benchmark).
+//! (a process dying mid-sync), to panic (a bug), to count writes (the benchmark), or to hold
+//! a call until the test lets it go (to stage an interleaving of two writers).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use seyaha::adapters::embedded::RedbStore;
@@ -23,50 +24,101 @@ pub enum CatalogCall {
 
 type Hook = dyn Fn(CatalogCall, &IntegrationId) -> Result<(), StoreError> + Send + Sync;
 
+/// A call held until the test releases it: which call, who to tell that it arrived, and what
+/// it waits for.
+type Hold = (fn(CatalogCall) -> bool, tokio::sync::oneshot::Sender<()>, tokio::sync::oneshot::Receiver<()>);
+
 pub struct HookedCatalog {
     pub inner: RedbStore,
     hook: Arc<Hook>,
+    hold: Mutex<Option<Hold>>,
+}
+
+/// The test's side of a held call: wait until it arrives, then let it go.
+pub struct HeldCall {
+    arrived: tokio::sync::oneshot::Receiver<()>,
+    release: tokio::sync::oneshot::Sender<()>,
+}
+
+impl HeldCall {
+    pub async fn arrived(&mut self) {
+        tokio::time::timeout(std::time::Duration::from_secs(10), &mut self.arrived)
+            .await
+            .expect("the held call arrives within 10 s")
+            .expect("the catalog is alive");
+    }
+
+    pub fn release(self) {
+        self.release.send(()).ok();
+    }
 }
 
 impl HookedCatalog {
     /// `hook` runs before each call; an error it returns is the call's answer.
     pub fn new(inner: RedbStore, hook: impl Fn(CatalogCall, &IntegrationId) -> Result<(), StoreError> + Send + Sync + 'static) -> Self {
-        Self { inner, hook: Arc::new(hook) }
+        Self { inner, hook: Arc::new(hook), hold: Mutex::new(None) }
+    }
+
+    /// Holds the next call that `matches` until the returned handle releases it.
+    pub fn hold_next(&self, matches: fn(CatalogCall) -> bool) -> HeldCall {
+        let (arrived_tx, arrived) = tokio::sync::oneshot::channel();
+        let (release, release_rx) = tokio::sync::oneshot::channel();
+        *self.hold.lock().unwrap() = Some((matches, arrived_tx, release_rx));
+        HeldCall { arrived, release }
+    }
+
+    async fn before(&self, call: CatalogCall, id: &IntegrationId) -> Result<(), StoreError> {
+        (self.hook)(call, id)?;
+        let held = {
+            let mut hold = self.hold.lock().unwrap();
+            match hold.take() {
+                Some((matches, arrived, release)) if matches(call) => Some((arrived, release)),
+                other => {
+                    *hold = other;
+                    None
+                }
+            }
+        };
+        if let Some((arrived, release)) = held {
+            arrived.send(()).ok();
+            release.await.ok();
+        }
+        Ok(())
     }
 }
 
 #[async_trait]
 impl CatalogStore for HookedCatalog {
     async fn activity_states(&self, id: &IntegrationId) -> Result<Vec<ActivityState>, StoreError> {
-        (self.hook)(CatalogCall::ActivityStates, id)?;
+        self.before(CatalogCall::ActivityStates, id).await?;
         self.inner.activity_states(id).await
     }
     async fn put_activities(&self, id: &IntegrationId, activities: &[Activity]) -> Result<(), StoreError> {
-        (self.hook)(CatalogCall::PutActivities(activities.len()), id)?;
+        self.before(CatalogCall::PutActivities(activities.len()), id).await?;
         self.inner.put_activities(id, activities).await
     }
     async fn set_active(&self, id: &IntegrationId, names: &[String], active: bool, now: Timestamp) -> Result<(), StoreError> {
-        (self.hook)(CatalogCall::SetActive(names.len()), id)?;
+        self.before(CatalogCall::SetActive(names.len()), id).await?;
         self.inner.set_active(id, names, active, now).await
     }
     async fn find_variation(&self, id: &IntegrationId, product: &str, option: &str) -> Result<Option<VariationRef>, StoreError> {
-        (self.hook)(CatalogCall::FindVariation, id)?;
+        self.before(CatalogCall::FindVariation, id).await?;
         self.inner.find_variation(id, product, option).await
     }
     async fn put_slot(&self, id: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {
-        (self.hook)(CatalogCall::PutSlot, id)?;
+        self.before(CatalogCall::PutSlot, id).await?;
         self.inner.put_slot(id, slot, expires_at).await
     }
     async fn activities(&self, id: &IntegrationId) -> Result<Vec<Activity>, StoreError> {
-        (self.hook)(CatalogCall::Activities, id)?;
+        self.before(CatalogCall::Activities, id).await?;
         self.inner.activities(id).await
     }
     async fn activities_page(&self, id: &IntegrationId, limit: usize, after: Option<Cursor>) -> Result<Page<Activity>, StoreError> {
-        (self.hook)(CatalogCall::ActivitiesPage, id)?;
+        self.before(CatalogCall::ActivitiesPage, id).await?;
         self.inner.activities_page(id, limit, after).await
     }
     async fn slots_page(&self, id: &IntegrationId, limit: usize, after: Option<Cursor>, from: Timestamp) -> Result<Page<Slot>, StoreError> {
-        (self.hook)(CatalogCall::SlotsPage, id)?;
+        self.before(CatalogCall::SlotsPage, id).await?;
         self.inner.slots_page(id, limit, after, from).await
     }
 }

@@ -18,7 +18,7 @@ use seyaha::net::EndpointPolicy;
 use seyaha::octo::OctoClient;
 use seyaha::ports::{CatalogStore, Clock, IntegrationStore, Ports, QueueError, RunStore, StaticSigningKey, StoreError, SyncJob, SyncQueue};
 use seyaha::service::IntegrationService;
-use seyaha::sync::{SyncConfig, SyncEngine, SyncResult};
+use seyaha::sync::{ProbeOutcome, SyncConfig, SyncEngine, SyncResult};
 use seyaha_tests::fake_octo::{Behaviour, FAKE_KEY, FakeOcto, sample_catalog};
 use seyaha_tests::hooked::{CatalogCall, HookedCatalog};
 use seyaha_tests::{FakeClock, test_settings};
@@ -412,4 +412,48 @@ async fn a_job_past_its_deadline_hands_off_instead_of_running_over() {
     assert_eq!(handoff.trigger, RunTrigger::Handoff);
     assert!(matches!(h.engine.handle_job(&handoff).await.unwrap(), SyncResult::Done { skipped: false, .. }));
     assert_eq!(h.active(id).await, 3);
+}
+
+/// DOWN deactivates the catalog, and a sync rewrites it: both are catalog writes, so they must
+/// not interleave. Here the probe that tips the integration into DOWN is held in the middle of
+/// its deactivation while a sync arrives; whatever the order, the catalog must end active and
+/// agree with the committed hash (before the fix, the deactivation landed after the sync had
+/// committed, and every later sync skipped the unchanged catalog: inactive for good).
+#[tokio::test]
+async fn a_down_deactivation_and_a_sync_do_not_interleave() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(&dir.path().join("seyaha.redb")).unwrap();
+    let catalog = Arc::new(HookedCatalog::new(store.clone(), |_, _| Ok(())));
+    let mut h = harness_with(catalog.clone(), store, dir, SyncConfig::default());
+    let octo = FakeOcto::start().await;
+    octo.set_catalog(sample_catalog(3));
+    let id = h.approved(&octo).await;
+    h.engine.trigger(h.record(id).await).await.unwrap();
+    assert_eq!(h.active(id).await, 3);
+
+    // Two failed connection tests; the third makes the integration DOWN and is held while it
+    // deactivates the catalog.
+    for _ in 0..2 {
+        h.engine.record_probe(id, ProbeOutcome::Failure).await.unwrap();
+    }
+    let mut held = catalog.hold_next(|call| matches!(call, CatalogCall::SetActive(_)));
+    let engine = Arc::clone(&h.engine);
+    let probe = tokio::spawn(async move { engine.record_probe(id, ProbeOutcome::Failure).await });
+    held.arrived().await;
+    assert_eq!(h.record(id).await.integration.health.status, HealthStatus::Down);
+
+    // The partner is back and triggers a sync meanwhile.
+    h.engine.trigger(h.record(id).await).await.unwrap();
+    held.release();
+    probe.await.unwrap().unwrap();
+
+    // Let every job that is due run, then the partner's next trigger.
+    while let Some(job) = h.next_job() {
+        h.engine.handle_job(&job).await.unwrap();
+    }
+    h.engine.trigger(h.record(id).await).await.unwrap();
+    assert_eq!(h.active(id).await, 3, "the catalog ends active, as the supplier's is");
+    let record = h.record(id).await;
+    assert_eq!(record.integration.health.status, HealthStatus::Healthy);
+    assert!(!record.sync_control.force_full_sync);
 }

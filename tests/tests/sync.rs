@@ -532,3 +532,31 @@ async fn the_catalog_pages_by_cursor_and_slots_expire_after_their_retention() {
     app.settle().await;
     assert!(get("?kind=slots".into()).await.expect_success(200)["slots"].as_array().unwrap().is_empty(), "31 days after the start");
 }
+
+#[tokio::test]
+async fn a_slot_whose_start_moved_later_expires_by_its_new_start() {
+    let app = TestApp::spawn_with_fake_clock(test_settings()).await;
+    let octo = FakeOcto::start().await;
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+    app.trigger(&integration).await.expect_success(200);
+    let day = |n: i64| app.clock().now().plus_millis(n * 24 * 3600 * 1000).to_string();
+    let mut update = slot_update("product_1", "DEFAULT", "moving");
+    update["localDateTimeStart"] = json!(day(1));
+    app.notify(&integration, update.clone()).await.expect_success(200);
+    // The partner moves the departure ten days later.
+    update["localDateTimeStart"] = json!(day(11));
+    app.notify(&integration, update).await.expect_success(200);
+
+    // 32 days on, the old start's retention is over but the new one's is not. Another write
+    // makes the store forget what expired.
+    app.clock().advance(Duration::from_secs(32 * 24 * 3600));
+    let mut other = slot_update("product_1", "DEFAULT", "other");
+    other["localDateTimeStart"] = json!(day(1));
+    app.notify(&integration, other).await.expect_success(200);
+    app.settle().await;
+    let admin = app.admin_token();
+    let reply = app.call("GET", &format!("/{}/catalog?kind=slots", integration.id), Some(&admin), None).await;
+    let slots = reply.expect_success(200)["slots"].as_array().unwrap().clone();
+    let ids: Vec<_> = slots.iter().map(|s| s["availabilityId"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"moving"), "the slot starts on day 11, so it is kept until day 41: {ids:?}");
+}

@@ -3,10 +3,12 @@
 //!
 //! Coordination lives on the integration record and changes only through versioned writes:
 //! - the **lease** says who may sync; it expires, so a crashed sync never blocks forever;
-//! - **`requested_at`** says a sync is wanted. Taking the lease clears it, so one run covers
-//!   every request made before it started. A request made while the lease is held stays set
-//!   and the holder enqueues a follow-up when it finishes; a delayed watchdog job covers a
-//!   holder that died.
+//! - **`requested_at`** says a sync is wanted. The run that takes the lease covers the pending
+//!   request and clears it when it commits, so one run serves every request made before it
+//!   started and a run that dies leaves its request behind. A request made while the lease is
+//!   held gets a new value and the holder enqueues a follow-up when it finishes; a delayed
+//!   watchdog job covers a holder that died;
+//! - DOWN's deactivation of the catalog is a catalog write too, so it is done under the lease.
 //!
 //! Background jobs only run while `requested_at` is set, so duplicate and redelivered queue
 //! messages change nothing. Catalog writes are per activity and idempotent, and the catalog
@@ -248,7 +250,7 @@ impl SyncEngine {
         })
         .await?;
         match updated {
-            Some((_, HealthTransition::BecameDown)) => self.on_down(id, now).await,
+            Some((_, HealthTransition::BecameDown)) => self.deactivate_when_down(id).await,
             Some((record, HealthTransition::RecoveredFromDown)) => {
                 self.request_sync(id, RunTrigger::Recovery, Some(record)).await?;
                 Ok(())
@@ -257,9 +259,39 @@ impl SyncEngine {
         }
     }
 
-    async fn on_down(&self, id: IntegrationId, now: Timestamp) -> Result<(), SyncError> {
+    /// DOWN deactivates the catalog. That is a catalog write like a sync's, so it takes the
+    /// lease: a sync committing meanwhile would otherwise be undone after its hash was
+    /// recorded, and every later sync would skip the unchanged catalog and leave it inactive.
+    /// If a sync holds the lease, that sync decides: success brings the integration back, a
+    /// failure deactivates under its own lease (see `fail`).
+    async fn deactivate_when_down(&self, id: IntegrationId) -> Result<(), SyncError> {
+        let now = self.ports.clock.now();
+        let run =
+            Run { id, run_id: RunId::generate(now.unix_seconds()), trigger: RunTrigger::FollowUp, started_at: now, clock: Instant::now() };
+        let lease_for = self.config.lease.as_millis() as i64;
+        let taken = update_record(self.ports.integrations.as_ref(), &id, None, |record| {
+            if record.integration.health.status != HealthStatus::Down || record.sync_control.live_lease(now).is_some() {
+                return Change::Keep(false);
+            }
+            record.sync_control.lease = Some(Lease { run_id: run.run_id, expires_at: now.plus_millis(lease_for), covers: None });
+            Change::Write(true)
+        })
+        .await?;
+        if !matches!(taken, Some((_, true))) {
+            return Ok(());
+        }
+        let deactivated = self.deactivate(id, now).await;
+        // Give the lease back either way; a request made meanwhile gets its follow-up now.
+        self.release(&run, RunTrigger::FollowUp, Request::Served, |_| {}).await?;
+        deactivated
+    }
+
+    /// Deactivates the catalog of a DOWN integration; the caller holds the lease.
+    async fn deactivate(&self, id: IntegrationId, now: Timestamp) -> Result<(), SyncError> {
         let deactivated = self.ports.catalog.deactivate_all(&id, now).await?;
-        tracing::warn!(integration_id = %id, deactivated, "integration is DOWN: activities deactivated, scheduled syncs only probe");
+        if deactivated > 0 {
+            tracing::warn!(integration_id = %id, deactivated, "integration is DOWN: activities deactivated, scheduled syncs only probe");
+        }
         Ok(())
     }
 
@@ -443,16 +475,25 @@ impl SyncEngine {
     async fn fail(&self, run: &Run, message: String) -> Result<SyncResult, SyncError> {
         let message = truncate(message);
         let now = self.ports.clock.now();
-        let mut transition = HealthTransition::Unchanged;
+        // The failed probe first, keeping the lease: if the integration is DOWN after it, its
+        // catalog is deactivated while this run still excludes every other catalog writer.
+        let probed = update_record(self.ports.integrations.as_ref(), &run.id, None, |record| {
+            if record.sync_control.lease.as_ref().is_none_or(|lease| lease.run_id != run.run_id) {
+                // The lease expired and someone else took over: their run decides the state.
+                return Change::Keep(false);
+            }
+            apply_probe(record, ProbeOutcome::Failure, now);
+            Change::Write(record.integration.health.status == HealthStatus::Down)
+        })
+        .await?;
+        if matches!(probed, Some((_, true))) {
+            self.deactivate(run.id, now).await?;
+        }
         self.release(run, RunTrigger::FollowUp, Request::Served, |record| {
             record.integration.sync.status = SyncStatus::Error;
             record.integration.sync.error_message = Some(message.clone());
-            transition = apply_probe(record, ProbeOutcome::Failure, now);
         })
         .await?;
-        if transition == HealthTransition::BecameDown {
-            self.on_down(run.id, now).await?;
-        }
         tracing::warn!(integration_id = %run.id, trigger = ?run.trigger, error = %message, "sync failed");
         let report = RunReport {
             outcome: RunOutcome::Error,

@@ -3,12 +3,37 @@
 
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable};
+use serde::Deserialize;
 
 use super::db::{ACTIVITIES, PRODUCTS, RUNS, RedbStore, SLOTS, decode, encode, page_of, unavailable};
 use super::slot_writer::SlotWrite;
 use crate::adapters::stored::{StoredActivity, StoredRun, StoredSlot};
 use crate::domain::{Activity, ActivityState, IntegrationId, Slot, SyncRun, Timestamp, VariationRef};
 use crate::ports::{CatalogStore, Cursor, Page, RunStore, StoreError};
+
+/// What notify reads of a stored activity (a `StoredActivity` without its content): reading
+/// only these fields skips building the titles and prices it does not need.
+#[derive(Deserialize)]
+struct ActivityOptions<'a> {
+    #[serde(rename = "internalName", borrow)]
+    internal_name: std::borrow::Cow<'a, str>,
+    #[serde(rename = "isActive")]
+    is_active: bool,
+    #[serde(borrow)]
+    variations: Vec<OptionRef<'a>>,
+}
+
+#[derive(Deserialize)]
+struct OptionRef<'a> {
+    #[serde(borrow)]
+    external_sync: OptionSync<'a>,
+}
+
+#[derive(Deserialize)]
+struct OptionSync<'a> {
+    #[serde(borrow)]
+    external_option_id: std::borrow::Cow<'a, str>,
+}
 
 /// A slot's key after the integration id: product, option and availability id.
 type SlotKey = (String, String, String);
@@ -123,32 +148,34 @@ impl CatalogStore for RedbStore {
         product_id: &str,
         option_id: &str,
     ) -> Result<Option<VariationRef>, StoreError> {
-        let (id, product_id, option_id) = (integration.to_string(), product_id.to_owned(), option_id.to_owned());
-        self.blocking(move |db| {
+        let id = integration.to_string();
+        self.point_read(|db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let products = txn.open_table(PRODUCTS).map_err(unavailable)?;
-            let Some(name) = products.get((id.as_str(), product_id.as_str())).map_err(unavailable)? else {
+            let Some(name) = products.get((id.as_str(), product_id)).map_err(unavailable)? else {
                 return Ok(None);
             };
             let activities = txn.open_table(ACTIVITIES).map_err(unavailable)?;
             let Some(activity) = activities.get((id.as_str(), name.value())).map_err(unavailable)? else {
                 return Ok(None);
             };
-            let activity = decode_activity(activity.value())?;
+            let activity: ActivityOptions =
+                serde_json::from_slice(activity.value()).map_err(|e| StoreError::unavailable(format!("corrupt activity record: {e}")))?;
             let has_option = activity.variations.iter().any(|v| v.external_sync.external_option_id == option_id);
-            Ok(has_option.then(|| VariationRef { internal_name: activity.internal_name.clone(), activity_active: activity.is_active }))
+            Ok(has_option.then(|| VariationRef { internal_name: activity.internal_name.into_owned(), activity_active: activity.is_active }))
         })
-        .await
     }
 
     async fn put_slot(&self, integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {
+        let expires_ms = millis(expires_at);
         let write = SlotWrite {
             integration: integration.to_string(),
             product: slot.product_id.clone(),
             option: slot.option_id.clone(),
             availability: slot.availability_id.clone(),
             bytes: encode(&StoredSlot::from(slot))?,
-            expires_ms: millis(expires_at),
+            expires_ms,
+            retention_ms: expires_ms.saturating_sub(millis(slot.local_date_time_start.instant())),
             now_ms: millis(slot.updated_at),
         };
         self.slot_writer.write(write).await

@@ -1,5 +1,5 @@
 //! The redb database file behind the embedded stores: its tables, opening it, and running
-//! blocking redb work off the async executor. Every write is one ACID transaction committed
+//! blocking redb work off the async executor (point reads excepted: see `point_read`). Every write is one ACID transaction committed
 //! with immediate durability (fsync), so a crash never loses or half-writes a record.
 
 use std::path::Path;
@@ -72,6 +72,14 @@ impl RedbStore {
         let db = Arc::new(db);
         let slot_writer = Arc::new(super::slot_writer::SlotWriter::start(&db));
         Ok(Self { db, slot_writer })
+    }
+
+    /// Runs a point read (one or two keys) on the calling thread. Such a read is served from
+    /// redb's page cache in microseconds, less than handing it to the blocking pool costs (two
+    /// thread wake-ups), and it is what every webhook call does first. Scans and writes, which
+    /// take longer or wait for the disk, go through [`Self::blocking`].
+    pub(super) fn point_read<T>(&self, read: impl FnOnce(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        read(&self.db)
     }
 
     /// Runs blocking redb work off the async executor.

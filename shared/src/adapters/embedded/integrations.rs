@@ -64,12 +64,11 @@ impl IntegrationStore for RedbStore {
 
     async fn get(&self, id: &IntegrationId) -> Result<Option<IntegrationRecord>, StoreError> {
         let id = id.to_string();
-        self.blocking(move |db| {
+        self.point_read(|db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(INTEGRATIONS).map_err(unavailable)?;
             table.get(id.as_str()).map_err(unavailable)?.map(|v| decode_record(v.value())).transpose()
         })
-        .await
     }
 
     async fn find_by_partner(&self, partner_id: &PartnerId) -> Result<Option<IntegrationRecord>, StoreError> {
