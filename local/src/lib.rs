@@ -16,7 +16,8 @@ use background::Background;
 use secrecy::SecretString;
 use seyaha::adapters::embedded::{FileSecretStore, InMemoryRateLimiter, InProcessQueue, RedbStore};
 use seyaha::app::{self, Runtime};
-use seyaha::domain::PartnerId;
+use seyaha::api::auth::{TokenScope, mint_scoped_token};
+use seyaha::domain::{PartnerId, Role};
 use seyaha::ports::{Clock, Ports, StaticSigningKey, SystemClock};
 use seyaha::settings::Settings;
 use tokio::net::TcpListener;
@@ -58,6 +59,8 @@ pub struct RunningServer {
     pub jwt_secret: SecretString,
     /// The demo partner whose token seyaha-local prints; stable across restarts.
     pub demo_partner_id: PartnerId,
+    /// The issuer and audience tokens must carry (`SEYAHA_JWT_ISSUER`, `SEYAHA_JWT_AUDIENCE`).
+    pub token_scope: TokenScope,
     shutdown: oneshot::Sender<()>,
     serving: JoinHandle<io::Result<()>>,
     background: Background,
@@ -67,6 +70,11 @@ pub struct RunningServer {
 impl RunningServer {
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// A token this server accepts.
+    pub fn mint(&self, role: Role, subject: &str, valid_for: Duration) -> String {
+        mint_scoped_token(&self.jwt_secret, role, subject, valid_for, &self.token_scope)
     }
 
     /// Stops accepting connections, lets in-flight requests finish, and closes the store.
@@ -134,7 +142,7 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
     if let Err(error) = app.service().resume_pending_syncs().await {
         tracing::error!(error = %error, "could not resume pending syncs; the next request or nightly run picks them up");
     }
-    Ok(RunningServer { addr, jwt_secret, demo_partner_id, shutdown, serving, background, queue })
+    Ok(RunningServer { addr, jwt_secret, demo_partner_id, token_scope: settings.token_scope(), shutdown, serving, background, queue })
 }
 
 /// The JWT signing secret: the configured one, else the one generated into the data dir.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 use seyaha::api::PREFIX;
-use seyaha::api::auth::mint_token;
+use seyaha::api::auth::mint_scoped_token;
 use seyaha::domain::{PartnerId, Role};
 use seyaha::settings::{LogFormat, Settings};
 use seyaha_local::demo::DEMO_OCTO_KEY;
@@ -181,7 +181,7 @@ fn print_token(settings: &Settings, role: Role, sub: Option<String>, ttl_hours: 
             }
         },
     };
-    println!("{}", mint_token(&secret, role, &subject, Duration::from_secs(ttl_hours * 3600)));
+    println!("{}", mint_scoped_token(&secret, role, &subject, Duration::from_secs(ttl_hours * 3600), &settings.token_scope()));
     ExitCode::SUCCESS
 }
 
@@ -223,8 +223,8 @@ fn print_quickstart(server: &RunningServer) {
     let base = server.base_url();
     // A slot a week from now, so the catalog shows it (slots are kept 30 days after they start).
     let slot_start = (chrono::Utc::now() + chrono::Duration::days(7)).format("%Y-%m-%dT19:30:00+04:00").to_string();
-    let partner = mint_token(&server.jwt_secret, Role::Partner, &server.demo_partner_id.to_string(), PRINTED_TOKEN_TTL);
-    let admin = mint_token(&server.jwt_secret, Role::Admin, "admin", PRINTED_TOKEN_TTL);
+    let partner = server.mint(Role::Partner, &server.demo_partner_id.to_string(), PRINTED_TOKEN_TTL);
+    let admin = server.mint(Role::Admin, "admin", PRINTED_TOKEN_TTL);
     println!(
         r#"
 Seyaha partner integrations is running on {base}

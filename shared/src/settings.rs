@@ -42,6 +42,10 @@ pub struct Settings {
     pub slot_retention_days: u64,
     /// Webhook calls (sync trigger, notify) one integration may make per minute; 0: no limit.
     pub webhook_rate_per_minute: u32,
+    /// When set, JWTs must carry this `iss` (empty: not checked).
+    pub jwt_issuer: Option<String>,
+    /// When set, JWTs must carry this `aud` (empty: not checked).
+    pub jwt_audience: Option<String>,
 
     // ---- AWS (the Lambda functions; template.yaml sets these) ----
     /// The DynamoDB table.
@@ -90,6 +94,8 @@ impl Default for Settings {
             secret_cache_secs: 300,
             slot_retention_days: 30,
             webhook_rate_per_minute: 600,
+            jwt_issuer: None,
+            jwt_audience: None,
             table_name: None,
             queue_url: None,
             secret_prefix: "seyaha".into(),
@@ -187,6 +193,12 @@ impl Settings {
 
     pub fn slot_retention(&self) -> Duration {
         Duration::from_secs(self.slot_retention_days * 24 * 3600)
+    }
+
+    /// Whose tokens are accepted; an empty value (the template's default) is not checked.
+    pub fn token_scope(&self) -> crate::api::auth::TokenScope {
+        let set = |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        crate::api::auth::TokenScope { issuer: set(&self.jwt_issuer), audience: set(&self.jwt_audience) }
     }
 
     pub fn secret_cache(&self) -> Duration {

@@ -62,6 +62,33 @@ async fn jwt_matrix() {
     basic.expect_error(401);
 }
 
+/// With `SEYAHA_JWT_ISSUER` and `SEYAHA_JWT_AUDIENCE` set, a token signed with the shared
+/// secret by another system (another `iss`, or none) is refused.
+#[tokio::test]
+async fn a_configured_issuer_and_audience_are_required() {
+    let (iss, aud) = ("https://portal.seyaha.example", "partner-integrations");
+    let settings =
+        seyaha::settings::Settings { jwt_issuer: Some(iss.into()), jwt_audience: Some(aud.into()), ..seyaha_tests::test_settings() };
+    let app = TestApp::spawn_with(settings).await;
+    let partner = new_partner();
+    let token = |extra: Value| {
+        let mut claims = json!({"sub": partner, "role": "partner", "exp": now() + 600});
+        claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        Some(signed(claims, Algorithm::HS256, JWT_SECRET))
+    };
+    let cases = [
+        ("issuer and audience", token(json!({"iss": iss, "aud": aud})), 404),
+        ("neither", token(json!({})), 401),
+        ("another issuer", token(json!({"iss": "https://elsewhere.example", "aud": aud})), 401),
+        ("another audience", token(json!({"iss": iss, "aud": "billing"})), 401),
+        ("no audience", token(json!({"iss": iss})), 401),
+    ];
+    for (name, token, expected) in cases {
+        let reply = app.call("GET", "/me", token.as_deref(), None).await;
+        assert_eq!(reply.status, expected, "{name}: {}", reply.text);
+    }
+}
+
 #[tokio::test]
 async fn bodies_must_be_json_objects_of_known_fields() {
     let app = TestApp::spawn().await;

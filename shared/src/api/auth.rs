@@ -39,8 +39,16 @@ struct Claims {
     underscore_id: Option<Value>,
 }
 
+/// Who must have issued a token and for whom (`SEYAHA_JWT_ISSUER`, `SEYAHA_JWT_AUDIENCE`).
+/// Unset: not checked, so a token from any system holding the shared secret is accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenScope {
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
 /// Verifies tokens with one shared HS256 secret. Every other algorithm, `none` included,
-/// is refused, and `exp` is required.
+/// is refused, and `exp` is required; so are `iss` and `aud` when the scope names them.
 pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
@@ -48,9 +56,25 @@ pub struct JwtVerifier {
 
 impl JwtVerifier {
     pub fn new(secret: &SecretString) -> Self {
+        Self::scoped(secret, &TokenScope::default())
+    }
+
+    pub fn scoped(secret: &SecretString, scope: &TokenScope) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = EXP_LEEWAY_SECONDS;
-        validation.validate_aud = false;
+        let mut required = vec!["exp"];
+        if let Some(issuer) = &scope.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        match &scope.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
         Self { key: DecodingKey::from_secret(secret.expose_secret().as_bytes()), validation }
     }
 
@@ -90,15 +114,16 @@ impl JwtVerifier {
 pub struct JwtSource {
     verifier: tokio::sync::OnceCell<JwtVerifier>,
     key: Arc<dyn SigningKeySource>,
+    scope: TokenScope,
 }
 
 impl JwtSource {
-    pub fn new(key: Arc<dyn SigningKeySource>) -> Self {
-        Self { verifier: tokio::sync::OnceCell::new(), key }
+    pub fn new(key: Arc<dyn SigningKeySource>, scope: TokenScope) -> Self {
+        Self { verifier: tokio::sync::OnceCell::new(), key, scope }
     }
 
     pub async fn verifier(&self) -> Result<&JwtVerifier, SecretStoreError> {
-        self.verifier.get_or_try_init(|| async { self.key.jwt_secret().await.map(|secret| JwtVerifier::new(&secret)) }).await
+        self.verifier.get_or_try_init(|| async { self.key.jwt_secret().await.map(|secret| JwtVerifier::scoped(&secret, &self.scope)) }).await
     }
 }
 
@@ -108,12 +133,28 @@ struct MintedClaims<'a> {
     role: Role,
     iat: u64,
     exp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
 }
 
 /// Signs a token, as the Seyaha portal would; used by `seyaha-local token` and by tests.
 pub fn mint_token(secret: &SecretString, role: Role, subject: &str, valid_for: Duration) -> String {
+    mint_scoped_token(secret, role, subject, valid_for, &TokenScope::default())
+}
+
+/// Signs a token carrying the scope's issuer and audience (what a verifier with that scope wants).
+pub fn mint_scoped_token(secret: &SecretString, role: Role, subject: &str, valid_for: Duration, scope: &TokenScope) -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let claims = MintedClaims { sub: subject, role, iat: now, exp: now + valid_for.as_secs() };
+    let claims = MintedClaims {
+        sub: subject,
+        role,
+        iat: now,
+        exp: now + valid_for.as_secs(),
+        iss: scope.issuer.as_deref(),
+        aud: scope.audience.as_deref(),
+    };
     encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.expose_secret().as_bytes()))
         .expect("HS256 signing with a byte secret cannot fail")
 }
@@ -157,6 +198,34 @@ mod tests {
         assert!(matches!(verifier.verify(&by_underscore), Ok(Principal::Partner(_))));
         assert_eq!(verifier.verify(&none), Err(AuthError::NoPartnerId));
         assert_eq!(verifier.verify(&bad), Err(AuthError::NoPartnerId));
+    }
+
+    #[test]
+    fn a_scope_requires_its_issuer_and_audience() {
+        let scope = TokenScope { issuer: Some("https://portal.seyaha.example".into()), audience: Some("partner-integrations".into()) };
+        let verifier = JwtVerifier::scoped(&secret(), &scope);
+        let exp = in_an_hour();
+        let claims = |extra: serde_json::Value| {
+            let mut claims = serde_json::json!({"role": "admin", "exp": exp});
+            claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            sign(claims, Algorithm::HS256)
+        };
+        let (iss, aud) = ("https://portal.seyaha.example", "partner-integrations");
+        assert_eq!(verifier.verify(&claims(serde_json::json!({"iss": iss, "aud": aud}))), Ok(Principal::Admin));
+        assert_eq!(verifier.verify(&claims(serde_json::json!({"iss": iss, "aud": [aud, "other"]}))), Ok(Principal::Admin));
+        for refused in [
+            serde_json::json!({}),
+            serde_json::json!({"iss": iss}),
+            serde_json::json!({"aud": aud}),
+            serde_json::json!({"iss": "https://elsewhere.example", "aud": aud}),
+            serde_json::json!({"iss": iss, "aud": "another-service"}),
+        ] {
+            assert_eq!(verifier.verify(&claims(refused.clone())), Err(AuthError::Invalid), "{refused}");
+        }
+        // Minted with the scope, a token verifies; without a scope, iss and aud are not checked.
+        let minted = mint_scoped_token(&secret(), Role::Admin, "ops", Duration::from_secs(60), &scope);
+        assert_eq!(verifier.verify(&minted), Ok(Principal::Admin));
+        assert_eq!(JwtVerifier::new(&secret()).verify(&claims(serde_json::json!({"iss": "anyone", "aud": "anything"}))), Ok(Principal::Admin));
     }
 
     #[test]

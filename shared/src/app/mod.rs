@@ -43,7 +43,7 @@ pub fn build(ports: Ports, settings: &Settings, runtime: Runtime) -> App {
         Ports { secrets: Arc::new(CachedSecretStore::new(ports.secrets, Arc::clone(&ports.clock), settings.secret_cache())), ..ports };
     let octo = OctoClient::new(policy, settings.octo());
     let engine = Arc::new(SyncEngine::new(ports.clone(), octo.clone(), settings.sync()));
-    let jwt = Arc::new(JwtSource::new(Arc::clone(&ports.signing_key)));
+    let jwt = Arc::new(JwtSource::new(Arc::clone(&ports.signing_key), settings.token_scope()));
     let limits = ServiceLimits { slot_retention: settings.slot_retention(), webhook_rate_per_minute: settings.webhook_rate_per_minute };
     let service = Arc::new(IntegrationService::new(ports, engine, octo, policy, limits));
     // A queued job starts only while a partner call at its timeout, and some writing, still fit.

@@ -85,7 +85,23 @@ impl WebhookSecretDigest {
     }
 
     pub fn matches(&self, presented: &WebhookSecretDigest) -> bool {
+        #[cfg(test)]
+        tests::COMPARISONS.with(|count| count.set(count.get() + 1));
         self.0.ct_eq(&presented.0).into()
+    }
+
+    /// What the secret of an integration that does not exist is compared with. No secret
+    /// hashes to all zeros, and the result is refused anyway.
+    const UNKNOWN: WebhookSecretDigest = WebhookSecretDigest([0; 32]);
+
+    /// Whether `presented` is the webhook secret whose digest is `stored` (`None`: no such
+    /// integration). Both cases hash the presented secret and make the same constant-time
+    /// comparison, so the response time does not reveal which integration ids exist.
+    pub fn verify(stored: Option<&WebhookSecretDigest>, presented: Option<&str>) -> bool {
+        let presented = presented.unwrap_or_default();
+        let matched = stored.unwrap_or(&Self::UNKNOWN).matches(&Self::of(presented));
+        // Non-short-circuit `&`: every case does the same work.
+        matched & stored.is_some() & !presented.is_empty()
     }
 }
 
@@ -110,7 +126,35 @@ impl WebhookSecretDigest {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use super::*;
+
+    thread_local! {
+        /// Digest comparisons made on this thread (tests run one per thread).
+        pub(super) static COMPARISONS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    fn comparisons_during(check: impl FnOnce() -> bool) -> (bool, usize) {
+        let before = COMPARISONS.with(Cell::get);
+        let result = check();
+        (result, COMPARISONS.with(Cell::get) - before)
+    }
+
+    #[test]
+    fn an_unknown_integration_costs_the_same_comparison_as_a_wrong_secret() {
+        let secret = WebhookSecret::generate();
+        let stored = secret.digest();
+        let wrong = WebhookSecret::generate();
+        assert_eq!(comparisons_during(|| WebhookSecretDigest::verify(Some(&stored), Some(wrong.expose()))), (false, 1));
+        assert_eq!(comparisons_during(|| WebhookSecretDigest::verify(None, Some(wrong.expose()))), (false, 1));
+        assert_eq!(comparisons_during(|| WebhookSecretDigest::verify(None, None)), (false, 1));
+        assert_eq!(comparisons_during(|| WebhookSecretDigest::verify(Some(&stored), None)), (false, 1));
+        assert_eq!(comparisons_during(|| WebhookSecretDigest::verify(Some(&stored), Some(secret.expose()))), (true, 1));
+        // Not even the digest of nothing matches the stand-in of an unknown integration.
+        assert!(!WebhookSecretDigest::verify(None, Some("")));
+        assert!(!WebhookSecretDigest::UNKNOWN.matches(&WebhookSecretDigest::of("")));
+    }
 
     #[test]
     fn webhook_secrets_are_64_lowercase_hex_and_unique() {
