@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use croner::Cron;
 use seyaha::adapters::embedded::{InProcessQueue, QueueReceiver};
 use seyaha::domain::{IntegrationId, Timestamp};
+use seyaha::logging::Untrusted;
 use seyaha::ports::{Clock, SyncQueue};
 use seyaha::service::IntegrationService;
 use tokio::sync::{Semaphore, watch};
@@ -85,7 +86,7 @@ async fn run_worker(
             match seyaha::app::jobs::run_job(&service, &job).await {
                 Ok(result) => {
                     failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-                    tracing::debug!(integration_id = %id, trigger = ?job.trigger, ?result, "job done");
+                    tracing::debug!(integration_id = %id, trigger = ?job.trigger, result = %Untrusted(&format!("{result:?}")), "job done");
                 }
                 Err(error) => {
                     let attempt = {

@@ -150,9 +150,23 @@ fn init_tracing(format: LogFormat) {
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     match format {
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder.fmt_fields(escaped_fields()).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+}
+
+/// Text log fields with their control characters escaped. Outside text is also wrapped in
+/// `Untrusted` where it is logged (escaped and cut); this keeps any value that was not from
+/// starting a log line of its own. (JSON output escapes by itself.)
+fn escaped_fields() -> impl for<'writer> tracing_subscriber::fmt::FormatFields<'writer> + 'static {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        if field.name() != "message" {
+            write!(writer, "{}=", field.name())?;
+        }
+        seyaha::logging::write_escaped(writer, &format!("{value:?}"), usize::MAX)
+    })
+    .delimited(" ")
 }
 
 fn print_token(settings: &Settings, role: Role, sub: Option<String>, ttl_hours: u64) -> ExitCode {

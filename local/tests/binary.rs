@@ -269,3 +269,43 @@ async fn a_sync_killed_midway_is_finished_after_a_restart_without_a_new_trigger(
     signal(&second_child, "TERM");
     assert!(wait_exit(&mut second_child).success());
 }
+
+/// Partner strings reach log lines (here: the product and option ids of a notify for an
+/// unknown product). A newline in one must not forge a line of its own, and a long one is
+/// cut to a bounded prefix.
+#[tokio::test]
+async fn partner_strings_cannot_forge_or_flood_log_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path());
+    let api = format!("{}/api/v1/partner-integrations", running.base);
+    let body = json!({"base_url": format!("{}/demo/octo", running.base), "auth_type": "bearer", "auth_key": "demo-octo-key", "handles_ticket_delivery": false});
+    let (status, created, text) = call(reqwest::Method::POST, api.clone(), &running.partner_token, Some(body)).await;
+    assert_eq!(status, 201, "{text}");
+    let id = created["data"]["_id"].as_str().unwrap().to_owned();
+    let secret = created["data"]["webhook_secret"].as_str().unwrap().to_owned();
+    let (status, _, _) =
+        call(reqwest::Method::PATCH, format!("{api}/admin/{id}"), &running.admin_token, Some(json!({"isApproved": true}))).await;
+    assert_eq!(status, 200);
+
+    let forged = "2026-01-01T00:00:00.000000Z ERROR seyaha: forged";
+    let long = "A".repeat(256);
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    for (product, option) in [(format!("nope\n{forged}"), format!("opt\r\n{forged}\u{1b}[31m")), (long.clone(), long.clone())] {
+        let notify = json!({"productId": product, "optionId": option, "availabilityId": "slot-1",
+                            "localDateTimeStart": "2030-07-15T10:00:00+04:00", "status": "AVAILABLE", "vacancies": 1, "capacity": 1});
+        let response =
+            client.post(format!("{api}/{id}/availability/notify")).header("x-webhook-secret", &secret).json(&notify).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+
+    let mut child = running.child;
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child).success());
+    let logs = stderr_of(child);
+    assert!(logs.contains("notify for an unknown product"), "the notifies were logged: {logs}");
+    for line in logs.lines() {
+        assert!(!line.contains("ERROR seyaha: forged") || line.contains("fallback sync"), "a forged line: {line:?}");
+        assert!(!line.contains('\u{1b}'), "an escape sequence reached the log: {line:?}");
+        assert!(!line.contains(&"A".repeat(201)), "more than 200 characters of a partner string: {line:?}");
+    }
+}

@@ -11,6 +11,7 @@ pub mod app;
 pub mod domain;
 #[cfg(feature = "aws")]
 pub mod lambda;
+pub mod logging;
 pub mod net;
 pub mod octo;
 pub mod ports;

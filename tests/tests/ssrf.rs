@@ -112,3 +112,45 @@ async fn names_resolving_to_refused_addresses_are_refused_at_registration_and_on
     assert_eq!(data["ok"], false);
     assert_eq!(data["message"], "Refused to call base_url: it must not point at a loopback, private, link-local or reserved address");
 }
+
+/// A partner's host that redirects to another host must not hand that host the partner's
+/// credential: the `Authorization` header is dropped on a cross-host redirect (security
+/// review, finding 7).
+#[tokio::test]
+async fn a_redirect_to_another_host_does_not_carry_the_credential() {
+    use std::sync::{Arc, Mutex};
+    // The second host records what it was sent, and serves a catalog.
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let recorded = Arc::clone(&seen);
+    let catalog = seyaha_tests::fake_octo::sample_catalog(2);
+    let other = axum::Router::new().route(
+        "/octo/products",
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let (recorded, catalog) = (Arc::clone(&recorded), catalog.clone());
+            async move {
+                let authorization = headers.get("authorization").map(|v| v.to_str().unwrap_or_default().to_owned());
+                recorded.lock().unwrap().push(authorization);
+                axum::Json(catalog)
+            }
+        }),
+    );
+    // 127.0.0.2 is loopback too, but another host to the HTTP client.
+    let other_listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let other_addr = other_listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(other_listener, other).await });
+    let redirecting = axum::Router::new().route(
+        "/octo/products",
+        axum::routing::get(
+            move || async move { (axum::http::StatusCode::FOUND, [("location", format!("http://{other_addr}/octo/products"))]) },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, redirecting).await });
+
+    let app = TestApp::spawn().await;
+    let integration = app.approved(&format!("http://{addr}/octo"), FAKE_KEY).await;
+    app.trigger(&integration).await.expect_success(200);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen, vec![None], "the other host was called once, without the credential");
+}

@@ -12,6 +12,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use seyaha::adapters::stored::JobMessage;
 use seyaha::app::App;
 use seyaha::app::jobs::BatchOutcome;
+use seyaha::logging::Untrusted;
 
 async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
     let ends_at = invocation_end(event.context.deadline);
@@ -32,7 +33,7 @@ async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRespo
     for ((id, job), outcome) in ids.into_iter().zip(&jobs).zip(outcomes) {
         match outcome {
             BatchOutcome::Ran(result) => {
-                tracing::info!(message_id = %id, integration_id = %job.integration_id, trigger = ?job.trigger, ?result, "job done")
+                tracing::info!(message_id = %id, integration_id = %job.integration_id, trigger = ?job.trigger, result = %Untrusted(&format!("{result:?}")), "job done")
             }
             BatchOutcome::Failed(error) => {
                 tracing::error!(message_id = %id, integration_id = %job.integration_id, error = %error, "job failed; SQS will retry it");

@@ -123,7 +123,9 @@ impl JwtSource {
     }
 
     pub async fn verifier(&self) -> Result<&JwtVerifier, SecretStoreError> {
-        self.verifier.get_or_try_init(|| async { self.key.jwt_secret().await.map(|secret| JwtVerifier::scoped(&secret, &self.scope)) }).await
+        self.verifier
+            .get_or_try_init(|| async { self.key.jwt_secret().await.map(|secret| JwtVerifier::scoped(&secret, &self.scope)) })
+            .await
     }
 }
 
@@ -225,7 +227,10 @@ mod tests {
         // Minted with the scope, a token verifies; without a scope, iss and aud are not checked.
         let minted = mint_scoped_token(&secret(), Role::Admin, "ops", Duration::from_secs(60), &scope);
         assert_eq!(verifier.verify(&minted), Ok(Principal::Admin));
-        assert_eq!(JwtVerifier::new(&secret()).verify(&claims(serde_json::json!({"iss": "anyone", "aud": "anything"}))), Ok(Principal::Admin));
+        assert_eq!(
+            JwtVerifier::new(&secret()).verify(&claims(serde_json::json!({"iss": "anyone", "aud": "anything"}))),
+            Ok(Principal::Admin)
+        );
     }
 
     #[test]

@@ -79,7 +79,8 @@ pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
 }
 
 fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
-    tracing::error!(panic = %crate::app::panic_message(panic.as_ref()), "a request handler panicked");
+    let message = crate::app::panic_message(panic.as_ref());
+    tracing::error!(panic = %crate::logging::Untrusted(&message), "a request handler panicked");
     axum::response::IntoResponse::into_response(ApiError::internal())
 }
 

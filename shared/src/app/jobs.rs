@@ -61,7 +61,8 @@ pub async fn run_batch(service: &IntegrationService, jobs: &[SyncJob], ends_at: 
 async fn isolated(work: impl Future<Output = Result<SyncResult, SyncError>>) -> Result<SyncResult, JobFailure> {
     match AssertUnwindSafe(work).catch_unwind().await {
         Ok(result) => Ok(result?),
-        Err(panic) => Err(JobFailure::Panicked(panic_message(panic.as_ref()))),
+        // A panic message may quote outside text; it ends up in log lines.
+        Err(panic) => Err(JobFailure::Panicked(crate::logging::Untrusted(&panic_message(panic.as_ref())).to_string())),
     }
 }
 

@@ -6,6 +6,7 @@
 
 use super::{AuthenticatedWebhook, IntegrationService, ServiceError};
 use crate::domain::{AvailabilityUpdate, RunTrigger, Slot};
+use crate::logging::Untrusted;
 
 impl IntegrationService {
     /// Returns whether the slot was updated (`false`: a fallback sync was requested).
@@ -29,7 +30,7 @@ impl IntegrationService {
             return Ok(true);
         }
         let queued = self.engine.request_sync(id, RunTrigger::Fallback, Some(record)).await?;
-        tracing::info!(integration_id = %id, product_id = %update.product_id, option_id = %update.option_id, queued, "notify for an unknown product: fallback sync");
+        tracing::info!(integration_id = %id, product_id = %Untrusted(&update.product_id), option_id = %Untrusted(&update.option_id), queued, "notify for an unknown product: fallback sync");
         Ok(false)
     }
 }

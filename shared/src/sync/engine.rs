@@ -21,6 +21,7 @@ use crate::domain::{
     ContentHash, HealthStatus, HealthTransition, IntegrationId, IntegrationRecord, Lease, MAX_REPORTED_REJECTIONS, RUN_RETENTION_DAYS,
     Rejection, RunId, RunOutcome, RunTrigger, SyncCounts, SyncRun, SyncStatus, Timestamp,
 };
+use crate::logging::Untrusted;
 use crate::octo::{OctoClient, OctoCredentials};
 use crate::ports::{Cursor, IntegrationStore, Ports, QueueError, SecretStoreError, StoreError, SyncJob};
 use crate::records::{Change, update_record};
@@ -494,7 +495,8 @@ impl SyncEngine {
             record.integration.sync.error_message = Some(message.clone());
         })
         .await?;
-        tracing::warn!(integration_id = %run.id, trigger = ?run.trigger, error = %message, "sync failed");
+        // The message names what the partner sent (a status, a hostname): outside text.
+        tracing::warn!(integration_id = %run.id, trigger = ?run.trigger, error = %Untrusted(&message), "sync failed");
         let report = RunReport {
             outcome: RunOutcome::Error,
             counts: SyncCounts::default(),
