@@ -4,6 +4,7 @@
 pub mod background;
 pub mod demo;
 pub mod octo_samples;
+pub mod server;
 
 use std::io;
 use std::net::SocketAddr;
@@ -61,6 +62,7 @@ pub struct RunningServer {
     pub demo_partner_id: PartnerId,
     /// The issuer and audience tokens must carry (`SEYAHA_JWT_ISSUER`, `SEYAHA_JWT_AUDIENCE`).
     pub token_scope: TokenScope,
+    connections: server::Connections,
     shutdown: oneshot::Sender<()>,
     serving: JoinHandle<io::Result<()>>,
     background: Background,
@@ -70,6 +72,11 @@ pub struct RunningServer {
 impl RunningServer {
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Connections being served now (at most `SEYAHA_MAX_CONNECTIONS`).
+    pub fn open_connections(&self) -> usize {
+        self.connections.open()
     }
 
     /// A token this server accepts.
@@ -128,21 +135,29 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
     let listener = TcpListener::bind(config.bind).await.map_err(|source| StartError::Bind { addr: config.bind, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
     let (shutdown, shutdown_requested) = oneshot::channel::<()>();
-    let serving = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                // Either a stop request or the handle being dropped ends the server.
-                shutdown_requested.await.ok();
-            })
-            .await
-    });
+    let connections = server::Connections::new(settings.max_connections);
+    let header_read_timeout = Duration::from_secs(settings.header_read_timeout_secs);
+    let serving = tokio::spawn(server::serve(listener, router, connections.clone(), header_read_timeout, async move {
+        // Either a stop request or the handle being dropped ends the server.
+        shutdown_requested.await.ok();
+    }));
     tracing::info!(%addr, data_dir = %data_dir.display(), allow_private_endpoints = settings.allow_private_endpoints_or(true), "seyaha-local listening");
     let background = Background::start(Arc::clone(app.service()), queue.clone(), queue_receiver, nightly, config.clock);
     // Work a crash cut off (its request is still set) finishes without a new trigger.
     if let Err(error) = app.service().resume_pending_syncs().await {
         tracing::error!(error = %error, "could not resume pending syncs; the next request or nightly run picks them up");
     }
-    Ok(RunningServer { addr, jwt_secret, demo_partner_id, token_scope: settings.token_scope(), shutdown, serving, background, queue })
+    Ok(RunningServer {
+        addr,
+        jwt_secret,
+        demo_partner_id,
+        token_scope: settings.token_scope(),
+        connections,
+        shutdown,
+        serving,
+        background,
+        queue,
+    })
 }
 
 /// The JWT signing secret: the configured one, else the one generated into the data dir.

@@ -68,6 +68,11 @@ pub struct Settings {
     pub nightly_cron: String,
     /// Log format on stderr: `text` or `json` (Lambda always logs JSON).
     pub log_format: LogFormat,
+    /// A client must send a whole request head within this many seconds, and a keep-alive
+    /// connection idle this long is closed.
+    pub header_read_timeout_secs: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -104,6 +109,8 @@ impl Default for Settings {
             jwt_secret: None,
             nightly_cron: "0 3 * * *".into(),
             log_format: LogFormat::Text,
+            header_read_timeout_secs: 10,
+            max_connections: 1024,
         }
     }
 }
@@ -150,6 +157,12 @@ impl Settings {
         let invalid = |field: &str, reason: &str| Err(SettingsError::Invalid { name: variable(field), reason: reason.into() });
         if self.octo_connect_timeout_secs == 0 {
             return invalid("octo_connect_timeout_secs", "must be at least 1");
+        }
+        if self.header_read_timeout_secs == 0 {
+            return invalid("header_read_timeout_secs", "must be at least 1");
+        }
+        if self.max_connections == 0 {
+            return invalid("max_connections", "must be at least 1");
         }
         if self.octo_timeout_secs == 0 {
             return invalid("octo_timeout_secs", "must be at least 1");

@@ -136,6 +136,11 @@ impl TestApp {
         seyaha::adapters::embedded::RedbStore::open(&self.data_dir.path().join("seyaha.redb")).expect("the store opens")
     }
 
+    /// Connections the server is serving now.
+    pub fn open_connections(&self) -> usize {
+        self.server.as_ref().expect("running").open_connections()
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.server.as_ref().expect("running").addr
     }
