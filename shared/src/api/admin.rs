@@ -8,19 +8,38 @@ use serde_json::json;
 use super::envelope::{Pagination, ok, paginated, success};
 use super::extract::{AdminAuth, IntegrationPath, JsonBody};
 use super::integrations::created_response;
+#[allow(unused_imports)] // named by the OpenAPI annotations
+use super::openapi::{AdminCreateBody, AdminPatchBody, CreatedIntegration, Deleted, ErrorResponses, Paginated, QueuedAll, Success};
 use super::{ApiError, AppState, body};
 use crate::domain::{HealthStatus, Role};
+#[allow(unused_imports)]
+use crate::domain::{Integration, IntegrationId};
 use crate::ports::IntegrationFilter;
 
 const DEFAULT_PAGE_SIZE: u32 = 20;
 const MAX_PAGE_SIZE: u32 = 100;
 
+#[utoipa::path(
+    post, path = "/api/v1/partner-integrations/admin/create", tag = "admin", security(("admin_jwt" = [])),
+    request_body = AdminCreateBody,
+    responses((status = 201, description = "Created and approved; the webhook secret is in this answer only.", body = Success<CreatedIntegration>), ErrorResponses)
+)]
 pub async fn create(State(state): State<AppState>, _admin: AdminAuth, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     let (partner_id, new) = body::admin_new_integration(&body)?;
     let created = state.service.create(partner_id, new, Role::Admin).await?;
     Ok(created_response(created))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/partner-integrations/admin", tag = "admin", security(("admin_jwt" = [])),
+    params(
+        ("page" = Option<u32>, Query, minimum = 1, description = "From 1 (default 1)."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)."),
+        ("isApproved" = Option<bool>, Query, description = "Only approved, or only not approved ones."),
+        ("health" = Option<HealthStatus>, Query, description = "Only integrations in this health state."),
+    ),
+    responses((status = 200, description = "A page of integrations, newest first.", body = Paginated<Integration>), ErrorResponses)
+)]
 pub async fn list(State(state): State<AppState>, _admin: AdminAuth, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     let (filter, page) = list_query(query.as_deref().unwrap_or_default())?;
     let result = state.service.admin_list(filter, page.page, page.limit).await?;
@@ -64,10 +83,21 @@ fn list_query(query: &str) -> Result<(IntegrationFilter, PageRequest), ApiError>
     if errors.is_empty() { Ok((filter, page)) } else { Err(ApiError::validation(errors)) }
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/partner-integrations/admin/{id}", tag = "admin", security(("admin_jwt" = [])),
+    params(("id" = IntegrationId, Path, description = "The integration's id.")),
+    responses((status = 200, description = "The integration.", body = Success<Integration>), ErrorResponses)
+)]
 pub async fn get(State(state): State<AppState>, _admin: AdminAuth, IntegrationPath(id): IntegrationPath) -> Result<Response, ApiError> {
     Ok(ok(state.service.admin_get(id).await?))
 }
 
+#[utoipa::path(
+    patch, path = "/api/v1/partner-integrations/admin/{id}", tag = "admin", security(("admin_jwt" = [])),
+    params(("id" = IntegrationId, Path, description = "The integration's id.")),
+    request_body = AdminPatchBody,
+    responses((status = 200, description = "The updated integration.", body = Success<Integration>), ErrorResponses)
+)]
 pub async fn update(
     State(state): State<AppState>,
     _admin: AdminAuth,
@@ -78,12 +108,21 @@ pub async fn update(
     Ok(ok(state.service.admin_update(id, patch).await?))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/partner-integrations/admin/{id}", tag = "admin", security(("admin_jwt" = [])),
+    params(("id" = IntegrationId, Path, description = "The integration's id.")),
+    responses((status = 200, description = "Deleted with its catalog and credential.", body = Success<Deleted>), ErrorResponses)
+)]
 pub async fn delete(State(state): State<AppState>, _admin: AdminAuth, IntegrationPath(id): IntegrationPath) -> Result<Response, ApiError> {
     state.service.admin_delete(id).await?;
     Ok(ok(json!({ "deleted": true })))
 }
 
 /// Queues a sync of every approved, active integration (DOWN ones are probed).
+#[utoipa::path(
+    post, path = "/api/v1/partner-integrations/admin/sync-all", tag = "admin", security(("admin_jwt" = [])),
+    responses((status = 202, description = "A sync was requested for every approved, active integration.", body = Success<QueuedAll>), ErrorResponses)
+)]
 pub async fn sync_all(State(state): State<AppState>, _admin: AdminAuth) -> Result<Response, ApiError> {
     let queued = state.service.sync_all().await?;
     Ok(success(StatusCode::ACCEPTED, json!({ "queued": queued })))

@@ -14,7 +14,7 @@ pub fn ok<T: Serialize>(data: T) -> Response {
     success(StatusCode::OK, data)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Pagination {
     pub page: u32,
     #[serde(rename = "pageSize")]

@@ -7,8 +7,14 @@ use serde_json::json;
 
 use super::envelope::{ok, success};
 use super::extract::{JsonBody, PartnerAuth};
+#[allow(unused_imports)] // named by the OpenAPI annotations
+use super::openapi::{CreateIntegrationBody, CreatedIntegration, Deleted, ErrorResponses, Success, UpdateIntegrationBody};
 use super::{ApiError, AppState, body};
+#[allow(unused_imports)]
+use crate::domain::Integration;
 use crate::domain::Role;
+#[allow(unused_imports)]
+use crate::service::ConnectionTest;
 use crate::service::Created;
 
 /// The create response: the integration plus the webhook secret, shown this once.
@@ -18,6 +24,11 @@ pub(super) fn created_response(created: Created) -> Response {
     success(StatusCode::CREATED, data)
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/partner-integrations", tag = "partner", security(("partner_jwt" = [])),
+    request_body = CreateIntegrationBody,
+    responses((status = 201, description = "Created; the webhook secret is in this answer only.", body = Success<CreatedIntegration>), ErrorResponses)
+)]
 pub async fn create(
     State(state): State<AppState>,
     PartnerAuth(partner_id): PartnerAuth,
@@ -28,10 +39,19 @@ pub async fn create(
     Ok(created_response(created))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/partner-integrations/me", tag = "partner", security(("partner_jwt" = [])),
+    responses((status = 200, description = "The partner's integration.", body = Success<Integration>), ErrorResponses)
+)]
 pub async fn get_mine(State(state): State<AppState>, PartnerAuth(partner_id): PartnerAuth) -> Result<Response, ApiError> {
     Ok(ok(state.service.get_mine(partner_id).await?))
 }
 
+#[utoipa::path(
+    patch, path = "/api/v1/partner-integrations/me", tag = "partner", security(("partner_jwt" = [])),
+    request_body = UpdateIntegrationBody,
+    responses((status = 200, description = "The updated integration.", body = Success<Integration>), ErrorResponses)
+)]
 pub async fn update_mine(
     State(state): State<AppState>,
     PartnerAuth(partner_id): PartnerAuth,
@@ -41,11 +61,19 @@ pub async fn update_mine(
     Ok(ok(state.service.update_mine(partner_id, patch).await?))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/partner-integrations/me", tag = "partner", security(("partner_jwt" = [])),
+    responses((status = 200, description = "Deleted with its catalog and credential.", body = Success<Deleted>), ErrorResponses)
+)]
 pub async fn delete_mine(State(state): State<AppState>, PartnerAuth(partner_id): PartnerAuth) -> Result<Response, ApiError> {
     state.service.delete_mine(partner_id).await?;
     Ok(ok(json!({ "deleted": true })))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/partner-integrations/me/test-connection", tag = "partner", security(("partner_jwt" = [])),
+    responses((status = 200, description = "The diagnosis; a partner-side problem is `ok: false`.", body = Success<ConnectionTest>), ErrorResponses)
+)]
 pub async fn test_connection(State(state): State<AppState>, PartnerAuth(partner_id): PartnerAuth) -> Result<Response, ApiError> {
     Ok(ok(state.service.test_connection(partner_id).await?))
 }

@@ -9,6 +9,7 @@ mod error;
 mod extract;
 mod integrations;
 mod notify;
+pub mod openapi;
 mod status;
 mod webhooks;
 
@@ -19,6 +20,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode, Uri};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 pub use extract::MAX_BODY_BYTES;
@@ -35,40 +38,48 @@ pub struct AppState {
     pub jwt: Arc<JwtSource>,
 }
 
-fn path(suffix: &str) -> String {
-    format!("{PREFIX}{suffix}")
-}
-
-/// The `register` function: the partner and admin API.
-pub fn registration_routes() -> Router<AppState> {
-    use axum::routing::{get, post};
-    Router::new()
-        .route(PREFIX, post(integrations::create))
-        .route(&path("/me"), get(integrations::get_mine).patch(integrations::update_mine).delete(integrations::delete_mine))
-        .route(&path("/me/test-connection"), post(integrations::test_connection))
-        .route(&path("/{id}/sync-log"), get(status::sync_log))
-        .route(&path("/{id}/health"), get(status::health))
-        .route(&path("/{id}/catalog"), get(status::catalog))
-        .route(&path("/admin"), get(admin::list))
-        .route(&path("/admin/create"), post(admin::create))
-        .route(&path("/admin/sync-all"), post(admin::sync_all))
-        .route(&path("/admin/{id}"), get(admin::get).patch(admin::update).delete(admin::delete))
+/// The `register` function: the partner and admin API, and the OpenAPI document. Routes are
+/// registered from their handlers' `#[utoipa::path]` (path and method included), so each one
+/// is in the document.
+pub fn registration_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(integrations::create))
+        .routes(routes!(integrations::get_mine, integrations::update_mine, integrations::delete_mine))
+        .routes(routes!(integrations::test_connection))
+        .routes(routes!(status::sync_log))
+        .routes(routes!(status::health))
+        .routes(routes!(status::catalog))
+        .routes(routes!(admin::list))
+        .routes(routes!(admin::create))
+        .routes(routes!(admin::sync_all))
+        .routes(routes!(admin::get, admin::update, admin::delete))
+        .routes(routes!(openapi::serve_document))
 }
 
 /// The `sync-trigger` function.
-pub fn sync_trigger_routes() -> Router<AppState> {
-    Router::new().route(&path("/{id}/sync/trigger"), axum::routing::post(webhooks::sync_trigger))
+pub fn sync_trigger_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(webhooks::sync_trigger))
 }
 
 /// The `availability-notify` function.
-pub fn availability_notify_routes() -> Router<AppState> {
-    Router::new().route(&path("/{id}/availability/notify"), axum::routing::post(webhooks::availability_notify))
+pub fn availability_notify_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(webhooks::availability_notify))
+}
+
+/// The OpenAPI document of every route of every function.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let mut document = openapi::base_document();
+    for routes in [registration_routes(), sync_trigger_routes(), availability_notify_routes()] {
+        document.merge(routes.into_openapi());
+    }
+    document
 }
 
 /// Wraps a function's routes with what every deployment needs: the body limit, request
 /// tracing, enveloped 404/405 answers, and a panic in a handler answered as an enveloped 500
 /// for that request alone.
-pub fn finish(routes: Router<AppState>, state: AppState) -> Router {
+pub fn finish(routes: OpenApiRouter<AppState>, state: AppState) -> Router {
+    let (routes, _document) = routes.split_for_parts();
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

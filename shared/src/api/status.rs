@@ -8,14 +8,34 @@ use serde::Serialize;
 
 use super::envelope::ok;
 use super::extract::IntegrationPath;
+#[allow(unused_imports)] // named by the OpenAPI annotations
+use super::openapi::{ErrorResponses, Success};
 use super::{ApiError, AppState};
 use crate::domain::{Activity, Principal, Slot};
+#[allow(unused_imports)]
+use crate::domain::{Health, IntegrationId};
 use crate::ports::{Cursor, Page};
+#[allow(unused_imports)]
+use crate::service::SyncLog;
 use crate::service::{CatalogKind, CatalogQuery, CatalogView};
+
+/// The catalog's `kind` parameter.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum CatalogKindParam {
+    Activities,
+    Slots,
+}
 
 const DEFAULT_CATALOG_LIMIT: usize = 100;
 const MAX_CATALOG_LIMIT: usize = 500;
 
+#[utoipa::path(
+    get, path = "/api/v1/partner-integrations/{id}/sync-log", tag = "status", security(("partner_jwt" = []), ("admin_jwt" = [])),
+    params(("id" = IntegrationId, Path, description = "The integration's id.")),
+    responses((status = 200, description = "Sync state, health and the last 20 runs, newest first.", body = Success<SyncLog>), ErrorResponses)
+)]
 pub async fn sync_log(
     State(state): State<AppState>,
     principal: Principal,
@@ -24,6 +44,11 @@ pub async fn sync_log(
     Ok(ok(state.service.sync_log(principal, id).await?))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/partner-integrations/{id}/health", tag = "status", security(("partner_jwt" = []), ("admin_jwt" = [])),
+    params(("id" = IntegrationId, Path, description = "The integration's id.")),
+    responses((status = 200, description = "The health state.", body = Success<Health>), ErrorResponses)
+)]
 pub async fn health(
     State(state): State<AppState>,
     principal: Principal,
@@ -32,6 +57,17 @@ pub async fn health(
     Ok(ok(state.service.health(principal, id).await?))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/partner-integrations/{id}/catalog", tag = "status", security(("partner_jwt" = []), ("admin_jwt" = [])),
+    params(
+        ("id" = IntegrationId, Path, description = "The integration's id."),
+        ("kind" = Option<CatalogKindParam>, Query, description = "One list only; both when absent."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Items per list (default 100)."),
+        ("activities_cursor" = Option<String>, Query, description = "`next_cursor.activities` of the previous page."),
+        ("slots_cursor" = Option<String>, Query, description = "`next_cursor.slots` of the previous page."),
+    ),
+    responses((status = 200, description = "A page of the synced catalog.", body = Success<CatalogPage>), ErrorResponses)
+)]
 pub async fn catalog(
     State(state): State<AppState>,
     principal: Principal,
@@ -83,8 +119,8 @@ fn decode_cursor(text: &str) -> Option<Cursor> {
 }
 
 /// The catalog answer: the lists asked for, and where each continues (`null` after the last page).
-#[derive(Serialize)]
-struct CatalogPage {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CatalogPage {
     #[serde(skip_serializing_if = "Option::is_none")]
     activities: Option<Vec<Activity>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,8 +128,8 @@ struct CatalogPage {
     next_cursor: NextCursors,
 }
 
-#[derive(Serialize)]
-struct NextCursors {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct NextCursors {
     #[serde(skip_serializing_if = "Option::is_none")]
     activities: Option<Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]

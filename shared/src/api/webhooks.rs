@@ -10,42 +10,76 @@ use serde_json::json;
 use super::envelope::{ok, success};
 use super::extract::{IntegrationPath, JsonBody, WebhookSecretHeader};
 use super::notify::parse_notify;
+#[allow(unused_imports)] // named by the OpenAPI annotations
+use super::openapi::{ErrorResponses, NotifyBody, NotifyResult, Success};
 use super::{ApiError, AppState};
+#[allow(unused_imports)]
+use crate::domain::IntegrationId;
 use crate::domain::{Rejection, SyncCounts};
 use crate::sync::SyncResult;
 
-/// The trigger's answer: the counts of a finished sync, or `queued` when it runs later.
-#[derive(Serialize)]
-struct TriggerResponse {
+/// The trigger's answer: the counts of a finished sync, or `queued` when it runs later (then
+/// without the other counts).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TriggerResponse {
     synced: u64,
     skipped: bool,
     queued: bool,
-    #[serde(flatten)]
-    details: Option<TriggerDetails>,
-}
-
-#[derive(Serialize)]
-struct TriggerDetails {
-    created: u64,
-    updated: u64,
-    unchanged: u64,
-    deactivated: u64,
-    rejected: u64,
-    rejections: Vec<Rejection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unchanged: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deactivated: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejected: Option<u64>,
+    /// At most 50; `rejected` is the full count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejections: Option<Vec<Rejection>>,
 }
 
 impl TriggerResponse {
     fn done(counts: SyncCounts, skipped: bool, rejections: Vec<Rejection>) -> Self {
         let SyncCounts { synced, created, updated, unchanged, deactivated, rejected } = counts;
-        let details = TriggerDetails { created, updated, unchanged, deactivated, rejected, rejections };
-        Self { synced, skipped, queued: false, details: Some(details) }
+        Self {
+            synced,
+            skipped,
+            queued: false,
+            created: Some(created),
+            updated: Some(updated),
+            unchanged: Some(unchanged),
+            deactivated: Some(deactivated),
+            rejected: Some(rejected),
+            rejections: Some(rejections),
+        }
     }
 
     fn queued() -> Self {
-        Self { synced: 0, skipped: false, queued: true, details: None }
+        Self {
+            synced: 0,
+            skipped: false,
+            queued: true,
+            created: None,
+            updated: None,
+            unchanged: None,
+            deactivated: None,
+            rejected: None,
+            rejections: None,
+        }
     }
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/partner-integrations/{id}/sync/trigger", tag = "webhooks", security(("webhook_secret" = [])),
+    params(("id" = IntegrationId, Path, description = "The integration's id.")),
+    responses(
+        (status = 200, description = "Synced (or skipped: the catalog is unchanged).", body = Success<TriggerResponse>),
+        (status = 202, description = "Queued: a sync is running, or it ran out of time and continues in the background.", body = Success<TriggerResponse>),
+        ErrorResponses,
+    )
+)]
 pub async fn sync_trigger(
     State(state): State<AppState>,
     IntegrationPath(id): IntegrationPath,
@@ -61,6 +95,12 @@ pub async fn sync_trigger(
     }
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/partner-integrations/{id}/availability/notify", tag = "webhooks", security(("webhook_secret" = [])),
+    params(("id" = IntegrationId, Path, description = "The integration's id.")),
+    request_body = NotifyBody,
+    responses((status = 200, description = "Stored, or a background sync was requested for an unknown product.", body = Success<NotifyResult>), ErrorResponses)
+)]
 pub async fn availability_notify(
     State(state): State<AppState>,
     IntegrationPath(id): IntegrationPath,

@@ -8,18 +8,18 @@ use strum::{Display, EnumString, VariantNames};
 use super::{ContentHash, IntegrationId, LocalDateTime, RunId, Timestamp};
 
 /// The OCTO ids an activity came from; notify matches on them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ExternalSync {
     pub external_id: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VariationSync {
     pub external_option_id: String,
 }
 
 /// A price in minor units (`retail / 10^currency_precision`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Price {
     pub retail: i64,
     pub currency: Option<String>,
@@ -27,7 +27,7 @@ pub struct Price {
 }
 
 /// One guest type of a variation (`ADULT`, `CHILD`, ...) with its "from" price.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UnitPrice {
     #[serde(rename = "type")]
     pub unit_type: String,
@@ -35,7 +35,7 @@ pub struct UnitPrice {
     pub price: Option<Price>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VariationPricing {
     pub units: Vec<UnitPrice>,
     /// The option's own "from" price when the product is priced per booking.
@@ -43,7 +43,7 @@ pub struct VariationPricing {
 }
 
 /// An OCTO option.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Variation {
     pub title: String,
     pub external_sync: VariationSync,
@@ -51,7 +51,7 @@ pub struct Variation {
 }
 
 /// An OCTO product, keyed by its `internalName` (the dedup key across syncs).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Activity {
     #[serde(rename = "internalName")]
     pub internal_name: String,
@@ -75,7 +75,8 @@ pub struct ActivityState {
 }
 
 /// OCTO availability status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay, utoipa::ToSchema)]
+#[schema(rename_all = "SCREAMING_SNAKE_CASE")]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum SlotStatus {
     Available,
@@ -92,7 +93,7 @@ impl SlotStatus {
 }
 
 /// One bookable time slot of a variation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Slot {
     #[serde(rename = "productId")]
     pub product_id: String,
@@ -118,7 +119,8 @@ pub struct VariationRef {
 }
 
 /// What started a sync run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum RunTrigger {
     Webhook,
@@ -130,7 +132,8 @@ pub enum RunTrigger {
     Handoff,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum RunOutcome {
     Synced,
@@ -140,7 +143,7 @@ pub enum RunOutcome {
 }
 
 /// Counts reported by a sync: `synced` = products accepted from the payload.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SyncCounts {
     pub synced: u64,
     pub created: u64,
@@ -151,7 +154,7 @@ pub struct SyncCounts {
 }
 
 /// A product the sync refused, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Rejection {
     /// Position in the `GET /products` array.
     pub index: usize,
@@ -163,7 +166,7 @@ pub struct Rejection {
 }
 
 /// One entry of the run history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SyncRun {
     pub run_id: RunId,
     pub integration_id: IntegrationId,

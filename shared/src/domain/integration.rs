@@ -13,7 +13,8 @@ pub(crate) fn parse_enum<T: std::str::FromStr + VariantNames>(s: &str) -> Result
 }
 
 /// How Seyaha authenticates to the partner's OCTO API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Display, EnumString, VariantNames, SerializeDisplay)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Display, EnumString, VariantNames, SerializeDisplay, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum AuthType {
     /// `Authorization: Bearer <auth_key>` (the OCTO standard).
@@ -41,7 +42,8 @@ impl AuthType {
 #[error("must be one of {}", .0.join(", "))]
 pub struct UnknownEnumValue(pub &'static [&'static str]);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum SyncStatus {
     /// Nothing running; the last sync (if any) succeeded.
@@ -51,7 +53,7 @@ pub enum SyncStatus {
     Error,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SyncState {
     pub status: SyncStatus,
     pub last_sync_at: Option<Timestamp>,
@@ -71,7 +73,8 @@ impl Default for SyncState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Display, EnumString, VariantNames, SerializeDisplay)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Display, EnumString, VariantNames, SerializeDisplay, utoipa::ToSchema)]
+#[schema(rename_all = "UPPERCASE")]
 #[strum(serialize_all = "UPPERCASE")]
 pub enum HealthStatus {
     Healthy,
@@ -88,7 +91,7 @@ impl HealthStatus {
 /// Consecutive failed probes after which an integration is DOWN.
 pub const DOWN_AFTER_FAILURES: u32 = 3;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Health {
     pub status: HealthStatus,
     pub last_probe_at: Option<Timestamp>,
@@ -160,7 +163,7 @@ impl Default for Health {
 
 /// The integration document. Its serde names are the wire contract (the API serializes it);
 /// storage has its own records (`adapters::stored`), so renaming a wire field changes no data.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Integration {
     #[serde(rename = "_id")]
     pub id: IntegrationId,

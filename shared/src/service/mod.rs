@@ -82,14 +82,14 @@ pub struct Created {
 }
 
 /// The answer of a connection test; a partner-side problem is `ok: false`, never an error.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConnectionTest {
     pub ok: bool,
     pub message: String,
 }
 
 /// What sync-log shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SyncLog {
     pub sync: SyncState,
     pub health: Health,

@@ -1,0 +1,345 @@
+//! The OpenAPI 3.1 document, generated from the code: every route is registered through
+//! `utoipa_axum`'s router from its handler's `#[utoipa::path]`, so a route cannot exist without
+//! its documentation (and `tests/tests/openapi.rs` checks both ways against the routers).
+//! Response data are the domain types themselves (`ToSchema` beside `Serialize`); request
+//! bodies, which the handlers read field by field to report every problem at once, are
+//! described by the `*Body` types below, and the body tests keep the two in step.
+
+use std::sync::OnceLock;
+
+use serde::Serialize;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi as Document, RefOr};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+
+use crate::domain::{AuthType, BaseUrl, ContentHash, IntegrationId, LocalDateTime, PartnerId, RunId, SlotStatus, Timestamp};
+
+// ---- Schemas of the string newtypes (they serialize as their text) ----
+
+fn string_schema(description: &str, pattern: Option<&str>, format: Option<&str>) -> RefOr<Schema> {
+    let mut builder = ObjectBuilder::new().schema_type(Type::String).description(Some(description));
+    if let Some(pattern) = pattern {
+        builder = builder.pattern(Some(pattern));
+    }
+    if let Some(format) = format {
+        builder = builder.format(Some(utoipa::openapi::SchemaFormat::Custom(format.into())));
+    }
+    builder.into()
+}
+
+macro_rules! string_newtype_schema {
+    ($($type:ty => ($description:expr, $pattern:expr, $format:expr);)*) => {$(
+        impl PartialSchema for $type {
+            fn schema() -> RefOr<Schema> {
+                string_schema($description, $pattern, $format)
+            }
+        }
+        impl ToSchema for $type {}
+    )*};
+}
+
+string_newtype_schema! {
+    IntegrationId => ("An integration's id: 24 lowercase hex characters.", Some("^[0-9a-f]{24}$"), None);
+    PartnerId => ("A Seyaha partner id: 24 lowercase hex characters.", Some("^[0-9a-f]{24}$"), None);
+    RunId => ("A sync run's id: 24 lowercase hex characters.", Some("^[0-9a-f]{24}$"), None);
+    ContentHash => ("SHA-256 (64 lowercase hex characters) of canonical JSON.", Some("^[0-9a-f]{64}$"), None);
+    Timestamp => ("UTC, RFC 3339 with milliseconds, e.g. 2026-07-15T10:00:00.000Z.", None, Some("date-time"));
+    LocalDateTime => ("An OCTO local date-time with its offset, e.g. 2026-07-15T10:00:00+04:00.", None, None);
+    BaseUrl => ("The partner's OCTO API root (https; no credentials, query or fragment).", None, Some("uri"));
+}
+
+// ---- Envelopes ----
+
+/// The success envelope.
+#[derive(Serialize, ToSchema)]
+pub struct Success<T> {
+    /// Always 1.
+    #[schema(minimum = 1, maximum = 1)]
+    pub success: u8,
+    pub data: T,
+}
+
+/// A page of a list, with the page it is and how many there are.
+#[derive(Serialize, ToSchema)]
+pub struct Paginated<T> {
+    /// Always 1.
+    #[schema(minimum = 1, maximum = 1)]
+    pub success: u8,
+    pub data: Vec<T>,
+    pub pagination: super::envelope::Pagination,
+}
+
+/// Every error answer: the status again as `code`, a human `message`, and one
+/// `"field: reason"` entry per problem (empty when no field is at fault).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    /// Always 0.
+    #[schema(minimum = 0, maximum = 0)]
+    pub success: u8,
+    pub error: Vec<String>,
+    pub message: String,
+    #[schema(minimum = 400, maximum = 599)]
+    pub code: u16,
+}
+
+/// The integration document, and the webhook secret: returned by create only, once.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedIntegration {
+    #[serde(flatten)]
+    pub integration: crate::domain::Integration,
+    /// 64 lowercase hex characters; send it as `x-webhook-secret`. Never shown again.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub webhook_secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Deleted {
+    pub deleted: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct QueuedAll {
+    /// Approved, active integrations a sync was requested for.
+    pub queued: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NotifyResult {
+    /// `true`: the slot was stored; `false`: the product or option is unknown (or inactive)
+    /// and a background full sync was requested instead.
+    pub updated: bool,
+}
+
+// ---- Request bodies (read field by field by `api::body`; unknown fields are refused) ----
+
+/// `POST /partner-integrations`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CreateIntegrationBody {
+    base_url: BaseUrl,
+    auth_type: AuthType,
+    /// The partner's OCTO API key: printable ASCII, at most 2048 characters. Never shown again.
+    #[schema(min_length = 1, max_length = 2048)]
+    auth_key: String,
+    handles_ticket_delivery: bool,
+}
+
+/// `POST /admin/create`: the partner's fields and whose integration it is.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct AdminCreateBody {
+    partner_id: PartnerId,
+    base_url: BaseUrl,
+    auth_type: AuthType,
+    #[schema(min_length = 1, max_length = 2048)]
+    auth_key: String,
+    handles_ticket_delivery: bool,
+}
+
+/// `PATCH /me`: at least one of the fields. A new `base_url` needs approval again.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
+#[allow(dead_code)]
+pub struct UpdateIntegrationBody {
+    base_url: Option<BaseUrl>,
+    auth_type: Option<AuthType>,
+    #[schema(min_length = 1, max_length = 2048)]
+    auth_key: Option<String>,
+    handles_ticket_delivery: Option<bool>,
+}
+
+/// `PATCH /admin/{id}`: `isApproved` and/or `isActive`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
+#[allow(dead_code)]
+pub struct AdminPatchBody {
+    #[serde(rename = "isApproved")]
+    is_approved: Option<bool>,
+    #[serde(rename = "isActive")]
+    is_active: Option<bool>,
+}
+
+/// Notify, the flat Seyaha shape.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct FlatNotifyBody {
+    #[serde(rename = "productId")]
+    #[schema(min_length = 1, max_length = 256)]
+    product_id: String,
+    #[serde(rename = "optionId")]
+    #[schema(min_length = 1, max_length = 256)]
+    option_id: String,
+    #[serde(rename = "availabilityId")]
+    #[schema(min_length = 1, max_length = 256)]
+    availability_id: String,
+    #[serde(rename = "localDateTimeStart")]
+    local_date_time_start: LocalDateTime,
+    status: Option<SlotStatus>,
+    #[schema(minimum = 0)]
+    vacancies: Option<u64>,
+    #[schema(minimum = 0)]
+    capacity: Option<u64>,
+}
+
+/// Notify, the OCTO webhook shape: the availability under `availability` (its `id` is the
+/// availability id), with an optional `webhook` whose `event` is `availability_update`.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct OctoNotifyBody {
+    webhook: Option<OctoWebhookInfo>,
+    availability: OctoAvailability,
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct OctoWebhookInfo {
+    #[schema(pattern = "^availability_update$")]
+    event: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct OctoAvailability {
+    #[schema(min_length = 1, max_length = 256)]
+    id: String,
+    #[serde(rename = "productId")]
+    #[schema(min_length = 1, max_length = 256)]
+    product_id: String,
+    #[serde(rename = "optionId")]
+    #[schema(min_length = 1, max_length = 256)]
+    option_id: String,
+    #[serde(rename = "localDateTimeStart")]
+    local_date_time_start: LocalDateTime,
+    status: Option<SlotStatus>,
+    #[schema(minimum = 0)]
+    vacancies: Option<u64>,
+    #[schema(minimum = 0)]
+    capacity: Option<u64>,
+}
+
+/// Either notify shape.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum NotifyBody {
+    Flat(FlatNotifyBody),
+    Octo(OctoNotifyBody),
+}
+
+// ---- The document ----
+
+/// The security schemes: partner JWT, admin JWT (the same bearer JWT, told apart by `role`),
+/// and the webhook secret header.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, document: &mut Document) {
+        let components = document.components.get_or_insert_with(Default::default);
+        let jwt = |role: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(format!(
+                        "HS256 JWT signed with Seyaha's secret, `role: {role}`, `exp` required (and `iss`/`aud` when configured)."
+                    )))
+                    .build(),
+            )
+        };
+        components.add_security_scheme("partner_jwt", jwt("partner` and the partner id in `sub"));
+        components.add_security_scheme("admin_jwt", jwt("admin"));
+        components.add_security_scheme(
+            "webhook_secret",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "x-webhook-secret",
+                "The integration's webhook secret, shown once at creation.",
+            ))),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Seyaha partner integrations",
+        description = "Partners register their OCTO endpoint; Seyaha keeps their catalog in sync. Every answer is an envelope: `{success: 1, data}` or `{success: 0, error, message, code}`.",
+        license(name = "Proprietary"),
+    ),
+    modifiers(&SecuritySchemes),
+    components(schemas(ErrorEnvelope, super::status::CatalogKindParam, crate::domain::HealthStatus)),
+    tags(
+        (name = "partner", description = "The partner's own integration (partner JWT)."),
+        (name = "admin", description = "Seyaha admins (admin JWT)."),
+        (name = "status", description = "Sync log, health and catalog of one integration (its partner or an admin)."),
+        (name = "webhooks", description = "Called by the partner's platform (x-webhook-secret)."),
+        (name = "meta", description = "This document."),
+    ),
+)]
+struct ApiDoc;
+
+/// The base document (info, tags, security schemes) the routers' paths are merged into.
+pub fn base_document() -> Document {
+    ApiDoc::openapi()
+}
+
+/// The whole document as JSON, built once.
+pub fn document_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| super::openapi_document().to_pretty_json().expect("the OpenAPI document serializes"))
+}
+
+/// `GET /openapi.json`: this document (no authentication).
+#[utoipa::path(
+    get,
+    path = "/api/v1/partner-integrations/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "This OpenAPI 3.1 document.", content_type = "application/json", body = Object)),
+)]
+pub async fn serve_document() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], document_json())
+}
+
+/// The error answers an operation may give, each as the error envelope.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum ErrorResponses {
+    /// A parameter or the body is invalid; `error` lists every problem.
+    #[response(status = 400)]
+    BadRequest(ErrorEnvelope),
+    /// No, or an invalid, JWT or webhook secret (or no integration with that id, for a webhook).
+    #[response(status = 401)]
+    Unauthorized(ErrorEnvelope),
+    /// Authenticated but not allowed: another role, another partner's integration, or an
+    /// integration not approved or paused (webhooks).
+    #[response(status = 403)]
+    Forbidden(ErrorEnvelope),
+    /// No such integration.
+    #[response(status = 404)]
+    NotFound(ErrorEnvelope),
+    /// The partner already has an integration, or it changed meanwhile.
+    #[response(status = 409)]
+    Conflict(ErrorEnvelope),
+    /// The body is over 64 KiB.
+    #[response(status = 413)]
+    PayloadTooLarge(ErrorEnvelope),
+    /// The body is not `application/json`.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorEnvelope),
+    /// Over the integration's webhook rate; `Retry-After` says when to try again.
+    #[response(status = 429)]
+    TooManyRequests(ErrorEnvelope),
+    /// Seyaha failed; nothing was half-written.
+    #[response(status = 500)]
+    Internal(ErrorEnvelope),
+    /// The partner's OCTO endpoint failed (sync trigger).
+    #[response(status = 502)]
+    BadGateway(ErrorEnvelope),
+    /// A store or queue Seyaha depends on is unavailable; retry later.
+    #[response(status = 503)]
+    Unavailable(ErrorEnvelope),
+}

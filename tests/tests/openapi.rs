@@ -1,0 +1,78 @@
+//! The OpenAPI document: served without authentication, and in step with the routers both
+//! ways. Every documented operation reaches a handler (not the 404/405 fallbacks); every
+//! method a documented path does not list is a 405; and no route is registered outside the
+//! documented router (`api/mod.rs` has no plain `.route(` call).
+
+use serde_json::Value;
+use seyaha::api::PREFIX;
+use seyaha_tests::TestApp;
+
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+async fn document(app: &TestApp) -> Value {
+    let response = app.http.get(app.url("/openapi.json")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_document_is_served_and_matches_the_routers() {
+    let app = TestApp::spawn().await;
+    let document = document(&app).await;
+    assert_eq!(document["openapi"], "3.1.0");
+    let schemes = document["components"]["securitySchemes"].as_object().unwrap();
+    for scheme in ["partner_jwt", "admin_jwt", "webhook_secret"] {
+        assert!(schemes.contains_key(scheme), "security scheme {scheme}");
+    }
+    assert_eq!(schemes["webhook_secret"]["name"], "x-webhook-secret");
+
+    let paths = document["paths"].as_object().unwrap();
+    assert_eq!(paths.values().map(|ops| ops.as_object().unwrap().len()).sum::<usize>(), 17, "{:?}", paths.keys());
+    let id = "64a1b2c3d4e5f6a7b8c9d0e1";
+    for (path, operations) in paths {
+        assert!(path.starts_with(PREFIX), "{path}");
+        let concrete = path.replace("{id}", id);
+        let suffix = &concrete[PREFIX.len()..];
+        let operations = operations.as_object().unwrap();
+        for method in METHODS {
+            let reply = app.call(method, suffix, None, None).await;
+            let fallback = reply.text.contains("No route for") || reply.text.contains("is not allowed on");
+            match operations.get(&method.to_lowercase()) {
+                Some(operation) => {
+                    assert!(!fallback && reply.status != 405, "{method} {path} is documented but not routed: {}", reply.text);
+                    // Its answers are documented, errors as the envelope.
+                    let responses = operation["responses"].as_object().unwrap();
+                    if path.ends_with("/openapi.json") {
+                        assert!(operation.get("security").is_none(), "the document needs no authentication");
+                        continue;
+                    }
+                    assert!(!operation["security"].as_array().unwrap().is_empty(), "{method} {path} names its security");
+                    for status in ["400", "401", "403", "404", "500"] {
+                        assert_eq!(
+                            responses[status]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ErrorEnvelope",
+                            "{method} {path} {status}"
+                        );
+                    }
+                    assert!(responses.keys().any(|s| s.starts_with('2')), "{method} {path} documents its success");
+                }
+                None => assert_eq!(reply.status, 405, "{method} {path} is routed but not documented: {}", reply.text),
+            }
+        }
+    }
+
+    // Every schema a reference names exists.
+    let text = document.to_string();
+    let schemas = document["components"]["schemas"].as_object().unwrap();
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = &reference[..reference.find('"').unwrap()];
+        assert!(schemas.contains_key(name), "missing schema {name}");
+    }
+}
+
+#[test]
+fn no_route_is_registered_outside_the_documented_router() {
+    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/src/api/mod.rs")).unwrap();
+    assert!(!source.contains(".route("), "a plain axum route would be missing from the OpenAPI document");
+    assert!(source.matches(".routes(routes!(").count() >= 13);
+}
