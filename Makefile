@@ -7,7 +7,7 @@ CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
 
-.PHONY: test tools lint template build unit bench bench-cold-start bench-load run clean
+.PHONY: test tools lint template build unit bench bench-cold-start bench-load fuzz-api run clean
 
 test: tools lint template build unit
 
@@ -47,6 +47,10 @@ bench-cold-start: tools
 bench-load:
 	$(CARGO) build --release --locked -p seyaha-local -p seyaha-bench
 	./target/release/load
+
+# Schemathesis with 20x the examples of `make test` and a random seed (prints its report).
+fuzz-api: tools
+	SEYAHA_SCHEMATHESIS_EXAMPLES=500 SEYAHA_SCHEMATHESIS_SEED=random $(CARGO) test -p seyaha-tests --test schemathesis --locked -- --nocapture
 
 run:
 	$(CARGO) run -p seyaha-local

@@ -18,6 +18,8 @@ use crate::ports::IntegrationFilter;
 
 const DEFAULT_PAGE_SIZE: u32 = 20;
 const MAX_PAGE_SIZE: u32 = 100;
+/// Page N follows N cursors from the start; a bound keeps a request from walking forever.
+const MAX_PAGE: u32 = 1_000_000;
 
 #[utoipa::path(
     post, path = "/api/v1/partner-integrations/admin/create", tag = "admin", security(("admin_jwt" = [])),
@@ -33,7 +35,7 @@ pub async fn create(State(state): State<AppState>, _admin: AdminAuth, JsonBody(b
 #[utoipa::path(
     get, path = "/api/v1/partner-integrations/admin", tag = "admin", security(("admin_jwt" = [])),
     params(
-        ("page" = Option<u32>, Query, minimum = 1, description = "From 1 (default 1)."),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000, description = "From 1 (default 1)."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)."),
         ("isApproved" = Option<bool>, Query, description = "Only approved, or only not approved ones."),
         ("health" = Option<HealthStatus>, Query, description = "Only integrations in this health state."),
@@ -61,8 +63,8 @@ fn list_query(query: &str) -> Result<(IntegrationFilter, PageRequest), ApiError>
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         match key.as_ref() {
             "page" => match value.parse::<u32>() {
-                Ok(n) if n >= 1 => page.page = n,
-                _ => errors.push("page: must be a whole number from 1".to_owned()),
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => page.page = n,
+                _ => errors.push(format!("page: must be a whole number from 1 to {MAX_PAGE}")),
             },
             "limit" => match value.parse::<u32>() {
                 Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => page.limit = n,

@@ -5,6 +5,10 @@ use serde_json::{Map, Value};
 
 use crate::domain::{AvailabilityUpdate, LocalDateTime, SlotStatus};
 
+/// The largest `vacancies` or `capacity` accepted: far above any real departure, and well
+/// inside what every JSON reader represents exactly.
+pub const MAX_COUNT: u64 = 1_000_000_000;
+
 /// Reads a notify body in either accepted format. Every problem is reported as
 /// `"field: reason"`; fields of the wrapper are named `availability.<field>`.
 pub fn parse_notify(body: &Value) -> Result<AvailabilityUpdate, Vec<String>> {
@@ -14,10 +18,13 @@ pub fn parse_notify(body: &Value) -> Result<AvailabilityUpdate, Vec<String>> {
     if object.contains_key("availability") || object.contains_key("webhook") {
         let mut errors = Vec::new();
         if let Some(webhook) = object.get("webhook") {
-            match webhook.get("event").and_then(Value::as_str) {
-                Some("availability_update") | None if webhook.is_object() => {}
-                _ if !webhook.is_object() => errors.push("webhook: must be an object".into()),
-                _ => errors.push("webhook.event: must be availability_update".into()),
+            match webhook.as_object().map(|webhook| webhook.get("event")) {
+                None => errors.push("webhook: must be an object".into()),
+                Some(None | Some(Value::Null)) => {}
+                Some(Some(Value::String(event))) if event == "availability_update" => {}
+                Some(Some(Value::String(_))) => errors.push("webhook.event: must be availability_update".into()),
+                // `{}` or `5` is not an event name (schemathesis found this one accepted).
+                Some(Some(_)) => errors.push("webhook.event: must be a string".into()),
             }
         }
         let Some(availability) = object.get("availability").and_then(Value::as_object) else {
@@ -67,13 +74,17 @@ fn read(
     };
     let mut count = |key: &str| match fields.get(key) {
         None | Some(Value::Null) => None,
-        Some(value) => {
-            let parsed = value.as_u64();
-            if parsed.is_none() {
-                errors.push(format!("{prefix}{key}: must be a non-negative integer"));
+        Some(value) => match value.as_u64() {
+            Some(n) if n <= MAX_COUNT => Some(n),
+            Some(_) => {
+                errors.push(format!("{prefix}{key}: must be at most {MAX_COUNT}"));
+                None
             }
-            parsed
-        }
+            None => {
+                errors.push(format!("{prefix}{key}: must be a non-negative integer"));
+                None
+            }
+        },
     };
     let vacancies = count("vacancies");
     let capacity = count("capacity");
@@ -153,6 +164,17 @@ mod tests {
             "{errors}"
         );
         assert!(parse_notify(&json!([])).is_err());
+        // An event that is not a string is not "absent" (schemathesis found `{}` accepted).
+        let availability = json!({"id": "a", "productId": "p", "optionId": "o", "localDateTimeStart": "2026-07-15T10:00:00Z"});
+        for event in [json!({}), json!(5), json!(["availability_update"])] {
+            let body = json!({"webhook": {"event": event}, "availability": availability});
+            assert!(parse_notify(&body).unwrap_err().join("; ").contains("webhook.event: must be a string"), "{event}");
+        }
+        assert!(parse_notify(&json!({"webhook": {"event": null}, "availability": availability})).is_ok());
+        assert!(parse_notify(&json!({"webhook": {}, "availability": availability})).is_ok());
+        // Counts are bounded (schemathesis sent 2^63, over what the document allows).
+        let huge = json!({"productId": "p", "optionId": "o", "availabilityId": "a", "localDateTimeStart": "2026-07-15T10:00:00Z", "capacity": 9_223_372_036_854_775_808u64});
+        assert!(parse_notify(&huge).unwrap_err().join("; ").contains("capacity: must be at most 1000000000"));
     }
 }
 

@@ -45,8 +45,8 @@ string_newtype_schema! {
     RunId => ("A sync run's id: 24 lowercase hex characters.", Some("^[0-9a-f]{24}$"), None);
     ContentHash => ("SHA-256 (64 lowercase hex characters) of canonical JSON.", Some("^[0-9a-f]{64}$"), None);
     Timestamp => ("UTC, RFC 3339 with milliseconds, e.g. 2026-07-15T10:00:00.000Z.", None, Some("date-time"));
-    LocalDateTime => ("An OCTO local date-time with its offset, e.g. 2026-07-15T10:00:00+04:00.", None, None);
-    BaseUrl => ("The partner's OCTO API root (https; no credentials, query or fragment).", None, Some("uri"));
+    LocalDateTime => ("An OCTO local date-time with its offset (RFC 3339), e.g. 2026-07-15T10:00:00+04:00.", None, Some("date-time"));
+    BaseUrl => ("The partner's OCTO API root: an absolute https URL (http only where private endpoints are allowed) without credentials, query or fragment, whose host passes the SSRF guard.", Some("^https?://"), None);
 }
 
 // ---- Envelopes ----
@@ -120,8 +120,8 @@ pub struct NotifyResult {
 pub struct CreateIntegrationBody {
     base_url: BaseUrl,
     auth_type: AuthType,
-    /// The partner's OCTO API key: printable ASCII, at most 2048 characters. Never shown again.
-    #[schema(min_length = 1, max_length = 2048)]
+    /// The partner's OCTO API key: printable ASCII, not blank, at most 4096 characters. Never shown again.
+    #[schema(max_length = 4096, pattern = "^[\\x20-\\x7e]*[\\x21-\\x7e][\\x20-\\x7e]*$")]
     auth_key: String,
     handles_ticket_delivery: bool,
 }
@@ -134,7 +134,7 @@ pub struct AdminCreateBody {
     partner_id: PartnerId,
     base_url: BaseUrl,
     auth_type: AuthType,
-    #[schema(min_length = 1, max_length = 2048)]
+    #[schema(max_length = 4096, pattern = "^[\\x20-\\x7e]*[\\x21-\\x7e][\\x20-\\x7e]*$")]
     auth_key: String,
     handles_ticket_delivery: bool,
 }
@@ -145,10 +145,13 @@ pub struct AdminCreateBody {
 #[schema(min_properties = 1)]
 #[allow(dead_code)]
 pub struct UpdateIntegrationBody {
+    #[schema(nullable = false)]
     base_url: Option<BaseUrl>,
+    #[schema(nullable = false)]
     auth_type: Option<AuthType>,
-    #[schema(min_length = 1, max_length = 2048)]
+    #[schema(nullable = false, max_length = 4096, pattern = "^[\\x20-\\x7e]*[\\x21-\\x7e][\\x20-\\x7e]*$")]
     auth_key: Option<String>,
+    #[schema(nullable = false)]
     handles_ticket_delivery: Option<bool>,
 }
 
@@ -159,8 +162,10 @@ pub struct UpdateIntegrationBody {
 #[allow(dead_code)]
 pub struct AdminPatchBody {
     #[serde(rename = "isApproved")]
+    #[schema(nullable = false)]
     is_approved: Option<bool>,
     #[serde(rename = "isActive")]
+    #[schema(nullable = false)]
     is_active: Option<bool>,
 }
 
@@ -169,20 +174,20 @@ pub struct AdminPatchBody {
 #[allow(dead_code)]
 pub struct FlatNotifyBody {
     #[serde(rename = "productId")]
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
     product_id: String,
     #[serde(rename = "optionId")]
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
     option_id: String,
     #[serde(rename = "availabilityId")]
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
     availability_id: String,
     #[serde(rename = "localDateTimeStart")]
     local_date_time_start: LocalDateTime,
     status: Option<SlotStatus>,
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 1000000000)]
     vacancies: Option<u64>,
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 1000000000)]
     capacity: Option<u64>,
 }
 
@@ -205,20 +210,20 @@ pub struct OctoWebhookInfo {
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code)]
 pub struct OctoAvailability {
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
     id: String,
     #[serde(rename = "productId")]
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
     product_id: String,
     #[serde(rename = "optionId")]
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
     option_id: String,
     #[serde(rename = "localDateTimeStart")]
     local_date_time_start: LocalDateTime,
     status: Option<SlotStatus>,
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 1000000000)]
     vacancies: Option<u64>,
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 1000000000)]
     capacity: Option<u64>,
 }
 
