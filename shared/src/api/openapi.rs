@@ -169,26 +169,35 @@ pub struct AdminPatchBody {
     is_active: Option<bool>,
 }
 
-/// Notify, the flat Seyaha shape.
+/// The fields both notify shapes share.
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code)]
-pub struct FlatNotifyBody {
+pub struct NotifySlot {
     #[serde(rename = "productId")]
     #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
     product_id: String,
     #[serde(rename = "optionId")]
     #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
     option_id: String,
-    #[serde(rename = "availabilityId")]
-    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
-    availability_id: String,
     #[serde(rename = "localDateTimeStart")]
     local_date_time_start: LocalDateTime,
     status: Option<SlotStatus>,
     #[schema(minimum = 0, maximum = 1000000000)]
     vacancies: Option<u64>,
+    /// At least `vacancies` when both are given.
     #[schema(minimum = 0, maximum = 1000000000)]
     capacity: Option<u64>,
+}
+
+/// Notify, the flat Seyaha shape.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct FlatNotifyBody {
+    #[serde(rename = "availabilityId")]
+    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
+    availability_id: String,
+    #[serde(flatten)]
+    slot: NotifySlot,
 }
 
 /// Notify, the OCTO webhook shape: the availability under `availability` (its `id` is the
@@ -212,19 +221,8 @@ pub struct OctoWebhookInfo {
 pub struct OctoAvailability {
     #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
     id: String,
-    #[serde(rename = "productId")]
-    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
-    product_id: String,
-    #[serde(rename = "optionId")]
-    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
-    option_id: String,
-    #[serde(rename = "localDateTimeStart")]
-    local_date_time_start: LocalDateTime,
-    status: Option<SlotStatus>,
-    #[schema(minimum = 0, maximum = 1000000000)]
-    vacancies: Option<u64>,
-    #[schema(minimum = 0, maximum = 1000000000)]
-    capacity: Option<u64>,
+    #[serde(flatten)]
+    slot: NotifySlot,
 }
 
 /// Either notify shape.
