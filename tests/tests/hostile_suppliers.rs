@@ -1,0 +1,103 @@
+//! A partner's OCTO server is untrusted: a gzip bomb, an endless body, a declared 1 GiB body,
+//! 100,000 levels of nesting, a 10 MB string and invalid UTF-8 each fail that sync with a clear
+//! `error_message` (502 to the trigger), cost at most the response cap in memory plus a
+//! bounded constant, and leave the service answering. The peak RSS of this test process is
+//! printed after each case (`cargo test --test hostile_suppliers -- --nocapture`).
+
+use std::io::Write;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use futures_util::stream;
+use seyaha::settings::Settings;
+use seyaha_tests::{TestApp, test_settings};
+
+/// The response cap in this test (`SEYAHA_OCTO_MAX_RESPONSE_BYTES`), as in the security review.
+const CAP: usize = 5 * 1024 * 1024;
+
+fn gzip_bomb() -> Vec<u8> {
+    // 256 MiB of zeros compress to about 256 KB: far over the cap once inflated.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let zeros = vec![0u8; 1024 * 1024];
+    for _ in 0..256 {
+        encoder.write_all(&zeros).unwrap();
+    }
+    encoder.finish().unwrap()
+}
+
+fn json_response(body: Body) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Chunks of 64 KiB, `count` of them (`usize::MAX`: endless).
+fn chunks(byte: u8, count: usize) -> Body {
+    let chunk = axum::body::Bytes::from(vec![byte; 64 * 1024]);
+    Body::from_stream(stream::iter(std::iter::repeat_n(chunk, count).map(Ok::<_, std::io::Error>)))
+}
+
+async fn hostile(Path(case): Path<String>) -> Response {
+    match case.as_str() {
+        "gzip-bomb" => ([(header::CONTENT_TYPE, "application/json"), (header::CONTENT_ENCODING, "gzip")], gzip_bomb()).into_response(),
+        "endless" => json_response(chunks(b'[', usize::MAX)),
+        // 1 GiB, announced by Content-Length.
+        "one-gib" => {
+            let mut response = json_response(chunks(b' ', 16 * 1024));
+            response.headers_mut().insert(header::CONTENT_LENGTH, (1u64 << 30).into());
+            response
+        }
+        "deep-nesting" => json_response(Body::from("[".repeat(100_000))),
+        "ten-mb-string" => json_response(Body::from(format!(r#"[{{"id": "{}", "internalName": "x"}}]"#, "x".repeat(10 * 1024 * 1024)))),
+        "invalid-utf8" => json_response(Body::from(b"[{\"id\": \"\xff\xfe\xfd\", \"internalName\": \"\xc3\x28\"}]".to_vec())),
+        _ => axum::http::StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_answers_fail_the_sync_clearly_within_the_cap() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let supplier = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, axum::Router::new().route("/{case}/products", axum::routing::get(hostile))).await });
+    let settings = Settings { octo_max_response_bytes: CAP, octo_timeout_secs: 10, ..test_settings() };
+    let app = TestApp::spawn_with(settings).await;
+    let before = peak_rss_mib();
+    println!("peak RSS before: {before:.1} MiB (cap {} MiB)", CAP / (1024 * 1024));
+
+    let too_large = format!("GET /products returned more than {CAP} bytes");
+    let cases = [
+        ("gzip-bomb", too_large.as_str()),
+        ("endless", too_large.as_str()),
+        ("one-gib", too_large.as_str()),
+        ("deep-nesting", "GET /products did not return JSON"),
+        ("ten-mb-string", too_large.as_str()),
+        ("invalid-utf8", "GET /products did not return JSON"),
+    ];
+    for (case, expected) in cases {
+        let integration = app.approved(&format!("http://{supplier}/{case}"), "key").await;
+        let reply = tokio::time::timeout(Duration::from_secs(30), app.trigger(&integration)).await.expect("the sync ends");
+        let errors = reply.expect_error(502);
+        assert!(errors.contains(expected), "{case}: {errors}");
+        let log = app.sync_log(&integration.id).await;
+        assert_eq!(log["sync"]["status"], "error", "{case}");
+        assert_eq!(log["sync"]["error_message"], expected, "{case}");
+        // The service keeps answering.
+        app.call("GET", "/me", Some(&app.partner_token(&integration.partner)), None).await.expect_success(200);
+        println!("{case:>14}: 502 \"{expected}\"; peak RSS {:.1} MiB", peak_rss_mib());
+    }
+    // At most the cap (plus what parsing a capped body costs) above where it started; a
+    // generous bound, since the process also runs the server, the supplier and the client.
+    let growth = peak_rss_mib() - before;
+    assert!(growth < 8.0 * (CAP as f64) / (1024.0 * 1024.0) + 64.0, "peak RSS grew by {growth:.1} MiB");
+}
