@@ -7,7 +7,7 @@ CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
 
-.PHONY: test tools lint template build unit bench bench-cold-start bench-load fuzz-api run clean
+.PHONY: test tools lint template build unit bench bench-cold-start bench-load fuzz fuzz-api run clean
 
 test: tools lint template build unit
 
@@ -47,6 +47,12 @@ bench-cold-start: tools
 bench-load:
 	$(CARGO) build --release --locked -p seyaha-local -p seyaha-bench
 	./target/release/load
+
+# The parser fuzz targets (fuzz/), each for FUZZ_SECONDS (release build); prints executions
+# and failures, saves failing inputs under target/fuzz-failures/. `make test` runs a short smoke.
+FUZZ_SECONDS ?= 60
+fuzz:
+	$(CARGO) run --release --locked -p seyaha-fuzz -- --seconds $(FUZZ_SECONDS)
 
 # Schemathesis with 20x the examples of `make test` and a random seed (prints its report).
 fuzz-api: tools

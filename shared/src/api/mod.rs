@@ -25,6 +25,7 @@ use utoipa_axum::routes;
 
 pub use error::ApiError;
 pub use extract::MAX_BODY_BYTES;
+pub use notify::{MAX_COUNT, parse_notify};
 
 use crate::service::IntegrationService;
 use auth::JwtSource;

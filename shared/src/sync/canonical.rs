@@ -209,6 +209,19 @@ mod tests {
 
     use super::*;
 
+    /// Found by `make fuzz`: without serde_json's `float_roundtrip`, a number with more digits
+    /// than a double holds was parsed to a neighbouring double, so canonicalizing the canonical
+    /// form changed it again (and two spellings of one number could hash differently).
+    #[test]
+    fn long_numbers_are_correctly_rounded_so_the_canonical_form_is_a_fixed_point() {
+        let long_integer = format!("[{}]", "12345678901234567890".to_owned() + &"45".repeat(63));
+        let long_mantissa = format!("[9007199254747{}0993]", "197".repeat(43));
+        for input in [long_integer, long_mantissa, "[1230.145678901234567890]".to_owned()] {
+            let once = canonicalize(input.as_bytes()).unwrap();
+            assert_eq!(String::from_utf8(canonicalize(&once).unwrap()).unwrap(), String::from_utf8(once).unwrap(), "{input}");
+        }
+    }
+
     fn canon(text: &str) -> String {
         String::from_utf8(canonicalize(text.as_bytes()).unwrap()).unwrap()
     }
