@@ -13,7 +13,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use crate::domain::{AuthType, BaseUrl, ContentHash, IntegrationId, LocalDateTime, PartnerId, RunId, SlotStatus, Timestamp};
+use crate::domain::{
+    AUTH_KEY_MAX_LEN, AuthKey, AuthType, BaseUrl, ContentHash, IntegrationId, LocalDateTime, PartnerId, RunId, SlotStatus, Timestamp,
+};
 
 // ---- Schemas of the string newtypes (they serialize as their text) ----
 
@@ -48,6 +50,19 @@ string_newtype_schema! {
     LocalDateTime => ("An OCTO local date-time with its offset (RFC 3339), e.g. 2026-07-15T10:00:00+04:00.", None, Some("date-time"));
     BaseUrl => ("The partner's OCTO API root: an absolute https URL (http only where private endpoints are allowed) without credentials, query or fragment, whose host passes the SSRF guard.", Some("^https?://"), None);
 }
+
+/// What `AuthKey::parse` accepts, stated once for every body that carries one.
+impl PartialSchema for AuthKey {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("The partner's OCTO API key: printable ASCII, not blank. Never shown again."))
+            .pattern(Some("^[\\x20-\\x7e]*[\\x21-\\x7e][\\x20-\\x7e]*$"))
+            .max_length(Some(AUTH_KEY_MAX_LEN))
+            .into()
+    }
+}
+impl ToSchema for AuthKey {}
 
 // ---- Envelopes ----
 
@@ -120,8 +135,7 @@ pub struct NotifyResult {
 pub struct CreateIntegrationBody {
     base_url: BaseUrl,
     auth_type: AuthType,
-    /// The partner's OCTO API key: printable ASCII, not blank, at most 4096 characters. Never shown again.
-    #[schema(max_length = 4096, pattern = "^[\\x20-\\x7e]*[\\x21-\\x7e][\\x20-\\x7e]*$")]
+    #[schema(value_type = AuthKey)]
     auth_key: String,
     handles_ticket_delivery: bool,
 }
@@ -134,7 +148,7 @@ pub struct AdminCreateBody {
     partner_id: PartnerId,
     base_url: BaseUrl,
     auth_type: AuthType,
-    #[schema(max_length = 4096, pattern = "^[\\x20-\\x7e]*[\\x21-\\x7e][\\x20-\\x7e]*$")]
+    #[schema(value_type = AuthKey)]
     auth_key: String,
     handles_ticket_delivery: bool,
 }
@@ -149,7 +163,7 @@ pub struct UpdateIntegrationBody {
     base_url: Option<BaseUrl>,
     #[schema(nullable = false)]
     auth_type: Option<AuthType>,
-    #[schema(nullable = false, max_length = 4096, pattern = "^[\\x20-\\x7e]*[\\x21-\\x7e][\\x20-\\x7e]*$")]
+    #[schema(value_type = Option<AuthKey>, nullable = false)]
     auth_key: Option<String>,
     #[schema(nullable = false)]
     handles_ticket_delivery: Option<bool>,
