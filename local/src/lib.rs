@@ -79,6 +79,11 @@ impl RunningServer {
         self.connections.open()
     }
 
+    /// Connections one client address holds now (at most `SEYAHA_MAX_CONNECTIONS_PER_CLIENT`).
+    pub fn open_connections_from(&self, client: std::net::IpAddr) -> usize {
+        self.connections.open_from(client)
+    }
+
     /// A token this server accepts.
     pub fn mint(&self, role: Role, subject: &str, valid_for: Duration) -> String {
         mint_scoped_token(&self.jwt_secret, role, subject, valid_for, &self.token_scope)
@@ -135,7 +140,7 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
     let listener = TcpListener::bind(config.bind).await.map_err(|source| StartError::Bind { addr: config.bind, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
     let (shutdown, shutdown_requested) = oneshot::channel::<()>();
-    let connections = server::Connections::new(settings.max_connections);
+    let connections = server::Connections::new(settings.max_connections, settings.max_connections_per_client);
     let header_read_timeout = Duration::from_secs(settings.header_read_timeout_secs);
     let serving = tokio::spawn(server::serve(listener, router, connections.clone(), header_read_timeout, async move {
         // Either a stop request or the handle being dropped ends the server.

@@ -73,6 +73,9 @@ pub struct Settings {
     pub header_read_timeout_secs: u64,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections one client address may hold at once; past it, its new ones are closed at
+    /// once, so one client cannot take the whole `max_connections`.
+    pub max_connections_per_client: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -111,6 +114,7 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             header_read_timeout_secs: 10,
             max_connections: 1024,
+            max_connections_per_client: 256,
         }
     }
 }
@@ -163,6 +167,9 @@ impl Settings {
         }
         if self.max_connections == 0 {
             return invalid("max_connections", "must be at least 1");
+        }
+        if self.max_connections_per_client == 0 {
+            return invalid("max_connections_per_client", "must be at least 1");
         }
         if self.octo_timeout_secs == 0 {
             return invalid("octo_timeout_secs", "must be at least 1");

@@ -141,6 +141,10 @@ impl TestApp {
         self.server.as_ref().expect("running").open_connections()
     }
 
+    pub fn open_connections_from(&self, client: std::net::IpAddr) -> usize {
+        self.server.as_ref().expect("running").open_connections_from(client)
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.server.as_ref().expect("running").addr
     }

@@ -1,7 +1,7 @@
 //! seyaha-local against hostile clients over raw sockets (security review, finding 1): a client
 //! trickling its request head is disconnected after the header read timeout, so is an idle
-//! keep-alive connection, and idle connections past the cap do not keep a new client from
-//! being served.
+//! keep-alive connection, idle connections past the cap do not keep a new client from being
+//! served, and neither do 10,000 idle connections from one client.
 
 use std::time::{Duration, Instant};
 
@@ -89,4 +89,54 @@ async fn idle_connections_past_the_cap_do_not_starve_a_new_client() {
     // The server still answers at once afterwards.
     drop(idle);
     app.call("GET", "/me", None, None).await.expect_error(401);
+}
+
+/// Raises this process's open-file limit to what a test needs (the hard limit allowing).
+fn allow_open_files(needed: u64) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by reference.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if limit.rlim_cur < needed {
+            assert!(limit.rlim_max >= needed, "this test needs {needed} open files; the hard limit is {}", limit.rlim_max);
+            limit.rlim_cur = needed;
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_idle_connections_from_one_client_do_not_starve_another() {
+    const IDLE: usize = 10_000;
+    allow_open_files(IDLE as u64 + 1_000);
+    // The header read timeout is far beyond the test: no idle connection is cut by time, so
+    // the other client is served because of the caps alone (without the per-client cap, the
+    // attacker's first 64 fill the connection cap and the other client waits in the backlog).
+    let settings = Settings { header_read_timeout_secs: 3_600, max_connections: 64, max_connections_per_client: 16, ..test_settings() };
+    let app = TestApp::spawn_with(settings).await;
+    let attacker: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let mut idle = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((attacker, 0).into()).unwrap();
+        idle.push(socket.connect(app.addr()).await.unwrap());
+    }
+    // The server holds the attacker's share and no more: the rest were closed on accept.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.open_connections_from(attacker) < 16 {
+        assert!(Instant::now() < deadline, "the server took only {} of the attacker's connections", app.open_connections_from(attacker));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(app.open_connections_from(attacker), 16);
+    assert!(app.open_connections() <= 64);
+
+    // Another client (127.0.0.1) is answered while all 10,000 are still open on its side.
+    for _ in 0..3 {
+        let reply = tokio::time::timeout(Duration::from_secs(10), app.call("GET", "/me", None, None))
+            .await
+            .expect("another client is served while one client holds 10,000 idle connections");
+        reply.expect_error(401);
+    }
+    assert_eq!(app.open_connections_from(attacker), 16, "the attacker's share stays at its cap");
+    drop(idle);
 }

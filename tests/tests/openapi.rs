@@ -76,3 +76,55 @@ fn no_route_is_registered_outside_the_documented_router() {
     assert!(!source.contains(".route("), "a plain axum route would be missing from the OpenAPI document");
     assert!(source.matches(".routes(routes!(").count() >= 13);
 }
+
+#[tokio::test]
+async fn operation_ids_are_unique_and_links_name_real_operations_and_parameters() {
+    let app = TestApp::spawn().await;
+    let document = document(&app).await;
+    let mut operations = std::collections::BTreeMap::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(operations.insert(id.to_owned(), (path.clone(), operation.clone())).is_none(), "operationId {id} is used twice");
+        }
+    }
+    let mut links = 0;
+    for (source, (_, operation)) in &operations {
+        for (status, response) in operation["responses"].as_object().unwrap() {
+            for (name, link) in response["links"].as_object().into_iter().flatten() {
+                links += 1;
+                let target = link["operationId"].as_str().unwrap();
+                let (path, _) = operations.get(target).unwrap_or_else(|| panic!("{source} {status} link {name}: no operation {target}"));
+                for (parameter, expression) in link["parameters"].as_object().unwrap() {
+                    match parameter.split_once('.') {
+                        Some(("path", name)) => {
+                            assert!(path.contains(&format!("{{{name}}}")), "{source} → {target}: {path} has no {{{name}}}")
+                        }
+                        Some(("header", name)) => assert_eq!(name, "x-webhook-secret", "{source} → {target}"),
+                        other => panic!("{source} → {target}: unexpected parameter {other:?}"),
+                    }
+                    let expression = expression.as_str().unwrap();
+                    assert!(expression.starts_with("$response.body#/data/") || expression == "$request.path.id", "{expression}");
+                }
+            }
+        }
+    }
+    assert_eq!(links, 20, "the links: each create's 8, the admin PATCH's 2 and the trigger's 2");
+
+    // What the creates' links read is where a real create answer has it.
+    let created = &operations["createIntegration"].1["responses"]["201"]["links"];
+    assert_eq!(created["approve"]["requestBody"]["isApproved"], true);
+    let body = serde_json::json!({"base_url": "https://octo.example.com", "auth_type": "bearer", "auth_key": "k", "handles_ticket_delivery": false});
+    let reply = app.call("POST", "", Some(&app.partner_token("64a1b2c3d4e5f6a7b8c9d0e9")), Some(body)).await;
+    reply.expect_success(201);
+    let answer = serde_json::json!({ "body": reply.body });
+    for link in ["triggerSync", "approve"] {
+        for expression in created[link]["parameters"].as_object().unwrap().values() {
+            let pointer = expression.as_str().unwrap().replace("$response.body#", "/body");
+            assert!(
+                answer.pointer(&pointer).and_then(Value::as_str).is_some_and(|value| !value.is_empty()),
+                "{link}: {expression} in {answer}"
+            );
+        }
+    }
+}

@@ -22,7 +22,7 @@ const MAX_PAGE_SIZE: u32 = 100;
 const MAX_PAGE: u32 = 1_000_000;
 
 #[utoipa::path(
-    post, path = "/api/v1/partner-integrations/admin/create", tag = "admin", security(("admin_jwt" = [])),
+    post, path = "/api/v1/partner-integrations/admin/create", operation_id = "adminCreateIntegration", tag = "admin", security(("admin_jwt" = [])),
     request_body = AdminCreateBody,
     responses((status = 201, description = "Created and approved; the webhook secret is in this answer only.", body = Success<CreatedIntegration>), ErrorResponses)
 )]
@@ -33,7 +33,7 @@ pub async fn create(State(state): State<AppState>, _admin: AdminAuth, JsonBody(b
 }
 
 #[utoipa::path(
-    get, path = "/api/v1/partner-integrations/admin", tag = "admin", security(("admin_jwt" = [])),
+    get, path = "/api/v1/partner-integrations/admin", operation_id = "adminListIntegrations", tag = "admin", security(("admin_jwt" = [])),
     params(
         ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000, description = "From 1 (default 1)."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)."),
@@ -86,7 +86,7 @@ fn list_query(query: &str) -> Result<(IntegrationFilter, PageRequest), ApiError>
 }
 
 #[utoipa::path(
-    get, path = "/api/v1/partner-integrations/admin/{id}", tag = "admin", security(("admin_jwt" = [])),
+    get, path = "/api/v1/partner-integrations/admin/{id}", operation_id = "adminGetIntegration", tag = "admin", security(("admin_jwt" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     responses((status = 200, description = "The integration.", body = Success<Integration>), ErrorResponses)
 )]
@@ -95,7 +95,7 @@ pub async fn get(State(state): State<AppState>, _admin: AdminAuth, IntegrationPa
 }
 
 #[utoipa::path(
-    patch, path = "/api/v1/partner-integrations/admin/{id}", tag = "admin", security(("admin_jwt" = [])),
+    patch, path = "/api/v1/partner-integrations/admin/{id}", operation_id = "adminUpdateIntegration", tag = "admin", security(("admin_jwt" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     request_body = AdminPatchBody,
     responses((status = 200, description = "The updated integration.", body = Success<Integration>), ErrorResponses)
@@ -111,7 +111,7 @@ pub async fn update(
 }
 
 #[utoipa::path(
-    delete, path = "/api/v1/partner-integrations/admin/{id}", tag = "admin", security(("admin_jwt" = [])),
+    delete, path = "/api/v1/partner-integrations/admin/{id}", operation_id = "adminDeleteIntegration", tag = "admin", security(("admin_jwt" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     responses((status = 200, description = "Deleted with its catalog and credential.", body = Success<Deleted>), ErrorResponses)
 )]
@@ -122,7 +122,7 @@ pub async fn delete(State(state): State<AppState>, _admin: AdminAuth, Integratio
 
 /// Queues a sync of every approved, active integration (DOWN ones are probed).
 #[utoipa::path(
-    post, path = "/api/v1/partner-integrations/admin/sync-all", tag = "admin", security(("admin_jwt" = [])),
+    post, path = "/api/v1/partner-integrations/admin/sync-all", operation_id = "adminSyncAll", tag = "admin", security(("admin_jwt" = [])),
     responses((status = 202, description = "A sync was requested for every approved, active integration.", body = Success<QueuedAll>), ErrorResponses)
 )]
 pub async fn sync_all(State(state): State<AppState>, _admin: AdminAuth) -> Result<Response, ApiError> {

@@ -12,6 +12,9 @@ use super::auth::AuthError;
 use super::error::ApiError;
 use crate::domain::{IntegrationId, PartnerId, Principal};
 
+/// The header a partner's platform sends its integration's webhook secret in.
+pub const WEBHOOK_SECRET_HEADER: &str = "x-webhook-secret";
+
 /// Largest request body accepted anywhere.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -110,7 +113,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebhookSecretHeader {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let value = parts.headers.get("x-webhook-secret").and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned());
+        let value = parts.headers.get(WEBHOOK_SECRET_HEADER).and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned());
         Ok(Self(value))
     }
 }

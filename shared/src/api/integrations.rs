@@ -25,7 +25,7 @@ pub(super) fn created_response(created: Created) -> Response {
 }
 
 #[utoipa::path(
-    post, path = "/api/v1/partner-integrations", tag = "partner", security(("partner_jwt" = [])),
+    post, path = "/api/v1/partner-integrations", operation_id = "createIntegration", tag = "partner", security(("partner_jwt" = [])),
     request_body = CreateIntegrationBody,
     responses((status = 201, description = "Created; the webhook secret is in this answer only.", body = Success<CreatedIntegration>), ErrorResponses)
 )]
@@ -40,7 +40,7 @@ pub async fn create(
 }
 
 #[utoipa::path(
-    get, path = "/api/v1/partner-integrations/me", tag = "partner", security(("partner_jwt" = [])),
+    get, path = "/api/v1/partner-integrations/me", operation_id = "getMyIntegration", tag = "partner", security(("partner_jwt" = [])),
     responses((status = 200, description = "The partner's integration.", body = Success<Integration>), ErrorResponses)
 )]
 pub async fn get_mine(State(state): State<AppState>, PartnerAuth(partner_id): PartnerAuth) -> Result<Response, ApiError> {
@@ -48,7 +48,7 @@ pub async fn get_mine(State(state): State<AppState>, PartnerAuth(partner_id): Pa
 }
 
 #[utoipa::path(
-    patch, path = "/api/v1/partner-integrations/me", tag = "partner", security(("partner_jwt" = [])),
+    patch, path = "/api/v1/partner-integrations/me", operation_id = "updateMyIntegration", tag = "partner", security(("partner_jwt" = [])),
     request_body = UpdateIntegrationBody,
     responses((status = 200, description = "The updated integration.", body = Success<Integration>), ErrorResponses)
 )]
@@ -62,7 +62,7 @@ pub async fn update_mine(
 }
 
 #[utoipa::path(
-    delete, path = "/api/v1/partner-integrations/me", tag = "partner", security(("partner_jwt" = [])),
+    delete, path = "/api/v1/partner-integrations/me", operation_id = "deleteMyIntegration", tag = "partner", security(("partner_jwt" = [])),
     responses((status = 200, description = "Deleted with its catalog and credential.", body = Success<Deleted>), ErrorResponses)
 )]
 pub async fn delete_mine(State(state): State<AppState>, PartnerAuth(partner_id): PartnerAuth) -> Result<Response, ApiError> {
@@ -71,7 +71,7 @@ pub async fn delete_mine(State(state): State<AppState>, PartnerAuth(partner_id):
 }
 
 #[utoipa::path(
-    post, path = "/api/v1/partner-integrations/me/test-connection", tag = "partner", security(("partner_jwt" = [])),
+    post, path = "/api/v1/partner-integrations/me/test-connection", operation_id = "testConnection", tag = "partner", security(("partner_jwt" = [])),
     responses((status = 200, description = "The diagnosis; a partner-side problem is `ok: false`.", body = Success<ConnectionTest>), ErrorResponses)
 )]
 pub async fn test_connection(State(state): State<AppState>, PartnerAuth(partner_id): PartnerAuth) -> Result<Response, ApiError> {

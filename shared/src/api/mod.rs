@@ -73,6 +73,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     for routes in [registration_routes(), sync_trigger_routes(), availability_notify_routes()] {
         document.merge(routes.into_openapi());
     }
+    openapi::link_operations(&mut document);
     document
 }
 

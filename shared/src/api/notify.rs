@@ -17,7 +17,8 @@ pub fn parse_notify(body: &Value) -> Result<AvailabilityUpdate, Vec<String>> {
     };
     if object.contains_key("availability") || object.contains_key("webhook") {
         let mut errors = Vec::new();
-        if let Some(webhook) = object.get("webhook") {
+        // `"webhook": null` is no webhook (the document allows it; the stateful run sent it).
+        if let Some(webhook) = object.get("webhook").filter(|webhook| !webhook.is_null()) {
             match webhook.as_object().map(|webhook| webhook.get("event")) {
                 None => errors.push("webhook: must be an object".into()),
                 Some(None | Some(Value::Null)) => {}
@@ -172,6 +173,14 @@ mod tests {
         }
         assert!(parse_notify(&json!({"webhook": {"event": null}, "availability": availability})).is_ok());
         assert!(parse_notify(&json!({"webhook": {}, "availability": availability})).is_ok());
+        // The document lets `webhook` be null, and null is no webhook (the stateful run sent it).
+        assert!(parse_notify(&json!({"webhook": null, "availability": availability})).is_ok());
+        assert!(
+            parse_notify(&json!({"webhook": "x", "availability": availability}))
+                .unwrap_err()
+                .join("; ")
+                .contains("webhook: must be an object")
+        );
         // Counts are bounded (schemathesis sent 2^63, over what the document allows).
         let huge = json!({"productId": "p", "optionId": "o", "availabilityId": "a", "localDateTimeStart": "2026-07-15T10:00:00Z", "capacity": 9_223_372_036_854_775_808u64});
         assert!(parse_notify(&huge).unwrap_err().join("; ").contains("capacity: must be at most 1000000000"));

@@ -13,6 +13,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
+use super::extract::WEBHOOK_SECRET_HEADER;
 use crate::domain::{
     AUTH_KEY_MAX_LEN, AuthKey, AuthType, BaseUrl, ContentHash, IntegrationId, LocalDateTime, PartnerId, RunId, SlotStatus, Timestamp,
 };
@@ -273,7 +274,7 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             "webhook_secret",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                "x-webhook-secret",
+                WEBHOOK_SECRET_HEADER,
                 "The integration's webhook secret, shown once at creation.",
             ))),
         );
@@ -304,6 +305,70 @@ pub fn base_document() -> Document {
     ApiDoc::openapi()
 }
 
+/// Where a created integration's id and webhook secret are in the create answer.
+const CREATED_ID: &str = "$response.body#/data/_id";
+const CREATED_SECRET: &str = "$response.body#/data/webhook_secret";
+
+/// The operations an integration flows into once created: approve it, push a sync trigger and
+/// an availability update with its secret, read its status, get and delete it. OpenAPI
+/// `links`, so a client (and Schemathesis' stateful phase, `make fuzz-api`) can chain
+/// create → approve → trigger → notify → delete with the real id and secret.
+const FROM_CREATED: [(&str, &str); 8] = [
+    ("approve", "adminUpdateIntegration"),
+    ("triggerSync", "syncTrigger"),
+    ("notifyAvailability", "availabilityNotify"),
+    ("syncLog", "getSyncLog"),
+    ("health", "getHealth"),
+    ("catalog", "getCatalog"),
+    ("get", "adminGetIntegration"),
+    ("delete", "adminDeleteIntegration"),
+];
+
+/// Adds the links between operations to the merged document. Panics on an operation id or
+/// status that is not in it: the document is built in every test run, so a renamed operation
+/// fails there, not in a client.
+pub(super) fn link_operations(document: &mut Document) {
+    use utoipa::openapi::link::LinkBuilder;
+
+    for source in ["createIntegration", "adminCreateIntegration"] {
+        let response = response_mut(document, source, "201");
+        for (name, target) in FROM_CREATED {
+            let mut link = LinkBuilder::new().operation_id(target).parameter("path.id", CREATED_ID);
+            match target {
+                "syncTrigger" | "availabilityNotify" => link = link.parameter(format!("header.{WEBHOOK_SECRET_HEADER}"), CREATED_SECRET),
+                "adminUpdateIntegration" => link = link.request_body(Some(serde_json::json!({ "isApproved": true, "isActive": true }))),
+                _ => {}
+            }
+            response.links.insert(name.to_owned(), link.build().into());
+        }
+    }
+    let response = response_mut(document, "adminUpdateIntegration", "200");
+    for (name, target) in [("get", "adminGetIntegration"), ("delete", "adminDeleteIntegration")] {
+        let link = LinkBuilder::new().operation_id(target).parameter("path.id", "$response.body#/data/_id");
+        response.links.insert(name.to_owned(), link.build().into());
+    }
+    for status in ["200", "202"] {
+        let response = response_mut(document, "syncTrigger", status);
+        let link = LinkBuilder::new().operation_id("getSyncLog").parameter("path.id", "$request.path.id");
+        response.links.insert("syncLog".to_owned(), link.build().into());
+    }
+}
+
+fn response_mut<'d>(document: &'d mut Document, operation_id: &str, status: &str) -> &'d mut utoipa::openapi::Response {
+    let operation = document
+        .paths
+        .paths
+        .values_mut()
+        .flat_map(|item| [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete, &mut item.put])
+        .filter_map(Option::as_mut)
+        .find(|operation| operation.operation_id.as_deref() == Some(operation_id))
+        .unwrap_or_else(|| panic!("no operation {operation_id} in the OpenAPI document"));
+    match operation.responses.responses.get_mut(status) {
+        Some(RefOr::T(response)) => response,
+        _ => panic!("{operation_id} documents no inline {status} response"),
+    }
+}
+
 /// The whole document as JSON, built once.
 pub fn document_json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
@@ -314,6 +379,7 @@ pub fn document_json() -> &'static str {
 #[utoipa::path(
     get,
     path = "/api/v1/partner-integrations/openapi.json",
+    operation_id = "getOpenApiDocument",
     tag = "meta",
     responses((status = 200, description = "This OpenAPI 3.1 document.", content_type = "application/json", body = Object)),
 )]

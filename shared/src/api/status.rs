@@ -32,7 +32,7 @@ const DEFAULT_CATALOG_LIMIT: usize = 100;
 const MAX_CATALOG_LIMIT: usize = 500;
 
 #[utoipa::path(
-    get, path = "/api/v1/partner-integrations/{id}/sync-log", tag = "status", security(("partner_jwt" = []), ("admin_jwt" = [])),
+    get, path = "/api/v1/partner-integrations/{id}/sync-log", operation_id = "getSyncLog", tag = "status", security(("partner_jwt" = []), ("admin_jwt" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     responses((status = 200, description = "Sync state, health and the last 20 runs, newest first.", body = Success<SyncLog>), ErrorResponses)
 )]
@@ -45,7 +45,7 @@ pub async fn sync_log(
 }
 
 #[utoipa::path(
-    get, path = "/api/v1/partner-integrations/{id}/health", tag = "status", security(("partner_jwt" = []), ("admin_jwt" = [])),
+    get, path = "/api/v1/partner-integrations/{id}/health", operation_id = "getHealth", tag = "status", security(("partner_jwt" = []), ("admin_jwt" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     responses((status = 200, description = "The health state.", body = Success<Health>), ErrorResponses)
 )]
@@ -58,7 +58,7 @@ pub async fn health(
 }
 
 #[utoipa::path(
-    get, path = "/api/v1/partner-integrations/{id}/catalog", tag = "status", security(("partner_jwt" = []), ("admin_jwt" = [])),
+    get, path = "/api/v1/partner-integrations/{id}/catalog", operation_id = "getCatalog", tag = "status", security(("partner_jwt" = []), ("admin_jwt" = [])),
     params(
         ("id" = IntegrationId, Path, description = "The integration's id."),
         ("kind" = Option<CatalogKindParam>, Query, description = "One list only; both when absent."),

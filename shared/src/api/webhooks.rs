@@ -72,7 +72,7 @@ impl TriggerResponse {
 }
 
 #[utoipa::path(
-    post, path = "/api/v1/partner-integrations/{id}/sync/trigger", tag = "webhooks", security(("webhook_secret" = [])),
+    post, path = "/api/v1/partner-integrations/{id}/sync/trigger", operation_id = "syncTrigger", tag = "webhooks", security(("webhook_secret" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     responses(
         (status = 200, description = "Synced (or skipped: the catalog is unchanged).", body = Success<TriggerResponse>),
@@ -96,7 +96,7 @@ pub async fn sync_trigger(
 }
 
 #[utoipa::path(
-    post, path = "/api/v1/partner-integrations/{id}/availability/notify", tag = "webhooks", security(("webhook_secret" = [])),
+    post, path = "/api/v1/partner-integrations/{id}/availability/notify", operation_id = "availabilityNotify", tag = "webhooks", security(("webhook_secret" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     request_body = NotifyBody,
     responses((status = 200, description = "Stored, or a background sync was requested for an unknown product.", body = Success<NotifyResult>), ErrorResponses)
