@@ -7,7 +7,7 @@ CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
 
-.PHONY: test tools lint template build unit bench bench-cold-start bench-load fuzz fuzz-api run clean
+.PHONY: test tools lint template build unit bench bench-cold-start bench-load fuzz fuzz-afl fuzz-api run clean
 
 test: tools lint template build unit
 
@@ -54,6 +54,13 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	$(CARGO) run --release --locked -p seyaha-fuzz -- --seconds $(FUZZ_SECONDS)
 
+# Coverage-guided: the same targets under AFL++ (fuzz/afl.sh), each for FUZZ_SECONDS. cargo-afl
+# and the AFL++ it builds go into .tools/ (the first run compiles them, a few minutes).
+AFL_TOOLS := $(CURDIR)/.tools
+fuzz-afl:
+	XDG_DATA_HOME=$(AFL_TOOLS)/share $(CARGO) install --locked --quiet --root $(AFL_TOOLS) cargo-afl --version 0.18.2
+	PATH="$(AFL_TOOLS)/bin:$$PATH" XDG_DATA_HOME=$(AFL_TOOLS)/share FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/afl.sh
+
 # Schemathesis with 20x the examples of `make test` and a random seed (prints its report).
 fuzz-api: tools
 	SEYAHA_SCHEMATHESIS_EXAMPLES=500 SEYAHA_SCHEMATHESIS_SEED=random $(CARGO) test -p seyaha-tests --test schemathesis --locked -- --nocapture
@@ -62,4 +69,4 @@ run:
 	$(CARGO) run -p seyaha-local
 
 clean:
-	rm -rf target $(VENV)
+	rm -rf target $(VENV) .tools

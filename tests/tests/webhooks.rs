@@ -1,7 +1,7 @@
 //! The webhook routes authenticate in the documented order: secret and integration (401),
 //! then approval and activity (403), then the body (400).
 
-use serde_json::json;
+use serde_json::{Value, json};
 use seyaha_tests::{TestApp, new_partner};
 
 #[tokio::test]
@@ -84,4 +84,86 @@ async fn a_partners_burst_is_limited_without_touching_other_partners() {
 
     app.clock().advance(Duration::from_secs(60));
     app.notify(&busy, body).await.expect_success(200);
+}
+
+/// The security review's probes of the notify body, kept: deep nesting, a 5,000-digit number
+/// and invalid UTF-8 each get a 4xx envelope, and the next valid notify is applied.
+#[tokio::test]
+async fn hostile_notify_bodies_get_a_4xx_and_the_service_keeps_answering() {
+    use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto};
+
+    let app = TestApp::spawn().await;
+    let octo = FakeOcto::start().await;
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+    app.trigger(&integration).await.expect_success(200);
+    let valid = json!({"productId": "product_1", "optionId": "DEFAULT", "availabilityId": "slot-1",
+                       "localDateTimeStart": "2030-07-15T10:00:00+04:00", "vacancies": 3, "capacity": 12});
+    let raw = |body: Vec<u8>| {
+        app.http
+            .post(app.url(&format!("/{}/availability/notify", integration.id)))
+            .header("x-webhook-secret", &integration.secret)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let nested = |depth: usize| format!(r#"{{"productId": {}{}}}"#, "[".repeat(depth), "]".repeat(depth)).into_bytes();
+    let mut long_number = valid.to_string().replace(r#""vacancies":3"#, &format!(r#""vacancies":{}"#, "9".repeat(5_000))).into_bytes();
+    assert!(long_number.len() > 5_000);
+    let mut invalid_utf8 = valid.to_string().into_bytes();
+    invalid_utf8.splice(15..15, [0xff, 0xfe, 0xc3]);
+    let cases: [(&str, Vec<u8>, u16); 4] = [
+        ("30,000 levels of nesting", nested(30_000), 400),
+        ("100,000 levels of nesting (past the body limit)", nested(100_000), 413),
+        ("a 5,000-digit number", std::mem::take(&mut long_number), 400),
+        ("invalid UTF-8", invalid_utf8, 400),
+    ];
+    for (what, body, status) in cases {
+        let reply = seyaha_tests::send(raw(body)).await;
+        assert_eq!(reply.status.as_u16(), status, "{what}: {}", reply.text);
+        assert_eq!(reply.body["success"], 0, "{what}: the error envelope");
+        assert_eq!(app.notify(&integration, valid.clone()).await.expect_success(200), &json!({"updated": true}), "after {what}");
+    }
+}
+
+/// The security review's 800 notifies over 32 slots, many in flight at once: every one is
+/// answered 200 (no 5xx), and a last update per slot sent after them is what each slot holds
+/// (no update acknowledged before it overwrote it later, none lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_notifies_over_shared_slots_lose_no_update() {
+    use futures_util::StreamExt;
+    use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto};
+
+    let settings = seyaha::settings::Settings { webhook_rate_per_minute: 10_000, ..seyaha_tests::test_settings() };
+    let app = TestApp::spawn_with(settings).await;
+    let octo = FakeOcto::start().await;
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+    app.trigger(&integration).await.expect_success(200);
+    let update = |slot: u64, vacancies: u64| {
+        json!({"productId": "product_1", "optionId": "DEFAULT", "availabilityId": format!("race-{slot}"),
+               "localDateTimeStart": "2030-07-15T10:00:00+04:00", "vacancies": vacancies, "capacity": 10_000})
+    };
+    let send_all = |updates: Vec<Value>| {
+        let (app, integration) = (&app, &integration);
+        futures_util::stream::iter(updates)
+            .map(move |body| async move { app.notify(integration, body).await })
+            .buffer_unordered(100)
+            .collect::<Vec<_>>()
+    };
+    for reply in send_all((0..800).map(|n| update(n % 32, n)).collect()).await {
+        assert_eq!(reply.expect_success(200), &json!({"updated": true}));
+    }
+    for reply in send_all((0..32).map(|slot| update(slot, 5_000 + slot)).collect()).await {
+        assert_eq!(reply.expect_success(200), &json!({"updated": true}));
+    }
+    let catalog = app.call("GET", &format!("/{}/catalog?kind=slots&limit=100", integration.id), Some(&app.admin_token()), None).await;
+    let slots: Vec<&Value> = catalog.expect_success(200)["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["availabilityId"].as_str().unwrap().starts_with("race-"))
+        .collect();
+    assert_eq!(slots.len(), 32, "every slot is there");
+    for slot in slots {
+        let n: u64 = slot["availabilityId"].as_str().unwrap()["race-".len()..].parse().unwrap();
+        assert_eq!(slot["vacancies"], 5_000 + n, "{slot}");
+    }
 }
