@@ -35,7 +35,7 @@ def _fresh_partner_token():
 
 
 # No caching: a fresh partner per create.
-@schemathesis.auth(refresh_interval=None).skip_for(path_regex=r"/(sync/trigger|availability/notify|openapi\.json)$")
+@schemathesis.auth(refresh_interval=None).skip_for(path_regex=r"/(sync/trigger|availability/notify|octo/events|openapi\.json)$")
 class Credentials:
     def get(self, case, context):
         if (case.operation.method.upper(), case.operation.path) == PARTNER_CREATE:

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use crate::domain::{
-    Activity, ActivityState, AuthKey, HealthStatus, IntegrationId, IntegrationRecord, PartnerId, RunTrigger, Slot, SyncRun, Timestamp,
-    VariationRef,
+    Activity, ActivityState, AuthKey, HealthStatus, IntegrationId, IntegrationRecord, PartnerId, ProductActivity, RunTrigger, Slot,
+    SyncRun, Timestamp, VariationRef,
 };
 
 /// The underlying cause of an adapter failure, kept for the logs (never shown to callers).
@@ -140,6 +140,13 @@ pub trait CatalogStore: Send + Sync {
     ) -> Result<Option<VariationRef>, StoreError>;
 
     /// Creates or replaces one availability slot; the store may forget it after `expires_at`.
+    /// The stored activity of one OCTO product (by its id), whatever its internal name.
+    async fn activity_of_product(&self, integration: &IntegrationId, product_id: &str) -> Result<Option<ProductActivity>, StoreError>;
+
+    /// Every stored slot of one product option (an availability pull closes those it no
+    /// longer gets).
+    async fn option_slots(&self, integration: &IntegrationId, product_id: &str, option_id: &str) -> Result<Vec<Slot>, StoreError>;
+
     async fn put_slot(&self, integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError>;
 
     /// Every activity of an integration (the engine's own use; the API pages).
@@ -254,6 +261,36 @@ impl SigningKeySource for StaticSigningKey {
 pub struct SyncJob {
     pub integration_id: IntegrationId,
     pub trigger: RunTrigger,
+    pub work: JobWork,
+}
+
+impl SyncJob {
+    /// A full catalog sync.
+    pub fn catalog(integration_id: IntegrationId, trigger: RunTrigger) -> Self {
+        Self { integration_id, trigger, work: JobWork::Catalog }
+    }
+
+    /// One product's sync, after a `PRODUCT_UPDATE`.
+    pub fn product(integration_id: IntegrationId, product_id: String) -> Self {
+        Self { integration_id, trigger: RunTrigger::ProductUpdate, work: JobWork::Product { product_id } }
+    }
+
+    /// An availability pull.
+    pub fn availability(integration_id: IntegrationId, pull: crate::sync::AvailabilityPull) -> Self {
+        Self { integration_id, trigger: RunTrigger::AvailabilityPull, work: JobWork::Availability(pull) }
+    }
+}
+
+/// What a queue job asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobWork {
+    /// The whole catalog: only while a sync request is pending (`requested_at`), so duplicate
+    /// and redelivered messages change nothing.
+    Catalog,
+    /// One product (`GET /products/{id}`); idempotent by content hash.
+    Product { product_id: String },
+    /// A product's availability over dates (`POST /availability`); idempotent upserts.
+    Availability(crate::sync::AvailabilityPull),
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -207,6 +207,7 @@ impl Settings {
             lease: Duration::from_secs(self.sync_lease_secs),
             request_budget: Duration::from_millis(self.sync_request_budget_ms),
             fallback_delay: Duration::from_secs(self.fallback_delay_secs),
+            slot_retention: self.slot_retention(),
             ..SyncConfig::default()
         }
     }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -53,6 +53,14 @@ struct FakeState {
     key: String,
     behaviour: Behaviour,
     seen: Vec<SeenRequest>,
+    /// What `POST /availability` knows: availabilities by (product, option).
+    availability: std::collections::HashMap<(String, String), Vec<Value>>,
+    /// The bodies of the `POST /availability` calls, in order.
+    availability_calls: Vec<Value>,
+    /// Answer this many `POST /availability` calls 429 with this `Retry-After` first.
+    rate_limited: (usize, u64),
+    /// Calls of `POST /availability` in flight now, and the most at once.
+    in_flight: (usize, usize),
 }
 
 #[derive(Clone)]
@@ -70,8 +78,16 @@ impl FakeOcto {
             key: FAKE_KEY.into(),
             behaviour: Behaviour::Normal,
             seen: Vec::new(),
+            availability: std::collections::HashMap::new(),
+            availability_calls: Vec::new(),
+            rate_limited: (0, 0),
+            in_flight: (0, 0),
         }));
-        let app = Router::new().route("/octo/products", get(products)).with_state(Arc::clone(&state));
+        let app = Router::new()
+            .route("/octo/products", get(products))
+            .route("/octo/products/{id}", get(product))
+            .route("/octo/availability", axum::routing::post(availability))
+            .with_state(Arc::clone(&state));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the fake OCTO supplier");
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -100,7 +116,13 @@ impl FakeOcto {
 
     /// How many `GET /products` calls arrived.
     pub fn product_calls(&self) -> usize {
-        self.state.lock().unwrap().seen.len()
+        self.state.lock().unwrap().seen.iter().filter(|seen| seen.path == "/octo/products").count()
+    }
+
+    /// The product ids of the `GET /products/{id}` calls that arrived, in order.
+    pub fn single_product_calls(&self) -> Vec<String> {
+        let seen = &self.state.lock().unwrap().seen;
+        seen.iter().filter_map(|seen| seen.path.strip_prefix("/octo/products/").map(str::to_owned)).collect()
     }
 
     pub fn set_behaviour(&self, behaviour: Behaviour) {
@@ -119,6 +141,94 @@ impl FakeOcto {
     pub fn requests(&self) -> Vec<SeenRequest> {
         self.state.lock().unwrap().seen.clone()
     }
+
+    /// What `POST /availability` answers for one option: these availabilities (each with an
+    /// `id` and a `localDateTimeStart`), filtered by the asked dates.
+    pub fn set_availability(&self, product: &str, option: &str, availabilities: Vec<Value>) {
+        self.state.lock().unwrap().availability.insert((product.into(), option.into()), availabilities);
+    }
+
+    /// The bodies of the `POST /availability` calls so far.
+    pub fn availability_calls(&self) -> Vec<Value> {
+        self.state.lock().unwrap().availability_calls.clone()
+    }
+
+    /// The next `count` availability calls are answered 429 with `Retry-After: seconds`.
+    pub fn rate_limit_availability(&self, count: usize, seconds: u64) {
+        self.state.lock().unwrap().rate_limited = (count, seconds);
+    }
+
+    /// The most `POST /availability` calls that were in flight at once.
+    pub fn most_availability_calls_at_once(&self) -> usize {
+        self.state.lock().unwrap().in_flight.1
+    }
+}
+
+/// The answer to a request without the fake's credential, if it lacks it.
+fn unauthorized(headers: &HeaderMap, key: &str) -> Option<Response> {
+    let authorization = header(headers, "authorization");
+    let authorized = authorization.as_deref().is_some_and(|value| value == key || value.strip_prefix("Bearer ") == Some(key));
+    if authorized {
+        return None;
+    }
+    let status = if authorization.is_none() { StatusCode::UNAUTHORIZED } else { StatusCode::FORBIDDEN };
+    Some((status, axum::Json(json!({"error": "FORBIDDEN", "errorMessage": "invalid API key"}))).into_response())
+}
+
+/// `GET /products/{id}`: that product of the catalog, or OCTO's 404.
+async fn product(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let (key, catalog) = {
+        let mut state = state.lock().unwrap();
+        state.seen.push(SeenRequest {
+            path: format!("/octo/products/{id}"),
+            authorization: header(&headers, "authorization"),
+            octo_capabilities: header(&headers, "octo-capabilities"),
+        });
+        (state.key.clone(), state.catalog.clone())
+    };
+    if let Some(refused) = unauthorized(&headers, &key) {
+        return refused;
+    }
+    match catalog.as_array().into_iter().flatten().find(|product| product["id"] == id.as_str()) {
+        Some(product) => axum::Json(product.clone()).into_response(),
+        None => {
+            (StatusCode::NOT_FOUND, axum::Json(json!({"error": "INVALID_PRODUCT_ID", "errorMessage": "no such product"}))).into_response()
+        }
+    }
+}
+
+/// `POST /availability`: the availabilities of the option whose local date is in the range.
+/// Each call takes a few milliseconds, so concurrent ones overlap and are counted.
+async fn availability(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap, axum::Json(body): axum::Json<Value>) -> Response {
+    let (key, limited) = {
+        let mut state = state.lock().unwrap();
+        state.availability_calls.push(body.clone());
+        let limited = (state.rate_limited.0 > 0).then_some(state.rate_limited.1);
+        if limited.is_some() {
+            state.rate_limited.0 -= 1;
+        }
+        state.in_flight.0 += 1;
+        state.in_flight.1 = state.in_flight.1.max(state.in_flight.0);
+        (state.key.clone(), limited)
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let answer = {
+        let mut state = state.lock().unwrap();
+        state.in_flight.0 -= 1;
+        let text = |key: &str| body[key].as_str().unwrap_or_default().to_owned();
+        let (from, to) = (text("localDateStart"), text("localDateEnd"));
+        let known = state.availability.get(&(text("productId"), text("optionId"))).cloned().unwrap_or_default();
+        let day = |a: &Value| a["localDateTimeStart"].as_str().unwrap_or_default().get(..10).unwrap_or_default().to_owned();
+        known.into_iter().filter(|a| day(a) >= from && day(a) <= to).collect::<Vec<_>>()
+    };
+    if let Some(refused) = unauthorized(&headers, &key) {
+        return refused;
+    }
+    if let Some(seconds) = limited {
+        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", seconds.to_string())], axum::Json(json!({"error": "TOO_MANY_REQUESTS"})))
+            .into_response();
+    }
+    axum::Json(Value::Array(answer)).into_response()
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -139,11 +249,8 @@ async fn products(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap
         Some(text) => (StatusCode::OK, [("content-type", "application/json")], text.clone()).into_response(),
         None => axum::Json(catalog.clone()).into_response(),
     };
-    let authorization = header(&headers, "authorization");
-    let authorized = authorization.as_deref().is_some_and(|value| value == key || value.strip_prefix("Bearer ") == Some(key.as_str()));
-    if !authorized {
-        let status = if authorization.is_none() { StatusCode::UNAUTHORIZED } else { StatusCode::FORBIDDEN };
-        return (status, axum::Json(json!({"error": "FORBIDDEN", "errorMessage": "invalid API key"}))).into_response();
+    if let Some(refused) = unauthorized(&headers, &key) {
+        return refused;
     }
     match behaviour {
         Behaviour::Normal => catalog_response(),

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use seyaha::adapters::embedded::RedbStore;
-use seyaha::domain::{Activity, ActivityState, IntegrationId, Slot, Timestamp, VariationRef};
+use seyaha::domain::{Activity, ActivityState, IntegrationId, ProductActivity, Slot, Timestamp, VariationRef};
 use seyaha::ports::{CatalogStore, Cursor, Page, StoreError};
 
 /// Which call the hook is asked about; writes say how many items they write.
@@ -16,6 +16,8 @@ pub enum CatalogCall {
     PutActivities(usize),
     SetActive(usize),
     FindVariation,
+    ActivityOfProduct,
+    OptionSlots,
     PutSlot,
     Activities,
     ActivitiesPage,
@@ -104,6 +106,14 @@ impl CatalogStore for HookedCatalog {
     async fn find_variation(&self, id: &IntegrationId, product: &str, option: &str) -> Result<Option<VariationRef>, StoreError> {
         self.before(CatalogCall::FindVariation, id).await?;
         self.inner.find_variation(id, product, option).await
+    }
+    async fn activity_of_product(&self, id: &IntegrationId, product: &str) -> Result<Option<ProductActivity>, StoreError> {
+        self.before(CatalogCall::ActivityOfProduct, id).await?;
+        self.inner.activity_of_product(id, product).await
+    }
+    async fn option_slots(&self, id: &IntegrationId, product: &str, option: &str) -> Result<Vec<Slot>, StoreError> {
+        self.before(CatalogCall::OptionSlots, id).await?;
+        self.inner.option_slots(id, product, option).await
     }
     async fn put_slot(&self, id: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {
         self.before(CatalogCall::PutSlot, id).await?;

@@ -55,8 +55,7 @@ async fn jobs_go_to_sqs_in_batches_and_with_delays() {
     let config = sdk_config().await;
     let resources = resources(&config).await;
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&config), resources.queue_url.clone());
-    let jobs: Vec<SyncJob> =
-        (0..23).map(|i| SyncJob { integration_id: IntegrationId::generate(i), trigger: RunTrigger::Nightly }).collect();
+    let jobs: Vec<SyncJob> = (0..23).map(|i| SyncJob::catalog(IntegrationId::generate(i), RunTrigger::Nightly)).collect();
     queue.enqueue(&jobs).await.unwrap();
 
     let mut received = Vec::new();
@@ -77,7 +76,7 @@ async fn jobs_go_to_sqs_in_batches_and_with_delays() {
         "the message format workers already in flight understand"
     );
 
-    let delayed = SyncJob { integration_id: IntegrationId::generate(99), trigger: RunTrigger::FollowUp };
+    let delayed = SyncJob::catalog(IntegrationId::generate(99), RunTrigger::FollowUp);
     queue.enqueue_after(&delayed, Duration::from_secs(2)).await.unwrap();
     assert!(resources.receive(&config, 60).await.is_empty(), "not visible before its delay");
     // SQS (moto) keeps real time: poll until the message shows, with a deadline.

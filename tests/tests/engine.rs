@@ -305,7 +305,7 @@ async fn a_request_whose_message_was_never_sent_is_not_coalesced_away() {
     assert_eq!(h.next_job().map(|job| job.trigger), Some(RunTrigger::Admin));
 
     // The nightly fan-out: a failed batch leaves nothing requested, so the retried run sends it.
-    h.engine.handle_job(&SyncJob { integration_id: id, trigger: RunTrigger::Admin }).await.unwrap();
+    h.engine.handle_job(&SyncJob::catalog(id, RunTrigger::Admin)).await.unwrap();
     h.queue.failures.store(1, Ordering::SeqCst);
     assert!(h.engine.request_all(RunTrigger::Nightly).await.is_err());
     assert!(h.next_job().is_none());

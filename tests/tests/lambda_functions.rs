@@ -321,3 +321,61 @@ async fn jobs_the_worker_has_no_time_for_are_reported_not_consumed() {
     assert_eq!(answer, json!({"batchItemFailures": []}));
     assert_eq!(octo.product_calls(), 2);
 }
+
+/// An OCTO `PRODUCT_UPDATE` through the availability-notify function (the sample event), and
+/// the product job it queues through the sync worker: one product fetched, one activity written.
+#[tokio::test]
+async fn an_octo_product_update_reaches_the_worker_as_a_product_job() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let env = resources.lambda_env();
+    let octo = FakeOcto::start().await;
+    let (register, trigger, notify, worker) = tokio::join!(
+        Function::start("register", &env),
+        Function::start("sync-trigger", &env),
+        Function::start("availability-notify", &env),
+        Function::start("sync-worker", &env),
+    );
+    let admin_token = format!("Bearer {}", token(seyaha::domain::Role::Admin, "ops"));
+    let body = json!({"partner_id": new_partner(), "base_url": octo.base_url(), "auth_type": "bearer", "auth_key": FAKE_KEY, "handles_ticket_delivery": false});
+    let create =
+        http_event("apigw-partner-create.json", "POST", &format!("{PREFIX}/admin/create"), &[("authorization", &admin_token)], Some(&body));
+    let (status, created) = http_reply(&register.invoke(create).await.unwrap());
+    assert_eq!(status, 201, "{created}");
+    let id = created["data"]["_id"].as_str().unwrap().to_owned();
+    let secret = created["data"]["webhook_secret"].as_str().unwrap().to_owned();
+    let sync =
+        http_event("apigw-sync-trigger.json", "POST", &format!("{PREFIX}/{id}/sync/trigger"), &[("x-webhook-secret", &secret)], None);
+    assert_eq!(http_reply(&trigger.invoke(sync).await.unwrap()).0, 200);
+
+    let mut catalog = seyaha_tests::fake_octo::sample_catalog(3);
+    catalog[1]["title"] = json!("Product 1, renovated");
+    octo.set_catalog(catalog);
+    let update = serde_json::from_str::<Value>(event_file("apigw-octo-events.json")["body"].as_str().unwrap()).unwrap();
+    let event = http_event(
+        "apigw-octo-events.json",
+        "POST",
+        &format!("{PREFIX}/{id}/octo/events"),
+        &[("x-webhook-secret", &secret)],
+        Some(&update),
+    );
+    let (status, accepted) = http_reply(&notify.invoke(event).await.unwrap());
+    assert_eq!((status, accepted["data"].clone()), (202, json!({"accepted": true, "action": "product_sync_queued"})));
+
+    let messages = wait_for_messages(&resources, &config, 1).await;
+    assert_eq!(messages.len(), 1);
+    let job = serde_json::from_str::<Value>(messages[0].body().unwrap()).unwrap();
+    assert_eq!(job, json!({"integration_id": id, "trigger": "product_update", "work": {"kind": "product", "product_id": "product_1"}}));
+    assert_eq!(worker.invoke(sqs_event(&messages)).await.unwrap(), json!({"batchItemFailures": []}));
+
+    let sync_log = http_event("apigw-partner-me.json", "GET", &format!("{PREFIX}/{id}/sync-log"), &[("authorization", &admin_token)], None);
+    let (_, log) = http_reply(&register.invoke(sync_log).await.unwrap());
+    let run = &log["data"]["runs"][0];
+    assert_eq!(
+        (run["trigger"].clone(), run["updated"].clone(), run["unchanged"].clone()),
+        (json!("product_update"), json!(1), json!(0)),
+        "{log}"
+    );
+    assert_eq!(octo.single_product_calls(), ["product_1"]);
+    assert_eq!(octo.product_calls(), 1, "no full catalog fetch after the first sync");
+}

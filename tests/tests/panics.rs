@@ -91,8 +91,8 @@ async fn a_panicking_job_fails_alone_and_the_next_one_runs() {
     let service = setup.app.service();
     assert_eq!(service.sync_all().await.unwrap(), 2);
 
-    let failed = run_job(service, &SyncJob { integration_id: cursed, trigger: RunTrigger::Admin }).await;
+    let failed = run_job(service, &SyncJob::catalog(cursed, RunTrigger::Admin)).await;
     assert!(matches!(&failed, Err(JobFailure::Panicked(message)) if message.contains("a bug reading the catalog")), "{failed:?}");
-    let next = run_job(service, &SyncJob { integration_id: fine, trigger: RunTrigger::Admin }).await.unwrap();
+    let next = run_job(service, &SyncJob::catalog(fine, RunTrigger::Admin)).await.unwrap();
     assert!(matches!(next, SyncResult::Done { skipped: false, .. }), "{next:?}");
 }

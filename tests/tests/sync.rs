@@ -294,7 +294,7 @@ fn slot_update(product: &str, option: &str, availability: &str) -> Value {
 }
 
 #[tokio::test]
-async fn notify_updates_known_slots_in_both_formats() {
+async fn notify_updates_known_slots_in_all_three_formats() {
     let app = TestApp::spawn().await;
     let octo = FakeOcto::start().await;
     let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
@@ -309,6 +309,13 @@ async fn notify_updates_known_slots_in_both_formats() {
                          "allDay": false, "status": "FREESALE", "vacancies": null, "capacity": null, "maxUnits": null, "openingHours": []}
     });
     assert_eq!(app.notify(&integration, wrapped).await.expect_success(200), &json!({"updated": true}));
+    // OCTO Cloud: product and option beside the availability, with the supplier.
+    let cloud = json!({
+        "webhook": {"id": "wh_2", "event": "availability_update"}, "supplier": {"id": "sup_1", "name": "Acme"},
+        "productId": "product_1", "optionId": "option-1",
+        "availability": {"id": "2030-07-17T09:00:00+04:00", "localDateTimeStart": "2030-07-17T09:00:00+04:00", "status": "AVAILABLE", "vacancies": 5, "capacity": 8}
+    });
+    assert_eq!(app.notify(&integration, cloud).await.expect_success(200), &json!({"updated": true}));
     // The same slot again replaces it (idempotent upsert).
     let mut sold_out = slot_update("product_1", "DEFAULT", "slot-1");
     sold_out["status"] = json!("SOLD_OUT");
@@ -317,7 +324,9 @@ async fn notify_updates_known_slots_in_both_formats() {
     app.notify(&integration, sold_out).await.expect_success(200);
 
     let slots = app.catalog(&integration.id).await["slots"].as_array().unwrap().clone();
-    assert_eq!(slots.len(), 2, "{slots:?}");
+    assert_eq!(slots.len(), 3, "{slots:?}");
+    let cloud = slots.iter().find(|s| s["availabilityId"] == "2030-07-17T09:00:00+04:00").unwrap();
+    assert_eq!((cloud["optionId"].clone(), cloud["vacancies"].clone(), cloud["capacity"].clone()), (json!("option-1"), json!(5), json!(8)));
     let slot = slots.iter().find(|s| s["availabilityId"] == "slot-1").unwrap();
     assert_eq!((slot["status"].clone(), slot["vacancies"].clone(), slot["capacity"].clone()), (json!("SOLD_OUT"), json!(0), json!(12)));
     let freesale = slots.iter().find(|s| s["optionId"] == "option-1").unwrap();

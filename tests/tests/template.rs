@@ -81,10 +81,12 @@ fn the_worker_cannot_take_the_accounts_concurrency() {
 fn grants_are_least_privilege() {
     let template = template();
     assert!(granted_on(&template, "RegisterFunction", "dynamodb:BatchWriteItem").is_empty(), "register writes no batches");
-    for function in ["SyncTriggerFunction", "SyncWorkerFunction"] {
-        let resources = grants(&template, function).into_iter().flat_map(|(_, r)| r).collect::<Vec<_>>();
-        assert!(!resources.iter().any(|r| r.contains("/index/")), "{function} queries no index: {resources:?}");
-    }
+    let resources = grants(&template, "SyncTriggerFunction").into_iter().flat_map(|(_, r)| r).collect::<Vec<_>>();
+    assert!(!resources.iter().any(|r| r.contains("/index/")), "the sync trigger queries no index: {resources:?}");
+    // The worker looks a product's activity up by the product index (single-product syncs).
+    let worker_indexes: Vec<String> =
+        grants(&template, "SyncWorkerFunction").into_iter().flat_map(|(_, r)| r).filter(|r| r.contains("/index/")).collect();
+    assert!(worker_indexes.iter().all(|r| r.contains("/index/gsi3")), "the worker queries only the product index: {worker_indexes:?}");
     let nightly_query = granted_on(&template, "NightlySyncFunction", "dynamodb:Query");
     assert!(nightly_query.iter().all(|r| r.contains("/index/gsi2")), "nightly queries only its index: {nightly_query:?}");
     let notify_query = granted_on(&template, "AvailabilityNotifyFunction", "dynamodb:Query");
@@ -109,4 +111,37 @@ fn secrets_logs_tracing_schedule_and_cors_are_configurable_and_kept() {
     }
     let nightly = resource(&template, "NightlySyncFunction")["Properties"]["Events"]["Nightly"]["Properties"].clone();
     assert!(nightly.get("Name").is_none(), "a generated schedule name fits 64 characters for any stack name: {nightly}");
+}
+
+/// Each function's HTTP API events are exactly the routes its router serves (from the
+/// routers' OpenAPI documents), so a route added in code cannot be missing on AWS.
+#[test]
+fn each_function_gets_exactly_the_routes_its_router_serves() {
+    let template = template();
+    let routers = [
+        ("RegisterFunction", seyaha::api::registration_routes()),
+        ("SyncTriggerFunction", seyaha::api::sync_trigger_routes()),
+        ("AvailabilityNotifyFunction", seyaha::api::availability_notify_routes()),
+    ];
+    for (function, router) in routers {
+        let document = serde_json::to_value(router.into_openapi()).unwrap();
+        let mut served: Vec<(String, String)> = document["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |method| (method.to_uppercase(), path.clone())))
+            .collect();
+        let mut routed: Vec<(String, String)> = resource(&template, function)["Properties"]["Events"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|event| event["Type"] == "HttpApi" && event["Properties"]["Path"] != "$default")
+            .map(|event| {
+                (event["Properties"]["Method"].as_str().unwrap().to_owned(), event["Properties"]["Path"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        served.sort();
+        routed.sort();
+        assert_eq!(routed, served, "{function}: template routes vs its router");
+    }
 }

@@ -12,7 +12,7 @@ use crate::domain::{
     LocalDateTime, PartnerId, Price, Rejection, RunId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncControl, SyncCounts, SyncRun,
     SyncState, SyncStatus, Timestamp, UnitPrice, Variation, VariationPricing, VariationSync, WebhookSecretDigest,
 };
-use crate::ports::{StoreError, SyncJob};
+use crate::ports::{JobWork, StoreError, SyncJob};
 
 /// Stored attribute names the DynamoDB adapter names in expressions.
 pub mod fields {
@@ -52,7 +52,7 @@ stored_enum!(StoredSlotStatus <=> SlotStatus {
 });
 stored_enum!(StoredTrigger <=> RunTrigger {
     Webhook = "webhook", Nightly = "nightly", Fallback = "fallback", Admin = "admin", FollowUp = "follow_up", Recovery = "recovery",
-    Handoff = "handoff",
+    Handoff = "handoff", ProductUpdate = "product_update", AvailabilityPull = "availability_pull",
 });
 stored_enum!(StoredOutcome <=> RunOutcome { Synced = "synced", Skipped = "skipped", Error = "error", Queued = "queued" });
 
@@ -480,22 +480,74 @@ impl From<StoredRun> for SyncRun {
     }
 }
 
-/// A queue message body: `{"integration_id": "...", "trigger": "fallback"}`.
+/// A queue message body: `{"integration_id": "...", "trigger": "fallback"}`, and for work
+/// other than a full sync `"work": {"kind": "product", "product_id": "..."}`. Messages
+/// without `work` (all of them before it existed) are full syncs.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct JobMessage {
     pub integration_id: IntegrationId,
     pub trigger: StoredTrigger,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work: Option<StoredWork>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StoredWork {
+    Product {
+        product_id: String,
+    },
+    Availability {
+        product_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        option_id: Option<String>,
+        #[serde(with = "local_date")]
+        local_date_start: time::Date,
+        #[serde(with = "local_date")]
+        local_date_end: time::Date,
+    },
+}
+
+/// Dates in job messages: `YYYY-MM-DD`, as OCTO writes them.
+mod local_date {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(date: &time::Date, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&crate::sync::format_date(*date))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<time::Date, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        crate::sync::parse_date(&text).ok_or_else(|| serde::de::Error::custom("a date like 2026-07-15"))
+    }
 }
 
 impl From<&SyncJob> for JobMessage {
     fn from(job: &SyncJob) -> Self {
-        Self { integration_id: job.integration_id, trigger: job.trigger.into() }
+        let work = match &job.work {
+            JobWork::Catalog => None,
+            JobWork::Product { product_id } => Some(StoredWork::Product { product_id: product_id.clone() }),
+            JobWork::Availability(pull) => Some(StoredWork::Availability {
+                product_id: pull.product_id.clone(),
+                option_id: pull.option_id.clone(),
+                local_date_start: pull.from,
+                local_date_end: pull.to,
+            }),
+        };
+        Self { integration_id: job.integration_id, trigger: job.trigger.into(), work }
     }
 }
 
 impl From<JobMessage> for SyncJob {
     fn from(message: JobMessage) -> Self {
-        Self { integration_id: message.integration_id, trigger: message.trigger.into() }
+        let work = match message.work {
+            None => JobWork::Catalog,
+            Some(StoredWork::Product { product_id }) => JobWork::Product { product_id },
+            Some(StoredWork::Availability { product_id, option_id, local_date_start, local_date_end }) => {
+                JobWork::Availability(crate::sync::AvailabilityPull { product_id, option_id, from: local_date_start, to: local_date_end })
+            }
+        };
+        Self { integration_id: message.integration_id, trigger: message.trigger.into(), work }
     }
 }
 

@@ -9,7 +9,10 @@ use super::envelope::{Pagination, ok, paginated, success};
 use super::extract::{AdminAuth, IntegrationPath, JsonBody};
 use super::integrations::created_response;
 #[allow(unused_imports)] // named by the OpenAPI annotations
-use super::openapi::{AdminCreateBody, AdminPatchBody, CreatedIntegration, Deleted, ErrorResponses, Paginated, QueuedAll, Success};
+use super::openapi::{
+    AdminCreateBody, AdminPatchBody, AvailabilityRefreshBody, CreatedIntegration, Deleted, ErrorResponses, Paginated, QueuedAll,
+    QueuedPulls, Success,
+};
 use super::{ApiError, AppState, body};
 use crate::domain::{HealthStatus, Role};
 #[allow(unused_imports)]
@@ -118,6 +121,24 @@ pub async fn update(
 pub async fn delete(State(state): State<AppState>, _admin: AdminAuth, IntegrationPath(id): IntegrationPath) -> Result<Response, ApiError> {
     state.service.admin_delete(id).await?;
     Ok(ok(json!({ "deleted": true })))
+}
+
+/// Queues an availability pull of one product, or of every active product, over the dates.
+#[utoipa::path(
+    post, path = "/api/v1/partner-integrations/admin/{id}/availability/refresh", operation_id = "adminRefreshAvailability", tag = "admin", security(("admin_jwt" = [])),
+    params(("id" = IntegrationId, Path, description = "The integration's id.")),
+    request_body = AvailabilityRefreshBody,
+    responses((status = 202, description = "Pulls queued, one per product.", body = Success<QueuedPulls>), ErrorResponses)
+)]
+pub async fn refresh_availability(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+    IntegrationPath(id): IntegrationPath,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let refresh = body::availability_refresh(&body)?;
+    let queued = state.service.refresh_availability(id, refresh.product_id, refresh.from, refresh.to).await?;
+    Ok(success(StatusCode::ACCEPTED, json!({ "queued": queued })))
 }
 
 /// Queues a sync of every approved, active integration (DOWN ones are probed).

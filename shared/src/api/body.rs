@@ -129,6 +129,42 @@ pub fn admin_patch(body: &Value) -> Result<AdminPatch, ApiError> {
     Ok(patch)
 }
 
+/// `POST /admin/{id}/availability/refresh`: which product (all when absent) and which dates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvailabilityRefresh {
+    pub product_id: Option<String>,
+    pub from: time::Date,
+    pub to: time::Date,
+}
+
+pub fn availability_refresh(body: &Value) -> Result<AvailabilityRefresh, ApiError> {
+    let mut fields = Fields::new(body, &["localDateStart", "localDateEnd", "productId"])?;
+    let date = |text: &str| crate::sync::parse_date(text).ok_or("must be a date like 2026-07-15");
+    let from = fields.parsed("localDateStart", date);
+    let from = fields.require("localDateStart", from);
+    let to = fields.parsed("localDateEnd", date);
+    let to = fields.require("localDateEnd", to);
+    let product_id = fields.parsed("productId", |text: &str| {
+        if text.trim().is_empty() || text.len() > 1024 {
+            Err("must be a non-empty string of at most 1024 characters")
+        } else {
+            Ok(text.to_owned())
+        }
+    });
+    if let (Some(from), Some(to)) = (from, to) {
+        if to < from {
+            fields.errors.push("localDateEnd: must not be before localDateStart".into());
+        } else if (to - from).whole_days() >= super::events::MAX_RANGE_DAYS {
+            fields.errors.push(format!("localDateEnd: the range must be at most {} days", super::events::MAX_RANGE_DAYS));
+        }
+    }
+    fields.finish()?;
+    match (from, to) {
+        (Some(from), Some(to)) => Ok(AvailabilityRefresh { product_id, from, to }),
+        _ => Err(ApiError::validation(vec!["body: localDateStart and localDateEnd are required".into()])),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -137,6 +173,26 @@ mod tests {
 
     fn errors_of(result: Result<impl std::fmt::Debug, ApiError>) -> String {
         format!("{:?}", result.unwrap_err())
+    }
+
+    #[test]
+    fn availability_refresh_reads_dates_and_an_optional_product() {
+        let refresh = availability_refresh(&json!({"localDateStart": "2026-07-01", "localDateEnd": "2026-07-31"})).unwrap();
+        assert_eq!((refresh.product_id, refresh.from.day(), refresh.to.day()), (None, 1, 31));
+        let errors = errors_of(availability_refresh(&json!({"localDateStart": "July", "productId": "", "extra": 1})));
+        for expected in
+            ["localDateStart: must be a date", "localDateEnd: is required", "productId: must be a non-empty", "extra: unknown field"]
+        {
+            assert!(errors.contains(expected), "{expected} in {errors}");
+        }
+        assert!(
+            errors_of(availability_refresh(&json!({"localDateStart": "2026-07-31", "localDateEnd": "2026-07-01"})))
+                .contains("must not be before")
+        );
+        assert!(
+            errors_of(availability_refresh(&json!({"localDateStart": "2026-01-01", "localDateEnd": "2027-06-01"})))
+                .contains("at most 366 days")
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod auth;
 mod body;
 mod envelope;
 mod error;
+mod events;
 mod extract;
 mod integrations;
 mod notify;
@@ -24,6 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::ApiError;
+pub use events::parse_event;
 pub use extract::MAX_BODY_BYTES;
 pub use notify::{MAX_COUNT, parse_notify};
 
@@ -53,6 +55,7 @@ pub fn registration_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::list))
         .routes(routes!(admin::create))
         .routes(routes!(admin::sync_all))
+        .routes(routes!(admin::refresh_availability))
         .routes(routes!(admin::get, admin::update, admin::delete))
         .routes(routes!(openapi::serve_document))
 }
@@ -62,9 +65,10 @@ pub fn sync_trigger_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(webhooks::sync_trigger))
 }
 
-/// The `availability-notify` function.
+/// The `availability-notify` function: the notify webhook and the OCTO events a partner's
+/// platform pushes by itself (both are small, frequent writes).
 pub fn availability_notify_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(webhooks::availability_notify))
+    OpenApiRouter::new().routes(routes!(webhooks::availability_notify)).routes(routes!(webhooks::octo_events))
 }
 
 /// The OpenAPI document of every route of every function.

@@ -32,19 +32,29 @@ pub fn parse_notify(body: &Value) -> Result<AvailabilityUpdate, Vec<String>> {
             errors.push("availability: must be an object".into());
             return Err(errors);
         };
-        return read(availability, "availability.", "id", errors);
+        // Ventrata sends `productId` and `optionId` inside `availability`; OCTO Cloud beside it
+        // (with `supplier`). Inside wins when both are there.
+        return read(availability, Some(object), "availability.", "id", errors);
     }
-    read(object, "", "availabilityId", Vec::new())
+    read(object, None, "", "availabilityId", Vec::new())
 }
+
+/// The keys a wrapper may carry beside `availability` instead of inside it.
+const BESIDE_AVAILABILITY: [&str; 2] = ["productId", "optionId"];
 
 fn read(
     fields: &Map<String, Value>,
+    wrapper: Option<&Map<String, Value>>,
     prefix: &str,
     availability_key: &str,
     mut errors: Vec<String>,
 ) -> Result<AvailabilityUpdate, Vec<String>> {
+    let lookup = |key: &str| {
+        let beside = || wrapper.filter(|_| BESIDE_AVAILABILITY.contains(&key)).and_then(|wrapper| wrapper.get(key));
+        fields.get(key).filter(|value| !value.is_null()).or_else(beside)
+    };
     let mut text = |key: &str| -> Option<String> {
-        match fields.get(key) {
+        match lookup(key) {
             None | Some(Value::Null) => errors.push(format!("{prefix}{key}: is required")),
             Some(Value::String(s)) if s.trim().is_empty() => errors.push(format!("{prefix}{key}: must not be empty")),
             Some(Value::String(s)) if s.len() > 256 => errors.push(format!("{prefix}{key}: must be at most 256 characters")),
@@ -181,6 +191,26 @@ mod tests {
                 .join("; ")
                 .contains("webhook: must be an object")
         );
+    }
+
+    #[test]
+    fn reads_the_octo_cloud_shape_with_product_and_option_beside_the_availability() {
+        let body = json!({
+            "webhook": {"id": "w1", "event": "availability_update", "url": "https://x"},
+            "supplier": {"id": "s1", "name": "Acme"},
+            "productId": "p", "optionId": "o",
+            "availability": {"id": "a", "localDateTimeStart": "2026-07-15T10:00:00+03:00", "status": "LIMITED", "vacancies": 2, "capacity": 9}
+        });
+        let update = parse_notify(&body).unwrap();
+        assert_eq!((update.product_id.as_str(), update.option_id.as_str(), update.availability_id.as_str()), ("p", "o", "a"));
+        assert_eq!((update.vacancies, update.capacity), (Some(2), Some(9)));
+        // Inside wins over beside; missing in both places names the field in the wrapper.
+        let mut both = body.clone();
+        both["availability"]["productId"] = json!("inside");
+        assert_eq!(parse_notify(&both).unwrap().product_id, "inside");
+        let mut neither = body;
+        neither.as_object_mut().unwrap().remove("optionId");
+        assert!(parse_notify(&neither).unwrap_err().join("; ").contains("availability.optionId: is required"));
         // Counts are bounded (schemathesis sent 2^63, over what the document allows).
         let huge = json!({"productId": "p", "optionId": "o", "availabilityId": "a", "localDateTimeStart": "2026-07-15T10:00:00Z", "capacity": 9_223_372_036_854_775_808u64});
         assert!(parse_notify(&huge).unwrap_err().join("; ").contains("capacity: must be at most 1000000000"));

@@ -115,6 +115,31 @@ pub struct Deleted {
 }
 
 #[derive(Serialize, ToSchema)]
+pub struct QueuedPulls {
+    /// Availability pulls queued: one per product.
+    pub queued: u64,
+}
+
+/// `POST /admin/{id}/availability/refresh`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct AvailabilityRefreshBody {
+    /// First local date (YYYY-MM-DD).
+    #[serde(rename = "localDateStart")]
+    #[schema(format = Date)]
+    local_date_start: String,
+    /// Last local date, included; at most 366 days after the first.
+    #[serde(rename = "localDateEnd")]
+    #[schema(format = Date)]
+    local_date_end: String,
+    /// One product; every active product when absent.
+    #[serde(rename = "productId")]
+    #[schema(min_length = 1, max_length = 1024, pattern = "\\S", nullable = false)]
+    product_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct QueuedAll {
     /// Approved, active integrations a sync was requested for.
     pub queued: u64,
@@ -184,7 +209,21 @@ pub struct AdminPatchBody {
     is_active: Option<bool>,
 }
 
-/// The fields both notify shapes share.
+/// What every notify shape says about the slot itself.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct SlotFields {
+    #[serde(rename = "localDateTimeStart")]
+    local_date_time_start: LocalDateTime,
+    status: Option<SlotStatus>,
+    #[schema(minimum = 0, maximum = 1000000000)]
+    vacancies: Option<u64>,
+    /// At least `vacancies` when both are given.
+    #[schema(minimum = 0, maximum = 1000000000)]
+    capacity: Option<u64>,
+}
+
+/// The slot with the product and option it belongs to.
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code)]
 pub struct NotifySlot {
@@ -194,14 +233,8 @@ pub struct NotifySlot {
     #[serde(rename = "optionId")]
     #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
     option_id: String,
-    #[serde(rename = "localDateTimeStart")]
-    local_date_time_start: LocalDateTime,
-    status: Option<SlotStatus>,
-    #[schema(minimum = 0, maximum = 1000000000)]
-    vacancies: Option<u64>,
-    /// At least `vacancies` when both are given.
-    #[schema(minimum = 0, maximum = 1000000000)]
-    capacity: Option<u64>,
+    #[serde(flatten)]
+    fields: SlotFields,
 }
 
 /// Notify, the flat Seyaha shape.
@@ -215,8 +248,9 @@ pub struct FlatNotifyBody {
     slot: NotifySlot,
 }
 
-/// Notify, the OCTO webhook shape: the availability under `availability` (its `id` is the
-/// availability id), with an optional `webhook` whose `event` is `availability_update`.
+/// Notify, the OCTO webhook shape (Ventrata): the availability under `availability` (its `id`
+/// is the availability id) with its `productId` and `optionId`, and an optional `webhook`
+/// whose `event` is `availability_update`.
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code)]
 pub struct OctoNotifyBody {
@@ -240,13 +274,92 @@ pub struct OctoAvailability {
     slot: NotifySlot,
 }
 
-/// Either notify shape.
+/// Notify, the OCTO Cloud `availability_update` shape: `productId` and `optionId` beside the
+/// availability (and a `supplier`, not read). When the availability carries them too, those win.
 #[derive(Serialize, ToSchema)]
-#[serde(untagged)]
 #[allow(dead_code)]
-pub enum NotifyBody {
-    Flat(FlatNotifyBody),
-    Octo(OctoNotifyBody),
+pub struct OctoCloudNotifyBody {
+    webhook: Option<OctoWebhookInfo>,
+    #[serde(rename = "productId")]
+    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
+    product_id: String,
+    #[serde(rename = "optionId")]
+    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
+    option_id: String,
+    availability: OctoCloudAvailability,
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct OctoCloudAvailability {
+    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
+    id: String,
+    #[serde(flatten)]
+    fields: SlotFields,
+}
+
+/// A body that may take any of several shapes, read in a fixed order where they overlap: an
+/// OpenAPI `anyOf` (a `oneOf` would call a body valid for two shapes invalid).
+macro_rules! any_of_schema {
+    ($name:ident, $description:expr, [$($shape:ty),+]) => {
+        pub struct $name;
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                let any_of = utoipa::openapi::schema::AnyOfBuilder::new().description(Some($description));
+                $(let any_of = any_of.item(utoipa::openapi::Ref::from_schema_name(<$shape as ToSchema>::name()));)+
+                any_of.into()
+            }
+        }
+        impl ToSchema for $name {
+            fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+                $(
+                    schemas.push((<$shape as ToSchema>::name().into(), <$shape as PartialSchema>::schema()));
+                    <$shape as ToSchema>::schemas(schemas);
+                )+
+            }
+        }
+    };
+}
+
+any_of_schema!(NotifyBody, "Any of the three notify shapes.", [FlatNotifyBody, OctoNotifyBody, OctoCloudNotifyBody]);
+
+any_of_schema!(
+    OctoEventBody,
+    "A webhook delivery (OCTO Cloud / Ventrata: `webhook.event` decides) or a notification (the OCTO notifications capability).",
+    [OctoDelivery, OctoNotification]
+);
+
+/// A webhook delivery: `availability_update` carries a notify body (any OCTO shape: an
+/// `availability` object), `booking_update` a `booking` object with its `productId`; other
+/// events are ignored, whatever else they carry.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct OctoDelivery {
+    webhook: OctoDeliveryInfo,
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct OctoDeliveryInfo {
+    /// `availability_update`, `booking_update`, or anything else (ignored).
+    event: String,
+}
+
+/// A notification: its type in `notificationType` (or `type`), case-insensitive, and its
+/// payload under `payload` (or `data`) or at the top level. `PRODUCT_UPDATE` needs
+/// `productId`; `AVAILABILITY_UPDATE` `productId`, `localDateStart` and `localDateEnd`
+/// (YYYY-MM-DD); other types are ignored.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct OctoNotification {
+    #[serde(rename = "notificationType")]
+    notification_type: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    payload: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    data: Option<serde_json::Value>,
 }
 
 // ---- The document ----
@@ -313,10 +426,11 @@ const CREATED_SECRET: &str = "$response.body#/data/webhook_secret";
 /// an availability update with its secret, read its status, get and delete it. OpenAPI
 /// `links`, so a client (and Schemathesis' stateful phase, `make fuzz-api`) can chain
 /// create → approve → trigger → notify → delete with the real id and secret.
-const FROM_CREATED: [(&str, &str); 8] = [
+const FROM_CREATED: [(&str, &str); 9] = [
     ("approve", "adminUpdateIntegration"),
     ("triggerSync", "syncTrigger"),
     ("notifyAvailability", "availabilityNotify"),
+    ("pushOctoEvent", "octoEvents"),
     ("syncLog", "getSyncLog"),
     ("health", "getHealth"),
     ("catalog", "getCatalog"),
@@ -335,7 +449,9 @@ pub(super) fn link_operations(document: &mut Document) {
         for (name, target) in FROM_CREATED {
             let mut link = LinkBuilder::new().operation_id(target).parameter("path.id", CREATED_ID);
             match target {
-                "syncTrigger" | "availabilityNotify" => link = link.parameter(format!("header.{WEBHOOK_SECRET_HEADER}"), CREATED_SECRET),
+                "syncTrigger" | "availabilityNotify" | "octoEvents" => {
+                    link = link.parameter(format!("header.{WEBHOOK_SECRET_HEADER}"), CREATED_SECRET)
+                }
                 "adminUpdateIntegration" => link = link.request_body(Some(serde_json::json!({ "isApproved": true, "isActive": true }))),
                 _ => {}
             }

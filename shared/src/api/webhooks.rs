@@ -8,15 +8,23 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::envelope::{ok, success};
+use super::events::parse_event;
 use super::extract::{IntegrationPath, JsonBody, WebhookSecretHeader};
 use super::notify::parse_notify;
 #[allow(unused_imports)] // named by the OpenAPI annotations
-use super::openapi::{ErrorResponses, NotifyBody, NotifyResult, Success};
+use super::openapi::{ErrorResponses, NotifyBody, NotifyResult, OctoEventBody, Success};
 use super::{ApiError, AppState};
 #[allow(unused_imports)]
 use crate::domain::IntegrationId;
-use crate::domain::{Rejection, SyncCounts};
+use crate::domain::{EventAction, Rejection, SyncCounts};
 use crate::sync::SyncResult;
+
+/// The events route's answer: accepted, and what it leads to.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventAccepted {
+    accepted: bool,
+    action: EventAction,
+}
 
 /// The trigger's answer: the counts of a finished sync, or `queued` when it runs later (then
 /// without the other counts).
@@ -112,4 +120,26 @@ pub async fn availability_notify(
     let update = parse_notify(&body).map_err(ApiError::validation)?;
     let updated = state.service.notify(webhook, update).await?;
     Ok(ok(json!({ "updated": updated })))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/partner-integrations/{id}/octo/events", operation_id = "octoEvents", tag = "webhooks", security(("webhook_secret" = [])),
+    params(("id" = IntegrationId, Path, description = "The integration's id.")),
+    request_body = OctoEventBody,
+    responses(
+        (status = 202, description = "Accepted; `action` says what it leads to (unknown types and events are `ignored`).", body = Success<EventAccepted>),
+        ErrorResponses,
+    )
+)]
+pub async fn octo_events(
+    State(state): State<AppState>,
+    IntegrationPath(id): IntegrationPath,
+    WebhookSecretHeader(secret): WebhookSecretHeader,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let webhook = state.service.authenticate_webhook(id, secret.as_deref()).await?;
+    let JsonBody(body) = JsonBody::from_request(request, &state).await?;
+    let event = parse_event(&body).map_err(ApiError::validation)?;
+    let action = state.service.octo_event(webhook, event).await?;
+    Ok(success(StatusCode::ACCEPTED, EventAccepted { accepted: true, action }))
 }

@@ -74,6 +74,27 @@ pub struct ActivityState {
     pub is_active: bool,
 }
 
+/// What a single-product sync and an availability pull need of one product's stored activity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductActivity {
+    pub internal_name: String,
+    pub content_hash: ContentHash,
+    pub is_active: bool,
+    /// The OCTO option ids of its variations.
+    pub option_ids: Vec<String>,
+}
+
+impl From<&Activity> for ProductActivity {
+    fn from(activity: &Activity) -> Self {
+        Self {
+            internal_name: activity.internal_name.clone(),
+            content_hash: activity.content_hash,
+            is_active: activity.is_active,
+            option_ids: activity.variations.iter().map(|variation| variation.external_sync.external_option_id.clone()).collect(),
+        }
+    }
+}
+
 /// OCTO availability status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay, utoipa::ToSchema)]
 #[schema(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -130,6 +151,10 @@ pub enum RunTrigger {
     FollowUp,
     Recovery,
     Handoff,
+    /// One product, after the partner's `PRODUCT_UPDATE` notification.
+    ProductUpdate,
+    /// A product's availability over some dates (`POST /availability`).
+    AvailabilityPull,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay, utoipa::ToSchema)]
@@ -190,6 +215,36 @@ pub const RUN_RETENTION_DAYS: i64 = 30;
 pub const RUNS_SHOWN: usize = 20;
 /// Rejections listed per run (the count is always complete).
 pub const MAX_REPORTED_REJECTIONS: usize = 50;
+
+/// What an inbound OCTO event (`POST /{id}/octo/events`) asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OctoEvent {
+    /// `availability_update` delivery: one slot, applied like a notify.
+    AvailabilityUpdate(AvailabilityUpdate),
+    /// `PRODUCT_UPDATE`: sync that one product.
+    ProductUpdate { product_id: String },
+    /// `AVAILABILITY_UPDATE` (a product over dates) and `booking_update` (one option on one
+    /// day): pull that availability.
+    AvailabilityChanged(crate::sync::AvailabilityPull),
+    /// Nothing Seyaha acts on (an unknown type, a `BOOKING_UPDATE` with only a booking id).
+    Ignored { what: String },
+}
+
+/// What an inbound OCTO event led to: the `action` of its 202.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventAction {
+    /// An `availability_update` stored its slot.
+    SlotUpdated,
+    /// An `availability_update` for a product Seyaha does not hold: a full sync was requested.
+    SyncRequested,
+    /// A `PRODUCT_UPDATE`: that product's sync is queued.
+    ProductSyncQueued,
+    /// An `AVAILABILITY_UPDATE` or `booking_update`: an availability pull is queued.
+    AvailabilityRefreshQueued,
+    /// Nothing to do: an unknown type or event, or one not acted on yet.
+    Ignored,
+}
 
 /// A validated single-slot availability update (from notify, in any accepted shape).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -35,24 +35,32 @@ pub struct OctoCredentials {
     pub auth_key: AuthKey,
 }
 
-/// Why a call to the partner failed. Messages name the cause and never include the
-/// credential or the partner's response body.
+/// Which partner call failed, for the messages.
+pub const GET_PRODUCTS: &str = "GET /products";
+pub const GET_PRODUCT: &str = "GET /products/{id}";
+pub const POST_AVAILABILITY: &str = "POST /availability";
+
+/// Why a call to the partner failed. Messages name the call and the cause, and never include
+/// the credential or the partner's response body.
 #[derive(Debug, thiserror::Error)]
 pub enum OctoError {
     #[error("refused to call base_url: it {0}")]
     Refused(EndpointRefused),
     #[error("could not connect to {host}")]
     Connect { host: String },
-    #[error("GET /products timed out after {seconds} s")]
-    Timeout { seconds: u64 },
-    #[error("authentication refused: GET /products returned HTTP {status} (check auth_type and auth_key)")]
-    AuthRefused { status: u16 },
-    #[error("GET /products returned HTTP {status}")]
-    Status { status: u16 },
-    #[error("GET /products returned more than {limit} bytes")]
-    TooLarge { limit: usize },
-    #[error("GET /products failed: {0}")]
-    Transport(String),
+    #[error("{call} timed out after {seconds} s")]
+    Timeout { call: &'static str, seconds: u64 },
+    #[error("authentication refused: {call} returned HTTP {status} (check auth_type and auth_key)")]
+    AuthRefused { call: &'static str, status: u16 },
+    #[error("{call} returned HTTP {status}")]
+    Status { call: &'static str, status: u16 },
+    /// HTTP 429; `retry_after` is the partner's `Retry-After` in seconds, when it sent one.
+    #[error("{call} was rate limited (HTTP 429)")]
+    RateLimited { call: &'static str, retry_after: Option<u64> },
+    #[error("{call} returned more than {limit} bytes")]
+    TooLarge { call: &'static str, limit: usize },
+    #[error("{call} failed: {reason}")]
+    Transport { call: &'static str, reason: String },
 }
 
 #[derive(Clone)]
@@ -88,39 +96,83 @@ impl OctoClient {
 
     /// `GET {base_url}/products`: the raw body of a 2xx answer, at most `max_response_bytes`.
     pub async fn fetch_products_body(&self, base_url: &BaseUrl, credentials: &OctoCredentials) -> Result<Vec<u8>, OctoError> {
-        self.policy.check_url(base_url).map_err(OctoError::Refused)?;
-        let mut authorization = HeaderValue::from_str(&credentials.auth_type.authorization_value(credentials.auth_key.expose()))
-            .map_err(|_| OctoError::Transport("auth_key is not a valid header value".into()))?;
-        authorization.set_sensitive(true);
+        let request = self.http.get(base_url.endpoint("products")).header("Octo-Capabilities", OCTO_CAPABILITIES);
+        self.call(GET_PRODUCTS, base_url, credentials, request).await
+    }
+
+    /// `GET {base_url}/products/{product_id}`: the product's raw body, or `None` on 404 (the
+    /// partner no longer has it).
+    pub async fn fetch_product_body(
+        &self,
+        base_url: &BaseUrl,
+        credentials: &OctoCredentials,
+        product_id: &str,
+    ) -> Result<Option<Vec<u8>>, OctoError> {
+        let mut url =
+            reqwest::Url::parse(&base_url.endpoint("products")).map_err(|_| transport(GET_PRODUCT, "the product URL is invalid"))?;
+        url.path_segments_mut().map_err(|()| transport(GET_PRODUCT, "the product URL is invalid"))?.push(product_id);
+        let request = self.http.get(url).header("Octo-Capabilities", OCTO_CAPABILITIES);
+        match self.call(GET_PRODUCT, base_url, credentials, request).await {
+            Ok(body) => Ok(Some(body)),
+            Err(OctoError::Status { status: 404, .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `POST {base_url}/availability` with `body` (`productId`, `optionId`, `localDateStart`,
+    /// `localDateEnd`): the raw body of the answer (a JSON array of availabilities).
+    pub async fn fetch_availability_body(
+        &self,
+        base_url: &BaseUrl,
+        credentials: &OctoCredentials,
+        body: &serde_json::Value,
+    ) -> Result<Vec<u8>, OctoError> {
         let request = self
             .http
-            .get(base_url.endpoint("products"))
-            .header(AUTHORIZATION, authorization)
+            .post(base_url.endpoint("availability"))
             .header("Octo-Capabilities", OCTO_CAPABILITIES)
-            .header(ACCEPT, "application/json");
-        let mut response = request.send().await.map_err(|e| self.classify(base_url, e))?;
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        self.call(POST_AVAILABILITY, base_url, credentials, request).await
+    }
+
+    /// Sends one call with the guard, the credential and the size cap; the raw body of a 2xx.
+    async fn call(
+        &self,
+        call: &'static str,
+        base_url: &BaseUrl,
+        credentials: &OctoCredentials,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Vec<u8>, OctoError> {
+        self.policy.check_url(base_url).map_err(OctoError::Refused)?;
+        let mut authorization = HeaderValue::from_str(&credentials.auth_type.authorization_value(credentials.auth_key.expose()))
+            .map_err(|_| transport(call, "auth_key is not a valid header value"))?;
+        authorization.set_sensitive(true);
+        let request = request.header(AUTHORIZATION, authorization).header(ACCEPT, "application/json");
+        let mut response = request.send().await.map_err(|e| self.classify(call, base_url, e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(match status {
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => OctoError::AuthRefused { status: status.as_u16() },
-                _ => OctoError::Status { status: status.as_u16() },
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => OctoError::AuthRefused { call, status: status.as_u16() },
+                StatusCode::TOO_MANY_REQUESTS => OctoError::RateLimited { call, retry_after: retry_after(response.headers()) },
+                _ => OctoError::Status { call, status: status.as_u16() },
             });
         }
         let limit = self.config.max_response_bytes;
         if response.content_length().is_some_and(|len| len > limit as u64) {
-            return Err(OctoError::TooLarge { limit });
+            return Err(OctoError::TooLarge { call, limit });
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(base_url, e))? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(call, base_url, e))? {
             if body.len() + chunk.len() > limit {
-                return Err(OctoError::TooLarge { limit });
+                return Err(OctoError::TooLarge { call, limit });
             }
             body.extend_from_slice(&chunk);
         }
         Ok(body)
     }
 
-    fn classify(&self, base_url: &BaseUrl, error: reqwest::Error) -> OctoError {
+    fn classify(&self, call: &'static str, base_url: &BaseUrl, error: reqwest::Error) -> OctoError {
         let mut source = error.source();
         while let Some(cause) = source {
             if cause.downcast_ref::<AddressRefused>().is_some() {
@@ -129,15 +181,24 @@ impl OctoClient {
             source = cause.source();
         }
         if error.is_timeout() {
-            OctoError::Timeout { seconds: self.config.request_timeout.as_secs().max(1) }
+            OctoError::Timeout { call, seconds: self.config.request_timeout.as_secs().max(1) }
         } else if error.is_connect() {
             OctoError::Connect { host: base_url.host().to_string() }
         } else if error.is_redirect() {
-            OctoError::Transport("too many redirects".into())
+            transport(call, "too many redirects")
         } else if error.is_decode() || error.is_body() {
-            OctoError::Transport("the response body could not be read".into())
+            transport(call, "the response body could not be read")
         } else {
-            OctoError::Transport("the request could not be completed".into())
+            transport(call, "the request could not be completed")
         }
     }
+}
+
+fn transport(call: &'static str, reason: &str) -> OctoError {
+    OctoError::Transport { call, reason: reason.to_owned() }
+}
+
+/// `Retry-After` in seconds (the delta form; an HTTP date is read as absent).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()
 }

@@ -350,6 +350,36 @@ impl IntegrationService {
         Ok(self.engine.request_all(RunTrigger::Admin).await?)
     }
 
+    /// An admin's availability refresh: one pull job per product (the one named, or every
+    /// active one). Returns how many were queued.
+    pub async fn refresh_availability(
+        &self,
+        id: IntegrationId,
+        product_id: Option<String>,
+        from: time::Date,
+        to: time::Date,
+    ) -> Result<u64, ServiceError> {
+        let record = self.ports.integrations.get(&id).await?.ok_or(ServiceError::NotFound)?;
+        if !record.integration.is_approved {
+            return Err(ServiceError::NotApproved);
+        }
+        if !record.integration.is_active {
+            return Err(ServiceError::Inactive);
+        }
+        let products = match product_id {
+            Some(product_id) => vec![product_id],
+            None => {
+                self.ports.catalog.activities(&id).await?.into_iter().filter(|a| a.is_active).map(|a| a.external_sync.external_id).collect()
+            }
+        };
+        let jobs: Vec<SyncJob> = products
+            .into_iter()
+            .map(|product_id| SyncJob::availability(id, crate::sync::AvailabilityPull { product_id, option_id: None, from, to }))
+            .collect();
+        self.ports.queue.enqueue(&jobs).await?;
+        Ok(jobs.len() as u64)
+    }
+
     /// The nightly schedule (EventBridge on AWS, the in-process scheduler locally).
     pub async fn request_nightly_sync(&self) -> Result<u64, SyncError> {
         self.engine.request_all(RunTrigger::Nightly).await

@@ -5,8 +5,9 @@
 //! the slot, or the sync request flag (a burst of unknown products coalesces into one sync).
 
 use super::{AuthenticatedWebhook, IntegrationService, ServiceError};
-use crate::domain::{AvailabilityUpdate, RunTrigger, Slot};
+use crate::domain::{AvailabilityUpdate, EventAction, OctoEvent, RunTrigger, Slot};
 use crate::logging::Untrusted;
+use crate::ports::SyncJob;
 
 impl IntegrationService {
     /// Returns whether the slot was updated (`false`: a fallback sync was requested).
@@ -32,5 +33,33 @@ impl IntegrationService {
         let queued = self.engine.request_sync(id, RunTrigger::Fallback, Some(record)).await?;
         tracing::info!(integration_id = %id, product_id = %Untrusted(&update.product_id), option_id = %Untrusted(&update.option_id), queued, "notify for an unknown product: fallback sync");
         Ok(false)
+    }
+}
+
+impl IntegrationService {
+    /// `POST /{id}/octo/events` after authentication. The slot of an `availability_update` is
+    /// one write, done now; a product's sync is a partner call, so it goes to the queue (the
+    /// answer stays fast, and the queue retries it).
+    pub async fn octo_event(&self, webhook: AuthenticatedWebhook, event: OctoEvent) -> Result<EventAction, ServiceError> {
+        let id = webhook.0.integration.id;
+        match event {
+            OctoEvent::AvailabilityUpdate(update) => {
+                Ok(if self.notify(webhook, update).await? { EventAction::SlotUpdated } else { EventAction::SyncRequested })
+            }
+            OctoEvent::ProductUpdate { product_id } => {
+                tracing::info!(integration_id = %id, product_id = %Untrusted(&product_id), "PRODUCT_UPDATE: product sync queued");
+                self.ports.queue.enqueue(&[SyncJob::product(id, product_id)]).await?;
+                Ok(EventAction::ProductSyncQueued)
+            }
+            OctoEvent::AvailabilityChanged(pull) => {
+                tracing::info!(integration_id = %id, product_id = %Untrusted(&pull.product_id), "availability change: pull queued");
+                self.ports.queue.enqueue(&[SyncJob::availability(id, pull)]).await?;
+                Ok(EventAction::AvailabilityRefreshQueued)
+            }
+            OctoEvent::Ignored { what } => {
+                tracing::info!(integration_id = %id, event = %Untrusted(&what), "OCTO event ignored");
+                Ok(EventAction::Ignored)
+            }
+        }
     }
 }

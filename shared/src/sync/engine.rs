@@ -23,7 +23,7 @@ use crate::domain::{
 };
 use crate::logging::Untrusted;
 use crate::octo::{OctoClient, OctoCredentials};
-use crate::ports::{Cursor, IntegrationStore, Ports, QueueError, SecretStoreError, StoreError, SyncJob};
+use crate::ports::{Cursor, IntegrationStore, JobWork, Ports, QueueError, SecretStoreError, StoreError, SyncJob};
 use crate::records::{Change, update_record};
 
 use super::catalog::parse_catalog;
@@ -45,6 +45,8 @@ pub struct SyncConfig {
     /// Fallback syncs wait this long before starting, so a burst of notifies for unknown
     /// products coalesces into one run.
     pub fallback_delay: Duration,
+    /// How long a slot is kept after it starts (its expiry when an availability pull writes it).
+    pub slot_retention: Duration,
 }
 
 impl Default for SyncConfig {
@@ -54,6 +56,7 @@ impl Default for SyncConfig {
             request_budget: Duration::from_secs(25),
             write_batch: 100,
             fallback_delay: Duration::from_secs(2),
+            slot_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -98,9 +101,9 @@ enum Start {
 }
 
 pub struct SyncEngine {
-    ports: Ports,
-    octo: OctoClient,
-    config: SyncConfig,
+    pub(super) ports: Ports,
+    pub(super) octo: OctoClient,
+    pub(super) config: SyncConfig,
 }
 
 impl SyncEngine {
@@ -123,7 +126,11 @@ impl SyncEngine {
     }
 
     pub async fn handle_job_before(&self, job: &SyncJob, deadline: Option<Instant>) -> Result<SyncResult, SyncError> {
-        self.run(job.integration_id, job.trigger, None, true, deadline).await
+        match &job.work {
+            JobWork::Catalog => self.run(job.integration_id, job.trigger, None, true, deadline).await,
+            JobWork::Product { product_id } => self.sync_product(job.integration_id, product_id).await,
+            JobWork::Availability(pull) => self.pull_availability(job.integration_id, pull).await,
+        }
     }
 
     /// Asks for a background sync. Coalesced: if one is already requested (and not stale),
@@ -133,7 +140,7 @@ impl SyncEngine {
         let Some((requested_at, lease_expires_at)) = self.mark_requested(id, known, now).await? else {
             return Ok(false);
         };
-        let job = SyncJob { integration_id: id, trigger };
+        let job = SyncJob::catalog(id, trigger);
         let sent = match lease_expires_at {
             // The holder enqueues a follow-up when it finishes; this covers a holder that dies.
             Some(expires_at) => self.ports.queue.enqueue_after(&job, self.delay_until(expires_at, now)).await,
@@ -181,7 +188,7 @@ impl SyncEngine {
             for record in records {
                 let id = record.integration.id;
                 if let Some((requested_at, _)) = self.mark_requested(id, Some(record), now).await? {
-                    jobs.push(SyncJob { integration_id: id, trigger });
+                    jobs.push(SyncJob::catalog(id, trigger));
                     requests.push((id, requested_at));
                 }
             }
@@ -205,7 +212,7 @@ impl SyncEngine {
         while let Some(records) = pages.next(self.ports.integrations.as_ref()).await? {
             let now = self.ports.clock.now();
             for record in records.iter().filter(|record| record.sync_control.requested_at.is_some()) {
-                let job = SyncJob { integration_id: record.integration.id, trigger: RunTrigger::FollowUp };
+                let job = SyncJob::catalog(record.integration.id, RunTrigger::FollowUp);
                 match record.sync_control.live_lease(now) {
                     Some(lease) => self.ports.queue.enqueue_after(&job, self.delay_until(lease.expires_at, now)).await?,
                     None => self.ports.queue.enqueue(&[job]).await?,
@@ -319,7 +326,7 @@ impl SyncEngine {
                 // that died. A job meeting a held lease (a redelivery, perhaps of the holder's
                 // own job) also leaves one, so its work is not consumed while the lease holds.
                 if newly_requested || only_if_requested {
-                    let watchdog = SyncJob { integration_id: id, trigger: RunTrigger::FollowUp };
+                    let watchdog = SyncJob::catalog(id, RunTrigger::FollowUp);
                     self.ports.queue.enqueue_after(&watchdog, self.delay_until(lease_expires_at, started_at)).await?;
                 }
                 tracing::info!(integration_id = %id, trigger = ?trigger, "sync already running: a follow-up will run after it");
@@ -332,7 +339,7 @@ impl SyncEngine {
             // A webhook-triggered run has no queue message that would be delivered again if
             // this process dies: a watchdog at the lease's expiry finishes its work then (and
             // finds nothing to do when the run committed).
-            let watchdog = SyncJob { integration_id: id, trigger: RunTrigger::FollowUp };
+            let watchdog = SyncJob::catalog(id, RunTrigger::FollowUp);
             if let Err(error) = self.ports.queue.enqueue_after(&watchdog, self.config.lease + Duration::from_secs(1)).await {
                 tracing::warn!(integration_id = %id, error = %error, "could not queue the watchdog of a webhook sync");
             }
@@ -523,7 +530,7 @@ impl SyncEngine {
     /// Releases our lease (if still ours) with `finish` applied, then sends the one job a
     /// request made during the run (or by `finish`) asked for, as `next`. `None` when the
     /// integration is gone.
-    async fn release(
+    pub(super) async fn release(
         &self,
         run: &Run,
         next: RunTrigger,
@@ -556,12 +563,12 @@ impl SyncEngine {
         .await?;
         let Some((_, follow_up)) = updated else { return Ok(None) };
         if follow_up {
-            self.ports.queue.enqueue(&[SyncJob { integration_id: run.id, trigger: next }]).await?;
+            self.ports.queue.enqueue(&[SyncJob::catalog(run.id, next)]).await?;
         }
         Ok(Some(()))
     }
 
-    async fn record_run(&self, run: &Run, report: RunReport) {
+    pub(super) async fn record_run(&self, run: &Run, report: RunReport) {
         let record = SyncRun {
             run_id: run.run_id,
             integration_id: run.id,
@@ -604,7 +611,7 @@ impl LivePages {
 
 /// What a finished run did to the request it covered.
 #[derive(Clone, Copy)]
-enum Request {
+pub(super) enum Request {
     /// Served (synced, skipped, or a partner failure recorded): cleared.
     Served,
     /// Not served (handed off, or an infrastructure failure): kept, and a follow-up job sent
@@ -613,21 +620,21 @@ enum Request {
 }
 
 /// One sync run's identity and timing, carried through its steps.
-struct Run {
-    id: IntegrationId,
-    run_id: RunId,
-    trigger: RunTrigger,
-    started_at: Timestamp,
-    clock: Instant,
+pub(super) struct Run {
+    pub(super) id: IntegrationId,
+    pub(super) run_id: RunId,
+    pub(super) trigger: RunTrigger,
+    pub(super) started_at: Timestamp,
+    pub(super) clock: Instant,
 }
 
 /// What a run record says besides who and when.
-struct RunReport {
-    outcome: RunOutcome,
-    counts: SyncCounts,
-    hash: Option<ContentHash>,
-    error: Option<String>,
-    rejections: Vec<Rejection>,
+pub(super) struct RunReport {
+    pub(super) outcome: RunOutcome,
+    pub(super) counts: SyncCounts,
+    pub(super) hash: Option<ContentHash>,
+    pub(super) error: Option<String>,
+    pub(super) rejections: Vec<Rejection>,
 }
 
 impl RunReport {
@@ -650,7 +657,7 @@ fn apply_probe(record: &mut IntegrationRecord, outcome: ProbeOutcome, now: Times
 }
 
 /// Error messages are short: partner bodies are never echoed, but a hostname can be long.
-fn truncate(mut message: String) -> String {
+pub(super) fn truncate(mut message: String) -> String {
     if message.len() > MAX_ERROR_MESSAGE_LEN {
         let mut cut = MAX_ERROR_MESSAGE_LEN;
         while !message.is_char_boundary(cut) {

@@ -1,10 +1,13 @@
 //! The sync engine: fetch -> validate -> hash -> diff -> write, behind the ports.
 
+mod availability;
 mod canonical;
 mod catalog;
 mod diff;
 mod engine;
+mod product;
 
+pub use availability::{AvailabilityPull, MAX_CONCURRENT_CALLS, MAX_DAYS_PER_CALL, format_date, parse_date, split_range};
 pub use canonical::canonicalize;
 pub use catalog::{CatalogError, ParsedCatalog, parse_catalog};
 pub use diff::{CatalogDiff, diff_catalog};

@@ -25,7 +25,9 @@ use sha2::{Digest, Sha256};
 
 use super::SdkFailure;
 use crate::adapters::stored::{StoredActivity, StoredHealthStatus, StoredIntegration, StoredRun, StoredSlot, fields};
-use crate::domain::{Activity, ActivityState, IntegrationId, IntegrationRecord, PartnerId, Slot, SyncRun, Timestamp, VariationRef};
+use crate::domain::{
+    Activity, ActivityState, IntegrationId, IntegrationRecord, PartnerId, ProductActivity, Slot, SyncRun, Timestamp, VariationRef,
+};
 use crate::ports::{
     Admission, CatalogStore, Cursor, IntegrationFilter, IntegrationStore, Page, RateLimiter, RateWindow, RunStore, StoreError,
 };
@@ -319,6 +321,23 @@ impl DynamoStore {
         Ok((items, next))
     }
 
+    /// The activity of one OCTO product, through the product index.
+    async fn product_activity(&self, integration: &IntegrationId, product_id: &str) -> Result<Option<Activity>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(PRODUCT_INDEX)
+            .key_condition_expression("gsi3pk = :pk")
+            .expression_attribute_values(":pk", s(format!("PROD#{integration}#{product_id}")))
+            .limit(1)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = output.items.unwrap_or_default().into_iter().next() else { return Ok(None) };
+        Ok(Some(from_item::<StoredActivity>(item)?.into()))
+    }
+
     async fn shard_items(
         &self,
         prefix: &str,
@@ -601,21 +620,43 @@ impl CatalogStore for DynamoStore {
         product_id: &str,
         option_id: &str,
     ) -> Result<Option<VariationRef>, StoreError> {
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(PRODUCT_INDEX)
-            .key_condition_expression("gsi3pk = :pk")
-            .expression_attribute_values(":pk", s(format!("PROD#{integration}#{product_id}")))
-            .limit(1)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let Some(item) = output.items.unwrap_or_default().into_iter().next() else { return Ok(None) };
-        let activity: Activity = from_item::<StoredActivity>(item)?.into();
+        let Some(activity) = self.product_activity(integration, product_id).await? else { return Ok(None) };
         let has_option = activity.variations.iter().any(|v| v.external_sync.external_option_id == option_id);
         Ok(has_option.then_some(VariationRef { internal_name: activity.internal_name, activity_active: activity.is_active }))
+    }
+
+    async fn activity_of_product(&self, integration: &IntegrationId, product_id: &str) -> Result<Option<ProductActivity>, StoreError> {
+        Ok(self.product_activity(integration, product_id).await?.as_ref().map(ProductActivity::from))
+    }
+
+    async fn option_slots(&self, integration: &IntegrationId, product_id: &str, option_id: &str) -> Result<Vec<Slot>, StoreError> {
+        // Slot keys: `SLOT#["product","option","availability"]` in the product's shard, so an
+        // option's slots share the key prefix up to the availability id.
+        let pk = format!("SLOT#{integration}#{}", shard(product_id));
+        let ids = serde_json::to_string(&[product_id, option_id]).map_err(StoreError::unavailable)?;
+        let prefix = format!("SLOT#{},", ids.trim_end_matches(']'));
+        let mut slots = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":prefix", s(prefix.clone()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in output.items.unwrap_or_default() {
+                slots.push(from_item::<StoredSlot>(item)?.into());
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(slots),
+            }
+        }
     }
 
     async fn put_slot(&self, integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::db::{ACTIVITIES, PRODUCTS, RUNS, RedbStore, SLOTS, decode, encode, page_of, unavailable};
 use super::slot_writer::SlotWrite;
 use crate::adapters::stored::{StoredActivity, StoredRun, StoredSlot};
-use crate::domain::{Activity, ActivityState, IntegrationId, Slot, SyncRun, Timestamp, VariationRef};
+use crate::domain::{Activity, ActivityState, IntegrationId, ProductActivity, Slot, SyncRun, Timestamp, VariationRef};
 use crate::ports::{CatalogStore, Cursor, Page, RunStore, StoreError};
 
 /// What notify reads of a stored activity (a `StoredActivity` without its content): reading
@@ -164,6 +164,45 @@ impl CatalogStore for RedbStore {
             let has_option = activity.variations.iter().any(|v| v.external_sync.external_option_id == option_id);
             Ok(has_option.then(|| VariationRef { internal_name: activity.internal_name.into_owned(), activity_active: activity.is_active }))
         })
+    }
+
+    async fn activity_of_product(&self, integration: &IntegrationId, product_id: &str) -> Result<Option<ProductActivity>, StoreError> {
+        let id = integration.to_string();
+        let product_id = product_id.to_owned();
+        self.point_read(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let products = txn.open_table(PRODUCTS).map_err(unavailable)?;
+            let Some(name) = products.get((id.as_str(), product_id.as_str())).map_err(unavailable)? else {
+                return Ok(None);
+            };
+            let activities = txn.open_table(ACTIVITIES).map_err(unavailable)?;
+            let Some(activity) = activities.get((id.as_str(), name.value())).map_err(unavailable)? else {
+                return Ok(None);
+            };
+            Ok(Some(ProductActivity::from(&decode_activity(activity.value())?)))
+        })
+    }
+
+    async fn option_slots(&self, integration: &IntegrationId, product_id: &str, option_id: &str) -> Result<Vec<Slot>, StoreError> {
+        let (id, product, option) = (integration.to_string(), product_id.to_owned(), option_id.to_owned());
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(SLOTS).map_err(unavailable)?;
+            let mut slots = Vec::new();
+            // The keys of one option are (integration, product, option, *): contiguous.
+            let range =
+                table.range::<(&str, &str, &str, &str)>((id.as_str(), product.as_str(), option.as_str(), "")..).map_err(unavailable)?;
+            for entry in range {
+                let (key, value) = entry.map_err(unavailable)?;
+                let (key_id, key_product, key_option, _) = key.value();
+                if (key_id, key_product, key_option) != (id.as_str(), product.as_str(), option.as_str()) {
+                    break;
+                }
+                slots.push(decode::<StoredSlot>("slot", value.value())?.into());
+            }
+            Ok(slots)
+        })
+        .await
     }
 
     async fn put_slot(&self, integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {

@@ -124,7 +124,7 @@ mod tests {
     use crate::ports::SystemClock;
 
     fn job(id: IntegrationId) -> SyncJob {
-        SyncJob { integration_id: id, trigger: RunTrigger::Fallback }
+        SyncJob::catalog(id, RunTrigger::Fallback)
     }
 
     #[tokio::test]

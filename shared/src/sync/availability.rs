@@ -1,0 +1,305 @@
+//! Availability pull: `POST {base_url}/availability` for one product's options over a date
+//! range, after an `AVAILABILITY_UPDATE` notification, a `booking_update` delivery or an
+//! admin's refresh. Returned availabilities become slots (their `id` is the availability id);
+//! slots of that product and option inside the range that the partner no longer returns
+//! become `CLOSED`.
+//!
+//! Limits: a range is split into calls of at most 31 days (OCTO's usual bound), at most
+//! [`MAX_CONCURRENT_CALLS`] calls run at once for a pull, a 429 waits for its `Retry-After`
+//! (a few times, briefly), and every call has the client's SSRF guard, timeouts and size cap.
+//! Slot writes need no lease: a full sync writes activities, never slots.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use time::Date;
+
+use super::engine::{Run, RunReport, SyncEngine, SyncError, SyncResult, truncate};
+use crate::api::MAX_COUNT;
+use crate::domain::{IntegrationId, LocalDateTime, RunId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts};
+use crate::logging::Untrusted;
+use crate::octo::{OctoCredentials, OctoError};
+
+/// Longest range of one `POST /availability` call, in days (both ends included).
+pub const MAX_DAYS_PER_CALL: i64 = 31;
+/// Calls of one pull in flight at once.
+pub const MAX_CONCURRENT_CALLS: usize = 4;
+/// A 429 is retried this many times, waiting its `Retry-After` (at most [`MAX_RETRY_WAIT`]).
+const RATE_LIMIT_RETRIES: u32 = 3;
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+/// Longest availability id accepted (as notify).
+const MAX_ID_LEN: usize = 256;
+
+/// One pull: a product, one option or all of them, and local dates (both included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvailabilityPull {
+    pub product_id: String,
+    pub option_id: Option<String>,
+    pub from: Date,
+    pub to: Date,
+}
+
+/// `[from, to]` in pieces of at most [`MAX_DAYS_PER_CALL`] days.
+pub fn split_range(from: Date, to: Date) -> Vec<(Date, Date)> {
+    let mut pieces = Vec::new();
+    let mut start = from;
+    while start <= to {
+        let end = (start + time::Duration::days(MAX_DAYS_PER_CALL - 1)).min(to);
+        pieces.push((start, end));
+        match end.next_day() {
+            Some(next) => start = next,
+            None => break,
+        }
+    }
+    pieces
+}
+
+const DATE_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!("[year]-[month]-[day]");
+
+/// An OCTO local date, `YYYY-MM-DD`.
+pub fn format_date(date: Date) -> String {
+    date.format(DATE_FORMAT).expect("a date formats")
+}
+
+/// Reads an OCTO local date, `YYYY-MM-DD`.
+pub fn parse_date(text: &str) -> Option<Date> {
+    Date::parse(text, DATE_FORMAT).ok()
+}
+
+/// What one call brought back: the slots it returned (valid ones), and how many were not.
+struct CallResult {
+    option_id: String,
+    from: Date,
+    to: Date,
+    slots: Vec<Slot>,
+    rejected: u64,
+}
+
+impl SyncEngine {
+    pub async fn pull_availability(&self, id: IntegrationId, pull: &AvailabilityPull) -> Result<SyncResult, SyncError> {
+        let now = self.ports.clock.now();
+        let run = Run {
+            id,
+            run_id: RunId::generate(now.unix_seconds()),
+            trigger: RunTrigger::AvailabilityPull,
+            started_at: now,
+            clock: Instant::now(),
+        };
+        let Some(record) = self.ports.integrations.get(&id).await?.filter(|record| record.integration.is_live()) else {
+            return Ok(SyncResult::NotNeeded);
+        };
+        let options = match &pull.option_id {
+            Some(option) => vec![option.clone()],
+            None => match self.ports.catalog.activity_of_product(&id, &pull.product_id).await? {
+                Some(activity) if activity.is_active => activity.option_ids,
+                _ => {
+                    tracing::info!(integration_id = %id, product_id = %Untrusted(&pull.product_id), "availability pull for a product Seyaha does not hold: skipped");
+                    return Ok(SyncResult::NotNeeded);
+                }
+            },
+        };
+        let Some(auth_key) = self.ports.secrets.get_auth_key(&id).await? else {
+            return Ok(self.pull_failed(&run, "no credential is stored for this integration".into()).await);
+        };
+        let credentials = &OctoCredentials { auth_type: record.integration.auth_type, auth_key };
+        let base_url = &record.integration.base_url;
+
+        let pieces: Vec<(String, Date, Date)> = options
+            .iter()
+            .flat_map(|option| split_range(pull.from, pull.to).into_iter().map(move |(from, to)| (option.clone(), from, to)))
+            .collect();
+        let calls =
+            pieces.into_iter().map(|(option_id, from, to)| self.pull_piece(base_url, credentials, &pull.product_id, option_id, from, to));
+        let results: Vec<Result<CallResult, OctoError>> =
+            futures_util::stream::iter(calls).buffer_unordered(MAX_CONCURRENT_CALLS).collect().await;
+
+        let mut counts = SyncCounts::default();
+        let mut failure = None;
+        for result in results {
+            match result {
+                Ok(call) => self.apply_call(&id, &pull.product_id, call, &mut counts).await?,
+                // What the other calls brought is kept; a failed piece closes nothing.
+                Err(error) => failure = Some(error.to_string()),
+            }
+        }
+        if let Some(message) = failure {
+            return Ok(self.pull_failed(&run, message).await);
+        }
+        tracing::info!(integration_id = %id, product_id = %Untrusted(&pull.product_id), ?counts, "availability pulled");
+        self.record_run(&run, RunReport { outcome: RunOutcome::Synced, counts, hash: None, error: None, rejections: Vec::new() }).await;
+        Ok(SyncResult::Done { counts, skipped: false, rejections: Vec::new() })
+    }
+
+    /// One option over one piece of the range.
+    async fn pull_piece(
+        &self,
+        base_url: &crate::domain::BaseUrl,
+        credentials: &OctoCredentials,
+        product_id: &str,
+        option_id: String,
+        from: Date,
+        to: Date,
+    ) -> Result<CallResult, OctoError> {
+        let body =
+            json!({"productId": product_id, "optionId": option_id, "localDateStart": format_date(from), "localDateEnd": format_date(to)});
+        let answer = self.availability_call(base_url, credentials, &body).await?;
+        let (slots, rejected) = read_availabilities(&answer, product_id, &option_id, self.ports.clock.now());
+        Ok(CallResult { option_id, from, to, slots, rejected })
+    }
+
+    /// One call, waiting out a 429's `Retry-After` a few times.
+    async fn availability_call(
+        &self,
+        base_url: &crate::domain::BaseUrl,
+        credentials: &OctoCredentials,
+        body: &Value,
+    ) -> Result<Vec<u8>, OctoError> {
+        let mut attempt = 0;
+        loop {
+            match self.octo.fetch_availability_body(base_url, credentials, body).await {
+                Err(OctoError::RateLimited { retry_after, .. }) if attempt < RATE_LIMIT_RETRIES => {
+                    attempt += 1;
+                    let wait = Duration::from_secs(retry_after.unwrap_or(1)).min(MAX_RETRY_WAIT);
+                    let until = self.ports.clock.now().plus_millis(wait.as_millis() as i64);
+                    self.ports.clock.sleep_until(until).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// When a slot is forgotten: its start plus the retention (as notify stores it).
+    fn slot_expiry(&self, slot: &Slot) -> crate::domain::Timestamp {
+        slot.local_date_time_start.instant().plus_millis(self.config.slot_retention.as_millis() as i64)
+    }
+
+    /// Upserts what a call returned, and closes the option's slots inside its range that it
+    /// did not return.
+    async fn apply_call(&self, id: &IntegrationId, product_id: &str, call: CallResult, counts: &mut SyncCounts) -> Result<(), SyncError> {
+        counts.synced += call.slots.len() as u64;
+        counts.rejected += call.rejected;
+        let returned: HashSet<String> = call.slots.iter().map(|slot| slot.availability_id.clone()).collect();
+        for slot in &call.slots {
+            self.ports.catalog.put_slot(id, slot, self.slot_expiry(slot)).await?;
+        }
+        counts.updated += call.slots.len() as u64;
+        let (from, to) = (format_date(call.from), format_date(call.to));
+        let now = self.ports.clock.now();
+        for mut slot in self.ports.catalog.option_slots(id, product_id, &call.option_id).await? {
+            let day = slot.local_date_time_start.as_str().get(..10).unwrap_or_default();
+            let inside = day >= from.as_str() && day <= to.as_str();
+            if inside && !returned.contains(&slot.availability_id) && slot.status != Some(SlotStatus::Closed) {
+                slot.status = Some(SlotStatus::Closed);
+                slot.vacancies = Some(0);
+                slot.updated_at = now;
+                self.ports.catalog.put_slot(id, &slot, self.slot_expiry(&slot)).await?;
+                counts.deactivated += 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn pull_failed(&self, run: &Run, message: String) -> SyncResult {
+        let message = truncate(message);
+        tracing::warn!(integration_id = %run.id, error = %Untrusted(&message), "availability pull failed");
+        let report = RunReport {
+            outcome: RunOutcome::Error,
+            counts: SyncCounts::default(),
+            hash: None,
+            error: Some(message.clone()),
+            rejections: Vec::new(),
+        };
+        self.record_run(run, report).await;
+        SyncResult::Failed { message }
+    }
+}
+
+/// The availabilities of one answer as slots of `product_id`/`option_id`; entries without a
+/// usable id or start (or with counts out of range) are counted, not stored.
+fn read_availabilities(body: &[u8], product_id: &str, option_id: &str, now: crate::domain::Timestamp) -> (Vec<Slot>, u64) {
+    let Ok(Value::Array(entries)) = serde_json::from_slice::<Value>(body) else {
+        return (Vec::new(), 0);
+    };
+    let mut slots = Vec::with_capacity(entries.len());
+    let mut rejected = 0;
+    for entry in entries {
+        match read_availability(&entry, product_id, option_id, now) {
+            Some(slot) => slots.push(slot),
+            None => rejected += 1,
+        }
+    }
+    (slots, rejected)
+}
+
+fn read_availability(entry: &Value, product_id: &str, option_id: &str, now: crate::domain::Timestamp) -> Option<Slot> {
+    let id = entry.get("id")?.as_str().filter(|id| !id.trim().is_empty() && id.len() <= MAX_ID_LEN)?;
+    let start = LocalDateTime::parse(entry.get("localDateTimeStart")?.as_str()?).ok()?;
+    let status = match entry.get("status") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(SlotStatus::parse(value.as_str()?).ok()?),
+    };
+    let count = |key: &str| -> Option<Option<u64>> {
+        match entry.get(key) {
+            None | Some(Value::Null) => Some(None),
+            Some(value) => value.as_u64().filter(|n| *n <= MAX_COUNT).map(Some),
+        }
+    };
+    let (vacancies, capacity) = (count("vacancies")?, count("capacity")?);
+    if let (Some(vacancies), Some(capacity)) = (vacancies, capacity)
+        && vacancies > capacity
+    {
+        return None;
+    }
+    Some(Slot {
+        product_id: product_id.to_owned(),
+        option_id: option_id.to_owned(),
+        availability_id: id.to_owned(),
+        local_date_time_start: start,
+        status,
+        vacancies,
+        capacity,
+        updated_at: now,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::date;
+
+    use super::*;
+
+    #[test]
+    fn ranges_split_at_31_days() {
+        assert_eq!(split_range(date!(2026 - 07 - 01), date!(2026 - 07 - 01)), [(date!(2026 - 07 - 01), date!(2026 - 07 - 01))]);
+        assert_eq!(split_range(date!(2026 - 07 - 01), date!(2026 - 07 - 31)).len(), 1);
+        assert_eq!(
+            split_range(date!(2026 - 07 - 01), date!(2026 - 09 - 15)),
+            [
+                (date!(2026 - 07 - 01), date!(2026 - 07 - 31)),
+                (date!(2026 - 08 - 01), date!(2026 - 08 - 31)),
+                (date!(2026 - 09 - 01), date!(2026 - 09 - 15))
+            ]
+        );
+        assert!(split_range(date!(2026 - 07 - 02), date!(2026 - 07 - 01)).is_empty());
+    }
+
+    #[test]
+    fn availabilities_become_slots_and_bad_entries_are_counted() {
+        let now = crate::domain::Timestamp::from_unix_millis(0);
+        let body = serde_json::to_vec(&json!([
+            {"id": "a1", "localDateTimeStart": "2026-07-01T09:00:00+04:00", "status": "AVAILABLE", "vacancies": 3, "capacity": 10},
+            {"id": "a2", "localDateTimeStart": "2026-07-01T14:00:00+04:00", "status": "FREESALE", "vacancies": null},
+            {"id": "", "localDateTimeStart": "2026-07-01T09:00:00+04:00"},
+            {"id": "a4", "localDateTimeStart": "tomorrow"},
+            {"id": "a5", "localDateTimeStart": "2026-07-01T09:00:00+04:00", "vacancies": 11, "capacity": 10},
+            {"id": "a6", "localDateTimeStart": "2026-07-01T09:00:00+04:00", "status": "MAYBE"}
+        ]))
+        .unwrap();
+        let (slots, rejected) = read_availabilities(&body, "p", "o", now);
+        assert_eq!(slots.iter().map(|s| s.availability_id.as_str()).collect::<Vec<_>>(), ["a1", "a2"]);
+        assert_eq!((slots[0].vacancies, slots[0].capacity, slots[1].status), (Some(3), Some(10), Some(SlotStatus::Freesale)));
+        assert_eq!(rejected, 4);
+    }
+}

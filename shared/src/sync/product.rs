@@ -1,0 +1,161 @@
+//! One product's sync, after the partner's `PRODUCT_UPDATE` notification: `GET
+//! /products/{id}`, then the full sync's validation, mapping and per-activity diff for that one
+//! product, under the same lease. At most one activity is written (two when the product was
+//! renamed: the old name is deactivated), and on 404 its activity is deactivated.
+//!
+//! The catalog hash (`last_sync_hash`) is left alone: it is the hash of the whole catalog, so
+//! the next full sync still compares everything. Health is left alone too: a product call says
+//! little about the catalog endpoint, and the full sync owns both.
+
+use std::time::Instant;
+
+use super::catalog::parse_catalog;
+use super::engine::{Request, Run, RunReport, SyncEngine, SyncError, SyncResult, truncate};
+use crate::domain::{HealthStatus, IntegrationId, IntegrationRecord, Lease, ProductActivity, RunId, RunOutcome, RunTrigger, SyncCounts};
+use crate::logging::Untrusted;
+use crate::octo::OctoCredentials;
+use crate::records::{Change, update_record};
+
+enum Start {
+    /// Not approved and active any more, or gone.
+    NotNeeded,
+    /// A sync holds the lease, or the catalog is deactivated (DOWN): a full sync covers it.
+    Full(Box<IntegrationRecord>),
+    Acquired(Box<IntegrationRecord>),
+}
+
+impl SyncEngine {
+    /// Syncs one product under the lease. When another sync holds the lease, or the
+    /// integration is DOWN (its catalog deactivated), a full sync is requested instead: it
+    /// sees the product's change too.
+    pub async fn sync_product(&self, id: IntegrationId, product_id: &str) -> Result<SyncResult, SyncError> {
+        let now = self.ports.clock.now();
+        let run = Run {
+            id,
+            run_id: RunId::generate(now.unix_seconds()),
+            trigger: RunTrigger::ProductUpdate,
+            started_at: now,
+            clock: Instant::now(),
+        };
+        let lease_for = self.config.lease.as_millis() as i64;
+        let started = update_record(self.ports.integrations.as_ref(), &id, None, |record| {
+            if !record.integration.is_live() {
+                return Change::Keep(Start::NotNeeded);
+            }
+            if record.sync_control.live_lease(now).is_some() || record.integration.health.status == HealthStatus::Down {
+                return Change::Keep(Start::Full(Box::new(record.clone())));
+            }
+            // Covers no request: a full sync asked for meanwhile still runs after this.
+            record.sync_control.lease = Some(Lease { run_id: run.run_id, expires_at: now.plus_millis(lease_for), covers: None });
+            Change::Write(Start::Acquired(Box::new(record.clone())))
+        })
+        .await?;
+        let record = match started.map(|(_, start)| start) {
+            None | Some(Start::NotNeeded) => return Ok(SyncResult::NotNeeded),
+            Some(Start::Full(record)) => {
+                tracing::info!(integration_id = %id, "product update while a sync runs (or DOWN): a full sync will cover it");
+                self.request_sync(id, RunTrigger::FollowUp, Some(*record)).await?;
+                return Ok(SyncResult::Queued);
+            }
+            Some(Start::Acquired(record)) => *record,
+        };
+        let result = self.product_locked(&run, &record, product_id).await;
+        // Give the lease back either way; a request made meanwhile gets its follow-up now.
+        let released = self.release(&run, RunTrigger::FollowUp, Request::Served, |_| {}).await;
+        let result = result?;
+        released?;
+        Ok(result)
+    }
+
+    async fn product_locked(&self, run: &Run, record: &IntegrationRecord, product_id: &str) -> Result<SyncResult, SyncError> {
+        let id = run.id;
+        let Some(auth_key) = self.ports.secrets.get_auth_key(&id).await? else {
+            return Ok(self.product_failed(run, product_id, "no credential is stored for this integration".into()).await);
+        };
+        let credentials = OctoCredentials { auth_type: record.integration.auth_type, auth_key };
+        let body = match self.octo.fetch_product_body(&record.integration.base_url, &credentials, product_id).await {
+            Ok(body) => body,
+            Err(error) => return Ok(self.product_failed(run, product_id, error.to_string()).await),
+        };
+        let stored = self.ports.catalog.activity_of_product(&id, product_id).await?;
+        let now = self.ports.clock.now();
+        let mut counts = SyncCounts::default();
+
+        let Some(body) = body else {
+            // The partner no longer has it: deactivate (never delete), as a full sync would.
+            if let Some(ProductActivity { internal_name, is_active: true, .. }) = stored {
+                self.ports.catalog.set_active(&id, &[internal_name], false, now).await?;
+                counts.deactivated = 1;
+            }
+            return Ok(self.product_done(run, product_id, counts, Vec::new()).await);
+        };
+
+        // The same parser as a full sync, over a one-product array: the same validation,
+        // mapping and per-product content hash.
+        let mut array = Vec::with_capacity(body.len() + 2);
+        array.push(b'[');
+        array.extend_from_slice(&body);
+        array.push(b']');
+        drop(body);
+        let parsed = match parse_catalog(&array, now) {
+            Ok(parsed) => parsed,
+            Err(_) => return Ok(self.product_failed(run, product_id, "GET /products/{id} did not return an OCTO product".into()).await),
+        };
+        if let Some(rejection) = parsed.rejections.into_iter().next() {
+            counts.rejected = 1;
+            return Ok(self.product_done(run, product_id, counts, vec![rejection]).await);
+        }
+        let Some(activity) = parsed.activities.into_iter().next() else {
+            return Ok(self.product_failed(run, product_id, "GET /products/{id} did not return an OCTO product".into()).await);
+        };
+        if activity.external_sync.external_id != product_id {
+            let message = format!("GET /products/{{id}} answered with another product ({:?})", activity.external_sync.external_id);
+            return Ok(self.product_failed(run, product_id, message).await);
+        }
+
+        counts.synced = 1;
+        match stored {
+            Some(state)
+                if state.internal_name == activity.internal_name && state.content_hash == activity.content_hash && state.is_active =>
+            {
+                counts.unchanged = 1;
+            }
+            Some(state) => {
+                if state.internal_name != activity.internal_name && state.is_active {
+                    // Renamed: the activity is keyed by internalName, so the old one goes.
+                    self.ports.catalog.set_active(&id, &[state.internal_name], false, now).await?;
+                    counts.deactivated = 1;
+                }
+                self.ports.catalog.put_activities(&id, std::slice::from_ref(&activity)).await?;
+                counts.updated = 1;
+            }
+            None => {
+                self.ports.catalog.put_activities(&id, std::slice::from_ref(&activity)).await?;
+                counts.created = 1;
+            }
+        }
+        Ok(self.product_done(run, product_id, counts, Vec::new()).await)
+    }
+
+    async fn product_done(&self, run: &Run, product_id: &str, counts: SyncCounts, rejections: Vec<crate::domain::Rejection>) -> SyncResult {
+        tracing::info!(integration_id = %run.id, product_id = %Untrusted(product_id), ?counts, "product synced");
+        let report = RunReport { outcome: RunOutcome::Synced, counts, hash: None, error: None, rejections: rejections.clone() };
+        self.record_run(run, report).await;
+        SyncResult::Done { counts, skipped: false, rejections }
+    }
+
+    /// The partner failed: recorded on the run (the sync log), not on the integration's state.
+    async fn product_failed(&self, run: &Run, product_id: &str, message: String) -> SyncResult {
+        let message = truncate(message);
+        tracing::warn!(integration_id = %run.id, product_id = %Untrusted(product_id), error = %Untrusted(&message), "product sync failed");
+        let report = RunReport {
+            outcome: RunOutcome::Error,
+            counts: SyncCounts::default(),
+            hash: None,
+            error: Some(message.clone()),
+            rejections: Vec::new(),
+        };
+        self.record_run(run, report).await;
+        SyncResult::Failed { message }
+    }
+}
