@@ -1,6 +1,7 @@
 //! template.yaml, read with cfn-lint's own decoder (the project's `.venv`), checked for what
 //! cfn-lint cannot know: alarms that can reach a person, the error envelope on every route,
-//! the worker's concurrency cap, and least-privilege grants.
+//! each function's routes against its router, the worker's concurrency cap, and
+//! least-privilege grants.
 
 use std::process::Command;
 
@@ -109,4 +110,41 @@ fn secrets_logs_tracing_schedule_and_cors_are_configurable_and_kept() {
     }
     let nightly = resource(&template, "NightlySyncFunction")["Properties"]["Events"]["Nightly"]["Properties"].clone();
     assert!(nightly.get("Name").is_none(), "a generated schedule name fits 64 characters for any stack name: {nightly}");
+}
+
+/// Each function's explicit HTTP API routes are exactly the operations of its router (the
+/// OpenAPI document of that router), so a new route is never left to `$default` by accident.
+/// The document itself is the one exception: `register` serves it through `$default`.
+#[test]
+fn each_functions_routes_are_the_operations_of_its_router() {
+    let template = template();
+    let routers = [
+        ("RegisterFunction", seyaha::api::registration_routes()),
+        ("SyncTriggerFunction", seyaha::api::sync_trigger_routes()),
+        ("AvailabilityNotifyFunction", seyaha::api::availability_notify_routes()),
+    ];
+    for (function, routes) in routers {
+        let document = serde_json::to_value(routes.into_openapi()).unwrap();
+        let mut operations: Vec<String> = document["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(path, _)| !path.ends_with("/openapi.json"))
+            .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |method| format!("{} {path}", method.to_uppercase())))
+            .collect();
+        let events = resource(&template, function)["Properties"]["Events"].as_object().unwrap().clone();
+        let mut routed: Vec<String> = events
+            .values()
+            .filter(|event| event["Type"] == "HttpApi" && event["Properties"]["Path"] != "$default")
+            .map(|event| format!("{} {}", event["Properties"]["Method"].as_str().unwrap(), event["Properties"]["Path"].as_str().unwrap()))
+            .collect();
+        operations.sort();
+        routed.sort();
+        assert_eq!(routed, operations, "{function}'s HttpApi events against its router");
+    }
+    let register = &resource(&template, "RegisterFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(register["SEYAHA_SECRET_OVERLAP_HOURS"], json!({"Ref": "SecretOverlapHours"}), "only register rotates secrets");
+    let overlap = &template["Parameters"]["SecretOverlapHours"];
+    assert_eq!((overlap["Default"].clone(), overlap["MinValue"].clone()), (json!(24), json!(0)));
+    assert_eq!(overlap["MaxValue"], json!(seyaha::settings::MAX_SECRET_OVERLAP_HOURS), "the bound Settings::validate enforces");
 }
