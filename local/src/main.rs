@@ -64,6 +64,9 @@ struct Cli {
     /// Webhook calls one integration may make per minute; 0 for no limit [SEYAHA_WEBHOOK_RATE_PER_MINUTE].
     #[arg(long)]
     webhook_rate_per_minute: Option<u32>,
+    /// Hours a rotated-out webhook secret keeps working beside the new one, 0 to 720 [SEYAHA_SECRET_OVERLAP_HOURS].
+    #[arg(long)]
+    secret_overlap_hours: Option<u64>,
     /// Log format on stderr [SEYAHA_LOG_FORMAT].
     #[arg(long, value_enum)]
     log_format: Option<LogFormatFlag>,
@@ -105,6 +108,7 @@ impl Cli {
         }
         flag!(octo_connect_timeout_secs, octo_timeout_secs, octo_max_response_bytes, nightly_cron, sync_lease_secs);
         flag!(sync_request_budget_ms, fallback_delay_secs, secret_cache_secs, slot_retention_days, webhook_rate_per_minute, data_dir);
+        flag!(secret_overlap_hours);
         if let Some(allow) = self.allow_private_endpoints {
             settings.allow_private_endpoints = Some(allow);
         }

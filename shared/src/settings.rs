@@ -15,6 +15,10 @@ use crate::sync::SyncConfig;
 /// The environment variable prefix; a field `octo_timeout_secs` is `SEYAHA_OCTO_TIMEOUT_SECS`.
 pub const PREFIX: &str = "SEYAHA_";
 
+/// The longest overlap of an old and a new webhook secret: long enough for any planned
+/// switch-over, short enough that a rotation still means something (30 days).
+pub const MAX_SECRET_OVERLAP_HOURS: u64 = 720;
+
 #[derive(Debug, Clone, Deserialize)]
 // No `deny_unknown_fields`: variables of other tools that share the prefix (and the test
 // harness's) are not ours, and are ignored.
@@ -42,6 +46,9 @@ pub struct Settings {
     pub slot_retention_days: u64,
     /// Webhook calls (sync trigger, notify) one integration may make per minute; 0: no limit.
     pub webhook_rate_per_minute: u32,
+    /// How long a rotated-out webhook secret keeps working beside the new one, in hours
+    /// (0 to [`MAX_SECRET_OVERLAP_HOURS`]; 0: it stops at once).
+    pub secret_overlap_hours: u64,
     /// When set, JWTs must carry this `iss` (empty: not checked).
     pub jwt_issuer: Option<String>,
     /// When set, JWTs must carry this `aud` (empty: not checked).
@@ -102,6 +109,7 @@ impl Default for Settings {
             secret_cache_secs: 300,
             slot_retention_days: 30,
             webhook_rate_per_minute: 600,
+            secret_overlap_hours: 24,
             jwt_issuer: None,
             jwt_audience: None,
             table_name: None,
@@ -183,6 +191,10 @@ impl Settings {
         if self.slot_retention_days == 0 {
             return invalid("slot_retention_days", "must be at least 1");
         }
+        // 0 is allowed: an operator may want a rotation to cut the old secret off at once.
+        if self.secret_overlap_hours > MAX_SECRET_OVERLAP_HOURS {
+            return invalid("secret_overlap_hours", &format!("must be at most {MAX_SECRET_OVERLAP_HOURS} (30 days)"));
+        }
         if self.fallback_delay_secs > 900 {
             return invalid("fallback_delay_secs", "must be at most 900 (SQS delays up to 15 minutes)");
         }
@@ -220,6 +232,11 @@ impl Settings {
     pub fn token_scope(&self) -> crate::api::auth::TokenScope {
         let set = |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
         crate::api::auth::TokenScope { issuer: set(&self.jwt_issuer), audience: set(&self.jwt_audience) }
+    }
+
+    /// How long a rotated-out webhook secret keeps working.
+    pub fn secret_overlap(&self) -> Duration {
+        Duration::from_secs(self.secret_overlap_hours * 3600)
     }
 
     pub fn secret_cache(&self) -> Duration {
@@ -260,6 +277,18 @@ mod tests {
         assert_eq!(settings.octo().max_response_bytes, 50 * 1024 * 1024);
         assert!(!settings.allow_private_endpoints_or(false));
         assert!(settings.allow_private_endpoints_or(true));
+        assert_eq!(settings.secret_overlap(), Duration::from_secs(24 * 3600));
+    }
+
+    #[test]
+    fn the_secret_overlap_is_0_to_30_days() {
+        let hours = |value: &str| Settings::from_vars(vars(&[("SEYAHA_SECRET_OVERLAP_HOURS", value)]));
+        assert_eq!(hours("0").unwrap().secret_overlap(), Duration::ZERO, "0: a rotation cuts the old secret off at once");
+        assert_eq!(hours("720").unwrap().secret_overlap(), Duration::from_secs(720 * 3600));
+        let error = hours("721").unwrap_err().to_string();
+        assert!(error.contains("SEYAHA_SECRET_OVERLAP_HOURS") && error.contains("at most 720"), "{error}");
+        let error = hours("-1").unwrap_err().to_string();
+        assert!(error.contains("SEYAHA_SECRET_OVERLAP_HOURS") && error.contains("-1"), "{error}");
     }
 
     #[test]

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use serde_json::json;
 use seyaha::app::{self, Runtime};
 use seyaha::domain::{AdminPatch, AuthKey, AuthType, BaseUrl, NewIntegration, PartnerId, Role};
-use seyaha::ports::SystemClock;
+use seyaha::ports::{Clock, SystemClock};
+use seyaha::service::ServiceError;
 use seyaha::settings::Settings;
 use seyaha::sync::SyncResult;
 use seyaha_tests::aws::{resources, sdk_config};
 use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto, sample_catalog};
-use seyaha_tests::test_settings;
+use seyaha_tests::{FakeClock, test_settings};
 
 /// A product DynamoDB cannot store (an id too long for an index key, a 350 KB title) is
 /// rejected and reported like any invalid product; the rest of the catalog syncs.
@@ -60,4 +61,58 @@ async fn products_beyond_dynamodb_limits_are_rejected_and_the_rest_syncs() {
     assert!(reasons.iter().any(|r| r.starts_with("id: must be at most 1024 bytes")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.starts_with("product: too large to store")), "{reasons:?}");
     assert_eq!(catalog_store.activities(&id).await.unwrap().len(), 3);
+}
+
+/// Webhook secret rotation on DynamoDB: the previous secret's digest and expiry go through the
+/// DynamoDB item and back, so the old secret authenticates until the overlap ends (the fake
+/// clock is moved past it) and the new one after; a second rotation drops the first secret.
+#[tokio::test]
+async fn a_rotated_secret_works_for_the_overlap_on_dynamodb() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let settings = Settings {
+        table_name: Some(resources.table.clone()),
+        queue_url: Some(resources.queue_url.clone()),
+        secret_prefix: resources.secret_prefix.clone(),
+        secret_overlap_hours: 2,
+        ..test_settings()
+    };
+    let clock = FakeClock::new();
+    let ports = seyaha::adapters::aws::ports(&config, &settings, clock.clone()).unwrap();
+    let app = app::build(ports, &settings, Runtime::Lambda);
+    let service = app.service();
+    let new = NewIntegration {
+        base_url: BaseUrl::parse("https://octo.example.com").unwrap(),
+        auth_type: AuthType::Bearer,
+        auth_key: AuthKey::parse("k").unwrap(),
+        handles_ticket_delivery: false,
+    };
+    let partner = PartnerId::generate(1_800_000_000);
+    let created = service.create(partner, new, Role::Partner).await.unwrap();
+    let id = created.integration.id;
+    service.admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
+    let accepts = |secret: &seyaha::domain::WebhookSecret| {
+        let secret = secret.expose().to_owned();
+        async move {
+            match service.authenticate_webhook(id, Some(&secret)).await {
+                Ok(_) => true,
+                Err(ServiceError::WebhookUnauthorized) => false,
+                Err(other) => panic!("unexpected {other}"),
+            }
+        }
+    };
+
+    let rotated = service.rotate_my_webhook_secret(partner).await.unwrap();
+    assert_eq!(rotated.previous_valid_until, clock.now().plus_millis(2 * 3_600_000));
+    assert!(accepts(&created.webhook_secret).await, "the old secret inside the overlap");
+    assert!(accepts(&rotated.webhook_secret).await);
+    clock.advance(std::time::Duration::from_secs(2 * 3600));
+    assert!(!accepts(&created.webhook_secret).await, "the old secret once the overlap ended");
+    assert!(accepts(&rotated.webhook_secret).await);
+
+    let again = service.admin_rotate_webhook_secret(id).await.unwrap();
+    assert!(accepts(&again.webhook_secret).await && accepts(&rotated.webhook_secret).await);
+    assert!(!accepts(&created.webhook_secret).await);
+    service.admin_delete(id).await.unwrap();
+    assert!(!accepts(&again.webhook_secret).await && !accepts(&rotated.webhook_secret).await, "delete revokes both");
 }

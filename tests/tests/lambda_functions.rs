@@ -151,17 +151,36 @@ async fn register_approve_trigger_notify_fallback_worker_and_nightly() {
         (json!("nightly"), json!("skipped"))
     );
 
-    // Delete through the partner API: the webhook secret stops working.
+    // Rotate the webhook secret (the sample event): register stores the previous secret's
+    // digest and expiry in DynamoDB, and the trigger function accepts both secrets.
+    let rotate = http_event(
+        "apigw-partner-rotate-secret.json",
+        "POST",
+        &format!("{PREFIX}/me/webhook-secret"),
+        &[("authorization", &partner_token)],
+        None,
+    );
+    let (status, rotated) = http_reply(&register.invoke(rotate).await.unwrap());
+    assert_eq!(status, 201, "{rotated}");
+    let new_secret = rotated["data"]["webhook_secret"].as_str().unwrap().to_owned();
+    let trigger_with = |secret: &str| {
+        http_event("apigw-sync-trigger.json", "POST", &format!("{PREFIX}/{id}/sync/trigger"), &[("x-webhook-secret", secret)], None)
+    };
+    for accepted in [&secret, &new_secret] {
+        assert_eq!(http_reply(&trigger.invoke(trigger_with(accepted)).await.unwrap()).0, 200, "old and new secret inside the overlap");
+    }
+
+    // Delete through the partner API: both webhook secrets stop working.
     let delete = http_event("apigw-partner-me.json", "DELETE", &format!("{PREFIX}/me"), &[("authorization", &partner_token)], None);
     assert_eq!(http_reply(&register.invoke(delete).await.unwrap()).0, 200);
-    let after =
-        http_event("apigw-sync-trigger.json", "POST", &format!("{PREFIX}/{id}/sync/trigger"), &[("x-webhook-secret", &secret)], None);
-    assert_eq!(http_reply(&trigger.invoke(after).await.unwrap()).0, 401);
+    for revoked in [&secret, &new_secret] {
+        assert_eq!(http_reply(&trigger.invoke(trigger_with(revoked)).await.unwrap()).0, 401);
+    }
 
     // JSON logs, and no secret in any of them.
     for function in [&register, &trigger, &notify, &worker, &nightly] {
         let logs = function.logs();
-        for secret in [secret.as_str(), FAKE_KEY, JWT_SECRET, partner_token.trim_start_matches("Bearer ")] {
+        for secret in [secret.as_str(), new_secret.as_str(), FAKE_KEY, JWT_SECRET, partner_token.trim_start_matches("Bearer ")] {
             assert!(!logs.contains(secret), "a secret leaked into the logs");
         }
         let first = logs.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON log line in {logs}"));

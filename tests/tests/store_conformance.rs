@@ -7,8 +7,8 @@ use seyaha::adapters::aws::DynamoStore;
 use seyaha::adapters::embedded::RedbStore;
 use seyaha::domain::{
     Activity, AuthKey, AuthType, BaseUrl, ContentHash, ExternalSync, HealthStatus, Integration, IntegrationId, IntegrationRecord,
-    LocalDateTime, NewIntegration, PartnerId, Role, RunId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts, SyncRun, Timestamp,
-    Variation, VariationPricing, VariationRef, VariationSync, WebhookSecret,
+    LocalDateTime, NewIntegration, PartnerId, PreviousWebhookSecret, Role, RunId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts,
+    SyncRun, Timestamp, Variation, VariationPricing, VariationRef, VariationSync, WebhookSecret, WebhookSecretDigest,
 };
 use seyaha::ports::{CatalogStore, IntegrationFilter, IntegrationStore, RunStore, StoreError};
 use seyaha_tests::aws::{resources, sdk_config};
@@ -40,6 +40,7 @@ fn record(created_ms: i64) -> IntegrationRecord {
     IntegrationRecord {
         integration,
         webhook_secret_digest: WebhookSecret::generate().digest(),
+        previous_webhook_secret: None,
         sync_control: Default::default(),
         version: 1,
     }
@@ -107,6 +108,51 @@ async fn integrations(store: Arc<dyn Store>) {
     assert!(store.find_by_partner(&first.integration.partner_id).await.unwrap().is_none());
     assert!(store.delete(&id).await.unwrap().is_none());
     store.insert(&same_partner).await.unwrap();
+}
+
+/// A rotated webhook secret: the previous secret's digest and expiry are stored with the
+/// record, read back exactly, replaced by the next rotation, and the write is still
+/// conditional on the version (a stale rotation cannot overwrite a newer one).
+async fn webhook_secret_rotation(store: Arc<dyn Store>) {
+    let (first, second, third) = (WebhookSecret::generate(), WebhookSecret::generate(), WebhookSecret::generate());
+    let mut original = record(1_800_000_000_000);
+    original.webhook_secret_digest = first.digest();
+    store.insert(&original).await.unwrap();
+    let id = original.integration.id;
+    assert_eq!(store.get(&id).await.unwrap().unwrap().previous_webhook_secret, None, "never rotated");
+
+    let (at, until) = (Timestamp::from_unix_millis(1_800_000_100_000), Timestamp::from_unix_millis(1_800_086_500_123));
+    let mut rotated = original.clone();
+    rotated.rotate_webhook_secret(second.digest(), until, at);
+    rotated.version += 1;
+    store.update(&rotated).await.unwrap();
+    let read = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(read, rotated, "every field, the previous secret's included, survives the store");
+    assert_eq!(read.previous_webhook_secret, Some(PreviousWebhookSecret { digest: first.digest(), valid_until: until }));
+    assert!(read.previous_webhook_secret.unwrap().digest.matches(&WebhookSecretDigest::of(first.expose())));
+    assert_eq!(store.find_by_partner(&original.integration.partner_id).await.unwrap().as_ref(), Some(&rotated));
+    assert_eq!(store.list(&IntegrationFilter::default(), 10, None).await.unwrap().items, vec![rotated.clone()]);
+
+    // A rotation computed from the record before the first one loses on the version.
+    let mut stale = original.clone();
+    stale.rotate_webhook_secret(third.digest(), until, at);
+    stale.version += 1;
+    assert!(matches!(store.update(&stale).await, Err(StoreError::VersionConflict)));
+    assert_eq!(store.get(&id).await.unwrap().unwrap(), rotated);
+
+    // Rotating again keeps only the secret it replaced.
+    let mut again = rotated.clone();
+    let later = until.plus_millis(1);
+    again.rotate_webhook_secret(third.digest(), later, at.plus_millis(1));
+    again.version += 1;
+    store.update(&again).await.unwrap();
+    let read = store.get(&id).await.unwrap().unwrap();
+    assert_eq!(read.webhook_secret_digest, third.digest());
+    assert_eq!(read.previous_webhook_secret, Some(PreviousWebhookSecret { digest: second.digest(), valid_until: later }));
+
+    // Delete takes both with it.
+    store.delete(&id).await.unwrap();
+    assert!(store.get(&id).await.unwrap().is_none());
 }
 
 async fn listing(store: Arc<dyn Store>) {
@@ -381,4 +427,4 @@ async fn paging_beyond_one_response(store: Arc<dyn Store>) {
     assert_eq!(admin_ids, inserted, "the filtered admin list across response pages");
 }
 
-conformance!(integrations, listing, paging_beyond_one_response, catalog, catalog_paging, runs);
+conformance!(integrations, webhook_secret_rotation, listing, paging_beyond_one_response, catalog, catalog_paging, runs);

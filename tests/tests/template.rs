@@ -1,6 +1,7 @@
 //! template.yaml, read with cfn-lint's own decoder (the project's `.venv`), checked for what
 //! cfn-lint cannot know: alarms that can reach a person, the error envelope on every route,
-//! the worker's concurrency cap, and least-privilege grants.
+//! each function's routes against its router, the worker's concurrency cap, and
+//! least-privilege grants.
 
 use std::process::Command;
 
@@ -144,4 +145,16 @@ fn each_function_gets_exactly_the_routes_its_router_serves() {
         routed.sort();
         assert_eq!(routed, served, "{function}: template routes vs its router");
     }
+}
+
+/// Only `register` rotates webhook secrets; the overlap is a parameter with the bound
+/// `Settings::validate` enforces.
+#[test]
+fn the_secret_overlap_is_a_bounded_parameter_of_register() {
+    let template = template();
+    let register = &resource(&template, "RegisterFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(register["SEYAHA_SECRET_OVERLAP_HOURS"], json!({"Ref": "SecretOverlapHours"}), "only register rotates secrets");
+    let overlap = &template["Parameters"]["SecretOverlapHours"];
+    assert_eq!((overlap["Default"].clone(), overlap["MinValue"].clone()), (json!(24), json!(0)));
+    assert_eq!(overlap["MaxValue"], json!(seyaha::settings::MAX_SECRET_OVERLAP_HOURS), "the bound Settings::validate enforces");
 }

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{
     Activity, AuthType, BaseUrl, ContentHash, ExternalSync, Health, HealthStatus, Integration, IntegrationId, IntegrationRecord, Lease,
-    LocalDateTime, PartnerId, Price, Rejection, RunId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncControl, SyncCounts, SyncRun,
-    SyncState, SyncStatus, Timestamp, UnitPrice, Variation, VariationPricing, VariationSync, WebhookSecretDigest,
+    LocalDateTime, PartnerId, PreviousWebhookSecret, Price, Rejection, RunId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncControl,
+    SyncCounts, SyncRun, SyncState, SyncStatus, Timestamp, UnitPrice, Variation, VariationPricing, VariationSync, WebhookSecretDigest,
 };
 use crate::ports::{JobWork, StoreError, SyncJob};
 
@@ -76,9 +76,20 @@ pub struct StoredIntegration {
     pub updated_at: Timestamp,
     /// 64 hex characters: SHA-256 of the webhook secret (the secret itself is never stored).
     pub webhook_secret_digest: String,
+    /// The secret the last rotation replaced, while it may still be accepted. Added after
+    /// version 1: absent there (and in every record never rotated), and left out when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_webhook_secret: Option<StoredPreviousSecret>,
     #[serde(default)]
     pub sync_control: StoredSyncControl,
     pub version: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredPreviousSecret {
+    /// 64 hex characters: SHA-256 of the replaced secret.
+    pub digest: String,
+    pub valid_until: Timestamp,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -145,6 +156,9 @@ impl From<&IntegrationRecord> for StoredIntegration {
             created_at: i.created_at,
             updated_at: i.updated_at,
             webhook_secret_digest: record.webhook_secret_digest.to_hex(),
+            previous_webhook_secret: record
+                .previous_webhook_secret
+                .map(|previous| StoredPreviousSecret { digest: previous.digest.to_hex(), valid_until: previous.valid_until }),
             sync_control: StoredSyncControl {
                 lease: control.lease.as_ref().map(|lease| StoredLease {
                     run_id: lease.run_id,
@@ -163,8 +177,16 @@ impl TryFrom<StoredIntegration> for IntegrationRecord {
     type Error = StoreError;
 
     fn try_from(stored: StoredIntegration) -> Result<Self, StoreError> {
-        let digest = WebhookSecretDigest::from_hex(&stored.webhook_secret_digest)
-            .map_err(|e| StoreError::unavailable(format!("corrupt webhook secret digest of integration {}: {e}", stored.id)))?;
+        let corrupt =
+            |what: &str, e: hex::FromHexError| StoreError::unavailable(format!("corrupt {what} of integration {}: {e}", stored.id));
+        let digest = WebhookSecretDigest::from_hex(&stored.webhook_secret_digest).map_err(|e| corrupt("webhook secret digest", e))?;
+        let previous_webhook_secret = match &stored.previous_webhook_secret {
+            Some(previous) => Some(PreviousWebhookSecret {
+                digest: WebhookSecretDigest::from_hex(&previous.digest).map_err(|e| corrupt("previous webhook secret digest", e))?,
+                valid_until: previous.valid_until,
+            }),
+            None => None,
+        };
         let integration = Integration {
             id: stored.id,
             partner_id: stored.partner_id,
@@ -194,6 +216,7 @@ impl TryFrom<StoredIntegration> for IntegrationRecord {
         Ok(Self {
             integration,
             webhook_secret_digest: digest,
+            previous_webhook_secret,
             sync_control: SyncControl {
                 lease: control.lease.map(|lease| Lease { run_id: lease.run_id, expires_at: lease.expires_at, covers: lease.covers }),
                 requested_at: control.requested_at,
@@ -558,5 +581,67 @@ impl JobMessage {
 
     pub fn decode(body: &str) -> Result<SyncJob, serde_json::Error> {
         serde_json::from_str::<Self>(body).map(SyncJob::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AuthKey, NewIntegration, Role, WebhookSecret};
+
+    fn record() -> IntegrationRecord {
+        let now = Timestamp::from_unix_millis(1_800_000_000_000);
+        let new = NewIntegration {
+            base_url: BaseUrl::parse("https://octo.example.com").unwrap(),
+            auth_type: AuthType::Bearer,
+            auth_key: AuthKey::parse("k").unwrap(),
+            handles_ticket_delivery: false,
+        };
+        let integration = Integration::new(IntegrationId::generate(1), PartnerId::generate(1), &new, Role::Partner, now);
+        IntegrationRecord {
+            integration,
+            webhook_secret_digest: WebhookSecret::generate().digest(),
+            previous_webhook_secret: None,
+            sync_control: SyncControl::default(),
+            version: 3,
+        }
+    }
+
+    fn round_trip(record: &IntegrationRecord) -> (serde_json::Value, IntegrationRecord) {
+        let json = serde_json::to_value(StoredIntegration::from(record)).unwrap();
+        let back = serde_json::from_value::<StoredIntegration>(json.clone()).unwrap().try_into().unwrap();
+        (json, back)
+    }
+
+    #[test]
+    fn the_previous_webhook_secret_is_stored_as_digest_and_expiry_only_when_there_is_one() {
+        let never_rotated = record();
+        let (json, back) = round_trip(&never_rotated);
+        assert!(json.get("previous_webhook_secret").is_none(), "records never rotated keep the version 1 shape: {json}");
+        assert_eq!(back, never_rotated);
+
+        let old = WebhookSecret::generate();
+        let mut rotated = record();
+        rotated.webhook_secret_digest = old.digest();
+        let valid_until = Timestamp::from_unix_millis(1_800_086_400_000);
+        rotated.rotate_webhook_secret(WebhookSecret::generate().digest(), valid_until, Timestamp::from_unix_millis(1_800_000_000_001));
+        let (json, back) = round_trip(&rotated);
+        assert_eq!(
+            json["previous_webhook_secret"],
+            serde_json::json!({"digest": old.digest().to_hex(), "valid_until": "2027-01-16T08:00:00.000Z"})
+        );
+        assert!(!json.to_string().contains(old.expose()), "only the digest is stored");
+        assert_eq!(back, rotated);
+    }
+
+    #[test]
+    fn a_corrupt_previous_digest_is_a_store_error_not_a_panic() {
+        let mut rotated = record();
+        rotated.rotate_webhook_secret(WebhookSecret::generate().digest(), Timestamp::from_unix_millis(0), Timestamp::from_unix_millis(0));
+        let mut json = serde_json::to_value(StoredIntegration::from(&rotated)).unwrap();
+        json["previous_webhook_secret"]["digest"] = serde_json::json!("not hex");
+        let stored = serde_json::from_value::<StoredIntegration>(json).unwrap();
+        let error = IntegrationRecord::try_from(stored).unwrap_err().to_string();
+        assert!(error.contains("corrupt previous webhook secret digest"), "{error}");
     }
 }

@@ -1,4 +1,5 @@
-//! Admin routes: create on behalf of a partner, list, get, approve/activate, delete, sync-all.
+//! Admin routes: create on behalf of a partner, list, get, approve/activate, delete, sync-all,
+//! webhook secret rotation.
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -7,11 +8,11 @@ use serde_json::json;
 
 use super::envelope::{Pagination, ok, paginated, success};
 use super::extract::{AdminAuth, IntegrationPath, JsonBody};
-use super::integrations::created_response;
+use super::integrations::{created_response, rotated_response};
 #[allow(unused_imports)] // named by the OpenAPI annotations
 use super::openapi::{
     AdminCreateBody, AdminPatchBody, AvailabilityRefreshBody, CreatedIntegration, Deleted, ErrorResponses, Paginated, QueuedAll,
-    QueuedPulls, Success,
+    QueuedPulls, RotatedWebhookSecret, Success,
 };
 use super::{ApiError, AppState, body};
 use crate::domain::{HealthStatus, Role};
@@ -139,6 +140,19 @@ pub async fn refresh_availability(
     let refresh = body::availability_refresh(&body)?;
     let queued = state.service.refresh_availability(id, refresh.product_id, refresh.from, refresh.to).await?;
     Ok(success(StatusCode::ACCEPTED, json!({ "queued": queued })))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/partner-integrations/admin/{id}/webhook-secret", operation_id = "adminRotateWebhookSecret", tag = "admin", security(("admin_jwt" = [])),
+    params(("id" = IntegrationId, Path, description = "The integration's id.")),
+    responses((status = 201, description = "A new webhook secret, in this answer only (pass it to the partner); the previous one keeps working until `previous_valid_until`.", body = Success<RotatedWebhookSecret>), ErrorResponses)
+)]
+pub async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+    IntegrationPath(id): IntegrationPath,
+) -> Result<Response, ApiError> {
+    Ok(rotated_response(state.service.admin_rotate_webhook_secret(id).await?))
 }
 
 /// Queues a sync of every approved, active integration (DOWN ones are probed).

@@ -82,6 +82,8 @@ impl From<ServiceError> for ApiError {
             E::NotOwner => Self::new(StatusCode::FORBIDDEN, "This integration belongs to another partner"),
             E::WebhookUnauthorized => Self::new(StatusCode::UNAUTHORIZED, "Unauthorized")
                 .with_error("x-webhook-secret: missing, or does not match this integration"),
+            E::RotatedConcurrently => Self::new(StatusCode::CONFLICT, "The webhook secret was rotated by another request at the same time")
+                .with_error("webhook_secret: another rotation won; rotate again to get a secret you hold"),
             E::NotApproved => Self::new(StatusCode::FORBIDDEN, "Integration is not approved yet"),
             E::Inactive => Self::new(StatusCode::FORBIDDEN, "Integration is inactive"),
             E::RateLimited { retry_after } => {

@@ -1,4 +1,4 @@
-//! The partner's own integration: create, `/me`, test-connection.
+//! The partner's own integration: create, `/me`, test-connection, webhook secret rotation.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::envelope::{ok, success};
 use super::extract::{JsonBody, PartnerAuth};
+use super::openapi::RotatedWebhookSecret;
 #[allow(unused_imports)] // named by the OpenAPI annotations
 use super::openapi::{CreateIntegrationBody, CreatedIntegration, Deleted, ErrorResponses, Success, UpdateIntegrationBody};
 use super::{ApiError, AppState, body};
@@ -15,12 +16,21 @@ use crate::domain::Integration;
 use crate::domain::Role;
 #[allow(unused_imports)]
 use crate::service::ConnectionTest;
-use crate::service::Created;
+use crate::service::{Created, Rotated};
 
 /// The create response: the integration plus the webhook secret, shown this once.
 pub(super) fn created_response(created: Created) -> Response {
     let mut data = serde_json::to_value(&created.integration).expect("an integration serializes");
     data["webhook_secret"] = json!(created.webhook_secret.expose());
+    success(StatusCode::CREATED, data)
+}
+
+/// A rotation's response: the new webhook secret, shown this once, and until when the old one works.
+pub(super) fn rotated_response(rotated: Rotated) -> Response {
+    let data = RotatedWebhookSecret {
+        webhook_secret: rotated.webhook_secret.expose().to_owned(),
+        previous_valid_until: rotated.previous_valid_until,
+    };
     success(StatusCode::CREATED, data)
 }
 
@@ -76,4 +86,12 @@ pub async fn delete_mine(State(state): State<AppState>, PartnerAuth(partner_id):
 )]
 pub async fn test_connection(State(state): State<AppState>, PartnerAuth(partner_id): PartnerAuth) -> Result<Response, ApiError> {
     Ok(ok(state.service.test_connection(partner_id).await?))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/partner-integrations/me/webhook-secret", operation_id = "rotateMyWebhookSecret", tag = "partner", security(("partner_jwt" = [])),
+    responses((status = 201, description = "A new webhook secret, in this answer only; the previous one keeps working until `previous_valid_until`.", body = Success<RotatedWebhookSecret>), ErrorResponses)
+)]
+pub async fn rotate_webhook_secret(State(state): State<AppState>, PartnerAuth(partner_id): PartnerAuth) -> Result<Response, ApiError> {
+    Ok(rotated_response(state.service.rotate_my_webhook_secret(partner_id).await?))
 }

@@ -49,6 +49,7 @@ pub fn registration_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations::create))
         .routes(routes!(integrations::get_mine, integrations::update_mine, integrations::delete_mine))
         .routes(routes!(integrations::test_connection))
+        .routes(routes!(integrations::rotate_webhook_secret))
         .routes(routes!(status::sync_log))
         .routes(routes!(status::health))
         .routes(routes!(status::catalog))
@@ -57,6 +58,7 @@ pub fn registration_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::sync_all))
         .routes(routes!(admin::refresh_availability))
         .routes(routes!(admin::get, admin::update, admin::delete))
+        .routes(routes!(admin::rotate_webhook_secret))
         .routes(routes!(openapi::serve_document))
 }
 

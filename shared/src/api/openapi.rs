@@ -109,6 +109,18 @@ pub struct CreatedIntegration {
     pub webhook_secret: String,
 }
 
+/// A rotation's answer: the new webhook secret, shown this once, and until when the secret it
+/// replaced still works beside it.
+#[derive(Serialize, ToSchema)]
+pub struct RotatedWebhookSecret {
+    /// 64 lowercase hex characters; send it as `x-webhook-secret` from now on. Never shown again.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub webhook_secret: String,
+    /// The replaced secret is accepted until this instant (`SEYAHA_SECRET_OVERLAP_HOURS` after
+    /// the rotation), then refused. Any secret older than that one stops working at once.
+    pub previous_valid_until: Timestamp,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct Deleted {
     pub deleted: bool,
@@ -388,7 +400,7 @@ impl Modify for SecuritySchemes {
             "webhook_secret",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 WEBHOOK_SECRET_HEADER,
-                "The integration's webhook secret, shown once at creation.",
+                "The integration's webhook secret, shown once at creation (and at each rotation; the previous one works for the overlap after it).",
             ))),
         );
     }

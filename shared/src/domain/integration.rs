@@ -5,7 +5,7 @@ use serde_with::SerializeDisplay;
 use strum::{Display, EnumString, VariantNames};
 
 use super::secrets::AuthKey;
-use super::{BaseUrl, ContentHash, IntegrationId, PartnerId, Role, RunId, Timestamp, WebhookSecretDigest};
+use super::{BaseUrl, ContentHash, IntegrationId, PartnerId, PreviousWebhookSecret, Role, RunId, Timestamp, WebhookSecretDigest};
 
 /// Parses a wire enum by its one spelling (strum's), or explains what is allowed.
 pub(crate) fn parse_enum<T: std::str::FromStr + VariantNames>(s: &str) -> Result<T, UnknownEnumValue> {
@@ -184,11 +184,14 @@ pub struct Integration {
 }
 
 /// What is kept per integration: the document, the webhook secret's digest (never the
-/// secret), the sync coordination state, and a version for optimistic concurrency.
+/// secret) and, after a rotation, the previous one's until it expires, the sync coordination
+/// state, and a version for optimistic concurrency.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IntegrationRecord {
     pub integration: Integration,
     pub webhook_secret_digest: WebhookSecretDigest,
+    /// The secret the last rotation replaced. One at most: rotating again replaces it.
+    pub previous_webhook_secret: Option<PreviousWebhookSecret>,
     pub sync_control: SyncControl,
     pub version: u64,
 }
@@ -230,6 +233,16 @@ impl SyncControl {
 }
 
 impl IntegrationRecord {
+    /// Makes `new` the webhook secret. The one it replaces stays accepted until
+    /// `previous_valid_until`; an older previous secret, if any, stops working at once (only
+    /// one is kept, so a leaked secret is gone after at most two rotations).
+    pub fn rotate_webhook_secret(&mut self, new: WebhookSecretDigest, previous_valid_until: Timestamp, now: Timestamp) {
+        self.previous_webhook_secret =
+            Some(PreviousWebhookSecret { digest: self.webhook_secret_digest, valid_until: previous_valid_until });
+        self.webhook_secret_digest = new;
+        self.integration.updated_at = now;
+    }
+
     /// The document as readers see it: a sync whose lease expired is not running any more,
     /// whatever the record last said (it died; its request is retried automatically).
     pub fn shown(&self, now: Timestamp) -> Integration {
@@ -354,6 +367,35 @@ mod tests {
         assert_eq!(health.consecutive_failures, 4);
         assert_eq!(health.record_success(at(5)), HealthTransition::RecoveredFromDown);
         assert_eq!(health, Health { last_probe_at: Some(at(5)), last_success_at: Some(at(5)), ..Health::new() });
+    }
+
+    #[test]
+    fn rotating_keeps_only_the_secret_it_replaced() {
+        use crate::domain::WebhookSecret;
+
+        let (first, second, third) = (WebhookSecret::generate(), WebhookSecret::generate(), WebhookSecret::generate());
+        let new = NewIntegration {
+            base_url: BaseUrl::parse("https://octo.example.com").unwrap(),
+            auth_type: AuthType::Bearer,
+            auth_key: AuthKey::parse("k").unwrap(),
+            handles_ticket_delivery: false,
+        };
+        let integration = Integration::new(IntegrationId::generate(1), PartnerId::generate(1), &new, Role::Partner, at(1));
+        let mut record = IntegrationRecord {
+            integration,
+            webhook_secret_digest: first.digest(),
+            previous_webhook_secret: None,
+            sync_control: SyncControl::default(),
+            version: 1,
+        };
+        record.rotate_webhook_secret(second.digest(), at(100), at(10));
+        assert_eq!(record.webhook_secret_digest, second.digest());
+        assert_eq!(record.previous_webhook_secret, Some(PreviousWebhookSecret { digest: first.digest(), valid_until: at(100) }));
+        assert_eq!(record.integration.updated_at, at(10));
+        record.rotate_webhook_secret(third.digest(), at(200), at(20));
+        assert_eq!(record.webhook_secret_digest, third.digest());
+        assert_eq!(record.previous_webhook_secret, Some(PreviousWebhookSecret { digest: second.digest(), valid_until: at(200) }));
+        assert_eq!(record.version, 1, "the store's update bumps the version, not the rotation");
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub use integration::{
     AdminPatch, AuthType, DOWN_AFTER_FAILURES, Health, HealthStatus, HealthTransition, Integration, IntegrationPatch, IntegrationRecord,
     Lease, NewIntegration, SyncControl, SyncState, SyncStatus, UnknownEnumValue,
 };
-pub use secrets::{AUTH_KEY_MAX_LEN, AuthKey, InvalidAuthKey, WebhookSecret, WebhookSecretDigest};
+pub use secrets::{AUTH_KEY_MAX_LEN, AuthKey, InvalidAuthKey, PreviousWebhookSecret, WebhookSecret, WebhookSecretDigest};
 pub use timestamp::{InvalidTimestamp, Timestamp};
 pub use values::{ContentHash, InvalidContentHash, InvalidLocalDateTime, LocalDateTime};
 

@@ -6,6 +6,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::Timestamp;
+
 pub const AUTH_KEY_MAX_LEN: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,7 +51,7 @@ impl fmt::Debug for AuthKey {
 }
 
 /// The secret partners send as `x-webhook-secret`: 32 bytes from the OS CSPRNG as 64 lowercase
-/// hex characters. It exists only in the create response; we keep its digest.
+/// hex characters. It exists only in the create (or rotate) response; we keep its digest.
 pub struct WebhookSecret(SecretString);
 
 impl WebhookSecret {
@@ -90,18 +92,44 @@ impl WebhookSecretDigest {
         self.0.ct_eq(&presented.0).into()
     }
 
-    /// What the secret of an integration that does not exist is compared with. No secret
-    /// hashes to all zeros, and the result is refused anyway.
+    /// What a digest that does not exist (no such integration, no previous secret) is compared
+    /// with. No secret hashes to all zeros, and the result is refused anyway.
     const UNKNOWN: WebhookSecretDigest = WebhookSecretDigest([0; 32]);
 
-    /// Whether `presented` is the webhook secret whose digest is `stored` (`None`: no such
-    /// integration). Both cases hash the presented secret and make the same constant-time
-    /// comparison, so the response time does not reveal which integration ids exist.
-    pub fn verify(stored: Option<&WebhookSecretDigest>, presented: Option<&str>) -> bool {
+    /// Whether `presented` is an integration's current webhook secret (digest `current`;
+    /// `None`: no such integration), or its previous one while that is still accepted at `now`.
+    ///
+    /// Every case hashes the presented value once and makes the same two constant-time
+    /// comparisons (a missing digest is replaced by a stand-in), combined without
+    /// short-circuiting, so the response time does not tell an unknown id, a wrong secret and
+    /// an expired previous secret apart.
+    pub fn verify(
+        current: Option<&WebhookSecretDigest>,
+        previous: Option<&PreviousWebhookSecret>,
+        presented: Option<&str>,
+        now: Timestamp,
+    ) -> bool {
         let presented = presented.unwrap_or_default();
-        let matched = stored.unwrap_or(&Self::UNKNOWN).matches(&Self::of(presented));
-        // Non-short-circuit `&`: every case does the same work.
-        matched & stored.is_some() & !presented.is_empty()
+        let digest = Self::of(presented);
+        let is_current = current.unwrap_or(&Self::UNKNOWN).matches(&digest);
+        let is_previous = previous.map_or(&Self::UNKNOWN, |previous| &previous.digest).matches(&digest);
+        let previous_accepted = previous.is_some_and(|previous| previous.accepted_at(now));
+        // Non-short-circuit `|` and `&`: every case does the same work.
+        (is_current | (is_previous & previous_accepted)) & current.is_some() & !presented.is_empty()
+    }
+}
+
+/// The webhook secret a rotation replaced, kept (as its digest) so the partner can move its
+/// senders to the new one without losing calls: accepted until `valid_until`, then never again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreviousWebhookSecret {
+    pub digest: WebhookSecretDigest,
+    pub valid_until: Timestamp,
+}
+
+impl PreviousWebhookSecret {
+    pub fn accepted_at(&self, now: Timestamp) -> bool {
+        now < self.valid_until
     }
 }
 
@@ -141,19 +169,61 @@ mod tests {
         (result, COMPARISONS.with(Cell::get) - before)
     }
 
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn now() -> Timestamp {
+        Timestamp::from_unix_millis(NOW)
+    }
+
+    /// A previous secret accepted for another `for_millis` (negative: expired that long ago).
+    fn previous(secret: &WebhookSecret, for_millis: i64) -> PreviousWebhookSecret {
+        PreviousWebhookSecret { digest: secret.digest(), valid_until: now().plus_millis(for_millis) }
+    }
+
     #[test]
-    fn an_unknown_integration_costs_the_same_comparison_as_a_wrong_secret() {
+    fn an_unknown_integration_costs_the_same_comparisons_as_a_wrong_secret() {
         let secret = WebhookSecret::generate();
         let stored = secret.digest();
         let wrong = WebhookSecret::generate();
-        assert_eq!(comparisons_during(|| WebhookSecretDigest::verify(Some(&stored), Some(wrong.expose()))), (false, 1));
-        assert_eq!(comparisons_during(|| WebhookSecretDigest::verify(None, Some(wrong.expose()))), (false, 1));
-        assert_eq!(comparisons_during(|| WebhookSecretDigest::verify(None, None)), (false, 1));
-        assert_eq!(comparisons_during(|| WebhookSecretDigest::verify(Some(&stored), None)), (false, 1));
-        assert_eq!(comparisons_during(|| WebhookSecretDigest::verify(Some(&stored), Some(secret.expose()))), (true, 1));
+        let verify = |current, presented| WebhookSecretDigest::verify(current, None, presented, now());
+        assert_eq!(comparisons_during(|| verify(Some(&stored), Some(wrong.expose()))), (false, 2));
+        assert_eq!(comparisons_during(|| verify(None, Some(wrong.expose()))), (false, 2));
+        assert_eq!(comparisons_during(|| verify(None, None)), (false, 2));
+        assert_eq!(comparisons_during(|| verify(Some(&stored), None)), (false, 2));
+        assert_eq!(comparisons_during(|| verify(Some(&stored), Some(secret.expose()))), (true, 2));
         // Not even the digest of nothing matches the stand-in of an unknown integration.
-        assert!(!WebhookSecretDigest::verify(None, Some("")));
+        assert!(!verify(None, Some("")));
         assert!(!WebhookSecretDigest::UNKNOWN.matches(&WebhookSecretDigest::of("")));
+    }
+
+    #[test]
+    fn the_previous_secret_works_until_it_expires_at_the_same_cost_as_any_other_answer() {
+        let (old, current, wrong) = (WebhookSecret::generate(), WebhookSecret::generate(), WebhookSecret::generate());
+        let stored = current.digest();
+        let (live, expired) = (previous(&old, 1), previous(&old, 0));
+        let verify = |previous: &PreviousWebhookSecret, presented: &WebhookSecret| {
+            comparisons_during(|| WebhookSecretDigest::verify(Some(&stored), Some(previous), Some(presented.expose()), now()))
+        };
+        assert_eq!(verify(&live, &current), (true, 2), "the current secret");
+        assert_eq!(verify(&live, &old), (true, 2), "the previous secret inside the overlap");
+        assert_eq!(verify(&expired, &current), (true, 2), "the current secret after the overlap");
+        assert_eq!(verify(&expired, &old), (false, 2), "the previous secret at `valid_until`");
+        assert_eq!(verify(&live, &wrong), (false, 2), "a wrong secret");
+        let expired_long_ago = previous(&old, -86_400_000);
+        assert_eq!(verify(&expired_long_ago, &old), (false, 2));
+        // An unknown integration with a stray previous digest (which the store never returns)
+        // still refuses, and a missing secret never matches a previous one.
+        assert!(!WebhookSecretDigest::verify(None, Some(&live), Some(old.expose()), now()));
+        assert!(!WebhookSecretDigest::verify(Some(&stored), Some(&live), None, now()));
+        assert!(!WebhookSecretDigest::verify(Some(&stored), Some(&previous(&old, 1)), Some(""), now()));
+    }
+
+    #[test]
+    fn a_previous_secret_is_accepted_strictly_before_valid_until() {
+        let old = previous(&WebhookSecret::generate(), 0);
+        assert!(old.accepted_at(now().plus_millis(-1)));
+        assert!(!old.accepted_at(now()));
+        assert!(!old.accepted_at(now().plus_millis(1)));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::domain::{
     Activity, AdminPatch, Health, Integration, IntegrationId, IntegrationPatch, IntegrationRecord, NewIntegration, PartnerId, Principal,
-    RUNS_SHOWN, Role, RunTrigger, Slot, SyncRun, SyncState, WebhookSecret, WebhookSecretDigest,
+    RUNS_SHOWN, Role, RunTrigger, Slot, SyncRun, SyncState, Timestamp, WebhookSecret, WebhookSecretDigest,
 };
 use crate::net::{EndpointPolicy, EndpointRefused};
 use crate::octo::{OctoClient, OctoCredentials};
@@ -38,6 +38,8 @@ pub enum ServiceError {
     Inactive,
     #[error("too many concurrent updates")]
     Contention,
+    #[error("the webhook secret was rotated by another request meanwhile")]
+    RotatedConcurrently,
     #[error("too many webhook calls for this integration; retry after {} s", retry_after.as_secs().max(1))]
     RateLimited { retry_after: std::time::Duration },
     #[error(transparent)]
@@ -79,6 +81,13 @@ pub struct AdminPage {
 pub struct Created {
     pub integration: Integration,
     pub webhook_secret: WebhookSecret,
+}
+
+/// A new webhook secret, which exists only in this response, and until when the secret it
+/// replaced is still accepted.
+pub struct Rotated {
+    pub webhook_secret: WebhookSecret,
+    pub previous_valid_until: Timestamp,
 }
 
 /// The answer of a connection test; a partner-side problem is `ok: false`, never an error.
@@ -128,6 +137,8 @@ pub struct ServiceLimits {
     pub slot_retention: std::time::Duration,
     /// Webhook calls per integration and minute; 0: unlimited.
     pub webhook_rate_per_minute: u32,
+    /// How long a rotated-out webhook secret is still accepted.
+    pub secret_overlap: std::time::Duration,
 }
 
 pub struct IntegrationService {
@@ -135,13 +146,12 @@ pub struct IntegrationService {
     engine: Arc<SyncEngine>,
     octo: OctoClient,
     policy: EndpointPolicy,
-    slot_retention: std::time::Duration,
-    webhook_rate_per_minute: u32,
+    limits: ServiceLimits,
 }
 
 impl IntegrationService {
     pub fn new(ports: Ports, engine: Arc<SyncEngine>, octo: OctoClient, policy: EndpointPolicy, limits: ServiceLimits) -> Self {
-        Self { ports, engine, octo, policy, slot_retention: limits.slot_retention, webhook_rate_per_minute: limits.webhook_rate_per_minute }
+        Self { ports, engine, octo, policy, limits }
     }
 
     /// Registers an integration. The credential is stored before the record, so a record
@@ -155,8 +165,13 @@ impl IntegrationService {
         let id = IntegrationId::generate(now.unix_seconds());
         let webhook_secret = WebhookSecret::generate();
         let integration = Integration::new(id, partner_id, &new, creator, now);
-        let record =
-            IntegrationRecord { integration, webhook_secret_digest: webhook_secret.digest(), sync_control: Default::default(), version: 1 };
+        let record = IntegrationRecord {
+            integration,
+            webhook_secret_digest: webhook_secret.digest(),
+            previous_webhook_secret: None,
+            sync_control: Default::default(),
+            version: 1,
+        };
 
         self.ports.secrets.put_auth_key(&id, &new.auth_key).await?;
         if let Err(error) = self.ports.integrations.insert(&record).await {
@@ -197,6 +212,15 @@ impl IntegrationService {
     pub async fn delete_mine(&self, partner_id: PartnerId) -> Result<(), ServiceError> {
         let id = self.mine(partner_id).await?.integration.id;
         self.remove(&id).await.map_err(|e| match e {
+            ServiceError::NotFound => ServiceError::NoIntegration,
+            other => other,
+        })
+    }
+
+    /// `POST /me/webhook-secret`: a new webhook secret for the partner's own integration.
+    pub async fn rotate_my_webhook_secret(&self, partner_id: PartnerId) -> Result<Rotated, ServiceError> {
+        let record = self.mine(partner_id).await?;
+        self.rotate_webhook_secret(record).await.map_err(|e| match e {
             ServiceError::NotFound => ServiceError::NoIntegration,
             other => other,
         })
@@ -243,7 +267,7 @@ impl IntegrationService {
         };
         let slots = match query.kind {
             None | Some(CatalogKind::Slots) => {
-                let starting_from = self.ports.clock.now().plus_millis(-(self.slot_retention.as_millis() as i64));
+                let starting_from = self.ports.clock.now().plus_millis(-(self.limits.slot_retention.as_millis() as i64));
                 Some(self.ports.catalog.slots_page(&id, limit, query.slots_after, starting_from).await?)
             }
             Some(CatalogKind::Activities) => None,
@@ -294,6 +318,12 @@ impl IntegrationService {
         self.remove(&id).await
     }
 
+    /// `POST /admin/{id}/webhook-secret`: a new webhook secret for any integration.
+    pub async fn admin_rotate_webhook_secret(&self, id: IntegrationId) -> Result<Rotated, ServiceError> {
+        let record = self.ports.integrations.get(&id).await?.ok_or(ServiceError::NotFound)?;
+        self.rotate_webhook_secret(record).await
+    }
+
     /// Authenticates a webhook call in the documented order: secret and integration (401),
     /// then approval and activity (403). An unknown id and a wrong secret look the same.
     /// Returns the whole record so the handler needs no second read.
@@ -303,8 +333,14 @@ impl IntegrationService {
         presented_secret: Option<&str>,
     ) -> Result<AuthenticatedWebhook, ServiceError> {
         let record = self.ports.integrations.get(&id).await?;
-        // An unknown id costs the same comparison as a wrong secret (see `verify`).
-        let authenticated = WebhookSecretDigest::verify(record.as_ref().map(|r| &r.webhook_secret_digest), presented_secret);
+        // An unknown id, a wrong secret and an expired previous secret cost the same
+        // comparisons (see `verify`).
+        let authenticated = WebhookSecretDigest::verify(
+            record.as_ref().map(|r| &r.webhook_secret_digest),
+            record.as_ref().and_then(|r| r.previous_webhook_secret.as_ref()),
+            presented_secret,
+            self.ports.clock.now(),
+        );
         let Some(record) = record.filter(|_| authenticated) else {
             tracing::info!(integration_id = %id, "webhook authentication failed");
             return Err(ServiceError::WebhookUnauthorized);
@@ -323,11 +359,11 @@ impl IntegrationService {
     /// A limiter that cannot be reached lets the call through (the stage-level throttling of
     /// API Gateway still guards the whole service).
     async fn check_rate(&self, id: IntegrationId) -> Result<(), ServiceError> {
-        if self.webhook_rate_per_minute == 0 {
+        if self.limits.webhook_rate_per_minute == 0 {
             return Ok(());
         }
         let minute = std::time::Duration::from_secs(60);
-        match self.ports.rate_limiter.admit(&id, self.webhook_rate_per_minute, minute, self.ports.clock.now()).await {
+        match self.ports.rate_limiter.admit(&id, self.limits.webhook_rate_per_minute, minute, self.ports.clock.now()).await {
             Ok(Admission::Allowed) => Ok(()),
             Ok(Admission::Limited { retry_after }) => {
                 tracing::info!(integration_id = %id, "webhook rate limit reached");
@@ -428,6 +464,42 @@ impl IntegrationService {
             other => other.into(),
         })?;
         updated.map(|(record, ())| record.shown(self.ports.clock.now())).ok_or(ServiceError::NotFound)
+    }
+
+    /// Replaces the webhook secret of the integration `known` was read from; the replaced one
+    /// is accepted for `secret_overlap` more. The write is conditional on the record's version
+    /// (through [`update_record`]): a write that lost to an unrelated change (a sync, a probe,
+    /// a PATCH) is redone on the fresh record, but one that lost to another rotation is refused
+    /// (409). Otherwise both callers would hold a "new" secret and the earlier one would
+    /// silently be only the previous one, expiring after the overlap.
+    async fn rotate_webhook_secret(&self, known: IntegrationRecord) -> Result<Rotated, ServiceError> {
+        let id = known.integration.id;
+        let replaced = known.webhook_secret_digest;
+        let webhook_secret = WebhookSecret::generate();
+        let new_digest = webhook_secret.digest();
+        let now = self.ports.clock.now();
+        let overlap_millis = i64::try_from(self.limits.secret_overlap.as_millis()).unwrap_or(i64::MAX);
+        let previous_valid_until = now.plus_millis(overlap_millis);
+        let updated = update_record(self.ports.integrations.as_ref(), &id, Some(known), |record| {
+            // Two stored digests compared (no presented secret): timing reveals nothing here.
+            if record.webhook_secret_digest != replaced {
+                return Change::Keep(Err(ServiceError::RotatedConcurrently));
+            }
+            record.rotate_webhook_secret(new_digest, previous_valid_until, now);
+            Change::Write(Ok(()))
+        })
+        .await
+        .map_err(|error| match error {
+            StoreError::VersionConflict => ServiceError::Contention,
+            other => other.into(),
+        })?;
+        let Some((_, outcome)) = updated else { return Err(ServiceError::NotFound) };
+        if let Err(error) = outcome {
+            tracing::info!(integration_id = %id, "webhook secret rotation lost to a concurrent rotation");
+            return Err(error);
+        }
+        tracing::info!(integration_id = %id, previous_valid_until = %previous_valid_until, "webhook secret rotated");
+        Ok(Rotated { webhook_secret, previous_valid_until })
     }
 
     /// Deletes the record first (the webhook secret stops working at once and the partner may

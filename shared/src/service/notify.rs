@@ -26,7 +26,7 @@ impl IntegrationService {
                 capacity: update.capacity,
                 updated_at: self.ports.clock.now(),
             };
-            let expires_at = slot.local_date_time_start.instant().plus_millis(self.slot_retention.as_millis() as i64);
+            let expires_at = slot.local_date_time_start.instant().plus_millis(self.limits.slot_retention.as_millis() as i64);
             self.ports.catalog.put_slot(&id, &slot, expires_at).await?;
             return Ok(true);
         }
