@@ -134,11 +134,14 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
         rate_limiter: Arc::new(InMemoryRateLimiter::default()),
         clock: Arc::clone(&config.clock),
     };
+    let listener = TcpListener::bind(config.bind).await.map_err(|source| StartError::Bind { addr: config.bind, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
+    // Partners' platforms (the demo supplier included) push to this server unless told otherwise.
+    let settings =
+        &Settings { public_url: Some(settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"))), ..settings.clone() };
     let app = app::build(ports, settings, Runtime::Local);
     let router = app.router().nest("/demo/octo", demo::router());
 
-    let listener = TcpListener::bind(config.bind).await.map_err(|source| StartError::Bind { addr: config.bind, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
     let (shutdown, shutdown_requested) = oneshot::channel::<()>();
     let connections = server::Connections::new(settings.max_connections, settings.max_connections_per_client);
     let header_read_timeout = Duration::from_secs(settings.header_read_timeout_secs);

@@ -190,7 +190,8 @@ fn a_second_instance_on_the_same_data_dir_fails_clearly() {
 }
 
 /// An OCTO supplier on a loopback port that never answers its first `GET /products` (the
-/// sync waits on it until we kill seyaha-local) and serves the demo catalog afterwards.
+/// sync waits on it until we kill seyaha-local) and serves the demo catalog afterwards. It
+/// offers no push channel: anything but `/products` is a 404.
 fn stalling_supplier() -> (String, std::sync::mpsc::Receiver<()>) {
     use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -198,11 +199,17 @@ fn stalling_supplier() -> (String, std::sync::mpsc::Receiver<()>) {
     let (first_seen, seen) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut held = Vec::new();
-        for (n, stream) in listener.incoming().enumerate() {
+        let mut products_calls = 0;
+        for stream in listener.incoming() {
             let mut stream = stream.unwrap();
             let mut request = [0u8; 4096];
-            let _ = std::io::Read::read(&mut stream, &mut request);
-            if n == 0 {
+            let read = std::io::Read::read(&mut stream, &mut request).unwrap_or(0);
+            if !request[..read].starts_with(b"GET /octo/products ") {
+                let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                continue;
+            }
+            products_calls += 1;
+            if products_calls == 1 {
                 let _ = first_seen.send(());
                 held.push(stream); // never answered
                 continue;

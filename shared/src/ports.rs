@@ -275,6 +275,16 @@ impl SyncJob {
         Self { integration_id, trigger: RunTrigger::ProductUpdate, work: JobWork::Product { product_id } }
     }
 
+    /// Subscribing to the partner's push channel.
+    pub fn subscribe(integration_id: IntegrationId) -> Self {
+        Self { integration_id, trigger: RunTrigger::Admin, work: JobWork::Subscribe }
+    }
+
+    /// Removing push subscriptions.
+    pub fn unsubscribe(integration_id: IntegrationId, what: crate::sync::Unsubscribe) -> Self {
+        Self { integration_id, trigger: RunTrigger::Admin, work: JobWork::Unsubscribe(what) }
+    }
+
     /// An availability pull.
     pub fn availability(integration_id: IntegrationId, pull: crate::sync::AvailabilityPull) -> Self {
         Self { integration_id, trigger: RunTrigger::AvailabilityPull, work: JobWork::Availability(pull) }
@@ -291,6 +301,10 @@ pub enum JobWork {
     Product { product_id: String },
     /// A product's availability over dates (`POST /availability`); idempotent upserts.
     Availability(crate::sync::AvailabilityPull),
+    /// Subscribe to the partner's push channel (after approval); idempotent.
+    Subscribe,
+    /// Remove these push subscriptions (after unapproval, pause or a `base_url` change).
+    Unsubscribe(crate::sync::Unsubscribe),
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -59,6 +59,10 @@ pub struct Settings {
     pub table_name: Option<String>,
     /// The SQS sync queue's URL.
     pub queue_url: Option<String>,
+    /// The API's public base URL (scheme and host, no path): partners' platforms push to
+    /// `{public_url}/api/v1/partner-integrations/{id}/octo/events`. Unset: no push
+    /// subscriptions (seyaha-local uses its own address).
+    pub public_url: Option<String>,
     /// Secrets Manager names start with this: `{prefix}/integrations/{id}/auth-key`.
     pub secret_prefix: String,
     /// Name or ARN of the secret holding the JWT signing key (only `register` needs it).
@@ -114,6 +118,7 @@ impl Default for Settings {
             jwt_audience: None,
             table_name: None,
             queue_url: None,
+            public_url: None,
             secret_prefix: "seyaha".into(),
             jwt_secret_id: None,
             data_dir: PathBuf::from(".seyaha"),
@@ -169,6 +174,15 @@ impl Settings {
         let invalid = |field: &str, reason: &str| Err(SettingsError::Invalid { name: variable(field), reason: reason.into() });
         if self.octo_connect_timeout_secs == 0 {
             return invalid("octo_connect_timeout_secs", "must be at least 1");
+        }
+        if let Some(public_url) = &self.public_url {
+            let parsed = url::Url::parse(public_url);
+            let usable = parsed.as_ref().is_ok_and(|url| {
+                matches!(url.scheme(), "http" | "https") && url.host().is_some() && url.query().is_none() && url.fragment().is_none()
+            });
+            if !usable {
+                return invalid("public_url", "must be an absolute http(s) URL without query or fragment, e.g. https://api.example.com");
+            }
         }
         if self.header_read_timeout_secs == 0 {
             return invalid("header_read_timeout_secs", "must be at least 1");

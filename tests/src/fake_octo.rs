@@ -61,6 +61,12 @@ struct FakeState {
     rate_limited: (usize, u64),
     /// Calls of `POST /availability` in flight now, and the most at once.
     in_flight: (usize, usize),
+    /// The push channels offered (`notifications/subscriptions`, `webhooks`): others are 404.
+    channels: Vec<&'static str>,
+    /// Subscriptions held, by channel: the create bodies with their `id`.
+    subscriptions: Vec<(String, Value)>,
+    /// The ids of deleted subscriptions, in order.
+    deleted: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -82,11 +88,18 @@ impl FakeOcto {
             availability_calls: Vec::new(),
             rate_limited: (0, 0),
             in_flight: (0, 0),
+            channels: Vec::new(),
+            subscriptions: Vec::new(),
+            deleted: Vec::new(),
         }));
         let app = Router::new()
             .route("/octo/products", get(products))
             .route("/octo/products/{id}", get(product))
             .route("/octo/availability", axum::routing::post(availability))
+            .route("/octo/notifications/subscriptions", get(list_subscriptions).post(create_subscription))
+            .route("/octo/notifications/subscriptions/{id}", axum::routing::delete(delete_subscription))
+            .route("/octo/webhooks", get(list_webhooks).post(create_webhook))
+            .route("/octo/webhooks/{id}", axum::routing::delete(delete_webhook))
             .with_state(Arc::clone(&state));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the fake OCTO supplier");
         let addr = listener.local_addr().unwrap();
@@ -158,6 +171,26 @@ impl FakeOcto {
         self.state.lock().unwrap().rate_limited = (count, seconds);
     }
 
+    /// Offers a push channel: `"notifications/subscriptions"` or `"webhooks"`.
+    pub fn offer_channel(&self, channel: &'static str) {
+        self.state.lock().unwrap().channels.push(channel);
+    }
+
+    /// The subscriptions held (create bodies with their `id`), on either channel.
+    pub fn subscriptions(&self) -> Vec<Value> {
+        self.state.lock().unwrap().subscriptions.iter().map(|(_, body)| body.clone()).collect()
+    }
+
+    /// Adds a subscription as if someone had created it (e.g. a stale one of Seyaha's).
+    pub fn add_subscription(&self, channel: &str, body: Value) {
+        self.state.lock().unwrap().subscriptions.push((channel.to_owned(), body));
+    }
+
+    /// The ids of the subscriptions deleted so far.
+    pub fn deleted_subscriptions(&self) -> Vec<String> {
+        self.state.lock().unwrap().deleted.clone()
+    }
+
     /// The most `POST /availability` calls that were in flight at once.
     pub fn most_availability_calls_at_once(&self) -> usize {
         self.state.lock().unwrap().in_flight.1
@@ -195,6 +228,62 @@ async fn product(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Path<Stri
             (StatusCode::NOT_FOUND, axum::Json(json!({"error": "INVALID_PRODUCT_ID", "errorMessage": "no such product"}))).into_response()
         }
     }
+}
+
+/// `GET /{channel}`: the subscriptions of that channel, when it is offered.
+fn channel_list(state: &Arc<Mutex<FakeState>>, channel: &str) -> Response {
+    let state = state.lock().unwrap();
+    if !state.channels.contains(&channel) {
+        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": "NOT_FOUND"}))).into_response();
+    }
+    let held: Vec<Value> = state.subscriptions.iter().filter(|(c, _)| c == channel).map(|(_, body)| body.clone()).collect();
+    axum::Json(Value::Array(held)).into_response()
+}
+
+fn channel_create(state: &Arc<Mutex<FakeState>>, channel: &str, mut body: Value) -> Response {
+    let mut state = state.lock().unwrap();
+    if !state.channels.contains(&channel) {
+        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": "NOT_FOUND"}))).into_response();
+    }
+    let id = format!("sub_{}", state.subscriptions.len() + state.deleted.len() + 1);
+    body["id"] = json!(id);
+    state.subscriptions.push((channel.to_owned(), body.clone()));
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+fn channel_delete(state: &Arc<Mutex<FakeState>>, id: &str) -> Response {
+    let mut state = state.lock().unwrap();
+    let before = state.subscriptions.len();
+    state.subscriptions.retain(|(_, body)| body["id"] != id);
+    if state.subscriptions.len() == before {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    state.deleted.push(id.to_owned());
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn list_subscriptions(State(state): State<Arc<Mutex<FakeState>>>) -> Response {
+    channel_list(&state, "notifications/subscriptions")
+}
+
+async fn create_subscription(State(state): State<Arc<Mutex<FakeState>>>, axum::Json(body): axum::Json<Value>) -> Response {
+    channel_create(&state, "notifications/subscriptions", body)
+}
+
+async fn delete_subscription(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Path<String>) -> Response {
+    channel_delete(&state, &id)
+}
+
+async fn list_webhooks(State(state): State<Arc<Mutex<FakeState>>>) -> Response {
+    channel_list(&state, "webhooks")
+}
+
+async fn create_webhook(State(state): State<Arc<Mutex<FakeState>>>, axum::Json(body): axum::Json<Value>) -> Response {
+    channel_create(&state, "webhooks", body)
+}
+
+async fn delete_webhook(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Path<String>) -> Response {
+    channel_delete(&state, &id)
 }
 
 /// `POST /availability`: the availabilities of the option whose local date is in the range.

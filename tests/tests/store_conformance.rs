@@ -41,6 +41,7 @@ fn record(created_ms: i64) -> IntegrationRecord {
         integration,
         webhook_secret_digest: WebhookSecret::generate().digest(),
         previous_webhook_secret: None,
+        delivery_secret_digest: None,
         sync_control: Default::default(),
         version: 1,
     }

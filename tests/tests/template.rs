@@ -158,3 +158,11 @@ fn the_secret_overlap_is_a_bounded_parameter_of_register() {
     assert_eq!((overlap["Default"].clone(), overlap["MinValue"].clone()), (json!(24), json!(0)));
     assert_eq!(overlap["MaxValue"], json!(seyaha::settings::MAX_SECRET_OVERLAP_HOURS), "the bound Settings::validate enforces");
 }
+
+/// Subscriptions deliver to the API's own URL, built from the HTTP API's id.
+#[test]
+fn the_public_url_is_the_http_apis_own() {
+    let template = template();
+    let public_url = template["Globals"]["Function"]["Environment"]["Variables"]["SEYAHA_PUBLIC_URL"].to_string();
+    assert!(public_url.contains("${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"), "{public_url}");
+}

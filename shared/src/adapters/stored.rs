@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{
     Activity, AuthType, BaseUrl, ContentHash, ExternalSync, Health, HealthStatus, Integration, IntegrationId, IntegrationRecord, Lease,
-    LocalDateTime, PartnerId, PreviousWebhookSecret, Price, Rejection, RunId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncControl,
-    SyncCounts, SyncRun, SyncState, SyncStatus, Timestamp, UnitPrice, Variation, VariationPricing, VariationSync, WebhookSecretDigest,
+    LocalDateTime, NotificationMode, Notifications, PartnerId, PreviousWebhookSecret, Price, Rejection, RunId, RunOutcome, RunTrigger,
+    Slot, SlotStatus, SyncControl, SyncCounts, SyncRun, SyncState, SyncStatus, Timestamp, UnitPrice, Variation, VariationPricing,
+    VariationSync, WebhookSecretDigest,
 };
 use crate::ports::{JobWork, StoreError, SyncJob};
 
@@ -54,6 +55,18 @@ stored_enum!(StoredTrigger <=> RunTrigger {
     Webhook = "webhook", Nightly = "nightly", Fallback = "fallback", Admin = "admin", FollowUp = "follow_up", Recovery = "recovery",
     Handoff = "handoff", ProductUpdate = "product_update", AvailabilityPull = "availability_pull",
 });
+stored_enum!(StoredNotificationMode <=> NotificationMode {
+    OctoNotifications = "octo_notifications", OctoWebhooks = "octo_webhooks", None = "none", Error = "error",
+});
+
+// `stored_enum!` takes no attributes, so the default is spelled out.
+#[allow(clippy::derivable_impls)]
+impl Default for StoredNotificationMode {
+    fn default() -> Self {
+        Self::None
+    }
+}
+
 stored_enum!(StoredOutcome <=> RunOutcome { Synced = "synced", Skipped = "skipped", Error = "error", Queued = "queued" });
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -80,9 +93,31 @@ pub struct StoredIntegration {
     /// version 1: absent there (and in every record never rotated), and left out when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_webhook_secret: Option<StoredPreviousSecret>,
+    /// Added with push subscriptions: absent in older records, and left out when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_secret_digest: Option<String>,
+    #[serde(default, skip_serializing_if = "StoredNotifications::is_unset")]
+    pub notifications: StoredNotifications,
     #[serde(default)]
     pub sync_control: StoredSyncControl,
     pub version: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct StoredNotifications {
+    pub mode: StoredNotificationMode,
+    #[serde(default)]
+    pub subscription_ids: Vec<String>,
+    #[serde(default)]
+    pub subscribed_at: Option<Timestamp>,
+    #[serde(default)]
+    pub error_message: Option<String>,
+}
+
+impl StoredNotifications {
+    fn is_unset(&self) -> bool {
+        matches!(self.mode, StoredNotificationMode::None) && self.subscription_ids.is_empty() && self.subscribed_at.is_none()
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -159,6 +194,13 @@ impl From<&IntegrationRecord> for StoredIntegration {
             previous_webhook_secret: record
                 .previous_webhook_secret
                 .map(|previous| StoredPreviousSecret { digest: previous.digest.to_hex(), valid_until: previous.valid_until }),
+            delivery_secret_digest: record.delivery_secret_digest.map(|digest| digest.to_hex()),
+            notifications: StoredNotifications {
+                mode: i.notifications.mode.into(),
+                subscription_ids: i.notifications.subscription_ids.clone(),
+                subscribed_at: i.notifications.subscribed_at,
+                error_message: i.notifications.error_message.clone(),
+            },
             sync_control: StoredSyncControl {
                 lease: control.lease.as_ref().map(|lease| StoredLease {
                     run_id: lease.run_id,
@@ -209,14 +251,25 @@ impl TryFrom<StoredIntegration> for IntegrationRecord {
                 degraded_since: stored.health.degraded_since,
                 down_since: stored.health.down_since,
             },
+            notifications: Notifications {
+                mode: stored.notifications.mode.into(),
+                subscription_ids: stored.notifications.subscription_ids,
+                subscribed_at: stored.notifications.subscribed_at,
+                error_message: stored.notifications.error_message,
+            },
             created_at: stored.created_at,
             updated_at: stored.updated_at,
+        };
+        let delivery_secret_digest = match &stored.delivery_secret_digest {
+            Some(hex) => Some(WebhookSecretDigest::from_hex(hex).map_err(|e| corrupt("delivery secret digest", e))?),
+            None => None,
         };
         let control = stored.sync_control;
         Ok(Self {
             integration,
             webhook_secret_digest: digest,
             previous_webhook_secret,
+            delivery_secret_digest,
             sync_control: SyncControl {
                 lease: control.lease.map(|lease| Lease { run_id: lease.run_id, expires_at: lease.expires_at, covers: lease.covers }),
                 requested_at: control.requested_at,
@@ -529,6 +582,19 @@ pub enum StoredWork {
         #[serde(with = "local_date")]
         local_date_end: time::Date,
     },
+    Subscribe,
+    Unsubscribe {
+        base_url: BaseUrl,
+        channel: StoredChannel,
+        subscription_ids: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoredChannel {
+    OctoNotifications,
+    OctoWebhooks,
 }
 
 /// Dates in job messages: `YYYY-MM-DD`, as OCTO writes them.
@@ -556,6 +622,15 @@ impl From<&SyncJob> for JobMessage {
                 local_date_start: pull.from,
                 local_date_end: pull.to,
             }),
+            JobWork::Subscribe => Some(StoredWork::Subscribe),
+            JobWork::Unsubscribe(what) => Some(StoredWork::Unsubscribe {
+                base_url: what.base_url.clone(),
+                channel: match what.channel {
+                    crate::octo::Channel::Notifications => StoredChannel::OctoNotifications,
+                    crate::octo::Channel::Webhooks => StoredChannel::OctoWebhooks,
+                },
+                subscription_ids: what.subscription_ids.clone(),
+            }),
         };
         Self { integration_id: job.integration_id, trigger: job.trigger.into(), work }
     }
@@ -569,6 +644,15 @@ impl From<JobMessage> for SyncJob {
             Some(StoredWork::Availability { product_id, option_id, local_date_start, local_date_end }) => {
                 JobWork::Availability(crate::sync::AvailabilityPull { product_id, option_id, from: local_date_start, to: local_date_end })
             }
+            Some(StoredWork::Subscribe) => JobWork::Subscribe,
+            Some(StoredWork::Unsubscribe { base_url, channel, subscription_ids }) => JobWork::Unsubscribe(crate::sync::Unsubscribe {
+                base_url,
+                channel: match channel {
+                    StoredChannel::OctoNotifications => crate::octo::Channel::Notifications,
+                    StoredChannel::OctoWebhooks => crate::octo::Channel::Webhooks,
+                },
+                subscription_ids,
+            }),
         };
         Self { integration_id: message.integration_id, trigger: message.trigger.into(), work }
     }
@@ -602,6 +686,7 @@ mod tests {
             integration,
             webhook_secret_digest: WebhookSecret::generate().digest(),
             previous_webhook_secret: None,
+            delivery_secret_digest: None,
             sync_control: SyncControl::default(),
             version: 3,
         }

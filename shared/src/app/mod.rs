@@ -42,7 +42,7 @@ pub fn build(ports: Ports, settings: &Settings, runtime: Runtime) -> App {
     let ports =
         Ports { secrets: Arc::new(CachedSecretStore::new(ports.secrets, Arc::clone(&ports.clock), settings.secret_cache())), ..ports };
     let octo = OctoClient::new(policy, settings.octo());
-    let engine = Arc::new(SyncEngine::new(ports.clone(), octo.clone(), settings.sync()));
+    let engine = Arc::new(SyncEngine::new(ports.clone(), octo.clone(), settings.sync()).with_public_url(settings.public_url.clone()));
     let jwt = Arc::new(JwtSource::new(Arc::clone(&ports.signing_key), settings.token_scope()));
     let limits = ServiceLimits {
         slot_retention: settings.slot_retention(),

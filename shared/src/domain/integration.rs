@@ -177,10 +177,38 @@ pub struct Integration {
     pub is_approved: bool,
     pub sync: SyncState,
     pub health: Health,
+    /// The partner's push channel Seyaha subscribed to (an addition to the document).
+    pub notifications: Notifications,
     #[serde(rename = "createdAt")]
     pub created_at: Timestamp,
     #[serde(rename = "updatedAt")]
     pub updated_at: Timestamp,
+}
+
+/// Which of the partner's push channels Seyaha is subscribed to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationMode {
+    /// The OCTO notifications capability (`PRODUCT_UPDATE`, `AVAILABILITY_UPDATE`).
+    OctoNotifications,
+    /// OCTO Cloud / Ventrata webhooks (`availability_update`).
+    OctoWebhooks,
+    /// Neither (or not subscribed yet, or no public URL): the partner pushes through the
+    /// documented webhooks only.
+    #[default]
+    None,
+    /// Subscribing failed; `error_message` says why.
+    Error,
+}
+
+/// The push subscription on the partner's platform.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Notifications {
+    pub mode: NotificationMode,
+    /// The partner's ids of Seyaha's subscriptions.
+    pub subscription_ids: Vec<String>,
+    pub subscribed_at: Option<Timestamp>,
+    pub error_message: Option<String>,
 }
 
 /// What is kept per integration: the document, the webhook secret's digest (never the
@@ -192,6 +220,9 @@ pub struct IntegrationRecord {
     pub webhook_secret_digest: WebhookSecretDigest,
     /// The secret the last rotation replaced. One at most: rotating again replaces it.
     pub previous_webhook_secret: Option<PreviousWebhookSecret>,
+    /// The secret Seyaha's push subscriptions send (never shown; the partner's platform holds
+    /// it in the subscription's headers).
+    pub delivery_secret_digest: Option<WebhookSecretDigest>,
     pub sync_control: SyncControl,
     pub version: u64,
 }
@@ -289,6 +320,7 @@ impl Integration {
             is_approved: creator == Role::Admin,
             sync: SyncState::new(),
             health: Health::new(),
+            notifications: Notifications::default(),
             created_at: now,
             updated_at: now,
         }
@@ -385,6 +417,7 @@ mod tests {
             integration,
             webhook_secret_digest: first.digest(),
             previous_webhook_secret: None,
+            delivery_secret_digest: None,
             sync_control: SyncControl::default(),
             version: 1,
         };

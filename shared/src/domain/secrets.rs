@@ -109,13 +109,26 @@ impl WebhookSecretDigest {
         presented: Option<&str>,
         now: Timestamp,
     ) -> bool {
+        Self::verify_any(current, previous, None, presented, now)
+    }
+
+    /// [`verify`](Self::verify), also accepting the secret of Seyaha's push subscriptions on
+    /// the partner's platform (`delivery`). Three comparisons every time.
+    pub fn verify_any(
+        current: Option<&WebhookSecretDigest>,
+        previous: Option<&PreviousWebhookSecret>,
+        delivery: Option<&WebhookSecretDigest>,
+        presented: Option<&str>,
+        now: Timestamp,
+    ) -> bool {
         let presented = presented.unwrap_or_default();
         let digest = Self::of(presented);
         let is_current = current.unwrap_or(&Self::UNKNOWN).matches(&digest);
         let is_previous = previous.map_or(&Self::UNKNOWN, |previous| &previous.digest).matches(&digest);
+        let is_delivery = delivery.unwrap_or(&Self::UNKNOWN).matches(&digest);
         let previous_accepted = previous.is_some_and(|previous| previous.accepted_at(now));
         // Non-short-circuit `|` and `&`: every case does the same work.
-        (is_current | (is_previous & previous_accepted)) & current.is_some() & !presented.is_empty()
+        (is_current | (is_previous & previous_accepted) | (is_delivery & delivery.is_some())) & current.is_some() & !presented.is_empty()
     }
 }
 
@@ -186,11 +199,11 @@ mod tests {
         let stored = secret.digest();
         let wrong = WebhookSecret::generate();
         let verify = |current, presented| WebhookSecretDigest::verify(current, None, presented, now());
-        assert_eq!(comparisons_during(|| verify(Some(&stored), Some(wrong.expose()))), (false, 2));
-        assert_eq!(comparisons_during(|| verify(None, Some(wrong.expose()))), (false, 2));
-        assert_eq!(comparisons_during(|| verify(None, None)), (false, 2));
-        assert_eq!(comparisons_during(|| verify(Some(&stored), None)), (false, 2));
-        assert_eq!(comparisons_during(|| verify(Some(&stored), Some(secret.expose()))), (true, 2));
+        assert_eq!(comparisons_during(|| verify(Some(&stored), Some(wrong.expose()))), (false, 3));
+        assert_eq!(comparisons_during(|| verify(None, Some(wrong.expose()))), (false, 3));
+        assert_eq!(comparisons_during(|| verify(None, None)), (false, 3));
+        assert_eq!(comparisons_during(|| verify(Some(&stored), None)), (false, 3));
+        assert_eq!(comparisons_during(|| verify(Some(&stored), Some(secret.expose()))), (true, 3));
         // Not even the digest of nothing matches the stand-in of an unknown integration.
         assert!(!verify(None, Some("")));
         assert!(!WebhookSecretDigest::UNKNOWN.matches(&WebhookSecretDigest::of("")));
@@ -204,18 +217,32 @@ mod tests {
         let verify = |previous: &PreviousWebhookSecret, presented: &WebhookSecret| {
             comparisons_during(|| WebhookSecretDigest::verify(Some(&stored), Some(previous), Some(presented.expose()), now()))
         };
-        assert_eq!(verify(&live, &current), (true, 2), "the current secret");
-        assert_eq!(verify(&live, &old), (true, 2), "the previous secret inside the overlap");
-        assert_eq!(verify(&expired, &current), (true, 2), "the current secret after the overlap");
-        assert_eq!(verify(&expired, &old), (false, 2), "the previous secret at `valid_until`");
-        assert_eq!(verify(&live, &wrong), (false, 2), "a wrong secret");
+        assert_eq!(verify(&live, &current), (true, 3), "the current secret");
+        assert_eq!(verify(&live, &old), (true, 3), "the previous secret inside the overlap");
+        assert_eq!(verify(&expired, &current), (true, 3), "the current secret after the overlap");
+        assert_eq!(verify(&expired, &old), (false, 3), "the previous secret at `valid_until`");
+        assert_eq!(verify(&live, &wrong), (false, 3), "a wrong secret");
         let expired_long_ago = previous(&old, -86_400_000);
-        assert_eq!(verify(&expired_long_ago, &old), (false, 2));
+        assert_eq!(verify(&expired_long_ago, &old), (false, 3));
         // An unknown integration with a stray previous digest (which the store never returns)
         // still refuses, and a missing secret never matches a previous one.
         assert!(!WebhookSecretDigest::verify(None, Some(&live), Some(old.expose()), now()));
         assert!(!WebhookSecretDigest::verify(Some(&stored), Some(&live), None, now()));
         assert!(!WebhookSecretDigest::verify(Some(&stored), Some(&previous(&old, 1)), Some(""), now()));
+    }
+
+    #[test]
+    fn the_delivery_secret_is_accepted_beside_the_webhook_secret_at_the_same_cost() {
+        let (secret, delivery, wrong) = (WebhookSecret::generate(), WebhookSecret::generate(), WebhookSecret::generate());
+        let (stored, pushed) = (secret.digest(), delivery.digest());
+        let verify = |delivery_digest: Option<&WebhookSecretDigest>, presented: &WebhookSecret| {
+            comparisons_during(|| WebhookSecretDigest::verify_any(Some(&stored), None, delivery_digest, Some(presented.expose()), now()))
+        };
+        assert_eq!(verify(Some(&pushed), &delivery), (true, 3));
+        assert_eq!(verify(Some(&pushed), &secret), (true, 3));
+        assert_eq!(verify(Some(&pushed), &wrong), (false, 3));
+        assert_eq!(verify(None, &delivery), (false, 3), "no subscription, no delivery secret");
+        assert!(!WebhookSecretDigest::verify_any(None, None, Some(&pushed), Some(delivery.expose()), now()), "unknown integration");
     }
 
     #[test]

@@ -94,6 +94,11 @@ impl OctoClient {
         Self { http, policy, config }
     }
 
+    /// The HTTP client (pooled, guarded), for the calls of sibling modules.
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// `GET {base_url}/products`: the raw body of a 2xx answer, at most `max_response_bytes`.
     pub async fn fetch_products_body(&self, base_url: &BaseUrl, credentials: &OctoCredentials) -> Result<Vec<u8>, OctoError> {
         let request = self.http.get(base_url.endpoint("products")).header("Octo-Capabilities", OCTO_CAPABILITIES);
@@ -137,7 +142,7 @@ impl OctoClient {
     }
 
     /// Sends one call with the guard, the credential and the size cap; the raw body of a 2xx.
-    async fn call(
+    pub(super) async fn call(
         &self,
         call: &'static str,
         base_url: &BaseUrl,
@@ -194,7 +199,7 @@ impl OctoClient {
     }
 }
 
-fn transport(call: &'static str, reason: &str) -> OctoError {
+pub(super) fn transport(call: &'static str, reason: &str) -> OctoError {
     OctoError::Transport { call, reason: reason.to_owned() }
 }
 

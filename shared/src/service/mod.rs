@@ -16,6 +16,7 @@ use crate::net::{EndpointPolicy, EndpointRefused};
 use crate::octo::{OctoClient, OctoCredentials};
 use crate::ports::{Admission, Cursor, IntegrationFilter, Page, Ports, QueueError, SecretStoreError, StoreError, SyncJob};
 use crate::records::{Change, update_record};
+use crate::sync::Unsubscribe;
 use crate::sync::{ProbeOutcome, SyncEngine, SyncError, SyncResult, parse_catalog};
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +170,7 @@ impl IntegrationService {
             integration,
             webhook_secret_digest: webhook_secret.digest(),
             previous_webhook_secret: None,
+            delivery_secret_digest: None,
             sync_control: Default::default(),
             version: 1,
         };
@@ -184,6 +186,10 @@ impl IntegrationService {
             });
         }
         tracing::info!(integration_id = %id, partner_id = %partner_id, creator = ?creator, "integration created");
+        // An admin's create is approved: subscribe to the partner's push channel.
+        let unsubscribed =
+            IntegrationRecord { integration: Integration { is_approved: false, ..record.integration.clone() }, ..record.clone() };
+        self.follow_subscriptions(&unsubscribed, &record.integration).await;
         Ok(Created { integration: record.integration, webhook_secret })
     }
 
@@ -195,7 +201,8 @@ impl IntegrationService {
         if let Some(base_url) = &patch.base_url {
             self.policy.check_registration(base_url).await?;
         }
-        let id = self.mine(partner_id).await?.integration.id;
+        let before = self.mine(partner_id).await?;
+        let id = before.integration.id;
         // The credential first: a retried PATCH then converges on both.
         if let Some(key) = &patch.auth_key {
             self.ports.secrets.put_auth_key(&id, key).await?;
@@ -206,6 +213,7 @@ impl IntegrationService {
             other => other,
         })?;
         tracing::info!(integration_id = %id, approved = updated.is_approved, "integration updated by partner");
+        self.follow_subscriptions(&before, &updated).await;
         Ok(updated)
     }
 
@@ -309,8 +317,10 @@ impl IntegrationService {
 
     pub async fn admin_update(&self, id: IntegrationId, patch: AdminPatch) -> Result<Integration, ServiceError> {
         let now = self.ports.clock.now();
+        let before = self.ports.integrations.get(&id).await?.ok_or(ServiceError::NotFound)?;
         let updated = self.modify(&id, |integration| integration.apply_admin_patch(&patch, now)).await?;
         tracing::info!(integration_id = %id, approved = updated.is_approved, active = updated.is_active, "integration updated by admin");
+        self.follow_subscriptions(&before, &updated).await;
         Ok(updated)
     }
 
@@ -335,9 +345,10 @@ impl IntegrationService {
         let record = self.ports.integrations.get(&id).await?;
         // An unknown id, a wrong secret and an expired previous secret cost the same
         // comparisons (see `verify`).
-        let authenticated = WebhookSecretDigest::verify(
+        let authenticated = WebhookSecretDigest::verify_any(
             record.as_ref().map(|r| &r.webhook_secret_digest),
             record.as_ref().and_then(|r| r.previous_webhook_secret.as_ref()),
+            record.as_ref().and_then(|r| r.delivery_secret_digest.as_ref()),
             presented_secret,
             self.ports.clock.now(),
         );
@@ -505,14 +516,55 @@ impl IntegrationService {
     /// Deletes the record first (the webhook secret stops working at once and the partner may
     /// register again), then deactivates the catalog and removes the credential.
     async fn remove(&self, id: &IntegrationId) -> Result<(), ServiceError> {
-        self.ports.integrations.delete(id).await?.ok_or(ServiceError::NotFound)?;
+        let record = self.ports.integrations.delete(id).await?.ok_or(ServiceError::NotFound)?;
         let deactivated = self.ports.catalog.deactivate_all(id, self.ports.clock.now()).await?;
+        // The push subscriptions go now, while the credential still exists (best effort, and
+        // bounded: the delete answers within the budget whatever the partner does).
+        if let Some(what) = Unsubscribe::of(&record.integration.base_url, &record.integration.notifications)
+            && let Ok(Some(auth_key)) = self.ports.secrets.get_auth_key(id).await
+        {
+            let credentials = OctoCredentials { auth_type: record.integration.auth_type, auth_key };
+            if tokio::time::timeout(UNSUBSCRIBE_ON_DELETE_BUDGET, self.engine.remove_subscriptions(*id, &what, &credentials)).await.is_err()
+            {
+                tracing::warn!(integration_id = %id, "push subscriptions not all removed within the delete's budget");
+            }
+        }
         if let Err(error) = self.ports.secrets.delete_auth_key(id).await {
             // The record is gone, so the orphaned credential is unreachable; on-call removes it.
             tracing::error!(integration_id = %id, error = %error, "integration deleted but its credential could not be removed");
         }
         tracing::info!(integration_id = %id, deactivated, "integration deleted");
         Ok(())
+    }
+}
+
+/// How long a delete may spend removing the partner-side push subscriptions.
+const UNSUBSCRIBE_ON_DELETE_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
+
+impl IntegrationService {
+    /// Push subscriptions follow the integration: becoming live (approved and active)
+    /// subscribes, leaving it or moving to another `base_url` unsubscribes (from the old one).
+    /// Both are queue jobs, so the answer never waits on the partner. A job that cannot be
+    /// queued is logged: the change itself is made.
+    async fn follow_subscriptions(&self, before: &IntegrationRecord, after: &Integration) {
+        let id = after.id;
+        let was_live = before.integration.is_live();
+        let moved = before.integration.base_url != after.base_url;
+        let mut jobs = Vec::new();
+        if was_live
+            && (!after.is_live() || moved)
+            && let Some(what) = Unsubscribe::of(&before.integration.base_url, &before.integration.notifications)
+        {
+            jobs.push(SyncJob::unsubscribe(id, what));
+        }
+        if after.is_live() && (!was_live || moved) && self.engine.events_url(&id).is_some() {
+            jobs.push(SyncJob::subscribe(id));
+        }
+        if !jobs.is_empty()
+            && let Err(error) = self.ports.queue.enqueue(&jobs).await
+        {
+            tracing::warn!(integration_id = %id, error = %error, "could not queue the push subscription change");
+        }
     }
 }
 

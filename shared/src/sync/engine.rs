@@ -104,11 +104,19 @@ pub struct SyncEngine {
     pub(super) ports: Ports,
     pub(super) octo: OctoClient,
     pub(super) config: SyncConfig,
+    /// The API's public base URL (`SEYAHA_PUBLIC_URL`): where partners' platforms push.
+    pub(super) public_url: Option<String>,
 }
 
 impl SyncEngine {
     pub fn new(ports: Ports, octo: OctoClient, config: SyncConfig) -> Self {
-        Self { ports, octo, config }
+        Self { ports, octo, config, public_url: None }
+    }
+
+    /// With a public URL, approved integrations are subscribed to their partner's push channel.
+    pub fn with_public_url(mut self, public_url: Option<String>) -> Self {
+        self.public_url = public_url;
+        self
     }
 
     /// `POST /{id}/sync/trigger`, after authentication: sync now within the request budget.
@@ -130,6 +138,8 @@ impl SyncEngine {
             JobWork::Catalog => self.run(job.integration_id, job.trigger, None, true, deadline).await,
             JobWork::Product { product_id } => self.sync_product(job.integration_id, product_id).await,
             JobWork::Availability(pull) => self.pull_availability(job.integration_id, pull).await,
+            JobWork::Subscribe => self.subscribe(job.integration_id).await,
+            JobWork::Unsubscribe(what) => self.unsubscribe(job.integration_id, what).await,
         }
     }
 

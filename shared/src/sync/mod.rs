@@ -6,9 +6,11 @@ mod catalog;
 mod diff;
 mod engine;
 mod product;
+mod subscriptions;
 
 pub use availability::{AvailabilityPull, MAX_CONCURRENT_CALLS, MAX_DAYS_PER_CALL, format_date, parse_date, split_range};
 pub use canonical::canonicalize;
 pub use catalog::{CatalogError, ParsedCatalog, parse_catalog};
 pub use diff::{CatalogDiff, diff_catalog};
 pub use engine::{ProbeOutcome, SyncConfig, SyncEngine, SyncError, SyncResult};
+pub use subscriptions::Unsubscribe;

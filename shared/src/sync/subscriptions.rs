@@ -1,0 +1,174 @@
+//! Subscribing Seyaha to the partner's push channels (DESIGN section 9), in the background:
+//! after approval (and re-approval, and activation) the OCTO notifications capability is tried,
+//! then OCTO webhooks, then none; revoking approval, pausing, a `base_url` change and delete
+//! remove the subscriptions (best effort).
+//!
+//! Idempotent: an existing subscription to our URL whose delivery secret is the one we hold
+//! (its digest) is reused, never duplicated; ours with another secret are replaced. The new
+//! secret's digest is stored before the subscription is created, so the partner's first
+//! delivery is already accepted.
+
+use super::engine::{SyncEngine, SyncError, SyncResult};
+use crate::domain::{BaseUrl, IntegrationId, NotificationMode, Notifications, WebhookSecret, WebhookSecretDigest};
+use crate::logging::Untrusted;
+use crate::octo::{Channel, OctoCredentials, OctoError};
+use crate::records::{Change, update_record};
+
+/// What an unsubscribe job removes: the subscriptions as they were, on the `base_url` they
+/// were made on (a `base_url` change moves the integration elsewhere).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsubscribe {
+    pub base_url: BaseUrl,
+    pub channel: Channel,
+    pub subscription_ids: Vec<String>,
+}
+
+impl Unsubscribe {
+    /// What to remove of `notifications`, if anything was subscribed.
+    pub fn of(base_url: &BaseUrl, notifications: &Notifications) -> Option<Self> {
+        let channel = match notifications.mode {
+            NotificationMode::OctoNotifications => Channel::Notifications,
+            NotificationMode::OctoWebhooks => Channel::Webhooks,
+            NotificationMode::None | NotificationMode::Error => return None,
+        };
+        (!notifications.subscription_ids.is_empty()).then(|| Self {
+            base_url: base_url.clone(),
+            channel,
+            subscription_ids: notifications.subscription_ids.clone(),
+        })
+    }
+}
+
+impl SyncEngine {
+    /// The events URL Seyaha subscribes with, when it has a public URL.
+    pub fn events_url(&self, id: &IntegrationId) -> Option<String> {
+        self.public_url.as_ref().map(|public| format!("{}{}/{id}/octo/events", public.trim_end_matches('/'), crate::api::PREFIX))
+    }
+
+    /// The subscribe job.
+    pub async fn subscribe(&self, id: IntegrationId) -> Result<SyncResult, SyncError> {
+        let Some(url) = self.events_url(&id) else { return Ok(SyncResult::NotNeeded) };
+        let Some(record) = self.ports.integrations.get(&id).await?.filter(|record| record.integration.is_live()) else {
+            return Ok(SyncResult::NotNeeded);
+        };
+        let Some(auth_key) = self.ports.secrets.get_auth_key(&id).await? else {
+            return self.subscription_failed(id, "no credential is stored for this integration".into()).await;
+        };
+        let credentials = OctoCredentials { auth_type: record.integration.auth_type, auth_key };
+        let base_url = &record.integration.base_url;
+        for (channel, mode) in
+            [(Channel::Notifications, NotificationMode::OctoNotifications), (Channel::Webhooks, NotificationMode::OctoWebhooks)]
+        {
+            let existing = match self.octo.list_subscriptions(channel, base_url, &credentials).await {
+                Ok(Some(existing)) => existing,
+                Ok(None) => continue,
+                Err(error) => return self.subscription_failed(id, error.to_string()).await,
+            };
+            let ours: Vec<_> = existing.into_iter().filter(|subscription| subscription.url == url).collect();
+            let holds_our_secret = |secret: &Option<String>| {
+                secret.as_deref().is_some_and(|secret| Some(WebhookSecretDigest::of(secret)) == record.delivery_secret_digest)
+            };
+            let kept = ours.iter().find(|subscription| holds_our_secret(&subscription.secret)).map(|subscription| subscription.id.clone());
+            // Ours with a secret we no longer hold (or duplicates) would deliver to us in vain.
+            for stale in ours.iter().filter(|subscription| Some(&subscription.id) != kept.as_ref()) {
+                if let Err(error) = self.octo.delete_subscription(channel, base_url, &credentials, &stale.id).await {
+                    tracing::warn!(integration_id = %id, error = %Untrusted(&error.to_string()), "could not remove a stale subscription");
+                }
+            }
+            let subscription_id = match kept {
+                Some(id) => id,
+                None => match self.create_subscription(id, channel, base_url, &credentials, &url).await? {
+                    Ok(created) => created,
+                    Err(error) => return self.subscription_failed(id, error.to_string()).await,
+                },
+            };
+            let now = self.ports.clock.now();
+            let notifications =
+                Notifications { mode, subscription_ids: vec![subscription_id], subscribed_at: Some(now), error_message: None };
+            tracing::info!(integration_id = %id, mode = ?mode, "subscribed to the partner's push channel");
+            self.set_notifications(id, notifications).await?;
+            return Ok(SyncResult::NotNeeded);
+        }
+        let none = Notifications {
+            mode: NotificationMode::None,
+            subscription_ids: Vec::new(),
+            subscribed_at: Some(self.ports.clock.now()),
+            error_message: None,
+        };
+        tracing::info!(integration_id = %id, "the partner offers no push channel: webhooks only");
+        self.set_notifications(id, none).await?;
+        Ok(SyncResult::NotNeeded)
+    }
+
+    /// A new delivery secret (its digest stored first), then the subscription carrying it.
+    async fn create_subscription(
+        &self,
+        id: IntegrationId,
+        channel: Channel,
+        base_url: &BaseUrl,
+        credentials: &OctoCredentials,
+        url: &str,
+    ) -> Result<Result<String, OctoError>, SyncError> {
+        let secret = WebhookSecret::generate();
+        let digest = secret.digest();
+        update_record(self.ports.integrations.as_ref(), &id, None, |record| {
+            record.delivery_secret_digest = Some(digest);
+            Change::Write(())
+        })
+        .await?;
+        Ok(self.octo.create_subscription(channel, base_url, credentials, url, secret.expose()).await)
+    }
+
+    /// The unsubscribe job: removes the subscriptions, then clears them (and the delivery
+    /// secret) from the integration unless it subscribed anew meanwhile.
+    pub async fn unsubscribe(&self, id: IntegrationId, what: &Unsubscribe) -> Result<SyncResult, SyncError> {
+        let Some(record) = self.ports.integrations.get(&id).await? else { return Ok(SyncResult::NotNeeded) };
+        let Some(auth_key) = self.ports.secrets.get_auth_key(&id).await? else { return Ok(SyncResult::NotNeeded) };
+        let credentials = OctoCredentials { auth_type: record.integration.auth_type, auth_key };
+        self.remove_subscriptions(id, what, &credentials).await;
+        update_record(self.ports.integrations.as_ref(), &id, None, |record| {
+            if record.integration.notifications.subscription_ids != what.subscription_ids {
+                return Change::Keep(());
+            }
+            record.integration.notifications = Notifications::default();
+            record.delivery_secret_digest = None;
+            Change::Write(())
+        })
+        .await?;
+        Ok(SyncResult::NotNeeded)
+    }
+
+    /// Deletes the subscriptions on the partner's platform; failures are logged (best effort:
+    /// a subscription left behind delivers to an id that no longer accepts it).
+    pub async fn remove_subscriptions(&self, id: IntegrationId, what: &Unsubscribe, credentials: &OctoCredentials) {
+        for subscription_id in &what.subscription_ids {
+            match self.octo.delete_subscription(what.channel, &what.base_url, credentials, subscription_id).await {
+                Ok(()) => tracing::info!(integration_id = %id, channel = ?what.channel, "subscription removed"),
+                Err(error) => {
+                    tracing::warn!(integration_id = %id, error = %Untrusted(&error.to_string()), "could not remove a subscription")
+                }
+            }
+        }
+    }
+
+    async fn subscription_failed(&self, id: IntegrationId, message: String) -> Result<SyncResult, SyncError> {
+        tracing::warn!(integration_id = %id, error = %Untrusted(&message), "could not subscribe to the partner's push channel");
+        let failed = Notifications {
+            mode: NotificationMode::Error,
+            subscription_ids: Vec::new(),
+            subscribed_at: None,
+            error_message: Some(super::engine::truncate(message.clone())),
+        };
+        self.set_notifications(id, failed).await?;
+        Ok(SyncResult::Failed { message })
+    }
+
+    async fn set_notifications(&self, id: IntegrationId, notifications: Notifications) -> Result<(), SyncError> {
+        update_record(self.ports.integrations.as_ref(), &id, None, |record| {
+            record.integration.notifications = notifications.clone();
+            Change::Write(())
+        })
+        .await?;
+        Ok(())
+    }
+}
