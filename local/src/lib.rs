@@ -62,6 +62,7 @@ pub struct RunningServer {
     pub demo_partner_id: PartnerId,
     /// The issuer and audience tokens must carry (`SEYAHA_JWT_ISSUER`, `SEYAHA_JWT_AUDIENCE`).
     pub token_scope: TokenScope,
+    demo: demo::DemoSupplier,
     connections: server::Connections,
     shutdown: oneshot::Sender<()>,
     serving: JoinHandle<io::Result<()>>,
@@ -82,6 +83,12 @@ impl RunningServer {
     /// Connections one client address holds now (at most `SEYAHA_MAX_CONNECTIONS_PER_CLIENT`).
     pub fn open_connections_from(&self, client: std::net::IpAddr) -> usize {
         self.connections.open_from(client)
+    }
+
+    /// The demo OCTO supplier served at `/demo/octo`: its catalog, subscriptions and the
+    /// deliveries it recorded.
+    pub fn demo_supplier(&self) -> &demo::DemoSupplier {
+        &self.demo
     }
 
     /// A token this server accepts.
@@ -140,7 +147,8 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
     let settings =
         &Settings { public_url: Some(settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"))), ..settings.clone() };
     let app = app::build(ports, settings, Runtime::Local);
-    let router = app.router().nest("/demo/octo", demo::router());
+    let demo = demo::DemoSupplier::new();
+    let router = app.router().nest("/demo/octo", demo.router());
 
     let (shutdown, shutdown_requested) = oneshot::channel::<()>();
     let connections = server::Connections::new(settings.max_connections, settings.max_connections_per_client);
@@ -160,6 +168,7 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
         jwt_secret,
         demo_partner_id,
         token_scope: settings.token_scope(),
+        demo,
         connections,
         shutdown,
         serving,

@@ -240,7 +240,8 @@ async fn shutdown_signal() {
 fn print_quickstart(server: &RunningServer) {
     let base = server.base_url();
     // A slot a week from now, so the catalog shows it (slots are kept 30 days after they start).
-    let slot_start = (chrono::Utc::now() + chrono::Duration::days(7)).format("%Y-%m-%dT19:30:00+04:00").to_string();
+    let slot_day = chrono::Utc::now() + chrono::Duration::days(7);
+    let (slot_start, slot_date) = (slot_day.format("%Y-%m-%dT19:30:00+04:00").to_string(), slot_day.format("%Y-%m-%d").to_string());
     let partner = server.mint(Role::Partner, &server.demo_partner_id.to_string(), PRINTED_TOKEN_TTL);
     let admin = server.mint(Role::Admin, "admin", PRINTED_TOKEN_TTL);
     println!(
@@ -273,6 +274,13 @@ curl -s -X POST "$SEYAHA/me/test-connection" -H "Authorization: Bearer $PARTNER_
 curl -s -X POST "$SEYAHA/$ID/sync/trigger" -H "x-webhook-secret: $SECRET"
 curl -s -X POST "$SEYAHA/$ID/availability/notify" -H "x-webhook-secret: $SECRET" -H 'Content-Type: application/json' \
   -d '{{"productId":"product_dhow_cruise","optionId":"DEFAULT","availabilityId":"{slot_start}","localDateTimeStart":"{slot_start}","status":"LIMITED","vacancies":4,"capacity":40}}'
+
+# 5. The demo supplier changes a product's title, then one day's vacancies, and notifies its
+#    subscribers (PRODUCT_UPDATE, AVAILABILITY_UPDATE); the last call shows what it delivered
+curl -s -X POST {base}/demo/octo/_simulate/product-change -H 'Content-Type: application/json' -d '{{"productId":"product_dhow_cruise"}}'
+curl -s -X POST {base}/demo/octo/_simulate/availability-change -H 'Content-Type: application/json' \
+  -d '{{"productId":"product_dhow_cruise","localDate":"{slot_date}","vacancies":2}}'
+curl -s {base}/demo/octo/_simulate/recorded
 
 # Health, sync history and the synced catalog
 curl -s "$SEYAHA/$ID/health" -H "Authorization: Bearer $PARTNER_TOKEN"

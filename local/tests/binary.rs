@@ -140,6 +140,24 @@ async fn quickstart_flow_restart_crash_and_no_secrets_in_logs() {
     let (status, me, _) = call(reqwest::Method::GET, format!("{api}/me"), &third.partner_token, None).await;
     assert_eq!((status, me["data"]["handles_ticket_delivery"].clone()), (200, json!(true)));
 
+    // The demo supplier delivers a notification to Seyaha with the webhook secret in a header
+    // (logged at debug on both sides: the secret must not be).
+    let demo = format!("{}/demo/octo", third.base);
+    let subscription = json!({"url": format!("{api}/{id}/octo/events"), "notificationTypes": ["PRODUCT_UPDATE"], "headers": {"x-webhook-secret": webhook_secret}});
+    let (status, _, text) = call(reqwest::Method::POST, format!("{demo}/notifications/subscriptions"), auth_key, Some(subscription)).await;
+    assert_eq!(status, 201, "{text}");
+    let (status, _, _) = call(reqwest::Method::POST, format!("{demo}/_simulate/product-change"), "", Some(json!({}))).await;
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, recorded, _) = call(reqwest::Method::GET, format!("{demo}/_simulate/recorded"), "", None).await;
+        if recorded["deliveries"][0]["status"] == 202 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no delivery: {recorded}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // `token` prints a token the server accepts.
     let output = Command::new(BIN)
         .args(["token", "--role", "admin", "--data-dir"])
