@@ -513,8 +513,21 @@ async fn seyaha_follows_the_demo_suppliers_own_notifications() {
     let (status, synced) = reply(demo.http.post(format!("{api}/{id}/sync/trigger")).header("x-webhook-secret", &secret)).await;
     assert_eq!((status, synced["data"]["created"].clone()), (200, json!(4)), "{synced}");
 
+    // Approval subscribed Seyaha to the demo's notifications by itself (SEYAHA_PUBLIC_URL is
+    // seyaha-local's own address), with a delivery secret of its own.
     let events = format!("{api}/{id}/octo/events");
-    demo.subscribe(&events, &["PRODUCT_UPDATE", "AVAILABILITY_UPDATE"], json!({"x-webhook-secret": secret})).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, integration) = reply(demo.http.get(format!("{api}/admin/{id}")).bearer_auth(&admin)).await;
+        if integration["data"]["notifications"]["mode"] == "octo_notifications" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Seyaha never subscribed: {integration}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let subscriptions = demo.server.demo_supplier().notifications().subscriptions();
+    assert_eq!(subscriptions.len(), 1);
+    assert_eq!(subscriptions[0].url, events);
     let catalog = |kind: &'static str| {
         let request = demo.http.get(format!("{api}/{id}/catalog?kind={kind}&limit=500")).bearer_auth(&admin);
         async move { reply(request).await.1["data"].clone() }
