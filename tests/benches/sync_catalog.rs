@@ -5,7 +5,9 @@
 //!    units each), next to a plain `serde_json` parse of the same bytes (target: <= 1.5x).
 //! 2. Peak heap while doing it, as a multiple of the payload size (target: <= 3x).
 //! 3. Catalog writes made by the real engine on a redb store for a first sync, an unchanged
-//!    catalog (target 0), one product changed (target 1) and one removed (target 1).
+//!    catalog (target 0), one product changed (target 1) and one removed (target 1); and a
+//!    `PRODUCT_UPDATE` for one changed product (target: one product fetched, at most one
+//!    activity written), timed beside the full sync of the same change.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
@@ -166,15 +168,37 @@ fn main() {
 /// How a scenario edits the served catalog.
 type CatalogChange = Box<dyn Fn(&mut Value)>;
 
-/// Serves a settable body as `GET /octo/products` on loopback.
+/// Calls the served supplier received: `GET /products`, `GET /products/{id}`.
+static CATALOG_FETCHES: AtomicUsize = AtomicUsize::new(0);
+static PRODUCT_FETCHES: AtomicUsize = AtomicUsize::new(0);
+
+/// Serves a settable body as `GET /octo/products` on loopback, and each of its products as
+/// `GET /octo/products/{id}`.
 async fn serve(body: Arc<std::sync::Mutex<Vec<u8>>>) -> String {
-    let app = axum::Router::new().route(
-        "/octo/products",
-        axum::routing::get(move || {
-            let body = body.lock().unwrap().clone();
-            async move { ([("content-type", "application/json")], body) }
-        }),
-    );
+    let products = Arc::clone(&body);
+    let app = axum::Router::new()
+        .route(
+            "/octo/products",
+            axum::routing::get(move || {
+                CATALOG_FETCHES.fetch_add(1, Ordering::Relaxed);
+                let body = body.lock().unwrap().clone();
+                async move { ([("content-type", "application/json")], body) }
+            }),
+        )
+        .route(
+            "/octo/products/{id}",
+            axum::routing::get(move |axum::extract::Path(id): axum::extract::Path<String>| {
+                PRODUCT_FETCHES.fetch_add(1, Ordering::Relaxed);
+                let catalog: Value = serde_json::from_slice(&products.lock().unwrap()).unwrap();
+                let product = catalog.as_array().unwrap().iter().find(|p| p["id"] == id.as_str()).cloned();
+                async move {
+                    match product {
+                        Some(product) => axum::response::IntoResponse::into_response(axum::Json(product)),
+                        None => axum::response::IntoResponse::into_response(axum::http::StatusCode::NOT_FOUND),
+                    }
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/octo", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -257,5 +281,26 @@ fn writes(body: Vec<u8>) {
                 elapsed.as_secs_f64() * 1e3
             );
         }
+
+        // PRODUCT_UPDATE: the partner changed one product and says so; Seyaha fetches that one.
+        let changed = value.as_array_mut().unwrap().iter_mut().find(|p| p["id"] == "product_4242").unwrap();
+        changed["title"] = Value::from("Product 4242, renamed");
+        *served.lock().unwrap() = serde_json::to_vec(&value).unwrap();
+        writes.store(0, Ordering::Relaxed);
+        let (catalog_before, products_before) = (CATALOG_FETCHES.load(Ordering::Relaxed), PRODUCT_FETCHES.load(Ordering::Relaxed));
+        let job = seyaha::ports::SyncJob::product(id, "product_4242".into());
+        let started = Instant::now();
+        let result = service.run_job(&job).await.unwrap();
+        let elapsed = started.elapsed();
+        let SyncResult::Done { counts, .. } = result else { panic!("{result:?}") };
+        println!(
+            "  {:<20} writes {:>5} (target <= 1)  updated {}  fetched {} product(s) and {} catalog(s) (target 1 and 0)  {:.1} ms",
+            "PRODUCT_UPDATE",
+            writes.load(Ordering::Relaxed),
+            counts.updated,
+            PRODUCT_FETCHES.load(Ordering::Relaxed) - products_before,
+            CATALOG_FETCHES.load(Ordering::Relaxed) - catalog_before,
+            elapsed.as_secs_f64() * 1e3
+        );
     });
 }

@@ -397,4 +397,30 @@ async fn an_octo_product_update_reaches_the_worker_as_a_product_job() {
     );
     assert_eq!(octo.single_product_calls(), ["product_1"]);
     assert_eq!(octo.product_calls(), 1, "no full catalog fetch after the first sync");
+
+    // An admin's availability refresh (the sample event) through register, pulled by the worker.
+    octo.set_availability(
+        "product_1",
+        "DEFAULT",
+        vec![json!({"id": "s1", "localDateTimeStart": "2026-12-05T09:00:00+04:00", "status": "AVAILABLE", "vacancies": 7, "capacity": 9})],
+    );
+    let refresh_body =
+        serde_json::from_str::<Value>(event_file("apigw-admin-availability-refresh.json")["body"].as_str().unwrap()).unwrap();
+    let refresh = http_event(
+        "apigw-admin-availability-refresh.json",
+        "POST",
+        &format!("{PREFIX}/admin/{id}/availability/refresh"),
+        &[("authorization", &admin_token)],
+        Some(&refresh_body),
+    );
+    let (status, queued) = http_reply(&register.invoke(refresh).await.unwrap());
+    assert_eq!((status, queued["data"].clone()), (202, json!({"queued": 1})), "{queued}");
+    let messages = wait_for_messages(&resources, &config, 1).await;
+    assert_eq!(serde_json::from_str::<Value>(messages[0].body().unwrap()).unwrap()["work"]["kind"], "availability");
+    assert_eq!(worker.invoke(sqs_event(&messages)).await.unwrap(), json!({"batchItemFailures": []}));
+    let catalog = http_event("apigw-partner-me.json", "GET", &format!("{PREFIX}/{id}/catalog"), &[("authorization", &admin_token)], None);
+    let (_, catalog) = http_reply(&register.invoke(catalog).await.unwrap());
+    let slots = catalog["data"]["slots"].as_array().unwrap();
+    assert!(slots.iter().any(|s| s["availabilityId"] == "s1" && s["vacancies"] == 7), "{catalog}");
+    assert_eq!(octo.availability_calls().len(), 2, "one call per option of product_1, December in one piece");
 }

@@ -14,7 +14,16 @@ async fn data_survives_a_restart() {
     let id = created["_id"].as_str().unwrap().to_owned();
     let secret = created["webhook_secret"].as_str().unwrap().to_owned();
     app.approve(&id).await;
-    let before = app.call("GET", "/me", Some(&token), None).await.data().clone();
+    // Approval queues the push subscription (this supplier offers none): let it land first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let before = loop {
+        let me = app.call("GET", "/me", Some(&token), None).await.data().clone();
+        if me["notifications"]["subscribed_at"].is_string() {
+            break me;
+        }
+        assert!(std::time::Instant::now() < deadline, "the subscription job never ran: {me}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
 
     app.restart().await;
 
