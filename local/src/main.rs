@@ -263,9 +263,11 @@ echo "$CREATED"
 ID=$(echo "$CREATED" | sed -E 's/.*"_id":"([0-9a-f]{{24}})".*/\1/')
 SECRET=$(echo "$CREATED" | sed -E 's/.*"webhook_secret":"([0-9a-f]{{64}})".*/\1/')
 
-# 2. The partner checks its integration; an admin approves it
+# 2. The partner checks its integration; an admin approves it. Approval subscribes Seyaha to the
+#    demo supplier's notifications by itself: "notifications":{{"mode":"octo_notifications",...}}
 curl -s "$SEYAHA/me" -H "Authorization: Bearer $PARTNER_TOKEN"
 curl -s -X PATCH "$SEYAHA/admin/$ID" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' -d '{{"isApproved":true}}'
+curl -s "$SEYAHA/me" -H "Authorization: Bearer $PARTNER_TOKEN"
 
 # 3. The partner tests the connection
 curl -s -X POST "$SEYAHA/me/test-connection" -H "Authorization: Bearer $PARTNER_TOKEN"
@@ -276,7 +278,9 @@ curl -s -X POST "$SEYAHA/$ID/availability/notify" -H "x-webhook-secret: $SECRET"
   -d '{{"productId":"product_dhow_cruise","optionId":"DEFAULT","availabilityId":"{slot_start}","localDateTimeStart":"{slot_start}","status":"LIMITED","vacancies":4,"capacity":40}}'
 
 # 5. The demo supplier changes a product's title, then one day's vacancies, and notifies its
-#    subscribers (PRODUCT_UPDATE, AVAILABILITY_UPDATE); the last call shows what it delivered
+#    subscribers (PRODUCT_UPDATE, AVAILABILITY_UPDATE); the last call shows what it delivered.
+#    Seyaha syncs that one product and pulls that day by itself: the sync log shows a
+#    product_update and an availability_pull run, the catalog the new title and vacancies.
 curl -s -X POST {base}/demo/octo/_simulate/product-change -H 'Content-Type: application/json' -d '{{"productId":"product_dhow_cruise"}}'
 curl -s -X POST {base}/demo/octo/_simulate/availability-change -H 'Content-Type: application/json' \
   -d '{{"productId":"product_dhow_cruise","localDate":"{slot_date}","vacancies":2}}'
