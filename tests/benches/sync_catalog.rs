@@ -172,10 +172,13 @@ type CatalogChange = Box<dyn Fn(&mut Value)>;
 static CATALOG_FETCHES: AtomicUsize = AtomicUsize::new(0);
 static PRODUCT_FETCHES: AtomicUsize = AtomicUsize::new(0);
 
-/// Serves a settable body as `GET /octo/products` on loopback, and each of its products as
-/// `GET /octo/products/{id}`.
-async fn serve(body: Arc<std::sync::Mutex<Vec<u8>>>) -> String {
-    let products = Arc::clone(&body);
+/// One product's body by id, for `GET /octo/products/{id}` (kept apart from the catalog so the
+/// fake answers in microseconds, as a real supplier's product endpoint would).
+type ProductBodies = Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>;
+
+/// Serves a settable body as `GET /octo/products` on loopback, and the products set in
+/// `products` as `GET /octo/products/{id}`.
+async fn serve(body: Arc<std::sync::Mutex<Vec<u8>>>, products: ProductBodies) -> String {
     let app = axum::Router::new()
         .route(
             "/octo/products",
@@ -189,11 +192,10 @@ async fn serve(body: Arc<std::sync::Mutex<Vec<u8>>>) -> String {
             "/octo/products/{id}",
             axum::routing::get(move |axum::extract::Path(id): axum::extract::Path<String>| {
                 PRODUCT_FETCHES.fetch_add(1, Ordering::Relaxed);
-                let catalog: Value = serde_json::from_slice(&products.lock().unwrap()).unwrap();
-                let product = catalog.as_array().unwrap().iter().find(|p| p["id"] == id.as_str()).cloned();
+                let product = products.lock().unwrap().get(&id).cloned();
                 async move {
                     match product {
-                        Some(product) => axum::response::IntoResponse::into_response(axum::Json(product)),
+                        Some(product) => axum::response::IntoResponse::into_response(([("content-type", "application/json")], product)),
                         None => axum::response::IntoResponse::into_response(axum::http::StatusCode::NOT_FOUND),
                     }
                 }
@@ -239,7 +241,8 @@ fn writes(body: Vec<u8>) {
         let service = Arc::clone(app::build(ports, &settings, Runtime::Local).service());
 
         let served = Arc::new(std::sync::Mutex::new(body.clone()));
-        let base = serve(Arc::clone(&served)).await;
+        let product_bodies: ProductBodies = Arc::default();
+        let base = serve(Arc::clone(&served), Arc::clone(&product_bodies)).await;
         let new = NewIntegration {
             base_url: BaseUrl::parse(&base).unwrap(),
             auth_type: AuthType::Bearer,
@@ -285,6 +288,7 @@ fn writes(body: Vec<u8>) {
         // PRODUCT_UPDATE: the partner changed one product and says so; Seyaha fetches that one.
         let changed = value.as_array_mut().unwrap().iter_mut().find(|p| p["id"] == "product_4242").unwrap();
         changed["title"] = Value::from("Product 4242, renamed");
+        product_bodies.lock().unwrap().insert("product_4242".into(), serde_json::to_vec(changed).unwrap());
         *served.lock().unwrap() = serde_json::to_vec(&value).unwrap();
         writes.store(0, Ordering::Relaxed);
         let (catalog_before, products_before) = (CATALOG_FETCHES.load(Ordering::Relaxed), PRODUCT_FETCHES.load(Ordering::Relaxed));
