@@ -115,8 +115,7 @@ pub async fn availability_notify(
     WebhookSecretHeader(secret): WebhookSecretHeader,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let webhook = state.service.authenticate_webhook(id, secret.as_deref()).await?;
-    let JsonBody(body) = JsonBody::from_request(request, &state).await?;
+    let (webhook, body) = authenticated_body(&state, id, secret, request).await?;
     let update = parse_notify(&body).map_err(ApiError::validation)?;
     let updated = state.service.notify(webhook, update).await?;
     Ok(ok(json!({ "updated": updated })))
@@ -137,9 +136,20 @@ pub async fn octo_events(
     WebhookSecretHeader(secret): WebhookSecretHeader,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let webhook = state.service.authenticate_webhook(id, secret.as_deref()).await?;
-    let JsonBody(body) = JsonBody::from_request(request, &state).await?;
+    let (webhook, body) = authenticated_body(&state, id, secret, request).await?;
     let event = parse_event(&body).map_err(ApiError::validation)?;
     let action = state.service.octo_event(webhook, event).await?;
     Ok(success(StatusCode::ACCEPTED, EventAccepted { accepted: true, action }))
+}
+
+/// The webhook's integration, authenticated (401, then 403) before its body is read (400).
+async fn authenticated_body(
+    state: &AppState,
+    id: IntegrationId,
+    secret: Option<String>,
+    request: Request,
+) -> Result<(crate::service::AuthenticatedWebhook, serde_json::Value), ApiError> {
+    let webhook = state.service.authenticate_webhook(id, secret.as_deref()).await?;
+    let JsonBody(body) = JsonBody::from_request(request, state).await?;
+    Ok((webhook, body))
 }

@@ -10,7 +10,7 @@
 //! Slot writes need no lease: a full sync writes activities, never slots.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -18,7 +18,7 @@ use time::Date;
 
 use super::engine::{Run, RunReport, SyncEngine, SyncError, SyncResult, truncate};
 use crate::api::MAX_COUNT;
-use crate::domain::{IntegrationId, LocalDateTime, RunId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts};
+use crate::domain::{IntegrationId, LocalDateTime, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts};
 use crate::logging::Untrusted;
 use crate::octo::{OctoCredentials, OctoError};
 
@@ -80,13 +80,7 @@ struct CallResult {
 impl SyncEngine {
     pub async fn pull_availability(&self, id: IntegrationId, pull: &AvailabilityPull) -> Result<SyncResult, SyncError> {
         let now = self.ports.clock.now();
-        let run = Run {
-            id,
-            run_id: RunId::generate(now.unix_seconds()),
-            trigger: RunTrigger::AvailabilityPull,
-            started_at: now,
-            clock: Instant::now(),
-        };
+        let run = Run::start(id, RunTrigger::AvailabilityPull, now);
         let Some(record) = self.ports.integrations.get(&id).await?.filter(|record| record.integration.is_live()) else {
             return Ok(SyncResult::NotNeeded);
         };
@@ -204,14 +198,7 @@ impl SyncEngine {
     async fn pull_failed(&self, run: &Run, message: String) -> SyncResult {
         let message = truncate(message);
         tracing::warn!(integration_id = %run.id, error = %Untrusted(&message), "availability pull failed");
-        let report = RunReport {
-            outcome: RunOutcome::Error,
-            counts: SyncCounts::default(),
-            hash: None,
-            error: Some(message.clone()),
-            rejections: Vec::new(),
-        };
-        self.record_run(run, report).await;
+        self.record_run(run, RunReport::failed(message.clone())).await;
         SyncResult::Failed { message }
     }
 }

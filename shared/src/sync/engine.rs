@@ -284,8 +284,7 @@ impl SyncEngine {
     /// failure deactivates under its own lease (see `fail`).
     async fn deactivate_when_down(&self, id: IntegrationId) -> Result<(), SyncError> {
         let now = self.ports.clock.now();
-        let run =
-            Run { id, run_id: RunId::generate(now.unix_seconds()), trigger: RunTrigger::FollowUp, started_at: now, clock: Instant::now() };
+        let run = Run::start(id, RunTrigger::FollowUp, now);
         let lease_for = self.config.lease.as_millis() as i64;
         let taken = update_record(self.ports.integrations.as_ref(), &id, None, |record| {
             if record.integration.health.status != HealthStatus::Down || record.sync_control.live_lease(now).is_some() {
@@ -327,7 +326,7 @@ impl SyncEngine {
         deadline: Option<Instant>,
     ) -> Result<SyncResult, SyncError> {
         let started_at = self.ports.clock.now();
-        let run = Run { id, run_id: RunId::generate(started_at.unix_seconds()), trigger, started_at, clock: Instant::now() };
+        let run = Run::start(id, trigger, started_at);
 
         let (record, force) = match self.start(&run, known, only_if_requested).await? {
             Start::NotNeeded => return Ok(SyncResult::NotNeeded),
@@ -514,14 +513,7 @@ impl SyncEngine {
         .await?;
         // The message names what the partner sent (a status, a hostname): outside text.
         tracing::warn!(integration_id = %run.id, trigger = ?run.trigger, error = %Untrusted(&message), "sync failed");
-        let report = RunReport {
-            outcome: RunOutcome::Error,
-            counts: SyncCounts::default(),
-            hash: None,
-            error: Some(message.clone()),
-            rejections: Vec::new(),
-        };
-        self.record_run(run, report).await;
+        self.record_run(run, RunReport::failed(message.clone())).await;
         Ok(SyncResult::Failed { message })
     }
 
@@ -647,9 +639,21 @@ pub(super) struct RunReport {
     pub(super) rejections: Vec<Rejection>,
 }
 
+impl Run {
+    /// A run of `id` starting now.
+    pub(super) fn start(id: IntegrationId, trigger: RunTrigger, now: Timestamp) -> Self {
+        Self { id, run_id: RunId::generate(now.unix_seconds()), trigger, started_at: now, clock: Instant::now() }
+    }
+}
+
 impl RunReport {
     fn queued() -> Self {
         Self { outcome: RunOutcome::Queued, counts: SyncCounts::default(), hash: None, error: None, rejections: Vec::new() }
+    }
+
+    /// A partner failure, with its message.
+    pub(super) fn failed(message: String) -> Self {
+        Self { outcome: RunOutcome::Error, counts: SyncCounts::default(), hash: None, error: Some(message), rejections: Vec::new() }
     }
 }
 

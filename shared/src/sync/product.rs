@@ -7,11 +7,9 @@
 //! the next full sync still compares everything. Health is left alone too: a product call says
 //! little about the catalog endpoint, and the full sync owns both.
 
-use std::time::Instant;
-
 use super::catalog::parse_catalog;
 use super::engine::{Request, Run, RunReport, SyncEngine, SyncError, SyncResult, truncate};
-use crate::domain::{HealthStatus, IntegrationId, IntegrationRecord, Lease, ProductActivity, RunId, RunOutcome, RunTrigger, SyncCounts};
+use crate::domain::{HealthStatus, IntegrationId, IntegrationRecord, Lease, ProductActivity, RunOutcome, RunTrigger, SyncCounts};
 use crate::logging::Untrusted;
 use crate::octo::OctoCredentials;
 use crate::records::{Change, update_record};
@@ -30,13 +28,7 @@ impl SyncEngine {
     /// sees the product's change too.
     pub async fn sync_product(&self, id: IntegrationId, product_id: &str) -> Result<SyncResult, SyncError> {
         let now = self.ports.clock.now();
-        let run = Run {
-            id,
-            run_id: RunId::generate(now.unix_seconds()),
-            trigger: RunTrigger::ProductUpdate,
-            started_at: now,
-            clock: Instant::now(),
-        };
+        let run = Run::start(id, RunTrigger::ProductUpdate, now);
         let lease_for = self.config.lease.as_millis() as i64;
         let started = update_record(self.ports.integrations.as_ref(), &id, None, |record| {
             if !record.integration.is_live() {
@@ -148,14 +140,7 @@ impl SyncEngine {
     async fn product_failed(&self, run: &Run, product_id: &str, message: String) -> SyncResult {
         let message = truncate(message);
         tracing::warn!(integration_id = %run.id, product_id = %Untrusted(product_id), error = %Untrusted(&message), "product sync failed");
-        let report = RunReport {
-            outcome: RunOutcome::Error,
-            counts: SyncCounts::default(),
-            hash: None,
-            error: Some(message.clone()),
-            rejections: Vec::new(),
-        };
-        self.record_run(run, report).await;
+        self.record_run(run, RunReport::failed(message.clone())).await;
         SyncResult::Failed { message }
     }
 }
