@@ -163,6 +163,10 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
     if let Err(error) = app.service().resume_pending_syncs().await {
         tracing::error!(error = %error, "could not resume pending syncs; the next request or nightly run picks them up");
     }
+    // The demo supplier starts without subscriptions: Seyaha's on record are renewed.
+    if let Err(error) = app.service().resubscribe_live().await {
+        tracing::error!(error = %error, "could not renew push subscriptions");
+    }
     Ok(RunningServer {
         addr,
         jwt_secret,

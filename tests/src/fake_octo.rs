@@ -186,6 +186,11 @@ impl FakeOcto {
         self.state.lock().unwrap().subscriptions.push((channel.to_owned(), body));
     }
 
+    /// Loses every subscription (as a platform that keeps them in memory does on a restart).
+    pub fn forget_subscriptions(&self) {
+        self.state.lock().unwrap().subscriptions.clear();
+    }
+
     /// The ids of the subscriptions deleted so far.
     pub fn deleted_subscriptions(&self) -> Vec<String> {
         self.state.lock().unwrap().deleted.clone()

@@ -126,3 +126,35 @@ async fn delete_and_a_base_url_change_remove_the_subscription() {
     app.call("DELETE", &format!("/admin/{}", integration.id), Some(&app.admin_token()), None).await.expect_success(200);
     assert!(elsewhere.subscriptions().is_empty(), "removed before the delete answered");
 }
+
+#[tokio::test]
+async fn a_restart_reuses_subscriptions_the_partner_kept_and_renews_those_it_lost() {
+    // A public URL that stays the same across restarts (the test server's port does not).
+    let settings = seyaha::settings::Settings { public_url: Some("http://seyaha.test".into()), ..seyaha_tests::test_settings() };
+    let mut app = TestApp::spawn_with(settings).await;
+    let octo = FakeOcto::start().await;
+    octo.offer_channel("notifications/subscriptions");
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+    let first = wait_for(&app, &integration.id, "the subscription", |i| i["notifications"]["mode"] == "octo_notifications").await;
+    let kept = octo.subscriptions();
+    assert_eq!(kept[0]["url"], format!("http://seyaha.test/api/v1/partner-integrations/{}/octo/events", integration.id));
+
+    // The partner still holds it: the restart's subscribe job finds and reuses it.
+    app.restart().await;
+    app.settle().await;
+    assert_eq!(octo.subscriptions(), kept, "reused, not duplicated");
+    let after = app.call("GET", &format!("/admin/{}", integration.id), Some(&app.admin_token()), None).await.expect_success(200).clone();
+    assert_eq!(after["notifications"]["subscription_ids"], first["notifications"]["subscription_ids"]);
+
+    // The partner lost it: the next restart subscribes again, with a new delivery secret.
+    octo.forget_subscriptions();
+    app.restart().await;
+    app.settle().await;
+    let renewed = octo.subscriptions();
+    assert_eq!(renewed.len(), 1);
+    assert_ne!(renewed[0]["headers"], kept[0]["headers"]);
+    let after = app.call("GET", &format!("/admin/{}", integration.id), Some(&app.admin_token()), None).await.expect_success(200).clone();
+    assert_eq!(after["notifications"]["subscription_ids"], json!([renewed[0]["id"]]));
+    assert_eq!(push(&app, &integration.id, renewed[0]["headers"]["x-webhook-secret"].as_str().unwrap()).await, 202);
+    assert_eq!(push(&app, &integration.id, kept[0]["headers"]["x-webhook-secret"].as_str().unwrap()).await, 401);
+}

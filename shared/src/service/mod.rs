@@ -439,6 +439,12 @@ impl IntegrationService {
         self.engine.resume_pending().await
     }
 
+    /// After a restart of seyaha-local: subscribe again where a subscription is on record (the
+    /// demo supplier forgets its subscriptions; a partner that kept ours has it reused).
+    pub async fn resubscribe_live(&self) -> Result<u64, SyncError> {
+        self.engine.resubscribe_live().await
+    }
+
     /// One queue message. Errors are infrastructure failures, worth a redelivery; partner
     /// failures are recorded on the integration and are results.
     pub async fn run_job(&self, job: &SyncJob) -> Result<SyncResult, SyncError> {

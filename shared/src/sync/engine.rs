@@ -594,13 +594,13 @@ impl SyncEngine {
 /// The approved, active integrations page by page, following the store's cursors to the end
 /// (never loading them all): the nightly fan-out and the start-up resume walk them this way.
 #[derive(Default)]
-struct LivePages {
+pub(super) struct LivePages {
     after: Option<Cursor>,
     done: bool,
 }
 
 impl LivePages {
-    async fn next(&mut self, store: &dyn IntegrationStore) -> Result<Option<Vec<IntegrationRecord>>, StoreError> {
+    pub(super) async fn next(&mut self, store: &dyn IntegrationStore) -> Result<Option<Vec<IntegrationRecord>>, StoreError> {
         if self.done {
             return Ok(None);
         }

@@ -100,6 +100,27 @@ impl SyncEngine {
         Ok(SyncResult::NotNeeded)
     }
 
+    /// Queues a subscribe job for every live integration with a subscription on record: after
+    /// a restart of seyaha-local, whose demo supplier keeps its subscriptions in memory (a
+    /// partner that still holds ours has it reused, so this is harmless anywhere).
+    pub async fn resubscribe_live(&self) -> Result<u64, SyncError> {
+        if self.public_url.is_none() {
+            return Ok(0);
+        }
+        let mut queued = 0;
+        let mut pages = super::engine::LivePages::default();
+        while let Some(records) = pages.next(self.ports.integrations.as_ref()).await? {
+            let jobs: Vec<_> = records
+                .iter()
+                .filter(|record| !record.integration.notifications.subscription_ids.is_empty())
+                .map(|record| crate::ports::SyncJob::subscribe(record.integration.id))
+                .collect();
+            self.ports.queue.enqueue(&jobs).await?;
+            queued += jobs.len() as u64;
+        }
+        Ok(queued)
+    }
+
     /// A new delivery secret (its digest stored first), then the subscription carrying it.
     async fn create_subscription(
         &self,
