@@ -149,6 +149,15 @@ pub trait CatalogStore: Send + Sync {
 
     async fn put_slot(&self, integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError>;
 
+    /// Many slots at once (an availability pull), each with its expiry: batched where the
+    /// store can (DynamoDB: `BatchWriteItem`; redb: one group commit for the lot).
+    async fn put_slots(&self, integration: &IntegrationId, slots: &[(Slot, Timestamp)]) -> Result<(), StoreError> {
+        for (slot, expires_at) in slots {
+            self.put_slot(integration, slot, *expires_at).await?;
+        }
+        Ok(())
+    }
+
     /// Every activity of an integration (the engine's own use; the API pages).
     async fn activities(&self, integration: &IntegrationId) -> Result<Vec<Activity>, StoreError>;
 

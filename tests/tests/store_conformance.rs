@@ -428,4 +428,48 @@ async fn paging_beyond_one_response(store: Arc<dyn Store>) {
     assert_eq!(admin_ids, inserted, "the filtered admin list across response pages");
 }
 
-conformance!(integrations, webhook_secret_rotation, listing, paging_beyond_one_response, catalog, catalog_paging, runs);
+/// An availability pull's writes: more slots than one DynamoDB batch (25) at once, read back
+/// per option (the prefix of one option does not take another's, nor another product's).
+async fn slot_batches_and_option_slots(store: Arc<dyn Store>) {
+    let id = IntegrationId::generate(1_800_000_000);
+    let slot = |product: &str, option: &str, n: u64| Slot {
+        product_id: product.into(),
+        option_id: option.into(),
+        availability_id: format!("a{n:02}"),
+        local_date_time_start: LocalDateTime::parse(&format!("2030-07-{:02}T10:00:00+04:00", n % 28 + 1)).unwrap(),
+        status: Some(SlotStatus::Available),
+        vacancies: Some(n),
+        capacity: Some(100),
+        updated_at: Timestamp::from_unix_millis(1_800_000_000_000),
+    };
+    let expires = Timestamp::parse("2030-09-01T00:00:00Z").unwrap();
+    let mut writes: Vec<(Slot, Timestamp)> = (0..40).map(|n| (slot("p1", "DEFAULT", n), expires)).collect();
+    writes.extend((0..3).map(|n| (slot("p1", "DEFAULT-2", n), expires)));
+    writes.extend((0..2).map(|n| (slot("p10", "DEFAULT", n), expires)));
+    store.put_slots(&id, &writes).await.unwrap();
+    let mut default = store.option_slots(&id, "p1", "DEFAULT").await.unwrap();
+    default.sort_by(|a, b| a.availability_id.cmp(&b.availability_id));
+    assert_eq!(default.len(), 40);
+    assert_eq!(default[39], slot("p1", "DEFAULT", 39));
+    assert_eq!(store.option_slots(&id, "p1", "DEFAULT-2").await.unwrap().len(), 3);
+    assert_eq!(store.option_slots(&id, "p10", "DEFAULT").await.unwrap().len(), 2);
+    assert!(store.option_slots(&id, "p1", "nope").await.unwrap().is_empty());
+    // A second batch replaces, as single writes do.
+    store
+        .put_slots(&id, &[(Slot { vacancies: Some(0), status: Some(SlotStatus::Closed), ..slot("p1", "DEFAULT", 5) }, expires)])
+        .await
+        .unwrap();
+    let closed = store.option_slots(&id, "p1", "DEFAULT").await.unwrap().into_iter().find(|s| s.availability_id == "a05").unwrap();
+    assert_eq!((closed.status, closed.vacancies), (Some(SlotStatus::Closed), Some(0)));
+}
+
+conformance!(
+    integrations,
+    webhook_secret_rotation,
+    listing,
+    paging_beyond_one_response,
+    catalog,
+    catalog_paging,
+    runs,
+    slot_batches_and_option_slots
+);

@@ -175,12 +175,9 @@ impl SyncEngine {
         counts.synced += call.slots.len() as u64;
         counts.rejected += call.rejected;
         let returned: HashSet<String> = call.slots.iter().map(|slot| slot.availability_id.clone()).collect();
-        for slot in &call.slots {
-            self.ports.catalog.put_slot(id, slot, self.slot_expiry(slot)).await?;
-        }
-        counts.updated += call.slots.len() as u64;
         let (from, to) = (format_date(call.from), format_date(call.to));
         let now = self.ports.clock.now();
+        let mut closed = Vec::new();
         for mut slot in self.ports.catalog.option_slots(id, product_id, &call.option_id).await? {
             let day = slot.local_date_time_start.as_str().get(..10).unwrap_or_default();
             let inside = day >= from.as_str() && day <= to.as_str();
@@ -188,10 +185,21 @@ impl SyncEngine {
                 slot.status = Some(SlotStatus::Closed);
                 slot.vacancies = Some(0);
                 slot.updated_at = now;
-                self.ports.catalog.put_slot(id, &slot, self.slot_expiry(&slot)).await?;
-                counts.deactivated += 1;
+                closed.push(slot);
             }
         }
+        counts.updated += call.slots.len() as u64;
+        counts.deactivated += closed.len() as u64;
+        let writes: Vec<(Slot, crate::domain::Timestamp)> = call
+            .slots
+            .into_iter()
+            .chain(closed)
+            .map(|slot| {
+                let expires_at = self.slot_expiry(&slot);
+                (slot, expires_at)
+            })
+            .collect();
+        self.ports.catalog.put_slots(id, &writes).await?;
         Ok(())
     }
 

@@ -65,6 +65,17 @@ fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
+/// A slot's item: its key (in its product's shard), its fields and its TTL.
+fn slot_item(integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let mut item = to_item(&StoredSlot::from(slot))?;
+    // DynamoDB's TTL deletes the slot some time after this (reads filter by start time).
+    item.insert("ttl".into(), AttributeValue::N(expires_at.unix_seconds().to_string()));
+    let ids = serde_json::to_string(&[&slot.product_id, &slot.option_id, &slot.availability_id]).map_err(StoreError::unavailable)?;
+    item.insert("pk".into(), s(format!("SLOT#{integration}#{}", shard(&slot.product_id))));
+    item.insert("sk".into(), s(format!("SLOT#{ids}")));
+    Ok(item)
+}
+
 fn shard(key: &str) -> u8 {
     Sha256::digest(key.as_bytes())[0] % SHARDS
 }
@@ -660,14 +671,14 @@ impl CatalogStore for DynamoStore {
     }
 
     async fn put_slot(&self, integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {
-        let mut item = to_item(&StoredSlot::from(slot))?;
-        // DynamoDB's TTL deletes the slot some time after this (reads filter by start time).
-        item.insert("ttl".into(), AttributeValue::N(expires_at.unix_seconds().to_string()));
-        let ids = serde_json::to_string(&[&slot.product_id, &slot.option_id, &slot.availability_id]).map_err(StoreError::unavailable)?;
-        item.insert("pk".into(), s(format!("SLOT#{integration}#{}", shard(&slot.product_id))));
-        item.insert("sk".into(), s(format!("SLOT#{ids}")));
+        let item = slot_item(integration, slot, expires_at)?;
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn put_slots(&self, integration: &IntegrationId, slots: &[(Slot, Timestamp)]) -> Result<(), StoreError> {
+        let items = slots.iter().map(|(slot, expires_at)| slot_item(integration, slot, *expires_at)).collect::<Result<Vec<_>, _>>()?;
+        self.batch_put(items).await
     }
 
     async fn activities(&self, integration: &IntegrationId) -> Result<Vec<Activity>, StoreError> {

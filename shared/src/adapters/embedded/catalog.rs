@@ -166,6 +166,13 @@ impl CatalogStore for RedbStore {
         })
     }
 
+    async fn put_slots(&self, integration: &IntegrationId, slots: &[(Slot, Timestamp)]) -> Result<(), StoreError> {
+        // All at once: the slot writer commits what is waiting in one transaction.
+        let writes = slots.iter().map(|(slot, expires_at)| self.put_slot(integration, slot, *expires_at));
+        futures_util::future::try_join_all(writes).await?;
+        Ok(())
+    }
+
     async fn activity_of_product(&self, integration: &IntegrationId, product_id: &str) -> Result<Option<ProductActivity>, StoreError> {
         let id = integration.to_string();
         let product_id = product_id.to_owned();
