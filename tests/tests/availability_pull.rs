@@ -186,3 +186,27 @@ async fn a_429_is_retried_after_its_retry_after_on_the_clock() {
     assert_eq!(octo.availability_calls().len(), 3, "the rate-limited call, once more after Retry-After");
     assert_eq!(slots_of(&app, &integration, "DEFAULT").await[0]["availabilityId"], "r1");
 }
+
+/// Pulls of several products are separate jobs the worker runs side by side; the lease makes
+/// them take turns, so the partner never sees more than 4 calls at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_of_one_partner_take_turns_so_it_gets_at_most_4_calls_at_once() {
+    let app = TestApp::spawn().await;
+    let (octo, integration) = synced(&app).await;
+    let path = format!("/admin/{}/availability/refresh", integration.id);
+    // Every active product (3), two options each, 92 days (3 pieces): 18 calls in 3 jobs.
+    let body = json!({"localDateStart": "2030-07-01", "localDateEnd": "2030-09-30"});
+    assert_eq!(app.call("POST", &path, Some(&app.admin_token()), Some(body)).await.expect_success(202), &json!({"queued": 3}));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = app.sync_log(&integration.id).await;
+        let done = runs_with_trigger(&log, "availability_pull").iter().filter(|run| run["outcome"] == "synced").count();
+        if done == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pulls did not all finish: {log:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(octo.availability_calls().len(), 18);
+    assert!(octo.most_availability_calls_at_once() <= 4, "{} calls at once", octo.most_availability_calls_at_once());
+}

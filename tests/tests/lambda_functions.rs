@@ -424,3 +424,53 @@ async fn an_octo_product_update_reaches_the_worker_as_a_product_job() {
     assert!(slots.iter().any(|s| s["availabilityId"] == "s1" && s["vacancies"] == 7), "{catalog}");
     assert_eq!(octo.availability_calls().len(), 2, "one call per option of product_1, December in one piece");
 }
+
+/// With a public URL (on AWS the template builds it from the HTTP API), an admin's create
+/// through register queues a subscribe job; the sync worker subscribes Seyaha to the partner's
+/// notifications with a delivery secret the availability-notify function then accepts.
+#[tokio::test]
+async fn an_approved_integration_is_subscribed_by_the_worker() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let mut env = resources.lambda_env();
+    env.push(("SEYAHA_PUBLIC_URL".into(), "https://api.example.test".into()));
+    let octo = FakeOcto::start().await;
+    octo.offer_channel("notifications/subscriptions");
+    let (register, notify, worker) =
+        tokio::join!(Function::start("register", &env), Function::start("availability-notify", &env), Function::start("sync-worker", &env));
+    let admin_token = format!("Bearer {}", token(seyaha::domain::Role::Admin, "ops"));
+    let body = json!({"partner_id": new_partner(), "base_url": octo.base_url(), "auth_type": "bearer", "auth_key": FAKE_KEY, "handles_ticket_delivery": false});
+    let create =
+        http_event("apigw-partner-create.json", "POST", &format!("{PREFIX}/admin/create"), &[("authorization", &admin_token)], Some(&body));
+    let (status, created) = http_reply(&register.invoke(create).await.unwrap());
+    assert_eq!(status, 201, "{created}");
+    let id = created["data"]["_id"].as_str().unwrap().to_owned();
+
+    let messages = wait_for_messages(&resources, &config, 1).await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(serde_json::from_str::<Value>(messages[0].body().unwrap()).unwrap()["work"], json!({"kind": "subscribe"}));
+    assert_eq!(worker.invoke(sqs_event(&messages)).await.unwrap(), json!({"batchItemFailures": []}));
+
+    let subscriptions = octo.subscriptions();
+    assert_eq!(subscriptions.len(), 1);
+    assert_eq!(subscriptions[0]["url"], format!("https://api.example.test{PREFIX}/{id}/octo/events"));
+    let get = http_event("apigw-partner-me.json", "GET", &format!("{PREFIX}/admin/{id}"), &[("authorization", &admin_token)], None);
+    let (_, shown) = http_reply(&register.invoke(get).await.unwrap());
+    assert_eq!(shown["data"]["notifications"]["mode"], "octo_notifications", "{shown}");
+    // The partner's platform delivers with the subscription's secret: accepted.
+    let delivery_secret = subscriptions[0]["headers"]["x-webhook-secret"].as_str().unwrap().to_owned();
+    let delivery = json!({"notificationType": "BOOKING_UPDATE", "payload": {"uuid": "b-1"}});
+    let event = http_event(
+        "apigw-octo-events.json",
+        "POST",
+        &format!("{PREFIX}/{id}/octo/events"),
+        &[("x-webhook-secret", &delivery_secret)],
+        Some(&delivery),
+    );
+    let (status, accepted) = http_reply(&notify.invoke(event).await.unwrap());
+    assert_eq!((status, accepted["data"]["action"].clone()), (202, json!("ignored")), "{accepted}");
+    assert!(!shown.to_string().contains(&delivery_secret), "never shown");
+    for function in [&register, &notify, &worker] {
+        assert!(!function.logs().contains(&delivery_secret), "the delivery secret is in no log");
+    }
+}

@@ -7,7 +7,10 @@
 //! Limits: a range is split into calls of at most 31 days (OCTO's usual bound), at most
 //! [`MAX_CONCURRENT_CALLS`] calls run at once for a pull, a 429 waits for its `Retry-After`
 //! (a few times, briefly), and every call has the client's SSRF guard, timeouts and size cap.
-//! Slot writes need no lease: a full sync writes activities, never slots.
+//! A pull holds the integration's lease while it calls the partner, so pulls of one partner
+//! (and its full and product syncs) never overlap: with at most 4 calls per pull, a partner
+//! gets at most 4 at a time, however many workers run. A pull that finds the lease taken goes
+//! back to the queue for a few seconds.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -16,11 +19,12 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use time::Date;
 
-use super::engine::{Run, RunReport, SyncEngine, SyncError, SyncResult, truncate};
+use super::engine::{Request, Run, RunReport, SyncEngine, SyncError, SyncResult, truncate};
 use crate::api::MAX_COUNT;
-use crate::domain::{IntegrationId, LocalDateTime, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts};
+use crate::domain::{IntegrationId, IntegrationRecord, Lease, LocalDateTime, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts};
 use crate::logging::Untrusted;
 use crate::octo::{OctoCredentials, OctoError};
+use crate::records::{Change, update_record};
 
 /// Longest range of one `POST /availability` call, in days (both ends included).
 pub const MAX_DAYS_PER_CALL: i64 = 31;
@@ -29,6 +33,8 @@ pub const MAX_CONCURRENT_CALLS: usize = 4;
 /// A 429 is retried this many times, waiting its `Retry-After` (at most [`MAX_RETRY_WAIT`]).
 const RATE_LIMIT_RETRIES: u32 = 3;
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+/// How long a pull that found the partner busy waits before it tries again.
+const PULL_RETRY_DELAY: Duration = Duration::from_secs(2);
 /// Longest availability id accepted (as notify).
 const MAX_ID_LEN: usize = 256;
 
@@ -81,9 +87,38 @@ impl SyncEngine {
     pub async fn pull_availability(&self, id: IntegrationId, pull: &AvailabilityPull) -> Result<SyncResult, SyncError> {
         let now = self.ports.clock.now();
         let run = Run::start(id, RunTrigger::AvailabilityPull, now);
-        let Some(record) = self.ports.integrations.get(&id).await?.filter(|record| record.integration.is_live()) else {
-            return Ok(SyncResult::NotNeeded);
+        let lease_for = self.config.lease.as_millis() as i64;
+        let taken = update_record(self.ports.integrations.as_ref(), &id, None, |record| {
+            if !record.integration.is_live() {
+                return Change::Keep(None);
+            }
+            if record.sync_control.live_lease(now).is_some() {
+                return Change::Keep(Some(false));
+            }
+            record.sync_control.lease = Some(Lease { run_id: run.run_id, expires_at: now.plus_millis(lease_for), covers: None });
+            Change::Write(Some(true))
+        })
+        .await?;
+        let record = match taken {
+            None | Some((_, None)) => return Ok(SyncResult::NotNeeded),
+            Some((_, Some(false))) => {
+                // Another sync or pull of this partner is calling it: try again shortly.
+                let retry = crate::ports::SyncJob::availability(id, pull.clone());
+                self.ports.queue.enqueue_after(&retry, PULL_RETRY_DELAY).await?;
+                return Ok(SyncResult::Queued);
+            }
+            Some((record, Some(true))) => record,
         };
+        let result = self.pull_locked(&run, &record, pull).await;
+        // Give the lease back either way; a sync asked for meanwhile gets its follow-up now.
+        let released = self.release(&run, RunTrigger::FollowUp, Request::Served, |_| {}).await;
+        let result = result?;
+        released?;
+        Ok(result)
+    }
+
+    async fn pull_locked(&self, run: &Run, record: &IntegrationRecord, pull: &AvailabilityPull) -> Result<SyncResult, SyncError> {
+        let id = run.id;
         let options = match &pull.option_id {
             Some(option) => vec![option.clone()],
             None => match self.ports.catalog.activity_of_product(&id, &pull.product_id).await? {
@@ -95,7 +130,7 @@ impl SyncEngine {
             },
         };
         let Some(auth_key) = self.ports.secrets.get_auth_key(&id).await? else {
-            return Ok(self.pull_failed(&run, "no credential is stored for this integration".into()).await);
+            return Ok(self.pull_failed(run, "no credential is stored for this integration".into()).await);
         };
         let credentials = &OctoCredentials { auth_type: record.integration.auth_type, auth_key };
         let base_url = &record.integration.base_url;
@@ -119,10 +154,10 @@ impl SyncEngine {
             }
         }
         if let Some(message) = failure {
-            return Ok(self.pull_failed(&run, message).await);
+            return Ok(self.pull_failed(run, message).await);
         }
         tracing::info!(integration_id = %id, product_id = %Untrusted(&pull.product_id), ?counts, "availability pulled");
-        self.record_run(&run, RunReport { outcome: RunOutcome::Synced, counts, hash: None, error: None, rejections: Vec::new() }).await;
+        self.record_run(run, RunReport { outcome: RunOutcome::Synced, counts, hash: None, error: None, rejections: Vec::new() }).await;
         Ok(SyncResult::Done { counts, skipped: false, rejections: Vec::new() })
     }
 
