@@ -32,6 +32,23 @@ fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> Value {
     event
 }
 
+/// An integration an admin creates (so approved) through the register binary, on `octo`: the
+/// whole answer's `data` (its `_id`, its `webhook_secret`).
+async fn admin_created(register: &Function, admin_token: &str, octo: &FakeOcto) -> Value {
+    let body = json!({"partner_id": new_partner(), "base_url": octo.base_url(), "auth_type": "bearer", "auth_key": FAKE_KEY,
+                      "handles_ticket_delivery": false});
+    let create =
+        http_event("apigw-partner-create.json", "POST", &format!("{PREFIX}/admin/create"), &[("authorization", admin_token)], Some(&body));
+    let (status, created) = http_reply(&register.invoke(create).await.unwrap());
+    assert_eq!(status, 201, "{created}");
+    created["data"].clone()
+}
+
+/// The body of a sample event in `events/`, as JSON.
+fn sample_body(file: &str) -> Value {
+    serde_json::from_str(event_file(file)["body"].as_str().unwrap()).unwrap()
+}
+
 async fn wait_for_messages(
     resources: &seyaha_tests::aws::Resources,
     config: &aws_config::SdkConfig,
@@ -65,7 +82,7 @@ async fn register_approve_trigger_notify_fallback_worker_and_nightly() {
     let admin_token = format!("Bearer {}", token(seyaha::domain::Role::Admin, "ops"));
 
     // Register (the sample event, with a real token and the fake supplier).
-    let mut body = serde_json::from_str::<Value>(event_file("apigw-partner-create.json")["body"].as_str().unwrap()).unwrap();
+    let mut body = sample_body("apigw-partner-create.json");
     body["base_url"] = json!(octo.base_url());
     body["auth_key"] = json!(FAKE_KEY);
     let create = http_event("apigw-partner-create.json", "POST", PREFIX, &[("authorization", &partner_token)], Some(&body));
@@ -98,7 +115,7 @@ async fn register_approve_trigger_notify_fallback_worker_and_nightly() {
     assert_eq!(skipped["data"]["skipped"], true);
 
     // Notify a known slot, then an unknown product (the sample event): fallback through SQS.
-    let mut known = serde_json::from_str::<Value>(event_file("apigw-availability-notify.json")["body"].as_str().unwrap()).unwrap();
+    let mut known = sample_body("apigw-availability-notify.json");
     known["availability"]["productId"] = json!("product_1");
     let notify_path = format!("{PREFIX}/{id}/availability/notify");
     let (status, updated) = http_reply(
@@ -108,7 +125,7 @@ async fn register_approve_trigger_notify_fallback_worker_and_nightly() {
             .unwrap(),
     );
     assert_eq!((status, updated["data"]["updated"].clone()), (200, json!(true)));
-    let unknown = serde_json::from_str::<Value>(event_file("apigw-availability-notify.json")["body"].as_str().unwrap()).unwrap();
+    let unknown = sample_body("apigw-availability-notify.json");
     let unknown_event =
         http_event("apigw-availability-notify.json", "POST", &notify_path, &[("x-webhook-secret", &secret)], Some(&unknown));
     for _ in 0..3 {
@@ -247,13 +264,7 @@ async fn a_worker_killed_mid_sync_is_finished_without_a_new_trigger() {
     let octo = FakeOcto::start().await;
     let register = Function::start("register", &env).await;
     let admin_token = format!("Bearer {}", token(seyaha::domain::Role::Admin, "ops"));
-    let body = json!({"partner_id": new_partner(), "base_url": octo.base_url(), "auth_type": "bearer", "auth_key": FAKE_KEY,
-                      "handles_ticket_delivery": false});
-    let create =
-        http_event("apigw-partner-create.json", "POST", &format!("{PREFIX}/admin/create"), &[("authorization", &admin_token)], Some(&body));
-    let (status, created) = http_reply(&register.invoke(create).await.unwrap());
-    assert_eq!(status, 201, "{created}");
-    let id = created["data"]["_id"].as_str().unwrap().to_owned();
+    let id = admin_created(&register, &admin_token, &octo).await["_id"].as_str().unwrap().to_owned();
     let sync_all =
         http_event("apigw-partner-create.json", "POST", &format!("{PREFIX}/admin/sync-all"), &[("authorization", &admin_token)], None);
     assert_eq!(http_reply(&register.invoke(sync_all).await.unwrap()).0, 202);
@@ -307,16 +318,7 @@ async fn jobs_the_worker_has_no_time_for_are_reported_not_consumed() {
     let register = Function::start("register", &env).await;
     let admin_token = format!("Bearer {}", token(seyaha::domain::Role::Admin, "ops"));
     for _ in 0..2 {
-        let body = json!({"partner_id": new_partner(), "base_url": octo.base_url(), "auth_type": "bearer", "auth_key": FAKE_KEY,
-                          "handles_ticket_delivery": false});
-        let create = http_event(
-            "apigw-partner-create.json",
-            "POST",
-            &format!("{PREFIX}/admin/create"),
-            &[("authorization", &admin_token)],
-            Some(&body),
-        );
-        assert_eq!(http_reply(&register.invoke(create).await.unwrap()).0, 201);
+        admin_created(&register, &admin_token, &octo).await;
     }
     let sync_all =
         http_event("apigw-partner-create.json", "POST", &format!("{PREFIX}/admin/sync-all"), &[("authorization", &admin_token)], None);
@@ -356,13 +358,8 @@ async fn an_octo_product_update_reaches_the_worker_as_a_product_job() {
         Function::start("sync-worker", &env),
     );
     let admin_token = format!("Bearer {}", token(seyaha::domain::Role::Admin, "ops"));
-    let body = json!({"partner_id": new_partner(), "base_url": octo.base_url(), "auth_type": "bearer", "auth_key": FAKE_KEY, "handles_ticket_delivery": false});
-    let create =
-        http_event("apigw-partner-create.json", "POST", &format!("{PREFIX}/admin/create"), &[("authorization", &admin_token)], Some(&body));
-    let (status, created) = http_reply(&register.invoke(create).await.unwrap());
-    assert_eq!(status, 201, "{created}");
-    let id = created["data"]["_id"].as_str().unwrap().to_owned();
-    let secret = created["data"]["webhook_secret"].as_str().unwrap().to_owned();
+    let created = admin_created(&register, &admin_token, &octo).await;
+    let (id, secret) = (created["_id"].as_str().unwrap().to_owned(), created["webhook_secret"].as_str().unwrap().to_owned());
     let sync =
         http_event("apigw-sync-trigger.json", "POST", &format!("{PREFIX}/{id}/sync/trigger"), &[("x-webhook-secret", &secret)], None);
     assert_eq!(http_reply(&trigger.invoke(sync).await.unwrap()).0, 200);
@@ -370,7 +367,7 @@ async fn an_octo_product_update_reaches_the_worker_as_a_product_job() {
     let mut catalog = seyaha_tests::fake_octo::sample_catalog(3);
     catalog[1]["title"] = json!("Product 1, renovated");
     octo.set_catalog(catalog);
-    let update = serde_json::from_str::<Value>(event_file("apigw-octo-events.json")["body"].as_str().unwrap()).unwrap();
+    let update = sample_body("apigw-octo-events.json");
     let event = http_event(
         "apigw-octo-events.json",
         "POST",
@@ -404,8 +401,7 @@ async fn an_octo_product_update_reaches_the_worker_as_a_product_job() {
         "DEFAULT",
         vec![json!({"id": "s1", "localDateTimeStart": "2026-12-05T09:00:00+04:00", "status": "AVAILABLE", "vacancies": 7, "capacity": 9})],
     );
-    let refresh_body =
-        serde_json::from_str::<Value>(event_file("apigw-admin-availability-refresh.json")["body"].as_str().unwrap()).unwrap();
+    let refresh_body = sample_body("apigw-admin-availability-refresh.json");
     let refresh = http_event(
         "apigw-admin-availability-refresh.json",
         "POST",
@@ -439,12 +435,7 @@ async fn an_approved_integration_is_subscribed_by_the_worker() {
     let (register, notify, worker) =
         tokio::join!(Function::start("register", &env), Function::start("availability-notify", &env), Function::start("sync-worker", &env));
     let admin_token = format!("Bearer {}", token(seyaha::domain::Role::Admin, "ops"));
-    let body = json!({"partner_id": new_partner(), "base_url": octo.base_url(), "auth_type": "bearer", "auth_key": FAKE_KEY, "handles_ticket_delivery": false});
-    let create =
-        http_event("apigw-partner-create.json", "POST", &format!("{PREFIX}/admin/create"), &[("authorization", &admin_token)], Some(&body));
-    let (status, created) = http_reply(&register.invoke(create).await.unwrap());
-    assert_eq!(status, 201, "{created}");
-    let id = created["data"]["_id"].as_str().unwrap().to_owned();
+    let id = admin_created(&register, &admin_token, &octo).await["_id"].as_str().unwrap().to_owned();
 
     let messages = wait_for_messages(&resources, &config, 1).await;
     assert_eq!(messages.len(), 1);
