@@ -19,12 +19,11 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use time::Date;
 
-use super::engine::{Request, Run, RunReport, SyncEngine, SyncError, SyncResult, truncate};
+use super::engine::{Run, RunReport, SyncEngine, SyncError, SyncResult, truncate};
 use crate::api::MAX_COUNT;
-use crate::domain::{IntegrationId, IntegrationRecord, Lease, LocalDateTime, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts};
+use crate::domain::{IntegrationId, IntegrationRecord, LocalDateTime, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts};
 use crate::logging::Untrusted;
 use crate::octo::{OctoCredentials, OctoError};
-use crate::records::{Change, update_record};
 
 /// Longest range of one `POST /availability` call, in days (both ends included).
 pub const MAX_DAYS_PER_CALL: i64 = 31;
@@ -87,34 +86,19 @@ impl SyncEngine {
     pub async fn pull_availability(&self, id: IntegrationId, pull: &AvailabilityPull) -> Result<SyncResult, SyncError> {
         let now = self.ports.clock.now();
         let run = Run::start(id, RunTrigger::AvailabilityPull, now);
-        let lease_for = self.config.lease.as_millis() as i64;
-        let taken = update_record(self.ports.integrations.as_ref(), &id, None, |record| {
-            if !record.integration.is_live() {
-                return Change::Keep(None);
-            }
-            if record.sync_control.live_lease(now).is_some() {
-                return Change::Keep(Some(false));
-            }
-            record.sync_control.lease = Some(Lease { run_id: run.run_id, expires_at: now.plus_millis(lease_for), covers: None });
-            Change::Write(Some(true))
-        })
-        .await?;
-        let record = match taken {
-            None | Some((_, None)) => return Ok(SyncResult::NotNeeded),
-            Some((_, Some(false))) => {
-                // Another sync or pull of this partner is calling it: try again shortly.
-                let retry = crate::ports::SyncJob::availability(id, pull.clone());
-                self.ports.queue.enqueue_after(&retry, PULL_RETRY_DELAY).await?;
-                return Ok(SyncResult::Queued);
-            }
-            Some((record, Some(true))) => record,
+        let Some((record, taken)) = self.take_lease(&run, |record| record.integration.is_live()).await? else {
+            return Ok(SyncResult::NotNeeded);
         };
-        let result = self.pull_locked(&run, &record, pull).await;
-        // Give the lease back either way; a sync asked for meanwhile gets its follow-up now.
-        let released = self.release(&run, RunTrigger::FollowUp, Request::Served, |_| {}).await;
-        let result = result?;
-        released?;
-        Ok(result)
+        if !record.integration.is_live() {
+            return Ok(SyncResult::NotNeeded);
+        }
+        if !taken {
+            // Another sync or pull of this partner is calling it: try again shortly.
+            let retry = crate::ports::SyncJob::availability(id, pull.clone());
+            self.ports.queue.enqueue_after(&retry, PULL_RETRY_DELAY).await?;
+            return Ok(SyncResult::Queued);
+        }
+        self.release_after(&run, self.pull_locked(&run, &record, pull)).await
     }
 
     async fn pull_locked(&self, run: &Run, record: &IntegrationRecord, pull: &AvailabilityPull) -> Result<SyncResult, SyncError> {

@@ -285,15 +285,7 @@ impl SyncEngine {
     async fn deactivate_when_down(&self, id: IntegrationId) -> Result<(), SyncError> {
         let now = self.ports.clock.now();
         let run = Run::start(id, RunTrigger::FollowUp, now);
-        let lease_for = self.config.lease.as_millis() as i64;
-        let taken = update_record(self.ports.integrations.as_ref(), &id, None, |record| {
-            if record.integration.health.status != HealthStatus::Down || record.sync_control.live_lease(now).is_some() {
-                return Change::Keep(false);
-            }
-            record.sync_control.lease = Some(Lease { run_id: run.run_id, expires_at: now.plus_millis(lease_for), covers: None });
-            Change::Write(true)
-        })
-        .await?;
+        let taken = self.take_lease(&run, |record| record.integration.health.status == HealthStatus::Down).await?;
         if !matches!(taken, Some((_, true))) {
             return Ok(());
         }
@@ -301,6 +293,37 @@ impl SyncEngine {
         // Give the lease back either way; a request made meanwhile gets its follow-up now.
         self.release(&run, RunTrigger::FollowUp, Request::Served, |_| {}).await?;
         deactivated
+    }
+
+    /// Takes the lease for a run that serves no sync request (a product sync, an availability
+    /// pull, DOWN's deactivation) when `may_take` allows it and no live lease is held. `None`
+    /// when the integration is gone; otherwise its record (with our lease when taken) and
+    /// whether the lease was taken. A sync asked for meanwhile still runs after it.
+    pub(super) async fn take_lease(
+        &self,
+        run: &Run,
+        may_take: impl Fn(&IntegrationRecord) -> bool,
+    ) -> Result<Option<(IntegrationRecord, bool)>, SyncError> {
+        let now = run.started_at;
+        let lease_for = self.config.lease.as_millis() as i64;
+        Ok(update_record(self.ports.integrations.as_ref(), &run.id, None, |record| {
+            if !may_take(record) || record.sync_control.live_lease(now).is_some() {
+                return Change::Keep(false);
+            }
+            record.sync_control.lease = Some(Lease { run_id: run.run_id, expires_at: now.plus_millis(lease_for), covers: None });
+            Change::Write(true)
+        })
+        .await?)
+    }
+
+    /// Runs `work` under a lease from [`take_lease`](Self::take_lease), then gives the lease
+    /// back either way; a request made meanwhile gets its follow-up now.
+    pub(super) async fn release_after<T>(&self, run: &Run, work: impl Future<Output = Result<T, SyncError>>) -> Result<T, SyncError> {
+        let result = work.await;
+        let released = self.release(run, RunTrigger::FollowUp, Request::Served, |_| {}).await;
+        let result = result?;
+        released?;
+        Ok(result)
     }
 
     /// Deactivates the catalog of a DOWN integration; the caller holds the lease.
@@ -532,7 +555,7 @@ impl SyncEngine {
     /// Releases our lease (if still ours) with `finish` applied, then sends the one job a
     /// request made during the run (or by `finish`) asked for, as `next`. `None` when the
     /// integration is gone.
-    pub(super) async fn release(
+    async fn release(
         &self,
         run: &Run,
         next: RunTrigger,
@@ -613,7 +636,7 @@ impl LivePages {
 
 /// What a finished run did to the request it covered.
 #[derive(Clone, Copy)]
-pub(super) enum Request {
+enum Request {
     /// Served (synced, skipped, or a partner failure recorded): cleared.
     Served,
     /// Not served (handed off, or an infrastructure failure): kept, and a follow-up job sent

@@ -8,19 +8,10 @@
 //! little about the catalog endpoint, and the full sync owns both.
 
 use super::catalog::parse_catalog;
-use super::engine::{Request, Run, RunReport, SyncEngine, SyncError, SyncResult, truncate};
-use crate::domain::{HealthStatus, IntegrationId, IntegrationRecord, Lease, ProductActivity, RunOutcome, RunTrigger, SyncCounts};
+use super::engine::{Run, RunReport, SyncEngine, SyncError, SyncResult, truncate};
+use crate::domain::{HealthStatus, IntegrationId, IntegrationRecord, ProductActivity, RunOutcome, RunTrigger, SyncCounts};
 use crate::logging::Untrusted;
 use crate::octo::OctoCredentials;
-use crate::records::{Change, update_record};
-
-enum Start {
-    /// Not approved and active any more, or gone.
-    NotNeeded,
-    /// A sync holds the lease, or the catalog is deactivated (DOWN): a full sync covers it.
-    Full(Box<IntegrationRecord>),
-    Acquired(Box<IntegrationRecord>),
-}
 
 impl SyncEngine {
     /// Syncs one product under the lease. When another sync holds the lease, or the
@@ -29,34 +20,17 @@ impl SyncEngine {
     pub async fn sync_product(&self, id: IntegrationId, product_id: &str) -> Result<SyncResult, SyncError> {
         let now = self.ports.clock.now();
         let run = Run::start(id, RunTrigger::ProductUpdate, now);
-        let lease_for = self.config.lease.as_millis() as i64;
-        let started = update_record(self.ports.integrations.as_ref(), &id, None, |record| {
-            if !record.integration.is_live() {
-                return Change::Keep(Start::NotNeeded);
-            }
-            if record.sync_control.live_lease(now).is_some() || record.integration.health.status == HealthStatus::Down {
-                return Change::Keep(Start::Full(Box::new(record.clone())));
-            }
-            // Covers no request: a full sync asked for meanwhile still runs after this.
-            record.sync_control.lease = Some(Lease { run_id: run.run_id, expires_at: now.plus_millis(lease_for), covers: None });
-            Change::Write(Start::Acquired(Box::new(record.clone())))
-        })
-        .await?;
-        let record = match started.map(|(_, start)| start) {
-            None | Some(Start::NotNeeded) => return Ok(SyncResult::NotNeeded),
-            Some(Start::Full(record)) => {
-                tracing::info!(integration_id = %id, "product update while a sync runs (or DOWN): a full sync will cover it");
-                self.request_sync(id, RunTrigger::FollowUp, Some(*record)).await?;
-                return Ok(SyncResult::Queued);
-            }
-            Some(Start::Acquired(record)) => *record,
-        };
-        let result = self.product_locked(&run, &record, product_id).await;
-        // Give the lease back either way; a request made meanwhile gets its follow-up now.
-        let released = self.release(&run, RunTrigger::FollowUp, Request::Served, |_| {}).await;
-        let result = result?;
-        released?;
-        Ok(result)
+        let may_take = |record: &IntegrationRecord| record.integration.is_live() && record.integration.health.status != HealthStatus::Down;
+        let Some((record, taken)) = self.take_lease(&run, may_take).await? else { return Ok(SyncResult::NotNeeded) };
+        if !record.integration.is_live() {
+            return Ok(SyncResult::NotNeeded);
+        }
+        if !taken {
+            tracing::info!(integration_id = %id, "product update while a sync runs (or DOWN): a full sync will cover it");
+            self.request_sync(id, RunTrigger::FollowUp, Some(record)).await?;
+            return Ok(SyncResult::Queued);
+        }
+        self.release_after(&run, self.product_locked(&run, &record, product_id)).await
     }
 
     async fn product_locked(&self, run: &Run, record: &IntegrationRecord, product_id: &str) -> Result<SyncResult, SyncError> {
