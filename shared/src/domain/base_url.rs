@@ -85,6 +85,14 @@ impl BaseUrl {
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}/{}", self.text, path.trim_start_matches('/'))
     }
+
+    /// `{base_url}/{path}/{id}` for one item of an endpoint (`products/{id}`), `id` encoded as
+    /// one path segment: an id from outside may hold `/`, `?` or `#`.
+    pub fn endpoint_item(&self, path: &str, id: &str) -> String {
+        let mut url = Url::parse(&self.endpoint(path)).expect("a base URL with a path appended is a URL");
+        url.path_segments_mut().expect("an http(s) URL has a path").push(id);
+        url.into()
+    }
 }
 
 impl fmt::Display for BaseUrl {
@@ -110,6 +118,16 @@ impl std::str::FromStr for BaseUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_item_id_is_one_encoded_path_segment() {
+        let base = BaseUrl::parse("https://octo.example.com/api/v1").unwrap();
+        assert_eq!(base.endpoint_item("products", "p1"), "https://octo.example.com/api/v1/products/p1");
+        assert_eq!(
+            base.endpoint_item("notifications/subscriptions", "a/b?c#d e"),
+            "https://octo.example.com/api/v1/notifications/subscriptions/a%2Fb%3Fc%23d%20e"
+        );
+    }
 
     #[test]
     fn strips_trailing_slashes() {

@@ -116,10 +116,7 @@ impl OctoClient {
         id: &str,
     ) -> Result<(), OctoError> {
         let [_, _, delete] = channel.calls();
-        let mut url =
-            reqwest::Url::parse(&base_url.endpoint(channel.path())).map_err(|_| transport(delete, "the subscription URL is invalid"))?;
-        url.path_segments_mut().map_err(|()| transport(delete, "the subscription URL is invalid"))?.push(id);
-        let request = self.http().delete(url).header("Octo-Capabilities", channel.capability());
+        let request = self.http().delete(base_url.endpoint_item(channel.path(), id)).header("Octo-Capabilities", channel.capability());
         match self.call(delete, base_url, credentials, request).await {
             Ok(_) | Err(OctoError::Status { status: 404, .. }) => Ok(()),
             Err(error) => Err(error),

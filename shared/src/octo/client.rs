@@ -113,10 +113,7 @@ impl OctoClient {
         credentials: &OctoCredentials,
         product_id: &str,
     ) -> Result<Option<Vec<u8>>, OctoError> {
-        let mut url =
-            reqwest::Url::parse(&base_url.endpoint("products")).map_err(|_| transport(GET_PRODUCT, "the product URL is invalid"))?;
-        url.path_segments_mut().map_err(|()| transport(GET_PRODUCT, "the product URL is invalid"))?.push(product_id);
-        let request = self.http.get(url).header("Octo-Capabilities", OCTO_CAPABILITIES);
+        let request = self.http.get(base_url.endpoint_item("products", product_id)).header("Octo-Capabilities", OCTO_CAPABILITIES);
         match self.call(GET_PRODUCT, base_url, credentials, request).await {
             Ok(body) => Ok(Some(body)),
             Err(OctoError::Status { status: 404, .. }) => Ok(None),
