@@ -13,6 +13,7 @@ use crate::domain::{
     Slot, SlotStatus, SyncControl, SyncCounts, SyncRun, SyncState, SyncStatus, Timestamp, UnitPrice, Variation, VariationPricing,
     VariationSync, WebhookSecretDigest,
 };
+use crate::octo::Channel;
 use crate::ports::{JobWork, StoreError, SyncJob};
 
 /// Stored attribute names the DynamoDB adapter names in expressions.
@@ -590,12 +591,7 @@ pub enum StoredWork {
     },
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StoredChannel {
-    OctoNotifications,
-    OctoWebhooks,
-}
+stored_enum!(StoredChannel <=> Channel { Notifications = "octo_notifications", Webhooks = "octo_webhooks" });
 
 /// Dates in job messages: `YYYY-MM-DD`, as OCTO writes them.
 mod local_date {
@@ -625,10 +621,7 @@ impl From<&SyncJob> for JobMessage {
             JobWork::Subscribe => Some(StoredWork::Subscribe),
             JobWork::Unsubscribe(what) => Some(StoredWork::Unsubscribe {
                 base_url: what.base_url.clone(),
-                channel: match what.channel {
-                    crate::octo::Channel::Notifications => StoredChannel::OctoNotifications,
-                    crate::octo::Channel::Webhooks => StoredChannel::OctoWebhooks,
-                },
+                channel: what.channel.into(),
                 subscription_ids: what.subscription_ids.clone(),
             }),
         };
@@ -645,14 +638,9 @@ impl From<JobMessage> for SyncJob {
                 JobWork::Availability(crate::sync::AvailabilityPull { product_id, option_id, from: local_date_start, to: local_date_end })
             }
             Some(StoredWork::Subscribe) => JobWork::Subscribe,
-            Some(StoredWork::Unsubscribe { base_url, channel, subscription_ids }) => JobWork::Unsubscribe(crate::sync::Unsubscribe {
-                base_url,
-                channel: match channel {
-                    StoredChannel::OctoNotifications => crate::octo::Channel::Notifications,
-                    StoredChannel::OctoWebhooks => crate::octo::Channel::Webhooks,
-                },
-                subscription_ids,
-            }),
+            Some(StoredWork::Unsubscribe { base_url, channel, subscription_ids }) => {
+                JobWork::Unsubscribe(crate::sync::Unsubscribe { base_url, channel: channel.into(), subscription_ids })
+            }
         };
         Self { integration_id: message.integration_id, trigger: message.trigger.into(), work }
     }
@@ -672,6 +660,34 @@ impl JobMessage {
 mod tests {
     use super::*;
     use crate::domain::{AuthKey, NewIntegration, Role, WebhookSecret};
+
+    #[test]
+    fn job_messages_of_every_kind_round_trip_in_their_wire_form() {
+        let id = IntegrationId::generate(1);
+        let base_url = BaseUrl::parse("https://octo.example.com").unwrap();
+        let day = crate::sync::parse_date("2030-07-01").unwrap();
+        let pull = crate::sync::AvailabilityPull { product_id: "p".into(), option_id: None, from: day, to: day };
+        let unsubscribe = crate::sync::Unsubscribe { base_url, channel: Channel::Webhooks, subscription_ids: vec!["w1".into()] };
+        let cases = [
+            (SyncJob::catalog(id, RunTrigger::Fallback), serde_json::json!(null)),
+            (SyncJob::product(id, "p".into()), serde_json::json!({"kind": "product", "product_id": "p"})),
+            (
+                SyncJob::availability(id, pull),
+                serde_json::json!({"kind": "availability", "product_id": "p", "local_date_start": "2030-07-01", "local_date_end": "2030-07-01"}),
+            ),
+            (SyncJob::subscribe(id), serde_json::json!({"kind": "subscribe"})),
+            (
+                SyncJob::unsubscribe(id, unsubscribe),
+                serde_json::json!({"kind": "unsubscribe", "base_url": "https://octo.example.com", "channel": "octo_webhooks", "subscription_ids": ["w1"]}),
+            ),
+        ];
+        for (job, work) in cases {
+            let text = JobMessage::encode(&job);
+            let wire: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(wire.get("work").cloned().unwrap_or_default(), work, "{text}");
+            assert_eq!(JobMessage::decode(&text).unwrap(), job);
+        }
+    }
 
     fn record() -> IntegrationRecord {
         let now = Timestamp::from_unix_millis(1_800_000_000_000);

@@ -23,14 +23,14 @@ pub struct Unsubscribe {
     pub subscription_ids: Vec<String>,
 }
 
+/// The channels Seyaha tries, in order, with the mode each gives the integration.
+const CHANNELS: [(Channel, NotificationMode); 2] =
+    [(Channel::Notifications, NotificationMode::OctoNotifications), (Channel::Webhooks, NotificationMode::OctoWebhooks)];
+
 impl Unsubscribe {
     /// What to remove of `notifications`, if anything was subscribed.
     pub fn of(base_url: &BaseUrl, notifications: &Notifications) -> Option<Self> {
-        let channel = match notifications.mode {
-            NotificationMode::OctoNotifications => Channel::Notifications,
-            NotificationMode::OctoWebhooks => Channel::Webhooks,
-            NotificationMode::None | NotificationMode::Error => return None,
-        };
+        let (channel, _) = CHANNELS.into_iter().find(|(_, mode)| *mode == notifications.mode)?;
         (!notifications.subscription_ids.is_empty()).then(|| Self {
             base_url: base_url.clone(),
             channel,
@@ -56,9 +56,7 @@ impl SyncEngine {
         };
         let credentials = OctoCredentials { auth_type: record.integration.auth_type, auth_key };
         let base_url = &record.integration.base_url;
-        for (channel, mode) in
-            [(Channel::Notifications, NotificationMode::OctoNotifications), (Channel::Webhooks, NotificationMode::OctoWebhooks)]
-        {
+        for (channel, mode) in CHANNELS {
             let existing = match self.octo.list_subscriptions(channel, base_url, &credentials).await {
                 Ok(Some(existing)) => existing,
                 Ok(None) => continue,
