@@ -187,9 +187,7 @@ impl IntegrationService {
         }
         tracing::info!(integration_id = %id, partner_id = %partner_id, creator = ?creator, "integration created");
         // An admin's create is approved: subscribe to the partner's push channel.
-        let unsubscribed =
-            IntegrationRecord { integration: Integration { is_approved: false, ..record.integration.clone() }, ..record.clone() };
-        self.follow_subscriptions(&unsubscribed, &record.integration).await;
+        self.follow_subscriptions(None, &record.integration).await;
         Ok(Created { integration: record.integration, webhook_secret })
     }
 
@@ -213,7 +211,7 @@ impl IntegrationService {
             other => other,
         })?;
         tracing::info!(integration_id = %id, approved = updated.is_approved, "integration updated by partner");
-        self.follow_subscriptions(&before, &updated).await;
+        self.follow_subscriptions(Some(&before.integration), &updated).await;
         Ok(updated)
     }
 
@@ -320,7 +318,7 @@ impl IntegrationService {
         let before = self.ports.integrations.get(&id).await?.ok_or(ServiceError::NotFound)?;
         let updated = self.modify(&id, |integration| integration.apply_admin_patch(&patch, now)).await?;
         tracing::info!(integration_id = %id, approved = updated.is_approved, active = updated.is_active, "integration updated by admin");
-        self.follow_subscriptions(&before, &updated).await;
+        self.follow_subscriptions(Some(&before.integration), &updated).await;
         Ok(updated)
     }
 
@@ -548,18 +546,17 @@ impl IntegrationService {
 const UNSUBSCRIBE_ON_DELETE_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl IntegrationService {
-    /// Push subscriptions follow the integration: becoming live (approved and active)
+    /// Push subscriptions follow the integration (`before`: `None` for a new one): becoming live (approved and active)
     /// subscribes, leaving it or moving to another `base_url` unsubscribes (from the old one).
     /// Both are queue jobs, so the answer never waits on the partner. A job that cannot be
     /// queued is logged: the change itself is made.
-    async fn follow_subscriptions(&self, before: &IntegrationRecord, after: &Integration) {
+    async fn follow_subscriptions(&self, before: Option<&Integration>, after: &Integration) {
         let id = after.id;
-        let was_live = before.integration.is_live();
-        let moved = before.integration.base_url != after.base_url;
+        let was_live = before.is_some_and(Integration::is_live);
+        let moved = before.is_some_and(|before| before.base_url != after.base_url);
         let mut jobs = Vec::new();
-        if was_live
-            && (!after.is_live() || moved)
-            && let Some(what) = Unsubscribe::of(&before.integration.base_url, &before.integration.notifications)
+        if let Some(before) = before.filter(|_| was_live && (!after.is_live() || moved))
+            && let Some(what) = Unsubscribe::of(&before.base_url, &before.notifications)
         {
             jobs.push(SyncJob::unsubscribe(id, what));
         }
