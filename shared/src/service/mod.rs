@@ -199,19 +199,18 @@ impl IntegrationService {
         if let Some(base_url) = &patch.base_url {
             self.policy.check_registration(base_url).await?;
         }
-        let before = self.mine(partner_id).await?;
-        let id = before.integration.id;
+        let id = self.mine(partner_id).await?.integration.id;
         // The credential first: a retried PATCH then converges on both.
         if let Some(key) = &patch.auth_key {
             self.ports.secrets.put_auth_key(&id, key).await?;
         }
         let now = self.ports.clock.now();
-        let updated = self.modify(&id, |integration| integration.apply_patch(&patch, now)).await.map_err(|e| match e {
+        let (before, updated) = self.modify(&id, |integration| integration.apply_patch(&patch, now)).await.map_err(|e| match e {
             ServiceError::NotFound => ServiceError::NoIntegration,
             other => other,
         })?;
         tracing::info!(integration_id = %id, approved = updated.is_approved, "integration updated by partner");
-        self.follow_subscriptions(Some(&before.integration), &updated).await;
+        self.follow_subscriptions(Some(&before), &updated).await;
         Ok(updated)
     }
 
@@ -315,10 +314,9 @@ impl IntegrationService {
 
     pub async fn admin_update(&self, id: IntegrationId, patch: AdminPatch) -> Result<Integration, ServiceError> {
         let now = self.ports.clock.now();
-        let before = self.ports.integrations.get(&id).await?.ok_or(ServiceError::NotFound)?;
-        let updated = self.modify(&id, |integration| integration.apply_admin_patch(&patch, now)).await?;
+        let (before, updated) = self.modify(&id, |integration| integration.apply_admin_patch(&patch, now)).await?;
         tracing::info!(integration_id = %id, approved = updated.is_approved, active = updated.is_active, "integration updated by admin");
-        self.follow_subscriptions(Some(&before.integration), &updated).await;
+        self.follow_subscriptions(Some(&before), &updated).await;
         Ok(updated)
     }
 
@@ -467,18 +465,20 @@ impl IntegrationService {
         }
     }
 
-    /// Read-modify-write with optimistic concurrency (see [`update_record`]).
-    async fn modify(&self, id: &IntegrationId, change: impl Fn(&mut Integration)) -> Result<Integration, ServiceError> {
+    /// Read-modify-write with optimistic concurrency (see [`update_record`]). Returns the
+    /// integration as the write that won found it, and as it left it (shown).
+    async fn modify(&self, id: &IntegrationId, change: impl Fn(&mut Integration)) -> Result<(Integration, Integration), ServiceError> {
         let updated = update_record(self.ports.integrations.as_ref(), id, None, |record| {
+            let before = record.integration.clone();
             change(&mut record.integration);
-            Change::Write(())
+            Change::Write(before)
         })
         .await
         .map_err(|error| match error {
             StoreError::VersionConflict => ServiceError::Contention,
             other => other.into(),
         })?;
-        updated.map(|(record, ())| record.shown(self.ports.clock.now())).ok_or(ServiceError::NotFound)
+        updated.map(|(record, before)| (before, record.shown(self.ports.clock.now()))).ok_or(ServiceError::NotFound)
     }
 
     /// Replaces the webhook secret of the integration `known` was read from; the replaced one
