@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, RedbStore};
 use seyaha::app::{self, Runtime};
-use seyaha::domain::{ActivityState, AdminPatch, AuthKey, AuthType, BaseUrl, NewIntegration, PartnerId, Role, Timestamp};
+use seyaha::domain::{ActivityState, AdminPatch, PartnerId, Role, Timestamp};
 use seyaha::ports::{Ports, StaticSigningKey, SystemClock};
 use seyaha::sync::{SyncResult, diff_catalog, parse_catalog};
 use seyaha_local::octo_samples::generated_catalog;
@@ -243,12 +243,7 @@ fn writes(body: Vec<u8>) {
         let served = Arc::new(std::sync::Mutex::new(body.clone()));
         let product_bodies: ProductBodies = Arc::default();
         let base = serve(Arc::clone(&served), Arc::clone(&product_bodies)).await;
-        let new = NewIntegration {
-            base_url: BaseUrl::parse(&base).unwrap(),
-            auth_type: AuthType::Bearer,
-            auth_key: AuthKey::parse("bench").unwrap(),
-            handles_ticket_delivery: false,
-        };
+        let new = seyaha_tests::bearer_integration(&base, "bench");
         let created = service.create(PartnerId::generate(1_800_000_000), new, Role::Admin).await.unwrap();
         let (id, secret) = (created.integration.id, created.webhook_secret);
         service.admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();

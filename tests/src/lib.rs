@@ -81,6 +81,17 @@ pub fn new_partner() -> String {
     PartnerId::generate(1_800_000_000).to_string()
 }
 
+/// What a partner registers, for the tests that call the service directly: `base_url` with a
+/// bearer `auth_key`.
+pub fn bearer_integration(base_url: &str, auth_key: &str) -> seyaha::domain::NewIntegration {
+    seyaha::domain::NewIntegration {
+        base_url: seyaha::domain::BaseUrl::parse(base_url).unwrap(),
+        auth_type: seyaha::domain::AuthType::Bearer,
+        auth_key: seyaha::domain::AuthKey::parse(auth_key).unwrap(),
+        handles_ticket_delivery: false,
+    }
+}
+
 impl TestApp {
     pub async fn spawn() -> Self {
         Self::spawn_with(test_settings()).await

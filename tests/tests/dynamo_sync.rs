@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use seyaha::app::{self, Runtime};
-use seyaha::domain::{AdminPatch, AuthKey, AuthType, BaseUrl, NewIntegration, PartnerId, Role};
+use seyaha::domain::{AdminPatch, PartnerId, Role};
 use seyaha::ports::{Clock, SystemClock};
 use seyaha::service::ServiceError;
 use seyaha::settings::Settings;
@@ -43,12 +43,7 @@ async fn products_beyond_dynamodb_limits_are_rejected_and_the_rest_syncs() {
     catalog.as_array_mut().unwrap().extend([long_id, huge]);
     octo.set_catalog(catalog);
 
-    let new = NewIntegration {
-        base_url: BaseUrl::parse(&octo.base_url()).unwrap(),
-        auth_type: AuthType::Bearer,
-        auth_key: AuthKey::parse(FAKE_KEY).unwrap(),
-        handles_ticket_delivery: false,
-    };
+    let new = seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY);
     let created = service.create(PartnerId::generate(1_800_000_000), new, Role::Admin).await.unwrap();
     let id = created.integration.id;
     service.admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
@@ -81,12 +76,7 @@ async fn a_rotated_secret_works_for_the_overlap_on_dynamodb() {
     let ports = seyaha::adapters::aws::ports(&config, &settings, clock.clone()).unwrap();
     let app = app::build(ports, &settings, Runtime::Lambda);
     let service = app.service();
-    let new = NewIntegration {
-        base_url: BaseUrl::parse("https://octo.example.com").unwrap(),
-        auth_type: AuthType::Bearer,
-        auth_key: AuthKey::parse("k").unwrap(),
-        handles_ticket_delivery: false,
-    };
+    let new = seyaha_tests::bearer_integration("https://octo.example.com", "k");
     let partner = PartnerId::generate(1_800_000_000);
     let created = service.create(partner, new, Role::Partner).await.unwrap();
     let id = created.integration.id;

@@ -10,10 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, QueueReceiver, RedbStore};
 use seyaha::app::{self, Runtime};
-use seyaha::domain::{
-    AdminPatch, AuthKey, AuthType, BaseUrl, HealthStatus, IntegrationId, Lease, NewIntegration, PartnerId, Role, RunId, RunOutcome,
-    RunTrigger, SyncStatus,
-};
+use seyaha::domain::{AdminPatch, HealthStatus, IntegrationId, Lease, PartnerId, Role, RunId, RunOutcome, RunTrigger, SyncStatus};
 use seyaha::net::EndpointPolicy;
 use seyaha::octo::OctoClient;
 use seyaha::ports::{CatalogStore, Clock, IntegrationStore, Ports, QueueError, RunStore, StaticSigningKey, StoreError, SyncJob, SyncQueue};
@@ -90,12 +87,7 @@ fn harness(config: SyncConfig) -> Harness {
 
 impl Harness {
     async fn approved(&self, octo: &FakeOcto) -> IntegrationId {
-        let new = NewIntegration {
-            base_url: BaseUrl::parse(&octo.base_url()).unwrap(),
-            auth_type: AuthType::Bearer,
-            auth_key: AuthKey::parse(FAKE_KEY).unwrap(),
-            handles_ticket_delivery: false,
-        };
+        let new = seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY);
         let created = self.service.create(PartnerId::generate(1_800_000_000), new, Role::Partner).await.unwrap();
         let id = created.integration.id;
         self.service.admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, QueueReceiver, RedbStore};
 use seyaha::app::jobs::{JobFailure, run_job};
 use seyaha::app::{self, App, Runtime};
-use seyaha::domain::{AdminPatch, AuthKey, AuthType, BaseUrl, IntegrationId, NewIntegration, PartnerId, Role, RunTrigger};
+use seyaha::domain::{AdminPatch, IntegrationId, PartnerId, Role, RunTrigger};
 use seyaha::ports::{Ports, StaticSigningKey, SyncJob, SystemClock};
 use seyaha::sync::SyncResult;
 use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto};
@@ -49,12 +49,7 @@ fn setup() -> Setup {
 }
 
 async fn approved(app: &App, octo: &FakeOcto) -> IntegrationId {
-    let new = NewIntegration {
-        base_url: BaseUrl::parse(&octo.base_url()).unwrap(),
-        auth_type: AuthType::Bearer,
-        auth_key: AuthKey::parse(FAKE_KEY).unwrap(),
-        handles_ticket_delivery: false,
-    };
+    let new = seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY);
     let id = app.service().create(PartnerId::generate(1_800_000_000), new, Role::Admin).await.unwrap().integration.id;
     app.service().admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
     id

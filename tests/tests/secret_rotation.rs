@@ -12,9 +12,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use seyaha::adapters::embedded::{FileSecretStore, InMemoryRateLimiter, InProcessQueue, RedbStore};
 use seyaha::app::{self, Runtime};
-use seyaha::domain::{
-    AuthKey, AuthType, BaseUrl, IntegrationId, IntegrationRecord, NewIntegration, PartnerId, Role, Timestamp, WebhookSecret,
-};
+use seyaha::domain::{IntegrationId, IntegrationRecord, PartnerId, Role, Timestamp, WebhookSecret};
 use seyaha::ports::{Clock, Cursor, IntegrationFilter, IntegrationStore, Page, Ports, StaticSigningKey, StoreError};
 use seyaha::service::ServiceError;
 use seyaha::settings::Settings;
@@ -297,12 +295,7 @@ async fn a_rotation_that_loses_to_another_is_refused_and_one_that_loses_to_anyth
     };
     let app = app::build(ports, &test_settings(), Runtime::Local);
     let service = app.service();
-    let new = NewIntegration {
-        base_url: BaseUrl::parse("https://octo.example.com").unwrap(),
-        auth_type: AuthType::Bearer,
-        auth_key: AuthKey::parse("k").unwrap(),
-        handles_ticket_delivery: false,
-    };
+    let new = seyaha_tests::bearer_integration("https://octo.example.com", "k");
     let partner = PartnerId::generate(1_800_000_000);
     let created = service.create(partner, new, Role::Admin).await.unwrap();
     let id = created.integration.id;

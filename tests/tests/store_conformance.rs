@@ -6,9 +6,9 @@ use std::sync::Arc;
 use seyaha::adapters::aws::DynamoStore;
 use seyaha::adapters::embedded::RedbStore;
 use seyaha::domain::{
-    Activity, AuthKey, AuthType, BaseUrl, ContentHash, ExternalSync, HealthStatus, Integration, IntegrationId, IntegrationRecord,
-    LocalDateTime, NewIntegration, PartnerId, PreviousWebhookSecret, Role, RunId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts,
-    SyncRun, Timestamp, Variation, VariationPricing, VariationRef, VariationSync, WebhookSecret, WebhookSecretDigest,
+    Activity, BaseUrl, ContentHash, ExternalSync, HealthStatus, Integration, IntegrationId, IntegrationRecord, LocalDateTime, PartnerId,
+    PreviousWebhookSecret, Role, RunId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts, SyncRun, Timestamp, Variation,
+    VariationPricing, VariationRef, VariationSync, WebhookSecret, WebhookSecretDigest,
 };
 use seyaha::ports::{CatalogStore, IntegrationFilter, IntegrationStore, RunStore, StoreError};
 use seyaha_tests::aws::{resources, sdk_config};
@@ -29,12 +29,7 @@ async fn dynamo() -> Arc<dyn Store> {
 
 fn record(created_ms: i64) -> IntegrationRecord {
     let now = Timestamp::from_unix_millis(created_ms);
-    let new = NewIntegration {
-        base_url: BaseUrl::parse("https://octo.example.com").unwrap(),
-        auth_type: AuthType::Bearer,
-        auth_key: AuthKey::parse("k").unwrap(),
-        handles_ticket_delivery: false,
-    };
+    let new = seyaha_tests::bearer_integration("https://octo.example.com", "k");
     let integration =
         Integration::new(IntegrationId::generate(now.unix_seconds()), PartnerId::generate(now.unix_seconds()), &new, Role::Partner, now);
     IntegrationRecord {
