@@ -13,7 +13,7 @@ use crate::domain::{
     RUNS_SHOWN, Role, RunTrigger, Slot, SyncRun, SyncState, Timestamp, WebhookSecret, WebhookSecretDigest,
 };
 use crate::net::{EndpointPolicy, EndpointRefused};
-use crate::octo::{OctoClient, OctoCredentials};
+use crate::octo::OctoClient;
 use crate::ports::{Admission, Cursor, IntegrationFilter, Page, Ports, QueueError, SecretStoreError, StoreError, SyncJob};
 use crate::records::{Change, update_record};
 use crate::sync::Unsubscribe;
@@ -236,11 +236,10 @@ impl IntegrationService {
     /// result counts as a health probe.
     pub async fn test_connection(&self, partner_id: PartnerId) -> Result<ConnectionTest, ServiceError> {
         let integration = self.mine(partner_id).await?.integration;
-        let Some(auth_key) = self.ports.secrets.get_auth_key(&integration.id).await? else {
+        let Some(credentials) = self.engine.credentials(&integration).await? else {
             tracing::error!(integration_id = %integration.id, "integration has no stored credential");
             return Ok(ConnectionTest { ok: false, message: "No credential is stored; send auth_key with PATCH /me".into() });
         };
-        let credentials = OctoCredentials { auth_type: integration.auth_type, auth_key };
         let checked = match self.octo.fetch_products_body(&integration.base_url, &credentials).await {
             Ok(body) => parse_catalog(&body, self.ports.clock.now()).map(|_| ()).map_err(|error| error.to_string()),
             Err(error) => Err(error.to_string()),
@@ -525,13 +524,10 @@ impl IntegrationService {
         // The push subscriptions go now, while the credential still exists (best effort, and
         // bounded: the delete answers within the budget whatever the partner does).
         if let Some(what) = Unsubscribe::of(&record.integration.base_url, &record.integration.notifications)
-            && let Ok(Some(auth_key)) = self.ports.secrets.get_auth_key(id).await
+            && let Ok(Some(credentials)) = self.engine.credentials(&record.integration).await
+            && tokio::time::timeout(UNSUBSCRIBE_ON_DELETE_BUDGET, self.engine.remove_subscriptions(*id, &what, &credentials)).await.is_err()
         {
-            let credentials = OctoCredentials { auth_type: record.integration.auth_type, auth_key };
-            if tokio::time::timeout(UNSUBSCRIBE_ON_DELETE_BUDGET, self.engine.remove_subscriptions(*id, &what, &credentials)).await.is_err()
-            {
-                tracing::warn!(integration_id = %id, "push subscriptions not all removed within the delete's budget");
-            }
+            tracing::warn!(integration_id = %id, "push subscriptions not all removed within the delete's budget");
         }
         if let Err(error) = self.ports.secrets.delete_auth_key(id).await {
             // The record is gone, so the orphaned credential is unreachable; on-call removes it.

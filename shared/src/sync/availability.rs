@@ -113,10 +113,9 @@ impl SyncEngine {
                 }
             },
         };
-        let Some(auth_key) = self.ports.secrets.get_auth_key(&id).await? else {
-            return Ok(self.pull_failed(run, "no credential is stored for this integration".into()).await);
+        let Some(credentials) = &self.credentials(&record.integration).await? else {
+            return Ok(self.pull_failed(run, super::engine::NO_CREDENTIAL.into()).await);
         };
-        let credentials = &OctoCredentials { auth_type: record.integration.auth_type, auth_key };
         let base_url = &record.integration.base_url;
 
         let pieces: Vec<(String, Date, Date)> = options

@@ -29,6 +29,9 @@ use crate::records::{Change, update_record};
 use super::catalog::parse_catalog;
 use super::diff::{CatalogDiff, diff_catalog};
 
+/// What a run or subscription records when the integration has no stored credential.
+pub(super) const NO_CREDENTIAL: &str = "no credential is stored for this integration";
+
 /// The longest an error message from a partner call may be on the record.
 const MAX_ERROR_MESSAGE_LEN: usize = 300;
 /// Integrations per page of the nightly listing.
@@ -326,6 +329,12 @@ impl SyncEngine {
         Ok(result)
     }
 
+    /// The partner credential of `integration` (`None`: none is stored).
+    pub async fn credentials(&self, integration: &crate::domain::Integration) -> Result<Option<OctoCredentials>, SecretStoreError> {
+        let auth_key = self.ports.secrets.get_auth_key(&integration.id).await?;
+        Ok(auth_key.map(|auth_key| OctoCredentials { auth_type: integration.auth_type, auth_key }))
+    }
+
     /// Deactivates the catalog of a DOWN integration; the caller holds the lease.
     async fn deactivate(&self, id: IntegrationId, now: Timestamp) -> Result<(), SyncError> {
         let deactivated = self.ports.catalog.deactivate_all(&id, now).await?;
@@ -436,10 +445,9 @@ impl SyncEngine {
     ) -> Result<SyncResult, SyncError> {
         let id = run.id;
         let out_of_budget = || deadline.is_some_and(|d| Instant::now() >= d);
-        let Some(auth_key) = self.ports.secrets.get_auth_key(&id).await? else {
-            return self.fail(run, "no credential is stored for this integration".into()).await;
+        let Some(credentials) = self.credentials(&record.integration).await? else {
+            return self.fail(run, NO_CREDENTIAL.into()).await;
         };
-        let credentials = OctoCredentials { auth_type: record.integration.auth_type, auth_key };
         let body = match self.octo.fetch_products_body(&record.integration.base_url, &credentials).await {
             Ok(body) => body,
             Err(error) => return self.fail(run, error.to_string()).await,

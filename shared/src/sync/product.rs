@@ -11,7 +11,6 @@ use super::catalog::parse_catalog;
 use super::engine::{Run, RunReport, SyncEngine, SyncError, SyncResult, truncate};
 use crate::domain::{HealthStatus, IntegrationId, IntegrationRecord, ProductActivity, RunOutcome, RunTrigger, SyncCounts};
 use crate::logging::Untrusted;
-use crate::octo::OctoCredentials;
 
 impl SyncEngine {
     /// Syncs one product under the lease. When another sync holds the lease, or the
@@ -35,10 +34,9 @@ impl SyncEngine {
 
     async fn product_locked(&self, run: &Run, record: &IntegrationRecord, product_id: &str) -> Result<SyncResult, SyncError> {
         let id = run.id;
-        let Some(auth_key) = self.ports.secrets.get_auth_key(&id).await? else {
-            return Ok(self.product_failed(run, product_id, "no credential is stored for this integration".into()).await);
+        let Some(credentials) = self.credentials(&record.integration).await? else {
+            return Ok(self.product_failed(run, product_id, super::engine::NO_CREDENTIAL.into()).await);
         };
-        let credentials = OctoCredentials { auth_type: record.integration.auth_type, auth_key };
         let body = match self.octo.fetch_product_body(&record.integration.base_url, &credentials, product_id).await {
             Ok(body) => body,
             Err(error) => return Ok(self.product_failed(run, product_id, error.to_string()).await),

@@ -51,10 +51,9 @@ impl SyncEngine {
         let Some(record) = self.ports.integrations.get(&id).await?.filter(|record| record.integration.is_live()) else {
             return Ok(SyncResult::NotNeeded);
         };
-        let Some(auth_key) = self.ports.secrets.get_auth_key(&id).await? else {
-            return self.subscription_failed(id, "no credential is stored for this integration".into()).await;
+        let Some(credentials) = self.credentials(&record.integration).await? else {
+            return self.subscription_failed(id, super::engine::NO_CREDENTIAL.into()).await;
         };
-        let credentials = OctoCredentials { auth_type: record.integration.auth_type, auth_key };
         let base_url = &record.integration.base_url;
         for (channel, mode) in CHANNELS {
             let existing = match self.octo.list_subscriptions(channel, base_url, &credentials).await {
@@ -142,8 +141,7 @@ impl SyncEngine {
     /// secret) from the integration unless it subscribed anew meanwhile.
     pub async fn unsubscribe(&self, id: IntegrationId, what: &Unsubscribe) -> Result<SyncResult, SyncError> {
         let Some(record) = self.ports.integrations.get(&id).await? else { return Ok(SyncResult::NotNeeded) };
-        let Some(auth_key) = self.ports.secrets.get_auth_key(&id).await? else { return Ok(SyncResult::NotNeeded) };
-        let credentials = OctoCredentials { auth_type: record.integration.auth_type, auth_key };
+        let Some(credentials) = self.credentials(&record.integration).await? else { return Ok(SyncResult::NotNeeded) };
         self.remove_subscriptions(id, what, &credentials).await;
         update_record(self.ports.integrations.as_ref(), &id, None, |record| {
             if record.integration.notifications.subscription_ids != what.subscription_ids {
