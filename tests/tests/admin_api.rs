@@ -178,3 +178,46 @@ async fn sync_log_and_health_for_owner_and_admin_only() {
     app.call("GET", "/xyz/health", Some(&admin), None).await.expect_error(400);
     app.call("GET", &format!("/{id}/health"), None, None).await.expect_error(401);
 }
+
+/// `POST /admin/{id}/sync` queues a full sync of one integration, coalesced like every request:
+/// one made while a sync runs is served after it, one more while that is pending adds nothing.
+#[tokio::test]
+async fn admin_sync_of_one_integration_is_queued_and_coalesced() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token();
+    let octo = FakeOcto::start().await;
+    let partner = new_partner();
+    let id = app.register(&partner, &octo.base_url(), "bearer", FAKE_KEY).await["_id"].as_str().unwrap().to_owned();
+    let sync = format!("/admin/{id}/sync");
+
+    let refused = app.call("POST", &sync, Some(&admin), None).await;
+    refused.expect_error(403);
+    assert_eq!(refused.body["message"], "Integration is not approved yet");
+    app.approve(&id).await;
+    app.call("POST", &sync, Some(&app.partner_token(&partner)), None).await.expect_error(403);
+    app.call("POST", "/admin/64a1b2c3d4e5f6a7b8c9d0e1/sync", Some(&admin), None).await.expect_error(404);
+
+    octo.set_behaviour(Behaviour::Held);
+    assert_eq!(app.call("POST", &sync, Some(&admin), None).await.expect_success(202), &json!({"requested": true}));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while octo.product_calls() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the queued sync never reached the supplier");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        app.call("POST", &sync, Some(&admin), None).await.expect_success(202),
+        &json!({"requested": true}),
+        "served after the running one"
+    );
+    assert_eq!(app.call("POST", &sync, Some(&admin), None).await.expect_success(202), &json!({"requested": false}), "already pending");
+    octo.release();
+    octo.set_behaviour(Behaviour::Normal);
+    // The held run, then the one serving the request made while it ran (its follow-up).
+    let log = app.wait_for_log(&id, "two runs", |log| log["runs"].as_array().unwrap().len() == 2 && log["sync"]["status"] == "idle").await;
+    assert_eq!(seyaha_tests::runs_with_trigger(&log, "admin").len(), 1, "{log:#}");
+
+    app.call("PATCH", &format!("/admin/{id}"), Some(&admin), Some(json!({"isActive": false}))).await.expect_success(200);
+    let refused = app.call("POST", &sync, Some(&admin), None).await;
+    refused.expect_error(403);
+    assert_eq!(refused.body["message"], "Integration is inactive");
+}

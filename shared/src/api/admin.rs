@@ -1,5 +1,5 @@
 //! Admin routes: create on behalf of a partner, list, get, approve/activate, delete, sync-all,
-//! webhook secret rotation.
+//! sync one, webhook secret rotation.
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -12,7 +12,7 @@ use super::integrations::{created_response, rotated_response};
 #[allow(unused_imports)] // named by the OpenAPI annotations
 use super::openapi::{
     AdminCreateBody, AdminPatchBody, AvailabilityRefreshBody, CreatedIntegration, Deleted, ErrorResponses, Paginated, QueuedAll,
-    QueuedPulls, RotatedWebhookSecret, Success,
+    QueuedPulls, RotatedWebhookSecret, Success, SyncRequested,
 };
 use super::{ApiError, AppState, body};
 use crate::domain::{HealthStatus, Role};
@@ -153,6 +153,21 @@ pub async fn rotate_webhook_secret(
     IntegrationPath(id): IntegrationPath,
 ) -> Result<Response, ApiError> {
     Ok(rotated_response(state.service.admin_rotate_webhook_secret(id).await?))
+}
+
+/// Queues a full sync of one approved, active integration.
+#[utoipa::path(
+    post, path = "/api/v1/partner-integrations/admin/{id}/sync", operation_id = "adminSyncIntegration", tag = "admin", security(("admin_jwt" = [])),
+    params(("id" = IntegrationId, Path, description = "The integration's id.")),
+    responses((status = 202, description = "A background sync was requested (`requested: false`: one was already pending, and it serves this request).", body = Success<SyncRequested>), ErrorResponses)
+)]
+pub async fn sync_one(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+    IntegrationPath(id): IntegrationPath,
+) -> Result<Response, ApiError> {
+    let requested = state.service.admin_sync(id).await?;
+    Ok(success(StatusCode::ACCEPTED, json!({ "requested": requested })))
 }
 
 /// Queues a sync of every approved, active integration (DOWN ones are probed).

@@ -56,6 +56,7 @@ pub fn registration_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::list))
         .routes(routes!(admin::create))
         .routes(routes!(admin::sync_all))
+        .routes(routes!(admin::sync_one))
         .routes(routes!(admin::refresh_availability))
         .routes(routes!(admin::get, admin::update, admin::delete))
         .routes(routes!(admin::rotate_webhook_secret))

@@ -152,6 +152,12 @@ pub struct AvailabilityRefreshBody {
 }
 
 #[derive(Serialize, ToSchema)]
+pub struct SyncRequested {
+    /// `true`: a sync job was queued; `false`: a sync was already requested and not yet served.
+    pub requested: bool,
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct QueuedAll {
     /// Approved, active integrations a sync was requested for.
     pub queued: u64,
@@ -438,7 +444,7 @@ const CREATED_SECRET: &str = "$response.body#/data/webhook_secret";
 /// an availability update with its secret, read its status, get and delete it. OpenAPI
 /// `links`, so a client (and Schemathesis' stateful phase, `make fuzz-api`) can chain
 /// create → approve → trigger → notify → delete with the real id and secret.
-const FROM_CREATED: [(&str, &str); 9] = [
+const FROM_CREATED: [(&str, &str); 10] = [
     ("approve", "adminUpdateIntegration"),
     ("triggerSync", "syncTrigger"),
     ("notifyAvailability", "availabilityNotify"),
@@ -447,6 +453,7 @@ const FROM_CREATED: [(&str, &str); 9] = [
     ("health", "getHealth"),
     ("catalog", "getCatalog"),
     ("get", "adminGetIntegration"),
+    ("adminSync", "adminSyncIntegration"),
     ("delete", "adminDeleteIntegration"),
 ];
 

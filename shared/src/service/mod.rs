@@ -392,6 +392,25 @@ impl IntegrationService {
         Ok(self.engine.request_all(RunTrigger::Admin).await?)
     }
 
+    /// `POST /admin/{id}/sync`: a background full sync of one approved, active integration.
+    /// Coalesced like every request: `false` when one is already pending (that one serves this).
+    pub async fn admin_sync(&self, id: IntegrationId) -> Result<bool, ServiceError> {
+        let record = self.live(id).await?;
+        Ok(self.engine.request_sync(id, RunTrigger::Admin, Some(record)).await?)
+    }
+
+    /// The integration, if it is approved and active (what an admin may sync or pull).
+    async fn live(&self, id: IntegrationId) -> Result<IntegrationRecord, ServiceError> {
+        let record = self.ports.integrations.get(&id).await?.ok_or(ServiceError::NotFound)?;
+        if !record.integration.is_approved {
+            return Err(ServiceError::NotApproved);
+        }
+        if !record.integration.is_active {
+            return Err(ServiceError::Inactive);
+        }
+        Ok(record)
+    }
+
     /// An admin's availability refresh: one pull job per product (the one named, or every
     /// active one). Returns how many were queued.
     pub async fn refresh_availability(
@@ -401,13 +420,7 @@ impl IntegrationService {
         from: time::Date,
         to: time::Date,
     ) -> Result<u64, ServiceError> {
-        let record = self.ports.integrations.get(&id).await?.ok_or(ServiceError::NotFound)?;
-        if !record.integration.is_approved {
-            return Err(ServiceError::NotApproved);
-        }
-        if !record.integration.is_active {
-            return Err(ServiceError::Inactive);
-        }
+        self.live(id).await?;
         let products = match product_id {
             Some(product_id) => vec![product_id],
             None => {
