@@ -1,22 +1,42 @@
 # The one test command: `make test`. CI (.ci/run) runs exactly this on a clean checkout.
 # It installs what the tests need into a project-local venv (moto's server for DynamoDB, SQS
-# and Secrets Manager; cfn-lint for template.yaml), then checks and tests everything.
-# Nothing else is assumed on the machine beyond the Rust toolchain, Python 3, make and a C compiler.
+# and Secrets Manager; cfn-lint for template.yaml), playwright-core into tests/console/node_modules
+# and, when it runs as root, Debian's chromium; then it checks and tests everything.
+# Nothing else is assumed on the machine beyond the Rust toolchain, Python 3, Node.js 20 with npm,
+# make and a C compiler.
 
 CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
+CONSOLE_TEST := tests/console
 
-.PHONY: test tools lint template build unit bench bench-cold-start bench-load fuzz fuzz-afl fuzz-api run clean
+
+.PHONY: test tools chromium lint template build unit bench bench-cold-start bench-load fuzz fuzz-afl fuzz-api run clean
 
 test: tools lint template build unit
 
-tools: $(VENV)/.installed
+tools: $(VENV)/.installed $(CONSOLE_TEST)/node_modules/.installed chromium
 
 $(VENV)/.installed: requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt
 	touch $@
+
+# The console's browser test: playwright-core (no browser download) from the lock file...
+$(CONSOLE_TEST)/node_modules/.installed: $(CONSOLE_TEST)/package-lock.json
+	npm ci --prefix $(CONSOLE_TEST) --no-audit --no-fund --loglevel=error
+	touch $@
+
+# ...and Debian's Chromium, installed when this runs as root with apt-get (CI does). Otherwise
+# the browser test is skipped, and says so.
+chromium:
+	@if [ -n "$$SEYAHA_CHROMIUM" ] || command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the console browser test"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } || \
+	  echo "SKIP: chromium not available (apt-get could not install it): the console browser test will be skipped"; \
+	else echo "SKIP: chromium not available (not root, or no apt-get): the console browser test will be skipped"; fi
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -69,4 +89,4 @@ run:
 	$(CARGO) run -p seyaha-local
 
 clean:
-	rm -rf target $(VENV) .tools
+	rm -rf target $(VENV) .tools $(CONSOLE_TEST)/node_modules

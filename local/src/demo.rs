@@ -4,7 +4,7 @@
 //! - `GET /supplier`, `GET /products`, `GET /products/{id}` (404 for an unknown id);
 //! - `POST /availability`, the availability check ([`availability`]);
 //! - the notifications capability: subscriptions and deliveries ([`notifications`]);
-//! - simulate hooks, no key needed: `POST /_simulate/product-change` and
+//! - simulate hooks, no key needed: `POST /_simulate/product-change` (a revision, or a `title`) and
 //!   `POST /_simulate/availability-change` change the catalog and notify the subscribers;
 //!   `GET /_simulate/recorded` shows the deliveries and notifications requests so far.
 //!
@@ -165,9 +165,9 @@ impl DemoSupplier {
         Ok(availability::availabilities(product, option, query, &catalog.vacancy_overrides))
     }
 
-    /// Changes a product's title (the first product's when `product_id` is `None`) and
-    /// notifies the `PRODUCT_UPDATE` subscribers.
-    pub fn change_product(&self, product_id: Option<&str>) -> Result<ProductChange, DemoError> {
+    /// Changes a product's title (the first product's when `product_id` is `None`) to `title`,
+    /// or appends a revision to its original title, and notifies the `PRODUCT_UPDATE` subscribers.
+    pub fn change_product(&self, product_id: Option<&str>, title: Option<&str>) -> Result<ProductChange, DemoError> {
         let (product_id, title) = {
             let mut catalog = self.catalog();
             let product_id = match product_id {
@@ -181,7 +181,10 @@ impl DemoSupplier {
                 .ok_or_else(|| DemoError::InvalidProductId(product_id.clone()))?;
             let revision = revisions.entry(product_id.clone()).or_default();
             *revision += 1;
-            let title = format!("{} (update {revision})", original_titles.get(&product_id).map(String::as_str).unwrap_or_default());
+            let title = match title {
+                Some(title) => title.to_owned(),
+                None => format!("{} (update {revision})", original_titles.get(&product_id).map(String::as_str).unwrap_or_default()),
+            };
             product["title"] = Value::from(title.as_str());
             (product_id, title)
         };
@@ -344,11 +347,11 @@ async fn delete_subscription(
 
 async fn simulate_product_change(State(demo): State<DemoSupplier>, body: Bytes) -> Result<Response, DemoError> {
     let body = json_body(&body, true)?;
-    let product_id = match body.get("productId") {
-        None | Some(Value::Null) => None,
-        Some(id) => Some(id.as_str().ok_or_else(|| DemoError::BadRequest("productId must be a string".into()))?),
+    let optional_string = |field: &str| match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value.as_str().map(Some).ok_or_else(|| DemoError::BadRequest(format!("{field} must be a string"))),
     };
-    let change = demo.change_product(product_id)?;
+    let change = demo.change_product(optional_string("productId")?, optional_string("title")?)?;
     let answer = json!({ "productId": change.product_id, "title": change.title, "notified": change.notified });
     Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
 }

@@ -248,20 +248,29 @@ fn print_quickstart(server: &RunningServer) {
         r#"
 Seyaha partner integrations is running on {base}
 A demo OCTO supplier is at {base}/demo/octo (auth_key "{DEMO_OCTO_KEY}").
+The ops console is at {base}/console (sign in with the admin token below).
 Tokens below are valid for 24 hours; `seyaha-local token --role partner|admin` prints new ones.
 
-Quickstart (paste into a shell):
+Quickstart (paste into a shell; pasting it again is fine):
 
 export SEYAHA={base}{PREFIX}
 export PARTNER_TOKEN={partner}
 export ADMIN_TOKEN={admin}
 
-# 1. The partner registers its OCTO endpoint; the webhook_secret is shown only in this answer
-CREATED=$(curl -s -X POST "$SEYAHA" -H "Authorization: Bearer $PARTNER_TOKEN" -H 'Content-Type: application/json' \
-  -d '{{"base_url":"{base}/demo/octo","auth_type":"bearer","auth_key":"{DEMO_OCTO_KEY}","handles_ticket_delivery":false}}')
-echo "$CREATED"
-ID=$(echo "$CREATED" | sed -E 's/.*"_id":"([0-9a-f]{{24}})".*/\1/')
-SECRET=$(echo "$CREATED" | sed -E 's/.*"webhook_secret":"([0-9a-f]{{64}})".*/\1/')
+# 1. The partner registers its OCTO endpoint; the webhook_secret is shown only in this answer.
+#    Pasted again, the partner already has one: its id comes from GET /me, and a rotated webhook
+#    secret stands in for the first one (which keeps working for the overlap, 24 h by default).
+ID=$(curl -s "$SEYAHA/me" -H "Authorization: Bearer $PARTNER_TOKEN" | sed -nE 's/.*"_id":"([0-9a-f]{{24}})".*/\1/p')
+if [ -z "$ID" ]; then
+  CREATED=$(curl -s -X POST "$SEYAHA" -H "Authorization: Bearer $PARTNER_TOKEN" -H 'Content-Type: application/json' \
+    -d '{{"base_url":"{base}/demo/octo","auth_type":"bearer","auth_key":"{DEMO_OCTO_KEY}","handles_ticket_delivery":false}}')
+  echo "$CREATED"
+  ID=$(echo "$CREATED" | sed -nE 's/.*"_id":"([0-9a-f]{{24}})".*/\1/p')
+  SECRET=$(echo "$CREATED" | sed -nE 's/.*"webhook_secret":"([0-9a-f]{{64}})".*/\1/p')
+else
+  echo "Already registered: $ID; rotating its webhook secret for this session"
+  SECRET=$(curl -s -X POST "$SEYAHA/me/webhook-secret" -H "Authorization: Bearer $PARTNER_TOKEN" | sed -nE 's/.*"webhook_secret":"([0-9a-f]{{64}})".*/\1/p')
+fi
 
 # 2. The partner checks its integration; an admin approves it. Approval subscribes Seyaha to the
 #    demo supplier's notifications by itself: "notifications":{{"mode":"octo_notifications",...}}

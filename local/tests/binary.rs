@@ -38,7 +38,8 @@ fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Running {
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut banner = String::new();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !banner.contains("export ADMIN_TOKEN=") {
+    // The banner ends with the quickstart's last line.
+    while !banner.contains("curl -s \"$SEYAHA/$ID/catalog\"") {
         assert!(Instant::now() < deadline, "no banner: {banner}");
         let mut line = String::new();
         assert!(stdout.read_line(&mut line).unwrap() > 0, "stdout closed early: {banner}");
@@ -199,6 +200,37 @@ async fn quickstart_flow_restart_crash_and_no_secrets_in_logs() {
     let key_file = dir.path().join("secrets").join(format!("{id}.auth_key"));
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(key_file).unwrap().permissions()) & 0o777;
     assert_eq!(mode, 0o600);
+}
+
+/// The printed quickstart, run as pasted, twice: every API answer of both runs is a success.
+/// (It used to register blindly: the second paste got 409 and ran every later command with
+/// the error body as the id.)
+#[test]
+fn the_printed_quickstart_can_be_pasted_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = start(dir.path());
+    let (_, script) = running.stdout.split_once("Quickstart (paste into a shell").expect("the banner prints the quickstart");
+    let script = script.split_once('\n').unwrap().1;
+    let path = dir.path().join("quickstart.sh");
+    std::fs::write(&path, script).unwrap();
+
+    let mut outputs = Vec::new();
+    for paste in 1..=2 {
+        let output = Command::new("bash").arg(&path).env("NO_PROXY", "*").output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "paste {paste}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(!stdout.contains("\"success\":0"), "paste {paste} got an error answer:\n{stdout}");
+        // Registration (first paste only), /me twice, the approval, the test, the trigger, the
+        // notify, health, sync-log, catalog: each a success envelope.
+        let expected = if paste == 1 { 10 } else { 9 };
+        assert_eq!(stdout.matches("{\"success\":1").count(), expected, "paste {paste}:\n{stdout}");
+        outputs.push(stdout);
+    }
+    let id = outputs[0].split_once("\"_id\":\"").unwrap().1[..24].to_owned();
+    assert!(outputs[1].contains(&format!("Already registered: {id}; rotating its webhook secret")), "{}", outputs[1]);
+    assert!(outputs[1].contains("{\"success\":1,\"data\":{\"updated\":true}}"), "the notify took the rotated secret: {}", outputs[1]);
+    signal(&running.child, "TERM");
+    assert!(wait_exit(&mut running.child).success());
 }
 
 #[test]

@@ -372,7 +372,11 @@ async fn a_product_change_is_delivered_once_with_the_subscribed_headers() {
         demo.simulate("product-change", json!({"productId": "product_balloon"})).await.1["title"],
         "Sunrise Hot Air Balloon (update 2)"
     );
-    products_receiver.wait_for(3).await;
+    // A title given is set as it is.
+    let (_, change) = demo.simulate("product-change", json!({"productId": "product_balloon", "title": "<b>Balloon</b>"})).await;
+    assert_eq!(change["title"], "<b>Balloon</b>");
+    assert_eq!(demo.get("/products/product_balloon").await.1["title"], "<b>Balloon</b>");
+    products_receiver.wait_for(4).await;
 
     // The recorded deliveries show no header value.
     let (_, recorded) = reply(demo.http.get(format!("{}/_simulate/recorded", demo.root))).await;
@@ -470,6 +474,7 @@ async fn simulate_hooks_refuse_what_they_cannot_change() {
     for (hook, body, code) in [
         ("product-change", json!({"productId": "product_gone"}), "INVALID_PRODUCT_ID"),
         ("product-change", json!({"productId": 7}), "BAD_REQUEST"),
+        ("product-change", json!({"title": ["x"]}), "BAD_REQUEST"),
         ("availability-change", json!({"productId": "product_gone", "localDate": "2030-03-02"}), "INVALID_PRODUCT_ID"),
         (
             "availability-change",

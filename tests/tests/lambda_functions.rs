@@ -465,3 +465,29 @@ async fn an_approved_integration_is_subscribed_by_the_worker() {
         assert!(!function.logs().contains(&delivery_secret), "the delivery secret is in no log");
     }
 }
+
+/// The `register` function serves the console page (with its CSP) and the admin's sync of one
+/// integration, which leaves one catalog job with the admin trigger on the queue.
+#[tokio::test]
+async fn register_serves_the_console_and_an_admin_sync_of_one_integration() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let octo = FakeOcto::start().await;
+    let register = Function::start("register", &resources.lambda_env()).await;
+    let admin_token = format!("Bearer {}", token(seyaha::domain::Role::Admin, "ops"));
+
+    let console = http_event("apigw-partner-me.json", "GET", "/console", &[], None);
+    let page = register.invoke(console).await.unwrap();
+    assert_eq!(page["statusCode"], 200);
+    assert_eq!(page["headers"]["content-type"], "text/html; charset=utf-8");
+    assert!(page["headers"]["content-security-policy"].as_str().unwrap().contains("connect-src 'self'"), "{}", page["headers"]);
+    assert!(page["body"].as_str().unwrap().contains("<title>Seyaha · Partner integrations console</title>"));
+
+    let id = admin_created(&register, &admin_token, &octo).await["_id"].as_str().unwrap().to_owned();
+    let sync = http_event("apigw-admin-sync.json", "POST", &format!("{PREFIX}/admin/{id}/sync"), &[("authorization", &admin_token)], None);
+    let (status, body) = http_reply(&register.invoke(sync).await.unwrap());
+    assert_eq!((status, body), (202, json!({"success": 1, "data": {"requested": true}})));
+    let jobs = wait_for_messages(&resources, &config, 1).await;
+    let job = seyaha::adapters::stored::JobMessage::decode(jobs[0].body().unwrap()).unwrap();
+    assert_eq!((job.integration_id.to_string(), job.trigger), (id, seyaha::domain::RunTrigger::Admin));
+}

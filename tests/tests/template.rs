@@ -120,17 +120,18 @@ fn secrets_logs_tracing_schedule_and_cors_are_configurable_and_kept() {
 fn each_function_gets_exactly_the_routes_its_router_serves() {
     let template = template();
     let routers = [
-        ("RegisterFunction", seyaha::api::registration_routes()),
-        ("SyncTriggerFunction", seyaha::api::sync_trigger_routes()),
-        ("AvailabilityNotifyFunction", seyaha::api::availability_notify_routes()),
+        ("RegisterFunction", seyaha::api::registration_routes(), &seyaha::api::REGISTRATION_PAGES[..]),
+        ("SyncTriggerFunction", seyaha::api::sync_trigger_routes(), &[]),
+        ("AvailabilityNotifyFunction", seyaha::api::availability_notify_routes(), &[]),
     ];
-    for (function, router) in routers {
+    for (function, router, pages) in routers {
         let document = serde_json::to_value(router.into_openapi()).unwrap();
         let mut served: Vec<(String, String)> = document["paths"]
             .as_object()
             .unwrap()
             .iter()
             .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |method| (method.to_uppercase(), path.clone())))
+            .chain(pages.iter().map(|(method, path)| ((*method).to_owned(), (*path).to_owned())))
             .collect();
         let mut routed: Vec<(String, String)> = resource(&template, function)["Properties"]["Events"]
             .as_object()

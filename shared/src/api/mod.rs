@@ -4,6 +4,7 @@
 mod admin;
 pub mod auth;
 mod body;
+pub mod console;
 mod envelope;
 mod error;
 mod events;
@@ -41,7 +42,7 @@ pub struct AppState {
     pub jwt: Arc<JwtSource>,
 }
 
-/// The `register` function: the partner and admin API, and the OpenAPI document. Routes are
+/// The `register` function: the partner and admin API, the OpenAPI document and the console. Routes are
 /// registered from their handlers' `#[utoipa::path]` (path and method included), so each one
 /// is in the document.
 pub fn registration_routes() -> OpenApiRouter<AppState> {
@@ -61,7 +62,12 @@ pub fn registration_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::get, admin::update, admin::delete))
         .routes(routes!(admin::rotate_webhook_secret))
         .routes(routes!(openapi::serve_document))
+        .route(console::PATH, axum::routing::get(console::page))
 }
+
+/// Routes a router serves besides its API operations (pages, not in the OpenAPI document), as
+/// (method, path): the `register` function's.
+pub const REGISTRATION_PAGES: [(&str, &str); 1] = [("GET", console::PATH)];
 
 /// The `sync-trigger` function.
 pub fn sync_trigger_routes() -> OpenApiRouter<AppState> {
