@@ -206,8 +206,9 @@ impl SyncEngine {
                 closed.push(slot);
             }
         }
-        counts.updated += call.slots.len() as u64;
-        counts.deactivated += closed.len() as u64;
+        let (upserted, closed_count) = (call.slots.len() as u64, closed.len() as u64);
+        counts.updated += upserted;
+        counts.deactivated += closed_count;
         let writes: Vec<(Slot, crate::domain::Timestamp)> = call
             .slots
             .into_iter()
@@ -218,6 +219,8 @@ impl SyncEngine {
             })
             .collect();
         self.ports.catalog.put_slots(id, &writes).await?;
+        crate::metrics::catalog_writes(crate::metrics::Record::Slot, crate::metrics::Write::Upsert, upserted);
+        crate::metrics::catalog_writes(crate::metrics::Record::Slot, crate::metrics::Write::Deactivate, closed_count);
         Ok(())
     }
 
