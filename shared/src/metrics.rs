@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use metrics::Unit;
+pub use metrics::Unit;
 
 use crate::domain::{HealthTransition, RunOutcome, RunTrigger};
 
