@@ -1,5 +1,6 @@
 //! Metrics: seyaha-local's `GET /metrics` over real HTTP (Prometheus text) after a sync, a
-//! notify, a refused webhook, a queue job and a failing partner.
+//! notify, a refused webhook, a queue job and a failing partner; and the README's Metrics
+//! section against the library's one list of metrics.
 //!
 //! The recorder is process-global (every server in this test binary shares it), so the
 //! assertions compare a scrape before with one after, never absolute values.
@@ -8,7 +9,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use seyaha::metrics::ALL;
+use seyaha::metrics::{ALL, Kind};
 use seyaha_tests::fake_octo::{Behaviour, FAKE_KEY, FakeOcto};
 use seyaha_tests::{Registered, TestApp};
 
@@ -152,4 +153,36 @@ async fn a_sync_a_notify_a_refused_webhook_a_job_and_a_failing_partner_are_count
     for private in [&integration.id, &integration.partner, &integration.secret, &octo.base_url()] {
         assert!(!recovered.text.contains(private.as_str()), "{private} in the metrics");
     }
+}
+
+/// The README's `## Metrics` table has a row for every metric the code records, with its
+/// type, unit and every label; and no row for a metric the code does not record.
+#[test]
+fn the_readme_lists_every_metric_with_its_type_unit_and_labels() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme.split("\n## Metrics\n").nth(1).expect("a ## Metrics section").split("\n## ").next().unwrap();
+    let rows: Vec<&str> = section.lines().filter(|line| line.starts_with("| `seyaha_")).collect();
+    for metric in ALL {
+        let row = rows
+            .iter()
+            .find(|row| row.starts_with(&format!("| `{}` |", metric.name)))
+            .unwrap_or_else(|| panic!("no README row for {}", metric.name));
+        let unit = match metric.unit {
+            seyaha::metrics::Unit::Count => "count",
+            seyaha::metrics::Unit::Seconds => "seconds",
+            other => panic!("{}: the README has no word for {other:?}", metric.name),
+        };
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cells[2], metric.kind.as_str(), "{row}");
+        assert_eq!(cells[3], unit, "{row}");
+        for label in metric.labels {
+            assert!(cells[4].contains(&format!("`{label}`")), "{}: label {label} in {row}", metric.name);
+        }
+        if metric.labels.is_empty() {
+            assert_eq!(cells[4], "none", "{row}");
+        }
+    }
+    assert_eq!(rows.len(), ALL.len(), "one row per metric: {rows:#?}");
+    assert!(ALL.iter().any(|m| m.kind == Kind::Histogram));
 }
