@@ -23,6 +23,7 @@ use super::engine::{Run, RunReport, SyncEngine, SyncError, SyncResult, truncate}
 use crate::api::MAX_COUNT;
 use crate::domain::{IntegrationId, IntegrationRecord, LocalDateTime, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts};
 use crate::logging::Untrusted;
+use crate::metrics::{self, Record, Write};
 use crate::octo::{OctoCredentials, OctoError};
 
 /// Longest range of one `POST /availability` call, in days (both ends included).
@@ -219,8 +220,8 @@ impl SyncEngine {
             })
             .collect();
         self.ports.catalog.put_slots(id, &writes).await?;
-        crate::metrics::catalog_writes(crate::metrics::Record::Slot, crate::metrics::Write::Upsert, upserted);
-        crate::metrics::catalog_writes(crate::metrics::Record::Slot, crate::metrics::Write::Deactivate, closed_count);
+        metrics::catalog_writes(Record::Slot, Write::Upsert, upserted);
+        metrics::catalog_writes(Record::Slot, Write::Deactivate, closed_count);
         Ok(())
     }
 

@@ -272,7 +272,7 @@ impl SyncEngine {
         })
         .await?;
         if let Some((_, transition)) = &updated {
-            crate::metrics::health_transition(*transition);
+            metrics::health_transition(*transition);
         }
         match updated {
             Some((_, HealthTransition::BecameDown)) => self.deactivate_when_down(id).await,
