@@ -1,8 +1,10 @@
 //! seyaha-local: the whole service in one process on the embedded backend, plus a demo OCTO
-//! supplier at `/demo/octo`. The binary is a thin CLI over [`start`]; tests start it in-process.
+//! supplier at `/demo/octo` and Prometheus metrics at `/metrics`. The binary is a thin CLI over
+//! [`start`]; tests start it in-process.
 
 pub mod background;
 pub mod demo;
+pub mod metrics;
 pub mod octo_samples;
 pub mod server;
 
@@ -146,9 +148,10 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
     // Partners' platforms (the demo supplier included) push to this server unless told otherwise.
     let settings =
         &Settings { public_url: Some(settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"))), ..settings.clone() };
+    metrics::install();
     let app = app::build(ports, settings, Runtime::Local);
     let demo = demo::DemoSupplier::new();
-    let router = app.router().nest("/demo/octo", demo.router());
+    let router = app.router().nest("/demo/octo", demo.router()).merge(metrics::router());
 
     let (shutdown, shutdown_requested) = oneshot::channel::<()>();
     let connections = server::Connections::new(settings.max_connections, settings.max_connections_per_client);

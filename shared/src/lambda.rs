@@ -1,20 +1,136 @@
-//! What every Lambda function does before serving: settings from the environment, the AWS
-//! ports, the app (through the one composition root), and JSON logs for CloudWatch.
+//! What every Lambda function does before and around serving: settings from the environment,
+//! the AWS ports, the app (through the one composition root), JSON logs for CloudWatch, and
+//! metrics as CloudWatch Embedded Metric Format (EMF) documents on stdout, flushed after every
+//! invocation (CloudWatch Logs turns them into metrics; no API call, no extra latency).
 
-use std::sync::Arc;
+use std::io::Write as _;
+use std::sync::{Arc, OnceLock};
+
+use futures_util::FutureExt as _;
+use lambda_runtime::tower::{Layer, Service};
+use lambda_runtime::{Diagnostic, IntoFunctionResponse, LambdaEvent, LambdaInvocation};
+use metrics_cloudwatch_embedded::Collector;
+use serde::{Deserialize, Serialize};
 
 use crate::app::{self, App, Runtime};
 use crate::ports::SystemClock;
 use crate::settings::{Settings, SettingsError};
+
+pub use lambda_runtime::Error;
 
 /// Builds the app for a Lambda function. Clients are built once per container; no network call
 /// happens here (the first request pays for what it uses).
 pub async fn start() -> Result<App, SettingsError> {
     init_tracing();
     let settings = Settings::from_env()?;
+    init_metrics(&settings.metrics_namespace);
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let ports = crate::adapters::aws::ports(&config, &settings, Arc::new(SystemClock))?;
     Ok(app::build(ports, &settings, Runtime::Lambda))
+}
+
+/// Serves an HTTP router (API Gateway HTTP API events) until the container ends, flushing the
+/// metrics after each invocation. What `lambda_http::run` does, plus the flush.
+pub async fn run_http(router: axum::Router) -> Result<(), Error> {
+    let runtime = lambda_runtime::Runtime::new(lambda_http::Adapter::from(router))
+        .layer(lambda_runtime::layers::TracingLayer::new())
+        .layer(FlushMetricsLayer);
+    runtime.run().await
+}
+
+/// Serves an event handler until the container ends, flushing the metrics after each
+/// invocation. What `lambda_runtime::run` does, plus the flush.
+pub async fn run<A, F, R, B, S, D, E>(handler: F) -> Result<(), Error>
+where
+    F: Service<LambdaEvent<A>, Response = R>,
+    F::Future: Future<Output = Result<R, F::Error>>,
+    F::Error: Into<Diagnostic> + std::fmt::Debug,
+    A: for<'de> Deserialize<'de>,
+    R: IntoFunctionResponse<B, S>,
+    B: Serialize,
+    S: futures_util::Stream<Item = Result<D, E>> + Unpin + Send + 'static,
+    D: Into<bytes::Bytes> + Send,
+    E: Into<Error> + Send + std::fmt::Debug,
+{
+    let runtime = lambda_runtime::Runtime::new(handler).layer(lambda_runtime::layers::TracingLayer::new()).layer(FlushMetricsLayer);
+    runtime.run().await
+}
+
+/// The EMF collector of this process (`None`: another recorder was installed first).
+static COLLECTOR: OnceLock<Option<&'static Collector>> = OnceLock::new();
+
+/// Installs the EMF recorder once per process. The namespace is the only dimension-free
+/// setting: labels become the dimensions, and the function is not one (the same metric from
+/// every function adds up, and the dashboard needs no function names).
+fn init_metrics(namespace: &str) {
+    COLLECTOR.get_or_init(|| match metrics_cloudwatch_embedded::Builder::new().cloudwatch_namespace(namespace.to_owned()).init() {
+        Ok(collector) => {
+            crate::metrics::describe();
+            Some(collector)
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "a metrics recorder was already installed; EMF metrics are off");
+            None
+        }
+    });
+}
+
+/// Prints what was recorded since the last flush: one EMF document (one line) per label set.
+/// Counters restart from zero, so each document holds the invocation's own counts.
+pub fn flush_metrics() {
+    let Some(Some(collector)) = COLLECTOR.get() else { return };
+    let mut documents = Vec::new();
+    if let Err(error) = collector.flush(&mut documents) {
+        tracing::error!(error = %error, "could not serialize the metrics of this invocation");
+        return;
+    }
+    if documents.is_empty() {
+        return;
+    }
+    // One write under stdout's lock: a log line from another task cannot land inside a
+    // document, which CloudWatch would then not read as EMF.
+    let written = {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(&documents).and_then(|()| stdout.flush())
+    };
+    if let Err(error) = written {
+        tracing::error!(error = %error, "could not write the metrics of this invocation");
+    }
+}
+
+/// Flushes the metrics when an invocation ends: outermost, so after the handler and after its
+/// response went to the Runtime API, before the runtime asks for the next event (Lambda may
+/// freeze the container then, and a later flush would credit them to another invocation).
+#[derive(Clone, Copy)]
+struct FlushMetricsLayer;
+
+impl<S> Layer<S> for FlushMetricsLayer {
+    type Service = FlushMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        FlushMetrics(inner)
+    }
+}
+
+struct FlushMetrics<S>(S);
+
+type Flushed<F> = futures_util::future::Inspect<F, fn(&Result<(), Error>)>;
+
+impl<S> Service<LambdaInvocation> for FlushMetrics<S>
+where
+    S: Service<LambdaInvocation, Response = (), Error = Error>,
+{
+    type Response = ();
+    type Error = Error;
+    type Future = Flushed<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
+        self.0.call(invocation).inspect(|_| flush_metrics())
+    }
 }
 
 /// JSON logs for CloudWatch; the level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default

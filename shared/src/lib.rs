@@ -12,6 +12,7 @@ pub mod domain;
 #[cfg(feature = "aws")]
 pub mod lambda;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod octo;
 pub mod ports;

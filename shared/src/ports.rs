@@ -316,6 +316,19 @@ pub enum JobWork {
     Unsubscribe(crate::sync::Unsubscribe),
 }
 
+impl JobWork {
+    /// The kind's name, as in the job's wire form (`"kind"`) and the jobs metric's label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Catalog => "catalog",
+            Self::Product { .. } => "product",
+            Self::Availability(_) => "availability",
+            Self::Subscribe => "subscribe",
+            Self::Unsubscribe(_) => "unsubscribe",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("queue is unavailable: {0}")]
 pub struct QueueError(#[source] pub Cause);

@@ -67,6 +67,9 @@ pub struct Settings {
     pub secret_prefix: String,
     /// Name or ARN of the secret holding the JWT signing key (only `register` needs it).
     pub jwt_secret_id: Option<String>,
+    /// The CloudWatch namespace of the metrics the functions print (Embedded Metric Format);
+    /// the template's dashboard and alarm read the same one.
+    pub metrics_namespace: String,
 
     // ---- seyaha-local ----
     /// Where the store, the credentials and the generated JWT secret live.
@@ -121,6 +124,7 @@ impl Default for Settings {
             public_url: None,
             secret_prefix: "seyaha".into(),
             jwt_secret_id: None,
+            metrics_namespace: DEFAULT_METRICS_NAMESPACE.into(),
             data_dir: PathBuf::from(".seyaha"),
             jwt_secret: None,
             nightly_cron: "0 3 * * *".into(),
@@ -130,6 +134,16 @@ impl Default for Settings {
             max_connections_per_client: 256,
         }
     }
+}
+
+/// Where the functions' metrics go unless `SEYAHA_METRICS_NAMESPACE` says otherwise.
+pub const DEFAULT_METRICS_NAMESPACE: &str = "Seyaha/PartnerIntegrations";
+
+/// What CloudWatch accepts as a custom namespace.
+fn valid_metrics_namespace(namespace: &str) -> bool {
+    (1..=255).contains(&namespace.len())
+        && !namespace.starts_with("AWS/")
+        && namespace.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_/#: ".contains(&b))
 }
 
 /// A setting that cannot be used; the message names the environment variable.
@@ -183,6 +197,12 @@ impl Settings {
             if !usable {
                 return invalid("public_url", "must be an absolute http(s) URL without query or fragment, e.g. https://api.example.com");
             }
+        }
+        if !valid_metrics_namespace(&self.metrics_namespace) {
+            return invalid(
+                "metrics_namespace",
+                "must be 1 to 255 of A-Z a-z 0-9 . - _ / # : and space, and not start with AWS/ (e.g. Seyaha/PartnerIntegrations)",
+            );
         }
         if self.header_read_timeout_secs == 0 {
             return invalid("header_read_timeout_secs", "must be at least 1");
@@ -292,6 +312,18 @@ mod tests {
         assert!(!settings.allow_private_endpoints_or(false));
         assert!(settings.allow_private_endpoints_or(true));
         assert_eq!(settings.secret_overlap(), Duration::from_secs(24 * 3600));
+    }
+
+    #[test]
+    fn the_metrics_namespace_is_one_cloudwatch_accepts() {
+        let namespace = |value: &str| Settings::from_vars(vars(&[("SEYAHA_METRICS_NAMESPACE", value)]));
+        assert_eq!(namespace("").unwrap().metrics_namespace, "Seyaha/PartnerIntegrations", "empty: the default");
+        assert_eq!(namespace("Seyaha/Staging").unwrap().metrics_namespace, "Seyaha/Staging");
+        let too_long = "S".repeat(256);
+        for refused in [too_long.as_str(), "AWS/Lambda", "Seyaha\\n", "Seyaha/é"] {
+            let error = namespace(refused).unwrap_err().to_string();
+            assert!(error.contains("SEYAHA_METRICS_NAMESPACE"), "{refused:?}: {error}");
+        }
     }
 
     #[test]

@@ -195,9 +195,32 @@ impl Function {
         self.child.id()
     }
 
-    /// Everything the function logged so far.
+    /// Everything the function logged so far (stdout and stderr).
     pub fn logs(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// The CloudWatch Embedded Metric Format documents the function printed so far: the lines
+    /// that are JSON objects with `_aws.CloudWatchMetrics`, in order.
+    pub fn emf_documents(&self) -> Vec<Value> {
+        self.logs()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|document| document["_aws"]["CloudWatchMetrics"].is_array())
+            .collect()
+    }
+
+    /// Waits (at most 10 s) until a document printed after the first `seen` has `metric`, and
+    /// returns that document. The function flushes after it answered, so this polls.
+    pub async fn emf_document_with(&self, seen: usize, metric: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(document) = self.emf_documents().into_iter().skip(seen).find(|document| document.get(metric).is_some()) {
+                return document;
+            }
+            assert!(std::time::Instant::now() < deadline, "no EMF document with {metric}; output:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 

@@ -491,3 +491,94 @@ async fn register_serves_the_console_and_an_admin_sync_of_one_integration() {
     let job = seyaha::adapters::stored::JobMessage::decode(jobs[0].body().unwrap()).unwrap();
     assert_eq!((job.integration_id.to_string(), job.trigger), (id, seyaha::domain::RunTrigger::Admin));
 }
+
+/// The namespace the metrics test sets (`SEYAHA_METRICS_NAMESPACE`).
+const NAMESPACE: &str = "Seyaha/Tests";
+
+/// Asserts that an EMF document declares `metric` with `unit` in [`NAMESPACE`], dimensioned by
+/// exactly these labels with these values; returns its value.
+#[track_caller]
+fn emf_metric<'a>(document: &'a Value, metric: &str, unit: &str, dimensions: &[(&str, &str)]) -> &'a Value {
+    let directive = &document["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], NAMESPACE, "{document}");
+    assert!(directive["Metrics"].as_array().unwrap().contains(&json!({"Name": metric, "Unit": unit})), "{metric} in {document}");
+    let mut declared: Vec<&str> = directive["Dimensions"][0].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+    let mut expected: Vec<&str> = dimensions.iter().map(|(name, _)| *name).collect();
+    declared.sort();
+    expected.sort();
+    assert_eq!(declared, expected, "dimensions of {document}");
+    for (name, value) in dimensions {
+        assert_eq!(document[*name], *value, "{name} in {document}");
+    }
+    &document[metric]
+}
+
+/// Metrics on AWS: after each invocation a function prints what it recorded as CloudWatch
+/// Embedded Metric Format documents on stdout, in the configured namespace, dimensioned by the
+/// metric's labels only (no function, integration or partner).
+#[tokio::test]
+async fn each_invocation_prints_its_metrics_as_embedded_metric_format() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let mut env = resources.lambda_env();
+    env.push(("SEYAHA_METRICS_NAMESPACE".into(), NAMESPACE.into()));
+    let octo = FakeOcto::start().await;
+    let (register, trigger, notify, worker) = tokio::join!(
+        Function::start("register", &env),
+        Function::start("sync-trigger", &env),
+        Function::start("availability-notify", &env),
+        Function::start("sync-worker", &env),
+    );
+    let admin_token = format!("Bearer {}", token(seyaha::domain::Role::Admin, "ops"));
+    let created = admin_created(&register, &admin_token, &octo).await;
+    let (id, secret) = (created["_id"].as_str().unwrap().to_owned(), created["webhook_secret"].as_str().unwrap().to_owned());
+
+    // A webhook sync: its run and the partner call, with the latency as a list of values.
+    let seen = trigger.emf_documents().len();
+    let sync =
+        http_event("apigw-sync-trigger.json", "POST", &format!("{PREFIX}/{id}/sync/trigger"), &[("x-webhook-secret", &secret)], None);
+    assert_eq!(http_reply(&trigger.invoke(sync).await.unwrap()).0, 200);
+    let document = trigger.emf_document_with(seen, "seyaha_syncs_total").await;
+    assert_eq!(emf_metric(&document, "seyaha_syncs_total", "Count", &[("trigger", "webhook"), ("outcome", "synced")]), &json!(1));
+    let document = trigger.emf_document_with(seen, "seyaha_partner_call_duration_seconds").await;
+    let dimensions = [("operation", "GET /products"), ("status_class", "2xx")];
+    let latencies = emf_metric(&document, "seyaha_partner_call_duration_seconds", "Seconds", &dimensions);
+    assert_eq!(latencies.as_array().map(Vec::len), Some(1), "{document}");
+
+    // Two notifies in two invocations: each prints its own count (the counters restart at
+    // every flush, so CloudWatch adds them up).
+    let notify_path = format!("{PREFIX}/{id}/availability/notify");
+    let mut known = sample_body("apigw-availability-notify.json");
+    known["availability"]["productId"] = json!("product_1");
+    for _ in 0..2 {
+        let seen = notify.emf_documents().len();
+        let event = http_event("apigw-availability-notify.json", "POST", &notify_path, &[("x-webhook-secret", &secret)], Some(&known));
+        assert_eq!(http_reply(&notify.invoke(event).await.unwrap()).1["data"], json!({"updated": true}));
+        let document = notify.emf_document_with(seen, "seyaha_notifies_total").await;
+        assert_eq!(emf_metric(&document, "seyaha_notifies_total", "Count", &[("outcome", "updated")]), &json!(1));
+    }
+    let seen = notify.emf_documents().len();
+    let wrong = http_event("apigw-availability-notify.json", "POST", &notify_path, &[("x-webhook-secret", &"0".repeat(64))], Some(&known));
+    assert_eq!(http_reply(&notify.invoke(wrong).await.unwrap()).0, 401);
+    let document = notify.emf_document_with(seen, "seyaha_webhook_auth_failures_total").await;
+    assert_eq!(emf_metric(&document, "seyaha_webhook_auth_failures_total", "Count", &[]), &json!(1));
+
+    // A notify for an unknown product queues a fallback sync; the worker's job is counted.
+    let unknown = sample_body("apigw-availability-notify.json");
+    let event = http_event("apigw-availability-notify.json", "POST", &notify_path, &[("x-webhook-secret", &secret)], Some(&unknown));
+    assert_eq!(http_reply(&notify.invoke(event).await.unwrap()).1["data"], json!({"updated": false}));
+    let messages = wait_for_messages(&resources, &config, 1).await;
+    assert_eq!(messages.len(), 1);
+    let seen = worker.emf_documents().len();
+    assert_eq!(worker.invoke(sqs_event(&messages)).await.unwrap(), json!({"batchItemFailures": []}));
+    let document = worker.emf_document_with(seen, "seyaha_jobs_total").await;
+    assert_eq!(emf_metric(&document, "seyaha_jobs_total", "Count", &[("job_kind", "catalog"), ("outcome", "done")]), &json!(1));
+
+    // No id and no secret in any document: only the labels' fixed values are dimensions.
+    for function in [&register, &trigger, &notify, &worker] {
+        for document in function.emf_documents() {
+            let text = document.to_string();
+            assert!(!text.contains(&id) && !text.contains(&secret) && !text.contains(&octo.base_url()), "{text}");
+        }
+    }
+}

@@ -167,3 +167,74 @@ fn the_public_url_is_the_http_apis_own() {
     let public_url = template["Globals"]["Function"]["Environment"]["Variables"]["SEYAHA_PUBLIC_URL"].to_string();
     assert!(public_url.contains("${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"), "{public_url}");
 }
+
+/// The `SEARCH('{namespace,dim,...} MetricName="name"', ...)` expressions of a dashboard body:
+/// each metric name with its dimensions, sorted.
+fn searched_metrics(body: &str) -> Vec<(String, Vec<String>)> {
+    body.split("SEARCH('{")
+        .skip(1)
+        .map(|rest| {
+            // The schema ends where the search terms start (`${MetricsNamespace}` has a brace too).
+            let (schema, rest) = rest.split_once("} MetricName=\\\"").unwrap();
+            let name = rest.split("\\\"").next().unwrap();
+            let mut dimensions: Vec<String> = schema.split(',').skip(1).map(str::to_owned).collect();
+            dimensions.sort();
+            (name.to_owned(), dimensions)
+        })
+        .collect()
+}
+
+/// Every metric the code records (`seyaha::metrics::ALL`) is on the dashboard with exactly its
+/// dimensions, in the namespace the functions are given; the dashboard body is valid JSON; and
+/// the sync error rate alarm reads a metric and dimension the code records, and reaches a person.
+#[test]
+fn the_dashboard_shows_every_metric_and_the_sync_error_rate_alarms() {
+    let template = template();
+    let namespace = template["Parameters"]["MetricsNamespace"].clone();
+    assert_eq!(namespace["Default"], seyaha::settings::DEFAULT_METRICS_NAMESPACE);
+    let variables = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(variables["SEYAHA_METRICS_NAMESPACE"], json!({"Ref": "MetricsNamespace"}), "every function prints into it");
+
+    let body = resource(&template, "Dashboard")["Properties"]["DashboardBody"]["Fn::Sub"].as_str().expect("a !Sub body").to_owned();
+    let searched = searched_metrics(&body);
+    for metric in seyaha::metrics::ALL {
+        let mut labels: Vec<String> = metric.labels.iter().map(|l| (*l).to_owned()).collect();
+        labels.sort();
+        assert!(
+            searched.contains(&(metric.name.to_owned(), labels.clone())),
+            "{} by {labels:?} on the dashboard: {searched:?}",
+            metric.name
+        );
+    }
+    for (name, _) in &searched {
+        assert!(seyaha::metrics::ALL.iter().any(|m| m.name == name), "the dashboard shows {name}, which the code does not record");
+    }
+    let substituted = body
+        .replace("${MetricsNamespace}", seyaha::settings::DEFAULT_METRICS_NAMESPACE)
+        .replace("${AWS::Region}", "eu-west-1")
+        .replace("${SyncErrorRateAlarm.Arn}", "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:x");
+    assert!(!substituted.contains("${"), "only known substitutions: {substituted}");
+    let dashboard: Value = serde_json::from_str(&substituted).unwrap_or_else(|e| panic!("the dashboard body is not JSON: {e}"));
+    assert!(dashboard["widgets"].as_array().unwrap().iter().any(|w| w["properties"]["annotations"]["alarms"].is_array()));
+
+    let alarm = &resource(&template, "SyncErrorRateAlarm")["Properties"];
+    assert_eq!(alarm["AlarmActions"], json!([{"Ref": "AlarmTopic"}]));
+    assert_eq!(alarm["TreatMissingData"], "notBreaching");
+    let duration = seyaha::metrics::ALL.iter().find(|m| m.name == seyaha::metrics::SYNC_DURATION).unwrap();
+    let mut outcomes = Vec::new();
+    for query in alarm["Metrics"].as_array().unwrap().iter().filter(|q| q.get("MetricStat").is_some()) {
+        let metric = &query["MetricStat"]["Metric"];
+        assert_eq!(metric["Namespace"], json!({"Ref": "MetricsNamespace"}));
+        assert_eq!(metric["MetricName"], duration.name);
+        assert_eq!(query["MetricStat"]["Stat"], "SampleCount", "runs are the histogram's sample count");
+        let dimensions = metric["Dimensions"].as_array().unwrap();
+        assert_eq!(dimensions.len(), duration.labels.len(), "an alarm's metric must have all of the dimensions the code records");
+        assert_eq!(dimensions[0]["Name"], duration.labels[0]);
+        outcomes.push(dimensions[0]["Value"].as_str().unwrap().to_owned());
+    }
+    outcomes.sort();
+    assert_eq!(outcomes, ["error", "skipped", "synced"], "the runs that reached a partner");
+    for outcome in &outcomes {
+        assert!(<seyaha::domain::RunOutcome as std::str::FromStr>::from_str(outcome).is_ok(), "{outcome} is an outcome the code records");
+    }
+}

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let app = seyaha::lambda::start().await?;
-    lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| {
+    seyaha::lambda::run(service_fn(move |_event: LambdaEvent<Value>| {
         let service = app.service().clone();
         async move {
             let queued = service.request_nightly_sync().await?;

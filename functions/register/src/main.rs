@@ -1,10 +1,11 @@
 //! Lambda `register`: the partner and admin API (JWT routes) behind API Gateway (HTTP API).
-//! Clients are built once per container by the library's composition root.
+//! Clients are built once per container by the library's composition root; metrics are
+//! flushed after each invocation.
 
-use lambda_http::Error;
+use seyaha::lambda::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let app = seyaha::lambda::start().await?;
-    lambda_http::run(app.registration_router()).await
+    seyaha::lambda::run_http(app.registration_router()).await
 }

@@ -63,5 +63,5 @@ fn failure(id: String) -> BatchItemFailure {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let app = seyaha::lambda::start().await?;
-    lambda_runtime::run(service_fn(|event| handle(&app, event))).await
+    seyaha::lambda::run(service_fn(|event| handle(&app, event))).await
 }

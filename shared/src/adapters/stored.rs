@@ -685,6 +685,7 @@ mod tests {
             let text = JobMessage::encode(&job);
             let wire: serde_json::Value = serde_json::from_str(&text).unwrap();
             assert_eq!(wire.get("work").cloned().unwrap_or_default(), work, "{text}");
+            assert_eq!(work.get("kind").and_then(|k| k.as_str()).unwrap_or("catalog"), job.work.kind(), "the metric's job_kind");
             assert_eq!(JobMessage::decode(&text).unwrap(), job);
         }
     }

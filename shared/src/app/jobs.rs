@@ -36,7 +36,9 @@ pub enum BatchOutcome {
 
 /// Runs one job through the service, catching a panic.
 pub async fn run_job(service: &IntegrationService, job: &SyncJob) -> Result<SyncResult, JobFailure> {
-    isolated(service.run_job(job)).await
+    let result = isolated(service.run_job(job)).await;
+    count(job, job_outcome(&result));
+    result
 }
 
 /// Runs a batch one job after another before `ends_at` (the invocation's deadline). A job is
@@ -47,15 +49,34 @@ pub async fn run_batch(service: &IntegrationService, jobs: &[SyncJob], ends_at: 
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
         if Instant::now() + start_reserve > ends_at {
+            count(job, "not_started");
             outcomes.push(BatchOutcome::NotStarted);
             continue;
         }
-        outcomes.push(match isolated(service.run_job_before(job, job_deadline)).await {
+        let result = isolated(service.run_job_before(job, job_deadline)).await;
+        count(job, job_outcome(&result));
+        outcomes.push(match result {
             Ok(result) => BatchOutcome::Ran(result),
             Err(failure) => BatchOutcome::Failed(failure),
         });
     }
     outcomes
+}
+
+fn count(job: &SyncJob, outcome: &'static str) {
+    crate::metrics::job(job.work.kind(), outcome);
+}
+
+/// The `outcome` label of a job that ran: what its sync came to, or why it must run again.
+fn job_outcome(result: &Result<SyncResult, JobFailure>) -> &'static str {
+    match result {
+        Ok(SyncResult::Done { .. }) => "done",
+        Ok(SyncResult::Queued) => "queued",
+        Ok(SyncResult::Failed { .. }) => "partner_error",
+        Ok(SyncResult::NotNeeded) => "not_needed",
+        Err(JobFailure::Sync(_)) => "failed",
+        Err(JobFailure::Panicked(_)) => "panicked",
+    }
 }
 
 async fn isolated(work: impl Future<Output = Result<SyncResult, SyncError>>) -> Result<SyncResult, JobFailure> {

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use serde_with::SerializeDisplay;
-use strum::{Display, EnumString, VariantNames};
+use strum::{Display, EnumString, IntoStaticStr, VariantNames};
 
 use super::{ContentHash, IntegrationId, LocalDateTime, RunId, Timestamp};
 
@@ -140,7 +140,7 @@ pub struct VariationRef {
 }
 
 /// What started a sync run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, IntoStaticStr, VariantNames, SerializeDisplay, utoipa::ToSchema)]
 #[schema(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum RunTrigger {
@@ -157,7 +157,7 @@ pub enum RunTrigger {
     AvailabilityPull,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, IntoStaticStr, VariantNames, SerializeDisplay, utoipa::ToSchema)]
 #[schema(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum RunOutcome {

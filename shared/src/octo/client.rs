@@ -2,7 +2,7 @@
 //! every call. Built once per process and shared: it pools connections.
 
 use std::error::Error as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use reqwest::{StatusCode, redirect};
@@ -151,27 +151,49 @@ impl OctoClient {
             .map_err(|_| transport(call, "auth_key is not a valid header value"))?;
         authorization.set_sensitive(true);
         let request = request.header(AUTHORIZATION, authorization).header(ACCEPT, "application/json");
-        let mut response = request.send().await.map_err(|e| self.classify(call, base_url, e))?;
+        let started = Instant::now();
+        let (status, result) = self.exchange(call, base_url, request).await;
+        crate::metrics::partner_call(call, status, started.elapsed());
+        result
+    }
+
+    /// Sends the request and reads the body: the status that came back (`None` when there was
+    /// no answer, or its body could not be read), and the outcome.
+    async fn exchange(
+        &self,
+        call: &'static str,
+        base_url: &BaseUrl,
+        request: reqwest::RequestBuilder,
+    ) -> (Option<u16>, Result<Vec<u8>, OctoError>) {
+        let mut response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => return (None, Err(self.classify(call, base_url, error))),
+        };
         let status = response.status();
+        let answered = Some(status.as_u16());
         if !status.is_success() {
-            return Err(match status {
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => OctoError::AuthRefused { call, status: status.as_u16() },
-                StatusCode::TOO_MANY_REQUESTS => OctoError::RateLimited { call, retry_after: retry_after(response.headers()) },
-                _ => OctoError::Status { call, status: status.as_u16() },
-            });
+            return (
+                answered,
+                Err(match status {
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => OctoError::AuthRefused { call, status: status.as_u16() },
+                    StatusCode::TOO_MANY_REQUESTS => OctoError::RateLimited { call, retry_after: retry_after(response.headers()) },
+                    _ => OctoError::Status { call, status: status.as_u16() },
+                }),
+            );
         }
         let limit = self.config.max_response_bytes;
         if response.content_length().is_some_and(|len| len > limit as u64) {
-            return Err(OctoError::TooLarge { call, limit });
+            return (answered, Err(OctoError::TooLarge { call, limit }));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(call, base_url, e))? {
-            if body.len() + chunk.len() > limit {
-                return Err(OctoError::TooLarge { call, limit });
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() > limit => return (answered, Err(OctoError::TooLarge { call, limit })),
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => return (answered, Ok(body)),
+                Err(error) => return (None, Err(self.classify(call, base_url, error))),
             }
-            body.extend_from_slice(&chunk);
         }
-        Ok(body)
     }
 
     fn classify(&self, call: &'static str, base_url: &BaseUrl, error: reqwest::Error) -> OctoError {

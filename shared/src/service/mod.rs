@@ -349,6 +349,7 @@ impl IntegrationService {
         );
         let Some(record) = record.filter(|_| authenticated) else {
             tracing::info!(integration_id = %id, "webhook authentication failed");
+            crate::metrics::webhook_auth_failure();
             return Err(ServiceError::WebhookUnauthorized);
         };
         if !record.integration.is_approved {

@@ -7,6 +7,7 @@
 use super::{AuthenticatedWebhook, IntegrationService, ServiceError};
 use crate::domain::{AvailabilityUpdate, EventAction, OctoEvent, RunTrigger, Slot};
 use crate::logging::Untrusted;
+use crate::metrics;
 use crate::ports::SyncJob;
 
 impl IntegrationService {
@@ -28,9 +29,12 @@ impl IntegrationService {
             };
             let expires_at = slot.local_date_time_start.instant().plus_millis(self.limits.slot_retention.as_millis() as i64);
             self.ports.catalog.put_slot(&id, &slot, expires_at).await?;
+            metrics::catalog_writes(metrics::Record::Slot, metrics::Write::Upsert, 1);
+            metrics::notify(true);
             return Ok(true);
         }
         let queued = self.engine.request_sync(id, RunTrigger::Fallback, Some(record)).await?;
+        metrics::notify(false);
         tracing::info!(integration_id = %id, product_id = %Untrusted(&update.product_id), option_id = %Untrusted(&update.option_id), queued, "notify for an unknown product: fallback sync");
         Ok(false)
     }

@@ -23,6 +23,7 @@ use super::engine::{Run, RunReport, SyncEngine, SyncError, SyncResult, truncate}
 use crate::api::MAX_COUNT;
 use crate::domain::{IntegrationId, IntegrationRecord, LocalDateTime, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts};
 use crate::logging::Untrusted;
+use crate::metrics::{self, Record, Write};
 use crate::octo::{OctoCredentials, OctoError};
 
 /// Longest range of one `POST /availability` call, in days (both ends included).
@@ -206,8 +207,9 @@ impl SyncEngine {
                 closed.push(slot);
             }
         }
-        counts.updated += call.slots.len() as u64;
-        counts.deactivated += closed.len() as u64;
+        let (upserted, closed_count) = (call.slots.len() as u64, closed.len() as u64);
+        counts.updated += upserted;
+        counts.deactivated += closed_count;
         let writes: Vec<(Slot, crate::domain::Timestamp)> = call
             .slots
             .into_iter()
@@ -218,6 +220,8 @@ impl SyncEngine {
             })
             .collect();
         self.ports.catalog.put_slots(id, &writes).await?;
+        metrics::catalog_writes(Record::Slot, Write::Upsert, upserted);
+        metrics::catalog_writes(Record::Slot, Write::Deactivate, closed_count);
         Ok(())
     }
 

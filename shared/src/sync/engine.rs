@@ -22,6 +22,7 @@ use crate::domain::{
     Rejection, RunId, RunOutcome, RunTrigger, SyncCounts, SyncRun, SyncStatus, Timestamp,
 };
 use crate::logging::Untrusted;
+use crate::metrics::{self, Record, Rejected, Write};
 use crate::octo::{OctoClient, OctoCredentials};
 use crate::ports::{Cursor, IntegrationStore, JobWork, Ports, QueueError, SecretStoreError, StoreError, SyncJob};
 use crate::records::{Change, update_record};
@@ -270,6 +271,9 @@ impl SyncEngine {
             Change::Write(transition)
         })
         .await?;
+        if let Some((_, transition)) = &updated {
+            metrics::health_transition(*transition);
+        }
         match updated {
             Some((_, HealthTransition::BecameDown)) => self.deactivate_when_down(id).await,
             Some((record, HealthTransition::RecoveredFromDown)) => {
@@ -338,6 +342,7 @@ impl SyncEngine {
     /// Deactivates the catalog of a DOWN integration; the caller holds the lease.
     async fn deactivate(&self, id: IntegrationId, now: Timestamp) -> Result<(), SyncError> {
         let deactivated = self.ports.catalog.deactivate_all(&id, now).await?;
+        metrics::catalog_writes(Record::Activity, Write::Deactivate, deactivated);
         if deactivated > 0 {
             tracing::warn!(integration_id = %id, deactivated, "integration is DOWN: activities deactivated, scheduled syncs only probe");
         }
@@ -457,6 +462,7 @@ impl SyncEngine {
             Err(error) => return self.fail(run, error.to_string()).await,
         };
         drop(body);
+        metrics::products_fetched((parsed.activities.len() + parsed.rejections.len()) as u64);
 
         if out_of_budget() {
             return self.hand_off(run).await;
@@ -482,15 +488,18 @@ impl SyncEngine {
                 return self.hand_off(run).await;
             }
             self.ports.catalog.put_activities(&id, batch).await?;
+            metrics::catalog_writes(Record::Activity, Write::Upsert, batch.len() as u64);
         }
         if !to_deactivate.is_empty() {
             self.ports.catalog.set_active(&id, &to_deactivate, false, self.ports.clock.now()).await?;
+            metrics::catalog_writes(Record::Activity, Write::Deactivate, to_deactivate.len() as u64);
         }
 
         let committed = self.commit(run, Some(parsed.payload_hash)).await?;
         if !committed {
             // Deleted while syncing: what this run wrote must not stay active.
-            self.ports.catalog.deactivate_all(&id, self.ports.clock.now()).await?;
+            let deactivated = self.ports.catalog.deactivate_all(&id, self.ports.clock.now()).await?;
+            metrics::catalog_writes(Record::Activity, Write::Deactivate, deactivated);
         }
         tracing::info!(integration_id = %id, trigger = ?run.trigger, ?counts, "catalog synced");
         let report =
@@ -503,6 +512,8 @@ impl SyncEngine {
     /// Returns false when the integration no longer exists.
     async fn commit(&self, run: &Run, hash: Option<ContentHash>) -> Result<bool, SyncError> {
         let now = self.ports.clock.now();
+        // The transition of the attempt that was written (a lost race applies it again).
+        let mut transition = HealthTransition::Unchanged;
         let released = self
             .release(run, RunTrigger::FollowUp, Request::Served, |record| {
                 let sync = &mut record.integration.sync;
@@ -513,9 +524,12 @@ impl SyncEngine {
                     sync.last_sync_at = Some(now);
                 }
                 record.sync_control.force_full_sync = false;
-                apply_probe(record, ProbeOutcome::Success, now);
+                transition = apply_probe(record, ProbeOutcome::Success, now);
             })
             .await?;
+        if released == Some(Released::Written) {
+            metrics::health_transition(transition);
+        }
         Ok(released.is_some())
     }
 
@@ -528,13 +542,20 @@ impl SyncEngine {
         let probed = update_record(self.ports.integrations.as_ref(), &run.id, None, |record| {
             if record.sync_control.lease.as_ref().is_none_or(|lease| lease.run_id != run.run_id) {
                 // The lease expired and someone else took over: their run decides the state.
-                return Change::Keep(false);
+                return Change::Keep((false, HealthTransition::Unchanged));
             }
-            apply_probe(record, ProbeOutcome::Failure, now);
-            Change::Write(record.integration.health.status == HealthStatus::Down)
+            let transition = apply_probe(record, ProbeOutcome::Failure, now);
+            Change::Write((record.integration.health.status == HealthStatus::Down, transition))
         })
         .await?;
-        if matches!(probed, Some((_, true))) {
+        let down = match probed {
+            Some((_, (down, transition))) => {
+                metrics::health_transition(transition);
+                down
+            }
+            None => false,
+        };
+        if down {
             self.deactivate(run.id, now).await?;
         }
         self.release(run, RunTrigger::FollowUp, Request::Served, |record| {
@@ -562,20 +583,20 @@ impl SyncEngine {
 
     /// Releases our lease (if still ours) with `finish` applied, then sends the one job a
     /// request made during the run (or by `finish`) asked for, as `next`. `None` when the
-    /// integration is gone.
+    /// integration is gone; `finish` was applied to what was written only when `Written`.
     async fn release(
         &self,
         run: &Run,
         next: RunTrigger,
         request: Request,
         mut finish: impl FnMut(&mut IntegrationRecord),
-    ) -> Result<Option<()>, SyncError> {
+    ) -> Result<Option<Released>, SyncError> {
         let now = self.ports.clock.now();
         let updated = update_record(self.ports.integrations.as_ref(), &run.id, None, |record| {
             let control = &mut record.sync_control;
             let Some(lease) = control.lease.take_if(|lease| lease.run_id == run.run_id) else {
                 // The lease expired and someone else took over: their run decides the state.
-                return Change::Keep(false);
+                return Change::Keep(None);
             };
             let follow_up = match request {
                 Request::Served => {
@@ -591,17 +612,21 @@ impl SyncEngine {
                 }
             };
             finish(record);
-            Change::Write(follow_up)
+            Change::Write(Some(follow_up))
         })
         .await?;
-        let Some((_, follow_up)) = updated else { return Ok(None) };
+        let Some((_, written)) = updated else { return Ok(None) };
+        let Some(follow_up) = written else { return Ok(Some(Released::NotOurs)) };
         if follow_up {
             self.ports.queue.enqueue(&[SyncJob::catalog(run.id, next)]).await?;
         }
-        Ok(Some(()))
+        Ok(Some(Released::Written))
     }
 
     pub(super) async fn record_run(&self, run: &Run, report: RunReport) {
+        let rejected = if run.trigger == RunTrigger::AvailabilityPull { Rejected::Availability } else { Rejected::Product };
+        metrics::rejections(rejected, report.counts.rejected);
+        metrics::sync_run(run.trigger, report.outcome, run.clock.elapsed());
         let record = SyncRun {
             run_id: run.run_id,
             integration_id: run.id,
@@ -640,6 +665,15 @@ impl LivePages {
         self.after = page.next;
         Ok(Some(page.items))
     }
+}
+
+/// What [`SyncEngine::release`] did, when the integration still exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Released {
+    /// Our lease was given back, with `finish` applied.
+    Written,
+    /// The lease had expired and another run holds it: nothing was written.
+    NotOurs,
 }
 
 /// What a finished run did to the request it covered.

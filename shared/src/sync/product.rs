@@ -11,6 +11,7 @@ use super::catalog::parse_catalog;
 use super::engine::{Run, RunReport, SyncEngine, SyncError, SyncResult, truncate};
 use crate::domain::{HealthStatus, IntegrationId, IntegrationRecord, ProductActivity, RunOutcome, RunTrigger, SyncCounts};
 use crate::logging::Untrusted;
+use crate::metrics::{self, Record, Write};
 
 impl SyncEngine {
     /// Syncs one product under the lease. When another sync holds the lease, or the
@@ -41,6 +42,7 @@ impl SyncEngine {
             Ok(body) => body,
             Err(error) => return Ok(self.product_failed(run, product_id, error.to_string()).await),
         };
+        metrics::products_fetched(u64::from(body.is_some()));
         let stored = self.ports.catalog.activity_of_product(&id, product_id).await?;
         let now = self.ports.clock.now();
         let mut counts = SyncCounts::default();
@@ -49,6 +51,7 @@ impl SyncEngine {
             // The partner no longer has it: deactivate (never delete), as a full sync would.
             if let Some(ProductActivity { internal_name, is_active: true, .. }) = stored {
                 self.ports.catalog.set_active(&id, &[internal_name], false, now).await?;
+                metrics::catalog_writes(Record::Activity, Write::Deactivate, 1);
                 counts.deactivated = 1;
             }
             return Ok(self.product_done(run, product_id, counts, Vec::new()).await);
@@ -88,13 +91,16 @@ impl SyncEngine {
                 if state.internal_name != activity.internal_name && state.is_active {
                     // Renamed: the activity is keyed by internalName, so the old one goes.
                     self.ports.catalog.set_active(&id, &[state.internal_name], false, now).await?;
+                    metrics::catalog_writes(Record::Activity, Write::Deactivate, 1);
                     counts.deactivated = 1;
                 }
                 self.ports.catalog.put_activities(&id, std::slice::from_ref(&activity)).await?;
+                metrics::catalog_writes(Record::Activity, Write::Upsert, 1);
                 counts.updated = 1;
             }
             None => {
                 self.ports.catalog.put_activities(&id, std::slice::from_ref(&activity)).await?;
+                metrics::catalog_writes(Record::Activity, Write::Upsert, 1);
                 counts.created = 1;
             }
         }
