@@ -44,6 +44,34 @@ async fn admin_created(register: &Function, admin_token: &str, octo: &FakeOcto) 
     created["data"].clone()
 }
 
+/// The four functions of an end-to-end flow, started together, with an approved integration
+/// on `octo` (created by an admin through `register`).
+struct Fleet {
+    register: Function,
+    trigger: Function,
+    notify: Function,
+    worker: Function,
+    /// `Bearer <admin JWT>`.
+    admin_token: String,
+    id: String,
+    secret: String,
+}
+
+impl Fleet {
+    async fn start(env: &[(String, String)], octo: &FakeOcto) -> Self {
+        let (register, trigger, notify, worker) = tokio::join!(
+            Function::start("register", env),
+            Function::start("sync-trigger", env),
+            Function::start("availability-notify", env),
+            Function::start("sync-worker", env),
+        );
+        let admin_token = format!("Bearer {}", token(seyaha::domain::Role::Admin, "ops"));
+        let created = admin_created(&register, &admin_token, octo).await;
+        let (id, secret) = (created["_id"].as_str().unwrap().to_owned(), created["webhook_secret"].as_str().unwrap().to_owned());
+        Self { register, trigger, notify, worker, admin_token, id, secret }
+    }
+}
+
 /// The body of a sample event in `events/`, as JSON.
 fn sample_body(file: &str) -> Value {
     serde_json::from_str(event_file(file)["body"].as_str().unwrap()).unwrap()
@@ -351,15 +379,7 @@ async fn an_octo_product_update_reaches_the_worker_as_a_product_job() {
     let resources = resources(&config).await;
     let env = resources.lambda_env();
     let octo = FakeOcto::start().await;
-    let (register, trigger, notify, worker) = tokio::join!(
-        Function::start("register", &env),
-        Function::start("sync-trigger", &env),
-        Function::start("availability-notify", &env),
-        Function::start("sync-worker", &env),
-    );
-    let admin_token = format!("Bearer {}", token(seyaha::domain::Role::Admin, "ops"));
-    let created = admin_created(&register, &admin_token, &octo).await;
-    let (id, secret) = (created["_id"].as_str().unwrap().to_owned(), created["webhook_secret"].as_str().unwrap().to_owned());
+    let Fleet { register, trigger, notify, worker, admin_token, id, secret } = Fleet::start(&env, &octo).await;
     let sync =
         http_event("apigw-sync-trigger.json", "POST", &format!("{PREFIX}/{id}/sync/trigger"), &[("x-webhook-secret", &secret)], None);
     assert_eq!(http_reply(&trigger.invoke(sync).await.unwrap()).0, 200);
@@ -523,15 +543,7 @@ async fn each_invocation_prints_its_metrics_as_embedded_metric_format() {
     let mut env = resources.lambda_env();
     env.push(("SEYAHA_METRICS_NAMESPACE".into(), NAMESPACE.into()));
     let octo = FakeOcto::start().await;
-    let (register, trigger, notify, worker) = tokio::join!(
-        Function::start("register", &env),
-        Function::start("sync-trigger", &env),
-        Function::start("availability-notify", &env),
-        Function::start("sync-worker", &env),
-    );
-    let admin_token = format!("Bearer {}", token(seyaha::domain::Role::Admin, "ops"));
-    let created = admin_created(&register, &admin_token, &octo).await;
-    let (id, secret) = (created["_id"].as_str().unwrap().to_owned(), created["webhook_secret"].as_str().unwrap().to_owned());
+    let Fleet { register, trigger, notify, worker, id, secret, .. } = Fleet::start(&env, &octo).await;
 
     // A webhook sync: its run and the partner call, with the latency as a list of values.
     let seen = trigger.emf_documents().len();
