@@ -238,3 +238,14 @@ fn the_dashboard_shows_every_metric_and_the_sync_error_rate_alarms() {
         assert!(<seyaha::domain::RunOutcome as std::str::FromStr>::from_str(outcome).is_ok(), "{outcome} is an outcome the code records");
     }
 }
+
+/// The metrics are EMF log lines without a level, which Lambda's log-level filter takes for
+/// INFO: a WARN or ERROR application log level would drop them, and the alarms on them with them.
+#[test]
+fn the_log_level_cannot_drop_the_metrics() {
+    let template = template();
+    let level = &template["Parameters"]["LogLevel"];
+    assert_eq!(level["AllowedValues"], json!(["TRACE", "DEBUG", "INFO"]));
+    assert_eq!(level["Default"], "INFO");
+    assert_eq!(template["Globals"]["Function"]["LoggingConfig"]["ApplicationLogLevel"], json!({"Ref": "LogLevel"}));
+}
