@@ -124,8 +124,15 @@ try {
   assert.equal(await page.locator('#integration-rows tr').count(), 10);
   await page.getByRole('button', { name: 'Next' }).first().click();
   await eventually('page 2', async () => (await page.locator('#page-info').textContent()).startsWith('Page 2 of 2'));
-  assert.equal(await page.locator('#integration-rows tr').count(), totalIntegrations - 10);
-  await page.getByRole('button', { name: 'Previous' }).first().click();
+  const lastPage = await page.locator('#integration-rows tr').evaluateAll((rows) => rows.map((r) => r.dataset.integrationId));
+  assert.equal(lastPage.length, totalIntegrations - 10);
+  assert.ok(!lastPage.includes(integrationId), 'the newest integration is on page 1');
+
+  step('the last page empties elsewhere: a refresh shows the new last page');
+  for (const id of lastPage) assert.equal((await adminApi('DELETE', `/admin/${id}`)).status, 200);
+  const remaining = totalIntegrations - lastPage.length;
+  await page.locator('#refresh').click();
+  await eventually('the new last page', async () => (await page.locator('#page-info').textContent()) === `Page 1 of 1 · ${remaining} integrations`);
   await row.waitFor();
 
   step('open the integration and approve it, after confirming');

@@ -226,6 +226,12 @@
     view.pageInfo.textContent = `Page ${state.page} of ${state.totalPages} · ${total} integration${total === 1 ? '' : 's'}`;
     view.pagePrev.disabled = state.page <= 1;
     view.pageNext.disabled = state.page >= state.totalPages;
+    if (items.length === 0 && total > 0 && state.page > state.totalPages) {
+      // The page emptied under us (the last one deleted elsewhere): show the new last page.
+      state.page = state.totalPages;
+      loadIntegrations();
+      return;
+    }
     if (items.length === 0) {
       emptyRow(view.rows, 8, 'No integrations match these filters.');
       return;
