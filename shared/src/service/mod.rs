@@ -352,12 +352,7 @@ impl IntegrationService {
             crate::metrics::webhook_auth_failure();
             return Err(ServiceError::WebhookUnauthorized);
         };
-        if !record.integration.is_approved {
-            return Err(ServiceError::NotApproved);
-        }
-        if !record.integration.is_active {
-            return Err(ServiceError::Inactive);
-        }
+        ensure_live(&record)?;
         self.check_rate(id).await?;
         Ok(AuthenticatedWebhook(record))
     }
@@ -403,12 +398,7 @@ impl IntegrationService {
     /// The integration, if it is approved and active (what an admin may sync or pull).
     async fn live(&self, id: IntegrationId) -> Result<IntegrationRecord, ServiceError> {
         let record = self.ports.integrations.get(&id).await?.ok_or(ServiceError::NotFound)?;
-        if !record.integration.is_approved {
-            return Err(ServiceError::NotApproved);
-        }
-        if !record.integration.is_active {
-            return Err(ServiceError::Inactive);
-        }
+        ensure_live(&record)?;
         Ok(record)
     }
 
@@ -584,4 +574,16 @@ impl IntegrationService {
 fn capitalize(text: &str) -> String {
     let mut chars = text.chars();
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// Approved, then active: what a webhook call and an admin's sync or pull need (403 otherwise,
+/// approval reported first).
+fn ensure_live(record: &IntegrationRecord) -> Result<(), ServiceError> {
+    if !record.integration.is_approved {
+        return Err(ServiceError::NotApproved);
+    }
+    if !record.integration.is_active {
+        return Err(ServiceError::Inactive);
+    }
+    Ok(())
 }
