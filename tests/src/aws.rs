@@ -94,6 +94,17 @@ pub async fn resources(config: &SdkConfig) -> Resources {
 }
 
 impl Resources {
+    /// `base` with these resources as the store, queue and secret prefix (for building the AWS
+    /// ports in-process).
+    pub fn settings(&self, base: seyaha::settings::Settings) -> seyaha::settings::Settings {
+        seyaha::settings::Settings {
+            table_name: Some(self.table.clone()),
+            queue_url: Some(self.queue_url.clone()),
+            secret_prefix: self.secret_prefix.clone(),
+            ..base
+        }
+    }
+
     /// The environment template.yaml gives a function, pointed at moto.
     pub fn lambda_env(&self) -> Vec<(String, String)> {
         [

@@ -277,6 +277,16 @@ impl TestApp {
     }
 }
 
+/// Polls `done` (something the test can see without a request, like a fake's call count)
+/// until it holds, failing with `what` after `limit`.
+pub async fn wait_until(what: &str, limit: Duration, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The runs of a sync-log with this trigger.
 pub fn runs_with_trigger<'a>(log: &'a Value, trigger: &str) -> Vec<&'a Value> {
     log["runs"].as_array().map(|runs| runs.iter().filter(|run| run["trigger"] == trigger).collect()).unwrap_or_default()

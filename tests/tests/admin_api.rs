@@ -199,11 +199,8 @@ async fn admin_sync_of_one_integration_is_queued_and_coalesced() {
 
     octo.set_behaviour(Behaviour::Held);
     assert_eq!(app.call("POST", &sync, Some(&admin), None).await.expect_success(202), &json!({"requested": true}));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while octo.product_calls() == 0 {
-        assert!(std::time::Instant::now() < deadline, "the queued sync never reached the supplier");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    seyaha_tests::wait_until("the queued sync to reach the supplier", std::time::Duration::from_secs(15), || octo.product_calls() > 0)
+        .await;
     assert_eq!(
         app.call("POST", &sync, Some(&admin), None).await.expect_success(202),
         &json!({"requested": true}),

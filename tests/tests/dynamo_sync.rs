@@ -20,12 +20,7 @@ use seyaha_tests::{FakeClock, test_settings};
 async fn products_beyond_dynamodb_limits_are_rejected_and_the_rest_syncs() {
     let config = sdk_config().await;
     let resources = resources(&config).await;
-    let settings = Settings {
-        table_name: Some(resources.table.clone()),
-        queue_url: Some(resources.queue_url.clone()),
-        secret_prefix: resources.secret_prefix.clone(),
-        ..test_settings()
-    };
+    let settings = resources.settings(test_settings());
     let ports = seyaha::adapters::aws::ports(&config, &settings, Arc::new(SystemClock)).unwrap();
     let catalog_store = Arc::clone(&ports.catalog);
     let app = app::build(ports, &settings, Runtime::Lambda);
@@ -65,13 +60,7 @@ async fn products_beyond_dynamodb_limits_are_rejected_and_the_rest_syncs() {
 async fn a_rotated_secret_works_for_the_overlap_on_dynamodb() {
     let config = sdk_config().await;
     let resources = resources(&config).await;
-    let settings = Settings {
-        table_name: Some(resources.table.clone()),
-        queue_url: Some(resources.queue_url.clone()),
-        secret_prefix: resources.secret_prefix.clone(),
-        secret_overlap_hours: 2,
-        ..test_settings()
-    };
+    let settings = resources.settings(Settings { secret_overlap_hours: 2, ..test_settings() });
     let clock = FakeClock::new();
     let ports = seyaha::adapters::aws::ports(&config, &settings, clock.clone()).unwrap();
     let app = app::build(ports, &settings, Runtime::Lambda);

@@ -307,11 +307,7 @@ async fn a_request_whose_message_was_never_sent_is_not_coalesced_away() {
 
 /// Waits (polling, with a deadline) until the held supplier has received `calls` requests.
 async fn until_supplier_called(octo: &FakeOcto, calls: usize) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while octo.product_calls() < calls {
-        assert!(std::time::Instant::now() < deadline, "the sync never reached the supplier");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    seyaha_tests::wait_until("the sync to reach the supplier", Duration::from_secs(10), || octo.product_calls() >= calls).await;
 }
 
 #[tokio::test]

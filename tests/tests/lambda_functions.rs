@@ -306,11 +306,7 @@ async fn a_worker_killed_mid_sync_is_finished_without_a_new_trigger() {
         let event = sqs_event(&job);
         async move { doomed.invoke(event).await.ok().map(|_| doomed.pid()).unwrap_or_default() }
     });
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while octo.product_calls() == 0 {
-        assert!(std::time::Instant::now() < deadline, "the worker never reached the supplier");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    seyaha_tests::wait_until("the worker to reach the supplier", Duration::from_secs(20), || octo.product_calls() > 0).await;
     invocation.abort(); // drops the Function: SIGKILL
     assert!(invocation.await.unwrap_err().is_cancelled());
 

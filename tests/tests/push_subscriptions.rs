@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto};
-use seyaha_tests::{TestApp, new_partner};
+use seyaha_tests::{TestApp, new_partner, wait_until};
 
 /// Polls the integration (as the admin) until `done` holds.
 async fn wait_for(app: &TestApp, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
@@ -18,14 +18,6 @@ async fn wait_for(app: &TestApp, id: &str, what: &str, done: impl Fn(&Value) -> 
             return integration;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}: {integration:#}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-async fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -115,10 +107,10 @@ async fn delete_and_a_base_url_change_remove_the_subscription() {
     let partner = app.partner_token(&integration.partner);
     let moved = app.call("PATCH", "/me", Some(&partner), Some(json!({"base_url": elsewhere.base_url()}))).await;
     assert_eq!(moved.expect_success(200)["isApproved"], false);
-    wait_until("the old platform's subscription to go", || octo.subscriptions().is_empty()).await;
+    wait_until("the old platform's subscription to go", Duration::from_secs(15), || octo.subscriptions().is_empty()).await;
     // Approved again on the new platform, then deleted: the new one goes at once with it.
     app.approve(&integration.id).await;
-    wait_until("the new platform's subscription", || elsewhere.subscriptions().len() == 1).await;
+    wait_until("the new platform's subscription", Duration::from_secs(15), || elsewhere.subscriptions().len() == 1).await;
     wait_for(&app, &integration.id, "the new subscription on record", |i| {
         i["notifications"]["subscription_ids"].as_array().is_some_and(|ids| ids.len() == 1)
     })

@@ -246,11 +246,10 @@ async fn concurrent_triggers_one_runs_the_rest_queue_and_a_follow_up_follows() {
             tokio::spawn(async move { app.trigger(&integration).await })
         })
         .collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while triggers.iter().filter(|t| t.is_finished()).count() < 4 {
-        assert!(std::time::Instant::now() < deadline, "four triggers should be answered while the first sync is held");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    seyaha_tests::wait_until("four triggers to be answered while the first sync is held", Duration::from_secs(15), || {
+        triggers.iter().filter(|t| t.is_finished()).count() >= 4
+    })
+    .await;
     assert_eq!(octo.product_calls(), 1, "only the lease holder calls the supplier");
     octo.release();
     let replies: Vec<_> = futures_util::future::join_all(triggers).await.into_iter().map(Result::unwrap).collect();
