@@ -11,7 +11,7 @@ VENV := .venv
 CONSOLE_TEST := tests/console
 
 
-.PHONY: test tools chromium lint template build unit bench bench-cold-start bench-load fuzz fuzz-afl fuzz-api run clean
+.PHONY: test tools chromium lint template build unit bench bench-capacity bench-cold-start bench-load fuzz fuzz-afl fuzz-api run clean
 
 test: tools lint template build unit
 
@@ -61,6 +61,12 @@ bench:
 bench-cold-start: tools
 	$(CARGO) build --release --locked -p register -p sync-trigger -p availability-notify -p nightly-sync -p sync-worker -p cold-start-floor
 	$(CARGO) bench -p seyaha-tests --bench cold_start
+
+# DynamoDB capacity per operation and at marketplace size (10,000 integrations), on moto with
+# every call recorded; prints units, requests, bytes and the hottest partition keys. A debug
+# build (it counts units, not time), sharing everything with the tests.
+bench-capacity: tools
+	$(CARGO) bench -p seyaha-tests --bench capacity --profile dev
 
 # The fault-and-load benchmark: seyaha-local (release) under 64 clients with a faulty supplier,
 # then the same with SIGKILL and restart every 15 s, beside the floor. Prints numbers.

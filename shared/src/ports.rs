@@ -88,7 +88,9 @@ pub trait IntegrationStore: Send + Sync {
 
     /// Replaces the record if its stored version is still `record.version - 1`
     /// (callers bump the version); otherwise `VersionConflict`, or `NotFound` if it is gone.
-    async fn update(&self, record: &IntegrationRecord) -> Result<(), StoreError>;
+    /// `previous` is the record as read at that version: a store may write only what changed
+    /// (DynamoDB keeps the sync state on its own small item, so a run never rewrites the document).
+    async fn update(&self, record: &IntegrationRecord, previous: &IntegrationRecord) -> Result<(), StoreError>;
 
     /// Removes the record and frees the partner for a new integration; returns what was removed.
     async fn delete(&self, id: &IntegrationId) -> Result<Option<IntegrationRecord>, StoreError>;
@@ -99,8 +101,8 @@ pub trait IntegrationStore: Send + Sync {
     /// How many integrations match the filter.
     async fn count(&self, filter: &IntegrationFilter) -> Result<u64, StoreError>;
 
-    /// At most `limit` approved and active integrations in id order, starting after `after`:
-    /// the nightly job follows the cursors and never loads them all.
+    /// At most `limit` approved and active integrations in the store's order, starting after
+    /// `after`: the nightly job follows the cursors and never loads them all.
     async fn list_syncable(&self, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError>;
 }
 

@@ -31,11 +31,12 @@ pub async fn update_record<T>(
                 None => return Ok(None),
             },
         };
+        let previous = record.clone();
         match change(&mut record) {
             Change::Keep(value) => return Ok(Some((record, value))),
             Change::Write(value) => {
                 record.version += 1;
-                match store.update(&record).await {
+                match store.update(&record, &previous).await {
                     Ok(()) => return Ok(Some((record, value))),
                     Err(StoreError::VersionConflict) => continue,
                     Err(StoreError::NotFound) => return Ok(None),

@@ -2,6 +2,7 @@
 //! it over real HTTP.
 
 pub mod aws;
+pub mod capacity;
 pub mod clock;
 pub mod fake_octo;
 pub mod hooked;

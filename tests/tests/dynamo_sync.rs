@@ -4,13 +4,15 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use seyaha::adapters::aws::DynamoStore;
 use seyaha::app::{self, Runtime};
-use seyaha::domain::{AdminPatch, PartnerId, Role};
-use seyaha::ports::{Clock, SystemClock};
+use seyaha::domain::{AdminPatch, HealthStatus, PartnerId, Role};
+use seyaha::ports::{Clock, IntegrationFilter, SystemClock};
 use seyaha::service::ServiceError;
 use seyaha::settings::Settings;
 use seyaha::sync::SyncResult;
 use seyaha_tests::aws::{resources, sdk_config};
+use seyaha_tests::capacity::{Ledger, Recorder, seyaha_table};
 use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto, sample_catalog};
 use seyaha_tests::{FakeClock, test_settings};
 
@@ -94,4 +96,80 @@ async fn a_rotated_secret_works_for_the_overlap_on_dynamodb() {
     assert!(!accepts(&created.webhook_secret).await);
     service.admin_delete(id).await.unwrap();
     assert!(!accepts(&again.webhook_secret).await && !accepts(&rotated.webhook_secret).await, "delete revokes both");
+}
+
+/// The AWS ports with a DynamoDB client whose every call `recorder` sees.
+fn recorded_ports(config: &aws_config::SdkConfig, settings: &Settings, clock: Arc<dyn Clock>, recorder: &Recorder) -> seyaha::ports::Ports {
+    let mut ports = seyaha::adapters::aws::ports(config, settings, clock).unwrap();
+    let store = Arc::new(DynamoStore::new(recorder.client(config), settings.table_name.clone().unwrap()));
+    ports.integrations = store.clone();
+    ports.catalog = store.clone();
+    ports.runs = store.clone();
+    ports.rate_limiter = store;
+    ports
+}
+
+/// Marketplace scale: integration writes are spread over the index shards (no partition key
+/// of the table or of an index takes a share of writes that grows with the number of
+/// integrations: the single-item layout put every one of them on `INTEGRATION` and
+/// `SYNCABLE`), the admin list and its total work over the shards, and a sync that takes the
+/// lease costs at most 5 write units beyond its catalog work (the single-item layout: about 14).
+#[tokio::test]
+async fn integration_writes_spread_over_index_shards_and_a_sync_costs_at_most_five_write_units() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let settings = resources.settings(test_settings());
+    let recorder = Recorder::default();
+    let app = app::build(recorded_ports(&config, &settings, Arc::new(SystemClock), &recorder), &settings, Runtime::Lambda);
+    let service = app.service();
+    let octo = FakeOcto::start().await;
+    octo.set_catalog(sample_catalog(3));
+
+    const INTEGRATIONS: usize = 48;
+    let mut webhooks = Vec::new();
+    for n in 0..INTEGRATIONS {
+        let new = seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY);
+        let created = service.create(PartnerId::generate(1_800_000_000 + n as i64), new, Role::Partner).await.unwrap();
+        let id = created.integration.id;
+        service.admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
+        let webhook = service.authenticate_webhook(id, Some(created.webhook_secret.expose())).await.unwrap();
+        let SyncResult::Done { skipped: false, .. } = service.trigger_sync(webhook).await.unwrap() else { panic!("the first sync writes") };
+        webhooks.push((id, created.webhook_secret));
+    }
+    let mut ledger = Ledger::new(seyaha_table());
+    ledger.book(&recorder.take());
+    for target in ["gsi1", "gsi2"] {
+        let (key, share) = ledger.hottest_write_key(target).expect("index writes");
+        assert!(share <= 1.0 / 6.0, "{target}: {key} takes {:.0}% of the index's writes", share * 100.0);
+    }
+    let (key, share) = ledger.hottest_write_key("table").unwrap();
+    assert!(share <= 1.0 / 6.0, "table: {key} takes {:.0}% of the writes", share * 100.0);
+
+    // The admin list pages newest first over every shard, with its total from the counters.
+    let mut listed = Vec::new();
+    for page in 1..=5 {
+        let found = service.admin_list(IntegrationFilter::default(), page, 10).await.unwrap();
+        assert_eq!(found.total_count, INTEGRATIONS as u64);
+        listed.extend(found.items.into_iter().map(|i| (i.created_at, i.id)));
+    }
+    let mut expected: Vec<_> = listed.clone();
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(listed, expected, "newest first across the shards");
+    assert_eq!(listed.len(), INTEGRATIONS);
+    let approved = IntegrationFilter { is_approved: Some(true), health: Some(HealthStatus::Healthy) };
+    assert_eq!(service.admin_list(approved, 1, 100).await.unwrap().total_count, INTEGRATIONS as u64);
+    let unapproved = IntegrationFilter { is_approved: Some(false), health: None };
+    assert_eq!(service.admin_list(unapproved, 1, 100).await.unwrap().total_count, 0);
+
+    // A trigger of an unchanged catalog: take the lease, fetch, skip by hash, commit, record.
+    recorder.take();
+    let (id, secret) = &webhooks[0];
+    let webhook = service.authenticate_webhook(*id, Some(secret.expose())).await.unwrap();
+    recorder.take();
+    let SyncResult::Done { skipped: true, .. } = service.trigger_sync(webhook).await.unwrap() else { panic!("unchanged") };
+    let mut ledger = Ledger::new(seyaha_table());
+    ledger.book(&recorder.take());
+    let total = ledger.total();
+    assert!(total.write_units <= 5.0, "an unchanged sync wrote {} units: {:?}", total.write_units, ledger.usage);
+    assert_eq!(ledger.target("gsi1").writes + ledger.target("gsi2").writes, 0, "sync state is copied into no index");
 }

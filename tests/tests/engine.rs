@@ -187,12 +187,13 @@ async fn a_lease_left_by_a_dead_sync_expires_and_the_watchdog_runs_the_follow_up
 
     // A sync took the lease and died: its record says "syncing" with a lease nobody will release.
     let mut record = h.record(id).await;
+    let previous = record.clone();
     let lease = SyncConfig::default().lease;
     record.sync_control.lease =
         Some(Lease { run_id: RunId::generate(0), expires_at: h.clock.now().plus_millis(lease.as_millis() as i64), covers: None });
     record.integration.sync.status = SyncStatus::Syncing;
     record.version += 1;
-    h.store.update(&record).await.unwrap();
+    h.store.update(&record, &previous).await.unwrap();
 
     let busy = h.engine.trigger(h.record(id).await).await.unwrap();
     assert_eq!(busy, SyncResult::Queued);

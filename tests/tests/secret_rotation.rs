@@ -251,12 +251,12 @@ impl IntegrationStore for Interleaved {
     async fn find_by_partner(&self, partner_id: &PartnerId) -> Result<Option<IntegrationRecord>, StoreError> {
         self.inner.find_by_partner(partner_id).await
     }
-    async fn update(&self, record: &IntegrationRecord) -> Result<(), StoreError> {
+    async fn update(&self, record: &IntegrationRecord, previous: &IntegrationRecord) -> Result<(), StoreError> {
         let competitor = self.competitor.lock().unwrap().take();
         if let Some(competitor) = competitor {
-            self.inner.update(&competitor).await.expect("the competing write goes first");
+            self.inner.update(&competitor, previous).await.expect("the competing write goes first");
         }
-        self.inner.update(record).await
+        self.inner.update(record, previous).await
     }
     async fn delete(&self, id: &IntegrationId) -> Result<Option<IntegrationRecord>, StoreError> {
         self.inner.delete(id).await

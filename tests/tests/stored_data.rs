@@ -9,8 +9,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use seyaha::adapters::aws::DynamoStore;
 use seyaha::adapters::embedded::RedbStore;
-use seyaha::domain::{IntegrationId, PartnerId, Timestamp, WebhookSecretDigest};
-use seyaha::ports::{CatalogStore, IntegrationFilter, IntegrationStore, RunStore};
+use seyaha::domain::{
+    AuthType, BaseUrl, ContentHash, Health, HealthStatus, Integration, IntegrationId, IntegrationRecord, Lease, NotificationMode,
+    Notifications, PartnerId, PreviousWebhookSecret, RunId, SyncControl, SyncState, SyncStatus, Timestamp, WebhookSecretDigest,
+};
+use seyaha::ports::{CatalogStore, IntegrationFilter, IntegrationStore, RunStore, StoreError};
 use seyaha_tests::aws::{resources, sdk_config};
 
 fn fixture(name: &str) -> PathBuf {
@@ -104,6 +107,31 @@ fn attribute_json(value: &AttributeValue) -> Value {
     }
 }
 
+/// The scan with each integration's `META` and `CTRL` items joined into one (the index copy
+/// of the health status dropped) and the counters left out, as version 1 wrote it.
+fn join_integration_items(items: Vec<Value>) -> Vec<Value> {
+    let mut joined: Vec<Value> = Vec::new();
+    for mut item in items {
+        let pk = item["pk"]["S"].as_str().unwrap().to_owned();
+        if pk.starts_with("COUNT#") {
+            continue;
+        }
+        if pk.starts_with("INT#") {
+            let object = item.as_object_mut().unwrap();
+            object.remove("health_status");
+            if object["sk"]["S"] == "CTRL" {
+                object.remove("sk");
+            }
+            if let Some(existing) = joined.iter_mut().find(|other| other["pk"]["S"] == pk.as_str()) {
+                existing.as_object_mut().unwrap().extend(object.clone());
+                continue;
+            }
+        }
+        joined.push(item);
+    }
+    joined
+}
+
 async fn scan(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Value> {
     let items = client.scan().table_name(table).send().await.unwrap().items.unwrap_or_default();
     let mut items: Vec<Value> =
@@ -144,15 +172,193 @@ async fn dynamodb_items_written_by_version_1_load_and_are_written_the_same_way_t
         rewritten.record_run(run).await.unwrap();
     }
     // Every attribute version 1 wrote, with the same value; the only addition is the slots' TTL.
-    let written = scan(&client, &new.table).await;
+    // The integration is the exception: today it is two items (the document and its sync
+    // control) with sharded index keys, whose attributes together are version 1's.
+    let written = join_integration_items(scan(&client, &new.table).await);
     assert_eq!(written.len(), fixture_items.len());
     for (new, old) in written.iter().zip(&fixture_items) {
         let (new, old) = (new.as_object().unwrap(), old.as_object().unwrap());
         for (name, value) in old {
+            if name == "gsi1pk" || name == "gsi2pk" {
+                let prefix = format!("{}#", value["S"].as_str().unwrap());
+                assert!(new[name]["S"].as_str().unwrap().starts_with(&prefix), "{name} is sharded: {}", new[name]);
+                continue;
+            }
             assert_eq!(new.get(name), Some(value), "{name} of {}", old["sk"]);
         }
         let added: Vec<&String> = new.keys().filter(|name| !old.contains_key(*name)).collect();
         let is_slot = old["pk"]["S"].as_str().unwrap().starts_with("SLOT#");
         assert!(added.is_empty() || (is_slot && added == ["ttl"]), "unexpected new attributes {added:?} on {}", old["sk"]);
     }
+}
+
+const V2_LIVE: &str = "6a2f00000000000000000001";
+const V2_PAUSED: &str = "6a2f00000000000000000002";
+
+/// The two integrations behind `tests/fixtures/store-v2/dynamodb-items.json`: that file holds
+/// the items the single-item DynamoDB format (every attribute on `INT#{id}`/`META`, constant
+/// index keys `INTEGRATION` and `SYNCABLE`) wrote for exactly these records.
+fn version_2_records() -> Vec<IntegrationRecord> {
+    let at = |ms: i64| Timestamp::from_unix_millis(1_795_000_000_000 + ms);
+    let live = IntegrationRecord {
+        integration: Integration {
+            id: IntegrationId::parse(V2_LIVE).unwrap(),
+            partner_id: PartnerId::parse("6a2f000000000000000000aa").unwrap(),
+            base_url: BaseUrl::parse("https://octo.example.com/v1").unwrap(),
+            auth_type: AuthType::Bearer,
+            handles_ticket_delivery: true,
+            is_active: true,
+            is_approved: true,
+            sync: SyncState {
+                status: SyncStatus::Error,
+                last_sync_at: Some(at(5_000)),
+                last_sync_hash: Some(ContentHash::of(b"catalog")),
+                error_message: Some("GET /products returned HTTP 500".into()),
+            },
+            health: Health {
+                status: HealthStatus::Degraded,
+                last_probe_at: Some(at(6_000)),
+                last_success_at: Some(at(5_000)),
+                consecutive_failures: 1,
+                degraded_since: Some(at(6_000)),
+                down_since: None,
+            },
+            notifications: Notifications {
+                mode: NotificationMode::OctoNotifications,
+                subscription_ids: vec!["sub-1".into(), "sub-2".into()],
+                subscribed_at: Some(at(2_000)),
+                error_message: None,
+            },
+            created_at: at(0),
+            updated_at: at(6_000),
+        },
+        webhook_secret_digest: WebhookSecretDigest::of(&"5e".repeat(32)),
+        previous_webhook_secret: Some(PreviousWebhookSecret {
+            digest: WebhookSecretDigest::of(&"4d".repeat(32)),
+            valid_until: at(86_400_000),
+        }),
+        delivery_secret_digest: Some(WebhookSecretDigest::of(&"3c".repeat(32))),
+        sync_control: SyncControl {
+            lease: Some(Lease {
+                run_id: RunId::parse("6a2f00000000000000000fff").unwrap(),
+                expires_at: at(300_000),
+                covers: Some(at(7_000)),
+            }),
+            requested_at: Some(at(7_000)),
+            force_full_sync: true,
+        },
+        version: 12,
+    };
+    let paused = IntegrationRecord {
+        integration: Integration {
+            id: IntegrationId::parse(V2_PAUSED).unwrap(),
+            partner_id: PartnerId::parse("6a2f000000000000000000bb").unwrap(),
+            base_url: BaseUrl::parse("https://api.partner.example").unwrap(),
+            auth_type: AuthType::ApiKey,
+            handles_ticket_delivery: false,
+            is_active: false,
+            is_approved: true,
+            sync: SyncState { status: SyncStatus::Idle, last_sync_at: None, last_sync_hash: None, error_message: None },
+            health: Health {
+                status: HealthStatus::Healthy,
+                last_probe_at: None,
+                last_success_at: None,
+                consecutive_failures: 0,
+                degraded_since: None,
+                down_since: None,
+            },
+            notifications: Notifications::default(),
+            created_at: at(1_000),
+            updated_at: at(1_000),
+        },
+        webhook_secret_digest: WebhookSecretDigest::of(&"2b".repeat(32)),
+        previous_webhook_secret: None,
+        delivery_secret_digest: None,
+        sync_control: SyncControl::default(),
+        version: 3,
+    };
+    vec![live, paused]
+}
+
+fn put_fixture_items(path: &str) -> Vec<HashMap<String, AttributeValue>> {
+    let items: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()).unwrap();
+    items.iter().map(|item| item.as_object().unwrap().iter().map(|(k, v)| (k.clone(), attribute(v))).collect()).collect()
+}
+
+/// Items of the single-item format (every attribute on `META`, constant index keys; written by
+/// the adapter before the sync state moved to its own item) load as the records they were
+/// written from, listings and counts see them, and the first write of each moves it to the
+/// two-item layout without losing a field, a version check or its place in the counts.
+#[tokio::test]
+async fn dynamodb_items_of_the_single_item_format_load_and_move_on_their_first_write() {
+    let config = sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = resources(&config).await.table;
+    for item in put_fixture_items("fixtures/store-v2/dynamodb-items.json") {
+        client.put_item().table_name(&table).set_item(Some(item)).send().await.unwrap();
+    }
+    let store = DynamoStore::new(client.clone(), table.clone());
+    let records = version_2_records();
+    let (live, paused) = (&records[0], &records[1]);
+    for record in &records {
+        assert_eq!(store.get(&record.integration.id).await.unwrap().as_ref(), Some(record));
+        assert_eq!(store.find_by_partner(&record.integration.partner_id).await.unwrap().as_ref(), Some(record));
+    }
+    let listed = store.list(&IntegrationFilter::default(), 10, None).await.unwrap();
+    assert_eq!(listed.items, vec![paused.clone(), live.clone()], "newest first");
+    assert_eq!(store.list_syncable(10, None).await.unwrap().items, vec![live.clone()]);
+    let degraded = IntegrationFilter { is_approved: Some(true), health: Some(HealthStatus::Degraded) };
+    assert_eq!(store.list(&degraded, 10, None).await.unwrap().items, vec![live.clone()]);
+    assert_eq!((store.count(&IntegrationFilter::default()).await.unwrap(), store.count(&degraded).await.unwrap()), (2, 1));
+
+    // A stale first write loses on the version the single item carries.
+    let mut stale = live.clone();
+    stale.version -= 1;
+    let mut stale_change = stale.clone();
+    stale_change.version += 1;
+    stale_change.sync_control.lease = None;
+    assert!(matches!(store.update(&stale_change, &stale).await, Err(StoreError::VersionConflict)));
+
+    // The first write of the live one changes sync state only; of the paused one, the document.
+    let mut released = live.clone();
+    released.sync_control.lease = None;
+    released.version += 1;
+    store.update(&released, live).await.unwrap();
+    let mut unapproved = paused.clone();
+    unapproved.integration.is_approved = false;
+    unapproved.version += 1;
+    store.update(&unapproved, paused).await.unwrap();
+    for record in [&released, &unapproved] {
+        assert_eq!(store.get(&record.integration.id).await.unwrap().as_ref(), Some(record));
+        let items = client
+            .query()
+            .table_name(&table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("INT#{}", record.integration.id)))
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default();
+        let kinds: Vec<&str> = items.iter().map(|item| item["sk"].as_s().unwrap().as_str()).collect();
+        assert_eq!(kinds, ["CTRL", "META"], "moved to the two-item layout");
+    }
+    // Moved records are counted once, in their new cells, and listed as before.
+    let unapproved_only = IntegrationFilter { is_approved: Some(false), health: None };
+    assert_eq!(
+        (
+            store.count(&IntegrationFilter::default()).await.unwrap(),
+            store.count(&degraded).await.unwrap(),
+            store.count(&unapproved_only).await.unwrap()
+        ),
+        (2, 1, 1)
+    );
+    assert_eq!(store.list(&IntegrationFilter::default(), 10, None).await.unwrap().items, vec![unapproved.clone(), released.clone()]);
+    assert_eq!(store.list_syncable(10, None).await.unwrap().items, vec![released.clone()]);
+    // A second write takes the two-item path and still checks the version.
+    assert!(matches!(store.update(&released, live).await, Err(StoreError::VersionConflict)));
+    store.delete(&released.integration.id).await.unwrap();
+    assert_eq!(store.count(&IntegrationFilter::default()).await.unwrap(), 1);
+    assert!(store.find_by_partner(&live.integration.partner_id).await.unwrap().is_none());
 }

@@ -2,14 +2,18 @@
 //!
 //! | Item | pk | sk | Other keys |
 //! |---|---|---|---|
-//! | integration | `INT#{id}` | `META` | `gsi1pk=INTEGRATION`, `gsi1sk={createdAt}#{id}` (admin list); `gsi2pk=SYNCABLE`, `gsi2sk={id}` only while approved and active (sparse: the nightly listing) |
+//! | integration document | `INT#{id}` | `META` | `gsi1pk=INTEGRATION#{shard}`, `gsi1sk={createdAt}#{id}` (admin list); `gsi2pk=SYNCABLE#{shard}`, `gsi2sk={id}` only while approved and active (sparse: the live listing) |
+//! | integration sync control | `INT#{id}` | `CTRL` | none: lease, request, sync state, health, version |
 //! | partner lock | `PARTNER#{partner}` | `META` | written in the same transaction as the integration: one per partner |
+//! | integration counter | `COUNT#{shard}` | `COUNT` | one number per approval × health cell (the admin list's `totalCount`) |
 //! | activity | `CAT#{id}#{shard}` | `ACT#{internalName}` | `gsi3pk=PROD#{id}#{productId}` (notify finds the activity of an OCTO product) |
 //! | slot | `SLOT#{id}#{shard}` | `SLOT#["product","option","availability"]` | |
 //! | run | `RUN#{id}` | `{startedMs:013}#{runId}` | `ttl` (epoch seconds) for DynamoDB TTL |
 //!
 //! Catalog and slot items are spread over [`SHARDS`] partition keys per integration, so a large
-//! first sync is not capped by one partition's 1,000 writes per second.
+//! first sync is not capped by one partition's 1,000 writes per second; the integration index
+//! keys over [`INDEX_SHARDS`] (see `integrations`), so no partition key is shared by every
+//! integration.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -17,20 +21,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    Put, PutRequest, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, Select, TimeToLiveSpecification, TransactWriteItem,
-    WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    PutRequest, ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
 };
 use sha2::{Digest, Sha256};
 
 use super::SdkFailure;
-use crate::adapters::stored::{StoredActivity, StoredHealthStatus, StoredIntegration, StoredRun, StoredSlot, fields};
-use crate::domain::{
-    Activity, ActivityState, IntegrationId, IntegrationRecord, PartnerId, ProductActivity, Slot, SyncRun, Timestamp, VariationRef,
-};
-use crate::ports::{
-    Admission, CatalogStore, Cursor, IntegrationFilter, IntegrationStore, Page, RateLimiter, RateWindow, RunStore, StoreError,
-};
+
+mod integrations;
+
+use crate::adapters::stored::{StoredActivity, StoredRun, StoredSlot, fields};
+use crate::domain::{Activity, ActivityState, IntegrationId, ProductActivity, Slot, SyncRun, Timestamp, VariationRef};
+use crate::ports::{Admission, CatalogStore, Cursor, Page, RateLimiter, RateWindow, RunStore, StoreError};
+pub use integrations::{INDEX_SHARDS, index_shard};
 
 /// Partition keys per integration for catalog and slot items.
 pub const SHARDS: u8 = 8;
@@ -40,8 +43,6 @@ const MAX_BATCH_ATTEMPTS: u32 = 8;
 /// Concurrent single-item updates when flipping `isActive`.
 const UPDATE_CONCURRENCY: usize = 25;
 
-const ADMIN_INDEX: &str = "gsi1";
-const SYNCABLE_INDEX: &str = "gsi2";
 const PRODUCT_INDEX: &str = "gsi3";
 
 #[derive(Clone)]
@@ -80,14 +81,6 @@ fn shard(key: &str) -> u8 {
     Sha256::digest(key.as_bytes())[0] % SHARDS
 }
 
-fn integration_key(id: &IntegrationId) -> HashMap<String, AttributeValue> {
-    HashMap::from([("pk".into(), s(format!("INT#{id}"))), ("sk".into(), s("META"))])
-}
-
-fn partner_key(partner: &PartnerId) -> HashMap<String, AttributeValue> {
-    HashMap::from([("pk".into(), s(format!("PARTNER#{partner}"))), ("sk".into(), s("META"))])
-}
-
 fn activity_key(id: &IntegrationId, name: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([("pk".into(), s(format!("CAT#{id}#{}", shard(name)))), ("sk".into(), s(format!("ACT#{name}")))])
 }
@@ -98,10 +91,6 @@ fn to_item<T: serde::Serialize>(value: &T) -> Result<HashMap<String, AttributeVa
 
 fn from_item<T: serde::de::DeserializeOwned>(item: HashMap<String, AttributeValue>) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::unavailable(format!("corrupt item: {e}")))
-}
-
-fn integration_from_item(item: Item) -> Result<IntegrationRecord, StoreError> {
-    from_item::<StoredIntegration>(item)?.try_into()
 }
 
 /// A cursor is the key of the last item returned (table and index key attributes), as JSON.
@@ -117,57 +106,6 @@ fn start_key(cursor: Option<Cursor>) -> Result<Option<Item>, StoreError> {
     Ok(Some(key.into_iter().map(|(name, value)| (name, s(value))).collect()))
 }
 
-const ADMIN_KEY: [&str; 4] = ["pk", "sk", "gsi1pk", "gsi1sk"];
-const SYNCABLE_KEY: [&str; 4] = ["pk", "sk", "gsi2pk", "gsi2sk"];
-
-/// A listing of one of the integration indexes.
-struct IndexQuery<'a> {
-    index: &'static str,
-    key_condition: &'static str,
-    key_names: &'a [&'static str],
-    newest_first: bool,
-    filter: Filter,
-}
-
-/// The admin list's filter as a FilterExpression (evaluated by DynamoDB, not here).
-struct Filter {
-    expression: Option<String>,
-    names: Option<HashMap<String, String>>,
-    values: HashMap<String, AttributeValue>,
-}
-
-fn filter_expression(filter: &IntegrationFilter) -> Filter {
-    let mut conditions = Vec::new();
-    let mut names = HashMap::new();
-    let mut values = HashMap::from([(":pk".to_owned(), s("INTEGRATION"))]);
-    if let Some(approved) = filter.is_approved {
-        conditions.push("#approved = :approved");
-        names.insert("#approved".to_owned(), "isApproved".to_owned());
-        values.insert(":approved".to_owned(), AttributeValue::Bool(approved));
-    }
-    if let Some(health) = filter.health {
-        conditions.push("#health.#status = :health");
-        names.insert("#health".to_owned(), "health".to_owned());
-        names.insert("#status".to_owned(), "status".to_owned());
-        let spelling = serde_json::to_value(StoredHealthStatus::from(health)).expect("an enum serializes");
-        values.insert(":health".to_owned(), s(spelling.as_str().unwrap_or_default()));
-    }
-    Filter { expression: (!conditions.is_empty()).then(|| conditions.join(" AND ")), names: (!names.is_empty()).then_some(names), values }
-}
-
-fn integration_item(record: &IntegrationRecord) -> Result<HashMap<String, AttributeValue>, StoreError> {
-    let integration = &record.integration;
-    let mut item = to_item(&StoredIntegration::from(record))?;
-    item.extend(integration_key(&integration.id));
-    item.insert("gsi1pk".into(), s("INTEGRATION"));
-    item.insert("gsi1sk".into(), s(format!("{}#{}", integration.created_at, integration.id)));
-    if integration.is_live() {
-        item.insert("gsi2pk".into(), s("SYNCABLE"));
-        item.insert("gsi2sk".into(), s(integration.id.to_string()));
-    }
-    Ok(item)
-}
-
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
@@ -177,12 +115,18 @@ impl DynamoStore {
     pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
         let attribute = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
         let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
-        let index = |name: &str, pk: &str, sk: &str| {
+        let index = |name: &str, pk: &str, sk: &str, projection: Projection| {
             GlobalSecondaryIndex::builder()
                 .index_name(name)
                 .key_schema(key(pk, KeyType::Hash).expect("valid"))
                 .key_schema(key(sk, KeyType::Range).expect("valid"))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(projection)
+                .build()
+        };
+        let projection = |kind: ProjectionType, attributes: &[&str]| {
+            Projection::builder()
+                .projection_type(kind)
+                .set_non_key_attributes((!attributes.is_empty()).then(|| attributes.iter().map(|a| a.to_string()).collect()))
                 .build()
         };
         let mut request = client.create_table().table_name(table).billing_mode(BillingMode::PayPerRequest);
@@ -192,9 +136,12 @@ impl DynamoStore {
         request
             .key_schema(key("pk", KeyType::Hash).map_err(build_failed)?)
             .key_schema(key("sk", KeyType::Range).map_err(build_failed)?)
-            .global_secondary_indexes(index(ADMIN_INDEX, "gsi1pk", "gsi1sk").map_err(build_failed)?)
-            .global_secondary_indexes(index(SYNCABLE_INDEX, "gsi2pk", "gsi2sk").map_err(build_failed)?)
-            .global_secondary_indexes(index(PRODUCT_INDEX, "gsi3pk", "gsi3sk").map_err(build_failed)?)
+            .global_secondary_indexes(
+                index("gsi1", "gsi1pk", "gsi1sk", projection(ProjectionType::Include, &integrations::ADMIN_INDEX_ATTRIBUTES))
+                    .map_err(build_failed)?,
+            )
+            .global_secondary_indexes(index("gsi2", "gsi2pk", "gsi2sk", projection(ProjectionType::KeysOnly, &[])).map_err(build_failed)?)
+            .global_secondary_indexes(index(PRODUCT_INDEX, "gsi3pk", "gsi3sk", projection(ProjectionType::All, &[])).map_err(build_failed)?)
             .send()
             .await
             .map_err(unavailable)?;
@@ -208,40 +155,6 @@ impl DynamoStore {
             .await
             .map_err(unavailable)?;
         Ok(())
-    }
-
-    /// Up to `limit` integrations of an index, following `LastEvaluatedKey` until that many
-    /// matched: DynamoDB cuts a response at 1 MB, and a filtered response can be short or empty.
-    async fn page_of(&self, query: IndexQuery<'_>, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError> {
-        let IndexQuery { index, key_condition, key_names, newest_first, filter: Filter { expression, names, values } } = query;
-        let mut start = start_key(after)?;
-        let mut items = Vec::new();
-        loop {
-            let remaining = limit - items.len();
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression(key_condition)
-                .set_filter_expression(expression.clone())
-                .set_expression_attribute_names(names.clone())
-                .set_expression_attribute_values(Some(values.clone()))
-                .scan_index_forward(!newest_first)
-                .limit(i32::try_from(remaining).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            items.extend(output.items.unwrap_or_default());
-            let more = output.last_evaluated_key.filter(|key| !key.is_empty());
-            if items.len() >= limit || more.is_none() {
-                let next = if more.is_some() { items.last().map(|item| cursor_of(item, key_names)) } else { None };
-                let records = items.into_iter().map(integration_from_item).collect::<Result<_, _>>()?;
-                return Ok(Page { items: records, next });
-            }
-            start = more;
-        }
     }
 
     /// A strongly consistent GetItem.
@@ -415,147 +328,6 @@ fn backoff(attempt: u32) -> Duration {
         return Duration::from_millis(ceiling);
     }
     Duration::from_millis(u64::from_le_bytes(random) % (ceiling + 1))
-}
-
-#[async_trait]
-impl IntegrationStore for DynamoStore {
-    async fn insert(&self, record: &IntegrationRecord) -> Result<(), StoreError> {
-        let integration = &record.integration;
-        let mut lock = partner_key(&integration.partner_id);
-        lock.insert("integration_id".into(), s(integration.id.to_string()));
-        let put = |item: HashMap<String, AttributeValue>| {
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map(|put| TransactWriteItem::builder().put(put).build())
-                .map_err(build_failed)
-        };
-        let result =
-            self.client.transact_write_items().transact_items(put(integration_item(record)?)?).transact_items(put(lock)?).send().await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => Err(StoreError::AlreadyExists),
-            Err(error) => Err(unavailable(error)),
-        }
-    }
-
-    async fn get(&self, id: &IntegrationId) -> Result<Option<IntegrationRecord>, StoreError> {
-        self.get_item(integration_key(id)).await?.map(integration_from_item).transpose()
-    }
-
-    async fn find_by_partner(&self, partner_id: &PartnerId) -> Result<Option<IntegrationRecord>, StoreError> {
-        let lock = self.get_item(partner_key(partner_id)).await?;
-        let Some(id) = lock.as_ref().and_then(|item| item.get("integration_id")).and_then(|v| v.as_s().ok()) else { return Ok(None) };
-        let id = IntegrationId::parse(id).map_err(|e| StoreError::unavailable(format!("corrupt partner lock: {e}")))?;
-        self.get(&id).await
-    }
-
-    async fn update(&self, record: &IntegrationRecord) -> Result<(), StoreError> {
-        let expected = (record.version - 1).to_string();
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(integration_item(record)?))
-            .condition_expression("attribute_exists(pk) AND version = :expected")
-            .expression_attribute_values(":expected", AttributeValue::N(expected))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => match error.as_service_error() {
-                Some(e) if e.is_conditional_check_failed_exception() => {
-                    let existed = match e {
-                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(failed) => {
-                            failed.item().is_some_and(|item| !item.is_empty())
-                        }
-                        _ => false,
-                    };
-                    Err(if existed { StoreError::VersionConflict } else { StoreError::NotFound })
-                }
-                _ => Err(unavailable(error)),
-            },
-        }
-    }
-
-    async fn delete(&self, id: &IntegrationId) -> Result<Option<IntegrationRecord>, StoreError> {
-        let Some(record) = self.get(id).await? else { return Ok(None) };
-        let delete_integration = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(integration_key(id)))
-            .condition_expression("attribute_exists(pk)")
-            .build()
-            .map_err(build_failed)?;
-        let delete_lock = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(partner_key(&record.integration.partner_id)))
-            .build()
-            .map_err(build_failed)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete_integration).build())
-            .transact_items(TransactWriteItem::builder().delete(delete_lock).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Some(record)),
-            // Deleted by someone else meanwhile.
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => Ok(None),
-            Err(error) => Err(unavailable(error)),
-        }
-    }
-
-    /// The admin index newest first, the filter applied by DynamoDB.
-    async fn list(&self, filter: &IntegrationFilter, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError> {
-        let query = IndexQuery {
-            index: ADMIN_INDEX,
-            key_condition: "gsi1pk = :pk",
-            key_names: &ADMIN_KEY,
-            newest_first: true,
-            filter: filter_expression(filter),
-        };
-        self.page_of(query, limit, after).await
-    }
-
-    /// Counted by DynamoDB (`Select: COUNT`): no items are transferred.
-    async fn count(&self, filter: &IntegrationFilter) -> Result<u64, StoreError> {
-        let Filter { expression, names, values } = filter_expression(filter);
-        let mut start = None;
-        let mut total = 0u64;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(ADMIN_INDEX)
-                .key_condition_expression("gsi1pk = :pk")
-                .set_filter_expression(expression.clone())
-                .set_expression_attribute_names(names.clone())
-                .set_expression_attribute_values(Some(values.clone()))
-                .select(Select::Count)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            total += u64::try_from(output.count).unwrap_or_default();
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(total),
-            }
-        }
-    }
-
-    /// The sparse index of live integrations, in id order.
-    async fn list_syncable(&self, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError> {
-        let filter = Filter { expression: None, names: None, values: HashMap::from([(":pk".to_owned(), s("SYNCABLE"))]) };
-        let query =
-            IndexQuery { index: SYNCABLE_INDEX, key_condition: "gsi2pk = :pk", key_names: &SYNCABLE_KEY, newest_first: false, filter };
-        self.page_of(query, limit, after).await
-    }
 }
 
 #[async_trait]

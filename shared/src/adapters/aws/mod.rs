@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use secrecy::SecretString;
 
-pub use dynamo::{DynamoStore, SHARDS};
+pub use dynamo::{DynamoStore, INDEX_SHARDS, SHARDS, index_shard};
 pub use queue::SqsQueue;
 pub use secrets::AwsSecretStore;
 

@@ -85,7 +85,7 @@ impl IntegrationStore for RedbStore {
         .await
     }
 
-    async fn update(&self, record: &IntegrationRecord) -> Result<(), StoreError> {
+    async fn update(&self, record: &IntegrationRecord, _previous: &IntegrationRecord) -> Result<(), StoreError> {
         let id = record.integration.id.to_string();
         let expected_version = record.version - 1;
         let bytes = encode_record(record)?;
