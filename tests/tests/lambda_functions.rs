@@ -153,6 +153,16 @@ async fn register_approve_trigger_notify_fallback_worker_and_nightly() {
             .unwrap(),
     );
     assert_eq!((status, updated["data"]["updated"].clone()), (200, json!(true)));
+    // A batch (the sample event): two known slots in one BatchWriteItem, one unknown product.
+    let mut batch = sample_body("apigw-availability-notify-batch.json");
+    batch[0]["productId"] = json!("product_1");
+    batch[1]["productId"] = json!("product_1");
+    let batch_path = format!("{PREFIX}/{id}/availability/notify-batch");
+    let batch_event =
+        http_event("apigw-availability-notify-batch.json", "POST", &batch_path, &[("x-webhook-secret", &secret)], Some(&batch));
+    let (status, answer) = http_reply(&notify.invoke(batch_event).await.unwrap());
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!((answer["data"]["updated"].clone(), answer["data"]["sync_requested"].clone()), (json!(2), json!(true)), "{answer}");
     let unknown = sample_body("apigw-availability-notify.json");
     let unknown_event =
         http_event("apigw-availability-notify.json", "POST", &notify_path, &[("x-webhook-secret", &secret)], Some(&unknown));
@@ -161,7 +171,7 @@ async fn register_approve_trigger_notify_fallback_worker_and_nightly() {
         assert_eq!((status, fallback["data"]["updated"].clone()), (200, json!(false)));
     }
     let messages = wait_for_messages(&resources, &config, 1).await;
-    assert_eq!(messages.len(), 1, "three unknown notifies coalesce into one message");
+    assert_eq!(messages.len(), 1, "a batch's and three single unknown notifies coalesce into one message");
     assert_eq!(serde_json::from_str::<Value>(messages[0].body().unwrap()).unwrap(), json!({"integration_id": id, "trigger": "fallback"}));
 
     // The worker consumes it; delivered twice, the second delivery changes nothing.

@@ -28,7 +28,7 @@ async fn the_document_is_served_and_matches_the_routers() {
     assert_eq!(schemes["webhook_secret"]["name"], "x-webhook-secret");
 
     let paths = document["paths"].as_object().unwrap();
-    assert_eq!(paths.values().map(|ops| ops.as_object().unwrap().len()).sum::<usize>(), 22, "{:?}", paths.keys());
+    assert_eq!(paths.values().map(|ops| ops.as_object().unwrap().len()).sum::<usize>(), 23, "{:?}", paths.keys());
     let id = "64a1b2c3d4e5f6a7b8c9d0e1";
     for (path, operations) in paths {
         assert!(path.starts_with(PREFIX), "{path}");
@@ -113,7 +113,7 @@ async fn operation_ids_are_unique_and_links_name_real_operations_and_parameters(
             }
         }
     }
-    assert_eq!(links, 24, "the links: each create's 10, the admin PATCH's 2 and the trigger's 2");
+    assert_eq!(links, 26, "the links: each create's 11, the admin PATCH's 2 and the trigger's 2");
 
     // What the creates' links read is where a real create answer has it.
     let created = &operations["createIntegration"].1["responses"]["201"]["links"];

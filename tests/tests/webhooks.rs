@@ -2,6 +2,7 @@
 //! then approval and activity (403), then the body (400).
 
 use serde_json::{Value, json};
+use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto, sample_catalog};
 use seyaha_tests::{TestApp, new_partner};
 
 #[tokio::test]
@@ -166,4 +167,75 @@ async fn concurrent_notifies_over_shared_slots_lose_no_update() {
         let n: u64 = slot["availabilityId"].as_str().unwrap()["race-".len()..].parse().unwrap();
         assert_eq!(slot["vacancies"], 5_000 + n, "{slot}");
     }
+}
+
+/// A batch notify: many slots in one call, each item on its own. Valid items for known
+/// products are stored, a bad item is reported in its result without rejecting the rest, an
+/// unknown product requests one fallback sync for the batch, duplicates keep the last; a body
+/// that is not a non-empty array, or whose items are all invalid, is a 400; the documented
+/// 401 -> 403 -> 400 order holds.
+#[tokio::test]
+async fn a_batch_notify_stores_each_valid_slot_and_reports_each_bad_one() {
+    let app = TestApp::spawn().await;
+    let octo = FakeOcto::start().await;
+    octo.set_catalog(sample_catalog(2));
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+    app.trigger(&integration).await.expect_success(200);
+    let slot = |product: &str, availability: &str, vacancies: u64| {
+        json!({"productId": product, "optionId": "DEFAULT", "availabilityId": availability,
+               "localDateTimeStart": format!("{availability}+03:00"), "status": "LIMITED", "vacancies": vacancies, "capacity": 20})
+    };
+    let batch = json!([
+        slot("product_0", "2099-07-15T10:00:00", 4),
+        {"productId": 5, "optionId": "DEFAULT"},
+        slot("product_1", "2099-07-15T12:00:00", 7),
+        slot("product_unknown", "2099-07-15T14:00:00", 1),
+        // The OCTO webhook wrapper is an item like any other; the same slot again wins last.
+        {"webhook": {"event": "availability_update"}, "availability": {"productId": "product_0", "optionId": "DEFAULT",
+            "id": "2099-07-15T10:00:00", "localDateTimeStart": "2099-07-15T10:00:00+03:00", "status": "LIMITED", "vacancies": 3, "capacity": 20}},
+    ]);
+    let secret = Some(integration.secret.as_str());
+    let answer = app.webhook(&integration.id, "availability/notify-batch", secret, Some(batch.clone())).await;
+    let data = answer.expect_success(200).clone();
+    assert_eq!(
+        (data["updated"].clone(), data["sync_requested"].clone(), data["rejected"].clone()),
+        (json!(3), json!(true), json!(1)),
+        "{data}"
+    );
+    let results = data["results"].as_array().unwrap();
+    assert_eq!(results.iter().map(|r| r["updated"].clone()).collect::<Vec<_>>(), [true, false, true, false, true].map(Value::from));
+    assert_eq!(results.iter().map(|r| r["index"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    let errors = results[1]["error"].as_array().unwrap();
+    assert!(
+        errors.iter().any(|e| e == "productId: must be a string")
+            && errors.iter().any(|e| e.as_str().unwrap().starts_with("availabilityId")),
+        "{errors:?}"
+    );
+    assert!(results[3].get("error").is_none(), "an unknown product is no error: {}", results[3]);
+
+    let slots = app.call("GET", &format!("/{}/catalog?kind=slots", integration.id), Some(&app.admin_token()), None).await;
+    let slots = slots.expect_success(200)["slots"].as_array().unwrap().clone();
+    let vacancies: Vec<(String, u64)> =
+        slots.iter().map(|s| (s["productId"].as_str().unwrap().to_owned(), s["vacancies"].as_u64().unwrap())).collect();
+    assert_eq!(slots.len(), 2, "{slots:?}");
+    assert!(vacancies.contains(&("product_0".into(), 3)) && vacancies.contains(&("product_1".into(), 7)), "{vacancies:?}");
+    // One fallback sync for the batch's unknown product.
+    app.wait_for_log(&integration.id, "the batch's fallback sync", |log| !seyaha_tests::runs_with_trigger(log, "fallback").is_empty())
+        .await;
+
+    // Bad batches as a whole: 400 with the reason.
+    for (body, expected) in [
+        (json!({"productId": "p"}), "body: must be a JSON array"),
+        (json!([]), "body: must contain at least one"),
+        (json!([{"productId": 5}, {}]), "[0].productId: must be a string"),
+    ] {
+        let errors = app.webhook(&integration.id, "availability/notify-batch", secret, Some(body)).await.expect_error(400);
+        assert!(errors.contains(expected), "{expected}: {errors}");
+    }
+    // The documented order: 401 before 403 before 400.
+    app.webhook(&integration.id, "availability/notify-batch", Some(&"0".repeat(64)), Some(json!([]))).await.expect_error(401);
+    app.call("PATCH", &format!("/admin/{}", integration.id), Some(&app.admin_token()), Some(json!({"isActive": false})))
+        .await
+        .expect_success(200);
+    app.webhook(&integration.id, "availability/notify-batch", secret, Some(json!([]))).await.expect_error(403);
 }

@@ -28,7 +28,7 @@ use utoipa_axum::routes;
 pub use error::ApiError;
 pub use events::parse_event;
 pub use extract::MAX_BODY_BYTES;
-pub use notify::{MAX_COUNT, parse_notify};
+pub use notify::{MAX_BATCH_ITEMS, MAX_COUNT, parse_notify, parse_notify_batch};
 
 use crate::service::IntegrationService;
 use auth::JwtSource;
@@ -77,7 +77,10 @@ pub fn sync_trigger_routes() -> OpenApiRouter<AppState> {
 /// The `availability-notify` function: the notify webhook and the OCTO events a partner's
 /// platform pushes by itself (both are small, frequent writes).
 pub fn availability_notify_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(webhooks::availability_notify)).routes(routes!(webhooks::octo_events))
+    OpenApiRouter::new()
+        .routes(routes!(webhooks::availability_notify))
+        .routes(routes!(webhooks::availability_notify_batch))
+        .routes(routes!(webhooks::octo_events))
 }
 
 /// The OpenAPI document of every route of every function.

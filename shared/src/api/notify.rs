@@ -39,6 +39,28 @@ pub fn parse_notify(body: &Value) -> Result<AvailabilityUpdate, Vec<String>> {
     read(object, None, "", "availabilityId", Vec::new())
 }
 
+/// The most slots one batch notify carries. A slot object is about 200 bytes, so the 64 KiB
+/// body limit admits about 300; this keeps a batch one DynamoDB BatchWriteItem series of at
+/// most 20 requests whatever the body limit is set to.
+pub const MAX_BATCH_ITEMS: usize = 500;
+
+/// Reads a batch notify body: a JSON array of notify bodies (each in any accepted shape). The
+/// batch itself is refused (`Err`) only when it is not a non-empty array of at most
+/// [`MAX_BATCH_ITEMS`]; each item is read on its own, so one bad item does not reject the rest.
+#[allow(clippy::type_complexity)]
+pub fn parse_notify_batch(body: &Value) -> Result<Vec<Result<AvailabilityUpdate, Vec<String>>>, Vec<String>> {
+    let Some(items) = body.as_array() else {
+        return Err(vec!["body: must be a JSON array of notify objects".into()]);
+    };
+    if items.is_empty() {
+        return Err(vec!["body: must contain at least one notify object".into()]);
+    }
+    if items.len() > MAX_BATCH_ITEMS {
+        return Err(vec![format!("body: must contain at most {MAX_BATCH_ITEMS} notify objects (got {})", items.len())]);
+    }
+    Ok(items.iter().map(parse_notify).collect())
+}
+
 /// The keys a wrapper may carry beside `availability` instead of inside it.
 const BESIDE_AVAILABILITY: [&str; 2] = ["productId", "optionId"];
 
@@ -214,6 +236,29 @@ mod tests {
         // Counts are bounded (schemathesis sent 2^63, over what the document allows).
         let huge = json!({"productId": "p", "optionId": "o", "availabilityId": "a", "localDateTimeStart": "2026-07-15T10:00:00Z", "capacity": 9_223_372_036_854_775_808u64});
         assert!(parse_notify(&huge).unwrap_err().join("; ").contains("capacity: must be at most 1000000000"));
+    }
+}
+
+#[cfg(test)]
+mod batch {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn reads_each_item_on_its_own_and_refuses_only_a_bad_batch() {
+        let good = json!({"productId": "p", "optionId": "o", "availabilityId": "a", "localDateTimeStart": "2026-07-15T10:00:00Z"});
+        let items = parse_notify_batch(&json!([good, {"productId": 5}])).unwrap();
+        assert!(items[0].is_ok());
+        assert!(items[1].as_ref().unwrap_err().join("; ").contains("productId: must be a string"));
+        for (body, expected) in [
+            (json!({}), "body: must be a JSON array"),
+            (json!([]), "body: must contain at least one"),
+            (Value::Array(vec![good.clone(); MAX_BATCH_ITEMS + 1]), "body: must contain at most 500"),
+        ] {
+            assert!(parse_notify_batch(&body).unwrap_err().join("; ").contains(expected), "{expected}");
+        }
+        assert_eq!(parse_notify_batch(&Value::Array(vec![good; MAX_BATCH_ITEMS])).unwrap().len(), MAX_BATCH_ITEMS);
     }
 }
 

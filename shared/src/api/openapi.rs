@@ -444,10 +444,11 @@ const CREATED_SECRET: &str = "$response.body#/data/webhook_secret";
 /// an availability update with its secret, read its status, get and delete it. OpenAPI
 /// `links`, so a client (and Schemathesis' stateful phase, `make fuzz-api`) can chain
 /// create → approve → trigger → notify → delete with the real id and secret.
-const FROM_CREATED: [(&str, &str); 10] = [
+const FROM_CREATED: [(&str, &str); 11] = [
     ("approve", "adminUpdateIntegration"),
     ("triggerSync", "syncTrigger"),
     ("notifyAvailability", "availabilityNotify"),
+    ("notifyAvailabilityBatch", "availabilityNotifyBatch"),
     ("pushOctoEvent", "octoEvents"),
     ("syncLog", "getSyncLog"),
     ("health", "getHealth"),
@@ -468,7 +469,7 @@ pub(super) fn link_operations(document: &mut Document) {
         for (name, target) in FROM_CREATED {
             let mut link = LinkBuilder::new().operation_id(target).parameter("path.id", CREATED_ID);
             match target {
-                "syncTrigger" | "availabilityNotify" | "octoEvents" => {
+                "syncTrigger" | "availabilityNotify" | "availabilityNotifyBatch" | "octoEvents" => {
                     link = link.parameter(format!("header.{WEBHOOK_SECRET_HEADER}"), CREATED_SECRET)
                 }
                 "adminUpdateIntegration" => link = link.request_body(Some(serde_json::json!({ "isApproved": true, "isActive": true }))),

@@ -10,13 +10,14 @@ use serde_json::json;
 use super::envelope::{ok, success};
 use super::events::parse_event;
 use super::extract::{IntegrationPath, JsonBody, WebhookSecretHeader};
-use super::notify::parse_notify;
+use super::notify::{parse_notify, parse_notify_batch};
 #[allow(unused_imports)] // named by the OpenAPI annotations
 use super::openapi::{ErrorResponses, NotifyBody, NotifyResult, OctoEventBody, Success};
 use super::{ApiError, AppState};
 #[allow(unused_imports)]
 use crate::domain::IntegrationId;
 use crate::domain::{EventAction, Rejection, SyncCounts};
+use crate::service::BatchItemOutcome;
 use crate::sync::SyncResult;
 
 /// The events route's answer: accepted, and what it leads to.
@@ -119,6 +120,91 @@ pub async fn availability_notify(
     let update = parse_notify(&body).map_err(ApiError::validation)?;
     let updated = state.service.notify(webhook, update).await?;
     Ok(ok(json!({ "updated": updated })))
+}
+
+/// The batch notify's answer: what became of each item, and the totals.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"updated": 2, "sync_requested": true, "rejected": 1, "results": [
+    {"index": 0, "updated": true}, {"index": 1, "updated": true}, {"index": 2, "updated": false},
+    {"index": 3, "updated": false, "error": ["productId: is required"]}
+]}))]
+pub struct BatchNotifyResult {
+    /// Slots stored.
+    updated: u64,
+    /// Some item named an unknown (or inactive) product or option: one background full sync
+    /// was requested for the whole batch.
+    sync_requested: bool,
+    /// Items that are not valid notify bodies (see their `error`).
+    rejected: u64,
+    /// One per item, in the order sent.
+    results: Vec<BatchItemResult>,
+}
+
+/// What became of one item of a batch notify.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchItemResult {
+    /// The item's position in the request array, from 0.
+    index: usize,
+    /// `true`: the slot was stored. `false` without `error`: its product is unknown and the
+    /// batch's fallback sync covers it.
+    updated: bool,
+    /// Why the item was refused, each problem as `"field: reason"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<Vec<String>>,
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/partner-integrations/{id}/availability/notify-batch", operation_id = "availabilityNotifyBatch", tag = "webhooks", security(("webhook_secret" = [])),
+    params(("id" = IntegrationId, Path, description = "The integration's id.")),
+    request_body(
+        content = [NotifyBody],
+        description = "A JSON array of 1 to 500 notify objects, each in any shape the single notify accepts (within the 64 KiB body limit). Each item is handled on its own: a bad item is reported in its result and does not reject the rest.",
+        example = json!([
+            {"productId": "prod_123", "optionId": "DEFAULT", "availabilityId": "2026-07-15T10:00:00+03:00", "localDateTimeStart": "2026-07-15T10:00:00+03:00", "status": "LIMITED", "vacancies": 4, "capacity": 20},
+            {"productId": "prod_123", "optionId": "DEFAULT", "availabilityId": "2026-07-15T14:00:00+03:00", "localDateTimeStart": "2026-07-15T14:00:00+03:00", "status": "SOLD_OUT", "vacancies": 0, "capacity": 20}
+        ])
+    ),
+    responses(
+        (status = 200, description = "Every item handled: see each result. 400 when the body is not a non-empty array of at most 500 items, or when no item is valid.", body = Success<BatchNotifyResult>),
+        ErrorResponses,
+    )
+)]
+pub async fn availability_notify_batch(
+    State(state): State<AppState>,
+    IntegrationPath(id): IntegrationPath,
+    WebhookSecretHeader(secret): WebhookSecretHeader,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (webhook, body) = authenticated_body(&state, id, secret, request).await?;
+    let items = parse_notify_batch(&body).map_err(ApiError::validation)?;
+    if items.iter().all(Result::is_err) {
+        let errors = items
+            .into_iter()
+            .enumerate()
+            .flat_map(|(index, item)| item.err().unwrap_or_default().into_iter().map(move |error| format!("[{index}].{error}")))
+            .collect();
+        return Err(ApiError::validation(errors));
+    }
+    let outcomes = state.service.notify_batch(webhook, items).await?;
+    let mut answer = BatchNotifyResult { updated: 0, sync_requested: false, rejected: 0, results: Vec::with_capacity(outcomes.len()) };
+    for (index, outcome) in outcomes.into_iter().enumerate() {
+        let (updated, error) = match outcome {
+            BatchItemOutcome::Updated => {
+                answer.updated += 1;
+                (true, None)
+            }
+            BatchItemOutcome::SyncRequested => {
+                answer.sync_requested = true;
+                (false, None)
+            }
+            BatchItemOutcome::Invalid(errors) => {
+                answer.rejected += 1;
+                (false, Some(errors))
+            }
+        };
+        answer.results.push(BatchItemResult { index, updated, error });
+    }
+    Ok(ok(answer))
 }
 
 #[utoipa::path(

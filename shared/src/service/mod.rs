@@ -4,6 +4,8 @@
 
 mod notify;
 
+pub use notify::BatchItemOutcome;
+
 use std::sync::Arc;
 
 use serde::Serialize;
