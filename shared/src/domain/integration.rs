@@ -297,6 +297,9 @@ pub struct SyncControl {
     pub requested_at: Option<Timestamp>,
     /// The next successful sync ignores the catalog hash (after DOWN deactivated the catalog).
     pub force_full_sync: bool,
+    /// The last fan-out (nightly run, sync-all) that requested a sync of this integration: a
+    /// page of it delivered again skips what it already requested and was served.
+    pub fan_out: Option<RunId>,
 }
 
 /// A validated create request.

@@ -556,6 +556,31 @@ impl IntegrationStore for DynamoStore {
             IndexQuery { index: SYNCABLE_INDEX, key_condition: "gsi2pk = :pk", key_names: &SYNCABLE_KEY, newest_first: false, filter };
         self.page_of(query, limit, after).await
     }
+
+    /// The sparse index of live integrations, counted by the server (`Select=COUNT`).
+    async fn count_syncable(&self) -> Result<u64, StoreError> {
+        let mut start = None;
+        let mut total = 0u64;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(SYNCABLE_INDEX)
+                .key_condition_expression("gsi2pk = :pk")
+                .expression_attribute_values(":pk", s("SYNCABLE"))
+                .select(Select::Count)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            total += u64::try_from(output.count).unwrap_or_default();
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(total),
+            }
+        }
+    }
 }
 
 #[async_trait]
