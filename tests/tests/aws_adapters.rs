@@ -8,7 +8,7 @@ use seyaha::adapters::aws::{AwsSecretStore, SqsQueue};
 use seyaha::adapters::stored::JobMessage;
 use seyaha::app::CachedSecretStore;
 use seyaha::domain::{AuthKey, IntegrationId, RunTrigger};
-use seyaha::ports::{SecretStore, SyncJob, SyncQueue};
+use seyaha::ports::{Lane, SecretStore, SyncJob, SyncQueue};
 use seyaha_tests::FakeClock;
 use seyaha_tests::aws::{resources, sdk_config, unique};
 
@@ -54,7 +54,7 @@ async fn secrets_are_created_replaced_cached_and_deleted() {
 async fn jobs_go_to_sqs_in_batches_and_with_delays() {
     let config = sdk_config().await;
     let resources = resources(&config).await;
-    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&config), resources.queue_url.clone());
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&config), resources.queue_url.clone(), resources.bulk_queue_url.clone());
     let jobs: Vec<SyncJob> = (0..23).map(|i| SyncJob::catalog(IntegrationId::generate(i), RunTrigger::Nightly)).collect();
     queue.enqueue(&jobs).await.unwrap();
 
@@ -72,7 +72,7 @@ async fn jobs_go_to_sqs_in_batches_and_with_delays() {
     assert_eq!(received, sent, "all 23 arrive, as JSON job messages");
     assert_eq!(
         JobMessage::encode(&sent[0]),
-        format!(r#"{{"integration_id":"{}","trigger":"nightly"}}"#, sent[0].integration_id),
+        format!(r#"{{"integration_id":"{}","trigger":"nightly"}}"#, sent[0].integration_id.unwrap()),
         "the message format workers already in flight understand"
     );
 
@@ -90,6 +90,51 @@ async fn jobs_go_to_sqs_in_batches_and_with_delays() {
     };
     assert_eq!(later.len(), 1);
     assert_eq!(JobMessage::decode(later[0].body.as_deref().unwrap()).unwrap(), delayed);
+    assert!(resources.receive_bulk(&config, 60).await.is_empty(), "real-time jobs never go to the bulk queue");
+}
+
+#[tokio::test]
+async fn each_job_goes_to_the_queue_of_its_lane() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&config), resources.queue_url.clone(), resources.bulk_queue_url.clone());
+    let (a, b, c) = (IntegrationId::generate(1), IntegrationId::generate(2), IntegrationId::generate(3));
+    let page = seyaha::ports::FanOutPage {
+        fan_out: seyaha::domain::RunId::generate(1),
+        started_at: seyaha::domain::Timestamp::from_unix_millis(1_800_000_000_000),
+        window: Duration::from_secs(3600),
+        after: None,
+    };
+    let bulk = vec![SyncJob::fan_out_page(RunTrigger::Nightly, page), SyncJob::bulk_catalog(a, RunTrigger::Nightly, None)];
+    let real_time = vec![SyncJob::catalog(b, RunTrigger::Fallback), SyncJob::product(c, "p".into())];
+    // One call with both lanes mixed, and a delayed job of each lane.
+    queue.enqueue(&[bulk[0].clone(), real_time[0].clone(), bulk[1].clone(), real_time[1].clone()]).await.unwrap();
+    let due = seyaha::domain::Timestamp::from_unix_millis(1_800_000_000_000);
+    let delayed_bulk = SyncJob::bulk_catalog(c, RunTrigger::Admin, Some(due));
+    queue.enqueue_after(&delayed_bulk, Duration::from_secs(1)).await.unwrap();
+    queue.enqueue_after(&real_time[0], Duration::from_secs(1)).await.unwrap();
+
+    let drain = |bulk_lane: bool| {
+        let (resources, config) = (&resources, &config);
+        async move {
+            let mut jobs = Vec::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            while jobs.len() < 3 && std::time::Instant::now() < deadline {
+                let batch = if bulk_lane { resources.receive_bulk(config, 60).await } else { resources.receive(config, 60).await };
+                jobs.extend(batch.into_iter().map(|m| JobMessage::decode(m.body.as_deref().unwrap()).unwrap()));
+            }
+            jobs
+        }
+    };
+    let on_bulk = drain(true).await;
+    let on_real_time = drain(false).await;
+    assert_eq!(on_bulk.len(), 3, "{on_bulk:?}");
+    assert!(on_bulk.iter().all(|job| job.lane == Lane::Bulk), "{on_bulk:?}");
+    for job in bulk.iter().chain([&delayed_bulk]) {
+        assert!(on_bulk.contains(job), "{job:?} not on the bulk queue: {on_bulk:?}");
+    }
+    assert_eq!(on_real_time.len(), 3, "{on_real_time:?}");
+    assert!(on_real_time.iter().all(|job| job.lane == Lane::RealTime), "{on_real_time:?}");
 }
 
 /// Both rate limiters count per integration in fixed windows: the limit holds, other

@@ -13,7 +13,9 @@ use seyaha::app::{self, Runtime};
 use seyaha::domain::{AdminPatch, HealthStatus, IntegrationId, Lease, PartnerId, Role, RunId, RunOutcome, RunTrigger, SyncStatus};
 use seyaha::net::EndpointPolicy;
 use seyaha::octo::OctoClient;
-use seyaha::ports::{CatalogStore, Clock, IntegrationStore, Ports, QueueError, RunStore, StaticSigningKey, StoreError, SyncJob, SyncQueue};
+use seyaha::ports::{
+    CatalogStore, Clock, IntegrationStore, JobWork, Ports, QueueError, RunStore, StaticSigningKey, StoreError, SyncJob, SyncQueue,
+};
 use seyaha::service::IntegrationService;
 use seyaha::sync::{ProbeOutcome, SyncConfig, SyncEngine, SyncResult};
 use seyaha_tests::fake_octo::{Behaviour, FAKE_KEY, FakeOcto, sample_catalog};
@@ -111,6 +113,20 @@ impl Harness {
     /// this never needs to wait.
     fn next_job(&mut self) -> Option<SyncJob> {
         self.receiver.try_recv()
+    }
+
+    /// Runs the fan-out page jobs that are ready (and the pages they queue) and returns the
+    /// other jobs that are ready, in order.
+    async fn fan_out(&mut self) -> Vec<SyncJob> {
+        let mut others = Vec::new();
+        while let Some(job) = self.next_job() {
+            if matches!(job.work, JobWork::FanOutPage(_)) {
+                self.engine.handle_job(&job).await.unwrap();
+            } else {
+                others.push(job);
+            }
+        }
+        others
     }
 
     /// The next job, after the clock moved past a delayed one's due time (its timer task
@@ -240,8 +256,9 @@ async fn nightly_probes_down_integrations_and_recovers_them_with_a_full_sync() {
         async move { engine.request_all(RunTrigger::Nightly).await.unwrap() }
     };
     assert_eq!(run_nightly(&mut h).await, 2, "both count: one is synced, one only probed");
-    for _ in 0..2 {
-        let job = h.next_job().expect("a nightly job");
+    let jobs = h.fan_out().await;
+    assert_eq!(jobs.len(), 2);
+    for job in jobs {
         assert_eq!(job.trigger, RunTrigger::Nightly);
         h.clock.advance(Duration::from_secs(1));
         h.engine.handle_job(&job).await.unwrap();
@@ -254,7 +271,7 @@ async fn nightly_probes_down_integrations_and_recovers_them_with_a_full_sync() {
 
     failing_octo.set_behaviour(Behaviour::Normal);
     run_nightly(&mut h).await;
-    while let Some(job) = h.next_job() {
+    for job in h.fan_out().await {
         h.clock.advance(Duration::from_secs(1));
         h.engine.handle_job(&job).await.unwrap();
     }
@@ -272,14 +289,20 @@ async fn the_nightly_listing_pages_through_many_integrations() {
         h.approved(&octo).await;
     }
     assert_eq!(h.engine.request_all(RunTrigger::Nightly).await.unwrap(), 230);
+    let mut pages = 0;
     let mut jobs = 0;
-    while h.next_job().is_some() {
-        jobs += 1;
+    while let Some(job) = h.next_job() {
+        if matches!(job.work, JobWork::FanOutPage(_)) {
+            pages += 1;
+            h.engine.handle_job(&job).await.unwrap();
+        } else {
+            jobs += 1;
+        }
     }
-    assert_eq!(jobs, 230, "one job per integration across three pages");
+    assert_eq!((pages, jobs), (3, 230), "one job per integration across three page jobs");
     // A second fan-out before any job ran is coalesced away.
     assert_eq!(h.engine.request_all(RunTrigger::Nightly).await.unwrap(), 230);
-    assert!(h.next_job().is_none());
+    assert!(h.fan_out().await.is_empty());
 }
 
 #[tokio::test]
@@ -296,13 +319,20 @@ async fn a_request_whose_message_was_never_sent_is_not_coalesced_away() {
     assert!(h.engine.request_sync(id, RunTrigger::Admin, None).await.unwrap(), "not coalesced with the lost request");
     assert_eq!(h.next_job().map(|job| job.trigger), Some(RunTrigger::Admin));
 
-    // The nightly fan-out: a failed batch leaves nothing requested, so the retried run sends it.
+    // The nightly fan-out: an unsent first page leaves nothing requested, so the retried run
+    // sends it; a page whose sync job was not sent sends it when the page is delivered again.
     h.engine.handle_job(&SyncJob::catalog(id, RunTrigger::Admin)).await.unwrap();
     h.queue.failures.store(1, Ordering::SeqCst);
     assert!(h.engine.request_all(RunTrigger::Nightly).await.is_err());
     assert!(h.next_job().is_none());
+    assert!(h.record(id).await.sync_control.requested_at.is_none());
     assert_eq!(h.engine.request_all(RunTrigger::Nightly).await.unwrap(), 1);
-    assert_eq!(h.next_job().map(|job| job.trigger), Some(RunTrigger::Nightly), "the retried nightly run sends the job");
+    let page = h.next_job().expect("the first page job");
+    h.queue.failures.store(1, Ordering::SeqCst);
+    assert!(h.engine.handle_job(&page).await.is_err());
+    assert!(h.next_job().is_none());
+    h.engine.handle_job(&page).await.unwrap();
+    assert_eq!(h.next_job().map(|job| job.trigger), Some(RunTrigger::Nightly), "the page delivered again sends the job");
 }
 
 /// Waits (polling, with a deadline) until the held supplier has received `calls` requests.

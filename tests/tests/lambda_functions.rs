@@ -505,7 +505,7 @@ async fn register_serves_the_console_and_an_admin_sync_of_one_integration() {
     assert_eq!((status, body), (202, json!({"success": 1, "data": {"requested": true}})));
     let jobs = wait_for_messages(&resources, &config, 1).await;
     let job = seyaha::adapters::stored::JobMessage::decode(jobs[0].body().unwrap()).unwrap();
-    assert_eq!((job.integration_id.to_string(), job.trigger), (id, seyaha::domain::RunTrigger::Admin));
+    assert_eq!((job.integration_id.map(|i| i.to_string()), job.trigger), (Some(id), seyaha::domain::RunTrigger::Admin));
 }
 
 /// The namespace the metrics test sets (`SEYAHA_METRICS_NAMESPACE`).
