@@ -14,7 +14,7 @@ use seyaha::domain::{AdminPatch, HealthStatus, IntegrationId, Lease, PartnerId, 
 use seyaha::net::EndpointPolicy;
 use seyaha::octo::OctoClient;
 use seyaha::ports::{
-    CatalogStore, Clock, IntegrationStore, JobWork, Ports, QueueError, RunStore, StaticSigningKey, StoreError, SyncJob, SyncQueue,
+    CatalogStore, Clock, IntegrationStore, JobWork, Lane, Ports, QueueError, RunStore, StaticSigningKey, StoreError, SyncJob, SyncQueue,
 };
 use seyaha::service::IntegrationService;
 use seyaha::sync::{ProbeOutcome, SyncConfig, SyncEngine, SyncResult};
@@ -22,29 +22,45 @@ use seyaha_tests::fake_octo::{Behaviour, FAKE_KEY, FakeOcto, sample_catalog};
 use seyaha_tests::hooked::{CatalogCall, HookedCatalog};
 use seyaha_tests::{FakeClock, test_settings};
 
-/// The queue, failing the next `failures` sends like an SQS outage would.
+/// The queue, failing the next `failures` sends like an SQS outage would, or never answering
+/// the send numbered `hang_at` (counting from 1) so a test can kill the worker there; it
+/// remembers the delay of each delayed send.
 struct FlakyQueue {
     inner: InProcessQueue,
     failures: AtomicUsize,
+    sends: AtomicUsize,
+    hang_at: AtomicUsize,
+    hung: tokio::sync::Notify,
+    delayed: std::sync::Mutex<Vec<(SyncJob, Duration)>>,
 }
 
 impl FlakyQueue {
-    fn fail(&self) -> Result<(), QueueError> {
+    async fn fail(&self) -> Result<(), QueueError> {
+        if self.sends.fetch_add(1, Ordering::SeqCst) + 1 == self.hang_at.load(Ordering::SeqCst) {
+            self.hung.notify_one();
+            std::future::pending::<()>().await;
+        }
         match self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
             Ok(_) => Err(QueueError::new("simulated SQS outage")),
             Err(_) => Ok(()),
         }
+    }
+
+    /// The next send (of any kind) from now on will never return.
+    fn hang_next_send(&self, skip: usize) {
+        self.hang_at.store(self.sends.load(Ordering::SeqCst) + skip + 1, Ordering::SeqCst);
     }
 }
 
 #[async_trait]
 impl SyncQueue for FlakyQueue {
     async fn enqueue(&self, jobs: &[SyncJob]) -> Result<(), QueueError> {
-        self.fail()?;
+        self.fail().await?;
         self.inner.enqueue(jobs).await
     }
     async fn enqueue_after(&self, job: &SyncJob, delay: Duration) -> Result<(), QueueError> {
-        self.fail()?;
+        self.fail().await?;
+        self.delayed.lock().unwrap().push((job.clone(), delay));
         self.inner.enqueue_after(job, delay).await
     }
 }
@@ -62,7 +78,14 @@ struct Harness {
 fn harness_with(catalog: Arc<dyn CatalogStore>, store: RedbStore, dir: tempfile::TempDir, config: SyncConfig) -> Harness {
     let clock = FakeClock::new();
     let (queue, receiver) = InProcessQueue::new(clock.clone());
-    let queue = Arc::new(FlakyQueue { inner: queue, failures: AtomicUsize::new(0) });
+    let queue = Arc::new(FlakyQueue {
+        inner: queue,
+        failures: AtomicUsize::new(0),
+        sends: AtomicUsize::new(0),
+        hang_at: AtomicUsize::new(0),
+        hung: tokio::sync::Notify::new(),
+        delayed: std::sync::Mutex::default(),
+    });
     let ports = Ports {
         integrations: Arc::new(store.clone()),
         catalog,
@@ -303,6 +326,168 @@ async fn the_nightly_listing_pages_through_many_integrations() {
     // A second fan-out before any job ran is coalesced away.
     assert_eq!(h.engine.request_all(RunTrigger::Nightly).await.unwrap(), 230);
     assert!(h.fan_out().await.is_empty());
+}
+
+/// Kills the worker running `job` at the send numbered `skip + 1` from now (that send never
+/// happens), as a Lambda timeout or a SIGKILL would: its future is dropped mid-way.
+async fn kill_during_send(h: &Harness, job: &SyncJob, skip: usize) {
+    h.queue.hang_next_send(skip);
+    let worker = tokio::spawn({
+        let (engine, job) = (Arc::clone(&h.engine), job.clone());
+        async move { engine.handle_job(&job).await }
+    });
+    tokio::time::timeout(Duration::from_secs(10), h.queue.hung.notified()).await.expect("the worker reaches the send");
+    worker.abort();
+    assert!(worker.await.unwrap_err().is_cancelled());
+}
+
+impl Harness {
+    /// The jobs ready now, split into fan-out pages and the rest.
+    fn ready_jobs(&mut self) -> (Vec<SyncJob>, Vec<SyncJob>) {
+        std::iter::from_fn(|| self.next_job()).partition(|job| matches!(job.work, JobWork::FanOutPage(_)))
+    }
+
+    async fn run_all(&self, jobs: &[SyncJob]) {
+        for job in jobs {
+            self.engine.handle_job(job).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_fan_out_page_killed_mid_way_is_delivered_again_and_every_integration_syncs_exactly_once() {
+    let mut h = harness(SyncConfig { fan_out_page: 3, ..SyncConfig::default() });
+    let octo = FakeOcto::start().await;
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(h.approved(&octo).await);
+    }
+    assert_eq!(h.engine.request_all(RunTrigger::Nightly).await.unwrap(), 10);
+    let (mut pages, syncs) = h.ready_jobs();
+    assert!(syncs.is_empty(), "the request only queues the first page: {syncs:?}");
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0].lane, Lane::Bulk);
+
+    // Page 1 runs whole: three syncs on the bulk lane, then the next page.
+    h.engine.handle_job(&pages.remove(0)).await.unwrap();
+    let (mut pages, mut syncs) = h.ready_jobs();
+    assert_eq!((pages.len(), syncs.len()), (1, 3));
+    assert!(syncs.iter().all(|job| job.lane == Lane::Bulk && job.trigger == RunTrigger::Nightly), "{syncs:?}");
+
+    // Page 2 dies after queuing its syncs, before queuing page 3; its syncs run, then SQS
+    // delivers it again: it sends page 3 and none of its syncs again.
+    let second = pages.remove(0);
+    kill_during_send(&h, &second, 1).await;
+    let (none, more) = h.ready_jobs();
+    assert!(none.is_empty());
+    syncs.extend(more);
+    assert_eq!(syncs.len(), 6);
+    h.run_all(&syncs).await;
+    h.engine.handle_job(&second).await.unwrap();
+    let (mut pages, again) = h.ready_jobs();
+    assert!(again.is_empty(), "served syncs are not requested again: {again:?}");
+    assert_eq!(pages.len(), 1);
+
+    // Page 3 dies before sending anything (its requests are written); it is delivered again,
+    // twice (SQS may duplicate): its syncs are sent again (harmless: one of each runs).
+    let third = pages.remove(0);
+    kill_during_send(&h, &third, 0).await;
+    assert_eq!(h.ready_jobs().0.len() + h.ready_jobs().1.len(), 0);
+    h.run_all(&[third.clone(), third]).await;
+    let (pages, third_syncs) = h.ready_jobs();
+    assert_eq!((pages.len(), third_syncs.len()), (2, 6), "each delivery sends the page's three syncs and the next page");
+
+    // The last page (one integration), delivered twice: no page after it.
+    h.run_all(&pages).await;
+    let (after_last, last_syncs) = h.ready_jobs();
+    assert!(after_last.is_empty());
+    h.run_all(&third_syncs).await;
+    h.run_all(&last_syncs).await;
+
+    assert_eq!(octo.product_calls(), 10, "one fetch per integration");
+    for id in ids {
+        let runs = h.runs(id).await;
+        assert_eq!(runs.len(), 1, "{id}: {runs:?}");
+        assert_eq!((runs[0].trigger, runs[0].outcome), (RunTrigger::Nightly, RunOutcome::Synced));
+        assert!(h.record(id).await.sync_control.requested_at.is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_fan_out_spreads_its_syncs_over_the_window_at_times_fixed_by_id() {
+    let window = Duration::from_secs(600);
+    let mut h = harness(SyncConfig { fan_out_page: 4, fan_out_window: window, ..SyncConfig::default() });
+    let octo = FakeOcto::start().await;
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(h.approved(&octo).await);
+    }
+    let start = h.clock.now();
+    assert_eq!(h.engine.request_all(RunTrigger::Nightly).await.unwrap(), 10);
+    let ready = h.fan_out().await;
+    let due_of = |jobs: &[(SyncJob, Duration)], from: seyaha::domain::Timestamp| -> std::collections::BTreeMap<IntegrationId, i64> {
+        jobs.iter().map(|(job, _)| (job.integration_id.unwrap(), job.not_before.unwrap().unix_millis() - from.unix_millis())).collect()
+    };
+    let delayed = std::mem::take(&mut *h.queue.delayed.lock().unwrap());
+    // A sync due at the very start of the window is queued at once.
+    assert_eq!(delayed.len() + ready.len(), 10);
+    for (job, delay) in &delayed {
+        let offset = job.not_before.unwrap().unix_millis() - start.unix_millis();
+        assert_eq!(delay.as_millis() as i64, offset, "queued with the delay to its due time");
+        assert!((0..600_000).contains(&offset), "inside the window: {offset} ms");
+    }
+    let offsets = due_of(&delayed, start);
+    let minutes: std::collections::BTreeSet<i64> = offsets.values().map(|ms| ms / 60_000).collect();
+    assert!(minutes.len() >= 3, "spread, not all in the same minutes: {offsets:?}");
+
+    // Each sync runs when its due time comes, in due order.
+    let mut by_due: Vec<(i64, IntegrationId)> = offsets.iter().map(|(id, ms)| (*ms, *id)).collect();
+    by_due.sort();
+    h.run_all(&ready).await;
+    for (offset, id) in &by_due {
+        h.clock.advance(Duration::from_millis((start.unix_millis() + offset - h.clock.now().unix_millis()) as u64));
+        let job = h.next_job_after_moving_the_clock().await;
+        assert_eq!(job.integration_id, Some(*id), "the next due sync arrives");
+        h.engine.handle_job(&job).await.unwrap();
+        assert_eq!(h.runs(*id).await[0].started_at.unix_millis(), start.unix_millis() + offset);
+    }
+    assert_eq!(octo.product_calls(), 10);
+
+    // The next fan-out, a day later, puts each integration at the same point of its window.
+    h.clock.advance(Duration::from_secs(24 * 3600));
+    let next_start = h.clock.now();
+    h.engine.request_all(RunTrigger::Nightly).await.unwrap();
+    let ready_again = h.fan_out().await;
+    assert_eq!(ready_again.len(), ready.len());
+    let delayed_again = std::mem::take(&mut *h.queue.delayed.lock().unwrap());
+    assert_eq!(due_of(&delayed_again, next_start), offsets, "the same offsets by id");
+}
+
+#[tokio::test]
+async fn a_sync_due_after_the_queues_longest_delay_is_put_back_until_it_is_due() {
+    let mut h = harness(SyncConfig::default());
+    let octo = FakeOcto::start().await;
+    let id = h.approved(&octo).await;
+    assert!(h.engine.request_sync(id, RunTrigger::Admin, None).await.unwrap());
+    h.next_job().expect("the admin job");
+    let due = h.clock.now().plus_millis(40 * 60 * 1000);
+    let job = SyncJob::bulk_catalog(id, RunTrigger::Nightly, Some(due));
+
+    // Delivered 15 minutes after it was sent (SQS's longest delay): back for the rest.
+    h.clock.advance(Duration::from_secs(15 * 60));
+    assert_eq!(h.engine.handle_job(&job).await.unwrap(), SyncResult::Queued);
+    let (put_back, delay) = h.queue.delayed.lock().unwrap().pop().expect("put back on the queue");
+    assert_eq!((put_back, delay), (job.clone(), Duration::from_secs(15 * 60)), "at most 15 minutes again, same job");
+    h.clock.advance(Duration::from_secs(15 * 60));
+    assert_eq!(h.next_job_after_moving_the_clock().await, job);
+    assert_eq!(h.engine.handle_job(&job).await.unwrap(), SyncResult::Queued);
+    assert_eq!(h.queue.delayed.lock().unwrap().pop().unwrap().1, Duration::from_secs(10 * 60), "the rest");
+    assert_eq!(octo.product_calls(), 0, "nothing ran early");
+
+    h.clock.advance(Duration::from_secs(10 * 60));
+    let job = h.next_job_after_moving_the_clock().await;
+    assert!(matches!(h.engine.handle_job(&job).await.unwrap(), SyncResult::Done { .. }));
+    assert_eq!(octo.product_calls(), 1);
 }
 
 #[tokio::test]
