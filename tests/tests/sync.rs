@@ -446,7 +446,8 @@ async fn sync_all_queues_every_approved_active_integration() {
 
 #[tokio::test]
 async fn real_time_jobs_queued_during_a_bulk_run_finish_before_it() {
-    let app = TestApp::spawn().await;
+    // Held calls must not time out while the test looks (the usual 2 s would end them).
+    let app = TestApp::spawn_with(Settings { octo_timeout_secs: 60, ..test_settings() }).await;
     let busy = FakeOcto::start().await; // the bulk run's suppliers: they answer when released
     let other = FakeOcto::start().await;
     let admin = app.admin_token();
