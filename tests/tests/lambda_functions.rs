@@ -92,6 +92,32 @@ async fn wait_for_messages(
     messages
 }
 
+/// Runs the fan-out's page jobs waiting on the bulk queue through `worker` (each must succeed)
+/// until the sync jobs they queue there number `count`, and returns those.
+async fn fan_out_through(
+    worker: &Function,
+    resources: &seyaha_tests::aws::Resources,
+    config: &aws_config::SdkConfig,
+    count: usize,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut syncs = Vec::new();
+    for _ in 0..20 {
+        for message in resources.receive_bulk(config, 300).await {
+            let job: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+            if job["work"]["kind"] == "fan_out_page" {
+                assert_eq!(worker.invoke(sqs_event(&[message])).await.unwrap(), json!({"batchItemFailures": []}));
+            } else {
+                assert_eq!(job["lane"], "bulk", "{job}");
+                syncs.push(message);
+            }
+        }
+        if syncs.len() >= count {
+            break;
+        }
+    }
+    syncs
+}
+
 #[tokio::test]
 async fn register_approve_trigger_notify_fallback_worker_and_nightly() {
     let config = sdk_config().await;
@@ -184,9 +210,17 @@ async fn register_approve_trigger_notify_fallback_worker_and_nightly() {
     let failures = worker.invoke(broken).await.unwrap();
     assert_eq!(failures["batchItemFailures"], json!([{"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da"}]));
 
-    // Nightly: the scheduled event fans out one job per approved integration.
+    // Nightly: the scheduled event queues the fan-out's first page job on the bulk queue (and
+    // nothing on the real-time one); the worker runs it, which queues one sync per approved
+    // integration there.
     assert_eq!(nightly.invoke(event_file("scheduled-nightly.json")).await.unwrap(), json!({"queued": 1}));
-    let nightly_jobs = wait_for_messages(&resources, &config, 1).await;
+    let page = resources.receive_bulk(&config, 0).await;
+    assert_eq!(page.len(), 1);
+    let page: Value = serde_json::from_str(page[0].body().unwrap()).unwrap();
+    assert_eq!((&page["trigger"], &page["lane"], &page["work"]["kind"]), (&json!("nightly"), &json!("bulk"), &json!("fan_out_page")));
+    assert!(page.get("integration_id").is_none() && page["work"].get("after").is_none(), "the first page: {page}");
+    assert!(resources.receive(&config, 0).await.is_empty(), "nothing on the real-time queue");
+    let nightly_jobs = fan_out_through(&worker, &resources, &config, 1).await;
     assert_eq!(nightly_jobs.len(), 1);
     assert_eq!(serde_json::from_str::<Value>(nightly_jobs[0].body().unwrap()).unwrap()["trigger"], "nightly");
     assert_eq!(worker.invoke(sqs_event(&nightly_jobs)).await.unwrap(), json!({"batchItemFailures": []}));
@@ -296,7 +330,8 @@ async fn a_worker_killed_mid_sync_is_finished_without_a_new_trigger() {
     let sync_all =
         http_event("apigw-partner-create.json", "POST", &format!("{PREFIX}/admin/sync-all"), &[("authorization", &admin_token)], None);
     assert_eq!(http_reply(&register.invoke(sync_all).await.unwrap()).0, 202);
-    let job = wait_for_messages(&resources, &config, 1).await;
+    let pager = Function::start("sync-worker", &env).await;
+    let job = fan_out_through(&pager, &resources, &config, 1).await;
     assert_eq!(job.len(), 1);
 
     // The first worker takes the lease, reaches the supplier, and is killed there.
@@ -347,11 +382,11 @@ async fn jobs_the_worker_has_no_time_for_are_reported_not_consumed() {
     let sync_all =
         http_event("apigw-partner-create.json", "POST", &format!("{PREFIX}/admin/sync-all"), &[("authorization", &admin_token)], None);
     assert_eq!(http_reply(&register.invoke(sync_all).await.unwrap()).0, 202);
-    let jobs = wait_for_messages(&resources, &config, 2).await;
+    let worker = Function::start("sync-worker", &env).await;
+    let jobs = fan_out_through(&worker, &resources, &config, 2).await;
     assert_eq!(jobs.len(), 2);
 
     // Three seconds left: less than a partner call at its timeout (20 s) needs.
-    let worker = Function::start("sync-worker", &env).await;
     let answer = worker.invoke_with_deadline(sqs_event(&jobs), Duration::from_secs(3)).await.unwrap();
     let mut failed: Vec<String> =
         answer["batchItemFailures"].as_array().unwrap().iter().map(|f| f["itemIdentifier"].as_str().unwrap().to_owned()).collect();
