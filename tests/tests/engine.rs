@@ -464,6 +464,36 @@ async fn a_fan_out_spreads_its_syncs_over_the_window_at_times_fixed_by_id() {
 }
 
 #[tokio::test]
+async fn a_real_time_request_is_not_held_back_by_a_fan_out_request_due_later() {
+    let mut h = harness(SyncConfig { fan_out_window: Duration::from_secs(3600), ..SyncConfig::default() });
+    let octo = FakeOcto::start().await;
+    let id = h.approved(&octo).await;
+    h.engine.request_all(RunTrigger::Nightly).await.unwrap();
+    let ready = h.fan_out().await;
+    let deferred = h.queue.delayed.lock().unwrap().pop();
+    let Some((nightly, _)) = deferred else {
+        // Due at the very start of its window (a 1 in 3.6 million hash): nothing to defer.
+        assert_eq!(ready.len(), 1);
+        return;
+    };
+
+    // A minute later, an admin asks for a sync: sent now, not coalesced into the nightly
+    // request that waits for its point of the window.
+    h.clock.advance(Duration::from_secs(60));
+    assert!(h.engine.request_sync(id, RunTrigger::Admin, None).await.unwrap(), "requested now");
+    let admin = h.next_job().expect("a real-time job now");
+    assert_eq!((admin.lane, admin.trigger), (Lane::RealTime, RunTrigger::Admin));
+    assert!(matches!(h.engine.handle_job(&admin).await.unwrap(), SyncResult::Done { .. }));
+
+    // The nightly job, when due, finds the request served.
+    let due = nightly.not_before.unwrap();
+    h.clock.advance(Duration::from_millis((due.unix_millis() - h.clock.now().unix_millis()).max(0) as u64));
+    let nightly = h.next_job_after_moving_the_clock().await;
+    assert_eq!(h.engine.handle_job(&nightly).await.unwrap(), SyncResult::NotNeeded);
+    assert_eq!(octo.product_calls(), 1);
+}
+
+#[tokio::test]
 async fn a_sync_due_after_the_queues_longest_delay_is_put_back_until_it_is_due() {
     let mut h = harness(SyncConfig::default());
     let octo = FakeOcto::start().await;

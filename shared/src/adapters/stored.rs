@@ -155,6 +155,9 @@ pub struct StoredSyncControl {
     /// Added after version 1: absent there, and left out when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fan_out: Option<RunId>,
+    /// Added after version 1: absent there, and left out when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred_until: Option<Timestamp>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -214,6 +217,7 @@ impl From<&IntegrationRecord> for StoredIntegration {
                 requested_at: control.requested_at,
                 force_full_sync: control.force_full_sync,
                 fan_out: control.fan_out,
+                deferred_until: control.deferred_until,
             },
             version: record.version,
         }
@@ -280,6 +284,7 @@ impl TryFrom<StoredIntegration> for IntegrationRecord {
                 requested_at: control.requested_at,
                 force_full_sync: control.force_full_sync,
                 fan_out: control.fan_out,
+                deferred_until: control.deferred_until,
             },
             version: stored.version,
         })

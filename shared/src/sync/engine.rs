@@ -251,10 +251,10 @@ impl SyncEngine {
         let mut later = Vec::new();
         for record in listed.items {
             let id = record.integration.id;
-            if !self.request_for_fan_out(id, page.fan_out, record, now).await? {
+            let due = page.due(&id);
+            if !self.request_for_fan_out(id, page.fan_out, record, due, now).await? {
                 continue;
             }
-            let due = page.due(&id);
             match due.unix_millis() - now.unix_millis() {
                 wait if wait > 0 => later.push((SyncJob::bulk_catalog(id, trigger, Some(due)), Duration::from_millis(wait as u64))),
                 _ => ready.push(SyncJob::bulk_catalog(id, trigger, None)),
@@ -275,8 +275,16 @@ impl SyncEngine {
         Ok(SyncResult::Queued)
     }
 
-    /// Requests the sync of `id` for the fan-out `fan_out`; true when a job must be sent.
-    async fn request_for_fan_out(&self, id: IntegrationId, fan_out: RunId, known: IntegrationRecord, now: Timestamp) -> Result<bool, SyncError> {
+    /// Requests the sync of `id` for the fan-out `fan_out`, due at `due`; true when a job must
+    /// be sent.
+    async fn request_for_fan_out(
+        &self,
+        id: IntegrationId,
+        fan_out: RunId,
+        known: IntegrationRecord,
+        due: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, SyncError> {
         let stale_after = self.config.lease.as_millis() as i64;
         let updated = update_record(self.ports.integrations.as_ref(), &id, Some(known), |record| {
             let control = &mut record.sync_control;
@@ -290,6 +298,8 @@ impl SyncEngine {
                 return Change::Write(false);
             }
             control.request(now);
+            // Real-time requests meanwhile are not coalesced into this one (see `mark_requested`).
+            control.deferred_until = (due > now).then_some(due);
             Change::Write(true)
         })
         .await?;
@@ -329,8 +339,9 @@ impl SyncEngine {
         let stale_after = self.config.lease.as_millis() as i64;
         let updated = update_record(self.ports.integrations.as_ref(), &id, known, |record| {
             let control = &mut record.sync_control;
-            // A request the running sync already serves does not cover this one.
-            if control.pending_request(now).is_some_and(|at| at.plus_millis(stale_after) > now) {
+            // A request the running sync already serves does not cover this one, nor does one
+            // a fan-out spread to later in its window.
+            if control.pending_request(now).is_some_and(|at| at.plus_millis(stale_after) > now) && !control.deferred(now) {
                 return Change::Keep(None);
             }
             let at = control.request(now);
