@@ -51,8 +51,7 @@ impl Background {
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let (real_time, bulk) = receiver.into_lanes();
-        let real_time =
-            tokio::spawn(run_worker(Arc::clone(&service), queue.clone(), real_time, REAL_TIME_CONCURRENCY, stopped.clone()));
+        let real_time = tokio::spawn(run_worker(Arc::clone(&service), queue.clone(), real_time, REAL_TIME_CONCURRENCY, stopped.clone()));
         let bulk = tokio::spawn(run_worker(Arc::clone(&service), queue, bulk, BULK_CONCURRENCY, stopped.clone()));
         let scheduler = tokio::spawn(run_nightly(service, nightly, clock, stopped));
         Self { stop, tasks: vec![real_time, bulk, scheduler] }

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use crate::domain::{
-    Activity, ActivityState, AuthKey, HealthStatus, IntegrationId, IntegrationRecord, PartnerId, ProductActivity, RunId, RunTrigger,
-    Slot, SyncRun, Timestamp, VariationRef,
+    Activity, ActivityState, AuthKey, HealthStatus, IntegrationId, IntegrationRecord, PartnerId, ProductActivity, RunId, RunTrigger, Slot,
+    SyncRun, Timestamp, VariationRef,
 };
 
 /// The underlying cause of an adapter failure, kept for the logs (never shown to callers).
@@ -392,7 +392,8 @@ impl FanOutPage {
             return self.started_at;
         }
         // FNV-1a: stable across builds and Rust versions (std's hasher promises neither).
-        let hash = id.to_string().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
+        let hash =
+            id.to_string().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
         self.started_at.plus_millis((hash % window_ms) as i64)
     }
 }

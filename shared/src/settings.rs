@@ -346,7 +346,9 @@ mod tests {
         let read = |name: &str, value: &str| Settings::from_vars(vars(&[(name, value)]));
         assert_eq!(read("SEYAHA_FAN_OUT_PAGE_SIZE", "3").unwrap().sync().fan_out_page, 3);
         assert_eq!(read("SEYAHA_FAN_OUT_WINDOW_SECS", "0").unwrap().sync().fan_out_window, Duration::ZERO);
-        for (name, value) in [("SEYAHA_FAN_OUT_PAGE_SIZE", "0"), ("SEYAHA_FAN_OUT_PAGE_SIZE", "1001"), ("SEYAHA_FAN_OUT_WINDOW_SECS", "86401")] {
+        for (name, value) in
+            [("SEYAHA_FAN_OUT_PAGE_SIZE", "0"), ("SEYAHA_FAN_OUT_PAGE_SIZE", "1001"), ("SEYAHA_FAN_OUT_WINDOW_SECS", "86401")]
+        {
             let error = read(name, value).unwrap_err().to_string();
             assert!(error.contains(name), "{error}");
         }

@@ -105,8 +105,8 @@ async fn each_job_goes_to_the_queue_of_its_lane() {
         window: Duration::from_secs(3600),
         after: None,
     };
-    let bulk = vec![SyncJob::fan_out_page(RunTrigger::Nightly, page), SyncJob::bulk_catalog(a, RunTrigger::Nightly, None)];
-    let real_time = vec![SyncJob::catalog(b, RunTrigger::Fallback), SyncJob::product(c, "p".into())];
+    let bulk = [SyncJob::fan_out_page(RunTrigger::Nightly, page), SyncJob::bulk_catalog(a, RunTrigger::Nightly, None)];
+    let real_time = [SyncJob::catalog(b, RunTrigger::Fallback), SyncJob::product(c, "p".into())];
     // One call with both lanes mixed, and a delayed job of each lane.
     queue.enqueue(&[bulk[0].clone(), real_time[0].clone(), bulk[1].clone(), real_time[1].clone()]).await.unwrap();
     let due = seyaha::domain::Timestamp::from_unix_millis(1_800_000_000_000);

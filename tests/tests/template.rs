@@ -94,9 +94,10 @@ fn bulk_work_has_its_own_queue_workers_cap_and_dead_letter_alarm() {
     assert_eq!(template["Parameters"]["BulkWorkerMaxConcurrency"]["MinValue"], json!(2), "SQS's lowest MaximumConcurrency");
 
     // Each queue has its own dead-letter queue, and each dead-letter queue an alarm.
-    for (queue, dead_letter, alarm) in
-        [("SyncQueue", "SyncDeadLetterQueue", "SyncDeadLetterAlarm"), ("BulkSyncQueue", "BulkSyncDeadLetterQueue", "BulkSyncDeadLetterAlarm")]
-    {
+    for (queue, dead_letter, alarm) in [
+        ("SyncQueue", "SyncDeadLetterQueue", "SyncDeadLetterAlarm"),
+        ("BulkSyncQueue", "BulkSyncDeadLetterQueue", "BulkSyncDeadLetterAlarm"),
+    ] {
         let redrive = &resource(&template, queue)["Properties"]["RedrivePolicy"];
         assert_eq!(redrive["deadLetterTargetArn"], json!({"Fn::GetAtt": [dead_letter, "Arn"]}), "{queue}");
         assert_eq!(redrive["maxReceiveCount"], json!(5), "{queue}");

@@ -736,12 +736,10 @@ mod tests {
             ),
             (SyncJob::bulk_catalog(id, RunTrigger::Nightly, None), serde_json::json!(null)),
             (
-                SyncJob::fan_out_page(RunTrigger::Nightly, FanOutPage {
-                    fan_out,
-                    started_at,
-                    window: std::time::Duration::from_secs(3600),
-                    after: Some(Cursor::new("c")),
-                }),
+                SyncJob::fan_out_page(
+                    RunTrigger::Nightly,
+                    FanOutPage { fan_out, started_at, window: std::time::Duration::from_secs(3600), after: Some(Cursor::new("c")) },
+                ),
                 serde_json::json!({"kind": "fan_out_page", "fan_out": fan_out.to_string(), "started_at": "2027-01-15T08:00:00.000Z", "window_secs": 3600, "after": "c"}),
             ),
         ];
