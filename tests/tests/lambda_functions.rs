@@ -267,6 +267,63 @@ async fn register_approve_trigger_notify_fallback_worker_and_nightly() {
     }
 }
 
+/// The nightly fan-out through the real binaries on moto: pages of 3 over 10 integrations, the
+/// DynamoDB cursor carried from page to page in the messages, and the first page delivered
+/// twice (SQS redelivers a page whose worker died, and may duplicate any message), which makes
+/// every later page arrive twice too: every integration is still synced exactly once.
+#[tokio::test]
+async fn the_nightly_fan_out_pages_through_dynamodb_and_pages_delivered_twice_sync_nothing_twice() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let mut env = resources.lambda_env();
+    env.push(("SEYAHA_FAN_OUT_PAGE_SIZE".into(), "3".into()));
+    let octo = FakeOcto::start().await;
+    let (register, worker, nightly) =
+        tokio::join!(Function::start("register", &env), Function::start("sync-worker", &env), Function::start("nightly-sync", &env));
+    let admin_token = format!("Bearer {}", token(seyaha::domain::Role::Admin, "ops"));
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(admin_created(&register, &admin_token, &octo).await["_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(nightly.invoke(event_file("scheduled-nightly.json")).await.unwrap(), json!({"queued": 10}));
+
+    let (mut pages, mut syncs) = (Vec::new(), Vec::new());
+    loop {
+        let batch = resources.receive_bulk(&config, 300).await;
+        if batch.is_empty() {
+            break;
+        }
+        for message in batch {
+            let job: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+            if job["work"]["kind"] != "fan_out_page" {
+                syncs.push(message);
+                continue;
+            }
+            let deliveries = if job["work"].get("after").is_none() { 2 } else { 1 };
+            for _ in 0..deliveries {
+                assert_eq!(worker.invoke(sqs_event(std::slice::from_ref(&message))).await.unwrap(), json!({"batchItemFailures": []}));
+            }
+            pages.push(job);
+        }
+        assert!(pages.len() <= 7, "pages keep coming: {pages:?}");
+    }
+    // Page 1 twice, so two of each later page (4 pages of 3, 3, 3 and 1).
+    assert_eq!(pages.len(), 7, "{pages:?}");
+    assert!(syncs.len() >= 10, "{} sync jobs", syncs.len());
+    for chunk in syncs.chunks(5) {
+        assert_eq!(worker.invoke(sqs_event(chunk)).await.unwrap(), json!({"batchItemFailures": []}));
+    }
+    assert_eq!(octo.product_calls(), 10, "one fetch per integration");
+    for id in &ids {
+        let sync_log =
+            http_event("apigw-partner-me.json", "GET", &format!("{PREFIX}/{id}/sync-log"), &[("authorization", &admin_token)], None);
+        let (_, log) = http_reply(&register.invoke(sync_log).await.unwrap());
+        let runs = log["data"]["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 1, "{log}");
+        assert_eq!((&runs[0]["trigger"], &runs[0]["outcome"]), (&json!("nightly"), &json!("synced")));
+    }
+}
+
 #[tokio::test]
 async fn a_function_without_its_configuration_reports_an_init_error() {
     let function = Function::start("register", &[]).await;
