@@ -421,6 +421,15 @@ pub trait SyncQueue: Send + Sync {
     /// Delivers the job after `delay` (at most [`MAX_QUEUE_DELAY`]): the watchdog that guarantees a
     /// requested sync runs even if the lease holder dies, and the fallback debounce.
     async fn enqueue_after(&self, job: &SyncJob, delay: Duration) -> Result<(), QueueError>;
+
+    /// Many jobs, each after its own delay (a fan-out page's syncs): batched where the queue
+    /// can (SQS: `SendMessageBatch` with a delay per entry).
+    async fn enqueue_each_after(&self, jobs: &[(SyncJob, Duration)]) -> Result<(), QueueError> {
+        for (job, delay) in jobs {
+            self.enqueue_after(job, *delay).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Time. Everything that compares or waits on time asks the clock, so tests can move it.

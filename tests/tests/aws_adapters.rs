@@ -137,6 +137,34 @@ async fn each_job_goes_to_the_queue_of_its_lane() {
     assert!(on_real_time.iter().all(|job| job.lane == Lane::RealTime), "{on_real_time:?}");
 }
 
+#[tokio::test]
+async fn jobs_sent_together_each_keep_their_own_delay_and_lane() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&config), resources.queue_url.clone(), resources.bulk_queue_url.clone());
+    let (a, b, c) = (IntegrationId::generate(1), IntegrationId::generate(2), IntegrationId::generate(3));
+    let due = seyaha::domain::Timestamp::from_unix_millis(1_800_000_000_000);
+    let later = SyncJob::bulk_catalog(a, RunTrigger::Nightly, Some(due));
+    let now = SyncJob::bulk_catalog(b, RunTrigger::Nightly, None);
+    let real_time = SyncJob::catalog(c, RunTrigger::Fallback);
+    let wait = Duration::from_secs(4);
+    queue.enqueue_each_after(&[(later.clone(), wait), (now.clone(), Duration::ZERO), (real_time.clone(), wait)]).await.unwrap();
+
+    let decode = |messages: Vec<aws_sdk_sqs::types::Message>| -> Vec<SyncJob> {
+        messages.into_iter().map(|m| JobMessage::decode(m.body.as_deref().unwrap()).unwrap()).collect()
+    };
+    assert_eq!(decode(resources.receive_bulk(&config, 60).await), [now], "only the undelayed job is visible at once");
+    assert!(resources.receive(&config, 60).await.is_empty(), "the real-time job is delayed too");
+    // SQS (moto) keeps real time: poll each queue until its delayed job shows, with a deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let (mut bulk, mut real) = (Vec::new(), Vec::new());
+    while (bulk.is_empty() || real.is_empty()) && std::time::Instant::now() < deadline {
+        bulk.extend(decode(resources.receive_bulk(&config, 60).await));
+        real.extend(decode(resources.receive(&config, 60).await));
+    }
+    assert_eq!((bulk, real), (vec![later], vec![real_time]));
+}
+
 /// Both rate limiters count per integration in fixed windows: the limit holds, other
 /// integrations are unaffected, and the next window starts afresh.
 async fn rate_limiter_behaves(limiter: &dyn seyaha::ports::RateLimiter) {

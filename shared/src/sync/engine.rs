@@ -256,15 +256,16 @@ impl SyncEngine {
                 continue;
             }
             match due.unix_millis() - now.unix_millis() {
-                wait if wait > 0 => later.push((SyncJob::bulk_catalog(id, trigger, Some(due)), Duration::from_millis(wait as u64))),
+                wait if wait > 0 => {
+                    let delay = Duration::from_millis(wait as u64).min(MAX_QUEUE_DELAY);
+                    later.push((SyncJob::bulk_catalog(id, trigger, Some(due)), delay));
+                }
                 _ => ready.push(SyncJob::bulk_catalog(id, trigger, None)),
             }
         }
         let requested = ready.len() + later.len();
         self.ports.queue.enqueue(&ready).await?;
-        for (job, wait) in &later {
-            self.ports.queue.enqueue_after(job, (*wait).min(MAX_QUEUE_DELAY)).await?;
-        }
+        self.ports.queue.enqueue_each_after(&later).await?;
         if let Some(next) = listed.next {
             let next = FanOutPage { after: Some(next), ..page.clone() };
             self.ports.queue.enqueue(&[SyncJob::fan_out_page(trigger, next)]).await?;

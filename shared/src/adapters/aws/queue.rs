@@ -47,27 +47,46 @@ impl SqsQueue {
 impl SyncQueue for SqsQueue {
     async fn enqueue(&self, jobs: &[SyncJob]) -> Result<(), QueueError> {
         for lane in [Lane::RealTime, Lane::Bulk] {
-            let lane_jobs: Vec<&SyncJob> = jobs.iter().filter(|job| job.lane == lane).collect();
+            let lane_jobs: Vec<(&SyncJob, Duration)> =
+                jobs.iter().filter(|job| job.lane == lane).map(|job| (job, Duration::ZERO)).collect();
             self.send_batches(self.url(lane), &lane_jobs).await?;
         }
         Ok(())
     }
 
     async fn enqueue_after(&self, job: &SyncJob, delay: Duration) -> Result<(), QueueError> {
-        let seconds = delay.min(MAX_QUEUE_DELAY).as_secs_f64().ceil() as i32;
         let url = self.url(job.lane);
-        self.client.send_message().queue_url(url).message_body(body(job)?).delay_seconds(seconds).send().await.map_err(failed)?;
+        self.client.send_message().queue_url(url).message_body(body(job)?).delay_seconds(seconds(delay)).send().await.map_err(failed)?;
+        Ok(())
+    }
+
+    async fn enqueue_each_after(&self, jobs: &[(SyncJob, Duration)]) -> Result<(), QueueError> {
+        for lane in [Lane::RealTime, Lane::Bulk] {
+            let lane_jobs: Vec<(&SyncJob, Duration)> =
+                jobs.iter().filter(|(job, _)| job.lane == lane).map(|(job, delay)| (job, *delay)).collect();
+            self.send_batches(self.url(lane), &lane_jobs).await?;
+        }
         Ok(())
     }
 }
 
+/// SQS's `DelaySeconds`: whole seconds, rounded up (never early), at most 15 minutes.
+fn seconds(delay: Duration) -> i32 {
+    delay.min(MAX_QUEUE_DELAY).as_secs_f64().ceil() as i32
+}
+
 impl SqsQueue {
-    async fn send_batches(&self, url: &str, jobs: &[&SyncJob]) -> Result<(), QueueError> {
+    /// Sends in batches of 10, each job after its delay (none when zero).
+    async fn send_batches(&self, url: &str, jobs: &[(&SyncJob, Duration)]) -> Result<(), QueueError> {
         for chunk in jobs.chunks(BATCH_LIMIT) {
             let entries = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, job)| SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body(job)?).build().map_err(failed))
+                .map(|(i, (job, delay))| {
+                    let entry = SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body(job)?);
+                    let entry = if delay.is_zero() { entry } else { entry.delay_seconds(seconds(*delay)) };
+                    entry.build().map_err(failed)
+                })
                 .collect::<Result<Vec<_>, QueueError>>()?;
             let output = self.client.send_message_batch().queue_url(url).set_entries(Some(entries)).send().await.map_err(failed)?;
             if let Some(failure) = output.failed.first() {
