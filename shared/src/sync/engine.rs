@@ -161,8 +161,11 @@ impl SyncEngine {
         let id = match (&job.work, job.integration_id) {
             (JobWork::FanOutPage(page), _) => return self.fan_out_page(job.trigger, page).await,
             (_, Some(id)) => id,
-            // `JobMessage::decode` refuses these; a job built in code always names one.
-            (_, None) => return Ok(SyncResult::NotNeeded),
+            (_, None) => {
+                // `JobMessage::decode` refuses these, and the constructors never build one.
+                tracing::error!(job_kind = job.work.kind(), "a job without its integration; dropped");
+                return Ok(SyncResult::NotNeeded);
+            }
         };
         match &job.work {
             JobWork::Catalog => self.run(id, job.trigger, None, true, deadline).await,
