@@ -330,6 +330,11 @@ impl SyncJob {
         Self::real_time(integration_id, RunTrigger::AvailabilityPull, JobWork::Availability(pull))
     }
 
+    /// The same job in `lane` (the jobs a bulk run leaves behind stay bulk).
+    pub fn in_lane(self, lane: Lane) -> Self {
+        Self { lane, ..self }
+    }
+
     /// One page of a fan-out (on the bulk lane).
     pub fn fan_out_page(trigger: RunTrigger, page: FanOutPage) -> Self {
         Self { integration_id: None, trigger, work: JobWork::FanOutPage(page), lane: Lane::Bulk, not_before: None }

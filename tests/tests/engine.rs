@@ -647,6 +647,36 @@ async fn a_job_past_its_deadline_hands_off_instead_of_running_over() {
     assert_eq!(h.active(id).await, 3);
 }
 
+#[tokio::test]
+async fn the_jobs_a_bulk_sync_leaves_behind_stay_in_the_bulk_lane() {
+    let mut h = harness(SyncConfig::default());
+    let octo = FakeOcto::start().await;
+    let id = h.approved(&octo).await;
+    h.engine.request_all(RunTrigger::Nightly).await.unwrap();
+    let jobs = h.fan_out().await;
+    assert_eq!(jobs.len(), 1);
+    let nightly = &jobs[0];
+
+    // Out of time after the fetch: the hand-off goes to the bulk lane, not the real-time one.
+    assert_eq!(h.engine.handle_job_before(nightly, Some(std::time::Instant::now())).await.unwrap(), SyncResult::Queued);
+    let handoff = h.next_job().expect("a hand-off job");
+    assert_eq!((handoff.trigger, handoff.lane), (RunTrigger::Handoff, Lane::Bulk));
+
+    // The same job delivered while a sync holds the lease: its watchdog stays bulk too.
+    octo.set_behaviour(Behaviour::Held);
+    let running = tokio::spawn({
+        let (engine, job) = (Arc::clone(&h.engine), handoff.clone());
+        async move { engine.handle_job(&job).await }
+    });
+    until_supplier_called(&octo, 2).await;
+    assert_eq!(h.engine.handle_job(nightly).await.unwrap(), SyncResult::Queued);
+    let (watchdog, _) = h.queue.delayed.lock().unwrap().pop().expect("a watchdog");
+    assert_eq!((watchdog.trigger, watchdog.lane), (RunTrigger::FollowUp, Lane::Bulk));
+    octo.release();
+    assert!(matches!(running.await.unwrap().unwrap(), SyncResult::Done { .. }));
+    assert_eq!(h.record(id).await.sync_control.lease, None);
+}
+
 /// DOWN deactivates the catalog, and a sync rewrites it: both are catalog writes, so they must
 /// not interleave. Here the probe that tips the integration into DOWN is held in the middle of
 /// its deactivation while a sync arrives; whatever the order, the catalog must end active and

@@ -25,7 +25,7 @@ use crate::logging::Untrusted;
 use crate::metrics::{self, Record, Rejected, Write};
 use crate::octo::{OctoClient, OctoCredentials};
 use crate::ports::{
-    Cursor, FanOutPage, IntegrationStore, JobWork, MAX_QUEUE_DELAY, Ports, QueueError, SecretStoreError, StoreError, SyncJob,
+    Cursor, FanOutPage, IntegrationStore, JobWork, Lane, MAX_QUEUE_DELAY, Ports, QueueError, SecretStoreError, StoreError, SyncJob,
 };
 use crate::records::{Change, update_record};
 
@@ -138,7 +138,7 @@ impl SyncEngine {
     pub async fn trigger(&self, record: IntegrationRecord) -> Result<SyncResult, SyncError> {
         let deadline = Instant::now() + self.config.request_budget;
         let id = record.integration.id;
-        self.run(id, RunTrigger::Webhook, Some(record), false, Some(deadline)).await
+        self.run(id, RunTrigger::Webhook, Lane::RealTime, Some(record), false, Some(deadline)).await
     }
 
     /// A queue message. Errors are infrastructure failures (worth a redelivery); partner
@@ -168,7 +168,7 @@ impl SyncEngine {
             }
         };
         match &job.work {
-            JobWork::Catalog => self.run(id, job.trigger, None, true, deadline).await,
+            JobWork::Catalog => self.run(id, job.trigger, job.lane, None, true, deadline).await,
             JobWork::Product { product_id } => self.sync_product(id, product_id).await,
             JobWork::Availability(pull) => self.pull_availability(id, pull).await,
             JobWork::Subscribe => self.subscribe(id).await,
@@ -447,16 +447,19 @@ impl SyncEngine {
         Duration::from_millis(millis) + Duration::from_secs(1)
     }
 
+    /// A full sync. `lane` is the lane of the job that asked for it: the jobs it leaves (a
+    /// watchdog, a follow-up, a hand-off) stay in it, so a bulk run's never crowd real-time work.
     async fn run(
         &self,
         id: IntegrationId,
         trigger: RunTrigger,
+        lane: Lane,
         known: Option<IntegrationRecord>,
         only_if_requested: bool,
         deadline: Option<Instant>,
     ) -> Result<SyncResult, SyncError> {
         let started_at = self.ports.clock.now();
-        let run = Run::start(id, trigger, started_at);
+        let run = Run { lane, ..Run::start(id, trigger, started_at) };
 
         let (record, force) = match self.start(&run, known, only_if_requested).await? {
             Start::NotNeeded => return Ok(SyncResult::NotNeeded),
@@ -465,7 +468,7 @@ impl SyncEngine {
                 // that died. A job meeting a held lease (a redelivery, perhaps of the holder's
                 // own job) also leaves one, so its work is not consumed while the lease holds.
                 if newly_requested || only_if_requested {
-                    let watchdog = SyncJob::catalog(id, RunTrigger::FollowUp);
+                    let watchdog = SyncJob::catalog(id, RunTrigger::FollowUp).in_lane(lane);
                     self.ports.queue.enqueue_after(&watchdog, self.delay_until(lease_expires_at, started_at)).await?;
                 }
                 tracing::info!(integration_id = %id, trigger = ?trigger, "sync already running: a follow-up will run after it");
@@ -711,7 +714,7 @@ impl SyncEngine {
         let Some((_, written)) = updated else { return Ok(None) };
         let Some(follow_up) = written else { return Ok(Some(Released::NotOurs)) };
         if follow_up {
-            self.ports.queue.enqueue(&[SyncJob::catalog(run.id, next)]).await?;
+            self.ports.queue.enqueue(&[SyncJob::catalog(run.id, next).in_lane(run.lane)]).await?;
         }
         Ok(Some(Released::Written))
     }
@@ -784,6 +787,8 @@ pub(super) struct Run {
     pub(super) id: IntegrationId,
     pub(super) run_id: RunId,
     pub(super) trigger: RunTrigger,
+    /// The lane of the job behind it (real-time unless a fan-out asked).
+    pub(super) lane: Lane,
     pub(super) started_at: Timestamp,
     pub(super) clock: Instant,
 }
@@ -800,7 +805,7 @@ pub(super) struct RunReport {
 impl Run {
     /// A run of `id` starting now.
     pub(super) fn start(id: IntegrationId, trigger: RunTrigger, now: Timestamp) -> Self {
-        Self { id, run_id: RunId::generate(now.unix_seconds()), trigger, started_at: now, clock: Instant::now() }
+        Self { id, run_id: RunId::generate(now.unix_seconds()), trigger, lane: Lane::RealTime, started_at: now, clock: Instant::now() }
     }
 }
 
