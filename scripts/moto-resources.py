@@ -35,7 +35,9 @@ dynamodb.create_table(
 )
 dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
 
-queue_url = session.client("sqs", endpoint_url=endpoint).create_queue(QueueName=f"seyaha-sync-{suffix}")["QueueUrl"]
+sqs = session.client("sqs", endpoint_url=endpoint)
+queue_url = sqs.create_queue(QueueName=f"seyaha-sync-{suffix}")["QueueUrl"]
+bulk_queue_url = sqs.create_queue(QueueName=f"seyaha-bulk-{suffix}")["QueueUrl"]
 jwt_secret = secrets.token_hex(32)
 jwt_secret_id = f"seyaha-jwt-{suffix}"
 session.client("secretsmanager", endpoint_url=endpoint).create_secret(Name=jwt_secret_id, SecretString=jwt_secret)
@@ -43,6 +45,7 @@ session.client("secretsmanager", endpoint_url=endpoint).create_secret(Name=jwt_s
 for name, value in {
     "SEYAHA_TABLE_NAME": table,
     "SEYAHA_QUEUE_URL": queue_url,
+    "SEYAHA_BULK_QUEUE_URL": bulk_queue_url,
     "SEYAHA_SECRET_PREFIX": f"seyaha-local-{suffix}",
     "SEYAHA_JWT_SECRET_ID": jwt_secret_id,
     "SEYAHA_JWT_SECRET": jwt_secret,

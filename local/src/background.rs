@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use croner::Cron;
-use seyaha::adapters::embedded::{InProcessQueue, QueueReceiver};
+use seyaha::adapters::embedded::{InProcessQueue, LaneReceiver, QueueReceiver};
 use seyaha::domain::{IntegrationId, Timestamp};
 use seyaha::logging::Untrusted;
 use seyaha::ports::{Clock, SyncQueue};
@@ -16,8 +16,11 @@ use seyaha::service::IntegrationService;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
-/// Jobs run at once by the local worker.
-const WORKER_CONCURRENCY: usize = 4;
+/// Real-time jobs run at once by the local worker...
+const REAL_TIME_CONCURRENCY: usize = 4;
+/// ...and bulk ones (fan-out pages and the syncs they request), beside them: each lane has its
+/// own cap, so the nightly run never takes the slots real-time work needs.
+const BULK_CONCURRENCY: usize = 2;
 /// A job that failed on infrastructure is delivered again after this delay, as SQS would
 /// after its visibility timeout...
 const RETRY_DELAY: Duration = Duration::from_secs(10);
@@ -47,9 +50,11 @@ impl Background {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let worker = tokio::spawn(run_worker(Arc::clone(&service), queue, receiver, stopped.clone()));
+        let (real_time, bulk) = receiver.into_lanes();
+        let real_time = tokio::spawn(run_worker(Arc::clone(&service), queue.clone(), real_time, REAL_TIME_CONCURRENCY, stopped.clone()));
+        let bulk = tokio::spawn(run_worker(Arc::clone(&service), queue, bulk, BULK_CONCURRENCY, stopped.clone()));
         let scheduler = tokio::spawn(run_nightly(service, nightly, clock, stopped));
-        Self { stop, tasks: vec![worker, scheduler] }
+        Self { stop, tasks: vec![real_time, bulk, scheduler] }
     }
 
     /// Stops taking jobs, lets running ones finish (up to a bound), then returns.
@@ -63,14 +68,17 @@ impl Background {
     }
 }
 
+/// One lane's worker: at most `concurrency` of its jobs at once.
 async fn run_worker(
     service: Arc<IntegrationService>,
     queue: InProcessQueue,
-    mut receiver: QueueReceiver,
+    mut receiver: LaneReceiver,
+    concurrency: usize,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(WORKER_CONCURRENCY));
-    let failures: Arc<Mutex<HashMap<IntegrationId, u32>>> = Arc::default();
+    let slots = Arc::new(Semaphore::new(concurrency));
+    // Failed attempts by job (a fan-out page is one job of no integration).
+    let failures: Arc<Mutex<HashMap<Option<IntegrationId>, u32>>> = Arc::default();
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
@@ -86,7 +94,7 @@ async fn run_worker(
             match seyaha::app::jobs::run_job(&service, &job).await {
                 Ok(result) => {
                     failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-                    tracing::debug!(integration_id = %id, trigger = ?job.trigger, result = %Untrusted(&format!("{result:?}")), "job done");
+                    tracing::debug!(integration_id = id.map(display), job_kind = job.work.kind(), trigger = ?job.trigger, result = %Untrusted(&format!("{result:?}")), "job done");
                 }
                 Err(error) => {
                     let attempt = {
@@ -96,13 +104,13 @@ async fn run_worker(
                         *count
                     };
                     if attempt < MAX_ATTEMPTS {
-                        tracing::warn!(integration_id = %id, trigger = ?job.trigger, attempt, error = %error, "job failed; delivering it again later");
+                        tracing::warn!(integration_id = id.map(display), job_kind = job.work.kind(), trigger = ?job.trigger, attempt, error = %error, "job failed; delivering it again later");
                         if let Err(error) = queue.enqueue_after(&job, RETRY_DELAY).await {
-                            tracing::error!(integration_id = %id, error = %error, "could not re-queue a failed job");
+                            tracing::error!(integration_id = id.map(display), error = %error, "could not re-queue a failed job");
                         }
                     } else {
                         failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-                        tracing::error!(integration_id = %id, trigger = ?job.trigger, attempt, error = %error, "job failed too often; dropped (its sync request stays set)");
+                        tracing::error!(integration_id = id.map(display), job_kind = job.work.kind(), trigger = ?job.trigger, attempt, error = %error, "job failed too often; dropped (its sync request stays set)");
                     }
                 }
             }
@@ -111,7 +119,7 @@ async fn run_worker(
         });
     }
     // Drain: wait until every running job has given its permit back.
-    let all = u32::try_from(WORKER_CONCURRENCY).expect("small");
+    let all = u32::try_from(concurrency).expect("small");
     if tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(all)).await.is_err() {
         tracing::warn!("stopping with background jobs still running; their leases expire and the work is redone");
     }

@@ -67,6 +67,12 @@ struct Cli {
     /// Hours a rotated-out webhook secret keeps working beside the new one, 0 to 720 [SEYAHA_SECRET_OVERLAP_HOURS].
     #[arg(long)]
     secret_overlap_hours: Option<u64>,
+    /// Integrations per fan-out page job (nightly, sync-all), 1 to 1000 [SEYAHA_FAN_OUT_PAGE_SIZE].
+    #[arg(long)]
+    fan_out_page_size: Option<usize>,
+    /// Seconds a fan-out's syncs are spread over, by a hash of each id; 0: at once [SEYAHA_FAN_OUT_WINDOW_SECS].
+    #[arg(long)]
+    fan_out_window_secs: Option<u64>,
     /// Log format on stderr [SEYAHA_LOG_FORMAT].
     #[arg(long, value_enum)]
     log_format: Option<LogFormatFlag>,
@@ -108,7 +114,7 @@ impl Cli {
         }
         flag!(octo_connect_timeout_secs, octo_timeout_secs, octo_max_response_bytes, nightly_cron, sync_lease_secs);
         flag!(sync_request_budget_ms, fallback_delay_secs, secret_cache_secs, slot_retention_days, webhook_rate_per_minute, data_dir);
-        flag!(secret_overlap_hours);
+        flag!(secret_overlap_hours, fan_out_page_size, fan_out_window_secs);
         if let Some(allow) = self.allow_private_endpoints {
             settings.allow_private_endpoints = Some(allow);
         }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use crate::domain::{
-    Activity, ActivityState, AuthKey, HealthStatus, IntegrationId, IntegrationRecord, PartnerId, ProductActivity, RunTrigger, Slot,
+    Activity, ActivityState, AuthKey, HealthStatus, IntegrationId, IntegrationRecord, PartnerId, ProductActivity, RunId, RunTrigger, Slot,
     SyncRun, Timestamp, VariationRef,
 };
 
@@ -104,6 +104,10 @@ pub trait IntegrationStore: Send + Sync {
     /// At most `limit` approved and active integrations in the store's order, starting after
     /// `after`: the nightly job follows the cursors and never loads them all.
     async fn list_syncable(&self, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError>;
+
+    /// How many integrations are approved and active (what `list_syncable` walks), counted
+    /// without loading them (DynamoDB: a `Select=COUNT` query of the sparse index).
+    async fn count_syncable(&self) -> Result<u64, StoreError>;
 }
 
 /// Seyaha's copy of each partner's catalog.
@@ -267,38 +271,75 @@ impl SigningKeySource for StaticSigningKey {
 
 /// A unit of background work: sync (or, for a DOWN integration, probe) one integration, if a
 /// sync is still requested when the job runs. That check makes redelivered and duplicate
-/// messages harmless.
+/// messages harmless. One kind, a page of the nightly (or sync-all) fan-out, names no
+/// integration: it requests the syncs of one page of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncJob {
-    pub integration_id: IntegrationId,
+    /// The integration the work is about; `None` only for a fan-out page.
+    pub integration_id: Option<IntegrationId>,
     pub trigger: RunTrigger,
     pub work: JobWork,
+    /// Which queue carries it: bulk work never delays real-time work.
+    pub lane: Lane,
+    /// Not to run before this: a worker given it earlier puts it back with the rest of the
+    /// delay (SQS delays at most 15 minutes; a fan-out window may be longer).
+    pub not_before: Option<Timestamp>,
+}
+
+/// The two queues. Real-time work (webhook hand-offs, fallbacks, follow-ups, `PRODUCT_UPDATE`,
+/// availability pulls, subscriptions, an admin's sync of one integration) has its own queue,
+/// workers and dead-letter queue, so it never waits behind the nightly run's tens of thousands
+/// of syncs, which go to the bulk lane with a lower concurrency cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    RealTime,
+    Bulk,
 }
 
 impl SyncJob {
+    fn real_time(integration_id: IntegrationId, trigger: RunTrigger, work: JobWork) -> Self {
+        Self { integration_id: Some(integration_id), trigger, work, lane: Lane::RealTime, not_before: None }
+    }
+
     /// A full catalog sync.
     pub fn catalog(integration_id: IntegrationId, trigger: RunTrigger) -> Self {
-        Self { integration_id, trigger, work: JobWork::Catalog }
+        Self::real_time(integration_id, trigger, JobWork::Catalog)
+    }
+
+    /// A full catalog sync requested by a fan-out (nightly, sync-all): on the bulk lane, due
+    /// at `not_before` (its place in the fan-out's window).
+    pub fn bulk_catalog(integration_id: IntegrationId, trigger: RunTrigger, not_before: Option<Timestamp>) -> Self {
+        Self { lane: Lane::Bulk, not_before, ..Self::catalog(integration_id, trigger) }
     }
 
     /// One product's sync, after a `PRODUCT_UPDATE`.
     pub fn product(integration_id: IntegrationId, product_id: String) -> Self {
-        Self { integration_id, trigger: RunTrigger::ProductUpdate, work: JobWork::Product { product_id } }
+        Self::real_time(integration_id, RunTrigger::ProductUpdate, JobWork::Product { product_id })
     }
 
     /// Subscribing to the partner's push channel.
     pub fn subscribe(integration_id: IntegrationId) -> Self {
-        Self { integration_id, trigger: RunTrigger::Admin, work: JobWork::Subscribe }
+        Self::real_time(integration_id, RunTrigger::Admin, JobWork::Subscribe)
     }
 
     /// Removing push subscriptions.
     pub fn unsubscribe(integration_id: IntegrationId, what: crate::sync::Unsubscribe) -> Self {
-        Self { integration_id, trigger: RunTrigger::Admin, work: JobWork::Unsubscribe(what) }
+        Self::real_time(integration_id, RunTrigger::Admin, JobWork::Unsubscribe(what))
     }
 
     /// An availability pull.
     pub fn availability(integration_id: IntegrationId, pull: crate::sync::AvailabilityPull) -> Self {
-        Self { integration_id, trigger: RunTrigger::AvailabilityPull, work: JobWork::Availability(pull) }
+        Self::real_time(integration_id, RunTrigger::AvailabilityPull, JobWork::Availability(pull))
+    }
+
+    /// The same job in `lane` (the jobs a bulk run leaves behind stay bulk).
+    pub fn in_lane(self, lane: Lane) -> Self {
+        Self { lane, ..self }
+    }
+
+    /// One page of a fan-out (on the bulk lane).
+    pub fn fan_out_page(trigger: RunTrigger, page: FanOutPage) -> Self {
+        Self { integration_id: None, trigger, work: JobWork::FanOutPage(page), lane: Lane::Bulk, not_before: None }
     }
 }
 
@@ -316,6 +357,9 @@ pub enum JobWork {
     Subscribe,
     /// Remove these push subscriptions (after unapproval, pause or a `base_url` change).
     Unsubscribe(crate::sync::Unsubscribe),
+    /// Request the syncs of one page of live integrations and queue the next page; idempotent
+    /// through the fan-out's mark on each integration (see `SyncEngine::fan_out_page`).
+    FanOutPage(FanOutPage),
 }
 
 impl JobWork {
@@ -327,7 +371,37 @@ impl JobWork {
             Self::Availability(_) => "availability",
             Self::Subscribe => "subscribe",
             Self::Unsubscribe(_) => "unsubscribe",
+            Self::FanOutPage(_) => "fan_out_page",
         }
+    }
+}
+
+/// One page of a fan-out: the live integrations after `after`, whose syncs are spread over
+/// `window` from `started_at` (every page of one fan-out carries the same three values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FanOutPage {
+    /// The fan-out's identity, marked on each integration it requested, so a page delivered
+    /// again knows which of its integrations it already asked for.
+    pub fan_out: RunId,
+    pub started_at: Timestamp,
+    pub window: Duration,
+    /// Where the page starts (a cursor of `list_syncable`); `None`: the first page.
+    pub after: Option<Cursor>,
+}
+
+impl FanOutPage {
+    /// When the sync of `id` is due: a fixed point of the window chosen by a hash of the id, so
+    /// one partner platform's suppliers are not all called in the same minute, and a page run
+    /// twice computes the same times.
+    pub fn due(&self, id: &IntegrationId) -> Timestamp {
+        let window_ms = self.window.as_millis() as u64;
+        if window_ms == 0 {
+            return self.started_at;
+        }
+        // FNV-1a: stable across builds and Rust versions (std's hasher promises neither).
+        let hash =
+            id.to_string().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
+        self.started_at.plus_millis((hash % window_ms) as i64)
     }
 }
 
@@ -341,15 +415,28 @@ impl QueueError {
     }
 }
 
-/// The background sync queue (SQS on AWS, in-process locally). Delivery is at least once, and
-/// a job may arrive more than once: consumers must be idempotent.
+/// The longest delay a queue takes (SQS's limit); a job due later carries `not_before`.
+pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
+
+/// The background sync queue (SQS on AWS, in-process locally): two lanes, each job going to
+/// the one its `lane` names. Delivery is at least once, and a job may arrive more than once:
+/// consumers must be idempotent.
 #[async_trait]
 pub trait SyncQueue: Send + Sync {
     async fn enqueue(&self, jobs: &[SyncJob]) -> Result<(), QueueError>;
 
-    /// Delivers the job after `delay` (at most 15 minutes): the watchdog that guarantees a
+    /// Delivers the job after `delay` (at most [`MAX_QUEUE_DELAY`]): the watchdog that guarantees a
     /// requested sync runs even if the lease holder dies, and the fallback debounce.
     async fn enqueue_after(&self, job: &SyncJob, delay: Duration) -> Result<(), QueueError>;
+
+    /// Many jobs, each after its own delay (a fan-out page's syncs): batched where the queue
+    /// can (SQS: `SendMessageBatch` with a delay per entry).
+    async fn enqueue_each_after(&self, jobs: &[(SyncJob, Duration)]) -> Result<(), QueueError> {
+        for (job, delay) in jobs {
+            self.enqueue_after(job, *delay).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Time. Everything that compares or waits on time asks the clock, so tests can move it.

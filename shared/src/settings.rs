@@ -49,6 +49,13 @@ pub struct Settings {
     /// How long a rotated-out webhook secret keeps working beside the new one, in hours
     /// (0 to [`MAX_SECRET_OVERLAP_HOURS`]; 0: it stops at once).
     pub secret_overlap_hours: u64,
+    /// Integrations per fan-out page job (the nightly run, sync-all): one job lists this many,
+    /// requests their syncs and queues the next page (1 to 1000).
+    pub fan_out_page_size: usize,
+    /// A fan-out's syncs are spread over this many seconds from its start, each at a point fixed
+    /// by a hash of its id, so a partner platform is not called by all its suppliers at once
+    /// (0: all at once; at most 86400).
+    pub fan_out_window_secs: u64,
     /// When set, JWTs must carry this `iss` (empty: not checked).
     pub jwt_issuer: Option<String>,
     /// When set, JWTs must carry this `aud` (empty: not checked).
@@ -57,8 +64,11 @@ pub struct Settings {
     // ---- AWS (the Lambda functions; template.yaml sets these) ----
     /// The DynamoDB table.
     pub table_name: Option<String>,
-    /// The SQS sync queue's URL.
+    /// The SQS queue of real-time jobs (webhook hand-offs, fallbacks, follow-ups, product syncs,
+    /// availability pulls, subscriptions, an admin's sync of one integration).
     pub queue_url: Option<String>,
+    /// The SQS queue of bulk jobs: fan-out pages and the syncs they request.
+    pub bulk_queue_url: Option<String>,
     /// The API's public base URL (scheme and host, no path): partners' platforms push to
     /// `{public_url}/api/v1/partner-integrations/{id}/octo/events`. Unset: no push
     /// subscriptions (seyaha-local uses its own address).
@@ -117,10 +127,13 @@ impl Default for Settings {
             slot_retention_days: 30,
             webhook_rate_per_minute: 600,
             secret_overlap_hours: 24,
+            fan_out_page_size: 100,
+            fan_out_window_secs: 3600,
             jwt_issuer: None,
             jwt_audience: None,
             table_name: None,
             queue_url: None,
+            bulk_queue_url: None,
             public_url: None,
             secret_prefix: "seyaha".into(),
             jwt_secret_id: None,
@@ -135,6 +148,11 @@ impl Default for Settings {
         }
     }
 }
+
+/// The most integrations one fan-out page job lists (one store query's worth).
+pub const MAX_FAN_OUT_PAGE_SIZE: usize = 1000;
+/// The longest fan-out window: nightly runs must not overlap.
+pub const MAX_FAN_OUT_WINDOW_SECS: u64 = 86_400;
 
 /// Where the functions' metrics go unless `SEYAHA_METRICS_NAMESPACE` says otherwise.
 pub const DEFAULT_METRICS_NAMESPACE: &str = "Seyaha/PartnerIntegrations";
@@ -229,6 +247,12 @@ impl Settings {
         if self.secret_overlap_hours > MAX_SECRET_OVERLAP_HOURS {
             return invalid("secret_overlap_hours", &format!("must be at most {MAX_SECRET_OVERLAP_HOURS} (30 days)"));
         }
+        if !(1..=MAX_FAN_OUT_PAGE_SIZE).contains(&self.fan_out_page_size) {
+            return invalid("fan_out_page_size", &format!("must be 1 to {MAX_FAN_OUT_PAGE_SIZE}"));
+        }
+        if self.fan_out_window_secs > MAX_FAN_OUT_WINDOW_SECS {
+            return invalid("fan_out_window_secs", &format!("must be at most {MAX_FAN_OUT_WINDOW_SECS} (a day)"));
+        }
         if self.fallback_delay_secs > 900 {
             return invalid("fallback_delay_secs", "must be at most 900 (SQS delays up to 15 minutes)");
         }
@@ -254,6 +278,8 @@ impl Settings {
             request_budget: Duration::from_millis(self.sync_request_budget_ms),
             fallback_delay: Duration::from_secs(self.fallback_delay_secs),
             slot_retention: self.slot_retention(),
+            fan_out_page: self.fan_out_page_size,
+            fan_out_window: Duration::from_secs(self.fan_out_window_secs),
             ..SyncConfig::default()
         }
     }
@@ -312,6 +338,20 @@ mod tests {
         assert!(!settings.allow_private_endpoints_or(false));
         assert!(settings.allow_private_endpoints_or(true));
         assert_eq!(settings.secret_overlap(), Duration::from_secs(24 * 3600));
+        assert_eq!((settings.sync().fan_out_page, settings.sync().fan_out_window), (100, Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn the_fan_out_page_and_window_are_bounded() {
+        let read = |name: &str, value: &str| Settings::from_vars(vars(&[(name, value)]));
+        assert_eq!(read("SEYAHA_FAN_OUT_PAGE_SIZE", "3").unwrap().sync().fan_out_page, 3);
+        assert_eq!(read("SEYAHA_FAN_OUT_WINDOW_SECS", "0").unwrap().sync().fan_out_window, Duration::ZERO);
+        for (name, value) in
+            [("SEYAHA_FAN_OUT_PAGE_SIZE", "0"), ("SEYAHA_FAN_OUT_PAGE_SIZE", "1001"), ("SEYAHA_FAN_OUT_WINDOW_SECS", "86401")]
+        {
+            let error = read(name, value).unwrap_err().to_string();
+            assert!(error.contains(name), "{error}");
+        }
     }
 
     #[test]

@@ -65,10 +65,12 @@ pub async fn sdk_config() -> SdkConfig {
         .await
 }
 
-/// Fresh AWS resources for one test: a table, a queue with its DLQ, and the JWT secret.
+/// Fresh AWS resources for one test: a table, the two queues (real-time and bulk), and the
+/// JWT secret.
 pub struct Resources {
     pub table: String,
     pub queue_url: String,
+    pub bulk_queue_url: String,
     pub secret_prefix: String,
     pub jwt_secret_id: String,
 }
@@ -82,6 +84,7 @@ pub async fn resources(config: &SdkConfig) -> Resources {
     DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(config), &table).await.expect("create table");
     let sqs = aws_sdk_sqs::Client::new(config);
     let queue_url = sqs.create_queue().queue_name(unique("sync")).send().await.expect("create queue").queue_url.unwrap();
+    let bulk_queue_url = sqs.create_queue().queue_name(unique("bulk")).send().await.expect("create queue").queue_url.unwrap();
     let jwt_secret_id = unique("jwt");
     aws_sdk_secretsmanager::Client::new(config)
         .create_secret()
@@ -90,7 +93,7 @@ pub async fn resources(config: &SdkConfig) -> Resources {
         .send()
         .await
         .expect("create JWT secret");
-    Resources { table, queue_url, secret_prefix: unique("seyaha"), jwt_secret_id }
+    Resources { table, queue_url, bulk_queue_url, secret_prefix: unique("seyaha"), jwt_secret_id }
 }
 
 impl Resources {
@@ -100,6 +103,7 @@ impl Resources {
         seyaha::settings::Settings {
             table_name: Some(self.table.clone()),
             queue_url: Some(self.queue_url.clone()),
+            bulk_queue_url: Some(self.bulk_queue_url.clone()),
             secret_prefix: self.secret_prefix.clone(),
             ..base
         }
@@ -110,6 +114,9 @@ impl Resources {
         [
             ("SEYAHA_TABLE_NAME", self.table.as_str()),
             ("SEYAHA_QUEUE_URL", self.queue_url.as_str()),
+            ("SEYAHA_BULK_QUEUE_URL", self.bulk_queue_url.as_str()),
+            // A fan-out's syncs are queued at once, not spread over an hour.
+            ("SEYAHA_FAN_OUT_WINDOW_SECS", "0"),
             ("SEYAHA_SECRET_PREFIX", self.secret_prefix.as_str()),
             ("SEYAHA_JWT_SECRET_ID", self.jwt_secret_id.as_str()),
             ("SEYAHA_ALLOW_PRIVATE_ENDPOINTS", "true"),
@@ -124,11 +131,20 @@ impl Resources {
         .collect()
     }
 
-    /// Messages waiting in the sync queue (received, left invisible for `hide`).
+    /// Messages waiting in the real-time queue (received, left invisible for `hide`).
     pub async fn receive(&self, config: &SdkConfig, hide: i32) -> Vec<aws_sdk_sqs::types::Message> {
+        Self::receive_from(&self.queue_url, config, hide).await
+    }
+
+    /// Messages waiting in the bulk queue (received, left invisible for `hide`).
+    pub async fn receive_bulk(&self, config: &SdkConfig, hide: i32) -> Vec<aws_sdk_sqs::types::Message> {
+        Self::receive_from(&self.bulk_queue_url, config, hide).await
+    }
+
+    async fn receive_from(url: &str, config: &SdkConfig, hide: i32) -> Vec<aws_sdk_sqs::types::Message> {
         let output = aws_sdk_sqs::Client::new(config)
             .receive_message()
-            .queue_url(&self.queue_url)
+            .queue_url(url)
             .max_number_of_messages(10)
             .visibility_timeout(hide)
             .wait_time_seconds(1)

@@ -34,6 +34,8 @@ pub fn test_settings() -> Settings {
         octo_timeout_secs: 2,
         octo_max_response_bytes: 1024 * 1024,
         jwt_secret: Some(SecretString::from(JWT_SECRET)),
+        // A fan-out's syncs all run at once unless a test spreads them.
+        fan_out_window_secs: 0,
         ..Settings::default()
     }
 }

@@ -8,7 +8,7 @@ use seyaha::adapters::aws::{AwsSecretStore, SqsQueue};
 use seyaha::adapters::stored::JobMessage;
 use seyaha::app::CachedSecretStore;
 use seyaha::domain::{AuthKey, IntegrationId, RunTrigger};
-use seyaha::ports::{SecretStore, SyncJob, SyncQueue};
+use seyaha::ports::{Lane, SecretStore, SyncJob, SyncQueue};
 use seyaha_tests::FakeClock;
 use seyaha_tests::aws::{resources, sdk_config, unique};
 
@@ -54,7 +54,7 @@ async fn secrets_are_created_replaced_cached_and_deleted() {
 async fn jobs_go_to_sqs_in_batches_and_with_delays() {
     let config = sdk_config().await;
     let resources = resources(&config).await;
-    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&config), resources.queue_url.clone());
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&config), resources.queue_url.clone(), resources.bulk_queue_url.clone());
     let jobs: Vec<SyncJob> = (0..23).map(|i| SyncJob::catalog(IntegrationId::generate(i), RunTrigger::Nightly)).collect();
     queue.enqueue(&jobs).await.unwrap();
 
@@ -72,7 +72,7 @@ async fn jobs_go_to_sqs_in_batches_and_with_delays() {
     assert_eq!(received, sent, "all 23 arrive, as JSON job messages");
     assert_eq!(
         JobMessage::encode(&sent[0]),
-        format!(r#"{{"integration_id":"{}","trigger":"nightly"}}"#, sent[0].integration_id),
+        format!(r#"{{"integration_id":"{}","trigger":"nightly"}}"#, sent[0].integration_id.unwrap()),
         "the message format workers already in flight understand"
     );
 
@@ -90,6 +90,79 @@ async fn jobs_go_to_sqs_in_batches_and_with_delays() {
     };
     assert_eq!(later.len(), 1);
     assert_eq!(JobMessage::decode(later[0].body.as_deref().unwrap()).unwrap(), delayed);
+    assert!(resources.receive_bulk(&config, 60).await.is_empty(), "real-time jobs never go to the bulk queue");
+}
+
+#[tokio::test]
+async fn each_job_goes_to_the_queue_of_its_lane() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&config), resources.queue_url.clone(), resources.bulk_queue_url.clone());
+    let (a, b, c) = (IntegrationId::generate(1), IntegrationId::generate(2), IntegrationId::generate(3));
+    let page = seyaha::ports::FanOutPage {
+        fan_out: seyaha::domain::RunId::generate(1),
+        started_at: seyaha::domain::Timestamp::from_unix_millis(1_800_000_000_000),
+        window: Duration::from_secs(3600),
+        after: None,
+    };
+    let bulk = [SyncJob::fan_out_page(RunTrigger::Nightly, page), SyncJob::bulk_catalog(a, RunTrigger::Nightly, None)];
+    let real_time = [SyncJob::catalog(b, RunTrigger::Fallback), SyncJob::product(c, "p".into())];
+    // One call with both lanes mixed, and a delayed job of each lane.
+    queue.enqueue(&[bulk[0].clone(), real_time[0].clone(), bulk[1].clone(), real_time[1].clone()]).await.unwrap();
+    let due = seyaha::domain::Timestamp::from_unix_millis(1_800_000_000_000);
+    let delayed_bulk = SyncJob::bulk_catalog(c, RunTrigger::Admin, Some(due));
+    queue.enqueue_after(&delayed_bulk, Duration::from_secs(1)).await.unwrap();
+    queue.enqueue_after(&real_time[0], Duration::from_secs(1)).await.unwrap();
+
+    let drain = |bulk_lane: bool| {
+        let (resources, config) = (&resources, &config);
+        async move {
+            let mut jobs = Vec::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            while jobs.len() < 3 && std::time::Instant::now() < deadline {
+                let batch = if bulk_lane { resources.receive_bulk(config, 60).await } else { resources.receive(config, 60).await };
+                jobs.extend(batch.into_iter().map(|m| JobMessage::decode(m.body.as_deref().unwrap()).unwrap()));
+            }
+            jobs
+        }
+    };
+    let on_bulk = drain(true).await;
+    let on_real_time = drain(false).await;
+    assert_eq!(on_bulk.len(), 3, "{on_bulk:?}");
+    assert!(on_bulk.iter().all(|job| job.lane == Lane::Bulk), "{on_bulk:?}");
+    for job in bulk.iter().chain([&delayed_bulk]) {
+        assert!(on_bulk.contains(job), "{job:?} not on the bulk queue: {on_bulk:?}");
+    }
+    assert_eq!(on_real_time.len(), 3, "{on_real_time:?}");
+    assert!(on_real_time.iter().all(|job| job.lane == Lane::RealTime), "{on_real_time:?}");
+}
+
+#[tokio::test]
+async fn jobs_sent_together_each_keep_their_own_delay_and_lane() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&config), resources.queue_url.clone(), resources.bulk_queue_url.clone());
+    let (a, b, c) = (IntegrationId::generate(1), IntegrationId::generate(2), IntegrationId::generate(3));
+    let due = seyaha::domain::Timestamp::from_unix_millis(1_800_000_000_000);
+    let later = SyncJob::bulk_catalog(a, RunTrigger::Nightly, Some(due));
+    let now = SyncJob::bulk_catalog(b, RunTrigger::Nightly, None);
+    let real_time = SyncJob::catalog(c, RunTrigger::Fallback);
+    let wait = Duration::from_secs(4);
+    queue.enqueue_each_after(&[(later.clone(), wait), (now.clone(), Duration::ZERO), (real_time.clone(), wait)]).await.unwrap();
+
+    let decode = |messages: Vec<aws_sdk_sqs::types::Message>| -> Vec<SyncJob> {
+        messages.into_iter().map(|m| JobMessage::decode(m.body.as_deref().unwrap()).unwrap()).collect()
+    };
+    assert_eq!(decode(resources.receive_bulk(&config, 60).await), [now], "only the undelayed job is visible at once");
+    assert!(resources.receive(&config, 60).await.is_empty(), "the real-time job is delayed too");
+    // SQS (moto) keeps real time: poll each queue until its delayed job shows, with a deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let (mut bulk, mut real) = (Vec::new(), Vec::new());
+    while (bulk.is_empty() || real.is_empty()) && std::time::Instant::now() < deadline {
+        bulk.extend(decode(resources.receive_bulk(&config, 60).await));
+        real.extend(decode(resources.receive(&config, 60).await));
+    }
+    assert_eq!((bulk, real), (vec![later], vec![real_time]));
 }
 
 /// Both rate limiters count per integration in fixed windows: the limit holds, other
@@ -113,4 +186,52 @@ async fn webhook_rate_limits_on_dynamodb_and_in_memory() {
     let resources = resources(&config).await;
     rate_limiter_behaves(&seyaha::adapters::aws::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), resources.table)).await;
     rate_limiter_behaves(&seyaha::adapters::embedded::InMemoryRateLimiter::default()).await;
+}
+
+/// `DynamoStore::import` (restores, benchmark seeding) writes what `insert` writes: the records
+/// read back, list, count and stay one per partner exactly as if each had been inserted.
+#[tokio::test]
+async fn an_import_loads_integrations_as_inserts_would() {
+    use seyaha::domain::{Integration, IntegrationRecord, PartnerId, Role, Timestamp, WebhookSecret};
+    use seyaha::ports::{IntegrationFilter, IntegrationStore, StoreError};
+
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let store = seyaha::adapters::aws::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), resources.table);
+    let records: Vec<IntegrationRecord> = (0..40)
+        .map(|n| {
+            let now = Timestamp::from_unix_millis(1_800_000_000_000 + n * 1000);
+            let new = seyaha_tests::bearer_integration("https://octo.example.com", "k");
+            let mut integration = Integration::new(
+                IntegrationId::generate(now.unix_seconds()),
+                PartnerId::generate(now.unix_seconds()),
+                &new,
+                Role::Admin,
+                now,
+            );
+            integration.is_active = n % 4 != 0;
+            IntegrationRecord {
+                integration,
+                webhook_secret_digest: WebhookSecret::generate().digest(),
+                previous_webhook_secret: None,
+                delivery_secret_digest: None,
+                sync_control: Default::default(),
+                version: 1,
+            }
+        })
+        .collect();
+    store.import(&records).await.unwrap();
+    for record in &records {
+        assert_eq!(store.get(&record.integration.id).await.unwrap().as_ref(), Some(record));
+    }
+    assert_eq!(store.count(&IntegrationFilter::default()).await.unwrap(), 40);
+    assert_eq!(store.count_syncable().await.unwrap(), 30);
+    let listed = store.list(&IntegrationFilter::default(), 100, None).await.unwrap().items;
+    assert_eq!(
+        listed.iter().map(|r| r.integration.id).collect::<Vec<_>>(),
+        records.iter().rev().map(|r| r.integration.id).collect::<Vec<_>>()
+    );
+    let mut again = records[0].clone();
+    again.integration.id = IntegrationId::generate(1);
+    assert!(matches!(store.insert(&again).await, Err(StoreError::AlreadyExists)), "the imported partner lock holds");
 }

@@ -13,36 +13,54 @@ use seyaha::app::{self, Runtime};
 use seyaha::domain::{AdminPatch, HealthStatus, IntegrationId, Lease, PartnerId, Role, RunId, RunOutcome, RunTrigger, SyncStatus};
 use seyaha::net::EndpointPolicy;
 use seyaha::octo::OctoClient;
-use seyaha::ports::{CatalogStore, Clock, IntegrationStore, Ports, QueueError, RunStore, StaticSigningKey, StoreError, SyncJob, SyncQueue};
+use seyaha::ports::{
+    CatalogStore, Clock, IntegrationStore, JobWork, Lane, Ports, QueueError, RunStore, StaticSigningKey, StoreError, SyncJob, SyncQueue,
+};
 use seyaha::service::IntegrationService;
 use seyaha::sync::{ProbeOutcome, SyncConfig, SyncEngine, SyncResult};
 use seyaha_tests::fake_octo::{Behaviour, FAKE_KEY, FakeOcto, sample_catalog};
 use seyaha_tests::hooked::{CatalogCall, HookedCatalog};
 use seyaha_tests::{FakeClock, test_settings};
 
-/// The queue, failing the next `failures` sends like an SQS outage would.
+/// The queue, failing the next `failures` sends like an SQS outage would, or never answering
+/// the send numbered `hang_at` (counting from 1) so a test can kill the worker there; it
+/// remembers the delay of each delayed send.
 struct FlakyQueue {
     inner: InProcessQueue,
     failures: AtomicUsize,
+    sends: AtomicUsize,
+    hang_at: AtomicUsize,
+    hung: tokio::sync::Notify,
+    delayed: std::sync::Mutex<Vec<(SyncJob, Duration)>>,
 }
 
 impl FlakyQueue {
-    fn fail(&self) -> Result<(), QueueError> {
+    async fn fail(&self) -> Result<(), QueueError> {
+        if self.sends.fetch_add(1, Ordering::SeqCst) + 1 == self.hang_at.load(Ordering::SeqCst) {
+            self.hung.notify_one();
+            std::future::pending::<()>().await;
+        }
         match self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
             Ok(_) => Err(QueueError::new("simulated SQS outage")),
             Err(_) => Ok(()),
         }
+    }
+
+    /// The next send (of any kind) from now on will never return.
+    fn hang_next_send(&self, skip: usize) {
+        self.hang_at.store(self.sends.load(Ordering::SeqCst) + skip + 1, Ordering::SeqCst);
     }
 }
 
 #[async_trait]
 impl SyncQueue for FlakyQueue {
     async fn enqueue(&self, jobs: &[SyncJob]) -> Result<(), QueueError> {
-        self.fail()?;
+        self.fail().await?;
         self.inner.enqueue(jobs).await
     }
     async fn enqueue_after(&self, job: &SyncJob, delay: Duration) -> Result<(), QueueError> {
-        self.fail()?;
+        self.fail().await?;
+        self.delayed.lock().unwrap().push((job.clone(), delay));
         self.inner.enqueue_after(job, delay).await
     }
 }
@@ -60,7 +78,14 @@ struct Harness {
 fn harness_with(catalog: Arc<dyn CatalogStore>, store: RedbStore, dir: tempfile::TempDir, config: SyncConfig) -> Harness {
     let clock = FakeClock::new();
     let (queue, receiver) = InProcessQueue::new(clock.clone());
-    let queue = Arc::new(FlakyQueue { inner: queue, failures: AtomicUsize::new(0) });
+    let queue = Arc::new(FlakyQueue {
+        inner: queue,
+        failures: AtomicUsize::new(0),
+        sends: AtomicUsize::new(0),
+        hang_at: AtomicUsize::new(0),
+        hung: tokio::sync::Notify::new(),
+        delayed: std::sync::Mutex::default(),
+    });
     let ports = Ports {
         integrations: Arc::new(store.clone()),
         catalog,
@@ -111,6 +136,20 @@ impl Harness {
     /// this never needs to wait.
     fn next_job(&mut self) -> Option<SyncJob> {
         self.receiver.try_recv()
+    }
+
+    /// Runs the fan-out page jobs that are ready (and the pages they queue) and returns the
+    /// other jobs that are ready, in order.
+    async fn fan_out(&mut self) -> Vec<SyncJob> {
+        let mut others = Vec::new();
+        while let Some(job) = self.next_job() {
+            if matches!(job.work, JobWork::FanOutPage(_)) {
+                self.engine.handle_job(&job).await.unwrap();
+            } else {
+                others.push(job);
+            }
+        }
+        others
     }
 
     /// The next job, after the clock moved past a delayed one's due time (its timer task
@@ -241,8 +280,9 @@ async fn nightly_probes_down_integrations_and_recovers_them_with_a_full_sync() {
         async move { engine.request_all(RunTrigger::Nightly).await.unwrap() }
     };
     assert_eq!(run_nightly(&mut h).await, 2, "both count: one is synced, one only probed");
-    for _ in 0..2 {
-        let job = h.next_job().expect("a nightly job");
+    let jobs = h.fan_out().await;
+    assert_eq!(jobs.len(), 2);
+    for job in jobs {
         assert_eq!(job.trigger, RunTrigger::Nightly);
         h.clock.advance(Duration::from_secs(1));
         h.engine.handle_job(&job).await.unwrap();
@@ -255,7 +295,7 @@ async fn nightly_probes_down_integrations_and_recovers_them_with_a_full_sync() {
 
     failing_octo.set_behaviour(Behaviour::Normal);
     run_nightly(&mut h).await;
-    while let Some(job) = h.next_job() {
+    for job in h.fan_out().await {
         h.clock.advance(Duration::from_secs(1));
         h.engine.handle_job(&job).await.unwrap();
     }
@@ -273,14 +313,212 @@ async fn the_nightly_listing_pages_through_many_integrations() {
         h.approved(&octo).await;
     }
     assert_eq!(h.engine.request_all(RunTrigger::Nightly).await.unwrap(), 230);
+    let mut pages = 0;
     let mut jobs = 0;
-    while h.next_job().is_some() {
-        jobs += 1;
+    while let Some(job) = h.next_job() {
+        if matches!(job.work, JobWork::FanOutPage(_)) {
+            pages += 1;
+            h.engine.handle_job(&job).await.unwrap();
+        } else {
+            jobs += 1;
+        }
     }
-    assert_eq!(jobs, 230, "one job per integration across three pages");
+    assert_eq!((pages, jobs), (3, 230), "one job per integration across three page jobs");
     // A second fan-out before any job ran is coalesced away.
     assert_eq!(h.engine.request_all(RunTrigger::Nightly).await.unwrap(), 230);
-    assert!(h.next_job().is_none());
+    assert!(h.fan_out().await.is_empty());
+}
+
+/// Kills the worker running `job` at the send numbered `skip + 1` from now (that send never
+/// happens), as a Lambda timeout or a SIGKILL would: its future is dropped mid-way.
+async fn kill_during_send(h: &Harness, job: &SyncJob, skip: usize) {
+    h.queue.hang_next_send(skip);
+    let worker = tokio::spawn({
+        let (engine, job) = (Arc::clone(&h.engine), job.clone());
+        async move { engine.handle_job(&job).await }
+    });
+    tokio::time::timeout(Duration::from_secs(10), h.queue.hung.notified()).await.expect("the worker reaches the send");
+    worker.abort();
+    assert!(worker.await.unwrap_err().is_cancelled());
+}
+
+impl Harness {
+    /// The jobs ready now, split into fan-out pages and the rest.
+    fn ready_jobs(&mut self) -> (Vec<SyncJob>, Vec<SyncJob>) {
+        std::iter::from_fn(|| self.next_job()).partition(|job| matches!(job.work, JobWork::FanOutPage(_)))
+    }
+
+    async fn run_all(&self, jobs: &[SyncJob]) {
+        for job in jobs {
+            self.engine.handle_job(job).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_fan_out_page_killed_mid_way_is_delivered_again_and_every_integration_syncs_exactly_once() {
+    let mut h = harness(SyncConfig { fan_out_page: 3, ..SyncConfig::default() });
+    let octo = FakeOcto::start().await;
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(h.approved(&octo).await);
+    }
+    assert_eq!(h.engine.request_all(RunTrigger::Nightly).await.unwrap(), 10);
+    let (mut pages, syncs) = h.ready_jobs();
+    assert!(syncs.is_empty(), "the request only queues the first page: {syncs:?}");
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0].lane, Lane::Bulk);
+
+    // Page 1 runs whole: three syncs on the bulk lane, then the next page.
+    h.engine.handle_job(&pages.remove(0)).await.unwrap();
+    let (mut pages, mut syncs) = h.ready_jobs();
+    assert_eq!((pages.len(), syncs.len()), (1, 3));
+    assert!(syncs.iter().all(|job| job.lane == Lane::Bulk && job.trigger == RunTrigger::Nightly), "{syncs:?}");
+
+    // Page 2 dies after queuing its syncs, before queuing page 3; its syncs run, then SQS
+    // delivers it again: it sends page 3 and none of its syncs again.
+    let second = pages.remove(0);
+    kill_during_send(&h, &second, 1).await;
+    let (none, more) = h.ready_jobs();
+    assert!(none.is_empty());
+    syncs.extend(more);
+    assert_eq!(syncs.len(), 6);
+    h.run_all(&syncs).await;
+    h.engine.handle_job(&second).await.unwrap();
+    let (mut pages, again) = h.ready_jobs();
+    assert!(again.is_empty(), "served syncs are not requested again: {again:?}");
+    assert_eq!(pages.len(), 1);
+
+    // Page 3 dies before sending anything (its requests are written); it is delivered again,
+    // twice (SQS may duplicate): its syncs are sent again (harmless: one of each runs).
+    let third = pages.remove(0);
+    kill_during_send(&h, &third, 0).await;
+    assert_eq!(h.ready_jobs().0.len() + h.ready_jobs().1.len(), 0);
+    h.run_all(&[third.clone(), third]).await;
+    let (pages, third_syncs) = h.ready_jobs();
+    assert_eq!((pages.len(), third_syncs.len()), (2, 6), "each delivery sends the page's three syncs and the next page");
+
+    // The last page (one integration), delivered twice: no page after it.
+    h.run_all(&pages).await;
+    let (after_last, last_syncs) = h.ready_jobs();
+    assert!(after_last.is_empty());
+    h.run_all(&third_syncs).await;
+    h.run_all(&last_syncs).await;
+
+    assert_eq!(octo.product_calls(), 10, "one fetch per integration");
+    for id in ids {
+        let runs = h.runs(id).await;
+        assert_eq!(runs.len(), 1, "{id}: {runs:?}");
+        assert_eq!((runs[0].trigger, runs[0].outcome), (RunTrigger::Nightly, RunOutcome::Synced));
+        assert!(h.record(id).await.sync_control.requested_at.is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_fan_out_spreads_its_syncs_over_the_window_at_times_fixed_by_id() {
+    let window = Duration::from_secs(600);
+    let mut h = harness(SyncConfig { fan_out_page: 4, fan_out_window: window, ..SyncConfig::default() });
+    let octo = FakeOcto::start().await;
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(h.approved(&octo).await);
+    }
+    let start = h.clock.now();
+    assert_eq!(h.engine.request_all(RunTrigger::Nightly).await.unwrap(), 10);
+    let ready = h.fan_out().await;
+    let due_of = |jobs: &[(SyncJob, Duration)], from: seyaha::domain::Timestamp| -> std::collections::BTreeMap<IntegrationId, i64> {
+        jobs.iter().map(|(job, _)| (job.integration_id.unwrap(), job.not_before.unwrap().unix_millis() - from.unix_millis())).collect()
+    };
+    let delayed = std::mem::take(&mut *h.queue.delayed.lock().unwrap());
+    // A sync due at the very start of the window is queued at once.
+    assert_eq!(delayed.len() + ready.len(), 10);
+    for (job, delay) in &delayed {
+        let offset = job.not_before.unwrap().unix_millis() - start.unix_millis();
+        assert_eq!(delay.as_millis() as i64, offset, "queued with the delay to its due time");
+        assert!((0..600_000).contains(&offset), "inside the window: {offset} ms");
+    }
+    let offsets = due_of(&delayed, start);
+    let minutes: std::collections::BTreeSet<i64> = offsets.values().map(|ms| ms / 60_000).collect();
+    assert!(minutes.len() >= 3, "spread, not all in the same minutes: {offsets:?}");
+
+    // Each sync runs when its due time comes, in due order.
+    let mut by_due: Vec<(i64, IntegrationId)> = offsets.iter().map(|(id, ms)| (*ms, *id)).collect();
+    by_due.sort();
+    h.run_all(&ready).await;
+    for (offset, id) in &by_due {
+        h.clock.advance(Duration::from_millis((start.unix_millis() + offset - h.clock.now().unix_millis()) as u64));
+        let job = h.next_job_after_moving_the_clock().await;
+        assert_eq!(job.integration_id, Some(*id), "the next due sync arrives");
+        h.engine.handle_job(&job).await.unwrap();
+        assert_eq!(h.runs(*id).await[0].started_at.unix_millis(), start.unix_millis() + offset);
+    }
+    assert_eq!(octo.product_calls(), 10);
+
+    // The next fan-out, a day later, puts each integration at the same point of its window.
+    h.clock.advance(Duration::from_secs(24 * 3600));
+    let next_start = h.clock.now();
+    h.engine.request_all(RunTrigger::Nightly).await.unwrap();
+    let ready_again = h.fan_out().await;
+    assert_eq!(ready_again.len(), ready.len());
+    let delayed_again = std::mem::take(&mut *h.queue.delayed.lock().unwrap());
+    assert_eq!(due_of(&delayed_again, next_start), offsets, "the same offsets by id");
+}
+
+#[tokio::test]
+async fn a_real_time_request_is_not_held_back_by_a_fan_out_request_due_later() {
+    let mut h = harness(SyncConfig { fan_out_window: Duration::from_secs(3600), ..SyncConfig::default() });
+    let octo = FakeOcto::start().await;
+    let id = h.approved(&octo).await;
+    h.engine.request_all(RunTrigger::Nightly).await.unwrap();
+    let ready = h.fan_out().await;
+    let deferred = h.queue.delayed.lock().unwrap().pop();
+    let Some((nightly, _)) = deferred else {
+        // Due at the very start of its window (a 1 in 3.6 million hash): nothing to defer.
+        assert_eq!(ready.len(), 1);
+        return;
+    };
+
+    // A minute later, an admin asks for a sync: sent now, not coalesced into the nightly
+    // request that waits for its point of the window.
+    h.clock.advance(Duration::from_secs(60));
+    assert!(h.engine.request_sync(id, RunTrigger::Admin, None).await.unwrap(), "requested now");
+    let admin = h.next_job().expect("a real-time job now");
+    assert_eq!((admin.lane, admin.trigger), (Lane::RealTime, RunTrigger::Admin));
+    assert!(matches!(h.engine.handle_job(&admin).await.unwrap(), SyncResult::Done { .. }));
+
+    // The nightly job, when due, finds the request served.
+    let due = nightly.not_before.unwrap();
+    h.clock.advance(Duration::from_millis((due.unix_millis() - h.clock.now().unix_millis()).max(0) as u64));
+    let nightly = h.next_job_after_moving_the_clock().await;
+    assert_eq!(h.engine.handle_job(&nightly).await.unwrap(), SyncResult::NotNeeded);
+    assert_eq!(octo.product_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_sync_due_after_the_queues_longest_delay_is_put_back_until_it_is_due() {
+    let mut h = harness(SyncConfig::default());
+    let octo = FakeOcto::start().await;
+    let id = h.approved(&octo).await;
+    assert!(h.engine.request_sync(id, RunTrigger::Admin, None).await.unwrap());
+    h.next_job().expect("the admin job");
+    let due = h.clock.now().plus_millis(40 * 60 * 1000);
+    let job = SyncJob::bulk_catalog(id, RunTrigger::Nightly, Some(due));
+
+    // Delivered 15 minutes after it was sent (SQS's longest delay): back for the rest.
+    h.clock.advance(Duration::from_secs(15 * 60));
+    assert_eq!(h.engine.handle_job(&job).await.unwrap(), SyncResult::Queued);
+    let (put_back, delay) = h.queue.delayed.lock().unwrap().pop().expect("put back on the queue");
+    assert_eq!((put_back, delay), (job.clone(), Duration::from_secs(15 * 60)), "at most 15 minutes again, same job");
+    h.clock.advance(Duration::from_secs(15 * 60));
+    assert_eq!(h.next_job_after_moving_the_clock().await, job);
+    assert_eq!(h.engine.handle_job(&job).await.unwrap(), SyncResult::Queued);
+    assert_eq!(h.queue.delayed.lock().unwrap().pop().unwrap().1, Duration::from_secs(10 * 60), "the rest");
+    assert_eq!(octo.product_calls(), 0, "nothing ran early");
+
+    h.clock.advance(Duration::from_secs(10 * 60));
+    let job = h.next_job_after_moving_the_clock().await;
+    assert!(matches!(h.engine.handle_job(&job).await.unwrap(), SyncResult::Done { .. }));
+    assert_eq!(octo.product_calls(), 1);
 }
 
 #[tokio::test]
@@ -297,13 +535,20 @@ async fn a_request_whose_message_was_never_sent_is_not_coalesced_away() {
     assert!(h.engine.request_sync(id, RunTrigger::Admin, None).await.unwrap(), "not coalesced with the lost request");
     assert_eq!(h.next_job().map(|job| job.trigger), Some(RunTrigger::Admin));
 
-    // The nightly fan-out: a failed batch leaves nothing requested, so the retried run sends it.
+    // The nightly fan-out: an unsent first page leaves nothing requested, so the retried run
+    // sends it; a page whose sync job was not sent sends it when the page is delivered again.
     h.engine.handle_job(&SyncJob::catalog(id, RunTrigger::Admin)).await.unwrap();
     h.queue.failures.store(1, Ordering::SeqCst);
     assert!(h.engine.request_all(RunTrigger::Nightly).await.is_err());
     assert!(h.next_job().is_none());
+    assert!(h.record(id).await.sync_control.requested_at.is_none());
     assert_eq!(h.engine.request_all(RunTrigger::Nightly).await.unwrap(), 1);
-    assert_eq!(h.next_job().map(|job| job.trigger), Some(RunTrigger::Nightly), "the retried nightly run sends the job");
+    let page = h.next_job().expect("the first page job");
+    h.queue.failures.store(1, Ordering::SeqCst);
+    assert!(h.engine.handle_job(&page).await.is_err());
+    assert!(h.next_job().is_none());
+    h.engine.handle_job(&page).await.unwrap();
+    assert_eq!(h.next_job().map(|job| job.trigger), Some(RunTrigger::Nightly), "the page delivered again sends the job");
 }
 
 /// Waits (polling, with a deadline) until the held supplier has received `calls` requests.
@@ -401,6 +646,36 @@ async fn a_job_past_its_deadline_hands_off_instead_of_running_over() {
     assert_eq!(handoff.trigger, RunTrigger::Handoff);
     assert!(matches!(h.engine.handle_job(&handoff).await.unwrap(), SyncResult::Done { skipped: false, .. }));
     assert_eq!(h.active(id).await, 3);
+}
+
+#[tokio::test]
+async fn the_jobs_a_bulk_sync_leaves_behind_stay_in_the_bulk_lane() {
+    let mut h = harness(SyncConfig::default());
+    let octo = FakeOcto::start().await;
+    let id = h.approved(&octo).await;
+    h.engine.request_all(RunTrigger::Nightly).await.unwrap();
+    let jobs = h.fan_out().await;
+    assert_eq!(jobs.len(), 1);
+    let nightly = &jobs[0];
+
+    // Out of time after the fetch: the hand-off goes to the bulk lane, not the real-time one.
+    assert_eq!(h.engine.handle_job_before(nightly, Some(std::time::Instant::now())).await.unwrap(), SyncResult::Queued);
+    let handoff = h.next_job().expect("a hand-off job");
+    assert_eq!((handoff.trigger, handoff.lane), (RunTrigger::Handoff, Lane::Bulk));
+
+    // The same job delivered while a sync holds the lease: its watchdog stays bulk too.
+    octo.set_behaviour(Behaviour::Held);
+    let running = tokio::spawn({
+        let (engine, job) = (Arc::clone(&h.engine), handoff.clone());
+        async move { engine.handle_job(&job).await }
+    });
+    until_supplier_called(&octo, 2).await;
+    assert_eq!(h.engine.handle_job(nightly).await.unwrap(), SyncResult::Queued);
+    let (watchdog, _) = h.queue.delayed.lock().unwrap().pop().expect("a watchdog");
+    assert_eq!((watchdog.trigger, watchdog.lane), (RunTrigger::FollowUp, Lane::Bulk));
+    octo.release();
+    assert!(matches!(running.await.unwrap().unwrap(), SyncResult::Done { .. }));
+    assert_eq!(h.record(id).await.sync_control.lease, None);
 }
 
 /// DOWN deactivates the catalog, and a sync rewrites it: both are catalog writes, so they must

@@ -92,6 +92,32 @@ async fn wait_for_messages(
     messages
 }
 
+/// Runs the fan-out's page jobs waiting on the bulk queue through `worker` (each must succeed)
+/// until the sync jobs they queue there number `count`, and returns those.
+async fn fan_out_through(
+    worker: &Function,
+    resources: &seyaha_tests::aws::Resources,
+    config: &aws_config::SdkConfig,
+    count: usize,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut syncs = Vec::new();
+    for _ in 0..20 {
+        for message in resources.receive_bulk(config, 300).await {
+            let job: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+            if job["work"]["kind"] == "fan_out_page" {
+                assert_eq!(worker.invoke(sqs_event(&[message])).await.unwrap(), json!({"batchItemFailures": []}));
+            } else {
+                assert_eq!(job["lane"], "bulk", "{job}");
+                syncs.push(message);
+            }
+        }
+        if syncs.len() >= count {
+            break;
+        }
+    }
+    syncs
+}
+
 #[tokio::test]
 async fn register_approve_trigger_notify_fallback_worker_and_nightly() {
     let config = sdk_config().await;
@@ -194,9 +220,17 @@ async fn register_approve_trigger_notify_fallback_worker_and_nightly() {
     let failures = worker.invoke(broken).await.unwrap();
     assert_eq!(failures["batchItemFailures"], json!([{"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da"}]));
 
-    // Nightly: the scheduled event fans out one job per approved integration.
+    // Nightly: the scheduled event queues the fan-out's first page job on the bulk queue (and
+    // nothing on the real-time one); the worker runs it, which queues one sync per approved
+    // integration there.
     assert_eq!(nightly.invoke(event_file("scheduled-nightly.json")).await.unwrap(), json!({"queued": 1}));
-    let nightly_jobs = wait_for_messages(&resources, &config, 1).await;
+    let page = resources.receive_bulk(&config, 0).await;
+    assert_eq!(page.len(), 1);
+    let page: Value = serde_json::from_str(page[0].body().unwrap()).unwrap();
+    assert_eq!((&page["trigger"], &page["lane"], &page["work"]["kind"]), (&json!("nightly"), &json!("bulk"), &json!("fan_out_page")));
+    assert!(page.get("integration_id").is_none() && page["work"].get("after").is_none(), "the first page: {page}");
+    assert!(resources.receive(&config, 0).await.is_empty(), "nothing on the real-time queue");
+    let nightly_jobs = fan_out_through(&worker, &resources, &config, 1).await;
     assert_eq!(nightly_jobs.len(), 1);
     assert_eq!(serde_json::from_str::<Value>(nightly_jobs[0].body().unwrap()).unwrap()["trigger"], "nightly");
     assert_eq!(worker.invoke(sqs_event(&nightly_jobs)).await.unwrap(), json!({"batchItemFailures": []}));
@@ -240,6 +274,63 @@ async fn register_approve_trigger_notify_fallback_worker_and_nightly() {
         }
         let first = logs.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON log line in {logs}"));
         assert!(serde_json::from_str::<Value>(first).is_ok());
+    }
+}
+
+/// The nightly fan-out through the real binaries on moto: pages of 3 over 10 integrations, the
+/// DynamoDB cursor carried from page to page in the messages, and the first page delivered
+/// twice (SQS redelivers a page whose worker died, and may duplicate any message), which makes
+/// every later page arrive twice too: every integration is still synced exactly once.
+#[tokio::test]
+async fn the_nightly_fan_out_pages_through_dynamodb_and_pages_delivered_twice_sync_nothing_twice() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let mut env = resources.lambda_env();
+    env.push(("SEYAHA_FAN_OUT_PAGE_SIZE".into(), "3".into()));
+    let octo = FakeOcto::start().await;
+    let (register, worker, nightly) =
+        tokio::join!(Function::start("register", &env), Function::start("sync-worker", &env), Function::start("nightly-sync", &env));
+    let admin_token = format!("Bearer {}", token(seyaha::domain::Role::Admin, "ops"));
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(admin_created(&register, &admin_token, &octo).await["_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(nightly.invoke(event_file("scheduled-nightly.json")).await.unwrap(), json!({"queued": 10}));
+
+    let (mut pages, mut syncs) = (Vec::new(), Vec::new());
+    loop {
+        let batch = resources.receive_bulk(&config, 300).await;
+        if batch.is_empty() {
+            break;
+        }
+        for message in batch {
+            let job: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+            if job["work"]["kind"] != "fan_out_page" {
+                syncs.push(message);
+                continue;
+            }
+            let deliveries = if job["work"].get("after").is_none() { 2 } else { 1 };
+            for _ in 0..deliveries {
+                assert_eq!(worker.invoke(sqs_event(std::slice::from_ref(&message))).await.unwrap(), json!({"batchItemFailures": []}));
+            }
+            pages.push(job);
+        }
+        assert!(pages.len() <= 7, "pages keep coming: {pages:?}");
+    }
+    // Page 1 twice, so two of each later page (4 pages of 3, 3, 3 and 1).
+    assert_eq!(pages.len(), 7, "{pages:?}");
+    assert!(syncs.len() >= 10, "{} sync jobs", syncs.len());
+    for chunk in syncs.chunks(5) {
+        assert_eq!(worker.invoke(sqs_event(chunk)).await.unwrap(), json!({"batchItemFailures": []}));
+    }
+    assert_eq!(octo.product_calls(), 10, "one fetch per integration");
+    for id in &ids {
+        let sync_log =
+            http_event("apigw-partner-me.json", "GET", &format!("{PREFIX}/{id}/sync-log"), &[("authorization", &admin_token)], None);
+        let (_, log) = http_reply(&register.invoke(sync_log).await.unwrap());
+        let runs = log["data"]["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 1, "{log}");
+        assert_eq!((&runs[0]["trigger"], &runs[0]["outcome"]), (&json!("nightly"), &json!("synced")));
     }
 }
 
@@ -306,7 +397,8 @@ async fn a_worker_killed_mid_sync_is_finished_without_a_new_trigger() {
     let sync_all =
         http_event("apigw-partner-create.json", "POST", &format!("{PREFIX}/admin/sync-all"), &[("authorization", &admin_token)], None);
     assert_eq!(http_reply(&register.invoke(sync_all).await.unwrap()).0, 202);
-    let job = wait_for_messages(&resources, &config, 1).await;
+    let pager = Function::start("sync-worker", &env).await;
+    let job = fan_out_through(&pager, &resources, &config, 1).await;
     assert_eq!(job.len(), 1);
 
     // The first worker takes the lease, reaches the supplier, and is killed there.
@@ -357,11 +449,11 @@ async fn jobs_the_worker_has_no_time_for_are_reported_not_consumed() {
     let sync_all =
         http_event("apigw-partner-create.json", "POST", &format!("{PREFIX}/admin/sync-all"), &[("authorization", &admin_token)], None);
     assert_eq!(http_reply(&register.invoke(sync_all).await.unwrap()).0, 202);
-    let jobs = wait_for_messages(&resources, &config, 2).await;
+    let worker = Function::start("sync-worker", &env).await;
+    let jobs = fan_out_through(&worker, &resources, &config, 2).await;
     assert_eq!(jobs.len(), 2);
 
     // Three seconds left: less than a partner call at its timeout (20 s) needs.
-    let worker = Function::start("sync-worker", &env).await;
     let answer = worker.invoke_with_deadline(sqs_event(&jobs), Duration::from_secs(3)).await.unwrap();
     let mut failed: Vec<String> =
         answer["batchItemFailures"].as_array().unwrap().iter().map(|f| f["itemIdentifier"].as_str().unwrap().to_owned()).collect();
@@ -515,7 +607,7 @@ async fn register_serves_the_console_and_an_admin_sync_of_one_integration() {
     assert_eq!((status, body), (202, json!({"success": 1, "data": {"requested": true}})));
     let jobs = wait_for_messages(&resources, &config, 1).await;
     let job = seyaha::adapters::stored::JobMessage::decode(jobs[0].body().unwrap()).unwrap();
-    assert_eq!((job.integration_id.to_string(), job.trigger), (id, seyaha::domain::RunTrigger::Admin));
+    assert_eq!((job.integration_id.map(|i| i.to_string()), job.trigger), (Some(id), seyaha::domain::RunTrigger::Admin));
 }
 
 /// The namespace the metrics test sets (`SEYAHA_METRICS_NAMESPACE`).

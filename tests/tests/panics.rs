@@ -16,7 +16,7 @@ use seyaha_tests::{JWT_SECRET, TestApp, send, test_settings};
 
 struct Setup {
     _dir: tempfile::TempDir,
-    _receiver: QueueReceiver,
+    receiver: QueueReceiver,
     app: App,
     cursed: Arc<std::sync::Mutex<Option<IntegrationId>>>,
 }
@@ -45,7 +45,7 @@ fn setup() -> Setup {
         queue: Arc::new(queue),
         clock: Arc::new(SystemClock),
     };
-    Setup { app: app::build(ports, &test_settings(), Runtime::Local), cursed, _dir: dir, _receiver: receiver }
+    Setup { app: app::build(ports, &test_settings(), Runtime::Local), cursed, _dir: dir, receiver }
 }
 
 async fn approved(app: &App, octo: &FakeOcto) -> IntegrationId {
@@ -79,12 +79,15 @@ async fn a_panicking_request_gets_the_enveloped_500_and_the_server_keeps_serving
 
 #[tokio::test]
 async fn a_panicking_job_fails_alone_and_the_next_one_runs() {
-    let setup = setup();
+    let mut setup = setup();
     let octo = FakeOcto::start().await;
     let (cursed, fine) = (approved(&setup.app, &octo).await, approved(&setup.app, &octo).await);
     *setup.cursed.lock().unwrap() = Some(cursed);
     let service = setup.app.service();
     assert_eq!(service.sync_all().await.unwrap(), 2);
+    // The fan-out's page job requests both syncs.
+    let page = setup.receiver.try_recv().expect("the fan-out's page job");
+    run_job(service, &page).await.unwrap();
 
     let failed = run_job(service, &SyncJob::catalog(cursed, RunTrigger::Admin)).await;
     assert!(matches!(&failed, Err(JobFailure::Panicked(message)) if message.contains("a bug reading the catalog")), "{failed:?}");

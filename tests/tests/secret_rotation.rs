@@ -270,6 +270,9 @@ impl IntegrationStore for Interleaved {
     async fn list_syncable(&self, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError> {
         self.inner.list_syncable(limit, after).await
     }
+    async fn count_syncable(&self) -> Result<u64, StoreError> {
+        self.inner.count_syncable().await
+    }
 }
 
 /// The race staged exactly, on the service wired as every entry point wires it: a rotation

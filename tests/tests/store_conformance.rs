@@ -85,12 +85,13 @@ async fn integrations(store: Arc<dyn Store>) {
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
     assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(StoreError::AlreadyExists))));
 
-    // Optimistic concurrency.
+    // Optimistic concurrency; the fan-out's mark is kept with the record.
     let mut updated = first.clone();
     updated.integration.is_approved = true;
+    updated.sync_control.fan_out = Some(seyaha::domain::RunId::generate(1_800_000_000));
     updated.version = 2;
     store.update(&updated, &first).await.unwrap();
-    assert!(store.get(&id).await.unwrap().unwrap().integration.is_approved);
+    assert_eq!(store.get(&id).await.unwrap().as_ref(), Some(&updated));
     let mut stale = first.clone();
     stale.version = 2;
     assert!(matches!(store.update(&stale, &first).await, Err(StoreError::VersionConflict)));
@@ -197,6 +198,7 @@ async fn listing(store: Arc<dyn Store>) {
     both.sort();
     assert_eq!(both, syncable);
     assert!(page2.next.is_none() || store.list_syncable(2, page2.next).await.unwrap().items.is_empty());
+    assert_eq!(store.count_syncable().await.unwrap(), 3, "the fan-out's count of the same set");
 
     // Leaving the syncable set by update.
     let live = store.get(&records[0].integration.id).await.unwrap().unwrap();
@@ -205,6 +207,7 @@ async fn listing(store: Arc<dyn Store>) {
     paused.version += 1;
     store.update(&paused, &live).await.unwrap();
     assert_eq!(store.list_syncable(10, None).await.unwrap().items.len(), 2);
+    assert_eq!(store.count_syncable().await.unwrap(), 2);
 }
 
 async fn catalog(store: Arc<dyn Store>) {
@@ -401,6 +404,7 @@ async fn paging_beyond_one_response(store: Arc<dyn Store>) {
     }
     inserted.sort();
 
+    assert_eq!(store.count_syncable().await.unwrap(), 450, "a count over more than one DynamoDB response");
     let everything = store.list_syncable(500, None).await.unwrap();
     let mut listed: Vec<IntegrationId> = everything.items.iter().map(|r| r.integration.id).collect();
     listed.sort();

@@ -246,6 +246,7 @@ fn version_2_records() -> Vec<IntegrationRecord> {
             }),
             requested_at: Some(at(7_000)),
             force_full_sync: true,
+            ..SyncControl::default()
         },
         version: 12,
     };

@@ -445,6 +445,46 @@ async fn sync_all_queues_every_approved_active_integration() {
 }
 
 #[tokio::test]
+async fn real_time_jobs_queued_during_a_bulk_run_finish_before_it() {
+    // Held calls must not time out while the test looks (the usual 2 s would end them).
+    let app = TestApp::spawn_with(Settings { octo_timeout_secs: 60, ..test_settings() }).await;
+    let busy = FakeOcto::start().await; // the bulk run's suppliers: they answer when released
+    let other = FakeOcto::start().await;
+    let admin = app.admin_token();
+    let mut bulk = Vec::new();
+    for _ in 0..10 {
+        bulk.push(app.approved(&busy.base_url(), FAKE_KEY).await);
+    }
+    let late = app.register(&seyaha_tests::new_partner(), &other.base_url(), "bearer", FAKE_KEY).await;
+    let late = late["_id"].as_str().unwrap().to_owned();
+    app.settle().await;
+    busy.set_behaviour(Behaviour::Held);
+
+    let reply = app.call("POST", "/admin/sync-all", Some(&admin), None).await;
+    assert_eq!(reply.expect_success(202), &json!({"queued": 10}));
+    seyaha_tests::wait_until("the bulk run to reach its suppliers", Duration::from_secs(10), || busy.product_calls() >= 2).await;
+
+    // Real-time work queued while the bulk run is stuck: an admin's sync of one integration.
+    app.approve(&late).await;
+    app.call("POST", &format!("/admin/{late}/sync"), Some(&admin), None).await.expect_success(202);
+    let log = app.wait_for_log(&late, "the real-time sync", |log| !runs_with_trigger(log, "admin").is_empty()).await;
+    assert_eq!(runs_with_trigger(&log, "admin")[0]["created"], 3);
+    for integration in &bulk {
+        assert!(app.sync_log(&integration.id).await["runs"].as_array().unwrap().is_empty(), "the bulk run has not finished a sync yet");
+    }
+
+    busy.release();
+    for integration in &bulk {
+        app.wait_for_log(&integration.id, "the bulk sync", |log| !runs_with_trigger(log, "admin").is_empty()).await;
+    }
+    app.settle().await;
+    assert_eq!(busy.product_calls(), 10, "one fetch per integration");
+    for integration in &bulk {
+        assert_eq!(app.sync_log(&integration.id).await["runs"].as_array().unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
 async fn delete_deactivates_the_catalog() {
     let mut app = TestApp::spawn().await;
     let octo = FakeOcto::start().await;

@@ -73,9 +73,58 @@ fn unknown_routes_reach_the_router_that_envelopes_them() {
 fn the_worker_cannot_take_the_accounts_concurrency() {
     let template = template();
     let events = resource(&template, "SyncWorkerFunction")["Properties"]["Events"].as_object().unwrap().clone();
-    let sqs = events.values().find(|e| e["Type"] == "SQS").unwrap();
-    assert_eq!(sqs["Properties"]["ScalingConfig"]["MaximumConcurrency"], json!({"Ref": "WorkerMaxConcurrency"}));
+    let real_time = &events["SyncQueueMessages"];
+    assert_eq!(real_time["Properties"]["Queue"], json!({"Fn::GetAtt": ["SyncQueue", "Arn"]}));
+    assert_eq!(real_time["Properties"]["ScalingConfig"]["MaximumConcurrency"], json!({"Ref": "WorkerMaxConcurrency"}));
     assert_eq!(template["Parameters"]["WorkerMaxConcurrency"]["Default"], json!(20));
+}
+
+#[test]
+fn bulk_work_has_its_own_queue_workers_cap_and_dead_letter_alarm() {
+    let template = template();
+    let events = resource(&template, "SyncWorkerFunction")["Properties"]["Events"].as_object().unwrap().clone();
+    let sqs: Vec<&Value> = events.values().filter(|e| e["Type"] == "SQS").collect();
+    assert_eq!(sqs.len(), 2, "one event source per lane, each with its own cap");
+    let bulk = &events["BulkSyncQueueMessages"]["Properties"];
+    assert_eq!(bulk["Queue"], json!({"Fn::GetAtt": ["BulkSyncQueue", "Arn"]}));
+    assert_eq!(bulk["ScalingConfig"]["MaximumConcurrency"], json!({"Ref": "BulkWorkerMaxConcurrency"}));
+    assert_eq!(bulk["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]));
+    let cap = |name: &str| template["Parameters"][name]["Default"].as_u64().unwrap();
+    assert!(cap("BulkWorkerMaxConcurrency") < cap("WorkerMaxConcurrency"), "bulk runs on fewer workers");
+    assert_eq!(template["Parameters"]["BulkWorkerMaxConcurrency"]["MinValue"], json!(2), "SQS's lowest MaximumConcurrency");
+
+    // Each queue has its own dead-letter queue, and each dead-letter queue an alarm.
+    for (queue, dead_letter, alarm) in [
+        ("SyncQueue", "SyncDeadLetterQueue", "SyncDeadLetterAlarm"),
+        ("BulkSyncQueue", "BulkSyncDeadLetterQueue", "BulkSyncDeadLetterAlarm"),
+    ] {
+        let redrive = &resource(&template, queue)["Properties"]["RedrivePolicy"];
+        assert_eq!(redrive["deadLetterTargetArn"], json!({"Fn::GetAtt": [dead_letter, "Arn"]}), "{queue}");
+        assert_eq!(redrive["maxReceiveCount"], json!(5), "{queue}");
+        let alarm = &resource(&template, alarm)["Properties"];
+        assert_eq!(alarm["Dimensions"][0]["Value"], json!({"Fn::GetAtt": [dead_letter, "QueueName"]}));
+        assert_eq!(alarm["AlarmActions"], json!([{"Ref": "AlarmTopic"}]));
+    }
+
+    let env = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(env["SEYAHA_BULK_QUEUE_URL"], json!({"Ref": "BulkSyncQueue"}));
+    assert_eq!(env["SEYAHA_FAN_OUT_WINDOW_SECS"], json!({"Ref": "FanOutWindowSecs"}));
+    assert_eq!(env["SEYAHA_FAN_OUT_PAGE_SIZE"], json!({"Ref": "FanOutPageSize"}));
+    assert_eq!(template["Parameters"]["FanOutWindowSecs"]["MaxValue"], json!(86400), "the setting's own bound");
+    assert_eq!(template["Parameters"]["FanOutPageSize"]["MaxValue"], json!(1000), "the setting's own bound");
+
+    // Who sends where: the fan-out's starters and the worker reach the bulk queue; the webhook
+    // functions only the real-time one; nightly only the bulk one.
+    let bulk_arn = json!({"Fn::GetAtt": ["BulkSyncQueue", "Arn"]}).to_string();
+    let real_time_arn = json!({"Fn::GetAtt": ["SyncQueue", "Arn"]}).to_string();
+    let sends = |function: &str| granted_on(&template, function, "sqs:SendMessage");
+    for function in ["RegisterFunction", "SyncWorkerFunction"] {
+        assert!(sends(function).contains(&bulk_arn) && sends(function).contains(&real_time_arn), "{function}: {:?}", sends(function));
+    }
+    assert_eq!(sends("NightlySyncFunction"), vec![bulk_arn.clone()]);
+    for function in ["SyncTriggerFunction", "AvailabilityNotifyFunction"] {
+        assert_eq!(sends(function), vec![real_time_arn.clone()], "{function}");
+    }
 }
 
 #[test]
@@ -84,16 +133,27 @@ fn grants_are_least_privilege() {
     assert!(granted_on(&template, "RegisterFunction", "dynamodb:BatchWriteItem").is_empty(), "register writes no batches");
     let resources = grants(&template, "SyncTriggerFunction").into_iter().flat_map(|(_, r)| r).collect::<Vec<_>>();
     assert!(!resources.iter().any(|r| r.contains("/index/")), "the sync trigger queries no index: {resources:?}");
-    // The worker looks a product's activity up by the product index (single-product syncs).
+    // The worker looks a product's activity up by the product index (single-product syncs), and
+    // a page of live integrations up by the sparse index (fan-out pages).
     let worker_indexes: Vec<String> =
         grants(&template, "SyncWorkerFunction").into_iter().flat_map(|(_, r)| r).filter(|r| r.contains("/index/")).collect();
-    assert!(worker_indexes.iter().all(|r| r.contains("/index/gsi3")), "the worker queries only the product index: {worker_indexes:?}");
+    assert!(
+        worker_indexes.iter().all(|r| r.contains("/index/gsi3") || r.contains("/index/gsi2")),
+        "the worker queries only the product and live indexes: {worker_indexes:?}"
+    );
+    let mut nightly = grants(&template, "NightlySyncFunction").into_iter().flat_map(|(a, _)| a).collect::<Vec<_>>();
+    nightly.sort();
+    assert_eq!(
+        nightly,
+        ["dynamodb:BatchGetItem", "dynamodb:Query", "sqs:SendMessage"],
+        "nightly only counts (the shards' counters; the single-item format's live partition) and sends the first page"
+    );
     // Besides the table (an integration's two items are read by Query), each queries only its index.
     let index_queries = |function: &str| -> Vec<String> {
         granted_on(&template, function, "dynamodb:Query").into_iter().filter(|r| r.contains("/index/")).collect()
     };
-    let nightly_query = index_queries("NightlySyncFunction");
-    assert!(!nightly_query.is_empty() && nightly_query.iter().all(|r| r.contains("/index/gsi2")), "{nightly_query:?}");
+    let nightly_query = granted_on(&template, "NightlySyncFunction", "dynamodb:Query");
+    assert!(nightly_query.iter().all(|r| r.contains("/index/gsi2")), "nightly queries only its index: {nightly_query:?}");
     let notify_query = index_queries("AvailabilityNotifyFunction");
     assert!(!notify_query.is_empty() && notify_query.iter().all(|r| r.contains("/index/gsi3")), "{notify_query:?}");
     // Item actions mean nothing on an index ARN.

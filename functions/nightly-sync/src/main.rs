@@ -1,5 +1,6 @@
-//! Lambda `nightly-sync`: invoked by the EventBridge schedule. Pages through approved, active
-//! integrations and queues one sync (DOWN ones: a probe) for each, in SQS batches of 10.
+//! Lambda `nightly-sync`: invoked by the EventBridge schedule. Queues the first page job of the
+//! nightly fan-out on the bulk queue (the sync-worker pages through approved, active
+//! integrations from there, one page per job) and answers how many integrations are live.
 //! The event's content is not used, so both Scheduler input and scheduled events work.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};

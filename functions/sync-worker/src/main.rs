@@ -1,5 +1,6 @@
-//! Lambda `sync-worker`: consumes the sync queue. Each message is one `SyncJob`; a job whose
-//! request was already served is a no-op, so redelivery is harmless. Jobs run one after another
+//! Lambda `sync-worker`: consumes both sync queues (real-time and bulk, each its own event
+//! source with its own concurrency cap). Each message is one `SyncJob`; a job whose request was
+//! already served is a no-op, so redelivery is harmless. Jobs run one after another
 //! before the invocation's deadline: one that cannot finish hands off to a new job, and one
 //! there is no time left to start is reported back, like one that failed on infrastructure,
 //! panicked, or cannot be read. SQS delivers those again and, after maxReceiveCount, moves
@@ -33,14 +34,14 @@ async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRespo
     for ((id, job), outcome) in ids.into_iter().zip(&jobs).zip(outcomes) {
         match outcome {
             BatchOutcome::Ran(result) => {
-                tracing::info!(message_id = %id, integration_id = %job.integration_id, trigger = ?job.trigger, result = %Untrusted(&format!("{result:?}")), "job done")
+                tracing::info!(message_id = %id, integration_id = job.integration_id.map(display), job_kind = job.work.kind(), trigger = ?job.trigger, result = %Untrusted(&format!("{result:?}")), "job done")
             }
             BatchOutcome::Failed(error) => {
-                tracing::error!(message_id = %id, integration_id = %job.integration_id, error = %error, "job failed; SQS will retry it");
+                tracing::error!(message_id = %id, integration_id = job.integration_id.map(display), job_kind = job.work.kind(), error = %error, "job failed; SQS will retry it");
                 response.batch_item_failures.push(failure(id));
             }
             BatchOutcome::NotStarted => {
-                tracing::warn!(message_id = %id, integration_id = %job.integration_id, "no time left in this invocation; SQS will deliver the job again");
+                tracing::warn!(message_id = %id, integration_id = job.integration_id.map(display), job_kind = job.work.kind(), "no time left in this invocation; SQS will deliver the job again");
                 response.batch_item_failures.push(failure(id));
             }
         }

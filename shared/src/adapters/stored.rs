@@ -14,7 +14,7 @@ use crate::domain::{
     VariationSync, WebhookSecretDigest,
 };
 use crate::octo::Channel;
-use crate::ports::{JobWork, StoreError, SyncJob};
+use crate::ports::{Cursor, FanOutPage, JobWork, Lane, StoreError, SyncJob};
 
 /// Stored attribute names the DynamoDB adapter names in expressions.
 pub mod fields {
@@ -152,6 +152,12 @@ pub struct StoredSyncControl {
     pub requested_at: Option<Timestamp>,
     #[serde(default)]
     pub force_full_sync: bool,
+    /// Added after version 1: absent there, and left out when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fan_out: Option<RunId>,
+    /// Added after version 1: absent there, and left out when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred_until: Option<Timestamp>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -210,6 +216,8 @@ impl From<&IntegrationRecord> for StoredIntegration {
                 }),
                 requested_at: control.requested_at,
                 force_full_sync: control.force_full_sync,
+                fan_out: control.fan_out,
+                deferred_until: control.deferred_until,
             },
             version: record.version,
         }
@@ -275,6 +283,8 @@ impl TryFrom<StoredIntegration> for IntegrationRecord {
                 lease: control.lease.map(|lease| Lease { run_id: lease.run_id, expires_at: lease.expires_at, covers: lease.covers }),
                 requested_at: control.requested_at,
                 force_full_sync: control.force_full_sync,
+                fan_out: control.fan_out,
+                deferred_until: control.deferred_until,
             },
             version: stored.version,
         })
@@ -559,14 +569,23 @@ impl From<StoredRun> for SyncRun {
 
 /// A queue message body: `{"integration_id": "...", "trigger": "fallback"}`, and for work
 /// other than a full sync `"work": {"kind": "product", "product_id": "..."}`. Messages
-/// without `work` (all of them before it existed) are full syncs.
+/// without `work` (all of them before it existed) are full syncs. Added with the fan-out:
+/// `"lane": "bulk"` (absent: real-time), `"not_before"` (absent: now), and the
+/// `fan_out_page` kind, the one message without `integration_id`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct JobMessage {
-    pub integration_id: IntegrationId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_id: Option<IntegrationId>,
     pub trigger: StoredTrigger,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work: Option<StoredWork>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<StoredLane>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Timestamp>,
 }
+
+stored_enum!(StoredLane <=> Lane { RealTime = "real_time", Bulk = "bulk" });
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -588,6 +607,14 @@ pub enum StoredWork {
         base_url: BaseUrl,
         channel: StoredChannel,
         subscription_ids: Vec<String>,
+    },
+    FanOutPage {
+        fan_out: RunId,
+        started_at: Timestamp,
+        window_secs: u64,
+        /// The store's cursor, opaque; absent on the first page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
     },
 }
 
@@ -624,13 +651,22 @@ impl From<&SyncJob> for JobMessage {
                 channel: what.channel.into(),
                 subscription_ids: what.subscription_ids.clone(),
             }),
+            JobWork::FanOutPage(page) => Some(StoredWork::FanOutPage {
+                fan_out: page.fan_out,
+                started_at: page.started_at,
+                window_secs: page.window.as_secs(),
+                after: page.after.as_ref().map(|cursor| cursor.as_str().to_owned()),
+            }),
         };
-        Self { integration_id: job.integration_id, trigger: job.trigger.into(), work }
+        let lane = (job.lane != Lane::RealTime).then_some(job.lane.into());
+        Self { integration_id: job.integration_id, trigger: job.trigger.into(), work, lane, not_before: job.not_before }
     }
 }
 
-impl From<JobMessage> for SyncJob {
-    fn from(message: JobMessage) -> Self {
+impl TryFrom<JobMessage> for SyncJob {
+    type Error = &'static str;
+
+    fn try_from(message: JobMessage) -> Result<Self, Self::Error> {
         let work = match message.work {
             None => JobWork::Catalog,
             Some(StoredWork::Product { product_id }) => JobWork::Product { product_id },
@@ -641,8 +677,24 @@ impl From<JobMessage> for SyncJob {
             Some(StoredWork::Unsubscribe { base_url, channel, subscription_ids }) => {
                 JobWork::Unsubscribe(crate::sync::Unsubscribe { base_url, channel: channel.into(), subscription_ids })
             }
+            Some(StoredWork::FanOutPage { fan_out, started_at, window_secs, after }) => JobWork::FanOutPage(FanOutPage {
+                fan_out,
+                started_at,
+                window: std::time::Duration::from_secs(window_secs),
+                after: after.map(Cursor::new),
+            }),
         };
-        Self { integration_id: message.integration_id, trigger: message.trigger.into(), work }
+        // Every kind but a fan-out page is about one integration.
+        if message.integration_id.is_none() != matches!(work, JobWork::FanOutPage(_)) {
+            return Err("integration_id is required for this kind of job, and only for it");
+        }
+        Ok(Self {
+            integration_id: message.integration_id,
+            trigger: message.trigger.into(),
+            work,
+            lane: message.lane.map_or(Lane::RealTime, Lane::from),
+            not_before: message.not_before,
+        })
     }
 }
 
@@ -652,7 +704,8 @@ impl JobMessage {
     }
 
     pub fn decode(body: &str) -> Result<SyncJob, serde_json::Error> {
-        serde_json::from_str::<Self>(body).map(SyncJob::from)
+        let message = serde_json::from_str::<Self>(body)?;
+        SyncJob::try_from(message).map_err(<serde_json::Error as serde::de::Error>::custom)
     }
 }
 
@@ -668,6 +721,7 @@ mod tests {
         let day = crate::sync::parse_date("2030-07-01").unwrap();
         let pull = crate::sync::AvailabilityPull { product_id: "p".into(), option_id: None, from: day, to: day };
         let unsubscribe = crate::sync::Unsubscribe { base_url, channel: Channel::Webhooks, subscription_ids: vec!["w1".into()] };
+        let (fan_out, started_at) = (RunId::generate(1), Timestamp::from_unix_millis(1_800_000_000_000));
         let cases = [
             (SyncJob::catalog(id, RunTrigger::Fallback), serde_json::json!(null)),
             (SyncJob::product(id, "p".into()), serde_json::json!({"kind": "product", "product_id": "p"})),
@@ -680,6 +734,14 @@ mod tests {
                 SyncJob::unsubscribe(id, unsubscribe),
                 serde_json::json!({"kind": "unsubscribe", "base_url": "https://octo.example.com", "channel": "octo_webhooks", "subscription_ids": ["w1"]}),
             ),
+            (SyncJob::bulk_catalog(id, RunTrigger::Nightly, None), serde_json::json!(null)),
+            (
+                SyncJob::fan_out_page(
+                    RunTrigger::Nightly,
+                    FanOutPage { fan_out, started_at, window: std::time::Duration::from_secs(3600), after: Some(Cursor::new("c")) },
+                ),
+                serde_json::json!({"kind": "fan_out_page", "fan_out": fan_out.to_string(), "started_at": "2027-01-15T08:00:00.000Z", "window_secs": 3600, "after": "c"}),
+            ),
         ];
         for (job, work) in cases {
             let text = JobMessage::encode(&job);
@@ -687,7 +749,20 @@ mod tests {
             assert_eq!(wire.get("work").cloned().unwrap_or_default(), work, "{text}");
             assert_eq!(work.get("kind").and_then(|k| k.as_str()).unwrap_or("catalog"), job.work.kind(), "the metric's job_kind");
             assert_eq!(JobMessage::decode(&text).unwrap(), job);
+            // Only bulk jobs say their lane; real-time ones keep the wire form they had.
+            assert_eq!(wire.get("lane").is_some(), job.lane == Lane::Bulk, "{text}");
         }
+    }
+
+    #[test]
+    fn a_deferred_bulk_job_keeps_its_due_time_and_lane_and_a_job_without_its_integration_is_refused() {
+        let due = Timestamp::from_unix_millis(1_800_000_000_000);
+        let job = SyncJob::bulk_catalog(IntegrationId::generate(1), RunTrigger::Admin, Some(due));
+        let wire: serde_json::Value = serde_json::from_str(&JobMessage::encode(&job)).unwrap();
+        assert_eq!((&wire["lane"], &wire["not_before"]), (&serde_json::json!("bulk"), &serde_json::json!("2027-01-15T08:00:00.000Z")));
+        assert_eq!(JobMessage::decode(&wire.to_string()).unwrap(), job);
+        let error = JobMessage::decode(r#"{"trigger": "nightly"}"#).unwrap_err().to_string();
+        assert!(error.contains("integration_id is required"), "{error}");
     }
 
     fn record() -> IntegrationRecord {

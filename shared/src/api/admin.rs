@@ -170,7 +170,8 @@ pub async fn sync_one(
     Ok(success(StatusCode::ACCEPTED, json!({ "requested": requested })))
 }
 
-/// Queues a sync of every approved, active integration (DOWN ones are probed).
+/// Queues a sync of every approved, active integration (DOWN ones are probed): the fan-out's
+/// first page job, on the bulk queue; `queued` counts the integrations live now.
 #[utoipa::path(
     post, path = "/api/v1/partner-integrations/admin/sync-all", operation_id = "adminSyncAll", tag = "admin", security(("admin_jwt" = [])),
     responses((status = 202, description = "A sync was requested for every approved, active integration.", body = Success<QueuedAll>), ErrorResponses)

@@ -159,7 +159,8 @@ pub struct SyncRequested {
 
 #[derive(Serialize, ToSchema)]
 pub struct QueuedAll {
-    /// Approved, active integrations a sync was requested for.
+    /// Approved, active integrations when the request was made: the fan-out it queued requests
+    /// a sync of each (one already pending serves it), page by page in the background.
     pub queued: u64,
 }
 

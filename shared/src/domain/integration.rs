@@ -250,8 +250,8 @@ impl SyncControl {
         self.requested_at.filter(|at| Some(*at) != covered)
     }
 
-    /// Records a new request made at `now`. It must differ from the one the running sync
-    /// covers (a request in the same millisecond would otherwise look already served).
+    /// Records a new request made at `now`, wanted now. It must differ from the one the
+    /// running sync covers (a request in the same millisecond would otherwise look already served).
     pub fn request(&mut self, now: Timestamp) -> Timestamp {
         let covered = self.live_lease(now).and_then(|lease| lease.covers);
         let at = match covered {
@@ -259,7 +259,14 @@ impl SyncControl {
             _ => now,
         };
         self.requested_at = Some(at);
+        self.deferred_until = None;
         at
+    }
+
+    /// Whether the pending request's job waits for a point of a fan-out's window after `now`:
+    /// a request that wants its sync sooner is not coalesced with it.
+    pub fn deferred(&self, now: Timestamp) -> bool {
+        self.requested_at.is_some() && self.deferred_until.is_some_and(|until| until > now)
     }
 }
 
@@ -297,6 +304,12 @@ pub struct SyncControl {
     pub requested_at: Option<Timestamp>,
     /// The next successful sync ignores the catalog hash (after DOWN deactivated the catalog).
     pub force_full_sync: bool,
+    /// The last fan-out (nightly run, sync-all) that requested a sync of this integration: a
+    /// page of it delivered again skips what it already requested and was served.
+    pub fan_out: Option<RunId>,
+    /// When the job of the pending request is due, if a fan-out spread it later than it was
+    /// made (see [`SyncControl::deferred`]); cleared by every other request.
+    pub deferred_until: Option<Timestamp>,
 }
 
 /// A validated create request.

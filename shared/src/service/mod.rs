@@ -385,7 +385,8 @@ impl IntegrationService {
         Ok(self.engine.trigger(webhook.0).await?)
     }
 
-    /// `POST /admin/sync-all`: a sync request for every approved, active integration.
+    /// `POST /admin/sync-all`: a sync request for every approved, active integration, by a
+    /// fan-out on the bulk queue. Returns how many are live now.
     pub async fn sync_all(&self) -> Result<u64, ServiceError> {
         Ok(self.engine.request_all(RunTrigger::Admin).await?)
     }
@@ -428,7 +429,8 @@ impl IntegrationService {
         Ok(jobs.len() as u64)
     }
 
-    /// The nightly schedule (EventBridge on AWS, the in-process scheduler locally).
+    /// The nightly schedule (EventBridge on AWS, the in-process scheduler locally): queues the
+    /// fan-out's first page job; returns how many integrations are live now.
     pub async fn request_nightly_sync(&self) -> Result<u64, SyncError> {
         self.engine.request_all(RunTrigger::Nightly).await
     }

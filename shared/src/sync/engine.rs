@@ -24,7 +24,9 @@ use crate::domain::{
 use crate::logging::Untrusted;
 use crate::metrics::{self, Record, Rejected, Write};
 use crate::octo::{OctoClient, OctoCredentials};
-use crate::ports::{Cursor, IntegrationStore, JobWork, Ports, QueueError, SecretStoreError, StoreError, SyncJob};
+use crate::ports::{
+    Cursor, FanOutPage, IntegrationStore, JobWork, Lane, MAX_QUEUE_DELAY, Ports, QueueError, SecretStoreError, StoreError, SyncJob,
+};
 use crate::records::{Change, update_record};
 
 use super::catalog::parse_catalog;
@@ -35,8 +37,11 @@ pub(super) const NO_CREDENTIAL: &str = "no credential is stored for this integra
 
 /// The longest an error message from a partner call may be on the record.
 const MAX_ERROR_MESSAGE_LEN: usize = 300;
-/// Integrations per page of the nightly listing.
-const NIGHTLY_PAGE_SIZE: usize = 100;
+/// Integrations per page of the start-up resume's listing.
+const RESUME_PAGE_SIZE: usize = 100;
+/// A deferred job given to a worker at most this early runs (the queue's delay is rounded to
+/// seconds, and clocks differ a little); earlier, it goes back to the queue.
+const DUE_TOLERANCE_MS: i64 = 1_000;
 
 #[derive(Debug, Clone, Copy)]
 pub struct SyncConfig {
@@ -51,6 +56,10 @@ pub struct SyncConfig {
     pub fallback_delay: Duration,
     /// How long a slot is kept after it starts (its expiry when an availability pull writes it).
     pub slot_retention: Duration,
+    /// Integrations per fan-out page job (nightly, sync-all).
+    pub fan_out_page: usize,
+    /// A fan-out's syncs are spread over this long from its start, by a hash of each id.
+    pub fan_out_window: Duration,
 }
 
 impl Default for SyncConfig {
@@ -61,6 +70,8 @@ impl Default for SyncConfig {
             write_batch: 100,
             fallback_delay: Duration::from_secs(2),
             slot_retention: Duration::from_secs(30 * 24 * 3600),
+            fan_out_page: 100,
+            fan_out_window: Duration::ZERO,
         }
     }
 }
@@ -127,7 +138,7 @@ impl SyncEngine {
     pub async fn trigger(&self, record: IntegrationRecord) -> Result<SyncResult, SyncError> {
         let deadline = Instant::now() + self.config.request_budget;
         let id = record.integration.id;
-        self.run(id, RunTrigger::Webhook, Some(record), false, Some(deadline)).await
+        self.run(id, RunTrigger::Webhook, Lane::RealTime, Some(record), false, Some(deadline)).await
     }
 
     /// A queue message. Errors are infrastructure failures (worth a redelivery); partner
@@ -138,12 +149,31 @@ impl SyncEngine {
     }
 
     pub async fn handle_job_before(&self, job: &SyncJob, deadline: Option<Instant>) -> Result<SyncResult, SyncError> {
+        if let Some(due) = job.not_before {
+            let now = self.ports.clock.now();
+            if due.unix_millis() - now.unix_millis() > DUE_TOLERANCE_MS {
+                // Early (SQS delays 15 minutes at most): back to the queue for the rest.
+                let rest = Duration::from_millis((due.unix_millis() - now.unix_millis()) as u64);
+                self.ports.queue.enqueue_after(job, rest.min(MAX_QUEUE_DELAY)).await?;
+                return Ok(SyncResult::Queued);
+            }
+        }
+        let id = match (&job.work, job.integration_id) {
+            (JobWork::FanOutPage(page), _) => return self.fan_out_page(job.trigger, page).await,
+            (_, Some(id)) => id,
+            (_, None) => {
+                // `JobMessage::decode` refuses these, and the constructors never build one.
+                tracing::error!(job_kind = job.work.kind(), "a job without its integration; dropped");
+                return Ok(SyncResult::NotNeeded);
+            }
+        };
         match &job.work {
-            JobWork::Catalog => self.run(job.integration_id, job.trigger, None, true, deadline).await,
-            JobWork::Product { product_id } => self.sync_product(job.integration_id, product_id).await,
-            JobWork::Availability(pull) => self.pull_availability(job.integration_id, pull).await,
-            JobWork::Subscribe => self.subscribe(job.integration_id).await,
-            JobWork::Unsubscribe(what) => self.unsubscribe(job.integration_id, what).await,
+            JobWork::Catalog => self.run(id, job.trigger, job.lane, None, true, deadline).await,
+            JobWork::Product { product_id } => self.sync_product(id, product_id).await,
+            JobWork::Availability(pull) => self.pull_availability(id, pull).await,
+            JobWork::Subscribe => self.subscribe(id).await,
+            JobWork::Unsubscribe(what) => self.unsubscribe(id, what).await,
+            JobWork::FanOutPage(_) => unreachable!("handled above"),
         }
     }
 
@@ -190,32 +220,94 @@ impl SyncEngine {
 
     /// The nightly job and `POST /admin/sync-all`: a sync request for every approved, active
     /// integration (DOWN ones are only probed when the job runs: their sync is a fetch that
-    /// writes nothing unless it succeeds). Pages through the store; returns how many.
+    /// writes nothing unless it succeeds). This only queues the fan-out's first page job (see
+    /// [`fan_out_page`](Self::fan_out_page)), so it does the same bounded work however many
+    /// integrations there are; it returns how many are live now, which is how many syncs the
+    /// fan-out will request unless some are already requested (those are served once) or
+    /// change meanwhile.
     pub async fn request_all(&self, trigger: RunTrigger) -> Result<u64, SyncError> {
-        let mut total = 0u64;
-        let mut pages = LivePages::default();
-        while let Some(records) = pages.next(self.ports.integrations.as_ref()).await? {
-            total += records.len() as u64;
-            let mut jobs = Vec::new();
-            let mut requests = Vec::new();
-            let now = self.ports.clock.now();
-            for record in records {
-                let id = record.integration.id;
-                if let Some((requested_at, _)) = self.mark_requested(id, Some(record), now).await? {
-                    jobs.push(SyncJob::catalog(id, trigger));
-                    requests.push((id, requested_at));
-                }
+        let live = self.ports.integrations.count_syncable().await?;
+        let now = self.ports.clock.now();
+        let fan_out = RunId::generate(now.unix_seconds());
+        let page = FanOutPage { fan_out, started_at: now, window: self.config.fan_out_window, after: None };
+        self.ports.queue.enqueue(&[SyncJob::fan_out_page(trigger, page)]).await?;
+        tracing::info!(trigger = ?trigger, integrations = live, fan_out = %fan_out, window_secs = self.config.fan_out_window.as_secs(), "fan-out queued for every approved integration");
+        Ok(live)
+    }
+
+    /// One page job of a fan-out: requests the sync of each integration of the page, queues
+    /// its job at its place in the window, then queues the next page. Bounded work per job.
+    ///
+    /// Delivered again (its worker died or failed part-way), the page does its work again
+    /// without syncing anything twice: each integration carries the mark of the fan-out that
+    /// last requested it, written in the same versioned write as the request. Marked and still
+    /// requested: its job may have been lost with the first delivery, so it is sent again (a
+    /// duplicate finds the request served, see `run`). Marked and no longer requested: already
+    /// synced for this fan-out, nothing is sent. The order is marks, then the page's jobs, then
+    /// the continuation last: a crash before the continuation leaves the page to its
+    /// redelivery (which sends the continuation); a crash after it only repeats this page's
+    /// harmless re-sends, and the next page may then run twice, which the marks make harmless.
+    async fn fan_out_page(&self, trigger: RunTrigger, page: &FanOutPage) -> Result<SyncResult, SyncError> {
+        let listed = self.ports.integrations.list_syncable(self.config.fan_out_page.max(1), page.after.clone()).await?;
+        let now = self.ports.clock.now();
+        let mut ready = Vec::new();
+        let mut later = Vec::new();
+        for record in listed.items {
+            let id = record.integration.id;
+            let due = page.due(&id);
+            if !self.request_for_fan_out(id, page.fan_out, record, due, now).await? {
+                continue;
             }
-            for (sent, batch) in jobs.chunks(10).enumerate() {
-                if let Err(error) = self.ports.queue.enqueue(batch).await {
-                    // This batch and the ones after it were never sent: a retried run must send them.
-                    self.withdraw_requests(&requests[sent * 10..]).await;
-                    return Err(error.into());
+            match due.unix_millis() - now.unix_millis() {
+                wait if wait > 0 => {
+                    let delay = Duration::from_millis(wait as u64).min(MAX_QUEUE_DELAY);
+                    later.push((SyncJob::bulk_catalog(id, trigger, Some(due)), delay));
                 }
+                _ => ready.push(SyncJob::bulk_catalog(id, trigger, None)),
             }
         }
-        tracing::info!(trigger = ?trigger, integrations = total, "sync requested for every approved integration");
-        Ok(total)
+        let requested = ready.len() + later.len();
+        self.ports.queue.enqueue(&ready).await?;
+        self.ports.queue.enqueue_each_after(&later).await?;
+        if let Some(next) = listed.next {
+            let next = FanOutPage { after: Some(next), ..page.clone() };
+            self.ports.queue.enqueue(&[SyncJob::fan_out_page(trigger, next)]).await?;
+        } else {
+            tracing::info!(trigger = ?trigger, fan_out = %page.fan_out, "fan-out reached the last page");
+        }
+        tracing::info!(trigger = ?trigger, fan_out = %page.fan_out, requested, "fan-out page done");
+        Ok(SyncResult::Queued)
+    }
+
+    /// Requests the sync of `id` for the fan-out `fan_out`, due at `due`; true when a job must
+    /// be sent.
+    async fn request_for_fan_out(
+        &self,
+        id: IntegrationId,
+        fan_out: RunId,
+        known: IntegrationRecord,
+        due: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, SyncError> {
+        let stale_after = self.config.lease.as_millis() as i64;
+        let updated = update_record(self.ports.integrations.as_ref(), &id, Some(known), |record| {
+            let control = &mut record.sync_control;
+            if control.fan_out == Some(fan_out) {
+                // A page delivered again: send the job again while the request is pending.
+                return Change::Keep(control.requested_at.is_some());
+            }
+            control.fan_out = Some(fan_out);
+            if control.pending_request(now).is_some_and(|at| at.plus_millis(stale_after) > now) {
+                // Coalesced: the pending request's own job serves this fan-out too.
+                return Change::Write(false);
+            }
+            control.request(now);
+            // Real-time requests meanwhile are not coalesced into this one (see `mark_requested`).
+            control.deferred_until = (due > now).then_some(due);
+            Change::Write(true)
+        })
+        .await?;
+        Ok(updated.is_some_and(|(_, send)| send))
     }
 
     /// Queues a job for every live integration whose request is still pending: now, or when
@@ -251,8 +343,9 @@ impl SyncEngine {
         let stale_after = self.config.lease.as_millis() as i64;
         let updated = update_record(self.ports.integrations.as_ref(), &id, known, |record| {
             let control = &mut record.sync_control;
-            // A request the running sync already serves does not cover this one.
-            if control.pending_request(now).is_some_and(|at| at.plus_millis(stale_after) > now) {
+            // A request the running sync already serves does not cover this one, nor does one
+            // a fan-out spread to later in its window.
+            if control.pending_request(now).is_some_and(|at| at.plus_millis(stale_after) > now) && !control.deferred(now) {
                 return Change::Keep(None);
             }
             let at = control.request(now);
@@ -354,16 +447,19 @@ impl SyncEngine {
         Duration::from_millis(millis) + Duration::from_secs(1)
     }
 
+    /// A full sync. `lane` is the lane of the job that asked for it: the jobs it leaves (a
+    /// watchdog, a follow-up, a hand-off) stay in it, so a bulk run's never crowd real-time work.
     async fn run(
         &self,
         id: IntegrationId,
         trigger: RunTrigger,
+        lane: Lane,
         known: Option<IntegrationRecord>,
         only_if_requested: bool,
         deadline: Option<Instant>,
     ) -> Result<SyncResult, SyncError> {
         let started_at = self.ports.clock.now();
-        let run = Run::start(id, trigger, started_at);
+        let run = Run { lane, ..Run::start(id, trigger, started_at) };
 
         let (record, force) = match self.start(&run, known, only_if_requested).await? {
             Start::NotNeeded => return Ok(SyncResult::NotNeeded),
@@ -372,7 +468,7 @@ impl SyncEngine {
                 // that died. A job meeting a held lease (a redelivery, perhaps of the holder's
                 // own job) also leaves one, so its work is not consumed while the lease holds.
                 if newly_requested || only_if_requested {
-                    let watchdog = SyncJob::catalog(id, RunTrigger::FollowUp);
+                    let watchdog = SyncJob::catalog(id, RunTrigger::FollowUp).in_lane(lane);
                     self.ports.queue.enqueue_after(&watchdog, self.delay_until(lease_expires_at, started_at)).await?;
                 }
                 tracing::info!(integration_id = %id, trigger = ?trigger, "sync already running: a follow-up will run after it");
@@ -618,7 +714,7 @@ impl SyncEngine {
         let Some((_, written)) = updated else { return Ok(None) };
         let Some(follow_up) = written else { return Ok(Some(Released::NotOurs)) };
         if follow_up {
-            self.ports.queue.enqueue(&[SyncJob::catalog(run.id, next)]).await?;
+            self.ports.queue.enqueue(&[SyncJob::catalog(run.id, next).in_lane(run.lane)]).await?;
         }
         Ok(Some(Released::Written))
     }
@@ -648,7 +744,7 @@ impl SyncEngine {
 }
 
 /// The approved, active integrations page by page, following the store's cursors to the end
-/// (never loading them all): the nightly fan-out and the start-up resume walk them this way.
+/// (never loading them all): the start-up resume walks them this way.
 #[derive(Default)]
 pub(super) struct LivePages {
     after: Option<Cursor>,
@@ -660,7 +756,7 @@ impl LivePages {
         if self.done {
             return Ok(None);
         }
-        let page = store.list_syncable(NIGHTLY_PAGE_SIZE, self.after.take()).await?;
+        let page = store.list_syncable(RESUME_PAGE_SIZE, self.after.take()).await?;
         self.done = page.next.is_none();
         self.after = page.next;
         Ok(Some(page.items))
@@ -691,6 +787,8 @@ pub(super) struct Run {
     pub(super) id: IntegrationId,
     pub(super) run_id: RunId,
     pub(super) trigger: RunTrigger,
+    /// The lane of the job behind it (real-time unless a fan-out asked).
+    pub(super) lane: Lane,
     pub(super) started_at: Timestamp,
     pub(super) clock: Instant,
 }
@@ -707,7 +805,7 @@ pub(super) struct RunReport {
 impl Run {
     /// A run of `id` starting now.
     pub(super) fn start(id: IntegrationId, trigger: RunTrigger, now: Timestamp) -> Self {
-        Self { id, run_id: RunId::generate(now.unix_seconds()), trigger, started_at: now, clock: Instant::now() }
+        Self { id, run_id: RunId::generate(now.unix_seconds()), trigger, lane: Lane::RealTime, started_at: now, clock: Instant::now() }
     }
 }
 

@@ -81,6 +81,7 @@ impl SigningKeySource for SecretsManagerSigningKey {
 pub fn ports(config: &aws_config::SdkConfig, settings: &Settings, clock: Arc<dyn Clock>) -> Result<Ports, SettingsError> {
     let table = settings.required("table_name", &settings.table_name)?;
     let queue_url = settings.required("queue_url", &settings.queue_url)?;
+    let bulk_queue_url = settings.required("bulk_queue_url", &settings.bulk_queue_url)?;
     let secrets_manager = aws_sdk_secretsmanager::Client::new(config);
     let signing_key: Arc<dyn SigningKeySource> = match settings.jwt_secret_id.clone() {
         Some(secret_id) => Arc::new(SecretsManagerSigningKey { client: secrets_manager.clone(), secret_id }),
@@ -98,7 +99,7 @@ pub fn ports(config: &aws_config::SdkConfig, settings: &Settings, clock: Arc<dyn
         runs: store.clone(),
         secrets: Arc::new(AwsSecretStore::new(secrets_manager, settings.secret_prefix.clone())),
         signing_key,
-        queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(config), queue_url)),
+        queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(config), queue_url, bulk_queue_url)),
         rate_limiter: store.clone(),
         clock,
     })

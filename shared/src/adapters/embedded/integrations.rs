@@ -168,4 +168,20 @@ impl IntegrationStore for RedbStore {
         })
         .await
     }
+
+    async fn count_syncable(&self) -> Result<u64, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(INTEGRATIONS).map_err(unavailable)?;
+            let mut live = 0;
+            for entry in table.iter().map_err(unavailable)? {
+                let (_, value) = entry.map_err(unavailable)?;
+                if decode_record(value.value())?.integration.is_live() {
+                    live += 1;
+                }
+            }
+            Ok(live)
+        })
+        .await
+    }
 }

@@ -11,6 +11,6 @@ mod secrets;
 mod slot_writer;
 
 pub use db::RedbStore;
-pub use queue::{InProcessQueue, QueueReceiver};
+pub use queue::{InProcessQueue, LaneReceiver, QueueReceiver};
 pub use rate_limit::InMemoryRateLimiter;
 pub use secrets::FileSecretStore;

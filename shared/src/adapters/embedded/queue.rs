@@ -2,6 +2,8 @@
 //! (coalescing is the engine's business, through the `requested_at` flag), and delays jobs on
 //! the clock, so a test that moves a fake clock releases delayed jobs. It also knows when it
 //! is settled (nothing ready, running, or due), so tests can wait for quiet instead of sleeping.
+//! Like the two SQS queues, it has two lanes: each job goes to the one its `lane` names, and
+//! a consumer of both takes real-time jobs first.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,11 +14,12 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::domain::Timestamp;
-use crate::ports::{Clock, QueueError, SyncJob, SyncQueue};
+use crate::ports::{Clock, Lane, QueueError, SyncJob, SyncQueue};
 
 #[derive(Clone)]
 pub struct InProcessQueue {
-    sender: mpsc::UnboundedSender<SyncJob>,
+    real_time: mpsc::UnboundedSender<SyncJob>,
+    bulk: mpsc::UnboundedSender<SyncJob>,
     clock: Arc<dyn Clock>,
     state: Arc<State>,
 }
@@ -37,15 +40,31 @@ impl State {
     }
 }
 
-/// The consuming end, owned by the worker.
+/// The consuming end of both lanes, owned by the worker.
 pub struct QueueReceiver {
+    real_time: LaneReceiver,
+    bulk: LaneReceiver,
+}
+
+/// The consuming end of one lane (a worker with a concurrency cap per lane takes them apart).
+pub struct LaneReceiver {
     receiver: mpsc::UnboundedReceiver<SyncJob>,
 }
 
 impl InProcessQueue {
     pub fn new(clock: Arc<dyn Clock>) -> (Self, QueueReceiver) {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        (Self { sender, clock, state: Arc::default() }, QueueReceiver { receiver })
+        let (real_time, real_time_receiver) = mpsc::unbounded_channel();
+        let (bulk, bulk_receiver) = mpsc::unbounded_channel();
+        let receiver =
+            QueueReceiver { real_time: LaneReceiver { receiver: real_time_receiver }, bulk: LaneReceiver { receiver: bulk_receiver } };
+        (Self { real_time, bulk, clock, state: Arc::default() }, receiver)
+    }
+
+    fn sender(&self, lane: Lane) -> &mpsc::UnboundedSender<SyncJob> {
+        match lane {
+            Lane::RealTime => &self.real_time,
+            Lane::Bulk => &self.bulk,
+        }
     }
 
     /// The worker calls this once for every job it received, when the job is done.
@@ -63,7 +82,7 @@ impl InProcessQueue {
 
     fn send(&self, job: SyncJob) -> Result<(), QueueError> {
         self.state.add_unfinished(1);
-        self.sender.send(job).map_err(|_| {
+        self.sender(job.lane).send(job).map_err(|_| {
             self.state.add_unfinished(-1);
             stopped()
         })
@@ -84,7 +103,7 @@ impl SyncQueue for InProcessQueue {
     }
 
     async fn enqueue_after(&self, job: &SyncJob, delay: Duration) -> Result<(), QueueError> {
-        if self.sender.is_closed() {
+        if self.sender(job.lane).is_closed() {
             return Err(stopped());
         }
         let due = self.clock.now().plus_millis(delay.as_millis() as i64);
@@ -106,12 +125,33 @@ impl SyncQueue for InProcessQueue {
 }
 
 impl QueueReceiver {
-    /// The next job; `None` once every sender is gone.
+    /// The next job, real-time first; `None` once every sender is gone.
+    pub async fn recv(&mut self) -> Option<SyncJob> {
+        tokio::select! {
+            biased;
+            Some(job) = self.real_time.recv() => Some(job),
+            Some(job) = self.bulk.recv() => Some(job),
+            else => None,
+        }
+    }
+
+    /// The next job if one is ready now, real-time first.
+    pub fn try_recv(&mut self) -> Option<SyncJob> {
+        self.real_time.try_recv().or_else(|| self.bulk.try_recv())
+    }
+
+    /// The two lanes apart: (real-time, bulk).
+    pub fn into_lanes(self) -> (LaneReceiver, LaneReceiver) {
+        (self.real_time, self.bulk)
+    }
+}
+
+impl LaneReceiver {
+    /// The lane's next job; `None` once every sender is gone.
     pub async fn recv(&mut self) -> Option<SyncJob> {
         self.receiver.recv().await
     }
 
-    /// The next job if one is ready now.
     pub fn try_recv(&mut self) -> Option<SyncJob> {
         self.receiver.try_recv().ok()
     }
@@ -134,12 +174,31 @@ mod tests {
         queue.enqueue(&[job(a), job(a), job(b)]).await.unwrap();
         assert!(!queue.is_settled());
         let received = [receiver.recv().await, receiver.recv().await, receiver.recv().await];
-        assert_eq!(received.map(|j| j.unwrap().integration_id), [a, a, b]);
+        assert_eq!(received.map(|j| j.unwrap().integration_id.unwrap()), [a, a, b]);
         for _ in 0..3 {
             queue.finished();
         }
         assert!(queue.is_settled());
         drop(queue);
         assert!(receiver.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn real_time_jobs_are_taken_before_bulk_jobs_queued_earlier() {
+        let (queue, mut receiver) = InProcessQueue::new(Arc::new(SystemClock));
+        let ids: Vec<IntegrationId> = (1..=4).map(IntegrationId::generate).collect();
+        let bulk: Vec<SyncJob> = ids[..3].iter().map(|id| SyncJob::bulk_catalog(*id, RunTrigger::Nightly, None)).collect();
+        queue.enqueue(&bulk).await.unwrap();
+        queue.enqueue(&[job(ids[3])]).await.unwrap();
+        let mut order = Vec::new();
+        while let Some(job) = receiver.try_recv() {
+            order.push((job.integration_id.unwrap(), job.lane));
+        }
+        assert_eq!(order[0], (ids[3], Lane::RealTime), "{order:?}");
+        assert_eq!(order[1..].iter().map(|(id, _)| *id).collect::<Vec<_>>(), ids[..3]);
+        queue.enqueue(&bulk[..1]).await.unwrap();
+        queue.enqueue(&[job(ids[3])]).await.unwrap();
+        assert_eq!(receiver.recv().await.unwrap().lane, Lane::RealTime);
+        assert_eq!(receiver.recv().await.unwrap().lane, Lane::Bulk);
     }
 }

@@ -98,8 +98,24 @@ fn cell_name(approved: bool, health: HealthStatus) -> String {
     format!("{approval}_{}", health_spelling(health))
 }
 
-fn cell(record: &IntegrationRecord) -> String {
-    cell_name(record.integration.is_approved, record.integration.health.status)
+/// The counter cell of live integrations (approved and active): what the live listing walks.
+const LIVE_CELL: &str = "live";
+
+/// The counter cells an integration is counted in.
+fn cells(record: &IntegrationRecord) -> Vec<String> {
+    let integration = &record.integration;
+    let mut cells = vec![cell_name(integration.is_approved, integration.health.status)];
+    if integration.is_live() {
+        cells.push(LIVE_CELL.to_owned());
+    }
+    cells
+}
+
+/// The counter changes that move an integration from `before`'s cells to `after`'s.
+fn moves(before: &[String], after: &[String]) -> Vec<(String, i64)> {
+    let left = before.iter().filter(|cell| !after.contains(cell)).map(|cell| (cell.clone(), -1));
+    let entered = after.iter().filter(|cell| !before.contains(cell)).map(|cell| (cell.clone(), 1));
+    left.chain(entered).collect()
 }
 
 /// The two items of a record.
@@ -183,15 +199,37 @@ fn delete(table: &str, key: Item, condition: Option<&str>, values: &[(&str, Attr
     Ok(TransactWriteItem::builder().delete(delete.build().map_err(build_failed)?).build())
 }
 
-/// Adds `delta` to each named cell of one shard's counter (the item is created on first use).
-fn count(table: &str, shard: u8, deltas: &[(String, i64)]) -> Result<TransactWriteItem, StoreError> {
-    let mut update = Update::builder().table_name(table).set_key(Some(counter_key(shard)));
+/// The `ADD` of `delta` to each named cell of one shard's counter (the item is created on first
+/// use): its expression, names and values.
+struct CounterAdd {
+    expression: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+fn counter_add(deltas: &[(String, i64)]) -> CounterAdd {
+    let mut add = CounterAdd { expression: String::new(), names: HashMap::new(), values: HashMap::new() };
     let mut clauses = Vec::new();
     for (n, (cell, delta)) in deltas.iter().enumerate() {
         clauses.push(format!("#c{n} :d{n}"));
-        update = update.expression_attribute_names(format!("#c{n}"), cell).expression_attribute_values(format!(":d{n}"), n_value(*delta));
+        add.names.insert(format!("#c{n}"), cell.clone());
+        add.values.insert(format!(":d{n}"), n_value(*delta));
     }
-    let update = update.update_expression(format!("ADD {}", clauses.join(", "))).build().map_err(build_failed)?;
+    add.expression = format!("ADD {}", clauses.join(", "));
+    add
+}
+
+/// The counter's `ADD` as a write of a transaction.
+fn count(table: &str, shard: u8, deltas: &[(String, i64)]) -> Result<TransactWriteItem, StoreError> {
+    let CounterAdd { expression, names, values } = counter_add(deltas);
+    let update = Update::builder()
+        .table_name(table)
+        .set_key(Some(counter_key(shard)))
+        .update_expression(expression)
+        .set_expression_attribute_names(Some(names))
+        .set_expression_attribute_values(Some(values))
+        .build()
+        .map_err(build_failed)?;
     Ok(TransactWriteItem::builder().update(update).build())
 }
 
@@ -318,6 +356,41 @@ struct SyncableCursor {
 }
 
 impl DynamoStore {
+    /// Loads many integrations into a table that has none of them yet, in the layout
+    /// `insert` writes (both items, the partner lock, the counters) but with BatchWriteItem
+    /// instead of one transaction each: for restoring a backup or seeding a benchmark. It checks
+    /// nothing: a partner or id already in the table is overwritten.
+    pub async fn import(&self, records: &[IntegrationRecord]) -> Result<(), StoreError> {
+        let mut items = Vec::with_capacity(records.len() * 3);
+        let mut counters: BTreeMap<u8, BTreeMap<String, i64>> = BTreeMap::new();
+        for record in records {
+            let integration = &record.integration;
+            let Items { meta, control } = items_of(record)?;
+            let mut lock = partner_key(&integration.partner_id);
+            lock.insert("integration_id".into(), s(integration.id.to_string()));
+            items.extend([meta, control, lock]);
+            let shard = counters.entry(index_shard(&integration.id)).or_default();
+            for cell in cells(record) {
+                *shard.entry(cell).or_default() += 1;
+            }
+        }
+        self.batch_put(items).await?;
+        for (shard, cells) in counters {
+            let CounterAdd { expression, names, values } = counter_add(&cells.into_iter().collect::<Vec<_>>());
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(counter_key(shard)))
+                .update_expression(expression)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .send()
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
     /// Both items of an integration, strongly consistent, in one Query; `None` when it does
     /// not exist. The flag says the record is still in the single-item format.
     async fn read(&self, id: &IntegrationId) -> Result<Option<(IntegrationRecord, bool)>, StoreError> {
@@ -415,6 +488,66 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// The sum of these cells over every shard's counter: one BatchGetItem of 32 small items.
+    async fn counted(&self, cells: &[String]) -> Result<u64, StoreError> {
+        let keys = (0..INDEX_SHARDS).map(counter_key).collect::<Vec<_>>();
+        let mut pending = Some(KeysAndAttributes::builder().set_keys(Some(keys)).build().map_err(build_failed)?);
+        let mut total = 0i64;
+        let mut attempt = 0;
+        while let Some(request) = pending.take() {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            attempt += 1;
+            if attempt > MAX_ATTEMPTS {
+                return Err(StoreError::unavailable("counters still unprocessed"));
+            }
+            let output = self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
+            for counter in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                for cell in cells {
+                    total += counter.get(cell).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(0);
+                }
+            }
+            pending = output.unprocessed_keys.unwrap_or_default().remove(&self.table).filter(|k| !k.keys().is_empty());
+        }
+        Ok(u64::try_from(total).unwrap_or(0))
+    }
+
+    /// Items under one index partition `:pk` (`Select: COUNT`, following the pages): the records
+    /// the single-item format left under a constant key, which empties as they are written.
+    async fn count_partition(
+        &self,
+        index: &str,
+        key: &str,
+        filter: &Option<String>,
+        names: Option<HashMap<String, String>>,
+        values: HashMap<String, AttributeValue>,
+    ) -> Result<u64, StoreError> {
+        let mut start = None;
+        let mut total = 0u64;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression(format!("{key} = :pk"))
+                .set_filter_expression(filter.clone())
+                .set_expression_attribute_names(names.clone())
+                .set_expression_attribute_values(Some(values.clone()))
+                .select(Select::Count)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            total += u64::try_from(output.count).unwrap_or_default();
+            match output.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => return Ok(total),
+            }
+        }
+    }
+
     async fn send_transaction(&self, items: Vec<TransactWriteItem>) -> Result<Option<Refusal>, StoreError> {
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(None),
@@ -447,7 +580,7 @@ impl DynamoStore {
         let writes = vec![
             put(&self.table, meta, Some("version = :expected"), &[(":expected", n_value(expected))])?,
             put(&self.table, control, Some("attribute_not_exists(pk)"), &[])?,
-            count(&self.table, index_shard(id), &[(cell(record), 1)])?,
+            count(&self.table, index_shard(id), &moves(&[], &cells(record)))?,
         ];
         match self.send_transaction(writes).await? {
             None => Ok(()),
@@ -470,7 +603,7 @@ impl IntegrationStore for DynamoStore {
             put(&self.table, meta, absent, &[])?,
             put(&self.table, control, absent, &[])?,
             put(&self.table, lock, absent, &[])?,
-            count(&self.table, index_shard(&integration.id), &[(cell(record), 1)])?,
+            count(&self.table, index_shard(&integration.id), &moves(&[], &cells(record)))?,
         ];
         match self.send_transaction(writes).await? {
             None => Ok(()),
@@ -522,9 +655,9 @@ impl IntegrationStore for DynamoStore {
                 put(&self.table, control, Some(version_check), &[(":expected", n_value(expected))])?,
                 put(&self.table, meta, Some("attribute_exists(pk)"), &[])?,
             ];
-            let (before, after) = (cell(previous), cell(record));
-            if before != after {
-                writes.push(count(&self.table, shard, &[(before, -1), (after, 1)])?);
+            let moved = moves(&cells(previous), &cells(record));
+            if !moved.is_empty() {
+                writes.push(count(&self.table, shard, &moved)?);
             }
             self.send_transaction(writes).await?
         };
@@ -550,7 +683,7 @@ impl IntegrationStore for DynamoStore {
                     delete(&self.table, key(id, CONTROL), Some("version = :version"), &version)?,
                     delete(&self.table, key(id, META), None, &[])?,
                     lock,
-                    count(&self.table, index_shard(id), &[(cell(&record), -1)])?,
+                    count(&self.table, index_shard(id), &moves(&cells(&record), &[]))?,
                 ]
             };
             if self.send_transaction(writes).await?.is_none() {
@@ -627,51 +760,19 @@ impl IntegrationStore for DynamoStore {
                     .map(|health| cell_name(*approved, *health))
             })
             .collect();
-        let keys = (0..INDEX_SHARDS).map(counter_key).collect::<Vec<_>>();
-        let request = KeysAndAttributes::builder().set_keys(Some(keys)).build().map_err(build_failed)?;
-        let mut total = 0i64;
-        let mut pending = Some(request);
-        let mut attempt = 0;
-        while let Some(request) = pending.take() {
-            if attempt > 0 {
-                tokio::time::sleep(backoff(attempt)).await;
-            }
-            attempt += 1;
-            if attempt > MAX_ATTEMPTS {
-                return Err(StoreError::unavailable("counters still unprocessed"));
-            }
-            let output = self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
-            for counter in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
-                for cell in &cells {
-                    total += counter.get(cell).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(0);
-                }
-            }
-            pending = output.unprocessed_keys.unwrap_or_default().remove(&self.table).filter(|k| !k.keys().is_empty());
-        }
+        let counted = self.counted(&cells).await?;
         let filter = admin_filter(filter);
         let expression = &filter.single_item_expression;
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(ADMIN_INDEX)
-                .key_condition_expression("gsi1pk = :pk")
-                .set_filter_expression(expression.clone())
-                .set_expression_attribute_names(names_for(expression, &filter.names))
-                .set_expression_attribute_values(Some(values_for(expression, &filter.values, ADMIN_PREFIX)))
-                .select(Select::Count)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            total += i64::from(output.count);
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(u64::try_from(total).unwrap_or(0)),
-            }
-        }
+        let single_item = self
+            .count_partition(
+                ADMIN_INDEX,
+                "gsi1pk",
+                expression,
+                names_for(expression, &filter.names),
+                values_for(expression, &filter.values, ADMIN_PREFIX),
+            )
+            .await?;
+        Ok(counted + single_item)
     }
 
     /// The live index shard by shard (and then the constant key of the single-item format),
@@ -721,5 +822,13 @@ impl IntegrationStore for DynamoStore {
             Cursor::new(serde_json::to_string(&cursor).expect("a cursor serializes"))
         });
         Ok(Page { items: self.load(&ids).await?, next })
+    }
+
+    /// The shards' `live` counters, plus the live records the single-item format left.
+    async fn count_syncable(&self) -> Result<u64, StoreError> {
+        let counted = self.counted(&[LIVE_CELL.to_owned()]).await?;
+        let values = HashMap::from([(":pk".to_owned(), s(SYNCABLE_PREFIX))]);
+        let single_item = self.count_partition(SYNCABLE_INDEX, "gsi2pk", &None, None, values).await?;
+        Ok(counted + single_item)
     }
 }
