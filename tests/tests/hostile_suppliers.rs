@@ -1,7 +1,8 @@
 //! A partner's OCTO server is untrusted: a gzip bomb, an endless body, a declared 1 GiB body,
-//! 100,000 levels of nesting, a 10 MB string and invalid UTF-8 each fail that sync with a clear
-//! `error_message` (502 to the trigger), cost at most the response cap in memory plus a
-//! bounded constant, and leave the service answering. The peak RSS of this test process is
+//! 100,000 levels of nesting and invalid UTF-8 each fail that sync with a clear
+//! `error_message` (502 to the trigger), a product holding a 10 MB string is rejected unread
+//! while the sync goes on; each costs at most one product (the per-product cap) in memory plus
+//! a bounded constant, never the body, and leaves the service answering. The peak RSS of this test process is
 //! printed after each case (`cargo test --test hostile_suppliers -- --nocapture`).
 
 use std::io::Write;
@@ -15,7 +16,8 @@ use futures_util::stream;
 use seyaha::settings::Settings;
 use seyaha_tests::{TestApp, test_settings};
 
-/// The response cap in this test (`SEYAHA_OCTO_MAX_RESPONSE_BYTES`), as in the security review.
+/// The response cap and the catalog guard in this test (`SEYAHA_OCTO_MAX_RESPONSE_BYTES`,
+/// `SEYAHA_OCTO_MAX_CATALOG_BYTES`), as in the security review.
 const CAP: usize = 5 * 1024 * 1024;
 
 fn gzip_bomb() -> Vec<u8> {
@@ -70,7 +72,7 @@ async fn hostile_answers_fail_the_sync_clearly_within_the_cap() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let supplier = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, axum::Router::new().route("/{case}/products", axum::routing::get(hostile))).await });
-    let settings = Settings { octo_max_response_bytes: CAP, octo_timeout_secs: 10, ..test_settings() };
+    let settings = Settings { octo_max_response_bytes: CAP, octo_max_catalog_bytes: CAP as u64, octo_timeout_secs: 10, ..test_settings() };
     let app = TestApp::spawn_with(settings).await;
     let before = peak_rss_mib();
     println!("peak RSS before: {before:.1} MiB (cap {} MiB)", CAP / (1024 * 1024));
@@ -81,7 +83,6 @@ async fn hostile_answers_fail_the_sync_clearly_within_the_cap() {
         ("endless", too_large.as_str()),
         ("one-gib", too_large.as_str()),
         ("deep-nesting", "GET /products did not return JSON"),
-        ("ten-mb-string", too_large.as_str()),
         ("invalid-utf8", "GET /products did not return JSON"),
     ];
     for (case, expected) in cases {
@@ -96,6 +97,13 @@ async fn hostile_answers_fail_the_sync_clearly_within_the_cap() {
         app.call("GET", "/me", Some(&app.partner_token(&integration.partner)), None).await.expect_success(200);
         println!("{case:>14}: 502 \"{expected}\"; peak RSS {:.1} MiB", peak_rss_mib());
     }
+    // One product over the per-product cap (1 MiB by default) is rejected unread; the sync ends well.
+    let integration = app.approved(&format!("http://{supplier}/ten-mb-string"), "key").await;
+    let reply = tokio::time::timeout(Duration::from_secs(30), app.trigger(&integration)).await.expect("the sync ends");
+    let data = reply.expect_success(200);
+    assert_eq!((data["synced"].clone(), data["rejected"].clone()), (serde_json::json!(0), serde_json::json!(1)), "{data}");
+    assert_eq!(data["rejections"][0]["reason"], "product: larger than 1048576 bytes as sent; not read");
+    println!("{:>14}: 200, rejected unread; peak RSS {:.1} MiB", "ten-mb-string", peak_rss_mib());
     // At most the cap (plus what parsing a capped body costs) above where it started; a
     // generous bound, since the process also runs the server, the supplier and the client.
     let growth = peak_rss_mib() - before;

@@ -212,6 +212,7 @@ impl ArraySplitter {
                     b'"' => self.in_string = true,
                     b'[' | b'{' => self.depth += 1,
                     b']' | b'}' if self.depth > 0 => self.depth -= 1,
+                    b',' if self.depth > 0 => {}
                     b',' | b']' => {
                         end = Some(byte);
                         break;
