@@ -1,7 +1,7 @@
 //! A partner's OCTO server is untrusted: a gzip bomb, an endless body, a declared 1 GiB body,
-//! 100,000 levels of nesting and invalid UTF-8 each fail that sync with a clear
-//! `error_message` (502 to the trigger), a product holding a 10 MB string is rejected unread
-//! while the sync goes on; each costs at most one product (the per-product cap) in memory plus
+//! 100,000 levels of nesting, a 10 MB string and invalid UTF-8 each fail that sync with a
+//! clear `error_message` (502 to the trigger), a product holding a 3 MB string (under the
+//! guard, over the per-product cap) is rejected unread while the sync goes on; each costs at most one product (the per-product cap) in memory plus
 //! a bounded constant, never the body, and leaves the service answering. The peak RSS of this test process is
 //! printed after each case (`cargo test --test hostile_suppliers -- --nocapture`).
 
@@ -21,11 +21,13 @@ use seyaha_tests::{TestApp, test_settings};
 const CAP: usize = 5 * 1024 * 1024;
 
 fn gzip_bomb() -> Vec<u8> {
-    // 256 MiB of zeros compress to about 256 KB: far over the cap once inflated.
+    // An array opening, then 256 MiB of spaces (a streaming parser reads on through them):
+    // about 256 KB compressed, far over the cap once inflated.
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let zeros = vec![0u8; 1024 * 1024];
+    encoder.write_all(b"[").unwrap();
+    let spaces = vec![b' '; 1024 * 1024];
     for _ in 0..256 {
-        encoder.write_all(&zeros).unwrap();
+        encoder.write_all(&spaces).unwrap();
     }
     encoder.finish().unwrap()
 }
@@ -52,6 +54,8 @@ async fn hostile(Path(case): Path<String>) -> Response {
         }
         "deep-nesting" => json_response(Body::from("[".repeat(100_000))),
         "ten-mb-string" => json_response(Body::from(format!(r#"[{{"id": "{}", "internalName": "x"}}]"#, "x".repeat(10 * 1024 * 1024)))),
+        // Under the body's guard, over the per-product cap (1 MiB by default).
+        "three-mb-string" => json_response(Body::from(format!(r#"[{{"id": "{}", "internalName": "x"}}]"#, "x".repeat(3 * 1024 * 1024)))),
         "invalid-utf8" => json_response(Body::from(b"[{\"id\": \"\xff\xfe\xfd\", \"internalName\": \"\xc3\x28\"}]".to_vec())),
         _ => axum::http::StatusCode::NOT_FOUND.into_response(),
     }
@@ -83,6 +87,7 @@ async fn hostile_answers_fail_the_sync_clearly_within_the_cap() {
         ("endless", too_large.as_str()),
         ("one-gib", too_large.as_str()),
         ("deep-nesting", "GET /products did not return JSON"),
+        ("ten-mb-string", too_large.as_str()),
         ("invalid-utf8", "GET /products did not return JSON"),
     ];
     for (case, expected) in cases {
@@ -98,12 +103,12 @@ async fn hostile_answers_fail_the_sync_clearly_within_the_cap() {
         println!("{case:>14}: 502 \"{expected}\"; peak RSS {:.1} MiB", peak_rss_mib());
     }
     // One product over the per-product cap (1 MiB by default) is rejected unread; the sync ends well.
-    let integration = app.approved(&format!("http://{supplier}/ten-mb-string"), "key").await;
+    let integration = app.approved(&format!("http://{supplier}/three-mb-string"), "key").await;
     let reply = tokio::time::timeout(Duration::from_secs(30), app.trigger(&integration)).await.expect("the sync ends");
     let data = reply.expect_success(200);
     assert_eq!((data["synced"].clone(), data["rejected"].clone()), (serde_json::json!(0), serde_json::json!(1)), "{data}");
     assert_eq!(data["rejections"][0]["reason"], "product: larger than 1048576 bytes as sent; not read");
-    println!("{:>14}: 200, rejected unread; peak RSS {:.1} MiB", "ten-mb-string", peak_rss_mib());
+    println!("{:>15}: 200, rejected unread; peak RSS {:.1} MiB", "three-mb-string", peak_rss_mib());
     // At most the cap (plus what parsing a capped body costs) above where it started; a
     // generous bound, since the process also runs the server, the supplier and the client.
     let growth = peak_rss_mib() - before;

@@ -333,7 +333,7 @@ impl SyncEngine {
             return Ok(());
         }
         let reason = format!("the integration became DOWN: {DOWN_AFTER_FAILURES} probes (syncs or connection tests) failed in a row");
-        let deactivated = self.deactivate(id, now, reason).await;
+        let deactivated = self.deactivate(id, now, reason, true).await;
         // Give the lease back either way; a request made meanwhile gets its follow-up now.
         self.release(&run, RunTrigger::FollowUp, Request::Served, |_| {}).await?;
         deactivated
@@ -376,13 +376,18 @@ impl SyncEngine {
         Ok(auth_key.map(|auth_key| OctoCredentials { auth_type: integration.auth_type, auth_key }))
     }
 
-    /// Deactivates the catalog of a DOWN integration; the caller holds the lease. Recorded as a
-    /// run of its own (trigger `health_down`, outcome `deactivated`) with `reason` and the count,
-    /// so the sync log says when and why the catalog went inactive.
-    async fn deactivate(&self, id: IntegrationId, now: Timestamp, reason: String) -> Result<(), SyncError> {
+    /// Deactivates the catalog of a DOWN integration; the caller holds the lease. When it just
+    /// became DOWN (`became_down`), or anything was still active, this is recorded as a run of
+    /// its own (trigger `health_down`, outcome `deactivated`) with `reason` and the count, so
+    /// the sync log says when and why the catalog went inactive; a failed probe of an
+    /// integration long DOWN, finding nothing active, adds none.
+    async fn deactivate(&self, id: IntegrationId, now: Timestamp, reason: String, became_down: bool) -> Result<(), SyncError> {
         let run = Run::start(id, RunTrigger::HealthDown, now);
         let deactivated = self.ports.catalog.deactivate_all(&id, now).await?;
         metrics::catalog_writes(Record::Activity, Write::Deactivate, deactivated);
+        if !became_down && deactivated == 0 {
+            return Ok(());
+        }
         metrics::down_deactivation();
         // The reason can name what a partner sent (a status, a hostname): outside text.
         tracing::warn!(integration_id = %id, deactivated, reason = %Untrusted(&reason), "integration is DOWN: activities deactivated, scheduled syncs only probe");
@@ -691,16 +696,16 @@ impl SyncEngine {
             Change::Write((record.integration.health.status == HealthStatus::Down, transition))
         })
         .await?;
-        let down = match probed {
+        let (down, transition) = match probed {
             Some((_, (down, transition))) => {
                 metrics::health_transition(transition);
-                down
+                (down, transition)
             }
-            None => false,
+            None => (false, HealthTransition::Unchanged),
         };
         if down {
             let reason = format!("the integration became DOWN: {DOWN_AFTER_FAILURES} probes failed in a row, the last: {message}");
-            self.deactivate(run.id, now, reason).await?;
+            self.deactivate(run.id, now, reason, transition == HealthTransition::BecameDown).await?;
         }
         self.release(run, RunTrigger::FollowUp, Request::Served, |record| {
             record.integration.sync.status = SyncStatus::Error;
