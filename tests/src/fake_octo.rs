@@ -374,7 +374,8 @@ async fn products(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap
         }
         Behaviour::RetryAfter { status, seconds } => {
             let status = StatusCode::from_u16(status).unwrap();
-            (status, [("retry-after", seconds.to_string())], axum::Json(json!({"error": "TRY_LATER", "errorMessage": "busy"}))).into_response()
+            (status, [("retry-after", seconds.to_string())], axum::Json(json!({"error": "TRY_LATER", "errorMessage": "busy"})))
+                .into_response()
         }
         Behaviour::Oversized(bytes) => {
             let filler = "x".repeat(bytes);

@@ -22,8 +22,11 @@ fn settings() -> Settings {
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 =
-        status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0.0);
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
     kib / 1024.0
 }
 
@@ -59,9 +62,8 @@ async fn a_catalog_far_over_the_whole_body_cap_streams_in_and_is_skipped_when_un
     println!("after the skipped sync: peak RSS {:.1} MiB", peak_rss_mib());
 
     // The hash is the one of the whole catalog read at once (the same products, not streamed).
-    let whole: Vec<Value> = (0..products)
-        .map(|i| serde_json::from_slice(&seyaha_tests::fake_octo::streamed_product(i, PRODUCT_BYTES)).unwrap())
-        .collect();
+    let whole: Vec<Value> =
+        (0..products).map(|i| serde_json::from_slice(&seyaha_tests::fake_octo::streamed_product(i, PRODUCT_BYTES)).unwrap()).collect();
     let parsed = seyaha::sync::parse_catalog(&serde_json::to_vec(&whole).unwrap(), seyaha::domain::Timestamp::from_unix_millis(0)).unwrap();
     assert_eq!(json!(parsed.payload_hash.to_string()), hash);
 }
@@ -120,10 +122,14 @@ async fn too_large_slow_to_arrive_and_try_later_never_make_an_integration_down()
     three_times(&app, &octo, &integration, trickle, "GET /products timed out after 1 s while its body was still arriving").await;
     // Asked to come back later.
     three_times(&app, &octo, &integration, Behaviour::RetryAfter { status: 429, seconds: 30 }, "rate limited (HTTP 429)").await;
-    three_times(&app, &octo, &integration, Behaviour::RetryAfter { status: 503, seconds: 30 }, "HTTP 503 (unavailable; Retry-After 30 s)").await;
+    three_times(&app, &octo, &integration, Behaviour::RetryAfter { status: 503, seconds: 30 }, "HTTP 503 (unavailable; Retry-After 30 s)")
+        .await;
 
     let active = active_names(&app.catalog(&integration.id).await);
-    assert!(["product-0", "product-1", "product-2"].iter().all(|name| active.iter().any(|a| a == name)), "the catalog stays active: {active:?}");
+    assert!(
+        ["product-0", "product-1", "product-2"].iter().all(|name| active.iter().any(|a| a == name)),
+        "the catalog stays active: {active:?}"
+    );
     let log = app.sync_log(&integration.id).await;
     assert!(runs_with_trigger(&log, "health_down").is_empty(), "{log:#}");
 
@@ -158,7 +164,9 @@ async fn retry_after_on_get_products_queues_the_sync_again_after_the_delay() {
     octo.set_behaviour(Behaviour::Normal);
     app.clock().advance(Duration::from_secs(2));
     let log = app
-        .wait_for_log(&integration.id, "the retried sync", |log| runs_with_trigger(log, "follow_up").iter().any(|r| r["outcome"] == "synced"))
+        .wait_for_log(&integration.id, "the retried sync", |log| {
+            runs_with_trigger(log, "follow_up").iter().any(|r| r["outcome"] == "synced")
+        })
         .await;
     assert_eq!(runs_with_trigger(&log, "follow_up")[0]["created"], 3);
     assert_eq!((log["sync"]["status"].clone(), log["sync"]["error_message"].clone()), (json!("idle"), Value::Null));

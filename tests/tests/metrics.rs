@@ -177,10 +177,13 @@ async fn a_down_deactivation_is_a_run_of_its_own_and_is_counted() {
     let log = log.expect_success(200);
     assert_eq!(log["health"]["status"], "DOWN");
     let run = &log["runs"][0];
-    assert_eq!((run["trigger"].clone(), run["outcome"].clone(), run["deactivated"].clone()), (json!("health_down"), json!("deactivated"), json!(3)), "{log:#}");
     assert_eq!(
-        run["error"],
-        "the integration became DOWN: 3 probes failed in a row, the last: GET /products returned HTTP 500",
+        (run["trigger"].clone(), run["outcome"].clone(), run["deactivated"].clone()),
+        (json!("health_down"), json!("deactivated"), json!(3)),
+        "{log:#}"
+    );
+    assert_eq!(
+        run["error"], "the integration became DOWN: 3 probes failed in a row, the last: GET /products returned HTTP 500",
         "its reason, with the failure that tipped it"
     );
     assert_eq!(log["runs"][1]["outcome"], "error", "the failed sync that made it DOWN is its own run");

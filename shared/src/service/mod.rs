@@ -241,9 +241,14 @@ impl IntegrationService {
         // Read as a sync reads it (streamed, the same parser), within the caller's request.
         let deadline = std::time::Instant::now() + self.engine.request_budget();
         let (test, outcome) = match self.engine.read_catalog(&integration.base_url, &credentials, deadline).await {
-            Ok(read) if read.complete => (ConnectionTest { ok: true, message: "Connection successful".into() }, Some(ProbeOutcome::Success)),
+            Ok(read) if read.complete => {
+                (ConnectionTest { ok: true, message: "Connection successful".into() }, Some(ProbeOutcome::Success))
+            }
             Ok(read) => {
-                let message = format!("Connection successful: a large catalog, {} products read without error before this test's time ran out; the sync reads the rest", read.products);
+                let message = format!(
+                    "Connection successful: a large catalog, {} products read without error before this test's time ran out; the sync reads the rest",
+                    read.products
+                );
                 (ConnectionTest { ok: true, message }, Some(ProbeOutcome::Success))
             }
             // A catalog too large or still arriving at the timeout, a 429, a 503 with

@@ -527,7 +527,11 @@ mod tests {
     }
 
     /// Feeds `body` cut at `cuts` (positions, any order) and collects the items and the hash.
-    pub(super) fn parse_in_chunks(body: &[u8], cuts: &[usize], max_product_bytes: usize) -> Result<(ContentHash, Vec<CatalogItem>), CatalogError> {
+    pub(super) fn parse_in_chunks(
+        body: &[u8],
+        cuts: &[usize],
+        max_product_bytes: usize,
+    ) -> Result<(ContentHash, Vec<CatalogItem>), CatalogError> {
         let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
         cuts.sort_unstable();
         let mut parser = CatalogParser::new(now(), max_product_bytes);
@@ -553,14 +557,26 @@ mod tests {
                 CatalogItem::Rejected(r) => format!("{}: {}", r.index, r.reason),
             })
             .collect();
-        assert_eq!(summary, ["small", "1: product: larger than 200 bytes as sent; not read", "2: internalName: duplicate of an earlier product (\"small\")"]);
+        assert_eq!(
+            summary,
+            [
+                "small",
+                "1: product: larger than 200 bytes as sent; not read",
+                "2: internalName: duplicate of an earlier product (\"small\")"
+            ]
+        );
     }
 
     #[test]
     fn a_broken_array_is_not_json_wherever_it_is_cut() {
         for body in [&b"[1,,2]"[..], b"[1,]", b"[{\"a\": }]", b"[1 2]", b"[{]}", b"[\"a\"}", b"[\"\xff\"]", b" ", b"", b"[[[["] {
             for cut in 0..=body.len() {
-                assert_eq!(parse_in_chunks(body, &[cut], usize::MAX).unwrap_err(), CatalogError::NotJson, "{:?} cut at {cut}", String::from_utf8_lossy(body));
+                assert_eq!(
+                    parse_in_chunks(body, &[cut], usize::MAX).unwrap_err(),
+                    CatalogError::NotJson,
+                    "{:?} cut at {cut}",
+                    String::from_utf8_lossy(body)
+                );
             }
         }
         assert_eq!(parse_in_chunks(b" [ ] ", &[2], usize::MAX).unwrap().1.len(), 0);
@@ -648,7 +664,10 @@ mod stream_properties {
     fn element() -> impl Strategy<Value = Value> {
         let product = (text(), text(), prop::option::of(text()), prop::collection::vec(text(), 0..3), extra()).prop_map(
             |(id, name, title, options, extra)| {
-                let options: Vec<Value> = options.into_iter().map(|id| json!({"id": id, "units": [{"type": "ADULT", "pricingFrom": [{"retail": 100}]}]})).collect();
+                let options: Vec<Value> = options
+                    .into_iter()
+                    .map(|id| json!({"id": id, "units": [{"type": "ADULT", "pricingFrom": [{"retail": 100}]}]}))
+                    .collect();
                 json!({"id": id, "internalName": name, "title": title, "options": options, "vendor": extra})
             },
         );

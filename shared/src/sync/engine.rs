@@ -605,7 +605,8 @@ impl SyncEngine {
         credentials: &OctoCredentials,
         deadline: Instant,
     ) -> Result<CatalogRead, CatalogFailure> {
-        let partner = |error: OctoError| CatalogFailure { counts_against_health: error.counts_against_health(), message: error.to_string() };
+        let partner =
+            |error: OctoError| CatalogFailure { counts_against_health: error.counts_against_health(), message: error.to_string() };
         let not_catalog = |error: super::CatalogError| CatalogFailure { counts_against_health: true, message: error.to_string() };
         let mut body = self.octo.open_products(base_url, credentials).await.map_err(partner)?;
         let mut parser = CatalogParser::new(self.ports.clock.now(), self.config.max_product_bytes);
