@@ -45,13 +45,20 @@ fn chunks(byte: u8, count: usize) -> Body {
 async fn hostile(Path(case): Path<String>) -> Response {
     match case.as_str() {
         "gzip-bomb" => ([(header::CONTENT_TYPE, "application/json"), (header::CONTENT_ENCODING, "gzip")], gzip_bomb()).into_response(),
-        "endless" => json_response(chunks(b'[', usize::MAX)),
+        // An array that never ends: `["xx...x","xx...x",...` (each a rejected non-product).
+        "endless" => {
+            let opening = std::iter::once(axum::body::Bytes::from_static(b"["));
+            let element = format!("\"{}\",", "x".repeat(1024));
+            let elements = std::iter::repeat(axum::body::Bytes::from(element.repeat(64)));
+            json_response(Body::from_stream(stream::iter(opening.chain(elements).map(Ok::<_, std::io::Error>))))
+        }
         // 1 GiB, announced by Content-Length.
         "one-gib" => {
             let mut response = json_response(chunks(b' ', 16 * 1024));
             response.headers_mut().insert(header::CONTENT_LENGTH, (1u64 << 30).into());
             response
         }
+        // Refused as soon as it is deeper than the JSON parser's limit (128 levels).
         "deep-nesting" => json_response(Body::from("[".repeat(100_000))),
         "ten-mb-string" => json_response(Body::from(format!(r#"[{{"id": "{}", "internalName": "x"}}]"#, "x".repeat(10 * 1024 * 1024)))),
         // Under the body's guard, over the per-product cap (1 MiB by default).

@@ -160,6 +160,10 @@ struct ArraySplitter {
     max_element: usize,
 }
 
+/// Deepest nesting inside a product: serde_json's limit (128 levels) less the array around it,
+/// so the stream refuses exactly what the whole-body parse refused, and fails early.
+const MAX_ELEMENT_DEPTH: usize = 127;
+
 fn is_whitespace(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
 }
@@ -210,6 +214,7 @@ impl ArraySplitter {
                 }
                 match byte {
                     b'"' => self.in_string = true,
+                    b'[' | b'{' if self.depth >= MAX_ELEMENT_DEPTH => return Err(CatalogError::NotJson),
                     b'[' | b'{' => self.depth += 1,
                     b']' | b'}' if self.depth > 0 => self.depth -= 1,
                     b',' if self.depth > 0 => {}
@@ -580,6 +585,10 @@ mod tests {
             }
         }
         assert_eq!(parse_in_chunks(b" [ ] ", &[2], usize::MAX).unwrap().1.len(), 0);
+        // Nesting: as deep as the whole-body parse took, and no deeper.
+        let nested = |depth: usize| format!("[{}{}]", "[".repeat(depth), "]".repeat(depth)).into_bytes();
+        assert_eq!(parse_in_chunks(&nested(127), &[64], usize::MAX).unwrap().1.len(), 1);
+        assert_eq!(parse_in_chunks(&nested(128), &[64], usize::MAX).unwrap_err(), CatalogError::NotJson);
     }
 
     #[test]
@@ -683,6 +692,16 @@ mod stream_properties {
 
     fn same(a: &[CatalogItem], b: &[CatalogItem]) -> bool {
         format!("{a:?}") == format!("{b:?}")
+    }
+
+    #[test]
+    fn nesting_is_limited_where_the_whole_body_parse_limited_it() {
+        for depth in [126, 127, 128, 129] {
+            let body = format!("[{}{}]", "[".repeat(depth), "]".repeat(depth)).into_bytes();
+            let old = whole_body_parse(&body).is_ok();
+            let new = super::tests::parse_in_chunks(&body, &[depth], usize::MAX).is_ok();
+            assert_eq!(new, old, "depth {depth}");
+        }
     }
 
     proptest! {
