@@ -172,3 +172,23 @@ async fn retry_after_on_get_products_queues_the_sync_again_after_the_delay() {
     assert_eq!((log["sync"]["status"].clone(), log["sync"]["error_message"].clone()), (json!("idle"), Value::Null));
     assert_eq!(octo.product_calls(), 2);
 }
+
+#[tokio::test]
+async fn the_connection_test_reads_a_large_catalog_within_its_request() {
+    // A budget of 300 ms, and a catalog arriving a product every 100 ms for 5 s.
+    let app = TestApp::spawn_with(Settings { sync_request_budget_ms: 300, ..settings() }).await;
+    let octo = FakeOcto::start().await;
+    octo.set_behaviour(Behaviour::Streamed { products: 50, product_bytes: 100, pause: Duration::from_millis(100) });
+    let partner = seyaha_tests::new_partner();
+    app.register(&partner, &octo.base_url(), "bearer", FAKE_KEY).await;
+    let token = app.partner_token(&partner);
+
+    let reply = app.call("POST", "/me/test-connection", Some(&token), None).await;
+    let data = reply.expect_success(200);
+    assert_eq!(data["ok"], true, "{data}");
+    let message = data["message"].as_str().unwrap();
+    assert!(message.starts_with("Connection successful: a large catalog,") && message.ends_with("the sync reads the rest"), "{message}");
+    let me = app.call("GET", "/me", Some(&token), None).await;
+    assert_eq!(me.data()["health"]["status"], "HEALTHY");
+    assert!(me.data()["health"]["last_success_at"].is_string(), "a successful probe");
+}

@@ -611,15 +611,13 @@ impl SyncEngine {
         let mut body = self.octo.open_products(base_url, credentials).await.map_err(partner)?;
         let mut parser = CatalogParser::new(self.ports.clock.now(), self.config.max_product_bytes);
         let mut items = Vec::new();
-        loop {
+        while let Some(chunk) = body.chunk().await.map_err(partner)? {
+            parser.feed(&chunk, &mut items).map_err(not_catalog)?;
+            items.clear();
+            // Checked after a piece was read: what arrived by then was read and found fine.
             if Instant::now() >= deadline {
                 return Ok(CatalogRead { products: parser.products() as u64, complete: false });
             }
-            match body.chunk().await.map_err(partner)? {
-                Some(chunk) => parser.feed(&chunk, &mut items).map_err(not_catalog)?,
-                None => break,
-            }
-            items.clear();
         }
         let products = parser.products() as u64;
         parser.finish().map_err(not_catalog)?;
