@@ -89,10 +89,13 @@ async fn a_product_over_the_per_product_cap_is_rejected_and_the_rest_sync() {
     assert_eq!(active_names(&app.catalog(&integration.id).await), ["product-0", "product-1"]);
 }
 
-/// Sets `behaviour`, triggers a sync three times, and checks each answer with `expect`.
+/// Sets `behaviour`, triggers a sync three times, and checks each run's error has `expect`.
 async fn three_times(app: &TestApp, octo: &FakeOcto, integration: &seyaha_tests::Registered, behaviour: Behaviour, expect: &str) {
     octo.set_behaviour(behaviour.clone());
     for attempt in 1..=3 {
+        // The sync log orders runs by when they started: a second apart on the fake clock (no
+        // retry a 429 or 503 queued is due yet).
+        app.clock().advance(Duration::from_secs(1));
         let reply = app.trigger(integration).await;
         let log = app.sync_log(&integration.id).await;
         let message = log["sync"]["error_message"].as_str().unwrap_or_default().to_owned();

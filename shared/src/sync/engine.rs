@@ -502,13 +502,13 @@ impl SyncEngine {
         let Some(credentials) = self.credentials(&record.integration).await? else {
             return self.fail(run, NO_CREDENTIAL.into(), true).await;
         };
-        // The one per-activity state the diff needs (name -> content hash), read before the
-        // stream opens so the partner's connection never waits on the store's listing.
-        let mut diff = StreamingDiff::new(self.ports.catalog.activity_states(&id).await?);
         let mut body = match self.octo.open_products(&record.integration.base_url, &credentials).await {
             Ok(body) => body,
             Err(error) => return self.partner_failed(run, &error).await,
         };
+        // The one per-activity state the diff needs (name -> content hash), read once the
+        // partner answered (a failing partner, a DOWN one's probe, costs no listing).
+        let mut diff = StreamingDiff::new(self.ports.catalog.activity_states(&id).await?);
         let mut parser = CatalogParser::new(self.ports.clock.now(), self.config.max_product_bytes);
         let batch_size = self.config.write_batch.max(1);
         let (mut items, mut batch) = (Vec::new(), Vec::with_capacity(batch_size));
