@@ -40,9 +40,18 @@ struct Cli {
     /// Timeout for a whole call to a partner's OCTO API, in seconds [SEYAHA_OCTO_TIMEOUT_SECS].
     #[arg(long)]
     octo_timeout_secs: Option<u64>,
-    /// Largest OCTO response accepted, in bytes [SEYAHA_OCTO_MAX_RESPONSE_BYTES].
+    /// Largest OCTO response accepted (all but GET /products), in bytes [SEYAHA_OCTO_MAX_RESPONSE_BYTES].
     #[arg(long)]
     octo_max_response_bytes: Option<usize>,
+    /// Timeout for the whole streamed GET /products, body included, in seconds [SEYAHA_OCTO_CATALOG_TIMEOUT_SECS].
+    #[arg(long)]
+    octo_catalog_timeout_secs: Option<u64>,
+    /// Most bytes of a streamed GET /products read before the sync gives up [SEYAHA_OCTO_MAX_CATALOG_BYTES].
+    #[arg(long)]
+    octo_max_catalog_bytes: Option<u64>,
+    /// Largest single product of GET /products, in bytes as sent; larger ones are rejected [SEYAHA_SYNC_MAX_PRODUCT_BYTES].
+    #[arg(long)]
+    sync_max_product_bytes: Option<usize>,
     /// When the nightly sync runs: a 5-field cron pattern in UTC [SEYAHA_NIGHTLY_CRON].
     #[arg(long)]
     nightly_cron: Option<String>,
@@ -114,7 +123,14 @@ impl Cli {
         }
         flag!(octo_connect_timeout_secs, octo_timeout_secs, octo_max_response_bytes, nightly_cron, sync_lease_secs);
         flag!(sync_request_budget_ms, fallback_delay_secs, secret_cache_secs, slot_retention_days, webhook_rate_per_minute, data_dir);
-        flag!(secret_overlap_hours, fan_out_page_size, fan_out_window_secs);
+        flag!(
+            secret_overlap_hours,
+            fan_out_page_size,
+            fan_out_window_secs,
+            octo_catalog_timeout_secs,
+            octo_max_catalog_bytes,
+            sync_max_product_bytes
+        );
         if let Some(allow) = self.allow_private_endpoints {
             settings.allow_private_endpoints = Some(allow);
         }

@@ -77,22 +77,23 @@ pub fn product(id: &str, internal_name: &str, title: &str, description: &str, du
 /// `option-1`, ...) of two units (ADULT, CHILD). Prices vary with the index so every product
 /// hashes differently.
 pub fn generated_catalog(count: usize, options: usize) -> Value {
-    let products = (0..count)
-        .map(|i| {
-            let retail = 10_000 + i as i64;
-            let options = (0..options)
-                .map(|o| {
-                    let option_id = if o == 0 { "DEFAULT".to_owned() } else { format!("option-{o}") };
-                    option(
-                        &option_id,
-                        &option_id,
-                        &["09:00", "14:00"],
-                        vec![unit("adult", "ADULT", "Adult", retail, 12, 99), unit("child", "CHILD", "Child", retail / 2, 3, 11)],
-                    )
-                })
-                .collect();
-            product(&format!("product_{i}"), &format!("product-{i}"), &format!("Product {i}"), "A generated product.", 120, options)
+    Value::Array((0..count).map(|i| generated_product(i, options)).collect())
+}
+
+/// Product `i` of [`generated_catalog`]: `product_{i}`, `product-{i}`, with `options` options of
+/// two units each (a product at a time, for catalogs too large to build whole).
+pub fn generated_product(i: usize, options: usize) -> Value {
+    let retail = 10_000 + i as i64;
+    let options = (0..options)
+        .map(|o| {
+            let option_id = if o == 0 { "DEFAULT".to_owned() } else { format!("option-{o}") };
+            option(
+                &option_id,
+                &option_id,
+                &["09:00", "14:00"],
+                vec![unit("adult", "ADULT", "Adult", retail, 12, 99), unit("child", "CHILD", "Child", retail / 2, 3, 11)],
+            )
         })
         .collect();
-    Value::Array(products)
+    product(&format!("product_{i}"), &format!("product-{i}"), &format!("Product {i}"), "A generated product.", 120, options)
 }

@@ -56,6 +56,7 @@ pub const WEBHOOK_AUTH_FAILURES: &str = "seyaha_webhook_auth_failures_total";
 pub const PARTNER_CALL_DURATION: &str = "seyaha_partner_call_duration_seconds";
 pub const JOBS: &str = "seyaha_jobs_total";
 pub const HEALTH_TRANSITIONS: &str = "seyaha_health_transitions_total";
+pub const DOWN_DEACTIVATIONS: &str = "seyaha_down_deactivations_total";
 
 /// Every metric the service records.
 pub const ALL: &[Metric] = &[
@@ -130,6 +131,13 @@ pub const ALL: &[Metric] = &[
         unit: Unit::Count,
         labels: &["transition"],
         help: "Changes of an integration's health state, as probes (syncs, connection tests) found them",
+    },
+    Metric {
+        name: DOWN_DEACTIVATIONS,
+        kind: Kind::Counter,
+        unit: Unit::Count,
+        labels: &[],
+        help: "Catalogs deactivated because their integration became DOWN (each also a health_down run in its sync log)",
     },
 ];
 
@@ -254,6 +262,11 @@ pub(crate) fn health_transition(transition: HealthTransition) {
         HealthTransition::RecoveredFromDown => "recovered_from_down",
     };
     metrics::counter!(HEALTH_TRANSITIONS, "transition" => transition).increment(1);
+}
+
+/// DOWN deactivated an integration's catalog.
+pub(crate) fn down_deactivation() {
+    metrics::counter!(DOWN_DEACTIVATIONS).increment(1);
 }
 
 #[cfg(test)]

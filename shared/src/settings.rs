@@ -32,8 +32,17 @@ pub struct Settings {
     pub octo_connect_timeout_secs: u64,
     /// Timeout for a whole call to a partner's OCTO API (body included), in seconds.
     pub octo_timeout_secs: u64,
-    /// Largest OCTO response accepted, in bytes.
+    /// Largest OCTO response accepted, in bytes (every call but `GET /products`, which streams).
     pub octo_max_response_bytes: usize,
+    /// Timeout for the whole streamed `GET /products` (body included), in seconds; keep it
+    /// below the lease (`sync_lease_secs`) and the worker's own timeout.
+    pub octo_catalog_timeout_secs: u64,
+    /// Most bytes of a streamed `GET /products` read before the sync is given up (a guard
+    /// against an endless body: memory does not grow with the body).
+    pub octo_max_catalog_bytes: u64,
+    /// Largest single product of `GET /products` read, in bytes as sent; a larger one is
+    /// rejected unread (memory is at most one product).
+    pub sync_max_product_bytes: usize,
     /// How long a sync may hold its lease, in seconds (a crashed sync blocks no longer).
     pub sync_lease_secs: u64,
     /// How long a webhook-triggered sync may run inside the request before handing off, in ms.
@@ -120,6 +129,9 @@ impl Default for Settings {
             octo_connect_timeout_secs: 5,
             octo_timeout_secs: 20,
             octo_max_response_bytes: 50 * 1024 * 1024,
+            octo_catalog_timeout_secs: 240,
+            octo_max_catalog_bytes: 2 * 1024 * 1024 * 1024,
+            sync_max_product_bytes: 1024 * 1024,
             sync_lease_secs: 300,
             sync_request_budget_ms: 25_000,
             fallback_delay_secs: 2,
@@ -237,6 +249,15 @@ impl Settings {
         if self.octo_max_response_bytes == 0 {
             return invalid("octo_max_response_bytes", "must be at least 1");
         }
+        if self.octo_catalog_timeout_secs == 0 {
+            return invalid("octo_catalog_timeout_secs", "must be at least 1");
+        }
+        if self.octo_max_catalog_bytes == 0 {
+            return invalid("octo_max_catalog_bytes", "must be at least 1");
+        }
+        if self.sync_max_product_bytes == 0 {
+            return invalid("sync_max_product_bytes", "must be at least 1");
+        }
         if self.sync_lease_secs == 0 {
             return invalid("sync_lease_secs", "must be at least 1");
         }
@@ -269,6 +290,8 @@ impl Settings {
             connect_timeout: Duration::from_secs(self.octo_connect_timeout_secs),
             request_timeout: Duration::from_secs(self.octo_timeout_secs),
             max_response_bytes: self.octo_max_response_bytes,
+            catalog_timeout: Duration::from_secs(self.octo_catalog_timeout_secs),
+            max_catalog_bytes: self.octo_max_catalog_bytes,
         }
     }
 
@@ -280,6 +303,7 @@ impl Settings {
             slot_retention: self.slot_retention(),
             fan_out_page: self.fan_out_page_size,
             fan_out_window: Duration::from_secs(self.fan_out_window_secs),
+            max_product_bytes: self.sync_max_product_bytes,
             ..SyncConfig::default()
         }
     }
@@ -335,6 +359,9 @@ mod tests {
         assert_eq!(settings.sync().lease, Duration::from_secs(300));
         assert_eq!(settings.octo().request_timeout, Duration::from_secs(20));
         assert_eq!(settings.octo().max_response_bytes, 50 * 1024 * 1024);
+        assert_eq!(settings.octo().catalog_timeout, Duration::from_secs(240));
+        assert_eq!(settings.octo().max_catalog_bytes, 2 * 1024 * 1024 * 1024);
+        assert_eq!(settings.sync().max_product_bytes, 1024 * 1024);
         assert!(!settings.allow_private_endpoints_or(false));
         assert!(settings.allow_private_endpoints_or(true));
         assert_eq!(settings.secret_overlap(), Duration::from_secs(24 * 3600));

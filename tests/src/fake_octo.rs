@@ -34,6 +34,11 @@ pub enum Behaviour {
     NotArray,
     /// 200 with a valid JSON array of this many bytes or more.
     Oversized(usize),
+    /// 200 with a generated catalog streamed product by product (chunked, no Content-Length):
+    /// see [`streamed_catalog`].
+    Streamed { products: usize, product_bytes: usize, pause: Duration },
+    /// This HTTP status (429, 503) with `Retry-After: seconds`.
+    RetryAfter { status: u16, seconds: u64 },
 }
 
 /// What one request carried.
@@ -363,12 +368,56 @@ async fn products(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap
         }
         Behaviour::Garbage => (StatusCode::OK, [("content-type", "application/json")], "<html>definitely not json").into_response(),
         Behaviour::NotArray => axum::Json(json!({"products": []})).into_response(),
+        Behaviour::Streamed { products, product_bytes, pause } => {
+            let body = streamed_catalog(products, product_bytes, pause);
+            (StatusCode::OK, [("content-type", "application/json")], body).into_response()
+        }
+        Behaviour::RetryAfter { status, seconds } => {
+            let status = StatusCode::from_u16(status).unwrap();
+            (status, [("retry-after", seconds.to_string())], axum::Json(json!({"error": "TRY_LATER", "errorMessage": "busy"})))
+                .into_response()
+        }
         Behaviour::Oversized(bytes) => {
             let filler = "x".repeat(bytes);
             let body = json!([{ "id": "huge", "internalName": "huge", "options": [], "padding": filler }]);
             axum::Json(body).into_response()
         }
     }
+}
+
+/// Product `i` of a streamed catalog: [`sample_catalog`]'s product (three options) padded with
+/// a `description` to `product_bytes` as compact JSON (when it is shorter).
+pub fn streamed_product(i: usize, product_bytes: usize) -> Vec<u8> {
+    let mut product = seyaha_local::octo_samples::generated_product(i, 3);
+    let bare = serde_json::to_vec(&product).unwrap().len();
+    let description = product["description"].as_str().unwrap_or_default().len();
+    if product_bytes > bare {
+        product["description"] = json!("d".repeat(description + product_bytes - bare));
+    }
+    serde_json::to_vec(&product).unwrap()
+}
+
+/// A catalog of `products` generated products of about `product_bytes` each, produced and sent
+/// one product per piece (so the supplier never holds the catalog), each piece after `pause`.
+pub fn streamed_catalog(products: usize, product_bytes: usize, pause: Duration) -> axum::body::Body {
+    let pieces = futures_util::stream::unfold(0usize, move |i| async move {
+        if i > products {
+            return None;
+        }
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        let mut piece = Vec::with_capacity(product_bytes + 2);
+        piece.push(if i == 0 { b'[' } else { b',' });
+        if i == products {
+            // `[` then `]` for an empty catalog; otherwise just the closing bracket.
+            piece = if products == 0 { b"[]".to_vec() } else { b"]".to_vec() };
+        } else {
+            piece.extend_from_slice(&streamed_product(i, product_bytes));
+        }
+        Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(piece)), i + 1))
+    });
+    axum::body::Body::from_stream(pieces)
 }
 
 /// An OCTO products array of `count` products, each with two options (`DEFAULT`, `option-1`) of two units.

@@ -155,6 +155,40 @@ async fn a_sync_a_notify_a_refused_webhook_a_job_and_a_failing_partner_are_count
     }
 }
 
+#[tokio::test]
+async fn a_down_deactivation_is_a_run_of_its_own_and_is_counted() {
+    let app = TestApp::spawn().await;
+    let octo = FakeOcto::start().await;
+    let integration: Registered = app.approved(&octo.base_url(), FAKE_KEY).await;
+    app.trigger(&integration).await.expect_success(200);
+    let before = Scrape::of(&app).await;
+
+    // Three failed syncs in a row: DOWN, and the catalog deactivated.
+    octo.set_behaviour(Behaviour::Status(500));
+    for _ in 0..3 {
+        app.trigger(&integration).await.expect_error(502);
+    }
+    let after = Scrape::of(&app).await;
+    grew(&before, &after, "seyaha_down_deactivations_total", &[], 1.0);
+    grew(&before, &after, "seyaha_syncs_total", &[("trigger", "health_down"), ("outcome", "deactivated")], 1.0);
+    grew(&before, &after, "seyaha_catalog_writes_total", &[("record", "activity"), ("change", "deactivate")], 3.0);
+
+    let log = app.call("GET", &format!("/{}/sync-log", integration.id), Some(&app.admin_token()), None).await;
+    let log = log.expect_success(200);
+    assert_eq!(log["health"]["status"], "DOWN");
+    let runs = log["runs"].as_array().unwrap();
+    let down: Vec<&Value> = runs.iter().filter(|run| run["trigger"] == "health_down").collect();
+    assert_eq!(down.len(), 1, "{log:#}");
+    let run = down[0];
+    assert_eq!((run["outcome"].clone(), run["deactivated"].clone()), (json!("deactivated"), json!(3)), "{log:#}");
+    assert_eq!(
+        run["error"], "the integration became DOWN: 3 probes failed in a row, the last: GET /products returned HTTP 500",
+        "its reason, with the failure that tipped it"
+    );
+    let failed = runs.iter().filter(|run| run["trigger"] == "webhook" && run["outcome"] == "error").count();
+    assert_eq!(failed, 3, "the failed syncs that made it DOWN are runs of their own: {log:#}");
+}
+
 /// The README's `## Metrics` table has a row for every metric the code records, with its
 /// type, unit and every label; and no row for a metric the code does not record.
 #[test]

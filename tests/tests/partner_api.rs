@@ -183,13 +183,20 @@ async fn test_connection_diagnoses_partner_problems_without_failing() {
     let token = app.partner_token(&partner);
     app.register(&partner, &octo.base_url(), "bearer", FAKE_KEY).await;
 
+    // A products array passes even when the sync would reject a product (here one of 2 MiB,
+    // over the 1 MiB per-product cap: rejected unread, and the body is never held whole).
+    octo.set_behaviour(Behaviour::Oversized(2 * 1024 * 1024));
+    let reply = app.call("POST", "/me/test-connection", Some(&token), None).await;
+    assert_eq!(reply.expect_success(200), &json!({"ok": true, "message": "Connection successful"}));
+
     let cases = [
         (Behaviour::Status(500), "GET /products returned HTTP 500"),
         (Behaviour::Status(401), "Authentication refused: GET /products returned HTTP 401"),
         (Behaviour::Slow(Duration::from_secs(5)), "GET /products timed out"),
         (Behaviour::Garbage, "GET /products did not return JSON"),
         (Behaviour::NotArray, "GET /products did not return an OCTO products array"),
-        (Behaviour::Oversized(2 * 1024 * 1024), "GET /products returned more than 1048576 bytes"),
+        // Diagnosed, but no failed probe: the endpoint works and asks to be called later.
+        (Behaviour::RetryAfter { status: 429, seconds: 30 }, "GET /products was rate limited (HTTP 429)"),
     ];
     for (behaviour, expected) in cases {
         octo.set_behaviour(behaviour.clone());
@@ -209,7 +216,7 @@ async fn test_connection_diagnoses_partner_problems_without_failing() {
     let me = app.call("GET", "/me", Some(&token), None).await;
     let health = &me.data()["health"];
     assert_eq!(health["status"], "DOWN", "{health}");
-    assert_eq!(health["consecutive_failures"], 7);
+    assert_eq!(health["consecutive_failures"], 6, "five failures and the 403; the 429 is not one");
     assert!(health["degraded_since"].is_string() && health["down_since"].is_string());
 }
 

@@ -172,8 +172,8 @@ async fn partner_failures_are_502_and_walk_health_down_and_back() {
         (Behaviour::Status(500), "GET /products returned HTTP 500", "DEGRADED"),
         (Behaviour::Garbage, "GET /products did not return JSON", "DEGRADED"),
         (Behaviour::NotArray, "GET /products did not return an OCTO products array", "DOWN"),
+        // No answer's head within the timeout: the endpoint is not working.
         (Behaviour::Slow(Duration::from_secs(4)), "GET /products timed out after 2 s", "DOWN"),
-        (Behaviour::Oversized(2 * 1024 * 1024), "GET /products returned more than 1048576 bytes", "DOWN"),
     ];
     for (i, (behaviour, cause, health)) in failures.into_iter().enumerate() {
         octo.set_behaviour(behaviour.clone());
@@ -186,11 +186,17 @@ async fn partner_failures_are_502_and_walk_health_down_and_back() {
         assert_eq!(log["sync"]["error_message"], cause);
         assert_eq!(log["sync"]["last_sync_hash"], hash, "a failed sync keeps the hash");
         assert_eq!(log["health"]["status"], health, "after {} failures", i + 1);
-        assert_eq!(log["runs"][0]["outcome"], "error");
-        assert_eq!(log["runs"][0]["error"], cause);
+        let run = runs_with_trigger(&log, "webhook")[0];
+        assert_eq!((run["outcome"].clone(), run["error"].clone()), (json!("error"), json!(cause)));
     }
-    // DOWN: the catalog is inactive.
+    // DOWN: the catalog is inactive, and the sync log says when and why, as a run of its own.
     assert!(active_names(&app.catalog(&integration.id).await).is_empty());
+    let log = app.sync_log(&integration.id).await;
+    let down = runs_with_trigger(&log, "health_down");
+    assert_eq!(down.len(), 1, "one deactivation, when it became DOWN: {log:#}");
+    assert_eq!((down[0]["outcome"].clone(), down[0]["deactivated"].clone()), (json!("deactivated"), json!(3)), "{log:#}");
+    let reason = down[0]["error"].as_str().unwrap();
+    assert!(reason.contains("became DOWN") && reason.contains("GET /products did not return an OCTO products array"), "{reason}");
 
     // The first success: HEALTHY, and a forced full sync (hash ignored) reactivates everything.
     octo.set_behaviour(Behaviour::Normal);

@@ -54,7 +54,7 @@ stored_enum!(StoredSlotStatus <=> SlotStatus {
 });
 stored_enum!(StoredTrigger <=> RunTrigger {
     Webhook = "webhook", Nightly = "nightly", Fallback = "fallback", Admin = "admin", FollowUp = "follow_up", Recovery = "recovery",
-    Handoff = "handoff", ProductUpdate = "product_update", AvailabilityPull = "availability_pull",
+    Handoff = "handoff", ProductUpdate = "product_update", AvailabilityPull = "availability_pull", HealthDown = "health_down",
 });
 stored_enum!(StoredNotificationMode <=> NotificationMode {
     OctoNotifications = "octo_notifications", OctoWebhooks = "octo_webhooks", None = "none", Error = "error",
@@ -68,7 +68,9 @@ impl Default for StoredNotificationMode {
     }
 }
 
-stored_enum!(StoredOutcome <=> RunOutcome { Synced = "synced", Skipped = "skipped", Error = "error", Queued = "queued" });
+stored_enum!(StoredOutcome <=> RunOutcome {
+    Synced = "synced", Skipped = "skipped", Error = "error", Queued = "queued", Deactivated = "deactivated",
+});
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct StoredIntegration {

@@ -42,14 +42,14 @@ pub fn build(ports: Ports, settings: &Settings, runtime: Runtime) -> App {
     let ports =
         Ports { secrets: Arc::new(CachedSecretStore::new(ports.secrets, Arc::clone(&ports.clock), settings.secret_cache())), ..ports };
     let octo = OctoClient::new(policy, settings.octo());
-    let engine = Arc::new(SyncEngine::new(ports.clone(), octo.clone(), settings.sync()).with_public_url(settings.public_url.clone()));
+    let engine = Arc::new(SyncEngine::new(ports.clone(), octo, settings.sync()).with_public_url(settings.public_url.clone()));
     let jwt = Arc::new(JwtSource::new(Arc::clone(&ports.signing_key), settings.token_scope()));
     let limits = ServiceLimits {
         slot_retention: settings.slot_retention(),
         webhook_rate_per_minute: settings.webhook_rate_per_minute,
         secret_overlap: settings.secret_overlap(),
     };
-    let service = Arc::new(IntegrationService::new(ports, engine, octo, policy, limits));
+    let service = Arc::new(IntegrationService::new(ports, engine, policy, limits));
     // A queued job starts only while a partner call at its timeout, and some writing, still fit.
     let job_start_reserve = settings.octo().request_timeout + std::time::Duration::from_secs(10);
     App { state: AppState { service, jwt }, job_start_reserve }

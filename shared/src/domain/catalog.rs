@@ -155,6 +155,8 @@ pub enum RunTrigger {
     ProductUpdate,
     /// A product's availability over some dates (`POST /availability`).
     AvailabilityPull,
+    /// Not a sync: the integration became DOWN and its catalog was deactivated.
+    HealthDown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, IntoStaticStr, VariantNames, SerializeDisplay, utoipa::ToSchema)]
@@ -165,6 +167,8 @@ pub enum RunOutcome {
     Skipped,
     Error,
     Queued,
+    /// DOWN deactivated the catalog (`deactivated` says how many activities, `error` why).
+    Deactivated,
 }
 
 /// Counts reported by a sync: `synced` = products accepted from the payload.

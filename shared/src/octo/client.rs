@@ -17,14 +17,26 @@ const MAX_REDIRECTS: usize = 3;
 #[derive(Debug, Clone, Copy)]
 pub struct OctoClientConfig {
     pub connect_timeout: Duration,
-    /// The whole request, body included.
+    /// The whole request, body included (`GET /products`: until its answer's head, and the
+    /// longest wait for the next piece of its body).
     pub request_timeout: Duration,
     pub max_response_bytes: usize,
+    /// `GET /products` streamed: the whole call, body included.
+    pub catalog_timeout: Duration,
+    /// `GET /products` streamed: the most bytes read before the call is given up (a guard
+    /// against an endless body; memory does not grow with it).
+    pub max_catalog_bytes: u64,
 }
 
 impl Default for OctoClientConfig {
     fn default() -> Self {
-        Self { connect_timeout: Duration::from_secs(5), request_timeout: Duration::from_secs(20), max_response_bytes: 50 * 1024 * 1024 }
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(20),
+            max_response_bytes: 50 * 1024 * 1024,
+            catalog_timeout: Duration::from_secs(240),
+            max_catalog_bytes: 2 * 1024 * 1024 * 1024,
+        }
     }
 }
 
@@ -57,10 +69,39 @@ pub enum OctoError {
     /// HTTP 429; `retry_after` is the partner's `Retry-After` in seconds, when it sent one.
     #[error("{call} was rate limited (HTTP 429)")]
     RateLimited { call: &'static str, retry_after: Option<u64> },
+    /// HTTP 503 with a `Retry-After` (in seconds): down for maintenance, back then.
+    #[error("{call} returned HTTP 503 (unavailable; Retry-After {retry_after} s)")]
+    Unavailable { call: &'static str, retry_after: u64 },
     #[error("{call} returned more than {limit} bytes")]
-    TooLarge { call: &'static str, limit: usize },
+    TooLarge { call: &'static str, limit: u64 },
+    /// The whole-call timeout of a streamed body ran out while its bytes were still arriving.
+    #[error("{call} timed out after {seconds} s while its body was still arriving ({received} bytes read)")]
+    BodyTimeout { call: &'static str, seconds: u64, received: u64 },
+    /// No byte of a streamed body arrived for this long.
+    #[error("{call} stalled: no data for {seconds} s after {received} bytes")]
+    Stalled { call: &'static str, seconds: u64, received: u64 },
     #[error("{call} failed: {reason}")]
     Transport { call: &'static str, reason: String },
+}
+
+impl OctoError {
+    /// Whether the failure says the partner's endpoint is not working, and so counts toward
+    /// DEGRADED and DOWN. A catalog over the size guard or still arriving when time ran out is
+    /// an endpoint that works (and a large one), and a 429 or a 503 with `Retry-After` one
+    /// asking to be called later: none of them may lead to DOWN's deactivation.
+    pub fn counts_against_health(&self) -> bool {
+        !matches!(self, Self::TooLarge { .. } | Self::BodyTimeout { .. } | Self::RateLimited { .. } | Self::Unavailable { .. })
+    }
+
+    /// When the partner asked to be called again: a 429 (its `Retry-After`, or `default`
+    /// without one) or a 503 with `Retry-After`.
+    pub fn retry_after(&self, default: Duration) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(retry_after.map_or(default, Duration::from_secs)),
+            Self::Unavailable { retry_after, .. } => Some(Duration::from_secs(*retry_after)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -99,10 +140,49 @@ impl OctoClient {
         &self.http
     }
 
-    /// `GET {base_url}/products`: the raw body of a 2xx answer, at most `max_response_bytes`.
-    pub async fn fetch_products_body(&self, base_url: &BaseUrl, credentials: &OctoCredentials) -> Result<Vec<u8>, OctoError> {
-        let request = self.http.get(base_url.endpoint("products")).header("Octo-Capabilities", OCTO_CAPABILITIES);
-        self.call(GET_PRODUCTS, base_url, credentials, request).await
+    /// `GET {base_url}/products`, streamed: the 2xx answer's body to read piece by piece
+    /// ([`ProductsBody::chunk`]). Its answer's head must come within `request_timeout`; the
+    /// body may take `catalog_timeout` in all, with no gap longer than `request_timeout`, and
+    /// at most `max_catalog_bytes`.
+    pub async fn open_products(&self, base_url: &BaseUrl, credentials: &OctoCredentials) -> Result<ProductsBody, OctoError> {
+        let call = GET_PRODUCTS;
+        let request = self
+            .http
+            .get(base_url.endpoint("products"))
+            .header("Octo-Capabilities", OCTO_CAPABILITIES)
+            // Overrides the client's whole-call timeout for this one call.
+            .timeout(self.config.catalog_timeout);
+        let request = self.authorize(call, base_url, credentials, request)?;
+        let started = Instant::now();
+        let head = tokio::time::timeout(self.config.request_timeout, request.send()).await;
+        let fail = |status: Option<u16>, error: OctoError| {
+            crate::metrics::partner_call(call, status, started.elapsed());
+            Err(error)
+        };
+        let response = match head {
+            Err(_) => return fail(None, OctoError::Timeout { call, seconds: self.config.request_timeout.as_secs().max(1) }),
+            Ok(Err(error)) => return fail(None, self.classify(call, base_url, error)),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        if !status.is_success() {
+            return fail(Some(status.as_u16()), status_error(call, &response));
+        }
+        let limit = self.config.max_catalog_bytes;
+        if response.content_length().is_some_and(|len| len > limit) {
+            return fail(Some(status.as_u16()), OctoError::TooLarge { call, limit });
+        }
+        Ok(ProductsBody {
+            response,
+            call,
+            limit,
+            received: 0,
+            idle: self.config.request_timeout,
+            total_seconds: self.config.catalog_timeout.as_secs().max(1),
+            started,
+            status: status.as_u16(),
+            recorded: false,
+        })
     }
 
     /// `GET {base_url}/products/{product_id}`: the product's raw body, or `None` on 404 (the
@@ -146,15 +226,26 @@ impl OctoClient {
         credentials: &OctoCredentials,
         request: reqwest::RequestBuilder,
     ) -> Result<Vec<u8>, OctoError> {
-        self.policy.check_url(base_url).map_err(OctoError::Refused)?;
-        let mut authorization = HeaderValue::from_str(&credentials.auth_type.authorization_value(credentials.auth_key.expose()))
-            .map_err(|_| transport(call, "auth_key is not a valid header value"))?;
-        authorization.set_sensitive(true);
-        let request = request.header(AUTHORIZATION, authorization).header(ACCEPT, "application/json");
+        let request = self.authorize(call, base_url, credentials, request)?;
         let started = Instant::now();
         let (status, result) = self.exchange(call, base_url, request).await;
         crate::metrics::partner_call(call, status, started.elapsed());
         result
+    }
+
+    /// The guard's check of `base_url`, then the credential and `Accept` on the request.
+    fn authorize(
+        &self,
+        call: &'static str,
+        base_url: &BaseUrl,
+        credentials: &OctoCredentials,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, OctoError> {
+        self.policy.check_url(base_url).map_err(OctoError::Refused)?;
+        let mut authorization = HeaderValue::from_str(&credentials.auth_type.authorization_value(credentials.auth_key.expose()))
+            .map_err(|_| transport(call, "auth_key is not a valid header value"))?;
+        authorization.set_sensitive(true);
+        Ok(request.header(AUTHORIZATION, authorization).header(ACCEPT, "application/json"))
     }
 
     /// Sends the request and reads the body: the status that came back (`None` when there was
@@ -172,23 +263,17 @@ impl OctoClient {
         let status = response.status();
         let answered = Some(status.as_u16());
         if !status.is_success() {
-            return (
-                answered,
-                Err(match status {
-                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => OctoError::AuthRefused { call, status: status.as_u16() },
-                    StatusCode::TOO_MANY_REQUESTS => OctoError::RateLimited { call, retry_after: retry_after(response.headers()) },
-                    _ => OctoError::Status { call, status: status.as_u16() },
-                }),
-            );
+            return (answered, Err(status_error(call, &response)));
         }
         let limit = self.config.max_response_bytes;
+        let too_large = OctoError::TooLarge { call, limit: limit as u64 };
         if response.content_length().is_some_and(|len| len > limit as u64) {
-            return (answered, Err(OctoError::TooLarge { call, limit }));
+            return (answered, Err(too_large));
         }
         let mut body = Vec::new();
         loop {
             match response.chunk().await {
-                Ok(Some(chunk)) if body.len() + chunk.len() > limit => return (answered, Err(OctoError::TooLarge { call, limit })),
+                Ok(Some(chunk)) if body.len() + chunk.len() > limit => return (answered, Err(too_large)),
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 Ok(None) => return (answered, Ok(body)),
                 Err(error) => return (None, Err(self.classify(call, base_url, error))),
@@ -215,6 +300,76 @@ impl OctoClient {
         } else {
             transport(call, "the request could not be completed")
         }
+    }
+}
+
+/// What a non-2xx answer means.
+fn status_error(call: &'static str, response: &reqwest::Response) -> OctoError {
+    let status = response.status();
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => OctoError::AuthRefused { call, status: status.as_u16() },
+        StatusCode::TOO_MANY_REQUESTS => OctoError::RateLimited { call, retry_after: retry_after(response.headers()) },
+        StatusCode::SERVICE_UNAVAILABLE => match retry_after(response.headers()) {
+            Some(retry_after) => OctoError::Unavailable { call, retry_after },
+            None => OctoError::Status { call, status: status.as_u16() },
+        },
+        _ => OctoError::Status { call, status: status.as_u16() },
+    }
+}
+
+/// The body of a streamed `GET /products` answer ([`OctoClient::open_products`]). Dropping it
+/// closes the connection.
+pub struct ProductsBody {
+    response: reqwest::Response,
+    call: &'static str,
+    limit: u64,
+    received: u64,
+    /// The longest wait for the next piece.
+    idle: Duration,
+    total_seconds: u64,
+    started: Instant,
+    status: u16,
+    recorded: bool,
+}
+
+impl ProductsBody {
+    /// The next piece of the body, `None` at its end. Fails when the body passes the guard,
+    /// stalls longer than the idle limit, or is still arriving when the call's time is up.
+    pub async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, OctoError> {
+        let (call, received) = (self.call, self.received);
+        let next = match tokio::time::timeout(self.idle, self.response.chunk()).await {
+            Err(_) => Err(OctoError::Stalled { call, seconds: self.idle.as_secs().max(1), received }),
+            Ok(Err(error)) if error.is_timeout() => Err(OctoError::BodyTimeout { call, seconds: self.total_seconds, received }),
+            Ok(Err(_)) => Err(transport(call, "the response body could not be read")),
+            Ok(Ok(None)) => Ok(None),
+            Ok(Ok(Some(chunk))) => {
+                self.received += chunk.len() as u64;
+                if self.received > self.limit { Err(OctoError::TooLarge { call, limit: self.limit }) } else { Ok(Some(chunk)) }
+            }
+        };
+        if !matches!(next, Ok(Some(_))) {
+            self.record();
+        }
+        next
+    }
+
+    /// Bytes read so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    fn record(&mut self) {
+        if !self.recorded {
+            self.recorded = true;
+            crate::metrics::partner_call(self.call, Some(self.status), self.started.elapsed());
+        }
+    }
+}
+
+impl Drop for ProductsBody {
+    /// A body left unread (a hand-off, a failed parse) still counts as one call.
+    fn drop(&mut self) {
+        self.record();
     }
 }
 

@@ -5,4 +5,4 @@ mod client;
 pub mod models;
 
 pub use channels::{Channel, DELIVERY_SECRET_HEADER, RemoteSubscription};
-pub use client::{OctoClient, OctoClientConfig, OctoCredentials, OctoError};
+pub use client::{OctoClient, OctoClientConfig, OctoCredentials, OctoError, ProductsBody};

@@ -15,11 +15,10 @@ use crate::domain::{
     RUNS_SHOWN, Role, RunTrigger, Slot, SyncRun, SyncState, Timestamp, WebhookSecret, WebhookSecretDigest,
 };
 use crate::net::{EndpointPolicy, EndpointRefused};
-use crate::octo::OctoClient;
 use crate::ports::{Admission, Cursor, IntegrationFilter, Page, Ports, QueueError, SecretStoreError, StoreError, SyncJob};
 use crate::records::{Change, update_record};
 use crate::sync::Unsubscribe;
-use crate::sync::{ProbeOutcome, SyncEngine, SyncError, SyncResult, parse_catalog};
+use crate::sync::{ProbeOutcome, SyncEngine, SyncError, SyncResult};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -147,14 +146,13 @@ pub struct ServiceLimits {
 pub struct IntegrationService {
     ports: Ports,
     engine: Arc<SyncEngine>,
-    octo: OctoClient,
     policy: EndpointPolicy,
     limits: ServiceLimits,
 }
 
 impl IntegrationService {
-    pub fn new(ports: Ports, engine: Arc<SyncEngine>, octo: OctoClient, policy: EndpointPolicy, limits: ServiceLimits) -> Self {
-        Self { ports, engine, octo, policy, limits }
+    pub fn new(ports: Ports, engine: Arc<SyncEngine>, policy: EndpointPolicy, limits: ServiceLimits) -> Self {
+        Self { ports, engine, policy, limits }
     }
 
     /// Registers an integration. The credential is stored before the record, so a record
@@ -242,15 +240,29 @@ impl IntegrationService {
             tracing::error!(integration_id = %integration.id, "integration has no stored credential");
             return Ok(ConnectionTest { ok: false, message: "No credential is stored; send auth_key with PATCH /me".into() });
         };
-        let checked = match self.octo.fetch_products_body(&integration.base_url, &credentials).await {
-            Ok(body) => parse_catalog(&body, self.ports.clock.now()).map(|_| ()).map_err(|error| error.to_string()),
-            Err(error) => Err(error.to_string()),
+        // Read as a sync reads it (streamed, the same parser), within the caller's request.
+        let deadline = std::time::Instant::now() + self.engine.request_budget();
+        let (test, outcome) = match self.engine.read_catalog(&integration.base_url, &credentials, deadline).await {
+            Ok(read) if read.complete => {
+                (ConnectionTest { ok: true, message: "Connection successful".into() }, Some(ProbeOutcome::Success))
+            }
+            Ok(read) => {
+                let message = format!(
+                    "Connection successful: a large catalog, {} products read without error before this test's time ran out; the sync reads the rest",
+                    read.products
+                );
+                (ConnectionTest { ok: true, message }, Some(ProbeOutcome::Success))
+            }
+            // A catalog too large or still arriving at the timeout, a 429, a 503 with
+            // Retry-After: the endpoint works, so it is no failed probe.
+            Err(failure) => {
+                let outcome = failure.counts_against_health.then_some(ProbeOutcome::Failure);
+                (ConnectionTest { ok: false, message: capitalize(&failure.message) }, outcome)
+            }
         };
-        let (test, outcome) = match checked {
-            Ok(()) => (ConnectionTest { ok: true, message: "Connection successful".into() }, ProbeOutcome::Success),
-            Err(message) => (ConnectionTest { ok: false, message: capitalize(&message) }, ProbeOutcome::Failure),
-        };
-        if let Err(error) = self.engine.record_probe(integration.id, outcome).await {
+        if let Some(outcome) = outcome
+            && let Err(error) = self.engine.record_probe(integration.id, outcome).await
+        {
             // The partner still gets the diagnostic; a deleted-meanwhile integration is not news.
             tracing::warn!(integration_id = %integration.id, error = %error, "could not record the probe result");
         }

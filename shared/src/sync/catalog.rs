@@ -1,16 +1,15 @@
-//! From the raw `GET /products` body to mapped activities, in one streaming pass: each
-//! product is taken as a borrowed slice of the body, written in canonical form (RFC 8785)
-//! once, hashed on its own and into the payload hash, then parsed into the typed model,
-//! validated and mapped. No JSON tree of the catalog is ever built, so peak memory stays near
-//! the body size.
+//! From the `GET /products` body to mapped activities, as the body arrives: a small scanner
+//! ([`ArraySplitter`]) cuts the top-level array into one product's bytes at a time (tracking
+//! strings, escapes and depth, never building a tree), and each product is written in
+//! canonical form (RFC 8785) once, hashed on its own and into the payload hash, then parsed
+//! into the typed model, validated and mapped. Memory is one product (at most the per-product
+//! cap; a larger one is skipped byte by byte and rejected) plus the names and ids seen, never
+//! the body.
 
 use std::collections::HashSet;
-use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::canonical::write_canonical;
@@ -50,67 +49,261 @@ pub struct ParsedCatalog {
     pub rejections: Vec<Rejection>,
 }
 
+/// A whole body at once (a single product's answer, the benches): the streaming parser fed
+/// one chunk, without a per-product cap.
 pub fn parse_catalog(body: &[u8], now: Timestamp) -> Result<ParsedCatalog, CatalogError> {
-    let mut state = Builder {
-        payload: Sha256::new(),
-        canonical: Vec::with_capacity(4096),
-        count: 0,
-        activities: Vec::new(),
-        rejections: Vec::new(),
-        names: HashSet::new(),
-        product_ids: HashSet::new(),
-        now,
-    };
-    // Borrowed raw values need the body as text; invalid UTF-8 is not JSON.
-    let body = std::str::from_utf8(body).map_err(|_| CatalogError::NotJson)?;
-    let mut deserializer = serde_json::Deserializer::from_str(body);
-    match deserializer.deserialize_seq(ProductsVisitor(&mut state)) {
-        Ok(()) => {}
-        Err(error) if error.is_data() => return Err(CatalogError::NotArray),
-        Err(_) => return Err(CatalogError::NotJson),
+    let mut parser = CatalogParser::new(now, usize::MAX);
+    let mut items = Vec::new();
+    parser.feed(body, &mut items)?;
+    let payload_hash = parser.finish()?;
+    let mut activities = Vec::new();
+    let mut rejections = Vec::new();
+    for item in items {
+        match item {
+            CatalogItem::Accepted(activity) => activities.push(activity),
+            CatalogItem::Rejected(rejection) => rejections.push(rejection),
+        }
     }
-    deserializer.end().map_err(|_| CatalogError::NotJson)?;
-    state.payload.update(if state.count == 0 { b"[]".as_slice() } else { b"]".as_slice() });
-    Ok(ParsedCatalog {
-        payload_hash: ContentHash::from_digest(state.payload.finalize().into()),
-        activities: state.activities,
-        rejections: state.rejections,
-    })
+    Ok(ParsedCatalog { payload_hash, activities, rejections })
 }
 
-struct Builder {
-    payload: Sha256,
-    canonical: Vec<u8>,
-    count: usize,
-    activities: Vec<Activity>,
-    rejections: Vec<Rejection>,
-    names: HashSet<String>,
-    product_ids: HashSet<String>,
-    now: Timestamp,
+/// One product of the stream, in the order the partner sent them.
+#[derive(Debug)]
+pub enum CatalogItem {
+    Accepted(Activity),
+    Rejected(Rejection),
 }
 
-impl Builder {
-    fn add(&mut self, raw: &RawValue) -> Result<(), String> {
-        // The canonical form of an array is its canonical elements joined by commas.
-        self.canonical.clear();
-        write_canonical(&mut serde_json::Deserializer::from_str(raw.get()), &mut self.canonical).map_err(|e| e.to_string())?;
-        self.payload.update(if self.count == 0 { b"[".as_slice() } else { b",".as_slice() });
-        self.payload.update(&self.canonical);
-        let index = self.count;
-        self.count += 1;
-        let content_hash = ContentHash::of(&self.canonical);
-        match self.accept(raw, content_hash) {
-            Ok(activity) => self.activities.push(activity),
-            Err(reason) => {
-                let ids = serde_json::from_str::<ProductIds>(raw.get()).unwrap_or_default();
-                self.rejections.push(Rejection { index, product_id: ids.id.as_text(), internal_name: ids.internal_name.as_text(), reason });
+/// The streaming parser: feed it the body's chunks as they arrive, then [`finish`](Self::finish)
+/// for the payload hash. The hash is the one of the whole array's canonical form, byte for byte
+/// the same as when the body was read whole.
+pub struct CatalogParser {
+    splitter: ArraySplitter,
+    builder: Builder,
+}
+
+impl CatalogParser {
+    /// `max_product_bytes`: a product longer than this, as sent, is rejected unread.
+    pub fn new(now: Timestamp, max_product_bytes: usize) -> Self {
+        Self {
+            splitter: ArraySplitter::new(max_product_bytes),
+            builder: Builder {
+                payload: Sha256::new(),
+                canonical: Vec::with_capacity(4096),
+                hashed: 0,
+                index: 0,
+                names: HashSet::new(),
+                product_ids: HashSet::new(),
+                now,
+                max_product_bytes,
+            },
+        }
+    }
+
+    /// Reads one chunk; the products it completed are appended to `out`.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<CatalogItem>) -> Result<(), CatalogError> {
+        let builder = &mut self.builder;
+        self.splitter.feed(chunk, |piece| {
+            out.push(builder.add(piece)?);
+            Ok(())
+        })
+    }
+
+    /// Products read so far, accepted or rejected.
+    pub fn products(&self) -> usize {
+        self.builder.index
+    }
+
+    /// The body ended: the payload hash, if the array was complete.
+    pub fn finish(self) -> Result<ContentHash, CatalogError> {
+        self.splitter.finish()?;
+        let mut payload = self.builder.payload;
+        payload.update(if self.builder.hashed == 0 { b"[]".as_slice() } else { b"]".as_slice() });
+        Ok(ContentHash::from_digest(payload.finalize().into()))
+    }
+}
+
+/// One element of the top-level array.
+enum Piece<'a> {
+    /// Its bytes (trailing whitespace trimmed).
+    Element(&'a [u8]),
+    /// It was longer than the cap: its bytes were skipped.
+    Oversized,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Before the `[`.
+    Start,
+    /// After the `[`: an element or the `]` of an empty array.
+    First,
+    /// After a `,`: an element.
+    Next,
+    /// Inside an element.
+    Element,
+    /// After the closing `]`: only whitespace may follow.
+    Done,
+}
+
+/// Cuts a JSON array arriving in arbitrary chunks into its elements. It only tracks what it
+/// must to find where an element ends (inside a string or not, an escape, the nesting depth);
+/// each element is checked in full by the JSON parser afterwards, so anything it lets through
+/// that is not JSON is still refused. Its memory is one element, at most `max_element` bytes.
+struct ArraySplitter {
+    phase: Phase,
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+    element: Vec<u8>,
+    /// The current element passed the cap: its bytes are dropped until it ends.
+    oversized: bool,
+    max_element: usize,
+}
+
+/// Deepest nesting inside a product: serde_json's limit (128 levels) less the array around it,
+/// so the stream refuses exactly what the whole-body parse refused, and fails early.
+const MAX_ELEMENT_DEPTH: usize = 127;
+
+fn is_whitespace(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+impl ArraySplitter {
+    fn new(max_element: usize) -> Self {
+        Self { phase: Phase::Start, depth: 0, in_string: false, escaped: false, element: Vec::new(), oversized: false, max_element }
+    }
+
+    fn feed(&mut self, chunk: &[u8], mut emit: impl FnMut(Piece<'_>) -> Result<(), CatalogError>) -> Result<(), CatalogError> {
+        let mut i = 0;
+        while i < chunk.len() {
+            if self.phase != Phase::Element {
+                let byte = chunk[i];
+                i += 1;
+                if is_whitespace(byte) {
+                    continue;
+                }
+                self.phase = match (self.phase, byte) {
+                    (Phase::Start, b'[') => Phase::First,
+                    // Valid JSON that is not an array (as the whole-body parse answered).
+                    (Phase::Start, b'{' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => return Err(CatalogError::NotArray),
+                    (Phase::First, b']') => Phase::Done,
+                    (Phase::First | Phase::Next, b',' | b']') => return Err(CatalogError::NotJson),
+                    (Phase::First | Phase::Next, _) => {
+                        i -= 1;
+                        Phase::Element
+                    }
+                    _ => return Err(CatalogError::NotJson),
+                };
+                continue;
+            }
+            // Inside an element: find where it ends in this chunk.
+            let start = i;
+            let mut end = None;
+            while i < chunk.len() {
+                let byte = chunk[i];
+                i += 1;
+                if self.in_string {
+                    if self.escaped {
+                        self.escaped = false;
+                    } else if byte == b'\\' {
+                        self.escaped = true;
+                    } else if byte == b'"' {
+                        self.in_string = false;
+                    }
+                    continue;
+                }
+                match byte {
+                    b'"' => self.in_string = true,
+                    b'[' | b'{' if self.depth >= MAX_ELEMENT_DEPTH => return Err(CatalogError::NotJson),
+                    b'[' | b'{' => self.depth += 1,
+                    b']' | b'}' if self.depth > 0 => self.depth -= 1,
+                    b',' if self.depth > 0 => {}
+                    b',' | b']' => {
+                        end = Some(byte);
+                        break;
+                    }
+                    b'}' => return Err(CatalogError::NotJson),
+                    _ => {}
+                }
+            }
+            let taken = match end {
+                Some(_) => &chunk[start..i - 1],
+                None => &chunk[start..i],
+            };
+            if !self.oversized {
+                if self.element.len().saturating_add(taken.len()) > self.max_element {
+                    self.oversized = true;
+                    self.element = Vec::new();
+                } else {
+                    self.element.extend_from_slice(taken);
+                }
+            }
+            if let Some(terminator) = end {
+                if self.oversized {
+                    emit(Piece::Oversized)?;
+                } else {
+                    let trimmed = self.element.iter().rposition(|b| !is_whitespace(*b)).map_or(0, |last| last + 1);
+                    emit(Piece::Element(&self.element[..trimmed]))?;
+                }
+                self.element.clear();
+                self.oversized = false;
+                self.phase = if terminator == b']' { Phase::Done } else { Phase::Next };
             }
         }
         Ok(())
     }
 
-    fn accept(&mut self, raw: &RawValue, content_hash: ContentHash) -> Result<Activity, String> {
-        let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+    /// The body ended: it must have been one whole array.
+    fn finish(&self) -> Result<(), CatalogError> {
+        if self.phase == Phase::Done { Ok(()) } else { Err(CatalogError::NotJson) }
+    }
+}
+
+struct Builder {
+    payload: Sha256,
+    canonical: Vec<u8>,
+    /// Products in the payload hash (an oversized one, never read, is not).
+    hashed: usize,
+    /// Products seen: the next one's position in the array.
+    index: usize,
+    names: HashSet<String>,
+    product_ids: HashSet<String>,
+    now: Timestamp,
+    max_product_bytes: usize,
+}
+
+impl Builder {
+    fn add(&mut self, piece: Piece<'_>) -> Result<CatalogItem, CatalogError> {
+        let index = self.index;
+        self.index += 1;
+        let raw = match piece {
+            Piece::Element(bytes) => std::str::from_utf8(bytes).map_err(|_| CatalogError::NotJson)?,
+            Piece::Oversized => {
+                let reason = format!("product: larger than {} bytes as sent; not read", self.max_product_bytes);
+                return Ok(CatalogItem::Rejected(Rejection { index, product_id: None, internal_name: None, reason }));
+            }
+        };
+        // The canonical form of an array is its canonical elements joined by commas. An element
+        // that is not JSON makes the body not JSON, as the whole-body parse found.
+        self.canonical.clear();
+        let mut deserializer = serde_json::Deserializer::from_str(raw);
+        write_canonical(&mut deserializer, &mut self.canonical).map_err(|_| CatalogError::NotJson)?;
+        deserializer.end().map_err(|_| CatalogError::NotJson)?;
+        self.payload.update(if self.hashed == 0 { b"[".as_slice() } else { b",".as_slice() });
+        self.payload.update(&self.canonical);
+        self.hashed += 1;
+        let content_hash = ContentHash::of(&self.canonical);
+        Ok(match self.accept(raw, content_hash) {
+            Ok(activity) => CatalogItem::Accepted(activity),
+            Err(reason) => {
+                let ids = serde_json::from_str::<ProductIds>(raw).unwrap_or_default();
+                CatalogItem::Rejected(Rejection { index, product_id: ids.id.as_text(), internal_name: ids.internal_name.as_text(), reason })
+            }
+        })
+    }
+
+    fn accept(&mut self, raw: &str, content_hash: ContentHash) -> Result<Activity, String> {
+        let mut deserializer = serde_json::Deserializer::from_str(raw);
         let product: Product = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
             let path = e.path().to_string();
             let reason = e.inner().to_string();
@@ -244,24 +437,6 @@ fn map_option(option: ProductOption, currency: Option<&str>) -> Variation {
     }
 }
 
-struct ProductsVisitor<'a>(&'a mut Builder);
-
-impl<'de> Visitor<'de> for ProductsVisitor<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of OCTO products")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        // Each element stays a slice of the body: nothing is copied or built yet.
-        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
-            self.0.add(raw).map_err(serde::de::Error::custom)?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -356,11 +531,202 @@ mod tests {
         assert_eq!(reasons[7].0, 8);
     }
 
+    /// Feeds `body` cut at `cuts` (positions, any order) and collects the items and the hash.
+    pub(super) fn parse_in_chunks(
+        body: &[u8],
+        cuts: &[usize],
+        max_product_bytes: usize,
+    ) -> Result<(ContentHash, Vec<CatalogItem>), CatalogError> {
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut parser = CatalogParser::new(now(), max_product_bytes);
+        let mut items = Vec::new();
+        let mut from = 0;
+        for cut in cuts.into_iter().chain([body.len()]) {
+            parser.feed(&body[from..cut], &mut items)?;
+            from = cut;
+        }
+        Ok((parser.finish()?, items))
+    }
+
+    #[test]
+    fn a_product_over_the_cap_is_rejected_unread_and_the_rest_sync() {
+        let big = json!({"id": "big", "internalName": "big", "options": [{"id": "o"}], "padding": "]}\\\",".repeat(200)});
+        let small = json!({"id": "s", "internalName": "small", "options": [{"id": "o"}]});
+        let body = serde_json::to_vec(&json!([small, big, small.clone()])).unwrap();
+        let (_, items) = parse_in_chunks(&body, &[7, 300, 301, 700], 200).unwrap();
+        let summary: Vec<String> = items
+            .iter()
+            .map(|item| match item {
+                CatalogItem::Accepted(a) => a.internal_name.clone(),
+                CatalogItem::Rejected(r) => format!("{}: {}", r.index, r.reason),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                "small",
+                "1: product: larger than 200 bytes as sent; not read",
+                "2: internalName: duplicate of an earlier product (\"small\")"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_broken_array_is_not_json_wherever_it_is_cut() {
+        for body in [&b"[1,,2]"[..], b"[1,]", b"[{\"a\": }]", b"[1 2]", b"[{]}", b"[\"a\"}", b"[\"\xff\"]", b" ", b"", b"[[[["] {
+            for cut in 0..=body.len() {
+                assert_eq!(
+                    parse_in_chunks(body, &[cut], usize::MAX).unwrap_err(),
+                    CatalogError::NotJson,
+                    "{:?} cut at {cut}",
+                    String::from_utf8_lossy(body)
+                );
+            }
+        }
+        assert_eq!(parse_in_chunks(b" [ ] ", &[2], usize::MAX).unwrap().1.len(), 0);
+        // Nesting: as deep as the whole-body parse took, and no deeper.
+        let nested = |depth: usize| format!("[{}{}]", "[".repeat(depth), "]".repeat(depth)).into_bytes();
+        assert_eq!(parse_in_chunks(&nested(127), &[64], usize::MAX).unwrap().1.len(), 1);
+        assert_eq!(parse_in_chunks(&nested(128), &[64], usize::MAX).unwrap_err(), CatalogError::NotJson);
+    }
+
     #[test]
     fn refuses_bodies_that_are_not_arrays() {
         assert_eq!(parse_catalog(b"<html>", now()).unwrap_err(), CatalogError::NotJson);
         assert_eq!(parse_catalog(b"{\"products\": []}", now()).unwrap_err(), CatalogError::NotArray);
         assert_eq!(parse_catalog(b"[1, 2", now()).unwrap_err(), CatalogError::NotJson);
         assert_eq!(parse_catalog(b"[] trailing", now()).unwrap_err(), CatalogError::NotJson);
+    }
+}
+
+/// The streaming parser against the whole-body parse it replaced: for any products array and
+/// any chunk boundaries, the same products in the same order and the same payload hash.
+#[cfg(test)]
+mod stream_properties {
+    use std::fmt;
+
+    use proptest::prelude::*;
+    use serde::de::{Deserializer, SeqAccess, Visitor};
+    use serde_json::value::RawValue;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::sync::canonical::canonicalize;
+
+    fn now() -> Timestamp {
+        Timestamp::from_unix_millis(0)
+    }
+
+    /// The parse this module did before it streamed: the whole body, each element a borrowed
+    /// `RawValue` found by serde_json, fed to the same per-product code.
+    fn whole_body_parse(body: &[u8]) -> Result<(ContentHash, Vec<CatalogItem>), CatalogError> {
+        struct Elements<'a>(&'a mut Builder, &'a mut Vec<CatalogItem>);
+        impl<'de> Visitor<'de> for Elements<'_> {
+            type Value = ();
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+                while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+                    let item = self.0.add(Piece::Element(raw.get().as_bytes())).map_err(serde::de::Error::custom)?;
+                    self.1.push(item);
+                }
+                Ok(())
+            }
+        }
+        let mut parser = CatalogParser::new(now(), usize::MAX);
+        let mut items = Vec::new();
+        let body = std::str::from_utf8(body).map_err(|_| CatalogError::NotJson)?;
+        let mut deserializer = serde_json::Deserializer::from_str(body);
+        match deserializer.deserialize_seq(Elements(&mut parser.builder, &mut items)) {
+            Ok(()) => {}
+            Err(error) if error.is_data() => return Err(CatalogError::NotArray),
+            Err(_) => return Err(CatalogError::NotJson),
+        }
+        deserializer.end().map_err(|_| CatalogError::NotJson)?;
+        parser.splitter.phase = Phase::Done;
+        Ok((parser.finish()?, items))
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        // Quotes, backslashes, brackets, commas and multi-byte characters: what could fool a splitter.
+        "[a-z \"\\\\\\[\\]{},:\u{e9}\u{20ac}\u{1f600}\u{0}-\u{1f}]{0,12}"
+    }
+
+    fn extra() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((text(), inner), 0..4).prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn element() -> impl Strategy<Value = Value> {
+        let product = (text(), text(), prop::option::of(text()), prop::collection::vec(text(), 0..3), extra()).prop_map(
+            |(id, name, title, options, extra)| {
+                let options: Vec<Value> = options
+                    .into_iter()
+                    .map(|id| json!({"id": id, "units": [{"type": "ADULT", "pricingFrom": [{"retail": 100}]}]}))
+                    .collect();
+                json!({"id": id, "internalName": name, "title": title, "options": options, "vendor": extra})
+            },
+        );
+        prop_oneof![4 => product, 1 => extra()]
+    }
+
+    fn catalog_text() -> impl Strategy<Value = Vec<u8>> {
+        (prop::collection::vec(element(), 0..8), any::<bool>()).prop_map(|(elements, pretty)| {
+            let value = Value::Array(elements);
+            if pretty { serde_json::to_vec_pretty(&value).unwrap() } else { serde_json::to_vec(&value).unwrap() }
+        })
+    }
+
+    fn same(a: &[CatalogItem], b: &[CatalogItem]) -> bool {
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    #[test]
+    fn nesting_is_limited_where_the_whole_body_parse_limited_it() {
+        for depth in [126, 127, 128, 129] {
+            let body = format!("[{}{}]", "[".repeat(depth), "]".repeat(depth)).into_bytes();
+            let old = whole_body_parse(&body).is_ok();
+            let new = super::tests::parse_in_chunks(&body, &[depth], usize::MAX).is_ok();
+            assert_eq!(new, old, "depth {depth}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn chunked_streaming_matches_the_whole_body_parse(body in catalog_text(), cuts in prop::collection::vec(any::<usize>(), 0..12)) {
+            let (old_hash, old_items) = whole_body_parse(&body).unwrap();
+            let (hash, items) = super::tests::parse_in_chunks(&body, &cuts, usize::MAX).unwrap();
+            prop_assert_eq!(hash, old_hash);
+            prop_assert!(same(&items, &old_items), "{:?}\n{:?}", items, old_items);
+            // And the payload hash is that of the whole array's canonical form.
+            prop_assert_eq!(hash, ContentHash::of(&canonicalize(&body).unwrap()));
+        }
+
+        #[test]
+        fn bodies_that_are_not_arrays_fail_alike(body in prop::collection::vec(prop::sample::select(b" [],{}\"\\:01a".to_vec()), 0..16), cut in any::<usize>()) {
+            let old = whole_body_parse(&body).map(|(hash, _)| hash);
+            let new = super::tests::parse_in_chunks(&body, &[cut], usize::MAX).map(|(hash, _)| hash);
+            // Where the old parse failed, the stream fails too (the exact class may differ for
+            // a body that is neither JSON nor an array); where it passed, they agree.
+            match old {
+                Ok(hash) => prop_assert_eq!(new, Ok(hash)),
+                Err(_) => prop_assert!(new.is_err(), "{:?} passed", String::from_utf8_lossy(&body)),
+            }
+        }
     }
 }

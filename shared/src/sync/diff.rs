@@ -1,6 +1,6 @@
 //! The per-activity diff: what a sync must write, given what is stored.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::domain::{Activity, ActivityState, ContentHash, SyncCounts};
 
@@ -16,29 +16,56 @@ pub struct CatalogDiff {
 /// inactive activity that is back in the payload counts as updated (it is reactivated);
 /// active activities missing from the payload are deactivated, never deleted.
 pub fn diff_catalog(incoming: Vec<Activity>, stored: Vec<ActivityState>, rejected: u64) -> CatalogDiff {
-    let stored: HashMap<String, (ContentHash, bool)> =
-        stored.into_iter().map(|s| (s.internal_name, (s.content_hash, s.is_active))).collect();
-    let mut counts = SyncCounts { synced: incoming.len() as u64, rejected, ..SyncCounts::default() };
-    let mut present = HashSet::with_capacity(incoming.len());
-    let mut to_write = Vec::new();
-    for activity in incoming {
-        match stored.get(&activity.internal_name) {
-            None => counts.created += 1,
-            Some((hash, active)) if *hash != activity.content_hash || !*active => counts.updated += 1,
+    let mut diff = StreamingDiff::new(stored);
+    let to_write = incoming.into_iter().filter_map(|activity| diff.incoming(activity)).collect();
+    let (to_deactivate, mut counts) = diff.finish();
+    counts.rejected = rejected;
+    CatalogDiff { to_write, to_deactivate, counts }
+}
+
+/// The same diff one activity at a time, as a catalog streams in: it keeps only the stored
+/// states it has not met yet (name -> content hash), never the incoming activities. Names
+/// must be unique among the incoming (the parser rejects a duplicate).
+#[derive(Debug)]
+pub struct StreamingDiff {
+    /// Stored states not (yet) in the payload.
+    unseen: HashMap<String, (ContentHash, bool)>,
+    counts: SyncCounts,
+}
+
+impl StreamingDiff {
+    pub fn new(stored: Vec<ActivityState>) -> Self {
+        let unseen = stored.into_iter().map(|s| (s.internal_name, (s.content_hash, s.is_active))).collect();
+        Self { unseen, counts: SyncCounts::default() }
+    }
+
+    /// One incoming activity: itself when it must be written (new, changed or returning).
+    pub fn incoming(&mut self, activity: Activity) -> Option<Activity> {
+        self.counts.synced += 1;
+        match self.unseen.remove(&activity.internal_name) {
+            None => self.counts.created += 1,
+            Some((hash, active)) if hash != activity.content_hash || !active => self.counts.updated += 1,
             Some(_) => {
-                counts.unchanged += 1;
-                present.insert(activity.internal_name);
-                continue;
+                self.counts.unchanged += 1;
+                return None;
             }
         }
-        present.insert(activity.internal_name.clone());
-        to_write.push(activity);
+        Some(activity)
     }
-    let mut to_deactivate: Vec<String> =
-        stored.into_iter().filter(|(name, (_, active))| *active && !present.contains(name)).map(|(name, _)| name).collect();
-    to_deactivate.sort();
-    counts.deactivated = to_deactivate.len() as u64;
-    CatalogDiff { to_write, to_deactivate, counts }
+
+    /// Counts so far (created, updated and unchanged; nothing deactivated yet).
+    pub fn counts(&self) -> SyncCounts {
+        self.counts
+    }
+
+    /// The payload ended: the stored active activities it did not contain, sorted, to be
+    /// deactivated, and the counts with them.
+    pub fn finish(self) -> (Vec<String>, SyncCounts) {
+        let mut to_deactivate: Vec<String> = self.unseen.into_iter().filter(|(_, (_, active))| *active).map(|(name, _)| name).collect();
+        to_deactivate.sort();
+        let counts = SyncCounts { deactivated: to_deactivate.len() as u64, ..self.counts };
+        (to_deactivate, counts)
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! One sync engine for every trigger (webhook, nightly, fallback, admin, follow-up, recovery,
-//! hand-off): lease -> fetch -> parse and hash -> diff -> write -> commit.
+//! hand-off): lease -> stream the catalog, parsing, hashing, diffing and writing it in batches
+//! as it arrives -> deactivate what it lacked -> commit.
 //!
 //! Coordination lives on the integration record and changes only through versioned writes:
 //! - the **lease** says who may sync; it expires, so a crashed sync never blocks forever;
@@ -12,25 +13,29 @@
 //!
 //! Background jobs only run while `requested_at` is set, so duplicate and redelivered queue
 //! messages change nothing. Catalog writes are per activity and idempotent, and the catalog
-//! hash is committed last, so a run cut short (crash, request budget) leaves a catalog that
-//! the next run's diff completes.
+//! hash is committed last, so a run cut short (crash, request budget, a worker's deadline)
+//! leaves a catalog that the next run's diff completes: it writes only what is still missing.
+//!
+//! Memory does not grow with the catalog: one product at a time (at most
+//! `SyncConfig::max_product_bytes`), a batch of writes, and per activity its name and content
+//! hash (the stored states, and the names the parser has seen).
 
 use std::time::{Duration, Instant};
 
 use crate::domain::{
-    ContentHash, HealthStatus, HealthTransition, IntegrationId, IntegrationRecord, Lease, MAX_REPORTED_REJECTIONS, RUN_RETENTION_DAYS,
-    Rejection, RunId, RunOutcome, RunTrigger, SyncCounts, SyncRun, SyncStatus, Timestamp,
+    Activity, BaseUrl, ContentHash, DOWN_AFTER_FAILURES, HealthStatus, HealthTransition, IntegrationId, IntegrationRecord, Lease,
+    MAX_REPORTED_REJECTIONS, RUN_RETENTION_DAYS, Rejection, RunId, RunOutcome, RunTrigger, SyncCounts, SyncRun, SyncStatus, Timestamp,
 };
 use crate::logging::Untrusted;
 use crate::metrics::{self, Record, Rejected, Write};
-use crate::octo::{OctoClient, OctoCredentials};
+use crate::octo::{OctoClient, OctoCredentials, OctoError};
 use crate::ports::{
     Cursor, FanOutPage, IntegrationStore, JobWork, Lane, MAX_QUEUE_DELAY, Ports, QueueError, SecretStoreError, StoreError, SyncJob,
 };
 use crate::records::{Change, update_record};
 
-use super::catalog::parse_catalog;
-use super::diff::{CatalogDiff, diff_catalog};
+use super::catalog::{CatalogItem, CatalogParser};
+use super::diff::StreamingDiff;
 
 /// What a run or subscription records when the integration has no stored credential.
 pub(super) const NO_CREDENTIAL: &str = "no credential is stored for this integration";
@@ -42,6 +47,10 @@ const RESUME_PAGE_SIZE: usize = 100;
 /// A deferred job given to a worker at most this early runs (the queue's delay is rounded to
 /// seconds, and clocks differ a little); earlier, it goes back to the queue.
 const DUE_TOLERANCE_MS: i64 = 1_000;
+/// A 429 on `GET /products` without `Retry-After` is retried after this long.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// The longest a retry after `Retry-After` waits (SQS delays a message 15 minutes at most).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(900);
 
 #[derive(Debug, Clone, Copy)]
 pub struct SyncConfig {
@@ -60,6 +69,8 @@ pub struct SyncConfig {
     pub fan_out_page: usize,
     /// A fan-out's syncs are spread over this long from its start, by a hash of each id.
     pub fan_out_window: Duration,
+    /// Largest single product of `GET /products` read, as sent; a larger one is rejected.
+    pub max_product_bytes: usize,
 }
 
 impl Default for SyncConfig {
@@ -72,6 +83,7 @@ impl Default for SyncConfig {
             slot_retention: Duration::from_secs(30 * 24 * 3600),
             fan_out_page: 100,
             fan_out_window: Duration::ZERO,
+            max_product_bytes: 1024 * 1024,
         }
     }
 }
@@ -93,7 +105,8 @@ pub enum SyncError {
 pub enum SyncResult {
     /// Finished: written (`skipped: false`) or unchanged by hash (`skipped: true`).
     Done { counts: SyncCounts, skipped: bool, rejections: Vec<Rejection> },
-    /// Another sync holds the lease, or the request budget ran out: a sync will run after this.
+    /// Another sync holds the lease, the request budget ran out, or the partner asked to be
+    /// called later (429, 503 with `Retry-After`): a sync will run after this.
     Queued,
     /// The partner's endpoint failed; the message names the cause.
     Failed { message: String },
@@ -107,6 +120,23 @@ pub enum SyncResult {
 pub enum ProbeOutcome {
     Success,
     Failure,
+}
+
+/// A catalog read by [`SyncEngine::read_catalog`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogRead {
+    pub products: u64,
+    /// False when the deadline came first (everything read until then was fine).
+    pub complete: bool,
+}
+
+/// Why [`SyncEngine::read_catalog`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogFailure {
+    pub message: String,
+    /// False for a catalog too large or still arriving at the timeout, a 429 and a 503 with
+    /// `Retry-After`: the endpoint works, so they never lead to DOWN.
+    pub counts_against_health: bool,
 }
 
 enum Start {
@@ -126,6 +156,12 @@ pub struct SyncEngine {
 impl SyncEngine {
     pub fn new(ports: Ports, octo: OctoClient, config: SyncConfig) -> Self {
         Self { ports, octo, config, public_url: None }
+    }
+
+    /// How long a sync may run inside a caller's request (the connection test reads a catalog
+    /// within it too).
+    pub fn request_budget(&self) -> Duration {
+        self.config.request_budget
     }
 
     /// With a public URL, approved integrations are subscribed to their partner's push channel.
@@ -389,7 +425,8 @@ impl SyncEngine {
         if !matches!(taken, Some((_, true))) {
             return Ok(());
         }
-        let deactivated = self.deactivate(id, now).await;
+        let reason = format!("the integration became DOWN: {DOWN_AFTER_FAILURES} probes (syncs or connection tests) failed in a row");
+        let deactivated = self.deactivate(id, now, reason, true).await;
         // Give the lease back either way; a request made meanwhile gets its follow-up now.
         self.release(&run, RunTrigger::FollowUp, Request::Served, |_| {}).await?;
         deactivated
@@ -432,13 +469,25 @@ impl SyncEngine {
         Ok(auth_key.map(|auth_key| OctoCredentials { auth_type: integration.auth_type, auth_key }))
     }
 
-    /// Deactivates the catalog of a DOWN integration; the caller holds the lease.
-    async fn deactivate(&self, id: IntegrationId, now: Timestamp) -> Result<(), SyncError> {
+    /// Deactivates the catalog of a DOWN integration; the caller holds the lease. When it just
+    /// became DOWN (`became_down`), or anything was still active, this is recorded as a run of
+    /// its own (trigger `health_down`, outcome `deactivated`) with `reason` and the count, so
+    /// the sync log says when and why the catalog went inactive; a failed probe of an
+    /// integration long DOWN, finding nothing active, adds none.
+    async fn deactivate(&self, id: IntegrationId, now: Timestamp, reason: String, became_down: bool) -> Result<(), SyncError> {
+        let run = Run::start(id, RunTrigger::HealthDown, now);
         let deactivated = self.ports.catalog.deactivate_all(&id, now).await?;
         metrics::catalog_writes(Record::Activity, Write::Deactivate, deactivated);
-        if deactivated > 0 {
-            tracing::warn!(integration_id = %id, deactivated, "integration is DOWN: activities deactivated, scheduled syncs only probe");
+        if !became_down && deactivated == 0 {
+            return Ok(());
         }
+        metrics::down_deactivation();
+        // The reason can name what a partner sent (a status, a hostname): outside text.
+        tracing::warn!(integration_id = %id, deactivated, reason = %Untrusted(&reason), "integration is DOWN: activities deactivated, scheduled syncs only probe");
+        let counts = SyncCounts { deactivated, ..SyncCounts::default() };
+        let report =
+            RunReport { outcome: RunOutcome::Deactivated, counts, hash: None, error: Some(truncate(reason)), rejections: Vec::new() };
+        self.record_run(&run, report).await;
         Ok(())
     }
 
@@ -547,61 +596,128 @@ impl SyncEngine {
         let id = run.id;
         let out_of_budget = || deadline.is_some_and(|d| Instant::now() >= d);
         let Some(credentials) = self.credentials(&record.integration).await? else {
-            return self.fail(run, NO_CREDENTIAL.into()).await;
+            return self.fail(run, NO_CREDENTIAL.into(), true).await;
         };
-        let body = match self.octo.fetch_products_body(&record.integration.base_url, &credentials).await {
+        let mut body = match self.octo.open_products(&record.integration.base_url, &credentials).await {
             Ok(body) => body,
-            Err(error) => return self.fail(run, error.to_string()).await,
+            Err(error) => return self.partner_failed(run, &error).await,
         };
-        let parsed = match parse_catalog(&body, self.ports.clock.now()) {
-            Ok(parsed) => parsed,
-            Err(error) => return self.fail(run, error.to_string()).await,
-        };
-        drop(body);
-        metrics::products_fetched((parsed.activities.len() + parsed.rejections.len()) as u64);
-
-        if out_of_budget() {
-            return self.hand_off(run).await;
+        // The one per-activity state the diff needs (name -> content hash), read once the
+        // partner answered (a failing partner, a DOWN one's probe, costs no listing).
+        let mut diff = StreamingDiff::new(self.ports.catalog.activity_states(&id).await?);
+        let mut parser = CatalogParser::new(self.ports.clock.now(), self.config.max_product_bytes);
+        let batch_size = self.config.write_batch.max(1);
+        let (mut items, mut batch) = (Vec::new(), Vec::with_capacity(batch_size));
+        let (mut rejections, mut rejected, mut written) = (Vec::new(), 0u64, 0u64);
+        loop {
+            // Checked per piece too: an unchanged catalog writes nothing, yet takes its time.
+            if out_of_budget() {
+                return self.hand_off(run).await;
+            }
+            let chunk = match body.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(error) => return self.partner_failed(run, &error).await,
+            };
+            if let Err(error) = parser.feed(&chunk, &mut items) {
+                return self.fail(run, error.to_string(), true).await;
+            }
+            for item in items.drain(..) {
+                match item {
+                    CatalogItem::Accepted(activity) => batch.extend(diff.incoming(activity)),
+                    CatalogItem::Rejected(rejection) => {
+                        rejected += 1;
+                        if rejections.len() < MAX_REPORTED_REJECTIONS {
+                            rejections.push(rejection);
+                        }
+                    }
+                }
+                if batch.len() >= batch_size {
+                    if out_of_budget() {
+                        return self.hand_off(run).await;
+                    }
+                    written += self.write_activities(&id, &mut batch).await?;
+                }
+            }
         }
+        drop(body);
+        metrics::products_fetched(parser.products() as u64);
+        let hash = match parser.finish() {
+            Ok(hash) => hash,
+            Err(error) => return self.fail(run, error.to_string(), true).await,
+        };
+        if !batch.is_empty() {
+            if out_of_budget() {
+                return self.hand_off(run).await;
+            }
+            written += self.write_activities(&id, &mut batch).await?;
+        }
+        let (to_deactivate, mut counts) = diff.finish();
+        counts.rejected = rejected;
 
-        let rejected = parsed.rejections.len() as u64;
-        let rejections: Vec<Rejection> = parsed.rejections.into_iter().take(MAX_REPORTED_REJECTIONS).collect();
-        if !force && record.integration.sync.last_sync_hash == Some(parsed.payload_hash) {
+        // Skip by hash: the same catalog as last time, and the per-activity diff agreed.
+        if !force && written == 0 && to_deactivate.is_empty() && record.integration.sync.last_sync_hash == Some(hash) {
             self.commit(run, None).await?;
             let counts = SyncCounts { rejected, ..SyncCounts::default() };
-            let report = RunReport { outcome: RunOutcome::Skipped, counts, hash: Some(parsed.payload_hash), error: None, rejections };
+            let report = RunReport { outcome: RunOutcome::Skipped, counts, hash: Some(hash), error: None, rejections };
             self.record_run(run, report).await;
             tracing::info!(integration_id = %id, trigger = ?run.trigger, "catalog unchanged: skipped");
             return Ok(SyncResult::Done { counts, skipped: true, rejections: Vec::new() });
         }
 
-        // Diff by per-activity content hash; write only what changed.
-        let stored = self.ports.catalog.activity_states(&id).await?;
-        let CatalogDiff { to_write, to_deactivate, counts } = diff_catalog(parsed.activities, stored, rejected);
-
-        for batch in to_write.chunks(self.config.write_batch.max(1)) {
-            if out_of_budget() {
-                return self.hand_off(run).await;
-            }
-            self.ports.catalog.put_activities(&id, batch).await?;
-            metrics::catalog_writes(Record::Activity, Write::Upsert, batch.len() as u64);
-        }
         if !to_deactivate.is_empty() {
             self.ports.catalog.set_active(&id, &to_deactivate, false, self.ports.clock.now()).await?;
             metrics::catalog_writes(Record::Activity, Write::Deactivate, to_deactivate.len() as u64);
         }
 
-        let committed = self.commit(run, Some(parsed.payload_hash)).await?;
+        let committed = self.commit(run, Some(hash)).await?;
         if !committed {
             // Deleted while syncing: what this run wrote must not stay active.
             let deactivated = self.ports.catalog.deactivate_all(&id, self.ports.clock.now()).await?;
             metrics::catalog_writes(Record::Activity, Write::Deactivate, deactivated);
         }
         tracing::info!(integration_id = %id, trigger = ?run.trigger, ?counts, "catalog synced");
-        let report =
-            RunReport { outcome: RunOutcome::Synced, counts, hash: Some(parsed.payload_hash), error: None, rejections: rejections.clone() };
+        let report = RunReport { outcome: RunOutcome::Synced, counts, hash: Some(hash), error: None, rejections: rejections.clone() };
         self.record_run(run, report).await;
         Ok(SyncResult::Done { counts, skipped: false, rejections })
+    }
+
+    /// Writes a batch of created, changed or returning activities and empties it.
+    async fn write_activities(&self, id: &IntegrationId, batch: &mut Vec<Activity>) -> Result<u64, SyncError> {
+        self.ports.catalog.put_activities(id, batch).await?;
+        let count = batch.len() as u64;
+        metrics::catalog_writes(Record::Activity, Write::Upsert, count);
+        batch.clear();
+        Ok(count)
+    }
+
+    /// Reads a partner's whole catalog as a sync would, writing nothing (the connection test):
+    /// the number of products, or why it failed and whether that counts against its health.
+    /// A catalog still arriving at `deadline` with nothing wrong so far passes: the sync, not
+    /// the caller's request, reads the rest.
+    pub async fn read_catalog(
+        &self,
+        base_url: &BaseUrl,
+        credentials: &OctoCredentials,
+        deadline: Instant,
+    ) -> Result<CatalogRead, CatalogFailure> {
+        let partner =
+            |error: OctoError| CatalogFailure { counts_against_health: error.counts_against_health(), message: error.to_string() };
+        let not_catalog = |error: super::CatalogError| CatalogFailure { counts_against_health: true, message: error.to_string() };
+        let mut body = self.octo.open_products(base_url, credentials).await.map_err(partner)?;
+        let mut parser = CatalogParser::new(self.ports.clock.now(), self.config.max_product_bytes);
+        let mut items = Vec::new();
+        while let Some(chunk) = body.chunk().await.map_err(partner)? {
+            parser.feed(&chunk, &mut items).map_err(not_catalog)?;
+            items.clear();
+            // Checked after a piece was read: what arrived by then was read and found fine.
+            if Instant::now() >= deadline {
+                return Ok(CatalogRead { products: parser.products() as u64, complete: false });
+            }
+        }
+        let products = parser.products() as u64;
+        parser.finish().map_err(not_catalog)?;
+        Ok(CatalogRead { products, complete: true })
     }
 
     /// Success: release the lease, record the hash (when written) and a healthy probe.
@@ -629,13 +745,44 @@ impl SyncEngine {
         Ok(released.is_some())
     }
 
-    /// Partner failure: error state, hash unchanged, a failed probe.
-    async fn fail(&self, run: &Run, message: String) -> Result<SyncResult, SyncError> {
+    /// A failed partner call, by its class: a 429 or a 503 with `Retry-After` is retried after
+    /// the delay the partner asked for; a catalog too large, or still arriving when time ran
+    /// out, is an error that does not count against health; anything else is a failed probe.
+    async fn partner_failed(&self, run: &Run, error: &OctoError) -> Result<SyncResult, SyncError> {
+        match error.retry_after(DEFAULT_RETRY_AFTER) {
+            Some(delay) => self.retry_later(run, error.to_string(), delay.clamp(Duration::from_secs(1), MAX_RETRY_AFTER)).await,
+            None => self.fail(run, error.to_string(), error.counts_against_health()).await,
+        }
+    }
+
+    /// The partner asked to be called later: error state with the message, health untouched,
+    /// the request kept, and the job queued again after `delay`.
+    async fn retry_later(&self, run: &Run, message: String, delay: Duration) -> Result<SyncResult, SyncError> {
+        let message = truncate(format!("{message}; the sync is retried in {} s", delay.as_secs()));
+        let released = self
+            .release(run, RunTrigger::FollowUp, Request::Unserved { follow_up: false }, |record| {
+                record.integration.sync.status = SyncStatus::Error;
+                record.integration.sync.error_message = Some(message.clone());
+            })
+            .await?;
+        if released == Some(Released::Written) {
+            self.ports.queue.enqueue_after(&SyncJob::catalog(run.id, RunTrigger::FollowUp), delay).await?;
+        }
+        tracing::warn!(integration_id = %run.id, trigger = ?run.trigger, error = %Untrusted(&message), "partner asked to be called later: sync queued again");
+        self.record_run(run, RunReport::failed(message)).await;
+        Ok(SyncResult::Queued)
+    }
+
+    /// Partner failure: error state, hash unchanged, and (when `probe`) a failed probe.
+    async fn fail(&self, run: &Run, message: String, probe: bool) -> Result<SyncResult, SyncError> {
         let message = truncate(message);
         let now = self.ports.clock.now();
         // The failed probe first, keeping the lease: if the integration is DOWN after it, its
         // catalog is deactivated while this run still excludes every other catalog writer.
         let probed = update_record(self.ports.integrations.as_ref(), &run.id, None, |record| {
+            if !probe {
+                return Change::Keep((false, HealthTransition::Unchanged));
+            }
             if record.sync_control.lease.as_ref().is_none_or(|lease| lease.run_id != run.run_id) {
                 // The lease expired and someone else took over: their run decides the state.
                 return Change::Keep((false, HealthTransition::Unchanged));
@@ -644,15 +791,16 @@ impl SyncEngine {
             Change::Write((record.integration.health.status == HealthStatus::Down, transition))
         })
         .await?;
-        let down = match probed {
+        let (down, transition) = match probed {
             Some((_, (down, transition))) => {
                 metrics::health_transition(transition);
-                down
+                (down, transition)
             }
-            None => false,
+            None => (false, HealthTransition::Unchanged),
         };
         if down {
-            self.deactivate(run.id, now).await?;
+            let reason = format!("the integration became DOWN: {DOWN_AFTER_FAILURES} probes failed in a row, the last: {message}");
+            self.deactivate(run.id, now, reason, transition == HealthTransition::BecameDown).await?;
         }
         self.release(run, RunTrigger::FollowUp, Request::Served, |record| {
             record.integration.sync.status = SyncStatus::Error;

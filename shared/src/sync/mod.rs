@@ -10,7 +10,7 @@ mod subscriptions;
 
 pub use availability::{AvailabilityPull, MAX_CONCURRENT_CALLS, MAX_DAYS_PER_CALL, format_date, parse_date, split_range};
 pub use canonical::canonicalize;
-pub use catalog::{CatalogError, ParsedCatalog, parse_catalog};
-pub use diff::{CatalogDiff, diff_catalog};
-pub use engine::{ProbeOutcome, SyncConfig, SyncEngine, SyncError, SyncResult};
+pub use catalog::{CatalogError, CatalogItem, CatalogParser, MAX_ACTIVITY_BYTES, ParsedCatalog, parse_catalog};
+pub use diff::{CatalogDiff, StreamingDiff, diff_catalog};
+pub use engine::{CatalogFailure, CatalogRead, ProbeOutcome, SyncConfig, SyncEngine, SyncError, SyncResult};
 pub use subscriptions::Unsubscribe;

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::db::{ACTIVITIES, PRODUCTS, RUNS, RedbStore, SLOTS, decode, encode, page_of, unavailable};
 use super::slot_writer::SlotWrite;
 use crate::adapters::stored::{StoredActivity, StoredRun, StoredSlot};
-use crate::domain::{Activity, ActivityState, IntegrationId, ProductActivity, Slot, SyncRun, Timestamp, VariationRef};
+use crate::domain::{Activity, ActivityState, ContentHash, IntegrationId, ProductActivity, Slot, SyncRun, Timestamp, VariationRef};
 use crate::ports::{CatalogStore, Cursor, Page, RunStore, StoreError};
 
 /// What notify reads of a stored activity (a `StoredActivity` without its content): reading
@@ -51,6 +51,17 @@ fn decode_activity(bytes: &[u8]) -> Result<Activity, StoreError> {
     decode::<StoredActivity>("activity", bytes).map(Activity::from)
 }
 
+/// What the sync's diff needs of a stored activity (`StoredActivity`'s names); the rest of the
+/// record is skipped, not built.
+#[derive(Deserialize)]
+struct StoredActivityState {
+    #[serde(rename = "internalName")]
+    internal_name: String,
+    #[serde(rename = "isActive")]
+    is_active: bool,
+    content_hash: ContentHash,
+}
+
 fn encode_activity(activity: &Activity) -> Result<Vec<u8>, StoreError> {
     encode(&StoredActivity::from(activity))
 }
@@ -77,11 +88,28 @@ fn all_activities(db: &redb::Database, id: &str) -> Result<Vec<Activity>, StoreE
 #[async_trait]
 impl CatalogStore for RedbStore {
     async fn activity_states(&self, integration: &IntegrationId) -> Result<Vec<ActivityState>, StoreError> {
-        let activities = self.activities(integration).await?;
-        Ok(activities
-            .into_iter()
-            .map(|a| ActivityState { internal_name: a.internal_name, content_hash: a.content_hash, is_active: a.is_active })
-            .collect())
+        // Row by row, reading only the three fields: the sync's memory follows the number of
+        // activities, never the size of the stored catalog.
+        let id = integration.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(ACTIVITIES).map_err(unavailable)?;
+            let mut states = Vec::new();
+            for entry in table.range(prefix_range(&id)).map_err(unavailable)? {
+                let (key, value) = entry.map_err(unavailable)?;
+                if key.value().0 != id {
+                    break;
+                }
+                let state: StoredActivityState = decode("activity", value.value())?;
+                states.push(ActivityState {
+                    internal_name: state.internal_name,
+                    content_hash: state.content_hash,
+                    is_active: state.is_active,
+                });
+            }
+            Ok(states)
+        })
+        .await
     }
 
     async fn put_activities(&self, integration: &IntegrationId, activities: &[Activity]) -> Result<(), StoreError> {
