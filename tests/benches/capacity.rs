@@ -22,7 +22,7 @@ use seyaha::domain::{
     Activity, AdminPatch, AvailabilityUpdate, ContentHash, ExternalSync, Integration, IntegrationId, IntegrationRecord, LocalDateTime,
     OctoEvent, PartnerId, Role, RunTrigger, SlotStatus, Timestamp, Variation, VariationPricing, VariationSync, WebhookSecret,
 };
-use seyaha::ports::{CatalogStore, IntegrationStore, JobWork, Ports, SyncJob, SystemClock};
+use seyaha::ports::{CatalogStore, JobWork, Ports, SyncJob, SystemClock};
 use seyaha::service::IntegrationService;
 use seyaha::settings::Settings;
 use seyaha::sync::{AvailabilityPull, parse_date};
