@@ -52,7 +52,7 @@ async fn an_availability_update_upserts_returned_slots_and_closes_vanished_ones(
     let outside = json!({"productId": "product_0", "optionId": "DEFAULT", "availabilityId": "a9", "localDateTimeStart": "2030-08-15T09:00:00+04:00", "vacancies": 1});
     app.notify(&integration, outside).await.expect_success(200);
 
-    let update = json!({"notificationType": "AVAILABILITY_UPDATE", "payload": {"productId": "product_0", "localDateStart": "2030-07-01", "localDateEnd": "2030-07-31"}});
+    let update = update_event();
     assert_eq!(event(&app, &integration, update.clone()).await, json!({"accepted": true, "action": "availability_refresh_queued"}));
     let log = pulls_done(&app, &integration, 1).await;
     let run = runs_with_trigger(&log, "availability_pull")[0];
@@ -91,6 +91,17 @@ async fn an_availability_update_upserts_returned_slots_and_closes_vanished_ones(
     assert_eq!((slots[0]["availabilityId"].clone(), slots[0]["vacancies"].clone()), (json!("a1"), json!(4)));
     assert_eq!((slots[1]["availabilityId"].clone(), slots[1]["status"].clone()), (json!("a2"), json!("CLOSED")));
     assert_eq!((slots[2]["availabilityId"].clone(), slots[2]["status"].clone()), (json!("a9"), Value::Null));
+
+    // The same answer again: read, compared, and nothing written.
+    event(&app, &integration, update_event()).await;
+    let log = pulls_done(&app, &integration, 3).await;
+    let run = runs_with_trigger(&log, "availability_pull")[0];
+    assert_eq!((run["synced"].clone(), run["updated"].clone(), run["unchanged"].clone()), (json!(1), json!(0), json!(1)), "{run}");
+    assert_eq!(slots_of(&app, &integration, "DEFAULT").await, slots, "the slots as they were, time stamps included");
+}
+
+fn update_event() -> Value {
+    json!({"notificationType": "AVAILABILITY_UPDATE", "payload": {"productId": "product_0", "localDateStart": "2030-07-01", "localDateEnd": "2030-07-31"}})
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@
 //! gets at most 4 at a time, however many workers run. A pull that finds the lease taken goes
 //! back to the queue for a few seconds.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -197,6 +197,7 @@ impl SyncEngine {
         let (from, to) = (format_date(call.from), format_date(call.to));
         let now = self.ports.clock.now();
         let mut closed = Vec::new();
+        let mut stored: HashMap<String, Slot> = HashMap::new();
         for mut slot in self.ports.catalog.option_slots(id, product_id, &call.option_id).await? {
             let day = slot.local_date_time_start.as_str().get(..10).unwrap_or_default();
             let inside = day >= from.as_str() && day <= to.as_str();
@@ -205,13 +206,19 @@ impl SyncEngine {
                 slot.vacancies = Some(0);
                 slot.updated_at = now;
                 closed.push(slot);
+            } else {
+                stored.insert(slot.availability_id.clone(), slot);
             }
         }
-        let (upserted, closed_count) = (call.slots.len() as u64, closed.len() as u64);
+        // Only slots whose state changed are written: a supplier re-announcing the same day
+        // costs reads, not writes.
+        let (changed, same): (Vec<Slot>, Vec<Slot>) =
+            call.slots.into_iter().partition(|slot| stored.get(&slot.availability_id).is_none_or(|old| !same_state(old, slot)));
+        let (upserted, closed_count) = (changed.len() as u64, closed.len() as u64);
         counts.updated += upserted;
+        counts.unchanged += same.len() as u64;
         counts.deactivated += closed_count;
-        let writes: Vec<(Slot, crate::domain::Timestamp)> = call
-            .slots
+        let writes: Vec<(Slot, crate::domain::Timestamp)> = changed
             .into_iter()
             .chain(closed)
             .map(|slot| {
@@ -231,6 +238,14 @@ impl SyncEngine {
         self.record_run(run, RunReport::failed(message.clone())).await;
         SyncResult::Failed { message }
     }
+}
+
+/// Whether a slot the partner returned says what the stored one says (its time stamp aside).
+fn same_state(stored: &Slot, returned: &Slot) -> bool {
+    stored.local_date_time_start == returned.local_date_time_start
+        && stored.status == returned.status
+        && stored.vacancies == returned.vacancies
+        && stored.capacity == returned.capacity
 }
 
 /// The availabilities of one answer as slots of `product_id`/`option_id`; entries without a
