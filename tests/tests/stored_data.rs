@@ -15,6 +15,7 @@ use seyaha::domain::{
 };
 use seyaha::ports::{CatalogStore, IntegrationFilter, IntegrationStore, RunStore, StoreError};
 use seyaha_tests::aws::{resources, sdk_config};
+use seyaha_tests::capacity::item_json;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v1").join(name)
@@ -95,18 +96,6 @@ fn attribute(value: &Value) -> AttributeValue {
     }
 }
 
-fn attribute_json(value: &AttributeValue) -> Value {
-    match value {
-        AttributeValue::S(s) => json!({"S": s}),
-        AttributeValue::N(n) => json!({"N": n}),
-        AttributeValue::Bool(b) => json!({"BOOL": b}),
-        AttributeValue::Null(_) => json!({"NULL": true}),
-        AttributeValue::L(l) => json!({"L": l.iter().map(attribute_json).collect::<Vec<_>>()}),
-        AttributeValue::M(m) => json!({"M": m.iter().map(|(k, v)| (k.clone(), attribute_json(v))).collect::<serde_json::Map<_, _>>()}),
-        other => panic!("unexpected {other:?}"),
-    }
-}
-
 /// The scan with each integration's `META` and `CTRL` items joined into one (the index copy
 /// of the health status dropped) and the counters left out, as version 1 wrote it.
 fn join_integration_items(items: Vec<Value>) -> Vec<Value> {
@@ -134,8 +123,7 @@ fn join_integration_items(items: Vec<Value>) -> Vec<Value> {
 
 async fn scan(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Value> {
     let items = client.scan().table_name(table).send().await.unwrap().items.unwrap_or_default();
-    let mut items: Vec<Value> =
-        items.iter().map(|item| Value::Object(item.iter().map(|(k, v)| (k.clone(), attribute_json(v))).collect())).collect();
+    let mut items: Vec<Value> = items.iter().map(item_json).collect();
     items.sort_by_key(|i| format!("{}{}", i["pk"], i["sk"]));
     items
 }

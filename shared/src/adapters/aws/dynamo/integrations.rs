@@ -424,28 +424,12 @@ impl DynamoStore {
     /// The records of these integrations (both items each, strongly consistent), in the
     /// given order; one deleted meanwhile is left out.
     async fn load(&self, ids: &[IntegrationId]) -> Result<Vec<IntegrationRecord>, StoreError> {
-        let mut found: HashMap<(String, String), Item> = HashMap::new();
         let keys: Vec<Item> = ids.iter().flat_map(|id| [key(id, META), key(id, CONTROL)]).collect();
-        for chunk in keys.chunks(BATCH_GET_LIMIT) {
-            let mut pending =
-                Some(KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(true).build().map_err(build_failed)?);
-            let mut attempt = 0;
-            while let Some(request) = pending.take() {
-                if attempt > 0 {
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                attempt += 1;
-                if attempt > MAX_ATTEMPTS {
-                    return Err(StoreError::unavailable(format!("keys still unprocessed after {MAX_ATTEMPTS} attempts")));
-                }
-                let output = self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
-                for item in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
-                    let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                    let sk = sk_of(&item).unwrap_or_default().to_owned();
-                    found.insert((pk, sk), item);
-                }
-                pending = output.unprocessed_keys.unwrap_or_default().remove(&self.table).filter(|k| !k.keys().is_empty());
-            }
+        let mut found: HashMap<(String, String), Item> = HashMap::new();
+        for item in self.batch_get(keys, true).await? {
+            let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let sk = sk_of(&item).unwrap_or_default().to_owned();
+            found.insert((pk, sk), item);
         }
         let mut records = Vec::with_capacity(ids.len());
         for id in ids {
@@ -488,27 +472,38 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// The items of these keys (those that exist), 100 keys a request, unprocessed keys retried
+    /// with backoff.
+    async fn batch_get(&self, keys: Vec<Item>, consistent: bool) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH_GET_LIMIT) {
+            let request = KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(consistent).build();
+            let mut pending = Some(request.map_err(build_failed)?);
+            let mut attempt = 0;
+            while let Some(request) = pending.take() {
+                if attempt > 0 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                attempt += 1;
+                if attempt > MAX_ATTEMPTS {
+                    return Err(StoreError::unavailable(format!("keys still unprocessed after {MAX_ATTEMPTS} attempts")));
+                }
+                let output = self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
+                items.extend(output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default());
+                pending = output.unprocessed_keys.unwrap_or_default().remove(&self.table).filter(|k| !k.keys().is_empty());
+            }
+        }
+        Ok(items)
+    }
+
     /// The sum of these cells over every shard's counter: one BatchGetItem of 32 small items.
     async fn counted(&self, cells: &[String]) -> Result<u64, StoreError> {
         let keys = (0..INDEX_SHARDS).map(counter_key).collect::<Vec<_>>();
-        let mut pending = Some(KeysAndAttributes::builder().set_keys(Some(keys)).build().map_err(build_failed)?);
         let mut total = 0i64;
-        let mut attempt = 0;
-        while let Some(request) = pending.take() {
-            if attempt > 0 {
-                tokio::time::sleep(backoff(attempt)).await;
+        for counter in self.batch_get(keys, false).await? {
+            for cell in cells {
+                total += counter.get(cell).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(0);
             }
-            attempt += 1;
-            if attempt > MAX_ATTEMPTS {
-                return Err(StoreError::unavailable("counters still unprocessed"));
-            }
-            let output = self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
-            for counter in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
-                for cell in cells {
-                    total += counter.get(cell).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(0);
-                }
-            }
-            pending = output.unprocessed_keys.unwrap_or_default().remove(&self.table).filter(|k| !k.keys().is_empty());
         }
         Ok(u64::try_from(total).unwrap_or(0))
     }
