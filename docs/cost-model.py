@@ -17,10 +17,10 @@ W = dict(
 # Per-operation DynamoDB units measured by make bench-capacity
 U = dict(
   notify=(1.5, 2.0),        # (RRU, WRU) notify of a known product incl. rate-limit counter
-  trigger=(2.0, 4.0),       # unchanged: lease, commit, run, rate-limit counter
+  trigger=(6.0, 4.0),       # unchanged 300 products: states read; lease, commit, run, rate-limit counter
   product=(2.5, 7.0),       # PRODUCT_UPDATE job
-  nightly_sync=(2.0, 3.0),  # a queued nightly sync of an unchanged catalog (no rate counter)
-  fanout=(2.0, 1.0),        # per integration: its share of a page (BatchGet of 2 items, CTRL put)
+  nightly_sync=(6.0, 3.0),  # a queued nightly sync of an unchanged catalog (no rate counter)
+  fanout=(2.0, 1.0),        # per integration: its share of a page job (BatchGet of 2 items, CTRL put)
 )
 def month(n):
     ops = dict(
