@@ -32,7 +32,7 @@ use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto};
 use seyaha_tests::test_settings;
 
 const MARKETPLACE: usize = 10_000;
-const NOTIFY_MIX: usize = 2_000;
+const NOTIFY_MIX: usize = 500;
 
 fn recorded_ports(config: &aws_config::SdkConfig, settings: &Settings, recorder: &Recorder) -> (Ports, Arc<DynamoStore>) {
     let mut ports = seyaha::adapters::aws::ports(config, settings, Arc::new(SystemClock)).unwrap();
