@@ -45,8 +45,9 @@ pub fn parse_notify(body: &Value) -> Result<AvailabilityUpdate, Vec<String>> {
 pub const MAX_BATCH_ITEMS: usize = 500;
 
 /// Reads a batch notify body: a JSON array of notify bodies (each in any accepted shape). The
-/// batch itself is refused (`Err`) only when it is not a non-empty array of at most
-/// [`MAX_BATCH_ITEMS`]; each item is read on its own, so one bad item does not reject the rest.
+/// batch itself is refused (`Err`) when it is not a non-empty array of at most
+/// [`MAX_BATCH_ITEMS`], or when no item is valid (every item's problems, prefixed `[index].`);
+/// otherwise each item is read on its own, so one bad item does not reject the rest.
 #[allow(clippy::type_complexity)]
 pub fn parse_notify_batch(body: &Value) -> Result<Vec<Result<AvailabilityUpdate, Vec<String>>>, Vec<String>> {
     let Some(items) = body.as_array() else {
@@ -58,7 +59,15 @@ pub fn parse_notify_batch(body: &Value) -> Result<Vec<Result<AvailabilityUpdate,
     if items.len() > MAX_BATCH_ITEMS {
         return Err(vec![format!("body: must contain at most {MAX_BATCH_ITEMS} notify objects (got {})", items.len())]);
     }
-    Ok(items.iter().map(parse_notify).collect())
+    let items: Vec<_> = items.iter().map(parse_notify).collect();
+    if items.iter().all(Result::is_err) {
+        let errors = items
+            .into_iter()
+            .enumerate()
+            .flat_map(|(index, item)| item.err().unwrap_or_default().into_iter().map(move |error| format!("[{index}].{error}")));
+        return Err(errors.collect());
+    }
+    Ok(items)
 }
 
 /// The keys a wrapper may carry beside `availability` instead of inside it.
@@ -255,6 +264,7 @@ mod batch {
             (json!({}), "body: must be a JSON array"),
             (json!([]), "body: must contain at least one"),
             (Value::Array(vec![good.clone(); MAX_BATCH_ITEMS + 1]), "body: must contain at most 500"),
+            (json!([{"productId": 5}, {}]), "[0].productId: must be a string"),
         ] {
             assert!(parse_notify_batch(&body).unwrap_err().join("; ").contains(expected), "{expected}");
         }

@@ -177,14 +177,6 @@ pub async fn availability_notify_batch(
 ) -> Result<Response, ApiError> {
     let (webhook, body) = authenticated_body(&state, id, secret, request).await?;
     let items = parse_notify_batch(&body).map_err(ApiError::validation)?;
-    if items.iter().all(Result::is_err) {
-        let errors = items
-            .into_iter()
-            .enumerate()
-            .flat_map(|(index, item)| item.err().unwrap_or_default().into_iter().map(move |error| format!("[{index}].{error}")))
-            .collect();
-        return Err(ApiError::validation(errors));
-    }
     let outcomes = state.service.notify_batch(webhook, items).await?;
     let mut answer = BatchNotifyResult { updated: 0, sync_requested: false, rejected: 0, results: Vec::with_capacity(outcomes.len()) };
     for (index, outcome) in outcomes.into_iter().enumerate() {
