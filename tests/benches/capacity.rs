@@ -15,34 +15,23 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
-use seyaha::adapters::aws::DynamoStore;
 use seyaha::adapters::stored::JobMessage;
 use seyaha::app::{self, Runtime};
 use seyaha::domain::{
-    Activity, AdminPatch, AvailabilityUpdate, ContentHash, ExternalSync, Integration, IntegrationId, IntegrationRecord, LocalDateTime,
-    OctoEvent, PartnerId, Role, RunTrigger, SlotStatus, Timestamp, Variation, VariationPricing, VariationSync, WebhookSecret,
+    Activity, AdminPatch, AvailabilityUpdate, ContentHash, ExternalSync, IntegrationId, IntegrationRecord, LocalDateTime, OctoEvent,
+    PartnerId, Role, RunTrigger, SlotStatus, Timestamp, Variation, VariationPricing, VariationSync, WebhookSecret,
 };
-use seyaha::ports::{CatalogStore, JobWork, Ports, SyncJob, SystemClock};
+use seyaha::ports::{CatalogStore, JobWork, SyncJob, SystemClock};
 use seyaha::service::IntegrationService;
 use seyaha::settings::Settings;
 use seyaha::sync::{AvailabilityPull, parse_date};
 use seyaha_tests::aws::{resources, sdk_config};
-use seyaha_tests::capacity::{Ledger, Recorder, seyaha_table};
+use seyaha_tests::capacity::{Ledger, Recorder, recorded_ports, seyaha_table};
 use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto};
 use seyaha_tests::test_settings;
 
 const MARKETPLACE: usize = 10_000;
 const NOTIFY_MIX: usize = 500;
-
-fn recorded_ports(config: &aws_config::SdkConfig, settings: &Settings, recorder: &Recorder) -> (Ports, Arc<DynamoStore>) {
-    let mut ports = seyaha::adapters::aws::ports(config, settings, Arc::new(SystemClock)).unwrap();
-    let store = Arc::new(DynamoStore::new(recorder.client(config), settings.table_name.clone().unwrap()));
-    ports.integrations = store.clone();
-    ports.catalog = store.clone();
-    ports.runs = store.clone();
-    ports.rate_limiter = store.clone();
-    (ports, store)
-}
 
 fn print_header() {
     println!("{:<34} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}  requests", "operation", "RRU", "WRU", "table", "indexes", "sent KB", "read KB");
@@ -96,7 +85,7 @@ async fn operations(config: &aws_config::SdkConfig) {
     // The default cap on a partner's answer, not the tests' 1 MiB: the catalogs here are larger.
     let settings = resources.settings(Settings { octo_max_response_bytes: Settings::default().octo_max_response_bytes, ..test_settings() });
     let recorder = Recorder::default();
-    let (ports, _) = recorded_ports(config, &settings, &recorder);
+    let (ports, _) = recorded_ports(config, &settings, Arc::new(SystemClock), &recorder);
     let app = app::build(ports, &settings, Runtime::Lambda);
     let service = app.service();
     let octo = FakeOcto::start().await;
@@ -188,20 +177,9 @@ async fn operations(config: &aws_config::SdkConfig) {
 /// call: the run is about the table's keys).
 fn live_record(n: usize) -> (IntegrationRecord, WebhookSecret) {
     let secret = WebhookSecret::generate();
-    let now = Timestamp::from_unix_millis(1_800_000_000_000 + n as i64);
-    let new = seyaha_tests::bearer_integration("https://octo.example.com", "k");
-    let mut integration =
-        Integration::new(IntegrationId::generate(now.unix_seconds()), PartnerId::generate(now.unix_seconds()), &new, Role::Admin, now);
-    integration.is_approved = true;
-    integration.is_active = true;
-    let record = IntegrationRecord {
-        integration,
-        webhook_secret_digest: secret.digest(),
-        previous_webhook_secret: None,
-        delivery_secret_digest: None,
-        sync_control: Default::default(),
-        version: 1,
-    };
+    let mut record = seyaha_tests::stored_record(1_800_000_000_000 + n as i64, Role::Admin, &secret);
+    record.integration.is_approved = true;
+    record.integration.is_active = true;
     (record, secret)
 }
 
@@ -239,7 +217,7 @@ async fn marketplace(config: &aws_config::SdkConfig) {
     let resources = resources(config).await;
     let settings = resources.settings(test_settings());
     let recorder = Recorder::default();
-    let (ports, store) = recorded_ports(config, &settings, &recorder);
+    let (ports, store) = recorded_ports(config, &settings, Arc::new(SystemClock), &recorder);
     let app = app::build(ports, &settings, Runtime::Lambda);
     let service = app.service();
 

@@ -31,16 +31,6 @@ use seyaha_tests::test_settings;
 
 const PRODUCT_BYTES: usize = 3_700;
 
-fn vm_hwm_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
 /// Resets the peak RSS to the current RSS (Linux: `5` to `clear_refs`). False when refused.
 fn reset_peak() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
@@ -56,7 +46,7 @@ fn line(step: &str, products: usize, elapsed: Duration, peak_before: f64) {
         "  {step:<34} {:>8.2} s  {:>6.1} MiB/s  peak RSS {:>6.1} MiB (before {peak_before:.1})  body {body_mib:.0} MiB",
         elapsed.as_secs_f64(),
         body_mib / elapsed.as_secs_f64(),
-        vm_hwm_mib(),
+        seyaha_tests::peak_rss_mib(),
     );
 }
 
@@ -65,7 +55,7 @@ async fn streaming_path(octo: &FakeOcto, products: usize) {
     let base_url = BaseUrl::parse(&octo.base_url()).unwrap();
     let credentials = OctoCredentials { auth_type: AuthType::Bearer, auth_key: AuthKey::parse(FAKE_KEY).unwrap() };
     reset_peak();
-    let before = vm_hwm_mib();
+    let before = seyaha_tests::peak_rss_mib();
     let started = Instant::now();
     let mut body = client.open_products(&base_url, &credentials).await.unwrap();
     let mut parser = CatalogParser::new(Timestamp::from_unix_millis(0), settings().sync_max_product_bytes);
@@ -107,7 +97,7 @@ async fn engine_on_redb(octo: &FakeOcto, products: usize) {
     service.admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
     for step in ["engine on redb: first sync", "engine on redb: unchanged (skip)"] {
         reset_peak();
-        let before = vm_hwm_mib();
+        let before = seyaha_tests::peak_rss_mib();
         let webhook = service.authenticate_webhook(id, Some(secret.expose())).await.unwrap();
         let started = Instant::now();
         let result = service.trigger_sync(webhook).await.unwrap();

@@ -42,6 +42,24 @@ pub struct Call {
     pub request_bytes: usize,
 }
 
+/// The AWS ports with a DynamoDB client whose every call `recorder` sees (the store as well,
+/// for calls the ports do not offer).
+pub fn recorded_ports(
+    config: &aws_config::SdkConfig,
+    settings: &seyaha::settings::Settings,
+    clock: Arc<dyn seyaha::ports::Clock>,
+    recorder: &Recorder,
+) -> (seyaha::ports::Ports, Arc<seyaha::adapters::aws::DynamoStore>) {
+    let mut ports = seyaha::adapters::aws::ports(config, settings, clock).unwrap();
+    let table = settings.table_name.clone().expect("the AWS settings name a table");
+    let store = Arc::new(seyaha::adapters::aws::DynamoStore::new(recorder.client(config), table));
+    ports.integrations = store.clone();
+    ports.catalog = store.clone();
+    ports.runs = store.clone();
+    ports.rate_limiter = store.clone();
+    (ports, store)
+}
+
 /// The index of the call in flight, kept in the operation's config bag between hooks.
 #[derive(Debug, Clone, Copy)]
 struct InFlight(usize);

@@ -307,3 +307,37 @@ pub fn active_names(catalog: &Value) -> Vec<String> {
     names.sort();
     names
 }
+
+/// A new integration record as the store keeps it (version 1, no secret but the digest of
+/// `secret`), created by `creator` at `created_ms`: for tests and benchmarks that write to a
+/// store directly.
+pub fn stored_record(
+    created_ms: i64,
+    creator: seyaha::domain::Role,
+    secret: &seyaha::domain::WebhookSecret,
+) -> seyaha::domain::IntegrationRecord {
+    use seyaha::domain::{Integration, IntegrationId, IntegrationRecord, PartnerId, Timestamp};
+    let now = Timestamp::from_unix_millis(created_ms);
+    let new = bearer_integration("https://octo.example.com", "k");
+    let integration =
+        Integration::new(IntegrationId::generate(now.unix_seconds()), PartnerId::generate(now.unix_seconds()), &new, creator, now);
+    IntegrationRecord {
+        integration,
+        webhook_secret_digest: secret.digest(),
+        previous_webhook_secret: None,
+        delivery_secret_digest: None,
+        sync_control: Default::default(),
+        version: 1,
+    }
+}
+
+/// This process's peak resident memory so far, in MiB (Linux `VmHWM`; 0 elsewhere).
+pub fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}

@@ -192,7 +192,7 @@ async fn webhook_rate_limits_on_dynamodb_and_in_memory() {
 /// read back, list, count and stay one per partner exactly as if each had been inserted.
 #[tokio::test]
 async fn an_import_loads_integrations_as_inserts_would() {
-    use seyaha::domain::{Integration, IntegrationRecord, PartnerId, Role, Timestamp, WebhookSecret};
+    use seyaha::domain::{IntegrationRecord, Role, WebhookSecret};
     use seyaha::ports::{IntegrationFilter, IntegrationStore, StoreError};
 
     let config = sdk_config().await;
@@ -200,24 +200,9 @@ async fn an_import_loads_integrations_as_inserts_would() {
     let store = seyaha::adapters::aws::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), resources.table);
     let records: Vec<IntegrationRecord> = (0..40)
         .map(|n| {
-            let now = Timestamp::from_unix_millis(1_800_000_000_000 + n * 1000);
-            let new = seyaha_tests::bearer_integration("https://octo.example.com", "k");
-            let mut integration = Integration::new(
-                IntegrationId::generate(now.unix_seconds()),
-                PartnerId::generate(now.unix_seconds()),
-                &new,
-                Role::Admin,
-                now,
-            );
-            integration.is_active = n % 4 != 0;
-            IntegrationRecord {
-                integration,
-                webhook_secret_digest: WebhookSecret::generate().digest(),
-                previous_webhook_secret: None,
-                delivery_secret_digest: None,
-                sync_control: Default::default(),
-                version: 1,
-            }
+            let mut record = seyaha_tests::stored_record(1_800_000_000_000 + n * 1000, Role::Admin, &WebhookSecret::generate());
+            record.integration.is_active = n % 4 != 0;
+            record
         })
         .collect();
     store.import(&records).await.unwrap();

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use seyaha::adapters::aws::DynamoStore;
 use seyaha::app::{self, Runtime};
 use seyaha::domain::{AdminPatch, HealthStatus, PartnerId, Role};
 use seyaha::ports::{Clock, IntegrationFilter, SystemClock};
@@ -12,7 +11,7 @@ use seyaha::service::ServiceError;
 use seyaha::settings::Settings;
 use seyaha::sync::SyncResult;
 use seyaha_tests::aws::{resources, sdk_config};
-use seyaha_tests::capacity::{Ledger, Recorder, seyaha_table};
+use seyaha_tests::capacity::{Ledger, Recorder, recorded_ports, seyaha_table};
 use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto, sample_catalog};
 use seyaha_tests::{FakeClock, test_settings};
 
@@ -98,17 +97,6 @@ async fn a_rotated_secret_works_for_the_overlap_on_dynamodb() {
     assert!(!accepts(&again.webhook_secret).await && !accepts(&rotated.webhook_secret).await, "delete revokes both");
 }
 
-/// The AWS ports with a DynamoDB client whose every call `recorder` sees.
-fn recorded_ports(config: &aws_config::SdkConfig, settings: &Settings, clock: Arc<dyn Clock>, recorder: &Recorder) -> seyaha::ports::Ports {
-    let mut ports = seyaha::adapters::aws::ports(config, settings, clock).unwrap();
-    let store = Arc::new(DynamoStore::new(recorder.client(config), settings.table_name.clone().unwrap()));
-    ports.integrations = store.clone();
-    ports.catalog = store.clone();
-    ports.runs = store.clone();
-    ports.rate_limiter = store;
-    ports
-}
-
 /// Marketplace scale: integration writes are spread over the index shards (no partition key
 /// of the table or of an index takes a share of writes that grows with the number of
 /// integrations: the single-item layout put every one of them on `INTEGRATION` and
@@ -120,7 +108,8 @@ async fn integration_writes_spread_over_index_shards_and_a_sync_costs_at_most_fi
     let resources = resources(&config).await;
     let settings = resources.settings(test_settings());
     let recorder = Recorder::default();
-    let app = app::build(recorded_ports(&config, &settings, Arc::new(SystemClock), &recorder), &settings, Runtime::Lambda);
+    let (ports, _) = recorded_ports(&config, &settings, Arc::new(SystemClock), &recorder);
+    let app = app::build(ports, &settings, Runtime::Lambda);
     let service = app.service();
     let octo = FakeOcto::start().await;
     octo.set_catalog(sample_catalog(3));

@@ -68,16 +68,6 @@ async fn hostile(Path(case): Path<String>) -> Response {
     }
 }
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_answers_fail_the_sync_clearly_within_the_cap() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -85,7 +75,7 @@ async fn hostile_answers_fail_the_sync_clearly_within_the_cap() {
     tokio::spawn(async move { axum::serve(listener, axum::Router::new().route("/{case}/products", axum::routing::get(hostile))).await });
     let settings = Settings { octo_max_response_bytes: CAP, octo_max_catalog_bytes: CAP as u64, octo_timeout_secs: 10, ..test_settings() };
     let app = TestApp::spawn_with(settings).await;
-    let before = peak_rss_mib();
+    let before = seyaha_tests::peak_rss_mib();
     println!("peak RSS before: {before:.1} MiB (cap {} MiB)", CAP / (1024 * 1024));
 
     let too_large = format!("GET /products returned more than {CAP} bytes");
@@ -107,7 +97,7 @@ async fn hostile_answers_fail_the_sync_clearly_within_the_cap() {
         assert_eq!(log["sync"]["error_message"], expected, "{case}");
         // The service keeps answering.
         app.call("GET", "/me", Some(&app.partner_token(&integration.partner)), None).await.expect_success(200);
-        println!("{case:>14}: 502 \"{expected}\"; peak RSS {:.1} MiB", peak_rss_mib());
+        println!("{case:>14}: 502 \"{expected}\"; peak RSS {:.1} MiB", seyaha_tests::peak_rss_mib());
     }
     // One product over the per-product cap (1 MiB by default) is rejected unread; the sync ends well.
     let integration = app.approved(&format!("http://{supplier}/three-mb-string"), "key").await;
@@ -115,9 +105,9 @@ async fn hostile_answers_fail_the_sync_clearly_within_the_cap() {
     let data = reply.expect_success(200);
     assert_eq!((data["synced"].clone(), data["rejected"].clone()), (serde_json::json!(0), serde_json::json!(1)), "{data}");
     assert_eq!(data["rejections"][0]["reason"], "product: larger than 1048576 bytes as sent; not read");
-    println!("{:>15}: 200, rejected unread; peak RSS {:.1} MiB", "three-mb-string", peak_rss_mib());
+    println!("{:>15}: 200, rejected unread; peak RSS {:.1} MiB", "three-mb-string", seyaha_tests::peak_rss_mib());
     // At most the cap (plus what parsing a capped body costs) above where it started; a
     // generous bound, since the process also runs the server, the supplier and the client.
-    let growth = peak_rss_mib() - before;
+    let growth = seyaha_tests::peak_rss_mib() - before;
     assert!(growth < 8.0 * (CAP as f64) / (1024.0 * 1024.0) + 64.0, "peak RSS grew by {growth:.1} MiB");
 }

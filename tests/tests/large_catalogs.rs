@@ -20,16 +20,6 @@ fn settings() -> Settings {
     Settings { octo_max_response_bytes: WHOLE_BODY_CAP, sync_max_product_bytes: 8 * 1024, ..test_settings() }
 }
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
 fn streamed(products: usize) -> Behaviour {
     Behaviour::Streamed { products, product_bytes: PRODUCT_BYTES, pause: Duration::ZERO }
 }
@@ -41,12 +31,12 @@ async fn a_catalog_far_over_the_whole_body_cap_streams_in_and_is_skipped_when_un
     let products = 3_000; // about 11 MB: 170 times the whole-body cap
     octo.set_behaviour(streamed(products));
     let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
-    let before = peak_rss_mib();
+    let before = seyaha_tests::peak_rss_mib();
 
     let first = app.trigger(&integration).await;
     let data = first.expect_success(200);
     let body_mib = (products * PRODUCT_BYTES) as f64 / (1024.0 * 1024.0);
-    println!("{products} products, {body_mib:.1} MiB body: peak RSS {before:.1} -> {:.1} MiB", peak_rss_mib());
+    println!("{products} products, {body_mib:.1} MiB body: peak RSS {before:.1} -> {:.1} MiB", seyaha_tests::peak_rss_mib());
     assert_eq!((data["synced"].clone(), data["created"].clone(), data["rejected"].clone()), (json!(products), json!(products), json!(0)));
     let log = app.sync_log(&integration.id).await;
     assert_eq!(log["health"]["status"], "HEALTHY");
@@ -59,7 +49,7 @@ async fn a_catalog_far_over_the_whole_body_cap_streams_in_and_is_skipped_when_un
     let log = app.sync_log(&integration.id).await;
     assert_eq!(log["runs"][0]["outcome"], "skipped");
     assert_eq!(log["sync"]["last_sync_hash"], hash);
-    println!("after the skipped sync: peak RSS {:.1} MiB", peak_rss_mib());
+    println!("after the skipped sync: peak RSS {:.1} MiB", seyaha_tests::peak_rss_mib());
 
     // The hash is the one of the whole catalog read at once (the same products, not streamed).
     let whole: Vec<Value> =

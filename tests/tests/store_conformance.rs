@@ -6,7 +6,7 @@ use std::sync::Arc;
 use seyaha::adapters::aws::DynamoStore;
 use seyaha::adapters::embedded::RedbStore;
 use seyaha::domain::{
-    Activity, BaseUrl, ContentHash, ExternalSync, HealthStatus, Integration, IntegrationId, IntegrationRecord, LocalDateTime, PartnerId,
+    Activity, BaseUrl, ContentHash, ExternalSync, HealthStatus, IntegrationId, IntegrationRecord, LocalDateTime, PartnerId,
     PreviousWebhookSecret, Role, RunId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts, SyncRun, Timestamp, Variation,
     VariationPricing, VariationRef, VariationSync, WebhookSecret, WebhookSecretDigest,
 };
@@ -28,18 +28,7 @@ async fn dynamo() -> Arc<dyn Store> {
 }
 
 fn record(created_ms: i64) -> IntegrationRecord {
-    let now = Timestamp::from_unix_millis(created_ms);
-    let new = seyaha_tests::bearer_integration("https://octo.example.com", "k");
-    let integration =
-        Integration::new(IntegrationId::generate(now.unix_seconds()), PartnerId::generate(now.unix_seconds()), &new, Role::Partner, now);
-    IntegrationRecord {
-        integration,
-        webhook_secret_digest: WebhookSecret::generate().digest(),
-        previous_webhook_secret: None,
-        delivery_secret_digest: None,
-        sync_control: Default::default(),
-        version: 1,
-    }
+    seyaha_tests::stored_record(created_ms, Role::Partner, &WebhookSecret::generate())
 }
 
 fn activity(name: &str, product: &str, options: &[&str], hash: &str) -> Activity {
