@@ -106,7 +106,7 @@ async fn operations(config: &aws_config::SdkConfig) {
     let id = created.integration.id;
     let secret = created.webhook_secret;
     measure(&recorder, "approve", async {
-        service.admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
+        service.admin_update(id, AdminPatch::approval()).await.unwrap();
     })
     .await;
     measure(&recorder, "trigger, first sync of 500", async {
@@ -165,7 +165,7 @@ async fn operations(config: &aws_config::SdkConfig) {
 
     let new = seyaha_tests::bearer_integration(&big.base_url(), FAKE_KEY);
     let large = service.create(PartnerId::generate(1_800_000_001), new, Role::Admin).await.unwrap();
-    service.admin_update(large.integration.id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
+    service.admin_update(large.integration.id, AdminPatch::approval()).await.unwrap();
     measure(&recorder, "worker full sync, 1,000 products", async {
         service.admin_sync(large.integration.id).await.unwrap();
         service.run_job(&SyncJob::catalog(large.integration.id, RunTrigger::Admin)).await.unwrap();

@@ -94,7 +94,7 @@ async fn engine_on_redb(octo: &FakeOcto, products: usize) {
     let new = seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY);
     let created = service.create(PartnerId::generate(1_800_000_000), new, Role::Admin).await.unwrap();
     let (id, secret) = (created.integration.id, created.webhook_secret);
-    service.admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
+    service.admin_update(id, AdminPatch::approval()).await.unwrap();
     for step in ["engine on redb: first sync", "engine on redb: unchanged (skip)"] {
         reset_peak();
         let before = seyaha_tests::peak_rss_mib();

@@ -246,7 +246,7 @@ fn writes(body: Vec<u8>) {
         let new = seyaha_tests::bearer_integration(&base, "bench");
         let created = service.create(PartnerId::generate(1_800_000_000), new, Role::Admin).await.unwrap();
         let (id, secret) = (created.integration.id, created.webhook_secret);
-        service.admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
+        service.admin_update(id, AdminPatch::approval()).await.unwrap();
 
         let mut value: Value = serde_json::from_slice(&body).unwrap();
         let scenarios: [(&str, &str, Option<CatalogChange>); 4] = [

@@ -42,7 +42,7 @@ async fn products_beyond_dynamodb_limits_are_rejected_and_the_rest_syncs() {
     let new = seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY);
     let created = service.create(PartnerId::generate(1_800_000_000), new, Role::Admin).await.unwrap();
     let id = created.integration.id;
-    service.admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
+    service.admin_update(id, AdminPatch::approval()).await.unwrap();
     let webhook = service.authenticate_webhook(id, Some(created.webhook_secret.expose())).await.unwrap();
 
     let result = service.trigger_sync(webhook).await.unwrap();
@@ -70,7 +70,7 @@ async fn a_rotated_secret_works_for_the_overlap_on_dynamodb() {
     let partner = PartnerId::generate(1_800_000_000);
     let created = service.create(partner, new, Role::Partner).await.unwrap();
     let id = created.integration.id;
-    service.admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
+    service.admin_update(id, AdminPatch::approval()).await.unwrap();
     let accepts = |secret: &seyaha::domain::WebhookSecret| {
         let secret = secret.expose().to_owned();
         async move {
@@ -120,7 +120,7 @@ async fn integration_writes_spread_over_index_shards_and_a_sync_costs_at_most_fi
         let new = seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY);
         let created = service.create(PartnerId::generate(1_800_000_000 + n as i64), new, Role::Partner).await.unwrap();
         let id = created.integration.id;
-        service.admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
+        service.admin_update(id, AdminPatch::approval()).await.unwrap();
         let webhook = service.authenticate_webhook(id, Some(created.webhook_secret.expose())).await.unwrap();
         let SyncResult::Done { skipped: false, .. } = service.trigger_sync(webhook).await.unwrap() else { panic!("the first sync writes") };
         webhooks.push((id, created.webhook_secret));

@@ -115,7 +115,7 @@ impl Harness {
         let new = seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY);
         let created = self.service.create(PartnerId::generate(1_800_000_000), new, Role::Partner).await.unwrap();
         let id = created.integration.id;
-        self.service.admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
+        self.service.admin_update(id, AdminPatch::approval()).await.unwrap();
         id
     }
 

@@ -51,7 +51,7 @@ fn setup() -> Setup {
 async fn approved(app: &App, octo: &FakeOcto) -> IntegrationId {
     let new = seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY);
     let id = app.service().create(PartnerId::generate(1_800_000_000), new, Role::Admin).await.unwrap().integration.id;
-    app.service().admin_update(id, AdminPatch { is_approved: Some(true), is_active: None }).await.unwrap();
+    app.service().admin_update(id, AdminPatch::approval()).await.unwrap();
     id
 }
 

@@ -74,9 +74,10 @@ async fn integrations(store: Arc<dyn Store>) {
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
     assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(StoreError::AlreadyExists))));
 
-    // Optimistic concurrency; the fan-out's mark is kept with the record.
+    // Optimistic concurrency; the fan-out's mark and an admin's webhook limit are kept.
     let mut updated = first.clone();
     updated.integration.is_approved = true;
+    updated.integration.webhook_rate_per_minute = Some(6_000);
     updated.sync_control.fan_out = Some(seyaha::domain::RunId::generate(1_800_000_000));
     updated.version = 2;
     store.update(&updated, &first).await.unwrap();

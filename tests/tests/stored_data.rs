@@ -38,6 +38,8 @@ async fn shows_what_version_1_showed<S: IntegrationStore + CatalogStore + RunSto
     // Added after version 1 (push subscriptions): a record from then shows none.
     let notifications = shown.as_object_mut().unwrap().remove("notifications");
     assert_eq!(notifications, Some(json!({"mode": "none", "subscription_ids": [], "subscribed_at": null, "error_message": null})));
+    // Added with per-integration webhook limits: a record from before has the default.
+    assert_eq!(shown.as_object_mut().unwrap().remove("webhookRatePerMinute"), Some(Value::Null));
     assert_eq!(shown, expected["integration"]);
     assert!(record.webhook_secret_digest.matches(&WebhookSecretDigest::of(&"5e".repeat(32))), "the webhook secret still authenticates");
     assert_eq!(record.version, 7);
@@ -217,6 +219,7 @@ fn version_2_records() -> Vec<IntegrationRecord> {
                 subscribed_at: Some(at(2_000)),
                 error_message: None,
             },
+            webhook_rate_per_minute: None,
             created_at: at(0),
             updated_at: at(6_000),
         },
@@ -257,6 +260,7 @@ fn version_2_records() -> Vec<IntegrationRecord> {
                 down_since: None,
             },
             notifications: Notifications::default(),
+            webhook_rate_per_minute: None,
             created_at: at(1_000),
             updated_at: at(1_000),
         },

@@ -87,6 +87,57 @@ async fn a_partners_burst_is_limited_without_touching_other_partners() {
     app.notify(&busy, body).await.expect_success(200);
 }
 
+/// A large supplier's limit is raised by an admin for that integration alone (the batch
+/// notify counts one call like any webhook), shows on its document, and `null` sets it back
+/// to the service's default.
+#[tokio::test]
+async fn an_admin_raises_one_integrations_webhook_limit_and_can_set_it_back() {
+    use std::time::Duration;
+
+    use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto};
+    let app = seyaha_tests::TestApp::spawn_with_fake_clock(seyaha::settings::Settings {
+        webhook_rate_per_minute: 3,
+        ..seyaha_tests::test_settings()
+    })
+    .await;
+    let octo = FakeOcto::start().await;
+    let (large, other) = (app.approved(&octo.base_url(), FAKE_KEY).await, app.approved(&octo.base_url(), FAKE_KEY).await);
+    let admin = app.admin_token();
+    let large_path = format!("/admin/{}", large.id);
+    let patch = |limit: serde_json::Value| app.call("PATCH", &large_path, Some(&admin), Some(json!({"webhookRatePerMinute": limit})));
+    let raised = patch(json!(8)).await;
+    assert_eq!(raised.expect_success(200)["webhookRatePerMinute"], 8);
+    let got = app.call("GET", &format!("/admin/{}", other.id), Some(&admin), None).await;
+    assert_eq!(got.expect_success(200)["webhookRatePerMinute"], serde_json::Value::Null, "the other keeps the default");
+
+    let body = json!({"productId": "p", "optionId": "o", "availabilityId": "a", "localDateTimeStart": "2030-07-15T10:00:00+03:00"});
+    for _ in 0..7 {
+        app.notify(&large, body.clone()).await.expect_success(200);
+    }
+    let batch = app
+        .http
+        .post(app.url(&format!("/{}/availability/notify-batch", large.id)))
+        .header("x-webhook-secret", &large.secret)
+        .json(&json!([body.clone(), body.clone()]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(batch.status(), 200, "the eighth call, a batch of two, is one call");
+    app.notify(&large, body.clone()).await.expect_error(429);
+    for _ in 0..3 {
+        app.notify(&other, body.clone()).await.expect_success(200);
+    }
+    app.notify(&other, body.clone()).await.expect_error(429);
+
+    let reset = patch(serde_json::Value::Null).await;
+    assert_eq!(reset.expect_success(200)["webhookRatePerMinute"], serde_json::Value::Null);
+    app.clock().advance(Duration::from_secs(60));
+    for _ in 0..3 {
+        app.notify(&large, body.clone()).await.expect_success(200);
+    }
+    app.notify(&large, body).await.expect_error(429);
+}
+
 /// The security review's probes of the notify body, kept: deep nesting, a 5,000-digit number
 /// and invalid UTF-8 each get a 4xx envelope, and the next valid notify is applied.
 #[tokio::test]

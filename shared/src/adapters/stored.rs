@@ -101,6 +101,9 @@ pub struct StoredIntegration {
     pub delivery_secret_digest: Option<String>,
     #[serde(default, skip_serializing_if = "StoredNotifications::is_unset")]
     pub notifications: StoredNotifications,
+    /// Added with per-integration webhook limits: absent in older records, left out when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_rate_per_minute: Option<u32>,
     #[serde(default)]
     pub sync_control: StoredSyncControl,
     pub version: u64,
@@ -210,6 +213,7 @@ impl From<&IntegrationRecord> for StoredIntegration {
                 subscribed_at: i.notifications.subscribed_at,
                 error_message: i.notifications.error_message.clone(),
             },
+            webhook_rate_per_minute: i.webhook_rate_per_minute,
             sync_control: StoredSyncControl {
                 lease: control.lease.as_ref().map(|lease| StoredLease {
                     run_id: lease.run_id,
@@ -268,6 +272,7 @@ impl TryFrom<StoredIntegration> for IntegrationRecord {
                 subscribed_at: stored.notifications.subscribed_at,
                 error_message: stored.notifications.error_message,
             },
+            webhook_rate_per_minute: stored.webhook_rate_per_minute,
             created_at: stored.created_at,
             updated_at: stored.updated_at,
         };

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
-use crate::domain::{AdminPatch, AuthKey, AuthType, BaseUrl, IntegrationPatch, NewIntegration, PartnerId};
+use crate::domain::{AdminPatch, AuthKey, AuthType, BaseUrl, IntegrationPatch, MAX_WEBHOOK_RATE_PER_MINUTE, NewIntegration, PartnerId};
 
 struct Fields<'a> {
     object: &'a Map<String, Value>,
@@ -117,14 +117,28 @@ pub fn integration_patch(body: &Value) -> Result<IntegrationPatch, ApiError> {
     Ok(patch)
 }
 
-/// `PATCH /admin/{id}`: `isApproved` and/or `isActive`.
+/// `PATCH /admin/{id}`: any non-empty subset of `isApproved`, `isActive` and
+/// `webhookRatePerMinute` (a number, or `null` for the service's default).
 pub fn admin_patch(body: &Value) -> Result<AdminPatch, ApiError> {
-    const FIELDS: [&str; 2] = ["isApproved", "isActive"];
+    const FIELDS: [&str; 3] = ["isApproved", "isActive", "webhookRatePerMinute"];
     let mut fields = Fields::new(body, &FIELDS)?;
     if !fields.has_any(&FIELDS) {
-        fields.errors.push("body: must contain isApproved and/or isActive".into());
+        fields.errors.push("body: must contain at least one of isApproved, isActive, webhookRatePerMinute".into());
     }
-    let patch = AdminPatch { is_approved: fields.bool("isApproved"), is_active: fields.bool("isActive") };
+    let webhook_rate_per_minute = match body.get("webhookRatePerMinute") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(value) => match value.as_u64().filter(|rate| (1..=u64::from(MAX_WEBHOOK_RATE_PER_MINUTE)).contains(rate)) {
+            Some(rate) => Some(Some(rate as u32)),
+            None => {
+                fields.errors.push(format!(
+                    "webhookRatePerMinute: must be a whole number from 1 to {MAX_WEBHOOK_RATE_PER_MINUTE}, or null for the service's default"
+                ));
+                None
+            }
+        },
+    };
+    let patch = AdminPatch { is_approved: fields.bool("isApproved"), is_active: fields.bool("isActive"), webhook_rate_per_minute };
     fields.finish()?;
     Ok(patch)
 }
@@ -227,5 +241,17 @@ mod tests {
         assert!(errors_of(admin_patch(&json!({"isApproved": "yes"}))).contains("isApproved: must be a boolean"));
         assert!(errors_of(admin_patch(&json!([]))).contains("body: must be a JSON object"));
         assert_eq!(admin_patch(&json!({"isActive": false})).unwrap().is_active, Some(false));
+    }
+
+    #[test]
+    fn an_admin_patch_sets_or_clears_the_webhook_limit_within_its_range() {
+        assert_eq!(admin_patch(&json!({"webhookRatePerMinute": 6000})).unwrap().webhook_rate_per_minute, Some(Some(6000)));
+        assert_eq!(admin_patch(&json!({"webhookRatePerMinute": null})).unwrap().webhook_rate_per_minute, Some(None));
+        assert_eq!(admin_patch(&json!({"isActive": true})).unwrap().webhook_rate_per_minute, None);
+        for bad in [json!(0), json!(-5), json!(1.5), json!("600"), json!(1_000_001), json!(u64::MAX)] {
+            let errors = errors_of(admin_patch(&json!({"webhookRatePerMinute": bad, "isActive": "no"})));
+            assert!(errors.contains("webhookRatePerMinute: must be a whole number from 1 to 1000000"), "{bad}: {errors}");
+            assert!(errors.contains("isActive: must be a boolean"), "every bad field in one answer: {errors}");
+        }
     }
 }

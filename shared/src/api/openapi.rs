@@ -214,7 +214,7 @@ pub struct UpdateIntegrationBody {
     handles_ticket_delivery: Option<bool>,
 }
 
-/// `PATCH /admin/{id}`: `isApproved` and/or `isActive`.
+/// `PATCH /admin/{id}`: any of `isApproved`, `isActive` and `webhookRatePerMinute`.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(min_properties = 1)]
@@ -226,6 +226,12 @@ pub struct AdminPatchBody {
     #[serde(rename = "isActive")]
     #[schema(nullable = false)]
     is_active: Option<bool>,
+    /// This integration's webhook limit in calls per minute (both webhooks and the batch
+    /// notify count one each), raised or lowered from the service's default; `null` returns
+    /// to the default.
+    #[serde(rename = "webhookRatePerMinute")]
+    #[schema(minimum = 1, maximum = 1000000)]
+    webhook_rate_per_minute: Option<u32>,
 }
 
 /// What every notify shape says about the slot itself.

@@ -179,6 +179,12 @@ pub struct Integration {
     pub health: Health,
     /// The partner's push channel Seyaha subscribed to (an addition to the document).
     pub notifications: Notifications,
+    /// Webhook calls per minute this integration may make, when an admin set it (an
+    /// addition); `null`: the service's `SEYAHA_WEBHOOK_RATE_PER_MINUTE`. Named like the
+    /// other fields only an admin sets (`isApproved`, `isActive`).
+    #[serde(rename = "webhookRatePerMinute")]
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub webhook_rate_per_minute: Option<u32>,
     #[serde(rename = "createdAt")]
     pub created_at: Timestamp,
     #[serde(rename = "updatedAt")]
@@ -334,6 +340,7 @@ impl Integration {
             sync: SyncState::new(),
             health: Health::new(),
             notifications: Notifications::default(),
+            webhook_rate_per_minute: None,
             created_at: now,
             updated_at: now,
         }
@@ -365,6 +372,9 @@ impl Integration {
         if let Some(active) = patch.is_active {
             self.is_active = active;
         }
+        if let Some(rate) = patch.webhook_rate_per_minute {
+            self.webhook_rate_per_minute = rate;
+        }
         self.updated_at = now;
     }
 
@@ -389,6 +399,28 @@ pub struct IntegrationPatch {
 pub struct AdminPatch {
     pub is_approved: Option<bool>,
     pub is_active: Option<bool>,
+    /// `Some(None)`: back to the service's default limit.
+    pub webhook_rate_per_minute: Option<Option<u32>>,
+}
+
+/// The largest per-integration webhook limit an admin may set (calls per minute): about
+/// 16,700 calls a second, far past what one supplier's platform sends, and what keeps one
+/// partner's override from being a typo that disables the limit.
+pub const MAX_WEBHOOK_RATE_PER_MINUTE: u32 = 1_000_000;
+
+impl AdminPatch {
+    /// Approves, changing nothing else.
+    pub fn approval() -> Self {
+        Self { is_approved: Some(true), ..Self::default() }
+    }
+}
+
+impl Integration {
+    /// The webhook calls per minute this integration may make: its own limit when an admin
+    /// set one, else `service_default` (0 there means no limit).
+    pub fn webhook_rate(&self, service_default: u32) -> u32 {
+        self.webhook_rate_per_minute.unwrap_or(service_default)
+    }
 }
 
 #[cfg(test)]

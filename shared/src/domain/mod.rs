@@ -19,7 +19,8 @@ pub use catalog::{
 pub use ids::{IntegrationId, InvalidObjectId, ObjectId, PartnerId, RunId};
 pub use integration::{
     AdminPatch, AuthType, DOWN_AFTER_FAILURES, Health, HealthStatus, HealthTransition, Integration, IntegrationPatch, IntegrationRecord,
-    Lease, NewIntegration, NotificationMode, Notifications, SyncControl, SyncState, SyncStatus, UnknownEnumValue,
+    Lease, MAX_WEBHOOK_RATE_PER_MINUTE, NewIntegration, NotificationMode, Notifications, SyncControl, SyncState, SyncStatus,
+    UnknownEnumValue,
 };
 pub use secrets::{AUTH_KEY_MAX_LEN, AuthKey, InvalidAuthKey, PreviousWebhookSecret, WebhookSecret, WebhookSecretDigest};
 pub use timestamp::{InvalidTimestamp, Timestamp};

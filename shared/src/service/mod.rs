@@ -367,19 +367,20 @@ impl IntegrationService {
             return Err(ServiceError::WebhookUnauthorized);
         };
         ensure_live(&record)?;
-        self.check_rate(id).await?;
+        self.check_rate(id, record.integration.webhook_rate(self.limits.webhook_rate_per_minute)).await?;
         Ok(AuthenticatedWebhook(record))
     }
 
     /// Per-integration rate limit of the webhooks: one partner's burst costs only that partner.
+    /// `per_minute` is the integration's own limit when an admin raised it, else the service's.
     /// A limiter that cannot be reached lets the call through (the stage-level throttling of
     /// API Gateway still guards the whole service).
-    async fn check_rate(&self, id: IntegrationId) -> Result<(), ServiceError> {
-        if self.limits.webhook_rate_per_minute == 0 {
+    async fn check_rate(&self, id: IntegrationId, per_minute: u32) -> Result<(), ServiceError> {
+        if per_minute == 0 {
             return Ok(());
         }
         let minute = std::time::Duration::from_secs(60);
-        match self.ports.rate_limiter.admit(&id, self.limits.webhook_rate_per_minute, minute, self.ports.clock.now()).await {
+        match self.ports.rate_limiter.admit(&id, per_minute, minute, self.ports.clock.now()).await {
             Ok(Admission::Allowed) => Ok(()),
             Ok(Admission::Limited { retry_after }) => {
                 tracing::info!(integration_id = %id, "webhook rate limit reached");
