@@ -149,9 +149,16 @@ pub trait CatalogStore: Send + Sync {
     /// The stored activity of one OCTO product (by its id), whatever its internal name.
     async fn activity_of_product(&self, integration: &IntegrationId, product_id: &str) -> Result<Option<ProductActivity>, StoreError>;
 
-    /// Every stored slot of one product option (an availability pull closes those it no
-    /// longer gets).
-    async fn option_slots(&self, integration: &IntegrationId, product_id: &str, option_id: &str) -> Result<Vec<Slot>, StoreError>;
+    /// The stored slots of one product option whose local date is in `days` (an availability
+    /// pull closes those it no longer gets). Reads those days only where the store can tell
+    /// (DynamoDB: the date is in the slot's key).
+    async fn option_slots(
+        &self,
+        integration: &IntegrationId,
+        product_id: &str,
+        option_id: &str,
+        days: std::ops::RangeInclusive<time::Date>,
+    ) -> Result<Vec<Slot>, StoreError>;
 
     async fn put_slot(&self, integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError>;
 

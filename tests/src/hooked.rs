@@ -111,9 +111,15 @@ impl CatalogStore for HookedCatalog {
         self.before(CatalogCall::ActivityOfProduct, id).await?;
         self.inner.activity_of_product(id, product).await
     }
-    async fn option_slots(&self, id: &IntegrationId, product: &str, option: &str) -> Result<Vec<Slot>, StoreError> {
+    async fn option_slots(
+        &self,
+        id: &IntegrationId,
+        product: &str,
+        option: &str,
+        days: std::ops::RangeInclusive<time::Date>,
+    ) -> Result<Vec<Slot>, StoreError> {
         self.before(CatalogCall::OptionSlots, id).await?;
-        self.inner.option_slots(id, product, option).await
+        self.inner.option_slots(id, product, option, days).await
     }
     async fn put_slot(&self, id: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {
         self.before(CatalogCall::PutSlot, id).await?;

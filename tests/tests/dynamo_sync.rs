@@ -162,3 +162,69 @@ async fn integration_writes_spread_over_index_shards_and_a_sync_costs_at_most_fi
     assert!(total.write_units <= 5.0, "an unchanged sync wrote {} units: {:?}", total.write_units, ledger.usage);
     assert_eq!(ledger.target("gsi1").writes + ledger.target("gsi2").writes, 0, "sync state is copied into no index");
 }
+
+/// An availability pull reads the days it asked for, not the option's whole stored calendar:
+/// with 30 days of slots stored, a pull of one day gets that day's slots back from DynamoDB
+/// (reading every slot of the option, as before, returned all 120).
+#[tokio::test]
+async fn a_pull_of_one_day_reads_that_days_slots_only() {
+    use seyaha::domain::{LocalDateTime, Slot, SlotStatus};
+    use seyaha::ports::SyncJob;
+    use seyaha::sync::{AvailabilityPull, parse_date};
+
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let settings = resources.settings(test_settings());
+    let recorder = Recorder::default();
+    let (ports, _) = recorded_ports(&config, &settings, Arc::new(SystemClock), &recorder);
+    let catalog = ports.catalog.clone();
+    let app = app::build(ports, &settings, Runtime::Lambda);
+    let service = app.service();
+    let octo = FakeOcto::start().await;
+    octo.set_catalog(sample_catalog(2));
+    let created = service
+        .create(PartnerId::generate(1_800_000_000), seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY), Role::Partner)
+        .await
+        .unwrap();
+    let id = created.integration.id;
+    service.admin_update(id, AdminPatch::approval()).await.unwrap();
+    let webhook = service.authenticate_webhook(id, Some(created.webhook_secret.expose())).await.unwrap();
+    service.trigger_sync(webhook).await.unwrap();
+
+    let start = |day: u32, hour: u32| format!("2099-07-{day:02}T{hour:02}:00:00+03:00");
+    let stored: Vec<(Slot, seyaha::domain::Timestamp)> = (1..=30)
+        .flat_map(|day| (0..4).map(move |hour| (day, 9 + hour)))
+        .map(|(day, hour)| {
+            let slot = Slot {
+                product_id: "product_0".into(),
+                option_id: "DEFAULT".into(),
+                availability_id: start(day, hour),
+                local_date_time_start: LocalDateTime::parse(&start(day, hour)).unwrap(),
+                status: Some(SlotStatus::Available),
+                vacancies: Some(10),
+                capacity: Some(10),
+                updated_at: seyaha::domain::Timestamp::from_unix_millis(0),
+            };
+            let expires = slot.local_date_time_start.instant();
+            (slot, expires)
+        })
+        .collect();
+    catalog.put_slots(&id, &stored).await.unwrap();
+    let answer = (0..4)
+        .map(|hour| json!({"id": start(5, 9 + hour), "localDateTimeStart": start(5, 9 + hour), "status": "AVAILABLE", "vacancies": 10 - hour, "capacity": 10}))
+        .collect();
+    octo.set_availability("product_0", "DEFAULT", answer);
+    recorder.take();
+
+    let day = parse_date("2099-07-05").unwrap();
+    let pull = AvailabilityPull { product_id: "product_0".into(), option_id: Some("DEFAULT".into()), from: day, to: day };
+    let SyncResult::Done { counts, .. } = service.run_job(&SyncJob::availability(id, pull)).await.unwrap() else { panic!("the pull runs") };
+    assert_eq!((counts.updated, counts.unchanged), (3, 1), "{counts:?}");
+    let slots_read: usize = recorder
+        .take()
+        .iter()
+        .filter(|call| call.operation == "Query" && call.request.to_string().contains("SLOT#"))
+        .map(|call| call.returned.len())
+        .sum();
+    assert_eq!(slots_read, 4, "the pull read {slots_read} slots for a day that has 4");
+}

@@ -424,8 +424,11 @@ async fn paging_beyond_one_response(store: Arc<dyn Store>) {
 }
 
 /// An availability pull's writes: more slots than one DynamoDB batch (25) at once, read back
-/// per option (the prefix of one option does not take another's, nor another product's).
+/// per option and days (the prefix of one option does not take another's, nor another
+/// product's; a day range returns the slots of those local days, both ends included).
 async fn slot_batches_and_option_slots(store: Arc<dyn Store>) {
+    use time::macros::date;
+    let july = || date!(2030 - 07 - 01)..=date!(2030 - 07 - 31);
     let id = IntegrationId::generate(1_800_000_000);
     let slot = |product: &str, option: &str, n: u64| Slot {
         product_id: product.into(),
@@ -442,19 +445,30 @@ async fn slot_batches_and_option_slots(store: Arc<dyn Store>) {
     writes.extend((0..3).map(|n| (slot("p1", "DEFAULT-2", n), expires)));
     writes.extend((0..2).map(|n| (slot("p10", "DEFAULT", n), expires)));
     store.put_slots(&id, &writes).await.unwrap();
-    let mut default = store.option_slots(&id, "p1", "DEFAULT").await.unwrap();
+    let mut default = store.option_slots(&id, "p1", "DEFAULT", july()).await.unwrap();
     default.sort_by(|a, b| a.availability_id.cmp(&b.availability_id));
     assert_eq!(default.len(), 40);
     assert_eq!(default[39], slot("p1", "DEFAULT", 39));
-    assert_eq!(store.option_slots(&id, "p1", "DEFAULT-2").await.unwrap().len(), 3);
-    assert_eq!(store.option_slots(&id, "p10", "DEFAULT").await.unwrap().len(), 2);
-    assert!(store.option_slots(&id, "p1", "nope").await.unwrap().is_empty());
+    assert_eq!(store.option_slots(&id, "p1", "DEFAULT-2", july()).await.unwrap().len(), 3);
+    assert_eq!(store.option_slots(&id, "p10", "DEFAULT", july()).await.unwrap().len(), 2);
+    assert!(store.option_slots(&id, "p1", "nope", july()).await.unwrap().is_empty());
+    // Days 3 and 4 of July: n % 28 + 1 in {3, 4}.
+    let mut two_days: Vec<String> = store
+        .option_slots(&id, "p1", "DEFAULT", date!(2030 - 07 - 03)..=date!(2030 - 07 - 04))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|slot| slot.availability_id)
+        .collect();
+    two_days.sort();
+    assert_eq!(two_days, ["a02", "a03", "a30", "a31"]);
+    assert!(store.option_slots(&id, "p1", "DEFAULT", date!(2030 - 08 - 01)..=date!(2030 - 08 - 31)).await.unwrap().is_empty());
     // A second batch replaces, as single writes do.
     store
         .put_slots(&id, &[(Slot { vacancies: Some(0), status: Some(SlotStatus::Closed), ..slot("p1", "DEFAULT", 5) }, expires)])
         .await
         .unwrap();
-    let closed = store.option_slots(&id, "p1", "DEFAULT").await.unwrap().into_iter().find(|s| s.availability_id == "a05").unwrap();
+    let closed = store.option_slots(&id, "p1", "DEFAULT", july()).await.unwrap().into_iter().find(|s| s.availability_id == "a05").unwrap();
     assert_eq!((closed.status, closed.vacancies), (Some(SlotStatus::Closed), Some(0)));
 }
 

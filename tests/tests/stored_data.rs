@@ -163,10 +163,18 @@ async fn dynamodb_items_written_by_version_1_load_and_are_written_the_same_way_t
     }
     // Every attribute version 1 wrote, with the same value; the only addition is the slots' TTL.
     // The integration is the exception: today it is two items (the document and its sync
-    // control) with sharded index keys, whose attributes together are version 1's.
+    // control) with sharded index keys, whose attributes together are version 1's. A slot's
+    // sort key has its local date before its id today (a pull reads only its days).
     let written = join_integration_items(scan(&client, &new.table).await);
-    assert_eq!(written.len(), fixture_items.len());
-    for (new, old) in written.iter().zip(&fixture_items) {
+    let mut expected_items = fixture_items.clone();
+    for item in &mut expected_items {
+        if item["pk"]["S"].as_str().unwrap().starts_with("SLOT#") {
+            item["sk"] = json!({"S": dated_slot_key(item)});
+        }
+    }
+    expected_items.sort_by_key(|i| format!("{}{}", i["pk"], i["sk"]));
+    assert_eq!(written.len(), expected_items.len());
+    for (new, old) in written.iter().zip(&expected_items) {
         let (new, old) = (new.as_object().unwrap(), old.as_object().unwrap());
         for (name, value) in old {
             if name == "gsi1pk" || name == "gsi2pk" {
@@ -180,6 +188,49 @@ async fn dynamodb_items_written_by_version_1_load_and_are_written_the_same_way_t
         let is_slot = old["pk"]["S"].as_str().unwrap().starts_with("SLOT#");
         assert!(added.is_empty() || (is_slot && added == ["ttl"]), "unexpected new attributes {added:?} on {}", old["sk"]);
     }
+}
+
+/// The sort key today's adapter gives a slot item: `DAY#["product","option","day","availability"]`.
+fn dated_slot_key(item: &Value) -> String {
+    let text = |name: &str| item[name]["S"].as_str().unwrap().to_owned();
+    let day = text("localDateTimeStart")[..10].to_owned();
+    format!("DAY#{}", serde_json::to_string(&[text("productId"), text("optionId"), day, text("availabilityId")]).unwrap())
+}
+
+/// Slots version 1 wrote (their sort key has no date) list as before, and the first pull over
+/// their days reads them and moves them to the dated key: each is then one item, found by the
+/// days it falls on only.
+#[tokio::test]
+async fn dynamodb_slots_of_version_1_are_read_by_a_pull_and_move_to_the_dated_key() {
+    use time::macros::date;
+    let config = sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let fixture_items: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(fixture("dynamodb-items.json")).unwrap()).unwrap();
+    let table = resources(&config).await.table;
+    for item in &fixture_items {
+        let item: HashMap<String, AttributeValue> = item.as_object().unwrap().iter().map(|(k, v)| (k.clone(), attribute(v))).collect();
+        client.put_item().table_name(&table).set_item(Some(item)).send().await.unwrap();
+    }
+    let store = DynamoStore::new(client.clone(), table.clone());
+    let id = IntegrationId::parse(ID).unwrap();
+    let listed = store.slots_page(&id, 100, None, Timestamp::from_unix_millis(0)).await.unwrap().items;
+    let sunset = listed.iter().find(|slot| slot.option_id == "SUNSET").expect("the fixture has a SUNSET slot").clone();
+    assert_eq!(sunset.local_date_time_start.local_date(), "2026-07-15");
+
+    assert!(store.option_slots(&id, "product_dhow", "SUNSET", date!(2026 - 07 - 16)..=date!(2026 - 07 - 31)).await.unwrap().is_empty());
+    let read = store.option_slots(&id, "product_dhow", "SUNSET", date!(2026 - 07 - 15)..=date!(2026 - 07 - 15)).await.unwrap();
+    assert_eq!(read, std::slice::from_ref(&sunset));
+
+    let slot_keys: Vec<String> = scan(&client, &table)
+        .await
+        .into_iter()
+        .filter(|item| item["optionId"]["S"] == "SUNSET")
+        .map(|item| item["sk"]["S"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(slot_keys, [r#"DAY#["product_dhow","SUNSET","2026-07-15","2026-07-15T19:30:00+04:00"]"#], "moved, not copied");
+    let again = store.slots_page(&id, 100, None, Timestamp::from_unix_millis(0)).await.unwrap().items;
+    assert_eq!(again.len(), listed.len(), "every slot listed once");
+    assert_eq!(store.option_slots(&id, "product_dhow", "SUNSET", date!(2026 - 07 - 15)..=date!(2026 - 07 - 15)).await.unwrap(), [sunset]);
 }
 
 const V2_LIVE: &str = "6a2f00000000000000000001";

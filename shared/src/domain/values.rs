@@ -75,6 +75,24 @@ impl LocalDateTime {
     pub fn instant(&self) -> Timestamp {
         Timestamp::parse(&self.0).expect("a LocalDateTime is a valid RFC 3339 date-time")
     }
+
+    /// Its local date, `YYYY-MM-DD`, as the partner wrote it (the day a pull asks for).
+    pub fn local_date(&self) -> &str {
+        self.0.get(..10).unwrap_or_default()
+    }
+}
+
+const LOCAL_DATE_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]");
+
+/// An OCTO local date, `YYYY-MM-DD`.
+pub fn format_local_date(date: time::Date) -> String {
+    date.format(LOCAL_DATE_FORMAT).expect("a date formats")
+}
+
+/// Reads an OCTO local date, `YYYY-MM-DD`.
+pub fn parse_local_date(text: &str) -> Option<time::Date> {
+    time::Date::parse(text, LOCAL_DATE_FORMAT).ok()
 }
 
 impl FromStr for LocalDateTime {

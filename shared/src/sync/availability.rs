@@ -62,17 +62,7 @@ pub fn split_range(from: Date, to: Date) -> Vec<(Date, Date)> {
     pieces
 }
 
-const DATE_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!("[year]-[month]-[day]");
-
-/// An OCTO local date, `YYYY-MM-DD`.
-pub fn format_date(date: Date) -> String {
-    date.format(DATE_FORMAT).expect("a date formats")
-}
-
-/// Reads an OCTO local date, `YYYY-MM-DD`.
-pub fn parse_date(text: &str) -> Option<Date> {
-    Date::parse(text, DATE_FORMAT).ok()
-}
+pub use crate::domain::{format_local_date as format_date, parse_local_date as parse_date};
 
 /// What one call brought back: the slots it returned (valid ones), and how many were not.
 struct CallResult {
@@ -194,14 +184,11 @@ impl SyncEngine {
         counts.synced += call.slots.len() as u64;
         counts.rejected += call.rejected;
         let returned: HashSet<String> = call.slots.iter().map(|slot| slot.availability_id.clone()).collect();
-        let (from, to) = (format_date(call.from), format_date(call.to));
         let now = self.ports.clock.now();
         let mut closed = Vec::new();
         let mut stored: HashMap<String, Slot> = HashMap::new();
-        for mut slot in self.ports.catalog.option_slots(id, product_id, &call.option_id).await? {
-            let day = slot.local_date_time_start.as_str().get(..10).unwrap_or_default();
-            let inside = day >= from.as_str() && day <= to.as_str();
-            if inside && !returned.contains(&slot.availability_id) && slot.status != Some(SlotStatus::Closed) {
+        for mut slot in self.ports.catalog.option_slots(id, product_id, &call.option_id, call.from..=call.to).await? {
+            if !returned.contains(&slot.availability_id) && slot.status != Some(SlotStatus::Closed) {
                 slot.status = Some(SlotStatus::Closed);
                 slot.vacancies = Some(0);
                 slot.updated_at = now;

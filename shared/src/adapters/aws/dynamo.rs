@@ -7,31 +7,38 @@
 //! | partner lock | `PARTNER#{partner}` | `META` | written in the same transaction as the integration: one per partner |
 //! | integration counter | `COUNT#{shard}` | `COUNT` | one number per approval × health cell (the admin list's `totalCount`) |
 //! | activity | `CAT#{id}#{shard}` | `ACT#{internalName}` | `gsi3pk=PROD#{id}#{productId}` (notify finds the activity of an OCTO product) |
-//! | slot | `SLOT#{id}#{shard}` | `SLOT#["product","option","availability"]` | |
+//! | slot | `SLOT#{id}#{shard}` | `DAY#["product","option","{local date}","availability"]` | `ttl` |
 //! | run | `RUN#{id}` | `{startedMs:013}#{runId}` | `ttl` (epoch seconds) for DynamoDB TTL |
 //!
 //! Catalog and slot items are spread over [`SHARDS`] partition keys per integration, so a large
 //! first sync is not capped by one partition's 1,000 writes per second; the integration index
 //! keys over [`INDEX_SHARDS`] (see `integrations`), so no partition key is shared by every
 //! integration.
+//!
+//! A slot's sort key puts its local date before its id, so an availability pull reads the
+//! days it asked for and no others (a Query between two keys). Slots written before the date
+//! was in the key (`SLOT#["product","option","availability"]`) still list and load; a pull
+//! over their days moves them to the dated key (see `option_slots`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    PutRequest, ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, PutRequest, ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
 };
 use sha2::{Digest, Sha256};
+use time::Date;
 
 use super::SdkFailure;
 
 mod integrations;
 
 use crate::adapters::stored::{StoredActivity, StoredRun, StoredSlot, fields};
-use crate::domain::{Activity, ActivityState, IntegrationId, ProductActivity, Slot, SyncRun, Timestamp, VariationRef};
+use crate::domain::{Activity, ActivityState, IntegrationId, ProductActivity, Slot, SyncRun, Timestamp, VariationRef, format_local_date};
 use crate::ports::{Admission, CatalogStore, Cursor, Page, RateLimiter, RateWindow, RunStore, StoreError};
 pub use integrations::{INDEX_SHARDS, index_shard};
 
@@ -71,10 +78,42 @@ fn slot_item(integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) ->
     let mut item = to_item(&StoredSlot::from(slot))?;
     // DynamoDB's TTL deletes the slot some time after this (reads filter by start time).
     item.insert("ttl".into(), AttributeValue::N(expires_at.unix_seconds().to_string()));
-    let ids = serde_json::to_string(&[&slot.product_id, &slot.option_id, &slot.availability_id]).map_err(StoreError::unavailable)?;
-    item.insert("pk".into(), s(format!("SLOT#{integration}#{}", shard(&slot.product_id))));
-    item.insert("sk".into(), s(format!("SLOT#{ids}")));
+    item.extend(slot_key(integration, slot)?);
     Ok(item)
+}
+
+/// A slot's key: `DAY#["product","option","2026-07-15","availability"]` in its product's shard.
+fn slot_key(integration: &IntegrationId, slot: &Slot) -> Result<Item, StoreError> {
+    let ids = serde_json::to_string(&[&slot.product_id, &slot.option_id, slot_day(slot), &slot.availability_id])
+        .map_err(StoreError::unavailable)?;
+    Ok(HashMap::from([
+        ("pk".into(), s(format!("SLOT#{integration}#{}", shard(&slot.product_id)))),
+        ("sk".into(), s(format!("{DATED_SLOT}{ids}"))),
+    ]))
+}
+
+/// The sort key prefix of slots with their date in the key, and of the earlier ones without.
+const DATED_SLOT: &str = "DAY#";
+const UNDATED_SLOT: &str = "SLOT#";
+
+/// A slot's local date (`YYYY-MM-DD`): the start as the partner wrote it, cut at the day.
+fn slot_day(slot: &Slot) -> &str {
+    slot.local_date_time_start.local_date()
+}
+
+/// `DAY#["product","option","2026-07-01"` (every key of that day and later) and the bound just
+/// past every key of `last` (`"...","2026-07-31",` is followed by `,`; `-` sorts after it).
+fn dated_slot_bounds(product_id: &str, option_id: &str, first: &str, last: &str) -> Result<(String, String), StoreError> {
+    let open = |day: &str| -> Result<String, StoreError> {
+        let ids = serde_json::to_string(&[product_id, option_id, day]).map_err(StoreError::unavailable)?;
+        Ok(format!("{DATED_SLOT}{}", ids.trim_end_matches(']')))
+    };
+    Ok((open(first)?, format!("{}-", open(last)?)))
+}
+
+/// Expression values, all strings.
+fn values<const N: usize>(pairs: [(&str, String); N]) -> Item {
+    pairs.into_iter().map(|(name, value)| (name.to_owned(), s(value))).collect()
 }
 
 fn shard(key: &str) -> u8 {
@@ -285,14 +324,20 @@ impl DynamoStore {
 
     /// BatchWriteItem in chunks of 25, retrying unprocessed items with exponential backoff and jitter.
     async fn batch_put(&self, items: Vec<HashMap<String, AttributeValue>>) -> Result<(), StoreError> {
-        for chunk in items.chunks(BATCH_WRITE_LIMIT) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|item| {
-                    let put = PutRequest::builder().set_item(Some(item.clone())).build().map_err(build_failed)?;
-                    Ok(WriteRequest::builder().put_request(put).build())
-                })
-                .collect::<Result<_, StoreError>>()?;
+        let requests = items
+            .into_iter()
+            .map(|item| {
+                let put = PutRequest::builder().set_item(Some(item)).build().map_err(build_failed)?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.batch_write(requests).await
+    }
+
+    /// BatchWriteItem of puts and deletes, as [`batch_put`](Self::batch_put).
+    async fn batch_write(&self, writes: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for chunk in writes.chunks(BATCH_WRITE_LIMIT) {
+            let mut requests = chunk.to_vec();
             let mut attempt = 0;
             while !requests.is_empty() {
                 if attempt > 0 {
@@ -412,34 +457,68 @@ impl CatalogStore for DynamoStore {
         Ok(self.product_activity(integration, product_id).await?.as_ref().map(ProductActivity::from))
     }
 
-    async fn option_slots(&self, integration: &IntegrationId, product_id: &str, option_id: &str) -> Result<Vec<Slot>, StoreError> {
-        // Slot keys: `SLOT#["product","option","availability"]` in the product's shard, so an
-        // option's slots share the key prefix up to the availability id.
+    async fn option_slots(
+        &self,
+        integration: &IntegrationId,
+        product_id: &str,
+        option_id: &str,
+        days: RangeInclusive<Date>,
+    ) -> Result<Vec<Slot>, StoreError> {
+        let (first, last) = (format_local_date(*days.start()), format_local_date(*days.end()));
         let pk = format!("SLOT#{integration}#{}", shard(product_id));
+        let (low, high) = dated_slot_bounds(product_id, option_id, &first, &last)?;
+        let mut slots: Vec<Slot> = self
+            .query_all(
+                None,
+                "pk = :pk AND sk BETWEEN :low AND :high",
+                values([(":pk", pk.clone()), (":low", low), (":high", high)]),
+                None,
+                None,
+            )
+            .await?
+            .into_iter()
+            .map(|item| from_item::<StoredSlot>(item).map(Slot::from))
+            .collect::<Result<_, _>>()?;
+
+        // Slots stored before the date was in the key: read the option's (none once they are
+        // moved or expired: a Query that finds nothing costs half a read unit), and move those
+        // of the asked days to their dated key. A dated slot of the same id is newer (a notify
+        // wrote it since): the undated one is only deleted.
         let ids = serde_json::to_string(&[product_id, option_id]).map_err(StoreError::unavailable)?;
-        let prefix = format!("SLOT#{},", ids.trim_end_matches(']'));
-        let mut slots = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(prefix.clone()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in output.items.unwrap_or_default() {
-                slots.push(from_item::<StoredSlot>(item)?.into());
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(slots),
-            }
+        let undated_prefix = format!("{UNDATED_SLOT}{},", ids.trim_end_matches(']'));
+        let undated = self
+            .query_all(None, "pk = :pk AND begins_with(sk, :prefix)", values([(":pk", pk), (":prefix", undated_prefix)]), None, None)
+            .await?;
+        if undated.is_empty() {
+            return Ok(slots);
         }
+        let dated: std::collections::HashSet<String> = slots.iter().map(|slot| slot.availability_id.clone()).collect();
+        let mut moves = Vec::new();
+        for item in undated {
+            let key: Item = item.iter().filter(|(name, _)| *name == "pk" || *name == "sk").map(|(k, v)| (k.clone(), v.clone())).collect();
+            let ttl = item.get("ttl").cloned();
+            let slot = Slot::from(from_item::<StoredSlot>(item)?);
+            let day = slot_day(&slot);
+            if day < first.as_str() || day > last.as_str() {
+                continue;
+            }
+            if !dated.contains(&slot.availability_id) {
+                let mut moved = to_item(&StoredSlot::from(&slot))?;
+                moved.extend(slot_key(integration, &slot)?);
+                if let Some(ttl) = ttl {
+                    moved.insert("ttl".into(), ttl);
+                }
+                moves.push(
+                    WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(moved)).build().map_err(build_failed)?).build(),
+                );
+                slots.push(slot);
+            }
+            moves.push(
+                WriteRequest::builder().delete_request(DeleteRequest::builder().set_key(Some(key)).build().map_err(build_failed)?).build(),
+            );
+        }
+        self.batch_write(moves).await?;
+        Ok(slots)
     }
 
     async fn put_slot(&self, integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {

@@ -218,8 +218,16 @@ impl CatalogStore for RedbStore {
         })
     }
 
-    async fn option_slots(&self, integration: &IntegrationId, product_id: &str, option_id: &str) -> Result<Vec<Slot>, StoreError> {
+    async fn option_slots(
+        &self,
+        integration: &IntegrationId,
+        product_id: &str,
+        option_id: &str,
+        days: std::ops::RangeInclusive<time::Date>,
+    ) -> Result<Vec<Slot>, StoreError> {
         let (id, product, option) = (integration.to_string(), product_id.to_owned(), option_id.to_owned());
+        // The option's keys are read and the days picked here: a local read costs no units.
+        let (first, last) = (crate::domain::format_local_date(*days.start()), crate::domain::format_local_date(*days.end()));
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(SLOTS).map_err(unavailable)?;
@@ -233,7 +241,11 @@ impl CatalogStore for RedbStore {
                 if (key_id, key_product, key_option) != (id.as_str(), product.as_str(), option.as_str()) {
                     break;
                 }
-                slots.push(decode::<StoredSlot>("slot", value.value())?.into());
+                let slot: Slot = decode::<StoredSlot>("slot", value.value())?.into();
+                let day = slot.local_date_time_start.local_date();
+                if day >= first.as_str() && day <= last.as_str() {
+                    slots.push(slot);
+                }
             }
             Ok(slots)
         })
