@@ -339,7 +339,9 @@ impl CatalogSync {
         Ok(SyncResult::Queued)
     }
 
-    /// Partner failure: error state, hash unchanged, and (when `probe`) a failed probe.
+    /// Partner failure: error state, hash unchanged, and (when `probe`) a failed probe, which
+    /// [`Health`] records while this run still holds the lease (and deactivates a DOWN catalog
+    /// under it) before the lease is given back.
     async fn fail(&self, run: &Run, message: String, probe: bool) -> Result<SyncResult, SyncError> {
         let message = truncate(message);
         let now = self.clock.now();

@@ -8,8 +8,8 @@
 //! secret's digest is stored before the subscription is created, so the partner's first
 //! delivery is already accepted.
 //!
-//! It calls no other unit: it takes no lease (it writes no catalog), and walks the live
-//! integrations with [`LivePages`] for the resubscribe after a restart.
+//! It takes no lease (it writes no catalog) and calls only [`Credentials`]; the resubscribe
+//! after a restart walks the live integrations with the fan-out's [`LivePages`].
 
 use std::sync::Arc;
 
