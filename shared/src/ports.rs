@@ -365,7 +365,7 @@ pub enum JobWork {
     /// Remove these push subscriptions (after unapproval, pause or a `base_url` change).
     Unsubscribe(crate::sync::Unsubscribe),
     /// Request the syncs of one page of live integrations and queue the next page; idempotent
-    /// through the fan-out's mark on each integration (see `SyncEngine::fan_out_page`).
+    /// through the fan-out's mark on each integration (see `FanOut::fan_out_page` in sync/fan_out.rs).
     FanOutPage(FanOutPage),
 }
 

@@ -13,18 +13,23 @@
 //! back to the queue for a few seconds.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use time::Date;
 
-use super::engine::{Run, RunReport, SyncEngine, SyncError, SyncResult, truncate};
+use super::credentials::{Credentials, NO_CREDENTIAL};
+use super::engine::{SyncConfig, SyncError, SyncResult};
+use super::lease::Leases;
+use super::runs::{Run, RunLog, RunReport, truncate};
 use crate::api::MAX_COUNT;
 use crate::domain::{IntegrationId, IntegrationRecord, LocalDateTime, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts};
 use crate::logging::Untrusted;
 use crate::metrics::{self, Record, Write};
-use crate::octo::{OctoCredentials, OctoError};
+use crate::octo::{OctoClient, OctoCredentials, OctoError};
+use crate::ports::{CatalogStore, Clock, Ports, SyncQueue};
 
 /// Longest range of one `POST /availability` call, in days (both ends included).
 pub const MAX_DAYS_PER_CALL: i64 = 31;
@@ -73,11 +78,45 @@ struct CallResult {
     rejected: u64,
 }
 
-impl SyncEngine {
-    pub async fn pull_availability(&self, id: IntegrationId, pull: &AvailabilityPull) -> Result<SyncResult, SyncError> {
-        let now = self.ports.clock.now();
+/// Availability pulls: each one under the integration's lease ([`Leases`]), recorded in the
+/// [`RunLog`].
+pub(super) struct AvailabilityPulls {
+    catalog: Arc<dyn CatalogStore>,
+    queue: Arc<dyn SyncQueue>,
+    clock: Arc<dyn Clock>,
+    octo: OctoClient,
+    credentials: Credentials,
+    leases: Leases,
+    runs: RunLog,
+    /// `SyncConfig::slot_retention`: how long a slot is kept after it starts.
+    slot_retention: Duration,
+}
+
+impl AvailabilityPulls {
+    pub(super) fn new(
+        ports: &Ports,
+        octo: OctoClient,
+        config: &SyncConfig,
+        credentials: Credentials,
+        leases: Leases,
+        runs: RunLog,
+    ) -> Self {
+        Self {
+            catalog: ports.catalog.clone(),
+            queue: ports.queue.clone(),
+            clock: ports.clock.clone(),
+            octo,
+            credentials,
+            leases,
+            runs,
+            slot_retention: config.slot_retention,
+        }
+    }
+
+    pub(super) async fn pull_availability(&self, id: IntegrationId, pull: &AvailabilityPull) -> Result<SyncResult, SyncError> {
+        let now = self.clock.now();
         let run = Run::start(id, RunTrigger::AvailabilityPull, now);
-        let Some((record, taken)) = self.take_lease(&run, |record| record.integration.is_live()).await? else {
+        let Some((record, taken)) = self.leases.take_lease(&run, |record| record.integration.is_live()).await? else {
             return Ok(SyncResult::NotNeeded);
         };
         if !record.integration.is_live() {
@@ -86,17 +125,17 @@ impl SyncEngine {
         if !taken {
             // Another sync or pull of this partner is calling it: try again shortly.
             let retry = crate::ports::SyncJob::availability(id, pull.clone());
-            self.ports.queue.enqueue_after(&retry, PULL_RETRY_DELAY).await?;
+            self.queue.enqueue_after(&retry, PULL_RETRY_DELAY).await?;
             return Ok(SyncResult::Queued);
         }
-        self.release_after(&run, self.pull_locked(&run, &record, pull)).await
+        self.leases.release_after(&run, self.pull_locked(&run, &record, pull)).await
     }
 
     async fn pull_locked(&self, run: &Run, record: &IntegrationRecord, pull: &AvailabilityPull) -> Result<SyncResult, SyncError> {
         let id = run.id;
         let options = match &pull.option_id {
             Some(option) => vec![option.clone()],
-            None => match self.ports.catalog.activity_of_product(&id, &pull.product_id).await? {
+            None => match self.catalog.activity_of_product(&id, &pull.product_id).await? {
                 Some(activity) if activity.is_active => activity.option_ids,
                 _ => {
                     tracing::info!(integration_id = %id, product_id = %Untrusted(&pull.product_id), "availability pull for a product Seyaha does not hold: skipped");
@@ -104,8 +143,8 @@ impl SyncEngine {
                 }
             },
         };
-        let Some(credentials) = &self.credentials(&record.integration).await? else {
-            return Ok(self.pull_failed(run, super::engine::NO_CREDENTIAL.into()).await);
+        let Some(credentials) = &self.credentials.of(&record.integration).await? else {
+            return Ok(self.pull_failed(run, NO_CREDENTIAL.into()).await);
         };
         let base_url = &record.integration.base_url;
 
@@ -131,7 +170,7 @@ impl SyncEngine {
             return Ok(self.pull_failed(run, message).await);
         }
         tracing::info!(integration_id = %id, product_id = %Untrusted(&pull.product_id), ?counts, "availability pulled");
-        self.record_run(run, RunReport { outcome: RunOutcome::Synced, counts, hash: None, error: None, rejections: Vec::new() }).await;
+        self.runs.record(run, RunReport { outcome: RunOutcome::Synced, counts, hash: None, error: None, rejections: Vec::new() }).await;
         Ok(SyncResult::Done { counts, skipped: false, rejections: Vec::new() })
     }
 
@@ -148,7 +187,7 @@ impl SyncEngine {
         let body =
             json!({"productId": product_id, "optionId": option_id, "localDateStart": format_date(from), "localDateEnd": format_date(to)});
         let answer = self.availability_call(base_url, credentials, &body).await?;
-        let (slots, rejected) = read_availabilities(&answer, product_id, &option_id, self.ports.clock.now());
+        let (slots, rejected) = read_availabilities(&answer, product_id, &option_id, self.clock.now());
         Ok(CallResult { option_id, from, to, slots, rejected })
     }
 
@@ -165,8 +204,8 @@ impl SyncEngine {
                 Err(OctoError::RateLimited { retry_after, .. }) if attempt < RATE_LIMIT_RETRIES => {
                     attempt += 1;
                     let wait = Duration::from_secs(retry_after.unwrap_or(1)).min(MAX_RETRY_WAIT);
-                    let until = self.ports.clock.now().plus_millis(wait.as_millis() as i64);
-                    self.ports.clock.sleep_until(until).await;
+                    let until = self.clock.now().plus_millis(wait.as_millis() as i64);
+                    self.clock.sleep_until(until).await;
                 }
                 other => return other,
             }
@@ -175,7 +214,7 @@ impl SyncEngine {
 
     /// When a slot is forgotten: its start plus the retention (as notify stores it).
     fn slot_expiry(&self, slot: &Slot) -> crate::domain::Timestamp {
-        slot.local_date_time_start.instant().plus_millis(self.config.slot_retention.as_millis() as i64)
+        slot.local_date_time_start.instant().plus_millis(self.slot_retention.as_millis() as i64)
     }
 
     /// Upserts what a call returned, and closes the option's slots inside its range that it
@@ -184,10 +223,10 @@ impl SyncEngine {
         counts.synced += call.slots.len() as u64;
         counts.rejected += call.rejected;
         let returned: HashSet<String> = call.slots.iter().map(|slot| slot.availability_id.clone()).collect();
-        let now = self.ports.clock.now();
+        let now = self.clock.now();
         let mut closed = Vec::new();
         let mut stored: HashMap<String, Slot> = HashMap::new();
-        for mut slot in self.ports.catalog.option_slots(id, product_id, &call.option_id, call.from..=call.to).await? {
+        for mut slot in self.catalog.option_slots(id, product_id, &call.option_id, call.from..=call.to).await? {
             if !returned.contains(&slot.availability_id) && slot.status != Some(SlotStatus::Closed) {
                 slot.status = Some(SlotStatus::Closed);
                 slot.vacancies = Some(0);
@@ -213,7 +252,7 @@ impl SyncEngine {
                 (slot, expires_at)
             })
             .collect();
-        self.ports.catalog.put_slots(id, &writes).await?;
+        self.catalog.put_slots(id, &writes).await?;
         metrics::catalog_writes(Record::Slot, Write::Upsert, upserted);
         metrics::catalog_writes(Record::Slot, Write::Deactivate, closed_count);
         Ok(())
@@ -222,7 +261,7 @@ impl SyncEngine {
     async fn pull_failed(&self, run: &Run, message: String) -> SyncResult {
         let message = truncate(message);
         tracing::warn!(integration_id = %run.id, error = %Untrusted(&message), "availability pull failed");
-        self.record_run(run, RunReport::failed(message.clone())).await;
+        self.runs.record(run, RunReport::failed(message.clone())).await;
         SyncResult::Failed { message }
     }
 }

@@ -1,16 +1,46 @@
 //! The sync engine: fetch -> validate -> hash -> diff -> write, behind the ports.
+//!
+//! The rest of the crate sees one type, [`SyncEngine`] (`engine.rs`): a facade that builds the
+//! units below once from the ports and the [`SyncConfig`], dispatches queue jobs to them and
+//! forwards each public call to the unit that owns it. Each unit is a struct holding only its
+//! own clones of the ports it uses (they are `Arc`s), its own config values and the other
+//! units it calls; none reaches into another's fields.
+//!
+//! | file | unit | what it owns | calls |
+//! |---|---|---|---|
+//! | `engine.rs` | [`SyncEngine`] | job dispatch, a deferred job's due time; the shared types | every unit |
+//! | `lease.rs` | `Leases` | the lease and the request protocol (`requested_at`, follow-ups, watchdog delays) | - |
+//! | `runs.rs` | `RunLog`, `Run` | the sync log: one run's identity, and its record with metrics | - |
+//! | `credentials.rs` | `Credentials` | the partner credential from the secret store | - |
+//! | `health.rs` | `Health` | probes, DEGRADED/DOWN, DOWN's deactivation of the catalog | `Leases`, `RunLog` |
+//! | `catalog_sync.rs` | `CatalogSync` | the full catalog sync (every trigger) and the connection test's read | `Leases`, `Health`, `RunLog`, `Credentials` |
+//! | `fan_out.rs` | `FanOut`, `LivePages` | nightly / sync-all page jobs, the start-up resume | `Leases` |
+//! | `product.rs` | `ProductSync` | one product after `PRODUCT_UPDATE` | `Leases`, `RunLog`, `Credentials` |
+//! | `availability.rs` | `AvailabilityPulls` | availability pulls into slots | `Leases`, `RunLog`, `Credentials` |
+//! | `subscriptions.rs` | `Subscriptions` | subscribing to partners' push channels | `Credentials`, `LivePages` |
+//!
+//! Below the units, with no state: `catalog.rs` (the streaming parser: the one definition of a
+//! valid catalog), `canonical.rs` (RFC 8785 canonical JSON for the hashes) and `diff.rs` (the
+//! per-activity diff).
 
 mod availability;
 mod canonical;
 mod catalog;
+mod catalog_sync;
+mod credentials;
 mod diff;
 mod engine;
+mod fan_out;
+mod health;
+mod lease;
 mod product;
+mod runs;
 mod subscriptions;
 
 pub use availability::{AvailabilityPull, MAX_CONCURRENT_CALLS, MAX_DAYS_PER_CALL, format_date, parse_date, split_range};
 pub use canonical::canonicalize;
 pub use catalog::{CatalogError, CatalogItem, CatalogParser, MAX_ACTIVITY_BYTES, ParsedCatalog, parse_catalog};
+pub use catalog_sync::{CatalogFailure, CatalogRead};
 pub use diff::{CatalogDiff, StreamingDiff, diff_catalog};
-pub use engine::{CatalogFailure, CatalogRead, ProbeOutcome, SyncConfig, SyncEngine, SyncError, SyncResult};
+pub use engine::{ProbeOutcome, SyncConfig, SyncEngine, SyncError, SyncResult};
 pub use subscriptions::Unsubscribe;

@@ -6,51 +6,74 @@
 //! The catalog hash (`last_sync_hash`) is left alone: it is the hash of the whole catalog, so
 //! the next full sync still compares everything. Health is left alone too: a product call says
 //! little about the catalog endpoint, and the full sync owns both.
+//!
+//! It takes the lease, or requests a full sync when it cannot, through [`Leases`], and records
+//! its runs in the [`RunLog`].
+
+use std::sync::Arc;
 
 use super::catalog::parse_catalog;
-use super::engine::{Run, RunReport, SyncEngine, SyncError, SyncResult, truncate};
+use super::credentials::{Credentials, NO_CREDENTIAL};
+use super::engine::{SyncError, SyncResult};
+use super::lease::Leases;
+use super::runs::{Run, RunLog, RunReport, truncate};
 use crate::domain::{HealthStatus, IntegrationId, IntegrationRecord, ProductActivity, RunOutcome, RunTrigger, SyncCounts};
 use crate::logging::Untrusted;
 use crate::metrics::{self, Record, Write};
+use crate::octo::OctoClient;
+use crate::ports::{CatalogStore, Clock, Ports};
 
-impl SyncEngine {
+pub(super) struct ProductSync {
+    catalog: Arc<dyn CatalogStore>,
+    clock: Arc<dyn Clock>,
+    octo: OctoClient,
+    credentials: Credentials,
+    leases: Leases,
+    runs: RunLog,
+}
+
+impl ProductSync {
+    pub(super) fn new(ports: &Ports, octo: OctoClient, credentials: Credentials, leases: Leases, runs: RunLog) -> Self {
+        Self { catalog: ports.catalog.clone(), clock: ports.clock.clone(), octo, credentials, leases, runs }
+    }
+
     /// Syncs one product under the lease. When another sync holds the lease, or the
     /// integration is DOWN (its catalog deactivated), a full sync is requested instead: it
     /// sees the product's change too.
-    pub async fn sync_product(&self, id: IntegrationId, product_id: &str) -> Result<SyncResult, SyncError> {
-        let now = self.ports.clock.now();
+    pub(super) async fn sync_product(&self, id: IntegrationId, product_id: &str) -> Result<SyncResult, SyncError> {
+        let now = self.clock.now();
         let run = Run::start(id, RunTrigger::ProductUpdate, now);
         let may_take = |record: &IntegrationRecord| record.integration.is_live() && record.integration.health.status != HealthStatus::Down;
-        let Some((record, taken)) = self.take_lease(&run, may_take).await? else { return Ok(SyncResult::NotNeeded) };
+        let Some((record, taken)) = self.leases.take_lease(&run, may_take).await? else { return Ok(SyncResult::NotNeeded) };
         if !record.integration.is_live() {
             return Ok(SyncResult::NotNeeded);
         }
         if !taken {
             tracing::info!(integration_id = %id, "product update while a sync runs (or DOWN): a full sync will cover it");
-            self.request_sync(id, RunTrigger::FollowUp, Some(record)).await?;
+            self.leases.request_sync(id, RunTrigger::FollowUp, Some(record)).await?;
             return Ok(SyncResult::Queued);
         }
-        self.release_after(&run, self.product_locked(&run, &record, product_id)).await
+        self.leases.release_after(&run, self.product_locked(&run, &record, product_id)).await
     }
 
     async fn product_locked(&self, run: &Run, record: &IntegrationRecord, product_id: &str) -> Result<SyncResult, SyncError> {
         let id = run.id;
-        let Some(credentials) = self.credentials(&record.integration).await? else {
-            return Ok(self.product_failed(run, product_id, super::engine::NO_CREDENTIAL.into()).await);
+        let Some(credentials) = self.credentials.of(&record.integration).await? else {
+            return Ok(self.product_failed(run, product_id, NO_CREDENTIAL.into()).await);
         };
         let body = match self.octo.fetch_product_body(&record.integration.base_url, &credentials, product_id).await {
             Ok(body) => body,
             Err(error) => return Ok(self.product_failed(run, product_id, error.to_string()).await),
         };
         metrics::products_fetched(u64::from(body.is_some()));
-        let stored = self.ports.catalog.activity_of_product(&id, product_id).await?;
-        let now = self.ports.clock.now();
+        let stored = self.catalog.activity_of_product(&id, product_id).await?;
+        let now = self.clock.now();
         let mut counts = SyncCounts::default();
 
         let Some(body) = body else {
             // The partner no longer has it: deactivate (never delete), as a full sync would.
             if let Some(ProductActivity { internal_name, is_active: true, .. }) = stored {
-                self.ports.catalog.set_active(&id, &[internal_name], false, now).await?;
+                self.catalog.set_active(&id, &[internal_name], false, now).await?;
                 metrics::catalog_writes(Record::Activity, Write::Deactivate, 1);
                 counts.deactivated = 1;
             }
@@ -90,16 +113,16 @@ impl SyncEngine {
             Some(state) => {
                 if state.internal_name != activity.internal_name && state.is_active {
                     // Renamed: the activity is keyed by internalName, so the old one goes.
-                    self.ports.catalog.set_active(&id, &[state.internal_name], false, now).await?;
+                    self.catalog.set_active(&id, &[state.internal_name], false, now).await?;
                     metrics::catalog_writes(Record::Activity, Write::Deactivate, 1);
                     counts.deactivated = 1;
                 }
-                self.ports.catalog.put_activities(&id, std::slice::from_ref(&activity)).await?;
+                self.catalog.put_activities(&id, std::slice::from_ref(&activity)).await?;
                 metrics::catalog_writes(Record::Activity, Write::Upsert, 1);
                 counts.updated = 1;
             }
             None => {
-                self.ports.catalog.put_activities(&id, std::slice::from_ref(&activity)).await?;
+                self.catalog.put_activities(&id, std::slice::from_ref(&activity)).await?;
                 metrics::catalog_writes(Record::Activity, Write::Upsert, 1);
                 counts.created = 1;
             }
@@ -110,7 +133,7 @@ impl SyncEngine {
     async fn product_done(&self, run: &Run, product_id: &str, counts: SyncCounts, rejections: Vec<crate::domain::Rejection>) -> SyncResult {
         tracing::info!(integration_id = %run.id, product_id = %Untrusted(product_id), ?counts, "product synced");
         let report = RunReport { outcome: RunOutcome::Synced, counts, hash: None, error: None, rejections: rejections.clone() };
-        self.record_run(run, report).await;
+        self.runs.record(run, report).await;
         SyncResult::Done { counts, skipped: false, rejections }
     }
 
@@ -118,7 +141,7 @@ impl SyncEngine {
     async fn product_failed(&self, run: &Run, product_id: &str, message: String) -> SyncResult {
         let message = truncate(message);
         tracing::warn!(integration_id = %run.id, product_id = %Untrusted(product_id), error = %Untrusted(&message), "product sync failed");
-        self.record_run(run, RunReport::failed(message.clone())).await;
+        self.runs.record(run, RunReport::failed(message.clone())).await;
         SyncResult::Failed { message }
     }
 }

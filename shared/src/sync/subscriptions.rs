@@ -7,11 +7,20 @@
 //! (its digest) is reused, never duplicated; ours with another secret are replaced. The new
 //! secret's digest is stored before the subscription is created, so the partner's first
 //! delivery is already accepted.
+//!
+//! It takes no lease (it writes no catalog) and calls only [`Credentials`]; the resubscribe
+//! after a restart walks the live integrations with the fan-out's [`LivePages`].
 
-use super::engine::{SyncEngine, SyncError, SyncResult};
+use std::sync::Arc;
+
+use super::credentials::{Credentials, NO_CREDENTIAL};
+use super::engine::{SyncError, SyncResult};
+use super::fan_out::LivePages;
+use super::runs::truncate;
 use crate::domain::{BaseUrl, IntegrationId, NotificationMode, Notifications, WebhookSecret, WebhookSecretDigest};
 use crate::logging::Untrusted;
-use crate::octo::{Channel, OctoCredentials, OctoError};
+use crate::octo::{Channel, OctoClient, OctoCredentials, OctoError};
+use crate::ports::{Clock, IntegrationStore, Ports, SyncJob, SyncQueue};
 use crate::records::{Change, update_record};
 
 /// What an unsubscribe job removes: the subscriptions as they were, on the `base_url` they
@@ -39,20 +48,48 @@ impl Unsubscribe {
     }
 }
 
-impl SyncEngine {
+/// Subscriptions to the partners' push channels.
+pub(super) struct Subscriptions {
+    integrations: Arc<dyn IntegrationStore>,
+    queue: Arc<dyn SyncQueue>,
+    clock: Arc<dyn Clock>,
+    octo: OctoClient,
+    credentials: Credentials,
+    /// The API's public base URL (`SEYAHA_PUBLIC_URL`): where partners' platforms push.
+    public_url: Option<String>,
+}
+
+impl Subscriptions {
+    pub(super) fn new(ports: &Ports, octo: OctoClient, credentials: Credentials) -> Self {
+        Self {
+            integrations: ports.integrations.clone(),
+            queue: ports.queue.clone(),
+            clock: ports.clock.clone(),
+            octo,
+            credentials,
+            public_url: None,
+        }
+    }
+
+    /// With a public URL, approved integrations are subscribed to their partner's push channel.
+    pub(super) fn with_public_url(mut self, public_url: Option<String>) -> Self {
+        self.public_url = public_url;
+        self
+    }
+
     /// The events URL Seyaha subscribes with, when it has a public URL.
-    pub fn events_url(&self, id: &IntegrationId) -> Option<String> {
+    pub(super) fn events_url(&self, id: &IntegrationId) -> Option<String> {
         self.public_url.as_ref().map(|public| format!("{}{}/{id}/octo/events", public.trim_end_matches('/'), crate::api::PREFIX))
     }
 
     /// The subscribe job.
-    pub async fn subscribe(&self, id: IntegrationId) -> Result<SyncResult, SyncError> {
+    pub(super) async fn subscribe(&self, id: IntegrationId) -> Result<SyncResult, SyncError> {
         let Some(url) = self.events_url(&id) else { return Ok(SyncResult::NotNeeded) };
-        let Some(record) = self.ports.integrations.get(&id).await?.filter(|record| record.integration.is_live()) else {
+        let Some(record) = self.integrations.get(&id).await?.filter(|record| record.integration.is_live()) else {
             return Ok(SyncResult::NotNeeded);
         };
-        let Some(credentials) = self.credentials(&record.integration).await? else {
-            return self.subscription_failed(id, super::engine::NO_CREDENTIAL.into()).await;
+        let Some(credentials) = self.credentials.of(&record.integration).await? else {
+            return self.subscription_failed(id, NO_CREDENTIAL.into()).await;
         };
         let base_url = &record.integration.base_url;
         for (channel, mode) in CHANNELS {
@@ -79,7 +116,7 @@ impl SyncEngine {
                     Err(error) => return self.subscription_failed(id, error.to_string()).await,
                 },
             };
-            let now = self.ports.clock.now();
+            let now = self.clock.now();
             let notifications =
                 Notifications { mode, subscription_ids: vec![subscription_id], subscribed_at: Some(now), error_message: None };
             tracing::info!(integration_id = %id, mode = ?mode, "subscribed to the partner's push channel");
@@ -89,7 +126,7 @@ impl SyncEngine {
         let none = Notifications {
             mode: NotificationMode::None,
             subscription_ids: Vec::new(),
-            subscribed_at: Some(self.ports.clock.now()),
+            subscribed_at: Some(self.clock.now()),
             error_message: None,
         };
         tracing::info!(integration_id = %id, "the partner offers no push channel: webhooks only");
@@ -100,19 +137,19 @@ impl SyncEngine {
     /// Queues a subscribe job for every live integration with a subscription on record: after
     /// a restart of seyaha-local, whose demo supplier keeps its subscriptions in memory (a
     /// partner that still holds ours has it reused, so this is harmless anywhere).
-    pub async fn resubscribe_live(&self) -> Result<u64, SyncError> {
+    pub(super) async fn resubscribe_live(&self) -> Result<u64, SyncError> {
         if self.public_url.is_none() {
             return Ok(0);
         }
         let mut queued = 0;
-        let mut pages = super::engine::LivePages::default();
-        while let Some(records) = pages.next(self.ports.integrations.as_ref()).await? {
+        let mut pages = LivePages::default();
+        while let Some(records) = pages.next(self.integrations.as_ref()).await? {
             let jobs: Vec<_> = records
                 .iter()
                 .filter(|record| !record.integration.notifications.subscription_ids.is_empty())
-                .map(|record| crate::ports::SyncJob::subscribe(record.integration.id))
+                .map(|record| SyncJob::subscribe(record.integration.id))
                 .collect();
-            self.ports.queue.enqueue(&jobs).await?;
+            self.queue.enqueue(&jobs).await?;
             queued += jobs.len() as u64;
         }
         Ok(queued)
@@ -129,7 +166,7 @@ impl SyncEngine {
     ) -> Result<Result<String, OctoError>, SyncError> {
         let secret = WebhookSecret::generate();
         let digest = secret.digest();
-        update_record(self.ports.integrations.as_ref(), &id, None, |record| {
+        update_record(self.integrations.as_ref(), &id, None, |record| {
             record.delivery_secret_digest = Some(digest);
             Change::Write(())
         })
@@ -139,11 +176,11 @@ impl SyncEngine {
 
     /// The unsubscribe job: removes the subscriptions, then clears them (and the delivery
     /// secret) from the integration unless it subscribed anew meanwhile.
-    pub async fn unsubscribe(&self, id: IntegrationId, what: &Unsubscribe) -> Result<SyncResult, SyncError> {
-        let Some(record) = self.ports.integrations.get(&id).await? else { return Ok(SyncResult::NotNeeded) };
-        let Some(credentials) = self.credentials(&record.integration).await? else { return Ok(SyncResult::NotNeeded) };
+    pub(super) async fn unsubscribe(&self, id: IntegrationId, what: &Unsubscribe) -> Result<SyncResult, SyncError> {
+        let Some(record) = self.integrations.get(&id).await? else { return Ok(SyncResult::NotNeeded) };
+        let Some(credentials) = self.credentials.of(&record.integration).await? else { return Ok(SyncResult::NotNeeded) };
         self.remove_subscriptions(id, what, &credentials).await;
-        update_record(self.ports.integrations.as_ref(), &id, None, |record| {
+        update_record(self.integrations.as_ref(), &id, None, |record| {
             if record.integration.notifications.subscription_ids != what.subscription_ids {
                 return Change::Keep(());
             }
@@ -157,7 +194,7 @@ impl SyncEngine {
 
     /// Deletes the subscriptions on the partner's platform; failures are logged (best effort:
     /// a subscription left behind delivers to an id that no longer accepts it).
-    pub async fn remove_subscriptions(&self, id: IntegrationId, what: &Unsubscribe, credentials: &OctoCredentials) {
+    pub(super) async fn remove_subscriptions(&self, id: IntegrationId, what: &Unsubscribe, credentials: &OctoCredentials) {
         for subscription_id in &what.subscription_ids {
             match self.octo.delete_subscription(what.channel, &what.base_url, credentials, subscription_id).await {
                 Ok(()) => tracing::info!(integration_id = %id, channel = ?what.channel, "subscription removed"),
@@ -174,14 +211,14 @@ impl SyncEngine {
             mode: NotificationMode::Error,
             subscription_ids: Vec::new(),
             subscribed_at: None,
-            error_message: Some(super::engine::truncate(message.clone())),
+            error_message: Some(truncate(message.clone())),
         };
         self.set_notifications(id, failed).await?;
         Ok(SyncResult::Failed { message })
     }
 
     async fn set_notifications(&self, id: IntegrationId, notifications: Notifications) -> Result<(), SyncError> {
-        update_record(self.ports.integrations.as_ref(), &id, None, |record| {
+        update_record(self.integrations.as_ref(), &id, None, |record| {
             record.integration.notifications = notifications.clone();
             Change::Write(())
         })
