@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use crate::domain::{
-    Activity, ActivityState, AuthKey, HealthStatus, IntegrationId, IntegrationRecord, PartnerId, ProductActivity, RunId, RunTrigger, Slot,
-    SyncRun, Timestamp, VariationRef,
+    Activity, ActivityState, AuthKey, AvailabilityPull, HealthStatus, IntegrationId, IntegrationRecord, PartnerId, ProductActivity, RunId,
+    RunTrigger, Slot, SyncRun, Timestamp, VariationRef,
 };
 
 /// The underlying cause of an adapter failure, kept for the logs (never shown to callers).
@@ -161,6 +161,18 @@ pub trait CatalogStore: Send + Sync {
     ) -> Result<Vec<Slot>, StoreError>;
 
     async fn put_slot(&self, integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError>;
+
+    /// Records a pending availability pull, requested at `requested_at`. One record per
+    /// distinct pull: asking for the same pull again only moves its time.
+    async fn add_pull(&self, integration: &IntegrationId, pull: &AvailabilityPull, requested_at: Timestamp) -> Result<(), StoreError>;
+
+    /// At most `limit` pending pulls with their request times, in the store's order (by
+    /// product, option and dates).
+    async fn pending_pulls(&self, integration: &IntegrationId, limit: usize) -> Result<Vec<(AvailabilityPull, Timestamp)>, StoreError>;
+
+    /// Removes a pending pull if it is still the request made at `requested_at` (asked for
+    /// again since, it stays for the next run).
+    async fn remove_pull(&self, integration: &IntegrationId, pull: &AvailabilityPull, requested_at: Timestamp) -> Result<(), StoreError>;
 
     /// Many slots at once (an availability pull), each with its expiry: batched where the
     /// store can (DynamoDB: `BatchWriteItem`; redb: one group commit for the lot).
@@ -334,9 +346,15 @@ impl SyncJob {
         Self::real_time(integration_id, RunTrigger::Admin, JobWork::Unsubscribe(what))
     }
 
-    /// An availability pull.
-    pub fn availability(integration_id: IntegrationId, pull: crate::sync::AvailabilityPull) -> Self {
+    /// An availability pull, asked for in the job itself (the form before pulls were
+    /// coalesced): the pull is added to the integration's pending pulls, which are then served.
+    pub fn availability(integration_id: IntegrationId, pull: crate::domain::AvailabilityPull) -> Self {
         Self::real_time(integration_id, RunTrigger::AvailabilityPull, JobWork::Availability(pull))
+    }
+
+    /// Serve the integration's pending availability pulls (see `AvailabilityPulls`).
+    pub fn pending_pulls(integration_id: IntegrationId) -> Self {
+        Self::real_time(integration_id, RunTrigger::AvailabilityPull, JobWork::PendingPulls)
     }
 
     /// The same job in `lane` (the jobs a bulk run leaves behind stay bulk).
@@ -358,8 +376,12 @@ pub enum JobWork {
     Catalog,
     /// One product (`GET /products/{id}`); idempotent by content hash.
     Product { product_id: String },
-    /// A product's availability over dates (`POST /availability`); idempotent upserts.
-    Availability(crate::sync::AvailabilityPull),
+    /// A product's availability over dates (`POST /availability`): added to the pending
+    /// pulls, then served as [`JobWork::PendingPulls`]; idempotent upserts.
+    Availability(crate::domain::AvailabilityPull),
+    /// The integration's pending availability pulls: only while some are requested
+    /// (`pulls_requested_at`), so duplicate and redelivered messages change nothing.
+    PendingPulls,
     /// Subscribe to the partner's push channel (after approval); idempotent.
     Subscribe,
     /// Remove these push subscriptions (after unapproval, pause or a `base_url` change).
@@ -375,7 +397,7 @@ impl JobWork {
         match self {
             Self::Catalog => "catalog",
             Self::Product { .. } => "product",
-            Self::Availability(_) => "availability",
+            Self::Availability(_) | Self::PendingPulls => "availability",
             Self::Subscribe => "subscribe",
             Self::Unsubscribe(_) => "unsubscribe",
             Self::FanOutPage(_) => "fan_out_page",

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use seyaha::adapters::embedded::RedbStore;
-use seyaha::domain::{Activity, ActivityState, IntegrationId, ProductActivity, Slot, Timestamp, VariationRef};
+use seyaha::domain::{Activity, ActivityState, AvailabilityPull, IntegrationId, ProductActivity, Slot, Timestamp, VariationRef};
 use seyaha::ports::{CatalogStore, Cursor, Page, StoreError};
 
 /// Which call the hook is asked about; writes say how many items they write.
@@ -120,6 +120,15 @@ impl CatalogStore for HookedCatalog {
     ) -> Result<Vec<Slot>, StoreError> {
         self.before(CatalogCall::OptionSlots, id).await?;
         self.inner.option_slots(id, product, option, days).await
+    }
+    async fn add_pull(&self, id: &IntegrationId, pull: &AvailabilityPull, at: Timestamp) -> Result<(), StoreError> {
+        self.inner.add_pull(id, pull, at).await
+    }
+    async fn pending_pulls(&self, id: &IntegrationId, limit: usize) -> Result<Vec<(AvailabilityPull, Timestamp)>, StoreError> {
+        self.inner.pending_pulls(id, limit).await
+    }
+    async fn remove_pull(&self, id: &IntegrationId, pull: &AvailabilityPull, at: Timestamp) -> Result<(), StoreError> {
+        self.inner.remove_pull(id, pull, at).await
     }
     async fn put_slot(&self, id: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {
         self.before(CatalogCall::PutSlot, id).await?;

@@ -8,10 +8,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Activity, AuthType, BaseUrl, ContentHash, ExternalSync, Health, HealthStatus, Integration, IntegrationId, IntegrationRecord, Lease,
-    LocalDateTime, NotificationMode, Notifications, PartnerId, PreviousWebhookSecret, Price, Rejection, RunId, RunOutcome, RunTrigger,
-    Slot, SlotStatus, SyncControl, SyncCounts, SyncRun, SyncState, SyncStatus, Timestamp, UnitPrice, Variation, VariationPricing,
-    VariationSync, WebhookSecretDigest,
+    Activity, AuthType, AvailabilityPull, BaseUrl, ContentHash, ExternalSync, Health, HealthStatus, Integration, IntegrationId,
+    IntegrationRecord, Lease, LocalDateTime, NotificationMode, Notifications, PartnerId, PreviousWebhookSecret, Price, Rejection, RunId,
+    RunOutcome, RunTrigger, Slot, SlotStatus, SyncControl, SyncCounts, SyncRun, SyncState, SyncStatus, Timestamp, UnitPrice, Variation,
+    VariationPricing, VariationSync, WebhookSecretDigest,
 };
 use crate::octo::Channel;
 use crate::ports::{Cursor, FanOutPage, JobWork, Lane, StoreError, SyncJob};
@@ -163,6 +163,9 @@ pub struct StoredSyncControl {
     /// Added after version 1: absent there, and left out when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deferred_until: Option<Timestamp>,
+    /// Added with coalesced availability pulls: absent before, and left out when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulls_requested_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -224,6 +227,7 @@ impl From<&IntegrationRecord> for StoredIntegration {
                 force_full_sync: control.force_full_sync,
                 fan_out: control.fan_out,
                 deferred_until: control.deferred_until,
+                pulls_requested_at: control.pulls_requested_at,
             },
             version: record.version,
         }
@@ -292,6 +296,7 @@ impl TryFrom<StoredIntegration> for IntegrationRecord {
                 force_full_sync: control.force_full_sync,
                 fan_out: control.fan_out,
                 deferred_until: control.deferred_until,
+                pulls_requested_at: control.pulls_requested_at,
             },
             version: stored.version,
         })
@@ -615,6 +620,8 @@ pub enum StoredWork {
         channel: StoredChannel,
         subscription_ids: Vec<String>,
     },
+    /// Added with coalesced pulls: serve the integration's pending pulls.
+    PendingPulls,
     FanOutPage {
         fan_out: RunId,
         started_at: Timestamp,
@@ -623,6 +630,55 @@ pub enum StoredWork {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<String>,
     },
+}
+
+/// A pending availability pull (DynamoDB item, redb value): what to pull and when it was
+/// last asked for. Its key is the pull itself, so asking again replaces it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredPull {
+    pub product_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option_id: Option<String>,
+    #[serde(with = "local_date")]
+    pub local_date_start: time::Date,
+    #[serde(with = "local_date")]
+    pub local_date_end: time::Date,
+    pub requested_at: Timestamp,
+}
+
+impl StoredPull {
+    pub fn new(pull: &AvailabilityPull, requested_at: Timestamp) -> Self {
+        Self {
+            product_id: pull.product_id.clone(),
+            option_id: pull.option_id.clone(),
+            local_date_start: pull.from,
+            local_date_end: pull.to,
+            requested_at,
+        }
+    }
+
+    /// The pull's key: `["product","option or empty","from","to"]` (JSON, so no id can be
+    /// mistaken for a separator).
+    pub fn key(pull: &AvailabilityPull) -> String {
+        let option = pull.option_id.as_deref().unwrap_or_default();
+        serde_json::to_string(&[
+            pull.product_id.as_str(),
+            option,
+            &crate::domain::format_local_date(pull.from),
+            &crate::domain::format_local_date(pull.to),
+        ])
+        .expect("strings serialize")
+    }
+
+    pub fn into_pull(self) -> (AvailabilityPull, Timestamp) {
+        let pull = AvailabilityPull {
+            product_id: self.product_id,
+            option_id: self.option_id,
+            from: self.local_date_start,
+            to: self.local_date_end,
+        };
+        (pull, self.requested_at)
+    }
 }
 
 stored_enum!(StoredChannel <=> Channel { Notifications = "octo_notifications", Webhooks = "octo_webhooks" });
@@ -652,6 +708,7 @@ impl From<&SyncJob> for JobMessage {
                 local_date_start: pull.from,
                 local_date_end: pull.to,
             }),
+            JobWork::PendingPulls => Some(StoredWork::PendingPulls),
             JobWork::Subscribe => Some(StoredWork::Subscribe),
             JobWork::Unsubscribe(what) => Some(StoredWork::Unsubscribe {
                 base_url: what.base_url.clone(),
@@ -680,6 +737,7 @@ impl TryFrom<JobMessage> for SyncJob {
             Some(StoredWork::Availability { product_id, option_id, local_date_start, local_date_end }) => {
                 JobWork::Availability(crate::sync::AvailabilityPull { product_id, option_id, from: local_date_start, to: local_date_end })
             }
+            Some(StoredWork::PendingPulls) => JobWork::PendingPulls,
             Some(StoredWork::Subscribe) => JobWork::Subscribe,
             Some(StoredWork::Unsubscribe { base_url, channel, subscription_ids }) => {
                 JobWork::Unsubscribe(crate::sync::Unsubscribe { base_url, channel: channel.into(), subscription_ids })

@@ -182,6 +182,18 @@ pub struct SyncCounts {
     pub rejected: u64,
 }
 
+impl std::ops::AddAssign for SyncCounts {
+    /// The counts of several runs together (a pull job serving several pulls).
+    fn add_assign(&mut self, other: Self) {
+        self.synced += other.synced;
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.deactivated += other.deactivated;
+        self.rejected += other.rejected;
+    }
+}
+
 /// A product the sync refused, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Rejection {

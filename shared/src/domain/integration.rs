@@ -316,6 +316,10 @@ pub struct SyncControl {
     /// When the job of the pending request is due, if a fan-out spread it later than it was
     /// made (see [`SyncControl::deferred`]); cleared by every other request.
     pub deferred_until: Option<Timestamp>,
+    /// Availability pulls are pending (the pulls themselves are stored apart, one per distinct
+    /// pull): the time of the latest request. The pull run that takes the lease notes it and
+    /// clears it on release only if no request came since, so none is left without a job.
+    pub pulls_requested_at: Option<Timestamp>,
 }
 
 /// A validated create request.

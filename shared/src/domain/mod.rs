@@ -24,7 +24,9 @@ pub use integration::{
 };
 pub use secrets::{AUTH_KEY_MAX_LEN, AuthKey, InvalidAuthKey, PreviousWebhookSecret, WebhookSecret, WebhookSecretDigest};
 pub use timestamp::{InvalidTimestamp, Timestamp};
-pub use values::{ContentHash, InvalidContentHash, InvalidLocalDateTime, LocalDateTime, format_local_date, parse_local_date};
+pub use values::{
+    AvailabilityPull, ContentHash, InvalidContentHash, InvalidLocalDateTime, LocalDateTime, format_local_date, parse_local_date,
+};
 
 #[cfg(test)]
 mod parser_properties {

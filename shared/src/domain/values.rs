@@ -82,6 +82,16 @@ impl LocalDateTime {
     }
 }
 
+/// One availability pull: a product, one option or all of them, and local dates (both
+/// included). Identical pulls asked for while one is pending are one pending pull.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AvailabilityPull {
+    pub product_id: String,
+    pub option_id: Option<String>,
+    pub from: time::Date,
+    pub to: time::Date,
+}
+
 const LOCAL_DATE_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
     time::macros::format_description!("[year]-[month]-[day]");
 

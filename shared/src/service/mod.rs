@@ -418,8 +418,8 @@ impl IntegrationService {
         Ok(record)
     }
 
-    /// An admin's availability refresh: one pull job per product (the one named, or every
-    /// active one). Returns how many were queued.
+    /// An admin's availability refresh: one pull per product (the one named, or every active
+    /// one), served by the integration's pull jobs. Returns how many were requested.
     pub async fn refresh_availability(
         &self,
         id: IntegrationId,
@@ -434,12 +434,10 @@ impl IntegrationService {
                 self.ports.catalog.activities(&id).await?.into_iter().filter(|a| a.is_active).map(|a| a.external_sync.external_id).collect()
             }
         };
-        let jobs: Vec<SyncJob> = products
-            .into_iter()
-            .map(|product_id| SyncJob::availability(id, crate::sync::AvailabilityPull { product_id, option_id: None, from, to }))
-            .collect();
-        self.ports.queue.enqueue(&jobs).await?;
-        Ok(jobs.len() as u64)
+        let pulls: Vec<crate::domain::AvailabilityPull> =
+            products.into_iter().map(|product_id| crate::domain::AvailabilityPull { product_id, option_id: None, from, to }).collect();
+        self.engine.request_pulls(id, &pulls).await?;
+        Ok(pulls.len() as u64)
     }
 
     /// The nightly schedule (EventBridge on AWS, the in-process scheduler locally): queues the

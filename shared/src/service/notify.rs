@@ -144,8 +144,8 @@ impl IntegrationService {
                 Ok(EventAction::ProductSyncQueued)
             }
             OctoEvent::AvailabilityChanged(pull) => {
-                tracing::info!(integration_id = %id, product_id = %Untrusted(&pull.product_id), "availability change: pull queued");
-                self.ports.queue.enqueue(&[SyncJob::availability(id, pull)]).await?;
+                tracing::info!(integration_id = %id, product_id = %Untrusted(&pull.product_id), "availability change: pull requested");
+                self.engine.request_pulls(id, &[pull]).await?;
                 Ok(EventAction::AvailabilityRefreshQueued)
             }
             OctoEvent::Ignored { what } => {

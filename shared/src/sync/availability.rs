@@ -4,17 +4,30 @@
 //! slots of that product and option inside the range that the partner no longer returns
 //! become `CLOSED`.
 //!
-//! Limits: a range is split into calls of at most 31 days (OCTO's usual bound), at most
-//! [`MAX_CONCURRENT_CALLS`] calls run at once for a pull, a 429 waits for its `Retry-After`
-//! (a few times, briefly), and every call has the client's SSRF guard, timeouts and size cap.
-//! A pull holds the integration's lease while it calls the partner, so pulls of one partner
-//! (and its full and product syncs) never overlap: with at most 4 calls per pull, a partner
-//! gets at most 4 at a time, however many workers run. A pull that finds the lease taken goes
-//! back to the queue for a few seconds.
+//! **Pulls are requested, then served.** A request stores the pull (one record per distinct
+//! pull: the same product, option and dates asked for again is the same pending pull) and
+//! notes on the integration's control item that pulls are wanted (`pulls_requested_at`, see
+//! `Leases::mark_pulls_requested`). Only the request that finds none pending sends a job, so
+//! a burst of events for one partner leaves one job in the queue, not one per event.
+//!
+//! **A run serves what is pending, under the lease.** The pull job takes the integration's
+//! lease, reads up to [`MAX_PULLS_PER_RUN`] pending pulls and serves them one after another,
+//! each pull's calls at most [`MAX_CONCURRENT_CALLS`] at once. So one partner gets at most 4
+//! calls at a time however many workers run, and one integration holds at most one worker.
+//! The run starts no new pull once it made [`MAX_CALLS_PER_RUN`] calls or its deadline is
+//! near (the worker's, or a tenth of the lease before the lease expires), and removes each
+//! pull it served unless it was asked for again meanwhile. On release it clears the mark only
+//! if nothing is left and no request came since; otherwise the release sends the next job.
+//! A job that finds the lease held by another run (a sync, a product) does nothing: that
+//! run's release sends the pulls' job, so there is no re-queue loop.
+//!
+//! Limits of each call: a range is split into calls of at most 31 days (OCTO's usual bound), a
+//! 429 waits for its `Retry-After` (a few times, briefly), and every call has the client's
+//! SSRF guard, timeouts and size cap.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -22,14 +35,14 @@ use time::Date;
 
 use super::credentials::{Credentials, NO_CREDENTIAL};
 use super::engine::{SyncConfig, SyncError, SyncResult};
-use super::lease::Leases;
+use super::lease::{Leases, PullJob, Request};
 use super::runs::{Run, RunLog, RunReport, truncate};
 use crate::api::MAX_COUNT;
 use crate::domain::{IntegrationId, IntegrationRecord, LocalDateTime, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts};
 use crate::logging::Untrusted;
 use crate::metrics::{self, Record, Write};
 use crate::octo::{OctoClient, OctoCredentials, OctoError};
-use crate::ports::{CatalogStore, Clock, Ports, SyncQueue};
+use crate::ports::{CatalogStore, Clock, Ports, SyncJob, SyncQueue};
 
 /// Longest range of one `POST /availability` call, in days (both ends included).
 pub const MAX_DAYS_PER_CALL: i64 = 31;
@@ -38,19 +51,14 @@ pub const MAX_CONCURRENT_CALLS: usize = 4;
 /// A 429 is retried this many times, waiting its `Retry-After` (at most [`MAX_RETRY_WAIT`]).
 const RATE_LIMIT_RETRIES: u32 = 3;
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
-/// How long a pull that found the partner busy waits before it tries again.
-const PULL_RETRY_DELAY: Duration = Duration::from_secs(2);
+/// Pending pulls one run serves at most; the next run serves the rest.
+pub const MAX_PULLS_PER_RUN: usize = 16;
+/// A run starts no new pull after this many calls (a pull once started makes all its calls).
+pub const MAX_CALLS_PER_RUN: usize = 64;
 /// Longest availability id accepted (as notify).
 const MAX_ID_LEN: usize = 256;
 
-/// One pull: a product, one option or all of them, and local dates (both included).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AvailabilityPull {
-    pub product_id: String,
-    pub option_id: Option<String>,
-    pub from: Date,
-    pub to: Date,
-}
+pub use crate::domain::AvailabilityPull;
 
 /// `[from, to]` in pieces of at most [`MAX_DAYS_PER_CALL`] days.
 pub fn split_range(from: Date, to: Date) -> Vec<(Date, Date)> {
@@ -90,6 +98,8 @@ pub(super) struct AvailabilityPulls {
     runs: RunLog,
     /// `SyncConfig::slot_retention`: how long a slot is kept after it starts.
     slot_retention: Duration,
+    /// `SyncConfig::lease`: a run starts no pull in the last tenth of it.
+    lease: Duration,
 }
 
 impl AvailabilityPulls {
@@ -110,28 +120,114 @@ impl AvailabilityPulls {
             leases,
             runs,
             slot_retention: config.slot_retention,
+            lease: config.lease,
         }
     }
 
-    pub(super) async fn pull_availability(&self, id: IntegrationId, pull: &AvailabilityPull) -> Result<SyncResult, SyncError> {
+    /// Asks for pulls: stores them and sends the integration's pull job unless one is
+    /// pending. Returns whether a job was sent.
+    pub(super) async fn request(&self, id: IntegrationId, pulls: &[AvailabilityPull]) -> Result<bool, SyncError> {
         let now = self.clock.now();
-        let run = Run::start(id, RunTrigger::AvailabilityPull, now);
-        let Some((record, taken)) = self.leases.take_lease(&run, |record| record.integration.is_live()).await? else {
+        for pull in pulls {
+            self.catalog.add_pull(&id, pull, now).await?;
+        }
+        let Some((at, job)) = self.leases.mark_pulls_requested(id, now).await? else {
+            return Ok(false);
+        };
+        let sent = match job {
+            PullJob::Pending => return Ok(false),
+            PullJob::Now => self.queue.enqueue(&[SyncJob::pending_pulls(id)]).await,
+            PullJob::After(delay) => self.queue.enqueue_after(&SyncJob::pending_pulls(id), delay).await,
+        };
+        if let Err(error) = sent {
+            self.leases.withdraw_pulls(id, at).await;
+            return Err(error.into());
+        }
+        Ok(true)
+    }
+
+    /// The pull job: serves the pending pulls under the lease (see the module's docs).
+    pub(super) async fn serve(&self, id: IntegrationId, deadline: Option<Instant>) -> Result<SyncResult, SyncError> {
+        let run = Run::start(id, RunTrigger::AvailabilityPull, self.clock.now());
+        let wanted = |record: &IntegrationRecord| record.integration.is_live() && record.sync_control.pulls_requested_at.is_some();
+        let Some((record, taken)) = self.leases.take_lease(&run, wanted).await? else {
             return Ok(SyncResult::NotNeeded);
         };
-        if !record.integration.is_live() {
+        if !wanted(&record) {
+            // Served already (a duplicate or redelivered job), or no longer live.
             return Ok(SyncResult::NotNeeded);
         }
         if !taken {
-            // Another sync or pull of this partner is calling it: try again shortly.
-            let retry = crate::ports::SyncJob::availability(id, pull.clone());
-            self.queue.enqueue_after(&retry, PULL_RETRY_DELAY).await?;
+            tracing::info!(integration_id = %id, "availability pulls wait for the run holding the lease; its release sends their job");
             return Ok(SyncResult::Queued);
         }
-        self.leases.release_after(&run, self.pull_locked(&run, &record, pull)).await
+        let seen = record.sync_control.pulls_requested_at;
+        let margin = self.lease / 10;
+        let lease_deadline = Instant::now() + self.lease.saturating_sub(margin);
+        let deadline = deadline.map_or(lease_deadline, |deadline| deadline.min(lease_deadline));
+        let served = self.serve_locked(&run, &record, deadline).await;
+        let all_served = matches!(served, Ok((_, true)));
+        let released = self
+            .leases
+            .release(&run, RunTrigger::FollowUp, Request::Served, |record| {
+                // Cleared only when nothing is left and no request came since this run began;
+                // otherwise the release sends the next pull job.
+                if all_served && record.sync_control.pulls_requested_at == seen {
+                    record.sync_control.pulls_requested_at = None;
+                }
+            })
+            .await;
+        let (result, _) = served?;
+        released?;
+        Ok(result)
     }
 
-    async fn pull_locked(&self, run: &Run, record: &IntegrationRecord, pull: &AvailabilityPull) -> Result<SyncResult, SyncError> {
+    /// Serves pending pulls until none is left, the run's limits, or `deadline`. Returns the
+    /// combined result and whether every pending pull was served.
+    async fn serve_locked(&self, run: &Run, record: &IntegrationRecord, deadline: Instant) -> Result<(SyncResult, bool), SyncError> {
+        let id = run.id;
+        let pending = self.catalog.pending_pulls(&id, MAX_PULLS_PER_RUN + 1).await?;
+        let mut all_served = pending.len() <= MAX_PULLS_PER_RUN;
+        let credentials = self.credentials.of(&record.integration).await?;
+        let (mut calls, mut counts, mut served, mut failure) = (0, SyncCounts::default(), 0, None);
+        for (pull, requested_at) in pending.into_iter().take(MAX_PULLS_PER_RUN) {
+            if calls >= MAX_CALLS_PER_RUN || Instant::now() >= deadline {
+                all_served = false;
+                break;
+            }
+            // One run record per pull, as before pulls were coalesced.
+            let pull_run = Run::start(id, RunTrigger::AvailabilityPull, self.clock.now());
+            let (result, made) = match &credentials {
+                Some(credentials) => self.pull_locked(&pull_run, record, credentials, &pull).await?,
+                None => (self.pull_failed(&pull_run, NO_CREDENTIAL.into()).await, 0),
+            };
+            calls += made;
+            self.catalog.remove_pull(&id, &pull, requested_at).await?;
+            match result {
+                SyncResult::Done { counts: pulled, .. } => {
+                    counts += pulled;
+                    served += 1;
+                }
+                SyncResult::Failed { message } => failure = Some(message),
+                SyncResult::Queued | SyncResult::NotNeeded => {}
+            }
+        }
+        tracing::info!(integration_id = %id, served, calls, all_served, run_id = %run.run_id, "pending availability pulls served");
+        let result = match failure {
+            Some(message) if served == 0 => SyncResult::Failed { message },
+            _ => SyncResult::Done { counts, skipped: false, rejections: Vec::new() },
+        };
+        Ok((result, all_served))
+    }
+
+    /// One pull; its result and how many calls it made.
+    async fn pull_locked(
+        &self,
+        run: &Run,
+        record: &IntegrationRecord,
+        credentials: &OctoCredentials,
+        pull: &AvailabilityPull,
+    ) -> Result<(SyncResult, usize), SyncError> {
         let id = run.id;
         let options = match &pull.option_id {
             Some(option) => vec![option.clone()],
@@ -139,12 +235,9 @@ impl AvailabilityPulls {
                 Some(activity) if activity.is_active => activity.option_ids,
                 _ => {
                     tracing::info!(integration_id = %id, product_id = %Untrusted(&pull.product_id), "availability pull for a product Seyaha does not hold: skipped");
-                    return Ok(SyncResult::NotNeeded);
+                    return Ok((SyncResult::NotNeeded, 0));
                 }
             },
-        };
-        let Some(credentials) = &self.credentials.of(&record.integration).await? else {
-            return Ok(self.pull_failed(run, NO_CREDENTIAL.into()).await);
         };
         let base_url = &record.integration.base_url;
 
@@ -152,6 +245,7 @@ impl AvailabilityPulls {
             .iter()
             .flat_map(|option| split_range(pull.from, pull.to).into_iter().map(move |(from, to)| (option.clone(), from, to)))
             .collect();
+        let made = pieces.len();
         let calls =
             pieces.into_iter().map(|(option_id, from, to)| self.pull_piece(base_url, credentials, &pull.product_id, option_id, from, to));
         let results: Vec<Result<CallResult, OctoError>> =
@@ -167,11 +261,11 @@ impl AvailabilityPulls {
             }
         }
         if let Some(message) = failure {
-            return Ok(self.pull_failed(run, message).await);
+            return Ok((self.pull_failed(run, message).await, made));
         }
         tracing::info!(integration_id = %id, product_id = %Untrusted(&pull.product_id), ?counts, "availability pulled");
         self.runs.record(run, RunReport { outcome: RunOutcome::Synced, counts, hash: None, error: None, rejections: Vec::new() }).await;
-        Ok(SyncResult::Done { counts, skipped: false, rejections: Vec::new() })
+        Ok((SyncResult::Done { counts, skipped: false, rejections: Vec::new() }, made))
     }
 
     /// One option over one piece of the range.

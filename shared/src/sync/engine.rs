@@ -182,7 +182,12 @@ impl SyncEngine {
         match &job.work {
             JobWork::Catalog => self.catalog.run(id, job.trigger, job.lane, None, true, deadline).await,
             JobWork::Product { product_id } => self.sync_product(id, product_id).await,
-            JobWork::Availability(pull) => self.pull_availability(id, pull).await,
+            JobWork::Availability(pull) => {
+                // The form before pulls were coalesced (and a caller's own pull): ask, then serve.
+                self.availability.request(id, std::slice::from_ref(pull)).await?;
+                self.availability.serve(id, deadline).await
+            }
+            JobWork::PendingPulls => self.availability.serve(id, deadline).await,
             JobWork::Subscribe => self.subscribe(id).await,
             JobWork::Unsubscribe(what) => self.unsubscribe(id, what).await,
             JobWork::FanOutPage(_) => unreachable!("handled above"),
@@ -237,9 +242,11 @@ impl SyncEngine {
         self.products.sync_product(id, product_id).await
     }
 
-    /// One availability pull (an availability job); see `AvailabilityPulls`.
-    pub async fn pull_availability(&self, id: IntegrationId, pull: &AvailabilityPull) -> Result<SyncResult, SyncError> {
-        self.availability.pull_availability(id, pull).await
+    /// Asks for an availability pull (an OCTO event, a `booking_update`, an admin's refresh):
+    /// stored, and served by the integration's pull job, which only the request finding none
+    /// pending sends; see `AvailabilityPulls`. Returns whether a job was sent.
+    pub async fn request_pulls(&self, id: IntegrationId, pulls: &[AvailabilityPull]) -> Result<bool, SyncError> {
+        self.availability.request(id, pulls).await
     }
 
     /// The events URL Seyaha subscribes with, when it has a public URL.

@@ -145,13 +145,18 @@ impl FanOut {
         let mut pages = LivePages::default();
         while let Some(records) = pages.next(self.integrations.as_ref()).await? {
             let now = self.clock.now();
-            for record in records.iter().filter(|record| record.sync_control.requested_at.is_some()) {
-                let job = SyncJob::catalog(record.integration.id, RunTrigger::FollowUp);
-                match record.sync_control.live_lease(now) {
-                    Some(lease) => self.queue.enqueue_after(&job, self.leases.delay_until(lease.expires_at, now)).await?,
-                    None => self.queue.enqueue(&[job]).await?,
+            for record in records.iter() {
+                let control = &record.sync_control;
+                // A sync request, and pending availability pulls: each gets its job again.
+                let catalog = control.requested_at.map(|_| SyncJob::catalog(record.integration.id, RunTrigger::FollowUp));
+                let pulls = control.pulls_requested_at.map(|_| SyncJob::pending_pulls(record.integration.id));
+                for job in catalog.into_iter().chain(pulls) {
+                    match control.live_lease(now) {
+                        Some(lease) => self.queue.enqueue_after(&job, self.leases.delay_until(lease.expires_at, now)).await?,
+                        None => self.queue.enqueue(&[job]).await?,
+                    }
+                    resumed += 1;
                 }
-                resumed += 1;
             }
         }
         if resumed > 0 {

@@ -56,6 +56,17 @@ pub(super) enum Released {
     NotOurs,
 }
 
+/// When a pull request's job is sent (see [`Leases::mark_pulls_requested`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PullJob {
+    /// A job is pending already: this request rides on it.
+    Pending,
+    Now,
+    /// A run holds the lease: its release sends the job; this one, delayed to just after the
+    /// lease's expiry, covers a holder that dies.
+    After(Duration),
+}
+
 /// What a finished run did to the request it covered.
 #[derive(Clone, Copy)]
 pub(super) enum Request {
@@ -248,15 +259,69 @@ impl Leases {
                 }
             };
             finish(record);
-            Change::Write(Some(follow_up))
+            // Pulls asked for while the lease was held (or left by a pull run that could not
+            // serve them all) get their job now: their requests sent none while it was held.
+            let pulls_waiting = record.sync_control.pulls_requested_at.is_some() && record.integration.is_live();
+            Change::Write(Some((follow_up, pulls_waiting)))
         })
         .await?;
         let Some((_, written)) = updated else { return Ok(None) };
-        let Some(follow_up) = written else { return Ok(Some(Released::NotOurs)) };
+        let Some((follow_up, pulls_waiting)) = written else { return Ok(Some(Released::NotOurs)) };
+        let mut jobs = Vec::new();
         if follow_up {
-            self.queue.enqueue(&[SyncJob::catalog(run.id, next).in_lane(run.lane)]).await?;
+            jobs.push(SyncJob::catalog(run.id, next).in_lane(run.lane));
+        }
+        if pulls_waiting {
+            jobs.push(SyncJob::pending_pulls(run.id));
+        }
+        if !jobs.is_empty() {
+            self.queue.enqueue(&jobs).await?;
         }
         Ok(Some(Released::Written))
+    }
+
+    /// Notes that availability pulls are wanted (the pulls themselves are already stored):
+    /// moves `pulls_requested_at` forward, so a pull run under way sees the request when it
+    /// releases. Says when to send a job: now when none is pending; at the lease's expiry when
+    /// a run holds it (its release sends the job; this one covers a holder that dies); never
+    /// when a job is already pending and fresh, so however many requests arrive, one
+    /// integration has at most a job or two in the queue. `None` when the integration is gone.
+    pub(super) async fn mark_pulls_requested(&self, id: IntegrationId, now: Timestamp) -> Result<Option<(Timestamp, PullJob)>, SyncError> {
+        // A request older than a lease and a minute that no run served lost its job.
+        let stale_after = self.lease.as_millis() as i64 + 60_000;
+        let updated = update_record(self.integrations.as_ref(), &id, None, |record| {
+            let control = &mut record.sync_control;
+            let pending = control.pulls_requested_at;
+            // Strictly later than the last request, so a run that noted it sees this one.
+            let at = pending.map_or(now, |pending| now.max(pending.plus_millis(1)));
+            control.pulls_requested_at = Some(at);
+            let fresh = pending.is_some_and(|pending| pending.plus_millis(stale_after) > now);
+            let job = match control.live_lease(now) {
+                _ if fresh => PullJob::Pending,
+                Some(lease) => PullJob::After(self.delay_until(lease.expires_at, now)),
+                None => PullJob::Now,
+            };
+            Change::Write((at, job))
+        })
+        .await?;
+        Ok(updated.map(|(_, marked)| marked))
+    }
+
+    /// Clears `pulls_requested_at` where it is still the request made at `at`: its job was
+    /// not sent, so it must not coalesce the caller's retry away. Best effort, as
+    /// [`withdraw_requests`](Self::withdraw_requests).
+    pub(super) async fn withdraw_pulls(&self, id: IntegrationId, at: Timestamp) {
+        let withdrawn = update_record(self.integrations.as_ref(), &id, None, |record| {
+            if record.sync_control.pulls_requested_at != Some(at) {
+                return Change::Keep(());
+            }
+            record.sync_control.pulls_requested_at = None;
+            Change::Write(())
+        })
+        .await;
+        if let Err(error) = withdrawn {
+            tracing::error!(integration_id = %id, error = %error, "could not withdraw a pull request whose job was not sent; it goes stale after one lease");
+        }
     }
 
     /// How long a job waits to run just after a lease expiring at `at` (a watchdog).

@@ -8,6 +8,7 @@
 //! | integration counter | `COUNT#{shard}` | `COUNT` | one number per approval × health cell (the admin list's `totalCount`) |
 //! | activity | `CAT#{id}#{shard}` | `ACT#{internalName}` | `gsi3pk=PROD#{id}#{productId}` (notify finds the activity of an OCTO product) |
 //! | slot | `SLOT#{id}#{shard}` | `DAY#["product","option","{local date}","availability"]` | `ttl` |
+//! | pending availability pull | `PULL#{id}` | `["product","option","from","to"]` | `ttl`: a day after its request |
 //! | run | `RUN#{id}` | `{startedMs:013}#{runId}` | `ttl` (epoch seconds) for DynamoDB TTL |
 //!
 //! Catalog and slot items are spread over [`SHARDS`] partition keys per integration, so a large
@@ -37,11 +38,15 @@ use super::SdkFailure;
 
 mod integrations;
 
-use crate::adapters::stored::{StoredActivity, StoredRun, StoredSlot, fields};
-use crate::domain::{Activity, ActivityState, IntegrationId, ProductActivity, Slot, SyncRun, Timestamp, VariationRef, format_local_date};
+use crate::adapters::stored::{StoredActivity, StoredPull, StoredRun, StoredSlot, fields};
+use crate::domain::{
+    Activity, ActivityState, AvailabilityPull, IntegrationId, ProductActivity, Slot, SyncRun, Timestamp, VariationRef, format_local_date,
+};
 use crate::ports::{Admission, CatalogStore, Cursor, Page, RateLimiter, RateWindow, RunStore, StoreError};
 pub use integrations::{INDEX_SHARDS, index_shard};
 
+/// How long a pending pull item lives (DynamoDB TTL) after its request.
+const PULL_TTL_SECS: i64 = 24 * 3600;
 /// Partition keys per integration for catalog and slot items.
 pub const SHARDS: u8 = 8;
 /// DynamoDB's BatchWriteItem limit.
@@ -530,6 +535,50 @@ impl CatalogStore for DynamoStore {
     async fn put_slots(&self, integration: &IntegrationId, slots: &[(Slot, Timestamp)]) -> Result<(), StoreError> {
         let items = slots.iter().map(|(slot, expires_at)| slot_item(integration, slot, *expires_at)).collect::<Result<Vec<_>, _>>()?;
         self.batch_put(items).await
+    }
+
+    async fn add_pull(&self, integration: &IntegrationId, pull: &AvailabilityPull, requested_at: Timestamp) -> Result<(), StoreError> {
+        let mut item = to_item(&StoredPull::new(pull, requested_at))?;
+        item.insert("pk".into(), s(format!("PULL#{integration}")));
+        item.insert("sk".into(), s(StoredPull::key(pull)));
+        // A pull still pending a day later belongs to an integration deleted meanwhile.
+        item.insert("ttl".into(), AttributeValue::N((requested_at.unix_seconds() + PULL_TTL_SECS).to_string()));
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn pending_pulls(&self, integration: &IntegrationId, limit: usize) -> Result<Vec<(AvailabilityPull, Timestamp)>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("PULL#{integration}")))
+            .limit(limit.clamp(1, 1_000) as i32)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        output.items.unwrap_or_default().into_iter().map(|item| from_item::<StoredPull>(item).map(StoredPull::into_pull)).collect()
+    }
+
+    async fn remove_pull(&self, integration: &IntegrationId, pull: &AvailabilityPull, requested_at: Timestamp) -> Result<(), StoreError> {
+        let removed = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("PULL#{integration}")))
+            .key("sk", s(StoredPull::key(pull)))
+            .condition_expression("requested_at = :seen")
+            .expression_attribute_values(":seen", s(requested_at.to_string()))
+            .send()
+            .await;
+        match removed {
+            Ok(_) => Ok(()),
+            // Asked for again since it was read (or already gone): it stays for the next run.
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(error) => Err(unavailable(error)),
+        }
     }
 
     async fn activities(&self, integration: &IntegrationId) -> Result<Vec<Activity>, StoreError> {

@@ -5,10 +5,12 @@ use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable};
 use serde::Deserialize;
 
-use super::db::{ACTIVITIES, PRODUCTS, RUNS, RedbStore, SLOTS, decode, encode, page_of, unavailable};
+use super::db::{ACTIVITIES, PRODUCTS, PULLS, RUNS, RedbStore, SLOTS, decode, encode, page_of, unavailable};
 use super::slot_writer::SlotWrite;
-use crate::adapters::stored::{StoredActivity, StoredRun, StoredSlot};
-use crate::domain::{Activity, ActivityState, ContentHash, IntegrationId, ProductActivity, Slot, SyncRun, Timestamp, VariationRef};
+use crate::adapters::stored::{StoredActivity, StoredPull, StoredRun, StoredSlot};
+use crate::domain::{
+    Activity, ActivityState, AvailabilityPull, ContentHash, IntegrationId, ProductActivity, Slot, SyncRun, Timestamp, VariationRef,
+};
 use crate::ports::{CatalogStore, Cursor, Page, RunStore, StoreError};
 
 /// What notify reads of a stored activity (a `StoredActivity` without its content): reading
@@ -265,6 +267,54 @@ impl CatalogStore for RedbStore {
             now_ms: millis(slot.updated_at),
         };
         self.slot_writer.write(write).await
+    }
+
+    async fn add_pull(&self, integration: &IntegrationId, pull: &AvailabilityPull, requested_at: Timestamp) -> Result<(), StoreError> {
+        let (id, key, bytes) = (integration.to_string(), StoredPull::key(pull), encode(&StoredPull::new(pull, requested_at))?);
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            txn.open_table(PULLS).map_err(unavailable)?.insert((id.as_str(), key.as_str()), bytes.as_slice()).map_err(unavailable)?;
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn pending_pulls(&self, integration: &IntegrationId, limit: usize) -> Result<Vec<(AvailabilityPull, Timestamp)>, StoreError> {
+        let id = integration.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(PULLS).map_err(unavailable)?;
+            let mut pulls = Vec::new();
+            for entry in table.range::<(&str, &str)>((id.as_str(), "")..).map_err(unavailable)? {
+                let (key, value) = entry.map_err(unavailable)?;
+                if key.value().0 != id || pulls.len() >= limit {
+                    break;
+                }
+                pulls.push(decode::<StoredPull>("pending pull", value.value())?.into_pull());
+            }
+            Ok(pulls)
+        })
+        .await
+    }
+
+    async fn remove_pull(&self, integration: &IntegrationId, pull: &AvailabilityPull, requested_at: Timestamp) -> Result<(), StoreError> {
+        let (id, key) = (integration.to_string(), StoredPull::key(pull));
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = txn.open_table(PULLS).map_err(unavailable)?;
+                let current = match table.get((id.as_str(), key.as_str())).map_err(unavailable)? {
+                    Some(value) => Some(decode::<StoredPull>("pending pull", value.value())?.requested_at),
+                    None => None,
+                };
+                // Asked for again since it was read: it stays for the next run.
+                if current == Some(requested_at) {
+                    table.remove((id.as_str(), key.as_str())).map_err(unavailable)?;
+                }
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
     }
 
     async fn activities_page(

@@ -24,6 +24,8 @@ pub(super) const SLOTS: TableDefinition<(&str, &str, &str, &str), &[u8]> = Table
 /// (expires at in ms, integration, product id, option id, availability id) -> (): which slots
 /// to forget when (DynamoDB's TTL does this there).
 pub(super) const SLOT_EXPIRY: TableDefinition<(u64, &str, &str, &str, &str), ()> = TableDefinition::new("slots_by_expiry");
+/// (integration, pull key) -> JSON of a `StoredPull`: the pending availability pulls.
+pub(super) const PULLS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("pending_pulls");
 /// (integration, started at in ms, run id) -> JSON of a `StoredRun`.
 pub(super) const RUNS: TableDefinition<(&str, u64, &str), &[u8]> = TableDefinition::new("runs");
 
@@ -68,6 +70,7 @@ impl RedbStore {
         txn.open_table(SLOTS).map_err(unavailable)?;
         txn.open_table(SLOT_EXPIRY).map_err(unavailable)?;
         txn.open_table(RUNS).map_err(unavailable)?;
+        txn.open_table(PULLS).map_err(unavailable)?;
         txn.commit().map_err(unavailable)?;
         let db = Arc::new(db);
         let slot_writer = Arc::new(super::slot_writer::SlotWriter::start(&db));
