@@ -66,6 +66,8 @@ struct FakeState {
     rate_limited: (usize, u64),
     /// Calls of `POST /availability` in flight now, and the most at once.
     in_flight: (usize, usize),
+    /// `POST /availability` answers only once `release` was called.
+    availability_held: bool,
     /// The push channels offered (`notifications/subscriptions`, `webhooks`): others are 404.
     channels: Vec<&'static str>,
     /// Subscriptions held, by channel: the create bodies with their `id`.
@@ -93,6 +95,7 @@ impl FakeOcto {
             availability_calls: Vec::new(),
             rate_limited: (0, 0),
             in_flight: (0, 0),
+            availability_held: false,
             channels: Vec::new(),
             subscriptions: Vec::new(),
             deleted: Vec::new(),
@@ -201,6 +204,16 @@ impl FakeOcto {
         self.state.lock().unwrap().deleted.clone()
     }
 
+    /// `POST /availability` calls wait until [`release`](Self::release) is called.
+    pub fn hold_availability(&self) {
+        self.state.lock().unwrap().availability_held = true;
+    }
+
+    /// `POST /availability` calls in flight now.
+    pub fn availability_calls_in_flight(&self) -> usize {
+        self.state.lock().unwrap().in_flight.0
+    }
+
     /// The most `POST /availability` calls that were in flight at once.
     pub fn most_availability_calls_at_once(&self) -> usize {
         self.state.lock().unwrap().in_flight.1
@@ -299,7 +312,7 @@ async fn delete_webhook(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Pa
 /// `POST /availability`: the availabilities of the option whose local date is in the range.
 /// Each call takes a few milliseconds, so concurrent ones overlap and are counted.
 async fn availability(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap, axum::Json(body): axum::Json<Value>) -> Response {
-    let (key, limited) = {
+    let (key, limited, held) = {
         let mut state = state.lock().unwrap();
         state.availability_calls.push(body.clone());
         let limited = (state.rate_limited.0 > 0).then_some(state.rate_limited.1);
@@ -308,8 +321,11 @@ async fn availability(State(state): State<Arc<Mutex<FakeState>>>, headers: Heade
         }
         state.in_flight.0 += 1;
         state.in_flight.1 = state.in_flight.1.max(state.in_flight.0);
-        (state.key.clone(), limited)
+        (state.key.clone(), limited, state.availability_held.then(|| state.gate.subscribe()))
     };
+    if let Some(mut gate) = held {
+        let _ = gate.wait_for(|open| *open).await;
+    }
     tokio::time::sleep(Duration::from_millis(20)).await;
     let answer = {
         let mut state = state.lock().unwrap();

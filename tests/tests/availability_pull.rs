@@ -221,3 +221,28 @@ async fn pulls_of_one_partner_take_turns_so_it_gets_at_most_4_calls_at_once() {
     assert_eq!(octo.availability_calls().len(), 18);
     assert!(octo.most_availability_calls_at_once() <= 4, "{} calls at once", octo.most_availability_calls_at_once());
 }
+
+/// The security review's pull flood (round two, finding 1), automated: while the partner's
+/// `/availability` is held, 59 more `AVAILABILITY_UPDATE` events for the same pull are
+/// accepted; once it answers, one more run serves all of them, with no time passing (before,
+/// each event was its own job, re-queued every 2 s while the lease was held). The partner got
+/// each option's call once per run, never more than 4 at a time.
+#[tokio::test]
+async fn a_flood_of_availability_events_is_served_by_one_more_run_not_one_per_event() {
+    let app = TestApp::spawn_with_fake_clock(test_settings()).await;
+    let (octo, integration) = synced(&app).await;
+    octo.hold_availability();
+    event(&app, &integration, update_event()).await;
+    seyaha_tests::wait_until("the first pull to reach the partner", Duration::from_secs(10), || octo.availability_calls_in_flight() == 2)
+        .await;
+    for _ in 0..59 {
+        assert_eq!(event(&app, &integration, update_event()).await["action"], "availability_refresh_queued");
+    }
+    octo.release();
+    let log = pulls_done(&app, &integration, 2).await;
+    let runs = runs_with_trigger(&log, "availability_pull");
+    assert!(runs.iter().all(|run| run["outcome"] == "synced"), "{runs:?}");
+    // product_0 has two options: two calls per run, for the two runs.
+    assert_eq!(octo.availability_calls().len(), 4, "{:?}", octo.availability_calls());
+    assert!(octo.most_availability_calls_at_once() <= 4);
+}

@@ -726,3 +726,100 @@ async fn a_down_deactivation_and_a_sync_do_not_interleave() {
     assert_eq!(record.integration.health.status, HealthStatus::Healthy);
     assert!(!record.sync_control.force_full_sync);
 }
+
+/// The day-15 pull of `product`, one option or all.
+fn pull_of(product: &str, option: Option<&str>, day: u8) -> seyaha::domain::AvailabilityPull {
+    let date = time::Date::from_calendar_date(2030, time::Month::July, day).unwrap();
+    seyaha::domain::AvailabilityPull { product_id: product.into(), option_id: option.map(str::to_owned), from: date, to: date }
+}
+
+/// Every job that is ready now.
+fn ready_jobs(h: &mut Harness) -> Vec<SyncJob> {
+    std::iter::from_fn(|| h.next_job()).collect()
+}
+
+/// The security review's flood, automated: 60 pull requests for one partner (3 distinct pulls
+/// among them) leave one job in the queue, and that job makes each distinct pull's calls once
+/// (at most 4 at a time). While a sync holds the lease, a request sends no job that could run
+/// (only a watchdog at the lease's expiry), a pull job arriving meanwhile sends nothing (no
+/// re-queue loop), and the sync's release sends the one job that serves the pulls.
+#[tokio::test]
+async fn a_flood_of_pull_requests_leaves_one_job_and_pulls_each_distinct_pull_once() {
+    let mut h = harness(SyncConfig::default());
+    let octo = FakeOcto::start().await;
+    let id = h.approved(&octo).await;
+    let synced = h.engine.trigger(h.record(id).await).await.unwrap();
+    assert!(matches!(synced, SyncResult::Done { .. }), "{synced:?}");
+    ready_jobs(&mut h);
+    h.queue.delayed.lock().unwrap().clear(); // the webhook sync's watchdog
+    let distinct = [pull_of("product_0", None, 15), pull_of("product_1", Some("DEFAULT"), 15), pull_of("product_0", None, 16)];
+    for n in 0..60 {
+        h.engine.request_pulls(id, std::slice::from_ref(&distinct[n % 3])).await.unwrap();
+    }
+    let jobs = ready_jobs(&mut h);
+    assert_eq!(jobs.len(), 1, "one job for the integration, not one per request: {jobs:?}");
+    assert!(h.queue.delayed.lock().unwrap().is_empty(), "and none delayed");
+
+    let served = h.engine.handle_job(&jobs[0]).await.unwrap();
+    assert!(matches!(served, SyncResult::Done { .. }), "{served:?}");
+    // product_0 has two options (DEFAULT, option-1): 2 + 1 + 2 calls, one per option and day.
+    assert_eq!(octo.availability_calls().len(), 5, "{:?}", octo.availability_calls());
+    assert!(octo.most_availability_calls_at_once() <= seyaha::sync::MAX_CONCURRENT_CALLS);
+    assert!(ready_jobs(&mut h).is_empty(), "everything was served: no follow-up");
+    let record = h.record(id).await;
+    assert!(record.sync_control.pulls_requested_at.is_none() && record.sync_control.lease.is_none(), "{record:?}");
+    assert!(h.store.pending_pulls(&id, 10).await.unwrap().is_empty());
+    let pulls = h.runs(id).await.into_iter().filter(|run| run.trigger == RunTrigger::AvailabilityPull).count();
+    assert_eq!(pulls, 3, "one run record per distinct pull");
+
+    // A sync holds the lease (its supplier answers slowly) while pulls are asked for.
+    octo.set_behaviour(Behaviour::Held);
+    assert!(h.engine.request_sync(id, RunTrigger::Admin, None).await.unwrap());
+    let sync_job = h.next_job().expect("the sync's job");
+    let sync = tokio::spawn({
+        let (engine, job) = (Arc::clone(&h.engine), sync_job.clone());
+        async move { engine.handle_job(&job).await }
+    });
+    until_supplier_called(&octo, 2).await;
+    for _ in 0..20 {
+        h.engine.request_pulls(id, &[pull_of("product_1", None, 20)]).await.unwrap();
+    }
+    assert!(ready_jobs(&mut h).is_empty(), "no job that could run while the lease is held");
+    assert_eq!(h.queue.delayed.lock().unwrap().len(), 1, "one watchdog for a holder that dies");
+    let sends = h.queue.sends.load(Ordering::SeqCst);
+    assert_eq!(h.engine.handle_job(&SyncJob::pending_pulls(id)).await.unwrap(), SyncResult::Queued);
+    assert_eq!(h.queue.sends.load(Ordering::SeqCst), sends, "a pull job meeting the lease sends nothing");
+
+    octo.release();
+    assert!(matches!(sync.await.unwrap().unwrap(), SyncResult::Done { .. }));
+    let jobs = ready_jobs(&mut h);
+    assert_eq!(jobs.iter().map(|job| job.work.clone()).collect::<Vec<_>>(), [JobWork::PendingPulls], "the release sends the pulls' job");
+    h.engine.handle_job(&jobs[0]).await.unwrap();
+    assert_eq!(octo.availability_calls().len(), 7, "product_1's two options for day 20, once");
+    assert!(h.record(id).await.sync_control.pulls_requested_at.is_none());
+}
+
+/// A run serves at most 16 pending pulls; what is left (and what is asked for while it runs)
+/// is served by the job its release sends, and a pull asked for again while it was being
+/// served is kept for that next run.
+#[tokio::test]
+async fn pending_pulls_beyond_one_run_are_served_by_the_next_run() {
+    let mut h = harness(SyncConfig::default());
+    let octo = FakeOcto::start().await;
+    let id = h.approved(&octo).await;
+    h.engine.trigger(h.record(id).await).await.unwrap();
+    ready_jobs(&mut h);
+    let pulls: Vec<_> = (1..=20).map(|day| pull_of("product_1", Some("DEFAULT"), day)).collect();
+    h.engine.request_pulls(id, &pulls).await.unwrap();
+    let first = ready_jobs(&mut h);
+    assert_eq!(first.len(), 1);
+    h.engine.handle_job(&first[0]).await.unwrap();
+    assert_eq!(octo.availability_calls().len(), seyaha::sync::MAX_PULLS_PER_RUN);
+    assert_eq!(h.store.pending_pulls(&id, 50).await.unwrap().len(), 20 - seyaha::sync::MAX_PULLS_PER_RUN);
+    let next = ready_jobs(&mut h);
+    assert_eq!(next.iter().map(|job| job.work.clone()).collect::<Vec<_>>(), [JobWork::PendingPulls], "the release sent the next run");
+    h.engine.handle_job(&next[0]).await.unwrap();
+    assert_eq!(octo.availability_calls().len(), 20);
+    assert!(ready_jobs(&mut h).is_empty());
+    assert!(h.record(id).await.sync_control.pulls_requested_at.is_none());
+}

@@ -532,7 +532,7 @@ async fn an_octo_product_update_reaches_the_worker_as_a_product_job() {
     let (status, queued) = http_reply(&register.invoke(refresh).await.unwrap());
     assert_eq!((status, queued["data"].clone()), (202, json!({"queued": 1})), "{queued}");
     let messages = wait_for_messages(&resources, &config, 1).await;
-    assert_eq!(serde_json::from_str::<Value>(messages[0].body().unwrap()).unwrap()["work"]["kind"], "availability");
+    assert_eq!(serde_json::from_str::<Value>(messages[0].body().unwrap()).unwrap()["work"]["kind"], "pending_pulls");
     assert_eq!(worker.invoke(sqs_event(&messages)).await.unwrap(), json!({"batchItemFailures": []}));
     let catalog = http_event("apigw-partner-me.json", "GET", &format!("{PREFIX}/{id}/catalog"), &[("authorization", &admin_token)], None);
     let (_, catalog) = http_reply(&register.invoke(catalog).await.unwrap());

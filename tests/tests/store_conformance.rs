@@ -472,7 +472,48 @@ async fn slot_batches_and_option_slots(store: Arc<dyn Store>) {
     assert_eq!((closed.status, closed.vacancies), (Some(SlotStatus::Closed), Some(0)));
 }
 
+/// Pending availability pulls: one record per distinct pull (asked again, only its time
+/// moves), listed up to a limit, removed only while it is the request that was read, and kept
+/// apart per integration.
+async fn pending_pulls(store: Arc<dyn Store>) {
+    use seyaha::domain::AvailabilityPull;
+    use time::macros::date;
+    let (id, other) = (IntegrationId::generate(1_800_000_000), IntegrationId::generate(1_800_000_001));
+    let at = |ms: i64| Timestamp::from_unix_millis(1_800_000_000_000 + ms);
+    let pull = |product: &str, option: Option<&str>| AvailabilityPull {
+        product_id: product.into(),
+        option_id: option.map(str::to_owned),
+        from: date!(2030 - 07 - 01),
+        to: date!(2030 - 07 - 31),
+    };
+    let (all_options, one_option, other_product) = (pull("p1", None), pull("p1", Some("DEFAULT")), pull("p2", None));
+    assert!(store.pending_pulls(&id, 10).await.unwrap().is_empty());
+    store.add_pull(&id, &all_options, at(1)).await.unwrap();
+    store.add_pull(&id, &one_option, at(2)).await.unwrap();
+    store.add_pull(&id, &other_product, at(3)).await.unwrap();
+    store.add_pull(&id, &all_options, at(4)).await.unwrap();
+    store.add_pull(&other, &all_options, at(5)).await.unwrap();
+    let mut pending = store.pending_pulls(&id, 10).await.unwrap();
+    pending.sort_by_key(|(_, requested_at)| *requested_at);
+    assert_eq!(pending, [(one_option.clone(), at(2)), (other_product.clone(), at(3)), (all_options.clone(), at(4))]);
+    assert_eq!(store.pending_pulls(&id, 2).await.unwrap().len(), 2);
+
+    // Read at 4 and asked again at 6: removing the request of 4 leaves the one of 6.
+    store.add_pull(&id, &all_options, at(6)).await.unwrap();
+    store.remove_pull(&id, &all_options, at(4)).await.unwrap();
+    store.remove_pull(&id, &one_option, at(2)).await.unwrap();
+    let mut pending = store.pending_pulls(&id, 10).await.unwrap();
+    pending.sort_by_key(|(_, requested_at)| *requested_at);
+    assert_eq!(pending, [(other_product.clone(), at(3)), (all_options.clone(), at(6))]);
+    store.remove_pull(&id, &all_options, at(6)).await.unwrap();
+    store.remove_pull(&id, &other_product, at(3)).await.unwrap();
+    store.remove_pull(&id, &other_product, at(3)).await.unwrap();
+    assert!(store.pending_pulls(&id, 10).await.unwrap().is_empty());
+    assert_eq!(store.pending_pulls(&other, 10).await.unwrap(), [(all_options, at(5))]);
+}
+
 conformance!(
+    pending_pulls,
     integrations,
     webhook_secret_rotation,
     listing,

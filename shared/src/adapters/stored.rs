@@ -794,6 +794,7 @@ mod tests {
                 SyncJob::availability(id, pull),
                 serde_json::json!({"kind": "availability", "product_id": "p", "local_date_start": "2030-07-01", "local_date_end": "2030-07-01"}),
             ),
+            (SyncJob::pending_pulls(id), serde_json::json!({"kind": "pending_pulls"})),
             (SyncJob::subscribe(id), serde_json::json!({"kind": "subscribe"})),
             (
                 SyncJob::unsubscribe(id, unsubscribe),

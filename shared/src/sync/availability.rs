@@ -127,6 +127,10 @@ impl AvailabilityPulls {
     /// Asks for pulls: stores them and sends the integration's pull job unless one is
     /// pending. Returns whether a job was sent.
     pub(super) async fn request(&self, id: IntegrationId, pulls: &[AvailabilityPull]) -> Result<bool, SyncError> {
+        // Stored before the mark, so a run that clears the mark has seen them. A run under way
+        // that read the same pull before (and removes what it served, by request time) must not
+        // take this request for that one: the mark's time is later than every earlier
+        // request's, so when it differs from the time stored, the pulls are stored again with it.
         let now = self.clock.now();
         for pull in pulls {
             self.catalog.add_pull(&id, pull, now).await?;
@@ -134,6 +138,11 @@ impl AvailabilityPulls {
         let Some((at, job)) = self.leases.mark_pulls_requested(id, now).await? else {
             return Ok(false);
         };
+        if at != now {
+            for pull in pulls {
+                self.catalog.add_pull(&id, pull, at).await?;
+            }
+        }
         let sent = match job {
             PullJob::Pending => return Ok(false),
             PullJob::Now => self.queue.enqueue(&[SyncJob::pending_pulls(id)]).await,

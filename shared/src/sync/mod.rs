@@ -37,7 +37,9 @@ mod product;
 mod runs;
 mod subscriptions;
 
-pub use availability::{AvailabilityPull, MAX_CONCURRENT_CALLS, MAX_DAYS_PER_CALL, format_date, parse_date, split_range};
+pub use availability::{
+    AvailabilityPull, MAX_CALLS_PER_RUN, MAX_CONCURRENT_CALLS, MAX_DAYS_PER_CALL, MAX_PULLS_PER_RUN, format_date, parse_date, split_range,
+};
 pub use canonical::canonicalize;
 pub use catalog::{CatalogError, CatalogItem, CatalogParser, MAX_ACTIVITY_BYTES, ParsedCatalog, parse_catalog};
 pub use catalog_sync::{CatalogFailure, CatalogRead};
