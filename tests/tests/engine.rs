@@ -823,3 +823,25 @@ async fn pending_pulls_beyond_one_run_are_served_by_the_next_run() {
     assert!(ready_jobs(&mut h).is_empty());
     assert!(h.record(id).await.sync_control.pulls_requested_at.is_none());
 }
+
+/// A pull job honours the worker's deadline: past it, the run serves its first pull (every run
+/// makes progress), starts no other, and its release sends the job for the rest.
+#[tokio::test]
+async fn a_pull_run_past_its_deadline_serves_one_pull_and_leaves_the_rest_to_the_next_job() {
+    let mut h = harness(SyncConfig::default());
+    let octo = FakeOcto::start().await;
+    let id = h.approved(&octo).await;
+    h.engine.trigger(h.record(id).await).await.unwrap();
+    ready_jobs(&mut h);
+    let pulls: Vec<_> = (1..=3).map(|day| pull_of("product_1", Some("DEFAULT"), day)).collect();
+    h.engine.request_pulls(id, &pulls).await.unwrap();
+    let job = ready_jobs(&mut h).pop().expect("the pull job");
+    h.engine.handle_job_before(&job, Some(std::time::Instant::now())).await.unwrap();
+    assert_eq!(octo.availability_calls().len(), 1, "one pull, then the deadline");
+    assert_eq!(h.store.pending_pulls(&id, 10).await.unwrap().len(), 2);
+    let next = ready_jobs(&mut h);
+    assert_eq!(next.iter().map(|job| job.work.clone()).collect::<Vec<_>>(), [JobWork::PendingPulls]);
+    h.engine.handle_job(&next[0]).await.unwrap();
+    assert_eq!(octo.availability_calls().len(), 3);
+    assert!(h.record(id).await.sync_control.pulls_requested_at.is_none());
+}

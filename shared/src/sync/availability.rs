@@ -14,8 +14,8 @@
 //! lease, reads up to [`MAX_PULLS_PER_RUN`] pending pulls and serves them one after another,
 //! each pull's calls at most [`MAX_CONCURRENT_CALLS`] at once. So one partner gets at most 4
 //! calls at a time however many workers run, and one integration holds at most one worker.
-//! The run starts no new pull once it made [`MAX_CALLS_PER_RUN`] calls or its deadline is
-//! near (the worker's, or a tenth of the lease before the lease expires), and removes each
+//! After its first pull, the run starts no new one once it made [`MAX_CALLS_PER_RUN`] calls or
+//! its deadline is near (the worker's, or a tenth of the lease before the lease expires), and removes each
 //! pull it served unless it was asked for again meanwhile. On release it clears the mark only
 //! if nothing is left and no request came since; otherwise the release sends the next job.
 //! A job that finds the lease held by another run (a sync, a product) does nothing: that
@@ -198,9 +198,11 @@ impl AvailabilityPulls {
         let pending = self.catalog.pending_pulls(&id, MAX_PULLS_PER_RUN + 1).await?;
         let mut all_served = pending.len() <= MAX_PULLS_PER_RUN;
         let credentials = self.credentials.of(&record.integration).await?;
-        let (mut calls, mut counts, mut served, mut failure) = (0, SyncCounts::default(), 0, None);
+        let (mut attempted, mut calls, mut counts, mut served, mut failure) = (0, 0, SyncCounts::default(), 0, None);
         for (pull, requested_at) in pending.into_iter().take(MAX_PULLS_PER_RUN) {
-            if calls >= MAX_CALLS_PER_RUN || Instant::now() >= deadline {
+            // The first pull always runs (a job is started only with time for a partner call
+            // left), so every run makes progress; later ones only within the limits.
+            if attempted > 0 && (calls >= MAX_CALLS_PER_RUN || Instant::now() >= deadline) {
                 all_served = false;
                 break;
             }
@@ -211,6 +213,7 @@ impl AvailabilityPulls {
                 None => (self.pull_failed(&pull_run, NO_CREDENTIAL.into()).await, 0),
             };
             calls += made;
+            attempted += 1;
             self.catalog.remove_pull(&id, &pull, requested_at).await?;
             match result {
                 SyncResult::Done { counts: pulled, .. } => {
