@@ -397,7 +397,8 @@ impl JobWork {
         match self {
             Self::Catalog => "catalog",
             Self::Product { .. } => "product",
-            Self::Availability(_) | Self::PendingPulls => "availability",
+            Self::Availability(_) => "availability",
+            Self::PendingPulls => "pending_pulls",
             Self::Subscribe => "subscribe",
             Self::Unsubscribe(_) => "unsubscribe",
             Self::FanOutPage(_) => "fan_out_page",
