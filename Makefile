@@ -69,7 +69,8 @@ bench-cold-start: tools
 
 # DynamoDB capacity per operation and at marketplace size (10,000 integrations), on moto with
 # every call recorded; prints units, requests, bytes and the hottest partition keys. A debug
-# build (it counts units, not time), sharing everything with the tests.
+# build (it counts units, not time), sharing everything with the tests; about 4 minutes, on
+# two moto servers.
 bench-capacity: tools
 	$(CARGO) bench -p seyaha-tests --bench capacity --profile dev
 

@@ -30,7 +30,13 @@ fn moto_server() -> std::path::PathBuf {
 
 pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(|| {
+    MOTO.get_or_init(Moto::start)
+}
+
+impl Moto {
+    /// A moto server of its own (most callers want the shared one, [`moto()`]): a benchmark
+    /// runs independent parts on two of them, two processes for two cores.
+    pub fn start() -> Moto {
         let server = moto_server();
         assert!(server.exists(), "{} is missing: run `make test`, which installs moto into .venv", server.display());
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -43,7 +49,7 @@ pub fn moto() -> &'static Moto {
             std::thread::sleep(Duration::from_millis(100));
         }
         Moto { endpoint, _guard: guard }
-    })
+    }
 }
 
 impl Drop for Moto {
@@ -56,10 +62,15 @@ impl Drop for Moto {
 
 /// SDK configuration for moto: fixed test credentials, us-east-1, moto's endpoint.
 pub async fn sdk_config() -> SdkConfig {
+    sdk_config_for(moto()).await
+}
+
+/// SDK configuration for this moto server.
+pub async fn sdk_config_for(moto: &Moto) -> SdkConfig {
     let credentials = aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "tests");
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .endpoint_url(&moto().endpoint)
+        .endpoint_url(&moto.endpoint)
         .credentials_provider(credentials)
         .load()
         .await

@@ -128,7 +128,14 @@ pub fn admin_patch(body: &Value) -> Result<AdminPatch, ApiError> {
     let webhook_rate_per_minute = match body.get("webhookRatePerMinute") {
         None => None,
         Some(Value::Null) => Some(None),
-        Some(value) => match value.as_u64().filter(|rate| (1..=u64::from(MAX_WEBHOOK_RATE_PER_MINUTE)).contains(rate)) {
+        // JSON Schema's integer: `4221.0` is one too.
+        Some(value) => match value
+            .as_u64()
+            .or_else(|| {
+                value.as_f64().filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= f64::from(MAX_WEBHOOK_RATE_PER_MINUTE)).map(|n| n as u64)
+            })
+            .filter(|rate| (1..=u64::from(MAX_WEBHOOK_RATE_PER_MINUTE)).contains(rate))
+        {
             Some(rate) => Some(Some(rate as u32)),
             None => {
                 fields.errors.push(format!(
@@ -248,7 +255,8 @@ mod tests {
         assert_eq!(admin_patch(&json!({"webhookRatePerMinute": 6000})).unwrap().webhook_rate_per_minute, Some(Some(6000)));
         assert_eq!(admin_patch(&json!({"webhookRatePerMinute": null})).unwrap().webhook_rate_per_minute, Some(None));
         assert_eq!(admin_patch(&json!({"isActive": true})).unwrap().webhook_rate_per_minute, None);
-        for bad in [json!(0), json!(-5), json!(1.5), json!("600"), json!(1_000_001), json!(u64::MAX)] {
+        assert_eq!(admin_patch(&json!({"webhookRatePerMinute": 4221.0})).unwrap().webhook_rate_per_minute, Some(Some(4221)));
+        for bad in [json!(0), json!(-5), json!(1.5), json!("600"), json!(1_000_001), json!(1e7), json!(u64::MAX)] {
             let errors = errors_of(admin_patch(&json!({"webhookRatePerMinute": bad, "isActive": "no"})));
             assert!(errors.contains("webhookRatePerMinute: must be a whole number from 1 to 1000000"), "{bad}: {errors}");
             assert!(errors.contains("isActive: must be a boolean"), "every bad field in one answer: {errors}");
