@@ -59,6 +59,39 @@ fn alarms_can_reach_a_person() {
     }
 }
 
+/// Security review round two, R8: a service principal in a key policy acts for this account
+/// only (`aws:SourceAccount`), as the DLQ policy removed earlier should have (confused deputy).
+#[test]
+fn key_policies_let_services_act_for_this_account_only() {
+    let template = template();
+    let keys: Vec<(&String, &Value)> =
+        template["Resources"].as_object().unwrap().iter().filter(|(_, r)| r["Type"] == "AWS::KMS::Key").collect();
+    assert!(!keys.is_empty(), "the alarm topic's key");
+    for (name, key) in keys {
+        for statement in key["Properties"]["KeyPolicy"]["Statement"].as_array().unwrap() {
+            if statement["Principal"].get("Service").is_none() {
+                continue;
+            }
+            assert_eq!(
+                statement["Condition"]["StringEquals"]["aws:SourceAccount"],
+                json!({"Ref": "AWS::AccountId"}),
+                "{name}: {statement}"
+            );
+        }
+    }
+    let alarm_grant = resource(&template, "AlarmKey")["Properties"]["KeyPolicy"]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Principal"]["Service"] == "cloudwatch.amazonaws.com")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        alarm_grant["Condition"]["ArnLike"]["aws:SourceArn"],
+        json!({"Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"})
+    );
+}
+
 #[test]
 fn unknown_routes_reach_the_router_that_envelopes_them() {
     let template = template();
