@@ -32,9 +32,19 @@ fn grants(template: &Value, function: &str) -> Vec<(Vec<String>, Vec<String>)> {
         .as_array()
         .unwrap()
         .iter()
+        .flat_map(policy_branches)
         .flat_map(|policy| policy["Statement"].as_array().unwrap().clone())
         .map(|statement| (list(&statement["Action"]), list(&statement["Resource"])))
         .collect()
+}
+
+/// A policy, or both branches of a conditional one (`Fn::If`; `AWS::NoValue` has none): a grant
+/// in either counts.
+fn policy_branches(policy: &Value) -> Vec<Value> {
+    match policy.get("Fn::If") {
+        Some(branches) => branches.as_array().unwrap()[1..].iter().filter(|branch| branch.get("Statement").is_some()).cloned().collect(),
+        None => vec![policy.clone()],
+    }
 }
 
 fn granted_on(template: &Value, function: &str, action: &str) -> Vec<String> {
@@ -320,4 +330,43 @@ fn the_log_level_cannot_drop_the_metrics() {
     assert_eq!(level["AllowedValues"], json!(["TRACE", "DEBUG", "INFO"]));
     assert_eq!(level["Default"], "INFO");
     assert_eq!(template["Globals"]["Function"]["LoggingConfig"]["ApplicationLogLevel"], json!({"Ref": "LogLevel"}));
+}
+
+/// With `JwtPublicKey` set, register verifies with it and gets neither the JWT secret's id nor
+/// the right to read it, and no secret is created; empty (the default), HS256 as before.
+#[test]
+fn a_jwt_public_key_reaches_register_and_takes_the_secret_away() {
+    let template = template();
+    let parameter = &template["Parameters"]["JwtPublicKey"];
+    assert_eq!((parameter["Type"].as_str(), parameter["Default"].as_str()), (Some("String"), Some("")));
+    let lifetime = &template["Parameters"]["JwtMaxLifetimeSecs"];
+    assert_eq!((lifetime["Default"].clone(), lifetime["MinValue"].clone()), (json!(0), json!(0)), "no maximum by default");
+    assert_eq!(template["Conditions"]["UsesJwtSecret"], json!({"Fn::Equals": [{"Ref": "JwtPublicKey"}, ""]}));
+    let create = template["Conditions"]["CreateJwtSecret"]["Fn::And"].as_array().expect("CreateJwtSecret is an And").clone();
+    assert!(create.contains(&json!({"Condition": "UsesJwtSecret"})), "no secret is created with a public key: {create:?}");
+
+    let register = &resource(&template, "RegisterFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(register["SEYAHA_JWT_PUBLIC_KEY"], json!({"Ref": "JwtPublicKey"}));
+    assert_eq!(register["SEYAHA_JWT_MAX_LIFETIME_SECS"], json!({"Ref": "JwtMaxLifetimeSecs"}));
+    let secret_id = register["SEYAHA_JWT_SECRET_ID"]["Fn::If"].as_array().expect("the secret id is conditional").clone();
+    assert_eq!((secret_id[0].clone(), secret_id[2].clone()), (json!("UsesJwtSecret"), json!({"Ref": "AWS::NoValue"})));
+
+    // Every grant on the JWT secret sits in a policy that only UsesJwtSecret keeps.
+    let reads_jwt_secret = |policy: &Value| policy.to_string().contains("JwtSecret") || policy.to_string().contains("ExistingJwtSecretArn");
+    for policy in resource(&template, "RegisterFunction")["Properties"]["Policies"].as_array().unwrap() {
+        if reads_jwt_secret(policy) {
+            let branches = policy["Fn::If"].as_array().unwrap_or_else(|| panic!("an unconditional grant on the JWT secret: {policy}"));
+            assert_eq!((branches[0].clone(), branches[2].clone()), (json!("UsesJwtSecret"), json!({"Ref": "AWS::NoValue"})), "{policy}");
+        }
+    }
+    assert!(
+        granted_on(&template, "RegisterFunction", "secretsmanager:GetSecretValue").iter().any(|r| r.contains("JwtSecret")),
+        "HS256 still reads it"
+    );
+    // No other function verifies tokens, so none is given the key or the secret.
+    for function in ["SyncTriggerFunction", "AvailabilityNotifyFunction", "NightlySyncFunction", "SyncWorkerFunction"] {
+        let text = resource(&template, function).to_string();
+        assert!(!text.contains("JwtSecret") && !text.contains("SEYAHA_JWT"), "{function}");
+    }
+    assert_eq!(template["Outputs"]["JwtSecretArn"]["Condition"], "UsesJwtSecret");
 }
