@@ -92,6 +92,11 @@ impl PublicKey {
     pub fn from_pem(text: &str) -> Result<Self, String> {
         let pem = normalise_pem(text)?;
         if let Ok(key) = DecodingKey::from_rsa_pem(pem.as_bytes()) {
+            // Verification takes 2048 to 8192 bits: refuse any other size here, not on every token.
+            let bits = rsa_modulus_bits(&pem_body(&pem)?).ok_or("cannot read the RSA key's modulus")?;
+            if !(2048..=8192).contains(&bits) {
+                return Err(format!("an RSA key must have 2048 to 8192 bits; this one has {bits}"));
+            }
             return Ok(Self { algorithm: Algorithm::RS256, key });
         }
         if let Ok(key) = DecodingKey::from_ec_pem(pem.as_bytes()) {
@@ -128,6 +133,20 @@ fn normalise_pem(text: &str) -> Result<String, String> {
     let body: String = body.chars().filter(|c| !c.is_whitespace()).collect();
     let lines: Vec<&str> = body.as_bytes().chunks(64).map(|line| std::str::from_utf8(line).unwrap_or_default()).collect();
     Ok(format!("-----BEGIN {label}-----\n{}\n{end}\n", lines.join("\n")))
+}
+
+/// The size of an RSA public key's modulus, from its DER: a SubjectPublicKeyInfo (`PUBLIC KEY`)
+/// or the PKCS#1 `RSAPublicKey` it wraps (`RSA PUBLIC KEY`).
+fn rsa_modulus_bits(der: &[u8]) -> Option<u64> {
+    use simple_asn1::ASN1Block::{BitString, Integer, Sequence};
+    match simple_asn1::from_der(der).ok()?.first()? {
+        Sequence(_, items) => match items.as_slice() {
+            [Integer(_, modulus), Integer(..)] => Some(modulus.bits()),
+            [Sequence(..), BitString(_, _, public_key)] => rsa_modulus_bits(public_key),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// The DER inside a normalised PEM block.
@@ -505,6 +524,10 @@ mod tests {
         for layout in [pem.as_str(), one_line.as_str(), escaped.as_str(), &pem.replace('\n', "\r\n")] {
             assert_eq!(PublicKey::from_pem(layout).map(|key| key.algorithm()), Ok(Algorithm::RS256), "{layout:?}");
         }
+        let pkcs1 = PublicKey::from_pem(&fixture("rs256-public-pkcs1.pem")).map(|key| key.algorithm());
+        assert_eq!(pkcs1, Ok(Algorithm::RS256), "-----BEGIN RSA PUBLIC KEY-----");
+        let rsa1024 = PublicKey::from_pem(&fixture("rsa1024-public.pem")).unwrap_err();
+        assert!(rsa1024.contains("2048 to 8192 bits") && rsa1024.contains("1024"), "{rsa1024}");
         let p384 = PublicKey::from_pem(&fixture("p384-public.pem")).unwrap_err();
         assert!(p384.contains("P-256"), "{p384}");
         let private = PublicKey::from_pem(&fixture("es256-private.pem")).unwrap_err();
