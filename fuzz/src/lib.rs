@@ -182,7 +182,8 @@ fn ssrf(input: &[u8]) -> Result<(), String> {
 }
 
 /// Loopback, private, link-local, CGNAT, unspecified, multicast, broadcast, documentation,
-/// unique-local, and IPv4 inside IPv6 (mapped or compatible) judged as IPv4.
+/// unique-local, IPv4 inside IPv6 (mapped or compatible) judged as IPv4, and the IPv4-translated
+/// range whole.
 fn refused_by_oracle(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -207,6 +208,8 @@ fn refused_by_oracle(ip: IpAddr) -> bool {
                 || v6.is_multicast()
                 || v6.is_unique_local()
                 || v6.is_unicast_link_local()
+                // ::ffff:0:0:0/96, IPv4-translated (RFC 2765): refused whatever it embeds.
+                || (segments[..4] == [0; 4] && segments[4] == 0xffff && segments[5] == 0)
                 || (segments[..6] == [0; 6]
                     && refused_by_oracle(IpAddr::V4(Ipv4Addr::from(((segments[6] as u32) << 16) | segments[7] as u32))))
         }

@@ -318,7 +318,7 @@ async fn create_subscription(_: DemoKey, State(demo): State<DemoSupplier>, heade
     record_notifications_request(&demo, "create", &headers);
     let new = notifications::parse_subscription(&json_body(&body, false)?)?;
     let subscription = demo.notifications.subscribe(new)?;
-    Ok((StatusCode::CREATED, axum::Json(subscription.to_json())).into_response())
+    Ok((StatusCode::CREATED, axum::Json(subscription.to_created_json())).into_response())
 }
 
 async fn get_subscription(

@@ -10,7 +10,7 @@ pub mod server;
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,7 +130,8 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
     let settings = &config.settings;
     let data_dir = &settings.data_dir;
     let data_dir_error = |source| StartError::DataDir { path: data_dir.clone(), source };
-    std::fs::create_dir_all(data_dir).map_err(data_dir_error)?;
+    create_data_dir(data_dir).map_err(data_dir_error)?;
+    warn_if_data_dir_is_open(data_dir).map_err(data_dir_error)?;
     let jwt_secret = jwt_secret(data_dir, settings.jwt_secret.as_ref()).map_err(data_dir_error)?;
     let demo_partner_id = demo_partner_id(data_dir).map_err(data_dir_error)?;
 
@@ -198,15 +199,36 @@ pub fn jwt_secret(data_dir: &Path, configured: Option<&SecretString>) -> io::Res
     if let Some(secret) = configured {
         return Ok(secret.clone());
     }
-    std::fs::create_dir_all(data_dir)?;
+    create_data_dir(data_dir)?;
     read_or_create_hex_file(&data_dir.join("jwt-secret"), 32).map(SecretString::from)
 }
 
 /// The demo partner of this data dir, created on first use.
 pub fn demo_partner_id(data_dir: &Path) -> io::Result<PartnerId> {
-    std::fs::create_dir_all(data_dir)?;
+    create_data_dir(data_dir)?;
     let text = read_or_create_file(&data_dir.join("demo-partner-id"), || PartnerId::generate(now_seconds()).to_string())?;
     PartnerId::parse(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("demo-partner-id: {e}")))
+}
+
+/// Creates the data dir (and missing parents) owner-only, 0700: it holds the store, whose
+/// records include secret digests, the JWT secret and partner credentials.
+fn create_data_dir(data_dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(data_dir)
+}
+
+/// An existing data dir is the operator's choice and may hold other things, so a mode that
+/// lets group or others in is reported, not changed: everything seyaha-local keeps in it is
+/// owner-only by itself (files 0600, `secrets/` 0700).
+fn warn_if_data_dir_is_open(data_dir: &Path) -> io::Result<()> {
+    let mode = std::fs::metadata(data_dir)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            data_dir = %data_dir.display(),
+            mode = format_args!("{mode:o}"),
+            "the data dir is open to other users; its files are owner-only, but consider chmod 700"
+        );
+    }
+    Ok(())
 }
 
 fn now_seconds() -> i64 {

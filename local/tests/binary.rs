@@ -233,6 +233,42 @@ fn the_printed_quickstart_can_be_pasted_twice() {
     assert!(wait_exit(&mut running.child).success());
 }
 
+/// Security review round two, R6: the data dir and `seyaha.redb` were 0755 and 0644, though
+/// the store holds secret digests. A new data dir is 0700 and every file in it 0600; an existing
+/// dir open to others is reported (not changed) and a store file readable by others tightened.
+#[test]
+fn the_data_dir_and_its_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode_of = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let root = tempfile::tempdir().unwrap();
+
+    let fresh = root.path().join("fresh").join("data");
+    let mut running = start(&fresh);
+    // Only the files matter here, not a graceful stop (SIGTERM right after the banner can
+    // arrive before the handler is installed).
+    signal(&running.child, "TERM");
+    wait_exit(&mut running.child);
+    assert_eq!(mode_of(&fresh), 0o700, "a new data dir");
+    for file in ["seyaha.redb", "jwt-secret", "demo-partner-id"] {
+        assert_eq!(mode_of(&fresh.join(file)), 0o600, "{file}");
+    }
+    assert_eq!(mode_of(&fresh.join("secrets")), 0o700, "secrets/");
+
+    let open = root.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(open.join("seyaha.redb"), b"").unwrap();
+    std::fs::set_permissions(open.join("seyaha.redb"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut running = start(&open);
+    signal(&running.child, "TERM");
+    wait_exit(&mut running.child);
+    let logs = stderr_of(running.child);
+    assert_eq!(mode_of(&open.join("seyaha.redb")), 0o600, "an existing store file is tightened");
+    assert_eq!(mode_of(&open), 0o755, "an existing data dir is the operator's: left as it is");
+    assert!(logs.contains("the data dir is open to other users"), "{logs}");
+    assert!(logs.contains("the store file was readable by others"), "{logs}");
+}
+
 #[test]
 fn a_second_instance_on_the_same_data_dir_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();

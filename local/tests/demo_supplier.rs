@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use serde_json::{Value, json};
 use seyaha::settings::Settings;
-use seyaha_local::demo::notifications::{DeliveryAttempt, DeliveryOutcome, NotificationType};
+use seyaha_local::demo::notifications::{DeliveryAttempt, DeliveryOutcome, MASKED_HEADER_VALUE, NotificationType};
 use seyaha_local::{LocalConfig, RunningServer};
 
 const KEY: &str = "demo-octo-key";
@@ -150,8 +150,11 @@ async fn subscriptions_are_created_in_both_spellings_listed_read_and_deleted() {
     assert_eq!(status, 201, "{second}");
     assert_eq!((second["id"].as_str(), second["notificationTypes"].clone()), (Some("sub_2"), json!(["BOOKING_UPDATE"])));
 
+    // Listed and read, header values are masked (the demo key is public).
+    let mut first_shown = first.clone();
+    first_shown["headers"]["x-webhook-secret"] = json!(MASKED_HEADER_VALUE);
     let (status, list) = demo.get("/notifications/subscriptions").await;
-    assert_eq!((status, list), (200, json!([first, second])));
+    assert_eq!((status, list), (200, json!([first_shown, second])));
     assert_eq!(demo.get("/notifications/subscriptions/sub_2").await, (200, second.clone()));
 
     let (status, _) = demo.octo(reqwest::Method::DELETE, "/notifications/subscriptions/sub_1", None).await;
@@ -184,6 +187,27 @@ async fn subscriptions_are_created_in_both_spellings_listed_read_and_deleted() {
         .header("octo-capabilities", "content, notifications");
     assert_eq!(reply(bare).await.0, 200);
     assert!(demo.server.demo_supplier().notifications().requests().last().unwrap().asked_for_notifications);
+}
+
+/// Security review round two, R9: anyone with the public demo key listed every subscription's
+/// delivery secret. The list and the read show header names with masked values; deliveries
+/// still carry the real ones (`a_product_change_is_delivered_once_with_the_subscribed_headers`).
+#[tokio::test]
+async fn listed_and_read_subscriptions_mask_header_values() {
+    let demo = start().await;
+    demo.subscribe("http://127.0.0.1:9/hook", &["PRODUCT_UPDATE"], json!({"x-webhook-secret": SECRET, "X-Partner-Ref": "ref-1"})).await;
+    let list = demo.http.get(format!("{}/notifications/subscriptions", demo.root)).bearer_auth(KEY).send().await.unwrap();
+    assert_eq!(list.status(), 200);
+    let list = list.text().await.unwrap();
+    let read = demo.http.get(format!("{}/notifications/subscriptions/sub_1", demo.root)).bearer_auth(KEY).send().await.unwrap();
+    assert_eq!(read.status(), 200);
+    let read = read.text().await.unwrap();
+    for text in [&list, &read] {
+        assert!(!text.contains(SECRET) && !text.contains("ref-1"), "a header value is shown: {text}");
+    }
+    let shown: Value = serde_json::from_str(&read).unwrap();
+    assert_eq!(shown["headers"], json!({"x-webhook-secret": MASKED_HEADER_VALUE, "X-Partner-Ref": MASKED_HEADER_VALUE}));
+    assert_eq!(serde_json::from_str::<Value>(&list).unwrap(), json!([shown]));
 }
 
 #[tokio::test]
@@ -533,6 +557,11 @@ async fn seyaha_follows_the_demo_suppliers_own_notifications() {
     let subscriptions = demo.server.demo_supplier().notifications().subscriptions();
     assert_eq!(subscriptions.len(), 1);
     assert_eq!(subscriptions[0].url, events);
+    // Seyaha's delivery secret is not shown to other holders of the public demo key.
+    let delivery_secret = &subscriptions[0].headers.iter().find(|(name, _)| name == "x-webhook-secret").unwrap().1;
+    let listed = demo.http.get(format!("{}/notifications/subscriptions", demo.root)).bearer_auth(KEY).send().await.unwrap();
+    let listed = listed.text().await.unwrap();
+    assert!(listed.contains(&events) && !listed.contains(delivery_secret.as_str()), "{listed}");
     let catalog = |kind: &'static str| {
         let request = demo.http.get(format!("{api}/{id}/catalog?kind={kind}&limit=500")).bearer_auth(&admin);
         async move { reply(request).await.1["data"].clone() }

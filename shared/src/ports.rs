@@ -226,6 +226,13 @@ pub trait SecretStore: Send + Sync {
     /// Creates or replaces the integration's OCTO credential.
     async fn put_auth_key(&self, id: &IntegrationId, key: &AuthKey) -> Result<(), SecretStoreError>;
     async fn get_auth_key(&self, id: &IntegrationId) -> Result<Option<AuthKey>, SecretStoreError>;
+    /// The credential as of the integration's credential `version` (`IntegrationRecord::
+    /// credential_version`) or later. Stores read it fresh every time; a cache in front uses
+    /// this to refuse a copy read for an older version.
+    async fn get_auth_key_of_version(&self, id: &IntegrationId, version: u64) -> Result<Option<AuthKey>, SecretStoreError> {
+        let _ = version;
+        self.get_auth_key(id).await
+    }
     /// Removes the credential; removing a missing one is not an error.
     async fn delete_auth_key(&self, id: &IntegrationId) -> Result<(), SecretStoreError>;
 }

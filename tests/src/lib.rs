@@ -326,6 +326,7 @@ pub fn stored_record(
         webhook_secret_digest: secret.digest(),
         previous_webhook_secret: None,
         delivery_secret_digest: None,
+        credential_version: 0,
         sync_control: Default::default(),
         version: 1,
     }

@@ -228,3 +228,40 @@ async fn a_pull_of_one_day_reads_that_days_slots_only() {
         .sum();
     assert_eq!(slots_read, 4, "the pull read {slots_read} slots for a day that has 4");
 }
+
+/// A partner credential changed through one process is used at once by another (on AWS:
+/// register writes the new `auth_key`, sync-trigger and the worker keep a cache): the
+/// integration's credential version moves with the change, and a cache entry read for an
+/// older version is read again. Before, the second process kept the revoked key for
+/// `SEYAHA_SECRET_CACHE_SECS` and the partner refused it.
+#[tokio::test]
+async fn a_credential_changed_in_one_process_is_used_at_once_by_another() {
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let settings = resources.settings(Settings { secret_cache_secs: 300, ..test_settings() });
+    let clock = FakeClock::new();
+    let build = || app::build(seyaha::adapters::aws::ports(&config, &settings, clock.clone()).unwrap(), &settings, Runtime::Lambda);
+    let (register, worker) = (build(), build());
+    let octo = FakeOcto::start().await;
+    let partner = PartnerId::generate(1_800_000_000);
+    let created =
+        register.service().create(partner, seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY), Role::Partner).await.unwrap();
+    let id = created.integration.id;
+    register.service().admin_update(id, AdminPatch::approval()).await.unwrap();
+    let secret = created.webhook_secret;
+    let sync = |service: Arc<seyaha::service::IntegrationService>, secret: String| async move {
+        let webhook = service.authenticate_webhook(id, Some(&secret)).await.unwrap();
+        service.trigger_sync(webhook).await.unwrap()
+    };
+    let first = sync(Arc::clone(worker.service()), secret.expose().to_owned()).await;
+    assert!(matches!(first, SyncResult::Done { .. }), "{first:?}");
+
+    // The partner rotates its key at the platform (the old one stops working) and tells Seyaha.
+    octo.set_key("the-new-key");
+    let patch =
+        seyaha::domain::IntegrationPatch { auth_key: Some(seyaha::domain::AuthKey::parse("the-new-key").unwrap()), ..Default::default() };
+    register.service().update_mine(partner, patch).await.unwrap();
+    octo.set_catalog(sample_catalog(4));
+    let second = sync(Arc::clone(worker.service()), secret.expose().to_owned()).await;
+    assert!(matches!(second, SyncResult::Done { skipped: false, .. }), "the worker used the new key at once: {second:?}");
+}

@@ -53,6 +53,25 @@ async fn patch_refuses_internal_targets_and_keeps_the_old_url() {
 }
 
 #[tokio::test]
+async fn ipv4_translated_targets_are_refused_on_create_and_patch() {
+    // Security review round two, R5: `::ffff:0:0:0/96` (IPv4-translated) was accepted by both.
+    let app = TestApp::spawn_with(strict()).await;
+    let refused = "base_url: must not point at a loopback, private, link-local or reserved address";
+    for url in ["https://[::ffff:0:127.0.0.1]", "https://[::ffff:0:7f00:1]/octo", "https://[::ffff:0:a9fe:a9fe]"] {
+        let token = app.partner_token(&new_partner());
+        let errors = app.call("POST", "", Some(&token), Some(body(url))).await.expect_error(400);
+        assert!(errors.contains(refused), "create {url}: {errors}");
+    }
+    let partner = new_partner();
+    let token = app.partner_token(&partner);
+    app.register(&partner, "https://octo.partner.invalid", "bearer", "k").await;
+    let errors = app.call("PATCH", "/me", Some(&token), Some(json!({"base_url": "https://[::ffff:0:127.0.0.1]"}))).await.expect_error(400);
+    assert!(errors.contains(refused), "PATCH: {errors}");
+    let me = app.call("GET", "/me", Some(&token), None).await;
+    assert_eq!(me.data()["base_url"], "https://octo.partner.invalid");
+}
+
+#[tokio::test]
 async fn every_outbound_call_is_checked_again() {
     // Registered while private endpoints were allowed, then the service runs strict: the
     // connection test must refuse to call the loopback supplier.

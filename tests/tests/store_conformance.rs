@@ -78,6 +78,7 @@ async fn integrations(store: Arc<dyn Store>) {
     let mut updated = first.clone();
     updated.integration.is_approved = true;
     updated.integration.webhook_rate_per_minute = Some(6_000);
+    updated.credential_version = 3;
     updated.sync_control.fan_out = Some(seyaha::domain::RunId::generate(1_800_000_000));
     updated.version = 2;
     store.update(&updated, &first).await.unwrap();

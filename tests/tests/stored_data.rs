@@ -280,6 +280,7 @@ fn version_2_records() -> Vec<IntegrationRecord> {
             valid_until: at(86_400_000),
         }),
         delivery_secret_digest: Some(WebhookSecretDigest::of(&"3c".repeat(32))),
+        credential_version: 0,
         sync_control: SyncControl {
             lease: Some(Lease {
                 run_id: RunId::parse("6a2f00000000000000000fff").unwrap(),
@@ -318,6 +319,7 @@ fn version_2_records() -> Vec<IntegrationRecord> {
         webhook_secret_digest: WebhookSecretDigest::of(&"2b".repeat(32)),
         previous_webhook_secret: None,
         delivery_secret_digest: None,
+        credential_version: 0,
         sync_control: SyncControl::default(),
         version: 3,
     };

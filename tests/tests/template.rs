@@ -1,7 +1,9 @@
 //! template.yaml, read with cfn-lint's own decoder (the project's `.venv`), checked for what
 //! cfn-lint cannot know: alarms that can reach a person, the error envelope on every route,
 //! each function's routes against its router, the worker's concurrency cap, and
-//! least-privilege grants.
+//! least-privilege grants. Some checks read the template as CloudFormation receives it, after
+//! SAM's translator (`aws-sam-translator`, pinned in requirements-test.txt): what SAM adds by
+//! itself (a schedule's name, the functions' roles) shows only there.
 
 use std::process::Command;
 
@@ -15,6 +17,39 @@ fn template() -> Value {
     let output = Command::new(python).args(["-c", script]).arg(root.join("template.yaml")).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The template after SAM's transform, as `sam deploy` hands it to CloudFormation. The
+/// translator needs no AWS account: a region for the pseudo parameters, an S3 location standing
+/// in for the code `sam build` would upload, and no managed policy looked up by name.
+fn translated() -> Value {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let python = root.join(".venv/bin/python");
+    assert!(python.exists(), "{} is missing: run `make test`, which installs the translator into .venv", python.display());
+    let script = r#"
+import json, sys
+from cfnlint.decode import decode
+from samtranslator.translator.transform import transform
+template, problems = decode(sys.argv[1])
+assert not problems, problems
+template = json.loads(json.dumps(template, default=str))
+for resource in template["Resources"].values():
+    if resource["Type"] == "AWS::Serverless::Function" and isinstance(resource["Properties"].get("CodeUri"), str):
+        resource["Properties"]["CodeUri"] = "s3://seyaha-artifacts/code.zip"
+class NoManagedPolicies:
+    def load(self):
+        return {}
+print(json.dumps(transform(template, {}, NoManagedPolicies()), default=str))
+"#;
+    let output =
+        Command::new(python).args(["-c", script]).arg(root.join("template.yaml")).env("AWS_DEFAULT_REGION", "eu-west-1").output().unwrap();
+    assert!(output.status.success(), "SAM's translator: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The resources of one type, by logical id.
+fn resources_of<'a>(template: &'a Value, kind: &str) -> Vec<(&'a String, &'a Value)> {
+    template["Resources"].as_object().unwrap().iter().filter(|(_, r)| r["Type"] == kind).collect()
 }
 
 fn resource<'a>(template: &'a Value, name: &str) -> &'a Value {
@@ -67,6 +102,39 @@ fn alarms_can_reach_a_person() {
             "the key lets CloudWatch publish"
         );
     }
+}
+
+/// Security review round two, R8: a service principal in a key policy acts for this account
+/// only (`aws:SourceAccount`), as the DLQ policy removed earlier should have (confused deputy).
+#[test]
+fn key_policies_let_services_act_for_this_account_only() {
+    let template = template();
+    let keys: Vec<(&String, &Value)> =
+        template["Resources"].as_object().unwrap().iter().filter(|(_, r)| r["Type"] == "AWS::KMS::Key").collect();
+    assert!(!keys.is_empty(), "the alarm topic's key");
+    for (name, key) in keys {
+        for statement in key["Properties"]["KeyPolicy"]["Statement"].as_array().unwrap() {
+            if statement["Principal"].get("Service").is_none() {
+                continue;
+            }
+            assert_eq!(
+                statement["Condition"]["StringEquals"]["aws:SourceAccount"],
+                json!({"Ref": "AWS::AccountId"}),
+                "{name}: {statement}"
+            );
+        }
+    }
+    let alarm_grant = resource(&template, "AlarmKey")["Properties"]["KeyPolicy"]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Principal"]["Service"] == "cloudwatch.amazonaws.com")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        alarm_grant["Condition"]["ArnLike"]["aws:SourceArn"],
+        json!({"Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"})
+    );
 }
 
 #[test]
@@ -166,8 +234,18 @@ fn grants_are_least_privilege() {
     assert!(nightly_query.iter().all(|r| r.contains("/index/gsi2")), "nightly queries only its index: {nightly_query:?}");
     let notify_query = index_queries("AvailabilityNotifyFunction");
     assert!(!notify_query.is_empty() && notify_query.iter().all(|r| r.contains("/index/gsi3")), "{notify_query:?}");
-    // Item actions mean nothing on an index ARN.
-    for function in ["RegisterFunction", "SyncTriggerFunction", "AvailabilityNotifyFunction", "NightlySyncFunction", "SyncWorkerFunction"] {
+    // Item actions mean nothing on an index ARN (the review found register's Get/Put/Update/
+    // DeleteItem on gsi1 and gsi2): only Query, for every function the template has, so a new
+    // function is checked too.
+    let functions: Vec<&String> = template["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(functions.len(), 5, "{functions:?}");
+    for function in functions {
         for (actions, resources) in grants(&template, function) {
             if resources.iter().any(|r| r.contains("/index/")) {
                 assert!(actions.iter().all(|a| a == "dynamodb:Query"), "{function} grants {actions:?} on an index");
@@ -194,6 +272,48 @@ fn secrets_logs_tracing_schedule_and_cors_are_configurable_and_kept() {
     }
     let nightly = resource(&template, "NightlySyncFunction")["Properties"]["Events"]["Nightly"]["Properties"].clone();
     assert!(nightly.get("Name").is_none(), "a generated schedule name fits 64 characters for any stack name: {nightly}");
+    assert_eq!(nightly["OmitName"], json!(true), "without it SAM names the schedule after its logical id: {nightly}");
+}
+
+/// Issue 18 item 10: SAM names a ScheduleV2 event's schedule after its logical id unless
+/// `OmitName` is set, so every stack created `NightlySyncFunctionNightly` in the default group
+/// and a second stack in the same account and region failed to deploy. As deployed, the
+/// schedule has no name (CloudFormation generates a unique one).
+#[test]
+fn the_nightly_schedule_has_no_fixed_name_as_deployed() {
+    let translated = translated();
+    let schedules = resources_of(&translated, "AWS::Scheduler::Schedule");
+    assert_eq!(schedules.len(), 1, "the nightly schedule: {schedules:?}");
+    for (name, schedule) in schedules {
+        assert!(schedule["Properties"].get("Name").is_none(), "{name} has a fixed name: {}", schedule["Properties"]["Name"]);
+        assert!(schedule["Properties"].get("GroupName").is_none(), "{name} in the default group");
+        assert_eq!(schedule["Properties"]["Target"]["Arn"], json!({"Fn::GetAtt": ["NightlySyncFunction", "Arn"]}));
+    }
+}
+
+/// The roles SAM makes from the functions' policies, as deployed: no item action on an index
+/// ARN there either, and no wildcard action.
+#[test]
+fn the_deployed_roles_grant_no_item_action_on_an_index() {
+    let translated = translated();
+    let roles = resources_of(&translated, "AWS::IAM::Role");
+    let function_roles: Vec<_> = roles.iter().filter(|(name, _)| name.ends_with("FunctionRole")).collect();
+    assert_eq!(function_roles.len(), 5, "one role per function: {:?}", roles.iter().map(|(n, _)| n).collect::<Vec<_>>());
+    let list = |v: &Value| match v {
+        Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    };
+    for (name, role) in function_roles {
+        for policy in role["Properties"]["Policies"].as_array().into_iter().flatten() {
+            for statement in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
+                let actions: Vec<String> = list(&statement["Action"]).iter().map(|a| a.as_str().unwrap().to_owned()).collect();
+                assert!(actions.iter().all(|a| !a.contains('*')), "{name}: {actions:?}");
+                if list(&statement["Resource"]).iter().any(|r| r.to_string().contains("/index/")) {
+                    assert!(actions.iter().all(|a| a == "dynamodb:Query"), "{name} grants {actions:?} on an index");
+                }
+            }
+        }
+    }
 }
 
 /// Each function's HTTP API events are exactly the routes its router serves (from the

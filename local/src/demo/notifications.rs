@@ -67,10 +67,24 @@ pub struct Subscription {
     pub headers: Vec<(String, String)>,
 }
 
+/// What a listed or read subscription shows instead of a header value.
+pub const MASKED_HEADER_VALUE: &str = "********";
+
 impl Subscription {
-    /// The OCTO answer: the subscription with its headers, to the key holder that created it.
+    /// The answer to its create: the subscription with the headers exactly as the caller just
+    /// sent them (nothing it does not already hold).
+    pub fn to_created_json(&self) -> Value {
+        self.json_with(|value| value)
+    }
+
+    /// The subscription as the list and the read show it: header names with masked values. The
+    /// demo key is public, so anyone could otherwise read every subscriber's delivery secret.
     pub fn to_json(&self) -> Value {
-        let headers: Map<String, Value> = self.headers.iter().map(|(name, value)| (name.clone(), Value::from(value.as_str()))).collect();
+        self.json_with(|_| MASKED_HEADER_VALUE)
+    }
+
+    fn json_with<'a>(&'a self, shown: impl Fn(&'a str) -> &'a str) -> Value {
+        let headers: Map<String, Value> = self.headers.iter().map(|(name, value)| (name.clone(), Value::from(shown(value)))).collect();
         json!({
             "id": self.id,
             "url": self.url,

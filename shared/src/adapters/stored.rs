@@ -99,6 +99,9 @@ pub struct StoredIntegration {
     /// Added with push subscriptions: absent in older records, and left out when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_secret_digest: Option<String>,
+    /// Added with credential versions: absent before (version 0), and left out while 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub credential_version: u64,
     #[serde(default, skip_serializing_if = "StoredNotifications::is_unset")]
     pub notifications: StoredNotifications,
     /// Added with per-integration webhook limits: absent in older records, left out when unset.
@@ -107,6 +110,10 @@ pub struct StoredIntegration {
     #[serde(default)]
     pub sync_control: StoredSyncControl,
     pub version: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -210,6 +217,7 @@ impl From<&IntegrationRecord> for StoredIntegration {
                 .previous_webhook_secret
                 .map(|previous| StoredPreviousSecret { digest: previous.digest.to_hex(), valid_until: previous.valid_until }),
             delivery_secret_digest: record.delivery_secret_digest.map(|digest| digest.to_hex()),
+            credential_version: record.credential_version,
             notifications: StoredNotifications {
                 mode: i.notifications.mode.into(),
                 subscription_ids: i.notifications.subscription_ids.clone(),
@@ -290,6 +298,7 @@ impl TryFrom<StoredIntegration> for IntegrationRecord {
             webhook_secret_digest: digest,
             previous_webhook_secret,
             delivery_secret_digest,
+            credential_version: stored.credential_version,
             sync_control: SyncControl {
                 lease: control.lease.map(|lease| Lease { run_id: lease.run_id, expires_at: lease.expires_at, covers: lease.covers }),
                 requested_at: control.requested_at,
@@ -845,6 +854,7 @@ mod tests {
             webhook_secret_digest: WebhookSecret::generate().digest(),
             previous_webhook_secret: None,
             delivery_secret_digest: None,
+            credential_version: 0,
             sync_control: SyncControl::default(),
             version: 3,
         }

@@ -348,6 +348,26 @@ macro_rules! any_of_schema {
 
 any_of_schema!(NotifyBody, "Any of the three notify shapes.", [FlatNotifyBody, OctoNotifyBody, OctoCloudNotifyBody]);
 
+/// `POST /{id}/availability/notify-batch`: 1 to 500 notify objects.
+pub struct NotifyBatchBody;
+impl PartialSchema for NotifyBatchBody {
+    fn schema() -> RefOr<Schema> {
+        let item = utoipa::openapi::Ref::from_schema_name(<NotifyBody as ToSchema>::name());
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(item)
+            .min_items(Some(1))
+            .max_items(Some(super::notify::MAX_BATCH_ITEMS))
+            .description(Some("1 to 500 notify objects, each in any of the three notify shapes."))
+            .into()
+    }
+}
+impl ToSchema for NotifyBatchBody {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((<NotifyBody as ToSchema>::name().into(), <NotifyBody as PartialSchema>::schema()));
+        <NotifyBody as ToSchema>::schemas(schemas);
+    }
+}
+
 any_of_schema!(
     OctoEventBody,
     "A webhook delivery (OCTO Cloud / Ventrata: `webhook.event` decides) or a notification (the OCTO notifications capability).",

@@ -12,7 +12,7 @@ use super::events::parse_event;
 use super::extract::{IntegrationPath, JsonBody, WebhookSecretHeader};
 use super::notify::{parse_notify, parse_notify_batch};
 #[allow(unused_imports)] // named by the OpenAPI annotations
-use super::openapi::{ErrorResponses, NotifyBody, NotifyResult, OctoEventBody, Success};
+use super::openapi::{ErrorResponses, NotifyBatchBody, NotifyBody, NotifyResult, OctoEventBody, Success};
 use super::{ApiError, AppState};
 #[allow(unused_imports)]
 use crate::domain::IntegrationId;
@@ -157,7 +157,7 @@ pub struct BatchItemResult {
     post, path = "/api/v1/partner-integrations/{id}/availability/notify-batch", operation_id = "availabilityNotifyBatch", tag = "webhooks", security(("webhook_secret" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     request_body(
-        content = [NotifyBody],
+        content = NotifyBatchBody,
         description = "A JSON array of 1 to 500 notify objects, each in any shape the single notify accepts (within the 64 KiB body limit). Each item is handled on its own: a bad item is reported in its result and does not reject the rest.",
         example = json!([
             {"productId": "prod_123", "optionId": "DEFAULT", "availabilityId": "2026-07-15T10:00:00+03:00", "localDateTimeStart": "2026-07-15T10:00:00+03:00", "status": "LIMITED", "vacancies": 4, "capacity": 20},

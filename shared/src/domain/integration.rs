@@ -229,6 +229,9 @@ pub struct IntegrationRecord {
     /// The secret Seyaha's push subscriptions send (never shown; the partner's platform holds
     /// it in the subscription's headers).
     pub delivery_secret_digest: Option<WebhookSecretDigest>,
+    /// Moved on by every change of the partner credential (create is 0). A credential cached
+    /// by another process for an older version is read again (`CachedSecretStore`).
+    pub credential_version: u64,
     pub sync_control: SyncControl,
     pub version: u64,
 }
@@ -467,6 +470,7 @@ mod tests {
             webhook_secret_digest: first.digest(),
             previous_webhook_secret: None,
             delivery_secret_digest: None,
+            credential_version: 0,
             sync_control: SyncControl::default(),
             version: 1,
         };

@@ -116,7 +116,8 @@ impl Resolve for GuardedResolver {
 
 /// True for every address a partner endpoint must not have: loopback, private, link-local,
 /// unique-local, CGNAT, multicast, unspecified, reserved, documentation and benchmarking ranges,
-/// including IPv4 addresses embedded in IPv6 (mapped, compatible, NAT64, 6to4).
+/// including IPv4 addresses embedded in IPv6 (mapped, compatible, translated, NAT64, 6to4) and
+/// the rest of the IETF-reserved ::/8.
 pub fn is_refused_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_refused_v4(v4),
@@ -149,6 +150,11 @@ fn is_refused_v6(ip: Ipv6Addr) -> bool {
         || ip.is_loopback()
         || ip.is_multicast() // ff00::/8
         || s[..6] == [0; 6] // ::/96 IPv4-compatible (deprecated)
+        // ::ffff:0:0:0/96 IPv4-translated (SIIT): a translator on the path turns it into the
+        // embedded IPv4 address, so `::ffff:0:127.0.0.1` can reach loopback. Refused whole, as
+        // is the rest of ::/8 (reserved by the IETF, never a partner's public address); only
+        // IPv4-mapped addresses (handled above) are judged by their IPv4 address.
+        || s[0] & 0xff00 == 0
         || (s[0] & 0xfe00) == 0xfc00 // fc00::/7 unique local
         || (s[0] & 0xffc0) == 0xfe80 // fe80::/10 link-local
         || (s[0] & 0xffc0) == 0xfec0 // fec0::/10 site-local (deprecated)
@@ -214,6 +220,20 @@ mod tests {
     }
 
     #[test]
+    fn refuses_ipv4_translated_addresses_whatever_they_embed() {
+        // ::ffff:0:0:0/96 (SIIT): the review's `https://[::ffff:0:127.0.0.1]`.
+        for ip in
+            ["::ffff:0:127.0.0.1", "::ffff:0:7f00:1", "::ffff:0:10.0.0.1", "::ffff:0:169.254.169.254", "::ffff:0:8.8.8.8", "::ffff:0:0:0"]
+        {
+            assert!(refused(ip), "{ip} must be refused");
+        }
+        // The rest of the IETF-reserved ::/8 too.
+        for ip in ["::1:0:0:1", "0:0:0:1::", "ff::1"] {
+            assert!(refused(ip), "{ip} must be refused");
+        }
+    }
+
+    #[test]
     fn allows_public_addresses() {
         for ip in [
             "93.184.216.34",
@@ -242,6 +262,7 @@ mod tests {
         assert_eq!(strict.check_url(&url("https://api.LOCALHOST.")), Err(EndpointRefused::Localhost));
         assert_eq!(strict.check_url(&url("https://127.0.0.1")), Err(EndpointRefused::RefusedAddress));
         assert_eq!(strict.check_url(&url("https://[::1]")), Err(EndpointRefused::RefusedAddress));
+        assert_eq!(strict.check_url(&url("https://[::ffff:0:127.0.0.1]")), Err(EndpointRefused::RefusedAddress));
         assert_eq!(strict.check_url(&url("https://169.254.169.254/latest")), Err(EndpointRefused::RefusedAddress));
         assert_eq!(strict.check_url(&url("https://octo.example.com")), Ok(()));
         assert_eq!(strict.check_url(&url("https://93.184.216.34")), Ok(()));

@@ -171,6 +171,7 @@ impl IntegrationService {
             webhook_secret_digest: webhook_secret.digest(),
             previous_webhook_secret: None,
             delivery_secret_digest: None,
+            credential_version: 0,
             sync_control: Default::default(),
             version: 1,
         };
@@ -205,10 +206,19 @@ impl IntegrationService {
             self.ports.secrets.put_auth_key(&id, key).await?;
         }
         let now = self.ports.clock.now();
-        let (before, updated) = self.modify(&id, |integration| integration.apply_patch(&patch, now)).await.map_err(|e| match e {
-            ServiceError::NotFound => ServiceError::NoIntegration,
-            other => other,
-        })?;
+        let (before, updated) = self
+            .modify(&id, |record| {
+                record.integration.apply_patch(&patch, now);
+                if patch.auth_key.is_some() {
+                    // Other processes' caches hold the old credential: this makes them read it again.
+                    record.credential_version += 1;
+                }
+            })
+            .await
+            .map_err(|e| match e {
+                ServiceError::NotFound => ServiceError::NoIntegration,
+                other => other,
+            })?;
         tracing::info!(integration_id = %id, approved = updated.is_approved, "integration updated by partner");
         self.follow_subscriptions(Some(&before), &updated).await;
         Ok(updated)
@@ -235,8 +245,9 @@ impl IntegrationService {
     /// would: a products array passes even if the sync would reject some of its products. The
     /// result counts as a health probe.
     pub async fn test_connection(&self, partner_id: PartnerId) -> Result<ConnectionTest, ServiceError> {
-        let integration = self.mine(partner_id).await?.integration;
-        let Some(credentials) = self.engine.credentials(&integration).await? else {
+        let record = self.mine(partner_id).await?;
+        let integration = &record.integration;
+        let Some(credentials) = self.engine.credentials(&record).await? else {
             tracing::error!(integration_id = %integration.id, "integration has no stored credential");
             return Ok(ConnectionTest { ok: false, message: "No credential is stored; send auth_key with PATCH /me".into() });
         };
@@ -327,7 +338,7 @@ impl IntegrationService {
 
     pub async fn admin_update(&self, id: IntegrationId, patch: AdminPatch) -> Result<Integration, ServiceError> {
         let now = self.ports.clock.now();
-        let (before, updated) = self.modify(&id, |integration| integration.apply_admin_patch(&patch, now)).await?;
+        let (before, updated) = self.modify(&id, |record| record.integration.apply_admin_patch(&patch, now)).await?;
         tracing::info!(integration_id = %id, approved = updated.is_approved, active = updated.is_active, "integration updated by admin");
         self.follow_subscriptions(Some(&before), &updated).await;
         Ok(updated)
@@ -485,10 +496,14 @@ impl IntegrationService {
 
     /// Read-modify-write with optimistic concurrency (see [`update_record`]). Returns the
     /// integration as the write that won found it, and as it left it (shown).
-    async fn modify(&self, id: &IntegrationId, change: impl Fn(&mut Integration)) -> Result<(Integration, Integration), ServiceError> {
+    async fn modify(
+        &self,
+        id: &IntegrationId,
+        change: impl Fn(&mut IntegrationRecord),
+    ) -> Result<(Integration, Integration), ServiceError> {
         let updated = update_record(self.ports.integrations.as_ref(), id, None, |record| {
             let before = record.integration.clone();
-            change(&mut record.integration);
+            change(record);
             Change::Write(before)
         })
         .await
@@ -543,7 +558,7 @@ impl IntegrationService {
         // The push subscriptions go now, while the credential still exists (best effort, and
         // bounded: the delete answers within the budget whatever the partner does).
         if let Some(what) = Unsubscribe::of(&record.integration.base_url, &record.integration.notifications)
-            && let Ok(Some(credentials)) = self.engine.credentials(&record.integration).await
+            && let Ok(Some(credentials)) = self.engine.credentials(&record).await
             && tokio::time::timeout(UNSUBSCRIBE_ON_DELETE_BUDGET, self.engine.remove_subscriptions(*id, &what, &credentials)).await.is_err()
         {
             tracing::warn!(integration_id = %id, "push subscriptions not all removed within the delete's budget");

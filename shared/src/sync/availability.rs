@@ -197,7 +197,7 @@ impl AvailabilityPulls {
         let id = run.id;
         let pending = self.catalog.pending_pulls(&id, MAX_PULLS_PER_RUN + 1).await?;
         let mut all_served = pending.len() <= MAX_PULLS_PER_RUN;
-        let credentials = self.credentials.of(&record.integration).await?;
+        let credentials = self.credentials.of(record).await?;
         let (mut attempted, mut calls, mut counts, mut served, mut failure) = (0, 0, SyncCounts::default(), 0, None);
         for (pull, requested_at) in pending.into_iter().take(MAX_PULLS_PER_RUN) {
             // The first pull always runs (a job is started only with time for a partner call

@@ -159,7 +159,7 @@ impl CatalogSync {
     ) -> Result<SyncResult, SyncError> {
         let id = run.id;
         let out_of_budget = || deadline.is_some_and(|d| Instant::now() >= d);
-        let Some(credentials) = self.credentials.of(&record.integration).await? else {
+        let Some(credentials) = self.credentials.of(record).await? else {
             return self.fail(run, NO_CREDENTIAL.into(), true).await;
         };
         let mut body = match self.octo.open_products(&record.integration.base_url, &credentials).await {

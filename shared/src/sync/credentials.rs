@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::domain::Integration;
+use crate::domain::IntegrationRecord;
 use crate::octo::OctoCredentials;
 use crate::ports::{SecretStore, SecretStoreError};
 
@@ -20,9 +20,12 @@ impl Credentials {
         Self { secrets }
     }
 
-    /// The partner credential of `integration` (`None`: none is stored).
-    pub(super) async fn of(&self, integration: &Integration) -> Result<Option<OctoCredentials>, SecretStoreError> {
-        let auth_key = self.secrets.get_auth_key(&integration.id).await?;
+    /// The partner credential of `record` (`None`: none is stored). A cached copy serves only
+    /// if it was read for the record's credential version or a later one: a credential
+    /// changed through another process is never used stale.
+    pub(super) async fn of(&self, record: &IntegrationRecord) -> Result<Option<OctoCredentials>, SecretStoreError> {
+        let integration = &record.integration;
+        let auth_key = self.secrets.get_auth_key_of_version(&integration.id, record.credential_version).await?;
         Ok(auth_key.map(|auth_key| OctoCredentials { auth_type: integration.auth_type, auth_key }))
     }
 }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::domain::{BaseUrl, Integration, IntegrationId, IntegrationRecord, Rejection, RunTrigger, SyncCounts};
+use crate::domain::{BaseUrl, IntegrationId, IntegrationRecord, Rejection, RunTrigger, SyncCounts};
 use crate::octo::{OctoClient, OctoCredentials};
 use crate::ports::{Clock, JobWork, Lane, MAX_QUEUE_DELAY, Ports, QueueError, SecretStoreError, StoreError, SyncJob, SyncQueue};
 
@@ -219,9 +219,10 @@ impl SyncEngine {
         self.health.record_probe(id, outcome).await
     }
 
-    /// The partner credential of `integration` (`None`: none is stored).
-    pub async fn credentials(&self, integration: &Integration) -> Result<Option<OctoCredentials>, SecretStoreError> {
-        self.credentials.of(integration).await
+    /// The partner credential of `record` (`None`: none is stored), never older than the
+    /// record's last credential change.
+    pub async fn credentials(&self, record: &IntegrationRecord) -> Result<Option<OctoCredentials>, SecretStoreError> {
+        self.credentials.of(record).await
     }
 
     /// Reads a partner's whole catalog as a sync would, writing nothing (the connection test):

@@ -58,7 +58,7 @@ impl ProductSync {
 
     async fn product_locked(&self, run: &Run, record: &IntegrationRecord, product_id: &str) -> Result<SyncResult, SyncError> {
         let id = run.id;
-        let Some(credentials) = self.credentials.of(&record.integration).await? else {
+        let Some(credentials) = self.credentials.of(record).await? else {
             return Ok(self.product_failed(run, product_id, NO_CREDENTIAL.into()).await);
         };
         let body = match self.octo.fetch_product_body(&record.integration.base_url, &credentials, product_id).await {

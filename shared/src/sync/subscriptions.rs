@@ -88,7 +88,7 @@ impl Subscriptions {
         let Some(record) = self.integrations.get(&id).await?.filter(|record| record.integration.is_live()) else {
             return Ok(SyncResult::NotNeeded);
         };
-        let Some(credentials) = self.credentials.of(&record.integration).await? else {
+        let Some(credentials) = self.credentials.of(&record).await? else {
             return self.subscription_failed(id, NO_CREDENTIAL.into()).await;
         };
         let base_url = &record.integration.base_url;
@@ -178,7 +178,7 @@ impl Subscriptions {
     /// secret) from the integration unless it subscribed anew meanwhile.
     pub(super) async fn unsubscribe(&self, id: IntegrationId, what: &Unsubscribe) -> Result<SyncResult, SyncError> {
         let Some(record) = self.integrations.get(&id).await? else { return Ok(SyncResult::NotNeeded) };
-        let Some(credentials) = self.credentials.of(&record.integration).await? else { return Ok(SyncResult::NotNeeded) };
+        let Some(credentials) = self.credentials.of(&record).await? else { return Ok(SyncResult::NotNeeded) };
         self.remove_subscriptions(id, what, &credentials).await;
         update_record(self.integrations.as_ref(), &id, None, |record| {
             if record.integration.notifications.subscription_ids != what.subscription_ids {

@@ -2,6 +2,9 @@
 //! blocking redb work off the async executor (point reads excepted: see `point_read`). Every write is one ACID transaction committed
 //! with immediate durability (fsync), so a crash never loses or half-writes a record.
 
+use std::fs;
+use std::io;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -60,7 +63,10 @@ pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 
 impl RedbStore {
     /// Opens (or creates) the database file. Fails if another process holds it open.
+    /// The file holds secret digests, so it is created owner-only (0600), and an existing file
+    /// readable by others is tightened to 0600 (with a warning) before it is opened.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        owner_only_file(path).map_err(|e| StoreError::unavailable(format!("cannot create {}: {e}", path.display())))?;
         let db = Database::create(path).map_err(|e| StoreError::unavailable(format!("cannot open {}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(unavailable)?;
         txn.open_table(INTEGRATIONS).map_err(unavailable)?;
@@ -92,5 +98,46 @@ impl RedbStore {
     ) -> Result<T, StoreError> {
         let db = Arc::clone(&self.db);
         tokio::task::spawn_blocking(move || work(&db)).await.map_err(unavailable)?
+    }
+}
+
+/// Creates `path` empty with mode 0600 if it does not exist (redb initialises an empty file),
+/// and tightens an existing file whose mode lets group or others in to 0600.
+fn owner_only_file(path: &Path) -> io::Result<()> {
+    let file = fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
+    let mode = file.metadata()?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        tracing::warn!(path = %path.display(), was = format_args!("{mode:o}"), "the store file was readable by others; its mode is now 600");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode_of(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn a_new_store_file_is_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seyaha.redb");
+        let store = RedbStore::open(&path).unwrap();
+        assert_eq!(mode_of(&path), 0o600);
+        drop(store);
+    }
+
+    #[tokio::test]
+    async fn an_existing_store_file_readable_by_others_is_tightened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seyaha.redb");
+        drop(RedbStore::open(&path).unwrap());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let store = RedbStore::open(&path).unwrap();
+        assert_eq!(mode_of(&path), 0o600);
+        drop(store);
     }
 }
