@@ -291,6 +291,17 @@ fn the_nightly_schedule_has_no_fixed_name_as_deployed() {
     }
 }
 
+/// A deployed role's policy, or both branches of a conditional one (SAM keeps a function's
+/// `Fn::If` policy as one; `AWS::NoValue` has none).
+fn deployed_policy_branches(policy: &Value) -> Vec<Value> {
+    match policy.get("Fn::If") {
+        Some(branches) => {
+            branches.as_array().unwrap()[1..].iter().filter(|branch| branch.get("PolicyDocument").is_some()).cloned().collect()
+        }
+        None => vec![policy.clone()],
+    }
+}
+
 /// The roles SAM makes from the functions' policies, as deployed: no item action on an index
 /// ARN there either, and no wildcard action.
 #[test]
@@ -304,7 +315,7 @@ fn the_deployed_roles_grant_no_item_action_on_an_index() {
         other => vec![other.clone()],
     };
     for (name, role) in function_roles {
-        for policy in role["Properties"]["Policies"].as_array().into_iter().flatten() {
+        for policy in role["Properties"]["Policies"].as_array().into_iter().flatten().flat_map(deployed_policy_branches) {
             for statement in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
                 let actions: Vec<String> = list(&statement["Action"]).iter().map(|a| a.as_str().unwrap().to_owned()).collect();
                 assert!(actions.iter().all(|a| !a.contains('*')), "{name}: {actions:?}");
@@ -489,4 +500,15 @@ fn a_jwt_public_key_reaches_register_and_takes_the_secret_away() {
         assert!(!text.contains("JwtSecret") && !text.contains("SEYAHA_JWT"), "{function}");
     }
     assert_eq!(template["Outputs"]["JwtSecretArn"]["Condition"], "UsesJwtSecret");
+
+    // As deployed: register's role reads the JWT secret only in a policy UsesJwtSecret keeps.
+    let translated = translated();
+    let role = resource(&translated, "RegisterFunctionRole");
+    let on_secret: Vec<&Value> =
+        role["Properties"]["Policies"].as_array().unwrap().iter().filter(|policy| reads_jwt_secret(policy)).collect();
+    assert!(!on_secret.is_empty(), "HS256: register's role reads the secret");
+    for policy in on_secret {
+        let branches = policy["Fn::If"].as_array().unwrap_or_else(|| panic!("an unconditional grant on the JWT secret: {policy}"));
+        assert_eq!((branches[0].clone(), branches[2].clone()), (json!("UsesJwtSecret"), json!({"Ref": "AWS::NoValue"})), "{policy}");
+    }
 }
