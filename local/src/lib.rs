@@ -52,6 +52,8 @@ pub enum StartError {
     Secrets(#[source] seyaha::ports::SecretStoreError),
     #[error("{0}")]
     Schedule(String),
+    #[error("{0}")]
+    Settings(#[from] seyaha::settings::SettingsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
 }
@@ -64,6 +66,9 @@ pub struct RunningServer {
     pub demo_partner_id: PartnerId,
     /// The issuer and audience tokens must carry (`SEYAHA_JWT_ISSUER`, `SEYAHA_JWT_AUDIENCE`).
     pub token_scope: TokenScope,
+    /// Tokens are verified with `SEYAHA_JWT_PUBLIC_KEY`: [`RunningServer::mint`]'s HS256 tokens
+    /// are then refused.
+    pub verifies_with_public_key: bool,
     demo: demo::DemoSupplier,
     connections: server::Connections,
     shutdown: oneshot::Sender<()>,
@@ -93,7 +98,8 @@ impl RunningServer {
         &self.demo
     }
 
-    /// A token this server accepts.
+    /// A token this server accepts, unless it verifies with a public key
+    /// ([`RunningServer::verifies_with_public_key`]).
     pub fn mint(&self, role: Role, subject: &str, valid_for: Duration) -> String {
         mint_scoped_token(&self.jwt_secret, role, subject, valid_for, &self.token_scope)
     }
@@ -129,6 +135,8 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
     let jwt_secret = jwt_secret(data_dir, settings.jwt_secret.as_ref()).map_err(data_dir_error)?;
     let demo_partner_id = demo_partner_id(data_dir).map_err(data_dir_error)?;
 
+    // Checked before anything is built (the CLI validated it already; tests may not have).
+    let verifies_with_public_key = settings.jwt_public_key()?.is_some();
     let nightly = background::parse_cron(&settings.nightly_cron).map_err(StartError::Schedule)?;
     let store_path = data_dir.join("seyaha.redb");
     let store = Arc::new(RedbStore::open(&store_path).map_err(|source| StartError::Store { path: store_path.clone(), source })?);
@@ -176,6 +184,7 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
         jwt_secret,
         demo_partner_id,
         token_scope: settings.token_scope(),
+        verifies_with_public_key,
         demo,
         connections,
         shutdown,

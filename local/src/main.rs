@@ -196,6 +196,10 @@ fn escaped_fields() -> impl for<'writer> tracing_subscriber::fmt::FormatFields<'
 }
 
 fn print_token(settings: &Settings, role: Role, sub: Option<String>, ttl_hours: u64) -> ExitCode {
+    if settings.jwt_public_key.as_deref().is_some_and(|pem| !pem.trim().is_empty()) {
+        eprintln!("error: SEYAHA_JWT_PUBLIC_KEY is set, so HS256 tokens are refused: sign tokens with its private key");
+        return ExitCode::from(2);
+    }
     let data_dir = &settings.data_dir;
     let secret = match jwt_secret(data_dir, settings.jwt_secret.as_ref()) {
         Ok(secret) => secret,
@@ -266,6 +270,9 @@ fn print_quickstart(server: &RunningServer) {
     let (slot_start, slot_date) = (slot_day.format("%Y-%m-%dT19:30:00+04:00").to_string(), slot_day.format("%Y-%m-%d").to_string());
     let partner = server.mint(Role::Partner, &server.demo_partner_id.to_string(), PRINTED_TOKEN_TTL);
     let admin = server.mint(Role::Admin, "admin", PRINTED_TOKEN_TTL);
+    if server.verifies_with_public_key {
+        eprintln!("note: SEYAHA_JWT_PUBLIC_KEY is set: the HS256 tokens below are refused; use tokens signed with its private key");
+    }
     println!(
         r#"
 Seyaha partner integrations is running on {base}

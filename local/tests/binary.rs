@@ -281,6 +281,33 @@ fn a_second_instance_on_the_same_data_dir_fails_clearly() {
     assert!(wait_exit(&mut first.child).success());
 }
 
+/// With `SEYAHA_JWT_PUBLIC_KEY` set, `token` refuses to print an HS256 token the server would
+/// refuse, and a key that is not a public key stops start-up naming the variable.
+#[test]
+fn with_a_public_key_token_refuses_and_a_bad_key_fails_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = |name: &str| std::fs::read_to_string(format!("{}/../tests/fixtures/jwt/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let token = Command::new(BIN)
+        .args(["token", "--role", "admin", "--data-dir"])
+        .arg(dir.path())
+        .env("SEYAHA_JWT_PUBLIC_KEY", fixture("rs256-public.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(token.status.code(), Some(2));
+    assert!(token.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&token.stderr).contains("SEYAHA_JWT_PUBLIC_KEY is set"), "{token:?}");
+    let private = Command::new(BIN)
+        .args(["--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .env("SEYAHA_JWT_PUBLIC_KEY", fixture("es256-private.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(private.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&private.stderr);
+    assert!(stderr.contains("SEYAHA_JWT_PUBLIC_KEY") && stderr.contains("private key"), "{stderr}");
+    assert!(!stderr.contains("BEGIN"), "the key is not echoed: {stderr}");
+}
+
 /// An OCTO supplier on a loopback port that never answers its first `GET /products` (the
 /// sync waits on it until we kill seyaha-local) and serves the demo catalog afterwards. It
 /// offers no push channel: anything but `/products` is a 404.

@@ -279,7 +279,8 @@ pub trait RateLimiter: Send + Sync {
     async fn admit(&self, id: &IntegrationId, limit: u32, window: Duration, now: Timestamp) -> Result<Admission, StoreError>;
 }
 
-/// Where the HS256 key that partner and admin JWTs are signed with comes from.
+/// Where the HS256 secret that partner and admin JWTs are signed with comes from (not read when
+/// tokens are verified with a public key, `SEYAHA_JWT_PUBLIC_KEY`).
 #[async_trait]
 pub trait SigningKeySource: Send + Sync {
     async fn jwt_secret(&self) -> Result<SecretString, SecretStoreError>;

@@ -69,6 +69,12 @@ pub struct Settings {
     pub jwt_issuer: Option<String>,
     /// When set, JWTs must carry this `aud` (empty: not checked).
     pub jwt_audience: Option<String>,
+    /// The longest JWT lifetime accepted, in seconds: `exp - iat` (or `exp - now` without `iat`);
+    /// 0: no maximum.
+    pub jwt_max_lifetime_secs: u64,
+    /// A PEM public key (RSA: RS256; P-256 EC: ES256) JWTs are verified with instead of the HS256
+    /// secret; only its algorithm is then accepted and no secret is read. Empty: HS256.
+    pub jwt_public_key: Option<String>,
 
     // ---- AWS (the Lambda functions; template.yaml sets these) ----
     /// The DynamoDB table.
@@ -143,6 +149,8 @@ impl Default for Settings {
             fan_out_window_secs: 3600,
             jwt_issuer: None,
             jwt_audience: None,
+            jwt_max_lifetime_secs: 0,
+            jwt_public_key: None,
             table_name: None,
             queue_url: None,
             bulk_queue_url: None,
@@ -274,6 +282,7 @@ impl Settings {
         if self.fan_out_window_secs > MAX_FAN_OUT_WINDOW_SECS {
             return invalid("fan_out_window_secs", &format!("must be at most {MAX_FAN_OUT_WINDOW_SECS} (a day)"));
         }
+        self.jwt_public_key()?;
         if self.fallback_delay_secs > 900 {
             return invalid("fallback_delay_secs", "must be at most 900 (SQS delays up to 15 minutes)");
         }
@@ -316,6 +325,22 @@ impl Settings {
     pub fn token_scope(&self) -> crate::api::auth::TokenScope {
         let set = |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
         crate::api::auth::TokenScope { issuer: set(&self.jwt_issuer), audience: set(&self.jwt_audience) }
+    }
+
+    /// What a token must satisfy besides its signature.
+    pub fn token_rules(&self) -> crate::api::auth::TokenRules {
+        let max_lifetime = Some(Duration::from_secs(self.jwt_max_lifetime_secs)).filter(|max| !max.is_zero());
+        crate::api::auth::TokenRules { scope: self.token_scope(), max_lifetime }
+    }
+
+    /// The public key tokens are verified with, if one is configured (else HS256).
+    pub fn jwt_public_key(&self) -> Result<Option<crate::api::auth::PublicKey>, SettingsError> {
+        match self.jwt_public_key.as_deref().map(str::trim).filter(|pem| !pem.is_empty()) {
+            None => Ok(None),
+            Some(pem) => crate::api::auth::PublicKey::from_pem(pem)
+                .map(Some)
+                .map_err(|reason| SettingsError::Invalid { name: variable("jwt_public_key"), reason }),
+        }
     }
 
     /// How long a rotated-out webhook secret keeps working.
@@ -438,5 +463,20 @@ mod tests {
             settings.required("table_name", &settings.table_name).unwrap_err().to_string(),
             "environment variable SEYAHA_TABLE_NAME is required"
         );
+    }
+
+    #[test]
+    fn jwt_public_key_and_max_lifetime_are_read_and_checked() {
+        let read = |pairs: &[(&str, &str)]| Settings::from_vars(vars(pairs));
+        let defaults = read(&[]).unwrap();
+        assert!(defaults.jwt_public_key().unwrap().is_none(), "HS256 unless a key is set");
+        assert_eq!(defaults.token_rules().max_lifetime, None, "no maximum by default");
+        let settings = read(&[("SEYAHA_JWT_MAX_LIFETIME_SECS", "3600")]).unwrap();
+        assert_eq!(settings.token_rules().max_lifetime, Some(Duration::from_secs(3600)));
+        let pem = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/jwt/es256-public.pem")).unwrap();
+        let key = read(&[("SEYAHA_JWT_PUBLIC_KEY", &pem)]).unwrap().jwt_public_key().unwrap().unwrap();
+        assert_eq!(key.algorithm(), jsonwebtoken::Algorithm::ES256);
+        let error = read(&[("SEYAHA_JWT_PUBLIC_KEY", "ssh-rsa AAAA")]).unwrap_err().to_string();
+        assert!(error.contains("SEYAHA_JWT_PUBLIC_KEY"), "{error}");
     }
 }

@@ -89,6 +89,118 @@ async fn a_configured_issuer_and_audience_are_required() {
     }
 }
 
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/fixtures/jwt/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// The review's tokens (round two, R4): `nbf` a year ahead, `iat` in 2100, a `crit` header
+/// naming an unknown extension. Each is refused with a 401 that says which check failed.
+#[tokio::test]
+async fn tokens_not_yet_valid_issued_in_the_future_or_with_crit_are_refused() {
+    let app = TestApp::spawn().await;
+    let partner = new_partner();
+    let claims = |extra: Value| {
+        let mut claims = json!({"sub": partner, "role": "partner", "exp": now() + 600});
+        claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        claims
+    };
+    let key = EncodingKey::from_secret(JWT_SECRET.as_bytes());
+    let crit = Header { crit: Some(vec!["x".into()]), ..Header::new(Algorithm::HS256) };
+    let cases = [
+        ("valid, issued now", signed(claims(json!({"iat": now()})), Algorithm::HS256, JWT_SECRET), None),
+        ("nbf a year ahead", signed(claims(json!({"nbf": now() + 365 * 86_400})), Algorithm::HS256, JWT_SECRET), Some("nbf")),
+        ("iat in 2100", signed(claims(json!({"iat": 4_102_444_800u64})), Algorithm::HS256, JWT_SECRET), Some("iat")),
+        ("crit header", encode(&crit, &claims(json!({"x": 1})), &key).unwrap(), Some("crit")),
+    ];
+    for (name, token, refused_for) in cases {
+        let reply = app.call("GET", "/me", Some(&token), None).await;
+        match refused_for {
+            None => assert_eq!(reply.status.as_u16(), 404, "{name}: authenticated, no integration yet: {}", reply.text),
+            Some(claim) => {
+                let error = reply.expect_error(401);
+                assert!(error.starts_with("authorization:") && error.contains(claim), "{name}: {error}");
+            }
+        }
+    }
+    // Within the leeway of a minute, a skewed clock is forgiven.
+    let skewed = signed(claims(json!({"iat": now() + 20, "nbf": now() + 20})), Algorithm::HS256, JWT_SECRET);
+    assert_eq!(app.call("GET", "/me", Some(&skewed), None).await.status.as_u16(), 404);
+}
+
+/// `SEYAHA_JWT_MAX_LIFETIME_SECS`: `exp` in 2200 (no `iat`), or `exp - iat` over the maximum, is
+/// refused; a token within it is accepted.
+#[tokio::test]
+async fn a_maximum_token_lifetime_refuses_longer_tokens() {
+    let settings = seyaha::settings::Settings { jwt_max_lifetime_secs: 3600, ..seyaha_tests::test_settings() };
+    let app = TestApp::spawn_with(settings).await;
+    let admin = |mut claims: Value| {
+        claims["role"] = json!("admin");
+        signed(claims, Algorithm::HS256, JWT_SECRET)
+    };
+    let cases = [
+        ("exp in 2200", admin(json!({"exp": 7_258_118_400u64})), 401),
+        ("two hours from iat", admin(json!({"iat": now(), "exp": now() + 7200})), 401),
+        ("two hours from now, no iat", admin(json!({"exp": now() + 7200})), 401),
+        ("an hour from iat", admin(json!({"iat": now() - 60, "exp": now() - 60 + 3600})), 200),
+        ("ten minutes, no iat", admin(json!({"exp": now() + 600})), 200),
+    ];
+    for (name, token, expected) in cases {
+        let reply = app.call("GET", "/admin", Some(&token), None).await;
+        if expected == 401 {
+            let error = reply.expect_error(401);
+            assert!(error.contains("lifetime") && error.contains("3600"), "{name}: {error}");
+        } else {
+            assert_eq!(reply.status.as_u16(), expected, "{name}: {}", reply.text);
+        }
+    }
+}
+
+/// With `SEYAHA_JWT_PUBLIC_KEY`, tokens signed with its private key are accepted (RS256 for an
+/// RSA key, ES256 for a P-256 one), and nothing else: not HS256 with the shared secret (still
+/// configured here, and ignored), not the other asymmetric algorithm, not another key.
+#[tokio::test]
+async fn a_configured_public_key_accepts_its_algorithm_and_key_only() {
+    let partner = new_partner();
+    let claims = |role: &str| json!({"sub": partner, "role": role, "iat": now(), "exp": now() + 600});
+    let rsa = EncodingKey::from_rsa_pem(fixture("rs256-private.pem").as_bytes()).unwrap();
+    let ec = EncodingKey::from_ec_pem(fixture("es256-private.pem").as_bytes()).unwrap();
+    let other_rsa = EncodingKey::from_rsa_pem(fixture("other-rs256-private.pem").as_bytes()).unwrap();
+    let other_ec = EncodingKey::from_ec_pem(fixture("other-es256-private.pem").as_bytes()).unwrap();
+    for (public_key, algorithm, key, wrong_algorithm, wrong_key) in [
+        ("rs256-public.pem", Algorithm::RS256, &rsa, (Algorithm::ES256, &ec), (Algorithm::RS256, &other_rsa)),
+        ("es256-public.pem", Algorithm::ES256, &ec, (Algorithm::RS256, &rsa), (Algorithm::ES256, &other_ec)),
+    ] {
+        let settings = seyaha::settings::Settings { jwt_public_key: Some(fixture(public_key)), ..seyaha_tests::test_settings() };
+        let app = TestApp::spawn_with(settings).await;
+        let sign = |alg: Algorithm, key: &EncodingKey, role: &str| encode(&Header::new(alg), &claims(role), key).unwrap();
+
+        let partner_token = sign(algorithm, key, "partner");
+        assert_eq!(app.call("GET", "/me", Some(&partner_token), None).await.status.as_u16(), 404, "{algorithm:?}: authenticated");
+        let created = app
+            .call("POST", "", Some(&partner_token), Some(json!({"base_url": "https://octo.example.com", "auth_type": "bearer", "auth_key": "k", "handles_ticket_delivery": false})))
+            .await;
+        assert_eq!(created.status.as_u16(), 201, "{algorithm:?}: {}", created.text);
+        let listed = app.call("GET", "/admin", Some(&sign(algorithm, key, "admin")), None).await;
+        assert_eq!(listed.status.as_u16(), 200, "{algorithm:?}: {}", listed.text);
+
+        let refused = [
+            ("HS256 with the shared secret", signed(claims("admin"), Algorithm::HS256, JWT_SECRET), "algorithm"),
+            ("HS256 with the public key as its secret", signed(claims("admin"), Algorithm::HS256, &fixture(public_key)), "algorithm"),
+            ("the other asymmetric algorithm", sign(wrong_algorithm.0, wrong_algorithm.1, "admin"), "algorithm"),
+            ("another key", sign(wrong_key.0, wrong_key.1, "admin"), "invalid"),
+            ("alg none", unsigned(&claims("admin")), "invalid"),
+        ];
+        for (name, token, reason) in refused {
+            let error = app.call("GET", "/admin", Some(&token), None).await.expect_error(401);
+            assert!(error.contains(reason), "{algorithm:?}, {name}: {error}");
+        }
+        // The time and header checks hold for asymmetric tokens too.
+        let crit = Header { crit: Some(vec!["x".into()]), ..Header::new(algorithm) };
+        let error = app.call("GET", "/admin", Some(&encode(&crit, &claims("admin"), key).unwrap()), None).await.expect_error(401);
+        assert!(error.contains("crit"), "{error}");
+    }
+}
+
 #[tokio::test]
 async fn bodies_must_be_json_objects_of_known_fields() {
     let app = TestApp::spawn().await;

@@ -379,6 +379,34 @@ async fn a_missing_jwt_secret_is_a_500_not_a_crash_and_webhooks_still_work() {
     assert_eq!(http_reply(&trigger.invoke(unknown).await.unwrap()).0, 401);
 }
 
+/// With `SEYAHA_JWT_PUBLIC_KEY` (one line, as a template parameter gives it) and no
+/// `SEYAHA_JWT_SECRET_ID`, what the template sets then, register verifies ES256 tokens signed
+/// with the key's private half and refuses HS256 ones: it needs no signing secret.
+#[tokio::test]
+async fn register_verifies_with_a_public_key_and_no_jwt_secret() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+
+    let fixture = |name: &str| std::fs::read_to_string(format!("{}/fixtures/jwt/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let config = sdk_config().await;
+    let resources = resources(&config).await;
+    let mut env: Vec<(String, String)> = resources.lambda_env().into_iter().filter(|(key, _)| key != "SEYAHA_JWT_SECRET_ID").collect();
+    env.push(("SEYAHA_JWT_PUBLIC_KEY".into(), fixture("es256-public.pem").trim().replace('\n', " ")));
+    let register = Function::start("register", &env).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = json!({"sub": new_partner(), "role": "partner", "iat": now, "exp": now + 600});
+    let es256 =
+        encode(&Header::new(Algorithm::ES256), &claims, &EncodingKey::from_ec_pem(fixture("es256-private.pem").as_bytes()).unwrap());
+    let me = |token: &str| {
+        http_event("apigw-partner-me.json", "GET", &format!("{PREFIX}/me"), &[("authorization", &format!("Bearer {token}"))], None)
+    };
+    let (status, body) = http_reply(&register.invoke(me(&es256.unwrap())).await.unwrap());
+    assert_eq!(status, 404, "authenticated, no integration yet: {body}");
+    let hs256 = token(seyaha::domain::Role::Partner, &new_partner());
+    let (status, body) = http_reply(&register.invoke(me(&hs256)).await.unwrap());
+    assert_eq!(status, 401, "{body}");
+    assert!(body["error"].to_string().contains("algorithm"), "{body}");
+}
+
 /// The sync-worker Lambda is cut off mid-sync (Lambda timeout, OOM: here SIGKILL). SQS delivers
 /// the message again to a fresh container while the dead run's lease still holds; the watchdog
 /// that delivery leaves finishes the sync once the lease expired, with no new trigger.

@@ -67,9 +67,19 @@ fn grants(template: &Value, function: &str) -> Vec<(Vec<String>, Vec<String>)> {
         .as_array()
         .unwrap()
         .iter()
+        .flat_map(policy_branches)
         .flat_map(|policy| policy["Statement"].as_array().unwrap().clone())
         .map(|statement| (list(&statement["Action"]), list(&statement["Resource"])))
         .collect()
+}
+
+/// A policy, or both branches of a conditional one (`Fn::If`; `AWS::NoValue` has none): a grant
+/// in either counts.
+fn policy_branches(policy: &Value) -> Vec<Value> {
+    match policy.get("Fn::If") {
+        Some(branches) => branches.as_array().unwrap()[1..].iter().filter(|branch| branch.get("Statement").is_some()).cloned().collect(),
+        None => vec![policy.clone()],
+    }
 }
 
 fn granted_on(template: &Value, function: &str, action: &str) -> Vec<String> {
@@ -281,6 +291,17 @@ fn the_nightly_schedule_has_no_fixed_name_as_deployed() {
     }
 }
 
+/// A deployed role's policy, or both branches of a conditional one (SAM keeps a function's
+/// `Fn::If` policy as one; `AWS::NoValue` has none).
+fn deployed_policy_branches(policy: &Value) -> Vec<Value> {
+    match policy.get("Fn::If") {
+        Some(branches) => {
+            branches.as_array().unwrap()[1..].iter().filter(|branch| branch.get("PolicyDocument").is_some()).cloned().collect()
+        }
+        None => vec![policy.clone()],
+    }
+}
+
 /// The roles SAM makes from the functions' policies, as deployed: no item action on an index
 /// ARN there either, and no wildcard action.
 #[test]
@@ -294,7 +315,7 @@ fn the_deployed_roles_grant_no_item_action_on_an_index() {
         other => vec![other.clone()],
     };
     for (name, role) in function_roles {
-        for policy in role["Properties"]["Policies"].as_array().into_iter().flatten() {
+        for policy in role["Properties"]["Policies"].as_array().into_iter().flatten().flat_map(deployed_policy_branches) {
             for statement in policy["PolicyDocument"]["Statement"].as_array().unwrap() {
                 let actions: Vec<String> = list(&statement["Action"]).iter().map(|a| a.as_str().unwrap().to_owned()).collect();
                 assert!(actions.iter().all(|a| !a.contains('*')), "{name}: {actions:?}");
@@ -440,4 +461,54 @@ fn the_log_level_cannot_drop_the_metrics() {
     assert_eq!(level["AllowedValues"], json!(["TRACE", "DEBUG", "INFO"]));
     assert_eq!(level["Default"], "INFO");
     assert_eq!(template["Globals"]["Function"]["LoggingConfig"]["ApplicationLogLevel"], json!({"Ref": "LogLevel"}));
+}
+
+/// With `JwtPublicKey` set, register verifies with it and gets neither the JWT secret's id nor
+/// the right to read it, and no secret is created; empty (the default), HS256 as before.
+#[test]
+fn a_jwt_public_key_reaches_register_and_takes_the_secret_away() {
+    let template = template();
+    let parameter = &template["Parameters"]["JwtPublicKey"];
+    assert_eq!((parameter["Type"].as_str(), parameter["Default"].as_str()), (Some("String"), Some("")));
+    let lifetime = &template["Parameters"]["JwtMaxLifetimeSecs"];
+    assert_eq!((lifetime["Default"].clone(), lifetime["MinValue"].clone()), (json!(0), json!(0)), "no maximum by default");
+    assert_eq!(template["Conditions"]["UsesJwtSecret"], json!({"Fn::Equals": [{"Ref": "JwtPublicKey"}, ""]}));
+    let create = template["Conditions"]["CreateJwtSecret"]["Fn::And"].as_array().expect("CreateJwtSecret is an And").clone();
+    assert!(create.contains(&json!({"Condition": "UsesJwtSecret"})), "no secret is created with a public key: {create:?}");
+
+    let register = &resource(&template, "RegisterFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(register["SEYAHA_JWT_PUBLIC_KEY"], json!({"Ref": "JwtPublicKey"}));
+    assert_eq!(register["SEYAHA_JWT_MAX_LIFETIME_SECS"], json!({"Ref": "JwtMaxLifetimeSecs"}));
+    let secret_id = register["SEYAHA_JWT_SECRET_ID"]["Fn::If"].as_array().expect("the secret id is conditional").clone();
+    assert_eq!((secret_id[0].clone(), secret_id[2].clone()), (json!("UsesJwtSecret"), json!({"Ref": "AWS::NoValue"})));
+
+    // Every grant on the JWT secret sits in a policy that only UsesJwtSecret keeps.
+    let reads_jwt_secret = |policy: &Value| policy.to_string().contains("JwtSecret") || policy.to_string().contains("ExistingJwtSecretArn");
+    for policy in resource(&template, "RegisterFunction")["Properties"]["Policies"].as_array().unwrap() {
+        if reads_jwt_secret(policy) {
+            let branches = policy["Fn::If"].as_array().unwrap_or_else(|| panic!("an unconditional grant on the JWT secret: {policy}"));
+            assert_eq!((branches[0].clone(), branches[2].clone()), (json!("UsesJwtSecret"), json!({"Ref": "AWS::NoValue"})), "{policy}");
+        }
+    }
+    assert!(
+        granted_on(&template, "RegisterFunction", "secretsmanager:GetSecretValue").iter().any(|r| r.contains("JwtSecret")),
+        "HS256 still reads it"
+    );
+    // No other function verifies tokens, so none is given the key or the secret.
+    for function in ["SyncTriggerFunction", "AvailabilityNotifyFunction", "NightlySyncFunction", "SyncWorkerFunction"] {
+        let text = resource(&template, function).to_string();
+        assert!(!text.contains("JwtSecret") && !text.contains("SEYAHA_JWT"), "{function}");
+    }
+    assert_eq!(template["Outputs"]["JwtSecretArn"]["Condition"], "UsesJwtSecret");
+
+    // As deployed: register's role reads the JWT secret only in a policy UsesJwtSecret keeps.
+    let translated = translated();
+    let role = resource(&translated, "RegisterFunctionRole");
+    let on_secret: Vec<&Value> =
+        role["Properties"]["Policies"].as_array().unwrap().iter().filter(|policy| reads_jwt_secret(policy)).collect();
+    assert!(!on_secret.is_empty(), "HS256: register's role reads the secret");
+    for policy in on_secret {
+        let branches = policy["Fn::If"].as_array().unwrap_or_else(|| panic!("an unconditional grant on the JWT secret: {policy}"));
+        assert_eq!((branches[0].clone(), branches[2].clone()), (json!("UsesJwtSecret"), json!({"Ref": "AWS::NoValue"})), "{policy}");
+    }
 }

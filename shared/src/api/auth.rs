@@ -1,4 +1,5 @@
-//! Who is calling: HS256 JWTs for partners and admins.
+//! Who is calling: JWTs for partners and admins, HS256 with a shared secret (the default) or
+//! RS256/ES256 against a configured public key (then the API holds no key that can sign).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,8 +13,8 @@ use serde_json::Value;
 use crate::domain::{PartnerId, Principal, Role};
 use crate::ports::{SecretStoreError, SigningKeySource};
 
-/// Seconds of clock skew tolerated on `exp`.
-const EXP_LEEWAY_SECONDS: u64 = 60;
+/// Seconds of clock skew tolerated between the issuer and us: on `exp`, `nbf` and `iat`.
+const CLOCK_LEEWAY_SECONDS: u64 = 60;
 
 /// Why a token was not accepted. `WrongRole` is a valid token (403); the rest are 401.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +25,16 @@ pub enum AuthError {
     Expired,
     #[error("token is invalid")]
     Invalid,
+    #[error("token is not signed with the algorithm this API accepts")]
+    WrongAlgorithm,
+    #[error("token is not valid yet (nbf is in the future)")]
+    NotYetValid,
+    #[error("token was issued in the future (iat)")]
+    IssuedInFuture,
+    #[error("token lifetime is longer than the {max_seconds} s this API accepts (exp - iat)")]
+    LifetimeTooLong { max_seconds: u64 },
+    #[error("token header names critical extensions (crit), and this API supports none")]
+    CriticalExtension,
     #[error("token has no valid partner id")]
     NoPartnerId,
     #[error("token role is not allowed here")]
@@ -37,6 +48,9 @@ struct Claims {
     id: Option<Value>,
     #[serde(rename = "_id")]
     underscore_id: Option<Value>,
+    /// Checked for a number by the validation (it is required).
+    exp: Option<Value>,
+    iat: Option<Value>,
 }
 
 /// Who must have issued a token and for whom (`SEYAHA_JWT_ISSUER`, `SEYAHA_JWT_AUDIENCE`).
@@ -47,11 +61,118 @@ pub struct TokenScope {
     pub audience: Option<String>,
 }
 
-/// Verifies tokens with one shared HS256 secret. Every other algorithm, `none` included,
-/// is refused, and `exp` is required; so are `iss` and `aud` when the scope names them.
+/// What a token must satisfy besides its signature: the scope, and the longest lifetime
+/// accepted (`SEYAHA_JWT_MAX_LIFETIME_SECS`; `None`: any).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenRules {
+    pub scope: TokenScope,
+    pub max_lifetime: Option<Duration>,
+}
+
+/// A public key tokens are verified with (`SEYAHA_JWT_PUBLIC_KEY`). The algorithm follows from
+/// the key: an RSA key verifies RS256 only, a P-256 EC key ES256 only.
+#[derive(Clone)]
+pub struct PublicKey {
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PublicKey({:?})", self.algorithm)
+    }
+}
+
+/// The DER of the P-256 curve's OID (1.2.840.10045.3.1.7), as a SubjectPublicKeyInfo names it.
+const P256_OID_DER: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+impl PublicKey {
+    /// Reads a PEM public key (`-----BEGIN PUBLIC KEY-----`, or `RSA PUBLIC KEY`). Line breaks
+    /// may be given as spaces or as `\n` escapes (a template parameter is one line).
+    pub fn from_pem(text: &str) -> Result<Self, String> {
+        let pem = normalise_pem(text)?;
+        if let Ok(key) = DecodingKey::from_rsa_pem(pem.as_bytes()) {
+            // Verification takes 2048 to 8192 bits: refuse any other size here, not on every token.
+            let bits = rsa_modulus_bits(&pem_body(&pem)?).ok_or("cannot read the RSA key's modulus")?;
+            if !(2048..=8192).contains(&bits) {
+                return Err(format!("an RSA key must have 2048 to 8192 bits; this one has {bits}"));
+            }
+            return Ok(Self { algorithm: Algorithm::RS256, key });
+        }
+        if let Ok(key) = DecodingKey::from_ec_pem(pem.as_bytes()) {
+            let der = pem_body(&pem)?;
+            if !der.windows(P256_OID_DER.len()).any(|window| window == P256_OID_DER) {
+                return Err("an EC key must be on the P-256 curve (ES256)".into());
+            }
+            return Ok(Self { algorithm: Algorithm::ES256, key });
+        }
+        Err("not an RSA or P-256 EC public key in PEM (-----BEGIN PUBLIC KEY-----)".into())
+    }
+
+    /// The one algorithm tokens must be signed with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+}
+
+/// A PEM block rebuilt with its line breaks, whatever whitespace or `\n` escapes stood for them.
+fn normalise_pem(text: &str) -> Result<String, String> {
+    let text = text.replace("\\n", "\n");
+    let text = text.trim();
+    let after_begin = text.strip_prefix("-----BEGIN ").ok_or("must start with -----BEGIN PUBLIC KEY-----")?;
+    let (label, rest) = after_begin.split_once("-----").ok_or("no end to the BEGIN line")?;
+    if label.contains("PRIVATE") {
+        // Refused whole: the point of a public key is that this API holds nothing that signs.
+        return Err("is a private key: give the public key (openssl pkey -in key.pem -pubout)".into());
+    }
+    if !matches!(label, "PUBLIC KEY" | "RSA PUBLIC KEY") {
+        return Err(format!("is a {label}, not a PUBLIC KEY"));
+    }
+    let end = format!("-----END {label}-----");
+    let body = rest.trim_end().strip_suffix(end.as_str()).ok_or_else(|| format!("must end with {end}"))?;
+    let body: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    let lines: Vec<&str> = body.as_bytes().chunks(64).map(|line| std::str::from_utf8(line).unwrap_or_default()).collect();
+    Ok(format!("-----BEGIN {label}-----\n{}\n{end}\n", lines.join("\n")))
+}
+
+/// The size of an RSA public key's modulus, from its DER: a SubjectPublicKeyInfo (`PUBLIC KEY`)
+/// or the PKCS#1 `RSAPublicKey` it wraps (`RSA PUBLIC KEY`).
+fn rsa_modulus_bits(der: &[u8]) -> Option<u64> {
+    use simple_asn1::ASN1Block::{BitString, Integer, Sequence};
+    match simple_asn1::from_der(der).ok()?.first()? {
+        Sequence(_, items) => match items.as_slice() {
+            [Integer(_, modulus), Integer(..)] => Some(modulus.bits()),
+            [Sequence(..), BitString(_, _, public_key)] => rsa_modulus_bits(public_key),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The DER inside a normalised PEM block.
+fn pem_body(pem: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| "the PEM body is not base64".to_owned())
+}
+
+/// What tokens are verified with.
+pub enum VerifyingKey {
+    /// HS256 with the secret the issuer signs with (seyaha-local's default; an option on AWS).
+    SharedSecret(SecretString),
+    /// RS256 or ES256 with the issuer's public key: nothing here can sign a token.
+    Public(PublicKey),
+}
+
+/// Verifies tokens with one key and one algorithm: HS256 with a shared secret, or the public
+/// key's. Every other algorithm, `none` included, is refused, and `exp` is required; so are
+/// `iss` and `aud` when the scope names them. `nbf` and `iat` may not lie in the future (past
+/// the leeway), a `crit` header is refused (we understand no extension), and with a maximum
+/// lifetime `exp` may lie no further than that after `iat` (or now, without `iat`).
 pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
+    max_lifetime: Option<Duration>,
 }
 
 impl JwtVerifier {
@@ -60,14 +181,24 @@ impl JwtVerifier {
     }
 
     pub fn scoped(secret: &SecretString, scope: &TokenScope) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = EXP_LEEWAY_SECONDS;
+        let rules = TokenRules { scope: scope.clone(), max_lifetime: None };
+        Self::with_key(VerifyingKey::SharedSecret(secret.clone()), &rules)
+    }
+
+    pub fn with_key(key: VerifyingKey, rules: &TokenRules) -> Self {
+        let (algorithm, key) = match key {
+            VerifyingKey::SharedSecret(secret) => (Algorithm::HS256, DecodingKey::from_secret(secret.expose_secret().as_bytes())),
+            VerifyingKey::Public(public) => (public.algorithm, public.key),
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = CLOCK_LEEWAY_SECONDS;
+        validation.validate_nbf = true;
         let mut required = vec!["exp"];
-        if let Some(issuer) = &scope.issuer {
+        if let Some(issuer) = &rules.scope.issuer {
             validation.set_issuer(&[issuer]);
             required.push("iss");
         }
-        match &scope.audience {
+        match &rules.scope.audience {
             Some(audience) => {
                 validation.set_audience(&[audience]);
                 required.push("aud");
@@ -75,7 +206,7 @@ impl JwtVerifier {
             None => validation.validate_aud = false,
         }
         validation.set_required_spec_claims(&required);
-        Self { key: DecodingKey::from_secret(secret.expose_secret().as_bytes()), validation }
+        Self { key, validation, max_lifetime: rules.max_lifetime.filter(|max| !max.is_zero()) }
     }
 
     /// Verifies an `Authorization` header value (`Bearer <jwt>`).
@@ -89,12 +220,20 @@ impl JwtVerifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let claims = decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid,
-            })?
-            .claims;
+        let data = decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+            ErrorKind::InvalidAlgorithm => AuthError::WrongAlgorithm,
+            _ => AuthError::Invalid,
+        })?;
+        // RFC 7515 4.1.11: an extension named critical must be understood; we understand none.
+        if data.header.crit.is_some() {
+            return Err(AuthError::CriticalExtension);
+        }
+        let claims = data.claims;
+        // The issuer's clock, like exp's check: the wall clock, not the service's Clock port.
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        self.check_times(claims.exp.as_ref(), claims.iat.as_ref(), now)?;
         match claims.role.as_ref().and_then(Value::as_str).and_then(|role| role.parse::<Role>().ok()) {
             Some(Role::Admin) => Ok(Principal::Admin),
             Some(Role::Partner) => {
@@ -106,25 +245,62 @@ impl JwtVerifier {
             None => Err(AuthError::WrongRole),
         }
     }
+
+    /// `iat` not in the future (past the leeway), and the lifetime within the maximum.
+    fn check_times(&self, exp: Option<&Value>, iat: Option<&Value>, now: f64) -> Result<(), AuthError> {
+        let leeway = CLOCK_LEEWAY_SECONDS as f64;
+        let exp = exp.and_then(Value::as_f64).ok_or(AuthError::Invalid)?;
+        let iat = match iat {
+            None => None,
+            Some(value) => Some(value.as_f64().filter(|iat| iat.is_finite()).ok_or(AuthError::Invalid)?),
+        };
+        if iat.is_some_and(|iat| iat > now + leeway) {
+            return Err(AuthError::IssuedInFuture);
+        }
+        if let Some(max) = self.max_lifetime {
+            // exp - iat is the issuer's own arithmetic; exp - now also carries the clocks' skew.
+            let (lifetime, slack) = match iat {
+                Some(iat) => (exp - iat, 0.0),
+                None => (exp - now, leeway),
+            };
+            if lifetime > max.as_secs_f64() + slack {
+                return Err(AuthError::LifetimeTooLong { max_seconds: max.as_secs() });
+            }
+        }
+        Ok(())
+    }
 }
 
-/// The verifier, built from the signing key port the first time a request needs it (on Lambda
-/// the key lives in Secrets Manager: reading it at init would add a round trip to every cold
-/// start, even for requests that carry no JWT). A failed read is retried by the next request.
+/// The verifier. With a public key it is ready at once; with the shared secret it is built from
+/// the signing key port the first time a request needs it (on Lambda the secret lives in Secrets
+/// Manager: reading it at init would add a round trip to every cold start, even for requests
+/// that carry no JWT). A failed read is retried by the next request.
 pub struct JwtSource {
     verifier: tokio::sync::OnceCell<JwtVerifier>,
-    key: Arc<dyn SigningKeySource>,
-    scope: TokenScope,
+    /// `None` with a public key: the secret is then never read.
+    key: Option<Arc<dyn SigningKeySource>>,
+    rules: TokenRules,
 }
 
 impl JwtSource {
-    pub fn new(key: Arc<dyn SigningKeySource>, scope: TokenScope) -> Self {
-        Self { verifier: tokio::sync::OnceCell::new(), key, scope }
+    /// HS256 with the secret of the signing key port.
+    pub fn new(key: Arc<dyn SigningKeySource>, rules: TokenRules) -> Self {
+        Self { verifier: tokio::sync::OnceCell::new(), key: Some(key), rules }
+    }
+
+    /// The public key's algorithm only; no secret is read.
+    pub fn public(key: PublicKey, rules: TokenRules) -> Self {
+        let verifier = JwtVerifier::with_key(VerifyingKey::Public(key), &rules);
+        Self { verifier: tokio::sync::OnceCell::new_with(Some(verifier)), key: None, rules }
     }
 
     pub async fn verifier(&self) -> Result<&JwtVerifier, SecretStoreError> {
         self.verifier
-            .get_or_try_init(|| async { self.key.jwt_secret().await.map(|secret| JwtVerifier::scoped(&secret, &self.scope)) })
+            .get_or_try_init(|| async {
+                let key = self.key.as_ref().ok_or_else(|| SecretStoreError::new("no JWT verification key is configured"))?;
+                let secret = key.jwt_secret().await?;
+                Ok(JwtVerifier::with_key(VerifyingKey::SharedSecret(secret), &self.rules))
+            })
             .await
     }
 }
@@ -238,7 +414,7 @@ mod tests {
         let verifier = JwtVerifier::new(&secret());
         let exp = in_an_hour();
         let hs384 = sign(serde_json::json!({"role": "admin", "exp": exp}), Algorithm::HS384);
-        assert_eq!(verifier.verify(&hs384), Err(AuthError::Invalid));
+        assert_eq!(verifier.verify(&hs384), Err(AuthError::WrongAlgorithm));
         let no_exp = sign(serde_json::json!({"role": "admin"}), Algorithm::HS256);
         assert_eq!(verifier.verify(&no_exp), Err(AuthError::Invalid));
         let expired = sign(serde_json::json!({"role": "admin", "exp": exp - 3600 - 120}), Algorithm::HS256);
@@ -249,5 +425,115 @@ mod tests {
         assert_eq!(verifier.verify(&user), Err(AuthError::WrongRole));
         assert_eq!(verifier.verify_header(None), Err(AuthError::Missing));
         assert_eq!(verifier.verify_header(Some("Basic abc")), Err(AuthError::Invalid));
+    }
+
+    fn now() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    }
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/../tests/fixtures/jwt/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    fn sign_with(claims: &serde_json::Value, header: Header, key: &EncodingKey) -> String {
+        encode(&header, claims, key).unwrap()
+    }
+
+    #[test]
+    fn refuses_nbf_ahead_iat_in_the_future_and_crit_headers() {
+        let verifier = JwtVerifier::new(&secret());
+        let exp = in_an_hour();
+        let nbf_ahead = sign(serde_json::json!({"role": "admin", "exp": exp, "nbf": now() + 365 * 24 * 3600}), Algorithm::HS256);
+        assert_eq!(verifier.verify(&nbf_ahead), Err(AuthError::NotYetValid));
+        let nbf_within_leeway = sign(serde_json::json!({"role": "admin", "exp": exp, "nbf": now() + 30}), Algorithm::HS256);
+        assert_eq!(verifier.verify(&nbf_within_leeway), Ok(Principal::Admin));
+        let iat_2100 = sign(serde_json::json!({"role": "admin", "exp": exp, "iat": 4_102_444_800u64}), Algorithm::HS256);
+        assert_eq!(verifier.verify(&iat_2100), Err(AuthError::IssuedInFuture));
+        let iat_within_leeway = sign(serde_json::json!({"role": "admin", "exp": exp, "iat": now() + 30}), Algorithm::HS256);
+        assert_eq!(verifier.verify(&iat_within_leeway), Ok(Principal::Admin));
+        let iat_not_a_number = sign(serde_json::json!({"role": "admin", "exp": exp, "iat": "yesterday"}), Algorithm::HS256);
+        assert_eq!(verifier.verify(&iat_not_a_number), Err(AuthError::Invalid));
+        let key = EncodingKey::from_secret(b"test-secret-with-enough-entropy-0123456789");
+        for crit in [vec!["x".to_owned()], vec![]] {
+            let header = Header { crit: Some(crit.clone()), ..Header::new(Algorithm::HS256) };
+            let token = sign_with(&serde_json::json!({"role": "admin", "exp": exp, "x": 1}), header, &key);
+            assert_eq!(verifier.verify(&token), Err(AuthError::CriticalExtension), "{crit:?}");
+        }
+        // The messages say which check failed, and nothing of the key.
+        assert_eq!(AuthError::NotYetValid.to_string(), "token is not valid yet (nbf is in the future)");
+        assert_eq!(AuthError::IssuedInFuture.to_string(), "token was issued in the future (iat)");
+    }
+
+    #[test]
+    fn a_maximum_lifetime_refuses_longer_tokens() {
+        let day = Duration::from_secs(24 * 3600);
+        let rules = TokenRules { scope: TokenScope::default(), max_lifetime: Some(day) };
+        let verifier = JwtVerifier::with_key(VerifyingKey::SharedSecret(secret()), &rules);
+        let now = now();
+        let exp_2200 = sign(serde_json::json!({"role": "admin", "exp": 7_258_118_400u64}), Algorithm::HS256);
+        assert_eq!(verifier.verify(&exp_2200), Err(AuthError::LifetimeTooLong { max_seconds: 86_400 }));
+        let long = sign(serde_json::json!({"role": "admin", "iat": now, "exp": now + 86_401}), Algorithm::HS256);
+        assert_eq!(verifier.verify(&long), Err(AuthError::LifetimeTooLong { max_seconds: 86_400 }));
+        // exp - iat, not exp - now: issued a while ago, a token of exactly the maximum still fits.
+        let exact = sign(serde_json::json!({"role": "admin", "iat": now - 600, "exp": now - 600 + 86_400}), Algorithm::HS256);
+        assert_eq!(verifier.verify(&exact), Ok(Principal::Admin));
+        let no_iat = sign(serde_json::json!({"role": "admin", "exp": now + 3600}), Algorithm::HS256);
+        assert_eq!(verifier.verify(&no_iat), Ok(Principal::Admin));
+        assert_eq!(verifier.verify(&mint_token(&secret(), Role::Admin, "ops", day)), Ok(Principal::Admin));
+        // Without a maximum (the default), any lifetime.
+        assert_eq!(JwtVerifier::new(&secret()).verify(&exp_2200), Ok(Principal::Admin));
+    }
+
+    #[test]
+    fn a_public_key_verifies_its_algorithm_only() {
+        let claims = serde_json::json!({"role": "partner", "sub": PARTNER, "iat": now(), "exp": in_an_hour()});
+        let partner = Ok(Principal::Partner(PartnerId::parse(PARTNER).unwrap()));
+        let rs_private = EncodingKey::from_rsa_pem(fixture("rs256-private.pem").as_bytes()).unwrap();
+        let es_private = EncodingKey::from_ec_pem(fixture("es256-private.pem").as_bytes()).unwrap();
+        let other_private = EncodingKey::from_rsa_pem(fixture("other-rs256-private.pem").as_bytes()).unwrap();
+        let rs256 = sign_with(&claims, Header::new(Algorithm::RS256), &rs_private);
+        let es256 = sign_with(&claims, Header::new(Algorithm::ES256), &es_private);
+        let hs256 = sign(claims.clone(), Algorithm::HS256);
+
+        let rsa = PublicKey::from_pem(&fixture("rs256-public.pem")).unwrap();
+        assert_eq!(rsa.algorithm(), Algorithm::RS256);
+        let verifier = JwtVerifier::with_key(VerifyingKey::Public(rsa), &TokenRules::default());
+        assert_eq!(verifier.verify(&rs256), partner);
+        assert_eq!(verifier.verify(&hs256), Err(AuthError::WrongAlgorithm));
+        assert_eq!(verifier.verify(&es256), Err(AuthError::WrongAlgorithm));
+        let rs384 = sign_with(&claims, Header::new(Algorithm::RS384), &rs_private);
+        assert_eq!(verifier.verify(&rs384), Err(AuthError::WrongAlgorithm));
+        assert_eq!(verifier.verify(&sign_with(&claims, Header::new(Algorithm::RS256), &other_private)), Err(AuthError::Invalid));
+        // The time and header checks hold with a public key too.
+        let crit = Header { crit: Some(vec!["x".into()]), ..Header::new(Algorithm::RS256) };
+        assert_eq!(verifier.verify(&sign_with(&claims, crit, &rs_private)), Err(AuthError::CriticalExtension));
+
+        let ec = PublicKey::from_pem(&fixture("es256-public.pem")).unwrap();
+        assert_eq!(ec.algorithm(), Algorithm::ES256);
+        let verifier = JwtVerifier::with_key(VerifyingKey::Public(ec), &TokenRules::default());
+        assert_eq!(verifier.verify(&es256), partner);
+        assert_eq!(verifier.verify(&hs256), Err(AuthError::WrongAlgorithm));
+        assert_eq!(verifier.verify(&rs256), Err(AuthError::WrongAlgorithm));
+    }
+
+    #[test]
+    fn public_keys_are_read_from_pem_in_any_line_layout() {
+        let pem = fixture("rs256-public.pem");
+        let one_line = pem.trim().replace('\n', " ");
+        let escaped = pem.trim().replace('\n', "\\n");
+        for layout in [pem.as_str(), one_line.as_str(), escaped.as_str(), &pem.replace('\n', "\r\n")] {
+            assert_eq!(PublicKey::from_pem(layout).map(|key| key.algorithm()), Ok(Algorithm::RS256), "{layout:?}");
+        }
+        let pkcs1 = PublicKey::from_pem(&fixture("rs256-public-pkcs1.pem")).map(|key| key.algorithm());
+        assert_eq!(pkcs1, Ok(Algorithm::RS256), "-----BEGIN RSA PUBLIC KEY-----");
+        let rsa1024 = PublicKey::from_pem(&fixture("rsa1024-public.pem")).unwrap_err();
+        assert!(rsa1024.contains("2048 to 8192 bits") && rsa1024.contains("1024"), "{rsa1024}");
+        let p384 = PublicKey::from_pem(&fixture("p384-public.pem")).unwrap_err();
+        assert!(p384.contains("P-256"), "{p384}");
+        let private = PublicKey::from_pem(&fixture("es256-private.pem")).unwrap_err();
+        assert!(private.contains("private key"), "{private}");
+        for refused in ["", "not a key", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----", &fixture("rs256-private.pem")] {
+            assert!(PublicKey::from_pem(refused).is_err(), "{:?}", refused.get(..40));
+        }
     }
 }

@@ -422,7 +422,7 @@ impl Modify for SecuritySchemes {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some(format!(
-                        "HS256 JWT signed with Seyaha's secret, `role: {role}`, `exp` required (and `iss`/`aud` when configured)."
+                        "JWT signed by Seyaha (HS256 with the shared secret, or RS256/ES256 when the deployment verifies with a public key), `role: {role}`, `exp` required, `nbf`/`iat` not in the future, no `crit` header (and `iss`/`aud` and a maximum lifetime when configured)."
                     )))
                     .build(),
             )

@@ -43,7 +43,11 @@ pub fn build(ports: Ports, settings: &Settings, runtime: Runtime) -> App {
         Ports { secrets: Arc::new(CachedSecretStore::new(ports.secrets, Arc::clone(&ports.clock), settings.secret_cache())), ..ports };
     let octo = OctoClient::new(policy, settings.octo());
     let engine = Arc::new(SyncEngine::new(ports.clone(), octo, settings.sync()).with_public_url(settings.public_url.clone()));
-    let jwt = Arc::new(JwtSource::new(Arc::clone(&ports.signing_key), settings.token_scope()));
+    // Every entry point validated the settings (the key among them) before building.
+    let jwt = Arc::new(match settings.jwt_public_key().expect("settings are validated before the app is built") {
+        Some(key) => JwtSource::public(key, settings.token_rules()),
+        None => JwtSource::new(Arc::clone(&ports.signing_key), settings.token_rules()),
+    });
     let limits = ServiceLimits {
         slot_retention: settings.slot_retention(),
         webhook_rate_per_minute: settings.webhook_rate_per_minute,
