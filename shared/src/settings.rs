@@ -88,6 +88,11 @@ pub struct Settings {
     /// `{public_url}/api/v1/partner-integrations/{id}/octo/events`. Unset: no push
     /// subscriptions (seyaha-local uses its own address).
     pub public_url: Option<String>,
+    /// Queue push-subscription jobs although this process has no public URL: on AWS only the
+    /// sync worker, which runs them, is given the HTTP API's URL (the API's own functions
+    /// cannot refer to it: the API refers to them, a dependency cycle CloudFormation refuses),
+    /// and the API functions that approve and patch integrations set this instead.
+    pub push_subscriptions: bool,
     /// Secrets Manager names start with this: `{prefix}/integrations/{id}/auth-key`.
     pub secret_prefix: String,
     /// Name or ARN of the secret holding the JWT signing key (only `register` needs it).
@@ -155,6 +160,7 @@ impl Default for Settings {
             queue_url: None,
             bulk_queue_url: None,
             public_url: None,
+            push_subscriptions: false,
             secret_prefix: "seyaha".into(),
             jwt_secret_id: None,
             metrics_namespace: DEFAULT_METRICS_NAMESPACE.into(),

@@ -569,19 +569,24 @@ async fn an_octo_product_update_reaches_the_worker_as_a_product_job() {
     assert_eq!(octo.availability_calls().len(), 2, "one call per option of product_1, December in one piece");
 }
 
-/// With a public URL (on AWS the template builds it from the HTTP API), an admin's create
-/// through register queues a subscribe job; the sync worker subscribes Seyaha to the partner's
-/// notifications with a delivery secret the availability-notify function then accepts.
+/// As the template configures them: the API's functions with push subscriptions on and no
+/// public URL, the sync worker with the HTTP API's URL. An admin's create through register
+/// queues a subscribe job; the sync worker subscribes Seyaha to the partner's notifications
+/// with a delivery secret the availability-notify function then accepts.
 #[tokio::test]
 async fn an_approved_integration_is_subscribed_by_the_worker() {
     let config = sdk_config().await;
     let resources = resources(&config).await;
-    let mut env = resources.lambda_env();
-    env.push(("SEYAHA_PUBLIC_URL".into(), "https://api.example.test".into()));
+    let (mut api_env, mut worker_env) = (resources.lambda_env(), resources.lambda_env());
+    api_env.push(("SEYAHA_PUSH_SUBSCRIPTIONS".into(), "true".into()));
+    worker_env.push(("SEYAHA_PUBLIC_URL".into(), "https://api.example.test".into()));
     let octo = FakeOcto::start().await;
     octo.offer_channel("notifications/subscriptions");
-    let (register, notify, worker) =
-        tokio::join!(Function::start("register", &env), Function::start("availability-notify", &env), Function::start("sync-worker", &env));
+    let (register, notify, worker) = tokio::join!(
+        Function::start("register", &api_env),
+        Function::start("availability-notify", &api_env),
+        Function::start("sync-worker", &worker_env)
+    );
     let admin_token = format!("Bearer {}", token(seyaha::domain::Role::Admin, "ops"));
     let id = admin_created(&register, &admin_token, &octo).await["_id"].as_str().unwrap().to_owned();
 

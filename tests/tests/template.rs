@@ -373,12 +373,114 @@ fn the_secret_overlap_is_a_bounded_parameter_of_register() {
     assert_eq!(overlap["MaxValue"], json!(seyaha::settings::MAX_SECRET_OVERLAP_HOURS), "the bound Settings::validate enforces");
 }
 
-/// Subscriptions deliver to the API's own URL, built from the HTTP API's id.
+/// Subscriptions deliver to the API's own URL, built from the HTTP API's id, which only the
+/// sync worker (it makes them) is given; the API's functions queue them.
 #[test]
-fn the_public_url_is_the_http_apis_own() {
+fn the_public_url_is_the_http_apis_own_and_only_the_worker_has_it() {
     let template = template();
-    let public_url = template["Globals"]["Function"]["Environment"]["Variables"]["SEYAHA_PUBLIC_URL"].to_string();
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert!(globals.get("SEYAHA_PUBLIC_URL").is_none(), "no API function may refer to its own API");
+    assert_eq!(globals["SEYAHA_PUSH_SUBSCRIPTIONS"], "true");
+    let worker = &template["Resources"]["SyncWorkerFunction"]["Properties"]["Environment"]["Variables"];
+    let public_url = worker["SEYAHA_PUBLIC_URL"].to_string();
     assert!(public_url.contains("${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"), "{public_url}");
+}
+
+/// The logical ids a resource's properties and `DependsOn` refer to (`Ref`, `Fn::GetAtt`,
+/// `Fn::Sub`'s `${Name}` and `${Name.Attribute}`).
+fn references(node: &Value, out: &mut std::collections::BTreeSet<String>) {
+    match node {
+        Value::Object(object) => {
+            for (key, value) in object {
+                match (key.as_str(), value) {
+                    ("Ref", Value::String(name)) => {
+                        out.insert(name.clone());
+                    }
+                    ("Fn::GetAtt", Value::Array(parts)) => {
+                        out.extend(parts.first().and_then(Value::as_str).map(str::to_owned));
+                    }
+                    ("Fn::GetAtt", Value::String(path)) => {
+                        out.insert(path.split('.').next().unwrap_or_default().to_owned());
+                    }
+                    ("Fn::Sub", sub) => {
+                        let (text, variables) = match sub {
+                            Value::Array(parts) => (parts[0].as_str().unwrap_or_default(), parts.get(1)),
+                            other => (other.as_str().unwrap_or_default(), None),
+                        };
+                        for piece in text.split("${").skip(1) {
+                            let name = piece.split('}').next().unwrap_or_default();
+                            if !name.starts_with('!') {
+                                out.insert(name.split('.').next().unwrap_or_default().to_owned());
+                            }
+                        }
+                        if let Some(variables) = variables {
+                            references(variables, out);
+                        }
+                    }
+                    _ => references(value, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| references(item, out)),
+        _ => {}
+    }
+}
+
+/// CloudFormation refuses a template whose resources refer to each other in a circle. The
+/// translated template is what it gets: SAM's HTTP API body refers to the functions behind its
+/// routes, so none of them may refer to the API (as a public URL built from its id once did).
+#[test]
+fn the_deployed_resources_have_no_dependency_cycle() {
+    let translated = translated();
+    let resources = translated["Resources"].as_object().unwrap();
+    let graph: std::collections::BTreeMap<&String, Vec<String>> = resources
+        .iter()
+        .map(|(name, resource)| {
+            let mut out = std::collections::BTreeSet::new();
+            references(&resource["Properties"], &mut out);
+            if let Some(depends_on) = resource.get("DependsOn") {
+                match depends_on {
+                    Value::String(name) => {
+                        out.insert(name.clone());
+                    }
+                    Value::Array(names) => out.extend(names.iter().filter_map(Value::as_str).map(str::to_owned)),
+                    _ => {}
+                }
+            }
+            (name, out.into_iter().filter(|id| resources.contains_key(id)).collect())
+        })
+        .collect();
+    // Depth-first, with the path: a reference back into it is a cycle.
+    fn visit<'a>(
+        name: &'a String,
+        graph: &'a std::collections::BTreeMap<&String, Vec<String>>,
+        path: &mut Vec<&'a String>,
+        done: &mut std::collections::BTreeSet<&'a String>,
+    ) -> Option<String> {
+        if let Some(at) = path.iter().position(|seen| *seen == name) {
+            let cycle: Vec<&str> = path[at..].iter().map(|s| s.as_str()).chain([name.as_str()]).collect();
+            return Some(cycle.join(" -> "));
+        }
+        if done.contains(name) {
+            return None;
+        }
+        path.push(name);
+        for next in &graph[name] {
+            let next = graph.get_key_value(next).map(|(key, _)| *key).unwrap();
+            if let Some(cycle) = visit(next, graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(name);
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    for name in graph.keys() {
+        if let Some(cycle) = visit(name, &graph, &mut Vec::new(), &mut done) {
+            panic!("a dependency cycle CloudFormation refuses: {cycle}");
+        }
+    }
 }
 
 /// The `SEARCH('{namespace,dim,...} MetricName="name"', ...)` expressions of a dashboard body:

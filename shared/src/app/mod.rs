@@ -52,6 +52,7 @@ pub fn build(ports: Ports, settings: &Settings, runtime: Runtime) -> App {
         slot_retention: settings.slot_retention(),
         webhook_rate_per_minute: settings.webhook_rate_per_minute,
         secret_overlap: settings.secret_overlap(),
+        push_subscriptions: settings.public_url.is_some() || settings.push_subscriptions,
     };
     let service = Arc::new(IntegrationService::new(ports, engine, policy, limits));
     // A queued job starts only while a partner call at its timeout, and some writing, still fit.

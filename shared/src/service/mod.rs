@@ -141,6 +141,9 @@ pub struct ServiceLimits {
     pub webhook_rate_per_minute: u32,
     /// How long a rotated-out webhook secret is still accepted.
     pub secret_overlap: std::time::Duration,
+    /// Approved integrations are subscribed to their partner's push channel (the job that
+    /// does it needs the public URL; the process that queues it may not have it).
+    pub push_subscriptions: bool,
 }
 
 pub struct IntegrationService {
@@ -590,7 +593,7 @@ impl IntegrationService {
         {
             jobs.push(SyncJob::unsubscribe(id, what));
         }
-        if after.is_live() && (!was_live || moved) && self.engine.events_url(&id).is_some() {
+        if after.is_live() && (!was_live || moved) && self.limits.push_subscriptions {
             jobs.push(SyncJob::subscribe(id));
         }
         if !jobs.is_empty()
