@@ -614,3 +614,53 @@ fn a_jwt_public_key_reaches_register_and_takes_the_secret_away() {
         assert_eq!((branches[0].clone(), branches[2].clone()), (json!("UsesJwtSecret"), json!({"Ref": "AWS::NoValue"})), "{policy}");
     }
 }
+
+/// Every setting the code reads on both runtimes or on AWS reaches the Lambda functions: a
+/// template parameter or a fixed value in the functions' environment. The settings are read
+/// from `Settings` itself (its `pub` fields up to the seyaha-local-only part), so a new one
+/// fails this until the template sets it. `SEYAHA_ALLOW_PRIVATE_ENDPOINTS` is fixed to false
+/// on AWS; the JWT secret's id is set only while HS256 is used (see the JWT test).
+#[test]
+fn every_setting_the_functions_read_is_set_by_the_template() {
+    let source = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/src/settings.rs")).unwrap();
+    let body = source.split("pub struct Settings {").nth(1).unwrap().split("// ---- seyaha-local ----").next().unwrap();
+    let settings: Vec<String> = body
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("pub ")?.split(':').next().map(|name| format!("SEYAHA_{}", name.to_uppercase())))
+        .collect();
+    assert!(settings.len() > 20, "read the settings: {settings:?}");
+    let template = template();
+    let mut set: std::collections::BTreeMap<String, Value> = template["Globals"]["Function"]["Environment"]["Variables"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    for (_, function) in resources_of(&template, "AWS::Serverless::Function") {
+        if let Some(variables) = function["Properties"]["Environment"]["Variables"].as_object() {
+            set.extend(variables.iter().map(|(name, value)| (name.clone(), value.clone())));
+        }
+    }
+    let missing: Vec<&String> = settings.iter().filter(|name| !set.contains_key(*name)).collect();
+    assert!(missing.is_empty(), "settings the Lambda functions cannot be given: {missing:?}");
+    assert_eq!(set["SEYAHA_ALLOW_PRIVATE_ENDPOINTS"], "false", "never private endpoints on AWS");
+    for (variable, parameter) in [
+        ("SEYAHA_OCTO_CONNECT_TIMEOUT_SECS", "OctoConnectTimeoutSecs"),
+        ("SEYAHA_FALLBACK_DELAY_SECS", "FallbackDelaySecs"),
+        ("SEYAHA_SECRET_CACHE_SECS", "SecretCacheSecs"),
+        ("SEYAHA_SLOT_RETENTION_DAYS", "SlotRetentionDays"),
+        ("SEYAHA_WEBHOOK_RATE_PER_MINUTE", "WebhookRatePerMinute"),
+    ] {
+        assert_eq!(set[variable], json!({"Ref": parameter}), "{variable}");
+        let default = &template["Parameters"][parameter]["Default"];
+        let settings_default = serde_json::to_value(match variable {
+            "SEYAHA_OCTO_CONNECT_TIMEOUT_SECS" => seyaha::settings::Settings::default().octo_connect_timeout_secs,
+            "SEYAHA_FALLBACK_DELAY_SECS" => seyaha::settings::Settings::default().fallback_delay_secs,
+            "SEYAHA_SECRET_CACHE_SECS" => seyaha::settings::Settings::default().secret_cache_secs,
+            "SEYAHA_SLOT_RETENTION_DAYS" => seyaha::settings::Settings::default().slot_retention_days,
+            _ => u64::from(seyaha::settings::Settings::default().webhook_rate_per_minute),
+        })
+        .unwrap();
+        assert_eq!(default, &settings_default, "{parameter}'s default is the code's");
+    }
+}
