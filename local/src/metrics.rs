@@ -26,6 +26,7 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             match builder.install_recorder() {
                 Ok(handle) => {
                     seyaha::metrics::describe();
+                    seyaha::metrics::initialize_at_zero();
                     Some(handle)
                 }
                 Err(error) => {

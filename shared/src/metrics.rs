@@ -152,6 +152,53 @@ pub fn describe() {
     }
 }
 
+/// The label values of the counters whose values are fixed sets, as the recording functions
+/// below write them.
+const RECORDS: [&str; 2] = ["activity", "slot"];
+const CHANGES: [&str; 2] = ["upsert", "deactivate"];
+const REJECTED: [&str; 2] = ["product", "availability"];
+const NOTIFY_OUTCOMES: [&str; 2] = ["updated", "fallback"];
+const TRANSITIONS: [&str; 4] = ["became_degraded", "became_down", "recovered_from_degraded", "recovered_from_down"];
+/// The `job_kind` values (`JobWork::kind`) and the `outcome` values of a job (`app::jobs`).
+pub const JOB_KINDS: [&str; 7] = ["catalog", "product", "availability", "pending_pulls", "subscribe", "unsubscribe", "fan_out_page"];
+pub const JOB_OUTCOMES: [&str; 7] = ["done", "queued", "partner_error", "not_needed", "failed", "panicked", "not_started"];
+
+/// Every counter series whose label values are known in advance, at zero: a scrape right after
+/// start-up shows them all, so rates and alerts work from the first scrape (Prometheus'
+/// "avoid missing metrics"). Histograms appear with their first value. seyaha-local calls it
+/// after [`describe`]; the Lambda functions do not (an EMF document of zeros per invocation
+/// would be billed as metrics for nothing).
+pub fn initialize_at_zero() {
+    use strum::VariantNames;
+    for trigger in RunTrigger::VARIANTS {
+        for outcome in RunOutcome::VARIANTS {
+            metrics::counter!(SYNCS, "trigger" => *trigger, "outcome" => *outcome).increment(0);
+        }
+    }
+    for name in [PRODUCTS_FETCHED, WEBHOOK_AUTH_FAILURES, DOWN_DEACTIVATIONS] {
+        metrics::counter!(name).increment(0);
+    }
+    for record in RECORDS {
+        for change in CHANGES {
+            metrics::counter!(CATALOG_WRITES, "record" => record, "change" => change).increment(0);
+        }
+    }
+    for record in REJECTED {
+        metrics::counter!(REJECTIONS, "record" => record).increment(0);
+    }
+    for outcome in NOTIFY_OUTCOMES {
+        metrics::counter!(NOTIFIES, "outcome" => outcome).increment(0);
+    }
+    for kind in JOB_KINDS {
+        for outcome in JOB_OUTCOMES {
+            metrics::counter!(JOBS, "job_kind" => kind, "outcome" => outcome).increment(0);
+        }
+    }
+    for transition in TRANSITIONS {
+        metrics::counter!(HEALTH_TRANSITIONS, "transition" => transition).increment(0);
+    }
+}
+
 /// The Prometheus histogram buckets of the `_seconds` metrics: from a fast partner call to a
 /// sync that holds its lease for minutes.
 pub const SECONDS_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0, 120.0, 300.0];
@@ -179,8 +226,8 @@ pub(crate) enum Record {
 impl Record {
     fn as_str(self) -> &'static str {
         match self {
-            Self::Activity => "activity",
-            Self::Slot => "slot",
+            Self::Activity => RECORDS[0],
+            Self::Slot => RECORDS[1],
         }
     }
 }
@@ -199,8 +246,8 @@ pub(crate) fn catalog_writes(record: Record, change: Write, count: u64) {
         return;
     }
     let change = match change {
-        Write::Upsert => "upsert",
-        Write::Deactivate => "deactivate",
+        Write::Upsert => CHANGES[0],
+        Write::Deactivate => CHANGES[1],
     };
     metrics::counter!(CATALOG_WRITES, "record" => record.as_str(), "change" => change).increment(count);
 }
@@ -210,8 +257,8 @@ pub(crate) fn catalog_writes(record: Record, change: Write, count: u64) {
 pub(crate) fn rejections(record: Rejected, count: u64) {
     if count > 0 {
         let record = match record {
-            Rejected::Product => "product",
-            Rejected::Availability => "availability",
+            Rejected::Product => REJECTED[0],
+            Rejected::Availability => REJECTED[1],
         };
         metrics::counter!(REJECTIONS, "record" => record).increment(count);
     }
@@ -225,7 +272,7 @@ pub(crate) enum Rejected {
 
 /// A notify: `true` when the slot was updated, `false` when a fallback sync was requested.
 pub(crate) fn notify(updated: bool) {
-    metrics::counter!(NOTIFIES, "outcome" => if updated { "updated" } else { "fallback" }).increment(1);
+    metrics::counter!(NOTIFIES, "outcome" => if updated { NOTIFY_OUTCOMES[0] } else { NOTIFY_OUTCOMES[1] }).increment(1);
 }
 
 pub(crate) fn webhook_auth_failure() {
@@ -247,8 +294,10 @@ pub(crate) fn partner_call(operation: &'static str, status: Option<u16>, elapsed
     metrics::histogram!(PARTNER_CALL_DURATION, "operation" => operation, "status_class" => status_class).record(elapsed.as_secs_f64());
 }
 
-/// A queue job a worker ran (or had no time to start).
+/// A queue job a worker ran (or had no time to start); both values are from [`JOB_KINDS`] and
+/// [`JOB_OUTCOMES`] (a test keeps `JobWork::kind` and the worker's outcomes in them).
 pub(crate) fn job(job_kind: &'static str, outcome: &'static str) {
+    debug_assert!(JOB_KINDS.contains(&job_kind) && JOB_OUTCOMES.contains(&outcome), "{job_kind}/{outcome}");
     metrics::counter!(JOBS, "job_kind" => job_kind, "outcome" => outcome).increment(1);
 }
 
@@ -256,10 +305,10 @@ pub(crate) fn job(job_kind: &'static str, outcome: &'static str) {
 pub(crate) fn health_transition(transition: HealthTransition) {
     let transition = match transition {
         HealthTransition::Unchanged => return,
-        HealthTransition::BecameDegraded => "became_degraded",
-        HealthTransition::BecameDown => "became_down",
-        HealthTransition::RecoveredFromDegraded => "recovered_from_degraded",
-        HealthTransition::RecoveredFromDown => "recovered_from_down",
+        HealthTransition::BecameDegraded => TRANSITIONS[0],
+        HealthTransition::BecameDown => TRANSITIONS[1],
+        HealthTransition::RecoveredFromDegraded => TRANSITIONS[2],
+        HealthTransition::RecoveredFromDown => TRANSITIONS[3],
     };
     metrics::counter!(HEALTH_TRANSITIONS, "transition" => transition).increment(1);
 }

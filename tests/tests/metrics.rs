@@ -220,3 +220,31 @@ fn the_readme_lists_every_metric_with_its_type_unit_and_labels() {
     assert_eq!(rows.len(), ALL.len(), "one row per metric: {rows:#?}");
     assert!(ALL.iter().any(|m| m.kind == Kind::Histogram));
 }
+
+/// Every counter series whose label values are known in advance is exported from the first
+/// scrape (at zero until something happens), so rates and alerts work from the start: here
+/// series no test in this binary ever records. Before, a fresh seyaha-local's `/metrics`
+/// was empty until the first event.
+#[tokio::test]
+async fn every_known_counter_series_is_exported_from_the_first_scrape() {
+    let app = TestApp::spawn().await;
+    let scrape = Scrape::of(&app).await;
+    let present = |name: &str, labels: &[(&str, &str)]| scrape.samples.contains_key(&key(name, labels));
+    for (name, labels) in [
+        ("seyaha_jobs_total", vec![("job_kind", "unsubscribe"), ("outcome", "panicked")]),
+        ("seyaha_jobs_total", vec![("job_kind", "pending_pulls"), ("outcome", "not_started")]),
+        ("seyaha_syncs_total", vec![("trigger", "health_down"), ("outcome", "queued")]),
+        ("seyaha_health_transitions_total", vec![("transition", "recovered_from_degraded")]),
+        ("seyaha_catalog_writes_total", vec![("record", "slot"), ("change", "deactivate")]),
+        ("seyaha_rejections_total", vec![("record", "availability")]),
+        ("seyaha_notifies_total", vec![("outcome", "fallback")]),
+        ("seyaha_down_deactivations_total", vec![]),
+        ("seyaha_webhook_auth_failures_total", vec![]),
+        ("seyaha_products_fetched_total", vec![]),
+    ] {
+        assert!(present(name, &labels), "{name}{labels:?} is not exported:\n{}", scrape.text);
+    }
+    for metric in seyaha::metrics::ALL.iter().filter(|metric| metric.kind == seyaha::metrics::Kind::Counter) {
+        assert!(scrape.samples.keys().any(|series| series.split('{').next() == Some(metric.name)), "{} has no series", metric.name);
+    }
+}
