@@ -29,6 +29,45 @@ pub async fn start() -> Result<App, SettingsError> {
     Ok(app::build(ports, &settings, Runtime::Lambda))
 }
 
+/// [`start`], or, when the configuration cannot work, one plain line on stderr naming the
+/// variable and what to set it to, the same message reported to the Runtime API as the init
+/// error (so Lambda shows it as the reason the init failed), and exit code 1. Never Rust's
+/// `Error: Missing(..)` debug form.
+pub async fn start_or_exit() -> App {
+    match start().await {
+        Ok(app) => app,
+        Err(error) => {
+            let message = format!("cannot start: {error}");
+            eprintln!("{message}");
+            report_init_error(&message).await;
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Posts `message` to the Runtime API's `/runtime/init/error` (when running under one), within
+/// two seconds; a failure to report is printed, never hides the error itself.
+async fn report_init_error(message: &str) {
+    let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else { return };
+    let diagnostic = Diagnostic { error_type: "Seyaha.ConfigurationError".into(), error_message: message.into() };
+    let report = async {
+        let client = lambda_runtime_api_client::Client::builder().with_endpoint(format!("http://{api}").parse()?).build()?;
+        let request = lambda_runtime_api_client::build_request()
+            .method("POST")
+            .uri("/2018-06-01/runtime/init/error")
+            .header("lambda-runtime-function-error-type", "Runtime.InitError")
+            .body(lambda_runtime_api_client::body::Body::from(serde_json::to_vec(&diagnostic)?))?;
+        let response = client.call(request).await?;
+        Ok::<_, Error>(response.status())
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(2), report).await {
+        Ok(Ok(status)) if status.is_success() => {}
+        Ok(Ok(status)) => eprintln!("the Runtime API answered the init error with HTTP {status}"),
+        Ok(Err(error)) => eprintln!("could not report the init error to the Runtime API: {error}"),
+        Err(_) => eprintln!("could not report the init error to the Runtime API within 2 s"),
+    }
+}
+
 /// Serves an HTTP router (API Gateway HTTP API events) until the container ends, flushing the
 /// metrics after each invocation. What `lambda_http::run` does, plus the flush.
 pub async fn run_http(router: axum::Router) -> Result<(), Error> {

@@ -155,7 +155,7 @@ pub fn describe() {
 /// The label values of the counters whose values are fixed sets, as the recording functions
 /// below write them.
 const RECORDS: [&str; 2] = ["activity", "slot"];
-const CHANGES: [&str; 2] = ["upsert", "deactivate"];
+const CHANGES: [&str; 3] = ["upsert", "deactivate", "remove"];
 const REJECTED: [&str; 2] = ["product", "availability"];
 const NOTIFY_OUTCOMES: [&str; 2] = ["updated", "fallback"];
 const TRANSITIONS: [&str; 4] = ["became_degraded", "became_down", "recovered_from_degraded", "recovered_from_down"];
@@ -239,6 +239,8 @@ pub(crate) enum Write {
     Upsert,
     /// An activity deactivated, or a slot closed.
     Deactivate,
+    /// A deactivated activity removed after its retention.
+    Remove,
 }
 
 pub(crate) fn catalog_writes(record: Record, change: Write, count: u64) {
@@ -248,6 +250,7 @@ pub(crate) fn catalog_writes(record: Record, change: Write, count: u64) {
     let change = match change {
         Write::Upsert => CHANGES[0],
         Write::Deactivate => CHANGES[1],
+        Write::Remove => CHANGES[2],
     };
     metrics::counter!(CATALOG_WRITES, "record" => record.as_str(), "change" => change).increment(count);
 }

@@ -69,6 +69,10 @@ impl Cursor {
     }
 }
 
+/// The most an activities page holds ([`CatalogStore::activities_page`]): with the envelope
+/// the API's answer stays under 5 MB (Lambda answers at most 6 MB), whatever `limit` says.
+pub const CATALOG_PAGE_MAX_BYTES: usize = 4 * 1024 * 1024;
+
 /// One page of a listing; `next` is where the following page starts, `None` after the last.
 #[derive(Debug, Clone)]
 pub struct Page<T> {
@@ -120,7 +124,12 @@ pub trait CatalogStore: Send + Sync {
     /// index that notify uses in step.
     async fn put_activities(&self, integration: &IntegrationId, activities: &[Activity]) -> Result<(), StoreError>;
 
-    /// Flips `isActive` on the named activities (deactivation never deletes).
+    /// Removes the named activities and their product index entries (deactivated activities
+    /// past their retention). Removing one that is not there is no error.
+    async fn delete_activities(&self, integration: &IntegrationId, internal_names: &[String]) -> Result<(), StoreError>;
+
+    /// Flips `isActive` on the named activities (deactivation never deletes; the retention of
+    /// [`CatalogLimits`](crate::domain::CatalogLimits) removes them later).
     async fn set_active(
         &self,
         integration: &IntegrationId,
@@ -186,9 +195,16 @@ pub trait CatalogStore: Send + Sync {
     /// Every activity of an integration (the engine's own use; the API pages).
     async fn activities(&self, integration: &IntegrationId) -> Result<Vec<Activity>, StoreError>;
 
-    /// At most `limit` activities of an integration, in the store's order, after `after`.
-    async fn activities_page(&self, integration: &IntegrationId, limit: usize, after: Option<Cursor>)
-    -> Result<Page<Activity>, StoreError>;
+    /// At most `limit` activities of an integration, in the store's order, after `after`, and
+    /// at most `max_bytes` of them ([`Activity::stored_bytes`]) unless one alone is larger: the
+    /// page then ends early, with the cursor of its last activity.
+    async fn activities_page(
+        &self,
+        integration: &IntegrationId,
+        limit: usize,
+        max_bytes: usize,
+        after: Option<Cursor>,
+    ) -> Result<Page<Activity>, StoreError>;
 
     /// At most `limit` slots of an integration that start at or after `starting_from`, in the
     /// store's order, after `after`.

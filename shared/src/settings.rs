@@ -55,6 +55,15 @@ pub struct Settings {
     pub slot_retention_days: u64,
     /// Webhook calls (sync trigger, notify) one integration may make per minute; 0: no limit.
     pub webhook_rate_per_minute: u32,
+    /// The most activities one integration stores, active and deactivated; a product past it
+    /// is rejected with the reason in the sync log.
+    pub catalog_max_activities: u64,
+    /// The most bytes of activities (as JSON) one integration stores, active and deactivated;
+    /// a product past it is rejected with the reason in the sync log.
+    pub catalog_max_bytes: u64,
+    /// A deactivated activity is removed this many days after its deactivation (by the next
+    /// full sync of its integration), and stops counting against the caps.
+    pub catalog_inactive_retention_days: u64,
     /// How long a rotated-out webhook secret keeps working beside the new one, in hours
     /// (0 to [`MAX_SECRET_OVERLAP_HOURS`]; 0: it stops at once).
     pub secret_overlap_hours: u64,
@@ -149,6 +158,9 @@ impl Default for Settings {
             secret_cache_secs: 300,
             slot_retention_days: 30,
             webhook_rate_per_minute: 600,
+            catalog_max_activities: 200_000,
+            catalog_max_bytes: 1024 * 1024 * 1024,
+            catalog_inactive_retention_days: 30,
             secret_overlap_hours: 24,
             fan_out_page_size: 100,
             fan_out_window_secs: 3600,
@@ -193,8 +205,8 @@ fn valid_metrics_namespace(namespace: &str) -> bool {
 /// A setting that cannot be used; the message names the environment variable.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("environment variable {0} is required")]
-    Missing(String),
+    #[error("environment variable {name} is required: set it to {what}")]
+    Missing { name: String, what: &'static str },
     #[error("environment variable {name} is invalid: {reason}")]
     Invalid { name: String, reason: String },
 }
@@ -278,6 +290,15 @@ impl Settings {
         if self.slot_retention_days == 0 {
             return invalid("slot_retention_days", "must be at least 1");
         }
+        if self.catalog_max_activities == 0 {
+            return invalid("catalog_max_activities", "must be at least 1");
+        }
+        if self.catalog_max_bytes == 0 {
+            return invalid("catalog_max_bytes", "must be at least 1");
+        }
+        if self.catalog_inactive_retention_days == 0 {
+            return invalid("catalog_inactive_retention_days", "must be at least 1");
+        }
         // 0 is allowed: an operator may want a rotation to cut the old secret off at once.
         if self.secret_overlap_hours > MAX_SECRET_OVERLAP_HOURS {
             return invalid("secret_overlap_hours", &format!("must be at most {MAX_SECRET_OVERLAP_HOURS} (30 days)"));
@@ -319,6 +340,11 @@ impl Settings {
             fan_out_page: self.fan_out_page_size,
             fan_out_window: Duration::from_secs(self.fan_out_window_secs),
             max_product_bytes: self.sync_max_product_bytes,
+            catalog_limits: crate::domain::CatalogLimits {
+                max_activities: self.catalog_max_activities,
+                max_bytes: self.catalog_max_bytes,
+                inactive_retention: Duration::from_secs(self.catalog_inactive_retention_days * 24 * 3600),
+            },
             ..SyncConfig::default()
         }
     }
@@ -358,9 +384,9 @@ impl Settings {
         Duration::from_secs(self.secret_cache_secs)
     }
 
-    /// A required AWS setting.
-    pub fn required<'a>(&self, field: &str, value: &'a Option<String>) -> Result<&'a str, SettingsError> {
-        value.as_deref().ok_or_else(|| SettingsError::Missing(variable(field)))
+    /// A required AWS setting; `what` says what to set it to (the message names both).
+    pub fn required<'a>(&self, field: &str, what: &'static str, value: &'a Option<String>) -> Result<&'a str, SettingsError> {
+        value.as_deref().ok_or_else(|| SettingsError::Missing { name: variable(field), what })
     }
 }
 
@@ -466,8 +492,8 @@ mod tests {
         assert!(error.contains("SEYAHA_LOG_FORMAT"), "{error}");
         let settings = Settings::default();
         assert_eq!(
-            settings.required("table_name", &settings.table_name).unwrap_err().to_string(),
-            "environment variable SEYAHA_TABLE_NAME is required"
+            settings.required("table_name", "the DynamoDB table's name", &settings.table_name).unwrap_err().to_string(),
+            "environment variable SEYAHA_TABLE_NAME is required: set it to the DynamoDB table's name"
         );
     }
 

@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, RedbStore};
 use seyaha::app::{self, Runtime};
-use seyaha::domain::{AdminPatch, AuthKey, AuthType, BaseUrl, PartnerId, Role, Timestamp};
+use seyaha::domain::{AdminPatch, AuthKey, AuthType, BaseUrl, CatalogLimits, PartnerId, Role, Timestamp};
 use seyaha::net::EndpointPolicy;
 use seyaha::octo::{OctoClient, OctoCredentials};
 use seyaha::ports::{Ports, StaticSigningKey, SystemClock};
 use seyaha::settings::Settings;
-use seyaha::sync::{CatalogItem, CatalogParser, StreamingDiff, SyncResult};
+use seyaha::sync::{CatalogItem, CatalogParser, Incoming, StreamingDiff, SyncResult};
 use seyaha_tests::fake_octo::{Behaviour, FAKE_KEY, FakeOcto};
 use seyaha_tests::test_settings;
 
@@ -59,13 +59,15 @@ async fn streaming_path(octo: &FakeOcto, products: usize) {
     let started = Instant::now();
     let mut body = client.open_products(&base_url, &credentials).await.unwrap();
     let mut parser = CatalogParser::new(Timestamp::from_unix_millis(0), settings().sync_max_product_bytes);
-    let mut diff = StreamingDiff::new(Vec::new());
+    let mut diff = StreamingDiff::new(Vec::new(), CatalogLimits::default());
     let (mut items, mut to_write, mut rejected) = (Vec::new(), 0usize, 0usize);
     while let Some(chunk) = body.chunk().await.unwrap() {
         parser.feed(&chunk, &mut items).unwrap();
         for item in items.drain(..) {
             match item {
-                CatalogItem::Accepted(activity) => to_write += usize::from(diff.incoming(activity).is_some()),
+                CatalogItem::Accepted { activity, bytes, .. } => {
+                    to_write += usize::from(matches!(diff.incoming(activity, bytes), Incoming::Write(_)))
+                }
                 CatalogItem::Rejected(_) => rejected += 1,
             }
         }

@@ -100,7 +100,13 @@ fn main() {
         .unwrap()
         .activities
         .into_iter()
-        .map(|a| ActivityState { internal_name: a.internal_name, content_hash: a.content_hash, is_active: true })
+        .map(|a| ActivityState {
+            stored_bytes: a.stored_bytes(),
+            internal_name: a.internal_name,
+            content_hash: a.content_hash,
+            is_active: true,
+            updated_at: now,
+        })
         .collect();
     drop(previous);
 

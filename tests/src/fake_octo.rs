@@ -74,6 +74,11 @@ struct FakeState {
     subscriptions: Vec<(String, Value)>,
     /// The ids of deleted subscriptions, in order.
     deleted: Vec<String>,
+    /// Subscription creates record the subscription, then answer 500 (a platform failing
+    /// after it stored the secret).
+    creates_fail_after_recording: bool,
+    /// Subscription deletes answer only once `release` was called.
+    deletes_held: bool,
 }
 
 #[derive(Clone)]
@@ -99,6 +104,8 @@ impl FakeOcto {
             channels: Vec::new(),
             subscriptions: Vec::new(),
             deleted: Vec::new(),
+            creates_fail_after_recording: false,
+            deletes_held: false,
         }));
         let app = Router::new()
             .route("/octo/products", get(products))
@@ -148,6 +155,17 @@ impl FakeOcto {
 
     pub fn set_behaviour(&self, behaviour: Behaviour) {
         self.state.lock().unwrap().behaviour = behaviour;
+    }
+
+    /// From now on a subscription create records the subscription, secret and all, and then
+    /// answers HTTP 500.
+    pub fn fail_subscription_creates_after_recording(&self) {
+        self.state.lock().unwrap().creates_fail_after_recording = true;
+    }
+
+    /// From now on subscription deletes wait for [`release`](Self::release).
+    pub fn hold_subscription_deletes(&self) {
+        self.state.lock().unwrap().deletes_held = true;
     }
 
     /// Lets held answers go (see [`Behaviour::Held`]).
@@ -271,6 +289,9 @@ fn channel_create(state: &Arc<Mutex<FakeState>>, channel: &str, mut body: Value)
     let id = format!("sub_{}", state.subscriptions.len() + state.deleted.len() + 1);
     body["id"] = json!(id);
     state.subscriptions.push((channel.to_owned(), body.clone()));
+    if state.creates_fail_after_recording {
+        return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": "INTERNAL_SERVER_ERROR"}))).into_response();
+    }
     (StatusCode::CREATED, axum::Json(body)).into_response()
 }
 
@@ -294,7 +315,19 @@ async fn create_subscription(State(state): State<Arc<Mutex<FakeState>>>, axum::J
 }
 
 async fn delete_subscription(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Path<String>) -> Response {
+    held_delete(&state).await;
     channel_delete(&state, &id)
+}
+
+/// Waits for `release` when deletes are held.
+async fn held_delete(state: &Arc<Mutex<FakeState>>) {
+    let gate = {
+        let state = state.lock().unwrap();
+        state.deletes_held.then(|| state.gate.subscribe())
+    };
+    if let Some(mut gate) = gate {
+        gate.wait_for(|open| *open).await.ok();
+    }
 }
 
 async fn list_webhooks(State(state): State<Arc<Mutex<FakeState>>>) -> Response {

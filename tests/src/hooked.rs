@@ -99,6 +99,9 @@ impl CatalogStore for HookedCatalog {
         self.before(CatalogCall::PutActivities(activities.len()), id).await?;
         self.inner.put_activities(id, activities).await
     }
+    async fn delete_activities(&self, id: &IntegrationId, names: &[String]) -> Result<(), StoreError> {
+        self.inner.delete_activities(id, names).await
+    }
     async fn set_active(&self, id: &IntegrationId, names: &[String], active: bool, now: Timestamp) -> Result<(), StoreError> {
         self.before(CatalogCall::SetActive(names.len()), id).await?;
         self.inner.set_active(id, names, active, now).await
@@ -138,9 +141,15 @@ impl CatalogStore for HookedCatalog {
         self.before(CatalogCall::Activities, id).await?;
         self.inner.activities(id).await
     }
-    async fn activities_page(&self, id: &IntegrationId, limit: usize, after: Option<Cursor>) -> Result<Page<Activity>, StoreError> {
+    async fn activities_page(
+        &self,
+        id: &IntegrationId,
+        limit: usize,
+        max_bytes: usize,
+        after: Option<Cursor>,
+    ) -> Result<Page<Activity>, StoreError> {
         self.before(CatalogCall::ActivitiesPage, id).await?;
-        self.inner.activities_page(id, limit, after).await
+        self.inner.activities_page(id, limit, max_bytes, after).await
     }
     async fn slots_page(&self, id: &IntegrationId, limit: usize, after: Option<Cursor>, from: Timestamp) -> Result<Page<Slot>, StoreError> {
         self.before(CatalogCall::SlotsPage, id).await?;

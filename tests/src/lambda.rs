@@ -49,6 +49,11 @@ impl FakeRuntime {
         Self { addr, runtime }
     }
 
+    /// What the function reported to `/runtime/init/error`, if anything.
+    pub fn init_error(&self) -> Option<Value> {
+        self.runtime.init_error.lock().unwrap().clone()
+    }
+
     /// When the function first asked for an event (its init was done).
     pub fn first_poll(&self) -> Option<std::time::Instant> {
         *self.runtime.first_poll.lock().unwrap()
@@ -188,6 +193,20 @@ impl Function {
 
     pub async fn invoke_with_deadline(&self, event: Value, within: Duration) -> Outcome {
         self.runtime.invoke_with_deadline(event, within).await
+    }
+
+    /// Waits (polling, at most `limit`) for the process to end; `None` if it is still running.
+    pub async fn exit_status(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The OS process id (for signals).

@@ -845,3 +845,61 @@ async fn a_pull_run_past_its_deadline_serves_one_pull_and_leaves_the_rest_to_the
     assert_eq!(octo.availability_calls().len(), 3);
     assert!(h.record(id).await.sync_control.pulls_requested_at.is_none());
 }
+
+/// A pull larger than a run may call (a product of 6 options over a year: 72 calls) is cut at
+/// the run's call budget: what it did not call goes back as a pending pull (per option, from
+/// the first piece not called), the release sends the job that finishes it, and no call is made
+/// twice. A run past its deadline starts no further call of the pull it is in either.
+#[tokio::test]
+async fn a_pull_larger_than_a_run_is_cut_at_its_limits_and_finished_by_the_next_run() {
+    let mut h = harness(SyncConfig::default());
+    let octo = FakeOcto::start().await;
+    let mut catalog = sample_catalog(3);
+    let option = catalog[0]["options"][0].clone();
+    let options: Vec<serde_json::Value> = (0..6)
+        .map(|n| {
+            let mut option = option.clone();
+            option["id"] = serde_json::json!(format!("opt-{n}"));
+            option
+        })
+        .collect();
+    catalog[0]["options"] = serde_json::json!(options);
+    octo.set_catalog(catalog);
+    let id = h.approved(&octo).await;
+    assert!(matches!(h.engine.trigger(h.record(id).await).await.unwrap(), SyncResult::Done { .. }));
+    ready_jobs(&mut h);
+    let from = time::Date::from_calendar_date(2030, time::Month::January, 1).unwrap();
+    let to = from + time::Duration::days(365);
+    let year = seyaha::domain::AvailabilityPull { product_id: "product_0".into(), option_id: None, from, to };
+    h.engine.request_pulls(id, std::slice::from_ref(&year)).await.unwrap();
+    let job = ready_jobs(&mut h).pop().expect("the pull job");
+    h.engine.handle_job(&job).await.unwrap();
+    assert_eq!(octo.availability_calls().len(), seyaha::sync::MAX_CALLS_PER_RUN, "cut at the run's call budget");
+    // 64 calls: options 0 to 4 whole (12 pieces each), and the sixth's first 4 pieces.
+    let rest = seyaha::domain::AvailabilityPull {
+        product_id: "product_0".into(),
+        option_id: Some("opt-5".into()),
+        from: from + time::Duration::days(4 * 31),
+        to,
+    };
+    let pending: Vec<_> = h.store.pending_pulls(&id, 10).await.unwrap().into_iter().map(|(pull, _)| pull).collect();
+    assert_eq!(pending, [rest]);
+    let next = ready_jobs(&mut h);
+    assert_eq!(next.iter().map(|job| job.work.clone()).collect::<Vec<_>>(), [JobWork::PendingPulls], "the release sent the rest's job");
+    h.engine.handle_job(&next[0]).await.unwrap();
+    let calls = octo.availability_calls();
+    let distinct: std::collections::HashSet<String> =
+        calls.iter().map(|body| format!("{}/{}", body["optionId"], body["localDateStart"])).collect();
+    assert_eq!((calls.len(), distinct.len()), (72, 72), "every piece called once");
+    assert!(h.store.pending_pulls(&id, 10).await.unwrap().is_empty());
+    assert!(h.record(id).await.sync_control.pulls_requested_at.is_none());
+
+    // Past its deadline, the pull makes its first call only; the rest is pending per option.
+    h.engine.request_pulls(id, std::slice::from_ref(&year)).await.unwrap();
+    let job = ready_jobs(&mut h).pop().expect("the pull job");
+    h.engine.handle_job_before(&job, Some(std::time::Instant::now())).await.unwrap();
+    assert_eq!(octo.availability_calls().len(), 73);
+    let pending = h.store.pending_pulls(&id, 10).await.unwrap();
+    assert_eq!(pending.len(), 6, "{pending:?}");
+    assert_eq!((pending[0].0.option_id.as_deref(), pending[0].0.from), (Some("opt-0"), from + time::Duration::days(31)));
+}

@@ -336,17 +336,19 @@ async fn the_nightly_fan_out_pages_through_dynamodb_and_pages_delivered_twice_sy
 
 #[tokio::test]
 async fn a_function_without_its_configuration_reports_an_init_error() {
-    let function = Function::start("register", &[]).await;
-    let outcome = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if function.logs().contains("SEYAHA_TABLE_NAME") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert!(outcome.is_ok(), "the missing variable is named: {}", function.logs());
+    let mut function = Function::start("register", &[]).await;
+    let status = function.exit_status(Duration::from_secs(10)).await.expect("the function exits");
+    assert_eq!(status.code(), Some(1));
+    // One plain line that names the variable and what to set, not Rust's debug form.
+    let logs = function.logs();
+    let expected =
+        "cannot start: environment variable SEYAHA_TABLE_NAME is required: set it to the DynamoDB table's name (template.yaml sets it)";
+    assert_eq!(logs.lines().filter(|line| line.contains("SEYAHA_TABLE_NAME")).collect::<Vec<_>>(), [expected], "{logs}");
+    assert!(!logs.contains("Missing"), "{logs}");
+    // And Lambda is told why the init failed.
+    let reported = function.runtime.init_error().expect("an init error was reported to the Runtime API");
+    assert_eq!(reported["errorMessage"], expected, "{reported}");
+    assert_eq!(reported["errorType"], "Seyaha.ConfigurationError");
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! Push subscriptions (DESIGN section 9): with a public URL (seyaha-local's own address here),
 //! approval subscribes Seyaha to the partner's OCTO notifications, else its webhooks, else
 //! nothing; with a delivery secret of its own that the events route accepts and no answer
-//! shows. Pausing, a `base_url` change and delete remove the subscription.
+//! shows. Pausing, a `base_url` change and delete remove the subscription. The delivery
+//! secret is accepted only while a subscription made with it is on record: never after a
+//! failed create, and not a moment after a pause, an unapproval or a `base_url` change.
 
 use std::time::{Duration, Instant};
 
@@ -149,4 +151,75 @@ async fn a_restart_reuses_subscriptions_the_partner_kept_and_renews_those_it_los
     assert_eq!(after["notifications"]["subscription_ids"], json!([renewed[0]["id"]]));
     assert_eq!(push(&app, &integration.id, renewed[0]["headers"]["x-webhook-secret"].as_str().unwrap()).await, 202);
     assert_eq!(push(&app, &integration.id, kept[0]["headers"]["x-webhook-secret"].as_str().unwrap()).await, 401);
+}
+
+/// The delivery secret a platform holds for integration `id`.
+fn delivery_secret_of(octo: &FakeOcto, app: &TestApp, id: &str) -> String {
+    let url = app.url(&format!("/{id}/octo/events"));
+    let subscriptions = octo.subscriptions();
+    let ours = subscriptions.iter().find(|s| s["url"] == url.as_str()).unwrap_or_else(|| panic!("no subscription for {id}"));
+    ours["headers"]["x-webhook-secret"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_delivery_secret_whose_subscription_failed_to_be_made_is_refused() {
+    let app = TestApp::spawn().await;
+    let octo = FakeOcto::start().await;
+    octo.offer_channel("notifications/subscriptions");
+    // The platform stores the subscription (and its secret), then answers 500.
+    octo.fail_subscription_creates_after_recording();
+    let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+    let shown = wait_for(&app, &integration.id, "the failed subscription", |i| i["notifications"]["mode"] == "error").await;
+    assert_eq!(shown["notifications"]["subscription_ids"], json!([]));
+    let captured = delivery_secret_of(&octo, &app, &integration.id);
+    assert_eq!(push(&app, &integration.id, &captured).await, 401, "no subscription on record: the secret is not accepted");
+    // Nor after the webhook secret is rotated, twice.
+    for _ in 0..2 {
+        let partner = app.partner_token(&integration.partner);
+        app.call("POST", "/me/webhook-secret", Some(&partner), None).await.expect_success(201);
+        assert_eq!(push(&app, &integration.id, &captured).await, 401);
+    }
+}
+
+#[tokio::test]
+async fn a_pause_an_unapproval_or_a_base_url_change_stops_the_delivery_secret_in_the_same_write() {
+    let app = TestApp::spawn().await;
+    let elsewhere = FakeOcto::start().await;
+    for change in ["pause", "unapproval", "base_url"] {
+        let octo = FakeOcto::start().await;
+        octo.offer_channel("notifications/subscriptions");
+        let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
+        wait_for(&app, &integration.id, "the subscription", |i| {
+            i["notifications"]["subscription_ids"].as_array().is_some_and(|ids| ids.len() == 1)
+        })
+        .await;
+        let secret = delivery_secret_of(&octo, &app, &integration.id);
+        assert_eq!(push(&app, &integration.id, &secret).await, 202, "{change}: accepted while subscribed");
+        // The unsubscribe job cannot finish: only the change's own write can stop the secret.
+        octo.hold_subscription_deletes();
+        let admin = app.admin_token();
+        let changed = match change {
+            "pause" => app.call("PATCH", &format!("/admin/{}", integration.id), Some(&admin), Some(json!({"isActive": false}))).await,
+            "unapproval" => {
+                app.call("PATCH", &format!("/admin/{}", integration.id), Some(&admin), Some(json!({"isApproved": false}))).await
+            }
+            _ => {
+                let partner = app.partner_token(&integration.partner);
+                app.call("PATCH", "/me", Some(&partner), Some(json!({"base_url": elsewhere.base_url()}))).await
+            }
+        };
+        changed.expect_success(200);
+        // 401, not the 403 of an authenticated call to an integration that is not live.
+        assert_eq!(push(&app, &integration.id, &secret).await, 401, "{change}: refused from the change's own write");
+        assert_eq!(push(&app, &integration.id, &integration.secret).await, 403, "{change}: the webhook secret still authenticates");
+        octo.release();
+        wait_until("the unsubscription", Duration::from_secs(15), || octo.subscriptions().is_empty()).await;
+        // Live again (on the new platform, which offers no channel): the old secret stays dead.
+        let admin_patch = match change {
+            "pause" => json!({"isActive": true}),
+            _ => json!({"isApproved": true}),
+        };
+        app.call("PATCH", &format!("/admin/{}", integration.id), Some(&admin), Some(admin_patch)).await.expect_success(200);
+        assert_eq!(push(&app, &integration.id, &secret).await, 401, "{change}: the old delivery secret is gone");
+    }
 }

@@ -271,7 +271,7 @@ async fn catalog_paging(store: Arc<dyn Store>) {
     store.put_activities(&id, &activities).await.unwrap();
     let (mut names, mut cursor, mut pages) = (Vec::new(), None, 0);
     loop {
-        let page = store.activities_page(&id, 10, cursor).await.unwrap();
+        let page = store.activities_page(&id, 10, usize::MAX, cursor).await.unwrap();
         assert!(page.items.len() <= 10);
         names.extend(page.items.into_iter().map(|a| a.internal_name));
         pages += 1;
@@ -513,7 +513,82 @@ async fn pending_pulls(store: Arc<dyn Store>) {
     assert_eq!(store.pending_pulls(&other, 10).await.unwrap(), [(all_options, at(5))]);
 }
 
+/// The per-integration cap's inputs and the retention's removal: every state carries the
+/// activity's size and its last change; removed activities leave the listing and the product
+/// index (the notify path), other integrations untouched.
+async fn catalog_sizes_and_removal(store: Arc<dyn Store>) {
+    let id = IntegrationId::generate(1_800_000_000);
+    let other = IntegrationId::generate(1_800_000_001);
+    let mut big = activity("big", "p-big", &["DEFAULT"], "h1");
+    big.activity_title = "x".repeat(20_000);
+    let small = activity("small", "p-small", &["DEFAULT"], "h1");
+    store.put_activities(&id, &[big.clone(), small.clone()]).await.unwrap();
+    store.put_activities(&other, std::slice::from_ref(&small)).await.unwrap();
+    let later = Timestamp::from_unix_millis(9_000);
+    store.set_active(&id, &["small".into()], false, later).await.unwrap();
+
+    let mut states = store.activity_states(&id).await.unwrap();
+    states.sort_by(|a, b| a.internal_name.cmp(&b.internal_name));
+    let sizes: Vec<_> = states.iter().map(|s| (s.internal_name.as_str(), s.stored_bytes, s.updated_at)).collect();
+    // Each store's own measure of the activity as JSON: within a few bytes of the domain's.
+    for ((name, stored, _), expected) in sizes.iter().zip([big.stored_bytes(), small.stored_bytes()]) {
+        assert!(stored.abs_diff(expected) * 20 <= expected, "{name}: stored {stored}, as JSON {expected}");
+    }
+    assert_eq!(sizes.iter().map(|s| s.2).collect::<Vec<_>>(), vec![Timestamp::from_unix_millis(1_000), later]);
+
+    store.delete_activities(&id, &["small".into(), "never-stored".into()]).await.unwrap();
+    let names: Vec<_> = store.activity_states(&id).await.unwrap().into_iter().map(|s| s.internal_name).collect();
+    assert_eq!(names, vec!["big"]);
+    assert_eq!(store.find_variation(&id, "p-small", "DEFAULT").await.unwrap(), None, "its product index entry went with it");
+    assert!(store.activity_of_product(&id, "p-small").await.unwrap().is_none());
+    assert_eq!(store.activities(&other).await.unwrap(), vec![small.clone()], "another integration's activity stays");
+
+    // An activity that took over the product id keeps its index entry when the old one goes.
+    store.put_activities(&id, &[activity("old-name", "p-moved", &["DEFAULT"], "h1")]).await.unwrap();
+    store.put_activities(&id, &[activity("new-name", "p-moved", &["DEFAULT"], "h2")]).await.unwrap();
+    store.delete_activities(&id, &["old-name".into()]).await.unwrap();
+    assert_eq!(store.activity_of_product(&id, "p-moved").await.unwrap().map(|a| a.internal_name), Some("new-name".into()));
+}
+
+/// A page ends early once its activities pass the byte budget (at least one activity), with
+/// a cursor that goes on from there: every activity exactly once, whatever `limit` says.
+async fn catalog_pages_end_at_the_byte_budget(store: Arc<dyn Store>) {
+    let id = IntegrationId::generate(1_800_000_000);
+    let activities: Vec<Activity> = (0..12)
+        .map(|i| {
+            let mut activity = activity(&format!("n-{i:02}"), &format!("p{i}"), &["DEFAULT"], "h");
+            activity.activity_title = "t".repeat(10_000);
+            activity
+        })
+        .collect();
+    store.put_activities(&id, &activities).await.unwrap();
+    let budget = 35_000;
+    let (mut names, mut cursor, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let page = store.activities_page(&id, 500, budget, cursor).await.unwrap();
+        let bytes: u64 = page.items.iter().map(Activity::stored_bytes).sum();
+        assert!(!page.items.is_empty() && bytes <= budget as u64, "a page of {} activities, {bytes} bytes", page.items.len());
+        names.extend(page.items.into_iter().map(|a| a.internal_name));
+        pages += 1;
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let listed = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!((listed, names.len()), (12, 12), "every activity exactly once");
+    assert!(pages >= 4, "three activities of ~10 KB fit in 35,000 bytes: {pages} pages");
+    // One activity larger than the budget still makes a page.
+    let page = store.activities_page(&id, 500, 100, None).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert!(page.next.is_some());
+}
+
 conformance!(
+    catalog_sizes_and_removal,
+    catalog_pages_end_at_the_byte_budget,
     pending_pulls,
     integrations,
     webhook_secret_rotation,

@@ -650,6 +650,9 @@ fn every_setting_the_functions_read_is_set_by_the_template() {
         ("SEYAHA_SECRET_CACHE_SECS", "SecretCacheSecs"),
         ("SEYAHA_SLOT_RETENTION_DAYS", "SlotRetentionDays"),
         ("SEYAHA_WEBHOOK_RATE_PER_MINUTE", "WebhookRatePerMinute"),
+        ("SEYAHA_CATALOG_MAX_ACTIVITIES", "CatalogMaxActivities"),
+        ("SEYAHA_CATALOG_MAX_BYTES", "CatalogMaxBytes"),
+        ("SEYAHA_CATALOG_INACTIVE_RETENTION_DAYS", "CatalogInactiveRetentionDays"),
     ] {
         assert_eq!(set[variable], json!({"Ref": parameter}), "{variable}");
         let default = &template["Parameters"][parameter]["Default"];
@@ -658,9 +661,65 @@ fn every_setting_the_functions_read_is_set_by_the_template() {
             "SEYAHA_FALLBACK_DELAY_SECS" => seyaha::settings::Settings::default().fallback_delay_secs,
             "SEYAHA_SECRET_CACHE_SECS" => seyaha::settings::Settings::default().secret_cache_secs,
             "SEYAHA_SLOT_RETENTION_DAYS" => seyaha::settings::Settings::default().slot_retention_days,
+            "SEYAHA_CATALOG_MAX_ACTIVITIES" => seyaha::settings::Settings::default().catalog_max_activities,
+            "SEYAHA_CATALOG_MAX_BYTES" => seyaha::settings::Settings::default().catalog_max_bytes,
+            "SEYAHA_CATALOG_INACTIVE_RETENTION_DAYS" => seyaha::settings::Settings::default().catalog_inactive_retention_days,
             _ => u64::from(seyaha::settings::Settings::default().webhook_rate_per_minute),
         })
         .unwrap();
         assert_eq!(default, &settings_default, "{parameter}'s default is the code's");
     }
+}
+
+/// Anonymous floods (the security review's R7): the HTTP API's route limits count requests
+/// before any secret is checked, and an HTTP API takes no WAF. `EdgeProtection` (off by
+/// default) puts CloudFront with a WAF rate-based rule per client IP in front of it; pushes then
+/// come through it too. The per-IP limit is sized against the smallest webhook route limit, so
+/// one source takes at most a fifth of it.
+#[test]
+fn edge_protection_puts_a_per_ip_waf_rule_in_front_of_the_api_and_is_off_by_default() {
+    let template = template();
+    let parameters = &template["Parameters"];
+    assert_eq!(parameters["EdgeProtection"]["Default"], "off");
+    assert_eq!(template["Conditions"]["EdgeOn"], json!({"Fn::Equals": [{"Ref": "EdgeProtection"}, "cloudfront-waf"]}));
+
+    let acl = resource(&template, "EdgeWebAcl");
+    assert_eq!((acl["Condition"].clone(), acl["Properties"]["Scope"].clone()), (json!("CreateEdgeWebAcl"), json!("CLOUDFRONT")));
+    let rule = &acl["Properties"]["Rules"][0];
+    let rate = &rule["Statement"]["RateBasedStatement"];
+    assert_eq!(rate["AggregateKeyType"], "IP", "a limit per client IP");
+    assert_eq!((rate["Limit"].clone(), rate["EvaluationWindowSec"].clone()), (json!({"Ref": "EdgeRequestsPerMinutePerIp"}), json!(60)));
+    assert_eq!(rule["Action"]["Block"]["CustomResponse"]["ResponseCode"], 429);
+    // Outside us-east-1 the stack cannot make a CloudFront web ACL: a rule refuses the
+    // parameters before anything is created.
+    let assertion = &template["Rules"]["EdgeWebAclWhereItCanBeMade"]["Assertions"][0]["Assert"];
+    assert_eq!(assertion, &json!({"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]}));
+
+    let distribution = &resource(&template, "EdgeDistribution");
+    assert_eq!(distribution["Condition"], "EdgeOn");
+    let config = &distribution["Properties"]["DistributionConfig"];
+    assert_eq!(
+        config["WebACLId"],
+        json!({"Fn::If": ["CreateEdgeWebAcl", {"Fn::GetAtt": ["EdgeWebAcl", "Arn"]}, {"Ref": "EdgeWebAclArn"}]})
+    );
+    assert!(config["Origins"][0]["DomainName"].to_string().contains("${HttpApi}.execute-api"), "{config}");
+    let behaviour = &config["DefaultCacheBehavior"];
+    assert_eq!(behaviour["CachePolicyId"], "4135ea2d-6df8-44a3-9df3-4b5a84be39ad", "nothing is cached");
+    assert_eq!(behaviour["AllowedMethods"].as_array().unwrap().len(), 7, "every method reaches the API");
+    // The sync worker subscribes partners' platforms to the distribution's URL when it is on.
+    let worker = &resource(&template, "SyncWorkerFunction")["Properties"]["Environment"]["Variables"]["SEYAHA_PUBLIC_URL"];
+    assert_eq!(worker["Fn::If"][0], "EdgeOn", "{worker}");
+    assert!(worker["Fn::If"][1].to_string().contains("EdgeDistribution.DomainName"), "{worker}");
+
+    // The sizing rule: one source at the per-IP limit is at most a fifth of the smallest route limit.
+    let per_ip_per_second = parameters["EdgeRequestsPerMinutePerIp"]["Default"].as_f64().unwrap() / 60.0;
+    let smallest_route =
+        ["WebhookRateLimit", "NotifyRateLimit"].iter().map(|p| parameters[*p]["Default"].as_f64().unwrap()).fold(f64::MAX, f64::min);
+    assert!(per_ip_per_second * 5.0 <= smallest_route, "{per_ip_per_second}/s per IP against {smallest_route}/s");
+
+    // As deployed: SAM passes the edge resources, their conditions and the rule through.
+    let translated = translated();
+    assert_eq!(resource(&translated, "EdgeDistribution")["Condition"], "EdgeOn");
+    assert_eq!(resource(&translated, "EdgeWebAcl")["Condition"], "CreateEdgeWebAcl");
+    assert!(translated["Rules"]["EdgeWebAclWhereItCanBeMade"].is_object());
 }

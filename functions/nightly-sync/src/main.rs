@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let app = seyaha::lambda::start().await?;
+    let app = seyaha::lambda::start_or_exit().await;
     seyaha::lambda::run(service_fn(move |_event: LambdaEvent<Value>| {
         let service = app.service().clone();
         async move {

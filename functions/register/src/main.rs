@@ -6,6 +6,6 @@ use seyaha::lambda::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let app = seyaha::lambda::start().await?;
+    let app = seyaha::lambda::start_or_exit().await;
     seyaha::lambda::run_http(app.registration_router()).await
 }

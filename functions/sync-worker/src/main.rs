@@ -63,6 +63,6 @@ fn failure(id: String) -> BatchItemFailure {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let app = seyaha::lambda::start().await?;
+    let app = seyaha::lambda::start_or_exit().await;
     seyaha::lambda::run(service_fn(|event| handle(&app, event))).await
 }

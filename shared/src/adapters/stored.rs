@@ -8,10 +8,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Activity, AuthType, AvailabilityPull, BaseUrl, ContentHash, ExternalSync, Health, HealthStatus, Integration, IntegrationId,
-    IntegrationRecord, Lease, LocalDateTime, NotificationMode, Notifications, PartnerId, PreviousWebhookSecret, Price, Rejection, RunId,
-    RunOutcome, RunTrigger, Slot, SlotStatus, SyncControl, SyncCounts, SyncRun, SyncState, SyncStatus, Timestamp, UnitPrice, Variation,
-    VariationPricing, VariationSync, WebhookSecretDigest,
+    Activity, AuthType, AvailabilityPull, BaseUrl, CatalogUsage, ContentHash, ExternalSync, Health, HealthStatus, Integration,
+    IntegrationId, IntegrationRecord, Lease, LocalDateTime, NotificationMode, Notifications, PartnerId, PreviousWebhookSecret, Price,
+    Rejection, RunId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncControl, SyncCounts, SyncRun, SyncState, SyncStatus, Timestamp,
+    UnitPrice, Variation, VariationPricing, VariationSync, WebhookSecretDigest,
 };
 use crate::octo::Channel;
 use crate::ports::{Cursor, FanOutPage, JobWork, Lane, StoreError, SyncJob};
@@ -22,6 +22,8 @@ pub mod fields {
     pub const CONTENT_HASH: &str = "content_hash";
     pub const IS_ACTIVE: &str = "isActive";
     pub const UPDATED_AT: &str = "updatedAt";
+    /// DynamoDB only: the activity's size as JSON (`Activity::stored_bytes`), for the cap.
+    pub const STORED_BYTES: &str = "stored_bytes";
 }
 
 /// Defines a stored enum with its frozen spellings and the conversions to the domain's.
@@ -173,6 +175,15 @@ pub struct StoredSyncControl {
     /// Added with coalesced availability pulls: absent before, and left out when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pulls_requested_at: Option<Timestamp>,
+    /// Added with the per-integration catalog cap: absent before, and left out when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_usage: Option<StoredCatalogUsage>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct StoredCatalogUsage {
+    pub activities: u64,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -236,6 +247,7 @@ impl From<&IntegrationRecord> for StoredIntegration {
                 fan_out: control.fan_out,
                 deferred_until: control.deferred_until,
                 pulls_requested_at: control.pulls_requested_at,
+                catalog_usage: control.catalog_usage.map(|usage| StoredCatalogUsage { activities: usage.activities, bytes: usage.bytes }),
             },
             version: record.version,
         }
@@ -306,6 +318,7 @@ impl TryFrom<StoredIntegration> for IntegrationRecord {
                 fan_out: control.fan_out,
                 deferred_until: control.deferred_until,
                 pulls_requested_at: control.pulls_requested_at,
+                catalog_usage: control.catalog_usage.map(|usage| CatalogUsage { activities: usage.activities, bytes: usage.bytes }),
             },
             version: stored.version,
         })

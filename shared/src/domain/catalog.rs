@@ -72,6 +72,74 @@ pub struct ActivityState {
     pub internal_name: String,
     pub content_hash: ContentHash,
     pub is_active: bool,
+    /// Its size as JSON ([`Activity::stored_bytes`]); 0 for an activity stored before sizes
+    /// were recorded (DynamoDB) until it is written again.
+    pub stored_bytes: u64,
+    /// When it last changed: for an inactive activity, when it was deactivated.
+    pub updated_at: Timestamp,
+}
+
+impl Activity {
+    /// Its size as JSON, the measure of the per-integration byte cap and of a catalog page
+    /// (the API answers activities in this form).
+    pub fn stored_bytes(&self) -> u64 {
+        serde_json::to_vec(self).map_or(u64::MAX, |json| json.len() as u64)
+    }
+}
+
+/// What one integration stores of its catalog, active and inactive activities alike.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CatalogUsage {
+    pub activities: u64,
+    pub bytes: u64,
+}
+
+/// The most one integration may store, and how long a deactivated activity is kept. The cap
+/// counts inactive activities too (they are stored): a partner renaming its whole catalog on
+/// every call fills it, and the activities past it are rejected with [`CatalogLimits::refusal`]
+/// until the retention has removed the deactivated ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogLimits {
+    pub max_activities: u64,
+    pub max_bytes: u64,
+    pub inactive_retention: std::time::Duration,
+}
+
+impl Default for CatalogLimits {
+    fn default() -> Self {
+        Self { max_activities: 200_000, max_bytes: 1 << 30, inactive_retention: std::time::Duration::from_secs(30 * 24 * 3600) }
+    }
+}
+
+impl CatalogLimits {
+    /// No cap (the one-shot diff of tests and benches).
+    pub fn unlimited() -> Self {
+        Self { max_activities: u64::MAX, max_bytes: u64::MAX, ..Self::default() }
+    }
+
+    /// Why an activity of `bytes` that adds `new_activities` (0 or 1) to `usage` may not be
+    /// stored, if it may not.
+    pub fn refusal(&self, usage: CatalogUsage, new_activities: u64, added_bytes: u64) -> Option<String> {
+        let retention_days = self.inactive_retention.as_secs() / (24 * 3600);
+        if new_activities > 0 && usage.activities + new_activities > self.max_activities {
+            return Some(format!(
+                "catalog limit: this integration already stores {} activities, the most it may (deactivated ones count until they are removed, {retention_days} days after deactivation)",
+                usage.activities
+            ));
+        }
+        if added_bytes > 0 && usage.bytes.saturating_add(added_bytes) > self.max_bytes {
+            return Some(format!(
+                "catalog limit: storing it would take this integration's catalog past {} bytes (it stores {}; deactivated activities count until they are removed, {retention_days} days after deactivation)",
+                self.max_bytes, usage.bytes
+            ));
+        }
+        None
+    }
+
+    /// Whether an activity deactivated at `updated_at` is due for removal at `now`.
+    pub fn expired(&self, state: &ActivityState, now: Timestamp) -> bool {
+        !state.is_active && state.updated_at.plus_millis(self.inactive_retention.as_millis() as i64) <= now
+    }
 }
 
 /// What a single-product sync and an availability pull need of one product's stored activity.
@@ -82,6 +150,8 @@ pub struct ProductActivity {
     pub is_active: bool,
     /// The OCTO option ids of its variations.
     pub option_ids: Vec<String>,
+    /// Its size ([`Activity::stored_bytes`]).
+    pub stored_bytes: u64,
 }
 
 impl From<&Activity> for ProductActivity {
@@ -91,6 +161,7 @@ impl From<&Activity> for ProductActivity {
             content_hash: activity.content_hash,
             is_active: activity.is_active,
             option_ids: activity.variations.iter().map(|variation| variation.external_sync.external_option_id.clone()).collect(),
+            stored_bytes: activity.stored_bytes(),
         }
     }
 }

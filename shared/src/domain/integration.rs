@@ -227,7 +227,9 @@ pub struct IntegrationRecord {
     /// The secret the last rotation replaced. One at most: rotating again replaces it.
     pub previous_webhook_secret: Option<PreviousWebhookSecret>,
     /// The secret Seyaha's push subscriptions send (never shown; the partner's platform holds
-    /// it in the subscription's headers).
+    /// it in the subscription's headers). Stored before the subscription is created, so a
+    /// subscribe that dies after the platform made it finds and reuses it; accepted only once
+    /// the subscription is on record ([`Self::delivery_secret`]).
     pub delivery_secret_digest: Option<WebhookSecretDigest>,
     /// Moved on by every change of the partner credential (create is 0). A credential cached
     /// by another process for an older version is read again (`CachedSecretStore`).
@@ -280,6 +282,30 @@ impl SyncControl {
 }
 
 impl IntegrationRecord {
+    /// The delivery secret a webhook call may present: only while a push subscription made
+    /// with it is on record (a push mode with its ids). A failed create, mode `none` or
+    /// `error`, and a `base_url` change, pause or unapproval (see
+    /// [`Self::forget_delivery_secret_if_moved_or_left`]) all leave none.
+    pub fn delivery_secret(&self) -> Option<&WebhookSecretDigest> {
+        let notifications = &self.integration.notifications;
+        let subscribed = matches!(notifications.mode, NotificationMode::OctoNotifications | NotificationMode::OctoWebhooks)
+            && !notifications.subscription_ids.is_empty();
+        self.delivery_secret_digest.as_ref().filter(|_| subscribed)
+    }
+
+    /// Drops the delivery secret, in the same write as the change, when the integration moved
+    /// to another `base_url` or stopped being live (paused, unapproved): the subscription it
+    /// was made for is on its way out (the unsubscribe job), and must not push meanwhile.
+    pub fn forget_delivery_secret_if_moved_or_left(&mut self, before: &Integration) {
+        if before.base_url != self.integration.base_url || !self.integration.is_live() {
+            self.forget_delivery_secret();
+        }
+    }
+
+    pub fn forget_delivery_secret(&mut self) {
+        self.delivery_secret_digest = None;
+    }
+
     /// Makes `new` the webhook secret. The one it replaces stays accepted until
     /// `previous_valid_until`; an older previous secret, if any, stops working at once (only
     /// one is kept, so a leaked secret is gone after at most two rotations).
@@ -323,6 +349,10 @@ pub struct SyncControl {
     /// pull): the time of the latest request. The pull run that takes the lease notes it and
     /// clears it on release only if no request came since, so none is left without a job.
     pub pulls_requested_at: Option<Timestamp>,
+    /// What the catalog stores, as of the last full sync (exact) and the product syncs since
+    /// (kept in step): a single-product sync checks the cap against it without a listing.
+    /// `None` before the first full sync that recorded it.
+    pub catalog_usage: Option<super::CatalogUsage>,
 }
 
 /// A validated create request.

@@ -12,9 +12,9 @@ mod values;
 pub use actors::{Principal, Role};
 pub use base_url::{BaseUrl, InvalidBaseUrl};
 pub use catalog::{
-    Activity, ActivityState, AvailabilityUpdate, EventAction, ExternalSync, MAX_REPORTED_REJECTIONS, OctoEvent, Price, ProductActivity,
-    RUN_RETENTION_DAYS, RUNS_SHOWN, Rejection, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts, SyncRun, UnitPrice, Variation,
-    VariationPricing, VariationRef, VariationSync,
+    Activity, ActivityState, AvailabilityUpdate, CatalogLimits, CatalogUsage, EventAction, ExternalSync, MAX_REPORTED_REJECTIONS,
+    OctoEvent, Price, ProductActivity, RUN_RETENTION_DAYS, RUNS_SHOWN, Rejection, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts,
+    SyncRun, UnitPrice, Variation, VariationPricing, VariationRef, VariationSync,
 };
 pub use ids::{IntegrationId, InvalidObjectId, ObjectId, PartnerId, RunId};
 pub use integration::{

@@ -294,7 +294,10 @@ impl IntegrationService {
         self.readable(reader, id).await?;
         let limit = query.limit.max(1);
         let activities = match query.kind {
-            None | Some(CatalogKind::Activities) => Some(self.ports.catalog.activities_page(&id, limit, query.activities_after).await?),
+            // Whatever `limit` says, a page of large activities ends before CATALOG_PAGE_MAX_BYTES.
+            None | Some(CatalogKind::Activities) => {
+                Some(self.ports.catalog.activities_page(&id, limit, crate::ports::CATALOG_PAGE_MAX_BYTES, query.activities_after).await?)
+            }
             Some(CatalogKind::Slots) => None,
         };
         let slots = match query.kind {
@@ -366,14 +369,15 @@ impl IntegrationService {
         presented_secret: Option<&str>,
     ) -> Result<AuthenticatedWebhook, ServiceError> {
         let record = self.ports.integrations.get(&id).await?;
+        let now = self.ports.clock.now();
         // An unknown id, a wrong secret and an expired previous secret cost the same
         // comparisons (see `verify`).
         let authenticated = WebhookSecretDigest::verify_any(
             record.as_ref().map(|r| &r.webhook_secret_digest),
             record.as_ref().and_then(|r| r.previous_webhook_secret.as_ref()),
-            record.as_ref().and_then(|r| r.delivery_secret_digest.as_ref()),
+            record.as_ref().and_then(|r| r.delivery_secret()),
             presented_secret,
-            self.ports.clock.now(),
+            now,
         );
         let Some(record) = record.filter(|_| authenticated) else {
             tracing::info!(integration_id = %id, "webhook authentication failed");
@@ -507,6 +511,7 @@ impl IntegrationService {
         let updated = update_record(self.ports.integrations.as_ref(), id, None, |record| {
             let before = record.integration.clone();
             change(record);
+            record.forget_delivery_secret_if_moved_or_left(&before);
             Change::Write(before)
         })
         .await

@@ -16,7 +16,12 @@
 //! calls at a time however many workers run, and one integration holds at most one worker.
 //! After its first pull, the run starts no new one once it made [`MAX_CALLS_PER_RUN`] calls or
 //! its deadline is near (the worker's, or a tenth of the lease before the lease expires), and removes each
-//! pull it served unless it was asked for again meanwhile. On release it clears the mark only
+//! pull it served unless it was asked for again meanwhile. The same two limits hold inside a
+//! pull (a product of many options over a year is many calls): past them the pull starts no
+//! further call, and what it did not call goes back as pending pulls (per option, from the
+//! first piece not called) for the next run, so no run outlives its lease or its worker, and
+//! no call is made twice. A 429 whose `Retry-After` would end past the deadline is not waited
+//! for (that piece fails and is reported). On release it clears the mark only
 //! if nothing is left and no request came since; otherwise the release sends the next job.
 //! A job that finds the lease held by another run (a sync, a product) does nothing: that
 //! run's release sends the pulls' job, so there is no re-queue loop.
@@ -39,6 +44,28 @@ use super::lease::{Leases, PullJob, Request};
 use super::runs::{Run, RunLog, RunReport, truncate};
 use crate::api::MAX_COUNT;
 use crate::domain::{IntegrationId, IntegrationRecord, LocalDateTime, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts};
+
+/// What a pull may still do in this run: calls it may start, and the time past which it starts none.
+#[derive(Debug, Clone, Copy)]
+struct PullBudget {
+    calls: usize,
+    deadline: Instant,
+}
+
+/// One pull's outcome: its result, the calls it made, and what it left for the next run.
+type PullOutcome = (SyncResult, usize, Vec<AvailabilityPull>);
+
+/// The pulls that cover `pieces` (the ones not called, in the order they were listed: option by
+/// option, each option's days in order): one per option, from its first piece to `to`.
+fn remaining_pulls(product_id: &str, to: Date, pieces: &[(String, Date, Date)]) -> Vec<AvailabilityPull> {
+    let mut pulls: Vec<AvailabilityPull> = Vec::new();
+    for (option, from, _) in pieces {
+        if pulls.last().is_none_or(|pull| pull.option_id.as_deref() != Some(option.as_str())) {
+            pulls.push(AvailabilityPull { product_id: product_id.to_owned(), option_id: Some(option.clone()), from: *from, to });
+        }
+    }
+    pulls
+}
 use crate::logging::Untrusted;
 use crate::metrics::{self, Record, Write};
 use crate::octo::{OctoClient, OctoCredentials, OctoError};
@@ -208,12 +235,22 @@ impl AvailabilityPulls {
             }
             // One run record per pull, as before pulls were coalesced.
             let pull_run = Run::start(id, RunTrigger::AvailabilityPull, self.clock.now());
-            let (result, made) = match &credentials {
-                Some(credentials) => self.pull_locked(&pull_run, record, credentials, &pull).await?,
-                None => (self.pull_failed(&pull_run, NO_CREDENTIAL.into()).await, 0),
+            let budget = PullBudget { calls: MAX_CALLS_PER_RUN.saturating_sub(calls).max(1), deadline };
+            let (result, made, remainder) = match &credentials {
+                Some(credentials) => self.pull_locked(&pull_run, record, credentials, &pull, budget).await?,
+                None => (self.pull_failed(&pull_run, NO_CREDENTIAL.into()).await, 0, Vec::new()),
             };
             calls += made;
             attempted += 1;
+            if !remainder.is_empty() {
+                // Stored before the pull is removed: a crash between repeats calls, loses none.
+                let now = self.clock.now();
+                for rest in &remainder {
+                    self.catalog.add_pull(&id, rest, now).await?;
+                }
+                tracing::info!(integration_id = %id, left = remainder.len(), "availability pull cut at the run's limits: the rest is pending");
+                all_served = false;
+            }
             self.catalog.remove_pull(&id, &pull, requested_at).await?;
             match result {
                 SyncResult::Done { counts: pulled, .. } => {
@@ -232,14 +269,16 @@ impl AvailabilityPulls {
         Ok((result, all_served))
     }
 
-    /// One pull; its result and how many calls it made.
+    /// One pull within `budget` (its first call always starts); its result, how many calls it
+    /// made, and the pulls covering the calls it did not start.
     async fn pull_locked(
         &self,
         run: &Run,
         record: &IntegrationRecord,
         credentials: &OctoCredentials,
         pull: &AvailabilityPull,
-    ) -> Result<(SyncResult, usize), SyncError> {
+        budget: PullBudget,
+    ) -> Result<PullOutcome, SyncError> {
         let id = run.id;
         let options = match &pull.option_id {
             Some(option) => vec![option.clone()],
@@ -247,7 +286,7 @@ impl AvailabilityPulls {
                 Some(activity) if activity.is_active => activity.option_ids,
                 _ => {
                     tracing::info!(integration_id = %id, product_id = %Untrusted(&pull.product_id), "availability pull for a product Seyaha does not hold: skipped");
-                    return Ok((SyncResult::NotNeeded, 0));
+                    return Ok((SyncResult::NotNeeded, 0, Vec::new()));
                 }
             },
         };
@@ -257,11 +296,19 @@ impl AvailabilityPulls {
             .iter()
             .flat_map(|option| split_range(pull.from, pull.to).into_iter().map(move |(from, to)| (option.clone(), from, to)))
             .collect();
-        let made = pieces.len();
-        let calls =
-            pieces.into_iter().map(|(option_id, from, to)| self.pull_piece(base_url, credentials, &pull.product_id, option_id, from, to));
-        let results: Vec<Result<CallResult, OctoError>> =
-            futures_util::stream::iter(calls).buffer_unordered(MAX_CONCURRENT_CALLS).collect().await;
+        // Pieces start in order while the budget lasts (checked as each one is about to start,
+        // so calls in flight finish and nothing starts late); the first one always does.
+        let started = std::sync::atomic::AtomicUsize::new(0);
+        let may_start = |index: usize| index == 0 || (index < budget.calls && Instant::now() < budget.deadline);
+        let calls = futures_util::stream::iter(pieces.iter().cloned().enumerate())
+            .take_while(|(index, _)| std::future::ready(may_start(*index)))
+            .map(|(_, (option_id, from, to))| {
+                started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.pull_piece(base_url, credentials, &pull.product_id, option_id, from, to, budget.deadline)
+            });
+        let results: Vec<Result<CallResult, OctoError>> = calls.buffer_unordered(MAX_CONCURRENT_CALLS).collect().await;
+        let made = started.load(std::sync::atomic::Ordering::Relaxed);
+        let remainder = remaining_pulls(&pull.product_id, pull.to, &pieces[made..]);
 
         let mut counts = SyncCounts::default();
         let mut failure = None;
@@ -273,14 +320,15 @@ impl AvailabilityPulls {
             }
         }
         if let Some(message) = failure {
-            return Ok((self.pull_failed(run, message).await, made));
+            return Ok((self.pull_failed(run, message).await, made, remainder));
         }
         tracing::info!(integration_id = %id, product_id = %Untrusted(&pull.product_id), ?counts, "availability pulled");
         self.runs.record(run, RunReport { outcome: RunOutcome::Synced, counts, hash: None, error: None, rejections: Vec::new() }).await;
-        Ok((SyncResult::Done { counts, skipped: false, rejections: Vec::new() }, made))
+        Ok((SyncResult::Done { counts, skipped: false, rejections: Vec::new() }, made, remainder))
     }
 
     /// One option over one piece of the range.
+    #[allow(clippy::too_many_arguments)]
     async fn pull_piece(
         &self,
         base_url: &crate::domain::BaseUrl,
@@ -289,25 +337,30 @@ impl AvailabilityPulls {
         option_id: String,
         from: Date,
         to: Date,
+        deadline: Instant,
     ) -> Result<CallResult, OctoError> {
         let body =
             json!({"productId": product_id, "optionId": option_id, "localDateStart": format_date(from), "localDateEnd": format_date(to)});
-        let answer = self.availability_call(base_url, credentials, &body).await?;
+        let answer = self.availability_call(base_url, credentials, &body, deadline).await?;
         let (slots, rejected) = read_availabilities(&answer, product_id, &option_id, self.clock.now());
         Ok(CallResult { option_id, from, to, slots, rejected })
     }
 
-    /// One call, waiting out a 429's `Retry-After` a few times.
+    /// One call, waiting out a 429's `Retry-After` a few times, but never past `deadline`.
     async fn availability_call(
         &self,
         base_url: &crate::domain::BaseUrl,
         credentials: &OctoCredentials,
         body: &Value,
+        deadline: Instant,
     ) -> Result<Vec<u8>, OctoError> {
         let mut attempt = 0;
         loop {
             match self.octo.fetch_availability_body(base_url, credentials, body).await {
-                Err(OctoError::RateLimited { retry_after, .. }) if attempt < RATE_LIMIT_RETRIES => {
+                Err(OctoError::RateLimited { retry_after, .. })
+                    if attempt < RATE_LIMIT_RETRIES
+                        && Instant::now() + Duration::from_secs(retry_after.unwrap_or(1)).min(MAX_RETRY_WAIT) < deadline =>
+                {
                     attempt += 1;
                     let wait = Duration::from_secs(retry_after.unwrap_or(1)).min(MAX_RETRY_WAIT);
                     let until = self.clock.now().plus_millis(wait.as_millis() as i64);

@@ -60,7 +60,7 @@ pub fn parse_catalog(body: &[u8], now: Timestamp) -> Result<ParsedCatalog, Catal
     let mut rejections = Vec::new();
     for item in items {
         match item {
-            CatalogItem::Accepted(activity) => activities.push(activity),
+            CatalogItem::Accepted { activity, .. } => activities.push(activity),
             CatalogItem::Rejected(rejection) => rejections.push(rejection),
         }
     }
@@ -70,7 +70,12 @@ pub fn parse_catalog(body: &[u8], now: Timestamp) -> Result<ParsedCatalog, Catal
 /// One product of the stream, in the order the partner sent them.
 #[derive(Debug)]
 pub enum CatalogItem {
-    Accepted(Activity),
+    /// Mapped, with its position in the array and its size ([`Activity::stored_bytes`]).
+    Accepted {
+        activity: Activity,
+        index: usize,
+        bytes: u64,
+    },
     Rejected(Rejection),
 }
 
@@ -294,7 +299,7 @@ impl Builder {
         self.hashed += 1;
         let content_hash = ContentHash::of(&self.canonical);
         Ok(match self.accept(raw, content_hash) {
-            Ok(activity) => CatalogItem::Accepted(activity),
+            Ok((activity, bytes)) => CatalogItem::Accepted { activity, index, bytes },
             Err(reason) => {
                 let ids = serde_json::from_str::<ProductIds>(raw).unwrap_or_default();
                 CatalogItem::Rejected(Rejection { index, product_id: ids.id.as_text(), internal_name: ids.internal_name.as_text(), reason })
@@ -302,7 +307,7 @@ impl Builder {
         })
     }
 
-    fn accept(&mut self, raw: &str, content_hash: ContentHash) -> Result<Activity, String> {
+    fn accept(&mut self, raw: &str, content_hash: ContentHash) -> Result<(Activity, u64), String> {
         let mut deserializer = serde_json::Deserializer::from_str(raw);
         let product: Product = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
             let path = e.path().to_string();
@@ -321,11 +326,11 @@ impl Builder {
         self.names.insert(product.internal_name.clone());
         self.product_ids.insert(product.id.clone());
         let activity = map_product(product, content_hash, self.now);
-        let size = serde_json::to_vec(&activity).map(|json| json.len()).unwrap_or(usize::MAX);
-        if size > MAX_ACTIVITY_BYTES {
+        let size = activity.stored_bytes();
+        if size > MAX_ACTIVITY_BYTES as u64 {
             return Err(format!("product: too large to store ({size} bytes once mapped; at most {MAX_ACTIVITY_BYTES})"));
         }
-        Ok(activity)
+        Ok((activity, size))
     }
 }
 
@@ -558,7 +563,7 @@ mod tests {
         let summary: Vec<String> = items
             .iter()
             .map(|item| match item {
-                CatalogItem::Accepted(a) => a.internal_name.clone(),
+                CatalogItem::Accepted { activity, .. } => activity.internal_name.clone(),
                 CatalogItem::Rejected(r) => format!("{}: {}", r.index, r.reason),
             })
             .collect();

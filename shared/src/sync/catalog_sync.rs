@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::domain::{
-    Activity, BaseUrl, ContentHash, HealthTransition, IntegrationId, IntegrationRecord, MAX_REPORTED_REJECTIONS, RunOutcome, RunTrigger,
-    SyncCounts, SyncStatus,
+    Activity, ActivityState, BaseUrl, CatalogLimits, CatalogUsage, ContentHash, HealthTransition, IntegrationId, IntegrationRecord,
+    MAX_REPORTED_REJECTIONS, Rejection, RunOutcome, RunTrigger, SyncCounts, SyncStatus,
 };
 use crate::logging::Untrusted;
 use crate::metrics::{self, Record, Write};
@@ -29,7 +29,7 @@ use crate::ports::{CatalogStore, Clock, Lane, Ports, SyncJob, SyncQueue};
 
 use super::catalog::{CatalogItem, CatalogParser};
 use super::credentials::{Credentials, NO_CREDENTIAL};
-use super::diff::StreamingDiff;
+use super::diff::{Incoming, StreamingDiff};
 use super::engine::{ProbeOutcome, SyncConfig, SyncError, SyncResult};
 use super::health::{Health, apply_probe};
 use super::lease::{Leases, Released, Request, Start};
@@ -72,6 +72,8 @@ pub(super) struct CatalogSync {
     write_batch: usize,
     /// Largest single product of `GET /products` read, as sent.
     max_product_bytes: usize,
+    /// What one integration may store, and when deactivated activities go.
+    limits: CatalogLimits,
 }
 
 impl CatalogSync {
@@ -96,6 +98,7 @@ impl CatalogSync {
             lease: config.lease,
             write_batch: config.write_batch,
             max_product_bytes: config.max_product_bytes,
+            limits: config.catalog_limits,
         }
     }
 
@@ -166,9 +169,10 @@ impl CatalogSync {
             Ok(body) => body,
             Err(error) => return self.partner_failed(run, &error).await,
         };
-        // The one per-activity state the diff needs (name -> content hash), read once the
-        // partner answered (a failing partner, a DOWN one's probe, costs no listing).
-        let mut diff = StreamingDiff::new(self.catalog.activity_states(&id).await?);
+        // The one per-activity state the diff needs (name -> content hash, size), read once
+        // the partner answered (a failing partner, a DOWN one's probe, costs no listing).
+        let states = self.remove_expired(&id, self.catalog.activity_states(&id).await?).await?;
+        let mut diff = StreamingDiff::new(states, self.limits);
         let mut parser = CatalogParser::new(self.clock.now(), self.max_product_bytes);
         let batch_size = self.write_batch.max(1);
         let (mut items, mut batch) = (Vec::new(), Vec::with_capacity(batch_size));
@@ -188,7 +192,21 @@ impl CatalogSync {
             }
             for item in items.drain(..) {
                 match item {
-                    CatalogItem::Accepted(activity) => batch.extend(diff.incoming(activity)),
+                    CatalogItem::Accepted { activity, index, bytes } => match diff.incoming(activity, bytes) {
+                        Incoming::Write(activity) => batch.push(activity),
+                        Incoming::Unchanged => {}
+                        Incoming::Refused { activity, reason } => {
+                            rejected += 1;
+                            if rejections.len() < MAX_REPORTED_REJECTIONS {
+                                rejections.push(Rejection {
+                                    index,
+                                    product_id: Some(activity.external_sync.external_id),
+                                    internal_name: Some(activity.internal_name),
+                                    reason,
+                                });
+                            }
+                        }
+                    },
                     CatalogItem::Rejected(rejection) => {
                         rejected += 1;
                         if rejections.len() < MAX_REPORTED_REJECTIONS {
@@ -216,12 +234,12 @@ impl CatalogSync {
             }
             written += self.write_activities(&id, &mut batch).await?;
         }
-        let (to_deactivate, mut counts) = diff.finish();
+        let (to_deactivate, mut counts, usage) = diff.finish();
         counts.rejected = rejected;
 
         // Skip by hash: the same catalog as last time, and the per-activity diff agreed.
         if !force && written == 0 && to_deactivate.is_empty() && record.integration.sync.last_sync_hash == Some(hash) {
-            self.commit(run, None).await?;
+            self.commit(run, None, usage).await?;
             let counts = SyncCounts { rejected, ..SyncCounts::default() };
             let report = RunReport { outcome: RunOutcome::Skipped, counts, hash: Some(hash), error: None, rejections };
             self.runs.record(run, report).await;
@@ -234,7 +252,7 @@ impl CatalogSync {
             metrics::catalog_writes(Record::Activity, Write::Deactivate, to_deactivate.len() as u64);
         }
 
-        let committed = self.commit(run, Some(hash)).await?;
+        let committed = self.commit(run, Some(hash), usage).await?;
         if !committed {
             // Deleted while syncing: what this run wrote must not stay active.
             let deactivated = self.catalog.deactivate_all(&id, self.clock.now()).await?;
@@ -284,9 +302,25 @@ impl CatalogSync {
         Ok(CatalogRead { products, complete: true })
     }
 
-    /// Success: release the lease, record the hash (when written) and a healthy probe.
-    /// Returns false when the integration no longer exists.
-    async fn commit(&self, run: &Run, hash: Option<ContentHash>) -> Result<bool, SyncError> {
+    /// Removes the deactivated activities past their retention (under the lease, before the
+    /// diff, so the cap counts what is left) and returns the states of the others.
+    async fn remove_expired(&self, id: &IntegrationId, states: Vec<ActivityState>) -> Result<Vec<ActivityState>, SyncError> {
+        let now = self.clock.now();
+        let (expired, kept): (Vec<_>, Vec<_>) = states.into_iter().partition(|state| self.limits.expired(state, now));
+        if !expired.is_empty() {
+            let names: Vec<String> = expired.into_iter().map(|state| state.internal_name).collect();
+            for chunk in names.chunks(self.write_batch.max(1)) {
+                self.catalog.delete_activities(id, chunk).await?;
+            }
+            metrics::catalog_writes(Record::Activity, Write::Remove, names.len() as u64);
+            tracing::info!(integration_id = %id, removed = names.len(), "deactivated activities past their retention removed");
+        }
+        Ok(kept)
+    }
+
+    /// Success: release the lease, record the hash (when written), what the catalog stores
+    /// and a healthy probe. Returns false when the integration no longer exists.
+    async fn commit(&self, run: &Run, hash: Option<ContentHash>, usage: CatalogUsage) -> Result<bool, SyncError> {
         let now = self.clock.now();
         // The transition of the attempt that was written (a lost race applies it again).
         let mut transition = HealthTransition::Unchanged;
@@ -301,6 +335,7 @@ impl CatalogSync {
                     sync.last_sync_at = Some(now);
                 }
                 record.sync_control.force_full_sync = false;
+                record.sync_control.catalog_usage = Some(usage);
                 transition = apply_probe(record, ProbeOutcome::Success, now);
             })
             .await?;

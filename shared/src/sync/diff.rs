@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::domain::{Activity, ActivityState, ContentHash, SyncCounts};
+use crate::domain::{Activity, ActivityState, CatalogLimits, CatalogUsage, ContentHash, SyncCounts};
 
 /// What to write: created, changed and returning activities, and names to deactivate.
 #[derive(Debug, Default)]
@@ -12,45 +12,91 @@ pub struct CatalogDiff {
     pub counts: SyncCounts,
 }
 
-/// Compares the payload's activities with the stored states by content hash. A stored but
-/// inactive activity that is back in the payload counts as updated (it is reactivated);
-/// active activities missing from the payload are deactivated, never deleted.
+/// Compares the payload's activities with the stored states by content hash, with no cap. A
+/// stored but inactive activity that is back in the payload counts as updated (it is
+/// reactivated); active activities missing from the payload are deactivated, never deleted.
 pub fn diff_catalog(incoming: Vec<Activity>, stored: Vec<ActivityState>, rejected: u64) -> CatalogDiff {
-    let mut diff = StreamingDiff::new(stored);
-    let to_write = incoming.into_iter().filter_map(|activity| diff.incoming(activity)).collect();
-    let (to_deactivate, mut counts) = diff.finish();
+    let mut diff = StreamingDiff::new(stored, CatalogLimits::unlimited());
+    let to_write = incoming
+        .into_iter()
+        .filter_map(|activity| {
+            let bytes = activity.stored_bytes();
+            match diff.incoming(activity, bytes) {
+                Incoming::Write(activity) => Some(activity),
+                Incoming::Unchanged | Incoming::Refused { .. } => None,
+            }
+        })
+        .collect();
+    let (to_deactivate, mut counts, _) = diff.finish();
     counts.rejected = rejected;
     CatalogDiff { to_write, to_deactivate, counts }
 }
 
+/// What the diff says of one incoming activity.
+#[derive(Debug)]
+pub enum Incoming {
+    /// New, changed or returning: write it.
+    Write(Activity),
+    Unchanged,
+    /// Storing it would pass the integration's cap: it is rejected with `reason` (and, if an
+    /// earlier version is stored, that one is deactivated like any rejected product's).
+    Refused {
+        activity: Activity,
+        reason: String,
+    },
+}
+
 /// The same diff one activity at a time, as a catalog streams in: it keeps only the stored
-/// states it has not met yet (name -> content hash), never the incoming activities. Names
-/// must be unique among the incoming (the parser rejects a duplicate).
+/// states it has not met yet (name -> content hash, active flag, size), never the incoming
+/// activities, and the integration's usage against its [`CatalogLimits`]. Names must be
+/// unique among the incoming (the parser rejects a duplicate).
 #[derive(Debug)]
 pub struct StreamingDiff {
     /// Stored states not (yet) in the payload.
-    unseen: HashMap<String, (ContentHash, bool)>,
+    unseen: HashMap<String, (ContentHash, bool, u64)>,
     counts: SyncCounts,
+    limits: CatalogLimits,
+    /// Everything stored, active or not, as it will be once the accepted writes are done.
+    usage: CatalogUsage,
 }
 
 impl StreamingDiff {
-    pub fn new(stored: Vec<ActivityState>) -> Self {
-        let unseen = stored.into_iter().map(|s| (s.internal_name, (s.content_hash, s.is_active))).collect();
-        Self { unseen, counts: SyncCounts::default() }
+    pub fn new(stored: Vec<ActivityState>, limits: CatalogLimits) -> Self {
+        let usage = CatalogUsage {
+            activities: stored.len() as u64,
+            bytes: stored.iter().fold(0u64, |sum, state| sum.saturating_add(state.stored_bytes)),
+        };
+        let unseen = stored.into_iter().map(|s| (s.internal_name, (s.content_hash, s.is_active, s.stored_bytes))).collect();
+        Self { unseen, counts: SyncCounts::default(), limits, usage }
     }
 
-    /// One incoming activity: itself when it must be written (new, changed or returning).
-    pub fn incoming(&mut self, activity: Activity) -> Option<Activity> {
-        self.counts.synced += 1;
+    /// One incoming activity of `bytes` ([`Activity::stored_bytes`]).
+    pub fn incoming(&mut self, activity: Activity, bytes: u64) -> Incoming {
         match self.unseen.remove(&activity.internal_name) {
-            None => self.counts.created += 1,
-            Some((hash, active)) if hash != activity.content_hash || !active => self.counts.updated += 1,
+            None => {
+                if let Some(reason) = self.limits.refusal(self.usage, 1, bytes) {
+                    return Incoming::Refused { activity, reason };
+                }
+                self.usage.activities += 1;
+                self.usage.bytes = self.usage.bytes.saturating_add(bytes);
+                self.counts.created += 1;
+            }
+            Some((hash, active, stored)) if hash != activity.content_hash || !active => {
+                if let Some(reason) = self.limits.refusal(self.usage, 0, bytes.saturating_sub(stored)) {
+                    self.unseen.insert(activity.internal_name.clone(), (hash, active, stored));
+                    return Incoming::Refused { activity, reason };
+                }
+                self.usage.bytes = self.usage.bytes.saturating_sub(stored).saturating_add(bytes);
+                self.counts.updated += 1;
+            }
             Some(_) => {
+                self.counts.synced += 1;
                 self.counts.unchanged += 1;
-                return None;
+                return Incoming::Unchanged;
             }
         }
-        Some(activity)
+        self.counts.synced += 1;
+        Incoming::Write(activity)
     }
 
     /// Counts so far (created, updated and unchanged; nothing deactivated yet).
@@ -59,12 +105,13 @@ impl StreamingDiff {
     }
 
     /// The payload ended: the stored active activities it did not contain, sorted, to be
-    /// deactivated, and the counts with them.
-    pub fn finish(self) -> (Vec<String>, SyncCounts) {
-        let mut to_deactivate: Vec<String> = self.unseen.into_iter().filter(|(_, (_, active))| *active).map(|(name, _)| name).collect();
+    /// deactivated, the counts with them, and what the integration stores once the writes
+    /// are done (deactivated activities stay stored).
+    pub fn finish(self) -> (Vec<String>, SyncCounts, CatalogUsage) {
+        let mut to_deactivate: Vec<String> = self.unseen.into_iter().filter(|(_, (_, active, _))| *active).map(|(name, _)| name).collect();
         to_deactivate.sort();
         let counts = SyncCounts { deactivated: to_deactivate.len() as u64, ..self.counts };
-        (to_deactivate, counts)
+        (to_deactivate, counts, self.usage)
     }
 }
 
@@ -86,7 +133,13 @@ mod tests {
     }
 
     fn state(name: &str, hash: &str, active: bool) -> ActivityState {
-        ActivityState { internal_name: name.into(), content_hash: ContentHash::of(hash.as_bytes()), is_active: active }
+        ActivityState {
+            internal_name: name.into(),
+            content_hash: ContentHash::of(hash.as_bytes()),
+            is_active: active,
+            stored_bytes: 100,
+            updated_at: Timestamp::from_unix_millis(0),
+        }
     }
 
     #[test]
@@ -105,6 +158,53 @@ mod tests {
         assert_eq!(diff.to_deactivate, vec!["gone"]);
         let c = diff.counts;
         assert_eq!((c.synced, c.created, c.updated, c.unchanged, c.deactivated, c.rejected), (4, 1, 2, 1, 1, 2));
+    }
+
+    fn limited(max_activities: u64, max_bytes: u64) -> CatalogLimits {
+        CatalogLimits { max_activities, max_bytes, ..CatalogLimits::default() }
+    }
+
+    fn written(outcome: Incoming) -> Option<String> {
+        match outcome {
+            Incoming::Write(activity) => Some(activity.internal_name),
+            Incoming::Unchanged | Incoming::Refused { .. } => None,
+        }
+    }
+
+    #[test]
+    fn new_activities_past_the_count_cap_are_refused_and_inactive_ones_count() {
+        // Two stored (one inactive) and a cap of three: one new activity fits, the next not.
+        let mut diff = StreamingDiff::new(vec![state("a", "1", true), state("old", "2", false)], limited(3, u64::MAX));
+        assert_eq!(written(diff.incoming(activity("b", "3"), 100)), Some("b".into()));
+        match diff.incoming(activity("c", "4"), 100) {
+            Incoming::Refused { reason, .. } => {
+                assert!(reason.starts_with("catalog limit: this integration already stores 3 activities"), "{reason}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // A changed or returning activity adds nothing to the count: still written.
+        assert_eq!(written(diff.incoming(activity("old", "2b"), 100)), Some("old".into()));
+        let (deactivated, counts, usage) = diff.finish();
+        assert_eq!(deactivated, vec!["a"]);
+        assert_eq!((counts.created, counts.updated, counts.synced), (1, 1, 2));
+        assert_eq!(usage, CatalogUsage { activities: 3, bytes: 300 });
+    }
+
+    #[test]
+    fn an_activity_that_would_pass_the_byte_cap_is_refused_and_its_stored_version_deactivated() {
+        let mut diff = StreamingDiff::new(vec![state("a", "1", true)], limited(10, 1_000));
+        assert_eq!(written(diff.incoming(activity("b", "2"), 800)), Some("b".into()));
+        // `a` grows from 100 to 200 bytes: 1,000 in all, still within the cap.
+        assert_eq!(written(diff.incoming(activity("a", "1b"), 200)), Some("a".into()));
+        match diff.incoming(activity("c", "3"), 1) {
+            Incoming::Refused { reason, .. } => assert!(reason.contains("past 1000 bytes"), "{reason}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let mut diff = StreamingDiff::new(vec![state("a", "1", true)], limited(10, 150));
+        assert!(matches!(diff.incoming(activity("a", "1b"), 151), Incoming::Refused { .. }));
+        let (deactivated, _, usage) = diff.finish();
+        assert_eq!(deactivated, vec!["a"], "a refused change leaves the stored version to be deactivated");
+        assert_eq!(usage, CatalogUsage { activities: 1, bytes: 100 });
     }
 
     #[test]
@@ -134,7 +234,7 @@ mod properties {
             stored in prop::collection::btree_map("[a-h]", (0u8..3, any::<bool>()), 0..8),
             incoming in prop::collection::btree_map("[a-h]", 0u8..3, 0..8),
         ) {
-            let states = stored.iter().map(|(n, (h, a))| ActivityState { internal_name: n.clone(), content_hash: ContentHash::of(h.to_string().as_bytes()), is_active: *a }).collect();
+            let states = stored.iter().map(|(n, (h, a))| ActivityState { internal_name: n.clone(), content_hash: ContentHash::of(h.to_string().as_bytes()), is_active: *a, stored_bytes: 1, updated_at: crate::domain::Timestamp::from_unix_millis(0) }).collect();
             let diff = diff_catalog(incoming.iter().map(|(n, h)| activity(n, &h.to_string())).collect(), states, 0);
 
             let mut result: BTreeMap<String, (ContentHash, bool)> = stored.iter().map(|(n, (h, a))| (n.clone(), (ContentHash::of(h.to_string().as_bytes()), *a))).collect();

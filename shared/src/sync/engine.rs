@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::domain::{BaseUrl, IntegrationId, IntegrationRecord, Rejection, RunTrigger, SyncCounts};
+use crate::domain::{BaseUrl, CatalogLimits, IntegrationId, IntegrationRecord, Rejection, RunTrigger, SyncCounts};
 use crate::octo::{OctoClient, OctoCredentials};
 use crate::ports::{Clock, JobWork, Lane, MAX_QUEUE_DELAY, Ports, QueueError, SecretStoreError, StoreError, SyncJob, SyncQueue};
 
@@ -47,6 +47,8 @@ pub struct SyncConfig {
     pub fan_out_window: Duration,
     /// Largest single product of `GET /products` read, as sent; a larger one is rejected.
     pub max_product_bytes: usize,
+    /// The most one integration stores, and how long deactivated activities are kept.
+    pub catalog_limits: CatalogLimits,
 }
 
 impl Default for SyncConfig {
@@ -60,6 +62,7 @@ impl Default for SyncConfig {
             fan_out_page: 100,
             fan_out_window: Duration::ZERO,
             max_product_bytes: 1024 * 1024,
+            catalog_limits: CatalogLimits::default(),
         }
     }
 }
@@ -125,7 +128,7 @@ impl SyncEngine {
             request_budget: config.request_budget,
             catalog: CatalogSync::new(&ports, octo.clone(), &config, credentials.clone(), leases.clone(), health.clone(), runs.clone()),
             fan_out: FanOut::new(&ports, &config, leases.clone()),
-            products: ProductSync::new(&ports, octo.clone(), credentials.clone(), leases.clone(), runs.clone()),
+            products: ProductSync::new(&ports, octo.clone(), credentials.clone(), leases.clone(), runs.clone(), config.catalog_limits),
             availability: AvailabilityPulls::new(&ports, octo.clone(), &config, credentials.clone(), leases.clone(), runs),
             subscriptions: Subscriptions::new(&ports, octo, credentials.clone()),
             credentials,

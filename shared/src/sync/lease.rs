@@ -218,16 +218,6 @@ impl Leases {
         .await?)
     }
 
-    /// Runs `work` under a lease from [`take_lease`](Self::take_lease), then gives the lease
-    /// back either way; a request made meanwhile gets its follow-up now.
-    pub(super) async fn release_after<T>(&self, run: &Run, work: impl Future<Output = Result<T, SyncError>>) -> Result<T, SyncError> {
-        let result = work.await;
-        let released = self.release(run, RunTrigger::FollowUp, Request::Served, |_| {}).await;
-        let result = result?;
-        released?;
-        Ok(result)
-    }
-
     /// Releases our lease (if still ours) with `finish` applied, then sends the one job a
     /// request made during the run (or by `finish`) asked for, as `next`. `None` when the
     /// integration is gone; `finish` was applied to what was written only when `Written`.

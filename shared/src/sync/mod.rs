@@ -43,6 +43,6 @@ pub use availability::{
 pub use canonical::canonicalize;
 pub use catalog::{CatalogError, CatalogItem, CatalogParser, MAX_ACTIVITY_BYTES, ParsedCatalog, parse_catalog};
 pub use catalog_sync::{CatalogFailure, CatalogRead};
-pub use diff::{CatalogDiff, StreamingDiff, diff_catalog};
+pub use diff::{CatalogDiff, Incoming, StreamingDiff, diff_catalog};
 pub use engine::{ProbeOutcome, SyncConfig, SyncEngine, SyncError, SyncResult};
 pub use subscriptions::Unsubscribe;

@@ -7,6 +7,9 @@
 //! the next full sync still compares everything. Health is left alone too: a product call says
 //! little about the catalog endpoint, and the full sync owns both.
 //!
+//! A new activity (or a renamed one) counts against the integration's cap like a full sync's,
+//! checked against the usage the last full sync recorded and kept in step here: no listing.
+//!
 //! It takes the lease, or requests a full sync when it cannot, through [`Leases`], and records
 //! its runs in the [`RunLog`].
 
@@ -15,9 +18,12 @@ use std::sync::Arc;
 use super::catalog::parse_catalog;
 use super::credentials::{Credentials, NO_CREDENTIAL};
 use super::engine::{SyncError, SyncResult};
-use super::lease::Leases;
+use super::lease::{Leases, Request};
 use super::runs::{Run, RunLog, RunReport, truncate};
-use crate::domain::{HealthStatus, IntegrationId, IntegrationRecord, ProductActivity, RunOutcome, RunTrigger, SyncCounts};
+use crate::domain::{
+    CatalogLimits, CatalogUsage, HealthStatus, IntegrationId, IntegrationRecord, ProductActivity, Rejection, RunOutcome, RunTrigger,
+    SyncCounts,
+};
 use crate::logging::Untrusted;
 use crate::metrics::{self, Record, Write};
 use crate::octo::OctoClient;
@@ -30,11 +36,22 @@ pub(super) struct ProductSync {
     credentials: Credentials,
     leases: Leases,
     runs: RunLog,
+    limits: CatalogLimits,
 }
 
+/// What a product sync did: its result, and what the catalog stores after it when it wrote.
+type ProductOutcome = (SyncResult, Option<CatalogUsage>);
+
 impl ProductSync {
-    pub(super) fn new(ports: &Ports, octo: OctoClient, credentials: Credentials, leases: Leases, runs: RunLog) -> Self {
-        Self { catalog: ports.catalog.clone(), clock: ports.clock.clone(), octo, credentials, leases, runs }
+    pub(super) fn new(
+        ports: &Ports,
+        octo: OctoClient,
+        credentials: Credentials,
+        leases: Leases,
+        runs: RunLog,
+        limits: CatalogLimits,
+    ) -> Self {
+        Self { catalog: ports.catalog.clone(), clock: ports.clock.clone(), octo, credentials, leases, runs, limits }
     }
 
     /// Syncs one product under the lease. When another sync holds the lease, or the
@@ -53,17 +70,29 @@ impl ProductSync {
             self.leases.request_sync(id, RunTrigger::FollowUp, Some(record)).await?;
             return Ok(SyncResult::Queued);
         }
-        self.leases.release_after(&run, self.product_locked(&run, &record, product_id)).await
+        let outcome = self.product_locked(&run, &record, product_id).await;
+        let usage = outcome.as_ref().ok().and_then(|(_, usage)| *usage);
+        let released = self
+            .leases
+            .release(&run, RunTrigger::FollowUp, Request::Served, |record| {
+                if usage.is_some() {
+                    record.sync_control.catalog_usage = usage;
+                }
+            })
+            .await;
+        let (result, _) = outcome?;
+        released?;
+        Ok(result)
     }
 
-    async fn product_locked(&self, run: &Run, record: &IntegrationRecord, product_id: &str) -> Result<SyncResult, SyncError> {
+    async fn product_locked(&self, run: &Run, record: &IntegrationRecord, product_id: &str) -> Result<ProductOutcome, SyncError> {
         let id = run.id;
         let Some(credentials) = self.credentials.of(record).await? else {
-            return Ok(self.product_failed(run, product_id, NO_CREDENTIAL.into()).await);
+            return Ok((self.product_failed(run, product_id, NO_CREDENTIAL.into()).await, None));
         };
         let body = match self.octo.fetch_product_body(&record.integration.base_url, &credentials, product_id).await {
             Ok(body) => body,
-            Err(error) => return Ok(self.product_failed(run, product_id, error.to_string()).await),
+            Err(error) => return Ok((self.product_failed(run, product_id, error.to_string()).await, None)),
         };
         metrics::products_fetched(u64::from(body.is_some()));
         let stored = self.catalog.activity_of_product(&id, product_id).await?;
@@ -77,7 +106,7 @@ impl ProductSync {
                 metrics::catalog_writes(Record::Activity, Write::Deactivate, 1);
                 counts.deactivated = 1;
             }
-            return Ok(self.product_done(run, product_id, counts, Vec::new()).await);
+            return Ok((self.product_done(run, product_id, counts, Vec::new()).await, None));
         };
 
         // The same parser as a full sync, over a one-product array: the same validation,
@@ -89,26 +118,48 @@ impl ProductSync {
         drop(body);
         let parsed = match parse_catalog(&array, now) {
             Ok(parsed) => parsed,
-            Err(_) => return Ok(self.product_failed(run, product_id, "GET /products/{id} did not return an OCTO product".into()).await),
+            Err(_) => {
+                return Ok((self.product_failed(run, product_id, "GET /products/{id} did not return an OCTO product".into()).await, None));
+            }
         };
         if let Some(rejection) = parsed.rejections.into_iter().next() {
             counts.rejected = 1;
-            return Ok(self.product_done(run, product_id, counts, vec![rejection]).await);
+            return Ok((self.product_done(run, product_id, counts, vec![rejection]).await, None));
         }
         let Some(activity) = parsed.activities.into_iter().next() else {
-            return Ok(self.product_failed(run, product_id, "GET /products/{id} did not return an OCTO product".into()).await);
+            return Ok((self.product_failed(run, product_id, "GET /products/{id} did not return an OCTO product".into()).await, None));
         };
         if activity.external_sync.external_id != product_id {
             let message = format!("GET /products/{{id}} answered with another product ({:?})", activity.external_sync.external_id);
-            return Ok(self.product_failed(run, product_id, message).await);
+            return Ok((self.product_failed(run, product_id, message).await, None));
+        }
+
+        // What storing it adds: a new activity (or a renamed one: the old name stays stored,
+        // deactivated) and its bytes, or a changed one's growth.
+        let bytes = activity.stored_bytes();
+        let usage = record.sync_control.catalog_usage.unwrap_or_default();
+        let (added, grown, after) = match &stored {
+            Some(state) if state.internal_name == activity.internal_name => {
+                let after = CatalogUsage { bytes: usage.bytes.saturating_sub(state.stored_bytes).saturating_add(bytes), ..usage };
+                (0, bytes.saturating_sub(state.stored_bytes), after)
+            }
+            _ => (1, bytes, CatalogUsage { activities: usage.activities + 1, bytes: usage.bytes.saturating_add(bytes) }),
+        };
+        let unchanged = stored.as_ref().is_some_and(|state| {
+            state.internal_name == activity.internal_name && state.content_hash == activity.content_hash && state.is_active
+        });
+        if !unchanged && let Some(reason) = self.limits.refusal(usage, added, grown) {
+            counts.rejected = 1;
+            let rejection =
+                Rejection { index: 0, product_id: Some(product_id.to_owned()), internal_name: Some(activity.internal_name), reason };
+            return Ok((self.product_done(run, product_id, counts, vec![rejection]).await, None));
         }
 
         counts.synced = 1;
         match stored {
-            Some(state)
-                if state.internal_name == activity.internal_name && state.content_hash == activity.content_hash && state.is_active =>
-            {
+            Some(_) if unchanged => {
                 counts.unchanged = 1;
+                return Ok((self.product_done(run, product_id, counts, Vec::new()).await, None));
             }
             Some(state) => {
                 if state.internal_name != activity.internal_name && state.is_active {
@@ -127,7 +178,7 @@ impl ProductSync {
                 counts.created = 1;
             }
         }
-        Ok(self.product_done(run, product_id, counts, Vec::new()).await)
+        Ok((self.product_done(run, product_id, counts, Vec::new()).await, Some(after)))
     }
 
     async fn product_done(&self, run: &Run, product_id: &str, counts: SyncCounts, rejections: Vec<crate::domain::Rejection>) -> SyncResult {

@@ -5,8 +5,11 @@
 //!
 //! Idempotent: an existing subscription to our URL whose delivery secret is the one we hold
 //! (its digest) is reused, never duplicated; ours with another secret are replaced. The new
-//! secret's digest is stored before the subscription is created, so the partner's first
-//! delivery is already accepted.
+//! secret's digest is stored before the subscription is created, so a subscribe that dies
+//! after the platform made it finds it and reuses it; the secret is accepted only once the
+//! subscription is on record (`IntegrationRecord::delivery_secret`), and forgotten in the
+//! same write as a failed create or a mode without subscription. A write about a `base_url`
+//! the integration has left, or an integration no longer live, is dropped.
 //!
 //! It takes no lease (it writes no catalog) and calls only [`Credentials`]; the resubscribe
 //! after a restart walks the live integrations with the fan-out's [`LivePages`].
@@ -17,7 +20,7 @@ use super::credentials::{Credentials, NO_CREDENTIAL};
 use super::engine::{SyncError, SyncResult};
 use super::fan_out::LivePages;
 use super::runs::truncate;
-use crate::domain::{BaseUrl, IntegrationId, NotificationMode, Notifications, WebhookSecret, WebhookSecretDigest};
+use crate::domain::{BaseUrl, IntegrationId, IntegrationRecord, NotificationMode, Notifications, WebhookSecret, WebhookSecretDigest};
 use crate::logging::Untrusted;
 use crate::octo::{Channel, OctoClient, OctoCredentials, OctoError};
 use crate::ports::{Clock, IntegrationStore, Ports, SyncJob, SyncQueue};
@@ -88,15 +91,15 @@ impl Subscriptions {
         let Some(record) = self.integrations.get(&id).await?.filter(|record| record.integration.is_live()) else {
             return Ok(SyncResult::NotNeeded);
         };
-        let Some(credentials) = self.credentials.of(&record).await? else {
-            return self.subscription_failed(id, NO_CREDENTIAL.into()).await;
-        };
         let base_url = &record.integration.base_url;
+        let Some(credentials) = self.credentials.of(&record).await? else {
+            return self.subscription_failed(id, base_url, NO_CREDENTIAL.into()).await;
+        };
         for (channel, mode) in CHANNELS {
             let existing = match self.octo.list_subscriptions(channel, base_url, &credentials).await {
                 Ok(Some(existing)) => existing,
                 Ok(None) => continue,
-                Err(error) => return self.subscription_failed(id, error.to_string()).await,
+                Err(error) => return self.subscription_failed(id, base_url, error.to_string()).await,
             };
             let ours: Vec<_> = existing.into_iter().filter(|subscription| subscription.url == url).collect();
             let holds_our_secret = |secret: &Option<String>| {
@@ -112,15 +115,16 @@ impl Subscriptions {
             let subscription_id = match kept {
                 Some(id) => id,
                 None => match self.create_subscription(id, channel, base_url, &credentials, &url).await? {
-                    Ok(created) => created,
-                    Err(error) => return self.subscription_failed(id, error.to_string()).await,
+                    Some(Ok(created)) => created,
+                    Some(Err(error)) => return self.subscription_failed(id, base_url, error.to_string()).await,
+                    None => return Ok(SyncResult::NotNeeded),
                 },
             };
             let now = self.clock.now();
             let notifications =
                 Notifications { mode, subscription_ids: vec![subscription_id], subscribed_at: Some(now), error_message: None };
             tracing::info!(integration_id = %id, mode = ?mode, "subscribed to the partner's push channel");
-            self.set_notifications(id, notifications).await?;
+            self.set_notifications(id, base_url, notifications).await?;
             return Ok(SyncResult::NotNeeded);
         }
         let none = Notifications {
@@ -130,7 +134,7 @@ impl Subscriptions {
             error_message: None,
         };
         tracing::info!(integration_id = %id, "the partner offers no push channel: webhooks only");
-        self.set_notifications(id, none).await?;
+        self.set_notifications(id, base_url, none).await?;
         Ok(SyncResult::NotNeeded)
     }
 
@@ -156,6 +160,7 @@ impl Subscriptions {
     }
 
     /// A new delivery secret (its digest stored first), then the subscription carrying it.
+    /// `None` when the integration left `base_url` (or stopped being live) meanwhile.
     async fn create_subscription(
         &self,
         id: IntegrationId,
@@ -163,15 +168,21 @@ impl Subscriptions {
         base_url: &BaseUrl,
         credentials: &OctoCredentials,
         url: &str,
-    ) -> Result<Result<String, OctoError>, SyncError> {
+    ) -> Result<Option<Result<String, OctoError>>, SyncError> {
         let secret = WebhookSecret::generate();
         let digest = secret.digest();
-        update_record(self.integrations.as_ref(), &id, None, |record| {
+        let stored = update_record(self.integrations.as_ref(), &id, None, |record| {
+            if !still_on(record, base_url) {
+                return Change::Keep(false);
+            }
             record.delivery_secret_digest = Some(digest);
-            Change::Write(())
+            Change::Write(true)
         })
         .await?;
-        Ok(self.octo.create_subscription(channel, base_url, credentials, url, secret.expose()).await)
+        if !stored.is_some_and(|(_, stored)| stored) {
+            return Ok(None);
+        }
+        Ok(Some(self.octo.create_subscription(channel, base_url, credentials, url, secret.expose()).await))
     }
 
     /// The unsubscribe job: removes the subscriptions, then clears them (and the delivery
@@ -205,7 +216,7 @@ impl Subscriptions {
         }
     }
 
-    async fn subscription_failed(&self, id: IntegrationId, message: String) -> Result<SyncResult, SyncError> {
+    async fn subscription_failed(&self, id: IntegrationId, base_url: &BaseUrl, message: String) -> Result<SyncResult, SyncError> {
         tracing::warn!(integration_id = %id, error = %Untrusted(&message), "could not subscribe to the partner's push channel");
         let failed = Notifications {
             mode: NotificationMode::Error,
@@ -213,16 +224,31 @@ impl Subscriptions {
             subscribed_at: None,
             error_message: Some(truncate(message.clone())),
         };
-        self.set_notifications(id, failed).await?;
+        self.set_notifications(id, base_url, failed).await?;
         Ok(SyncResult::Failed { message })
     }
 
-    async fn set_notifications(&self, id: IntegrationId, notifications: Notifications) -> Result<(), SyncError> {
+    /// Records the outcome of a subscribe made on `base_url`. Without a subscription (mode
+    /// `none`, `error`) the delivery secret is forgotten in the same write: a create that
+    /// failed may still have left it with the platform.
+    async fn set_notifications(&self, id: IntegrationId, base_url: &BaseUrl, notifications: Notifications) -> Result<(), SyncError> {
         update_record(self.integrations.as_ref(), &id, None, |record| {
+            if !still_on(record, base_url) {
+                // Moved, paused or unapproved meanwhile: that change's own jobs decide.
+                return Change::Keep(());
+            }
+            if notifications.subscription_ids.is_empty() {
+                record.forget_delivery_secret();
+            }
             record.integration.notifications = notifications.clone();
             Change::Write(())
         })
         .await?;
         Ok(())
     }
+}
+
+/// Whether a subscribe made on `base_url` still speaks for the integration.
+fn still_on(record: &IntegrationRecord, base_url: &BaseUrl) -> bool {
+    record.integration.is_live() && record.integration.base_url == *base_url
 }

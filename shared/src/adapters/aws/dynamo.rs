@@ -144,6 +144,23 @@ fn cursor_of(item: &Item, key_names: &[&str]) -> Cursor {
     Cursor::new(serde_json::to_string(&key).expect("a key serializes"))
 }
 
+/// An item's size as its JSON would be: the attribute names and values (DynamoDB's own size
+/// rule, near enough), so a page is cut by what it will weigh in the answer.
+fn item_bytes(item: &Item) -> usize {
+    fn value_bytes(value: &AttributeValue) -> usize {
+        match value {
+            AttributeValue::S(text) | AttributeValue::N(text) => text.len() + 2,
+            AttributeValue::B(blob) => blob.as_ref().len(),
+            AttributeValue::Bool(_) | AttributeValue::Null(_) => 5,
+            AttributeValue::L(list) => list.iter().map(value_bytes).sum::<usize>() + list.len() + 2,
+            AttributeValue::M(map) => item_bytes(map),
+            AttributeValue::Ss(set) | AttributeValue::Ns(set) => set.iter().map(|text| text.len() + 3).sum::<usize>() + 2,
+            _ => 8,
+        }
+    }
+    item.iter().map(|(name, value)| name.len() + 4 + value_bytes(value)).sum::<usize>() + 2
+}
+
 fn start_key(cursor: Option<Cursor>) -> Result<Option<Item>, StoreError> {
     let Some(cursor) = cursor else { return Ok(None) };
     let key: BTreeMap<String, String> = serde_json::from_str(cursor.as_str()).map_err(|_| StoreError::InvalidCursor)?;
@@ -241,14 +258,17 @@ impl DynamoStore {
         }
     }
 
-    /// One page over an integration's sharded items (`{prefix}#{id}#{shard}`), shard by shard.
+    /// One page over an integration's sharded items (`{prefix}#{id}#{shard}`), shard by shard,
+    /// ending early once its items pass `max_bytes` ([`item_bytes`]; at least one item).
     /// The cursor is the last item's key; one whose partition is not this integration's is
     /// refused (cursors come from API callers).
+    #[allow(clippy::too_many_arguments)]
     async fn sharded_page(
         &self,
         prefix: &str,
         id: &IntegrationId,
         limit: usize,
+        max_bytes: usize,
         after: Option<Cursor>,
         keep: impl Fn(&Item) -> bool,
     ) -> Result<(Vec<Item>, Option<Cursor>), StoreError> {
@@ -265,7 +285,9 @@ impl DynamoStore {
             }
         };
         let mut items = Vec::new();
-        while shard < SHARDS && items.len() <= limit {
+        let mut bytes = 0usize;
+        let mut full = false;
+        while shard < SHARDS && items.len() <= limit && !full {
             let output = self
                 .client
                 .query()
@@ -277,11 +299,23 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(unavailable)?;
-            items.extend(output.items.unwrap_or_default().into_iter().filter(|item| keep(item)));
+            for item in output.items.unwrap_or_default().into_iter().filter(|item| keep(item)) {
+                bytes = bytes.saturating_add(item_bytes(&item));
+                if bytes > max_bytes && !items.is_empty() {
+                    // Full by size: the page ends at the item before, and the next starts there.
+                    full = true;
+                    break;
+                }
+                items.push(item);
+            }
             match output.last_evaluated_key.filter(|key| !key.is_empty()) {
                 Some(key) => start = Some(key),
                 None => shard += 1,
             }
+        }
+        if full {
+            let next = items.last().map(|item| cursor_of(item, &["pk", "sk"]));
+            return Ok((items, next));
         }
         let more = items.len() > limit;
         items.truncate(limit);
@@ -320,6 +354,8 @@ impl DynamoStore {
                     ("#name".to_owned(), fields::INTERNAL_NAME.to_owned()),
                     ("#hash".to_owned(), fields::CONTENT_HASH.to_owned()),
                     ("#active".to_owned(), fields::IS_ACTIVE.to_owned()),
+                    ("#bytes".to_owned(), fields::STORED_BYTES.to_owned()),
+                    ("#updated".to_owned(), fields::UPDATED_AT.to_owned()),
                 ])
             });
             items.extend(self.query_all(None, "pk = :pk", values, names, projection).await?);
@@ -383,7 +419,7 @@ fn backoff(attempt: u32) -> Duration {
 #[async_trait]
 impl CatalogStore for DynamoStore {
     async fn activity_states(&self, integration: &IntegrationId) -> Result<Vec<ActivityState>, StoreError> {
-        let items = self.shard_items("CAT", integration, Some("#name, #hash, #active")).await?;
+        let items = self.shard_items("CAT", integration, Some("#name, #hash, #active, #bytes, #updated")).await?;
         items
             .into_iter()
             .map(|mut item| {
@@ -392,10 +428,15 @@ impl CatalogStore for DynamoStore {
                     _ => Err(StoreError::unavailable(format!("activity item without {key}"))),
                 };
                 let hash = text(&mut item, fields::CONTENT_HASH)?;
+                let updated_at = text(&mut item, fields::UPDATED_AT)?;
                 Ok(ActivityState {
                     internal_name: text(&mut item, fields::INTERNAL_NAME)?,
                     content_hash: hash.parse().map_err(|e| StoreError::unavailable(format!("corrupt activity content hash: {e}")))?,
                     is_active: matches!(item.get(fields::IS_ACTIVE), Some(AttributeValue::Bool(true))),
+                    // Written before sizes were recorded: counted as 0 until written again.
+                    stored_bytes: item.get(fields::STORED_BYTES).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0),
+                    updated_at: Timestamp::parse(&updated_at)
+                        .map_err(|e| StoreError::unavailable(format!("corrupt activity updatedAt: {e}")))?,
                 })
             })
             .collect()
@@ -409,10 +450,23 @@ impl CatalogStore for DynamoStore {
                 item.extend(activity_key(integration, &activity.internal_name));
                 item.insert("gsi3pk".into(), s(format!("PROD#{integration}#{}", activity.external_sync.external_id)));
                 item.insert("gsi3sk".into(), s("ACTIVITY"));
+                item.insert(fields::STORED_BYTES.into(), AttributeValue::N(activity.stored_bytes().to_string()));
                 Ok(item)
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.batch_put(items).await
+    }
+
+    async fn delete_activities(&self, integration: &IntegrationId, internal_names: &[String]) -> Result<(), StoreError> {
+        // The product index (gsi3) is kept by DynamoDB: its entry goes with the item.
+        let deletes = internal_names
+            .iter()
+            .map(|name| {
+                let delete = DeleteRequest::builder().set_key(Some(activity_key(integration, name))).build().map_err(build_failed)?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.batch_write(deletes).await
     }
 
     async fn set_active(
@@ -596,9 +650,10 @@ impl CatalogStore for DynamoStore {
         &self,
         integration: &IntegrationId,
         limit: usize,
+        max_bytes: usize,
         after: Option<Cursor>,
     ) -> Result<Page<Activity>, StoreError> {
-        let (items, next) = self.sharded_page("CAT", integration, limit, after, |_| true).await?;
+        let (items, next) = self.sharded_page("CAT", integration, limit, max_bytes, after, |_| true).await?;
         let items = items.into_iter().map(|item| from_item::<StoredActivity>(item).map(Activity::from)).collect::<Result<_, _>>()?;
         Ok(Page { items, next })
     }
@@ -617,7 +672,8 @@ impl CatalogStore for DynamoStore {
                 .and_then(|start| Timestamp::parse(start).ok())
                 .is_some_and(|at| at >= starting_from)
         };
-        let (items, next) = self.sharded_page("SLOT", integration, limit, after, current).await?;
+        // Slots are small and bounded (ids, times, a status): `limit` bounds their page.
+        let (items, next) = self.sharded_page("SLOT", integration, limit, usize::MAX, after, current).await?;
         let items = items.into_iter().map(|item| from_item::<StoredSlot>(item).map(Slot::from)).collect::<Result<_, _>>()?;
         Ok(Page { items, next })
     }

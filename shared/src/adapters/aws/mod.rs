@@ -79,9 +79,12 @@ impl SigningKeySource for SecretsManagerSigningKey {
 /// Builds the ports from the SDK configuration (region, credentials, and `AWS_ENDPOINT_URL`
 /// for local emulators). No network calls: the first request pays for what it uses.
 pub fn ports(config: &aws_config::SdkConfig, settings: &Settings, clock: Arc<dyn Clock>) -> Result<Ports, SettingsError> {
-    let table = settings.required("table_name", &settings.table_name)?;
-    let queue_url = settings.required("queue_url", &settings.queue_url)?;
-    let bulk_queue_url = settings.required("bulk_queue_url", &settings.bulk_queue_url)?;
+    // template.yaml sets all three on every function: missing, the function was deployed
+    // some other way.
+    let table = settings.required("table_name", "the DynamoDB table's name (template.yaml sets it)", &settings.table_name)?;
+    let queue_url = settings.required("queue_url", "the real-time SQS queue's URL (template.yaml sets it)", &settings.queue_url)?;
+    let bulk_queue_url =
+        settings.required("bulk_queue_url", "the bulk SQS queue's URL (template.yaml sets it)", &settings.bulk_queue_url)?;
     let secrets_manager = aws_sdk_secretsmanager::Client::new(config);
     let signing_key: Arc<dyn SigningKeySource> = match settings.jwt_secret_id.clone() {
         Some(secret_id) => Arc::new(SecretsManagerSigningKey { client: secrets_manager.clone(), secret_id }),

@@ -62,6 +62,8 @@ struct StoredActivityState {
     #[serde(rename = "isActive")]
     is_active: bool,
     content_hash: ContentHash,
+    #[serde(rename = "updatedAt")]
+    updated_at: Timestamp,
 }
 
 fn encode_activity(activity: &Activity) -> Result<Vec<u8>, StoreError> {
@@ -90,8 +92,9 @@ fn all_activities(db: &redb::Database, id: &str) -> Result<Vec<Activity>, StoreE
 #[async_trait]
 impl CatalogStore for RedbStore {
     async fn activity_states(&self, integration: &IntegrationId) -> Result<Vec<ActivityState>, StoreError> {
-        // Row by row, reading only the three fields: the sync's memory follows the number of
-        // activities, never the size of the stored catalog.
+        // Row by row, reading only these fields: the sync's memory follows the number of
+        // activities, never the size of the stored catalog. The stored JSON is the activity's
+        // own form, so its length is the activity's size.
         let id = integration.to_string();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
@@ -107,6 +110,8 @@ impl CatalogStore for RedbStore {
                     internal_name: state.internal_name,
                     content_hash: state.content_hash,
                     is_active: state.is_active,
+                    stored_bytes: value.value().len() as u64,
+                    updated_at: state.updated_at,
                 });
             }
             Ok(states)
@@ -135,6 +140,34 @@ impl CatalogStore for RedbStore {
                         }
                     }
                     products.insert((id.as_str(), product_id.as_str()), name.as_str()).map_err(unavailable)?;
+                }
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn delete_activities(&self, integration: &IntegrationId, internal_names: &[String]) -> Result<(), StoreError> {
+        let id = integration.to_string();
+        let names = internal_names.to_vec();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = txn.open_table(ACTIVITIES).map_err(unavailable)?;
+                let mut products = txn.open_table(PRODUCTS).map_err(unavailable)?;
+                for name in &names {
+                    let Some(removed) = table.remove((id.as_str(), name.as_str())).map_err(unavailable)? else { continue };
+                    let product_id = decode_activity(removed.value())?.external_sync.external_id;
+                    drop(removed);
+                    // The product index entry goes only if it still points at this activity
+                    // (the product may have moved to another internalName since).
+                    let points_here = products
+                        .get((id.as_str(), product_id.as_str()))
+                        .map_err(unavailable)?
+                        .is_some_and(|entry| entry.value() == name.as_str());
+                    if points_here {
+                        products.remove((id.as_str(), product_id.as_str())).map_err(unavailable)?;
+                    }
                 }
             }
             txn.commit().map_err(unavailable)
@@ -321,6 +354,7 @@ impl CatalogStore for RedbStore {
         &self,
         integration: &IntegrationId,
         limit: usize,
+        max_bytes: usize,
         after: Option<Cursor>,
     ) -> Result<Page<Activity>, StoreError> {
         let id = integration.to_string();
@@ -334,11 +368,18 @@ impl CatalogStore for RedbStore {
                 }
                 None => table.range::<(&str, &str)>((id.as_str(), "")..),
             };
-            let mut items = Vec::with_capacity(limit + 1);
+            let mut items = Vec::with_capacity(limit.min(1024) + 1);
+            let mut bytes = 0usize;
             for entry in range.map_err(unavailable)? {
                 let (key, value) = entry.map_err(unavailable)?;
                 if key.value().0 != id || items.len() > limit {
                     break;
+                }
+                bytes = bytes.saturating_add(value.value().len());
+                if bytes > max_bytes && !items.is_empty() {
+                    // Full by size: the page ends early, and the next one starts here.
+                    let next = items.last().map(|last: &Activity| Cursor::new(last.internal_name.clone()));
+                    return Ok(Page { items, next });
                 }
                 items.push(decode_activity(value.value())?);
             }
