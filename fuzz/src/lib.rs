@@ -233,7 +233,7 @@ pub fn run_one(target: &Target, input: &[u8]) -> Result<(), String> {
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| (target.run)(input)));
     let held = PEAK.with(Cell::get).saturating_sub(before);
     match outcome {
-        Err(panic) => Err(format!("panicked: {}", seyaha::app::panic_message(panic.as_ref()))),
+        Err(panic) => Err(format!("panicked: {}", seyaha::logging::panic_message(panic.as_ref()))),
         Ok(Err(broken)) => Err(broken),
         Ok(Ok(())) if held > allocation_cap(input.len()) => {
             Err(format!("held {held} bytes at once for a {}-byte input (cap {})", input.len(), allocation_cap(input.len())))

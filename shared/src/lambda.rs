@@ -12,8 +12,9 @@ use lambda_runtime::{Diagnostic, IntoFunctionResponse, LambdaEvent, LambdaInvoca
 use metrics_cloudwatch_embedded::Collector;
 use serde::{Deserialize, Serialize};
 
+use crate::adapters::aws::AwsResources;
 use crate::app::{self, App, Runtime};
-use crate::ports::SystemClock;
+use crate::ports::{Clock, Ports, SystemClock};
 use crate::settings::{Settings, SettingsError};
 
 pub use lambda_runtime::Error;
@@ -25,8 +26,26 @@ pub async fn start() -> Result<App, SettingsError> {
     let settings = Settings::from_env()?;
     init_metrics(&settings.metrics_namespace);
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let ports = crate::adapters::aws::ports(&config, &settings, Arc::new(SystemClock))?;
+    let ports = ports(&config, &settings, Arc::new(SystemClock))?;
     Ok(app::build(ports, &settings, Runtime::Lambda))
+}
+
+/// The AWS ports, where the settings say the resources are.
+pub fn ports(config: &aws_config::SdkConfig, settings: &Settings, clock: Arc<dyn Clock>) -> Result<Ports, SettingsError> {
+    // template.yaml sets all three on every function: missing, the function was deployed
+    // some other way.
+    let table = settings.required("table_name", "the DynamoDB table's name (template.yaml sets it)", &settings.table_name)?;
+    let queue_url = settings.required("queue_url", "the real-time SQS queue's URL (template.yaml sets it)", &settings.queue_url)?;
+    let bulk_queue_url =
+        settings.required("bulk_queue_url", "the bulk SQS queue's URL (template.yaml sets it)", &settings.bulk_queue_url)?;
+    let resources = AwsResources {
+        table: table.to_owned(),
+        queue_url: queue_url.to_owned(),
+        bulk_queue_url: bulk_queue_url.to_owned(),
+        secret_prefix: settings.secret_prefix.clone(),
+        jwt_secret_id: settings.jwt_secret_id.clone(),
+    };
+    Ok(crate::adapters::aws::ports(config, resources, clock))
 }
 
 /// [`start`], or, when the configuration cannot work, one plain line on stderr naming the

@@ -35,6 +35,16 @@ pub fn write_escaped(out: &mut impl fmt::Write, text: &str, max_chars: usize) ->
     }
 }
 
+/// The text of a panic payload (`panic!` with a literal or a formatted message), for the log
+/// line that reports it (a job's or a request's).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

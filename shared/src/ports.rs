@@ -366,7 +366,7 @@ impl SyncJob {
     }
 
     /// Removing push subscriptions.
-    pub fn unsubscribe(integration_id: IntegrationId, what: crate::sync::Unsubscribe) -> Self {
+    pub fn unsubscribe(integration_id: IntegrationId, what: crate::domain::Unsubscribe) -> Self {
         Self::real_time(integration_id, RunTrigger::Admin, JobWork::Unsubscribe(what))
     }
 
@@ -409,7 +409,7 @@ pub enum JobWork {
     /// Subscribe to the partner's push channel (after approval); idempotent.
     Subscribe,
     /// Remove these push subscriptions (after unapproval, pause or a `base_url` change).
-    Unsubscribe(crate::sync::Unsubscribe),
+    Unsubscribe(crate::domain::Unsubscribe),
     /// Request the syncs of one page of live integrations and queue the next page; idempotent
     /// through the fan-out's mark on each integration (see `FanOut::fan_out_page` in sync/fan_out.rs).
     FanOutPage(FanOutPage),

@@ -354,22 +354,22 @@ impl Settings {
     }
 
     /// Whose tokens are accepted; an empty value (the template's default) is not checked.
-    pub fn token_scope(&self) -> crate::api::auth::TokenScope {
+    pub fn token_scope(&self) -> crate::domain::TokenScope {
         let set = |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
-        crate::api::auth::TokenScope { issuer: set(&self.jwt_issuer), audience: set(&self.jwt_audience) }
+        crate::domain::TokenScope { issuer: set(&self.jwt_issuer), audience: set(&self.jwt_audience) }
     }
 
     /// What a token must satisfy besides its signature.
-    pub fn token_rules(&self) -> crate::api::auth::TokenRules {
+    pub fn token_rules(&self) -> crate::domain::TokenRules {
         let max_lifetime = Some(Duration::from_secs(self.jwt_max_lifetime_secs)).filter(|max| !max.is_zero());
-        crate::api::auth::TokenRules { scope: self.token_scope(), max_lifetime }
+        crate::domain::TokenRules { scope: self.token_scope(), max_lifetime }
     }
 
     /// The public key tokens are verified with, if one is configured (else HS256).
-    pub fn jwt_public_key(&self) -> Result<Option<crate::api::auth::PublicKey>, SettingsError> {
+    pub fn jwt_public_key(&self) -> Result<Option<crate::domain::PublicKey>, SettingsError> {
         match self.jwt_public_key.as_deref().map(str::trim).filter(|pem| !pem.is_empty()) {
             None => Ok(None),
-            Some(pem) => crate::api::auth::PublicKey::from_pem(pem)
+            Some(pem) => crate::domain::PublicKey::from_pem(pem)
                 .map(Some)
                 .map_err(|reason| SettingsError::Invalid { name: variable("jwt_public_key"), reason }),
         }

@@ -50,7 +50,7 @@ pub fn recorded_ports(
     clock: Arc<dyn seyaha::ports::Clock>,
     recorder: &Recorder,
 ) -> (seyaha::ports::Ports, Arc<seyaha::adapters::aws::DynamoStore>) {
-    let mut ports = seyaha::adapters::aws::ports(config, settings, clock).unwrap();
+    let mut ports = seyaha::lambda::ports(config, settings, clock).unwrap();
     let table = settings.table_name.clone().expect("the AWS settings name a table");
     let store = Arc::new(seyaha::adapters::aws::DynamoStore::new(recorder.client(config), table));
     ports.integrations = store.clone();

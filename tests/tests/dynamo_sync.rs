@@ -22,7 +22,7 @@ async fn products_beyond_dynamodb_limits_are_rejected_and_the_rest_syncs() {
     let config = sdk_config().await;
     let resources = resources(&config).await;
     let settings = resources.settings(test_settings());
-    let ports = seyaha::adapters::aws::ports(&config, &settings, Arc::new(SystemClock)).unwrap();
+    let ports = seyaha::lambda::ports(&config, &settings, Arc::new(SystemClock)).unwrap();
     let catalog_store = Arc::clone(&ports.catalog);
     let app = app::build(ports, &settings, Runtime::Lambda);
     let service = app.service();
@@ -63,7 +63,7 @@ async fn a_rotated_secret_works_for_the_overlap_on_dynamodb() {
     let resources = resources(&config).await;
     let settings = resources.settings(Settings { secret_overlap_hours: 2, ..test_settings() });
     let clock = FakeClock::new();
-    let ports = seyaha::adapters::aws::ports(&config, &settings, clock.clone()).unwrap();
+    let ports = seyaha::lambda::ports(&config, &settings, clock.clone()).unwrap();
     let app = app::build(ports, &settings, Runtime::Lambda);
     let service = app.service();
     let new = seyaha_tests::bearer_integration("https://octo.example.com", "k");
@@ -240,7 +240,7 @@ async fn a_credential_changed_in_one_process_is_used_at_once_by_another() {
     let resources = resources(&config).await;
     let settings = resources.settings(Settings { secret_cache_secs: 300, ..test_settings() });
     let clock = FakeClock::new();
-    let build = || app::build(seyaha::adapters::aws::ports(&config, &settings, clock.clone()).unwrap(), &settings, Runtime::Lambda);
+    let build = || app::build(seyaha::lambda::ports(&config, &settings, clock.clone()).unwrap(), &settings, Runtime::Lambda);
     let (register, worker) = (build(), build());
     let octo = FakeOcto::start().await;
     let partner = PartnerId::generate(1_800_000_000);

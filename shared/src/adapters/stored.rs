@@ -8,12 +8,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Activity, AuthType, AvailabilityPull, BaseUrl, CatalogUsage, ContentHash, ExternalSync, Health, HealthStatus, Integration,
+    Activity, AuthType, AvailabilityPull, BaseUrl, CatalogUsage, Channel, ContentHash, ExternalSync, Health, HealthStatus, Integration,
     IntegrationId, IntegrationRecord, Lease, LocalDateTime, NotificationMode, Notifications, PartnerId, PreviousWebhookSecret, Price,
     Rejection, RunId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncControl, SyncCounts, SyncRun, SyncState, SyncStatus, Timestamp,
     UnitPrice, Variation, VariationPricing, VariationSync, WebhookSecretDigest,
 };
-use crate::octo::Channel;
 use crate::ports::{Cursor, FanOutPage, JobWork, Lane, StoreError, SyncJob};
 
 /// Stored attribute names the DynamoDB adapter names in expressions.
@@ -710,12 +709,12 @@ mod local_date {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(date: &time::Date, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&crate::sync::format_date(*date))
+        serializer.serialize_str(&crate::domain::format_local_date(*date))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<time::Date, D::Error> {
         let text = String::deserialize(deserializer)?;
-        crate::sync::parse_date(&text).ok_or_else(|| serde::de::Error::custom("a date like 2026-07-15"))
+        crate::domain::parse_local_date(&text).ok_or_else(|| serde::de::Error::custom("a date like 2026-07-15"))
     }
 }
 
@@ -757,12 +756,12 @@ impl TryFrom<JobMessage> for SyncJob {
             None => JobWork::Catalog,
             Some(StoredWork::Product { product_id }) => JobWork::Product { product_id },
             Some(StoredWork::Availability { product_id, option_id, local_date_start, local_date_end }) => {
-                JobWork::Availability(crate::sync::AvailabilityPull { product_id, option_id, from: local_date_start, to: local_date_end })
+                JobWork::Availability(crate::domain::AvailabilityPull { product_id, option_id, from: local_date_start, to: local_date_end })
             }
             Some(StoredWork::PendingPulls) => JobWork::PendingPulls,
             Some(StoredWork::Subscribe) => JobWork::Subscribe,
             Some(StoredWork::Unsubscribe { base_url, channel, subscription_ids }) => {
-                JobWork::Unsubscribe(crate::sync::Unsubscribe { base_url, channel: channel.into(), subscription_ids })
+                JobWork::Unsubscribe(crate::domain::Unsubscribe { base_url, channel: channel.into(), subscription_ids })
             }
             Some(StoredWork::FanOutPage { fan_out, started_at, window_secs, after }) => JobWork::FanOutPage(FanOutPage {
                 fan_out,
@@ -805,9 +804,9 @@ mod tests {
     fn job_messages_of_every_kind_round_trip_in_their_wire_form() {
         let id = IntegrationId::generate(1);
         let base_url = BaseUrl::parse("https://octo.example.com").unwrap();
-        let day = crate::sync::parse_date("2030-07-01").unwrap();
-        let pull = crate::sync::AvailabilityPull { product_id: "p".into(), option_id: None, from: day, to: day };
-        let unsubscribe = crate::sync::Unsubscribe { base_url, channel: Channel::Webhooks, subscription_ids: vec!["w1".into()] };
+        let day = crate::domain::parse_local_date("2030-07-01").unwrap();
+        let pull = crate::domain::AvailabilityPull { product_id: "p".into(), option_id: None, from: day, to: day };
+        let unsubscribe = crate::domain::Unsubscribe { base_url, channel: Channel::Webhooks, subscription_ids: vec!["w1".into()] };
         let (fan_out, started_at) = (RunId::generate(1), Timestamp::from_unix_millis(1_800_000_000_000));
         let cases = [
             (SyncJob::catalog(id, RunTrigger::Fallback), serde_json::json!(null)),

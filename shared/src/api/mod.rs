@@ -34,7 +34,7 @@ use crate::service::IntegrationService;
 use auth::JwtSource;
 
 /// Every route lives under this prefix.
-pub const PREFIX: &str = "/api/v1/partner-integrations";
+pub const PREFIX: &str = crate::domain::API_PREFIX;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -108,7 +108,7 @@ pub fn finish(routes: OpenApiRouter<AppState>, state: AppState) -> Router {
 }
 
 fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
-    let message = crate::app::panic_message(panic.as_ref());
+    let message = crate::logging::panic_message(panic.as_ref());
     tracing::error!(panic = %crate::logging::Untrusted(&message), "a request handler panicked");
     axum::response::IntoResponse::into_response(ApiError::internal())
 }

@@ -5,9 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::{AvailabilityUpdate, LocalDateTime, SlotStatus};
 
-/// The largest `vacancies` or `capacity` accepted: far above any real departure, and well
-/// inside what every JSON reader represents exactly.
-pub const MAX_COUNT: u64 = 1_000_000_000;
+pub use crate::domain::MAX_COUNT;
 
 /// Reads a notify body in either accepted format. Every problem is reported as
 /// `"field: reason"`; fields of the wrapper are named `availability.<field>`.

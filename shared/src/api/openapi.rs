@@ -18,6 +18,15 @@ use crate::domain::{
     AUTH_KEY_MAX_LEN, AuthKey, AuthType, BaseUrl, ContentHash, IntegrationId, LocalDateTime, PartnerId, RunId, SlotStatus, Timestamp,
 };
 
+/// The catalog's `kind` parameter.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum CatalogKindParam {
+    Activities,
+    Slots,
+}
+
 // ---- Schemas of the string newtypes (they serialize as their text) ----
 
 fn string_schema(description: &str, pattern: Option<&str>, format: Option<&str>) -> RefOr<Schema> {
@@ -447,7 +456,7 @@ impl Modify for SecuritySchemes {
         license(name = "Proprietary"),
     ),
     modifiers(&SecuritySchemes),
-    components(schemas(ErrorEnvelope, super::status::CatalogKindParam, crate::domain::HealthStatus)),
+    components(schemas(ErrorEnvelope, CatalogKindParam, crate::domain::HealthStatus)),
     tags(
         (name = "partner", description = "The partner's own integration (partner JWT)."),
         (name = "admin", description = "Seyaha admins (admin JWT)."),

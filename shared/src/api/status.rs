@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::envelope::ok;
 use super::extract::IntegrationPath;
 #[allow(unused_imports)] // named by the OpenAPI annotations
-use super::openapi::{ErrorResponses, Success};
+use super::openapi::{CatalogKindParam, ErrorResponses, Success};
 use super::{ApiError, AppState};
 use crate::domain::{Activity, Principal, Slot};
 #[allow(unused_imports)]
@@ -18,15 +18,6 @@ use crate::ports::{Cursor, Page};
 #[allow(unused_imports)]
 use crate::service::SyncLog;
 use crate::service::{CatalogKind, CatalogQuery, CatalogView};
-
-/// The catalog's `kind` parameter.
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub enum CatalogKindParam {
-    Activities,
-    Slots,
-}
 
 const DEFAULT_CATALOG_LIMIT: usize = 100;
 const MAX_CATALOG_LIMIT: usize = 500;

@@ -83,15 +83,6 @@ async fn isolated(work: impl Future<Output = Result<SyncResult, SyncError>>) -> 
     match AssertUnwindSafe(work).catch_unwind().await {
         Ok(result) => Ok(result?),
         // A panic message may quote outside text; it ends up in log lines.
-        Err(panic) => Err(JobFailure::Panicked(crate::logging::Untrusted(&panic_message(panic.as_ref())).to_string())),
+        Err(panic) => Err(JobFailure::Panicked(crate::logging::Untrusted(&crate::logging::panic_message(panic.as_ref())).to_string())),
     }
-}
-
-/// The text of a panic payload (`panic!` with a literal or a formatted message).
-pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned())
 }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use axum::Router;
 
-pub use jobs::panic_message;
 pub use secret_cache::CachedSecretStore;
 
 use crate::api::auth::JwtSource;

@@ -312,7 +312,7 @@ pub enum OctoEvent {
     ProductUpdate { product_id: String },
     /// `AVAILABILITY_UPDATE` (a product over dates) and `booking_update` (one option on one
     /// day): pull that availability.
-    AvailabilityChanged(crate::sync::AvailabilityPull),
+    AvailabilityChanged(super::AvailabilityPull),
     /// Nothing Seyaha acts on (an unknown type, a `BOOKING_UPDATE` with only a booking id).
     Ignored { what: String },
 }

@@ -191,6 +191,40 @@ pub struct Integration {
     pub updated_at: Timestamp,
 }
 
+/// A push channel a partner may offer (how each is called: `octo::channels`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// `POST /notifications/subscriptions` with `notificationTypes`.
+    Notifications,
+    /// `POST /webhooks` with one `event`.
+    Webhooks,
+}
+
+/// The channels Seyaha tries, in order, with the mode each gives the integration.
+pub const CHANNELS: [(Channel, NotificationMode); 2] =
+    [(Channel::Notifications, NotificationMode::OctoNotifications), (Channel::Webhooks, NotificationMode::OctoWebhooks)];
+
+/// What an unsubscribe job removes: the subscriptions as they were, on the `base_url` they
+/// were made on (a `base_url` change moves the integration elsewhere).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsubscribe {
+    pub base_url: BaseUrl,
+    pub channel: Channel,
+    pub subscription_ids: Vec<String>,
+}
+
+impl Unsubscribe {
+    /// What to remove of `notifications`, if anything was subscribed.
+    pub fn of(base_url: &BaseUrl, notifications: &Notifications) -> Option<Self> {
+        let (channel, _) = CHANNELS.into_iter().find(|(_, mode)| *mode == notifications.mode)?;
+        (!notifications.subscription_ids.is_empty()).then(|| Self {
+            base_url: base_url.clone(),
+            channel,
+            subscription_ids: notifications.subscription_ids.clone(),
+        })
+    }
+}
+
 /// Which of the partner's push channels Seyaha is subscribed to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

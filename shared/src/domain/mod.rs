@@ -7,6 +7,7 @@ mod ids;
 mod integration;
 mod secrets;
 mod timestamp;
+mod tokens;
 mod values;
 
 pub use actors::{Principal, Role};
@@ -18,14 +19,16 @@ pub use catalog::{
 };
 pub use ids::{IntegrationId, InvalidObjectId, ObjectId, PartnerId, RunId};
 pub use integration::{
-    AdminPatch, AuthType, DOWN_AFTER_FAILURES, Health, HealthStatus, HealthTransition, Integration, IntegrationPatch, IntegrationRecord,
-    Lease, MAX_WEBHOOK_RATE_PER_MINUTE, NewIntegration, NotificationMode, Notifications, SyncControl, SyncState, SyncStatus,
-    UnknownEnumValue,
+    AdminPatch, AuthType, CHANNELS, Channel, DOWN_AFTER_FAILURES, Health, HealthStatus, HealthTransition, Integration, IntegrationPatch,
+    IntegrationRecord, Lease, MAX_WEBHOOK_RATE_PER_MINUTE, NewIntegration, NotificationMode, Notifications, SyncControl, SyncState,
+    SyncStatus, UnknownEnumValue, Unsubscribe,
 };
 pub use secrets::{AUTH_KEY_MAX_LEN, AuthKey, InvalidAuthKey, PreviousWebhookSecret, WebhookSecret, WebhookSecretDigest};
 pub use timestamp::{InvalidTimestamp, Timestamp};
+pub use tokens::{PublicKey, TokenRules, TokenScope};
 pub use values::{
-    AvailabilityPull, ContentHash, InvalidContentHash, InvalidLocalDateTime, LocalDateTime, format_local_date, parse_local_date,
+    API_PREFIX, AvailabilityPull, ContentHash, InvalidContentHash, InvalidLocalDateTime, LocalDateTime, MAX_COUNT, format_local_date,
+    parse_local_date,
 };
 
 #[cfg(test)]

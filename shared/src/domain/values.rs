@@ -8,6 +8,14 @@ use sha2::{Digest, Sha256};
 
 use super::Timestamp;
 
+/// Every route of the API lives under this prefix (the events URL a push subscription
+/// delivers to is built from it too).
+pub const API_PREFIX: &str = "/api/v1/partner-integrations";
+
+/// The largest `vacancies` or `capacity` accepted: far above any real departure, and well
+/// inside what every JSON reader represents exactly.
+pub const MAX_COUNT: u64 = 1_000_000_000;
+
 /// A SHA-256 digest shown as 64 lowercase hex characters: a product's or a whole catalog's
 /// canonical JSON (RFC 8785), compared to skip unchanged data.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, SerializeDisplay, DeserializeFromStr)]

@@ -12,15 +12,10 @@ use crate::domain::BaseUrl;
 /// The header a subscription's deliveries carry the delivery secret in.
 pub const DELIVERY_SECRET_HEADER: &str = "x-webhook-secret";
 
-/// A push channel a partner may offer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
-    /// `POST /notifications/subscriptions` with `notificationTypes`.
-    Notifications,
-    /// `POST /webhooks` with one `event`.
-    Webhooks,
-}
+pub use crate::domain::Channel;
 
+/// How each channel is called (the channel itself is a domain value: it is stored with the
+/// subscriptions made on it).
 impl Channel {
     fn path(self) -> &'static str {
         match self {

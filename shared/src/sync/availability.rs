@@ -39,11 +39,10 @@ use serde_json::{Value, json};
 use time::Date;
 
 use super::credentials::{Credentials, NO_CREDENTIAL};
-use super::engine::{SyncConfig, SyncError, SyncResult};
 use super::lease::{Leases, PullJob, Request};
 use super::runs::{Run, RunLog, RunReport, truncate};
-use crate::api::MAX_COUNT;
-use crate::domain::{IntegrationId, IntegrationRecord, LocalDateTime, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts};
+use super::shared::{SyncConfig, SyncError, SyncResult};
+use crate::domain::{IntegrationId, IntegrationRecord, LocalDateTime, MAX_COUNT, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts};
 
 /// What a pull may still do in this run: calls it may start, and the time past which it starts none.
 #[derive(Debug, Clone, Copy)]

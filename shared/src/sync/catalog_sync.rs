@@ -30,10 +30,10 @@ use crate::ports::{CatalogStore, Clock, Lane, Ports, SyncJob, SyncQueue};
 use super::catalog::{CatalogItem, CatalogParser};
 use super::credentials::{Credentials, NO_CREDENTIAL};
 use super::diff::{Incoming, StreamingDiff};
-use super::engine::{ProbeOutcome, SyncConfig, SyncError, SyncResult};
 use super::health::{Health, apply_probe};
 use super::lease::{Leases, Released, Request, Start};
 use super::runs::{Run, RunLog, RunReport, truncate};
+use super::shared::{ProbeOutcome, SyncConfig, SyncError, SyncResult};
 
 /// A 429 on `GET /products` without `Retry-After` is retried after this long.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);

@@ -14,8 +14,8 @@ use crate::domain::{IntegrationId, IntegrationRecord, RunId, RunTrigger, Timesta
 use crate::ports::{Clock, Cursor, FanOutPage, IntegrationStore, MAX_QUEUE_DELAY, Ports, StoreError, SyncJob, SyncQueue};
 use crate::records::{Change, update_record};
 
-use super::engine::{SyncConfig, SyncError, SyncResult};
 use super::lease::Leases;
+use super::shared::{SyncConfig, SyncError, SyncResult};
 
 /// Integrations per page of the start-up resume's listing.
 const RESUME_PAGE_SIZE: usize = 100;

@@ -17,9 +17,9 @@ use crate::metrics::{self, Record, Write};
 use crate::ports::{CatalogStore, Clock, IntegrationStore, Ports};
 use crate::records::{Change, update_record};
 
-use super::engine::{ProbeOutcome, SyncError};
 use super::lease::{Leases, Request};
 use super::runs::{Run, RunLog, RunReport, truncate};
+use super::shared::{ProbeOutcome, SyncError};
 
 #[derive(Clone)]
 pub(super) struct Health {

@@ -25,8 +25,8 @@ use crate::domain::{HealthStatus, IntegrationId, IntegrationRecord, Lease, RunTr
 use crate::ports::{Clock, IntegrationStore, Ports, SyncJob, SyncQueue};
 use crate::records::{Change, update_record};
 
-use super::engine::{SyncConfig, SyncError};
 use super::runs::Run;
+use super::shared::{SyncConfig, SyncError};
 
 /// The lease and request protocol, over the integration store and the queue.
 #[derive(Clone)]

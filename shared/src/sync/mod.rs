@@ -8,7 +8,8 @@
 //!
 //! | file | unit | what it owns | calls |
 //! |---|---|---|---|
-//! | `engine.rs` | [`SyncEngine`] | job dispatch, a deferred job's due time; the shared types | every unit |
+//! | `engine.rs` | [`SyncEngine`] | job dispatch, a deferred job's due time | every unit |
+//! | `shared.rs` | - | the types every unit shares: `SyncConfig`, `SyncError`, `SyncResult`, `ProbeOutcome` | - |
 //! | `lease.rs` | `Leases` | the lease and the request protocol (`requested_at`, follow-ups, watchdog delays) | - |
 //! | `runs.rs` | `RunLog`, `Run` | the sync log: one run's identity, and its record with metrics | - |
 //! | `credentials.rs` | `Credentials` | the partner credential from the secret store | - |
@@ -35,6 +36,7 @@ mod health;
 mod lease;
 mod product;
 mod runs;
+mod shared;
 mod subscriptions;
 
 pub use availability::{
@@ -44,5 +46,6 @@ pub use canonical::canonicalize;
 pub use catalog::{CatalogError, CatalogItem, CatalogParser, MAX_ACTIVITY_BYTES, ParsedCatalog, parse_catalog};
 pub use catalog_sync::{CatalogFailure, CatalogRead};
 pub use diff::{CatalogDiff, Incoming, StreamingDiff, diff_catalog};
-pub use engine::{ProbeOutcome, SyncConfig, SyncEngine, SyncError, SyncResult};
+pub use engine::SyncEngine;
+pub use shared::{ProbeOutcome, SyncConfig, SyncError, SyncResult};
 pub use subscriptions::Unsubscribe;

@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use super::catalog::parse_catalog;
 use super::credentials::{Credentials, NO_CREDENTIAL};
-use super::engine::{SyncError, SyncResult};
 use super::lease::{Leases, Request};
 use super::runs::{Run, RunLog, RunReport, truncate};
+use super::shared::{SyncError, SyncResult};
 use crate::domain::{
     CatalogLimits, CatalogUsage, HealthStatus, IntegrationId, IntegrationRecord, ProductActivity, Rejection, RunOutcome, RunTrigger,
     SyncCounts,

@@ -17,39 +17,17 @@
 use std::sync::Arc;
 
 use super::credentials::{Credentials, NO_CREDENTIAL};
-use super::engine::{SyncError, SyncResult};
 use super::fan_out::LivePages;
 use super::runs::truncate;
-use crate::domain::{BaseUrl, IntegrationId, IntegrationRecord, NotificationMode, Notifications, WebhookSecret, WebhookSecretDigest};
+use super::shared::{SyncError, SyncResult};
+pub use crate::domain::Unsubscribe;
+use crate::domain::{
+    BaseUrl, CHANNELS, IntegrationId, IntegrationRecord, NotificationMode, Notifications, WebhookSecret, WebhookSecretDigest,
+};
 use crate::logging::Untrusted;
 use crate::octo::{Channel, OctoClient, OctoCredentials, OctoError};
 use crate::ports::{Clock, IntegrationStore, Ports, SyncJob, SyncQueue};
 use crate::records::{Change, update_record};
-
-/// What an unsubscribe job removes: the subscriptions as they were, on the `base_url` they
-/// were made on (a `base_url` change moves the integration elsewhere).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unsubscribe {
-    pub base_url: BaseUrl,
-    pub channel: Channel,
-    pub subscription_ids: Vec<String>,
-}
-
-/// The channels Seyaha tries, in order, with the mode each gives the integration.
-const CHANNELS: [(Channel, NotificationMode); 2] =
-    [(Channel::Notifications, NotificationMode::OctoNotifications), (Channel::Webhooks, NotificationMode::OctoWebhooks)];
-
-impl Unsubscribe {
-    /// What to remove of `notifications`, if anything was subscribed.
-    pub fn of(base_url: &BaseUrl, notifications: &Notifications) -> Option<Self> {
-        let (channel, _) = CHANNELS.into_iter().find(|(_, mode)| *mode == notifications.mode)?;
-        (!notifications.subscription_ids.is_empty()).then(|| Self {
-            base_url: base_url.clone(),
-            channel,
-            subscription_ids: notifications.subscription_ids.clone(),
-        })
-    }
-}
 
 /// Subscriptions to the partners' push channels.
 pub(super) struct Subscriptions {
@@ -82,7 +60,7 @@ impl Subscriptions {
 
     /// The events URL Seyaha subscribes with, when it has a public URL.
     pub(super) fn events_url(&self, id: &IntegrationId) -> Option<String> {
-        self.public_url.as_ref().map(|public| format!("{}{}/{id}/octo/events", public.trim_end_matches('/'), crate::api::PREFIX))
+        self.public_url.as_ref().map(|public| format!("{}{}/{id}/octo/events", public.trim_end_matches('/'), crate::domain::API_PREFIX))
     }
 
     /// The subscribe job.

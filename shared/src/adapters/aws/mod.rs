@@ -17,7 +17,6 @@ pub use queue::SqsQueue;
 pub use secrets::AwsSecretStore;
 
 use crate::ports::{Clock, Ports, SecretStoreError, SigningKeySource, StaticSigningKey};
-use crate::settings::{Settings, SettingsError};
 
 /// An AWS SDK error kept as the cause. Its Display is the whole chain: the SDK's own Display
 /// says only "service error", which tells on-call nothing.
@@ -76,17 +75,24 @@ impl SigningKeySource for SecretsManagerSigningKey {
     }
 }
 
+/// Where the AWS resources are: what the ports need to know, given by the composition root
+/// (`seyaha::lambda::ports` reads it from the settings).
+#[derive(Debug, Clone)]
+pub struct AwsResources {
+    pub table: String,
+    pub queue_url: String,
+    pub bulk_queue_url: String,
+    /// Partner credentials are `{secret_prefix}/integrations/{id}/auth-key`.
+    pub secret_prefix: String,
+    /// The HS256 signing secret's name or ARN; `None` in a function that serves no JWT route.
+    pub jwt_secret_id: Option<String>,
+}
+
 /// Builds the ports from the SDK configuration (region, credentials, and `AWS_ENDPOINT_URL`
 /// for local emulators). No network calls: the first request pays for what it uses.
-pub fn ports(config: &aws_config::SdkConfig, settings: &Settings, clock: Arc<dyn Clock>) -> Result<Ports, SettingsError> {
-    // template.yaml sets all three on every function: missing, the function was deployed
-    // some other way.
-    let table = settings.required("table_name", "the DynamoDB table's name (template.yaml sets it)", &settings.table_name)?;
-    let queue_url = settings.required("queue_url", "the real-time SQS queue's URL (template.yaml sets it)", &settings.queue_url)?;
-    let bulk_queue_url =
-        settings.required("bulk_queue_url", "the bulk SQS queue's URL (template.yaml sets it)", &settings.bulk_queue_url)?;
+pub fn ports(config: &aws_config::SdkConfig, resources: AwsResources, clock: Arc<dyn Clock>) -> Ports {
     let secrets_manager = aws_sdk_secretsmanager::Client::new(config);
-    let signing_key: Arc<dyn SigningKeySource> = match settings.jwt_secret_id.clone() {
+    let signing_key: Arc<dyn SigningKeySource> = match resources.jwt_secret_id {
         Some(secret_id) => Arc::new(SecretsManagerSigningKey { client: secrets_manager.clone(), secret_id }),
         // This function serves no JWT route: a random key no token was signed with.
         None => {
@@ -95,15 +101,15 @@ pub fn ports(config: &aws_config::SdkConfig, settings: &Settings, clock: Arc<dyn
             Arc::new(StaticSigningKey(SecretString::from(hex::encode(key))))
         }
     };
-    let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(config), table));
-    Ok(Ports {
+    let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(config), resources.table));
+    Ports {
         integrations: store.clone(),
         catalog: store.clone(),
         runs: store.clone(),
-        secrets: Arc::new(AwsSecretStore::new(secrets_manager, settings.secret_prefix.clone())),
+        secrets: Arc::new(AwsSecretStore::new(secrets_manager, resources.secret_prefix)),
         signing_key,
-        queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(config), queue_url, bulk_queue_url)),
+        queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(config), resources.queue_url, resources.bulk_queue_url)),
         rate_limiter: store.clone(),
         clock,
-    })
+    }
 }

@@ -9,6 +9,7 @@ mod queue;
 mod rate_limit;
 mod secrets;
 mod slot_writer;
+mod tables;
 
 pub use db::RedbStore;
 pub use queue::{InProcessQueue, LaneReceiver, QueueReceiver};

@@ -11,7 +11,7 @@ use redb::{Database, ReadableTable, Table};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
-use super::db::{SLOT_EXPIRY, SLOTS};
+use super::tables::{SLOT_EXPIRY, SLOTS};
 use crate::domain::LocalDateTime;
 use crate::ports::StoreError;
 
