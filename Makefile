@@ -95,7 +95,7 @@ fuzz-afl:
 
 # Schemathesis with 20x the examples of `make test` and a random seed (prints its report).
 fuzz-api: tools
-	SEYAHA_SCHEMATHESIS_EXAMPLES=500 SEYAHA_SCHEMATHESIS_SEED=random $(CARGO) test -p seyaha-tests --test schemathesis --locked -- --nocapture
+	SEYAHA_SCHEMATHESIS_EXAMPLES=500 SEYAHA_SCHEMATHESIS_SEED=random $(CARGO) test -p seyaha-tests --test it --locked schemathesis:: -- --nocapture
 
 run:
 	$(CARGO) run -p seyaha-local

@@ -3,7 +3,7 @@
 A partner has at most one integration, so `POST /partner-integrations` with one partner's token
 creates once and answers 409 after. Each partner create here carries the next token from
 SEYAHA_PARTNER_TOKENS (a file of JWTs for partners without an integration, one per line, minted
-by `tests/tests/schemathesis.rs`), so every scenario can start with a real create and follow
+by `tests/tests/it/schemathesis.rs`), so every scenario can start with a real create and follow
 its links; when the file runs out the last token repeats (409s, still valid answers). Every
 other JWT operation runs as the admin (ADMIN_TOKEN). The webhooks get their secret from the
 create's answer through the document's links, so nothing is set for them here.

@@ -332,6 +332,37 @@ pub fn stored_record(
     }
 }
 
+/// Runs a test in a process of its own, for what is measured process-wide (peak RSS) while
+/// the other tests of this binary run beside it. In that process it returns `true`: run the
+/// test's body. In the calling one it runs this test binary again, filtered to this one test
+/// (`module` is the caller's `module_path!()`), prints what it printed, fails if it failed, and
+/// returns `false`.
+pub async fn in_own_process(module: &str, test: &str) -> bool {
+    const MARK: &str = "SEYAHA_TEST_OWN_PROCESS";
+    // The harness names a test by its path below the crate root.
+    let path = match module.split_once("::") {
+        Some((_, below)) => format!("{below}::{test}"),
+        None => test.to_owned(),
+    };
+    if std::env::var(MARK).as_deref() == Ok(path.as_str()) {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary");
+    let child = path.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(exe).args([child.as_str(), "--exact", "--nocapture", "--test-threads=1"]).env(MARK, &child).output()
+    })
+    .await
+    .expect("the waiting task")
+    .expect("the test binary runs again");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(output.status.success(), "{path} failed in its own process");
+    assert!(stdout.contains("test result: ok. 1 passed"), "{path} did not run in its own process");
+    false
+}
+
 /// This process's peak resident memory so far, in MiB (Linux `VmHWM`; 0 elsewhere).
 pub fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

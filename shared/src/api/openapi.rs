@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the code: every route is registered through
 //! `utoipa_axum`'s router from its handler's `#[utoipa::path]`, so a route cannot exist without
-//! its documentation (and `tests/tests/openapi.rs` checks both ways against the routers).
+//! its documentation (and `tests/tests/it/openapi.rs` checks both ways against the routers).
 //! Response data are the domain types themselves (`ToSchema` beside `Serialize`); request
 //! bodies, which the handlers read field by field to report every problem at once, are
 //! described by the `*Body` types below, and the body tests keep the two in step.

@@ -3,7 +3,7 @@
 //! clear `error_message` (502 to the trigger), a product holding a 3 MB string (under the
 //! guard, over the per-product cap) is rejected unread while the sync goes on; each costs at most one product (the per-product cap) in memory plus
 //! a bounded constant, never the body, and leaves the service answering. The peak RSS of this test process is
-//! printed after each case (`cargo test --test hostile_suppliers -- --nocapture`).
+//! printed after each case (`cargo test -p seyaha-tests --test it hostile_suppliers:: -- --nocapture`).
 //!
 //! A partner cannot grow its stored catalog without limit either: renaming every product on
 //! every call fills its cap (count and bytes) and no more, deactivated activities go after
@@ -77,6 +77,10 @@ async fn hostile(Path(case): Path<String>) -> Response {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_answers_fail_the_sync_clearly_within_the_cap() {
+    // Peak RSS is the process's: measured where no other test runs.
+    if !seyaha_tests::in_own_process(module_path!(), "hostile_answers_fail_the_sync_clearly_within_the_cap").await {
+        return;
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let supplier = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, axum::Router::new().route("/{case}/products", axum::routing::get(hostile))).await });

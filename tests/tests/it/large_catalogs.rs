@@ -2,7 +2,7 @@
 //! real HTTP against the fake supplier streaming a generated catalog. The limits are set small
 //! (a whole-body cap of 64 KiB, products of a few KB) so a catalog a hundred times over the old
 //! whole-body cap syncs in seconds; the peak RSS of this test process is printed
-//! (`cargo test -p seyaha-tests --test large_catalogs -- --nocapture`).
+//! (`cargo test -p seyaha-tests --test it large_catalogs:: -- --nocapture`).
 
 use std::time::Duration;
 
