@@ -19,7 +19,7 @@ use background::Background;
 use secrecy::SecretString;
 use seyaha::adapters::embedded::{FileSecretStore, InMemoryRateLimiter, InProcessQueue, RedbStore};
 use seyaha::api::auth::{TokenScope, mint_scoped_token};
-use seyaha::app::{self, Runtime};
+use seyaha::app::{self, Host};
 use seyaha::domain::{PartnerId, Role};
 use seyaha::ports::{Clock, Ports, StaticSigningKey, SystemClock};
 use seyaha::settings::Settings;
@@ -158,7 +158,7 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
     let settings =
         &Settings { public_url: Some(settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"))), ..settings.clone() };
     metrics::install();
-    let app = app::build(ports, settings, Runtime::Local);
+    let app = app::build(ports, settings, Host::Local);
     let demo = demo::DemoSupplier::new();
     let router = app.router().nest("/demo/octo", demo.router()).merge(metrics::router());
 

@@ -17,8 +17,8 @@ use seyaha_local::{LocalConfig, PRINTED_TOKEN_TTL, RunningServer, demo_partner_i
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Flags override the `SEYAHA_*` environment variables of the same name (see the README's
-/// configuration table); both fill the one `Settings` every entry point uses.
+/// Flags override the `SEYAHA_*` environment variables of the same name (see the configuration
+/// table in docs/operations.md); both fill the one `Settings` every entry point uses.
 #[derive(Parser)]
 #[command(name = "seyaha-local", version, about = "Seyaha partner integrations on one machine, on an embedded store")]
 struct Cli {

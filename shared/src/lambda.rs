@@ -13,7 +13,7 @@ use metrics_cloudwatch_embedded::Collector;
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::aws::AwsResources;
-use crate::app::{self, App, Runtime};
+use crate::app::{self, App, Host};
 use crate::ports::{Clock, Ports, SystemClock};
 use crate::settings::{Settings, SettingsError};
 
@@ -27,7 +27,7 @@ pub async fn start() -> Result<App, SettingsError> {
     init_metrics(&settings.metrics_namespace);
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let ports = ports(&config, &settings, Arc::new(SystemClock))?;
-    Ok(app::build(ports, &settings, Runtime::Lambda))
+    Ok(app::build(ports, &settings, Host::Lambda))
 }
 
 /// The AWS ports, where the settings say the resources are.

@@ -2,8 +2,8 @@
 //! ([`ALL`]). The core records through the `metrics` facade with the typed functions below;
 //! each runtime installs its own recorder and then calls [`describe`]: seyaha-local renders
 //! Prometheus text at `GET /metrics`, the Lambda functions print CloudWatch Embedded Metric
-//! Format documents (`seyaha::lambda`). The template's dashboard and the README's Metrics
-//! section are checked against [`ALL`] by tests, so they cannot drift from the code.
+//! Format documents (`seyaha::lambda`). The template's dashboard and the Metrics table of
+//! docs/operations.md are checked against [`ALL`] by tests, so they cannot drift from the code.
 //!
 //! Labels (CloudWatch dimensions) only ever take values from fixed sets written here or in
 //! the domain's enums: never an integration, partner or product id, nor any text a partner
@@ -35,13 +35,13 @@ impl Kind {
     }
 }
 
-/// One metric: what the README's table and the dashboard show of it.
+/// One metric: what the manual's table (docs/operations.md) and the dashboard show of it.
 #[derive(Debug, Clone, Copy)]
 pub struct Metric {
     pub name: &'static str,
     pub kind: Kind,
     pub unit: Unit,
-    /// Label names (CloudWatch dimensions), in the order the README lists them.
+    /// Label names (CloudWatch dimensions), in the order the manual lists them.
     pub labels: &'static [&'static str],
     pub help: &'static str,
 }

@@ -1,6 +1,6 @@
 //! One configuration for every entry point: [`Settings`], read from `SEYAHA_*` environment
 //! variables with one default each (seyaha-local's flags override the same fields). The
-//! README's configuration table has one row per field.
+//! configuration table in docs/operations.md has one row per field.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

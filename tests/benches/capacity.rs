@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 use seyaha::adapters::aws::{DynamoStore, SqsQueue};
 use seyaha::adapters::stored::JobMessage;
-use seyaha::app::{self, Runtime};
+use seyaha::app::{self, Host};
 use seyaha::domain::{
     Activity, AdminPatch, AvailabilityUpdate, ContentHash, ExternalSync, IntegrationId, IntegrationRecord, LocalDateTime, OctoEvent,
     PartnerId, Role, RunTrigger, SlotStatus, Timestamp, Variation, VariationPricing, VariationSync, WebhookSecret,
@@ -109,7 +109,7 @@ async fn operations(config: &aws_config::SdkConfig) -> String {
     let settings = resources.settings(Settings { octo_max_response_bytes: Settings::default().octo_max_response_bytes, ..test_settings() });
     let recorder = Recorder::default();
     let (ports, store) = recorded_ports(config, &settings, Arc::new(SystemClock), &recorder);
-    let app = app::build(ports, &settings, Runtime::Lambda);
+    let app = app::build(ports, &settings, Host::Lambda);
     let service = app.service();
     let octo = FakeOcto::start().await;
     let mut catalog = seyaha_local::octo_samples::generated_catalog(500, 3);
@@ -170,7 +170,7 @@ async fn operations(config: &aws_config::SdkConfig) -> String {
     catalog[3]["title"] = json!("Product 3, renamed");
     octo.set_catalog(catalog.clone());
     measure(&mut out, &recorder, "PRODUCT_UPDATE job (one product)", async {
-        service.run_job(&SyncJob::product(id, "product_3".into())).await.unwrap();
+        service.handle_job(&SyncJob::product(id, "product_3".into())).await.unwrap();
     })
     .await;
     for option in ["DEFAULT", "option-1", "option-2"] {
@@ -182,7 +182,7 @@ async fn operations(config: &aws_config::SdkConfig) -> String {
     measure(&mut out, &recorder, "pull, 1 day x 3 options", async {
         let day = parse_date("2099-07-05").unwrap();
         let pull = AvailabilityPull { product_id: "product_4".into(), option_id: None, from: day, to: day };
-        service.run_job(&SyncJob::availability(id, pull)).await.unwrap();
+        service.handle_job(&SyncJob::availability(id, pull)).await.unwrap();
     })
     .await;
 
@@ -191,7 +191,7 @@ async fn operations(config: &aws_config::SdkConfig) -> String {
     service.admin_update(large.integration.id, AdminPatch::approval()).await.unwrap();
     measure(&mut out, &recorder, "worker full sync, 1,000 products", async {
         service.admin_sync(large.integration.id).await.unwrap();
-        service.run_job(&SyncJob::catalog(large.integration.id, RunTrigger::Admin)).await.unwrap();
+        service.handle_job(&SyncJob::catalog(large.integration.id, RunTrigger::Admin)).await.unwrap();
     })
     .await;
 
@@ -212,7 +212,7 @@ async fn operations(config: &aws_config::SdkConfig) -> String {
     }
     let first_page = first_page.unwrap();
     measure(&mut out, &recorder, &format!("nightly page of {}", Settings::default().fan_out_page_size), async {
-        service.run_job(&first_page).await.unwrap();
+        service.handle_job(&first_page).await.unwrap();
     })
     .await;
     out
@@ -389,7 +389,7 @@ async fn marketplace(config: &aws_config::SdkConfig, population: &Population) ->
     let sqs = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(config).interceptor(sqs_recorder.clone()).build());
     let queue = Arc::new(KeptJobs::new(sqs.clone(), &resources));
     ports.queue = queue.clone();
-    let app = app::build(ports, &settings, Runtime::Lambda);
+    let app = app::build(ports, &settings, Host::Lambda);
     let service = app.service();
 
     let started = Instant::now();
@@ -417,7 +417,7 @@ async fn marketplace(config: &aws_config::SdkConfig, population: &Population) ->
             syncs += 1;
             continue;
         }
-        service.run_job(&job).await.unwrap();
+        service.handle_job(&job).await.unwrap();
         let calls = recorder.take();
         let queue_calls = sqs_recorder.take();
         let mut page = Ledger::new(seyaha_table());
@@ -472,7 +472,7 @@ async fn notify_mix(config: &aws_config::SdkConfig, population: &Population) -> 
     let settings = resources.settings(test_settings());
     let recorder = Recorder::default();
     let (ports, store) = recorded_ports(config, &settings, Arc::new(SystemClock), &recorder);
-    let app = app::build(ports, &settings, Runtime::Lambda);
+    let app = app::build(ports, &settings, Host::Lambda);
     let service = app.service();
     let started = Instant::now();
     load(&store, population, true).await;

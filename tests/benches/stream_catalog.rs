@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, RedbStore};
-use seyaha::app::{self, Runtime};
+use seyaha::app::{self, Host};
 use seyaha::domain::{AdminPatch, AuthKey, AuthType, BaseUrl, CatalogLimits, PartnerId, Role, Timestamp};
 use seyaha::net::EndpointPolicy;
 use seyaha::octo::{OctoClient, OctoCredentials};
@@ -92,7 +92,7 @@ async fn engine_on_redb(octo: &FakeOcto, products: usize) {
         queue: Arc::new(queue),
         clock: Arc::new(SystemClock),
     };
-    let service = Arc::clone(app::build(ports, &settings(), Runtime::Local).service());
+    let service = Arc::clone(app::build(ports, &settings(), Host::Local).service());
     let new = seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY);
     let created = service.create(PartnerId::generate(1_800_000_000), new, Role::Admin).await.unwrap();
     let (id, secret) = (created.integration.id, created.webhook_secret);

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, RedbStore};
-use seyaha::app::{self, Runtime};
+use seyaha::app::{self, Host};
 use seyaha::domain::{ActivityState, AdminPatch, PartnerId, Role, Timestamp};
 use seyaha::ports::{Ports, StaticSigningKey, SystemClock};
 use seyaha::sync::{SyncResult, diff_catalog, parse_catalog};
@@ -244,7 +244,7 @@ fn writes(body: Vec<u8>) {
             octo_max_response_bytes: 50 * 1024 * 1024,
             ..test_settings()
         };
-        let service = Arc::clone(app::build(ports, &settings, Runtime::Local).service());
+        let service = Arc::clone(app::build(ports, &settings, Host::Local).service());
 
         let served = Arc::new(std::sync::Mutex::new(body.clone()));
         let product_bodies: ProductBodies = Arc::default();
@@ -295,7 +295,7 @@ fn writes(body: Vec<u8>) {
         let (catalog_before, products_before) = (CATALOG_FETCHES.load(Ordering::Relaxed), PRODUCT_FETCHES.load(Ordering::Relaxed));
         let job = seyaha::ports::SyncJob::product(id, "product_4242".into());
         let started = Instant::now();
-        let result = service.run_job(&job).await.unwrap();
+        let result = service.handle_job(&job).await.unwrap();
         let elapsed = started.elapsed();
         let SyncResult::Done { counts, .. } = result else { panic!("{result:?}") };
         println!(

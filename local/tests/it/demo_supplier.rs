@@ -523,7 +523,7 @@ async fn simulate_hooks_refuse_what_they_cannot_change() {
 }
 
 /// The whole loop on one machine: Seyaha syncs the demo supplier, subscribes to it (here by
-/// hand, the way DESIGN section 9 has Seyaha do it on approval), and the supplier's own
+/// hand, the way Seyaha does it on approval), and the supplier's own
 /// notifications bring a changed title and changed vacancies into Seyaha's catalog.
 #[tokio::test]
 async fn seyaha_follows_the_demo_suppliers_own_notifications() {

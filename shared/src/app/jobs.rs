@@ -36,7 +36,7 @@ pub enum BatchOutcome {
 
 /// Runs one job through the service, catching a panic.
 pub async fn run_job(service: &IntegrationService, job: &SyncJob) -> Result<SyncResult, JobFailure> {
-    let result = isolated(service.run_job(job)).await;
+    let result = isolated(service.handle_job(job)).await;
     count(job, job_outcome(&result));
     result
 }
@@ -53,7 +53,7 @@ pub async fn run_batch(service: &IntegrationService, jobs: &[SyncJob], ends_at: 
             outcomes.push(BatchOutcome::NotStarted);
             continue;
         }
-        let result = isolated(service.run_job_before(job, job_deadline)).await;
+        let result = isolated(service.handle_job_before(job, job_deadline)).await;
         count(job, job_outcome(&result));
         outcomes.push(match result {
             Ok(result) => BatchOutcome::Ran(result),

@@ -20,10 +20,10 @@ use crate::service::{IntegrationService, ServiceLimits};
 use crate::settings::Settings;
 use crate::sync::SyncEngine;
 
-/// Where the app runs; it decides the defaults that differ on purpose (DESIGN: private
-/// endpoints are allowed locally, never by default on AWS).
+/// Where the app runs; it decides the defaults that differ on purpose (private endpoints
+/// are allowed locally, never by default on AWS: docs/design.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Runtime {
+pub enum Host {
     Lambda,
     Local,
 }
@@ -36,8 +36,8 @@ pub struct App {
 }
 
 /// Wires the ports and settings into the service, the sync engine and the HTTP state.
-pub fn build(ports: Ports, settings: &Settings, runtime: Runtime) -> App {
-    let policy = EndpointPolicy { allow_private_and_http: settings.allow_private_endpoints_or(runtime == Runtime::Local) };
+pub fn build(ports: Ports, settings: &Settings, host: Host) -> App {
+    let policy = EndpointPolicy { allow_private_and_http: settings.allow_private_endpoints_or(host == Host::Local) };
     let ports =
         Ports { secrets: Arc::new(CachedSecretStore::new(ports.secrets, Arc::clone(&ports.clock), settings.secret_cache())), ..ports };
     let octo = OctoClient::new(policy, settings.octo());

@@ -15,8 +15,8 @@ use crate::domain::{
     RUNS_SHOWN, Role, RunTrigger, Slot, SyncRun, SyncState, Timestamp, WebhookSecret, WebhookSecretDigest,
 };
 use crate::net::{EndpointPolicy, EndpointRefused};
+use crate::optimistic::{Change, update_record};
 use crate::ports::{Admission, Cursor, IntegrationFilter, Page, Ports, QueueError, SecretStoreError, StoreError, SyncJob};
-use crate::records::{Change, update_record};
 use crate::sync::Unsubscribe;
 use crate::sync::{ProbeOutcome, SyncEngine, SyncError, SyncResult};
 
@@ -479,13 +479,13 @@ impl IntegrationService {
 
     /// One queue message. Errors are infrastructure failures, worth a redelivery; partner
     /// failures are recorded on the integration and are results.
-    pub async fn run_job(&self, job: &SyncJob) -> Result<SyncResult, SyncError> {
+    pub async fn handle_job(&self, job: &SyncJob) -> Result<SyncResult, SyncError> {
         self.engine.handle_job(job).await
     }
 
     /// The same, for a worker whose invocation ends at `deadline`: a sync that cannot finish
     /// by then hands off to a new job (what it wrote so far stays; the next run's diff goes on).
-    pub async fn run_job_before(&self, job: &SyncJob, deadline: std::time::Instant) -> Result<SyncResult, SyncError> {
+    pub async fn handle_job_before(&self, job: &SyncJob, deadline: std::time::Instant) -> Result<SyncResult, SyncError> {
         self.engine.handle_job_before(job, Some(deadline)).await
     }
 

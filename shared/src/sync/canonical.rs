@@ -2,7 +2,7 @@
 //!
 //! The maintained JCS crates canonicalize a `serde_json::Value`, so a catalog is first built
 //! as a tree of maps and strings and then re-serialized with every key re-parsed: measured on a
-//! 10,000-product catalog that is ~3.7x a plain parse on its own (see the README benchmark).
+//! 10,000-product catalog that is ~3.7x a plain parse on its own (see docs/benchmarks.md).
 //! This writer reads the JSON tokens once and emits canonical bytes directly, buffering only
 //! the members of one object at a time to sort them. Number formatting (ECMAScript
 //! `Number.prototype.toString`) comes from `ryu-js`. Property tests check the output byte for

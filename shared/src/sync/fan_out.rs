@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{IntegrationId, IntegrationRecord, RunId, RunTrigger, Timestamp};
+use crate::optimistic::{Change, update_record};
 use crate::ports::{Clock, Cursor, FanOutPage, IntegrationStore, MAX_QUEUE_DELAY, Ports, StoreError, SyncJob, SyncQueue};
-use crate::records::{Change, update_record};
 
 use super::lease::Leases;
 use super::shared::{SyncConfig, SyncError, SyncResult};

@@ -14,8 +14,8 @@ use crate::domain::{
 };
 use crate::logging::Untrusted;
 use crate::metrics::{self, Record, Write};
+use crate::optimistic::{Change, update_record};
 use crate::ports::{CatalogStore, Clock, IntegrationStore, Ports};
-use crate::records::{Change, update_record};
 
 use super::lease::{Leases, Request};
 use super::runs::{Run, RunLog, RunReport, truncate};

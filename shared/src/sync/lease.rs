@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{HealthStatus, IntegrationId, IntegrationRecord, Lease, RunTrigger, SyncStatus, Timestamp};
+use crate::optimistic::{Change, update_record};
 use crate::ports::{Clock, IntegrationStore, Ports, SyncJob, SyncQueue};
-use crate::records::{Change, update_record};
 
 use super::runs::Run;
 use super::shared::{SyncConfig, SyncError};

@@ -1,4 +1,4 @@
-//! Subscribing Seyaha to the partner's push channels (DESIGN section 9), in the background:
+//! Subscribing Seyaha to the partner's push channels (docs/api.md, "Push subscriptions"), in the background:
 //! after approval (and re-approval, and activation) the OCTO notifications capability is tried,
 //! then OCTO webhooks, then none; revoking approval, pausing, a `base_url` change and delete
 //! remove the subscriptions (best effort).
@@ -26,8 +26,8 @@ use crate::domain::{
 };
 use crate::logging::Untrusted;
 use crate::octo::{Channel, OctoClient, OctoCredentials, OctoError};
+use crate::optimistic::{Change, update_record};
 use crate::ports::{Clock, IntegrationStore, Ports, SyncJob, SyncQueue};
-use crate::records::{Change, update_record};
 
 /// Subscriptions to the partners' push channels.
 pub(super) struct Subscriptions {

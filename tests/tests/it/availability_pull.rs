@@ -1,4 +1,4 @@
-//! Availability pull (DESIGN section 9): `POST {base_url}/availability` per option, ranges split
+//! Availability pull (docs/api.md, "OCTO events"): `POST {base_url}/availability` per option, ranges split
 //! at 31 days, at most 4 calls at once, a 429's `Retry-After` waited out on the clock; returned
 //! availabilities become slots and the option's slots in the range that vanished become CLOSED.
 //! Reached from an `AVAILABILITY_UPDATE`, a `booking_update` and an admin's refresh.
@@ -222,7 +222,7 @@ async fn pulls_of_one_partner_take_turns_so_it_gets_at_most_4_calls_at_once() {
     assert!(octo.most_availability_calls_at_once() <= 4, "{} calls at once", octo.most_availability_calls_at_once());
 }
 
-/// The security review's pull flood (round two, finding 1), automated: while the partner's
+/// A partner's pull flood (docs/security.md), automated: while the partner's
 /// `/availability` is held, 59 more `AVAILABILITY_UPDATE` events for the same pull are
 /// accepted; once it answers, one more run serves all of them, with no time passing (before,
 /// each event was its own job, re-queued every 2 s while the lease was held). The partner got

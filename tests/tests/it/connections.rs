@@ -1,4 +1,4 @@
-//! seyaha-local against hostile clients over raw sockets (security review, finding 1): a client
+//! seyaha-local against hostile clients over raw sockets (docs/security.md): a client
 //! trickling its request head is disconnected after the header read timeout, so is an idle
 //! keep-alive connection, idle connections past the cap do not keep a new client from being
 //! served, and neither do 10,000 idle connections from one client.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use seyaha::app::{self, Runtime};
+use seyaha::app::{self, Host};
 use seyaha::domain::{AdminPatch, HealthStatus, PartnerId, Role};
 use seyaha::ports::{Clock, IntegrationFilter, SystemClock};
 use seyaha::service::ServiceError;
@@ -24,7 +24,7 @@ async fn products_beyond_dynamodb_limits_are_rejected_and_the_rest_syncs() {
     let settings = resources.settings(test_settings());
     let ports = seyaha::lambda::ports(&config, &settings, Arc::new(SystemClock)).unwrap();
     let catalog_store = Arc::clone(&ports.catalog);
-    let app = app::build(ports, &settings, Runtime::Lambda);
+    let app = app::build(ports, &settings, Host::Lambda);
     let service = app.service();
 
     let octo = FakeOcto::start().await;
@@ -64,7 +64,7 @@ async fn a_rotated_secret_works_for_the_overlap_on_dynamodb() {
     let settings = resources.settings(Settings { secret_overlap_hours: 2, ..test_settings() });
     let clock = FakeClock::new();
     let ports = seyaha::lambda::ports(&config, &settings, clock.clone()).unwrap();
-    let app = app::build(ports, &settings, Runtime::Lambda);
+    let app = app::build(ports, &settings, Host::Lambda);
     let service = app.service();
     let new = seyaha_tests::bearer_integration("https://octo.example.com", "k");
     let partner = PartnerId::generate(1_800_000_000);
@@ -109,7 +109,7 @@ async fn integration_writes_spread_over_index_shards_and_a_sync_costs_at_most_fi
     let settings = resources.settings(test_settings());
     let recorder = Recorder::default();
     let (ports, _) = recorded_ports(&config, &settings, Arc::new(SystemClock), &recorder);
-    let app = app::build(ports, &settings, Runtime::Lambda);
+    let app = app::build(ports, &settings, Host::Lambda);
     let service = app.service();
     let octo = FakeOcto::start().await;
     octo.set_catalog(sample_catalog(3));
@@ -178,7 +178,7 @@ async fn a_pull_of_one_day_reads_that_days_slots_only() {
     let recorder = Recorder::default();
     let (ports, _) = recorded_ports(&config, &settings, Arc::new(SystemClock), &recorder);
     let catalog = ports.catalog.clone();
-    let app = app::build(ports, &settings, Runtime::Lambda);
+    let app = app::build(ports, &settings, Host::Lambda);
     let service = app.service();
     let octo = FakeOcto::start().await;
     octo.set_catalog(sample_catalog(2));
@@ -218,7 +218,9 @@ async fn a_pull_of_one_day_reads_that_days_slots_only() {
 
     let day = parse_date("2099-07-05").unwrap();
     let pull = AvailabilityPull { product_id: "product_0".into(), option_id: Some("DEFAULT".into()), from: day, to: day };
-    let SyncResult::Done { counts, .. } = service.run_job(&SyncJob::availability(id, pull)).await.unwrap() else { panic!("the pull runs") };
+    let SyncResult::Done { counts, .. } = service.handle_job(&SyncJob::availability(id, pull)).await.unwrap() else {
+        panic!("the pull runs")
+    };
     assert_eq!((counts.updated, counts.unchanged), (3, 1), "{counts:?}");
     let slots_read: usize = recorder
         .take()
@@ -240,7 +242,7 @@ async fn a_credential_changed_in_one_process_is_used_at_once_by_another() {
     let resources = resources(&config).await;
     let settings = resources.settings(Settings { secret_cache_secs: 300, ..test_settings() });
     let clock = FakeClock::new();
-    let build = || app::build(seyaha::lambda::ports(&config, &settings, clock.clone()).unwrap(), &settings, Runtime::Lambda);
+    let build = || app::build(seyaha::lambda::ports(&config, &settings, clock.clone()).unwrap(), &settings, Host::Lambda);
     let (register, worker) = (build(), build());
     let octo = FakeOcto::start().await;
     let partner = PartnerId::generate(1_800_000_000);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, QueueReceiver, RedbStore};
-use seyaha::app::{self, Runtime};
+use seyaha::app::{self, Host};
 use seyaha::domain::{AdminPatch, HealthStatus, IntegrationId, Lease, PartnerId, Role, RunId, RunOutcome, RunTrigger, SyncStatus};
 use seyaha::net::EndpointPolicy;
 use seyaha::octo::OctoClient;
@@ -100,7 +100,7 @@ fn harness_with(catalog: Arc<dyn CatalogStore>, store: RedbStore, dir: tempfile:
     // The engine under test, with its own config; the service for set-up, wired as every entry point wires it.
     let octo = OctoClient::new(EndpointPolicy { allow_private_and_http: true }, settings.octo());
     let engine = Arc::new(SyncEngine::new(ports.clone(), octo, config));
-    let service = Arc::clone(app::build(ports, &settings, Runtime::Local).service());
+    let service = Arc::clone(app::build(ports, &settings, Host::Local).service());
     Harness { queue, _dir: dir, store, clock, engine, service, receiver }
 }
 
@@ -738,7 +738,7 @@ fn ready_jobs(h: &mut Harness) -> Vec<SyncJob> {
     std::iter::from_fn(|| h.next_job()).collect()
 }
 
-/// The security review's flood, automated: 60 pull requests for one partner (3 distinct pulls
+/// A partner's pull flood (docs/security.md), automated: 60 pull requests for one partner (3 distinct pulls
 /// among them) leave one job in the queue, and that job makes each distinct pull's calls once
 /// (at most 4 at a time). While a sync holds the lease, a request sends no job that could run
 /// (only a watchdog at the lease's expiry), a pull job arriving meanwhile sends nothing (no

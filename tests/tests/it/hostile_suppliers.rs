@@ -24,7 +24,7 @@ use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto, sample_catalog};
 use seyaha_tests::{Registered, TestApp, runs_with_trigger, test_settings};
 
 /// The response cap and the catalog guard in this test (`SEYAHA_OCTO_MAX_RESPONSE_BYTES`,
-/// `SEYAHA_OCTO_MAX_CATALOG_BYTES`), as in the security review.
+/// `SEYAHA_OCTO_MAX_CATALOG_BYTES`), at 5 MiB here.
 const CAP: usize = 5 * 1024 * 1024;
 
 fn gzip_bomb() -> Vec<u8> {

@@ -1,5 +1,5 @@
 //! Metrics: seyaha-local's `GET /metrics` over real HTTP (Prometheus text) after a sync, a
-//! notify, a refused webhook, a queue job and a failing partner; and the README's Metrics
+//! notify, a refused webhook, a queue job and a failing partner; and the operations manual's Metrics
 //! section against the library's one list of metrics.
 //!
 //! The recorder is process-global (every server in this test binary shares it), so the
@@ -189,23 +189,23 @@ async fn a_down_deactivation_is_a_run_of_its_own_and_is_counted() {
     assert_eq!(failed, 3, "the failed syncs that made it DOWN are runs of their own: {log:#}");
 }
 
-/// The README's `## Metrics` table has a row for every metric the code records, with its
+/// The operations manual's `## Metrics` table (`docs/operations.md`) has a row for every metric the code records, with its
 /// type, unit and every label; and no row for a metric the code does not record.
 #[test]
-fn the_readme_lists_every_metric_with_its_type_unit_and_labels() {
+fn the_operations_manual_lists_every_metric_with_its_type_unit_and_labels() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(root.join("docs/operations.md")).unwrap();
     let section = readme.split("\n## Metrics\n").nth(1).expect("a ## Metrics section").split("\n## ").next().unwrap();
     let rows: Vec<&str> = section.lines().filter(|line| line.starts_with("| `seyaha_")).collect();
     for metric in ALL {
         let row = rows
             .iter()
             .find(|row| row.starts_with(&format!("| `{}` |", metric.name)))
-            .unwrap_or_else(|| panic!("no README row for {}", metric.name));
+            .unwrap_or_else(|| panic!("no docs/operations.md row for {}", metric.name));
         let unit = match metric.unit {
             seyaha::metrics::Unit::Count => "count",
             seyaha::metrics::Unit::Seconds => "seconds",
-            other => panic!("{}: the README has no word for {other:?}", metric.name),
+            other => panic!("{}: docs/operations.md has no word for {other:?}", metric.name),
         };
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         assert_eq!(cells[2], metric.kind.as_str(), "{row}");

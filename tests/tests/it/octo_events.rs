@@ -1,4 +1,4 @@
-//! `POST /{id}/octo/events`: what a partner's OCTO platform pushes by itself (DESIGN section 9).
+//! `POST /{id}/octo/events`: what a partner's OCTO platform pushes by itself (docs/api.md, "OCTO events").
 //! Authenticated like the other webhooks; a `PRODUCT_UPDATE` syncs exactly that product in the
 //! background, an `availability_update` delivery stores its slot, unknown types are accepted
 //! and ignored, bad bodies are 400.

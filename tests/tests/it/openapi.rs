@@ -132,3 +132,45 @@ async fn operation_ids_are_unique_and_links_name_real_operations_and_parameters(
         }
     }
 }
+
+/// The API reference (`docs/api.md`) lists every operation of the document, and no other: its
+/// route table is checked against the document the code serves.
+#[tokio::test]
+async fn the_api_reference_lists_every_operation_of_the_document_and_no_other() {
+    let app = TestApp::spawn().await;
+    let document = document(&app).await;
+    let documented: std::collections::BTreeSet<String> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, operations)| {
+            operations.as_object().unwrap().keys().map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    let manual = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api.md")).unwrap();
+    let listed: std::collections::BTreeSet<String> = manual
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let method = *cells.get(1)?;
+            if !METHODS.contains(&method) {
+                return None;
+            }
+            let path = match cells.get(2)?.trim_matches('`') {
+                "*(the prefix)*" => PREFIX.to_owned(),
+                below => format!("{PREFIX}{below}"),
+            };
+            Some(format!("{method} {path}"))
+        })
+        .collect();
+    assert_eq!(
+        listed.difference(&documented).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "docs/api.md lists routes the document does not have"
+    );
+    assert_eq!(
+        documented.difference(&listed).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "operations of the document missing from docs/api.md's route table"
+    );
+}

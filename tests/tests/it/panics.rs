@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, QueueReceiver, RedbStore};
 use seyaha::app::jobs::{JobFailure, run_job};
-use seyaha::app::{self, App, Runtime};
+use seyaha::app::{self, App, Host};
 use seyaha::domain::{AdminPatch, IntegrationId, PartnerId, Role, RunTrigger};
 use seyaha::ports::{Ports, StaticSigningKey, SyncJob, SystemClock};
 use seyaha::sync::SyncResult;
@@ -45,7 +45,7 @@ fn setup() -> Setup {
         queue: Arc::new(queue),
         clock: Arc::new(SystemClock),
     };
-    Setup { app: app::build(ports, &test_settings(), Runtime::Local), cursed, _dir: dir, receiver }
+    Setup { app: app::build(ports, &test_settings(), Host::Local), cursed, _dir: dir, receiver }
 }
 
 async fn approved(app: &App, octo: &FakeOcto) -> IntegrationId {

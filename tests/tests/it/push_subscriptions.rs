@@ -1,4 +1,4 @@
-//! Push subscriptions (DESIGN section 9): with a public URL (seyaha-local's own address here),
+//! Push subscriptions (docs/api.md): with a public URL (seyaha-local's own address here),
 //! approval subscribes Seyaha to the partner's OCTO notifications, else its webhooks, else
 //! nothing; with a delivery secret of its own that the events route accepts and no answer
 //! shows. Pausing, a `base_url` change and delete remove the subscription. The delivery

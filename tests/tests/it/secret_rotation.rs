@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use seyaha::adapters::embedded::{FileSecretStore, InMemoryRateLimiter, InProcessQueue, RedbStore};
-use seyaha::app::{self, Runtime};
+use seyaha::app::{self, Host};
 use seyaha::domain::{IntegrationId, IntegrationRecord, PartnerId, Role, Timestamp, WebhookSecret};
 use seyaha::ports::{Clock, Cursor, IntegrationFilter, IntegrationStore, Page, Ports, StaticSigningKey, StoreError};
 use seyaha::service::ServiceError;
@@ -296,7 +296,7 @@ async fn a_rotation_that_loses_to_another_is_refused_and_one_that_loses_to_anyth
         queue: Arc::new(queue),
         clock: clock.clone(),
     };
-    let app = app::build(ports, &test_settings(), Runtime::Local);
+    let app = app::build(ports, &test_settings(), Host::Local);
     let service = app.service();
     let new = seyaha_tests::bearer_integration("https://octo.example.com", "k");
     let partner = PartnerId::generate(1_800_000_000);

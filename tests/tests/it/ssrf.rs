@@ -54,7 +54,7 @@ async fn patch_refuses_internal_targets_and_keeps_the_old_url() {
 
 #[tokio::test]
 async fn ipv4_translated_targets_are_refused_on_create_and_patch() {
-    // Security review round two, R5: `::ffff:0:0:0/96` (IPv4-translated) was accepted by both.
+    // `::ffff:0:0:0/96` (IPv4-translated) was once accepted by both.
     let app = TestApp::spawn_with(strict()).await;
     let refused = "base_url: must not point at a loopback, private, link-local or reserved address";
     for url in ["https://[::ffff:0:127.0.0.1]", "https://[::ffff:0:7f00:1]/octo", "https://[::ffff:0:a9fe:a9fe]"] {
@@ -133,8 +133,7 @@ async fn names_resolving_to_refused_addresses_are_refused_at_registration_and_on
 }
 
 /// A partner's host that redirects to another host must not hand that host the partner's
-/// credential: the `Authorization` header is dropped on a cross-host redirect (security
-/// review, finding 7).
+/// credential: the `Authorization` header is dropped on a cross-host redirect.
 #[tokio::test]
 async fn a_redirect_to_another_host_does_not_carry_the_credential() {
     use std::sync::{Arc, Mutex};

@@ -671,7 +671,7 @@ fn every_setting_the_functions_read_is_set_by_the_template() {
     }
 }
 
-/// Anonymous floods (the security review's R7): the HTTP API's route limits count requests
+/// Anonymous floods (docs/security.md): the HTTP API's route limits count requests
 /// before any secret is checked, and an HTTP API takes no WAF. `EdgeProtection` (off by
 /// default) puts CloudFront with a WAF rate-based rule per client IP in front of it; pushes then
 /// come through it too. The per-IP limit is sized against the smallest webhook route limit, so

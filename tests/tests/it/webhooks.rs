@@ -138,7 +138,7 @@ async fn an_admin_raises_one_integrations_webhook_limit_and_can_set_it_back() {
     app.notify(&large, body).await.expect_error(429);
 }
 
-/// The security review's probes of the notify body, kept: deep nesting, a 5,000-digit number
+/// Hostile notify bodies: deep nesting, a 5,000-digit number
 /// and invalid UTF-8 each get a 4xx envelope, and the next valid notify is applied.
 #[tokio::test]
 async fn hostile_notify_bodies_get_a_4xx_and_the_service_keeps_answering() {
@@ -176,7 +176,7 @@ async fn hostile_notify_bodies_get_a_4xx_and_the_service_keeps_answering() {
     }
 }
 
-/// The security review's 800 notifies over 32 slots, many in flight at once: every one is
+/// 800 notifies over 32 slots, many in flight at once: every one is
 /// answered 200 (no 5xx), and a last update per slot sent after them is what each slot holds
 /// (no update acknowledged before it overwrote it later, none lost).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

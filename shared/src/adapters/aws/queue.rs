@@ -1,7 +1,7 @@
 //! The sync queue on SQS: two standard queues, one per lane (real-time and bulk), each with its
 //! own dead-letter queue and its own event source on the worker. Coalescing and idempotency
 //! come from the `requested_at` flag on the integration (a conditional write), not from FIFO
-//! deduplication (the README's storage section says why).
+//! deduplication (docs/operations.md, "SQS", says why).
 
 use std::time::Duration;
 
