@@ -52,15 +52,31 @@ async fn supplier(faulty: Arc<AtomicBool>) -> String {
         axum::routing::get(move || {
             let (body, faulty) = (Arc::clone(&body), Arc::clone(&faulty));
             async move {
-                let roll = if faulty.load(Ordering::Relaxed) { random(100) } else { 99 };
+                let roll = if faulty.load(Ordering::Relaxed) {
+                    random(100)
+                } else {
+                    99
+                };
                 match roll {
-                    0..=6 => (StatusCode::INTERNAL_SERVER_ERROR, "supplier exploded").into_response(),
-                    7..=13 => ([("content-type", "application/json")], "<html>not json").into_response(),
+                    0..=6 => {
+                        (StatusCode::INTERNAL_SERVER_ERROR, "supplier exploded").into_response()
+                    }
+                    7..=13 => {
+                        ([("content-type", "application/json")], "<html>not json").into_response()
+                    }
                     14..=19 => {
                         tokio::time::sleep(Duration::from_millis(300)).await;
-                        ([("content-type", "application/json")], body.as_ref().clone()).into_response()
+                        (
+                            [("content-type", "application/json")],
+                            body.as_ref().clone(),
+                        )
+                            .into_response()
                     }
-                    _ => ([("content-type", "application/json")], body.as_ref().clone()).into_response(),
+                    _ => (
+                        [("content-type", "application/json")],
+                        body.as_ref().clone(),
+                    )
+                        .into_response(),
                 }
             }
         }),
@@ -99,22 +115,30 @@ fn start(port: u16, data_dir: &Path) -> Server {
     let mut line = String::new();
     while !line.contains("export ADMIN_TOKEN=") {
         line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "seyaha-local did not start");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "seyaha-local did not start"
+        );
     }
     std::thread::spawn(move || for _ in stdout.lines() {});
     let peak_rss_kib = Arc::new(AtomicU64::new(0));
     let (pid, peak) = (child.id(), Arc::clone(&peak_rss_kib));
     std::thread::spawn(move || {
         while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            if let Some(kib) =
-                status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             {
                 peak.fetch_max(kib, Ordering::Relaxed);
             }
             std::thread::sleep(Duration::from_millis(200));
         }
     });
-    Server { child, peak_rss_kib }
+    Server {
+        child,
+        peak_rss_kib,
+    }
 }
 
 impl Server {
@@ -126,7 +150,11 @@ impl Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[derive(Clone)]
@@ -167,7 +195,11 @@ async fn send(
                 let status = response.status().as_u16();
                 let body = response.json::<Value>().await.unwrap_or(Value::Null);
                 let mut stats = stats.lock().unwrap();
-                stats.latencies.entry(route).or_default().push(started.elapsed());
+                stats
+                    .latencies
+                    .entry(route)
+                    .or_default()
+                    .push(started.elapsed());
                 if status == 502 && route == "sync trigger" {
                     stats.partner_failures += 1;
                 } else if status >= 500 {
@@ -234,7 +266,11 @@ async fn run(
     server: &mut Option<Server>,
     peak: &mut u64,
 ) -> (Stats, Vec<Client>, u64) {
-    let http = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(CLIENTS).build().unwrap();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()
+        .unwrap();
     let stats = Arc::new(Mutex::new(Stats::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let triggers_acked = Arc::new(AtomicU64::new(0));
@@ -285,7 +321,11 @@ async fn run(
     while started.elapsed() < Duration::from_secs(secs) {
         match &kill_every {
             Some((port, data_dir)) => {
-                tokio::time::sleep(Duration::from_secs(15).min(Duration::from_secs(secs).saturating_sub(started.elapsed()))).await;
+                tokio::time::sleep(
+                    Duration::from_secs(15)
+                        .min(Duration::from_secs(secs).saturating_sub(started.elapsed())),
+                )
+                .await;
                 if started.elapsed() < Duration::from_secs(secs) {
                     *peak = (*peak).max(server.take().unwrap().kill());
                     *server = Some(start(*port, data_dir));
@@ -307,16 +347,35 @@ async fn run(
 async fn lost_updates(base: &str, admin: &str, clients: &[Client]) -> (u64, u64) {
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let mut stored: HashMap<String, u64> = HashMap::new();
-    for integration in clients.iter().map(|c| &c.integration.id).collect::<std::collections::BTreeSet<_>>() {
+    for integration in clients
+        .iter()
+        .map(|c| &c.integration.id)
+        .collect::<std::collections::BTreeSet<_>>()
+    {
         let mut cursor: Option<String> = None;
         loop {
             let mut url = format!("{base}/{integration}/catalog?kind=slots&limit=500");
             if let Some(cursor) = &cursor {
                 url.push_str(&format!("&slots_cursor={cursor}"));
             }
-            let page: Value = http.get(url).bearer_auth(admin).send().await.unwrap().json().await.unwrap();
-            for slot in page["data"]["slots"].as_array().cloned().unwrap_or_default() {
-                stored.insert(slot["availabilityId"].as_str().unwrap().to_owned(), slot["vacancies"].as_u64().unwrap_or(0));
+            let page: Value = http
+                .get(url)
+                .bearer_auth(admin)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            for slot in page["data"]["slots"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+            {
+                stored.insert(
+                    slot["availabilityId"].as_str().unwrap().to_owned(),
+                    slot["vacancies"].as_u64().unwrap_or(0),
+                );
             }
             match page["data"]["next_cursor"]["slots"].as_str() {
                 Some(next) => cursor = Some(next.to_owned()),
@@ -344,7 +403,12 @@ async fn lost_updates(base: &str, admin: &str, clients: &[Client]) -> (u64, u64)
 
 /// After the load: the supplier answers normally; every integration should end idle with the
 /// catalog (all products active) once its requested syncs have run.
-async fn settled_syncs(base: &str, admin: &str, integrations: &[Integration], faulty: &AtomicBool) -> (usize, usize) {
+async fn settled_syncs(
+    base: &str,
+    admin: &str,
+    integrations: &[Integration],
+    faulty: &AtomicBool,
+) -> (usize, usize) {
     faulty.store(false, Ordering::Relaxed);
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -353,8 +417,20 @@ async fn settled_syncs(base: &str, admin: &str, integrations: &[Integration], fa
         for i in integrations {
             // A trigger now stands in for the partner's retry after the faults; it is answered
             // 200 (synced), or 202 when a sync is still running.
-            http.post(format!("{base}/{}/sync/trigger", i.id)).header("x-webhook-secret", &i.secret).send().await.ok();
-            let me: Value = http.get(format!("{base}/admin/{}", i.id)).bearer_auth(admin).send().await.unwrap().json().await.unwrap();
+            http.post(format!("{base}/{}/sync/trigger", i.id))
+                .header("x-webhook-secret", &i.secret)
+                .send()
+                .await
+                .ok();
+            let me: Value = http
+                .get(format!("{base}/admin/{}", i.id))
+                .bearer_auth(admin)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             let catalog: Value = http
                 .get(format!("{base}/{}/catalog?kind=activities&limit=500", i.id))
                 .bearer_auth(admin)
@@ -364,7 +440,10 @@ async fn settled_syncs(base: &str, admin: &str, integrations: &[Integration], fa
                 .json()
                 .await
                 .unwrap();
-            let active = catalog["data"]["activities"].as_array().map(|a| a.iter().filter(|a| a["isActive"] == true).count()).unwrap_or(0);
+            let active = catalog["data"]["activities"]
+                .as_array()
+                .map(|a| a.iter().filter(|a| a["isActive"] == true).count())
+                .unwrap_or(0);
             if me["data"]["sync"]["status"] == "idle" && active == PRODUCTS {
                 complete += 1;
             } else {
@@ -373,7 +452,9 @@ async fn settled_syncs(base: &str, admin: &str, integrations: &[Integration], fa
         }
         if complete == integrations.len() || Instant::now() > deadline {
             for (id, sync, active) in &unsettled {
-                println!("  not settled: {id}: sync {sync}, {active} of {PRODUCTS} products active");
+                println!(
+                    "  not settled: {id}: sync {sync}, {active} of {PRODUCTS} products active"
+                );
             }
             return (complete, integrations.len());
         }
@@ -382,15 +463,29 @@ async fn settled_syncs(base: &str, admin: &str, integrations: &[Integration], fa
 }
 
 async fn floor(base_url: &str, secs: u64) -> f64 {
-    let http = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(CLIENTS).build().unwrap();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|_| {
-            let (http, stop, count, url) = (http.clone(), Arc::clone(&stop), Arc::clone(&count), format!("{base_url}/demo/octo/supplier"));
+            let (http, stop, count, url) = (
+                http.clone(),
+                Arc::clone(&stop),
+                Arc::clone(&count),
+                format!("{base_url}/demo/octo/supplier"),
+            );
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    if let Ok(response) = http.get(&url).header("authorization", seyaha_local::demo::DEMO_OCTO_KEY).send().await {
+                    if let Ok(response) = http
+                        .get(&url)
+                        .header("authorization", seyaha_local::demo::DEMO_OCTO_KEY)
+                        .send()
+                        .await
+                    {
                         response.bytes().await.ok();
                         count.fetch_add(1, Ordering::Relaxed);
                     }
@@ -412,32 +507,63 @@ async fn register(base: &str, admin: &str, supplier: &str) -> Vec<Integration> {
     let mut integrations = Vec::new();
     for n in 0..INTEGRATIONS {
         let partner = PartnerId::generate(1_800_000_000 + n as i64).to_string();
-        let body =
-            json!({"partner_id": partner, "base_url": supplier, "auth_type": "bearer", "auth_key": KEY, "handles_ticket_delivery": false});
-        let created: Value =
-            http.post(format!("{base}/admin/create")).bearer_auth(admin).json(&body).send().await.unwrap().json().await.unwrap();
+        let body = json!({"partner_id": partner, "base_url": supplier, "auth_type": "bearer", "auth_key": KEY, "handles_ticket_delivery": false});
+        let created: Value = http
+            .post(format!("{base}/admin/create"))
+            .bearer_auth(admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let id = created["data"]["_id"].as_str().expect("created").to_owned();
-        let webhook_secret = created["data"]["webhook_secret"].as_str().unwrap().to_owned();
+        let webhook_secret = created["data"]["webhook_secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         // A first sync, so the products are known and notifies update slots.
-        http.post(format!("{base}/{id}/sync/trigger")).header("x-webhook-secret", &webhook_secret).send().await.unwrap();
+        http.post(format!("{base}/{id}/sync/trigger"))
+            .header("x-webhook-secret", &webhook_secret)
+            .send()
+            .await
+            .unwrap();
         let partner_token = mint_token(&secret, Role::Partner, &partner, Duration::from_secs(3600));
-        integrations.push(Integration { id, secret: webhook_secret, partner_token });
+        integrations.push(Integration {
+            id,
+            secret: webhook_secret,
+            partner_token,
+        });
     }
     integrations
 }
 
 #[tokio::main]
 async fn main() {
-    let secs: u64 = std::env::var("SEYAHA_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let secs: u64 = std::env::var("SEYAHA_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
     let faulty = Arc::new(AtomicBool::new(false));
     let supplier_url = supplier(Arc::clone(&faulty)).await;
-    let admin = mint_token(&SecretString::from(JWT_SECRET), Role::Admin, "bench", Duration::from_secs(3600));
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let admin = mint_token(
+        &SecretString::from(JWT_SECRET),
+        Role::Admin,
+        "bench",
+        Duration::from_secs(3600),
+    );
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     println!(
         "fault-and-load benchmark: seyaha-local (release), {INTEGRATIONS} integrations, {CLIENTS} clients, {secs} s per run, {cores} cores\n"
     );
 
-    for (title, kills) in [("run 1: load with a faulty supplier", false), ("run 2: the same, SIGKILL and restart every 15 s", true)] {
+    for (title, kills) in [
+        ("run 1: load with a faulty supplier", false),
+        ("run 2: the same, SIGKILL and restart every 15 s", true),
+    ] {
         let data_dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let base_url = format!("http://127.0.0.1:{port}");
@@ -451,19 +577,50 @@ async fn main() {
                 "floor: GET /demo/octo/supplier (no store work), {CLIENTS} clients, {floor_secs} s: {:.0} req/s\n",
                 floor(&base_url, floor_secs).await
             );
-            let (stats, _, _) = run(&base, &integrations, Mix::NotifyOnly, floor_secs, None, &mut server, &mut peak).await;
-            report(&format!("notify alone (the floor's counterpart), {CLIENTS} clients, {floor_secs} s"), &stats, floor_secs as f64);
+            let (stats, _, _) = run(
+                &base,
+                &integrations,
+                Mix::NotifyOnly,
+                floor_secs,
+                None,
+                &mut server,
+                &mut peak,
+            )
+            .await;
+            report(
+                &format!(
+                    "notify alone (the floor's counterpart), {CLIENTS} clients, {floor_secs} s"
+                ),
+                &stats,
+                floor_secs as f64,
+            );
             println!();
         }
         faulty.store(true, Ordering::Relaxed);
         let kill_every = kills.then(|| (port, data_dir.path().to_owned()));
-        let (stats, clients, triggers) = run(&base, &integrations, Mix::Mixed, secs, kill_every, &mut server, &mut peak).await;
+        let (stats, clients, triggers) = run(
+            &base,
+            &integrations,
+            Mix::Mixed,
+            secs,
+            kill_every,
+            &mut server,
+            &mut peak,
+        )
+        .await;
         report(title, &stats, secs as f64);
         let (checked, lost) = lost_updates(&base, &admin, &clients).await;
-        println!("  lost updates: {lost} of {checked} slots (stored vacancies below the last value acknowledged as stored)");
+        println!(
+            "  lost updates: {lost} of {checked} slots (stored vacancies below the last value acknowledged as stored)"
+        );
         let (complete, all) = settled_syncs(&base, &admin, &integrations, &faulty).await;
-        println!("  syncs: {triggers} triggers acknowledged; {complete} of {all} integrations end idle with the supplier's catalog");
+        println!(
+            "  syncs: {triggers} triggers acknowledged; {complete} of {all} integrations end idle with the supplier's catalog"
+        );
         peak = peak.max(server.take().unwrap().kill());
-        println!("  peak RSS of seyaha-local: {:.1} MiB\n", peak as f64 / 1024.0);
+        println!(
+            "  peak RSS of seyaha-local: {:.1} MiB\n",
+            peak as f64 / 1024.0
+        );
     }
 }

@@ -69,20 +69,39 @@ pub struct Target {
 }
 
 pub const TARGETS: [Target; 5] = [
-    Target { name: "products", run: products },
-    Target { name: "notify", run: notify },
-    Target { name: "jwt", run: jwt },
-    Target { name: "base_url", run: base_url },
-    Target { name: "ssrf", run: ssrf },
+    Target {
+        name: "products",
+        run: products,
+    },
+    Target {
+        name: "notify",
+        run: notify,
+    },
+    Target {
+        name: "jwt",
+        run: jwt,
+    },
+    Target {
+        name: "base_url",
+        run: base_url,
+    },
+    Target {
+        name: "ssrf",
+        run: ssrf,
+    },
 ];
 
 /// The OCTO products parser with the streaming canonical writer: whatever it accepts, the
 /// canonical form of the body is stable (canonical output parses back to the same value).
 fn products(input: &[u8]) -> Result<(), String> {
     let now = Timestamp::parse("2026-11-23T00:00:00Z").expect("a valid timestamp");
-    let Ok(parsed) = parse_catalog(input, now) else { return Ok(()) };
-    let canonical = canonicalize(input).map_err(|e| format!("accepted by parse_catalog but not canonicalizable: {e}"))?;
-    let again = canonicalize(&canonical).map_err(|e| format!("canonical output does not parse: {e}"))?;
+    let Ok(parsed) = parse_catalog(input, now) else {
+        return Ok(());
+    };
+    let canonical = canonicalize(input)
+        .map_err(|e| format!("accepted by parse_catalog but not canonicalizable: {e}"))?;
+    let again =
+        canonicalize(&canonical).map_err(|e| format!("canonical output does not parse: {e}"))?;
     if again != canonical {
         return Err("canonical output is not a fixed point".into());
     }
@@ -102,17 +121,31 @@ fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     use serde_json::Value::{Array, Number, Object};
     match (a, b) {
         (Number(x), Number(y)) => x.as_f64() == y.as_f64(),
-        (Array(x), Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_value(x, y)),
-        (Object(x), Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w))),
+        (Array(x), Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_value(x, y))
+        }
+        (Object(x), Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
+        }
         _ => a == b,
     }
 }
 
 /// The notify body parser: what it accepts is within the documented bounds.
 fn notify(input: &[u8]) -> Result<(), String> {
-    let Ok(body) = serde_json::from_slice::<serde_json::Value>(input) else { return Ok(()) };
-    let Ok(update) = parse_notify(&body) else { return Ok(()) };
-    for (name, id) in [("productId", &update.product_id), ("optionId", &update.option_id), ("availabilityId", &update.availability_id)] {
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(input) else {
+        return Ok(());
+    };
+    let Ok(update) = parse_notify(&body) else {
+        return Ok(());
+    };
+    for (name, id) in [
+        ("productId", &update.product_id),
+        ("optionId", &update.option_id),
+        ("availabilityId", &update.availability_id),
+    ] {
         if id.trim().is_empty() || id.len() > 256 {
             return Err(format!("accepted {name} of {} bytes", id.len()));
         }
@@ -133,18 +166,28 @@ fn notify(input: &[u8]) -> Result<(), String> {
 /// The JWT extractor: random headers never authenticate (nothing here knows the secret).
 fn jwt(input: &[u8]) -> Result<(), String> {
     static VERIFIER: std::sync::OnceLock<JwtVerifier> = std::sync::OnceLock::new();
-    let verifier = VERIFIER.get_or_init(|| JwtVerifier::new(&SecretString::from("fuzzing-secret-0123456789abcdef0123456789")));
+    let verifier = VERIFIER.get_or_init(|| {
+        JwtVerifier::new(&SecretString::from(
+            "fuzzing-secret-0123456789abcdef0123456789",
+        ))
+    });
     let header = String::from_utf8_lossy(input);
     match verifier.verify_header(Some(&header)) {
-        Ok(principal) => Err(format!("a header nobody signed authenticated as {principal:?}")),
+        Ok(principal) => Err(format!(
+            "a header nobody signed authenticated as {principal:?}"
+        )),
         Err(_) => Ok(()),
     }
 }
 
 /// The base URL parser: what it accepts prints and parses back to itself, over http(s).
 fn base_url(input: &[u8]) -> Result<(), String> {
-    let Ok(text) = std::str::from_utf8(input) else { return Ok(()) };
-    let Ok(url) = BaseUrl::parse(text) else { return Ok(()) };
+    let Ok(text) = std::str::from_utf8(input) else {
+        return Ok(());
+    };
+    let Ok(url) = BaseUrl::parse(text) else {
+        return Ok(());
+    };
     let printed = url.to_string();
     if !(printed.starts_with("https://") || printed.starts_with("http://")) {
         return Err(format!("accepted a non-http(s) URL: {printed}"));
@@ -161,12 +204,16 @@ fn base_url(input: &[u8]) -> Result<(), String> {
 fn ssrf(input: &[u8]) -> Result<(), String> {
     let ip = match input.len() {
         4 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(input).expect("4 bytes"))),
-        16 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(input).expect("16 bytes"))),
+        16 => IpAddr::V6(Ipv6Addr::from(
+            <[u8; 16]>::try_from(input).expect("16 bytes"),
+        )),
         _ => return Ok(()),
     };
     let oracle_refuses = refused_by_oracle(ip);
     if !is_refused_ip(ip) && oracle_refuses {
-        return Err(format!("{ip} passes the classifier but is in a refused range"));
+        return Err(format!(
+            "{ip} passes the classifier but is in a refused range"
+        ));
     }
     let host = match ip {
         IpAddr::V4(v4) => v4.to_string(),
@@ -176,7 +223,9 @@ fn ssrf(input: &[u8]) -> Result<(), String> {
         && EndpointPolicy::strict().check_url(&url).is_ok()
         && oracle_refuses
     {
-        return Err(format!("https://{host}/octo passes the endpoint policy but {ip} is in a refused range"));
+        return Err(format!(
+            "https://{host}/octo passes the endpoint policy but {ip} is in a refused range"
+        ));
     }
     Ok(())
 }
@@ -233,21 +282,30 @@ pub fn run_one(target: &Target, input: &[u8]) -> Result<(), String> {
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| (target.run)(input)));
     let held = PEAK.with(Cell::get).saturating_sub(before);
     match outcome {
-        Err(panic) => Err(format!("panicked: {}", seyaha::logging::panic_message(panic.as_ref()))),
+        Err(panic) => Err(format!(
+            "panicked: {}",
+            seyaha::logging::panic_message(panic.as_ref())
+        )),
         Ok(Err(broken)) => Err(broken),
-        Ok(Ok(())) if held > allocation_cap(input.len()) => {
-            Err(format!("held {held} bytes at once for a {}-byte input (cap {})", input.len(), allocation_cap(input.len())))
-        }
+        Ok(Ok(())) if held > allocation_cap(input.len()) => Err(format!(
+            "held {held} bytes at once for a {}-byte input (cap {})",
+            input.len(),
+            allocation_cap(input.len())
+        )),
         Ok(Ok(())) => Ok(()),
     }
 }
 
 /// The seed corpus of a target.
 pub fn corpus(root: &Path, target: &str) -> Vec<Vec<u8>> {
-    let mut files: Vec<PathBuf> =
-        std::fs::read_dir(root.join(target)).map(|dir| dir.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(target))
+        .map(|dir| dir.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
     files.sort();
-    files.into_iter().filter_map(|path| std::fs::read(path).ok()).collect()
+    files
+        .into_iter()
+        .filter_map(|path| std::fs::read(path).ok())
+        .collect()
 }
 
 /// A small, fast generator (xorshift64*), seeded from the OS.
@@ -360,7 +418,11 @@ pub fn fuzz(target: &Target, corpus: &[Vec<u8>], duration: Duration) -> Report {
     for input in corpus {
         check(input.clone(), &mut report);
     }
-    let seeds: Vec<Vec<u8>> = if corpus.is_empty() { vec![Vec::new()] } else { corpus.to_vec() };
+    let seeds: Vec<Vec<u8>> = if corpus.is_empty() {
+        vec![Vec::new()]
+    } else {
+        corpus.to_vec()
+    };
     let deadline = Instant::now() + duration;
     while Instant::now() < deadline && report.failures.len() < 20 {
         for _ in 0..64 {

@@ -16,7 +16,12 @@ fn main() -> ExitCode {
     let (mut seconds, mut only) = (60u64, None);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--seconds" => seconds = args.next().and_then(|s| s.parse().ok()).expect("--seconds N"),
+            "--seconds" => {
+                seconds = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--seconds N")
+            }
             "--target" => only = args.next(),
             other => {
                 eprintln!("usage: fuzz [--seconds N] [--target NAME]; unknown argument {other}");
@@ -28,7 +33,10 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|_| {}));
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut failed = false;
-    for target in TARGETS.iter().filter(|t| only.as_deref().is_none_or(|name| name == t.name)) {
+    for target in TARGETS
+        .iter()
+        .filter(|t| only.as_deref().is_none_or(|name| name == t.name))
+    {
         let seeds = corpus(&root.join("corpus"), target.name);
         let report = fuzz(target, &seeds, Duration::from_secs(seconds));
         println!(
@@ -48,7 +56,11 @@ fn main() -> ExitCode {
             println!("  {why} ({})", file.display());
         }
     }
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -33,7 +33,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Parses `SEYAHA_NIGHTLY_CRON` (5 fields, UTC).
 pub fn parse_cron(pattern: &str) -> Result<Cron, String> {
-    pattern.parse::<Cron>().map_err(|e| format!("SEYAHA_NIGHTLY_CRON {pattern:?} is not a valid cron pattern: {e}"))
+    pattern
+        .parse::<Cron>()
+        .map_err(|e| format!("SEYAHA_NIGHTLY_CRON {pattern:?} is not a valid cron pattern: {e}"))
 }
 
 pub struct Background {
@@ -51,10 +53,25 @@ impl Background {
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let (real_time, bulk) = receiver.into_lanes();
-        let real_time = tokio::spawn(run_worker(Arc::clone(&service), queue.clone(), real_time, REAL_TIME_CONCURRENCY, stopped.clone()));
-        let bulk = tokio::spawn(run_worker(Arc::clone(&service), queue, bulk, BULK_CONCURRENCY, stopped.clone()));
+        let real_time = tokio::spawn(run_worker(
+            Arc::clone(&service),
+            queue.clone(),
+            real_time,
+            REAL_TIME_CONCURRENCY,
+            stopped.clone(),
+        ));
+        let bulk = tokio::spawn(run_worker(
+            Arc::clone(&service),
+            queue,
+            bulk,
+            BULK_CONCURRENCY,
+            stopped.clone(),
+        ));
         let scheduler = tokio::spawn(run_nightly(service, nightly, clock, stopped));
-        Self { stop, tasks: vec![real_time, bulk, scheduler] }
+        Self {
+            stop,
+            tasks: vec![real_time, bulk, scheduler],
+        }
     }
 
     /// Stops taking jobs, lets running ones finish (up to a bound), then returns.
@@ -88,12 +105,16 @@ async fn run_worker(
             job = receiver.recv() => match job { Some(job) => job, None => break },
             _ = stopped.changed() => break,
         };
-        let (service, queue, failures) = (Arc::clone(&service), queue.clone(), Arc::clone(&failures));
+        let (service, queue, failures) =
+            (Arc::clone(&service), queue.clone(), Arc::clone(&failures));
         tokio::spawn(async move {
             let id = job.integration_id;
             match seyaha::app::jobs::run_job(&service, &job).await {
                 Ok(result) => {
-                    failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                    failures
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id);
                     tracing::debug!(integration_id = id.map(display), job_kind = job.work.kind(), trigger = ?job.trigger, result = %Untrusted(&format!("{result:?}")), "job done");
                 }
                 Err(error) => {
@@ -109,7 +130,10 @@ async fn run_worker(
                             tracing::error!(integration_id = id.map(display), error = %error, "could not re-queue a failed job");
                         }
                     } else {
-                        failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                        failures
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&id);
                         tracing::error!(integration_id = id.map(display), job_kind = job.work.kind(), trigger = ?job.trigger, attempt, error = %error, "job failed too often; dropped (its sync request stays set)");
                     }
                 }
@@ -120,12 +144,22 @@ async fn run_worker(
     }
     // Drain: wait until every running job has given its permit back.
     let all = u32::try_from(concurrency).expect("small");
-    if tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(all)).await.is_err() {
-        tracing::warn!("stopping with background jobs still running; their leases expire and the work is redone");
+    if tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "stopping with background jobs still running; their leases expire and the work is redone"
+        );
     }
 }
 
-async fn run_nightly(service: Arc<IntegrationService>, schedule: Cron, clock: Arc<dyn Clock>, mut stopped: watch::Receiver<bool>) {
+async fn run_nightly(
+    service: Arc<IntegrationService>,
+    schedule: Cron,
+    clock: Arc<dyn Clock>,
+    mut stopped: watch::Receiver<bool>,
+) {
     loop {
         let Some(next) = next_occurrence(&schedule, clock.now()) else {
             tracing::error!("the nightly schedule has no next occurrence; nightly syncs are off");
@@ -157,7 +191,10 @@ mod tests {
     fn parses_the_default_schedule_and_refuses_nonsense() {
         let cron = parse_cron("0 3 * * *").unwrap();
         let now = Timestamp::parse("2026-11-23T07:00:00Z").unwrap();
-        assert_eq!(next_occurrence(&cron, now).unwrap().to_string(), "2026-11-24T03:00:00.000Z");
+        assert_eq!(
+            next_occurrence(&cron, now).unwrap().to_string(),
+            "2026-11-24T03:00:00.000Z"
+        );
         assert!(parse_cron("every night").is_err());
     }
 }

@@ -83,7 +83,10 @@ pub enum DemoError {
 impl IntoResponse for DemoError {
     fn into_response(self) -> Response {
         let (status, body) = match self {
-            Self::BadRequest(message) => (StatusCode::BAD_REQUEST, json!({ "error": "BAD_REQUEST", "errorMessage": message })),
+            Self::BadRequest(message) => (
+                StatusCode::BAD_REQUEST,
+                json!({ "error": "BAD_REQUEST", "errorMessage": message }),
+            ),
             Self::InvalidProductId(id) => (StatusCode::BAD_REQUEST, unknown_product(&id)),
             Self::ProductNotFound(id) => (StatusCode::NOT_FOUND, unknown_product(&id)),
             Self::InvalidOptionId(id) => (
@@ -112,11 +115,28 @@ impl Default for DemoSupplier {
 impl DemoSupplier {
     /// A supplier with the demo [`catalog`], no subscriptions and nothing recorded.
     pub fn new() -> Self {
-        let Value::Array(products) = catalog() else { unreachable!("the demo catalog is an array") };
-        let original_titles =
-            products.iter().map(|product| (id_of(product).to_owned(), product["title"].as_str().unwrap_or_default().to_owned())).collect();
-        let state = CatalogState { products, original_titles, revisions: HashMap::new(), vacancy_overrides: VacancyOverrides::new() };
-        Self { catalog: Arc::new(Mutex::new(state)), notifications: Arc::new(Notifications::new()) }
+        let Value::Array(products) = catalog() else {
+            unreachable!("the demo catalog is an array")
+        };
+        let original_titles = products
+            .iter()
+            .map(|product| {
+                (
+                    id_of(product).to_owned(),
+                    product["title"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let state = CatalogState {
+            products,
+            original_titles,
+            revisions: HashMap::new(),
+            vacancy_overrides: VacancyOverrides::new(),
+        };
+        Self {
+            catalog: Arc::new(Mutex::new(state)),
+            notifications: Arc::new(Notifications::new()),
+        }
     }
 
     /// The OCTO routes and the simulate hooks, to be nested at the demo's OCTO root.
@@ -126,18 +146,29 @@ impl DemoSupplier {
             .route("/products", get(list_products))
             .route("/products/{id}", get(get_product))
             .route("/availability", post(check_availability))
-            .route("/notifications/subscriptions", get(list_subscriptions).post(create_subscription))
+            .route(
+                "/notifications/subscriptions",
+                get(list_subscriptions).post(create_subscription),
+            )
             // The spec's create route is misspelt; a client following it to the letter lands here.
             .route("/notifications/subcriptions", post(create_subscription))
-            .route("/notifications/subscriptions/{id}", get(get_subscription).delete(delete_subscription))
+            .route(
+                "/notifications/subscriptions/{id}",
+                get(get_subscription).delete(delete_subscription),
+            )
             .route("/_simulate/product-change", post(simulate_product_change))
-            .route("/_simulate/availability-change", post(simulate_availability_change))
+            .route(
+                "/_simulate/availability-change",
+                post(simulate_availability_change),
+            )
             .route("/_simulate/recorded", get(recorded))
             .with_state(self.clone())
     }
 
     fn catalog(&self) -> MutexGuard<'_, CatalogState> {
-        self.catalog.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.catalog
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Subscriptions, deliveries and what the notifications routes were asked.
@@ -151,30 +182,53 @@ impl DemoSupplier {
     }
 
     pub fn product(&self, id: &str) -> Option<Value> {
-        self.catalog().products.iter().find(|product| id_of(product) == id).cloned()
+        self.catalog()
+            .products
+            .iter()
+            .find(|product| id_of(product) == id)
+            .cloned()
     }
 
     /// The OCTO availability check: the option's availabilities for each day of the query.
     pub fn check_availability(&self, query: &AvailabilityQuery) -> Result<Vec<Value>, DemoError> {
         let catalog = self.catalog();
-        let product = find(&catalog.products, &query.product_id).ok_or_else(|| DemoError::InvalidProductId(query.product_id.clone()))?;
+        let product = find(&catalog.products, &query.product_id)
+            .ok_or_else(|| DemoError::InvalidProductId(query.product_id.clone()))?;
         let option = options_of(product)
             .iter()
             .find(|option| id_of(option) == query.option_id)
             .ok_or_else(|| DemoError::InvalidOptionId(query.option_id.clone()))?;
-        Ok(availability::availabilities(product, option, query, &catalog.vacancy_overrides))
+        Ok(availability::availabilities(
+            product,
+            option,
+            query,
+            &catalog.vacancy_overrides,
+        ))
     }
 
     /// Changes a product's title (the first product's when `product_id` is `None`) to `title`,
     /// or appends a revision to its original title, and notifies the `PRODUCT_UPDATE` subscribers.
-    pub fn change_product(&self, product_id: Option<&str>, title: Option<&str>) -> Result<ProductChange, DemoError> {
+    pub fn change_product(
+        &self,
+        product_id: Option<&str>,
+        title: Option<&str>,
+    ) -> Result<ProductChange, DemoError> {
         let (product_id, title) = {
             let mut catalog = self.catalog();
             let product_id = match product_id {
                 Some(id) => id.to_owned(),
-                None => catalog.products.first().map(|product| id_of(product).to_owned()).unwrap_or_default(),
+                None => catalog
+                    .products
+                    .first()
+                    .map(|product| id_of(product).to_owned())
+                    .unwrap_or_default(),
             };
-            let CatalogState { products, original_titles, revisions, .. } = &mut *catalog;
+            let CatalogState {
+                products,
+                original_titles,
+                revisions,
+                ..
+            } = &mut *catalog;
             let product = products
                 .iter_mut()
                 .find(|product| id_of(product) == product_id)
@@ -183,28 +237,49 @@ impl DemoSupplier {
             *revision += 1;
             let title = match title {
                 Some(title) => title.to_owned(),
-                None => format!("{} (update {revision})", original_titles.get(&product_id).map(String::as_str).unwrap_or_default()),
+                None => format!(
+                    "{} (update {revision})",
+                    original_titles
+                        .get(&product_id)
+                        .map(String::as_str)
+                        .unwrap_or_default()
+                ),
             };
             product["title"] = Value::from(title.as_str());
             (product_id, title)
         };
-        let notified = self
-            .notifications
-            .notify(Notification { notification_type: NotificationType::ProductUpdate, payload: json!({ "productId": product_id }) });
+        let notified = self.notifications.notify(Notification {
+            notification_type: NotificationType::ProductUpdate,
+            payload: json!({ "productId": product_id }),
+        });
         tracing::info!(product_id = %Untrusted(&product_id), notified, "demo supplier: product changed");
-        Ok(ProductChange { product_id, title, notified })
+        Ok(ProductChange {
+            product_id,
+            title,
+            notified,
+        })
     }
 
     /// Sets the vacancies of one day's slots of a product's option (or of all its options) and
     /// notifies the `AVAILABILITY_UPDATE` subscribers of that day.
-    pub fn change_vacancies(&self, change: &VacancyChange) -> Result<AvailabilityChange, DemoError> {
+    pub fn change_vacancies(
+        &self,
+        change: &VacancyChange,
+    ) -> Result<AvailabilityChange, DemoError> {
         let slots = {
             let mut catalog = self.catalog();
-            let CatalogState { products, vacancy_overrides, .. } = &mut *catalog;
-            let product = find(products, &change.product_id).ok_or_else(|| DemoError::InvalidProductId(change.product_id.clone()))?;
+            let CatalogState {
+                products,
+                vacancy_overrides,
+                ..
+            } = &mut *catalog;
+            let product = find(products, &change.product_id)
+                .ok_or_else(|| DemoError::InvalidProductId(change.product_id.clone()))?;
             let options: Vec<&Value> = match &change.option_id {
                 Some(option_id) => {
-                    let option = options_of(product).iter().find(|option| id_of(option) == option_id);
+                    let option = options_of(product)
+                        .iter()
+                        .find(|option| id_of(option) == option_id);
                     vec![option.ok_or_else(|| DemoError::InvalidOptionId(option_id.clone()))?]
                 }
                 None => options_of(product).iter().collect(),
@@ -219,7 +294,8 @@ impl DemoSupplier {
                     };
                     let now = availability::vacancies(vacancy_overrides, &key, change.date, start);
                     // No number given: one seat fewer, as if someone had booked.
-                    vacancy_overrides.insert(key, change.vacancies.unwrap_or(now.saturating_sub(1)));
+                    vacancy_overrides
+                        .insert(key, change.vacancies.unwrap_or(now.saturating_sub(1)));
                     slots += 1;
                 }
             }
@@ -227,9 +303,17 @@ impl DemoSupplier {
         };
         let local_date = availability::format_date(change.date);
         let payload = json!({ "productId": change.product_id, "localDateStart": local_date, "localDateEnd": local_date });
-        let notified = self.notifications.notify(Notification { notification_type: NotificationType::AvailabilityUpdate, payload });
+        let notified = self.notifications.notify(Notification {
+            notification_type: NotificationType::AvailabilityUpdate,
+            payload,
+        });
         tracing::info!(product_id = %Untrusted(&change.product_id), %local_date, slots, notified, "demo supplier: availability changed");
-        Ok(AvailabilityChange { product_id: change.product_id.clone(), local_date, slots, notified })
+        Ok(AvailabilityChange {
+            product_id: change.product_id.clone(),
+            local_date,
+            slots,
+            notified,
+        })
     }
 }
 
@@ -242,7 +326,10 @@ fn find<'a>(products: &'a [Value], id: &str) -> Option<&'a Value> {
 }
 
 fn options_of(product: &Value) -> &[Value] {
-    product["options"].as_array().map(Vec::as_slice).unwrap_or_default()
+    product["options"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 /// Proof that a request carries the demo key; without it, the OCTO 401 or 403 answers instead.
@@ -257,16 +344,32 @@ impl<S: Send + Sync> FromRequestParts<S> for DemoKey {
 }
 
 fn octo_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, axum::Json(json!({ "error": code, "errorMessage": message }))).into_response()
+    (
+        status,
+        axum::Json(json!({ "error": code, "errorMessage": message })),
+    )
+        .into_response()
 }
 
 /// The OCTO error answer for a request without the demo key, or `None` when it may pass.
 fn refusal(headers: &HeaderMap) -> Option<Response> {
     let presented = headers.get("authorization").and_then(|v| v.to_str().ok());
     match presented {
-        None => Some(octo_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "No API key was sent")),
-        Some(value) if value == DEMO_OCTO_KEY || value.strip_prefix("Bearer ") == Some(DEMO_OCTO_KEY) => None,
-        Some(_) => Some(octo_error(StatusCode::FORBIDDEN, "FORBIDDEN", "The API key is invalid")),
+        None => Some(octo_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "No API key was sent",
+        )),
+        Some(value)
+            if value == DEMO_OCTO_KEY || value.strip_prefix("Bearer ") == Some(DEMO_OCTO_KEY) =>
+        {
+            None
+        }
+        Some(_) => Some(octo_error(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "The API key is invalid",
+        )),
     }
 }
 
@@ -292,33 +395,62 @@ async fn list_products(_: DemoKey, State(demo): State<DemoSupplier>) -> Response
     axum::Json(demo.products()).into_response()
 }
 
-async fn get_product(_: DemoKey, State(demo): State<DemoSupplier>, Path(id): Path<String>) -> Result<Response, DemoError> {
+async fn get_product(
+    _: DemoKey,
+    State(demo): State<DemoSupplier>,
+    Path(id): Path<String>,
+) -> Result<Response, DemoError> {
     let product = demo.product(&id).ok_or(DemoError::ProductNotFound(id))?;
     Ok(axum::Json(product).into_response())
 }
 
-async fn check_availability(_: DemoKey, State(demo): State<DemoSupplier>, body: Bytes) -> Result<Response, DemoError> {
+async fn check_availability(
+    _: DemoKey,
+    State(demo): State<DemoSupplier>,
+    body: Bytes,
+) -> Result<Response, DemoError> {
     let query = availability::parse_query(&json_body(&body, false)?)?;
     Ok(axum::Json(demo.check_availability(&query)?).into_response())
 }
 
 /// The `Octo-Capabilities` a notifications request carried, recorded (never required).
 fn record_notifications_request(demo: &DemoSupplier, operation: &'static str, headers: &HeaderMap) {
-    let capabilities = headers.get("octo-capabilities").map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-    demo.notifications.record_request(operation, capabilities.as_deref());
+    let capabilities = headers
+        .get("octo-capabilities")
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    demo.notifications
+        .record_request(operation, capabilities.as_deref());
 }
 
-async fn list_subscriptions(_: DemoKey, State(demo): State<DemoSupplier>, headers: HeaderMap) -> Response {
+async fn list_subscriptions(
+    _: DemoKey,
+    State(demo): State<DemoSupplier>,
+    headers: HeaderMap,
+) -> Response {
     record_notifications_request(&demo, "list", &headers);
-    let subscriptions: Vec<Value> = demo.notifications.subscriptions().iter().map(|subscription| subscription.to_json()).collect();
+    let subscriptions: Vec<Value> = demo
+        .notifications
+        .subscriptions()
+        .iter()
+        .map(|subscription| subscription.to_json())
+        .collect();
     axum::Json(subscriptions).into_response()
 }
 
-async fn create_subscription(_: DemoKey, State(demo): State<DemoSupplier>, headers: HeaderMap, body: Bytes) -> Result<Response, DemoError> {
+async fn create_subscription(
+    _: DemoKey,
+    State(demo): State<DemoSupplier>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, DemoError> {
     record_notifications_request(&demo, "create", &headers);
     let new = notifications::parse_subscription(&json_body(&body, false)?)?;
     let subscription = demo.notifications.subscribe(new)?;
-    Ok((StatusCode::CREATED, axum::Json(subscription.to_created_json())).into_response())
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(subscription.to_created_json()),
+    )
+        .into_response())
 }
 
 async fn get_subscription(
@@ -328,7 +460,10 @@ async fn get_subscription(
     Path(id): Path<String>,
 ) -> Result<Response, DemoError> {
     record_notifications_request(&demo, "get", &headers);
-    let subscription = demo.notifications.subscription(&id).ok_or(DemoError::SubscriptionNotFound(id))?;
+    let subscription = demo
+        .notifications
+        .subscription(&id)
+        .ok_or(DemoError::SubscriptionNotFound(id))?;
     Ok(axum::Json(subscription.to_json()).into_response())
 }
 
@@ -345,21 +480,31 @@ async fn delete_subscription(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn simulate_product_change(State(demo): State<DemoSupplier>, body: Bytes) -> Result<Response, DemoError> {
+async fn simulate_product_change(
+    State(demo): State<DemoSupplier>,
+    body: Bytes,
+) -> Result<Response, DemoError> {
     let body = json_body(&body, true)?;
     let optional_string = |field: &str| match body.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(value) => value.as_str().map(Some).ok_or_else(|| DemoError::BadRequest(format!("{field} must be a string"))),
+        Some(value) => value
+            .as_str()
+            .map(Some)
+            .ok_or_else(|| DemoError::BadRequest(format!("{field} must be a string"))),
     };
     let change = demo.change_product(optional_string("productId")?, optional_string("title")?)?;
     let answer = json!({ "productId": change.product_id, "title": change.title, "notified": change.notified });
     Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
 }
 
-async fn simulate_availability_change(State(demo): State<DemoSupplier>, body: Bytes) -> Result<Response, DemoError> {
-    let change = demo.change_vacancies(&availability::parse_vacancy_change(&json_body(&body, false)?)?)?;
-    let answer =
-        json!({ "productId": change.product_id, "localDate": change.local_date, "slots": change.slots, "notified": change.notified });
+async fn simulate_availability_change(
+    State(demo): State<DemoSupplier>,
+    body: Bytes,
+) -> Result<Response, DemoError> {
+    let change = demo.change_vacancies(&availability::parse_vacancy_change(&json_body(
+        &body, false,
+    )?)?)?;
+    let answer = json!({ "productId": change.product_id, "localDate": change.local_date, "slots": change.slots, "notified": change.notified });
     Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
 }
 
@@ -388,13 +533,19 @@ pub fn catalog() -> Value {
                     "DEFAULT",
                     "Shared 4x4",
                     &["15:00"],
-                    vec![unit("adult", "ADULT", "Adult", 25_000, 12, 99), unit("child", "CHILD", "Child", 17_500, 3, 11),]
+                    vec![
+                        unit("adult", "ADULT", "Adult", 25_000, 12, 99),
+                        unit("child", "CHILD", "Child", 17_500, 3, 11),
+                    ]
                 ),
                 option(
                     "private",
                     "Private 4x4",
                     &["15:00", "16:00"],
-                    vec![unit("adult", "ADULT", "Adult", 60_000, 12, 99), unit("child", "CHILD", "Child", 45_000, 3, 11),]
+                    vec![
+                        unit("adult", "ADULT", "Adult", 60_000, 12, 99),
+                        unit("child", "CHILD", "Child", 45_000, 3, 11),
+                    ]
                 ),
             ],
         ),
@@ -426,9 +577,17 @@ pub fn catalog() -> Value {
                     "DEFAULT",
                     "Morning walk",
                     &["09:00"],
-                    vec![unit("adult", "ADULT", "Adult", 9_500, 12, 99), unit("senior", "SENIOR", "Senior", 7_500, 65, 120)]
+                    vec![
+                        unit("adult", "ADULT", "Adult", 9_500, 12, 99),
+                        unit("senior", "SENIOR", "Senior", 7_500, 65, 120)
+                    ]
                 ),
-                option("evening", "Evening walk", &["17:30"], vec![unit("adult", "ADULT", "Adult", 11_000, 12, 99)]),
+                option(
+                    "evening",
+                    "Evening walk",
+                    &["17:30"],
+                    vec![unit("adult", "ADULT", "Adult", 11_000, 12, 99)]
+                ),
             ],
         ),
         product(
@@ -441,7 +600,10 @@ pub fn catalog() -> Value {
                 "DEFAULT",
                 "Standard basket",
                 &["05:00"],
-                vec![unit("adult", "ADULT", "Adult", 119_500, 12, 99), unit("child", "CHILD", "Child", 109_500, 5, 11)]
+                vec![
+                    unit("adult", "ADULT", "Adult", 119_500, 12, 99),
+                    unit("child", "CHILD", "Child", 109_500, 5, 11)
+                ]
             )],
         ),
     ])

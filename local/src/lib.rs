@@ -38,7 +38,11 @@ pub struct LocalConfig {
 
 impl LocalConfig {
     pub fn new(bind: SocketAddr, settings: Settings) -> Self {
-        Self { bind, settings, clock: Arc::new(SystemClock) }
+        Self {
+            bind,
+            settings,
+            clock: Arc::new(SystemClock),
+        }
     }
 }
 
@@ -47,7 +51,10 @@ pub enum StartError {
     #[error("cannot prepare the data dir {path}: {source}")]
     DataDir { path: PathBuf, source: io::Error },
     #[error("cannot open the store (is another seyaha-local using {path}?): {source}")]
-    Store { path: PathBuf, source: seyaha::ports::StoreError },
+    Store {
+        path: PathBuf,
+        source: seyaha::ports::StoreError,
+    },
     #[error("cannot open the secret store: {0}")]
     Secrets(#[source] seyaha::ports::SecretStoreError),
     #[error("{0}")]
@@ -101,7 +108,13 @@ impl RunningServer {
     /// A token this server accepts, unless it verifies with a public key
     /// ([`RunningServer::verifies_with_public_key`]).
     pub fn mint(&self, role: Role, subject: &str, valid_for: Duration) -> String {
-        mint_scoped_token(&self.jwt_secret, role, subject, valid_for, &self.token_scope)
+        mint_scoped_token(
+            &self.jwt_secret,
+            role,
+            subject,
+            valid_for,
+            &self.token_scope,
+        )
     }
 
     /// Stops accepting connections, lets in-flight requests finish, and closes the store.
@@ -109,7 +122,10 @@ impl RunningServer {
         if self.shutdown.send(()).is_err() {
             tracing::debug!("the server had already stopped");
         }
-        let served = self.serving.await.unwrap_or_else(|join| Err(io::Error::other(join)));
+        let served = self
+            .serving
+            .await
+            .unwrap_or_else(|join| Err(io::Error::other(join)));
         self.background.stop().await;
         served
     }
@@ -122,14 +138,19 @@ impl RunningServer {
 
     /// Resolves when the server has stopped by itself (it only does on an I/O error).
     pub async fn wait(&mut self) -> io::Result<()> {
-        (&mut self.serving).await.unwrap_or_else(|join| Err(io::Error::other(join)))
+        (&mut self.serving)
+            .await
+            .unwrap_or_else(|join| Err(io::Error::other(join)))
     }
 }
 
 pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
     let settings = &config.settings;
     let data_dir = &settings.data_dir;
-    let data_dir_error = |source| StartError::DataDir { path: data_dir.clone(), source };
+    let data_dir_error = |source| StartError::DataDir {
+        path: data_dir.clone(),
+        source,
+    };
     create_data_dir(data_dir).map_err(data_dir_error)?;
     warn_if_data_dir_is_open(data_dir).map_err(data_dir_error)?;
     let jwt_secret = jwt_secret(data_dir, settings.jwt_secret.as_ref()).map_err(data_dir_error)?;
@@ -139,7 +160,12 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
     let verifies_with_public_key = settings.jwt_public_key()?.is_some();
     let nightly = background::parse_cron(&settings.nightly_cron).map_err(StartError::Schedule)?;
     let store_path = data_dir.join("seyaha.redb");
-    let store = Arc::new(RedbStore::open(&store_path).map_err(|source| StartError::Store { path: store_path.clone(), source })?);
+    let store = Arc::new(
+        RedbStore::open(&store_path).map_err(|source| StartError::Store {
+            path: store_path.clone(),
+            source,
+        })?,
+    );
     let secrets = FileSecretStore::open(&data_dir.join("secrets")).map_err(StartError::Secrets)?;
     let (queue, queue_receiver) = InProcessQueue::new(Arc::clone(&config.clock));
     let ports = Ports {
@@ -152,25 +178,58 @@ pub async fn start(config: LocalConfig) -> Result<RunningServer, StartError> {
         rate_limiter: Arc::new(InMemoryRateLimiter::default()),
         clock: Arc::clone(&config.clock),
     };
-    let listener = TcpListener::bind(config.bind).await.map_err(|source| StartError::Bind { addr: config.bind, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.bind,
+        source,
+    })?;
     // Partners' platforms (the demo supplier included) push to this server unless told otherwise.
-    let settings =
-        &Settings { public_url: Some(settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"))), ..settings.clone() };
+    let settings = &Settings {
+        public_url: Some(
+            settings
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{addr}")),
+        ),
+        ..settings.clone()
+    };
     metrics::install();
     let app = app::build(ports, settings, Host::Local);
     let demo = demo::DemoSupplier::new();
-    let router = app.router().nest("/demo/octo", demo.router()).merge(metrics::router());
+    let router = app
+        .router()
+        .nest("/demo/octo", demo.router())
+        .merge(metrics::router());
 
     let (shutdown, shutdown_requested) = oneshot::channel::<()>();
-    let connections = server::Connections::new(settings.max_connections, settings.max_connections_per_client);
+    let connections = server::Connections::new(
+        settings.max_connections,
+        settings.max_connections_per_client,
+    );
     let header_read_timeout = Duration::from_secs(settings.header_read_timeout_secs);
-    let serving = tokio::spawn(server::serve(listener, router, connections.clone(), header_read_timeout, async move {
-        // Either a stop request or the handle being dropped ends the server.
-        shutdown_requested.await.ok();
-    }));
+    let serving = tokio::spawn(server::serve(
+        listener,
+        router,
+        connections.clone(),
+        header_read_timeout,
+        async move {
+            // Either a stop request or the handle being dropped ends the server.
+            shutdown_requested.await.ok();
+        },
+    ));
     tracing::info!(%addr, data_dir = %data_dir.display(), allow_private_endpoints = settings.allow_private_endpoints_or(true), "seyaha-local listening");
-    let background = Background::start(Arc::clone(app.service()), queue.clone(), queue_receiver, nightly, config.clock);
+    let background = Background::start(
+        Arc::clone(app.service()),
+        queue.clone(),
+        queue_receiver,
+        nightly,
+        config.clock,
+    );
     // Work a crash cut off (its request is still set) finishes without a new trigger.
     if let Err(error) = app.service().resume_pending_syncs().await {
         tracing::error!(error = %error, "could not resume pending syncs; the next request or nightly run picks them up");
@@ -206,14 +265,20 @@ pub fn jwt_secret(data_dir: &Path, configured: Option<&SecretString>) -> io::Res
 /// The demo partner of this data dir, created on first use.
 pub fn demo_partner_id(data_dir: &Path) -> io::Result<PartnerId> {
     create_data_dir(data_dir)?;
-    let text = read_or_create_file(&data_dir.join("demo-partner-id"), || PartnerId::generate(now_seconds()).to_string())?;
-    PartnerId::parse(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("demo-partner-id: {e}")))
+    let text = read_or_create_file(&data_dir.join("demo-partner-id"), || {
+        PartnerId::generate(now_seconds()).to_string()
+    })?;
+    PartnerId::parse(&text)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("demo-partner-id: {e}")))
 }
 
 /// Creates the data dir (and missing parents) owner-only, 0700: it holds the store, whose
 /// records include secret digests, the JWT secret and partner credentials.
 fn create_data_dir(data_dir: &Path) -> io::Result<()> {
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(data_dir)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
 }
 
 /// An existing data dir is the operator's choice and may hold other things, so a mode that
@@ -232,7 +297,10 @@ fn warn_if_data_dir_is_open(data_dir: &Path) -> io::Result<()> {
 }
 
 fn now_seconds() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
 }
 
 /// Reads a small state file, creating it (mode 0600) with `make()` on first use.
@@ -241,7 +309,11 @@ fn read_or_create_file(path: &Path, make: impl FnOnce() -> String) -> io::Result
         Ok(text) => Ok(text.trim().to_owned()),
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
             let value = make();
-            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
             io::Write::write_all(&mut file, value.as_bytes())?;
             file.sync_all()?;
             Ok(value)

@@ -20,7 +20,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Flags override the `SEYAHA_*` environment variables of the same name (see the configuration
 /// table in docs/operations.md); both fill the one `Settings` every entry point uses.
 #[derive(Parser)]
-#[command(name = "seyaha-local", version, about = "Seyaha partner integrations on one machine, on an embedded store")]
+#[command(
+    name = "seyaha-local",
+    version,
+    about = "Seyaha partner integrations on one machine, on an embedded store"
+)]
 struct Cli {
     /// Port to listen on (127.0.0.1).
     #[arg(long, env = "PORT", default_value_t = 3000, global = true)]
@@ -111,7 +115,8 @@ enum Command {
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
-    text.parse().map_err(|_| "must be partner or admin".to_owned())
+    text.parse()
+        .map_err(|_| "must be partner or admin".to_owned())
 }
 
 impl Cli {
@@ -121,8 +126,21 @@ impl Cli {
         macro_rules! flag {
             ($($field:ident),*) => { $(if let Some(value) = self.$field.clone() { settings.$field = value.into(); })* };
         }
-        flag!(octo_connect_timeout_secs, octo_timeout_secs, octo_max_response_bytes, nightly_cron, sync_lease_secs);
-        flag!(sync_request_budget_ms, fallback_delay_secs, secret_cache_secs, slot_retention_days, webhook_rate_per_minute, data_dir);
+        flag!(
+            octo_connect_timeout_secs,
+            octo_timeout_secs,
+            octo_max_response_bytes,
+            nightly_cron,
+            sync_lease_secs
+        );
+        flag!(
+            sync_request_budget_ms,
+            fallback_delay_secs,
+            secret_cache_secs,
+            slot_retention_days,
+            webhook_rate_per_minute,
+            data_dir
+        );
         flag!(
             secret_overlap_hours,
             fan_out_page_size,
@@ -159,22 +177,36 @@ fn main() -> ExitCode {
     };
     init_tracing(settings.log_format);
     match cli.command {
-        Some(Command::Token { role, sub, ttl_hours }) => print_token(&settings, role, sub, ttl_hours),
+        Some(Command::Token {
+            role,
+            sub,
+            ttl_hours,
+        }) => print_token(&settings, role, sub, ttl_hours),
         None => {
-            let config = LocalConfig::new(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), cli.port), settings);
+            let config = LocalConfig::new(
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), cli.port),
+                settings,
+            );
             // The blocking pool runs redb work only: writes take turns on redb's one write lock,
             // so more threads than this would mostly wait, each holding its own allocator heap.
-            let runtime =
-                tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(8).build().expect("the tokio runtime starts");
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .max_blocking_threads(8)
+                .build()
+                .expect("the tokio runtime starts");
             runtime.block_on(serve(config))
         }
     }
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour);
     match format {
         LogFormat::Text => builder.fmt_fields(escaped_fields()).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -196,15 +228,24 @@ fn escaped_fields() -> impl for<'writer> tracing_subscriber::fmt::FormatFields<'
 }
 
 fn print_token(settings: &Settings, role: Role, sub: Option<String>, ttl_hours: u64) -> ExitCode {
-    if settings.jwt_public_key.as_deref().is_some_and(|pem| !pem.trim().is_empty()) {
-        eprintln!("error: SEYAHA_JWT_PUBLIC_KEY is set, so HS256 tokens are refused: sign tokens with its private key");
+    if settings
+        .jwt_public_key
+        .as_deref()
+        .is_some_and(|pem| !pem.trim().is_empty())
+    {
+        eprintln!(
+            "error: SEYAHA_JWT_PUBLIC_KEY is set, so HS256 tokens are refused: sign tokens with its private key"
+        );
         return ExitCode::from(2);
     }
     let data_dir = &settings.data_dir;
     let secret = match jwt_secret(data_dir, settings.jwt_secret.as_ref()) {
         Ok(secret) => secret,
         Err(error) => {
-            eprintln!("error: cannot read the JWT secret from {}: {error}", data_dir.display());
+            eprintln!(
+                "error: cannot read the JWT secret from {}: {error}",
+                data_dir.display()
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -225,7 +266,16 @@ fn print_token(settings: &Settings, role: Role, sub: Option<String>, ttl_hours: 
             }
         },
     };
-    println!("{}", mint_scoped_token(&secret, role, &subject, Duration::from_secs(ttl_hours * 3600), &settings.token_scope()));
+    println!(
+        "{}",
+        mint_scoped_token(
+            &secret,
+            role,
+            &subject,
+            Duration::from_secs(ttl_hours * 3600),
+            &settings.token_scope()
+        )
+    );
     ExitCode::SUCCESS
 }
 
@@ -256,7 +306,8 @@ async fn serve(config: LocalConfig) -> ExitCode {
 }
 
 async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
@@ -267,11 +318,20 @@ fn print_quickstart(server: &RunningServer) {
     let base = server.base_url();
     // A slot a week from now, so the catalog shows it (slots are kept 30 days after they start).
     let slot_day = chrono::Utc::now() + chrono::Duration::days(7);
-    let (slot_start, slot_date) = (slot_day.format("%Y-%m-%dT19:30:00+04:00").to_string(), slot_day.format("%Y-%m-%d").to_string());
-    let partner = server.mint(Role::Partner, &server.demo_partner_id.to_string(), PRINTED_TOKEN_TTL);
+    let (slot_start, slot_date) = (
+        slot_day.format("%Y-%m-%dT19:30:00+04:00").to_string(),
+        slot_day.format("%Y-%m-%d").to_string(),
+    );
+    let partner = server.mint(
+        Role::Partner,
+        &server.demo_partner_id.to_string(),
+        PRINTED_TOKEN_TTL,
+    );
     let admin = server.mint(Role::Admin, "admin", PRINTED_TOKEN_TTL);
     if server.verifies_with_public_key {
-        eprintln!("note: SEYAHA_JWT_PUBLIC_KEY is set: the HS256 tokens below are refused; use tokens signed with its private key");
+        eprintln!(
+            "note: SEYAHA_JWT_PUBLIC_KEY is set: the HS256 tokens below are refused; use tokens signed with its private key"
+        );
     }
     println!(
         r#"

@@ -45,7 +45,11 @@ pub fn router() -> Router {
 
 async fn render() -> Response {
     let Some(handle) = install() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "metrics are recorded elsewhere in this process\n").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics are recorded elsewhere in this process\n",
+        )
+            .into_response();
     };
     // Histograms are folded in by upkeep; a scrape is a fine time for it.
     handle.run_upkeep();

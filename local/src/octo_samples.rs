@@ -40,7 +40,14 @@ pub fn option(id: &str, title: &str, start_times: &[&str], units: Vec<Value>) ->
     })
 }
 
-pub fn product(id: &str, internal_name: &str, title: &str, description: &str, duration_minutes: u32, options: Vec<Value>) -> Value {
+pub fn product(
+    id: &str,
+    internal_name: &str,
+    title: &str,
+    description: &str,
+    duration_minutes: u32,
+    options: Vec<Value>,
+) -> Value {
     json!({
         "id": id,
         "internalName": internal_name,
@@ -86,14 +93,28 @@ pub fn generated_product(i: usize, options: usize) -> Value {
     let retail = 10_000 + i as i64;
     let options = (0..options)
         .map(|o| {
-            let option_id = if o == 0 { "DEFAULT".to_owned() } else { format!("option-{o}") };
+            let option_id = if o == 0 {
+                "DEFAULT".to_owned()
+            } else {
+                format!("option-{o}")
+            };
             option(
                 &option_id,
                 &option_id,
                 &["09:00", "14:00"],
-                vec![unit("adult", "ADULT", "Adult", retail, 12, 99), unit("child", "CHILD", "Child", retail / 2, 3, 11)],
+                vec![
+                    unit("adult", "ADULT", "Adult", retail, 12, 99),
+                    unit("child", "CHILD", "Child", retail / 2, 3, 11),
+                ],
             )
         })
         .collect();
-    product(&format!("product_{i}"), &format!("product-{i}"), &format!("Product {i}"), "A generated product.", 120, options)
+    product(
+        &format!("product_{i}"),
+        &format!("product-{i}"),
+        &format!("Product {i}"),
+        "A generated product.",
+        120,
+        options,
+    )
 }

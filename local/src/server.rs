@@ -36,8 +36,15 @@ pub struct Connections {
 impl Connections {
     pub fn new(max: usize, max_per_client: usize) -> Self {
         let max = max.max(1);
-        let per_client = Arc::new(PerClient { max: max_per_client.max(1), open: Mutex::default() });
-        Self { permits: Arc::new(Semaphore::new(max)), max, per_client }
+        let per_client = Arc::new(PerClient {
+            max: max_per_client.max(1),
+            open: Mutex::default(),
+        });
+        Self {
+            permits: Arc::new(Semaphore::new(max)),
+            max,
+            per_client,
+        }
     }
 
     /// Connections being served now (never more than the cap).
@@ -47,7 +54,13 @@ impl Connections {
 
     /// Connections `client` holds now (never more than the per-client cap).
     pub fn open_from(&self, client: IpAddr) -> usize {
-        self.per_client.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(&client).copied().unwrap_or(0)
+        self.per_client
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&client)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -60,13 +73,19 @@ struct PerClient {
 impl PerClient {
     /// A share for one more connection from `client`, or `None` when it holds the cap.
     fn take(self: &Arc<Self>, client: IpAddr) -> Option<ClientShare> {
-        let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let count = open.entry(client).or_default();
         if *count >= self.max {
             return None;
         }
         *count += 1;
-        Some(ClientShare { clients: Arc::clone(self), client })
+        Some(ClientShare {
+            clients: Arc::clone(self),
+            client,
+        })
     }
 }
 
@@ -78,7 +97,11 @@ struct ClientShare {
 
 impl Drop for ClientShare {
     fn drop(&mut self) {
-        let mut open = self.clients.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut open = self
+            .clients
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(count) = open.get_mut(&self.client) {
             *count -= 1;
             if *count == 0 {
@@ -97,10 +120,16 @@ pub async fn serve(
     header_read_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let Connections { permits, per_client, .. } = connections;
+    let Connections {
+        permits,
+        per_client,
+        ..
+    } = connections;
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(header_read_timeout).keep_alive(true);
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .keep_alive(true);
     tokio::pin!(shutdown);
     loop {
         // A permit first: at the cap, the next connection waits in the backlog.
@@ -125,7 +154,10 @@ pub async fn serve(
             tracing::debug!(client = %client, "closing a connection past the per-client cap");
             continue;
         };
-        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
+        let connection = http.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(router.clone()),
+        );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -136,8 +168,14 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::warn!("connections still open after {} s; closing them", DRAIN_TIMEOUT.as_secs());
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "connections still open after {} s; closing them",
+            DRAIN_TIMEOUT.as_secs()
+        );
     }
     Ok(())
 }

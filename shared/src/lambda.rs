@@ -31,13 +31,28 @@ pub async fn start() -> Result<App, SettingsError> {
 }
 
 /// The AWS ports, where the settings say the resources are.
-pub fn ports(config: &aws_config::SdkConfig, settings: &Settings, clock: Arc<dyn Clock>) -> Result<Ports, SettingsError> {
+pub fn ports(
+    config: &aws_config::SdkConfig,
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+) -> Result<Ports, SettingsError> {
     // template.yaml sets all three on every function: missing, the function was deployed
     // some other way.
-    let table = settings.required("table_name", "the DynamoDB table's name (template.yaml sets it)", &settings.table_name)?;
-    let queue_url = settings.required("queue_url", "the real-time SQS queue's URL (template.yaml sets it)", &settings.queue_url)?;
-    let bulk_queue_url =
-        settings.required("bulk_queue_url", "the bulk SQS queue's URL (template.yaml sets it)", &settings.bulk_queue_url)?;
+    let table = settings.required(
+        "table_name",
+        "the DynamoDB table's name (template.yaml sets it)",
+        &settings.table_name,
+    )?;
+    let queue_url = settings.required(
+        "queue_url",
+        "the real-time SQS queue's URL (template.yaml sets it)",
+        &settings.queue_url,
+    )?;
+    let bulk_queue_url = settings.required(
+        "bulk_queue_url",
+        "the bulk SQS queue's URL (template.yaml sets it)",
+        &settings.bulk_queue_url,
+    )?;
     let resources = AwsResources {
         table: table.to_owned(),
         queue_url: queue_url.to_owned(),
@@ -67,15 +82,24 @@ pub async fn start_or_exit() -> App {
 /// Posts `message` to the Runtime API's `/runtime/init/error` (when running under one), within
 /// two seconds; a failure to report is printed, never hides the error itself.
 async fn report_init_error(message: &str) {
-    let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else { return };
-    let diagnostic = Diagnostic { error_type: "Seyaha.ConfigurationError".into(), error_message: message.into() };
+    let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else {
+        return;
+    };
+    let diagnostic = Diagnostic {
+        error_type: "Seyaha.ConfigurationError".into(),
+        error_message: message.into(),
+    };
     let report = async {
-        let client = lambda_runtime_api_client::Client::builder().with_endpoint(format!("http://{api}").parse()?).build()?;
+        let client = lambda_runtime_api_client::Client::builder()
+            .with_endpoint(format!("http://{api}").parse()?)
+            .build()?;
         let request = lambda_runtime_api_client::build_request()
             .method("POST")
             .uri("/2018-06-01/runtime/init/error")
             .header("lambda-runtime-function-error-type", "Runtime.InitError")
-            .body(lambda_runtime_api_client::body::Body::from(serde_json::to_vec(&diagnostic)?))?;
+            .body(lambda_runtime_api_client::body::Body::from(
+                serde_json::to_vec(&diagnostic)?,
+            ))?;
         let response = client.call(request).await?;
         Ok::<_, Error>(response.status())
     };
@@ -110,7 +134,9 @@ where
     D: Into<bytes::Bytes> + Send,
     E: Into<Error> + Send + std::fmt::Debug,
 {
-    let runtime = lambda_runtime::Runtime::new(handler).layer(lambda_runtime::layers::TracingLayer::new()).layer(FlushMetricsLayer);
+    let runtime = lambda_runtime::Runtime::new(handler)
+        .layer(lambda_runtime::layers::TracingLayer::new())
+        .layer(FlushMetricsLayer);
     runtime.run().await
 }
 
@@ -136,7 +162,9 @@ fn init_metrics(namespace: &str) {
 /// Prints what was recorded since the last flush: one EMF document (one line) per label set.
 /// Counters restart from zero, so each document holds the invocation's own counts.
 pub fn flush_metrics() {
-    let Some(Some(collector)) = COLLECTOR.get() else { return };
+    let Some(Some(collector)) = COLLECTOR.get() else {
+        return;
+    };
     let mut documents = Vec::new();
     if let Err(error) = collector.flush(&mut documents) {
         tracing::error!(error = %error, "could not serialize the metrics of this invocation");
@@ -182,7 +210,10 @@ where
     type Error = Error;
     type Future = Flushed<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
         self.0.poll_ready(cx)
     }
 
@@ -194,8 +225,13 @@ where
 /// JSON logs for CloudWatch; the level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default
 /// info). A plain level, not an env-filter: that would bring a regex engine into every package.
 fn init_tracing() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_default();
-    let level = level.trim().parse::<tracing_subscriber::filter::LevelFilter>().unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_default();
+    let level = level
+        .trim()
+        .parse::<tracing_subscriber::filter::LevelFilter>()
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
     // A second call (a process that starts the app twice) keeps the first subscriber: not an error.
     let _first_subscriber_stays = tracing_subscriber::fmt()
         .json()

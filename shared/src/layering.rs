@@ -86,9 +86,14 @@ fn names_after<'a>(source: &'a str, prefix: &str) -> BTreeSet<&'a str> {
     let mut names = BTreeSet::new();
     let mut rest = source;
     while let Some(at) = rest.find(prefix) {
-        let before_ok = rest[..at].chars().next_back().is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        let before_ok = rest[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
         rest = &rest[at + prefix.len()..];
-        let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        let end = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
         if before_ok && end > 0 {
             names.insert(&rest[..end]);
         }
@@ -99,7 +104,10 @@ fn names_after<'a>(source: &'a str, prefix: &str) -> BTreeSet<&'a str> {
 /// The modules a path's file belongs to: `sync/catalog.rs` -> (`sync`, Some(`catalog`)), `lib.rs`
 /// -> None, `settings.rs` -> (`settings`, None). A `mod.rs` is its directory's root.
 fn module_of(relative: &Path) -> Option<(String, Option<String>)> {
-    let parts: Vec<String> = relative.iter().map(|part| part.to_string_lossy().trim_end_matches(".rs").to_owned()).collect();
+    let parts: Vec<String> = relative
+        .iter()
+        .map(|part| part.to_string_lossy().trim_end_matches(".rs").to_owned())
+        .collect();
     match parts.as_slice() {
         [file] if file == "lib" => None,
         [file] => Some((file.clone(), None)),
@@ -142,7 +150,8 @@ fn find_cycle(edges: &Edges) -> Option<Vec<String>> {
         None
     }
     let mut done = BTreeSet::new();
-    next.keys().find_map(|node| visit(node, &next, &mut Vec::new(), &mut done))
+    next.keys()
+        .find_map(|node| visit(node, &next, &mut Vec::new(), &mut done))
 }
 
 /// The files of a directory module (siblings) and what each uses of the others, through
@@ -152,7 +161,11 @@ fn sibling_edges(root: &Path, files: &[PathBuf]) -> BTreeMap<PathBuf, Edges> {
     let mut by_dir: BTreeMap<PathBuf, Edges> = BTreeMap::new();
     for file in files {
         let dir = file.parent().expect("a file has a directory").to_owned();
-        let own = file.file_stem().expect("a file name").to_string_lossy().into_owned();
+        let own = file
+            .file_stem()
+            .expect("a file name")
+            .to_string_lossy()
+            .into_owned();
         if own == "mod" || own == "lib" {
             continue;
         }
@@ -166,15 +179,27 @@ fn sibling_edges(root: &Path, files: &[PathBuf]) -> BTreeMap<PathBuf, Edges> {
             .filter(|stem| stem != "mod")
             .collect();
         let source = without_comments(&std::fs::read_to_string(file).expect("a source file"));
-        let module_path: Vec<String> =
-            dir.strip_prefix(root).expect("under src").iter().map(|part| part.to_string_lossy().into_owned()).collect();
+        let module_path: Vec<String> = dir
+            .strip_prefix(root)
+            .expect("under src")
+            .iter()
+            .map(|part| part.to_string_lossy().into_owned())
+            .collect();
         let mut used: BTreeSet<&str> = names_after(&source, "super::");
         if !module_path.is_empty() {
-            used.extend(names_after(&source, &format!("crate::{}::", module_path.join("::"))));
+            used.extend(names_after(
+                &source,
+                &format!("crate::{}::", module_path.join("::")),
+            ));
         }
         for name in used {
             if name != own && siblings.contains(name) {
-                by_dir.entry(dir.clone()).or_default().entry((own.clone(), name.to_owned())).or_default().insert(own.clone());
+                by_dir
+                    .entry(dir.clone())
+                    .or_default()
+                    .entry((own.clone(), name.to_owned()))
+                    .or_default()
+                    .insert(own.clone());
             }
         }
     }
@@ -190,14 +215,19 @@ fn dependencies_point_down_the_layers_and_never_in_a_cycle() {
     let mut edges = Edges::new();
     for file in &files {
         let relative = file.strip_prefix(&root).expect("under src");
-        let Some((module, _)) = module_of(relative) else { continue };
+        let Some((module, _)) = module_of(relative) else {
+            continue;
+        };
         if NOT_CHECKED.contains(&module.as_str()) {
             continue;
         }
         let source = without_comments(&std::fs::read_to_string(file).expect("a source file"));
         for used in names_after(&source, "crate::") {
             if used != module && (layer_of(used).is_some() || used == "adapters") {
-                edges.entry((module.clone(), used.to_owned())).or_default().insert(relative.display().to_string());
+                edges
+                    .entry((module.clone(), used.to_owned()))
+                    .or_default()
+                    .insert(relative.display().to_string());
             }
         }
     }
@@ -208,29 +238,57 @@ fn dependencies_point_down_the_layers_and_never_in_a_cycle() {
         let allowed = match (from.as_str(), layer_of(from), layer_of(to)) {
             ("adapters", _, _) => ADAPTERS_MAY_USE.contains(&to.as_str()),
             // Only the composition at the top (`app`, `lambda`) wires adapters in.
-            (_, Some(from_layer), None) => to == "adapters" && from_layer >= layer_of("app").expect("app has a layer"),
+            (_, Some(from_layer), None) => {
+                to == "adapters" && from_layer >= layer_of("app").expect("app has a layer")
+            }
             (_, Some(from_layer), Some(to_layer)) => to_layer < from_layer,
             (_, None, _) => false,
         };
         if !allowed {
-            wrong.push(format!("{from} -> {to} (in {})", where_.iter().cloned().collect::<Vec<_>>().join(", ")));
+            wrong.push(format!(
+                "{from} -> {to} (in {})",
+                where_.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
         }
     }
-    assert!(wrong.is_empty(), "dependencies against the layer order:\n{}", wrong.join("\n"));
-    assert_eq!(find_cycle(&edges), None, "a cycle between top-level modules");
+    assert!(
+        wrong.is_empty(),
+        "dependencies against the layer order:\n{}",
+        wrong.join("\n")
+    );
+    assert_eq!(
+        find_cycle(&edges),
+        None,
+        "a cycle between top-level modules"
+    );
 
     let cycles: Vec<String> = sibling_edges(&root, &files)
         .iter()
-        .filter_map(|(dir, edges)| find_cycle(edges).map(|cycle| format!("{}: {}", dir.display(), cycle.join(" -> "))))
+        .filter_map(|(dir, edges)| {
+            find_cycle(edges).map(|cycle| format!("{}: {}", dir.display(), cycle.join(" -> ")))
+        })
         .collect();
-    assert!(cycles.is_empty(), "a cycle between the files of a module:\n{}", cycles.join("\n"));
+    assert!(
+        cycles.is_empty(),
+        "a cycle between the files of a module:\n{}",
+        cycles.join("\n")
+    );
 }
 
 #[test]
 fn the_checker_sees_uses_and_cycles_and_not_comments() {
     let source = "use crate::sync::X; // crate::api::Y\n/* crate::app */ let s = \"a // b\"; crate::domain::Z;";
-    assert_eq!(names_after(&without_comments(source), "crate::"), BTreeSet::from(["domain", "sync"]));
+    assert_eq!(
+        names_after(&without_comments(source), "crate::"),
+        BTreeSet::from(["domain", "sync"])
+    );
     let edge = |a: &str, b: &str| ((a.to_owned(), b.to_owned()), BTreeSet::new());
-    assert_eq!(find_cycle(&Edges::from([edge("a", "b"), edge("b", "c")])), None);
-    assert_eq!(find_cycle(&Edges::from([edge("a", "b"), edge("b", "a")])), Some(vec!["a".into(), "b".into(), "a".into()]));
+    assert_eq!(
+        find_cycle(&Edges::from([edge("a", "b"), edge("b", "c")])),
+        None
+    );
+    assert_eq!(
+        find_cycle(&Edges::from([edge("a", "b"), edge("b", "a")])),
+        Some(vec!["a".into(), "b".into(), "a".into()])
+    );
 }

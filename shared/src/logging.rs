@@ -51,10 +51,19 @@ mod tests {
 
     #[test]
     fn control_characters_are_escaped_and_long_text_is_cut() {
-        assert_eq!(Untrusted("a\nb\r\u{1b}[31mc\td").to_string(), "a\\nb\\r\\u{1b}[31mc\\td");
+        assert_eq!(
+            Untrusted("a\nb\r\u{1b}[31mc\td").to_string(),
+            "a\\nb\\r\\u{1b}[31mc\\td"
+        );
         assert_eq!(Untrusted("plain ünïcode").to_string(), "plain ünïcode");
         let long = "x".repeat(MAX_LOGGED_CHARS + 56);
-        assert_eq!(Untrusted(&long).to_string(), format!("{}…(56 more characters)", "x".repeat(MAX_LOGGED_CHARS)));
-        assert_eq!(Untrusted(&"y".repeat(MAX_LOGGED_CHARS)).to_string(), "y".repeat(MAX_LOGGED_CHARS));
+        assert_eq!(
+            Untrusted(&long).to_string(),
+            format!("{}…(56 more characters)", "x".repeat(MAX_LOGGED_CHARS))
+        );
+        assert_eq!(
+            Untrusted(&"y".repeat(MAX_LOGGED_CHARS)).to_string(),
+            "y".repeat(MAX_LOGGED_CHARS)
+        );
     }
 }

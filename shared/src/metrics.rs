@@ -158,10 +158,31 @@ const RECORDS: [&str; 2] = ["activity", "slot"];
 const CHANGES: [&str; 3] = ["upsert", "deactivate", "remove"];
 const REJECTED: [&str; 2] = ["product", "availability"];
 const NOTIFY_OUTCOMES: [&str; 2] = ["updated", "fallback"];
-const TRANSITIONS: [&str; 4] = ["became_degraded", "became_down", "recovered_from_degraded", "recovered_from_down"];
+const TRANSITIONS: [&str; 4] = [
+    "became_degraded",
+    "became_down",
+    "recovered_from_degraded",
+    "recovered_from_down",
+];
 /// The `job_kind` values (`JobWork::kind`) and the `outcome` values of a job (`app::jobs`).
-pub const JOB_KINDS: [&str; 7] = ["catalog", "product", "availability", "pending_pulls", "subscribe", "unsubscribe", "fan_out_page"];
-pub const JOB_OUTCOMES: [&str; 7] = ["done", "queued", "partner_error", "not_needed", "failed", "panicked", "not_started"];
+pub const JOB_KINDS: [&str; 7] = [
+    "catalog",
+    "product",
+    "availability",
+    "pending_pulls",
+    "subscribe",
+    "unsubscribe",
+    "fan_out_page",
+];
+pub const JOB_OUTCOMES: [&str; 7] = [
+    "done",
+    "queued",
+    "partner_error",
+    "not_needed",
+    "failed",
+    "panicked",
+    "not_started",
+];
 
 /// Every counter series whose label values are known in advance, at zero: a scrape right after
 /// start-up shows them all, so rates and alerts work from the first scrape (Prometheus'
@@ -201,12 +222,15 @@ pub fn initialize_at_zero() {
 
 /// The Prometheus histogram buckets of the `_seconds` metrics: from a fast partner call to a
 /// sync that holds its lease for minutes.
-pub const SECONDS_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0, 120.0, 300.0];
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0, 120.0, 300.0,
+];
 
 /// A sync run recorded in the sync log.
 pub(crate) fn sync_run(trigger: RunTrigger, outcome: RunOutcome, duration: Duration) {
     let outcome: &'static str = outcome.into();
-    metrics::counter!(SYNCS, "trigger" => <&'static str>::from(trigger), "outcome" => outcome).increment(1);
+    metrics::counter!(SYNCS, "trigger" => <&'static str>::from(trigger), "outcome" => outcome)
+        .increment(1);
     metrics::histogram!(SYNC_DURATION, "outcome" => outcome).record(duration.as_secs_f64());
 }
 
@@ -252,7 +276,8 @@ pub(crate) fn catalog_writes(record: Record, change: Write, count: u64) {
         Write::Deactivate => CHANGES[1],
         Write::Remove => CHANGES[2],
     };
-    metrics::counter!(CATALOG_WRITES, "record" => record.as_str(), "change" => change).increment(count);
+    metrics::counter!(CATALOG_WRITES, "record" => record.as_str(), "change" => change)
+        .increment(count);
 }
 
 /// Entries a partner sent that were refused: products (`record="product"`) or availabilities
@@ -300,7 +325,10 @@ pub(crate) fn partner_call(operation: &'static str, status: Option<u16>, elapsed
 /// A queue job a worker ran (or had no time to start); both values are from [`JOB_KINDS`] and
 /// [`JOB_OUTCOMES`] (a test keeps `JobWork::kind` and the worker's outcomes in them).
 pub(crate) fn job(job_kind: &'static str, outcome: &'static str) {
-    debug_assert!(JOB_KINDS.contains(&job_kind) && JOB_OUTCOMES.contains(&outcome), "{job_kind}/{outcome}");
+    debug_assert!(
+        JOB_KINDS.contains(&job_kind) && JOB_OUTCOMES.contains(&outcome),
+        "{job_kind}/{outcome}"
+    );
     metrics::counter!(JOBS, "job_kind" => job_kind, "outcome" => outcome).increment(1);
 }
 
@@ -333,13 +361,24 @@ mod tests {
         assert_eq!(names.len(), ALL.len(), "a metric is listed twice");
         for metric in ALL {
             assert!(metric.name.starts_with("seyaha_"), "{}", metric.name);
-            assert!(metric.name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{}", metric.name);
+            assert!(
+                metric
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{}",
+                metric.name
+            );
             let suffix = match (metric.kind, metric.unit) {
                 (Kind::Counter, Unit::Count) => "_total",
                 (Kind::Histogram, Unit::Seconds) => "_seconds",
                 other => panic!("{}: no naming rule for {other:?}", metric.name),
             };
-            assert!(metric.name.ends_with(suffix), "{} ends with {suffix}", metric.name);
+            assert!(
+                metric.name.ends_with(suffix),
+                "{} ends with {suffix}",
+                metric.name
+            );
         }
     }
 }

@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use crate::domain::{
-    Activity, ActivityState, AuthKey, AvailabilityPull, HealthStatus, IntegrationId, IntegrationRecord, PartnerId, ProductActivity, RunId,
-    RunTrigger, Slot, SyncRun, Timestamp, VariationRef,
+    Activity, ActivityState, AuthKey, AvailabilityPull, HealthStatus, IntegrationId,
+    IntegrationRecord, PartnerId, ProductActivity, RunId, RunTrigger, Slot, SyncRun, Timestamp,
+    VariationRef,
 };
 
 /// The underlying cause of an adapter failure, kept for the logs (never shown to callers).
@@ -50,8 +51,11 @@ pub struct IntegrationFilter {
 impl IntegrationFilter {
     pub fn matches(&self, record: &IntegrationRecord) -> bool {
         let integration = &record.integration;
-        self.is_approved.is_none_or(|approved| integration.is_approved == approved)
-            && self.health.is_none_or(|health| integration.health.status == health)
+        self.is_approved
+            .is_none_or(|approved| integration.is_approved == approved)
+            && self
+                .health
+                .is_none_or(|health| integration.health.status == health)
     }
 }
 
@@ -88,26 +92,42 @@ pub trait IntegrationStore: Send + Sync {
 
     async fn get(&self, id: &IntegrationId) -> Result<Option<IntegrationRecord>, StoreError>;
 
-    async fn find_by_partner(&self, partner_id: &PartnerId) -> Result<Option<IntegrationRecord>, StoreError>;
+    async fn find_by_partner(
+        &self,
+        partner_id: &PartnerId,
+    ) -> Result<Option<IntegrationRecord>, StoreError>;
 
     /// Replaces the record if its stored version is still `record.version - 1`
     /// (callers bump the version); otherwise `VersionConflict`, or `NotFound` if it is gone.
     /// `previous` is the record as read at that version: a store may write only what changed
     /// (DynamoDB keeps the sync state on its own small item, so a run never rewrites the document).
-    async fn update(&self, record: &IntegrationRecord, previous: &IntegrationRecord) -> Result<(), StoreError>;
+    async fn update(
+        &self,
+        record: &IntegrationRecord,
+        previous: &IntegrationRecord,
+    ) -> Result<(), StoreError>;
 
     /// Removes the record and frees the partner for a new integration; returns what was removed.
     async fn delete(&self, id: &IntegrationId) -> Result<Option<IntegrationRecord>, StoreError>;
 
     /// At most `limit` integrations matching the filter, newest first, starting after `after`.
-    async fn list(&self, filter: &IntegrationFilter, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError>;
+    async fn list(
+        &self,
+        filter: &IntegrationFilter,
+        limit: usize,
+        after: Option<Cursor>,
+    ) -> Result<Page<IntegrationRecord>, StoreError>;
 
     /// How many integrations match the filter.
     async fn count(&self, filter: &IntegrationFilter) -> Result<u64, StoreError>;
 
     /// At most `limit` approved and active integrations in the store's order, starting after
     /// `after`: the nightly job follows the cursors and never loads them all.
-    async fn list_syncable(&self, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError>;
+    async fn list_syncable(
+        &self,
+        limit: usize,
+        after: Option<Cursor>,
+    ) -> Result<Page<IntegrationRecord>, StoreError>;
 
     /// How many integrations are approved and active (what `list_syncable` walks), counted
     /// without loading them (DynamoDB: a `Select=COUNT` query of the sparse index).
@@ -118,15 +138,26 @@ pub trait IntegrationStore: Send + Sync {
 #[async_trait]
 pub trait CatalogStore: Send + Sync {
     /// The content hash and active flag of every stored activity of an integration.
-    async fn activity_states(&self, integration: &IntegrationId) -> Result<Vec<ActivityState>, StoreError>;
+    async fn activity_states(
+        &self,
+        integration: &IntegrationId,
+    ) -> Result<Vec<ActivityState>, StoreError>;
 
     /// Creates or replaces activities (keyed by `internal_name`) and keeps the OCTO product id
     /// index that notify uses in step.
-    async fn put_activities(&self, integration: &IntegrationId, activities: &[Activity]) -> Result<(), StoreError>;
+    async fn put_activities(
+        &self,
+        integration: &IntegrationId,
+        activities: &[Activity],
+    ) -> Result<(), StoreError>;
 
     /// Removes the named activities and their product index entries (deactivated activities
     /// past their retention). Removing one that is not there is no error.
-    async fn delete_activities(&self, integration: &IntegrationId, internal_names: &[String]) -> Result<(), StoreError>;
+    async fn delete_activities(
+        &self,
+        integration: &IntegrationId,
+        internal_names: &[String],
+    ) -> Result<(), StoreError>;
 
     /// Flips `isActive` on the named activities (deactivation never deletes; the retention of
     /// [`CatalogLimits`](crate::domain::CatalogLimits) removes them later).
@@ -139,9 +170,17 @@ pub trait CatalogStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Deactivates every activity of the integration; returns how many changed.
-    async fn deactivate_all(&self, integration: &IntegrationId, now: Timestamp) -> Result<u64, StoreError> {
+    async fn deactivate_all(
+        &self,
+        integration: &IntegrationId,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
         let states = self.activity_states(integration).await?;
-        let active: Vec<String> = states.into_iter().filter(|a| a.is_active).map(|a| a.internal_name).collect();
+        let active: Vec<String> = states
+            .into_iter()
+            .filter(|a| a.is_active)
+            .map(|a| a.internal_name)
+            .collect();
         self.set_active(integration, &active, false, now).await?;
         Ok(active.len() as u64)
     }
@@ -156,7 +195,11 @@ pub trait CatalogStore: Send + Sync {
 
     /// Creates or replaces one availability slot; the store may forget it after `expires_at`.
     /// The stored activity of one OCTO product (by its id), whatever its internal name.
-    async fn activity_of_product(&self, integration: &IntegrationId, product_id: &str) -> Result<Option<ProductActivity>, StoreError>;
+    async fn activity_of_product(
+        &self,
+        integration: &IntegrationId,
+        product_id: &str,
+    ) -> Result<Option<ProductActivity>, StoreError>;
 
     /// The stored slots of one product option whose local date is in `days` (an availability
     /// pull closes those it no longer gets). Reads those days only where the store can tell
@@ -169,23 +212,46 @@ pub trait CatalogStore: Send + Sync {
         days: std::ops::RangeInclusive<time::Date>,
     ) -> Result<Vec<Slot>, StoreError>;
 
-    async fn put_slot(&self, integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError>;
+    async fn put_slot(
+        &self,
+        integration: &IntegrationId,
+        slot: &Slot,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError>;
 
     /// Records a pending availability pull, requested at `requested_at`. One record per
     /// distinct pull: asking for the same pull again only moves its time.
-    async fn add_pull(&self, integration: &IntegrationId, pull: &AvailabilityPull, requested_at: Timestamp) -> Result<(), StoreError>;
+    async fn add_pull(
+        &self,
+        integration: &IntegrationId,
+        pull: &AvailabilityPull,
+        requested_at: Timestamp,
+    ) -> Result<(), StoreError>;
 
     /// At most `limit` pending pulls with their request times, in the store's order (by
     /// product, option and dates).
-    async fn pending_pulls(&self, integration: &IntegrationId, limit: usize) -> Result<Vec<(AvailabilityPull, Timestamp)>, StoreError>;
+    async fn pending_pulls(
+        &self,
+        integration: &IntegrationId,
+        limit: usize,
+    ) -> Result<Vec<(AvailabilityPull, Timestamp)>, StoreError>;
 
     /// Removes a pending pull if it is still the request made at `requested_at` (asked for
     /// again since, it stays for the next run).
-    async fn remove_pull(&self, integration: &IntegrationId, pull: &AvailabilityPull, requested_at: Timestamp) -> Result<(), StoreError>;
+    async fn remove_pull(
+        &self,
+        integration: &IntegrationId,
+        pull: &AvailabilityPull,
+        requested_at: Timestamp,
+    ) -> Result<(), StoreError>;
 
     /// Many slots at once (an availability pull), each with its expiry: batched where the
     /// store can (DynamoDB: `BatchWriteItem`; redb: one group commit for the lot).
-    async fn put_slots(&self, integration: &IntegrationId, slots: &[(Slot, Timestamp)]) -> Result<(), StoreError> {
+    async fn put_slots(
+        &self,
+        integration: &IntegrationId,
+        slots: &[(Slot, Timestamp)],
+    ) -> Result<(), StoreError> {
         for (slot, expires_at) in slots {
             self.put_slot(integration, slot, *expires_at).await?;
         }
@@ -223,7 +289,12 @@ pub trait RunStore: Send + Sync {
     async fn record_run(&self, run: &SyncRun) -> Result<(), StoreError>;
 
     /// The newest unexpired runs, newest first.
-    async fn recent_runs(&self, integration: &IntegrationId, limit: usize, now: Timestamp) -> Result<Vec<SyncRun>, StoreError>;
+    async fn recent_runs(
+        &self,
+        integration: &IntegrationId,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Vec<SyncRun>, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -240,12 +311,17 @@ impl SecretStoreError {
 #[async_trait]
 pub trait SecretStore: Send + Sync {
     /// Creates or replaces the integration's OCTO credential.
-    async fn put_auth_key(&self, id: &IntegrationId, key: &AuthKey) -> Result<(), SecretStoreError>;
+    async fn put_auth_key(&self, id: &IntegrationId, key: &AuthKey)
+    -> Result<(), SecretStoreError>;
     async fn get_auth_key(&self, id: &IntegrationId) -> Result<Option<AuthKey>, SecretStoreError>;
     /// The credential as of the integration's credential `version` (`IntegrationRecord::
     /// credential_version`) or later. Stores read it fresh every time; a cache in front uses
     /// this to refuse a copy read for an older version.
-    async fn get_auth_key_of_version(&self, id: &IntegrationId, version: u64) -> Result<Option<AuthKey>, SecretStoreError> {
+    async fn get_auth_key_of_version(
+        &self,
+        id: &IntegrationId,
+        version: u64,
+    ) -> Result<Option<AuthKey>, SecretStoreError> {
         let _ = version;
         self.get_auth_key(id).await
     }
@@ -274,7 +350,10 @@ pub struct RateWindow {
 impl RateWindow {
     pub fn containing(now: Timestamp, length: Duration) -> Self {
         let length_ms = length.as_millis().max(1) as i64;
-        Self { start_ms: now.unix_millis().div_euclid(length_ms) * length_ms, length_ms }
+        Self {
+            start_ms: now.unix_millis().div_euclid(length_ms) * length_ms,
+            length_ms,
+        }
     }
 
     pub fn end_ms(&self) -> i64 {
@@ -283,7 +362,9 @@ impl RateWindow {
 
     /// The answer for a call over the limit: come back when this window ends.
     pub fn limited(&self, now: Timestamp) -> Admission {
-        Admission::Limited { retry_after: Duration::from_millis((self.end_ms() - now.unix_millis()).max(1) as u64) }
+        Admission::Limited {
+            retry_after: Duration::from_millis((self.end_ms() - now.unix_millis()).max(1) as u64),
+        }
     }
 }
 
@@ -292,7 +373,13 @@ impl RateWindow {
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
     /// Counts one call of `id` in the window containing `now` if fewer than `limit` were counted.
-    async fn admit(&self, id: &IntegrationId, limit: u32, window: Duration, now: Timestamp) -> Result<Admission, StoreError>;
+    async fn admit(
+        &self,
+        id: &IntegrationId,
+        limit: u32,
+        window: Duration,
+        now: Timestamp,
+    ) -> Result<Admission, StoreError>;
 }
 
 /// Where the HS256 secret that partner and admin JWTs are signed with comes from (not read when
@@ -341,7 +428,13 @@ pub enum Lane {
 
 impl SyncJob {
     fn real_time(integration_id: IntegrationId, trigger: RunTrigger, work: JobWork) -> Self {
-        Self { integration_id: Some(integration_id), trigger, work, lane: Lane::RealTime, not_before: None }
+        Self {
+            integration_id: Some(integration_id),
+            trigger,
+            work,
+            lane: Lane::RealTime,
+            not_before: None,
+        }
     }
 
     /// A full catalog sync.
@@ -351,13 +444,25 @@ impl SyncJob {
 
     /// A full catalog sync requested by a fan-out (nightly, sync-all): on the bulk lane, due
     /// at `not_before` (its place in the fan-out's window).
-    pub fn bulk_catalog(integration_id: IntegrationId, trigger: RunTrigger, not_before: Option<Timestamp>) -> Self {
-        Self { lane: Lane::Bulk, not_before, ..Self::catalog(integration_id, trigger) }
+    pub fn bulk_catalog(
+        integration_id: IntegrationId,
+        trigger: RunTrigger,
+        not_before: Option<Timestamp>,
+    ) -> Self {
+        Self {
+            lane: Lane::Bulk,
+            not_before,
+            ..Self::catalog(integration_id, trigger)
+        }
     }
 
     /// One product's sync, after a `PRODUCT_UPDATE`.
     pub fn product(integration_id: IntegrationId, product_id: String) -> Self {
-        Self::real_time(integration_id, RunTrigger::ProductUpdate, JobWork::Product { product_id })
+        Self::real_time(
+            integration_id,
+            RunTrigger::ProductUpdate,
+            JobWork::Product { product_id },
+        )
     }
 
     /// Subscribing to the partner's push channel.
@@ -367,18 +472,33 @@ impl SyncJob {
 
     /// Removing push subscriptions.
     pub fn unsubscribe(integration_id: IntegrationId, what: crate::domain::Unsubscribe) -> Self {
-        Self::real_time(integration_id, RunTrigger::Admin, JobWork::Unsubscribe(what))
+        Self::real_time(
+            integration_id,
+            RunTrigger::Admin,
+            JobWork::Unsubscribe(what),
+        )
     }
 
     /// An availability pull, asked for in the job itself (the form before pulls were
     /// coalesced): the pull is added to the integration's pending pulls, which are then served.
-    pub fn availability(integration_id: IntegrationId, pull: crate::domain::AvailabilityPull) -> Self {
-        Self::real_time(integration_id, RunTrigger::AvailabilityPull, JobWork::Availability(pull))
+    pub fn availability(
+        integration_id: IntegrationId,
+        pull: crate::domain::AvailabilityPull,
+    ) -> Self {
+        Self::real_time(
+            integration_id,
+            RunTrigger::AvailabilityPull,
+            JobWork::Availability(pull),
+        )
     }
 
     /// Serve the integration's pending availability pulls (see `AvailabilityPulls`).
     pub fn pending_pulls(integration_id: IntegrationId) -> Self {
-        Self::real_time(integration_id, RunTrigger::AvailabilityPull, JobWork::PendingPulls)
+        Self::real_time(
+            integration_id,
+            RunTrigger::AvailabilityPull,
+            JobWork::PendingPulls,
+        )
     }
 
     /// The same job in `lane` (the jobs a bulk run leaves behind stay bulk).
@@ -388,7 +508,13 @@ impl SyncJob {
 
     /// One page of a fan-out (on the bulk lane).
     pub fn fan_out_page(trigger: RunTrigger, page: FanOutPage) -> Self {
-        Self { integration_id: None, trigger, work: JobWork::FanOutPage(page), lane: Lane::Bulk, not_before: None }
+        Self {
+            integration_id: None,
+            trigger,
+            work: JobWork::FanOutPage(page),
+            lane: Lane::Bulk,
+            not_before: None,
+        }
     }
 }
 
@@ -453,8 +579,12 @@ impl FanOutPage {
             return self.started_at;
         }
         // FNV-1a: stable across builds and Rust versions (std's hasher promises neither).
-        let hash =
-            id.to_string().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
+        let hash = id
+            .to_string()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3)
+            });
         self.started_at.plus_millis((hash % window_ms) as i64)
     }
 }

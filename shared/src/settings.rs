@@ -138,7 +138,9 @@ pub enum LogFormat {
     Json,
 }
 
-fn secret<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<SecretString>, D::Error> {
+fn secret<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SecretString>, D::Error> {
     Ok(Option::<String>::deserialize(deserializer)?.map(SecretString::from))
 }
 
@@ -199,7 +201,9 @@ pub const DEFAULT_METRICS_NAMESPACE: &str = "Seyaha/PartnerIntegrations";
 fn valid_metrics_namespace(namespace: &str) -> bool {
     (1..=255).contains(&namespace.len())
         && !namespace.starts_with("AWS/")
-        && namespace.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_/#: ".contains(&b))
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_/#: ".contains(&b))
 }
 
 /// A setting that cannot be used; the message names the environment variable.
@@ -223,10 +227,14 @@ impl Settings {
     }
 
     /// Reads settings from `(name, value)` pairs as the environment would give them.
-    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, SettingsError> {
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
         let mut fields = HashMap::new();
         for (name, value) in vars {
-            let Some(field) = name.strip_prefix(PREFIX) else { continue };
+            let Some(field) = name.strip_prefix(PREFIX) else {
+                continue;
+            };
             if !value.trim().is_empty() {
                 fields.insert(field.to_ascii_lowercase(), value.trim().to_owned());
             }
@@ -241,17 +249,28 @@ impl Settings {
 
     /// Refuses values that parse but cannot work.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        let invalid = |field: &str, reason: &str| Err(SettingsError::Invalid { name: variable(field), reason: reason.into() });
+        let invalid = |field: &str, reason: &str| {
+            Err(SettingsError::Invalid {
+                name: variable(field),
+                reason: reason.into(),
+            })
+        };
         if self.octo_connect_timeout_secs == 0 {
             return invalid("octo_connect_timeout_secs", "must be at least 1");
         }
         if let Some(public_url) = &self.public_url {
             let parsed = url::Url::parse(public_url);
             let usable = parsed.as_ref().is_ok_and(|url| {
-                matches!(url.scheme(), "http" | "https") && url.host().is_some() && url.query().is_none() && url.fragment().is_none()
+                matches!(url.scheme(), "http" | "https")
+                    && url.host().is_some()
+                    && url.query().is_none()
+                    && url.fragment().is_none()
             });
             if !usable {
-                return invalid("public_url", "must be an absolute http(s) URL without query or fragment, e.g. https://api.example.com");
+                return invalid(
+                    "public_url",
+                    "must be an absolute http(s) URL without query or fragment, e.g. https://api.example.com",
+                );
             }
         }
         if !valid_metrics_namespace(&self.metrics_namespace) {
@@ -301,17 +320,29 @@ impl Settings {
         }
         // 0 is allowed: an operator may want a rotation to cut the old secret off at once.
         if self.secret_overlap_hours > MAX_SECRET_OVERLAP_HOURS {
-            return invalid("secret_overlap_hours", &format!("must be at most {MAX_SECRET_OVERLAP_HOURS} (30 days)"));
+            return invalid(
+                "secret_overlap_hours",
+                &format!("must be at most {MAX_SECRET_OVERLAP_HOURS} (30 days)"),
+            );
         }
         if !(1..=MAX_FAN_OUT_PAGE_SIZE).contains(&self.fan_out_page_size) {
-            return invalid("fan_out_page_size", &format!("must be 1 to {MAX_FAN_OUT_PAGE_SIZE}"));
+            return invalid(
+                "fan_out_page_size",
+                &format!("must be 1 to {MAX_FAN_OUT_PAGE_SIZE}"),
+            );
         }
         if self.fan_out_window_secs > MAX_FAN_OUT_WINDOW_SECS {
-            return invalid("fan_out_window_secs", &format!("must be at most {MAX_FAN_OUT_WINDOW_SECS} (a day)"));
+            return invalid(
+                "fan_out_window_secs",
+                &format!("must be at most {MAX_FAN_OUT_WINDOW_SECS} (a day)"),
+            );
         }
         self.jwt_public_key()?;
         if self.fallback_delay_secs > 900 {
-            return invalid("fallback_delay_secs", "must be at most 900 (SQS delays up to 15 minutes)");
+            return invalid(
+                "fallback_delay_secs",
+                "must be at most 900 (SQS delays up to 15 minutes)",
+            );
         }
         Ok(())
     }
@@ -343,7 +374,9 @@ impl Settings {
             catalog_limits: crate::domain::CatalogLimits {
                 max_activities: self.catalog_max_activities,
                 max_bytes: self.catalog_max_bytes,
-                inactive_retention: Duration::from_secs(self.catalog_inactive_retention_days * 24 * 3600),
+                inactive_retention: Duration::from_secs(
+                    self.catalog_inactive_retention_days * 24 * 3600,
+                ),
             },
             ..SyncConfig::default()
         }
@@ -355,23 +388,44 @@ impl Settings {
 
     /// Whose tokens are accepted; an empty value (the template's default) is not checked.
     pub fn token_scope(&self) -> crate::domain::TokenScope {
-        let set = |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
-        crate::domain::TokenScope { issuer: set(&self.jwt_issuer), audience: set(&self.jwt_audience) }
+        let set = |value: &Option<String>| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        crate::domain::TokenScope {
+            issuer: set(&self.jwt_issuer),
+            audience: set(&self.jwt_audience),
+        }
     }
 
     /// What a token must satisfy besides its signature.
     pub fn token_rules(&self) -> crate::domain::TokenRules {
-        let max_lifetime = Some(Duration::from_secs(self.jwt_max_lifetime_secs)).filter(|max| !max.is_zero());
-        crate::domain::TokenRules { scope: self.token_scope(), max_lifetime }
+        let max_lifetime =
+            Some(Duration::from_secs(self.jwt_max_lifetime_secs)).filter(|max| !max.is_zero());
+        crate::domain::TokenRules {
+            scope: self.token_scope(),
+            max_lifetime,
+        }
     }
 
     /// The public key tokens are verified with, if one is configured (else HS256).
     pub fn jwt_public_key(&self) -> Result<Option<crate::domain::PublicKey>, SettingsError> {
-        match self.jwt_public_key.as_deref().map(str::trim).filter(|pem| !pem.is_empty()) {
+        match self
+            .jwt_public_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|pem| !pem.is_empty())
+        {
             None => Ok(None),
             Some(pem) => crate::domain::PublicKey::from_pem(pem)
                 .map(Some)
-                .map_err(|reason| SettingsError::Invalid { name: variable("jwt_public_key"), reason }),
+                .map_err(|reason| SettingsError::Invalid {
+                    name: variable("jwt_public_key"),
+                    reason,
+                }),
         }
     }
 
@@ -385,8 +439,16 @@ impl Settings {
     }
 
     /// A required AWS setting; `what` says what to set it to (the message names both).
-    pub fn required<'a>(&self, field: &str, what: &'static str, value: &'a Option<String>) -> Result<&'a str, SettingsError> {
-        value.as_deref().ok_or_else(|| SettingsError::Missing { name: variable(field), what })
+    pub fn required<'a>(
+        &self,
+        field: &str,
+        what: &'static str,
+        value: &'a Option<String>,
+    ) -> Result<&'a str, SettingsError> {
+        value.as_deref().ok_or_else(|| SettingsError::Missing {
+            name: variable(field),
+            what,
+        })
     }
 }
 
@@ -395,11 +457,21 @@ fn name_the_culprit(fields: HashMap<String, String>, error: envy::Error) -> Sett
     for (field, value) in fields {
         if let Err(error) = envy::from_iter::<_, Settings>([(field.clone(), value.clone())]) {
             let reason = error.to_string();
-            let reason = reason.split(" while parsing value").next().unwrap_or(&reason).to_owned();
-            return SettingsError::Invalid { name: variable(&field), reason: format!("{value:?}: {reason}") };
+            let reason = reason
+                .split(" while parsing value")
+                .next()
+                .unwrap_or(&reason)
+                .to_owned();
+            return SettingsError::Invalid {
+                name: variable(&field),
+                reason: format!("{value:?}: {reason}"),
+            };
         }
     }
-    SettingsError::Invalid { name: format!("{PREFIX}*"), reason: error.to_string() }
+    SettingsError::Invalid {
+        name: format!("{PREFIX}*"),
+        reason: error.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -407,12 +479,16 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn defaults_hold_without_variables() {
-        let settings = Settings::from_vars(vars(&[("PATH", "/bin"), ("SEYAHA_SOMETHING_ELSE", "x")])).unwrap();
+        let settings =
+            Settings::from_vars(vars(&[("PATH", "/bin"), ("SEYAHA_SOMETHING_ELSE", "x")])).unwrap();
         assert_eq!(settings.sync().lease, Duration::from_secs(300));
         assert_eq!(settings.octo().request_timeout, Duration::from_secs(20));
         assert_eq!(settings.octo().max_response_bytes, 50 * 1024 * 1024);
@@ -422,17 +498,34 @@ mod tests {
         assert!(!settings.allow_private_endpoints_or(false));
         assert!(settings.allow_private_endpoints_or(true));
         assert_eq!(settings.secret_overlap(), Duration::from_secs(24 * 3600));
-        assert_eq!((settings.sync().fan_out_page, settings.sync().fan_out_window), (100, Duration::from_secs(3600)));
+        assert_eq!(
+            (settings.sync().fan_out_page, settings.sync().fan_out_window),
+            (100, Duration::from_secs(3600))
+        );
     }
 
     #[test]
     fn the_fan_out_page_and_window_are_bounded() {
         let read = |name: &str, value: &str| Settings::from_vars(vars(&[(name, value)]));
-        assert_eq!(read("SEYAHA_FAN_OUT_PAGE_SIZE", "3").unwrap().sync().fan_out_page, 3);
-        assert_eq!(read("SEYAHA_FAN_OUT_WINDOW_SECS", "0").unwrap().sync().fan_out_window, Duration::ZERO);
-        for (name, value) in
-            [("SEYAHA_FAN_OUT_PAGE_SIZE", "0"), ("SEYAHA_FAN_OUT_PAGE_SIZE", "1001"), ("SEYAHA_FAN_OUT_WINDOW_SECS", "86401")]
-        {
+        assert_eq!(
+            read("SEYAHA_FAN_OUT_PAGE_SIZE", "3")
+                .unwrap()
+                .sync()
+                .fan_out_page,
+            3
+        );
+        assert_eq!(
+            read("SEYAHA_FAN_OUT_WINDOW_SECS", "0")
+                .unwrap()
+                .sync()
+                .fan_out_window,
+            Duration::ZERO
+        );
+        for (name, value) in [
+            ("SEYAHA_FAN_OUT_PAGE_SIZE", "0"),
+            ("SEYAHA_FAN_OUT_PAGE_SIZE", "1001"),
+            ("SEYAHA_FAN_OUT_WINDOW_SECS", "86401"),
+        ] {
             let error = read(name, value).unwrap_err().to_string();
             assert!(error.contains(name), "{error}");
         }
@@ -440,25 +533,50 @@ mod tests {
 
     #[test]
     fn the_metrics_namespace_is_one_cloudwatch_accepts() {
-        let namespace = |value: &str| Settings::from_vars(vars(&[("SEYAHA_METRICS_NAMESPACE", value)]));
-        assert_eq!(namespace("").unwrap().metrics_namespace, "Seyaha/PartnerIntegrations", "empty: the default");
-        assert_eq!(namespace("Seyaha/Staging").unwrap().metrics_namespace, "Seyaha/Staging");
+        let namespace =
+            |value: &str| Settings::from_vars(vars(&[("SEYAHA_METRICS_NAMESPACE", value)]));
+        assert_eq!(
+            namespace("").unwrap().metrics_namespace,
+            "Seyaha/PartnerIntegrations",
+            "empty: the default"
+        );
+        assert_eq!(
+            namespace("Seyaha/Staging").unwrap().metrics_namespace,
+            "Seyaha/Staging"
+        );
         let too_long = "S".repeat(256);
         for refused in [too_long.as_str(), "AWS/Lambda", "Seyaha\\n", "Seyaha/é"] {
             let error = namespace(refused).unwrap_err().to_string();
-            assert!(error.contains("SEYAHA_METRICS_NAMESPACE"), "{refused:?}: {error}");
+            assert!(
+                error.contains("SEYAHA_METRICS_NAMESPACE"),
+                "{refused:?}: {error}"
+            );
         }
     }
 
     #[test]
     fn the_secret_overlap_is_0_to_30_days() {
-        let hours = |value: &str| Settings::from_vars(vars(&[("SEYAHA_SECRET_OVERLAP_HOURS", value)]));
-        assert_eq!(hours("0").unwrap().secret_overlap(), Duration::ZERO, "0: a rotation cuts the old secret off at once");
-        assert_eq!(hours("720").unwrap().secret_overlap(), Duration::from_secs(720 * 3600));
+        let hours =
+            |value: &str| Settings::from_vars(vars(&[("SEYAHA_SECRET_OVERLAP_HOURS", value)]));
+        assert_eq!(
+            hours("0").unwrap().secret_overlap(),
+            Duration::ZERO,
+            "0: a rotation cuts the old secret off at once"
+        );
+        assert_eq!(
+            hours("720").unwrap().secret_overlap(),
+            Duration::from_secs(720 * 3600)
+        );
         let error = hours("721").unwrap_err().to_string();
-        assert!(error.contains("SEYAHA_SECRET_OVERLAP_HOURS") && error.contains("at most 720"), "{error}");
+        assert!(
+            error.contains("SEYAHA_SECRET_OVERLAP_HOURS") && error.contains("at most 720"),
+            "{error}"
+        );
         let error = hours("-1").unwrap_err().to_string();
-        assert!(error.contains("SEYAHA_SECRET_OVERLAP_HOURS") && error.contains("-1"), "{error}");
+        assert!(
+            error.contains("SEYAHA_SECRET_OVERLAP_HOURS") && error.contains("-1"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -482,17 +600,38 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_its_variable() {
-        let error = Settings::from_vars(vars(&[("SEYAHA_OCTO_TIMEOUT_SECS", "soon")])).unwrap_err().to_string();
-        assert!(error.contains("SEYAHA_OCTO_TIMEOUT_SECS") && error.contains("soon"), "{error}");
-        let error = Settings::from_vars(vars(&[("SEYAHA_ALLOW_PRIVATE_ENDPOINTS", "yes")])).unwrap_err().to_string();
+        let error = Settings::from_vars(vars(&[("SEYAHA_OCTO_TIMEOUT_SECS", "soon")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("SEYAHA_OCTO_TIMEOUT_SECS") && error.contains("soon"),
+            "{error}"
+        );
+        let error = Settings::from_vars(vars(&[("SEYAHA_ALLOW_PRIVATE_ENDPOINTS", "yes")]))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("SEYAHA_ALLOW_PRIVATE_ENDPOINTS"), "{error}");
-        let error = Settings::from_vars(vars(&[("SEYAHA_SYNC_LEASE_SECS", "0")])).unwrap_err().to_string();
-        assert!(error.contains("SEYAHA_SYNC_LEASE_SECS") && error.contains("at least 1"), "{error}");
-        let error = Settings::from_vars(vars(&[("SEYAHA_LOG_FORMAT", "xml")])).unwrap_err().to_string();
+        let error = Settings::from_vars(vars(&[("SEYAHA_SYNC_LEASE_SECS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("SEYAHA_SYNC_LEASE_SECS") && error.contains("at least 1"),
+            "{error}"
+        );
+        let error = Settings::from_vars(vars(&[("SEYAHA_LOG_FORMAT", "xml")]))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("SEYAHA_LOG_FORMAT"), "{error}");
         let settings = Settings::default();
         assert_eq!(
-            settings.required("table_name", "the DynamoDB table's name", &settings.table_name).unwrap_err().to_string(),
+            settings
+                .required(
+                    "table_name",
+                    "the DynamoDB table's name",
+                    &settings.table_name
+                )
+                .unwrap_err()
+                .to_string(),
             "environment variable SEYAHA_TABLE_NAME is required: set it to the DynamoDB table's name"
         );
     }
@@ -501,14 +640,34 @@ mod tests {
     fn jwt_public_key_and_max_lifetime_are_read_and_checked() {
         let read = |pairs: &[(&str, &str)]| Settings::from_vars(vars(pairs));
         let defaults = read(&[]).unwrap();
-        assert!(defaults.jwt_public_key().unwrap().is_none(), "HS256 unless a key is set");
-        assert_eq!(defaults.token_rules().max_lifetime, None, "no maximum by default");
+        assert!(
+            defaults.jwt_public_key().unwrap().is_none(),
+            "HS256 unless a key is set"
+        );
+        assert_eq!(
+            defaults.token_rules().max_lifetime,
+            None,
+            "no maximum by default"
+        );
         let settings = read(&[("SEYAHA_JWT_MAX_LIFETIME_SECS", "3600")]).unwrap();
-        assert_eq!(settings.token_rules().max_lifetime, Some(Duration::from_secs(3600)));
-        let pem = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/jwt/es256-public.pem")).unwrap();
-        let key = read(&[("SEYAHA_JWT_PUBLIC_KEY", &pem)]).unwrap().jwt_public_key().unwrap().unwrap();
+        assert_eq!(
+            settings.token_rules().max_lifetime,
+            Some(Duration::from_secs(3600))
+        );
+        let pem = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/jwt/es256-public.pem"
+        ))
+        .unwrap();
+        let key = read(&[("SEYAHA_JWT_PUBLIC_KEY", &pem)])
+            .unwrap()
+            .jwt_public_key()
+            .unwrap()
+            .unwrap();
         assert_eq!(key.algorithm(), jsonwebtoken::Algorithm::ES256);
-        let error = read(&[("SEYAHA_JWT_PUBLIC_KEY", "ssh-rsa AAAA")]).unwrap_err().to_string();
+        let error = read(&[("SEYAHA_JWT_PUBLIC_KEY", "ssh-rsa AAAA")])
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("SEYAHA_JWT_PUBLIC_KEY"), "{error}");
     }
 }

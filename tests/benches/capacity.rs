@@ -25,8 +25,9 @@ use seyaha::adapters::aws::{DynamoStore, SqsQueue};
 use seyaha::adapters::stored::JobMessage;
 use seyaha::app::{self, Host};
 use seyaha::domain::{
-    Activity, AdminPatch, AvailabilityUpdate, ContentHash, ExternalSync, IntegrationId, IntegrationRecord, LocalDateTime, OctoEvent,
-    PartnerId, Role, RunTrigger, SlotStatus, Timestamp, Variation, VariationPricing, VariationSync, WebhookSecret,
+    Activity, AdminPatch, AvailabilityUpdate, ContentHash, ExternalSync, IntegrationId,
+    IntegrationRecord, LocalDateTime, OctoEvent, PartnerId, Role, RunTrigger, SlotStatus,
+    Timestamp, Variation, VariationPricing, VariationSync, WebhookSecret,
 };
 use seyaha::ports::{CatalogStore, JobWork, Lane, QueueError, SyncJob, SyncQueue, SystemClock};
 use seyaha::service::IntegrationService;
@@ -55,13 +56,27 @@ const NOTIFY_MIX: usize = 40;
 const MARKETPLACE_PAGE: usize = seyaha::settings::MAX_FAN_OUT_PAGE_SIZE;
 
 fn print_header(out: &mut String) {
-    say!(out, "{:<34} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}  requests", "operation", "RRU", "WRU", "table", "indexes", "sent KB", "read KB");
+    say!(
+        out,
+        "{:<34} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}  requests",
+        "operation",
+        "RRU",
+        "WRU",
+        "table",
+        "indexes",
+        "sent KB",
+        "read KB"
+    );
 }
 
 fn print_row(out: &mut String, name: &str, ledger: &Ledger) {
     let total = ledger.total();
     let table = ledger.target("table").write_units;
-    let requests: Vec<String> = ledger.requests.iter().map(|(op, n)| format!("{op} {n}")).collect();
+    let requests: Vec<String> = ledger
+        .requests
+        .iter()
+        .map(|(op, n)| format!("{op} {n}"))
+        .collect();
     say!(
         out,
         "{name:<34} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>9.1}  {}",
@@ -76,7 +91,12 @@ fn print_row(out: &mut String, name: &str, ledger: &Ledger) {
 }
 
 /// Runs `operation` and prints what it cost.
-async fn measure<F: std::future::Future<Output = ()>>(out: &mut String, recorder: &Recorder, name: &str, operation: F) -> Ledger {
+async fn measure<F: std::future::Future<Output = ()>>(
+    out: &mut String,
+    recorder: &Recorder,
+    name: &str,
+    operation: F,
+) -> Ledger {
     recorder.take();
     operation.await;
     let mut ledger = Ledger::new(seyaha_table());
@@ -98,15 +118,25 @@ fn update(product: &str, option: &str, day: u32, hour: u32) -> AvailabilityUpdat
     }
 }
 
-async fn webhook(service: &IntegrationService, id: IntegrationId, secret: &WebhookSecret) -> seyaha::service::AuthenticatedWebhook {
-    service.authenticate_webhook(id, Some(secret.expose())).await.unwrap()
+async fn webhook(
+    service: &IntegrationService,
+    id: IntegrationId,
+    secret: &WebhookSecret,
+) -> seyaha::service::AuthenticatedWebhook {
+    service
+        .authenticate_webhook(id, Some(secret.expose()))
+        .await
+        .unwrap()
 }
 
 async fn operations(config: &aws_config::SdkConfig) -> String {
     let mut out = String::new();
     let resources = resources(config).await;
     // The default cap on a partner's answer, not the tests' 1 MiB: the catalogs here are larger.
-    let settings = resources.settings(Settings { octo_max_response_bytes: Settings::default().octo_max_response_bytes, ..test_settings() });
+    let settings = resources.settings(Settings {
+        octo_max_response_bytes: Settings::default().octo_max_response_bytes,
+        ..test_settings()
+    });
     let recorder = Recorder::default();
     let (ports, store) = recorded_ports(config, &settings, Arc::new(SystemClock), &recorder);
     let app = app::build(ports, &settings, Host::Lambda);
@@ -117,28 +147,48 @@ async fn operations(config: &aws_config::SdkConfig) -> String {
     let big = FakeOcto::start().await;
     big.set_catalog(seyaha_local::octo_samples::generated_catalog(1_000, 1));
 
-    say!(out, "\n## One operation each (DynamoDB units; index copies included)\n");
+    say!(
+        out,
+        "\n## One operation each (DynamoDB units; index copies included)\n"
+    );
     print_header(&mut out);
     let mut created = None;
     measure(&mut out, &recorder, "register (create)", async {
         let new = seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY);
-        created = Some(service.create(PartnerId::generate(1_800_000_000), new, Role::Partner).await.unwrap());
+        created = Some(
+            service
+                .create(PartnerId::generate(1_800_000_000), new, Role::Partner)
+                .await
+                .unwrap(),
+        );
     })
     .await;
     let created = created.unwrap();
     let id = created.integration.id;
     let secret = created.webhook_secret;
     measure(&mut out, &recorder, "approve", async {
-        service.admin_update(id, AdminPatch::approval()).await.unwrap();
+        service
+            .admin_update(id, AdminPatch::approval())
+            .await
+            .unwrap();
     })
     .await;
     measure(&mut out, &recorder, "trigger, first sync of 500", async {
-        let result = service.trigger_sync(webhook(service, id, &secret).await).await.unwrap();
-        assert!(matches!(result, seyaha::sync::SyncResult::Done { .. }), "the first sync failed: {result:?}");
+        let result = service
+            .trigger_sync(webhook(service, id, &secret).await)
+            .await
+            .unwrap();
+        assert!(
+            matches!(result, seyaha::sync::SyncResult::Done { .. }),
+            "the first sync failed: {result:?}"
+        );
     })
     .await;
     measure(&mut out, &recorder, "trigger, unchanged", async {
-        service.trigger_sync(webhook(service, id, &secret).await).await.unwrap();
+        service
+            .trigger_sync(webhook(service, id, &secret).await)
+            .await
+            .unwrap();
     })
     .await;
     for product in catalog.as_array_mut().unwrap().iter_mut().take(5) {
@@ -146,32 +196,75 @@ async fn operations(config: &aws_config::SdkConfig) -> String {
     }
     octo.set_catalog(catalog.clone());
     measure(&mut out, &recorder, "trigger, 5 of 500 changed", async {
-        service.trigger_sync(webhook(service, id, &secret).await).await.unwrap();
+        service
+            .trigger_sync(webhook(service, id, &secret).await)
+            .await
+            .unwrap();
     })
     .await;
     measure(&mut out, &recorder, "notify, known product", async {
-        service.notify(webhook(service, id, &secret).await, update("product_1", "DEFAULT", 1, 10)).await.unwrap();
+        service
+            .notify(
+                webhook(service, id, &secret).await,
+                update("product_1", "DEFAULT", 1, 10),
+            )
+            .await
+            .unwrap();
     })
     .await;
     measure(&mut out, &recorder, "notify, unknown product", async {
-        service.notify(webhook(service, id, &secret).await, update("product_unknown", "DEFAULT", 1, 10)).await.unwrap();
+        service
+            .notify(
+                webhook(service, id, &secret).await,
+                update("product_unknown", "DEFAULT", 1, 10),
+            )
+            .await
+            .unwrap();
     })
     .await;
     measure(&mut out, &recorder, "batch notify, 100 slots", async {
-        let items = (0..100).map(|n| Ok(update(&format!("product_{}", n % 10), "DEFAULT", n / 10, 9 + n % 10))).collect();
-        service.notify_batch(webhook(service, id, &secret).await, items).await.unwrap();
+        let items = (0..100)
+            .map(|n| {
+                Ok(update(
+                    &format!("product_{}", n % 10),
+                    "DEFAULT",
+                    n / 10,
+                    9 + n % 10,
+                ))
+            })
+            .collect();
+        service
+            .notify_batch(webhook(service, id, &secret).await, items)
+            .await
+            .unwrap();
     })
     .await;
-    measure(&mut out, &recorder, "OCTO event, availability_update", async {
-        let event = OctoEvent::AvailabilityUpdate(update("product_2", "DEFAULT", 2, 10));
-        service.octo_event(webhook(service, id, &secret).await, event).await.unwrap();
-    })
+    measure(
+        &mut out,
+        &recorder,
+        "OCTO event, availability_update",
+        async {
+            let event = OctoEvent::AvailabilityUpdate(update("product_2", "DEFAULT", 2, 10));
+            service
+                .octo_event(webhook(service, id, &secret).await, event)
+                .await
+                .unwrap();
+        },
+    )
     .await;
     catalog[3]["title"] = json!("Product 3, renamed");
     octo.set_catalog(catalog.clone());
-    measure(&mut out, &recorder, "PRODUCT_UPDATE job (one product)", async {
-        service.handle_job(&SyncJob::product(id, "product_3".into())).await.unwrap();
-    })
+    measure(
+        &mut out,
+        &recorder,
+        "PRODUCT_UPDATE job (one product)",
+        async {
+            service
+                .handle_job(&SyncJob::product(id, "product_3".into()))
+                .await
+                .unwrap();
+        },
+    )
     .await;
     for option in ["DEFAULT", "option-1", "option-2"] {
         let slots = (0..4)
@@ -181,39 +274,70 @@ async fn operations(config: &aws_config::SdkConfig) -> String {
     }
     measure(&mut out, &recorder, "pull, 1 day x 3 options", async {
         let day = parse_date("2099-07-05").unwrap();
-        let pull = AvailabilityPull { product_id: "product_4".into(), option_id: None, from: day, to: day };
-        service.handle_job(&SyncJob::availability(id, pull)).await.unwrap();
+        let pull = AvailabilityPull {
+            product_id: "product_4".into(),
+            option_id: None,
+            from: day,
+            to: day,
+        };
+        service
+            .handle_job(&SyncJob::availability(id, pull))
+            .await
+            .unwrap();
     })
     .await;
 
     let new = seyaha_tests::bearer_integration(&big.base_url(), FAKE_KEY);
-    let large = service.create(PartnerId::generate(1_800_000_001), new, Role::Admin).await.unwrap();
-    service.admin_update(large.integration.id, AdminPatch::approval()).await.unwrap();
-    measure(&mut out, &recorder, "worker full sync, 1,000 products", async {
-        service.admin_sync(large.integration.id).await.unwrap();
-        service.handle_job(&SyncJob::catalog(large.integration.id, RunTrigger::Admin)).await.unwrap();
-    })
+    let large = service
+        .create(PartnerId::generate(1_800_000_001), new, Role::Admin)
+        .await
+        .unwrap();
+    service
+        .admin_update(large.integration.id, AdminPatch::approval())
+        .await
+        .unwrap();
+    measure(
+        &mut out,
+        &recorder,
+        "worker full sync, 1,000 products",
+        async {
+            service.admin_sync(large.integration.id).await.unwrap();
+            service
+                .handle_job(&SyncJob::catalog(large.integration.id, RunTrigger::Admin))
+                .await
+                .unwrap();
+        },
+    )
     .await;
 
     // A nightly page job at the default page size (100), as one sync-worker invocation runs
     // it: 3,200 more live integrations (loaded, not created), so that the index shards hold
     // about a page each and a page reads one or two of them, as at marketplace size.
-    let records: Vec<IntegrationRecord> = (0..3_200).map(|n| live_record(1_000_000 + n).0).collect();
+    let records: Vec<IntegrationRecord> =
+        (0..3_200).map(|n| live_record(1_000_000 + n).0).collect();
     store.import(&records).await.unwrap();
     service.sync_all().await.unwrap();
     let mut first_page = None;
     while first_page.is_none() {
         let received = resources.receive_bulk(config, 60).await;
-        assert!(!received.is_empty(), "the fan-out's first page job never arrived");
+        assert!(
+            !received.is_empty(),
+            "the fan-out's first page job never arrived"
+        );
         first_page = received
             .iter()
             .map(|message| JobMessage::decode(message.body().unwrap()).unwrap())
             .find(|job| matches!(job.work, JobWork::FanOutPage(_)));
     }
     let first_page = first_page.unwrap();
-    measure(&mut out, &recorder, &format!("nightly page of {}", Settings::default().fan_out_page_size), async {
-        service.handle_job(&first_page).await.unwrap();
-    })
+    measure(
+        &mut out,
+        &recorder,
+        &format!("nightly page of {}", Settings::default().fan_out_page_size),
+        async {
+            service.handle_job(&first_page).await.unwrap();
+        },
+    )
     .await;
     out
 }
@@ -222,7 +346,8 @@ async fn operations(config: &aws_config::SdkConfig) -> String {
 /// call: the run is about the table's keys).
 fn live_record(n: usize) -> (IntegrationRecord, WebhookSecret) {
     let secret = WebhookSecret::generate();
-    let mut record = seyaha_tests::stored_record(1_800_000_000_000 + n as i64, Role::Admin, &secret);
+    let mut record =
+        seyaha_tests::stored_record(1_800_000_000_000 + n as i64, Role::Admin, &secret);
     record.integration.is_approved = true;
     record.integration.is_active = true;
     (record, secret)
@@ -232,11 +357,18 @@ fn activity(product: &str) -> Activity {
     Activity {
         internal_name: product.replace('_', "-"),
         activity_title: product.into(),
-        external_sync: ExternalSync { external_id: product.into() },
+        external_sync: ExternalSync {
+            external_id: product.into(),
+        },
         variations: vec![Variation {
             title: "Default".into(),
-            external_sync: VariationSync { external_option_id: "DEFAULT".into() },
-            pricing: VariationPricing { units: vec![], per_booking: None },
+            external_sync: VariationSync {
+                external_option_id: "DEFAULT".into(),
+            },
+            pricing: VariationPricing {
+                units: vec![],
+                per_booking: None,
+            },
         }],
         is_active: true,
         content_hash: ContentHash::of(product.as_bytes()),
@@ -246,18 +378,41 @@ fn activity(product: &str) -> Activity {
 
 fn print_hot_keys(out: &mut String, title: &str, ledger: &Ledger) {
     say!(out, "\n{title}");
-    say!(out, "{:<8} {:>10} {:>8} {:>10}  hottest partition key (share of the target's write units)", "target", "WRU", "keys", "share");
+    say!(
+        out,
+        "{:<8} {:>10} {:>8} {:>10}  hottest partition key (share of the target's write units)",
+        "target",
+        "WRU",
+        "keys",
+        "share"
+    );
     // The table and every index, in that order; one the run wrote nothing to says so.
-    let targets = std::iter::once("table").chain(seyaha_table().into_iter().map(|index| index.name));
+    let targets =
+        std::iter::once("table").chain(seyaha_table().into_iter().map(|index| index.name));
     for target in targets {
         let Some((key, share)) = ledger.hottest_write_key(target) else {
-            say!(out, "{target:<8} {:>10} {:>8} {:>10}  (no writes)", 0, ledger.usage.get(target).map_or(0, |keys| keys.len()), "-");
+            say!(
+                out,
+                "{target:<8} {:>10} {:>8} {:>10}  (no writes)",
+                0,
+                ledger.usage.get(target).map_or(0, |keys| keys.len()),
+                "-"
+            );
             continue;
         };
         let keys = &ledger.usage[target];
         let write_units: f64 = keys.values().map(|u| u.write_units).sum();
-        let verdict = if share <= 1.0 / 16.0 { "ok" } else { "ABOVE 1/16" };
-        say!(out, "{target:<8} {write_units:>10.0} {:>8} {:>9.2}%  {key} ({verdict})", keys.len(), share * 100.0);
+        let verdict = if share <= 1.0 / 16.0 {
+            "ok"
+        } else {
+            "ABOVE 1/16"
+        };
+        say!(
+            out,
+            "{target:<8} {write_units:>10.0} {:>8} {:>9.2}%  {key} ({verdict})",
+            keys.len(),
+            share * 100.0
+        );
     }
 }
 
@@ -296,7 +451,15 @@ impl KeptJobs {
     async fn adapter(&self, bulk_jobs: usize) -> SqsQueue {
         let mut bulk = self.bulk.lock().await;
         if bulk_jobs > 0 && bulk.1 + bulk_jobs > MESSAGES_PER_QUEUE {
-            let url = self.client.create_queue().queue_name(unique("bulk")).send().await.unwrap().queue_url.unwrap();
+            let url = self
+                .client
+                .create_queue()
+                .queue_name(unique("bulk"))
+                .send()
+                .await
+                .unwrap()
+                .queue_url
+                .unwrap();
             *bulk = (url, 0);
         }
         bulk.1 += bulk_jobs;
@@ -311,22 +474,39 @@ const SQS_BATCH: usize = 10;
 impl SyncQueue for KeptJobs {
     async fn enqueue(&self, jobs: &[SyncJob]) -> Result<(), QueueError> {
         for chunk in jobs.chunks(SQS_BATCH) {
-            self.adapter(chunk.iter().filter(|job| job.lane == Lane::Bulk).count()).await.enqueue(chunk).await?;
+            self.adapter(chunk.iter().filter(|job| job.lane == Lane::Bulk).count())
+                .await
+                .enqueue(chunk)
+                .await?;
             self.sent.lock().unwrap().extend(chunk.iter().cloned());
         }
         Ok(())
     }
 
     async fn enqueue_after(&self, job: &SyncJob, delay: Duration) -> Result<(), QueueError> {
-        self.adapter(usize::from(job.lane == Lane::Bulk)).await.enqueue_after(job, delay).await?;
+        self.adapter(usize::from(job.lane == Lane::Bulk))
+            .await
+            .enqueue_after(job, delay)
+            .await?;
         self.sent.lock().unwrap().push_back(job.clone());
         Ok(())
     }
 
     async fn enqueue_each_after(&self, jobs: &[(SyncJob, Duration)]) -> Result<(), QueueError> {
         for chunk in jobs.chunks(SQS_BATCH) {
-            self.adapter(chunk.iter().filter(|(job, _)| job.lane == Lane::Bulk).count()).await.enqueue_each_after(chunk).await?;
-            self.sent.lock().unwrap().extend(chunk.iter().map(|(job, _)| job.clone()));
+            self.adapter(
+                chunk
+                    .iter()
+                    .filter(|(job, _)| job.lane == Lane::Bulk)
+                    .count(),
+            )
+            .await
+            .enqueue_each_after(chunk)
+            .await?;
+            self.sent
+                .lock()
+                .unwrap()
+                .extend(chunk.iter().map(|(job, _)| job.clone()));
         }
         Ok(())
     }
@@ -338,7 +518,11 @@ fn requests_by_api(calls: &[Call]) -> String {
     for call in calls {
         *counted.entry(call.operation.as_str()).or_default() += 1;
     }
-    counted.iter().map(|(op, n)| format!("{op} {n}")).collect::<Vec<_>>().join(", ")
+    counted
+        .iter()
+        .map(|(op, n)| format!("{op} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The marketplace's live integrations, as the store keeps them, and their webhook secrets.
@@ -371,9 +555,17 @@ async fn load(store: &Arc<DynamoStore>, population: &Population, catalogs: bool)
     let catalogs = (0..MARKETPLACE).step_by(10).map(|n| {
         let store = store.clone();
         let id = population.id(n);
-        async move { store.put_activities(&id, &[activity("product_1"), activity("product_2")]).await.unwrap() }
+        async move {
+            store
+                .put_activities(&id, &[activity("product_1"), activity("product_2")])
+                .await
+                .unwrap()
+        }
     });
-    futures_util::stream::iter(catalogs).buffer_unordered(4).collect::<Vec<()>>().await;
+    futures_util::stream::iter(catalogs)
+        .buffer_unordered(4)
+        .collect::<Vec<()>>()
+        .await;
 }
 
 /// The 10,000 integrations loaded, then the nightly fan-out over them; returns the report and
@@ -382,11 +574,18 @@ async fn load(store: &Arc<DynamoStore>, population: &Population, catalogs: bool)
 async fn marketplace(config: &aws_config::SdkConfig, population: &Population) -> (String, Ledger) {
     let mut out = String::new();
     let resources = resources(config).await;
-    let settings = resources.settings(Settings { fan_out_page_size: MARKETPLACE_PAGE, ..test_settings() });
+    let settings = resources.settings(Settings {
+        fan_out_page_size: MARKETPLACE_PAGE,
+        ..test_settings()
+    });
     let recorder = Recorder::default();
     let (mut ports, store) = recorded_ports(config, &settings, Arc::new(SystemClock), &recorder);
     let sqs_recorder = Recorder::default();
-    let sqs = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(config).interceptor(sqs_recorder.clone()).build());
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(config)
+            .interceptor(sqs_recorder.clone())
+            .build(),
+    );
     let queue = Arc::new(KeptJobs::new(sqs.clone(), &resources));
     ports.queue = queue.clone();
     let app = app::build(ports, &settings, Host::Lambda);
@@ -395,7 +594,11 @@ async fn marketplace(config: &aws_config::SdkConfig, population: &Population) ->
     let started = Instant::now();
     load(&store, population, false).await;
     recorder.take();
-    say!(out, "\nthe fan-out's table loaded with the {MARKETPLACE} integrations in {:.0} s", started.elapsed().as_secs_f64());
+    say!(
+        out,
+        "\nthe fan-out's table loaded with the {MARKETPLACE} integrations in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
 
     // The nightly fan-out: nightly-sync counts and queues the first page job; each page job
     // (one sync-worker invocation each) marks its page, queues its syncs and the next page.
@@ -407,8 +610,12 @@ async fn marketplace(config: &aws_config::SdkConfig, population: &Population) ->
     sqs_recorder.take();
     let mut waiting = queue.take();
     let (mut pages, mut syncs, mut sent_messages) = (0u64, 0u64, waiting.len() as u64);
-    let (mut page_write_units, mut page_read_units, mut page_dynamo_requests, mut page_sqs_requests) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (
+        mut page_write_units,
+        mut page_read_units,
+        mut page_dynamo_requests,
+        mut page_sqs_requests,
+    ) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut sqs_calls = Vec::new();
     while let Some(job) = waiting.pop_front() {
         // Through the message format, as the worker receives it.
@@ -427,8 +634,17 @@ async fn marketplace(config: &aws_config::SdkConfig, population: &Population) ->
         page_write_units.push(page.total().write_units);
         page_read_units.push(page.total().read_units);
         page_dynamo_requests.push(calls.len() as f64);
-        page_sqs_requests.push(queue_calls.iter().filter(|call| call.operation.starts_with("SendMessage")).count() as f64);
-        sqs_calls.extend(queue_calls.into_iter().filter(|call| call.operation.starts_with("SendMessage")));
+        page_sqs_requests.push(
+            queue_calls
+                .iter()
+                .filter(|call| call.operation.starts_with("SendMessage"))
+                .count() as f64,
+        );
+        sqs_calls.extend(
+            queue_calls
+                .into_iter()
+                .filter(|call| call.operation.starts_with("SendMessage")),
+        );
         let sent = queue.take();
         sent_messages += sent.len() as u64;
         waiting.extend(sent);
@@ -453,7 +669,11 @@ async fn marketplace(config: &aws_config::SdkConfig, population: &Population) ->
         mean(&page_sqs_requests),
         max(&page_sqs_requests),
     );
-    say!(out, "SQS requests of the page jobs: {}; the whole fan-out in DynamoDB:", requests_by_api(&sqs_calls));
+    say!(
+        out,
+        "SQS requests of the page jobs: {}; the whole fan-out in DynamoDB:",
+        requests_by_api(&sqs_calls)
+    );
     print_header(&mut out);
     print_row(&mut out, "nightly fan-out (every integration)", &run);
     print_hot_keys(&mut out, "nightly fan-out:", &run);
@@ -466,7 +686,10 @@ async fn marketplace(config: &aws_config::SdkConfig, population: &Population) ->
 /// notify, about 2 s each at 10,000 integrations), so on the fan-out's server the mix would
 /// add minutes to the run. Each notify touches only its own integration's keys. Returns the
 /// report and the mix's calls.
-async fn notify_mix(config: &aws_config::SdkConfig, population: &Population) -> (String, String, Vec<Call>) {
+async fn notify_mix(
+    config: &aws_config::SdkConfig,
+    population: &Population,
+) -> (String, String, Vec<Call>) {
     let (mut loaded_out, mut out) = (String::new(), String::new());
     let resources = resources(config).await;
     let settings = resources.settings(test_settings());
@@ -481,7 +704,9 @@ async fn notify_mix(config: &aws_config::SdkConfig, population: &Population) -> 
     let loaded = started.elapsed().as_secs_f64();
     print_hot_keys(
         &mut loaded_out,
-        &format!("the load of {MARKETPLACE} integrations and their catalogs (on the second moto server, in {loaded:.0} s):"),
+        &format!(
+            "the load of {MARKETPLACE} integrations and their catalogs (on the second moto server, in {loaded:.0} s):"
+        ),
         &setup,
     );
 
@@ -489,9 +714,16 @@ async fn notify_mix(config: &aws_config::SdkConfig, population: &Population) -> 
     for n in 0..NOTIFY_MIX {
         let at = (n * 7919) % MARKETPLACE;
         // Every tenth integration has the product: a known slot; the others fall back.
-        let product = if at.is_multiple_of(10) { "product_1" } else { "product_unknown" };
+        let product = if at.is_multiple_of(10) {
+            "product_1"
+        } else {
+            "product_unknown"
+        };
         let webhook = webhook(service, population.id(at), &population.secrets[at]).await;
-        service.notify(webhook, update(product, "DEFAULT", n as u32, 10)).await.unwrap();
+        service
+            .notify(webhook, update(product, "DEFAULT", n as u32, 10))
+            .await
+            .unwrap();
     }
     let calls = recorder.take();
     let mut mix = Ledger::new(seyaha_table());

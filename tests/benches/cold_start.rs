@@ -20,7 +20,13 @@ use seyaha_tests::lambda::{Function, event_file, http_event};
 use seyaha_tests::{JWT_SECRET, new_partner};
 
 const RUNS: usize = 15;
-const FUNCTIONS: [&str; 5] = ["register", "sync-trigger", "availability-notify", "nightly-sync", "sync-worker"];
+const FUNCTIONS: [&str; 5] = [
+    "register",
+    "sync-trigger",
+    "availability-notify",
+    "nightly-sync",
+    "sync-worker",
+];
 
 fn release_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -39,7 +45,11 @@ fn ms(d: Duration) -> f64 {
 /// Size of `bootstrap` zipped with deflate, as cargo-lambda packages it.
 fn zipped_size(binary: &Path) -> Option<u64> {
     let script = "import io,sys,zipfile\nb=io.BytesIO()\nz=zipfile.ZipFile(b,'w',zipfile.ZIP_DEFLATED,compresslevel=9)\nz.write(sys.argv[1],'bootstrap')\nz.close()\nprint(len(b.getvalue()))";
-    let output = std::process::Command::new("python3").args(["-c", script]).arg(binary).output().ok()?;
+    let output = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(binary)
+        .output()
+        .ok()?;
     String::from_utf8(output.stdout).ok()?.trim().parse().ok()
 }
 
@@ -47,7 +57,10 @@ fn main() {
     let dir = release_dir();
     for name in FUNCTIONS.iter().chain(["cold-start-floor"].iter()) {
         if !dir.join(name).exists() {
-            eprintln!("{} is missing: run `make bench-cold-start` (it builds the release binaries first)", dir.join(name).display());
+            eprintln!(
+                "{} is missing: run `make bench-cold-start` (it builds the release binaries first)",
+                dir.join(name).display()
+            );
             std::process::exit(1);
         }
     }

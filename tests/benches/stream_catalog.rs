@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use seyaha::adapters::embedded::{FileSecretStore, InProcessQueue, RedbStore};
 use seyaha::app::{self, Host};
-use seyaha::domain::{AdminPatch, AuthKey, AuthType, BaseUrl, CatalogLimits, PartnerId, Role, Timestamp};
+use seyaha::domain::{
+    AdminPatch, AuthKey, AuthType, BaseUrl, CatalogLimits, PartnerId, Role, Timestamp,
+};
 use seyaha::net::EndpointPolicy;
 use seyaha::octo::{OctoClient, OctoCredentials};
 use seyaha::ports::{Ports, StaticSigningKey, SystemClock};
@@ -37,7 +39,12 @@ fn reset_peak() -> bool {
 }
 
 fn settings() -> Settings {
-    Settings { sync_request_budget_ms: 3_600_000, octo_timeout_secs: 60, octo_catalog_timeout_secs: 3_600, ..test_settings() }
+    Settings {
+        sync_request_budget_ms: 3_600_000,
+        octo_timeout_secs: 60,
+        octo_catalog_timeout_secs: 3_600,
+        ..test_settings()
+    }
 }
 
 fn line(step: &str, products: usize, elapsed: Duration, peak_before: f64) {
@@ -51,22 +58,36 @@ fn line(step: &str, products: usize, elapsed: Duration, peak_before: f64) {
 }
 
 async fn streaming_path(octo: &FakeOcto, products: usize) {
-    let client = OctoClient::new(EndpointPolicy { allow_private_and_http: true }, settings().octo());
+    let client = OctoClient::new(
+        EndpointPolicy {
+            allow_private_and_http: true,
+        },
+        settings().octo(),
+    );
     let base_url = BaseUrl::parse(&octo.base_url()).unwrap();
-    let credentials = OctoCredentials { auth_type: AuthType::Bearer, auth_key: AuthKey::parse(FAKE_KEY).unwrap() };
+    let credentials = OctoCredentials {
+        auth_type: AuthType::Bearer,
+        auth_key: AuthKey::parse(FAKE_KEY).unwrap(),
+    };
     reset_peak();
     let before = seyaha_tests::peak_rss_mib();
     let started = Instant::now();
     let mut body = client.open_products(&base_url, &credentials).await.unwrap();
-    let mut parser = CatalogParser::new(Timestamp::from_unix_millis(0), settings().sync_max_product_bytes);
+    let mut parser = CatalogParser::new(
+        Timestamp::from_unix_millis(0),
+        settings().sync_max_product_bytes,
+    );
     let mut diff = StreamingDiff::new(Vec::new(), CatalogLimits::default());
     let (mut items, mut to_write, mut rejected) = (Vec::new(), 0usize, 0usize);
     while let Some(chunk) = body.chunk().await.unwrap() {
         parser.feed(&chunk, &mut items).unwrap();
         for item in items.drain(..) {
             match item {
-                CatalogItem::Accepted { activity, bytes, .. } => {
-                    to_write += usize::from(matches!(diff.incoming(activity, bytes), Incoming::Write(_)))
+                CatalogItem::Accepted {
+                    activity, bytes, ..
+                } => {
+                    to_write +=
+                        usize::from(matches!(diff.incoming(activity, bytes), Incoming::Write(_)))
                 }
                 CatalogItem::Rejected(_) => rejected += 1,
             }
@@ -75,7 +96,10 @@ async fn streaming_path(octo: &FakeOcto, products: usize) {
     let hash = parser.finish().unwrap();
     let elapsed = started.elapsed();
     line("stream + parse + hash + diff", products, elapsed, before);
-    println!("  {:<34} {to_write} to write (all new), {rejected} rejected, payload hash {hash}", "");
+    println!(
+        "  {:<34} {to_write} to write (all new), {rejected} rejected, payload hash {hash}",
+        ""
+    );
 }
 
 async fn engine_on_redb(octo: &FakeOcto, products: usize) {
@@ -94,25 +118,52 @@ async fn engine_on_redb(octo: &FakeOcto, products: usize) {
     };
     let service = Arc::clone(app::build(ports, &settings(), Host::Local).service());
     let new = seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY);
-    let created = service.create(PartnerId::generate(1_800_000_000), new, Role::Admin).await.unwrap();
+    let created = service
+        .create(PartnerId::generate(1_800_000_000), new, Role::Admin)
+        .await
+        .unwrap();
     let (id, secret) = (created.integration.id, created.webhook_secret);
-    service.admin_update(id, AdminPatch::approval()).await.unwrap();
-    for step in ["engine on redb: first sync", "engine on redb: unchanged (skip)"] {
+    service
+        .admin_update(id, AdminPatch::approval())
+        .await
+        .unwrap();
+    for step in [
+        "engine on redb: first sync",
+        "engine on redb: unchanged (skip)",
+    ] {
         reset_peak();
         let before = seyaha_tests::peak_rss_mib();
-        let webhook = service.authenticate_webhook(id, Some(secret.expose())).await.unwrap();
+        let webhook = service
+            .authenticate_webhook(id, Some(secret.expose()))
+            .await
+            .unwrap();
         let started = Instant::now();
         let result = service.trigger_sync(webhook).await.unwrap();
         let elapsed = started.elapsed();
-        let SyncResult::Done { counts, skipped, .. } = result else { panic!("{result:?}") };
+        let SyncResult::Done {
+            counts, skipped, ..
+        } = result
+        else {
+            panic!("{result:?}")
+        };
         line(step, products, elapsed, before);
-        println!("  {:<34} created {} unchanged {} skipped {skipped}", "", counts.created, counts.unchanged);
+        println!(
+            "  {:<34} created {} unchanged {} skipped {skipped}",
+            "", counts.created, counts.unchanged
+        );
     }
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let sizes = if sizes.is_empty() { vec![10_000, 100_000] } else { sizes };
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![10_000, 100_000]
+    } else {
+        sizes
+    };
     if !reset_peak() {
         println!("(cannot reset the peak RSS here: each figure is the process's peak so far)");
     }
@@ -120,11 +171,19 @@ fn main() {
     runtime.block_on(async {
         for products in sizes {
             let octo = FakeOcto::start().await;
-            octo.set_behaviour(Behaviour::Streamed { products, product_bytes: PRODUCT_BYTES, pause: Duration::ZERO });
-            println!("{products} products of ~{PRODUCT_BYTES} bytes, streamed from a loopback supplier:");
+            octo.set_behaviour(Behaviour::Streamed {
+                products,
+                product_bytes: PRODUCT_BYTES,
+                pause: Duration::ZERO,
+            });
+            println!(
+                "{products} products of ~{PRODUCT_BYTES} bytes, streamed from a loopback supplier:"
+            );
             // The supplier runs in this process: what generating the products costs it alone.
             let started = Instant::now();
-            let generated: usize = (0..products).map(|i| seyaha_tests::fake_octo::streamed_product(i, PRODUCT_BYTES).len()).sum();
+            let generated: usize = (0..products)
+                .map(|i| seyaha_tests::fake_octo::streamed_product(i, PRODUCT_BYTES).len())
+                .sum();
             println!(
                 "  {:<34} {:>8.2} s  ({generated} bytes; part of every step's time below)",
                 "supplier generating them alone",

@@ -47,7 +47,8 @@ unsafe impl GlobalAlloc for Counting {
         let new = unsafe { System.realloc(ptr, layout, new_size) };
         if !new.is_null() {
             if new_size > layout.size() {
-                let live = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size - layout.size();
+                let live = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size
+                    - layout.size();
                 PEAK.fetch_max(live, Ordering::Relaxed);
             } else {
                 LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
@@ -90,7 +91,10 @@ fn main() {
     let catalog = generated_catalog(PRODUCTS, OPTIONS);
     let body = serde_json::to_vec(&catalog).unwrap();
     drop(catalog);
-    println!("catalog: {PRODUCTS} products x {OPTIONS} options x 2 units, {:.1} MiB", mib(body.len()));
+    println!(
+        "catalog: {PRODUCTS} products x {OPTIONS} options x 2 units, {:.1} MiB",
+        mib(body.len())
+    );
 
     // Stored state = the same catalog with product 0 changed, so the diff does real work.
     let now = Timestamp::now();
@@ -119,9 +123,18 @@ fn main() {
         let diff = diff_catalog(parsed.activities, stored.clone(), 0);
         std::hint::black_box((parsed.payload_hash, diff));
     });
-    println!("plain serde_json::from_slice::<Value>: {:>8.1} ms (median of {ROUNDS})", plain.as_secs_f64() * 1e3);
-    println!("parse + canonical hash + diff:        {:>8.1} ms (median of {ROUNDS})", ours.as_secs_f64() * 1e3);
-    println!("ratio: {:.2}x (target <= 1.5x)", ours.as_secs_f64() / plain.as_secs_f64());
+    println!(
+        "plain serde_json::from_slice::<Value>: {:>8.1} ms (median of {ROUNDS})",
+        plain.as_secs_f64() * 1e3
+    );
+    println!(
+        "parse + canonical hash + diff:        {:>8.1} ms (median of {ROUNDS})",
+        ours.as_secs_f64() * 1e3
+    );
+    println!(
+        "ratio: {:.2}x (target <= 1.5x)",
+        ours.as_secs_f64() / plain.as_secs_f64()
+    );
     // Why the streaming writer: the same hashing through a Value and a JCS crate.
     let via_crate = time(3, || {
         let products: Vec<Value> = serde_json::from_slice(&body).unwrap();
@@ -196,16 +209,23 @@ async fn serve(body: Arc<std::sync::Mutex<Vec<u8>>>, products: ProductBodies) ->
         )
         .route(
             "/octo/products/{id}",
-            axum::routing::get(move |axum::extract::Path(id): axum::extract::Path<String>| {
-                PRODUCT_FETCHES.fetch_add(1, Ordering::Relaxed);
-                let product = products.lock().unwrap().get(&id).cloned();
-                async move {
-                    match product {
-                        Some(product) => axum::response::IntoResponse::into_response(([("content-type", "application/json")], product)),
-                        None => axum::response::IntoResponse::into_response(axum::http::StatusCode::NOT_FOUND),
+            axum::routing::get(
+                move |axum::extract::Path(id): axum::extract::Path<String>| {
+                    PRODUCT_FETCHES.fetch_add(1, Ordering::Relaxed);
+                    let product = products.lock().unwrap().get(&id).cloned();
+                    async move {
+                        match product {
+                            Some(product) => axum::response::IntoResponse::into_response((
+                                [("content-type", "application/json")],
+                                product,
+                            )),
+                            None => axum::response::IntoResponse::into_response(
+                                axum::http::StatusCode::NOT_FOUND,
+                            ),
+                        }
                     }
-                }
-            }),
+                },
+            ),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/octo", listener.local_addr().unwrap());

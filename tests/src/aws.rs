@@ -24,7 +24,10 @@ fn moto_server() -> std::path::PathBuf {
     if let Ok(path) = std::env::var("SEYAHA_MOTO_SERVER") {
         return path.into();
     }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned();
     root.join(".venv/bin/moto_server")
 }
 
@@ -38,17 +41,39 @@ impl Moto {
     /// runs independent parts on two of them, two processes for two cores.
     pub fn start() -> Moto {
         let server = moto_server();
-        assert!(server.exists(), "{} is missing: run `make test`, which installs moto into .venv", server.display());
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let script = format!("{} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid", server.display());
-        let guard = Command::new("sh").arg("-c").arg(script).stdin(Stdio::piped()).spawn().expect("start moto");
+        assert!(
+            server.exists(),
+            "{} is missing: run `make test`, which installs moto into .venv",
+            server.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script = format!(
+            "{} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid",
+            server.display()
+        );
+        let guard = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("start moto");
         let endpoint = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not start on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "moto did not start on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Moto { endpoint, _guard: guard }
+        Moto {
+            endpoint,
+            _guard: guard,
+        }
     }
 }
 
@@ -67,7 +92,8 @@ pub async fn sdk_config() -> SdkConfig {
 
 /// SDK configuration for this moto server.
 pub async fn sdk_config_for(moto: &Moto) -> SdkConfig {
-    let credentials = aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "tests");
+    let credentials =
+        aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "tests");
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(&moto.endpoint)
@@ -92,10 +118,26 @@ pub fn unique(prefix: &str) -> String {
 
 pub async fn resources(config: &SdkConfig) -> Resources {
     let table = unique("seyaha");
-    DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(config), &table).await.expect("create table");
+    DynamoStore::create_table(&aws_sdk_dynamodb::Client::new(config), &table)
+        .await
+        .expect("create table");
     let sqs = aws_sdk_sqs::Client::new(config);
-    let queue_url = sqs.create_queue().queue_name(unique("sync")).send().await.expect("create queue").queue_url.unwrap();
-    let bulk_queue_url = sqs.create_queue().queue_name(unique("bulk")).send().await.expect("create queue").queue_url.unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("sync"))
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .unwrap();
+    let bulk_queue_url = sqs
+        .create_queue()
+        .queue_name(unique("bulk"))
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .unwrap();
     let jwt_secret_id = unique("jwt");
     aws_sdk_secretsmanager::Client::new(config)
         .create_secret()
@@ -104,7 +146,13 @@ pub async fn resources(config: &SdkConfig) -> Resources {
         .send()
         .await
         .expect("create JWT secret");
-    Resources { table, queue_url, bulk_queue_url, secret_prefix: unique("seyaha"), jwt_secret_id }
+    Resources {
+        table,
+        queue_url,
+        bulk_queue_url,
+        secret_prefix: unique("seyaha"),
+        jwt_secret_id,
+    }
 }
 
 impl Resources {
@@ -148,11 +196,19 @@ impl Resources {
     }
 
     /// Messages waiting in the bulk queue (received, left invisible for `hide`).
-    pub async fn receive_bulk(&self, config: &SdkConfig, hide: i32) -> Vec<aws_sdk_sqs::types::Message> {
+    pub async fn receive_bulk(
+        &self,
+        config: &SdkConfig,
+        hide: i32,
+    ) -> Vec<aws_sdk_sqs::types::Message> {
         Self::receive_from(&self.bulk_queue_url, config, hide).await
     }
 
-    async fn receive_from(url: &str, config: &SdkConfig, hide: i32) -> Vec<aws_sdk_sqs::types::Message> {
+    async fn receive_from(
+        url: &str,
+        config: &SdkConfig,
+        hide: i32,
+    ) -> Vec<aws_sdk_sqs::types::Message> {
         let output = aws_sdk_sqs::Client::new(config)
             .receive_message()
             .queue_url(url)

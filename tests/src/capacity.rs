@@ -21,7 +21,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_dynamodb::config::interceptors::{BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef};
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
@@ -49,10 +51,19 @@ pub fn recorded_ports(
     settings: &seyaha::settings::Settings,
     clock: Arc<dyn seyaha::ports::Clock>,
     recorder: &Recorder,
-) -> (seyaha::ports::Ports, Arc<seyaha::adapters::aws::DynamoStore>) {
+) -> (
+    seyaha::ports::Ports,
+    Arc<seyaha::adapters::aws::DynamoStore>,
+) {
     let mut ports = seyaha::lambda::ports(config, settings, clock).unwrap();
-    let table = settings.table_name.clone().expect("the AWS settings name a table");
-    let store = Arc::new(seyaha::adapters::aws::DynamoStore::new(recorder.client(config), table));
+    let table = settings
+        .table_name
+        .clone()
+        .expect("the AWS settings name a table");
+    let store = Arc::new(seyaha::adapters::aws::DynamoStore::new(
+        recorder.client(config),
+        table,
+    ));
     ports.integrations = store.clone();
     ports.catalog = store.clone();
     ports.runs = store.clone();
@@ -83,7 +94,9 @@ impl fmt::Debug for Recorder {
 impl Recorder {
     /// A DynamoDB client on `config` whose calls this recorder sees.
     pub fn client(&self, config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
-        let conf = aws_sdk_dynamodb::config::Builder::from(config).interceptor(self.clone()).build();
+        let conf = aws_sdk_dynamodb::config::Builder::from(config)
+            .interceptor(self.clone())
+            .build();
         aws_sdk_dynamodb::Client::from_conf(conf)
     }
 
@@ -105,7 +118,12 @@ impl Intercept for Recorder {
         cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
         let request = context.request();
-        let operation = request.headers().get("x-amz-target").and_then(|target| target.rsplit('.').next()).unwrap_or("unknown").to_owned();
+        let operation = request
+            .headers()
+            .get("x-amz-target")
+            .and_then(|target| target.rsplit('.').next())
+            .unwrap_or("unknown")
+            .to_owned();
         let body = request.body().bytes().unwrap_or_default();
         let call = Call {
             operation,
@@ -127,19 +145,32 @@ impl Intercept for Recorder {
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        let Some(InFlight(index)) = cfg.load::<InFlight>().copied() else { return Ok(()) };
-        let Some(Ok(output)) = context.output_or_error() else { return Ok(()) };
+        let Some(InFlight(index)) = cfg.load::<InFlight>().copied() else {
+            return Ok(());
+        };
+        let Some(Ok(output)) = context.output_or_error() else {
+            return Ok(());
+        };
         let mut calls = self.calls.lock().unwrap();
-        let Some(call) = calls.get_mut(index) else { return Ok(()) };
+        let Some(call) = calls.get_mut(index) else {
+            return Ok(());
+        };
         call.succeeded = true;
-        use aws_sdk_dynamodb::operation::{batch_get_item::BatchGetItemOutput, get_item::GetItemOutput, query::QueryOutput};
+        use aws_sdk_dynamodb::operation::{
+            batch_get_item::BatchGetItemOutput, get_item::GetItemOutput, query::QueryOutput,
+        };
         if let Some(output) = output.downcast_ref::<GetItemOutput>() {
             call.returned = output.item.iter().map(item_json).collect();
         } else if let Some(output) = output.downcast_ref::<QueryOutput>() {
             call.returned = output.items().iter().map(item_json).collect();
             call.scanned = usize::try_from(output.scanned_count).unwrap_or_default();
         } else if let Some(output) = output.downcast_ref::<BatchGetItemOutput>() {
-            call.returned = output.responses.iter().flat_map(|tables| tables.values().flatten()).map(item_json).collect();
+            call.returned = output
+                .responses
+                .iter()
+                .flat_map(|tables| tables.values().flatten())
+                .map(item_json)
+                .collect();
         }
         Ok(())
     }
@@ -147,7 +178,11 @@ impl Intercept for Recorder {
 
 /// An item as DynamoDB JSON.
 pub fn item_json(item: &HashMap<String, AttributeValue>) -> Value {
-    Value::Object(item.iter().map(|(name, value)| (name.clone(), attribute_json(value))).collect())
+    Value::Object(
+        item.iter()
+            .map(|(name, value)| (name.clone(), attribute_json(value)))
+            .collect(),
+    )
 }
 
 fn attribute_json(value: &AttributeValue) -> Value {
@@ -167,19 +202,46 @@ fn attribute_json(value: &AttributeValue) -> Value {
 
 /// An item's size as DynamoDB counts it: every attribute name plus its value.
 pub fn item_size(item: &Value) -> usize {
-    item.as_object().map(|attributes| attributes.iter().map(|(name, value)| name.len() + value_size(value)).sum()).unwrap_or(0)
+    item.as_object()
+        .map(|attributes| {
+            attributes
+                .iter()
+                .map(|(name, value)| name.len() + value_size(value))
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 fn value_size(value: &Value) -> usize {
-    let Some((kind, inner)) = value.as_object().and_then(|object| object.iter().next()) else { return 0 };
+    let Some((kind, inner)) = value.as_object().and_then(|object| object.iter().next()) else {
+        return 0;
+    };
     match kind.as_str() {
         "S" | "B" => inner.as_str().map_or(0, str::len),
         // Numbers: about one byte per two significant digits, plus one.
-        "N" => inner.as_str().map_or(1, |n| n.trim_start_matches('-').len().div_ceil(2) + 1),
+        "N" => inner
+            .as_str()
+            .map_or(1, |n| n.trim_start_matches('-').len().div_ceil(2) + 1),
         "BOOL" | "NULL" => 1,
-        "L" => 3 + inner.as_array().map_or(0, |items| items.iter().map(|item| 1 + value_size(item)).sum()),
-        "M" => 3 + inner.as_object().map_or(0, |items| items.iter().map(|(name, item)| 1 + name.len() + value_size(item)).sum()),
-        "SS" | "NS" => inner.as_array().map_or(0, |items| items.iter().map(|item| item.as_str().map_or(0, str::len)).sum()),
+        "L" => {
+            3 + inner.as_array().map_or(0, |items| {
+                items.iter().map(|item| 1 + value_size(item)).sum()
+            })
+        }
+        "M" => {
+            3 + inner.as_object().map_or(0, |items| {
+                items
+                    .iter()
+                    .map(|(name, item)| 1 + name.len() + value_size(item))
+                    .sum()
+            })
+        }
+        "SS" | "NS" => inner.as_array().map_or(0, |items| {
+            items
+                .iter()
+                .map(|item| item.as_str().map_or(0, str::len))
+                .sum()
+        }),
         _ => 0,
     }
 }
@@ -209,8 +271,18 @@ pub fn seyaha_table() -> Vec<Index> {
             sort_key: "gsi1sk",
             projection: Projection::Include(vec!["isApproved", "health_status", "health"]),
         },
-        Index { name: "gsi2", partition_key: "gsi2pk", sort_key: "gsi2sk", projection: Projection::KeysOnly },
-        Index { name: "gsi3", partition_key: "gsi3pk", sort_key: "gsi3sk", projection: Projection::All },
+        Index {
+            name: "gsi2",
+            partition_key: "gsi2pk",
+            sort_key: "gsi2sk",
+            projection: Projection::KeysOnly,
+        },
+        Index {
+            name: "gsi3",
+            partition_key: "gsi3pk",
+            sort_key: "gsi3sk",
+            projection: Projection::All,
+        },
     ]
 }
 
@@ -246,7 +318,10 @@ fn units(bytes: usize, unit: usize) -> f64 {
 
 impl Ledger {
     pub fn new(indexes: Vec<Index>) -> Self {
-        Self { indexes, ..Self::default() }
+        Self {
+            indexes,
+            ..Self::default()
+        }
     }
 
     /// Books every call (in order: the shadow copy follows the writes that succeeded).
@@ -270,7 +345,12 @@ impl Ledger {
     /// The sum for one target (`table` or an index).
     pub fn target(&self, target: &str) -> Usage {
         let mut total = Usage::default();
-        for usage in self.usage.get(target).into_iter().flat_map(BTreeMap::values) {
+        for usage in self
+            .usage
+            .get(target)
+            .into_iter()
+            .flat_map(BTreeMap::values)
+        {
             total.read_units += usage.read_units;
             total.write_units += usage.write_units;
             total.writes += usage.writes;
@@ -282,12 +362,19 @@ impl Ledger {
     pub fn hottest_write_key(&self, target: &str) -> Option<(String, f64)> {
         let keys = self.usage.get(target)?;
         let total: f64 = keys.values().map(|u| u.write_units).sum();
-        let (key, usage) = keys.iter().max_by(|a, b| a.1.write_units.total_cmp(&b.1.write_units))?;
+        let (key, usage) = keys
+            .iter()
+            .max_by(|a, b| a.1.write_units.total_cmp(&b.1.write_units))?;
         (total > 0.0).then(|| (key.clone(), usage.write_units / total))
     }
 
     fn charge(&mut self, target: &str, key: &str, read_units: f64, write_units: f64) {
-        let usage = self.usage.entry(target.to_owned()).or_default().entry(key.to_owned()).or_default();
+        let usage = self
+            .usage
+            .entry(target.to_owned())
+            .or_default()
+            .entry(key.to_owned())
+            .or_default();
         usage.read_units += read_units;
         usage.write_units += write_units;
         if write_units > 0.0 {
@@ -300,7 +387,10 @@ impl Ledger {
         self.request_bytes += call.request_bytes as u64;
         self.response_items_bytes += call.returned.iter().map(item_size).sum::<usize>() as u64;
         let request = &call.request;
-        let consistent = request.get("ConsistentRead").and_then(Value::as_bool).unwrap_or(false);
+        let consistent = request
+            .get("ConsistentRead")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let factor = if consistent { 1.0 } else { 0.5 };
         match call.operation.as_str() {
             "GetItem" => {
@@ -309,31 +399,62 @@ impl Ledger {
                 self.charge("table", &key, units(bytes, 4096) * factor, 0.0);
             }
             "Query" => {
-                let target = request.get("IndexName").and_then(Value::as_str).unwrap_or("table").to_owned();
+                let target = request
+                    .get("IndexName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("table")
+                    .to_owned();
                 let returned = call.returned.len().max(1);
                 let bytes: usize = call.returned.iter().map(item_size).sum();
-                let scanned_bytes = if call.scanned > call.returned.len() { bytes / returned * call.scanned } else { bytes };
-                let key = request["ExpressionAttributeValues"][":pk"]["S"].as_str().unwrap_or("?").to_owned();
+                let scanned_bytes = if call.scanned > call.returned.len() {
+                    bytes / returned * call.scanned
+                } else {
+                    bytes
+                };
+                let key = request["ExpressionAttributeValues"][":pk"]["S"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_owned();
                 self.charge(&target, &key, units(scanned_bytes, 4096) * factor, 0.0);
             }
             "BatchGetItem" => {
                 for item in &call.returned {
                     let key = text(item, "pk").unwrap_or_default().to_owned();
-                    let consistent =
-                        request["RequestItems"].as_object().into_iter().flat_map(|t| t.values()).any(|t| t["ConsistentRead"] == true);
-                    self.charge("table", &key, units(item_size(item), 4096) * if consistent { 1.0 } else { 0.5 }, 0.0);
+                    let consistent = request["RequestItems"]
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|t| t.values())
+                        .any(|t| t["ConsistentRead"] == true);
+                    self.charge(
+                        "table",
+                        &key,
+                        units(item_size(item), 4096) * if consistent { 1.0 } else { 0.5 },
+                        0.0,
+                    );
                 }
             }
             "PutItem" => self.write(WriteKind::Put(request["Item"].clone()), call.succeeded, 1.0),
-            "DeleteItem" => self.write(WriteKind::Delete(request["Key"].clone()), call.succeeded, 1.0),
+            "DeleteItem" => self.write(
+                WriteKind::Delete(request["Key"].clone()),
+                call.succeeded,
+                1.0,
+            ),
             "UpdateItem" => self.write(WriteKind::Update(request.clone()), call.succeeded, 1.0),
             "BatchWriteItem" => {
-                for requests in request["RequestItems"].as_object().into_iter().flat_map(|tables| tables.values()) {
+                for requests in request["RequestItems"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|tables| tables.values())
+                {
                     for write in requests.as_array().into_iter().flatten() {
                         if let Some(put) = write.get("PutRequest") {
                             self.write(WriteKind::Put(put["Item"].clone()), call.succeeded, 1.0);
                         } else if let Some(delete) = write.get("DeleteRequest") {
-                            self.write(WriteKind::Delete(delete["Key"].clone()), call.succeeded, 1.0);
+                            self.write(
+                                WriteKind::Delete(delete["Key"].clone()),
+                                call.succeeded,
+                                1.0,
+                            );
                         }
                     }
                 }
@@ -343,7 +464,11 @@ impl Ledger {
                     if let Some(put) = action.get("Put") {
                         self.write(WriteKind::Put(put["Item"].clone()), call.succeeded, 2.0);
                     } else if let Some(delete) = action.get("Delete") {
-                        self.write(WriteKind::Delete(delete["Key"].clone()), call.succeeded, 2.0);
+                        self.write(
+                            WriteKind::Delete(delete["Key"].clone()),
+                            call.succeeded,
+                            2.0,
+                        );
                     } else if let Some(update) = action.get("Update") {
                         self.write(WriteKind::Update(update.clone()), call.succeeded, 2.0);
                     }
@@ -354,18 +479,30 @@ impl Ledger {
     }
 
     fn write(&mut self, kind: WriteKind, applied: bool, multiplier: f64) {
-        let key_of = |item: &Value| (text(item, "pk").unwrap_or_default().to_owned(), text(item, "sk").unwrap_or_default().to_owned());
+        let key_of = |item: &Value| {
+            (
+                text(item, "pk").unwrap_or_default().to_owned(),
+                text(item, "sk").unwrap_or_default().to_owned(),
+            )
+        };
         let (key, new) = match &kind {
             WriteKind::Put(item) => (key_of(item), Some(item.clone())),
             WriteKind::Delete(key) => (key_of(key), None),
             WriteKind::Update(request) => {
                 let key = key_of(&request["Key"]);
-                let base = self.shadow.get(&key).cloned().unwrap_or_else(|| request["Key"].clone());
+                let base = self
+                    .shadow
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| request["Key"].clone());
                 (key, Some(apply_update(base, request)))
             }
         };
         let old = self.shadow.get(&key).cloned();
-        let table_bytes = old.as_ref().map_or(0, item_size).max(new.as_ref().map_or(0, item_size));
+        let table_bytes = old
+            .as_ref()
+            .map_or(0, item_size)
+            .max(new.as_ref().map_or(0, item_size));
         self.charge("table", &key.0, 0.0, units(table_bytes, 1024) * multiplier);
         if !applied {
             return;
@@ -373,7 +510,10 @@ impl Ledger {
         for index in self.indexes.clone() {
             let index_key = |item: &Option<Value>| {
                 let item = item.as_ref()?;
-                Some((text(item, index.partition_key)?.to_owned(), text(item, index.sort_key)?.to_owned()))
+                Some((
+                    text(item, index.partition_key)?.to_owned(),
+                    text(item, index.sort_key)?.to_owned(),
+                ))
             };
             let project = |item: &Option<Value>| -> Option<Value> {
                 let item = item.as_ref()?.as_object()?;
@@ -382,7 +522,12 @@ impl Ledger {
                     Projection::KeysOnly => false,
                     Projection::Include(names) => names.contains(&name),
                 } || ["pk", "sk", index.partition_key, index.sort_key].contains(&name);
-                Some(Value::Object(item.iter().filter(|(name, _)| keep(name)).map(|(k, v)| (k.clone(), v.clone())).collect()))
+                Some(Value::Object(
+                    item.iter()
+                        .filter(|(name, _)| keep(name))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                ))
             };
             let (old_key, new_key) = (index_key(&old), index_key(&new));
             let (old_projected, new_projected) = (project(&old), project(&new));
@@ -390,15 +535,30 @@ impl Ledger {
                 (None, None) => {}
                 (Some(before), Some(after)) if before == after => {
                     if old_projected != new_projected {
-                        self.charge(index.name, &after.0, 0.0, units(new_projected.as_ref().map_or(0, item_size), 1024));
+                        self.charge(
+                            index.name,
+                            &after.0,
+                            0.0,
+                            units(new_projected.as_ref().map_or(0, item_size), 1024),
+                        );
                     }
                 }
                 _ => {
                     if let Some(before) = &old_key {
-                        self.charge(index.name, &before.0, 0.0, units(old_projected.as_ref().map_or(0, item_size), 1024));
+                        self.charge(
+                            index.name,
+                            &before.0,
+                            0.0,
+                            units(old_projected.as_ref().map_or(0, item_size), 1024),
+                        );
                     }
                     if let Some(after) = &new_key {
-                        self.charge(index.name, &after.0, 0.0, units(new_projected.as_ref().map_or(0, item_size), 1024));
+                        self.charge(
+                            index.name,
+                            &after.0,
+                            0.0,
+                            units(new_projected.as_ref().map_or(0, item_size), 1024),
+                        );
                     }
                 }
             }
@@ -422,7 +582,13 @@ fn apply_update(mut item: Value, request: &Value) -> Value {
     let expression = request["UpdateExpression"].as_str().unwrap_or_default();
     let names = &request["ExpressionAttributeNames"];
     let values = &request["ExpressionAttributeValues"];
-    let name = |token: &str| names.get(token).and_then(Value::as_str).unwrap_or(token).to_owned();
+    let name = |token: &str| {
+        names
+            .get(token)
+            .and_then(Value::as_str)
+            .unwrap_or(token)
+            .to_owned()
+    };
     // Sections by keyword, then clauses by comma.
     let mut sections: Vec<(String, String)> = Vec::new();
     for word in expression.split_whitespace() {
@@ -448,8 +614,15 @@ fn apply_update(mut item: Value, request: &Value) -> Value {
                 "ADD" => {
                     if let Some((target, value)) = clause.split_once(' ') {
                         let target = name(target.trim());
-                        let delta: f64 = values[value.trim()]["N"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0.0);
-                        let current: f64 = object.get(&target).and_then(|v| v["N"].as_str()).and_then(|n| n.parse().ok()).unwrap_or(0.0);
+                        let delta: f64 = values[value.trim()]["N"]
+                            .as_str()
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0.0);
+                        let current: f64 = object
+                            .get(&target)
+                            .and_then(|v| v["N"].as_str())
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0.0);
                         object.insert(target, json!({"N": (current + delta).to_string()}));
                     }
                 }

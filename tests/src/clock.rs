@@ -17,11 +17,14 @@ pub struct FakeClock {
 impl FakeClock {
     /// Starts at the real current time (tokens and logs stay plausible) and never moves by itself.
     pub fn new() -> Arc<Self> {
-        Arc::new(Self { now: watch::Sender::new(Timestamp::now()) })
+        Arc::new(Self {
+            now: watch::Sender::new(Timestamp::now()),
+        })
     }
 
     pub fn advance(&self, by: Duration) {
-        self.now.send_modify(|now| *now = now.plus_millis(by.as_millis() as i64));
+        self.now
+            .send_modify(|now| *now = now.plus_millis(by.as_millis() as i64));
     }
 }
 

@@ -36,7 +36,11 @@ pub enum Behaviour {
     Oversized(usize),
     /// 200 with a generated catalog streamed product by product (chunked, no Content-Length):
     /// see [`streamed_catalog`].
-    Streamed { products: usize, product_bytes: usize, pause: Duration },
+    Streamed {
+        products: usize,
+        product_bytes: usize,
+        pause: Duration,
+    },
     /// This HTTP status (429, 503) with `Retry-After: seconds`.
     RetryAfter { status: u16, seconds: u64 },
 }
@@ -111,12 +115,20 @@ impl FakeOcto {
             .route("/octo/products", get(products))
             .route("/octo/products/{id}", get(product))
             .route("/octo/availability", axum::routing::post(availability))
-            .route("/octo/notifications/subscriptions", get(list_subscriptions).post(create_subscription))
-            .route("/octo/notifications/subscriptions/{id}", axum::routing::delete(delete_subscription))
+            .route(
+                "/octo/notifications/subscriptions",
+                get(list_subscriptions).post(create_subscription),
+            )
+            .route(
+                "/octo/notifications/subscriptions/{id}",
+                axum::routing::delete(delete_subscription),
+            )
             .route("/octo/webhooks", get(list_webhooks).post(create_webhook))
             .route("/octo/webhooks/{id}", axum::routing::delete(delete_webhook))
             .with_state(Arc::clone(&state));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the fake OCTO supplier");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake OCTO supplier");
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { addr, state }
@@ -144,13 +156,21 @@ impl FakeOcto {
 
     /// How many `GET /products` calls arrived.
     pub fn product_calls(&self) -> usize {
-        self.state.lock().unwrap().seen.iter().filter(|seen| seen.path == "/octo/products").count()
+        self.state
+            .lock()
+            .unwrap()
+            .seen
+            .iter()
+            .filter(|seen| seen.path == "/octo/products")
+            .count()
     }
 
     /// The product ids of the `GET /products/{id}` calls that arrived, in order.
     pub fn single_product_calls(&self) -> Vec<String> {
         let seen = &self.state.lock().unwrap().seen;
-        seen.iter().filter_map(|seen| seen.path.strip_prefix("/octo/products/").map(str::to_owned)).collect()
+        seen.iter()
+            .filter_map(|seen| seen.path.strip_prefix("/octo/products/").map(str::to_owned))
+            .collect()
     }
 
     pub fn set_behaviour(&self, behaviour: Behaviour) {
@@ -184,7 +204,11 @@ impl FakeOcto {
     /// What `POST /availability` answers for one option: these availabilities (each with an
     /// `id` and a `localDateTimeStart`), filtered by the asked dates.
     pub fn set_availability(&self, product: &str, option: &str, availabilities: Vec<Value>) {
-        self.state.lock().unwrap().availability.insert((product.into(), option.into()), availabilities);
+        self.state
+            .lock()
+            .unwrap()
+            .availability
+            .insert((product.into(), option.into()), availabilities);
     }
 
     /// The bodies of the `POST /availability` calls so far.
@@ -204,12 +228,22 @@ impl FakeOcto {
 
     /// The subscriptions held (create bodies with their `id`), on either channel.
     pub fn subscriptions(&self) -> Vec<Value> {
-        self.state.lock().unwrap().subscriptions.iter().map(|(_, body)| body.clone()).collect()
+        self.state
+            .lock()
+            .unwrap()
+            .subscriptions
+            .iter()
+            .map(|(_, body)| body.clone())
+            .collect()
     }
 
     /// Adds a subscription as if someone had created it (e.g. a stale one of Seyaha's).
     pub fn add_subscription(&self, channel: &str, body: Value) {
-        self.state.lock().unwrap().subscriptions.push((channel.to_owned(), body));
+        self.state
+            .lock()
+            .unwrap()
+            .subscriptions
+            .push((channel.to_owned(), body));
     }
 
     /// Loses every subscription (as a platform that keeps them in memory does on a restart).
@@ -241,16 +275,32 @@ impl FakeOcto {
 /// The answer to a request without the fake's credential, if it lacks it.
 fn unauthorized(headers: &HeaderMap, key: &str) -> Option<Response> {
     let authorization = header(headers, "authorization");
-    let authorized = authorization.as_deref().is_some_and(|value| value == key || value.strip_prefix("Bearer ") == Some(key));
+    let authorized = authorization
+        .as_deref()
+        .is_some_and(|value| value == key || value.strip_prefix("Bearer ") == Some(key));
     if authorized {
         return None;
     }
-    let status = if authorization.is_none() { StatusCode::UNAUTHORIZED } else { StatusCode::FORBIDDEN };
-    Some((status, axum::Json(json!({"error": "FORBIDDEN", "errorMessage": "invalid API key"}))).into_response())
+    let status = if authorization.is_none() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::FORBIDDEN
+    };
+    Some(
+        (
+            status,
+            axum::Json(json!({"error": "FORBIDDEN", "errorMessage": "invalid API key"})),
+        )
+            .into_response(),
+    )
 }
 
 /// `GET /products/{id}`: that product of the catalog, or OCTO's 404.
-async fn product(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn product(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let (key, catalog) = {
         let mut state = state.lock().unwrap();
         state.seen.push(SeenRequest {
@@ -263,11 +313,18 @@ async fn product(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Path<Stri
     if let Some(refused) = unauthorized(&headers, &key) {
         return refused;
     }
-    match catalog.as_array().into_iter().flatten().find(|product| product["id"] == id.as_str()) {
+    match catalog
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|product| product["id"] == id.as_str())
+    {
         Some(product) => axum::Json(product.clone()).into_response(),
-        None => {
-            (StatusCode::NOT_FOUND, axum::Json(json!({"error": "INVALID_PRODUCT_ID", "errorMessage": "no such product"}))).into_response()
-        }
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": "INVALID_PRODUCT_ID", "errorMessage": "no such product"})),
+        )
+            .into_response(),
     }
 }
 
@@ -275,22 +332,42 @@ async fn product(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Path<Stri
 fn channel_list(state: &Arc<Mutex<FakeState>>, channel: &str) -> Response {
     let state = state.lock().unwrap();
     if !state.channels.contains(&channel) {
-        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": "NOT_FOUND"}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": "NOT_FOUND"})),
+        )
+            .into_response();
     }
-    let held: Vec<Value> = state.subscriptions.iter().filter(|(c, _)| c == channel).map(|(_, body)| body.clone()).collect();
+    let held: Vec<Value> = state
+        .subscriptions
+        .iter()
+        .filter(|(c, _)| c == channel)
+        .map(|(_, body)| body.clone())
+        .collect();
     axum::Json(Value::Array(held)).into_response()
 }
 
 fn channel_create(state: &Arc<Mutex<FakeState>>, channel: &str, mut body: Value) -> Response {
     let mut state = state.lock().unwrap();
     if !state.channels.contains(&channel) {
-        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": "NOT_FOUND"}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": "NOT_FOUND"})),
+        )
+            .into_response();
     }
-    let id = format!("sub_{}", state.subscriptions.len() + state.deleted.len() + 1);
+    let id = format!(
+        "sub_{}",
+        state.subscriptions.len() + state.deleted.len() + 1
+    );
     body["id"] = json!(id);
     state.subscriptions.push((channel.to_owned(), body.clone()));
     if state.creates_fail_after_recording {
-        return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": "INTERNAL_SERVER_ERROR"}))).into_response();
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"error": "INTERNAL_SERVER_ERROR"})),
+        )
+            .into_response();
     }
     (StatusCode::CREATED, axum::Json(body)).into_response()
 }
@@ -310,11 +387,17 @@ async fn list_subscriptions(State(state): State<Arc<Mutex<FakeState>>>) -> Respo
     channel_list(&state, "notifications/subscriptions")
 }
 
-async fn create_subscription(State(state): State<Arc<Mutex<FakeState>>>, axum::Json(body): axum::Json<Value>) -> Response {
+async fn create_subscription(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
     channel_create(&state, "notifications/subscriptions", body)
 }
 
-async fn delete_subscription(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Path<String>) -> Response {
+async fn delete_subscription(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    Path(id): Path<String>,
+) -> Response {
     held_delete(&state).await;
     channel_delete(&state, &id)
 }
@@ -334,17 +417,27 @@ async fn list_webhooks(State(state): State<Arc<Mutex<FakeState>>>) -> Response {
     channel_list(&state, "webhooks")
 }
 
-async fn create_webhook(State(state): State<Arc<Mutex<FakeState>>>, axum::Json(body): axum::Json<Value>) -> Response {
+async fn create_webhook(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
     channel_create(&state, "webhooks", body)
 }
 
-async fn delete_webhook(State(state): State<Arc<Mutex<FakeState>>>, Path(id): Path<String>) -> Response {
+async fn delete_webhook(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    Path(id): Path<String>,
+) -> Response {
     channel_delete(&state, &id)
 }
 
 /// `POST /availability`: the availabilities of the option whose local date is in the range.
 /// Each call takes a few milliseconds, so concurrent ones overlap and are counted.
-async fn availability(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap, axum::Json(body): axum::Json<Value>) -> Response {
+async fn availability(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
     let (key, limited, held) = {
         let mut state = state.lock().unwrap();
         state.availability_calls.push(body.clone());
@@ -354,7 +447,11 @@ async fn availability(State(state): State<Arc<Mutex<FakeState>>>, headers: Heade
         }
         state.in_flight.0 += 1;
         state.in_flight.1 = state.in_flight.1.max(state.in_flight.0);
-        (state.key.clone(), limited, state.availability_held.then(|| state.gate.subscribe()))
+        (
+            state.key.clone(),
+            limited,
+            state.availability_held.then(|| state.gate.subscribe()),
+        )
     };
     if let Some(mut gate) = held {
         let _ = gate.wait_for(|open| *open).await;
@@ -365,22 +462,43 @@ async fn availability(State(state): State<Arc<Mutex<FakeState>>>, headers: Heade
         state.in_flight.0 -= 1;
         let text = |key: &str| body[key].as_str().unwrap_or_default().to_owned();
         let (from, to) = (text("localDateStart"), text("localDateEnd"));
-        let known = state.availability.get(&(text("productId"), text("optionId"))).cloned().unwrap_or_default();
-        let day = |a: &Value| a["localDateTimeStart"].as_str().unwrap_or_default().get(..10).unwrap_or_default().to_owned();
-        known.into_iter().filter(|a| day(a) >= from && day(a) <= to).collect::<Vec<_>>()
+        let known = state
+            .availability
+            .get(&(text("productId"), text("optionId")))
+            .cloned()
+            .unwrap_or_default();
+        let day = |a: &Value| {
+            a["localDateTimeStart"]
+                .as_str()
+                .unwrap_or_default()
+                .get(..10)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        known
+            .into_iter()
+            .filter(|a| day(a) >= from && day(a) <= to)
+            .collect::<Vec<_>>()
     };
     if let Some(refused) = unauthorized(&headers, &key) {
         return refused;
     }
     if let Some(seconds) = limited {
-        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", seconds.to_string())], axum::Json(json!({"error": "TOO_MANY_REQUESTS"})))
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", seconds.to_string())],
+            axum::Json(json!({"error": "TOO_MANY_REQUESTS"})),
+        )
             .into_response();
     }
     axum::Json(Value::Array(answer)).into_response()
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 async fn products(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap) -> Response {
@@ -391,10 +509,21 @@ async fn products(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap
             authorization: header(&headers, "authorization"),
             octo_capabilities: header(&headers, "octo-capabilities"),
         });
-        (state.behaviour.clone(), state.key.clone(), state.catalog.clone(), state.raw.clone(), state.gate.subscribe())
+        (
+            state.behaviour.clone(),
+            state.key.clone(),
+            state.catalog.clone(),
+            state.raw.clone(),
+            state.gate.subscribe(),
+        )
     };
     let catalog_response = move || match &raw {
-        Some(text) => (StatusCode::OK, [("content-type", "application/json")], text.clone()).into_response(),
+        Some(text) => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            text.clone(),
+        )
+            .into_response(),
         None => axum::Json(catalog.clone()).into_response(),
     };
     if let Some(refused) = unauthorized(&headers, &key) {
@@ -404,7 +533,13 @@ async fn products(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap
         Behaviour::Normal => catalog_response(),
         Behaviour::Status(code) => {
             let status = StatusCode::from_u16(code).unwrap();
-            (status, axum::Json(json!({"error": "INTERNAL_SERVER_ERROR", "errorMessage": "supplier exploded"}))).into_response()
+            (
+                status,
+                axum::Json(
+                    json!({"error": "INTERNAL_SERVER_ERROR", "errorMessage": "supplier exploded"}),
+                ),
+            )
+                .into_response()
         }
         Behaviour::Slow(delay) => {
             tokio::time::sleep(delay).await;
@@ -415,20 +550,34 @@ async fn products(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap
             gate.wait_for(|open| *open).await.ok();
             catalog_response()
         }
-        Behaviour::Garbage => (StatusCode::OK, [("content-type", "application/json")], "<html>definitely not json").into_response(),
+        Behaviour::Garbage => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            "<html>definitely not json",
+        )
+            .into_response(),
         Behaviour::NotArray => axum::Json(json!({"products": []})).into_response(),
-        Behaviour::Streamed { products, product_bytes, pause } => {
+        Behaviour::Streamed {
+            products,
+            product_bytes,
+            pause,
+        } => {
             let body = streamed_catalog(products, product_bytes, pause);
             (StatusCode::OK, [("content-type", "application/json")], body).into_response()
         }
         Behaviour::RetryAfter { status, seconds } => {
             let status = StatusCode::from_u16(status).unwrap();
-            (status, [("retry-after", seconds.to_string())], axum::Json(json!({"error": "TRY_LATER", "errorMessage": "busy"})))
+            (
+                status,
+                [("retry-after", seconds.to_string())],
+                axum::Json(json!({"error": "TRY_LATER", "errorMessage": "busy"})),
+            )
                 .into_response()
         }
         Behaviour::Oversized(bytes) => {
             let filler = "x".repeat(bytes);
-            let body = json!([{ "id": "huge", "internalName": "huge", "options": [], "padding": filler }]);
+            let body =
+                json!([{ "id": "huge", "internalName": "huge", "options": [], "padding": filler }]);
             axum::Json(body).into_response()
         }
     }
@@ -448,7 +597,11 @@ pub fn streamed_product(i: usize, product_bytes: usize) -> Vec<u8> {
 
 /// A catalog of `products` generated products of about `product_bytes` each, produced and sent
 /// one product per piece (so the supplier never holds the catalog), each piece after `pause`.
-pub fn streamed_catalog(products: usize, product_bytes: usize, pause: Duration) -> axum::body::Body {
+pub fn streamed_catalog(
+    products: usize,
+    product_bytes: usize,
+    pause: Duration,
+) -> axum::body::Body {
     let pieces = futures_util::stream::unfold(0usize, move |i| async move {
         if i > products {
             return None;
@@ -460,11 +613,18 @@ pub fn streamed_catalog(products: usize, product_bytes: usize, pause: Duration) 
         piece.push(if i == 0 { b'[' } else { b',' });
         if i == products {
             // `[` then `]` for an empty catalog; otherwise just the closing bracket.
-            piece = if products == 0 { b"[]".to_vec() } else { b"]".to_vec() };
+            piece = if products == 0 {
+                b"[]".to_vec()
+            } else {
+                b"]".to_vec()
+            };
         } else {
             piece.extend_from_slice(&streamed_product(i, product_bytes));
         }
-        Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(piece)), i + 1))
+        Some((
+            Ok::<_, std::io::Error>(axum::body::Bytes::from(piece)),
+            i + 1,
+        ))
     });
     axum::body::Body::from_stream(pieces)
 }

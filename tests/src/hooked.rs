@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use seyaha::adapters::embedded::RedbStore;
-use seyaha::domain::{Activity, ActivityState, AvailabilityPull, IntegrationId, ProductActivity, Slot, Timestamp, VariationRef};
+use seyaha::domain::{
+    Activity, ActivityState, AvailabilityPull, IntegrationId, ProductActivity, Slot, Timestamp,
+    VariationRef,
+};
 use seyaha::ports::{CatalogStore, Cursor, Page, StoreError};
 
 /// Which call the hook is asked about; writes say how many items they write.
@@ -28,7 +31,11 @@ type Hook = dyn Fn(CatalogCall, &IntegrationId) -> Result<(), StoreError> + Send
 
 /// A call held until the test releases it: which call, who to tell that it arrived, and what
 /// it waits for.
-type Hold = (fn(CatalogCall) -> bool, tokio::sync::oneshot::Sender<()>, tokio::sync::oneshot::Receiver<()>);
+type Hold = (
+    fn(CatalogCall) -> bool,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::sync::oneshot::Receiver<()>,
+);
 
 pub struct HookedCatalog {
     pub inner: RedbStore,
@@ -57,8 +64,15 @@ impl HeldCall {
 
 impl HookedCatalog {
     /// `hook` runs before each call; an error it returns is the call's answer.
-    pub fn new(inner: RedbStore, hook: impl Fn(CatalogCall, &IntegrationId) -> Result<(), StoreError> + Send + Sync + 'static) -> Self {
-        Self { inner, hook: Arc::new(hook), hold: Mutex::new(None) }
+    pub fn new(
+        inner: RedbStore,
+        hook: impl Fn(CatalogCall, &IntegrationId) -> Result<(), StoreError> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            inner,
+            hook: Arc::new(hook),
+            hold: Mutex::new(None),
+        }
     }
 
     /// Holds the next call that `matches` until the returned handle releases it.
@@ -95,22 +109,46 @@ impl CatalogStore for HookedCatalog {
         self.before(CatalogCall::ActivityStates, id).await?;
         self.inner.activity_states(id).await
     }
-    async fn put_activities(&self, id: &IntegrationId, activities: &[Activity]) -> Result<(), StoreError> {
-        self.before(CatalogCall::PutActivities(activities.len()), id).await?;
+    async fn put_activities(
+        &self,
+        id: &IntegrationId,
+        activities: &[Activity],
+    ) -> Result<(), StoreError> {
+        self.before(CatalogCall::PutActivities(activities.len()), id)
+            .await?;
         self.inner.put_activities(id, activities).await
     }
-    async fn delete_activities(&self, id: &IntegrationId, names: &[String]) -> Result<(), StoreError> {
+    async fn delete_activities(
+        &self,
+        id: &IntegrationId,
+        names: &[String],
+    ) -> Result<(), StoreError> {
         self.inner.delete_activities(id, names).await
     }
-    async fn set_active(&self, id: &IntegrationId, names: &[String], active: bool, now: Timestamp) -> Result<(), StoreError> {
+    async fn set_active(
+        &self,
+        id: &IntegrationId,
+        names: &[String],
+        active: bool,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         self.before(CatalogCall::SetActive(names.len()), id).await?;
         self.inner.set_active(id, names, active, now).await
     }
-    async fn find_variation(&self, id: &IntegrationId, product: &str, option: &str) -> Result<Option<VariationRef>, StoreError> {
+    async fn find_variation(
+        &self,
+        id: &IntegrationId,
+        product: &str,
+        option: &str,
+    ) -> Result<Option<VariationRef>, StoreError> {
         self.before(CatalogCall::FindVariation, id).await?;
         self.inner.find_variation(id, product, option).await
     }
-    async fn activity_of_product(&self, id: &IntegrationId, product: &str) -> Result<Option<ProductActivity>, StoreError> {
+    async fn activity_of_product(
+        &self,
+        id: &IntegrationId,
+        product: &str,
+    ) -> Result<Option<ProductActivity>, StoreError> {
         self.before(CatalogCall::ActivityOfProduct, id).await?;
         self.inner.activity_of_product(id, product).await
     }
@@ -124,16 +162,35 @@ impl CatalogStore for HookedCatalog {
         self.before(CatalogCall::OptionSlots, id).await?;
         self.inner.option_slots(id, product, option, days).await
     }
-    async fn add_pull(&self, id: &IntegrationId, pull: &AvailabilityPull, at: Timestamp) -> Result<(), StoreError> {
+    async fn add_pull(
+        &self,
+        id: &IntegrationId,
+        pull: &AvailabilityPull,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
         self.inner.add_pull(id, pull, at).await
     }
-    async fn pending_pulls(&self, id: &IntegrationId, limit: usize) -> Result<Vec<(AvailabilityPull, Timestamp)>, StoreError> {
+    async fn pending_pulls(
+        &self,
+        id: &IntegrationId,
+        limit: usize,
+    ) -> Result<Vec<(AvailabilityPull, Timestamp)>, StoreError> {
         self.inner.pending_pulls(id, limit).await
     }
-    async fn remove_pull(&self, id: &IntegrationId, pull: &AvailabilityPull, at: Timestamp) -> Result<(), StoreError> {
+    async fn remove_pull(
+        &self,
+        id: &IntegrationId,
+        pull: &AvailabilityPull,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
         self.inner.remove_pull(id, pull, at).await
     }
-    async fn put_slot(&self, id: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {
+    async fn put_slot(
+        &self,
+        id: &IntegrationId,
+        slot: &Slot,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
         self.before(CatalogCall::PutSlot, id).await?;
         self.inner.put_slot(id, slot, expires_at).await
     }
@@ -149,9 +206,17 @@ impl CatalogStore for HookedCatalog {
         after: Option<Cursor>,
     ) -> Result<Page<Activity>, StoreError> {
         self.before(CatalogCall::ActivitiesPage, id).await?;
-        self.inner.activities_page(id, limit, max_bytes, after).await
+        self.inner
+            .activities_page(id, limit, max_bytes, after)
+            .await
     }
-    async fn slots_page(&self, id: &IntegrationId, limit: usize, after: Option<Cursor>, from: Timestamp) -> Result<Page<Slot>, StoreError> {
+    async fn slots_page(
+        &self,
+        id: &IntegrationId,
+        limit: usize,
+        after: Option<Cursor>,
+        from: Timestamp,
+    ) -> Result<Page<Slot>, StoreError> {
         self.before(CatalogCall::SlotsPage, id).await?;
         self.inner.slots_page(id, limit, after, from).await
     }

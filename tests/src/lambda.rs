@@ -39,7 +39,10 @@ impl FakeRuntime {
         let runtime = Arc::new(Runtime::default());
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(Arc::clone(&runtime));
@@ -62,7 +65,8 @@ impl FakeRuntime {
     /// Sends one event and waits for the function's answer: `Ok(response)` or `Err(error)`.
     /// The invocation's deadline is 60 s away.
     pub async fn invoke(&self, event: Value) -> Outcome {
-        self.invoke_with_deadline(event, Duration::from_secs(60)).await
+        self.invoke_with_deadline(event, Duration::from_secs(60))
+            .await
     }
 
     /// The same, with the invocation's deadline (`Lambda-Runtime-Deadline-Ms`) this far away.
@@ -70,29 +74,53 @@ impl FakeRuntime {
         let id = seyaha::domain::ObjectId::generate(0).to_string();
         let (tx, rx) = oneshot::channel();
         self.runtime.waiting.lock().unwrap().insert(id.clone(), tx);
-        let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + within.as_millis();
-        self.runtime.pending.lock().unwrap().push_back((id, event, deadline));
+        let deadline = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            + within.as_millis();
+        self.runtime
+            .pending
+            .lock()
+            .unwrap()
+            .push_back((id, event, deadline));
         self.runtime.arrived.notify_one();
         match tokio::time::timeout(Duration::from_secs(60), rx).await {
             Ok(Ok(outcome)) => outcome,
-            _ => panic!("the function did not answer; init error: {:?}", self.runtime.init_error.lock().unwrap()),
+            _ => panic!(
+                "the function did not answer; init error: {:?}",
+                self.runtime.init_error.lock().unwrap()
+            ),
         }
     }
 }
 
 async fn next(State(runtime): State<Arc<Runtime>>) -> Response {
-    runtime.first_poll.lock().unwrap().get_or_insert_with(std::time::Instant::now);
+    runtime
+        .first_poll
+        .lock()
+        .unwrap()
+        .get_or_insert_with(std::time::Instant::now);
     loop {
         let notified = runtime.arrived.notified();
         if let Some((id, event, deadline)) = runtime.pending.lock().unwrap().pop_front() {
             let mut headers = HeaderMap::new();
-            headers.insert("lambda-runtime-aws-request-id", HeaderValue::from_str(&id).unwrap());
-            headers.insert("lambda-runtime-deadline-ms", HeaderValue::from_str(&deadline.to_string()).unwrap());
+            headers.insert(
+                "lambda-runtime-aws-request-id",
+                HeaderValue::from_str(&id).unwrap(),
+            );
+            headers.insert(
+                "lambda-runtime-deadline-ms",
+                HeaderValue::from_str(&deadline.to_string()).unwrap(),
+            );
             headers.insert(
                 "lambda-runtime-invoked-function-arn",
                 HeaderValue::from_static("arn:aws:lambda:us-east-1:000000000000:function:test"),
             );
-            headers.insert("lambda-runtime-trace-id", HeaderValue::from_static("Root=1-00000000-000000000000000000000000"));
+            headers.insert(
+                "lambda-runtime-trace-id",
+                HeaderValue::from_static("Root=1-00000000-000000000000000000000000"),
+            );
             return (headers, axum::Json(event)).into_response();
         }
         notified.await;
@@ -100,17 +128,26 @@ async fn next(State(runtime): State<Arc<Runtime>>) -> Response {
 }
 
 fn parse(body: &Bytes) -> Value {
-    serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
-async fn response(State(runtime): State<Arc<Runtime>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+async fn response(
+    State(runtime): State<Arc<Runtime>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
     if let Some(tx) = runtime.waiting.lock().unwrap().remove(&id) {
         let _ = tx.send(Ok(parse(&body)));
     }
     StatusCode::ACCEPTED
 }
 
-async fn error(State(runtime): State<Arc<Runtime>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+async fn error(
+    State(runtime): State<Arc<Runtime>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
     if let Some(tx) = runtime.waiting.lock().unwrap().remove(&id) {
         let _ = tx.send(Err(parse(&body)));
     }
@@ -125,7 +162,10 @@ async fn init_error(State(runtime): State<Arc<Runtime>>, body: Bytes) -> StatusC
 /// Where `cargo build --workspace --bins` (run by `make test`) puts a function binary.
 pub fn function_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -168,8 +208,14 @@ impl Function {
             .expect("start the function");
         let stderr = Arc::new(Mutex::new(String::new()));
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -184,7 +230,12 @@ impl Function {
                 }
             });
         }
-        Self { child, spawned_at, runtime, stderr }
+        Self {
+            child,
+            spawned_at,
+            runtime,
+            stderr,
+        }
     }
 
     pub async fn invoke(&self, event: Value) -> Outcome {
@@ -234,10 +285,19 @@ impl Function {
     pub async fn emf_document_with(&self, seen: usize, metric: &str) -> Value {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(document) = self.emf_documents().into_iter().skip(seen).find(|document| document.get(metric).is_some()) {
+            if let Some(document) = self
+                .emf_documents()
+                .into_iter()
+                .skip(seen)
+                .find(|document| document.get(metric).is_some())
+            {
                 return document;
             }
-            assert!(std::time::Instant::now() < deadline, "no EMF document with {metric}; output:\n{}", self.logs());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no EMF document with {metric}; output:\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -252,14 +312,24 @@ impl Drop for Function {
 
 /// Reads an event from `events/` at the workspace root.
 pub fn event_file(name: &str) -> Value {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
-    let text = std::fs::read_to_string(root.join("events").join(name)).unwrap_or_else(|e| panic!("events/{name}: {e}"));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let text = std::fs::read_to_string(root.join("events").join(name))
+        .unwrap_or_else(|e| panic!("events/{name}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("events/{name}: {e}"))
 }
 
 /// An API Gateway HTTP API (v2) event from an `events/` file, with the method, path, headers and
 /// body replaced.
-pub fn http_event(file: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Value {
+pub fn http_event(
+    file: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> Value {
     let mut event = event_file(file);
     event["rawPath"] = json!(path);
     event["requestContext"]["http"]["method"] = json!(method);
@@ -278,6 +348,9 @@ pub fn http_event(file: &str, method: &str, path: &str, headers: &[(&str, &str)]
 /// Status and JSON body of an API Gateway v2 response from lambda_http.
 pub fn http_reply(response: &Value) -> (u16, Value) {
     let status = response["statusCode"].as_u64().expect("statusCode") as u16;
-    let body = response["body"].as_str().map(|b| serde_json::from_str(b).unwrap_or(Value::Null)).unwrap_or(Value::Null);
+    let body = response["body"]
+        .as_str()
+        .map(|b| serde_json::from_str(b).unwrap_or(Value::Null))
+        .unwrap_or(Value::Null);
     (status, body)
 }

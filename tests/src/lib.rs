@@ -65,16 +65,40 @@ impl Reply {
 
     /// Asserts the status and the error envelope; returns the `error` entries joined.
     pub fn expect_error(&self, status: u16) -> String {
-        assert_eq!(self.status.as_u16(), status, "unexpected status, body: {}", self.text);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status, body: {}",
+            self.text
+        );
         assert_eq!(self.body["success"], 0, "error envelope: {}", self.text);
-        assert_eq!(self.body["code"], status, "error envelope code: {}", self.text);
-        assert!(self.body["message"].as_str().is_some_and(|m| !m.is_empty()), "message: {}", self.text);
-        let errors = self.body["error"].as_array().unwrap_or_else(|| panic!("error array: {}", self.text));
-        errors.iter().map(|e| e.as_str().expect("error entries are strings").to_owned()).collect::<Vec<_>>().join("; ")
+        assert_eq!(
+            self.body["code"], status,
+            "error envelope code: {}",
+            self.text
+        );
+        assert!(
+            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "message: {}",
+            self.text
+        );
+        let errors = self.body["error"]
+            .as_array()
+            .unwrap_or_else(|| panic!("error array: {}", self.text));
+        errors
+            .iter()
+            .map(|e| e.as_str().expect("error entries are strings").to_owned())
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     pub fn expect_success(&self, status: u16) -> &Value {
-        assert_eq!(self.status.as_u16(), status, "unexpected status, body: {}", self.text);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status, body: {}",
+            self.text
+        );
         assert_eq!(self.body["success"], 1, "success envelope: {}", self.text);
         &self.body["data"]
     }
@@ -113,17 +137,30 @@ impl TestApp {
     async fn spawn_on(settings: Settings, clock: Option<Arc<FakeClock>>) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let server = start(&data_dir, &settings, clock.as_ref()).await;
-        Self { server: Some(server), data_dir, settings, clock, http: reqwest::Client::builder().no_proxy().build().unwrap() }
+        Self {
+            server: Some(server),
+            data_dir,
+            settings,
+            clock,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        }
     }
 
     /// The fake clock of a server started with [`TestApp::spawn_with_fake_clock`].
     pub fn clock(&self) -> &FakeClock {
-        self.clock.as_deref().expect("this test server runs on the real clock: start it with spawn_with_fake_clock")
+        self.clock
+            .as_deref()
+            .expect("this test server runs on the real clock: start it with spawn_with_fake_clock")
     }
 
     /// Stops the server and starts a new one on the same data dir (optionally reconfigured).
     pub async fn restart_with(&mut self, settings: Settings) {
-        self.server.take().expect("running").stop().await.expect("clean stop");
+        self.server
+            .take()
+            .expect("running")
+            .stop()
+            .await
+            .expect("clean stop");
         self.settings = settings;
         self.server = Some(start(&self.data_dir, &self.settings, self.clock.as_ref()).await);
     }
@@ -139,15 +176,24 @@ impl TestApp {
     pub async fn settle(&self) {
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         while !self.server.as_ref().expect("running").is_settled() {
-            assert!(std::time::Instant::now() < deadline, "the background queue did not settle");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the background queue did not settle"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// Stops the server and opens its store directly, to look at what the API no longer shows.
     pub async fn stop_and_open_store(&mut self) -> seyaha::adapters::embedded::RedbStore {
-        self.server.take().expect("running").stop().await.expect("clean stop");
-        seyaha::adapters::embedded::RedbStore::open(&self.data_dir.path().join("seyaha.redb")).expect("the store opens")
+        self.server
+            .take()
+            .expect("running")
+            .stop()
+            .await
+            .expect("clean stop");
+        seyaha::adapters::embedded::RedbStore::open(&self.data_dir.path().join("seyaha.redb"))
+            .expect("the store opens")
     }
 
     /// Connections the server is serving now.
@@ -156,7 +202,10 @@ impl TestApp {
     }
 
     pub fn open_connections_from(&self, client: std::net::IpAddr) -> usize {
-        self.server.as_ref().expect("running").open_connections_from(client)
+        self.server
+            .as_ref()
+            .expect("running")
+            .open_connections_from(client)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -173,15 +222,31 @@ impl TestApp {
     }
 
     pub fn partner_token(&self, partner_id: &str) -> String {
-        mint_token(&SecretString::from(JWT_SECRET), Role::Partner, partner_id, Duration::from_secs(600))
+        mint_token(
+            &SecretString::from(JWT_SECRET),
+            Role::Partner,
+            partner_id,
+            Duration::from_secs(600),
+        )
     }
 
     pub fn admin_token(&self) -> String {
-        mint_token(&SecretString::from(JWT_SECRET), Role::Admin, "admin", Duration::from_secs(600))
+        mint_token(
+            &SecretString::from(JWT_SECRET),
+            Role::Admin,
+            "admin",
+            Duration::from_secs(600),
+        )
     }
 
     /// Sends a request; `token` becomes `Authorization: Bearer`, `body` is sent as JSON.
-    pub async fn call(&self, method: &str, suffix: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: &str,
+        suffix: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut request = self.http.request(method.parse().unwrap(), self.url(suffix));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -192,7 +257,13 @@ impl TestApp {
         send(request).await
     }
 
-    pub async fn webhook(&self, id: &str, what: &str, secret: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn webhook(
+        &self,
+        id: &str,
+        what: &str,
+        secret: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut request = self.http.post(self.url(&format!("/{id}/{what}")));
         if let Some(secret) = secret {
             request = request.header("x-webhook-secret", secret);
@@ -204,14 +275,34 @@ impl TestApp {
     }
 
     /// Registers an integration for `partner_id` and returns the create response's data.
-    pub async fn register(&self, partner_id: &str, base_url: &str, auth_type: &str, auth_key: &str) -> Value {
+    pub async fn register(
+        &self,
+        partner_id: &str,
+        base_url: &str,
+        auth_type: &str,
+        auth_key: &str,
+    ) -> Value {
         let body = json!({"base_url": base_url, "auth_type": auth_type, "auth_key": auth_key, "handles_ticket_delivery": false});
-        let reply = self.call("POST", "", Some(&self.partner_token(partner_id)), Some(body)).await;
+        let reply = self
+            .call(
+                "POST",
+                "",
+                Some(&self.partner_token(partner_id)),
+                Some(body),
+            )
+            .await;
         reply.expect_success(201).clone()
     }
 
     pub async fn approve(&self, id: &str) -> Value {
-        let reply = self.call("PATCH", &format!("/admin/{id}"), Some(&self.admin_token()), Some(json!({"isApproved": true}))).await;
+        let reply = self
+            .call(
+                "PATCH",
+                &format!("/admin/{id}"),
+                Some(&self.admin_token()),
+                Some(json!({"isApproved": true})),
+            )
+            .await;
         reply.expect_success(200).clone()
     }
 }
@@ -224,13 +315,22 @@ pub async fn send(request: reqwest::RequestBuilder) -> Reply {
     Reply { status, body, text }
 }
 
-async fn start(data_dir: &TempDir, settings: &Settings, clock: Option<&Arc<FakeClock>>) -> RunningServer {
-    let settings = Settings { data_dir: data_dir.path().to_owned(), ..settings.clone() };
+async fn start(
+    data_dir: &TempDir,
+    settings: &Settings,
+    clock: Option<&Arc<FakeClock>>,
+) -> RunningServer {
+    let settings = Settings {
+        data_dir: data_dir.path().to_owned(),
+        ..settings.clone()
+    };
     let mut config = LocalConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), settings);
     if let Some(clock) = clock {
         config.clock = clock.clone();
     }
-    seyaha_local::start(config).await.expect("seyaha-local starts")
+    seyaha_local::start(config)
+        .await
+        .expect("seyaha-local starts")
 }
 
 /// An approved integration registered by a fresh partner.
@@ -247,23 +347,55 @@ impl TestApp {
         let created = self.register(&partner, base_url, "bearer", auth_key).await;
         let id = created["_id"].as_str().unwrap().to_owned();
         self.approve(&id).await;
-        Registered { id, partner, secret: created["webhook_secret"].as_str().unwrap().to_owned() }
+        Registered {
+            id,
+            partner,
+            secret: created["webhook_secret"].as_str().unwrap().to_owned(),
+        }
     }
 
     pub async fn trigger(&self, integration: &Registered) -> Reply {
-        self.webhook(&integration.id, "sync/trigger", Some(&integration.secret), None).await
+        self.webhook(
+            &integration.id,
+            "sync/trigger",
+            Some(&integration.secret),
+            None,
+        )
+        .await
     }
 
     pub async fn notify(&self, integration: &Registered, body: Value) -> Reply {
-        self.webhook(&integration.id, "availability/notify", Some(&integration.secret), Some(body)).await
+        self.webhook(
+            &integration.id,
+            "availability/notify",
+            Some(&integration.secret),
+            Some(body),
+        )
+        .await
     }
 
     pub async fn sync_log(&self, id: &str) -> Value {
-        self.call("GET", &format!("/{id}/sync-log"), Some(&self.admin_token()), None).await.expect_success(200).clone()
+        self.call(
+            "GET",
+            &format!("/{id}/sync-log"),
+            Some(&self.admin_token()),
+            None,
+        )
+        .await
+        .expect_success(200)
+        .clone()
     }
 
     pub async fn catalog(&self, id: &str) -> Value {
-        self.call("GET", &format!("/{id}/catalog"), Some(&self.admin_token()), None).await.expect_success(200).clone()
+        self.call(
+            "GET",
+            &format!("/{id}/catalog"),
+            Some(&self.admin_token()),
+            None,
+        )
+        .await
+        .expect_success(200)
+        .clone()
     }
 
     /// Polls sync-log until `done` holds (background work), for at most 15 seconds.
@@ -274,7 +406,10 @@ impl TestApp {
             if done(&log) {
                 return log;
             }
-            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}; sync-log: {log:#}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; sync-log: {log:#}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -285,14 +420,24 @@ impl TestApp {
 pub async fn wait_until(what: &str, limit: Duration, done: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + limit;
     while !done() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 /// The runs of a sync-log with this trigger.
 pub fn runs_with_trigger<'a>(log: &'a Value, trigger: &str) -> Vec<&'a Value> {
-    log["runs"].as_array().map(|runs| runs.iter().filter(|run| run["trigger"] == trigger).collect()).unwrap_or_default()
+    log["runs"]
+        .as_array()
+        .map(|runs| {
+            runs.iter()
+                .filter(|run| run["trigger"] == trigger)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Active activities of a catalog view, by internalName.
@@ -319,8 +464,13 @@ pub fn stored_record(
     use seyaha::domain::{Integration, IntegrationId, IntegrationRecord, PartnerId, Timestamp};
     let now = Timestamp::from_unix_millis(created_ms);
     let new = bearer_integration("https://octo.example.com", "k");
-    let integration =
-        Integration::new(IntegrationId::generate(now.unix_seconds()), PartnerId::generate(now.unix_seconds()), &new, creator, now);
+    let integration = Integration::new(
+        IntegrationId::generate(now.unix_seconds()),
+        PartnerId::generate(now.unix_seconds()),
+        &new,
+        creator,
+        now,
+    );
     IntegrationRecord {
         integration,
         webhook_secret_digest: secret.digest(),
@@ -350,16 +500,25 @@ pub async fn in_own_process(module: &str, test: &str) -> bool {
     let exe = std::env::current_exe().expect("the test binary");
     let child = path.clone();
     let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(exe).args([child.as_str(), "--exact", "--nocapture", "--test-threads=1"]).env(MARK, &child).output()
+        std::process::Command::new(exe)
+            .args([child.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+            .env(MARK, &child)
+            .output()
     })
     .await
     .expect("the waiting task")
     .expect("the test binary runs again");
-    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
     println!("{stdout}");
     eprintln!("{stderr}");
     assert!(output.status.success(), "{path} failed in its own process");
-    assert!(stdout.contains("test result: ok. 1 passed"), "{path} did not run in its own process");
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "{path} did not run in its own process"
+    );
     false
 }
 

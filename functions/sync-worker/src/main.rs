@@ -51,7 +51,10 @@ async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRespo
 
 /// The invocation's deadline (milliseconds since the epoch) as an instant on this machine.
 fn invocation_end(deadline_ms: u64) -> Instant {
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default();
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
     Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 

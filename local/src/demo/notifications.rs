@@ -29,8 +29,17 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY_BACKOFF: [Duration; 2] = [Duration::from_millis(200), Duration::from_secs(1)];
 /// Headers that frame the request itself: the client derives them from the URL and body, so a
 /// subscription may not set them.
-const FRAMING_HEADERS: [&str; 9] =
-    ["host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade", "proxy-connection"];
+const FRAMING_HEADERS: [&str; 9] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-connection",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NotificationType {
@@ -40,7 +49,11 @@ pub enum NotificationType {
 }
 
 impl NotificationType {
-    pub const ALL: [Self; 3] = [Self::ProductUpdate, Self::AvailabilityUpdate, Self::BookingUpdate];
+    pub const ALL: [Self; 3] = [
+        Self::ProductUpdate,
+        Self::AvailabilityUpdate,
+        Self::BookingUpdate,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -52,7 +65,9 @@ impl NotificationType {
 
     /// Case-insensitive, as platforms accept them (and answer in upper case).
     pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.as_str().eq_ignore_ascii_case(text))
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str().eq_ignore_ascii_case(text))
     }
 }
 
@@ -84,7 +99,11 @@ impl Subscription {
     }
 
     fn json_with<'a>(&'a self, shown: impl Fn(&'a str) -> &'a str) -> Value {
-        let headers: Map<String, Value> = self.headers.iter().map(|(name, value)| (name.clone(), Value::from(shown(value)))).collect();
+        let headers: Map<String, Value> = self
+            .headers
+            .iter()
+            .map(|(name, value)| (name.clone(), Value::from(shown(value))))
+            .collect();
         json!({
             "id": self.id,
             "url": self.url,
@@ -105,7 +124,14 @@ impl fmt::Debug for Subscription {
             .field("id", &self.id)
             .field("url", &display_url(&self.url))
             .field("notification_types", &self.notification_types)
-            .field("header_names", &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field(
+                "header_names",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(name, _)| name)
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -121,18 +147,31 @@ pub struct NewSubscription {
 /// in-review draft's `notification_types` too), `headers` (an object of strings, optional).
 pub fn parse_subscription(body: &Value) -> Result<NewSubscription, DemoError> {
     let bad = |message: &str| DemoError::BadRequest(message.to_owned());
-    let url = body.get("url").and_then(Value::as_str).ok_or_else(|| bad("url is required: an http or https URL"))?;
-    let parsed = reqwest::Url::parse(url).ok().filter(|parsed| matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some());
+    let url = body
+        .get("url")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("url is required: an http or https URL"))?;
+    let parsed = reqwest::Url::parse(url)
+        .ok()
+        .filter(|parsed| matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some());
     if parsed.is_none() || url.len() > MAX_URL_LEN {
         return Err(bad("url must be an http or https URL"));
     }
 
     let types_message = "notificationTypes must be a non-empty array of PRODUCT_UPDATE, AVAILABILITY_UPDATE, BOOKING_UPDATE";
-    let types = body.get("notificationTypes").or_else(|| body.get("notification_types"));
-    let types = types.and_then(Value::as_array).filter(|types| !types.is_empty()).ok_or_else(|| bad(types_message))?;
+    let types = body
+        .get("notificationTypes")
+        .or_else(|| body.get("notification_types"));
+    let types = types
+        .and_then(Value::as_array)
+        .filter(|types| !types.is_empty())
+        .ok_or_else(|| bad(types_message))?;
     let mut notification_types = Vec::new();
     for kind in types {
-        let kind = kind.as_str().and_then(NotificationType::parse).ok_or_else(|| bad(types_message))?;
+        let kind = kind
+            .as_str()
+            .and_then(NotificationType::parse)
+            .ok_or_else(|| bad(types_message))?;
         if !notification_types.contains(&kind) {
             notification_types.push(kind);
         }
@@ -143,24 +182,37 @@ pub fn parse_subscription(body: &Value) -> Result<NewSubscription, DemoError> {
         Some(Value::Object(headers)) => parse_headers(headers)?,
         Some(_) => return Err(bad("headers must be an object of strings")),
     };
-    Ok(NewSubscription { url: url.to_owned(), notification_types, headers })
+    Ok(NewSubscription {
+        url: url.to_owned(),
+        notification_types,
+        headers,
+    })
 }
 
 fn parse_headers(headers: &Map<String, Value>) -> Result<Vec<(String, String)>, DemoError> {
     if headers.len() > MAX_HEADERS {
-        return Err(DemoError::BadRequest(format!("headers may hold at most {MAX_HEADERS} entries")));
+        return Err(DemoError::BadRequest(format!(
+            "headers may hold at most {MAX_HEADERS} entries"
+        )));
     }
     headers
         .iter()
         .map(|(name, value)| {
-            let value = value.as_str().ok_or_else(|| DemoError::BadRequest("headers must be an object of strings".into()))?;
-            let valid_name = HeaderName::from_bytes(name.as_bytes()).is_ok_and(|name| !FRAMING_HEADERS.contains(&name.as_str()));
+            let value = value.as_str().ok_or_else(|| {
+                DemoError::BadRequest("headers must be an object of strings".into())
+            })?;
+            let valid_name = HeaderName::from_bytes(name.as_bytes())
+                .is_ok_and(|name| !FRAMING_HEADERS.contains(&name.as_str()));
             if !valid_name {
-                return Err(DemoError::BadRequest(format!("headers: {name:?} is not a header a subscription may set")));
+                return Err(DemoError::BadRequest(format!(
+                    "headers: {name:?} is not a header a subscription may set"
+                )));
             }
             // The value is not echoed: it may be a secret.
             if HeaderValue::from_str(value).is_err() {
-                return Err(DemoError::BadRequest(format!("headers: the value of {name:?} is not a valid header value")));
+                return Err(DemoError::BadRequest(format!(
+                    "headers: the value of {name:?} is not a valid header value"
+                )));
             }
             Ok((name.clone(), value.to_owned()))
         })
@@ -287,20 +339,26 @@ impl Notifications {
             .no_proxy()
             .build()
             .expect("the HTTP client for deliveries builds");
-        Self { client, state: Mutex::default(), in_flight: AtomicUsize::new(0) }
+        Self {
+            client,
+            state: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records a request to a notifications route and the capabilities it carried.
     pub fn record_request(&self, operation: &'static str, capabilities: Option<&str>) {
         let asked_for_notifications = capabilities.is_some_and(|capabilities| {
-            capabilities
-                .split(',')
-                .map(str::trim)
-                .any(|id| id.eq_ignore_ascii_case("octo/notifications") || id.eq_ignore_ascii_case("notifications"))
+            capabilities.split(',').map(str::trim).any(|id| {
+                id.eq_ignore_ascii_case("octo/notifications")
+                    || id.eq_ignore_ascii_case("notifications")
+            })
         });
         if !asked_for_notifications {
             tracing::info!(
@@ -309,14 +367,24 @@ impl Notifications {
                 "demo supplier: a notifications request without the notifications capability, served anyway"
             );
         }
-        let octo_capabilities = capabilities.map(|capabilities| capabilities.chars().take(200).collect());
-        push_bounded(&mut self.state().requests, NotificationsRequest { operation, octo_capabilities, asked_for_notifications });
+        let octo_capabilities =
+            capabilities.map(|capabilities| capabilities.chars().take(200).collect());
+        push_bounded(
+            &mut self.state().requests,
+            NotificationsRequest {
+                operation,
+                octo_capabilities,
+                asked_for_notifications,
+            },
+        );
     }
 
     pub fn subscribe(&self, new: NewSubscription) -> Result<Subscription, DemoError> {
         let mut state = self.state();
         if state.subscriptions.len() >= MAX_SUBSCRIPTIONS {
-            return Err(DemoError::BadRequest(format!("the demo supplier keeps at most {MAX_SUBSCRIPTIONS} subscriptions")));
+            return Err(DemoError::BadRequest(format!(
+                "the demo supplier keeps at most {MAX_SUBSCRIPTIONS} subscriptions"
+            )));
         }
         state.created += 1;
         let subscription = Subscription {
@@ -326,7 +394,11 @@ impl Notifications {
             headers: new.headers,
         };
         state.subscriptions.push(subscription.clone());
-        let types: Vec<&str> = subscription.notification_types.iter().map(|kind| kind.as_str()).collect();
+        let types: Vec<&str> = subscription
+            .notification_types
+            .iter()
+            .map(|kind| kind.as_str())
+            .collect();
         tracing::info!(subscription_id = %subscription.id, url = %Untrusted(&display_url(&subscription.url)), ?types, "demo supplier: subscription created");
         Ok(subscription)
     }
@@ -336,14 +408,20 @@ impl Notifications {
     }
 
     pub fn subscription(&self, id: &str) -> Option<Subscription> {
-        self.state().subscriptions.iter().find(|subscription| subscription.id == id).cloned()
+        self.state()
+            .subscriptions
+            .iter()
+            .find(|subscription| subscription.id == id)
+            .cloned()
     }
 
     /// Whether there was such a subscription.
     pub fn unsubscribe(&self, id: &str) -> bool {
         let mut state = self.state();
         let before = state.subscriptions.len();
-        state.subscriptions.retain(|subscription| subscription.id != id);
+        state
+            .subscriptions
+            .retain(|subscription| subscription.id != id);
         let removed = state.subscriptions.len() < before;
         if removed {
             tracing::info!(subscription_id = %Untrusted(id), "demo supplier: subscription deleted");
@@ -379,8 +457,11 @@ impl Notifications {
         let (count, body) = (targets.len(), Arc::new(notification.body()));
         for target in targets {
             self.in_flight.fetch_add(1, Ordering::SeqCst);
-            let delivery =
-                Delivery { notifications: Arc::clone(self), notification_type: notification.notification_type, body: Arc::clone(&body) };
+            let delivery = Delivery {
+                notifications: Arc::clone(self),
+                notification_type: notification.notification_type,
+                body: Arc::clone(&body),
+            };
             tokio::spawn(delivery.run(target));
         }
         count
@@ -391,7 +472,10 @@ impl Notifications {
     }
 
     fn is_subscribed(&self, id: &str) -> bool {
-        self.state().subscriptions.iter().any(|subscription| subscription.id == id)
+        self.state()
+            .subscriptions
+            .iter()
+            .any(|subscription| subscription.id == id)
     }
 }
 
@@ -407,11 +491,19 @@ fn target(subscription: &Subscription) -> Option<Target> {
     let url = reqwest::Url::parse(&subscription.url).ok()?;
     let mut headers = HeaderMap::new();
     for (name, value) in &subscription.headers {
-        headers.insert(HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?);
+        headers.insert(
+            HeaderName::from_bytes(name.as_bytes()).ok()?,
+            HeaderValue::from_str(value).ok()?,
+        );
     }
     // Ours wins over a subscriber's: the body is JSON.
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Some(Target { subscription_id: subscription.id.clone(), display_url: display_url(&subscription.url), url, headers })
+    Some(Target {
+        subscription_id: subscription.id.clone(),
+        display_url: display_url(&subscription.url),
+        url,
+        headers,
+    })
 }
 
 /// A URL fit for a log line or a record: no user, password, query or fragment (where
@@ -473,7 +565,12 @@ impl Delivery {
     }
 
     async fn send(&self, target: &Target) -> DeliveryOutcome {
-        let request = self.notifications.client.post(target.url.clone()).headers(target.headers.clone()).body(self.body.to_string());
+        let request = self
+            .notifications
+            .client
+            .post(target.url.clone())
+            .headers(target.headers.clone())
+            .body(self.body.to_string());
         match request.send().await {
             Ok(response) => DeliveryOutcome::Status(response.status().as_u16()),
             Err(error) => DeliveryOutcome::Error(describe(error)),
@@ -481,8 +578,11 @@ impl Delivery {
     }
 
     fn log(&self, target: &Target, attempt: u32, outcome: &DeliveryOutcome) {
-        let (subscription_id, url, notification_type) =
-            (&target.subscription_id, Untrusted(&target.display_url), self.notification_type.as_str());
+        let (subscription_id, url, notification_type) = (
+            &target.subscription_id,
+            Untrusted(&target.display_url),
+            self.notification_type.as_str(),
+        );
         match outcome {
             DeliveryOutcome::Status(status) if outcome.succeeded() => {
                 tracing::info!(%subscription_id, %url, notification_type, attempt, status, "demo supplier: notification delivered")
@@ -516,16 +616,28 @@ mod tests {
 
     #[test]
     fn types_are_read_in_any_case_and_written_in_upper_case() {
-        assert_eq!(NotificationType::parse("product_update"), Some(NotificationType::ProductUpdate));
-        assert_eq!(NotificationType::parse("Availability_Update"), Some(NotificationType::AvailabilityUpdate));
+        assert_eq!(
+            NotificationType::parse("product_update"),
+            Some(NotificationType::ProductUpdate)
+        );
+        assert_eq!(
+            NotificationType::parse("Availability_Update"),
+            Some(NotificationType::AvailabilityUpdate)
+        );
         assert_eq!(NotificationType::parse("PRODUCT"), None);
         assert_eq!(NotificationType::BookingUpdate.as_str(), "BOOKING_UPDATE");
     }
 
     #[test]
     fn displayed_urls_lose_their_credentials() {
-        assert_eq!(display_url("https://user:pass@example.com/hook?token=x#f"), "https://example.com/hook");
-        assert_eq!(display_url("http://127.0.0.1:3000/api/v1/x/octo/events"), "http://127.0.0.1:3000/api/v1/x/octo/events");
+        assert_eq!(
+            display_url("https://user:pass@example.com/hook?token=x#f"),
+            "https://example.com/hook"
+        );
+        assert_eq!(
+            display_url("http://127.0.0.1:3000/api/v1/x/octo/events"),
+            "http://127.0.0.1:3000/api/v1/x/octo/events"
+        );
     }
 
     #[test]
@@ -537,6 +649,9 @@ mod tests {
             headers: vec![("x-webhook-secret".into(), "s3cret-value".into())],
         };
         let debug = format!("{subscription:?}");
-        assert!(debug.contains("x-webhook-secret") && !debug.contains("s3cret-value"), "{debug}");
+        assert!(
+            debug.contains("x-webhook-secret") && !debug.contains("s3cret-value"),
+            "{debug}"
+        );
     }
 }

@@ -42,7 +42,10 @@ fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Running {
     while !banner.contains("curl -s \"$SEYAHA/$ID/catalog\"") {
         assert!(Instant::now() < deadline, "no banner: {banner}");
         let mut line = String::new();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "stdout closed early: {banner}");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "stdout closed early: {banner}"
+        );
         banner.push_str(&line);
     }
     // Drain the rest in the background so the child never blocks on a full pipe.
@@ -51,20 +54,39 @@ fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Running {
         let _ = stdout.read_to_string(&mut rest);
     });
     let value_of = |prefix: &str| {
-        banner.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("{prefix} in {banner}")).trim().to_owned()
+        banner
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("{prefix} in {banner}"))
+            .trim()
+            .to_owned()
     };
     let base = value_of("Seyaha partner integrations is running on ");
-    Running { child, partner_token: value_of("export PARTNER_TOKEN="), admin_token: value_of("export ADMIN_TOKEN="), base, stdout: banner }
+    Running {
+        child,
+        partner_token: value_of("export PARTNER_TOKEN="),
+        admin_token: value_of("export ADMIN_TOKEN="),
+        base,
+        stdout: banner,
+    }
 }
 
 fn stderr_of(mut child: Child) -> String {
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     stderr
 }
 
 fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -79,7 +101,12 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
-async fn call(method: reqwest::Method, url: String, token: &str, body: Option<Value>) -> (u16, Value, String) {
+async fn call(
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value, String) {
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let mut request = client.request(method, url).bearer_auth(token);
     if let Some(body) = body {
@@ -88,7 +115,11 @@ async fn call(method: reqwest::Method, url: String, token: &str, body: Option<Va
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null), text)
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+    )
 }
 
 #[tokio::test]
@@ -96,21 +127,54 @@ async fn quickstart_flow_restart_crash_and_no_secrets_in_logs() {
     let dir = tempfile::tempdir().unwrap();
     let first = start(dir.path());
     let api = format!("{}/api/v1/partner-integrations", first.base);
-    assert!(first.stdout.contains(&format!("{}/demo/octo", first.base)), "banner names the demo supplier");
+    assert!(
+        first.stdout.contains(&format!("{}/demo/octo", first.base)),
+        "banner names the demo supplier"
+    );
 
     // The quickstart: register against the demo supplier, admin approves, test the connection.
     let auth_key = "demo-octo-key";
     let body = json!({"base_url": format!("{}/demo/octo", first.base), "auth_type": "bearer", "auth_key": auth_key, "handles_ticket_delivery": false});
-    let (status, created, create_text) = call(reqwest::Method::POST, api.clone(), &first.partner_token, Some(body)).await;
+    let (status, created, create_text) = call(
+        reqwest::Method::POST,
+        api.clone(),
+        &first.partner_token,
+        Some(body),
+    )
+    .await;
     assert_eq!(status, 201, "{create_text}");
     let id = created["data"]["_id"].as_str().unwrap().to_owned();
-    let webhook_secret = created["data"]["webhook_secret"].as_str().unwrap().to_owned();
-    let (status, _, _) =
-        call(reqwest::Method::PATCH, format!("{api}/admin/{id}"), &first.admin_token, Some(json!({"isApproved": true}))).await;
+    let webhook_secret = created["data"]["webhook_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _, _) = call(
+        reqwest::Method::PATCH,
+        format!("{api}/admin/{id}"),
+        &first.admin_token,
+        Some(json!({"isApproved": true})),
+    )
+    .await;
     assert_eq!(status, 200);
-    let (status, test, text) = call(reqwest::Method::POST, format!("{api}/me/test-connection"), &first.partner_token, None).await;
-    assert_eq!((status, test["data"]["ok"].clone()), (200, json!(true)), "{text}");
-    let (_, me_before, me_text) = call(reqwest::Method::GET, format!("{api}/me"), &first.partner_token, None).await;
+    let (status, test, text) = call(
+        reqwest::Method::POST,
+        format!("{api}/me/test-connection"),
+        &first.partner_token,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, test["data"]["ok"].clone()),
+        (200, json!(true)),
+        "{text}"
+    );
+    let (_, me_before, me_text) = call(
+        reqwest::Method::GET,
+        format!("{api}/me"),
+        &first.partner_token,
+        None,
+    )
+    .await;
 
     // SIGTERM: a graceful, successful exit.
     let mut first_child = first.child;
@@ -121,7 +185,13 @@ async fn quickstart_flow_restart_crash_and_no_secrets_in_logs() {
     // Restart on the same data dir: same partner, same JWT secret, same data.
     let second = start(dir.path());
     let api = format!("{}/api/v1/partner-integrations", second.base);
-    let (status, mut me_after, _) = call(reqwest::Method::GET, format!("{api}/me"), &second.partner_token, None).await;
+    let (status, mut me_after, _) = call(
+        reqwest::Method::GET,
+        format!("{api}/me"),
+        &second.partner_token,
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     // A restart renews the push subscription, which here cannot work: the base_url points at
     // the first instance's demo supplier, on a port that is gone. Everything else is kept.
@@ -130,12 +200,26 @@ async fn quickstart_flow_restart_crash_and_no_secrets_in_logs() {
         me["data"].as_object_mut().unwrap().remove("notifications");
     }
     assert_eq!(me_after, me_before, "data survives a restart");
-    let (status, _, _) = call(reqwest::Method::GET, format!("{api}/me"), &first.partner_token, None).await;
-    assert_eq!(status, 200, "the generated JWT secret is reused, so old tokens stay valid");
+    let (status, _, _) = call(
+        reqwest::Method::GET,
+        format!("{api}/me"),
+        &first.partner_token,
+        None,
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "the generated JWT secret is reused, so old tokens stay valid"
+    );
 
     // A crash (SIGKILL) loses nothing that was acknowledged.
-    let (status, _, _) =
-        call(reqwest::Method::PATCH, format!("{api}/me"), &second.partner_token, Some(json!({"handles_ticket_delivery": true}))).await;
+    let (status, _, _) = call(
+        reqwest::Method::PATCH,
+        format!("{api}/me"),
+        &second.partner_token,
+        Some(json!({"handles_ticket_delivery": true})),
+    )
+    .await;
     assert_eq!(status, 200);
     let mut second_child = second.child;
     signal(&second_child, "KILL");
@@ -144,20 +228,47 @@ async fn quickstart_flow_restart_crash_and_no_secrets_in_logs() {
 
     let third = start(dir.path());
     let api = format!("{}/api/v1/partner-integrations", third.base);
-    let (status, me, _) = call(reqwest::Method::GET, format!("{api}/me"), &third.partner_token, None).await;
-    assert_eq!((status, me["data"]["handles_ticket_delivery"].clone()), (200, json!(true)));
+    let (status, me, _) = call(
+        reqwest::Method::GET,
+        format!("{api}/me"),
+        &third.partner_token,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, me["data"]["handles_ticket_delivery"].clone()),
+        (200, json!(true))
+    );
 
     // The demo supplier delivers a notification to Seyaha with the webhook secret in a header
     // (logged at debug on both sides: the secret must not be).
     let demo = format!("{}/demo/octo", third.base);
     let subscription = json!({"url": format!("{api}/{id}/octo/events"), "notificationTypes": ["PRODUCT_UPDATE"], "headers": {"x-webhook-secret": webhook_secret}});
-    let (status, _, text) = call(reqwest::Method::POST, format!("{demo}/notifications/subscriptions"), auth_key, Some(subscription)).await;
+    let (status, _, text) = call(
+        reqwest::Method::POST,
+        format!("{demo}/notifications/subscriptions"),
+        auth_key,
+        Some(subscription),
+    )
+    .await;
     assert_eq!(status, 201, "{text}");
-    let (status, _, _) = call(reqwest::Method::POST, format!("{demo}/_simulate/product-change"), "", Some(json!({}))).await;
+    let (status, _, _) = call(
+        reqwest::Method::POST,
+        format!("{demo}/_simulate/product-change"),
+        "",
+        Some(json!({})),
+    )
+    .await;
     assert_eq!(status, 202);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let (_, recorded, _) = call(reqwest::Method::GET, format!("{demo}/_simulate/recorded"), "", None).await;
+        let (_, recorded, _) = call(
+            reqwest::Method::GET,
+            format!("{demo}/_simulate/recorded"),
+            "",
+            None,
+        )
+        .await;
         if recorded["deliveries"][0]["status"] == 202 {
             break;
         }
@@ -174,9 +285,22 @@ async fn quickstart_flow_restart_crash_and_no_secrets_in_logs() {
         .unwrap();
     assert!(output.status.success());
     let admin_token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
-    let (status, list, _) = call(reqwest::Method::GET, format!("{api}/admin"), &admin_token, None).await;
-    assert_eq!((status, list["pagination"]["totalCount"].clone()), (200, json!(1)));
-    let bad = Command::new(BIN).args(["token", "--role", "partner", "--sub", "nope", "--data-dir"]).arg(dir.path()).output().unwrap();
+    let (status, list, _) = call(
+        reqwest::Method::GET,
+        format!("{api}/admin"),
+        &admin_token,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, list["pagination"]["totalCount"].clone()),
+        (200, json!(1))
+    );
+    let bad = Command::new(BIN)
+        .args(["token", "--role", "partner", "--sub", "nope", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 
     let mut third_child = third.child;
@@ -186,7 +310,10 @@ async fn quickstart_flow_restart_crash_and_no_secrets_in_logs() {
 
     // Nothing secret in any log line (debug level) or in the /me response.
     let jwt_secret = std::fs::read_to_string(dir.path().join("jwt-secret")).unwrap();
-    assert!(logs.contains("integration created"), "logs were captured: {logs}");
+    assert!(
+        logs.contains("integration created"),
+        "logs were captured: {logs}"
+    );
     for (name, secret) in [
         ("auth_key", auth_key),
         ("webhook secret", webhook_secret.as_str()),
@@ -198,7 +325,9 @@ async fn quickstart_flow_restart_crash_and_no_secrets_in_logs() {
     }
     assert!(!me_text.contains(auth_key) && !me_text.contains(&webhook_secret));
     let key_file = dir.path().join("secrets").join(format!("{id}.auth_key"));
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(key_file).unwrap().permissions()) & 0o777;
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(key_file).unwrap().permissions(),
+    ) & 0o777;
     assert_eq!(mode, 0o600);
 }
 
@@ -209,26 +338,54 @@ async fn quickstart_flow_restart_crash_and_no_secrets_in_logs() {
 fn the_printed_quickstart_can_be_pasted_twice() {
     let dir = tempfile::tempdir().unwrap();
     let mut running = start(dir.path());
-    let (_, script) = running.stdout.split_once("Quickstart (paste into a shell").expect("the banner prints the quickstart");
+    let (_, script) = running
+        .stdout
+        .split_once("Quickstart (paste into a shell")
+        .expect("the banner prints the quickstart");
     let script = script.split_once('\n').unwrap().1;
     let path = dir.path().join("quickstart.sh");
     std::fs::write(&path, script).unwrap();
 
     let mut outputs = Vec::new();
     for paste in 1..=2 {
-        let output = Command::new("bash").arg(&path).env("NO_PROXY", "*").output().unwrap();
+        let output = Command::new("bash")
+            .arg(&path)
+            .env("NO_PROXY", "*")
+            .output()
+            .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(output.status.success(), "paste {paste}: {}", String::from_utf8_lossy(&output.stderr));
-        assert!(!stdout.contains("\"success\":0"), "paste {paste} got an error answer:\n{stdout}");
+        assert!(
+            output.status.success(),
+            "paste {paste}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            !stdout.contains("\"success\":0"),
+            "paste {paste} got an error answer:\n{stdout}"
+        );
         // Registration (first paste only), /me twice, the approval, the test, the trigger, the
         // notify, health, sync-log, catalog: each a success envelope.
         let expected = if paste == 1 { 10 } else { 9 };
-        assert_eq!(stdout.matches("{\"success\":1").count(), expected, "paste {paste}:\n{stdout}");
+        assert_eq!(
+            stdout.matches("{\"success\":1").count(),
+            expected,
+            "paste {paste}:\n{stdout}"
+        );
         outputs.push(stdout);
     }
     let id = outputs[0].split_once("\"_id\":\"").unwrap().1[..24].to_owned();
-    assert!(outputs[1].contains(&format!("Already registered: {id}; rotating its webhook secret")), "{}", outputs[1]);
-    assert!(outputs[1].contains("{\"success\":1,\"data\":{\"updated\":true}}"), "the notify took the rotated secret: {}", outputs[1]);
+    assert!(
+        outputs[1].contains(&format!(
+            "Already registered: {id}; rotating its webhook secret"
+        )),
+        "{}",
+        outputs[1]
+    );
+    assert!(
+        outputs[1].contains("{\"success\":1,\"data\":{\"updated\":true}}"),
+        "the notify took the rotated secret: {}",
+        outputs[1]
+    );
     signal(&running.child, "TERM");
     assert!(wait_exit(&mut running.child).success());
 }
@@ -258,22 +415,44 @@ fn the_data_dir_and_its_files_are_owner_only() {
     std::fs::create_dir(&open).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(open.join("seyaha.redb"), b"").unwrap();
-    std::fs::set_permissions(open.join("seyaha.redb"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(
+        open.join("seyaha.redb"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     let mut running = start(&open);
     signal(&running.child, "TERM");
     wait_exit(&mut running.child);
     let logs = stderr_of(running.child);
-    assert_eq!(mode_of(&open.join("seyaha.redb")), 0o600, "an existing store file is tightened");
-    assert_eq!(mode_of(&open), 0o755, "an existing data dir is the operator's: left as it is");
-    assert!(logs.contains("the data dir is open to other users"), "{logs}");
-    assert!(logs.contains("the store file was readable by others"), "{logs}");
+    assert_eq!(
+        mode_of(&open.join("seyaha.redb")),
+        0o600,
+        "an existing store file is tightened"
+    );
+    assert_eq!(
+        mode_of(&open),
+        0o755,
+        "an existing data dir is the operator's: left as it is"
+    );
+    assert!(
+        logs.contains("the data dir is open to other users"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("the store file was readable by others"),
+        "{logs}"
+    );
 }
 
 #[test]
 fn a_second_instance_on_the_same_data_dir_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let mut first = start(dir.path());
-    let second = Command::new(BIN).args(["--port", "0", "--data-dir"]).arg(dir.path()).output().unwrap();
+    let second = Command::new(BIN)
+        .args(["--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains("is another seyaha-local using"), "{stderr}");
@@ -286,7 +465,13 @@ fn a_second_instance_on_the_same_data_dir_fails_clearly() {
 #[test]
 fn with_a_public_key_token_refuses_and_a_bad_key_fails_start_up() {
     let dir = tempfile::tempdir().unwrap();
-    let fixture = |name: &str| std::fs::read_to_string(format!("{}/../tests/fixtures/jwt/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let fixture = |name: &str| {
+        std::fs::read_to_string(format!(
+            "{}/../tests/fixtures/jwt/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
     let token = Command::new(BIN)
         .args(["token", "--role", "admin", "--data-dir"])
         .arg(dir.path())
@@ -295,7 +480,10 @@ fn with_a_public_key_token_refuses_and_a_bad_key_fails_start_up() {
         .unwrap();
     assert_eq!(token.status.code(), Some(2));
     assert!(token.stdout.is_empty());
-    assert!(String::from_utf8_lossy(&token.stderr).contains("SEYAHA_JWT_PUBLIC_KEY is set"), "{token:?}");
+    assert!(
+        String::from_utf8_lossy(&token.stderr).contains("SEYAHA_JWT_PUBLIC_KEY is set"),
+        "{token:?}"
+    );
     let private = Command::new(BIN)
         .args(["--port", "0", "--data-dir"])
         .arg(dir.path())
@@ -304,7 +492,10 @@ fn with_a_public_key_token_refuses_and_a_bad_key_fails_start_up() {
         .unwrap();
     assert_eq!(private.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&private.stderr);
-    assert!(stderr.contains("SEYAHA_JWT_PUBLIC_KEY") && stderr.contains("private key"), "{stderr}");
+    assert!(
+        stderr.contains("SEYAHA_JWT_PUBLIC_KEY") && stderr.contains("private key"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("BEGIN"), "the key is not echoed: {stderr}");
 }
 
@@ -324,7 +515,9 @@ fn stalling_supplier() -> (String, std::sync::mpsc::Receiver<()>) {
             let mut request = [0u8; 4096];
             let read = std::io::Read::read(&mut stream, &mut request).unwrap_or(0);
             if !request[..read].starts_with(b"GET /octo/products ") {
-                let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
                 continue;
             }
             products_calls += 1;
@@ -334,8 +527,10 @@ fn stalling_supplier() -> (String, std::sync::mpsc::Receiver<()>) {
                 continue;
             }
             let body = seyaha_local::demo::catalog().to_string();
-            let head =
-                format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
             let _ = stream.write_all(head.as_bytes());
             let _ = stream.write_all(body.as_bytes());
         }
@@ -346,29 +541,60 @@ fn stalling_supplier() -> (String, std::sync::mpsc::Receiver<()>) {
 #[tokio::test]
 async fn a_sync_killed_midway_is_finished_after_a_restart_without_a_new_trigger() {
     let dir = tempfile::tempdir().unwrap();
-    let env = [("SEYAHA_SYNC_LEASE_SECS", "2"), ("SEYAHA_OCTO_TIMEOUT_SECS", "30")];
+    let env = [
+        ("SEYAHA_SYNC_LEASE_SECS", "2"),
+        ("SEYAHA_OCTO_TIMEOUT_SECS", "30"),
+    ];
     let (supplier, first_request) = stalling_supplier();
     let first = start_with(dir.path(), &env);
     let api = format!("{}/api/v1/partner-integrations", first.base);
     let body = json!({"base_url": supplier, "auth_type": "api_key", "auth_key": "k", "handles_ticket_delivery": false});
-    let (_, created, _) = call(reqwest::Method::POST, api.clone(), &first.partner_token, Some(body)).await;
+    let (_, created, _) = call(
+        reqwest::Method::POST,
+        api.clone(),
+        &first.partner_token,
+        Some(body),
+    )
+    .await;
     let id = created["data"]["_id"].as_str().unwrap().to_owned();
-    let secret = created["data"]["webhook_secret"].as_str().unwrap().to_owned();
-    call(reqwest::Method::PATCH, format!("{api}/admin/{id}"), &first.admin_token, Some(json!({"isApproved": true}))).await;
+    let secret = created["data"]["webhook_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        reqwest::Method::PATCH,
+        format!("{api}/admin/{id}"),
+        &first.admin_token,
+        Some(json!({"isApproved": true})),
+    )
+    .await;
 
     // The trigger hangs on the supplier; kill seyaha-local mid-sync.
     let trigger_url = format!("{api}/{id}/sync/trigger");
     let hung = tokio::spawn({
         let (url, secret) = (trigger_url.clone(), secret.clone());
-        async move { reqwest::Client::new().post(url).header("x-webhook-secret", secret).send().await }
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("x-webhook-secret", secret)
+                .send()
+                .await
+        }
     });
-    tokio::task::spawn_blocking(move || first_request.recv_timeout(Duration::from_secs(10)).expect("the sync reached the supplier"))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        first_request
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the sync reached the supplier")
+    })
+    .await
+    .unwrap();
     let mut first_child = first.child;
     signal(&first_child, "KILL");
     wait_exit(&mut first_child);
-    assert!(hung.await.unwrap().is_err(), "the killed server never answered");
+    assert!(
+        hung.await.unwrap().is_err(),
+        "the killed server never answered"
+    );
 
     // After the restart nothing else is sent: the dead sync's request survived in the store,
     // and seyaha-local resumes it once the dead run's lease has expired.
@@ -376,8 +602,20 @@ async fn a_sync_killed_midway_is_finished_after_a_restart_without_a_new_trigger(
     let api = format!("{}/api/v1/partner-integrations", second.base);
     let deadline = Instant::now() + Duration::from_secs(15);
     let log = loop {
-        let (_, log, _) = call(reqwest::Method::GET, format!("{api}/{id}/sync-log"), &second.admin_token, None).await;
-        if log["data"]["sync"]["status"] == "idle" && log["data"]["runs"].as_array().unwrap().iter().any(|r| r["outcome"] == "synced") {
+        let (_, log, _) = call(
+            reqwest::Method::GET,
+            format!("{api}/{id}/sync-log"),
+            &second.admin_token,
+            None,
+        )
+        .await;
+        if log["data"]["sync"]["status"] == "idle"
+            && log["data"]["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["outcome"] == "synced")
+        {
             break log;
         }
         assert!(Instant::now() < deadline, "no recovery: {log}");
@@ -386,9 +624,18 @@ async fn a_sync_killed_midway_is_finished_after_a_restart_without_a_new_trigger(
     assert!(log["data"]["sync"]["last_sync_hash"].is_string());
 
     // A consistent catalog: every demo product once, all active.
-    let (_, catalog, _) = call(reqwest::Method::GET, format!("{api}/{id}/catalog"), &second.admin_token, None).await;
+    let (_, catalog, _) = call(
+        reqwest::Method::GET,
+        format!("{api}/{id}/catalog"),
+        &second.admin_token,
+        None,
+    )
+    .await;
     let activities = catalog["data"]["activities"].as_array().unwrap();
-    assert_eq!(activities.len(), seyaha_local::demo::catalog().as_array().unwrap().len());
+    assert_eq!(
+        activities.len(),
+        seyaha_local::demo::catalog().as_array().unwrap().len()
+    );
     assert!(activities.iter().all(|a| a["isActive"] == true));
 
     let mut second_child = second.child;
@@ -405,22 +652,47 @@ async fn partner_strings_cannot_forge_or_flood_log_lines() {
     let running = start(dir.path());
     let api = format!("{}/api/v1/partner-integrations", running.base);
     let body = json!({"base_url": format!("{}/demo/octo", running.base), "auth_type": "bearer", "auth_key": "demo-octo-key", "handles_ticket_delivery": false});
-    let (status, created, text) = call(reqwest::Method::POST, api.clone(), &running.partner_token, Some(body)).await;
+    let (status, created, text) = call(
+        reqwest::Method::POST,
+        api.clone(),
+        &running.partner_token,
+        Some(body),
+    )
+    .await;
     assert_eq!(status, 201, "{text}");
     let id = created["data"]["_id"].as_str().unwrap().to_owned();
-    let secret = created["data"]["webhook_secret"].as_str().unwrap().to_owned();
-    let (status, _, _) =
-        call(reqwest::Method::PATCH, format!("{api}/admin/{id}"), &running.admin_token, Some(json!({"isApproved": true}))).await;
+    let secret = created["data"]["webhook_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _, _) = call(
+        reqwest::Method::PATCH,
+        format!("{api}/admin/{id}"),
+        &running.admin_token,
+        Some(json!({"isApproved": true})),
+    )
+    .await;
     assert_eq!(status, 200);
 
     let forged = "2026-01-01T00:00:00.000000Z ERROR seyaha: forged";
     let long = "A".repeat(256);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    for (product, option) in [(format!("nope\n{forged}"), format!("opt\r\n{forged}\u{1b}[31m")), (long.clone(), long.clone())] {
+    for (product, option) in [
+        (
+            format!("nope\n{forged}"),
+            format!("opt\r\n{forged}\u{1b}[31m"),
+        ),
+        (long.clone(), long.clone()),
+    ] {
         let notify = json!({"productId": product, "optionId": option, "availabilityId": "slot-1",
                             "localDateTimeStart": "2030-07-15T10:00:00+04:00", "status": "AVAILABLE", "vacancies": 1, "capacity": 1});
-        let response =
-            client.post(format!("{api}/{id}/availability/notify")).header("x-webhook-secret", &secret).json(&notify).send().await.unwrap();
+        let response = client
+            .post(format!("{api}/{id}/availability/notify"))
+            .header("x-webhook-secret", &secret)
+            .json(&notify)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     }
 
@@ -428,10 +700,22 @@ async fn partner_strings_cannot_forge_or_flood_log_lines() {
     signal(&child, "TERM");
     assert!(wait_exit(&mut child).success());
     let logs = stderr_of(child);
-    assert!(logs.contains("notify for an unknown product"), "the notifies were logged: {logs}");
+    assert!(
+        logs.contains("notify for an unknown product"),
+        "the notifies were logged: {logs}"
+    );
     for line in logs.lines() {
-        assert!(!line.contains("ERROR seyaha: forged") || line.contains("fallback sync"), "a forged line: {line:?}");
-        assert!(!line.contains('\u{1b}'), "an escape sequence reached the log: {line:?}");
-        assert!(!line.contains(&"A".repeat(201)), "more than 200 characters of a partner string: {line:?}");
+        assert!(
+            !line.contains("ERROR seyaha: forged") || line.contains("fallback sync"),
+            "a forged line: {line:?}"
+        );
+        assert!(
+            !line.contains('\u{1b}'),
+            "an escape sequence reached the log: {line:?}"
+        );
+        assert!(
+            !line.contains(&"A".repeat(201)),
+            "more than 200 characters of a partner string: {line:?}"
+        );
     }
 }

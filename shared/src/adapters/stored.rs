@@ -8,10 +8,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Activity, AuthType, AvailabilityPull, BaseUrl, CatalogUsage, Channel, ContentHash, ExternalSync, Health, HealthStatus, Integration,
-    IntegrationId, IntegrationRecord, Lease, LocalDateTime, NotificationMode, Notifications, PartnerId, PreviousWebhookSecret, Price,
-    Rejection, RunId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncControl, SyncCounts, SyncRun, SyncState, SyncStatus, Timestamp,
-    UnitPrice, Variation, VariationPricing, VariationSync, WebhookSecretDigest,
+    Activity, AuthType, AvailabilityPull, BaseUrl, CatalogUsage, Channel, ContentHash,
+    ExternalSync, Health, HealthStatus, Integration, IntegrationId, IntegrationRecord, Lease,
+    LocalDateTime, NotificationMode, Notifications, PartnerId, PreviousWebhookSecret, Price,
+    Rejection, RunId, RunOutcome, RunTrigger, Slot, SlotStatus, SyncControl, SyncCounts, SyncRun,
+    SyncState, SyncStatus, Timestamp, UnitPrice, Variation, VariationPricing, VariationSync,
+    WebhookSecretDigest,
 };
 use crate::ports::{Cursor, FanOutPage, JobWork, Lane, StoreError, SyncJob};
 
@@ -130,7 +132,9 @@ pub struct StoredNotifications {
 
 impl StoredNotifications {
     fn is_unset(&self) -> bool {
-        matches!(self.mode, StoredNotificationMode::None) && self.subscription_ids.is_empty() && self.subscribed_at.is_none()
+        matches!(self.mode, StoredNotificationMode::None)
+            && self.subscription_ids.is_empty()
+            && self.subscribed_at.is_none()
     }
 }
 
@@ -223,9 +227,12 @@ impl From<&IntegrationRecord> for StoredIntegration {
             created_at: i.created_at,
             updated_at: i.updated_at,
             webhook_secret_digest: record.webhook_secret_digest.to_hex(),
-            previous_webhook_secret: record
-                .previous_webhook_secret
-                .map(|previous| StoredPreviousSecret { digest: previous.digest.to_hex(), valid_until: previous.valid_until }),
+            previous_webhook_secret: record.previous_webhook_secret.map(|previous| {
+                StoredPreviousSecret {
+                    digest: previous.digest.to_hex(),
+                    valid_until: previous.valid_until,
+                }
+            }),
             delivery_secret_digest: record.delivery_secret_digest.map(|digest| digest.to_hex()),
             credential_version: record.credential_version,
             notifications: StoredNotifications {
@@ -246,7 +253,10 @@ impl From<&IntegrationRecord> for StoredIntegration {
                 fan_out: control.fan_out,
                 deferred_until: control.deferred_until,
                 pulls_requested_at: control.pulls_requested_at,
-                catalog_usage: control.catalog_usage.map(|usage| StoredCatalogUsage { activities: usage.activities, bytes: usage.bytes }),
+                catalog_usage: control.catalog_usage.map(|usage| StoredCatalogUsage {
+                    activities: usage.activities,
+                    bytes: usage.bytes,
+                }),
             },
             version: record.version,
         }
@@ -257,12 +267,15 @@ impl TryFrom<StoredIntegration> for IntegrationRecord {
     type Error = StoreError;
 
     fn try_from(stored: StoredIntegration) -> Result<Self, StoreError> {
-        let corrupt =
-            |what: &str, e: hex::FromHexError| StoreError::unavailable(format!("corrupt {what} of integration {}: {e}", stored.id));
-        let digest = WebhookSecretDigest::from_hex(&stored.webhook_secret_digest).map_err(|e| corrupt("webhook secret digest", e))?;
+        let corrupt = |what: &str, e: hex::FromHexError| {
+            StoreError::unavailable(format!("corrupt {what} of integration {}: {e}", stored.id))
+        };
+        let digest = WebhookSecretDigest::from_hex(&stored.webhook_secret_digest)
+            .map_err(|e| corrupt("webhook secret digest", e))?;
         let previous_webhook_secret = match &stored.previous_webhook_secret {
             Some(previous) => Some(PreviousWebhookSecret {
-                digest: WebhookSecretDigest::from_hex(&previous.digest).map_err(|e| corrupt("previous webhook secret digest", e))?,
+                digest: WebhookSecretDigest::from_hex(&previous.digest)
+                    .map_err(|e| corrupt("previous webhook secret digest", e))?,
                 valid_until: previous.valid_until,
             }),
             None => None,
@@ -300,7 +313,10 @@ impl TryFrom<StoredIntegration> for IntegrationRecord {
             updated_at: stored.updated_at,
         };
         let delivery_secret_digest = match &stored.delivery_secret_digest {
-            Some(hex) => Some(WebhookSecretDigest::from_hex(hex).map_err(|e| corrupt("delivery secret digest", e))?),
+            Some(hex) => Some(
+                WebhookSecretDigest::from_hex(hex)
+                    .map_err(|e| corrupt("delivery secret digest", e))?,
+            ),
             None => None,
         };
         let control = stored.sync_control;
@@ -311,13 +327,20 @@ impl TryFrom<StoredIntegration> for IntegrationRecord {
             delivery_secret_digest,
             credential_version: stored.credential_version,
             sync_control: SyncControl {
-                lease: control.lease.map(|lease| Lease { run_id: lease.run_id, expires_at: lease.expires_at, covers: lease.covers }),
+                lease: control.lease.map(|lease| Lease {
+                    run_id: lease.run_id,
+                    expires_at: lease.expires_at,
+                    covers: lease.covers,
+                }),
                 requested_at: control.requested_at,
                 force_full_sync: control.force_full_sync,
                 fan_out: control.fan_out,
                 deferred_until: control.deferred_until,
                 pulls_requested_at: control.pulls_requested_at,
-                catalog_usage: control.catalog_usage.map(|usage| CatalogUsage { activities: usage.activities, bytes: usage.bytes }),
+                catalog_usage: control.catalog_usage.map(|usage| CatalogUsage {
+                    activities: usage.activities,
+                    bytes: usage.bytes,
+                }),
             },
             version: stored.version,
         })
@@ -378,13 +401,21 @@ pub struct StoredPrice {
 
 impl From<&Price> for StoredPrice {
     fn from(price: &Price) -> Self {
-        Self { retail: price.retail, currency: price.currency.clone(), currency_precision: price.currency_precision }
+        Self {
+            retail: price.retail,
+            currency: price.currency.clone(),
+            currency_precision: price.currency_precision,
+        }
     }
 }
 
 impl From<StoredPrice> for Price {
     fn from(price: StoredPrice) -> Self {
-        Self { retail: price.retail, currency: price.currency, currency_precision: price.currency_precision }
+        Self {
+            retail: price.retail,
+            currency: price.currency,
+            currency_precision: price.currency_precision,
+        }
     }
 }
 
@@ -393,13 +424,17 @@ impl From<&Activity> for StoredActivity {
         Self {
             internal_name: activity.internal_name.clone(),
             activity_title: activity.activity_title.clone(),
-            external_sync: StoredExternalSync { external_id: activity.external_sync.external_id.clone() },
+            external_sync: StoredExternalSync {
+                external_id: activity.external_sync.external_id.clone(),
+            },
             variations: activity
                 .variations
                 .iter()
                 .map(|variation| StoredVariation {
                     title: variation.title.clone(),
-                    external_sync: StoredVariationSync { external_option_id: variation.external_sync.external_option_id.clone() },
+                    external_sync: StoredVariationSync {
+                        external_option_id: variation.external_sync.external_option_id.clone(),
+                    },
                     pricing: StoredPricing {
                         units: variation
                             .pricing
@@ -411,7 +446,11 @@ impl From<&Activity> for StoredActivity {
                                 price: unit.price.as_ref().map(StoredPrice::from),
                             })
                             .collect(),
-                        per_booking: variation.pricing.per_booking.as_ref().map(StoredPrice::from),
+                        per_booking: variation
+                            .pricing
+                            .per_booking
+                            .as_ref()
+                            .map(StoredPrice::from),
                     },
                 })
                 .collect(),
@@ -427,19 +466,27 @@ impl From<StoredActivity> for Activity {
         Self {
             internal_name: stored.internal_name,
             activity_title: stored.activity_title,
-            external_sync: ExternalSync { external_id: stored.external_sync.external_id },
+            external_sync: ExternalSync {
+                external_id: stored.external_sync.external_id,
+            },
             variations: stored
                 .variations
                 .into_iter()
                 .map(|variation| Variation {
                     title: variation.title,
-                    external_sync: VariationSync { external_option_id: variation.external_sync.external_option_id },
+                    external_sync: VariationSync {
+                        external_option_id: variation.external_sync.external_option_id,
+                    },
                     pricing: VariationPricing {
                         units: variation
                             .pricing
                             .units
                             .into_iter()
-                            .map(|unit| UnitPrice { unit_type: unit.unit_type, label: unit.label, price: unit.price.map(Price::from) })
+                            .map(|unit| UnitPrice {
+                                unit_type: unit.unit_type,
+                                label: unit.label,
+                                price: unit.price.map(Price::from),
+                            })
                             .collect(),
                         per_booking: variation.pricing.per_booking.map(Price::from),
                     },
@@ -593,7 +640,12 @@ impl From<StoredRun> for SyncRun {
             rejections: stored
                 .rejections
                 .into_iter()
-                .map(|r| Rejection { index: r.index, product_id: r.product_id, internal_name: r.internal_name, reason: r.reason })
+                .map(|r| Rejection {
+                    index: r.index,
+                    product_id: r.product_id,
+                    internal_name: r.internal_name,
+                    reason: r.reason,
+                })
                 .collect(),
             expires_at: stored.expires_at,
         }
@@ -714,7 +766,8 @@ mod local_date {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<time::Date, D::Error> {
         let text = String::deserialize(deserializer)?;
-        crate::domain::parse_local_date(&text).ok_or_else(|| serde::de::Error::custom("a date like 2026-07-15"))
+        crate::domain::parse_local_date(&text)
+            .ok_or_else(|| serde::de::Error::custom("a date like 2026-07-15"))
     }
 }
 
@@ -722,7 +775,9 @@ impl From<&SyncJob> for JobMessage {
     fn from(job: &SyncJob) -> Self {
         let work = match &job.work {
             JobWork::Catalog => None,
-            JobWork::Product { product_id } => Some(StoredWork::Product { product_id: product_id.clone() }),
+            JobWork::Product { product_id } => Some(StoredWork::Product {
+                product_id: product_id.clone(),
+            }),
             JobWork::Availability(pull) => Some(StoredWork::Availability {
                 product_id: pull.product_id.clone(),
                 option_id: pull.option_id.clone(),
@@ -744,7 +799,13 @@ impl From<&SyncJob> for JobMessage {
             }),
         };
         let lane = (job.lane != Lane::RealTime).then_some(job.lane.into());
-        Self { integration_id: job.integration_id, trigger: job.trigger.into(), work, lane, not_before: job.not_before }
+        Self {
+            integration_id: job.integration_id,
+            trigger: job.trigger.into(),
+            work,
+            lane,
+            not_before: job.not_before,
+        }
     }
 }
 
@@ -755,15 +816,34 @@ impl TryFrom<JobMessage> for SyncJob {
         let work = match message.work {
             None => JobWork::Catalog,
             Some(StoredWork::Product { product_id }) => JobWork::Product { product_id },
-            Some(StoredWork::Availability { product_id, option_id, local_date_start, local_date_end }) => {
-                JobWork::Availability(crate::domain::AvailabilityPull { product_id, option_id, from: local_date_start, to: local_date_end })
-            }
+            Some(StoredWork::Availability {
+                product_id,
+                option_id,
+                local_date_start,
+                local_date_end,
+            }) => JobWork::Availability(crate::domain::AvailabilityPull {
+                product_id,
+                option_id,
+                from: local_date_start,
+                to: local_date_end,
+            }),
             Some(StoredWork::PendingPulls) => JobWork::PendingPulls,
             Some(StoredWork::Subscribe) => JobWork::Subscribe,
-            Some(StoredWork::Unsubscribe { base_url, channel, subscription_ids }) => {
-                JobWork::Unsubscribe(crate::domain::Unsubscribe { base_url, channel: channel.into(), subscription_ids })
-            }
-            Some(StoredWork::FanOutPage { fan_out, started_at, window_secs, after }) => JobWork::FanOutPage(FanOutPage {
+            Some(StoredWork::Unsubscribe {
+                base_url,
+                channel,
+                subscription_ids,
+            }) => JobWork::Unsubscribe(crate::domain::Unsubscribe {
+                base_url,
+                channel: channel.into(),
+                subscription_ids,
+            }),
+            Some(StoredWork::FanOutPage {
+                fan_out,
+                started_at,
+                window_secs,
+                after,
+            }) => JobWork::FanOutPage(FanOutPage {
                 fan_out,
                 started_at,
                 window: std::time::Duration::from_secs(window_secs),
@@ -805,27 +885,59 @@ mod tests {
         let id = IntegrationId::generate(1);
         let base_url = BaseUrl::parse("https://octo.example.com").unwrap();
         let day = crate::domain::parse_local_date("2030-07-01").unwrap();
-        let pull = crate::domain::AvailabilityPull { product_id: "p".into(), option_id: None, from: day, to: day };
-        let unsubscribe = crate::domain::Unsubscribe { base_url, channel: Channel::Webhooks, subscription_ids: vec!["w1".into()] };
-        let (fan_out, started_at) = (RunId::generate(1), Timestamp::from_unix_millis(1_800_000_000_000));
+        let pull = crate::domain::AvailabilityPull {
+            product_id: "p".into(),
+            option_id: None,
+            from: day,
+            to: day,
+        };
+        let unsubscribe = crate::domain::Unsubscribe {
+            base_url,
+            channel: Channel::Webhooks,
+            subscription_ids: vec!["w1".into()],
+        };
+        let (fan_out, started_at) = (
+            RunId::generate(1),
+            Timestamp::from_unix_millis(1_800_000_000_000),
+        );
         let cases = [
-            (SyncJob::catalog(id, RunTrigger::Fallback), serde_json::json!(null)),
-            (SyncJob::product(id, "p".into()), serde_json::json!({"kind": "product", "product_id": "p"})),
+            (
+                SyncJob::catalog(id, RunTrigger::Fallback),
+                serde_json::json!(null),
+            ),
+            (
+                SyncJob::product(id, "p".into()),
+                serde_json::json!({"kind": "product", "product_id": "p"}),
+            ),
             (
                 SyncJob::availability(id, pull),
                 serde_json::json!({"kind": "availability", "product_id": "p", "local_date_start": "2030-07-01", "local_date_end": "2030-07-01"}),
             ),
-            (SyncJob::pending_pulls(id), serde_json::json!({"kind": "pending_pulls"})),
-            (SyncJob::subscribe(id), serde_json::json!({"kind": "subscribe"})),
+            (
+                SyncJob::pending_pulls(id),
+                serde_json::json!({"kind": "pending_pulls"}),
+            ),
+            (
+                SyncJob::subscribe(id),
+                serde_json::json!({"kind": "subscribe"}),
+            ),
             (
                 SyncJob::unsubscribe(id, unsubscribe),
                 serde_json::json!({"kind": "unsubscribe", "base_url": "https://octo.example.com", "channel": "octo_webhooks", "subscription_ids": ["w1"]}),
             ),
-            (SyncJob::bulk_catalog(id, RunTrigger::Nightly, None), serde_json::json!(null)),
+            (
+                SyncJob::bulk_catalog(id, RunTrigger::Nightly, None),
+                serde_json::json!(null),
+            ),
             (
                 SyncJob::fan_out_page(
                     RunTrigger::Nightly,
-                    FanOutPage { fan_out, started_at, window: std::time::Duration::from_secs(3600), after: Some(Cursor::new("c")) },
+                    FanOutPage {
+                        fan_out,
+                        started_at,
+                        window: std::time::Duration::from_secs(3600),
+                        after: Some(Cursor::new("c")),
+                    },
                 ),
                 serde_json::json!({"kind": "fan_out_page", "fan_out": fan_out.to_string(), "started_at": "2027-01-15T08:00:00.000Z", "window_secs": 3600, "after": "c"}),
             ),
@@ -833,8 +945,18 @@ mod tests {
         for (job, work) in cases {
             let text = JobMessage::encode(&job);
             let wire: serde_json::Value = serde_json::from_str(&text).unwrap();
-            assert_eq!(wire.get("work").cloned().unwrap_or_default(), work, "{text}");
-            assert_eq!(work.get("kind").and_then(|k| k.as_str()).unwrap_or("catalog"), job.work.kind(), "the metric's job_kind");
+            assert_eq!(
+                wire.get("work").cloned().unwrap_or_default(),
+                work,
+                "{text}"
+            );
+            assert_eq!(
+                work.get("kind")
+                    .and_then(|k| k.as_str())
+                    .unwrap_or("catalog"),
+                job.work.kind(),
+                "the metric's job_kind"
+            );
             assert_eq!(JobMessage::decode(&text).unwrap(), job);
             // Only bulk jobs say their lane; real-time ones keep the wire form they had.
             assert_eq!(wire.get("lane").is_some(), job.lane == Lane::Bulk, "{text}");
@@ -842,13 +964,22 @@ mod tests {
     }
 
     #[test]
-    fn a_deferred_bulk_job_keeps_its_due_time_and_lane_and_a_job_without_its_integration_is_refused() {
+    fn a_deferred_bulk_job_keeps_its_due_time_and_lane_and_a_job_without_its_integration_is_refused()
+     {
         let due = Timestamp::from_unix_millis(1_800_000_000_000);
         let job = SyncJob::bulk_catalog(IntegrationId::generate(1), RunTrigger::Admin, Some(due));
         let wire: serde_json::Value = serde_json::from_str(&JobMessage::encode(&job)).unwrap();
-        assert_eq!((&wire["lane"], &wire["not_before"]), (&serde_json::json!("bulk"), &serde_json::json!("2027-01-15T08:00:00.000Z")));
+        assert_eq!(
+            (&wire["lane"], &wire["not_before"]),
+            (
+                &serde_json::json!("bulk"),
+                &serde_json::json!("2027-01-15T08:00:00.000Z")
+            )
+        );
         assert_eq!(JobMessage::decode(&wire.to_string()).unwrap(), job);
-        let error = JobMessage::decode(r#"{"trigger": "nightly"}"#).unwrap_err().to_string();
+        let error = JobMessage::decode(r#"{"trigger": "nightly"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("integration_id is required"), "{error}");
     }
 
@@ -860,7 +991,13 @@ mod tests {
             auth_key: AuthKey::parse("k").unwrap(),
             handles_ticket_delivery: false,
         };
-        let integration = Integration::new(IntegrationId::generate(1), PartnerId::generate(1), &new, Role::Partner, now);
+        let integration = Integration::new(
+            IntegrationId::generate(1),
+            PartnerId::generate(1),
+            &new,
+            Role::Partner,
+            now,
+        );
         IntegrationRecord {
             integration,
             webhook_secret_digest: WebhookSecret::generate().digest(),
@@ -874,7 +1011,10 @@ mod tests {
 
     fn round_trip(record: &IntegrationRecord) -> (serde_json::Value, IntegrationRecord) {
         let json = serde_json::to_value(StoredIntegration::from(record)).unwrap();
-        let back = serde_json::from_value::<StoredIntegration>(json.clone()).unwrap().try_into().unwrap();
+        let back = serde_json::from_value::<StoredIntegration>(json.clone())
+            .unwrap()
+            .try_into()
+            .unwrap();
         (json, back)
     }
 
@@ -882,31 +1022,48 @@ mod tests {
     fn the_previous_webhook_secret_is_stored_as_digest_and_expiry_only_when_there_is_one() {
         let never_rotated = record();
         let (json, back) = round_trip(&never_rotated);
-        assert!(json.get("previous_webhook_secret").is_none(), "records never rotated keep the version 1 shape: {json}");
+        assert!(
+            json.get("previous_webhook_secret").is_none(),
+            "records never rotated keep the version 1 shape: {json}"
+        );
         assert_eq!(back, never_rotated);
 
         let old = WebhookSecret::generate();
         let mut rotated = record();
         rotated.webhook_secret_digest = old.digest();
         let valid_until = Timestamp::from_unix_millis(1_800_086_400_000);
-        rotated.rotate_webhook_secret(WebhookSecret::generate().digest(), valid_until, Timestamp::from_unix_millis(1_800_000_000_001));
+        rotated.rotate_webhook_secret(
+            WebhookSecret::generate().digest(),
+            valid_until,
+            Timestamp::from_unix_millis(1_800_000_000_001),
+        );
         let (json, back) = round_trip(&rotated);
         assert_eq!(
             json["previous_webhook_secret"],
             serde_json::json!({"digest": old.digest().to_hex(), "valid_until": "2027-01-16T08:00:00.000Z"})
         );
-        assert!(!json.to_string().contains(old.expose()), "only the digest is stored");
+        assert!(
+            !json.to_string().contains(old.expose()),
+            "only the digest is stored"
+        );
         assert_eq!(back, rotated);
     }
 
     #[test]
     fn a_corrupt_previous_digest_is_a_store_error_not_a_panic() {
         let mut rotated = record();
-        rotated.rotate_webhook_secret(WebhookSecret::generate().digest(), Timestamp::from_unix_millis(0), Timestamp::from_unix_millis(0));
+        rotated.rotate_webhook_secret(
+            WebhookSecret::generate().digest(),
+            Timestamp::from_unix_millis(0),
+            Timestamp::from_unix_millis(0),
+        );
         let mut json = serde_json::to_value(StoredIntegration::from(&rotated)).unwrap();
         json["previous_webhook_secret"]["digest"] = serde_json::json!("not hex");
         let stored = serde_json::from_value::<StoredIntegration>(json).unwrap();
         let error = IntegrationRecord::try_from(stored).unwrap_err().to_string();
-        assert!(error.contains("corrupt previous webhook secret digest"), "{error}");
+        assert!(
+            error.contains("corrupt previous webhook secret digest"),
+            "{error}"
+        );
     }
 }

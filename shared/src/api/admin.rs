@@ -11,8 +11,9 @@ use super::extract::{AdminAuth, IntegrationPath, JsonBody};
 use super::integrations::{created_response, rotated_response};
 #[allow(unused_imports)] // named by the OpenAPI annotations
 use super::openapi::{
-    AdminCreateBody, AdminPatchBody, AvailabilityRefreshBody, CreatedIntegration, Deleted, ErrorResponses, Paginated, QueuedAll,
-    QueuedPulls, RotatedWebhookSecret, Success, SyncRequested,
+    AdminCreateBody, AdminPatchBody, AvailabilityRefreshBody, CreatedIntegration, Deleted,
+    ErrorResponses, Paginated, QueuedAll, QueuedPulls, RotatedWebhookSecret, Success,
+    SyncRequested,
 };
 use super::{ApiError, AppState, body};
 use crate::domain::{HealthStatus, Role};
@@ -30,7 +31,11 @@ const MAX_PAGE: u32 = 1_000_000;
     request_body = AdminCreateBody,
     responses((status = 201, description = "Created and approved; the webhook secret is in this answer only.", body = Success<CreatedIntegration>), ErrorResponses)
 )]
-pub async fn create(State(state): State<AppState>, _admin: AdminAuth, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let (partner_id, new) = body::admin_new_integration(&body)?;
     let created = state.service.create(partner_id, new, Role::Admin).await?;
     Ok(created_response(created))
@@ -46,10 +51,24 @@ pub async fn create(State(state): State<AppState>, _admin: AdminAuth, JsonBody(b
     ),
     responses((status = 200, description = "A page of integrations, newest first.", body = Paginated<Integration>), ErrorResponses)
 )]
-pub async fn list(State(state): State<AppState>, _admin: AdminAuth, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let (filter, page) = list_query(query.as_deref().unwrap_or_default())?;
-    let result = state.service.admin_list(filter, page.page, page.limit).await?;
-    Ok(paginated(result.items, Pagination { page: page.page, page_size: page.limit, total_count: result.total_count }))
+    let result = state
+        .service
+        .admin_list(filter, page.page, page.limit)
+        .await?;
+    Ok(paginated(
+        result.items,
+        Pagination {
+            page: page.page,
+            page_size: page.limit,
+            total_count: result.total_count,
+        },
+    ))
 }
 
 /// A 1-based page number and a page size, both validated.
@@ -63,7 +82,10 @@ struct PageRequest {
 fn list_query(query: &str) -> Result<(IntegrationFilter, PageRequest), ApiError> {
     let mut errors = Vec::new();
     let mut filter = IntegrationFilter::default();
-    let mut page = PageRequest { page: 1, limit: DEFAULT_PAGE_SIZE };
+    let mut page = PageRequest {
+        page: 1,
+        limit: DEFAULT_PAGE_SIZE,
+    };
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         match key.as_ref() {
             "page" => match value.parse::<u32>() {
@@ -72,7 +94,9 @@ fn list_query(query: &str) -> Result<(IntegrationFilter, PageRequest), ApiError>
             },
             "limit" => match value.parse::<u32>() {
                 Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => page.limit = n,
-                _ => errors.push(format!("limit: must be a whole number from 1 to {MAX_PAGE_SIZE}")),
+                _ => errors.push(format!(
+                    "limit: must be a whole number from 1 to {MAX_PAGE_SIZE}"
+                )),
             },
             "isApproved" => match value.as_ref() {
                 "true" => filter.is_approved = Some(true),
@@ -86,7 +110,11 @@ fn list_query(query: &str) -> Result<(IntegrationFilter, PageRequest), ApiError>
             _ => {}
         }
     }
-    if errors.is_empty() { Ok((filter, page)) } else { Err(ApiError::validation(errors)) }
+    if errors.is_empty() {
+        Ok((filter, page))
+    } else {
+        Err(ApiError::validation(errors))
+    }
 }
 
 #[utoipa::path(
@@ -94,7 +122,11 @@ fn list_query(query: &str) -> Result<(IntegrationFilter, PageRequest), ApiError>
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     responses((status = 200, description = "The integration.", body = Success<Integration>), ErrorResponses)
 )]
-pub async fn get(State(state): State<AppState>, _admin: AdminAuth, IntegrationPath(id): IntegrationPath) -> Result<Response, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+    IntegrationPath(id): IntegrationPath,
+) -> Result<Response, ApiError> {
     Ok(ok(state.service.admin_get(id).await?))
 }
 
@@ -119,7 +151,11 @@ pub async fn update(
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     responses((status = 200, description = "Deleted with its catalog and credential.", body = Success<Deleted>), ErrorResponses)
 )]
-pub async fn delete(State(state): State<AppState>, _admin: AdminAuth, IntegrationPath(id): IntegrationPath) -> Result<Response, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+    IntegrationPath(id): IntegrationPath,
+) -> Result<Response, ApiError> {
     state.service.admin_delete(id).await?;
     Ok(ok(json!({ "deleted": true })))
 }
@@ -138,7 +174,10 @@ pub async fn refresh_availability(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let refresh = body::availability_refresh(&body)?;
-    let queued = state.service.refresh_availability(id, refresh.product_id, refresh.from, refresh.to).await?;
+    let queued = state
+        .service
+        .refresh_availability(id, refresh.product_id, refresh.from, refresh.to)
+        .await?;
     Ok(success(StatusCode::ACCEPTED, json!({ "queued": queued })))
 }
 
@@ -152,7 +191,9 @@ pub async fn rotate_webhook_secret(
     _admin: AdminAuth,
     IntegrationPath(id): IntegrationPath,
 ) -> Result<Response, ApiError> {
-    Ok(rotated_response(state.service.admin_rotate_webhook_secret(id).await?))
+    Ok(rotated_response(
+        state.service.admin_rotate_webhook_secret(id).await?,
+    ))
 }
 
 /// Queues a full sync of one approved, active integration.
@@ -167,7 +208,10 @@ pub async fn sync_one(
     IntegrationPath(id): IntegrationPath,
 ) -> Result<Response, ApiError> {
     let requested = state.service.admin_sync(id).await?;
-    Ok(success(StatusCode::ACCEPTED, json!({ "requested": requested })))
+    Ok(success(
+        StatusCode::ACCEPTED,
+        json!({ "requested": requested }),
+    ))
 }
 
 /// Queues a sync of every approved, active integration (DOWN ones are probed): the fan-out's
@@ -176,7 +220,10 @@ pub async fn sync_one(
     post, path = "/api/v1/partner-integrations/admin/sync-all", operation_id = "adminSyncAll", tag = "admin", security(("admin_jwt" = [])),
     responses((status = 202, description = "A sync was requested for every approved, active integration.", body = Success<QueuedAll>), ErrorResponses)
 )]
-pub async fn sync_all(State(state): State<AppState>, _admin: AdminAuth) -> Result<Response, ApiError> {
+pub async fn sync_all(
+    State(state): State<AppState>,
+    _admin: AdminAuth,
+) -> Result<Response, ApiError> {
     let queued = state.service.sync_all().await?;
     Ok(success(StatusCode::ACCEPTED, json!({ "queued": queued })))
 }
@@ -188,15 +235,35 @@ mod tests {
     #[test]
     fn list_query_defaults_and_filters() {
         let (filter, page) = list_query("").unwrap();
-        assert_eq!((filter, page), (IntegrationFilter::default(), PageRequest { page: 1, limit: 20 }));
-        let (filter, page) = list_query("page=3&limit=5&isApproved=false&health=DOWN&other=1").unwrap();
+        assert_eq!(
+            (filter, page),
+            (
+                IntegrationFilter::default(),
+                PageRequest { page: 1, limit: 20 }
+            )
+        );
+        let (filter, page) =
+            list_query("page=3&limit=5&isApproved=false&health=DOWN&other=1").unwrap();
         assert_eq!(page, PageRequest { page: 3, limit: 5 });
-        assert_eq!(filter, IntegrationFilter { is_approved: Some(false), health: Some(HealthStatus::Down) });
+        assert_eq!(
+            filter,
+            IntegrationFilter {
+                is_approved: Some(false),
+                health: Some(HealthStatus::Down)
+            }
+        );
     }
 
     #[test]
     fn list_query_rejects_bad_values() {
-        for bad in ["page=0", "page=x", "limit=0", "limit=101", "isApproved=yes", "health=ok"] {
+        for bad in [
+            "page=0",
+            "page=x",
+            "limit=0",
+            "limit=101",
+            "isApproved=yes",
+            "health=ok",
+        ] {
             assert!(list_query(bad).is_err(), "{bad}");
         }
     }

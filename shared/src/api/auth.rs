@@ -79,13 +79,19 @@ impl JwtVerifier {
     }
 
     pub fn scoped(secret: &SecretString, scope: &TokenScope) -> Self {
-        let rules = TokenRules { scope: scope.clone(), max_lifetime: None };
+        let rules = TokenRules {
+            scope: scope.clone(),
+            max_lifetime: None,
+        };
         Self::with_key(VerifyingKey::SharedSecret(secret.clone()), &rules)
     }
 
     pub fn with_key(key: VerifyingKey, rules: &TokenRules) -> Self {
         let (algorithm, key) = match key {
-            VerifyingKey::SharedSecret(secret) => (Algorithm::HS256, DecodingKey::from_secret(secret.expose_secret().as_bytes())),
+            VerifyingKey::SharedSecret(secret) => (
+                Algorithm::HS256,
+                DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+            ),
             VerifyingKey::Public(public) => (public.algorithm(), public.decoding_key().clone()),
         };
         let mut validation = Validation::new(algorithm);
@@ -104,12 +110,19 @@ impl JwtVerifier {
             None => validation.validate_aud = false,
         }
         validation.set_required_spec_claims(&required);
-        Self { key, validation, max_lifetime: rules.max_lifetime.filter(|max| !max.is_zero()) }
+        Self {
+            key,
+            validation,
+            max_lifetime: rules.max_lifetime.filter(|max| !max.is_zero()),
+        }
     }
 
     /// Verifies an `Authorization` header value (`Bearer <jwt>`).
     pub fn verify_header(&self, header: Option<&str>) -> Result<Principal, AuthError> {
-        let header = header.map(str::trim).filter(|h| !h.is_empty()).ok_or(AuthError::Missing)?;
+        let header = header
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .ok_or(AuthError::Missing)?;
         let token = match header.split_once(' ') {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
             _ => return Err(AuthError::Invalid),
@@ -118,39 +131,66 @@ impl JwtVerifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let data = decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => AuthError::Expired,
-            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-            ErrorKind::InvalidAlgorithm => AuthError::WrongAlgorithm,
-            _ => AuthError::Invalid,
-        })?;
+        let data =
+            decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                ErrorKind::InvalidAlgorithm => AuthError::WrongAlgorithm,
+                _ => AuthError::Invalid,
+            })?;
         // RFC 7515 4.1.11: an extension named critical must be understood; we understand none.
         if data.header.crit.is_some() {
             return Err(AuthError::CriticalExtension);
         }
         let claims = data.claims;
         // The issuer's clock, like exp's check: the wall clock, not the service's Clock port.
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
         self.check_times(claims.exp.as_ref(), claims.iat.as_ref(), now)?;
-        match claims.role.as_ref().and_then(Value::as_str).and_then(|role| role.parse::<Role>().ok()) {
+        match claims
+            .role
+            .as_ref()
+            .and_then(Value::as_str)
+            .and_then(|role| role.parse::<Role>().ok())
+        {
             Some(Role::Admin) => Ok(Principal::Admin),
             Some(Role::Partner) => {
                 // The partner id is `sub`, falling back to `id`, then `_id`: the first one present.
-                let id = [claims.sub, claims.id, claims.underscore_id].into_iter().flatten().find(|v| !v.is_null());
-                let id = id.as_ref().and_then(Value::as_str).ok_or(AuthError::NoPartnerId)?;
-                PartnerId::parse(id).map(Principal::Partner).map_err(|_| AuthError::NoPartnerId)
+                let id = [claims.sub, claims.id, claims.underscore_id]
+                    .into_iter()
+                    .flatten()
+                    .find(|v| !v.is_null());
+                let id = id
+                    .as_ref()
+                    .and_then(Value::as_str)
+                    .ok_or(AuthError::NoPartnerId)?;
+                PartnerId::parse(id)
+                    .map(Principal::Partner)
+                    .map_err(|_| AuthError::NoPartnerId)
             }
             None => Err(AuthError::WrongRole),
         }
     }
 
     /// `iat` not in the future (past the leeway), and the lifetime within the maximum.
-    fn check_times(&self, exp: Option<&Value>, iat: Option<&Value>, now: f64) -> Result<(), AuthError> {
+    fn check_times(
+        &self,
+        exp: Option<&Value>,
+        iat: Option<&Value>,
+        now: f64,
+    ) -> Result<(), AuthError> {
         let leeway = CLOCK_LEEWAY_SECONDS as f64;
         let exp = exp.and_then(Value::as_f64).ok_or(AuthError::Invalid)?;
         let iat = match iat {
             None => None,
-            Some(value) => Some(value.as_f64().filter(|iat| iat.is_finite()).ok_or(AuthError::Invalid)?),
+            Some(value) => Some(
+                value
+                    .as_f64()
+                    .filter(|iat| iat.is_finite())
+                    .ok_or(AuthError::Invalid)?,
+            ),
         };
         if iat.is_some_and(|iat| iat > now + leeway) {
             return Err(AuthError::IssuedInFuture);
@@ -162,7 +202,9 @@ impl JwtVerifier {
                 None => (exp - now, leeway),
             };
             if lifetime > max.as_secs_f64() + slack {
-                return Err(AuthError::LifetimeTooLong { max_seconds: max.as_secs() });
+                return Err(AuthError::LifetimeTooLong {
+                    max_seconds: max.as_secs(),
+                });
             }
         }
         Ok(())
@@ -183,21 +225,34 @@ pub struct JwtSource {
 impl JwtSource {
     /// HS256 with the secret of the signing key port.
     pub fn new(key: Arc<dyn SigningKeySource>, rules: TokenRules) -> Self {
-        Self { verifier: tokio::sync::OnceCell::new(), key: Some(key), rules }
+        Self {
+            verifier: tokio::sync::OnceCell::new(),
+            key: Some(key),
+            rules,
+        }
     }
 
     /// The public key's algorithm only; no secret is read.
     pub fn public(key: PublicKey, rules: TokenRules) -> Self {
         let verifier = JwtVerifier::with_key(VerifyingKey::Public(key), &rules);
-        Self { verifier: tokio::sync::OnceCell::new_with(Some(verifier)), key: None, rules }
+        Self {
+            verifier: tokio::sync::OnceCell::new_with(Some(verifier)),
+            key: None,
+            rules,
+        }
     }
 
     pub async fn verifier(&self) -> Result<&JwtVerifier, SecretStoreError> {
         self.verifier
             .get_or_try_init(|| async {
-                let key = self.key.as_ref().ok_or_else(|| SecretStoreError::new("no JWT verification key is configured"))?;
+                let key = self.key.as_ref().ok_or_else(|| {
+                    SecretStoreError::new("no JWT verification key is configured")
+                })?;
                 let secret = key.jwt_secret().await?;
-                Ok(JwtVerifier::with_key(VerifyingKey::SharedSecret(secret), &self.rules))
+                Ok(JwtVerifier::with_key(
+                    VerifyingKey::SharedSecret(secret),
+                    &self.rules,
+                ))
             })
             .await
     }
@@ -221,8 +276,17 @@ pub fn mint_token(secret: &SecretString, role: Role, subject: &str, valid_for: D
 }
 
 /// Signs a token carrying the scope's issuer and audience (what a verifier with that scope wants).
-pub fn mint_scoped_token(secret: &SecretString, role: Role, subject: &str, valid_for: Duration, scope: &TokenScope) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+pub fn mint_scoped_token(
+    secret: &SecretString,
+    role: Role,
+    subject: &str,
+    valid_for: Duration,
+    scope: &TokenScope,
+) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
     let claims = MintedClaims {
         sub: subject,
         role,
@@ -231,8 +295,12 @@ pub fn mint_scoped_token(secret: &SecretString, role: Role, subject: &str, valid
         iss: scope.issuer.as_deref(),
         aud: scope.audience.as_deref(),
     };
-    encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.expose_secret().as_bytes()))
-        .expect("HS256 signing with a byte secret cannot fail")
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+    )
+    .expect("HS256 signing with a byte secret cannot fail")
 }
 
 #[cfg(test)]
@@ -246,18 +314,30 @@ mod tests {
     }
 
     fn sign(claims: serde_json::Value, alg: Algorithm) -> String {
-        encode(&Header::new(alg), &claims, &EncodingKey::from_secret(b"test-secret-with-enough-entropy-0123456789")).unwrap()
+        encode(
+            &Header::new(alg),
+            &claims,
+            &EncodingKey::from_secret(b"test-secret-with-enough-entropy-0123456789"),
+        )
+        .unwrap()
     }
 
     fn in_an_hour() -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 3600
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 3600
     }
 
     #[test]
     fn minted_tokens_verify() {
         let verifier = JwtVerifier::new(&secret());
         let token = mint_token(&secret(), Role::Partner, PARTNER, Duration::from_secs(60));
-        assert_eq!(verifier.verify_header(Some(&format!("Bearer {token}"))), Ok(Principal::Partner(PartnerId::parse(PARTNER).unwrap())));
+        assert_eq!(
+            verifier.verify_header(Some(&format!("Bearer {token}"))),
+            Ok(Principal::Partner(PartnerId::parse(PARTNER).unwrap()))
+        );
         let admin = mint_token(&secret(), Role::Admin, "ops", Duration::from_secs(60));
         assert_eq!(verifier.verify(&admin), Ok(Principal::Admin));
     }
@@ -266,29 +346,58 @@ mod tests {
     fn partner_id_falls_back_from_sub_to_id_to_underscore_id() {
         let verifier = JwtVerifier::new(&secret());
         let exp = in_an_hour();
-        let by_id = sign(serde_json::json!({"role": "partner", "id": PARTNER, "exp": exp}), Algorithm::HS256);
-        let by_underscore = sign(serde_json::json!({"role": "partner", "_id": PARTNER, "exp": exp}), Algorithm::HS256);
-        let none = sign(serde_json::json!({"role": "partner", "exp": exp}), Algorithm::HS256);
-        let bad = sign(serde_json::json!({"role": "partner", "sub": "not-an-id", "exp": exp}), Algorithm::HS256);
+        let by_id = sign(
+            serde_json::json!({"role": "partner", "id": PARTNER, "exp": exp}),
+            Algorithm::HS256,
+        );
+        let by_underscore = sign(
+            serde_json::json!({"role": "partner", "_id": PARTNER, "exp": exp}),
+            Algorithm::HS256,
+        );
+        let none = sign(
+            serde_json::json!({"role": "partner", "exp": exp}),
+            Algorithm::HS256,
+        );
+        let bad = sign(
+            serde_json::json!({"role": "partner", "sub": "not-an-id", "exp": exp}),
+            Algorithm::HS256,
+        );
         assert!(matches!(verifier.verify(&by_id), Ok(Principal::Partner(_))));
-        assert!(matches!(verifier.verify(&by_underscore), Ok(Principal::Partner(_))));
+        assert!(matches!(
+            verifier.verify(&by_underscore),
+            Ok(Principal::Partner(_))
+        ));
         assert_eq!(verifier.verify(&none), Err(AuthError::NoPartnerId));
         assert_eq!(verifier.verify(&bad), Err(AuthError::NoPartnerId));
     }
 
     #[test]
     fn a_scope_requires_its_issuer_and_audience() {
-        let scope = TokenScope { issuer: Some("https://portal.seyaha.example".into()), audience: Some("partner-integrations".into()) };
+        let scope = TokenScope {
+            issuer: Some("https://portal.seyaha.example".into()),
+            audience: Some("partner-integrations".into()),
+        };
         let verifier = JwtVerifier::scoped(&secret(), &scope);
         let exp = in_an_hour();
         let claims = |extra: serde_json::Value| {
             let mut claims = serde_json::json!({"role": "admin", "exp": exp});
-            claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            claims
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
             sign(claims, Algorithm::HS256)
         };
         let (iss, aud) = ("https://portal.seyaha.example", "partner-integrations");
-        assert_eq!(verifier.verify(&claims(serde_json::json!({"iss": iss, "aud": aud}))), Ok(Principal::Admin));
-        assert_eq!(verifier.verify(&claims(serde_json::json!({"iss": iss, "aud": [aud, "other"]}))), Ok(Principal::Admin));
+        assert_eq!(
+            verifier.verify(&claims(serde_json::json!({"iss": iss, "aud": aud}))),
+            Ok(Principal::Admin)
+        );
+        assert_eq!(
+            verifier.verify(&claims(
+                serde_json::json!({"iss": iss, "aud": [aud, "other"]})
+            )),
+            Ok(Principal::Admin)
+        );
         for refused in [
             serde_json::json!({}),
             serde_json::json!({"iss": iss}),
@@ -296,13 +405,25 @@ mod tests {
             serde_json::json!({"iss": "https://elsewhere.example", "aud": aud}),
             serde_json::json!({"iss": iss, "aud": "another-service"}),
         ] {
-            assert_eq!(verifier.verify(&claims(refused.clone())), Err(AuthError::Invalid), "{refused}");
+            assert_eq!(
+                verifier.verify(&claims(refused.clone())),
+                Err(AuthError::Invalid),
+                "{refused}"
+            );
         }
         // Minted with the scope, a token verifies; without a scope, iss and aud are not checked.
-        let minted = mint_scoped_token(&secret(), Role::Admin, "ops", Duration::from_secs(60), &scope);
+        let minted = mint_scoped_token(
+            &secret(),
+            Role::Admin,
+            "ops",
+            Duration::from_secs(60),
+            &scope,
+        );
         assert_eq!(verifier.verify(&minted), Ok(Principal::Admin));
         assert_eq!(
-            JwtVerifier::new(&secret()).verify(&claims(serde_json::json!({"iss": "anyone", "aud": "anything"}))),
+            JwtVerifier::new(&secret()).verify(&claims(
+                serde_json::json!({"iss": "anyone", "aud": "anything"})
+            )),
             Ok(Principal::Admin)
         );
     }
@@ -311,26 +432,48 @@ mod tests {
     fn refuses_other_algorithms_missing_exp_expiry_and_unknown_roles() {
         let verifier = JwtVerifier::new(&secret());
         let exp = in_an_hour();
-        let hs384 = sign(serde_json::json!({"role": "admin", "exp": exp}), Algorithm::HS384);
+        let hs384 = sign(
+            serde_json::json!({"role": "admin", "exp": exp}),
+            Algorithm::HS384,
+        );
         assert_eq!(verifier.verify(&hs384), Err(AuthError::WrongAlgorithm));
         let no_exp = sign(serde_json::json!({"role": "admin"}), Algorithm::HS256);
         assert_eq!(verifier.verify(&no_exp), Err(AuthError::Invalid));
-        let expired = sign(serde_json::json!({"role": "admin", "exp": exp - 3600 - 120}), Algorithm::HS256);
+        let expired = sign(
+            serde_json::json!({"role": "admin", "exp": exp - 3600 - 120}),
+            Algorithm::HS256,
+        );
         assert_eq!(verifier.verify(&expired), Err(AuthError::Expired));
-        let within_leeway = sign(serde_json::json!({"role": "admin", "exp": exp - 3600 - 30}), Algorithm::HS256);
+        let within_leeway = sign(
+            serde_json::json!({"role": "admin", "exp": exp - 3600 - 30}),
+            Algorithm::HS256,
+        );
         assert_eq!(verifier.verify(&within_leeway), Ok(Principal::Admin));
-        let user = sign(serde_json::json!({"role": "user", "sub": PARTNER, "exp": exp}), Algorithm::HS256);
+        let user = sign(
+            serde_json::json!({"role": "user", "sub": PARTNER, "exp": exp}),
+            Algorithm::HS256,
+        );
         assert_eq!(verifier.verify(&user), Err(AuthError::WrongRole));
         assert_eq!(verifier.verify_header(None), Err(AuthError::Missing));
-        assert_eq!(verifier.verify_header(Some("Basic abc")), Err(AuthError::Invalid));
+        assert_eq!(
+            verifier.verify_header(Some("Basic abc")),
+            Err(AuthError::Invalid)
+        );
     }
 
     fn now() -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
     }
 
     fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!("{}/../tests/fixtures/jwt/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read_to_string(format!(
+            "{}/../tests/fixtures/jwt/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     }
 
     fn sign_with(claims: &serde_json::Value, header: Header, key: &EncodingKey) -> String {
@@ -341,54 +484,119 @@ mod tests {
     fn refuses_nbf_ahead_iat_in_the_future_and_crit_headers() {
         let verifier = JwtVerifier::new(&secret());
         let exp = in_an_hour();
-        let nbf_ahead = sign(serde_json::json!({"role": "admin", "exp": exp, "nbf": now() + 365 * 24 * 3600}), Algorithm::HS256);
+        let nbf_ahead = sign(
+            serde_json::json!({"role": "admin", "exp": exp, "nbf": now() + 365 * 24 * 3600}),
+            Algorithm::HS256,
+        );
         assert_eq!(verifier.verify(&nbf_ahead), Err(AuthError::NotYetValid));
-        let nbf_within_leeway = sign(serde_json::json!({"role": "admin", "exp": exp, "nbf": now() + 30}), Algorithm::HS256);
+        let nbf_within_leeway = sign(
+            serde_json::json!({"role": "admin", "exp": exp, "nbf": now() + 30}),
+            Algorithm::HS256,
+        );
         assert_eq!(verifier.verify(&nbf_within_leeway), Ok(Principal::Admin));
-        let iat_2100 = sign(serde_json::json!({"role": "admin", "exp": exp, "iat": 4_102_444_800u64}), Algorithm::HS256);
+        let iat_2100 = sign(
+            serde_json::json!({"role": "admin", "exp": exp, "iat": 4_102_444_800u64}),
+            Algorithm::HS256,
+        );
         assert_eq!(verifier.verify(&iat_2100), Err(AuthError::IssuedInFuture));
-        let iat_within_leeway = sign(serde_json::json!({"role": "admin", "exp": exp, "iat": now() + 30}), Algorithm::HS256);
+        let iat_within_leeway = sign(
+            serde_json::json!({"role": "admin", "exp": exp, "iat": now() + 30}),
+            Algorithm::HS256,
+        );
         assert_eq!(verifier.verify(&iat_within_leeway), Ok(Principal::Admin));
-        let iat_not_a_number = sign(serde_json::json!({"role": "admin", "exp": exp, "iat": "yesterday"}), Algorithm::HS256);
+        let iat_not_a_number = sign(
+            serde_json::json!({"role": "admin", "exp": exp, "iat": "yesterday"}),
+            Algorithm::HS256,
+        );
         assert_eq!(verifier.verify(&iat_not_a_number), Err(AuthError::Invalid));
         let key = EncodingKey::from_secret(b"test-secret-with-enough-entropy-0123456789");
         for crit in [vec!["x".to_owned()], vec![]] {
-            let header = Header { crit: Some(crit.clone()), ..Header::new(Algorithm::HS256) };
-            let token = sign_with(&serde_json::json!({"role": "admin", "exp": exp, "x": 1}), header, &key);
-            assert_eq!(verifier.verify(&token), Err(AuthError::CriticalExtension), "{crit:?}");
+            let header = Header {
+                crit: Some(crit.clone()),
+                ..Header::new(Algorithm::HS256)
+            };
+            let token = sign_with(
+                &serde_json::json!({"role": "admin", "exp": exp, "x": 1}),
+                header,
+                &key,
+            );
+            assert_eq!(
+                verifier.verify(&token),
+                Err(AuthError::CriticalExtension),
+                "{crit:?}"
+            );
         }
         // The messages say which check failed, and nothing of the key.
-        assert_eq!(AuthError::NotYetValid.to_string(), "token is not valid yet (nbf is in the future)");
-        assert_eq!(AuthError::IssuedInFuture.to_string(), "token was issued in the future (iat)");
+        assert_eq!(
+            AuthError::NotYetValid.to_string(),
+            "token is not valid yet (nbf is in the future)"
+        );
+        assert_eq!(
+            AuthError::IssuedInFuture.to_string(),
+            "token was issued in the future (iat)"
+        );
     }
 
     #[test]
     fn a_maximum_lifetime_refuses_longer_tokens() {
         let day = Duration::from_secs(24 * 3600);
-        let rules = TokenRules { scope: TokenScope::default(), max_lifetime: Some(day) };
+        let rules = TokenRules {
+            scope: TokenScope::default(),
+            max_lifetime: Some(day),
+        };
         let verifier = JwtVerifier::with_key(VerifyingKey::SharedSecret(secret()), &rules);
         let now = now();
-        let exp_2200 = sign(serde_json::json!({"role": "admin", "exp": 7_258_118_400u64}), Algorithm::HS256);
-        assert_eq!(verifier.verify(&exp_2200), Err(AuthError::LifetimeTooLong { max_seconds: 86_400 }));
-        let long = sign(serde_json::json!({"role": "admin", "iat": now, "exp": now + 86_401}), Algorithm::HS256);
-        assert_eq!(verifier.verify(&long), Err(AuthError::LifetimeTooLong { max_seconds: 86_400 }));
+        let exp_2200 = sign(
+            serde_json::json!({"role": "admin", "exp": 7_258_118_400u64}),
+            Algorithm::HS256,
+        );
+        assert_eq!(
+            verifier.verify(&exp_2200),
+            Err(AuthError::LifetimeTooLong {
+                max_seconds: 86_400
+            })
+        );
+        let long = sign(
+            serde_json::json!({"role": "admin", "iat": now, "exp": now + 86_401}),
+            Algorithm::HS256,
+        );
+        assert_eq!(
+            verifier.verify(&long),
+            Err(AuthError::LifetimeTooLong {
+                max_seconds: 86_400
+            })
+        );
         // exp - iat, not exp - now: issued a while ago, a token of exactly the maximum still fits.
-        let exact = sign(serde_json::json!({"role": "admin", "iat": now - 600, "exp": now - 600 + 86_400}), Algorithm::HS256);
+        let exact = sign(
+            serde_json::json!({"role": "admin", "iat": now - 600, "exp": now - 600 + 86_400}),
+            Algorithm::HS256,
+        );
         assert_eq!(verifier.verify(&exact), Ok(Principal::Admin));
-        let no_iat = sign(serde_json::json!({"role": "admin", "exp": now + 3600}), Algorithm::HS256);
+        let no_iat = sign(
+            serde_json::json!({"role": "admin", "exp": now + 3600}),
+            Algorithm::HS256,
+        );
         assert_eq!(verifier.verify(&no_iat), Ok(Principal::Admin));
-        assert_eq!(verifier.verify(&mint_token(&secret(), Role::Admin, "ops", day)), Ok(Principal::Admin));
+        assert_eq!(
+            verifier.verify(&mint_token(&secret(), Role::Admin, "ops", day)),
+            Ok(Principal::Admin)
+        );
         // Without a maximum (the default), any lifetime.
-        assert_eq!(JwtVerifier::new(&secret()).verify(&exp_2200), Ok(Principal::Admin));
+        assert_eq!(
+            JwtVerifier::new(&secret()).verify(&exp_2200),
+            Ok(Principal::Admin)
+        );
     }
 
     #[test]
     fn a_public_key_verifies_its_algorithm_only() {
         let claims = serde_json::json!({"role": "partner", "sub": PARTNER, "iat": now(), "exp": in_an_hour()});
         let partner = Ok(Principal::Partner(PartnerId::parse(PARTNER).unwrap()));
-        let rs_private = EncodingKey::from_rsa_pem(fixture("rs256-private.pem").as_bytes()).unwrap();
+        let rs_private =
+            EncodingKey::from_rsa_pem(fixture("rs256-private.pem").as_bytes()).unwrap();
         let es_private = EncodingKey::from_ec_pem(fixture("es256-private.pem").as_bytes()).unwrap();
-        let other_private = EncodingKey::from_rsa_pem(fixture("other-rs256-private.pem").as_bytes()).unwrap();
+        let other_private =
+            EncodingKey::from_rsa_pem(fixture("other-rs256-private.pem").as_bytes()).unwrap();
         let rs256 = sign_with(&claims, Header::new(Algorithm::RS256), &rs_private);
         let es256 = sign_with(&claims, Header::new(Algorithm::ES256), &es_private);
         let hs256 = sign(claims.clone(), Algorithm::HS256);
@@ -401,10 +609,23 @@ mod tests {
         assert_eq!(verifier.verify(&es256), Err(AuthError::WrongAlgorithm));
         let rs384 = sign_with(&claims, Header::new(Algorithm::RS384), &rs_private);
         assert_eq!(verifier.verify(&rs384), Err(AuthError::WrongAlgorithm));
-        assert_eq!(verifier.verify(&sign_with(&claims, Header::new(Algorithm::RS256), &other_private)), Err(AuthError::Invalid));
+        assert_eq!(
+            verifier.verify(&sign_with(
+                &claims,
+                Header::new(Algorithm::RS256),
+                &other_private
+            )),
+            Err(AuthError::Invalid)
+        );
         // The time and header checks hold with a public key too.
-        let crit = Header { crit: Some(vec!["x".into()]), ..Header::new(Algorithm::RS256) };
-        assert_eq!(verifier.verify(&sign_with(&claims, crit, &rs_private)), Err(AuthError::CriticalExtension));
+        let crit = Header {
+            crit: Some(vec!["x".into()]),
+            ..Header::new(Algorithm::RS256)
+        };
+        assert_eq!(
+            verifier.verify(&sign_with(&claims, crit, &rs_private)),
+            Err(AuthError::CriticalExtension)
+        );
 
         let ec = PublicKey::from_pem(&fixture("es256-public.pem")).unwrap();
         assert_eq!(ec.algorithm(), Algorithm::ES256);
@@ -419,19 +640,45 @@ mod tests {
         let pem = fixture("rs256-public.pem");
         let one_line = pem.trim().replace('\n', " ");
         let escaped = pem.trim().replace('\n', "\\n");
-        for layout in [pem.as_str(), one_line.as_str(), escaped.as_str(), &pem.replace('\n', "\r\n")] {
-            assert_eq!(PublicKey::from_pem(layout).map(|key| key.algorithm()), Ok(Algorithm::RS256), "{layout:?}");
+        for layout in [
+            pem.as_str(),
+            one_line.as_str(),
+            escaped.as_str(),
+            &pem.replace('\n', "\r\n"),
+        ] {
+            assert_eq!(
+                PublicKey::from_pem(layout).map(|key| key.algorithm()),
+                Ok(Algorithm::RS256),
+                "{layout:?}"
+            );
         }
-        let pkcs1 = PublicKey::from_pem(&fixture("rs256-public-pkcs1.pem")).map(|key| key.algorithm());
-        assert_eq!(pkcs1, Ok(Algorithm::RS256), "-----BEGIN RSA PUBLIC KEY-----");
+        let pkcs1 =
+            PublicKey::from_pem(&fixture("rs256-public-pkcs1.pem")).map(|key| key.algorithm());
+        assert_eq!(
+            pkcs1,
+            Ok(Algorithm::RS256),
+            "-----BEGIN RSA PUBLIC KEY-----"
+        );
         let rsa1024 = PublicKey::from_pem(&fixture("rsa1024-public.pem")).unwrap_err();
-        assert!(rsa1024.contains("2048 to 8192 bits") && rsa1024.contains("1024"), "{rsa1024}");
+        assert!(
+            rsa1024.contains("2048 to 8192 bits") && rsa1024.contains("1024"),
+            "{rsa1024}"
+        );
         let p384 = PublicKey::from_pem(&fixture("p384-public.pem")).unwrap_err();
         assert!(p384.contains("P-256"), "{p384}");
         let private = PublicKey::from_pem(&fixture("es256-private.pem")).unwrap_err();
         assert!(private.contains("private key"), "{private}");
-        for refused in ["", "not a key", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----", &fixture("rs256-private.pem")] {
-            assert!(PublicKey::from_pem(refused).is_err(), "{:?}", refused.get(..40));
+        for refused in [
+            "",
+            "not a key",
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----",
+            &fixture("rs256-private.pem"),
+        ] {
+            assert!(
+                PublicKey::from_pem(refused).is_err(),
+                "{:?}",
+                refused.get(..40)
+            );
         }
     }
 }

@@ -4,7 +4,10 @@
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
-use crate::domain::{AdminPatch, AuthKey, AuthType, BaseUrl, IntegrationPatch, MAX_WEBHOOK_RATE_PER_MINUTE, NewIntegration, PartnerId};
+use crate::domain::{
+    AdminPatch, AuthKey, AuthType, BaseUrl, IntegrationPatch, MAX_WEBHOOK_RATE_PER_MINUTE,
+    NewIntegration, PartnerId,
+};
 
 struct Fields<'a> {
     object: &'a Map<String, Value>,
@@ -15,13 +18,24 @@ impl<'a> Fields<'a> {
     /// Unknown fields are refused: a typo (`isapproved`) must not be silently ignored.
     fn new(body: &'a Value, known: &[&str]) -> Result<Self, ApiError> {
         let Some(object) = body.as_object() else {
-            return Err(ApiError::validation(vec!["body: must be a JSON object".into()]));
+            return Err(ApiError::validation(vec![
+                "body: must be a JSON object".into(),
+            ]));
         };
-        let errors = object.keys().filter(|key| !known.contains(&key.as_str())).map(|key| format!("{key}: unknown field")).collect();
+        let errors = object
+            .keys()
+            .filter(|key| !known.contains(&key.as_str()))
+            .map(|key| format!("{key}: unknown field"))
+            .collect();
         Ok(Self { object, errors })
     }
 
-    fn raw(&mut self, name: &str, expected: &str, pick: impl Fn(&'a Value) -> bool) -> Option<&'a Value> {
+    fn raw(
+        &mut self,
+        name: &str,
+        expected: &str,
+        pick: impl Fn(&'a Value) -> bool,
+    ) -> Option<&'a Value> {
         let value = self.object.get(name)?;
         if pick(value) {
             Some(value)
@@ -32,17 +46,25 @@ impl<'a> Fields<'a> {
     }
 
     fn string(&mut self, name: &str) -> Option<&'a str> {
-        self.raw(name, "a string", Value::is_string).and_then(Value::as_str)
+        self.raw(name, "a string", Value::is_string)
+            .and_then(Value::as_str)
     }
 
     fn bool(&mut self, name: &str) -> Option<bool> {
-        self.raw(name, "a boolean", Value::is_boolean).and_then(Value::as_bool)
+        self.raw(name, "a boolean", Value::is_boolean)
+            .and_then(Value::as_bool)
     }
 
     /// Parses a string field with a domain parser whose error text completes "field: ...".
-    fn parsed<T, E: std::fmt::Display>(&mut self, name: &str, parse: impl Fn(&str) -> Result<T, E>) -> Option<T> {
+    fn parsed<T, E: std::fmt::Display>(
+        &mut self,
+        name: &str,
+        parse: impl Fn(&str) -> Result<T, E>,
+    ) -> Option<T> {
         let text = self.string(name)?;
-        parse(text).map_err(|error| self.errors.push(format!("{name}: {error}"))).ok()
+        parse(text)
+            .map_err(|error| self.errors.push(format!("{name}: {error}")))
+            .ok()
     }
 
     fn require<T>(&mut self, name: &str, value: Option<T>) -> Option<T> {
@@ -57,11 +79,20 @@ impl<'a> Fields<'a> {
     }
 
     fn finish(self) -> Result<(), ApiError> {
-        if self.errors.is_empty() { Ok(()) } else { Err(ApiError::validation(self.errors)) }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(self.errors))
+        }
     }
 }
 
-const INTEGRATION_FIELDS: [&str; 4] = ["base_url", "auth_type", "auth_key", "handles_ticket_delivery"];
+const INTEGRATION_FIELDS: [&str; 4] = [
+    "base_url",
+    "auth_type",
+    "auth_key",
+    "handles_ticket_delivery",
+];
 
 fn read_integration_fields(fields: &mut Fields<'_>) -> IntegrationPatch {
     IntegrationPatch {
@@ -76,7 +107,8 @@ fn require_all(fields: &mut Fields<'_>, patch: IntegrationPatch) -> Option<NewIn
     let base_url = fields.require("base_url", patch.base_url);
     let auth_type = fields.require("auth_type", patch.auth_type);
     let auth_key = fields.require("auth_key", patch.auth_key);
-    let handles_ticket_delivery = fields.require("handles_ticket_delivery", patch.handles_ticket_delivery);
+    let handles_ticket_delivery =
+        fields.require("handles_ticket_delivery", patch.handles_ticket_delivery);
     Some(NewIntegration {
         base_url: base_url?,
         auth_type: auth_type?,
@@ -96,7 +128,13 @@ pub fn new_integration(body: &Value) -> Result<NewIntegration, ApiError> {
 
 /// `POST /admin/create`: the four fields plus `partner_id`.
 pub fn admin_new_integration(body: &Value) -> Result<(PartnerId, NewIntegration), ApiError> {
-    let known = ["partner_id", INTEGRATION_FIELDS[0], INTEGRATION_FIELDS[1], INTEGRATION_FIELDS[2], INTEGRATION_FIELDS[3]];
+    let known = [
+        "partner_id",
+        INTEGRATION_FIELDS[0],
+        INTEGRATION_FIELDS[1],
+        INTEGRATION_FIELDS[2],
+        INTEGRATION_FIELDS[3],
+    ];
     let mut fields = Fields::new(body, &known)?;
     let partner_id = fields.parsed("partner_id", PartnerId::parse);
     let partner_id = fields.require("partner_id", partner_id);
@@ -110,7 +148,10 @@ pub fn admin_new_integration(body: &Value) -> Result<(PartnerId, NewIntegration)
 pub fn integration_patch(body: &Value) -> Result<IntegrationPatch, ApiError> {
     let mut fields = Fields::new(body, &INTEGRATION_FIELDS)?;
     if !fields.has_any(&INTEGRATION_FIELDS) {
-        fields.errors.push(format!("body: must contain at least one of {}", INTEGRATION_FIELDS.join(", ")));
+        fields.errors.push(format!(
+            "body: must contain at least one of {}",
+            INTEGRATION_FIELDS.join(", ")
+        ));
     }
     let patch = read_integration_fields(&mut fields);
     fields.finish()?;
@@ -123,7 +164,9 @@ pub fn admin_patch(body: &Value) -> Result<AdminPatch, ApiError> {
     const FIELDS: [&str; 3] = ["isApproved", "isActive", "webhookRatePerMinute"];
     let mut fields = Fields::new(body, &FIELDS)?;
     if !fields.has_any(&FIELDS) {
-        fields.errors.push("body: must contain at least one of isApproved, isActive, webhookRatePerMinute".into());
+        fields.errors.push(
+            "body: must contain at least one of isApproved, isActive, webhookRatePerMinute".into(),
+        );
     }
     let webhook_rate_per_minute = match body.get("webhookRatePerMinute") {
         None => None,
@@ -132,7 +175,14 @@ pub fn admin_patch(body: &Value) -> Result<AdminPatch, ApiError> {
         Some(value) => match value
             .as_u64()
             .or_else(|| {
-                value.as_f64().filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= f64::from(MAX_WEBHOOK_RATE_PER_MINUTE)).map(|n| n as u64)
+                value
+                    .as_f64()
+                    .filter(|n| {
+                        n.fract() == 0.0
+                            && *n >= 0.0
+                            && *n <= f64::from(MAX_WEBHOOK_RATE_PER_MINUTE)
+                    })
+                    .map(|n| n as u64)
             })
             .filter(|rate| (1..=u64::from(MAX_WEBHOOK_RATE_PER_MINUTE)).contains(rate))
         {
@@ -145,7 +195,11 @@ pub fn admin_patch(body: &Value) -> Result<AdminPatch, ApiError> {
             }
         },
     };
-    let patch = AdminPatch { is_approved: fields.bool("isApproved"), is_active: fields.bool("isActive"), webhook_rate_per_minute };
+    let patch = AdminPatch {
+        is_approved: fields.bool("isApproved"),
+        is_active: fields.bool("isActive"),
+        webhook_rate_per_minute,
+    };
     fields.finish()?;
     Ok(patch)
 }
@@ -174,15 +228,26 @@ pub fn availability_refresh(body: &Value) -> Result<AvailabilityRefresh, ApiErro
     });
     if let (Some(from), Some(to)) = (from, to) {
         if to < from {
-            fields.errors.push("localDateEnd: must not be before localDateStart".into());
+            fields
+                .errors
+                .push("localDateEnd: must not be before localDateStart".into());
         } else if (to - from).whole_days() >= super::events::MAX_RANGE_DAYS {
-            fields.errors.push(format!("localDateEnd: the range must be at most {} days", super::events::MAX_RANGE_DAYS));
+            fields.errors.push(format!(
+                "localDateEnd: the range must be at most {} days",
+                super::events::MAX_RANGE_DAYS
+            ));
         }
     }
     fields.finish()?;
     match (from, to) {
-        (Some(from), Some(to)) => Ok(AvailabilityRefresh { product_id, from, to }),
-        _ => Err(ApiError::validation(vec!["body: localDateStart and localDateEnd are required".into()])),
+        (Some(from), Some(to)) => Ok(AvailabilityRefresh {
+            product_id,
+            from,
+            to,
+        }),
+        _ => Err(ApiError::validation(vec![
+            "body: localDateStart and localDateEnd are required".into(),
+        ])),
     }
 }
 
@@ -198,27 +263,43 @@ mod tests {
 
     #[test]
     fn availability_refresh_reads_dates_and_an_optional_product() {
-        let refresh = availability_refresh(&json!({"localDateStart": "2026-07-01", "localDateEnd": "2026-07-31"})).unwrap();
-        assert_eq!((refresh.product_id, refresh.from.day(), refresh.to.day()), (None, 1, 31));
-        let errors = errors_of(availability_refresh(&json!({"localDateStart": "July", "productId": "", "extra": 1})));
-        for expected in
-            ["localDateStart: must be a date", "localDateEnd: is required", "productId: must be a non-empty", "extra: unknown field"]
-        {
+        let refresh = availability_refresh(
+            &json!({"localDateStart": "2026-07-01", "localDateEnd": "2026-07-31"}),
+        )
+        .unwrap();
+        assert_eq!(
+            (refresh.product_id, refresh.from.day(), refresh.to.day()),
+            (None, 1, 31)
+        );
+        let errors = errors_of(availability_refresh(
+            &json!({"localDateStart": "July", "productId": "", "extra": 1}),
+        ));
+        for expected in [
+            "localDateStart: must be a date",
+            "localDateEnd: is required",
+            "productId: must be a non-empty",
+            "extra: unknown field",
+        ] {
             assert!(errors.contains(expected), "{expected} in {errors}");
         }
         assert!(
-            errors_of(availability_refresh(&json!({"localDateStart": "2026-07-31", "localDateEnd": "2026-07-01"})))
-                .contains("must not be before")
+            errors_of(availability_refresh(
+                &json!({"localDateStart": "2026-07-31", "localDateEnd": "2026-07-01"})
+            ))
+            .contains("must not be before")
         );
         assert!(
-            errors_of(availability_refresh(&json!({"localDateStart": "2026-01-01", "localDateEnd": "2027-06-01"})))
-                .contains("at most 366 days")
+            errors_of(availability_refresh(
+                &json!({"localDateStart": "2026-01-01", "localDateEnd": "2027-06-01"})
+            ))
+            .contains("at most 366 days")
         );
     }
 
     #[test]
     fn create_collects_every_problem() {
-        let body = json!({"base_url": "ftp://x", "auth_type": "basic", "auth_key": 5, "extra": true});
+        let body =
+            json!({"base_url": "ftp://x", "auth_type": "basic", "auth_key": 5, "extra": true});
         let errors = errors_of(new_integration(&body));
         for expected in [
             "base_url: must use http or https",
@@ -227,15 +308,20 @@ mod tests {
             "handles_ticket_delivery: is required",
             "extra: unknown field",
         ] {
-            assert!(errors.contains(expected), "{expected} missing from {errors}");
+            assert!(
+                errors.contains(expected),
+                "{expected} missing from {errors}"
+            );
         }
-        assert!(!errors.contains("auth_key: is required"), "a wrongly typed field is not also missing: {errors}");
+        assert!(
+            !errors.contains("auth_key: is required"),
+            "a wrongly typed field is not also missing: {errors}"
+        );
     }
 
     #[test]
     fn create_accepts_a_valid_body() {
-        let body =
-            json!({"base_url": "https://octo.example.com/", "auth_type": "api_key", "auth_key": "k", "handles_ticket_delivery": false});
+        let body = json!({"base_url": "https://octo.example.com/", "auth_type": "api_key", "auth_key": "k", "handles_ticket_delivery": false});
         let new = new_integration(&body).unwrap();
         assert_eq!(new.base_url.as_str(), "https://octo.example.com");
         assert_eq!(new.auth_type, AuthType::ApiKey);
@@ -243,23 +329,70 @@ mod tests {
 
     #[test]
     fn patches_need_at_least_one_field_and_reject_nulls() {
-        assert!(errors_of(integration_patch(&json!({}))).contains("body: must contain at least one of"));
-        assert!(errors_of(integration_patch(&json!({"auth_key": null}))).contains("auth_key: must be a string"));
-        assert!(errors_of(admin_patch(&json!({"isApproved": "yes"}))).contains("isApproved: must be a boolean"));
+        assert!(
+            errors_of(integration_patch(&json!({}))).contains("body: must contain at least one of")
+        );
+        assert!(
+            errors_of(integration_patch(&json!({"auth_key": null})))
+                .contains("auth_key: must be a string")
+        );
+        assert!(
+            errors_of(admin_patch(&json!({"isApproved": "yes"})))
+                .contains("isApproved: must be a boolean")
+        );
         assert!(errors_of(admin_patch(&json!([]))).contains("body: must be a JSON object"));
-        assert_eq!(admin_patch(&json!({"isActive": false})).unwrap().is_active, Some(false));
+        assert_eq!(
+            admin_patch(&json!({"isActive": false})).unwrap().is_active,
+            Some(false)
+        );
     }
 
     #[test]
     fn an_admin_patch_sets_or_clears_the_webhook_limit_within_its_range() {
-        assert_eq!(admin_patch(&json!({"webhookRatePerMinute": 6000})).unwrap().webhook_rate_per_minute, Some(Some(6000)));
-        assert_eq!(admin_patch(&json!({"webhookRatePerMinute": null})).unwrap().webhook_rate_per_minute, Some(None));
-        assert_eq!(admin_patch(&json!({"isActive": true})).unwrap().webhook_rate_per_minute, None);
-        assert_eq!(admin_patch(&json!({"webhookRatePerMinute": 4221.0})).unwrap().webhook_rate_per_minute, Some(Some(4221)));
-        for bad in [json!(0), json!(-5), json!(1.5), json!("600"), json!(1_000_001), json!(1e7), json!(u64::MAX)] {
-            let errors = errors_of(admin_patch(&json!({"webhookRatePerMinute": bad, "isActive": "no"})));
-            assert!(errors.contains("webhookRatePerMinute: must be a whole number from 1 to 1000000"), "{bad}: {errors}");
-            assert!(errors.contains("isActive: must be a boolean"), "every bad field in one answer: {errors}");
+        assert_eq!(
+            admin_patch(&json!({"webhookRatePerMinute": 6000}))
+                .unwrap()
+                .webhook_rate_per_minute,
+            Some(Some(6000))
+        );
+        assert_eq!(
+            admin_patch(&json!({"webhookRatePerMinute": null}))
+                .unwrap()
+                .webhook_rate_per_minute,
+            Some(None)
+        );
+        assert_eq!(
+            admin_patch(&json!({"isActive": true}))
+                .unwrap()
+                .webhook_rate_per_minute,
+            None
+        );
+        assert_eq!(
+            admin_patch(&json!({"webhookRatePerMinute": 4221.0}))
+                .unwrap()
+                .webhook_rate_per_minute,
+            Some(Some(4221))
+        );
+        for bad in [
+            json!(0),
+            json!(-5),
+            json!(1.5),
+            json!("600"),
+            json!(1_000_001),
+            json!(1e7),
+            json!(u64::MAX),
+        ] {
+            let errors = errors_of(admin_patch(
+                &json!({"webhookRatePerMinute": bad, "isActive": "no"}),
+            ));
+            assert!(
+                errors.contains("webhookRatePerMinute: must be a whole number from 1 to 1000000"),
+                "{bad}: {errors}"
+            );
+            assert!(
+                errors.contains("isActive: must be a boolean"),
+                "every bad field in one answer: {errors}"
+            );
         }
     }
 }

@@ -7,7 +7,10 @@
 
 use std::sync::LazyLock;
 
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+    X_FRAME_OPTIONS,
+};
 use axum::response::IntoResponse;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -26,7 +29,9 @@ struct Page {
 }
 
 static PAGE: LazyLock<Page> = LazyLock::new(|| Page {
-    html: HTML.replacen("{{STYLE}}", STYLE, 1).replacen("{{SCRIPT}}", SCRIPT, 1),
+    html: HTML
+        .replacen("{{STYLE}}", STYLE, 1)
+        .replacen("{{SCRIPT}}", SCRIPT, 1),
     content_security_policy: format!(
         "default-src 'none'; script-src '{}'; style-src '{}'; connect-src 'self'; img-src data:; \
          base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
@@ -37,7 +42,10 @@ static PAGE: LazyLock<Page> = LazyLock::new(|| Page {
 
 /// A CSP hash source: `sha256-` and the base64 of the inline element's exact text.
 fn source_hash(text: &str) -> String {
-    format!("sha256-{}", STANDARD.encode(Sha256::digest(text.as_bytes())))
+    format!(
+        "sha256-{}",
+        STANDARD.encode(Sha256::digest(text.as_bytes()))
+    )
 }
 
 /// The page. It holds no data (everything comes from the admin API with the admin's token),
@@ -46,7 +54,10 @@ pub async fn page() -> impl IntoResponse {
     (
         [
             (CONTENT_TYPE, "text/html; charset=utf-8"),
-            (CONTENT_SECURITY_POLICY, PAGE.content_security_policy.as_str()),
+            (
+                CONTENT_SECURITY_POLICY,
+                PAGE.content_security_policy.as_str(),
+            ),
             (X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (X_FRAME_OPTIONS, "DENY"),
             (REFERRER_POLICY, "no-referrer"),

@@ -24,5 +24,9 @@ pub struct Pagination {
 }
 
 pub fn paginated<T: Serialize>(data: T, pagination: Pagination) -> Response {
-    (StatusCode::OK, Json(json!({ "success": 1, "data": data, "pagination": pagination }))).into_response()
+    (
+        StatusCode::OK,
+        Json(json!({ "success": 1, "data": data, "pagination": pagination })),
+    )
+        .into_response()
 }

@@ -21,7 +21,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), errors: Vec::new(), retry_after: None }
+        Self {
+            status,
+            message: message.into(),
+            errors: Vec::new(),
+            retry_after: None,
+        }
     }
 
     /// Adds one `"field: reason"` entry.
@@ -32,7 +37,12 @@ impl ApiError {
 
     /// 400 with every field problem found, so a partner can fix them all at once.
     pub fn validation(errors: Vec<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, message: "Validation Error".into(), errors, retry_after: None }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: "Validation Error".into(),
+            errors,
+            retry_after: None,
+        }
     }
 
     pub fn internal() -> Self {
@@ -50,7 +60,10 @@ impl IntoResponse for ApiError {
         });
         let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
         }
         response
     }
@@ -75,15 +88,29 @@ impl From<ServiceError> for ApiError {
         use ServiceError as E;
         match &error {
             E::EndpointRefused(reason) => Self::validation(vec![format!("base_url: {reason}")]),
-            E::AlreadyExists => Self::new(StatusCode::CONFLICT, "This partner already has an integration")
-                .with_error("partner_id: already has an integration"),
-            E::NoIntegration => Self::new(StatusCode::NOT_FOUND, "No integration registered for this partner"),
+            E::AlreadyExists => Self::new(
+                StatusCode::CONFLICT,
+                "This partner already has an integration",
+            )
+            .with_error("partner_id: already has an integration"),
+            E::NoIntegration => Self::new(
+                StatusCode::NOT_FOUND,
+                "No integration registered for this partner",
+            ),
             E::NotFound => Self::new(StatusCode::NOT_FOUND, "Integration not found"),
-            E::NotOwner => Self::new(StatusCode::FORBIDDEN, "This integration belongs to another partner"),
+            E::NotOwner => Self::new(
+                StatusCode::FORBIDDEN,
+                "This integration belongs to another partner",
+            ),
             E::WebhookUnauthorized => Self::new(StatusCode::UNAUTHORIZED, "Unauthorized")
                 .with_error("x-webhook-secret: missing, or does not match this integration"),
-            E::RotatedConcurrently => Self::new(StatusCode::CONFLICT, "The webhook secret was rotated by another request at the same time")
-                .with_error("webhook_secret: another rotation won; rotate again to get a secret you hold"),
+            E::RotatedConcurrently => Self::new(
+                StatusCode::CONFLICT,
+                "The webhook secret was rotated by another request at the same time",
+            )
+            .with_error(
+                "webhook_secret: another rotation won; rotate again to get a secret you hold",
+            ),
             E::NotApproved => Self::new(StatusCode::FORBIDDEN, "Integration is not approved yet"),
             E::Inactive => Self::new(StatusCode::FORBIDDEN, "Integration is inactive"),
             E::RateLimited { retry_after } => {
@@ -93,7 +120,9 @@ impl From<ServiceError> for ApiError {
                 limited.retry_after = Some(seconds);
                 limited
             }
-            E::Store(StoreError::InvalidCursor) => Self::validation(vec!["cursor: is not a cursor this listing gave out".into()]),
+            E::Store(StoreError::InvalidCursor) => {
+                Self::validation(vec!["cursor: is not a cursor this listing gave out".into()])
+            }
             E::Store(_) | E::Secrets(_) | E::Queue(_) | E::Contention => {
                 // Details go to the log for on-call, never to the caller.
                 tracing::error!(error = %error, "request failed");

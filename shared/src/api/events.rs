@@ -32,15 +32,33 @@ pub fn parse_event(body: &Value) -> Result<OctoEvent, Vec<String>> {
         };
         return match event.to_ascii_lowercase().as_str() {
             "availability_update" => parse_notify(body).map(OctoEvent::AvailabilityUpdate),
-            "booking_update" => booking_slot(object.get("booking")).map(OctoEvent::AvailabilityChanged),
-            _ => Ok(OctoEvent::Ignored { what: format!("webhook event {}", clip(event)) }),
+            "booking_update" => {
+                booking_slot(object.get("booking")).map(OctoEvent::AvailabilityChanged)
+            }
+            _ => Ok(OctoEvent::Ignored {
+                what: format!("webhook event {}", clip(event)),
+            }),
         };
     }
     // Each of these fields, when present, has its one type, whichever of them is used.
     let mut errors = Vec::new();
-    for (key, expected) in [("notificationType", "a string"), ("type", "a string"), ("payload", "an object"), ("data", "an object")] {
-        let fits = |value: &Value| if expected == "a string" { value.is_string() } else { value.is_object() };
-        if object.get(key).is_some_and(|value| !value.is_null() && !fits(value)) {
+    for (key, expected) in [
+        ("notificationType", "a string"),
+        ("type", "a string"),
+        ("payload", "an object"),
+        ("data", "an object"),
+    ] {
+        let fits = |value: &Value| {
+            if expected == "a string" {
+                value.is_string()
+            } else {
+                value.is_object()
+            }
+        };
+        if object
+            .get(key)
+            .is_some_and(|value| !value.is_null() && !fits(value))
+        {
             errors.push(format!("{key}: must be {expected}"));
         }
     }
@@ -48,26 +66,43 @@ pub fn parse_event(body: &Value) -> Result<OctoEvent, Vec<String>> {
         return Err(errors);
     }
     let present = |key: &str| object.get(key).filter(|value| !value.is_null());
-    let Some(kind) = present("notificationType").or_else(|| present("type")).and_then(Value::as_str) else {
+    let Some(kind) = present("notificationType")
+        .or_else(|| present("type"))
+        .and_then(Value::as_str)
+    else {
         return Err(vec!["body: must be an OCTO webhook delivery (webhook.event) or notification (notificationType)".into()]);
     };
-    let payload = present("payload").or_else(|| present("data")).and_then(Value::as_object).unwrap_or(object);
+    let payload = present("payload")
+        .or_else(|| present("data"))
+        .and_then(Value::as_object)
+        .unwrap_or(object);
     match kind.to_ascii_uppercase().as_str() {
-        "PRODUCT_UPDATE" => product_id(payload, "payload.productId").map(|product_id| OctoEvent::ProductUpdate { product_id }),
+        "PRODUCT_UPDATE" => product_id(payload, "payload.productId")
+            .map(|product_id| OctoEvent::ProductUpdate { product_id }),
         "AVAILABILITY_UPDATE" => {
             let product = product_id(payload, "payload.productId");
             let dates = ["localDateStart", "localDateEnd"].map(|key| local_date(payload, key));
-            let mut errors: Vec<String> = dates.iter().filter_map(|date| date.as_ref().err().cloned()).collect();
+            let mut errors: Vec<String> = dates
+                .iter()
+                .filter_map(|date| date.as_ref().err().cloned())
+                .collect();
             if let [Ok(start), Ok(end)] = &dates {
                 if end < start {
                     errors.push("payload.localDateEnd: must not be before localDateStart".into());
                 } else if (*end - *start).whole_days() >= MAX_RANGE_DAYS {
-                    errors.push(format!("payload.localDateEnd: the range must be at most {MAX_RANGE_DAYS} days"));
+                    errors.push(format!(
+                        "payload.localDateEnd: the range must be at most {MAX_RANGE_DAYS} days"
+                    ));
                 }
             }
             match (product, dates) {
                 (Ok(product_id), [Ok(from), Ok(to)]) if errors.is_empty() => {
-                    Ok(OctoEvent::AvailabilityChanged(AvailabilityPull { product_id, option_id: None, from, to }))
+                    Ok(OctoEvent::AvailabilityChanged(AvailabilityPull {
+                        product_id,
+                        option_id: None,
+                        from,
+                        to,
+                    }))
                 }
                 (Ok(_), _) => Err(errors),
                 (Err(mut product_errors), _) => {
@@ -77,8 +112,12 @@ pub fn parse_event(body: &Value) -> Result<OctoEvent, Vec<String>> {
             }
         }
         // Only a booking id: nothing to refresh without its product and date.
-        "BOOKING_UPDATE" => Ok(OctoEvent::Ignored { what: "BOOKING_UPDATE notification".into() }),
-        _ => Ok(OctoEvent::Ignored { what: format!("notification {}", clip(kind)) }),
+        "BOOKING_UPDATE" => Ok(OctoEvent::Ignored {
+            what: "BOOKING_UPDATE notification".into(),
+        }),
+        _ => Ok(OctoEvent::Ignored {
+            what: format!("notification {}", clip(kind)),
+        }),
     }
 }
 
@@ -89,22 +128,36 @@ fn booking_slot(booking: Option<&Value>) -> Result<AvailabilityPull, Vec<String>
     };
     let product = product_id(booking, "booking.productId");
     let option = match booking.get("optionId") {
-        Some(Value::String(option)) if !option.trim().is_empty() && option.len() <= 256 => Ok(option.clone()),
+        Some(Value::String(option)) if !option.trim().is_empty() && option.len() <= 256 => {
+            Ok(option.clone())
+        }
         None | Some(Value::Null) => Err("booking.optionId: is required".to_owned()),
-        Some(_) => Err("booking.optionId: must be a non-empty string of at most 256 characters".to_owned()),
+        Some(_) => {
+            Err("booking.optionId: must be a non-empty string of at most 256 characters".to_owned())
+        }
     };
-    let start = booking.get("availability").and_then(|availability| availability.get("localDateTimeStart")).and_then(Value::as_str);
+    let start = booking
+        .get("availability")
+        .and_then(|availability| availability.get("localDateTimeStart"))
+        .and_then(Value::as_str);
     let day = match start.map(LocalDateTime::parse) {
         Some(Ok(start)) => start
             .as_str()
             .get(..10)
             .and_then(parse_date)
-            .ok_or_else(|| "booking.availability.localDateTimeStart: must be a date-time".to_owned()),
+            .ok_or_else(|| {
+                "booking.availability.localDateTimeStart: must be a date-time".to_owned()
+            }),
         Some(Err(error)) => Err(format!("booking.availability.localDateTimeStart: {error}")),
         None => Err("booking.availability.localDateTimeStart: is required".to_owned()),
     };
     match (product, option, day) {
-        (Ok(product_id), Ok(option_id), Ok(day)) => Ok(AvailabilityPull { product_id, option_id: Some(option_id), from: day, to: day }),
+        (Ok(product_id), Ok(option_id), Ok(day)) => Ok(AvailabilityPull {
+            product_id,
+            option_id: Some(option_id),
+            from: day,
+            to: day,
+        }),
         (product, option, day) => {
             let mut errors = product.err().unwrap_or_default();
             errors.extend(option.err());
@@ -117,10 +170,12 @@ fn booking_slot(booking: Option<&Value>) -> Result<AvailabilityPull, Vec<String>
 fn product_id(fields: &Map<String, Value>, name: &str) -> Result<String, Vec<String>> {
     match fields.get("productId") {
         None | Some(Value::Null) => Err(vec![format!("{name}: is required")]),
-        Some(Value::String(id)) if id.trim().is_empty() => Err(vec![format!("{name}: must not be empty")]),
-        Some(Value::String(id)) if id.len() > MAX_PRODUCT_ID_LEN => {
-            Err(vec![format!("{name}: must be at most {MAX_PRODUCT_ID_LEN} characters")])
+        Some(Value::String(id)) if id.trim().is_empty() => {
+            Err(vec![format!("{name}: must not be empty")])
         }
+        Some(Value::String(id)) if id.len() > MAX_PRODUCT_ID_LEN => Err(vec![format!(
+            "{name}: must be at most {MAX_PRODUCT_ID_LEN} characters"
+        )]),
         Some(Value::String(id)) => Ok(id.clone()),
         Some(_) => Err(vec![format!("{name}: must be a string")]),
     }
@@ -128,7 +183,9 @@ fn product_id(fields: &Map<String, Value>, name: &str) -> Result<String, Vec<Str
 
 fn local_date(fields: &Map<String, Value>, key: &str) -> Result<time::Date, String> {
     match fields.get(key) {
-        Some(Value::String(text)) => parse_date(text).ok_or_else(|| format!("payload.{key}: must be a date like 2026-07-15")),
+        Some(Value::String(text)) => {
+            parse_date(text).ok_or_else(|| format!("payload.{key}: must be a date like 2026-07-15"))
+        }
         None | Some(Value::Null) => Err(format!("payload.{key}: is required")),
         Some(_) => Err(format!("payload.{key}: must be a string")),
     }
@@ -149,26 +206,56 @@ mod tests {
     fn reads_webhook_deliveries() {
         let availability = json!({"webhook": {"event": "availability_update"}, "productId": "p", "optionId": "o",
             "availability": {"id": "a", "localDateTimeStart": "2026-07-15T10:00:00+03:00", "vacancies": 1}});
-        assert!(matches!(parse_event(&availability), Ok(OctoEvent::AvailabilityUpdate(update)) if update.product_id == "p"));
+        assert!(
+            matches!(parse_event(&availability), Ok(OctoEvent::AvailabilityUpdate(update)) if update.product_id == "p")
+        );
         let booking = json!({"webhook": {"event": "booking_update"},
             "booking": {"uuid": "b", "productId": "p", "optionId": "o", "availability": {"localDateTimeStart": "2026-07-15T10:00:00+04:00"}}});
         let day = time::macros::date!(2026 - 07 - 15);
-        let pull = AvailabilityPull { product_id: "p".into(), option_id: Some("o".into()), from: day, to: day };
-        assert_eq!(parse_event(&booking), Ok(OctoEvent::AvailabilityChanged(pull)));
-        let errors = parse_event(&json!({"webhook": {"event": "booking_update"}, "booking": {"productId": "p"}})).unwrap_err().join("; ");
+        let pull = AvailabilityPull {
+            product_id: "p".into(),
+            option_id: Some("o".into()),
+            from: day,
+            to: day,
+        };
+        assert_eq!(
+            parse_event(&booking),
+            Ok(OctoEvent::AvailabilityChanged(pull))
+        );
+        let errors = parse_event(
+            &json!({"webhook": {"event": "booking_update"}, "booking": {"productId": "p"}}),
+        )
+        .unwrap_err()
+        .join("; ");
         assert!(
-            errors.contains("booking.optionId: is required") && errors.contains("booking.availability.localDateTimeStart: is required"),
+            errors.contains("booking.optionId: is required")
+                && errors.contains("booking.availability.localDateTimeStart: is required"),
             "{errors}"
         );
         let other = json!({"webhook": {"event": "booking.cancelled"}});
-        assert_eq!(parse_event(&other), Ok(OctoEvent::Ignored { what: "webhook event booking.cancelled".into() }));
-        assert!(parse_event(&json!({"webhook": {"event": "booking_update"}})).unwrap_err().contains(&"booking: must be an object".into()));
-        assert!(parse_event(&json!({"webhook": {}})).unwrap_err().contains(&"webhook.event: is required".into()));
+        assert_eq!(
+            parse_event(&other),
+            Ok(OctoEvent::Ignored {
+                what: "webhook event booking.cancelled".into()
+            })
+        );
+        assert!(
+            parse_event(&json!({"webhook": {"event": "booking_update"}}))
+                .unwrap_err()
+                .contains(&"booking: must be an object".into())
+        );
+        assert!(
+            parse_event(&json!({"webhook": {}}))
+                .unwrap_err()
+                .contains(&"webhook.event: is required".into())
+        );
     }
 
     #[test]
     fn reads_notifications_in_every_layout() {
-        let expected = Ok(OctoEvent::ProductUpdate { product_id: "p1".into() });
+        let expected = Ok(OctoEvent::ProductUpdate {
+            product_id: "p1".into(),
+        });
         for body in [
             json!({"notificationType": "PRODUCT_UPDATE", "payload": {"productId": "p1"}}),
             json!({"type": "product_update", "data": {"productId": "p1"}}),
@@ -183,16 +270,31 @@ mod tests {
             from: time::macros::date!(2026 - 07 - 01),
             to: time::macros::date!(2026 - 07 - 31),
         };
-        assert_eq!(parse_event(&range), Ok(OctoEvent::AvailabilityChanged(pull)));
-        assert!(matches!(parse_event(&json!({"type": "BOOKING_UPDATE", "data": {"uuid": "b"}})), Ok(OctoEvent::Ignored { .. })));
-        assert!(matches!(parse_event(&json!({"type": "SUPPLIER_UPDATE"})), Ok(OctoEvent::Ignored { .. })));
+        assert_eq!(
+            parse_event(&range),
+            Ok(OctoEvent::AvailabilityChanged(pull))
+        );
+        assert!(matches!(
+            parse_event(&json!({"type": "BOOKING_UPDATE", "data": {"uuid": "b"}})),
+            Ok(OctoEvent::Ignored { .. })
+        ));
+        assert!(matches!(
+            parse_event(&json!({"type": "SUPPLIER_UPDATE"})),
+            Ok(OctoEvent::Ignored { .. })
+        ));
     }
 
     #[test]
     fn a_known_type_without_its_fields_is_an_error() {
         let errors = |body: Value| parse_event(&body).unwrap_err().join("; ");
-        assert!(errors(json!({"type": "PRODUCT_UPDATE", "data": {}})).contains("payload.productId: is required"));
-        assert!(errors(json!({"type": "PRODUCT_UPDATE", "data": {"productId": 5}})).contains("payload.productId: must be a string"));
+        assert!(
+            errors(json!({"type": "PRODUCT_UPDATE", "data": {}}))
+                .contains("payload.productId: is required")
+        );
+        assert!(
+            errors(json!({"type": "PRODUCT_UPDATE", "data": {"productId": 5}}))
+                .contains("payload.productId: must be a string")
+        );
         let backwards = errors(
             json!({"type": "AVAILABILITY_UPDATE", "data": {"productId": "p", "localDateStart": "2026-07-31", "localDateEnd": "2026-07-01"}}),
         );
@@ -201,7 +303,9 @@ mod tests {
             json!({"type": "AVAILABILITY_UPDATE", "data": {"productId": "p", "localDateStart": "2026-01-01", "localDateEnd": "2027-01-02"}}),
         );
         assert!(long.contains("at most 366 days"), "{long}");
-        let bad = errors(json!({"type": "AVAILABILITY_UPDATE", "data": {"localDateStart": "July", "localDateEnd": null}}));
+        let bad = errors(
+            json!({"type": "AVAILABILITY_UPDATE", "data": {"localDateStart": "July", "localDateEnd": null}}),
+        );
         assert!(
             bad.contains("payload.productId: is required")
                 && bad.contains("payload.localDateStart: must be a date")
@@ -209,8 +313,14 @@ mod tests {
             "{bad}"
         );
         assert!(errors(json!({"type": 7})).contains("type: must be a string"));
-        assert!(errors(json!({"notificationType": "PRODUCT_UPDATE", "type": 7, "productId": "p"})).contains("type: must be a string"));
-        assert!(errors(json!({"type": "PRODUCT_UPDATE", "payload": {"productId": "p"}, "data": []})).contains("data: must be an object"));
+        assert!(
+            errors(json!({"notificationType": "PRODUCT_UPDATE", "type": 7, "productId": "p"}))
+                .contains("type: must be a string")
+        );
+        assert!(
+            errors(json!({"type": "PRODUCT_UPDATE", "payload": {"productId": "p"}, "data": []}))
+                .contains("data: must be an object")
+        );
         assert!(errors(json!({"hello": "world"})).contains("must be an OCTO webhook delivery"));
         assert!(errors(json!([1])).contains("body: must be a JSON object"));
     }

@@ -26,20 +26,31 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json_content_type(request.headers()) {
-            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Request body must be JSON")
-                .with_error("content-type: must be application/json"));
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Request body must be JSON",
+            )
+            .with_error("content-type: must be application/json"));
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large")
-                    .with_error(format!("body: must be at most {MAX_BODY_BYTES} bytes"))
-            } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "Request body could not be read")
-            }
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large")
+                        .with_error(format!("body: must be at most {MAX_BODY_BYTES} bytes"))
+                } else {
+                    ApiError::new(StatusCode::BAD_REQUEST, "Request body could not be read")
+                }
+            })?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
-            .map_err(|error| ApiError::validation(vec![format!("body: malformed JSON at line {} column {}", error.line(), error.column())]))
+            .map_err(|error| {
+                ApiError::validation(vec![format!(
+                    "body: malformed JSON at line {} column {}",
+                    error.line(),
+                    error.column()
+                )])
+            })
     }
 }
 
@@ -47,7 +58,12 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let mime = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let mime = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
@@ -60,16 +76,26 @@ impl<S: Send + Sync> FromRequestParts<S> for IntegrationPath {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|_| ApiError::validation(vec!["id: must be 24 lowercase hex characters".into()]))?;
-        IntegrationId::parse(&raw).map(IntegrationPath).map_err(|error| ApiError::validation(vec![format!("id: {error}")]))
+            .map_err(|_| {
+                ApiError::validation(vec!["id: must be 24 lowercase hex characters".into()])
+            })?;
+        IntegrationId::parse(&raw)
+            .map(IntegrationPath)
+            .map_err(|error| ApiError::validation(vec![format!("id: {error}")]))
     }
 }
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).map(|value| value.to_str().unwrap_or("invalid"));
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .map(|value| value.to_str().unwrap_or("invalid"));
         let verifier = state.jwt.verifier().await.map_err(|error| {
             tracing::error!(error = %error, "the JWT signing key is unavailable");
             ApiError::internal()
@@ -84,10 +110,14 @@ pub struct PartnerAuth(pub PartnerId);
 impl FromRequestParts<AppState> for PartnerAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match Principal::from_request_parts(parts, state).await? {
             Principal::Partner(id) => Ok(Self(id)),
-            Principal::Admin => Err(ApiError::from(AuthError::WrongRole).with_error("role: this endpoint requires a partner token")),
+            Principal::Admin => Err(ApiError::from(AuthError::WrongRole)
+                .with_error("role: this endpoint requires a partner token")),
         }
     }
 }
@@ -98,10 +128,14 @@ pub struct AdminAuth;
 impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match Principal::from_request_parts(parts, state).await? {
             Principal::Admin => Ok(Self),
-            Principal::Partner(_) => Err(ApiError::from(AuthError::WrongRole).with_error("role: this endpoint requires an admin token")),
+            Principal::Partner(_) => Err(ApiError::from(AuthError::WrongRole)
+                .with_error("role: this endpoint requires an admin token")),
         }
     }
 }
@@ -113,7 +147,11 @@ impl<S: Send + Sync> FromRequestParts<S> for WebhookSecretHeader {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let value = parts.headers.get(WEBHOOK_SECRET_HEADER).and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned());
+        let value = parts
+            .headers
+            .get(WEBHOOK_SECRET_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_owned());
         Ok(Self(value))
     }
 }

@@ -9,7 +9,10 @@ use super::envelope::{ok, success};
 use super::extract::{JsonBody, PartnerAuth};
 use super::openapi::RotatedWebhookSecret;
 #[allow(unused_imports)] // named by the OpenAPI annotations
-use super::openapi::{CreateIntegrationBody, CreatedIntegration, Deleted, ErrorResponses, Success, UpdateIntegrationBody};
+use super::openapi::{
+    CreateIntegrationBody, CreatedIntegration, Deleted, ErrorResponses, Success,
+    UpdateIntegrationBody,
+};
 use super::{ApiError, AppState, body};
 #[allow(unused_imports)]
 use crate::domain::Integration;
@@ -53,7 +56,10 @@ pub async fn create(
     get, path = "/api/v1/partner-integrations/me", operation_id = "getMyIntegration", tag = "partner", security(("partner_jwt" = [])),
     responses((status = 200, description = "The partner's integration.", body = Success<Integration>), ErrorResponses)
 )]
-pub async fn get_mine(State(state): State<AppState>, PartnerAuth(partner_id): PartnerAuth) -> Result<Response, ApiError> {
+pub async fn get_mine(
+    State(state): State<AppState>,
+    PartnerAuth(partner_id): PartnerAuth,
+) -> Result<Response, ApiError> {
     Ok(ok(state.service.get_mine(partner_id).await?))
 }
 
@@ -75,7 +81,10 @@ pub async fn update_mine(
     delete, path = "/api/v1/partner-integrations/me", operation_id = "deleteMyIntegration", tag = "partner", security(("partner_jwt" = [])),
     responses((status = 200, description = "Deleted with its catalog and credential.", body = Success<Deleted>), ErrorResponses)
 )]
-pub async fn delete_mine(State(state): State<AppState>, PartnerAuth(partner_id): PartnerAuth) -> Result<Response, ApiError> {
+pub async fn delete_mine(
+    State(state): State<AppState>,
+    PartnerAuth(partner_id): PartnerAuth,
+) -> Result<Response, ApiError> {
     state.service.delete_mine(partner_id).await?;
     Ok(ok(json!({ "deleted": true })))
 }
@@ -84,7 +93,10 @@ pub async fn delete_mine(State(state): State<AppState>, PartnerAuth(partner_id):
     post, path = "/api/v1/partner-integrations/me/test-connection", operation_id = "testConnection", tag = "partner", security(("partner_jwt" = [])),
     responses((status = 200, description = "The diagnosis; a partner-side problem is `ok: false`.", body = Success<ConnectionTest>), ErrorResponses)
 )]
-pub async fn test_connection(State(state): State<AppState>, PartnerAuth(partner_id): PartnerAuth) -> Result<Response, ApiError> {
+pub async fn test_connection(
+    State(state): State<AppState>,
+    PartnerAuth(partner_id): PartnerAuth,
+) -> Result<Response, ApiError> {
     Ok(ok(state.service.test_connection(partner_id).await?))
 }
 
@@ -92,6 +104,11 @@ pub async fn test_connection(State(state): State<AppState>, PartnerAuth(partner_
     post, path = "/api/v1/partner-integrations/me/webhook-secret", operation_id = "rotateMyWebhookSecret", tag = "partner", security(("partner_jwt" = [])),
     responses((status = 201, description = "A new webhook secret, in this answer only; the previous one keeps working until `previous_valid_until`.", body = Success<RotatedWebhookSecret>), ErrorResponses)
 )]
-pub async fn rotate_webhook_secret(State(state): State<AppState>, PartnerAuth(partner_id): PartnerAuth) -> Result<Response, ApiError> {
-    Ok(rotated_response(state.service.rotate_my_webhook_secret(partner_id).await?))
+pub async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    PartnerAuth(partner_id): PartnerAuth,
+) -> Result<Response, ApiError> {
+    Ok(rotated_response(
+        state.service.rotate_my_webhook_secret(partner_id).await?,
+    ))
 }

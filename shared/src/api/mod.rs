@@ -48,7 +48,11 @@ pub struct AppState {
 pub fn registration_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(integrations::create))
-        .routes(routes!(integrations::get_mine, integrations::update_mine, integrations::delete_mine))
+        .routes(routes!(
+            integrations::get_mine,
+            integrations::update_mine,
+            integrations::delete_mine
+        ))
         .routes(routes!(integrations::test_connection))
         .routes(routes!(integrations::rotate_webhook_secret))
         .routes(routes!(status::sync_log))
@@ -86,7 +90,11 @@ pub fn availability_notify_routes() -> OpenApiRouter<AppState> {
 /// The OpenAPI document of every route of every function.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let mut document = openapi::base_document();
-    for routes in [registration_routes(), sync_trigger_routes(), availability_notify_routes()] {
+    for routes in [
+        registration_routes(),
+        sync_trigger_routes(),
+        availability_notify_routes(),
+    ] {
         document.merge(routes.into_openapi());
     }
     openapi::link_operations(&mut document);
@@ -115,14 +123,22 @@ fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::R
 
 /// All routes in one Router (seyaha-local, tests).
 pub fn router(state: AppState) -> Router {
-    let routes = registration_routes().merge(sync_trigger_routes()).merge(availability_notify_routes());
+    let routes = registration_routes()
+        .merge(sync_trigger_routes())
+        .merge(availability_notify_routes());
     finish(routes, state)
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, format!("No route for {method} {}", uri.path()))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("No route for {method} {}", uri.path()),
+    )
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {}", uri.path()))
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }

@@ -21,7 +21,9 @@ pub fn parse_notify(body: &Value) -> Result<AvailabilityUpdate, Vec<String>> {
                 None => errors.push("webhook: must be an object".into()),
                 Some(None | Some(Value::Null)) => {}
                 Some(Some(Value::String(event))) if event == "availability_update" => {}
-                Some(Some(Value::String(_))) => errors.push("webhook.event: must be availability_update".into()),
+                Some(Some(Value::String(_))) => {
+                    errors.push("webhook.event: must be availability_update".into())
+                }
                 // `{}` or `5` is not an event name (schemathesis found this one accepted).
                 Some(Some(_)) => errors.push("webhook.event: must be a string".into()),
             }
@@ -47,7 +49,9 @@ pub const MAX_BATCH_ITEMS: usize = 500;
 /// [`MAX_BATCH_ITEMS`], or when no item is valid (every item's problems, prefixed `[index].`);
 /// otherwise each item is read on its own, so one bad item does not reject the rest.
 #[allow(clippy::type_complexity)]
-pub fn parse_notify_batch(body: &Value) -> Result<Vec<Result<AvailabilityUpdate, Vec<String>>>, Vec<String>> {
+pub fn parse_notify_batch(
+    body: &Value,
+) -> Result<Vec<Result<AvailabilityUpdate, Vec<String>>>, Vec<String>> {
     let Some(items) = body.as_array() else {
         return Err(vec!["body: must be a JSON array of notify objects".into()]);
     };
@@ -55,14 +59,19 @@ pub fn parse_notify_batch(body: &Value) -> Result<Vec<Result<AvailabilityUpdate,
         return Err(vec!["body: must contain at least one notify object".into()]);
     }
     if items.len() > MAX_BATCH_ITEMS {
-        return Err(vec![format!("body: must contain at most {MAX_BATCH_ITEMS} notify objects (got {})", items.len())]);
+        return Err(vec![format!(
+            "body: must contain at most {MAX_BATCH_ITEMS} notify objects (got {})",
+            items.len()
+        )]);
     }
     let items: Vec<_> = items.iter().map(parse_notify).collect();
     if items.iter().all(Result::is_err) {
-        let errors = items
-            .into_iter()
-            .enumerate()
-            .flat_map(|(index, item)| item.err().unwrap_or_default().into_iter().map(move |error| format!("[{index}].{error}")));
+        let errors = items.into_iter().enumerate().flat_map(|(index, item)| {
+            item.err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |error| format!("[{index}].{error}"))
+        });
         return Err(errors.collect());
     }
     Ok(items)
@@ -79,14 +88,25 @@ fn read(
     mut errors: Vec<String>,
 ) -> Result<AvailabilityUpdate, Vec<String>> {
     let lookup = |key: &str| {
-        let beside = || wrapper.filter(|_| BESIDE_AVAILABILITY.contains(&key)).and_then(|wrapper| wrapper.get(key));
-        fields.get(key).filter(|value| !value.is_null()).or_else(beside)
+        let beside = || {
+            wrapper
+                .filter(|_| BESIDE_AVAILABILITY.contains(&key))
+                .and_then(|wrapper| wrapper.get(key))
+        };
+        fields
+            .get(key)
+            .filter(|value| !value.is_null())
+            .or_else(beside)
     };
     let mut text = |key: &str| -> Option<String> {
         match lookup(key) {
             None | Some(Value::Null) => errors.push(format!("{prefix}{key}: is required")),
-            Some(Value::String(s)) if s.trim().is_empty() => errors.push(format!("{prefix}{key}: must not be empty")),
-            Some(Value::String(s)) if s.len() > 256 => errors.push(format!("{prefix}{key}: must be at most 256 characters")),
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                errors.push(format!("{prefix}{key}: must not be empty"))
+            }
+            Some(Value::String(s)) if s.len() > 256 => {
+                errors.push(format!("{prefix}{key}: must be at most 256 characters"))
+            }
             Some(Value::String(s)) => return Some(s.clone()),
             Some(_) => errors.push(format!("{prefix}{key}: must be a string")),
         }
@@ -134,8 +154,18 @@ fn read(
         errors.push(format!("{prefix}vacancies: must not exceed capacity"));
     }
     match (product_id, option_id, availability_id, start) {
-        (Some(product_id), Some(option_id), Some(availability_id), Some(local_date_time_start)) if errors.is_empty() => {
-            Ok(AvailabilityUpdate { product_id, option_id, availability_id, local_date_time_start, status, vacancies, capacity })
+        (Some(product_id), Some(option_id), Some(availability_id), Some(local_date_time_start))
+            if errors.is_empty() =>
+        {
+            Ok(AvailabilityUpdate {
+                product_id,
+                option_id,
+                availability_id,
+                local_date_time_start,
+                status,
+                vacancies,
+                capacity,
+            })
         }
         _ => Err(errors),
     }
@@ -158,7 +188,10 @@ mod tests {
         body["vacancies"] = json!(2);
         body["capacity"] = json!(10);
         let update = parse_notify(&body).unwrap();
-        assert_eq!((update.status, update.vacancies, update.capacity), (Some(SlotStatus::Limited), Some(2), Some(10)));
+        assert_eq!(
+            (update.status, update.vacancies, update.capacity),
+            (Some(SlotStatus::Limited), Some(2), Some(10))
+        );
         assert_eq!(update.availability_id, "a");
     }
 
@@ -171,7 +204,10 @@ mod tests {
         });
         let update = parse_notify(&body).unwrap();
         assert_eq!(update.availability_id, "2026-07-15T10:00:00+03:00");
-        assert_eq!((update.status, update.vacancies), (Some(SlotStatus::Freesale), None));
+        assert_eq!(
+            (update.status, update.vacancies),
+            (Some(SlotStatus::Freesale), None)
+        );
     }
 
     #[test]
@@ -180,11 +216,23 @@ mod tests {
             (json!({}), "productId: is required"),
             (json!({"productId": 5}), "productId: must be a string"),
             (json!({"productId": ""}), "productId: must not be empty"),
-            (json!({"localDateTimeStart": "2026-07-15T10:00:00"}), "localDateTimeStart: must be an RFC 3339 date-time with an offset"),
+            (
+                json!({"localDateTimeStart": "2026-07-15T10:00:00"}),
+                "localDateTimeStart: must be an RFC 3339 date-time with an offset",
+            ),
             (json!({"status": "OPEN"}), "status: must be one of"),
-            (json!({"vacancies": -1}), "vacancies: must be a non-negative integer"),
-            (json!({"capacity": 2.5}), "capacity: must be a non-negative integer"),
-            (json!({"vacancies": 5, "capacity": 3}), "vacancies: must not exceed capacity"),
+            (
+                json!({"vacancies": -1}),
+                "vacancies: must be a non-negative integer",
+            ),
+            (
+                json!({"capacity": 2.5}),
+                "capacity: must be a non-negative integer",
+            ),
+            (
+                json!({"vacancies": 5, "capacity": 3}),
+                "vacancies: must not exceed capacity",
+            ),
         ];
         for (patch, expected) in cases {
             let mut body = flat();
@@ -197,10 +245,12 @@ mod tests {
             let errors = parse_notify(&body).unwrap_err().join("; ");
             assert!(errors.contains(expected), "{patch}: {errors}");
         }
-        let wrapped = json!({"webhook": {"event": "booking_update"}, "availability": {"productId": "p"}});
+        let wrapped =
+            json!({"webhook": {"event": "booking_update"}, "availability": {"productId": "p"}});
         let errors = parse_notify(&wrapped).unwrap_err().join("; ");
         assert!(
-            errors.contains("webhook.event: must be availability_update") && errors.contains("availability.id: is required"),
+            errors.contains("webhook.event: must be availability_update")
+                && errors.contains("availability.id: is required"),
             "{errors}"
         );
         assert!(parse_notify(&json!([])).is_err());
@@ -208,9 +258,18 @@ mod tests {
         let availability = json!({"id": "a", "productId": "p", "optionId": "o", "localDateTimeStart": "2026-07-15T10:00:00Z"});
         for event in [json!({}), json!(5), json!(["availability_update"])] {
             let body = json!({"webhook": {"event": event}, "availability": availability});
-            assert!(parse_notify(&body).unwrap_err().join("; ").contains("webhook.event: must be a string"), "{event}");
+            assert!(
+                parse_notify(&body)
+                    .unwrap_err()
+                    .join("; ")
+                    .contains("webhook.event: must be a string"),
+                "{event}"
+            );
         }
-        assert!(parse_notify(&json!({"webhook": {"event": null}, "availability": availability})).is_ok());
+        assert!(
+            parse_notify(&json!({"webhook": {"event": null}, "availability": availability}))
+                .is_ok()
+        );
         assert!(parse_notify(&json!({"webhook": {}, "availability": availability})).is_ok());
         // The document lets `webhook` be null, and null is no webhook (the stateful run sent it).
         assert!(parse_notify(&json!({"webhook": null, "availability": availability})).is_ok());
@@ -231,7 +290,14 @@ mod tests {
             "availability": {"id": "a", "localDateTimeStart": "2026-07-15T10:00:00+03:00", "status": "LIMITED", "vacancies": 2, "capacity": 9}
         });
         let update = parse_notify(&body).unwrap();
-        assert_eq!((update.product_id.as_str(), update.option_id.as_str(), update.availability_id.as_str()), ("p", "o", "a"));
+        assert_eq!(
+            (
+                update.product_id.as_str(),
+                update.option_id.as_str(),
+                update.availability_id.as_str()
+            ),
+            ("p", "o", "a")
+        );
         assert_eq!((update.vacancies, update.capacity), (Some(2), Some(9)));
         // Inside wins over beside; missing in both places names the field in the wrapper.
         let mut both = body.clone();
@@ -239,10 +305,20 @@ mod tests {
         assert_eq!(parse_notify(&both).unwrap().product_id, "inside");
         let mut neither = body;
         neither.as_object_mut().unwrap().remove("optionId");
-        assert!(parse_notify(&neither).unwrap_err().join("; ").contains("availability.optionId: is required"));
+        assert!(
+            parse_notify(&neither)
+                .unwrap_err()
+                .join("; ")
+                .contains("availability.optionId: is required")
+        );
         // Counts are bounded (schemathesis sent 2^63, over what the document allows).
         let huge = json!({"productId": "p", "optionId": "o", "availabilityId": "a", "localDateTimeStart": "2026-07-15T10:00:00Z", "capacity": 9_223_372_036_854_775_808u64});
-        assert!(parse_notify(&huge).unwrap_err().join("; ").contains("capacity: must be at most 1000000000"));
+        assert!(
+            parse_notify(&huge)
+                .unwrap_err()
+                .join("; ")
+                .contains("capacity: must be at most 1000000000")
+        );
     }
 }
 
@@ -257,16 +333,39 @@ mod batch {
         let good = json!({"productId": "p", "optionId": "o", "availabilityId": "a", "localDateTimeStart": "2026-07-15T10:00:00Z"});
         let items = parse_notify_batch(&json!([good, {"productId": 5}])).unwrap();
         assert!(items[0].is_ok());
-        assert!(items[1].as_ref().unwrap_err().join("; ").contains("productId: must be a string"));
+        assert!(
+            items[1]
+                .as_ref()
+                .unwrap_err()
+                .join("; ")
+                .contains("productId: must be a string")
+        );
         for (body, expected) in [
             (json!({}), "body: must be a JSON array"),
             (json!([]), "body: must contain at least one"),
-            (Value::Array(vec![good.clone(); MAX_BATCH_ITEMS + 1]), "body: must contain at most 500"),
-            (json!([{"productId": 5}, {}]), "[0].productId: must be a string"),
+            (
+                Value::Array(vec![good.clone(); MAX_BATCH_ITEMS + 1]),
+                "body: must contain at most 500",
+            ),
+            (
+                json!([{"productId": 5}, {}]),
+                "[0].productId: must be a string",
+            ),
         ] {
-            assert!(parse_notify_batch(&body).unwrap_err().join("; ").contains(expected), "{expected}");
+            assert!(
+                parse_notify_batch(&body)
+                    .unwrap_err()
+                    .join("; ")
+                    .contains(expected),
+                "{expected}"
+            );
         }
-        assert_eq!(parse_notify_batch(&Value::Array(vec![good; MAX_BATCH_ITEMS])).unwrap().len(), MAX_BATCH_ITEMS);
+        assert_eq!(
+            parse_notify_batch(&Value::Array(vec![good; MAX_BATCH_ITEMS]))
+                .unwrap()
+                .len(),
+            MAX_BATCH_ITEMS
+        );
     }
 }
 

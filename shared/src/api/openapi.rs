@@ -15,7 +15,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::extract::WEBHOOK_SECRET_HEADER;
 use crate::domain::{
-    AUTH_KEY_MAX_LEN, AuthKey, AuthType, BaseUrl, ContentHash, IntegrationId, LocalDateTime, PartnerId, RunId, SlotStatus, Timestamp,
+    AUTH_KEY_MAX_LEN, AuthKey, AuthType, BaseUrl, ContentHash, IntegrationId, LocalDateTime,
+    PartnerId, RunId, SlotStatus, Timestamp,
 };
 
 /// The catalog's `kind` parameter.
@@ -30,7 +31,9 @@ pub enum CatalogKindParam {
 // ---- Schemas of the string newtypes (they serialize as their text) ----
 
 fn string_schema(description: &str, pattern: Option<&str>, format: Option<&str>) -> RefOr<Schema> {
-    let mut builder = ObjectBuilder::new().schema_type(Type::String).description(Some(description));
+    let mut builder = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description));
     if let Some(pattern) = pattern {
         builder = builder.pattern(Some(pattern));
     }
@@ -66,7 +69,9 @@ impl PartialSchema for AuthKey {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .description(Some("The partner's OCTO API key: printable ASCII, not blank. Never shown again."))
+            .description(Some(
+                "The partner's OCTO API key: printable ASCII, not blank. Never shown again.",
+            ))
             .pattern(Some("^[\\x20-\\x7e]*[\\x21-\\x7e][\\x20-\\x7e]*$"))
             .max_length(Some(AUTH_KEY_MAX_LEN))
             .into()
@@ -355,7 +360,11 @@ macro_rules! any_of_schema {
     };
 }
 
-any_of_schema!(NotifyBody, "Any of the three notify shapes.", [FlatNotifyBody, OctoNotifyBody, OctoCloudNotifyBody]);
+any_of_schema!(
+    NotifyBody,
+    "Any of the three notify shapes.",
+    [FlatNotifyBody, OctoNotifyBody, OctoCloudNotifyBody]
+);
 
 /// `POST /{id}/availability/notify-batch`: 1 to 500 notify objects.
 pub struct NotifyBatchBody;
@@ -366,13 +375,18 @@ impl PartialSchema for NotifyBatchBody {
             .items(item)
             .min_items(Some(1))
             .max_items(Some(super::notify::MAX_BATCH_ITEMS))
-            .description(Some("1 to 500 notify objects, each in any of the three notify shapes."))
+            .description(Some(
+                "1 to 500 notify objects, each in any of the three notify shapes.",
+            ))
             .into()
     }
 }
 impl ToSchema for NotifyBatchBody {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((<NotifyBody as ToSchema>::name().into(), <NotifyBody as PartialSchema>::schema()));
+        schemas.push((
+            <NotifyBody as ToSchema>::name().into(),
+            <NotifyBody as PartialSchema>::schema(),
+        ));
         <NotifyBody as ToSchema>::schemas(schemas);
     }
 }
@@ -503,35 +517,62 @@ pub(super) fn link_operations(document: &mut Document) {
     for source in ["createIntegration", "adminCreateIntegration"] {
         let response = response_mut(document, source, "201");
         for (name, target) in FROM_CREATED {
-            let mut link = LinkBuilder::new().operation_id(target).parameter("path.id", CREATED_ID);
+            let mut link = LinkBuilder::new()
+                .operation_id(target)
+                .parameter("path.id", CREATED_ID);
             match target {
                 "syncTrigger" | "availabilityNotify" | "availabilityNotifyBatch" | "octoEvents" => {
                     link = link.parameter(format!("header.{WEBHOOK_SECRET_HEADER}"), CREATED_SECRET)
                 }
-                "adminUpdateIntegration" => link = link.request_body(Some(serde_json::json!({ "isApproved": true, "isActive": true }))),
+                "adminUpdateIntegration" => {
+                    link = link.request_body(Some(
+                        serde_json::json!({ "isApproved": true, "isActive": true }),
+                    ))
+                }
                 _ => {}
             }
             response.links.insert(name.to_owned(), link.build().into());
         }
     }
     let response = response_mut(document, "adminUpdateIntegration", "200");
-    for (name, target) in [("get", "adminGetIntegration"), ("delete", "adminDeleteIntegration")] {
-        let link = LinkBuilder::new().operation_id(target).parameter("path.id", "$response.body#/data/_id");
+    for (name, target) in [
+        ("get", "adminGetIntegration"),
+        ("delete", "adminDeleteIntegration"),
+    ] {
+        let link = LinkBuilder::new()
+            .operation_id(target)
+            .parameter("path.id", "$response.body#/data/_id");
         response.links.insert(name.to_owned(), link.build().into());
     }
     for status in ["200", "202"] {
         let response = response_mut(document, "syncTrigger", status);
-        let link = LinkBuilder::new().operation_id("getSyncLog").parameter("path.id", "$request.path.id");
-        response.links.insert("syncLog".to_owned(), link.build().into());
+        let link = LinkBuilder::new()
+            .operation_id("getSyncLog")
+            .parameter("path.id", "$request.path.id");
+        response
+            .links
+            .insert("syncLog".to_owned(), link.build().into());
     }
 }
 
-fn response_mut<'d>(document: &'d mut Document, operation_id: &str, status: &str) -> &'d mut utoipa::openapi::Response {
+fn response_mut<'d>(
+    document: &'d mut Document,
+    operation_id: &str,
+    status: &str,
+) -> &'d mut utoipa::openapi::Response {
     let operation = document
         .paths
         .paths
         .values_mut()
-        .flat_map(|item| [&mut item.get, &mut item.post, &mut item.patch, &mut item.delete, &mut item.put])
+        .flat_map(|item| {
+            [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+                &mut item.put,
+            ]
+        })
         .filter_map(Option::as_mut)
         .find(|operation| operation.operation_id.as_deref() == Some(operation_id))
         .unwrap_or_else(|| panic!("no operation {operation_id} in the OpenAPI document"));
@@ -544,7 +585,11 @@ fn response_mut<'d>(document: &'d mut Document, operation_id: &str, status: &str
 /// The whole document as JSON, built once.
 pub fn document_json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
-    JSON.get_or_init(|| super::openapi_document().to_pretty_json().expect("the OpenAPI document serializes"))
+    JSON.get_or_init(|| {
+        super::openapi_document()
+            .to_pretty_json()
+            .expect("the OpenAPI document serializes")
+    })
 }
 
 /// `GET /openapi.json`: this document (no authentication).
@@ -556,7 +601,10 @@ pub fn document_json() -> &'static str {
     responses((status = 200, description = "This OpenAPI 3.1 document.", content_type = "application/json", body = Object)),
 )]
 pub async fn serve_document() -> impl axum::response::IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], document_json())
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        document_json(),
+    )
 }
 
 /// The error answers an operation may give, each as the error envelope.

@@ -66,14 +66,19 @@ pub async fn catalog(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = catalog_query(query.as_deref().unwrap_or_default())?;
-    Ok(ok(CatalogPage::from(state.service.catalog(principal, id, query).await?)))
+    Ok(ok(CatalogPage::from(
+        state.service.catalog(principal, id, query).await?,
+    )))
 }
 
 /// `kind` (activities|slots; default both), `limit` (1..=500, default 100, per list),
 /// `activities_cursor`, `slots_cursor` (from the previous page's `next_cursor`).
 fn catalog_query(query: &str) -> Result<CatalogQuery, ApiError> {
     let mut errors = Vec::new();
-    let mut parsed = CatalogQuery { limit: DEFAULT_CATALOG_LIMIT, ..CatalogQuery::default() };
+    let mut parsed = CatalogQuery {
+        limit: DEFAULT_CATALOG_LIMIT,
+        ..CatalogQuery::default()
+    };
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         match key.as_ref() {
             "kind" => match value.as_ref() {
@@ -83,20 +88,29 @@ fn catalog_query(query: &str) -> Result<CatalogQuery, ApiError> {
             },
             "limit" => match value.parse::<usize>() {
                 Ok(n) if (1..=MAX_CATALOG_LIMIT).contains(&n) => parsed.limit = n,
-                _ => errors.push(format!("limit: must be a whole number from 1 to {MAX_CATALOG_LIMIT}")),
+                _ => errors.push(format!(
+                    "limit: must be a whole number from 1 to {MAX_CATALOG_LIMIT}"
+                )),
             },
             "activities_cursor" => match decode_cursor(&value) {
                 Some(cursor) => parsed.activities_after = Some(cursor),
-                None => errors.push("activities_cursor: is not a cursor this listing gave out".to_owned()),
+                None => errors
+                    .push("activities_cursor: is not a cursor this listing gave out".to_owned()),
             },
             "slots_cursor" => match decode_cursor(&value) {
                 Some(cursor) => parsed.slots_after = Some(cursor),
-                None => errors.push("slots_cursor: is not a cursor this listing gave out".to_owned()),
+                None => {
+                    errors.push("slots_cursor: is not a cursor this listing gave out".to_owned())
+                }
             },
             _ => {}
         }
     }
-    if errors.is_empty() { Ok(parsed) } else { Err(ApiError::validation(errors)) }
+    if errors.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(ApiError::validation(errors))
+    }
 }
 
 /// Cursors travel as URL-safe base64 of the store's position.
@@ -106,7 +120,10 @@ fn encode_cursor(cursor: &Cursor) -> String {
 
 fn decode_cursor(text: &str) -> Option<Cursor> {
     let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
-    String::from_utf8(bytes).ok().filter(|s| !s.is_empty() && s.len() <= 4096).map(Cursor::new)
+    String::from_utf8(bytes)
+        .ok()
+        .filter(|s| !s.is_empty() && s.len() <= 4096)
+        .map(Cursor::new)
 }
 
 /// The catalog answer: the lists asked for, and where each continues (`null` after the last page).
@@ -132,7 +149,10 @@ type PageParts<T> = (Option<Vec<T>>, Option<Option<String>>);
 
 fn split<T>(page: Option<Page<T>>) -> PageParts<T> {
     match page {
-        Some(page) => (Some(page.items), Some(page.next.as_ref().map(encode_cursor))),
+        Some(page) => (
+            Some(page.items),
+            Some(page.next.as_ref().map(encode_cursor)),
+        ),
         None => (None, None),
     }
 }
@@ -141,6 +161,13 @@ impl From<CatalogView> for CatalogPage {
     fn from(view: CatalogView) -> Self {
         let (activities, activities_next) = split(view.activities);
         let (slots, slots_next) = split(view.slots);
-        Self { activities, slots, next_cursor: NextCursors { activities: activities_next, slots: slots_next } }
+        Self {
+            activities,
+            slots,
+            next_cursor: NextCursors {
+                activities: activities_next,
+                slots: slots_next,
+            },
+        }
     }
 }

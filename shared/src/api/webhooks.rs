@@ -12,7 +12,9 @@ use super::events::parse_event;
 use super::extract::{IntegrationPath, JsonBody, WebhookSecretHeader};
 use super::notify::{parse_notify, parse_notify_batch};
 #[allow(unused_imports)] // named by the OpenAPI annotations
-use super::openapi::{ErrorResponses, NotifyBatchBody, NotifyBody, NotifyResult, OctoEventBody, Success};
+use super::openapi::{
+    ErrorResponses, NotifyBatchBody, NotifyBody, NotifyResult, OctoEventBody, Success,
+};
 use super::{ApiError, AppState};
 #[allow(unused_imports)]
 use crate::domain::IntegrationId;
@@ -51,7 +53,14 @@ pub struct TriggerResponse {
 
 impl TriggerResponse {
     fn done(counts: SyncCounts, skipped: bool, rejections: Vec<Rejection>) -> Self {
-        let SyncCounts { synced, created, updated, unchanged, deactivated, rejected } = counts;
+        let SyncCounts {
+            synced,
+            created,
+            updated,
+            unchanged,
+            deactivated,
+            rejected,
+        } = counts;
         Self {
             synced,
             skipped,
@@ -94,13 +103,26 @@ pub async fn sync_trigger(
     IntegrationPath(id): IntegrationPath,
     WebhookSecretHeader(secret): WebhookSecretHeader,
 ) -> Result<Response, ApiError> {
-    let webhook = state.service.authenticate_webhook(id, secret.as_deref()).await?;
+    let webhook = state
+        .service
+        .authenticate_webhook(id, secret.as_deref())
+        .await?;
     match state.service.trigger_sync(webhook).await? {
-        SyncResult::Done { counts, skipped, rejections } => Ok(ok(TriggerResponse::done(counts, skipped, rejections))),
+        SyncResult::Done {
+            counts,
+            skipped,
+            rejections,
+        } => Ok(ok(TriggerResponse::done(counts, skipped, rejections))),
         SyncResult::Queued => Ok(success(StatusCode::ACCEPTED, TriggerResponse::queued())),
-        SyncResult::Failed { message } => Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("Partner endpoint failed: {message}"))
-            .with_error(format!("base_url: {message}"))),
-        SyncResult::NotNeeded => Err(ApiError::new(StatusCode::FORBIDDEN, "Integration is no longer approved and active")),
+        SyncResult::Failed { message } => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("Partner endpoint failed: {message}"),
+        )
+        .with_error(format!("base_url: {message}"))),
+        SyncResult::NotNeeded => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Integration is no longer approved and active",
+        )),
     }
 }
 
@@ -178,7 +200,12 @@ pub async fn availability_notify_batch(
     let (webhook, body) = authenticated_body(&state, id, secret, request).await?;
     let items = parse_notify_batch(&body).map_err(ApiError::validation)?;
     let outcomes = state.service.notify_batch(webhook, items).await?;
-    let mut answer = BatchNotifyResult { updated: 0, sync_requested: false, rejected: 0, results: Vec::with_capacity(outcomes.len()) };
+    let mut answer = BatchNotifyResult {
+        updated: 0,
+        sync_requested: false,
+        rejected: 0,
+        results: Vec::with_capacity(outcomes.len()),
+    };
     for (index, outcome) in outcomes.into_iter().enumerate() {
         let (updated, error) = match outcome {
             BatchItemOutcome::Updated => {
@@ -194,7 +221,11 @@ pub async fn availability_notify_batch(
                 (false, Some(errors))
             }
         };
-        answer.results.push(BatchItemResult { index, updated, error });
+        answer.results.push(BatchItemResult {
+            index,
+            updated,
+            error,
+        });
     }
     Ok(ok(answer))
 }
@@ -217,7 +248,13 @@ pub async fn octo_events(
     let (webhook, body) = authenticated_body(&state, id, secret, request).await?;
     let event = parse_event(&body).map_err(ApiError::validation)?;
     let action = state.service.octo_event(webhook, event).await?;
-    Ok(success(StatusCode::ACCEPTED, EventAccepted { accepted: true, action }))
+    Ok(success(
+        StatusCode::ACCEPTED,
+        EventAccepted {
+            accepted: true,
+            action,
+        },
+    ))
 }
 
 /// The webhook's integration, authenticated (401, then 403) before its body is read (400).
@@ -227,7 +264,10 @@ async fn authenticated_body(
     secret: Option<String>,
     request: Request,
 ) -> Result<(crate::service::AuthenticatedWebhook, serde_json::Value), ApiError> {
-    let webhook = state.service.authenticate_webhook(id, secret.as_deref()).await?;
+    let webhook = state
+        .service
+        .authenticate_webhook(id, secret.as_deref())
+        .await?;
     let JsonBody(body) = JsonBody::from_request(request, state).await?;
     Ok((webhook, body))
 }

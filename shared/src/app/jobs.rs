@@ -35,7 +35,10 @@ pub enum BatchOutcome {
 }
 
 /// Runs one job through the service, catching a panic.
-pub async fn run_job(service: &IntegrationService, job: &SyncJob) -> Result<SyncResult, JobFailure> {
+pub async fn run_job(
+    service: &IntegrationService,
+    job: &SyncJob,
+) -> Result<SyncResult, JobFailure> {
     let result = isolated(service.handle_job(job)).await;
     count(job, job_outcome(&result));
     result
@@ -44,7 +47,12 @@ pub async fn run_job(service: &IntegrationService, job: &SyncJob) -> Result<Sync
 /// Runs a batch one job after another before `ends_at` (the invocation's deadline). A job is
 /// started only while `start_reserve` remains (enough for a partner call at its timeout); a
 /// started job that cannot finish by `ends_at - HAND_OFF_MARGIN` hands off to a new job.
-pub async fn run_batch(service: &IntegrationService, jobs: &[SyncJob], ends_at: Instant, start_reserve: Duration) -> Vec<BatchOutcome> {
+pub async fn run_batch(
+    service: &IntegrationService,
+    jobs: &[SyncJob],
+    ends_at: Instant,
+    start_reserve: Duration,
+) -> Vec<BatchOutcome> {
     let job_deadline = ends_at.checked_sub(HAND_OFF_MARGIN).unwrap_or(ends_at);
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -79,10 +87,14 @@ fn job_outcome(result: &Result<SyncResult, JobFailure>) -> &'static str {
     }
 }
 
-async fn isolated(work: impl Future<Output = Result<SyncResult, SyncError>>) -> Result<SyncResult, JobFailure> {
+async fn isolated(
+    work: impl Future<Output = Result<SyncResult, SyncError>>,
+) -> Result<SyncResult, JobFailure> {
     match AssertUnwindSafe(work).catch_unwind().await {
         Ok(result) => Ok(result?),
         // A panic message may quote outside text; it ends up in log lines.
-        Err(panic) => Err(JobFailure::Panicked(crate::logging::Untrusted(&crate::logging::panic_message(panic.as_ref())).to_string())),
+        Err(panic) => Err(JobFailure::Panicked(
+            crate::logging::Untrusted(&crate::logging::panic_message(panic.as_ref())).to_string(),
+        )),
     }
 }

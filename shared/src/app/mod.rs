@@ -37,16 +37,32 @@ pub struct App {
 
 /// Wires the ports and settings into the service, the sync engine and the HTTP state.
 pub fn build(ports: Ports, settings: &Settings, host: Host) -> App {
-    let policy = EndpointPolicy { allow_private_and_http: settings.allow_private_endpoints_or(host == Host::Local) };
-    let ports =
-        Ports { secrets: Arc::new(CachedSecretStore::new(ports.secrets, Arc::clone(&ports.clock), settings.secret_cache())), ..ports };
+    let policy = EndpointPolicy {
+        allow_private_and_http: settings.allow_private_endpoints_or(host == Host::Local),
+    };
+    let ports = Ports {
+        secrets: Arc::new(CachedSecretStore::new(
+            ports.secrets,
+            Arc::clone(&ports.clock),
+            settings.secret_cache(),
+        )),
+        ..ports
+    };
     let octo = OctoClient::new(policy, settings.octo());
-    let engine = Arc::new(SyncEngine::new(ports.clone(), octo, settings.sync()).with_public_url(settings.public_url.clone()));
+    let engine = Arc::new(
+        SyncEngine::new(ports.clone(), octo, settings.sync())
+            .with_public_url(settings.public_url.clone()),
+    );
     // Every entry point validated the settings (the key among them) before building.
-    let jwt = Arc::new(match settings.jwt_public_key().expect("settings are validated before the app is built") {
-        Some(key) => JwtSource::public(key, settings.token_rules()),
-        None => JwtSource::new(Arc::clone(&ports.signing_key), settings.token_rules()),
-    });
+    let jwt = Arc::new(
+        match settings
+            .jwt_public_key()
+            .expect("settings are validated before the app is built")
+        {
+            Some(key) => JwtSource::public(key, settings.token_rules()),
+            None => JwtSource::new(Arc::clone(&ports.signing_key), settings.token_rules()),
+        },
+    );
     let limits = ServiceLimits {
         slot_retention: settings.slot_retention(),
         webhook_rate_per_minute: settings.webhook_rate_per_minute,
@@ -56,7 +72,10 @@ pub fn build(ports: Ports, settings: &Settings, host: Host) -> App {
     let service = Arc::new(IntegrationService::new(ports, engine, policy, limits));
     // A queued job starts only while a partner call at its timeout, and some writing, still fit.
     let job_start_reserve = settings.octo().request_timeout + std::time::Duration::from_secs(10);
-    App { state: AppState { service, jwt }, job_start_reserve }
+    App {
+        state: AppState { service, jwt },
+        job_start_reserve,
+    }
 }
 
 impl App {
@@ -65,7 +84,11 @@ impl App {
     }
 
     /// Runs a worker's batch of jobs before the invocation ends (see [`jobs::run_batch`]).
-    pub async fn run_batch(&self, jobs: &[crate::ports::SyncJob], ends_at: std::time::Instant) -> Vec<jobs::BatchOutcome> {
+    pub async fn run_batch(
+        &self,
+        jobs: &[crate::ports::SyncJob],
+        ends_at: std::time::Instant,
+    ) -> Vec<jobs::BatchOutcome> {
         jobs::run_batch(&self.state.service, jobs, ends_at, self.job_start_reserve).await
     }
 

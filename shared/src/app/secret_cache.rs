@@ -30,18 +30,29 @@ pub struct CachedSecretStore {
 
 impl CachedSecretStore {
     pub fn new(inner: Arc<dyn SecretStore>, clock: Arc<dyn Clock>, ttl: Duration) -> Self {
-        Self { inner, clock, ttl, entries: Mutex::new(HashMap::new()) }
+        Self {
+            inner,
+            clock,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<IntegrationId, Entry>> {
         // A panic while holding the lock leaves a map that is still consistent: keep using it.
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 #[async_trait]
 impl SecretStore for CachedSecretStore {
-    async fn put_auth_key(&self, id: &IntegrationId, key: &AuthKey) -> Result<(), SecretStoreError> {
+    async fn put_auth_key(
+        &self,
+        id: &IntegrationId,
+        key: &AuthKey,
+    ) -> Result<(), SecretStoreError> {
         self.entries().remove(id);
         self.inner.put_auth_key(id, key).await
     }
@@ -50,7 +61,11 @@ impl SecretStore for CachedSecretStore {
         self.get_auth_key_of_version(id, 0).await
     }
 
-    async fn get_auth_key_of_version(&self, id: &IntegrationId, version: u64) -> Result<Option<AuthKey>, SecretStoreError> {
+    async fn get_auth_key_of_version(
+        &self,
+        id: &IntegrationId,
+        version: u64,
+    ) -> Result<Option<AuthKey>, SecretStoreError> {
         let now = self.clock.now();
         if let Some(entry) = self.entries().get(id)
             && entry.expires_at > now
@@ -62,7 +77,11 @@ impl SecretStore for CachedSecretStore {
         if let Some(key) = &key
             && !self.ttl.is_zero()
         {
-            let entry = Entry { key: key.clone(), expires_at: now.plus_millis(self.ttl.as_millis() as i64), version };
+            let entry = Entry {
+                key: key.clone(),
+                expires_at: now.plus_millis(self.ttl.as_millis() as i64),
+                version,
+            };
             self.entries().insert(*id, entry);
         }
         Ok(key)

@@ -6,7 +6,9 @@ use strum::{Display, EnumString, VariantNames};
 use super::PartnerId;
 
 /// The `role` claim of a token; also who created an integration (an admin's starts approved).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay,
+)]
 #[strum(serialize_all = "lowercase")]
 pub enum Role {
     Partner,

@@ -89,8 +89,11 @@ impl BaseUrl {
     /// `{base_url}/{path}/{id}` for one item of an endpoint (`products/{id}`), `id` encoded as
     /// one path segment: an id from outside may hold `/`, `?` or `#`.
     pub fn endpoint_item(&self, path: &str, id: &str) -> String {
-        let mut url = Url::parse(&self.endpoint(path)).expect("a base URL with a path appended is a URL");
-        url.path_segments_mut().expect("an http(s) URL has a path").push(id);
+        let mut url =
+            Url::parse(&self.endpoint(path)).expect("a base URL with a path appended is a URL");
+        url.path_segments_mut()
+            .expect("an http(s) URL has a path")
+            .push(id);
         url.into()
     }
 }
@@ -122,7 +125,10 @@ mod tests {
     #[test]
     fn an_item_id_is_one_encoded_path_segment() {
         let base = BaseUrl::parse("https://octo.example.com/api/v1").unwrap();
-        assert_eq!(base.endpoint_item("products", "p1"), "https://octo.example.com/api/v1/products/p1");
+        assert_eq!(
+            base.endpoint_item("products", "p1"),
+            "https://octo.example.com/api/v1/products/p1"
+        );
         assert_eq!(
             base.endpoint_item("notifications/subscriptions", "a/b?c#d e"),
             "https://octo.example.com/api/v1/notifications/subscriptions/a%2Fb%3Fc%23d%20e"
@@ -131,14 +137,32 @@ mod tests {
 
     #[test]
     fn strips_trailing_slashes() {
-        assert_eq!(BaseUrl::parse("https://octo.example.com/").unwrap().as_str(), "https://octo.example.com");
-        assert_eq!(BaseUrl::parse("https://octo.example.com/api/octo//").unwrap().as_str(), "https://octo.example.com/api/octo");
-        assert_eq!(BaseUrl::parse("https://octo.example.com").unwrap().endpoint("products"), "https://octo.example.com/products");
+        assert_eq!(
+            BaseUrl::parse("https://octo.example.com/")
+                .unwrap()
+                .as_str(),
+            "https://octo.example.com"
+        );
+        assert_eq!(
+            BaseUrl::parse("https://octo.example.com/api/octo//")
+                .unwrap()
+                .as_str(),
+            "https://octo.example.com/api/octo"
+        );
+        assert_eq!(
+            BaseUrl::parse("https://octo.example.com")
+                .unwrap()
+                .endpoint("products"),
+            "https://octo.example.com/products"
+        );
     }
 
     #[test]
     fn trailing_slashes_do_not_make_a_different_url() {
-        assert_eq!(BaseUrl::parse("https://a.example//").unwrap(), BaseUrl::parse("https://a.example").unwrap());
+        assert_eq!(
+            BaseUrl::parse("https://a.example//").unwrap(),
+            BaseUrl::parse("https://a.example").unwrap()
+        );
     }
 
     #[test]
@@ -156,7 +180,10 @@ mod tests {
             ("/products", InvalidBaseUrl::NotAbsolute),
             ("ftp://octo.example.com", InvalidBaseUrl::Scheme),
             ("javascript:alert(1)", InvalidBaseUrl::Scheme),
-            ("https://user:pw@octo.example.com", InvalidBaseUrl::Credentials),
+            (
+                "https://user:pw@octo.example.com",
+                InvalidBaseUrl::Credentials,
+            ),
             ("https://user@octo.example.com", InvalidBaseUrl::Credentials),
             ("https://octo.example.com/#x", InvalidBaseUrl::Fragment),
             ("https://octo.example.com/?a=1", InvalidBaseUrl::Query),
@@ -164,6 +191,9 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(BaseUrl::parse(input), Err(expected), "{input}");
         }
-        assert_eq!(BaseUrl::parse(&format!("https://e.com/{}", "a".repeat(3000))), Err(InvalidBaseUrl::TooLong));
+        assert_eq!(
+            BaseUrl::parse(&format!("https://e.com/{}", "a".repeat(3000))),
+            Err(InvalidBaseUrl::TooLong)
+        );
     }
 }

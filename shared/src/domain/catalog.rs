@@ -107,19 +107,32 @@ pub struct CatalogLimits {
 
 impl Default for CatalogLimits {
     fn default() -> Self {
-        Self { max_activities: 200_000, max_bytes: 1 << 30, inactive_retention: std::time::Duration::from_secs(30 * 24 * 3600) }
+        Self {
+            max_activities: 200_000,
+            max_bytes: 1 << 30,
+            inactive_retention: std::time::Duration::from_secs(30 * 24 * 3600),
+        }
     }
 }
 
 impl CatalogLimits {
     /// No cap (the one-shot diff of tests and benches).
     pub fn unlimited() -> Self {
-        Self { max_activities: u64::MAX, max_bytes: u64::MAX, ..Self::default() }
+        Self {
+            max_activities: u64::MAX,
+            max_bytes: u64::MAX,
+            ..Self::default()
+        }
     }
 
     /// Why an activity of `bytes` that adds `new_activities` (0 or 1) to `usage` may not be
     /// stored, if it may not.
-    pub fn refusal(&self, usage: CatalogUsage, new_activities: u64, added_bytes: u64) -> Option<String> {
+    pub fn refusal(
+        &self,
+        usage: CatalogUsage,
+        new_activities: u64,
+        added_bytes: u64,
+    ) -> Option<String> {
         let retention_days = self.inactive_retention.as_secs() / (24 * 3600);
         if new_activities > 0 && usage.activities + new_activities > self.max_activities {
             return Some(format!(
@@ -138,7 +151,11 @@ impl CatalogLimits {
 
     /// Whether an activity deactivated at `updated_at` is due for removal at `now`.
     pub fn expired(&self, state: &ActivityState, now: Timestamp) -> bool {
-        !state.is_active && state.updated_at.plus_millis(self.inactive_retention.as_millis() as i64) <= now
+        !state.is_active
+            && state
+                .updated_at
+                .plus_millis(self.inactive_retention.as_millis() as i64)
+                <= now
     }
 }
 
@@ -160,14 +177,29 @@ impl From<&Activity> for ProductActivity {
             internal_name: activity.internal_name.clone(),
             content_hash: activity.content_hash,
             is_active: activity.is_active,
-            option_ids: activity.variations.iter().map(|variation| variation.external_sync.external_option_id.clone()).collect(),
+            option_ids: activity
+                .variations
+                .iter()
+                .map(|variation| variation.external_sync.external_option_id.clone())
+                .collect(),
             stored_bytes: activity.stored_bytes(),
         }
     }
 }
 
 /// OCTO availability status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Display,
+    EnumString,
+    VariantNames,
+    SerializeDisplay,
+    utoipa::ToSchema,
+)]
 #[schema(rename_all = "SCREAMING_SNAKE_CASE")]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum SlotStatus {
@@ -211,7 +243,19 @@ pub struct VariationRef {
 }
 
 /// What started a sync run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, IntoStaticStr, VariantNames, SerializeDisplay, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Display,
+    EnumString,
+    IntoStaticStr,
+    VariantNames,
+    SerializeDisplay,
+    utoipa::ToSchema,
+)]
 #[schema(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum RunTrigger {
@@ -230,7 +274,19 @@ pub enum RunTrigger {
     HealthDown,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, IntoStaticStr, VariantNames, SerializeDisplay, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Display,
+    EnumString,
+    IntoStaticStr,
+    VariantNames,
+    SerializeDisplay,
+    utoipa::ToSchema,
+)]
 #[schema(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum RunOutcome {

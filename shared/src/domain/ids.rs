@@ -102,7 +102,10 @@ mod tests {
         let id = IntegrationId::generate(1_782_194_400);
         let text = id.to_string();
         assert_eq!(text.len(), 24);
-        assert!(text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
         assert!(text.starts_with(&format!("{:08x}", 1_782_194_400u32)));
         assert_eq!(IntegrationId::parse(&text).unwrap(), id);
     }
@@ -114,9 +117,14 @@ mod tests {
 
     #[test]
     fn rejects_wrong_length_uppercase_and_non_hex() {
-        for bad in
-            ["", "64a1b2c3d4e5f6a7b8c9d0e", "64a1b2c3d4e5f6a7b8c9d0e1f", "64A1B2C3D4E5F6A7B8C9D0E1", "64a1b2c3d4e5f6a7b8c9d0eg", "me"]
-        {
+        for bad in [
+            "",
+            "64a1b2c3d4e5f6a7b8c9d0e",
+            "64a1b2c3d4e5f6a7b8c9d0e1f",
+            "64A1B2C3D4E5F6A7B8C9D0E1",
+            "64a1b2c3d4e5f6a7b8c9d0eg",
+            "me",
+        ] {
             assert_eq!(ObjectId::parse(bad), Err(InvalidObjectId), "{bad:?}");
         }
         assert!(ObjectId::parse("64a1b2c3d4e5f6a7b8c9d0e1").is_ok());
@@ -125,7 +133,10 @@ mod tests {
     #[test]
     fn serde_uses_the_hex_string() {
         let id = PartnerId::parse("64a1b2c3d4e5f6a7b8c9d0e2").unwrap();
-        assert_eq!(serde_json::to_string(&id).unwrap(), "\"64a1b2c3d4e5f6a7b8c9d0e2\"");
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            "\"64a1b2c3d4e5f6a7b8c9d0e2\""
+        );
         assert!(serde_json::from_str::<PartnerId>("\"nope\"").is_err());
     }
 }

@@ -5,15 +5,32 @@ use serde_with::SerializeDisplay;
 use strum::{Display, EnumString, VariantNames};
 
 use super::secrets::AuthKey;
-use super::{BaseUrl, ContentHash, IntegrationId, PartnerId, PreviousWebhookSecret, Role, RunId, Timestamp, WebhookSecretDigest};
+use super::{
+    BaseUrl, ContentHash, IntegrationId, PartnerId, PreviousWebhookSecret, Role, RunId, Timestamp,
+    WebhookSecretDigest,
+};
 
 /// Parses a wire enum by its one spelling (strum's), or explains what is allowed.
-pub(crate) fn parse_enum<T: std::str::FromStr + VariantNames>(s: &str) -> Result<T, UnknownEnumValue> {
+pub(crate) fn parse_enum<T: std::str::FromStr + VariantNames>(
+    s: &str,
+) -> Result<T, UnknownEnumValue> {
     s.parse().map_err(|_| UnknownEnumValue(T::VARIANTS))
 }
 
 /// How Seyaha authenticates to the partner's OCTO API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Display, EnumString, VariantNames, SerializeDisplay, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Display,
+    EnumString,
+    VariantNames,
+    SerializeDisplay,
+    utoipa::ToSchema,
+)]
 #[schema(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum AuthType {
@@ -42,7 +59,18 @@ impl AuthType {
 #[error("must be one of {}", .0.join(", "))]
 pub struct UnknownEnumValue(pub &'static [&'static str]);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Display, EnumString, VariantNames, SerializeDisplay, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Display,
+    EnumString,
+    VariantNames,
+    SerializeDisplay,
+    utoipa::ToSchema,
+)]
 #[schema(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum SyncStatus {
@@ -63,7 +91,12 @@ pub struct SyncState {
 
 impl SyncState {
     pub fn new() -> Self {
-        Self { status: SyncStatus::Idle, last_sync_at: None, last_sync_hash: None, error_message: None }
+        Self {
+            status: SyncStatus::Idle,
+            last_sync_at: None,
+            last_sync_hash: None,
+            error_message: None,
+        }
     }
 }
 
@@ -73,7 +106,19 @@ impl Default for SyncState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Display, EnumString, VariantNames, SerializeDisplay, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Display,
+    EnumString,
+    VariantNames,
+    SerializeDisplay,
+    utoipa::ToSchema,
+)]
 #[schema(rename_all = "UPPERCASE")]
 #[strum(serialize_all = "UPPERCASE")]
 pub enum HealthStatus {
@@ -130,7 +175,12 @@ impl Health {
             HealthStatus::Degraded => HealthTransition::RecoveredFromDegraded,
             HealthStatus::Down => HealthTransition::RecoveredFromDown,
         };
-        *self = Self { status: HealthStatus::Healthy, last_probe_at: Some(now), last_success_at: Some(now), ..Self::new() };
+        *self = Self {
+            status: HealthStatus::Healthy,
+            last_probe_at: Some(now),
+            last_success_at: Some(now),
+            ..Self::new()
+        };
         transition
     }
 
@@ -201,8 +251,10 @@ pub enum Channel {
 }
 
 /// The channels Seyaha tries, in order, with the mode each gives the integration.
-pub const CHANNELS: [(Channel, NotificationMode); 2] =
-    [(Channel::Notifications, NotificationMode::OctoNotifications), (Channel::Webhooks, NotificationMode::OctoWebhooks)];
+pub const CHANNELS: [(Channel, NotificationMode); 2] = [
+    (Channel::Notifications, NotificationMode::OctoNotifications),
+    (Channel::Webhooks, NotificationMode::OctoWebhooks),
+];
 
 /// What an unsubscribe job removes: the subscriptions as they were, on the `base_url` they
 /// were made on (a `base_url` change moves the integration elsewhere).
@@ -216,7 +268,9 @@ pub struct Unsubscribe {
 impl Unsubscribe {
     /// What to remove of `notifications`, if anything was subscribed.
     pub fn of(base_url: &BaseUrl, notifications: &Notifications) -> Option<Self> {
-        let (channel, _) = CHANNELS.into_iter().find(|(_, mode)| *mode == notifications.mode)?;
+        let (channel, _) = CHANNELS
+            .into_iter()
+            .find(|(_, mode)| *mode == notifications.mode)?;
         (!notifications.subscription_ids.is_empty()).then(|| Self {
             base_url: base_url.clone(),
             channel,
@@ -322,8 +376,10 @@ impl IntegrationRecord {
     /// [`Self::forget_delivery_secret_if_moved_or_left`]) all leave none.
     pub fn delivery_secret(&self) -> Option<&WebhookSecretDigest> {
         let notifications = &self.integration.notifications;
-        let subscribed = matches!(notifications.mode, NotificationMode::OctoNotifications | NotificationMode::OctoWebhooks)
-            && !notifications.subscription_ids.is_empty();
+        let subscribed = matches!(
+            notifications.mode,
+            NotificationMode::OctoNotifications | NotificationMode::OctoWebhooks
+        ) && !notifications.subscription_ids.is_empty();
         self.delivery_secret_digest.as_ref().filter(|_| subscribed)
     }
 
@@ -343,9 +399,16 @@ impl IntegrationRecord {
     /// Makes `new` the webhook secret. The one it replaces stays accepted until
     /// `previous_valid_until`; an older previous secret, if any, stops working at once (only
     /// one is kept, so a leaked secret is gone after at most two rotations).
-    pub fn rotate_webhook_secret(&mut self, new: WebhookSecretDigest, previous_valid_until: Timestamp, now: Timestamp) {
-        self.previous_webhook_secret =
-            Some(PreviousWebhookSecret { digest: self.webhook_secret_digest, valid_until: previous_valid_until });
+    pub fn rotate_webhook_secret(
+        &mut self,
+        new: WebhookSecretDigest,
+        previous_valid_until: Timestamp,
+        now: Timestamp,
+    ) {
+        self.previous_webhook_secret = Some(PreviousWebhookSecret {
+            digest: self.webhook_secret_digest,
+            valid_until: previous_valid_until,
+        });
         self.webhook_secret_digest = new;
         self.integration.updated_at = now;
     }
@@ -354,9 +417,14 @@ impl IntegrationRecord {
     /// whatever the record last said (it died; its request is retried automatically).
     pub fn shown(&self, now: Timestamp) -> Integration {
         let mut integration = self.integration.clone();
-        if integration.sync.status == SyncStatus::Syncing && self.sync_control.live_lease(now).is_none() {
+        if integration.sync.status == SyncStatus::Syncing
+            && self.sync_control.live_lease(now).is_none()
+        {
             integration.sync.status = SyncStatus::Error;
-            integration.sync.error_message = Some("the last sync was interrupted before it finished; it is retried automatically".into());
+            integration.sync.error_message = Some(
+                "the last sync was interrupted before it finished; it is retried automatically"
+                    .into(),
+            );
         }
         integration
     }
@@ -399,7 +467,13 @@ pub struct NewIntegration {
 }
 
 impl Integration {
-    pub fn new(id: IntegrationId, partner_id: PartnerId, new: &NewIntegration, creator: Role, now: Timestamp) -> Self {
+    pub fn new(
+        id: IntegrationId,
+        partner_id: PartnerId,
+        new: &NewIntegration,
+        creator: Role,
+        now: Timestamp,
+    ) -> Self {
         Self {
             id,
             partner_id,
@@ -482,7 +556,10 @@ pub const MAX_WEBHOOK_RATE_PER_MINUTE: u32 = 1_000_000;
 impl AdminPatch {
     /// Approves, changing nothing else.
     pub fn approval() -> Self {
-        Self { is_approved: Some(true), ..Self::default() }
+        Self {
+            is_approved: Some(true),
+            ..Self::default()
+        }
     }
 }
 
@@ -505,30 +582,56 @@ mod tests {
     #[test]
     fn degraded_after_one_failure_down_after_three_and_back() {
         let mut health = Health::new();
-        assert_eq!(health.record_failure(at(1)), HealthTransition::BecameDegraded);
+        assert_eq!(
+            health.record_failure(at(1)),
+            HealthTransition::BecameDegraded
+        );
         assert_eq!(health.status, HealthStatus::Degraded);
         assert_eq!(health.degraded_since, Some(at(1)));
         assert_eq!(health.record_failure(at(2)), HealthTransition::Unchanged);
         assert_eq!(health.record_failure(at(3)), HealthTransition::BecameDown);
-        assert_eq!((health.status, health.down_since, health.degraded_since), (HealthStatus::Down, Some(at(3)), Some(at(1))));
+        assert_eq!(
+            (health.status, health.down_since, health.degraded_since),
+            (HealthStatus::Down, Some(at(3)), Some(at(1)))
+        );
         assert_eq!(health.record_failure(at(4)), HealthTransition::Unchanged);
         assert_eq!(health.consecutive_failures, 4);
-        assert_eq!(health.record_success(at(5)), HealthTransition::RecoveredFromDown);
-        assert_eq!(health, Health { last_probe_at: Some(at(5)), last_success_at: Some(at(5)), ..Health::new() });
+        assert_eq!(
+            health.record_success(at(5)),
+            HealthTransition::RecoveredFromDown
+        );
+        assert_eq!(
+            health,
+            Health {
+                last_probe_at: Some(at(5)),
+                last_success_at: Some(at(5)),
+                ..Health::new()
+            }
+        );
     }
 
     #[test]
     fn rotating_keeps_only_the_secret_it_replaced() {
         use crate::domain::WebhookSecret;
 
-        let (first, second, third) = (WebhookSecret::generate(), WebhookSecret::generate(), WebhookSecret::generate());
+        let (first, second, third) = (
+            WebhookSecret::generate(),
+            WebhookSecret::generate(),
+            WebhookSecret::generate(),
+        );
         let new = NewIntegration {
             base_url: BaseUrl::parse("https://octo.example.com").unwrap(),
             auth_type: AuthType::Bearer,
             auth_key: AuthKey::parse("k").unwrap(),
             handles_ticket_delivery: false,
         };
-        let integration = Integration::new(IntegrationId::generate(1), PartnerId::generate(1), &new, Role::Partner, at(1));
+        let integration = Integration::new(
+            IntegrationId::generate(1),
+            PartnerId::generate(1),
+            &new,
+            Role::Partner,
+            at(1),
+        );
         let mut record = IntegrationRecord {
             integration,
             webhook_secret_digest: first.digest(),
@@ -540,12 +643,27 @@ mod tests {
         };
         record.rotate_webhook_secret(second.digest(), at(100), at(10));
         assert_eq!(record.webhook_secret_digest, second.digest());
-        assert_eq!(record.previous_webhook_secret, Some(PreviousWebhookSecret { digest: first.digest(), valid_until: at(100) }));
+        assert_eq!(
+            record.previous_webhook_secret,
+            Some(PreviousWebhookSecret {
+                digest: first.digest(),
+                valid_until: at(100)
+            })
+        );
         assert_eq!(record.integration.updated_at, at(10));
         record.rotate_webhook_secret(third.digest(), at(200), at(20));
         assert_eq!(record.webhook_secret_digest, third.digest());
-        assert_eq!(record.previous_webhook_secret, Some(PreviousWebhookSecret { digest: second.digest(), valid_until: at(200) }));
-        assert_eq!(record.version, 1, "the store's update bumps the version, not the rotation");
+        assert_eq!(
+            record.previous_webhook_secret,
+            Some(PreviousWebhookSecret {
+                digest: second.digest(),
+                valid_until: at(200)
+            })
+        );
+        assert_eq!(
+            record.version, 1,
+            "the store's update bumps the version, not the rotation"
+        );
     }
 
     #[test]
@@ -553,7 +671,10 @@ mod tests {
         let json = serde_json::to_value(HealthStatus::Degraded).unwrap();
         assert_eq!(json, "DEGRADED");
         assert_eq!(serde_json::to_value(AuthType::ApiKey).unwrap(), "api_key");
-        assert_eq!(serde_json::to_value(SyncStatus::Syncing).unwrap(), "syncing");
+        assert_eq!(
+            serde_json::to_value(SyncStatus::Syncing).unwrap(),
+            "syncing"
+        );
         assert_eq!(AuthType::Bearer.authorization_value("k"), "Bearer k");
         assert_eq!(AuthType::ApiKey.authorization_value("k"), "k");
     }

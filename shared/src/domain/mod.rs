@@ -13,22 +13,27 @@ mod values;
 pub use actors::{Principal, Role};
 pub use base_url::{BaseUrl, InvalidBaseUrl};
 pub use catalog::{
-    Activity, ActivityState, AvailabilityUpdate, CatalogLimits, CatalogUsage, EventAction, ExternalSync, MAX_REPORTED_REJECTIONS,
-    OctoEvent, Price, ProductActivity, RUN_RETENTION_DAYS, RUNS_SHOWN, Rejection, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts,
-    SyncRun, UnitPrice, Variation, VariationPricing, VariationRef, VariationSync,
+    Activity, ActivityState, AvailabilityUpdate, CatalogLimits, CatalogUsage, EventAction,
+    ExternalSync, MAX_REPORTED_REJECTIONS, OctoEvent, Price, ProductActivity, RUN_RETENTION_DAYS,
+    RUNS_SHOWN, Rejection, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts, SyncRun,
+    UnitPrice, Variation, VariationPricing, VariationRef, VariationSync,
 };
 pub use ids::{IntegrationId, InvalidObjectId, ObjectId, PartnerId, RunId};
 pub use integration::{
-    AdminPatch, AuthType, CHANNELS, Channel, DOWN_AFTER_FAILURES, Health, HealthStatus, HealthTransition, Integration, IntegrationPatch,
-    IntegrationRecord, Lease, MAX_WEBHOOK_RATE_PER_MINUTE, NewIntegration, NotificationMode, Notifications, SyncControl, SyncState,
-    SyncStatus, UnknownEnumValue, Unsubscribe,
+    AdminPatch, AuthType, CHANNELS, Channel, DOWN_AFTER_FAILURES, Health, HealthStatus,
+    HealthTransition, Integration, IntegrationPatch, IntegrationRecord, Lease,
+    MAX_WEBHOOK_RATE_PER_MINUTE, NewIntegration, NotificationMode, Notifications, SyncControl,
+    SyncState, SyncStatus, UnknownEnumValue, Unsubscribe,
 };
-pub use secrets::{AUTH_KEY_MAX_LEN, AuthKey, InvalidAuthKey, PreviousWebhookSecret, WebhookSecret, WebhookSecretDigest};
+pub use secrets::{
+    AUTH_KEY_MAX_LEN, AuthKey, InvalidAuthKey, PreviousWebhookSecret, WebhookSecret,
+    WebhookSecretDigest,
+};
 pub use timestamp::{InvalidTimestamp, Timestamp};
 pub use tokens::{PublicKey, TokenRules, TokenScope};
 pub use values::{
-    API_PREFIX, AvailabilityPull, ContentHash, InvalidContentHash, InvalidLocalDateTime, LocalDateTime, MAX_COUNT, format_local_date,
-    parse_local_date,
+    API_PREFIX, AvailabilityPull, ContentHash, InvalidContentHash, InvalidLocalDateTime,
+    LocalDateTime, MAX_COUNT, format_local_date, parse_local_date,
 };
 
 #[cfg(test)]

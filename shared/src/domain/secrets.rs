@@ -124,11 +124,15 @@ impl WebhookSecretDigest {
         let presented = presented.unwrap_or_default();
         let digest = Self::of(presented);
         let is_current = current.unwrap_or(&Self::UNKNOWN).matches(&digest);
-        let is_previous = previous.map_or(&Self::UNKNOWN, |previous| &previous.digest).matches(&digest);
+        let is_previous = previous
+            .map_or(&Self::UNKNOWN, |previous| &previous.digest)
+            .matches(&digest);
         let is_delivery = delivery.unwrap_or(&Self::UNKNOWN).matches(&digest);
         let previous_accepted = previous.is_some_and(|previous| previous.accepted_at(now));
         // Non-short-circuit `|` and `&`: every case does the same work.
-        (is_current | (is_previous & previous_accepted) | (is_delivery & delivery.is_some())) & current.is_some() & !presented.is_empty()
+        (is_current | (is_previous & previous_accepted) | (is_delivery & delivery.is_some()))
+            & current.is_some()
+            & !presented.is_empty()
     }
 }
 
@@ -190,7 +194,10 @@ mod tests {
 
     /// A previous secret accepted for another `for_millis` (negative: expired that long ago).
     fn previous(secret: &WebhookSecret, for_millis: i64) -> PreviousWebhookSecret {
-        PreviousWebhookSecret { digest: secret.digest(), valid_until: now().plus_millis(for_millis) }
+        PreviousWebhookSecret {
+            digest: secret.digest(),
+            valid_until: now().plus_millis(for_millis),
+        }
     }
 
     #[test]
@@ -198,12 +205,25 @@ mod tests {
         let secret = WebhookSecret::generate();
         let stored = secret.digest();
         let wrong = WebhookSecret::generate();
-        let verify = |current, presented| WebhookSecretDigest::verify(current, None, presented, now());
-        assert_eq!(comparisons_during(|| verify(Some(&stored), Some(wrong.expose()))), (false, 3));
-        assert_eq!(comparisons_during(|| verify(None, Some(wrong.expose()))), (false, 3));
+        let verify =
+            |current, presented| WebhookSecretDigest::verify(current, None, presented, now());
+        assert_eq!(
+            comparisons_during(|| verify(Some(&stored), Some(wrong.expose()))),
+            (false, 3)
+        );
+        assert_eq!(
+            comparisons_during(|| verify(None, Some(wrong.expose()))),
+            (false, 3)
+        );
         assert_eq!(comparisons_during(|| verify(None, None)), (false, 3));
-        assert_eq!(comparisons_during(|| verify(Some(&stored), None)), (false, 3));
-        assert_eq!(comparisons_during(|| verify(Some(&stored), Some(secret.expose()))), (true, 3));
+        assert_eq!(
+            comparisons_during(|| verify(Some(&stored), None)),
+            (false, 3)
+        );
+        assert_eq!(
+            comparisons_during(|| verify(Some(&stored), Some(secret.expose()))),
+            (true, 3)
+        );
         // Not even the digest of nothing matches the stand-in of an unknown integration.
         assert!(!verify(None, Some("")));
         assert!(!WebhookSecretDigest::UNKNOWN.matches(&WebhookSecretDigest::of("")));
@@ -211,38 +231,101 @@ mod tests {
 
     #[test]
     fn the_previous_secret_works_until_it_expires_at_the_same_cost_as_any_other_answer() {
-        let (old, current, wrong) = (WebhookSecret::generate(), WebhookSecret::generate(), WebhookSecret::generate());
+        let (old, current, wrong) = (
+            WebhookSecret::generate(),
+            WebhookSecret::generate(),
+            WebhookSecret::generate(),
+        );
         let stored = current.digest();
         let (live, expired) = (previous(&old, 1), previous(&old, 0));
         let verify = |previous: &PreviousWebhookSecret, presented: &WebhookSecret| {
-            comparisons_during(|| WebhookSecretDigest::verify(Some(&stored), Some(previous), Some(presented.expose()), now()))
+            comparisons_during(|| {
+                WebhookSecretDigest::verify(
+                    Some(&stored),
+                    Some(previous),
+                    Some(presented.expose()),
+                    now(),
+                )
+            })
         };
         assert_eq!(verify(&live, &current), (true, 3), "the current secret");
-        assert_eq!(verify(&live, &old), (true, 3), "the previous secret inside the overlap");
-        assert_eq!(verify(&expired, &current), (true, 3), "the current secret after the overlap");
-        assert_eq!(verify(&expired, &old), (false, 3), "the previous secret at `valid_until`");
+        assert_eq!(
+            verify(&live, &old),
+            (true, 3),
+            "the previous secret inside the overlap"
+        );
+        assert_eq!(
+            verify(&expired, &current),
+            (true, 3),
+            "the current secret after the overlap"
+        );
+        assert_eq!(
+            verify(&expired, &old),
+            (false, 3),
+            "the previous secret at `valid_until`"
+        );
         assert_eq!(verify(&live, &wrong), (false, 3), "a wrong secret");
         let expired_long_ago = previous(&old, -86_400_000);
         assert_eq!(verify(&expired_long_ago, &old), (false, 3));
         // An unknown integration with a stray previous digest (which the store never returns)
         // still refuses, and a missing secret never matches a previous one.
-        assert!(!WebhookSecretDigest::verify(None, Some(&live), Some(old.expose()), now()));
-        assert!(!WebhookSecretDigest::verify(Some(&stored), Some(&live), None, now()));
-        assert!(!WebhookSecretDigest::verify(Some(&stored), Some(&previous(&old, 1)), Some(""), now()));
+        assert!(!WebhookSecretDigest::verify(
+            None,
+            Some(&live),
+            Some(old.expose()),
+            now()
+        ));
+        assert!(!WebhookSecretDigest::verify(
+            Some(&stored),
+            Some(&live),
+            None,
+            now()
+        ));
+        assert!(!WebhookSecretDigest::verify(
+            Some(&stored),
+            Some(&previous(&old, 1)),
+            Some(""),
+            now()
+        ));
     }
 
     #[test]
     fn the_delivery_secret_is_accepted_beside_the_webhook_secret_at_the_same_cost() {
-        let (secret, delivery, wrong) = (WebhookSecret::generate(), WebhookSecret::generate(), WebhookSecret::generate());
+        let (secret, delivery, wrong) = (
+            WebhookSecret::generate(),
+            WebhookSecret::generate(),
+            WebhookSecret::generate(),
+        );
         let (stored, pushed) = (secret.digest(), delivery.digest());
         let verify = |delivery_digest: Option<&WebhookSecretDigest>, presented: &WebhookSecret| {
-            comparisons_during(|| WebhookSecretDigest::verify_any(Some(&stored), None, delivery_digest, Some(presented.expose()), now()))
+            comparisons_during(|| {
+                WebhookSecretDigest::verify_any(
+                    Some(&stored),
+                    None,
+                    delivery_digest,
+                    Some(presented.expose()),
+                    now(),
+                )
+            })
         };
         assert_eq!(verify(Some(&pushed), &delivery), (true, 3));
         assert_eq!(verify(Some(&pushed), &secret), (true, 3));
         assert_eq!(verify(Some(&pushed), &wrong), (false, 3));
-        assert_eq!(verify(None, &delivery), (false, 3), "no subscription, no delivery secret");
-        assert!(!WebhookSecretDigest::verify_any(None, None, Some(&pushed), Some(delivery.expose()), now()), "unknown integration");
+        assert_eq!(
+            verify(None, &delivery),
+            (false, 3),
+            "no subscription, no delivery secret"
+        );
+        assert!(
+            !WebhookSecretDigest::verify_any(
+                None,
+                None,
+                Some(&pushed),
+                Some(delivery.expose()),
+                now()
+            ),
+            "unknown integration"
+        );
     }
 
     #[test]
@@ -258,7 +341,11 @@ mod tests {
         let a = WebhookSecret::generate();
         let b = WebhookSecret::generate();
         assert_eq!(a.expose().len(), 64);
-        assert!(a.expose().bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert!(
+            a.expose()
+                .bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        );
         assert_ne!(a.expose(), b.expose());
     }
 
@@ -288,7 +375,10 @@ mod tests {
     fn auth_key_rules_and_redaction() {
         assert_eq!(AuthKey::parse("").unwrap_err(), InvalidAuthKey::Empty);
         assert_eq!(AuthKey::parse("   ").unwrap_err(), InvalidAuthKey::Empty);
-        assert_eq!(AuthKey::parse("a\r\nX-Evil: 1").unwrap_err(), InvalidAuthKey::NotPrintable);
+        assert_eq!(
+            AuthKey::parse("a\r\nX-Evil: 1").unwrap_err(),
+            InvalidAuthKey::NotPrintable
+        );
         let key = AuthKey::parse("sk_live_abc123").unwrap();
         assert_eq!(key.expose(), "sk_live_abc123");
         assert!(!format!("{key:?}").contains("sk_live"));

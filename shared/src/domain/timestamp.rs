@@ -9,7 +9,9 @@ use time::{OffsetDateTime, UtcOffset};
 
 /// A UTC instant with millisecond precision (finer precision is dropped on creation so what we
 /// store is exactly what we show).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, SerializeDisplay, DeserializeFromStr)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, SerializeDisplay, DeserializeFromStr,
+)]
 pub struct Timestamp(OffsetDateTime);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,17 +26,25 @@ impl Timestamp {
     pub fn from_datetime(at: OffsetDateTime) -> Self {
         let at = at.to_offset(UtcOffset::UTC);
         let millis = at.millisecond();
-        Self(at.replace_millisecond(millis).expect("a millisecond read from a datetime is valid"))
+        Self(
+            at.replace_millisecond(millis)
+                .expect("a millisecond read from a datetime is valid"),
+        )
     }
 
     pub fn from_unix_millis(millis: i64) -> Self {
         let nanos = i128::from(millis) * 1_000_000;
-        Self::from_datetime(OffsetDateTime::from_unix_timestamp_nanos(nanos).expect("millis since the epoch in range"))
+        Self::from_datetime(
+            OffsetDateTime::from_unix_timestamp_nanos(nanos)
+                .expect("millis since the epoch in range"),
+        )
     }
 
     /// Parses any RFC 3339 timestamp and normalises it to UTC milliseconds.
     pub fn parse(s: &str) -> Result<Self, InvalidTimestamp> {
-        OffsetDateTime::parse(s, &Rfc3339).map(Self::from_datetime).map_err(|_| InvalidTimestamp)
+        OffsetDateTime::parse(s, &Rfc3339)
+            .map(Self::from_datetime)
+            .map_err(|_| InvalidTimestamp)
     }
 
     pub fn unix_seconds(&self) -> i64 {
@@ -52,7 +62,9 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+        let format = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
         let text = self.0.format(&format).map_err(|_| fmt::Error)?;
         f.write_str(&text)
     }
@@ -80,7 +92,10 @@ mod tests {
     fn formats_utc_with_milliseconds() {
         let ts = Timestamp::parse("2026-06-23T09:00:00.123456+03:00").unwrap();
         assert_eq!(ts.to_string(), "2026-06-23T06:00:00.123Z");
-        assert_eq!(Timestamp::from_unix_millis(0).to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_unix_millis(0).to_string(),
+            "1970-01-01T00:00:00.000Z"
+        );
     }
 
     #[test]

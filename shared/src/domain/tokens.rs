@@ -46,18 +46,30 @@ impl PublicKey {
         let pem = normalise_pem(text)?;
         if let Ok(key) = DecodingKey::from_rsa_pem(pem.as_bytes()) {
             // Verification takes 2048 to 8192 bits: refuse any other size here, not on every token.
-            let bits = rsa_modulus_bits(&pem_body(&pem)?).ok_or("cannot read the RSA key's modulus")?;
+            let bits =
+                rsa_modulus_bits(&pem_body(&pem)?).ok_or("cannot read the RSA key's modulus")?;
             if !(2048..=8192).contains(&bits) {
-                return Err(format!("an RSA key must have 2048 to 8192 bits; this one has {bits}"));
+                return Err(format!(
+                    "an RSA key must have 2048 to 8192 bits; this one has {bits}"
+                ));
             }
-            return Ok(Self { algorithm: Algorithm::RS256, key });
+            return Ok(Self {
+                algorithm: Algorithm::RS256,
+                key,
+            });
         }
         if let Ok(key) = DecodingKey::from_ec_pem(pem.as_bytes()) {
             let der = pem_body(&pem)?;
-            if !der.windows(P256_OID_DER.len()).any(|window| window == P256_OID_DER) {
+            if !der
+                .windows(P256_OID_DER.len())
+                .any(|window| window == P256_OID_DER)
+            {
                 return Err("an EC key must be on the P-256 curve (ES256)".into());
             }
-            return Ok(Self { algorithm: Algorithm::ES256, key });
+            return Ok(Self {
+                algorithm: Algorithm::ES256,
+                key,
+            });
         }
         Err("not an RSA or P-256 EC public key in PEM (-----BEGIN PUBLIC KEY-----)".into())
     }
@@ -77,20 +89,36 @@ impl PublicKey {
 fn normalise_pem(text: &str) -> Result<String, String> {
     let text = text.replace("\\n", "\n");
     let text = text.trim();
-    let after_begin = text.strip_prefix("-----BEGIN ").ok_or("must start with -----BEGIN PUBLIC KEY-----")?;
-    let (label, rest) = after_begin.split_once("-----").ok_or("no end to the BEGIN line")?;
+    let after_begin = text
+        .strip_prefix("-----BEGIN ")
+        .ok_or("must start with -----BEGIN PUBLIC KEY-----")?;
+    let (label, rest) = after_begin
+        .split_once("-----")
+        .ok_or("no end to the BEGIN line")?;
     if label.contains("PRIVATE") {
         // Refused whole: the point of a public key is that this API holds nothing that signs.
-        return Err("is a private key: give the public key (openssl pkey -in key.pem -pubout)".into());
+        return Err(
+            "is a private key: give the public key (openssl pkey -in key.pem -pubout)".into(),
+        );
     }
     if !matches!(label, "PUBLIC KEY" | "RSA PUBLIC KEY") {
         return Err(format!("is a {label}, not a PUBLIC KEY"));
     }
     let end = format!("-----END {label}-----");
-    let body = rest.trim_end().strip_suffix(end.as_str()).ok_or_else(|| format!("must end with {end}"))?;
+    let body = rest
+        .trim_end()
+        .strip_suffix(end.as_str())
+        .ok_or_else(|| format!("must end with {end}"))?;
     let body: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-    let lines: Vec<&str> = body.as_bytes().chunks(64).map(|line| std::str::from_utf8(line).unwrap_or_default()).collect();
-    Ok(format!("-----BEGIN {label}-----\n{}\n{end}\n", lines.join("\n")))
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|line| std::str::from_utf8(line).unwrap_or_default())
+        .collect();
+    Ok(format!(
+        "-----BEGIN {label}-----\n{}\n{end}\n",
+        lines.join("\n")
+    ))
 }
 
 /// The size of an RSA public key's modulus, from its DER: a SubjectPublicKeyInfo (`PUBLIC KEY`)
@@ -110,6 +138,11 @@ fn rsa_modulus_bits(der: &[u8]) -> Option<u64> {
 /// The DER inside a normalised PEM block.
 fn pem_body(pem: &str) -> Result<Vec<u8>, String> {
     use base64::Engine as _;
-    let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
-    base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| "the PEM body is not base64".to_owned())
+    let body: String = pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|_| "the PEM body is not base64".to_owned())
 }

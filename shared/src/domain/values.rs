@@ -72,7 +72,9 @@ pub struct InvalidLocalDateTime;
 
 impl LocalDateTime {
     pub fn parse(s: &str) -> Result<Self, InvalidLocalDateTime> {
-        Timestamp::parse(s).map(|_| Self(s.to_owned())).map_err(|_| InvalidLocalDateTime)
+        Timestamp::parse(s)
+            .map(|_| Self(s.to_owned()))
+            .map_err(|_| InvalidLocalDateTime)
     }
 
     pub fn as_str(&self) -> &str {
@@ -151,7 +153,10 @@ mod tests {
     fn local_date_times_keep_the_partners_text_and_need_an_offset() {
         let start = LocalDateTime::parse("2026-07-15T19:30:00+04:00").unwrap();
         assert_eq!(start.as_str(), "2026-07-15T19:30:00+04:00");
-        assert_eq!(serde_json::to_string(&start).unwrap(), "\"2026-07-15T19:30:00+04:00\"");
+        assert_eq!(
+            serde_json::to_string(&start).unwrap(),
+            "\"2026-07-15T19:30:00+04:00\""
+        );
         assert!(LocalDateTime::parse("2026-07-15T19:30:00").is_err());
     }
 }

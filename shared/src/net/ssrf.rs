@@ -38,7 +38,9 @@ pub struct EndpointPolicy {
 
 impl EndpointPolicy {
     pub fn strict() -> Self {
-        Self { allow_private_and_http: false }
+        Self {
+            allow_private_and_http: false,
+        }
     }
 
     /// Checks that need no DNS: scheme, `localhost`, literal IP addresses. Runs before every
@@ -60,12 +62,18 @@ impl EndpointPolicy {
         if self.allow_private_and_http {
             return Ok(());
         }
-        let Host::Domain(name) = url.host() else { return Ok(()) };
+        let Host::Domain(name) = url.host() else {
+            return Ok(());
+        };
         let lookup = tokio::net::lookup_host((name, url.port()));
         match tokio::time::timeout(REGISTRATION_DNS_TIMEOUT, lookup).await {
             Ok(Ok(addrs)) => {
                 let addrs: Vec<SocketAddr> = addrs.collect();
-                if !addrs.is_empty() && addrs.iter().all(|a| is_refused_ip(a.ip())) { Err(EndpointRefused::RefusedAddress) } else { Ok(()) }
+                if !addrs.is_empty() && addrs.iter().all(|a| is_refused_ip(a.ip())) {
+                    Err(EndpointRefused::RefusedAddress)
+                } else {
+                    Ok(())
+                }
             }
             Ok(Err(_)) | Err(_) => Ok(()),
         }
@@ -73,7 +81,9 @@ impl EndpointPolicy {
 
     /// The resolver to install in the outbound HTTP client.
     pub fn resolver(&self) -> GuardedResolver {
-        GuardedResolver { allow_private: self.allow_private_and_http }
+        GuardedResolver {
+            allow_private: self.allow_private_and_http,
+        }
     }
 }
 
@@ -81,7 +91,11 @@ fn check_host(host: Host<&str>) -> Result<(), EndpointRefused> {
     match host {
         Host::Domain(name) => {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
-            if name == "localhost" || name.ends_with(".localhost") { Err(EndpointRefused::Localhost) } else { Ok(()) }
+            if name == "localhost" || name.ends_with(".localhost") {
+                Err(EndpointRefused::Localhost)
+            } else {
+                Ok(())
+            }
         }
         Host::Ipv4(ip) if is_refused_ip(IpAddr::V4(ip)) => Err(EndpointRefused::RefusedAddress),
         Host::Ipv6(ip) if is_refused_ip(IpAddr::V6(ip)) => Err(EndpointRefused::RefusedAddress),
@@ -105,7 +119,8 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow_private = self.allow_private;
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
             if !allow_private && addrs.iter().any(|addr| is_refused_ip(addr.ip())) {
                 return Err(Box::new(AddressRefused) as Box<dyn std::error::Error + Send + Sync>);
             }
@@ -222,9 +237,14 @@ mod tests {
     #[test]
     fn refuses_ipv4_translated_addresses_whatever_they_embed() {
         // ::ffff:0:0:0/96 (SIIT): the review's `https://[::ffff:0:127.0.0.1]`.
-        for ip in
-            ["::ffff:0:127.0.0.1", "::ffff:0:7f00:1", "::ffff:0:10.0.0.1", "::ffff:0:169.254.169.254", "::ffff:0:8.8.8.8", "::ffff:0:0:0"]
-        {
+        for ip in [
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:10.0.0.1",
+            "::ffff:0:169.254.169.254",
+            "::ffff:0:8.8.8.8",
+            "::ffff:0:0:0",
+        ] {
             assert!(refused(ip), "{ip} must be refused");
         }
         // The rest of the IETF-reserved ::/8 too.
@@ -257,16 +277,39 @@ mod tests {
     #[test]
     fn static_check_refuses_http_localhost_and_literal_private_ips() {
         let strict = EndpointPolicy::strict();
-        assert_eq!(strict.check_url(&url("http://octo.example.com")), Err(EndpointRefused::NotHttps));
-        assert_eq!(strict.check_url(&url("https://localhost:8443")), Err(EndpointRefused::Localhost));
-        assert_eq!(strict.check_url(&url("https://api.LOCALHOST.")), Err(EndpointRefused::Localhost));
-        assert_eq!(strict.check_url(&url("https://127.0.0.1")), Err(EndpointRefused::RefusedAddress));
-        assert_eq!(strict.check_url(&url("https://[::1]")), Err(EndpointRefused::RefusedAddress));
-        assert_eq!(strict.check_url(&url("https://[::ffff:0:127.0.0.1]")), Err(EndpointRefused::RefusedAddress));
-        assert_eq!(strict.check_url(&url("https://169.254.169.254/latest")), Err(EndpointRefused::RefusedAddress));
+        assert_eq!(
+            strict.check_url(&url("http://octo.example.com")),
+            Err(EndpointRefused::NotHttps)
+        );
+        assert_eq!(
+            strict.check_url(&url("https://localhost:8443")),
+            Err(EndpointRefused::Localhost)
+        );
+        assert_eq!(
+            strict.check_url(&url("https://api.LOCALHOST.")),
+            Err(EndpointRefused::Localhost)
+        );
+        assert_eq!(
+            strict.check_url(&url("https://127.0.0.1")),
+            Err(EndpointRefused::RefusedAddress)
+        );
+        assert_eq!(
+            strict.check_url(&url("https://[::1]")),
+            Err(EndpointRefused::RefusedAddress)
+        );
+        assert_eq!(
+            strict.check_url(&url("https://[::ffff:0:127.0.0.1]")),
+            Err(EndpointRefused::RefusedAddress)
+        );
+        assert_eq!(
+            strict.check_url(&url("https://169.254.169.254/latest")),
+            Err(EndpointRefused::RefusedAddress)
+        );
         assert_eq!(strict.check_url(&url("https://octo.example.com")), Ok(()));
         assert_eq!(strict.check_url(&url("https://93.184.216.34")), Ok(()));
-        let dev = EndpointPolicy { allow_private_and_http: true };
+        let dev = EndpointPolicy {
+            allow_private_and_http: true,
+        };
         assert_eq!(dev.check_url(&url("http://127.0.0.1:9000")), Ok(()));
     }
 
@@ -274,7 +317,12 @@ mod tests {
     async fn registration_accepts_names_that_do_not_resolve() {
         // `.invalid` never resolves (RFC 2606); the guard checks again on every call.
         let strict = EndpointPolicy::strict();
-        assert_eq!(strict.check_registration(&url("https://octo.partner.invalid")).await, Ok(()));
+        assert_eq!(
+            strict
+                .check_registration(&url("https://octo.partner.invalid"))
+                .await,
+            Ok(())
+        );
     }
 
     #[tokio::test]
@@ -283,7 +331,10 @@ mod tests {
         let result = resolver.resolve("localhost".parse().unwrap()).await;
         let err = result.err().expect("localhost must be refused");
         assert!(err.downcast_ref::<AddressRefused>().is_some());
-        let open = EndpointPolicy { allow_private_and_http: true }.resolver();
+        let open = EndpointPolicy {
+            allow_private_and_http: true,
+        }
+        .resolver();
         assert!(open.resolve("localhost".parse().unwrap()).await.is_ok());
     }
 }

@@ -33,9 +33,11 @@ impl Channel {
 
     fn calls(self) -> [&'static str; 3] {
         match self {
-            Self::Notifications => {
-                ["GET /notifications/subscriptions", "POST /notifications/subscriptions", "DELETE /notifications/subscriptions/{id}"]
-            }
+            Self::Notifications => [
+                "GET /notifications/subscriptions",
+                "POST /notifications/subscriptions",
+                "DELETE /notifications/subscriptions/{id}",
+            ],
             Self::Webhooks => ["GET /webhooks", "POST /webhooks", "DELETE /webhooks/{id}"],
         }
     }
@@ -44,8 +46,12 @@ impl Channel {
     fn subscription(self, url: &str, secret: &str) -> Value {
         let headers = json!({ DELIVERY_SECRET_HEADER: secret });
         match self {
-            Self::Notifications => json!({"url": url, "notificationTypes": ["PRODUCT_UPDATE", "AVAILABILITY_UPDATE"], "headers": headers}),
-            Self::Webhooks => json!({"url": url, "event": "availability_update", "retryOnError": true, "headers": headers}),
+            Self::Notifications => {
+                json!({"url": url, "notificationTypes": ["PRODUCT_UPDATE", "AVAILABILITY_UPDATE"], "headers": headers})
+            }
+            Self::Webhooks => {
+                json!({"url": url, "event": "availability_update", "retryOnError": true, "headers": headers})
+            }
         }
     }
 }
@@ -69,13 +75,18 @@ impl OctoClient {
         credentials: &OctoCredentials,
     ) -> Result<Option<Vec<RemoteSubscription>>, OctoError> {
         let [list, _, _] = channel.calls();
-        let request = self.http().get(base_url.endpoint(channel.path())).header("Octo-Capabilities", channel.capability());
+        let request = self
+            .http()
+            .get(base_url.endpoint(channel.path()))
+            .header("Octo-Capabilities", channel.capability());
         let body = match self.call(list, base_url, credentials, request).await {
             Ok(body) => body,
             Err(OctoError::Status { .. }) => return Ok(None),
             Err(error) => return Err(error),
         };
-        let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(&body) else { return Ok(None) };
+        let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(&body) else {
+            return Ok(None);
+        };
         Ok(Some(items.iter().filter_map(remote_subscription).collect()))
     }
 
@@ -111,7 +122,10 @@ impl OctoClient {
         id: &str,
     ) -> Result<(), OctoError> {
         let [_, _, delete] = channel.calls();
-        let request = self.http().delete(base_url.endpoint_item(channel.path(), id)).header("Octo-Capabilities", channel.capability());
+        let request = self
+            .http()
+            .delete(base_url.endpoint_item(channel.path(), id))
+            .header("Octo-Capabilities", channel.capability());
         match self.call(delete, base_url, credentials, request).await {
             Ok(_) | Err(OctoError::Status { status: 404, .. }) => Ok(()),
             Err(error) => Err(error),
@@ -130,6 +144,10 @@ fn id_text(value: &Value) -> Option<String> {
 fn remote_subscription(item: &Value) -> Option<RemoteSubscription> {
     let id = item.get("id").and_then(id_text)?;
     let url = item.get("url")?.as_str()?.to_owned();
-    let secret = item.get("headers").and_then(|headers| headers.get(DELIVERY_SECRET_HEADER)).and_then(Value::as_str).map(str::to_owned);
+    let secret = item
+        .get("headers")
+        .and_then(|headers| headers.get(DELIVERY_SECRET_HEADER))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     Some(RemoteSubscription { id, url, secret })
 }

@@ -68,18 +68,34 @@ pub enum OctoError {
     Status { call: &'static str, status: u16 },
     /// HTTP 429; `retry_after` is the partner's `Retry-After` in seconds, when it sent one.
     #[error("{call} was rate limited (HTTP 429)")]
-    RateLimited { call: &'static str, retry_after: Option<u64> },
+    RateLimited {
+        call: &'static str,
+        retry_after: Option<u64>,
+    },
     /// HTTP 503 with a `Retry-After` (in seconds): down for maintenance, back then.
     #[error("{call} returned HTTP 503 (unavailable; Retry-After {retry_after} s)")]
-    Unavailable { call: &'static str, retry_after: u64 },
+    Unavailable {
+        call: &'static str,
+        retry_after: u64,
+    },
     #[error("{call} returned more than {limit} bytes")]
     TooLarge { call: &'static str, limit: u64 },
     /// The whole-call timeout of a streamed body ran out while its bytes were still arriving.
-    #[error("{call} timed out after {seconds} s while its body was still arriving ({received} bytes read)")]
-    BodyTimeout { call: &'static str, seconds: u64, received: u64 },
+    #[error(
+        "{call} timed out after {seconds} s while its body was still arriving ({received} bytes read)"
+    )]
+    BodyTimeout {
+        call: &'static str,
+        seconds: u64,
+        received: u64,
+    },
     /// No byte of a streamed body arrived for this long.
     #[error("{call} stalled: no data for {seconds} s after {received} bytes")]
-    Stalled { call: &'static str, seconds: u64, received: u64 },
+    Stalled {
+        call: &'static str,
+        seconds: u64,
+        received: u64,
+    },
     #[error("{call} failed: {reason}")]
     Transport { call: &'static str, reason: String },
 }
@@ -90,14 +106,22 @@ impl OctoError {
     /// an endpoint that works (and a large one), and a 429 or a 503 with `Retry-After` one
     /// asking to be called later: none of them may lead to DOWN's deactivation.
     pub fn counts_against_health(&self) -> bool {
-        !matches!(self, Self::TooLarge { .. } | Self::BodyTimeout { .. } | Self::RateLimited { .. } | Self::Unavailable { .. })
+        !matches!(
+            self,
+            Self::TooLarge { .. }
+                | Self::BodyTimeout { .. }
+                | Self::RateLimited { .. }
+                | Self::Unavailable { .. }
+        )
     }
 
     /// When the partner asked to be called again: a 429 (its `Retry-After`, or `default`
     /// without one) or a 503 with `Retry-After`.
     pub fn retry_after(&self, default: Duration) -> Option<Duration> {
         match self {
-            Self::RateLimited { retry_after, .. } => Some(retry_after.map_or(default, Duration::from_secs)),
+            Self::RateLimited { retry_after, .. } => {
+                Some(retry_after.map_or(default, Duration::from_secs))
+            }
             Self::Unavailable { retry_after, .. } => Some(Duration::from_secs(*retry_after)),
             _ => None,
         }
@@ -129,10 +153,17 @@ impl OctoClient {
             .redirect(redirect_policy)
             // A proxy from the environment would resolve names itself, around our guard.
             .no_proxy()
-            .user_agent(concat!("seyaha-partner-integrations/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "seyaha-partner-integrations/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()
             .expect("the OCTO HTTP client configuration is valid");
-        Self { http, policy, config }
+        Self {
+            http,
+            policy,
+            config,
+        }
     }
 
     /// The HTTP client (pooled, guarded), for the calls of sibling modules.
@@ -144,7 +175,11 @@ impl OctoClient {
     /// ([`ProductsBody::chunk`]). Its answer's head must come within `request_timeout`; the
     /// body may take `catalog_timeout` in all, with no gap longer than `request_timeout`, and
     /// at most `max_catalog_bytes`.
-    pub async fn open_products(&self, base_url: &BaseUrl, credentials: &OctoCredentials) -> Result<ProductsBody, OctoError> {
+    pub async fn open_products(
+        &self,
+        base_url: &BaseUrl,
+        credentials: &OctoCredentials,
+    ) -> Result<ProductsBody, OctoError> {
         let call = GET_PRODUCTS;
         let request = self
             .http
@@ -160,7 +195,15 @@ impl OctoClient {
             Err(error)
         };
         let response = match head {
-            Err(_) => return fail(None, OctoError::Timeout { call, seconds: self.config.request_timeout.as_secs().max(1) }),
+            Err(_) => {
+                return fail(
+                    None,
+                    OctoError::Timeout {
+                        call,
+                        seconds: self.config.request_timeout.as_secs().max(1),
+                    },
+                );
+            }
             Ok(Err(error)) => return fail(None, self.classify(call, base_url, error)),
             Ok(Ok(response)) => response,
         };
@@ -193,7 +236,10 @@ impl OctoClient {
         credentials: &OctoCredentials,
         product_id: &str,
     ) -> Result<Option<Vec<u8>>, OctoError> {
-        let request = self.http.get(base_url.endpoint_item("products", product_id)).header("Octo-Capabilities", OCTO_CAPABILITIES);
+        let request = self
+            .http
+            .get(base_url.endpoint_item("products", product_id))
+            .header("Octo-Capabilities", OCTO_CAPABILITIES);
         match self.call(GET_PRODUCT, base_url, credentials, request).await {
             Ok(body) => Ok(Some(body)),
             Err(OctoError::Status { status: 404, .. }) => Ok(None),
@@ -215,7 +261,8 @@ impl OctoClient {
             .header("Octo-Capabilities", OCTO_CAPABILITIES)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.to_string());
-        self.call(POST_AVAILABILITY, base_url, credentials, request).await
+        self.call(POST_AVAILABILITY, base_url, credentials, request)
+            .await
     }
 
     /// Sends one call with the guard, the credential and the size cap; the raw body of a 2xx.
@@ -241,11 +288,19 @@ impl OctoClient {
         credentials: &OctoCredentials,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::RequestBuilder, OctoError> {
-        self.policy.check_url(base_url).map_err(OctoError::Refused)?;
-        let mut authorization = HeaderValue::from_str(&credentials.auth_type.authorization_value(credentials.auth_key.expose()))
-            .map_err(|_| transport(call, "auth_key is not a valid header value"))?;
+        self.policy
+            .check_url(base_url)
+            .map_err(OctoError::Refused)?;
+        let mut authorization = HeaderValue::from_str(
+            &credentials
+                .auth_type
+                .authorization_value(credentials.auth_key.expose()),
+        )
+        .map_err(|_| transport(call, "auth_key is not a valid header value"))?;
         authorization.set_sensitive(true);
-        Ok(request.header(AUTHORIZATION, authorization).header(ACCEPT, "application/json"))
+        Ok(request
+            .header(AUTHORIZATION, authorization)
+            .header(ACCEPT, "application/json"))
     }
 
     /// Sends the request and reads the body: the status that came back (`None` when there was
@@ -266,14 +321,22 @@ impl OctoClient {
             return (answered, Err(status_error(call, &response)));
         }
         let limit = self.config.max_response_bytes;
-        let too_large = OctoError::TooLarge { call, limit: limit as u64 };
-        if response.content_length().is_some_and(|len| len > limit as u64) {
+        let too_large = OctoError::TooLarge {
+            call,
+            limit: limit as u64,
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
             return (answered, Err(too_large));
         }
         let mut body = Vec::new();
         loop {
             match response.chunk().await {
-                Ok(Some(chunk)) if body.len() + chunk.len() > limit => return (answered, Err(too_large)),
+                Ok(Some(chunk)) if body.len() + chunk.len() > limit => {
+                    return (answered, Err(too_large));
+                }
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 Ok(None) => return (answered, Ok(body)),
                 Err(error) => return (None, Err(self.classify(call, base_url, error))),
@@ -290,9 +353,14 @@ impl OctoClient {
             source = cause.source();
         }
         if error.is_timeout() {
-            OctoError::Timeout { call, seconds: self.config.request_timeout.as_secs().max(1) }
+            OctoError::Timeout {
+                call,
+                seconds: self.config.request_timeout.as_secs().max(1),
+            }
         } else if error.is_connect() {
-            OctoError::Connect { host: base_url.host().to_string() }
+            OctoError::Connect {
+                host: base_url.host().to_string(),
+            }
         } else if error.is_redirect() {
             transport(call, "too many redirects")
         } else if error.is_decode() || error.is_body() {
@@ -307,13 +375,25 @@ impl OctoClient {
 fn status_error(call: &'static str, response: &reqwest::Response) -> OctoError {
     let status = response.status();
     match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => OctoError::AuthRefused { call, status: status.as_u16() },
-        StatusCode::TOO_MANY_REQUESTS => OctoError::RateLimited { call, retry_after: retry_after(response.headers()) },
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => OctoError::AuthRefused {
+            call,
+            status: status.as_u16(),
+        },
+        StatusCode::TOO_MANY_REQUESTS => OctoError::RateLimited {
+            call,
+            retry_after: retry_after(response.headers()),
+        },
         StatusCode::SERVICE_UNAVAILABLE => match retry_after(response.headers()) {
             Some(retry_after) => OctoError::Unavailable { call, retry_after },
-            None => OctoError::Status { call, status: status.as_u16() },
+            None => OctoError::Status {
+                call,
+                status: status.as_u16(),
+            },
         },
-        _ => OctoError::Status { call, status: status.as_u16() },
+        _ => OctoError::Status {
+            call,
+            status: status.as_u16(),
+        },
     }
 }
 
@@ -338,13 +418,28 @@ impl ProductsBody {
     pub async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, OctoError> {
         let (call, received) = (self.call, self.received);
         let next = match tokio::time::timeout(self.idle, self.response.chunk()).await {
-            Err(_) => Err(OctoError::Stalled { call, seconds: self.idle.as_secs().max(1), received }),
-            Ok(Err(error)) if error.is_timeout() => Err(OctoError::BodyTimeout { call, seconds: self.total_seconds, received }),
+            Err(_) => Err(OctoError::Stalled {
+                call,
+                seconds: self.idle.as_secs().max(1),
+                received,
+            }),
+            Ok(Err(error)) if error.is_timeout() => Err(OctoError::BodyTimeout {
+                call,
+                seconds: self.total_seconds,
+                received,
+            }),
             Ok(Err(_)) => Err(transport(call, "the response body could not be read")),
             Ok(Ok(None)) => Ok(None),
             Ok(Ok(Some(chunk))) => {
                 self.received += chunk.len() as u64;
-                if self.received > self.limit { Err(OctoError::TooLarge { call, limit: self.limit }) } else { Ok(Some(chunk)) }
+                if self.received > self.limit {
+                    Err(OctoError::TooLarge {
+                        call,
+                        limit: self.limit,
+                    })
+                } else {
+                    Ok(Some(chunk))
+                }
             }
         };
         if !matches!(next, Ok(Some(_))) {
@@ -374,10 +469,19 @@ impl Drop for ProductsBody {
 }
 
 pub(super) fn transport(call: &'static str, reason: &str) -> OctoError {
-    OctoError::Transport { call, reason: reason.to_owned() }
+    OctoError::Transport {
+        call,
+        reason: reason.to_owned(),
+    }
 }
 
 /// `Retry-After` in seconds (the delta form; an HTTP date is read as absent).
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
-    headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }

@@ -5,7 +5,9 @@
 use serde::{Deserialize, Deserializer};
 
 /// `null` and absence both mean "empty" for the arrays we read.
-fn nullable_vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Vec<T>, D::Error> {
+fn nullable_vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Vec<T>, D::Error> {
     Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 

@@ -11,12 +11,16 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::domain::{
-    Activity, AdminPatch, Health, Integration, IntegrationId, IntegrationPatch, IntegrationRecord, NewIntegration, PartnerId, Principal,
-    RUNS_SHOWN, Role, RunTrigger, Slot, SyncRun, SyncState, Timestamp, WebhookSecret, WebhookSecretDigest,
+    Activity, AdminPatch, Health, Integration, IntegrationId, IntegrationPatch, IntegrationRecord,
+    NewIntegration, PartnerId, Principal, RUNS_SHOWN, Role, RunTrigger, Slot, SyncRun, SyncState,
+    Timestamp, WebhookSecret, WebhookSecretDigest,
 };
 use crate::net::{EndpointPolicy, EndpointRefused};
 use crate::optimistic::{Change, update_record};
-use crate::ports::{Admission, Cursor, IntegrationFilter, Page, Ports, QueueError, SecretStoreError, StoreError, SyncJob};
+use crate::ports::{
+    Admission, Cursor, IntegrationFilter, Page, Ports, QueueError, SecretStoreError, StoreError,
+    SyncJob,
+};
 use crate::sync::Unsubscribe;
 use crate::sync::{ProbeOutcome, SyncEngine, SyncError, SyncResult};
 
@@ -154,15 +158,36 @@ pub struct IntegrationService {
 }
 
 impl IntegrationService {
-    pub fn new(ports: Ports, engine: Arc<SyncEngine>, policy: EndpointPolicy, limits: ServiceLimits) -> Self {
-        Self { ports, engine, policy, limits }
+    pub fn new(
+        ports: Ports,
+        engine: Arc<SyncEngine>,
+        policy: EndpointPolicy,
+        limits: ServiceLimits,
+    ) -> Self {
+        Self {
+            ports,
+            engine,
+            policy,
+            limits,
+        }
     }
 
     /// Registers an integration. The credential is stored before the record, so a record
     /// never exists without its credential; a lost race for the partner removes it again.
-    pub async fn create(&self, partner_id: PartnerId, new: NewIntegration, creator: Role) -> Result<Created, ServiceError> {
+    pub async fn create(
+        &self,
+        partner_id: PartnerId,
+        new: NewIntegration,
+        creator: Role,
+    ) -> Result<Created, ServiceError> {
         self.policy.check_registration(&new.base_url).await?;
-        if self.ports.integrations.find_by_partner(&partner_id).await?.is_some() {
+        if self
+            .ports
+            .integrations
+            .find_by_partner(&partner_id)
+            .await?
+            .is_some()
+        {
             return Err(ServiceError::AlreadyExists);
         }
         let now = self.ports.clock.now();
@@ -192,14 +217,21 @@ impl IntegrationService {
         tracing::info!(integration_id = %id, partner_id = %partner_id, creator = ?creator, "integration created");
         // An admin's create is approved: subscribe to the partner's push channel.
         self.follow_subscriptions(None, &record.integration).await;
-        Ok(Created { integration: record.integration, webhook_secret })
+        Ok(Created {
+            integration: record.integration,
+            webhook_secret,
+        })
     }
 
     pub async fn get_mine(&self, partner_id: PartnerId) -> Result<Integration, ServiceError> {
         Ok(self.mine(partner_id).await?.shown(self.ports.clock.now()))
     }
 
-    pub async fn update_mine(&self, partner_id: PartnerId, patch: IntegrationPatch) -> Result<Integration, ServiceError> {
+    pub async fn update_mine(
+        &self,
+        partner_id: PartnerId,
+        patch: IntegrationPatch,
+    ) -> Result<Integration, ServiceError> {
         if let Some(base_url) = &patch.base_url {
             self.policy.check_registration(base_url).await?;
         }
@@ -236,42 +268,72 @@ impl IntegrationService {
     }
 
     /// `POST /me/webhook-secret`: a new webhook secret for the partner's own integration.
-    pub async fn rotate_my_webhook_secret(&self, partner_id: PartnerId) -> Result<Rotated, ServiceError> {
+    pub async fn rotate_my_webhook_secret(
+        &self,
+        partner_id: PartnerId,
+    ) -> Result<Rotated, ServiceError> {
         let record = self.mine(partner_id).await?;
-        self.rotate_webhook_secret(record).await.map_err(|e| match e {
-            ServiceError::NotFound => ServiceError::NoIntegration,
-            other => other,
-        })
+        self.rotate_webhook_secret(record)
+            .await
+            .map_err(|e| match e {
+                ServiceError::NotFound => ServiceError::NoIntegration,
+                other => other,
+            })
     }
 
     /// Calls the partner's `GET /products` with its credential and reads the answer as a sync
     /// would: a products array passes even if the sync would reject some of its products. The
     /// result counts as a health probe.
-    pub async fn test_connection(&self, partner_id: PartnerId) -> Result<ConnectionTest, ServiceError> {
+    pub async fn test_connection(
+        &self,
+        partner_id: PartnerId,
+    ) -> Result<ConnectionTest, ServiceError> {
         let record = self.mine(partner_id).await?;
         let integration = &record.integration;
         let Some(credentials) = self.engine.credentials(&record).await? else {
             tracing::error!(integration_id = %integration.id, "integration has no stored credential");
-            return Ok(ConnectionTest { ok: false, message: "No credential is stored; send auth_key with PATCH /me".into() });
+            return Ok(ConnectionTest {
+                ok: false,
+                message: "No credential is stored; send auth_key with PATCH /me".into(),
+            });
         };
         // Read as a sync reads it (streamed, the same parser), within the caller's request.
         let deadline = std::time::Instant::now() + self.engine.request_budget();
-        let (test, outcome) = match self.engine.read_catalog(&integration.base_url, &credentials, deadline).await {
-            Ok(read) if read.complete => {
-                (ConnectionTest { ok: true, message: "Connection successful".into() }, Some(ProbeOutcome::Success))
-            }
+        let (test, outcome) = match self
+            .engine
+            .read_catalog(&integration.base_url, &credentials, deadline)
+            .await
+        {
+            Ok(read) if read.complete => (
+                ConnectionTest {
+                    ok: true,
+                    message: "Connection successful".into(),
+                },
+                Some(ProbeOutcome::Success),
+            ),
             Ok(read) => {
                 let message = format!(
                     "Connection successful: a large catalog, {} products read without error before this test's time ran out; the sync reads the rest",
                     read.products
                 );
-                (ConnectionTest { ok: true, message }, Some(ProbeOutcome::Success))
+                (
+                    ConnectionTest { ok: true, message },
+                    Some(ProbeOutcome::Success),
+                )
             }
             // A catalog too large or still arriving at the timeout, a 429, a 503 with
             // Retry-After: the endpoint works, so it is no failed probe.
             Err(failure) => {
-                let outcome = failure.counts_against_health.then_some(ProbeOutcome::Failure);
-                (ConnectionTest { ok: false, message: capitalize(&failure.message) }, outcome)
+                let outcome = failure
+                    .counts_against_health
+                    .then_some(ProbeOutcome::Failure);
+                (
+                    ConnectionTest {
+                        ok: false,
+                        message: capitalize(&failure.message),
+                    },
+                    outcome,
+                )
             }
         };
         if let Some(outcome) = outcome
@@ -284,44 +346,91 @@ impl IntegrationService {
         Ok(test)
     }
 
-    pub async fn sync_log(&self, reader: Principal, id: IntegrationId) -> Result<SyncLog, ServiceError> {
+    pub async fn sync_log(
+        &self,
+        reader: Principal,
+        id: IntegrationId,
+    ) -> Result<SyncLog, ServiceError> {
         let integration = self.readable(reader, id).await?;
-        let runs = self.ports.runs.recent_runs(&id, RUNS_SHOWN, self.ports.clock.now()).await?;
-        Ok(SyncLog { sync: integration.sync, health: integration.health, runs })
+        let runs = self
+            .ports
+            .runs
+            .recent_runs(&id, RUNS_SHOWN, self.ports.clock.now())
+            .await?;
+        Ok(SyncLog {
+            sync: integration.sync,
+            health: integration.health,
+            runs,
+        })
     }
 
-    pub async fn catalog(&self, reader: Principal, id: IntegrationId, query: CatalogQuery) -> Result<CatalogView, ServiceError> {
+    pub async fn catalog(
+        &self,
+        reader: Principal,
+        id: IntegrationId,
+        query: CatalogQuery,
+    ) -> Result<CatalogView, ServiceError> {
         self.readable(reader, id).await?;
         let limit = query.limit.max(1);
         let activities = match query.kind {
             // Whatever `limit` says, a page of large activities ends before CATALOG_PAGE_MAX_BYTES.
-            None | Some(CatalogKind::Activities) => {
-                Some(self.ports.catalog.activities_page(&id, limit, crate::ports::CATALOG_PAGE_MAX_BYTES, query.activities_after).await?)
-            }
+            None | Some(CatalogKind::Activities) => Some(
+                self.ports
+                    .catalog
+                    .activities_page(
+                        &id,
+                        limit,
+                        crate::ports::CATALOG_PAGE_MAX_BYTES,
+                        query.activities_after,
+                    )
+                    .await?,
+            ),
             Some(CatalogKind::Slots) => None,
         };
         let slots = match query.kind {
             None | Some(CatalogKind::Slots) => {
-                let starting_from = self.ports.clock.now().plus_millis(-(self.limits.slot_retention.as_millis() as i64));
-                Some(self.ports.catalog.slots_page(&id, limit, query.slots_after, starting_from).await?)
+                let starting_from = self
+                    .ports
+                    .clock
+                    .now()
+                    .plus_millis(-(self.limits.slot_retention.as_millis() as i64));
+                Some(
+                    self.ports
+                        .catalog
+                        .slots_page(&id, limit, query.slots_after, starting_from)
+                        .await?,
+                )
             }
             Some(CatalogKind::Activities) => None,
         };
         Ok(CatalogView { activities, slots })
     }
 
-    pub async fn health(&self, reader: Principal, id: IntegrationId) -> Result<Health, ServiceError> {
+    pub async fn health(
+        &self,
+        reader: Principal,
+        id: IntegrationId,
+    ) -> Result<Health, ServiceError> {
         Ok(self.readable(reader, id).await?.health)
     }
 
     /// Page `page` (from 1) of `limit` integrations, newest first. The store pages by cursor;
     /// page N follows N cursors from the start, so it reads N pages (never the whole list).
-    pub async fn admin_list(&self, filter: IntegrationFilter, page: u32, limit: u32) -> Result<AdminPage, ServiceError> {
+    pub async fn admin_list(
+        &self,
+        filter: IntegrationFilter,
+        page: u32,
+        limit: u32,
+    ) -> Result<AdminPage, ServiceError> {
         let (page, limit) = (page.max(1), limit.max(1) as usize);
         let mut cursor = None;
         let mut items = Vec::new();
         for number in 1..=page {
-            let found = self.ports.integrations.list(&filter, limit, cursor.take()).await?;
+            let found = self
+                .ports
+                .integrations
+                .list(&filter, limit, cursor.take())
+                .await?;
             if number == page {
                 items = found.items;
                 break;
@@ -334,17 +443,33 @@ impl IntegrationService {
         }
         let total_count = self.ports.integrations.count(&filter).await?;
         let now = self.ports.clock.now();
-        Ok(AdminPage { items: items.into_iter().map(|record| record.shown(now)).collect(), total_count })
+        Ok(AdminPage {
+            items: items.into_iter().map(|record| record.shown(now)).collect(),
+            total_count,
+        })
     }
 
     pub async fn admin_get(&self, id: IntegrationId) -> Result<Integration, ServiceError> {
         let now = self.ports.clock.now();
-        self.ports.integrations.get(&id).await?.map(|record| record.shown(now)).ok_or(ServiceError::NotFound)
+        self.ports
+            .integrations
+            .get(&id)
+            .await?
+            .map(|record| record.shown(now))
+            .ok_or(ServiceError::NotFound)
     }
 
-    pub async fn admin_update(&self, id: IntegrationId, patch: AdminPatch) -> Result<Integration, ServiceError> {
+    pub async fn admin_update(
+        &self,
+        id: IntegrationId,
+        patch: AdminPatch,
+    ) -> Result<Integration, ServiceError> {
         let now = self.ports.clock.now();
-        let (before, updated) = self.modify(&id, |record| record.integration.apply_admin_patch(&patch, now)).await?;
+        let (before, updated) = self
+            .modify(&id, |record| {
+                record.integration.apply_admin_patch(&patch, now)
+            })
+            .await?;
         tracing::info!(integration_id = %id, approved = updated.is_approved, active = updated.is_active, "integration updated by admin");
         self.follow_subscriptions(Some(&before), &updated).await;
         Ok(updated)
@@ -355,8 +480,16 @@ impl IntegrationService {
     }
 
     /// `POST /admin/{id}/webhook-secret`: a new webhook secret for any integration.
-    pub async fn admin_rotate_webhook_secret(&self, id: IntegrationId) -> Result<Rotated, ServiceError> {
-        let record = self.ports.integrations.get(&id).await?.ok_or(ServiceError::NotFound)?;
+    pub async fn admin_rotate_webhook_secret(
+        &self,
+        id: IntegrationId,
+    ) -> Result<Rotated, ServiceError> {
+        let record = self
+            .ports
+            .integrations
+            .get(&id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
         self.rotate_webhook_secret(record).await
     }
 
@@ -374,7 +507,9 @@ impl IntegrationService {
         // comparisons (see `verify`).
         let authenticated = WebhookSecretDigest::verify_any(
             record.as_ref().map(|r| &r.webhook_secret_digest),
-            record.as_ref().and_then(|r| r.previous_webhook_secret.as_ref()),
+            record
+                .as_ref()
+                .and_then(|r| r.previous_webhook_secret.as_ref()),
             record.as_ref().and_then(|r| r.delivery_secret()),
             presented_secret,
             now,
@@ -385,7 +520,13 @@ impl IntegrationService {
             return Err(ServiceError::WebhookUnauthorized);
         };
         ensure_live(&record)?;
-        self.check_rate(id, record.integration.webhook_rate(self.limits.webhook_rate_per_minute)).await?;
+        self.check_rate(
+            id,
+            record
+                .integration
+                .webhook_rate(self.limits.webhook_rate_per_minute),
+        )
+        .await?;
         Ok(AuthenticatedWebhook(record))
     }
 
@@ -398,7 +539,12 @@ impl IntegrationService {
             return Ok(());
         }
         let minute = std::time::Duration::from_secs(60);
-        match self.ports.rate_limiter.admit(&id, per_minute, minute, self.ports.clock.now()).await {
+        match self
+            .ports
+            .rate_limiter
+            .admit(&id, per_minute, minute, self.ports.clock.now())
+            .await
+        {
             Ok(Admission::Allowed) => Ok(()),
             Ok(Admission::Limited { retry_after }) => {
                 tracing::info!(integration_id = %id, "webhook rate limit reached");
@@ -412,7 +558,10 @@ impl IntegrationService {
     }
 
     /// `POST /{id}/sync/trigger`: sync now within the request budget, or hand off.
-    pub async fn trigger_sync(&self, webhook: AuthenticatedWebhook) -> Result<SyncResult, ServiceError> {
+    pub async fn trigger_sync(
+        &self,
+        webhook: AuthenticatedWebhook,
+    ) -> Result<SyncResult, ServiceError> {
         Ok(self.engine.trigger(webhook.0).await?)
     }
 
@@ -426,12 +575,20 @@ impl IntegrationService {
     /// Coalesced like every request: `false` when one is already pending (that one serves this).
     pub async fn admin_sync(&self, id: IntegrationId) -> Result<bool, ServiceError> {
         let record = self.live(id).await?;
-        Ok(self.engine.request_sync(id, RunTrigger::Admin, Some(record)).await?)
+        Ok(self
+            .engine
+            .request_sync(id, RunTrigger::Admin, Some(record))
+            .await?)
     }
 
     /// The integration, if it is approved and active (what an admin may sync or pull).
     async fn live(&self, id: IntegrationId) -> Result<IntegrationRecord, ServiceError> {
-        let record = self.ports.integrations.get(&id).await?.ok_or(ServiceError::NotFound)?;
+        let record = self
+            .ports
+            .integrations
+            .get(&id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
         ensure_live(&record)?;
         Ok(record)
     }
@@ -448,12 +605,25 @@ impl IntegrationService {
         self.live(id).await?;
         let products = match product_id {
             Some(product_id) => vec![product_id],
-            None => {
-                self.ports.catalog.activities(&id).await?.into_iter().filter(|a| a.is_active).map(|a| a.external_sync.external_id).collect()
-            }
+            None => self
+                .ports
+                .catalog
+                .activities(&id)
+                .await?
+                .into_iter()
+                .filter(|a| a.is_active)
+                .map(|a| a.external_sync.external_id)
+                .collect(),
         };
-        let pulls: Vec<crate::domain::AvailabilityPull> =
-            products.into_iter().map(|product_id| crate::domain::AvailabilityPull { product_id, option_id: None, from, to }).collect();
+        let pulls: Vec<crate::domain::AvailabilityPull> = products
+            .into_iter()
+            .map(|product_id| crate::domain::AvailabilityPull {
+                product_id,
+                option_id: None,
+                from,
+                to,
+            })
+            .collect();
         self.engine.request_pulls(id, &pulls).await?;
         Ok(pulls.len() as u64)
     }
@@ -485,18 +655,38 @@ impl IntegrationService {
 
     /// The same, for a worker whose invocation ends at `deadline`: a sync that cannot finish
     /// by then hands off to a new job (what it wrote so far stays; the next run's diff goes on).
-    pub async fn handle_job_before(&self, job: &SyncJob, deadline: std::time::Instant) -> Result<SyncResult, SyncError> {
+    pub async fn handle_job_before(
+        &self,
+        job: &SyncJob,
+        deadline: std::time::Instant,
+    ) -> Result<SyncResult, SyncError> {
         self.engine.handle_job_before(job, Some(deadline)).await
     }
 
     async fn mine(&self, partner_id: PartnerId) -> Result<IntegrationRecord, ServiceError> {
-        self.ports.integrations.find_by_partner(&partner_id).await?.ok_or(ServiceError::NoIntegration)
+        self.ports
+            .integrations
+            .find_by_partner(&partner_id)
+            .await?
+            .ok_or(ServiceError::NoIntegration)
     }
 
-    async fn readable(&self, reader: Principal, id: IntegrationId) -> Result<Integration, ServiceError> {
-        let integration = self.ports.integrations.get(&id).await?.ok_or(ServiceError::NotFound)?.shown(self.ports.clock.now());
+    async fn readable(
+        &self,
+        reader: Principal,
+        id: IntegrationId,
+    ) -> Result<Integration, ServiceError> {
+        let integration = self
+            .ports
+            .integrations
+            .get(&id)
+            .await?
+            .ok_or(ServiceError::NotFound)?
+            .shown(self.ports.clock.now());
         match reader {
-            Principal::Partner(partner_id) if partner_id != integration.partner_id => Err(ServiceError::NotOwner),
+            Principal::Partner(partner_id) if partner_id != integration.partner_id => {
+                Err(ServiceError::NotOwner)
+            }
             _ => Ok(integration),
         }
     }
@@ -519,7 +709,9 @@ impl IntegrationService {
             StoreError::VersionConflict => ServiceError::Contention,
             other => other.into(),
         })?;
-        updated.map(|(record, before)| (before, record.shown(self.ports.clock.now()))).ok_or(ServiceError::NotFound)
+        updated
+            .map(|(record, before)| (before, record.shown(self.ports.clock.now())))
+            .ok_or(ServiceError::NotFound)
     }
 
     /// Replaces the webhook secret of the integration `known` was read from; the replaced one
@@ -528,46 +720,76 @@ impl IntegrationService {
     /// a PATCH) is redone on the fresh record, but one that lost to another rotation is refused
     /// (409). Otherwise both callers would hold a "new" secret and the earlier one would
     /// silently be only the previous one, expiring after the overlap.
-    async fn rotate_webhook_secret(&self, known: IntegrationRecord) -> Result<Rotated, ServiceError> {
+    async fn rotate_webhook_secret(
+        &self,
+        known: IntegrationRecord,
+    ) -> Result<Rotated, ServiceError> {
         let id = known.integration.id;
         let replaced = known.webhook_secret_digest;
         let webhook_secret = WebhookSecret::generate();
         let new_digest = webhook_secret.digest();
         let now = self.ports.clock.now();
-        let overlap_millis = i64::try_from(self.limits.secret_overlap.as_millis()).unwrap_or(i64::MAX);
+        let overlap_millis =
+            i64::try_from(self.limits.secret_overlap.as_millis()).unwrap_or(i64::MAX);
         let previous_valid_until = now.plus_millis(overlap_millis);
-        let updated = update_record(self.ports.integrations.as_ref(), &id, Some(known), |record| {
-            // Two stored digests compared (no presented secret): timing reveals nothing here.
-            if record.webhook_secret_digest != replaced {
-                return Change::Keep(Err(ServiceError::RotatedConcurrently));
-            }
-            record.rotate_webhook_secret(new_digest, previous_valid_until, now);
-            Change::Write(Ok(()))
-        })
+        let updated = update_record(
+            self.ports.integrations.as_ref(),
+            &id,
+            Some(known),
+            |record| {
+                // Two stored digests compared (no presented secret): timing reveals nothing here.
+                if record.webhook_secret_digest != replaced {
+                    return Change::Keep(Err(ServiceError::RotatedConcurrently));
+                }
+                record.rotate_webhook_secret(new_digest, previous_valid_until, now);
+                Change::Write(Ok(()))
+            },
+        )
         .await
         .map_err(|error| match error {
             StoreError::VersionConflict => ServiceError::Contention,
             other => other.into(),
         })?;
-        let Some((_, outcome)) = updated else { return Err(ServiceError::NotFound) };
+        let Some((_, outcome)) = updated else {
+            return Err(ServiceError::NotFound);
+        };
         if let Err(error) = outcome {
             tracing::info!(integration_id = %id, "webhook secret rotation lost to a concurrent rotation");
             return Err(error);
         }
         tracing::info!(integration_id = %id, previous_valid_until = %previous_valid_until, "webhook secret rotated");
-        Ok(Rotated { webhook_secret, previous_valid_until })
+        Ok(Rotated {
+            webhook_secret,
+            previous_valid_until,
+        })
     }
 
     /// Deletes the record first (the webhook secret stops working at once and the partner may
     /// register again), then deactivates the catalog and removes the credential.
     async fn remove(&self, id: &IntegrationId) -> Result<(), ServiceError> {
-        let record = self.ports.integrations.delete(id).await?.ok_or(ServiceError::NotFound)?;
-        let deactivated = self.ports.catalog.deactivate_all(id, self.ports.clock.now()).await?;
+        let record = self
+            .ports
+            .integrations
+            .delete(id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        let deactivated = self
+            .ports
+            .catalog
+            .deactivate_all(id, self.ports.clock.now())
+            .await?;
         // The push subscriptions go now, while the credential still exists (best effort, and
         // bounded: the delete answers within the budget whatever the partner does).
-        if let Some(what) = Unsubscribe::of(&record.integration.base_url, &record.integration.notifications)
-            && let Ok(Some(credentials)) = self.engine.credentials(&record).await
-            && tokio::time::timeout(UNSUBSCRIBE_ON_DELETE_BUDGET, self.engine.remove_subscriptions(*id, &what, &credentials)).await.is_err()
+        if let Some(what) = Unsubscribe::of(
+            &record.integration.base_url,
+            &record.integration.notifications,
+        ) && let Ok(Some(credentials)) = self.engine.credentials(&record).await
+            && tokio::time::timeout(
+                UNSUBSCRIBE_ON_DELETE_BUDGET,
+                self.engine.remove_subscriptions(*id, &what, &credentials),
+            )
+            .await
+            .is_err()
         {
             tracing::warn!(integration_id = %id, "push subscriptions not all removed within the delete's budget");
         }
@@ -611,7 +833,10 @@ impl IntegrationService {
 
 fn capitalize(text: &str) -> String {
     let mut chars = text.chars();
-    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// Approved, then active: what a webhook call and an admin's sync or pull need (403 otherwise,

@@ -25,10 +25,18 @@ pub enum BatchItemOutcome {
 
 impl IntegrationService {
     /// Returns whether the slot was updated (`false`: a fallback sync was requested).
-    pub async fn notify(&self, webhook: AuthenticatedWebhook, update: AvailabilityUpdate) -> Result<bool, ServiceError> {
+    pub async fn notify(
+        &self,
+        webhook: AuthenticatedWebhook,
+        update: AvailabilityUpdate,
+    ) -> Result<bool, ServiceError> {
         let record = webhook.0;
         let id = record.integration.id;
-        let found = self.ports.catalog.find_variation(&id, &update.product_id, &update.option_id).await?;
+        let found = self
+            .ports
+            .catalog
+            .find_variation(&id, &update.product_id, &update.option_id)
+            .await?;
         if found.is_some_and(|variation| variation.activity_active) {
             let (slot, expires_at) = self.slot_of(update);
             self.ports.catalog.put_slot(&id, &slot, expires_at).await?;
@@ -36,7 +44,10 @@ impl IntegrationService {
             metrics::notify(true);
             return Ok(true);
         }
-        let queued = self.engine.request_sync(id, RunTrigger::Fallback, Some(record)).await?;
+        let queued = self
+            .engine
+            .request_sync(id, RunTrigger::Fallback, Some(record))
+            .await?;
         metrics::notify(false);
         tracing::info!(integration_id = %id, product_id = %Untrusted(&update.product_id), option_id = %Untrusted(&update.option_id), queued, "notify for an unknown product: fallback sync");
         Ok(false)
@@ -71,7 +82,11 @@ impl IntegrationService {
             let is_active = match active.get(&variation) {
                 Some(is_active) => *is_active,
                 None => {
-                    let found = self.ports.catalog.find_variation(&id, &update.product_id, &update.option_id).await?;
+                    let found = self
+                        .ports
+                        .catalog
+                        .find_variation(&id, &update.product_id, &update.option_id)
+                        .await?;
                     let is_active = found.is_some_and(|variation| variation.activity_active);
                     active.insert(variation, is_active);
                     is_active
@@ -82,7 +97,11 @@ impl IntegrationService {
                 outcomes.push(BatchItemOutcome::SyncRequested);
                 continue;
             }
-            let key = (update.product_id.clone(), update.option_id.clone(), update.availability_id.clone());
+            let key = (
+                update.product_id.clone(),
+                update.option_id.clone(),
+                update.availability_id.clone(),
+            );
             let slot = self.slot_of(update);
             match slot_index.get(&key) {
                 Some(at) => slots[*at] = slot,
@@ -95,7 +114,11 @@ impl IntegrationService {
         }
         if !slots.is_empty() {
             self.ports.catalog.put_slots(&id, &slots).await?;
-            metrics::catalog_writes(metrics::Record::Slot, metrics::Write::Upsert, slots.len() as u64);
+            metrics::catalog_writes(
+                metrics::Record::Slot,
+                metrics::Write::Upsert,
+                slots.len() as u64,
+            );
         }
         for outcome in &outcomes {
             match outcome {
@@ -105,7 +128,10 @@ impl IntegrationService {
             }
         }
         if let Some(product_id) = unknown {
-            let queued = self.engine.request_sync(id, RunTrigger::Fallback, Some(record)).await?;
+            let queued = self
+                .engine
+                .request_sync(id, RunTrigger::Fallback, Some(record))
+                .await?;
             tracing::info!(integration_id = %id, product_id = %Untrusted(&product_id), queued, "batch notify with an unknown product: fallback sync");
         }
         Ok(outcomes)
@@ -123,7 +149,10 @@ impl IntegrationService {
             capacity: update.capacity,
             updated_at: self.ports.clock.now(),
         };
-        let expires_at = slot.local_date_time_start.instant().plus_millis(self.limits.slot_retention.as_millis() as i64);
+        let expires_at = slot
+            .local_date_time_start
+            .instant()
+            .plus_millis(self.limits.slot_retention.as_millis() as i64);
         (slot, expires_at)
     }
 }
@@ -132,15 +161,24 @@ impl IntegrationService {
     /// `POST /{id}/octo/events` after authentication. The slot of an `availability_update` is
     /// one write, done now; a product's sync is a partner call, so it goes to the queue (the
     /// answer stays fast, and the queue retries it).
-    pub async fn octo_event(&self, webhook: AuthenticatedWebhook, event: OctoEvent) -> Result<EventAction, ServiceError> {
+    pub async fn octo_event(
+        &self,
+        webhook: AuthenticatedWebhook,
+        event: OctoEvent,
+    ) -> Result<EventAction, ServiceError> {
         let id = webhook.0.integration.id;
         match event {
-            OctoEvent::AvailabilityUpdate(update) => {
-                Ok(if self.notify(webhook, update).await? { EventAction::SlotUpdated } else { EventAction::SyncRequested })
-            }
+            OctoEvent::AvailabilityUpdate(update) => Ok(if self.notify(webhook, update).await? {
+                EventAction::SlotUpdated
+            } else {
+                EventAction::SyncRequested
+            }),
             OctoEvent::ProductUpdate { product_id } => {
                 tracing::info!(integration_id = %id, product_id = %Untrusted(&product_id), "PRODUCT_UPDATE: product sync queued");
-                self.ports.queue.enqueue(&[SyncJob::product(id, product_id)]).await?;
+                self.ports
+                    .queue
+                    .enqueue(&[SyncJob::product(id, product_id)])
+                    .await?;
                 Ok(EventAction::ProductSyncQueued)
             }
             OctoEvent::AvailabilityChanged(pull) => {

@@ -42,7 +42,10 @@ use super::credentials::{Credentials, NO_CREDENTIAL};
 use super::lease::{Leases, PullJob, Request};
 use super::runs::{Run, RunLog, RunReport, truncate};
 use super::shared::{SyncConfig, SyncError, SyncResult};
-use crate::domain::{IntegrationId, IntegrationRecord, LocalDateTime, MAX_COUNT, RunOutcome, RunTrigger, Slot, SlotStatus, SyncCounts};
+use crate::domain::{
+    IntegrationId, IntegrationRecord, LocalDateTime, MAX_COUNT, RunOutcome, RunTrigger, Slot,
+    SlotStatus, SyncCounts,
+};
 
 /// What a pull may still do in this run: calls it may start, and the time past which it starts none.
 #[derive(Debug, Clone, Copy)]
@@ -56,11 +59,23 @@ type PullOutcome = (SyncResult, usize, Vec<AvailabilityPull>);
 
 /// The pulls that cover `pieces` (the ones not called, in the order they were listed: option by
 /// option, each option's days in order): one per option, from its first piece to `to`.
-fn remaining_pulls(product_id: &str, to: Date, pieces: &[(String, Date, Date)]) -> Vec<AvailabilityPull> {
+fn remaining_pulls(
+    product_id: &str,
+    to: Date,
+    pieces: &[(String, Date, Date)],
+) -> Vec<AvailabilityPull> {
     let mut pulls: Vec<AvailabilityPull> = Vec::new();
     for (option, from, _) in pieces {
-        if pulls.last().is_none_or(|pull| pull.option_id.as_deref() != Some(option.as_str())) {
-            pulls.push(AvailabilityPull { product_id: product_id.to_owned(), option_id: Some(option.clone()), from: *from, to });
+        if pulls
+            .last()
+            .is_none_or(|pull| pull.option_id.as_deref() != Some(option.as_str()))
+        {
+            pulls.push(AvailabilityPull {
+                product_id: product_id.to_owned(),
+                option_id: Some(option.clone()),
+                from: *from,
+                to,
+            });
         }
     }
     pulls
@@ -152,7 +167,11 @@ impl AvailabilityPulls {
 
     /// Asks for pulls: stores them and sends the integration's pull job unless one is
     /// pending. Returns whether a job was sent.
-    pub(super) async fn request(&self, id: IntegrationId, pulls: &[AvailabilityPull]) -> Result<bool, SyncError> {
+    pub(super) async fn request(
+        &self,
+        id: IntegrationId,
+        pulls: &[AvailabilityPull],
+    ) -> Result<bool, SyncError> {
         // Stored before the mark, so a run that clears the mark has seen them. A run under way
         // that read the same pull before (and removes what it served, by request time) must not
         // take this request for that one: the mark's time is later than every earlier
@@ -172,7 +191,11 @@ impl AvailabilityPulls {
         let sent = match job {
             PullJob::Pending => return Ok(false),
             PullJob::Now => self.queue.enqueue(&[SyncJob::pending_pulls(id)]).await,
-            PullJob::After(delay) => self.queue.enqueue_after(&SyncJob::pending_pulls(id), delay).await,
+            PullJob::After(delay) => {
+                self.queue
+                    .enqueue_after(&SyncJob::pending_pulls(id), delay)
+                    .await
+            }
         };
         if let Err(error) = sent {
             self.leases.withdraw_pulls(id, at).await;
@@ -182,9 +205,15 @@ impl AvailabilityPulls {
     }
 
     /// The pull job: serves the pending pulls under the lease (see the module's docs).
-    pub(super) async fn serve(&self, id: IntegrationId, deadline: Option<Instant>) -> Result<SyncResult, SyncError> {
+    pub(super) async fn serve(
+        &self,
+        id: IntegrationId,
+        deadline: Option<Instant>,
+    ) -> Result<SyncResult, SyncError> {
         let run = Run::start(id, RunTrigger::AvailabilityPull, self.clock.now());
-        let wanted = |record: &IntegrationRecord| record.integration.is_live() && record.sync_control.pulls_requested_at.is_some();
+        let wanted = |record: &IntegrationRecord| {
+            record.integration.is_live() && record.sync_control.pulls_requested_at.is_some()
+        };
         let Some((record, taken)) = self.leases.take_lease(&run, wanted).await? else {
             return Ok(SyncResult::NotNeeded);
         };
@@ -219,12 +248,21 @@ impl AvailabilityPulls {
 
     /// Serves pending pulls until none is left, the run's limits, or `deadline`. Returns the
     /// combined result and whether every pending pull was served.
-    async fn serve_locked(&self, run: &Run, record: &IntegrationRecord, deadline: Instant) -> Result<(SyncResult, bool), SyncError> {
+    async fn serve_locked(
+        &self,
+        run: &Run,
+        record: &IntegrationRecord,
+        deadline: Instant,
+    ) -> Result<(SyncResult, bool), SyncError> {
         let id = run.id;
-        let pending = self.catalog.pending_pulls(&id, MAX_PULLS_PER_RUN + 1).await?;
+        let pending = self
+            .catalog
+            .pending_pulls(&id, MAX_PULLS_PER_RUN + 1)
+            .await?;
         let mut all_served = pending.len() <= MAX_PULLS_PER_RUN;
         let credentials = self.credentials.of(record).await?;
-        let (mut attempted, mut calls, mut counts, mut served, mut failure) = (0, 0, SyncCounts::default(), 0, None);
+        let (mut attempted, mut calls, mut counts, mut served, mut failure) =
+            (0, 0, SyncCounts::default(), 0, None);
         for (pull, requested_at) in pending.into_iter().take(MAX_PULLS_PER_RUN) {
             // The first pull always runs (a job is started only with time for a partner call
             // left), so every run makes progress; later ones only within the limits.
@@ -234,10 +272,20 @@ impl AvailabilityPulls {
             }
             // One run record per pull, as before pulls were coalesced.
             let pull_run = Run::start(id, RunTrigger::AvailabilityPull, self.clock.now());
-            let budget = PullBudget { calls: MAX_CALLS_PER_RUN.saturating_sub(calls).max(1), deadline };
+            let budget = PullBudget {
+                calls: MAX_CALLS_PER_RUN.saturating_sub(calls).max(1),
+                deadline,
+            };
             let (result, made, remainder) = match &credentials {
-                Some(credentials) => self.pull_locked(&pull_run, record, credentials, &pull, budget).await?,
-                None => (self.pull_failed(&pull_run, NO_CREDENTIAL.into()).await, 0, Vec::new()),
+                Some(credentials) => {
+                    self.pull_locked(&pull_run, record, credentials, &pull, budget)
+                        .await?
+                }
+                None => (
+                    self.pull_failed(&pull_run, NO_CREDENTIAL.into()).await,
+                    0,
+                    Vec::new(),
+                ),
             };
             calls += made;
             attempted += 1;
@@ -263,7 +311,11 @@ impl AvailabilityPulls {
         tracing::info!(integration_id = %id, served, calls, all_served, run_id = %run.run_id, "pending availability pulls served");
         let result = match failure {
             Some(message) if served == 0 => SyncResult::Failed { message },
-            _ => SyncResult::Done { counts, skipped: false, rejections: Vec::new() },
+            _ => SyncResult::Done {
+                counts,
+                skipped: false,
+                rejections: Vec::new(),
+            },
         };
         Ok((result, all_served))
     }
@@ -281,7 +333,11 @@ impl AvailabilityPulls {
         let id = run.id;
         let options = match &pull.option_id {
             Some(option) => vec![option.clone()],
-            None => match self.catalog.activity_of_product(&id, &pull.product_id).await? {
+            None => match self
+                .catalog
+                .activity_of_product(&id, &pull.product_id)
+                .await?
+            {
                 Some(activity) if activity.is_active => activity.option_ids,
                 _ => {
                     tracing::info!(integration_id = %id, product_id = %Untrusted(&pull.product_id), "availability pull for a product Seyaha does not hold: skipped");
@@ -293,19 +349,33 @@ impl AvailabilityPulls {
 
         let pieces: Vec<(String, Date, Date)> = options
             .iter()
-            .flat_map(|option| split_range(pull.from, pull.to).into_iter().map(move |(from, to)| (option.clone(), from, to)))
+            .flat_map(|option| {
+                split_range(pull.from, pull.to)
+                    .into_iter()
+                    .map(move |(from, to)| (option.clone(), from, to))
+            })
             .collect();
         // Pieces start in order while the budget lasts (checked as each one is about to start,
         // so calls in flight finish and nothing starts late); the first one always does.
         let started = std::sync::atomic::AtomicUsize::new(0);
-        let may_start = |index: usize| index == 0 || (index < budget.calls && Instant::now() < budget.deadline);
+        let may_start =
+            |index: usize| index == 0 || (index < budget.calls && Instant::now() < budget.deadline);
         let calls = futures_util::stream::iter(pieces.iter().cloned().enumerate())
             .take_while(|(index, _)| std::future::ready(may_start(*index)))
             .map(|(_, (option_id, from, to))| {
                 started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.pull_piece(base_url, credentials, &pull.product_id, option_id, from, to, budget.deadline)
+                self.pull_piece(
+                    base_url,
+                    credentials,
+                    &pull.product_id,
+                    option_id,
+                    from,
+                    to,
+                    budget.deadline,
+                )
             });
-        let results: Vec<Result<CallResult, OctoError>> = calls.buffer_unordered(MAX_CONCURRENT_CALLS).collect().await;
+        let results: Vec<Result<CallResult, OctoError>> =
+            calls.buffer_unordered(MAX_CONCURRENT_CALLS).collect().await;
         let made = started.load(std::sync::atomic::Ordering::Relaxed);
         let remainder = remaining_pulls(&pull.product_id, pull.to, &pieces[made..]);
 
@@ -313,7 +383,10 @@ impl AvailabilityPulls {
         let mut failure = None;
         for result in results {
             match result {
-                Ok(call) => self.apply_call(&id, &pull.product_id, call, &mut counts).await?,
+                Ok(call) => {
+                    self.apply_call(&id, &pull.product_id, call, &mut counts)
+                        .await?
+                }
                 // What the other calls brought is kept; a failed piece closes nothing.
                 Err(error) => failure = Some(error.to_string()),
             }
@@ -322,8 +395,27 @@ impl AvailabilityPulls {
             return Ok((self.pull_failed(run, message).await, made, remainder));
         }
         tracing::info!(integration_id = %id, product_id = %Untrusted(&pull.product_id), ?counts, "availability pulled");
-        self.runs.record(run, RunReport { outcome: RunOutcome::Synced, counts, hash: None, error: None, rejections: Vec::new() }).await;
-        Ok((SyncResult::Done { counts, skipped: false, rejections: Vec::new() }, made, remainder))
+        self.runs
+            .record(
+                run,
+                RunReport {
+                    outcome: RunOutcome::Synced,
+                    counts,
+                    hash: None,
+                    error: None,
+                    rejections: Vec::new(),
+                },
+            )
+            .await;
+        Ok((
+            SyncResult::Done {
+                counts,
+                skipped: false,
+                rejections: Vec::new(),
+            },
+            made,
+            remainder,
+        ))
     }
 
     /// One option over one piece of the range.
@@ -338,11 +430,19 @@ impl AvailabilityPulls {
         to: Date,
         deadline: Instant,
     ) -> Result<CallResult, OctoError> {
-        let body =
-            json!({"productId": product_id, "optionId": option_id, "localDateStart": format_date(from), "localDateEnd": format_date(to)});
-        let answer = self.availability_call(base_url, credentials, &body, deadline).await?;
-        let (slots, rejected) = read_availabilities(&answer, product_id, &option_id, self.clock.now());
-        Ok(CallResult { option_id, from, to, slots, rejected })
+        let body = json!({"productId": product_id, "optionId": option_id, "localDateStart": format_date(from), "localDateEnd": format_date(to)});
+        let answer = self
+            .availability_call(base_url, credentials, &body, deadline)
+            .await?;
+        let (slots, rejected) =
+            read_availabilities(&answer, product_id, &option_id, self.clock.now());
+        Ok(CallResult {
+            option_id,
+            from,
+            to,
+            slots,
+            rejected,
+        })
     }
 
     /// One call, waiting out a 429's `Retry-After` a few times, but never past `deadline`.
@@ -355,10 +455,16 @@ impl AvailabilityPulls {
     ) -> Result<Vec<u8>, OctoError> {
         let mut attempt = 0;
         loop {
-            match self.octo.fetch_availability_body(base_url, credentials, body).await {
+            match self
+                .octo
+                .fetch_availability_body(base_url, credentials, body)
+                .await
+            {
                 Err(OctoError::RateLimited { retry_after, .. })
                     if attempt < RATE_LIMIT_RETRIES
-                        && Instant::now() + Duration::from_secs(retry_after.unwrap_or(1)).min(MAX_RETRY_WAIT) < deadline =>
+                        && Instant::now()
+                            + Duration::from_secs(retry_after.unwrap_or(1)).min(MAX_RETRY_WAIT)
+                            < deadline =>
                 {
                     attempt += 1;
                     let wait = Duration::from_secs(retry_after.unwrap_or(1)).min(MAX_RETRY_WAIT);
@@ -372,20 +478,37 @@ impl AvailabilityPulls {
 
     /// When a slot is forgotten: its start plus the retention (as notify stores it).
     fn slot_expiry(&self, slot: &Slot) -> crate::domain::Timestamp {
-        slot.local_date_time_start.instant().plus_millis(self.slot_retention.as_millis() as i64)
+        slot.local_date_time_start
+            .instant()
+            .plus_millis(self.slot_retention.as_millis() as i64)
     }
 
     /// Upserts what a call returned, and closes the option's slots inside its range that it
     /// did not return.
-    async fn apply_call(&self, id: &IntegrationId, product_id: &str, call: CallResult, counts: &mut SyncCounts) -> Result<(), SyncError> {
+    async fn apply_call(
+        &self,
+        id: &IntegrationId,
+        product_id: &str,
+        call: CallResult,
+        counts: &mut SyncCounts,
+    ) -> Result<(), SyncError> {
         counts.synced += call.slots.len() as u64;
         counts.rejected += call.rejected;
-        let returned: HashSet<String> = call.slots.iter().map(|slot| slot.availability_id.clone()).collect();
+        let returned: HashSet<String> = call
+            .slots
+            .iter()
+            .map(|slot| slot.availability_id.clone())
+            .collect();
         let now = self.clock.now();
         let mut closed = Vec::new();
         let mut stored: HashMap<String, Slot> = HashMap::new();
-        for mut slot in self.catalog.option_slots(id, product_id, &call.option_id, call.from..=call.to).await? {
-            if !returned.contains(&slot.availability_id) && slot.status != Some(SlotStatus::Closed) {
+        for mut slot in self
+            .catalog
+            .option_slots(id, product_id, &call.option_id, call.from..=call.to)
+            .await?
+        {
+            if !returned.contains(&slot.availability_id) && slot.status != Some(SlotStatus::Closed)
+            {
                 slot.status = Some(SlotStatus::Closed);
                 slot.vacancies = Some(0);
                 slot.updated_at = now;
@@ -396,8 +519,11 @@ impl AvailabilityPulls {
         }
         // Only slots whose state changed are written: a supplier re-announcing the same day
         // costs reads, not writes.
-        let (changed, same): (Vec<Slot>, Vec<Slot>) =
-            call.slots.into_iter().partition(|slot| stored.get(&slot.availability_id).is_none_or(|old| !same_state(old, slot)));
+        let (changed, same): (Vec<Slot>, Vec<Slot>) = call.slots.into_iter().partition(|slot| {
+            stored
+                .get(&slot.availability_id)
+                .is_none_or(|old| !same_state(old, slot))
+        });
         let (upserted, closed_count) = (changed.len() as u64, closed.len() as u64);
         counts.updated += upserted;
         counts.unchanged += same.len() as u64;
@@ -419,7 +545,9 @@ impl AvailabilityPulls {
     async fn pull_failed(&self, run: &Run, message: String) -> SyncResult {
         let message = truncate(message);
         tracing::warn!(integration_id = %run.id, error = %Untrusted(&message), "availability pull failed");
-        self.runs.record(run, RunReport::failed(message.clone())).await;
+        self.runs
+            .record(run, RunReport::failed(message.clone()))
+            .await;
         SyncResult::Failed { message }
     }
 }
@@ -434,7 +562,12 @@ fn same_state(stored: &Slot, returned: &Slot) -> bool {
 
 /// The availabilities of one answer as slots of `product_id`/`option_id`; entries without a
 /// usable id or start (or with counts out of range) are counted, not stored.
-fn read_availabilities(body: &[u8], product_id: &str, option_id: &str, now: crate::domain::Timestamp) -> (Vec<Slot>, u64) {
+fn read_availabilities(
+    body: &[u8],
+    product_id: &str,
+    option_id: &str,
+    now: crate::domain::Timestamp,
+) -> (Vec<Slot>, u64) {
     let Ok(Value::Array(entries)) = serde_json::from_slice::<Value>(body) else {
         return (Vec::new(), 0);
     };
@@ -449,8 +582,16 @@ fn read_availabilities(body: &[u8], product_id: &str, option_id: &str, now: crat
     (slots, rejected)
 }
 
-fn read_availability(entry: &Value, product_id: &str, option_id: &str, now: crate::domain::Timestamp) -> Option<Slot> {
-    let id = entry.get("id")?.as_str().filter(|id| !id.trim().is_empty() && id.len() <= MAX_ID_LEN)?;
+fn read_availability(
+    entry: &Value,
+    product_id: &str,
+    option_id: &str,
+    now: crate::domain::Timestamp,
+) -> Option<Slot> {
+    let id = entry
+        .get("id")?
+        .as_str()
+        .filter(|id| !id.trim().is_empty() && id.len() <= MAX_ID_LEN)?;
     let start = LocalDateTime::parse(entry.get("localDateTimeStart")?.as_str()?).ok()?;
     let status = match entry.get("status") {
         None | Some(Value::Null) => None,
@@ -488,8 +629,14 @@ mod tests {
 
     #[test]
     fn ranges_split_at_31_days() {
-        assert_eq!(split_range(date!(2026 - 07 - 01), date!(2026 - 07 - 01)), [(date!(2026 - 07 - 01), date!(2026 - 07 - 01))]);
-        assert_eq!(split_range(date!(2026 - 07 - 01), date!(2026 - 07 - 31)).len(), 1);
+        assert_eq!(
+            split_range(date!(2026 - 07 - 01), date!(2026 - 07 - 01)),
+            [(date!(2026 - 07 - 01), date!(2026 - 07 - 01))]
+        );
+        assert_eq!(
+            split_range(date!(2026 - 07 - 01), date!(2026 - 07 - 31)).len(),
+            1
+        );
         assert_eq!(
             split_range(date!(2026 - 07 - 01), date!(2026 - 09 - 15)),
             [
@@ -514,8 +661,17 @@ mod tests {
         ]))
         .unwrap();
         let (slots, rejected) = read_availabilities(&body, "p", "o", now);
-        assert_eq!(slots.iter().map(|s| s.availability_id.as_str()).collect::<Vec<_>>(), ["a1", "a2"]);
-        assert_eq!((slots[0].vacancies, slots[0].capacity, slots[1].status), (Some(3), Some(10), Some(SlotStatus::Freesale)));
+        assert_eq!(
+            slots
+                .iter()
+                .map(|s| s.availability_id.as_str())
+                .collect::<Vec<_>>(),
+            ["a1", "a2"]
+        );
+        assert_eq!(
+            (slots[0].vacancies, slots[0].capacity, slots[1].status),
+            (Some(3), Some(10), Some(SlotStatus::Freesale))
+        );
         assert_eq!(rejected, 4);
     }
 }

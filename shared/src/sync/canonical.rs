@@ -18,7 +18,10 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 const MAX_SAFE_INTEGER: u64 = 1 << 53;
 
 /// Appends the canonical form of one JSON value read from `deserializer` to `out`.
-pub fn write_canonical<'de, D: Deserializer<'de>>(deserializer: D, out: &mut Vec<u8>) -> Result<(), D::Error> {
+pub fn write_canonical<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    out: &mut Vec<u8>,
+) -> Result<(), D::Error> {
     Canonical(out).deserialize(deserializer)
 }
 
@@ -64,7 +67,14 @@ fn write_string(out: &mut Vec<u8>, value: &str) {
             0x00..=0x1f => {
                 out.extend_from_slice(&bytes[start..i]);
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(byte >> 4) as usize], HEX[(byte & 0xf) as usize]]);
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[(byte >> 4) as usize],
+                    HEX[(byte & 0xf) as usize],
+                ]);
                 start = i + 1;
                 continue;
             }
@@ -80,7 +90,11 @@ fn write_string(out: &mut Vec<u8>, value: &str) {
 
 /// RFC 8785 orders property names by their UTF-16 code units.
 fn utf16_order(a: &str, b: &str) -> Ordering {
-    if a.is_ascii() && b.is_ascii() { a.cmp(b) } else { a.encode_utf16().cmp(b.encode_utf16()) }
+    if a.is_ascii() && b.is_ascii() {
+        a.cmp(b)
+    } else {
+        a.encode_utf16().cmp(b.encode_utf16())
+    }
 }
 
 /// A key, borrowed from the input when it has no escapes.
@@ -122,13 +136,15 @@ impl<'de> Visitor<'de> for Canonical<'_> {
     }
 
     fn visit_bool<E: de::Error>(self, value: bool) -> Result<(), E> {
-        self.0.extend_from_slice(if value { b"true" } else { b"false" });
+        self.0
+            .extend_from_slice(if value { b"true" } else { b"false" });
         Ok(())
     }
 
     fn visit_u64<E: de::Error>(self, value: u64) -> Result<(), E> {
         if value <= MAX_SAFE_INTEGER {
-            self.0.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+            self.0
+                .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
         } else {
             write_f64(self.0, value as f64);
         }
@@ -137,7 +153,8 @@ impl<'de> Visitor<'de> for Canonical<'_> {
 
     fn visit_i64<E: de::Error>(self, value: i64) -> Result<(), E> {
         if value.unsigned_abs() <= MAX_SAFE_INTEGER {
-            self.0.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+            self.0
+                .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
         } else {
             write_f64(self.0, value as f64);
         }
@@ -186,7 +203,9 @@ impl<'de> Visitor<'de> for Canonical<'_> {
         }
         members.sort_by(|a, b| utf16_order(&a.0, &b.0));
         if members.windows(2).any(|pair| pair[0].0 == pair[1].0) {
-            return Err(de::Error::custom("duplicate object key (RFC 8785 requires I-JSON)"));
+            return Err(de::Error::custom(
+                "duplicate object key (RFC 8785 requires I-JSON)",
+            ));
         }
         self.0.push(b'{');
         for (i, (key, start, end)) in members.iter().enumerate() {
@@ -216,9 +235,17 @@ mod tests {
     fn long_numbers_are_correctly_rounded_so_the_canonical_form_is_a_fixed_point() {
         let long_integer = format!("[{}]", "12345678901234567890".to_owned() + &"45".repeat(63));
         let long_mantissa = format!("[9007199254747{}0993]", "197".repeat(43));
-        for input in [long_integer, long_mantissa, "[1230.145678901234567890]".to_owned()] {
+        for input in [
+            long_integer,
+            long_mantissa,
+            "[1230.145678901234567890]".to_owned(),
+        ] {
             let once = canonicalize(input.as_bytes()).unwrap();
-            assert_eq!(String::from_utf8(canonicalize(&once).unwrap()).unwrap(), String::from_utf8(once).unwrap(), "{input}");
+            assert_eq!(
+                String::from_utf8(canonicalize(&once).unwrap()).unwrap(),
+                String::from_utf8(once).unwrap(),
+                "{input}"
+            );
         }
     }
 
@@ -246,7 +273,9 @@ mod tests {
     #[test]
     fn numbers_follow_ecmascript() {
         assert_eq!(
-            canon("[-0, 0.0, 1.0, 100, -7, 1e21, 1e20, 9007199254740993, -9007199254740993, 18446744073709551615]"),
+            canon(
+                "[-0, 0.0, 1.0, 100, -7, 1e21, 1e20, 9007199254740993, -9007199254740993, 18446744073709551615]"
+            ),
             "[0,0,1,100,-7,1e+21,100000000000000000000,9007199254740992,-9007199254740992,18446744073709552000]"
         );
     }
@@ -261,15 +290,24 @@ mod tests {
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
             (-(1i64 << 53)..=(1i64 << 53)).prop_map(Value::from),
-            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
             "\\PC{0,12}".prop_map(Value::String),
-            "[\\u{0}-\\u{1f}\"\\\\a-z\\u{80}-\\u{ffff}\\u{10000}-\\u{10ffff}]{0,8}".prop_map(Value::String),
+            "[\\u{0}-\\u{1f}\"\\\\a-z\\u{80}-\\u{ffff}\\u{10000}-\\u{10ffff}]{0,8}"
+                .prop_map(Value::String),
         ];
         leaf.prop_recursive(4, 64, 8, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::vec(("[a-zA-Z0-9_\\u{e9}\\u{20ac}\\u{1f600}\\u{fb01}]{0,6}", inner), 0..6)
-                    .prop_map(|members| Value::Object(members.into_iter().collect())),
+                prop::collection::vec(
+                    (
+                        "[a-zA-Z0-9_\\u{e9}\\u{20ac}\\u{1f600}\\u{fb01}]{0,6}",
+                        inner
+                    ),
+                    0..6
+                )
+                .prop_map(|members| Value::Object(members.into_iter().collect())),
             ]
         })
     }

@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 use super::canonical::write_canonical;
 
 use crate::domain::{
-    Activity, ContentHash, ExternalSync, Price, Rejection, Timestamp, UnitPrice, Variation, VariationPricing, VariationSync,
+    Activity, ContentHash, ExternalSync, Price, Rejection, Timestamp, UnitPrice, Variation,
+    VariationPricing, VariationSync,
 };
 use crate::octo::models::{Pricing, Product, ProductOption};
 
@@ -64,7 +65,11 @@ pub fn parse_catalog(body: &[u8], now: Timestamp) -> Result<ParsedCatalog, Catal
             CatalogItem::Rejected(rejection) => rejections.push(rejection),
         }
     }
-    Ok(ParsedCatalog { payload_hash, activities, rejections })
+    Ok(ParsedCatalog {
+        payload_hash,
+        activities,
+        rejections,
+    })
 }
 
 /// One product of the stream, in the order the partner sent them.
@@ -123,7 +128,11 @@ impl CatalogParser {
     pub fn finish(self) -> Result<ContentHash, CatalogError> {
         self.splitter.finish()?;
         let mut payload = self.builder.payload;
-        payload.update(if self.builder.hashed == 0 { b"[]".as_slice() } else { b"]".as_slice() });
+        payload.update(if self.builder.hashed == 0 {
+            b"[]".as_slice()
+        } else {
+            b"]".as_slice()
+        });
         Ok(ContentHash::from_digest(payload.finalize().into()))
     }
 }
@@ -175,10 +184,22 @@ fn is_whitespace(byte: u8) -> bool {
 
 impl ArraySplitter {
     fn new(max_element: usize) -> Self {
-        Self { phase: Phase::Start, depth: 0, in_string: false, escaped: false, element: Vec::new(), oversized: false, max_element }
+        Self {
+            phase: Phase::Start,
+            depth: 0,
+            in_string: false,
+            escaped: false,
+            element: Vec::new(),
+            oversized: false,
+            max_element,
+        }
     }
 
-    fn feed(&mut self, chunk: &[u8], mut emit: impl FnMut(Piece<'_>) -> Result<(), CatalogError>) -> Result<(), CatalogError> {
+    fn feed(
+        &mut self,
+        chunk: &[u8],
+        mut emit: impl FnMut(Piece<'_>) -> Result<(), CatalogError>,
+    ) -> Result<(), CatalogError> {
         let mut i = 0;
         while i < chunk.len() {
             if self.phase != Phase::Element {
@@ -190,7 +211,9 @@ impl ArraySplitter {
                 self.phase = match (self.phase, byte) {
                     (Phase::Start, b'[') => Phase::First,
                     // Valid JSON that is not an array (as the whole-body parse answered).
-                    (Phase::Start, b'{' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => return Err(CatalogError::NotArray),
+                    (Phase::Start, b'{' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
+                        return Err(CatalogError::NotArray);
+                    }
                     (Phase::First, b']') => Phase::Done,
                     (Phase::First | Phase::Next, b',' | b']') => return Err(CatalogError::NotJson),
                     (Phase::First | Phase::Next, _) => {
@@ -219,7 +242,9 @@ impl ArraySplitter {
                 }
                 match byte {
                     b'"' => self.in_string = true,
-                    b'[' | b'{' if self.depth >= MAX_ELEMENT_DEPTH => return Err(CatalogError::NotJson),
+                    b'[' | b'{' if self.depth >= MAX_ELEMENT_DEPTH => {
+                        return Err(CatalogError::NotJson);
+                    }
                     b'[' | b'{' => self.depth += 1,
                     b']' | b'}' if self.depth > 0 => self.depth -= 1,
                     b',' if self.depth > 0 => {}
@@ -247,12 +272,20 @@ impl ArraySplitter {
                 if self.oversized {
                     emit(Piece::Oversized)?;
                 } else {
-                    let trimmed = self.element.iter().rposition(|b| !is_whitespace(*b)).map_or(0, |last| last + 1);
+                    let trimmed = self
+                        .element
+                        .iter()
+                        .rposition(|b| !is_whitespace(*b))
+                        .map_or(0, |last| last + 1);
                     emit(Piece::Element(&self.element[..trimmed]))?;
                 }
                 self.element.clear();
                 self.oversized = false;
-                self.phase = if terminator == b']' { Phase::Done } else { Phase::Next };
+                self.phase = if terminator == b']' {
+                    Phase::Done
+                } else {
+                    Phase::Next
+                };
             }
         }
         Ok(())
@@ -260,7 +293,11 @@ impl ArraySplitter {
 
     /// The body ended: it must have been one whole array.
     fn finish(&self) -> Result<(), CatalogError> {
-        if self.phase == Phase::Done { Ok(()) } else { Err(CatalogError::NotJson) }
+        if self.phase == Phase::Done {
+            Ok(())
+        } else {
+            Err(CatalogError::NotJson)
+        }
     }
 }
 
@@ -282,53 +319,94 @@ impl Builder {
         let index = self.index;
         self.index += 1;
         let raw = match piece {
-            Piece::Element(bytes) => std::str::from_utf8(bytes).map_err(|_| CatalogError::NotJson)?,
+            Piece::Element(bytes) => {
+                std::str::from_utf8(bytes).map_err(|_| CatalogError::NotJson)?
+            }
             Piece::Oversized => {
-                let reason = format!("product: larger than {} bytes as sent; not read", self.max_product_bytes);
-                return Ok(CatalogItem::Rejected(Rejection { index, product_id: None, internal_name: None, reason }));
+                let reason = format!(
+                    "product: larger than {} bytes as sent; not read",
+                    self.max_product_bytes
+                );
+                return Ok(CatalogItem::Rejected(Rejection {
+                    index,
+                    product_id: None,
+                    internal_name: None,
+                    reason,
+                }));
             }
         };
         // The canonical form of an array is its canonical elements joined by commas. An element
         // that is not JSON makes the body not JSON, as the whole-body parse found.
         self.canonical.clear();
         let mut deserializer = serde_json::Deserializer::from_str(raw);
-        write_canonical(&mut deserializer, &mut self.canonical).map_err(|_| CatalogError::NotJson)?;
+        write_canonical(&mut deserializer, &mut self.canonical)
+            .map_err(|_| CatalogError::NotJson)?;
         deserializer.end().map_err(|_| CatalogError::NotJson)?;
-        self.payload.update(if self.hashed == 0 { b"[".as_slice() } else { b",".as_slice() });
+        self.payload.update(if self.hashed == 0 {
+            b"[".as_slice()
+        } else {
+            b",".as_slice()
+        });
         self.payload.update(&self.canonical);
         self.hashed += 1;
         let content_hash = ContentHash::of(&self.canonical);
         Ok(match self.accept(raw, content_hash) {
-            Ok((activity, bytes)) => CatalogItem::Accepted { activity, index, bytes },
+            Ok((activity, bytes)) => CatalogItem::Accepted {
+                activity,
+                index,
+                bytes,
+            },
             Err(reason) => {
                 let ids = serde_json::from_str::<ProductIds>(raw).unwrap_or_default();
-                CatalogItem::Rejected(Rejection { index, product_id: ids.id.as_text(), internal_name: ids.internal_name.as_text(), reason })
+                CatalogItem::Rejected(Rejection {
+                    index,
+                    product_id: ids.id.as_text(),
+                    internal_name: ids.internal_name.as_text(),
+                    reason,
+                })
             }
         })
     }
 
     fn accept(&mut self, raw: &str, content_hash: ContentHash) -> Result<(Activity, u64), String> {
         let mut deserializer = serde_json::Deserializer::from_str(raw);
-        let product: Product = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let reason = e.inner().to_string();
-            // serde_json appends " at line L column C"; the path says where already.
-            let reason = reason.split(" at line ").next().unwrap_or(&reason).to_owned();
-            if path == "." { reason } else { format!("{path}: {reason}") }
-        })?;
+        let product: Product =
+            serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+                let path = e.path().to_string();
+                let reason = e.inner().to_string();
+                // serde_json appends " at line L column C"; the path says where already.
+                let reason = reason
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&reason)
+                    .to_owned();
+                if path == "." {
+                    reason
+                } else {
+                    format!("{path}: {reason}")
+                }
+            })?;
         validate(&product)?;
         if self.names.contains(&product.internal_name) {
-            return Err(format!("internalName: duplicate of an earlier product ({:?})", product.internal_name));
+            return Err(format!(
+                "internalName: duplicate of an earlier product ({:?})",
+                product.internal_name
+            ));
         }
         if self.product_ids.contains(&product.id) {
-            return Err(format!("id: duplicate of an earlier product ({:?})", product.id));
+            return Err(format!(
+                "id: duplicate of an earlier product ({:?})",
+                product.id
+            ));
         }
         self.names.insert(product.internal_name.clone());
         self.product_ids.insert(product.id.clone());
         let activity = map_product(product, content_hash, self.now);
         let size = activity.stored_bytes();
         if size > MAX_ACTIVITY_BYTES as u64 {
-            return Err(format!("product: too large to store ({size} bytes once mapped; at most {MAX_ACTIVITY_BYTES})"));
+            return Err(format!(
+                "product: too large to store ({size} bytes once mapped; at most {MAX_ACTIVITY_BYTES})"
+            ));
         }
         Ok((activity, size))
     }
@@ -365,7 +443,9 @@ fn validate(product: &Product) -> Result<(), String> {
         return Err("internalName: must not be empty".into());
     }
     if name.len() > MAX_INTERNAL_NAME_LEN || name.chars().any(char::is_control) {
-        return Err(format!("internalName: must be at most {MAX_INTERNAL_NAME_LEN} bytes without control characters"));
+        return Err(format!(
+            "internalName: must be at most {MAX_INTERNAL_NAME_LEN} bytes without control characters"
+        ));
     }
     if product.options.is_empty() {
         return Err("options: must contain at least one option".into());
@@ -376,10 +456,15 @@ fn validate(product: &Product) -> Result<(), String> {
             return Err(format!("options[{i}].id: must not be empty"));
         }
         if option.id.len() > MAX_OPTION_ID_LEN {
-            return Err(format!("options[{i}].id: must be at most {MAX_OPTION_ID_LEN} bytes"));
+            return Err(format!(
+                "options[{i}].id: must be at most {MAX_OPTION_ID_LEN} bytes"
+            ));
         }
         if !option_ids.insert(option.id.as_str()) {
-            return Err(format!("options[{i}].id: duplicate option id {:?}", option.id));
+            return Err(format!(
+                "options[{i}].id: duplicate option id {:?}",
+                option.id
+            ));
         }
     }
     Ok(())
@@ -389,12 +474,21 @@ fn validate(product: &Product) -> Result<(), String> {
 /// (fallback `internalName`), options -> variations with unit prices.
 fn map_product(product: Product, content_hash: ContentHash, now: Timestamp) -> Activity {
     let currency = product.default_currency.clone();
-    let activity_title = product.title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| product.internal_name.clone());
-    let variations = product.options.into_iter().map(|option| map_option(option, currency.as_deref())).collect();
+    let activity_title = product
+        .title
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| product.internal_name.clone());
+    let variations = product
+        .options
+        .into_iter()
+        .map(|option| map_option(option, currency.as_deref()))
+        .collect();
     Activity {
         internal_name: product.internal_name,
         activity_title,
-        external_sync: ExternalSync { external_id: product.id },
+        external_sync: ExternalSync {
+            external_id: product.id,
+        },
         variations,
         is_active: true,
         content_hash,
@@ -404,8 +498,15 @@ fn map_product(product: Product, content_hash: ContentHash, now: Timestamp) -> A
 
 /// The "from" price in the product's default currency, else the first one.
 fn pick_price(prices: &[Pricing], currency: Option<&str>) -> Option<Price> {
-    let chosen = prices.iter().find(|p| currency.is_some() && p.currency.as_deref() == currency).or_else(|| prices.first())?;
-    Some(Price { retail: chosen.retail, currency: chosen.currency.clone(), currency_precision: chosen.currency_precision })
+    let chosen = prices
+        .iter()
+        .find(|p| currency.is_some() && p.currency.as_deref() == currency)
+        .or_else(|| prices.first())?;
+    Some(Price {
+        retail: chosen.retail,
+        currency: chosen.currency.clone(),
+        currency_precision: chosen.currency_precision,
+    })
 }
 
 fn map_option(option: ProductOption, currency: Option<&str>) -> Variation {
@@ -416,7 +517,11 @@ fn map_option(option: ProductOption, currency: Option<&str>) -> Variation {
             let unit_type = unit.unit_type.clone()?;
             Some(UnitPrice {
                 unit_type,
-                label: unit.title.clone().or_else(|| unit.internal_name.clone()).or_else(|| unit.id.clone()),
+                label: unit
+                    .title
+                    .clone()
+                    .or_else(|| unit.internal_name.clone())
+                    .or_else(|| unit.id.clone()),
                 price: pick_price(&unit.pricing_from, currency),
             })
         })
@@ -426,19 +531,36 @@ fn map_option(option: ProductOption, currency: Option<&str>) -> Variation {
         let (Some(unit_type), Some(retail)) = (&legacy.unit_type, legacy.retail) else {
             continue;
         };
-        let price = Price { retail, currency: legacy.currency.clone(), currency_precision: legacy.currency_precision };
+        let price = Price {
+            retail,
+            currency: legacy.currency.clone(),
+            currency_precision: legacy.currency_precision,
+        };
         match units.iter_mut().find(|u| &u.unit_type == unit_type) {
             Some(unit) if unit.price.is_none() => unit.price = Some(price),
             Some(_) => {}
-            None => units.push(UnitPrice { unit_type: unit_type.clone(), label: None, price: Some(price) }),
+            None => units.push(UnitPrice {
+                unit_type: unit_type.clone(),
+                label: None,
+                price: Some(price),
+            }),
         }
     }
-    let title =
-        option.title.clone().or_else(|| option.internal_name.clone()).filter(|t| !t.trim().is_empty()).unwrap_or_else(|| option.id.clone());
+    let title = option
+        .title
+        .clone()
+        .or_else(|| option.internal_name.clone())
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| option.id.clone());
     Variation {
         title,
-        external_sync: VariationSync { external_option_id: option.id },
-        pricing: VariationPricing { units, per_booking: pick_price(&option.pricing_from, currency) },
+        external_sync: VariationSync {
+            external_option_id: option.id,
+        },
+        pricing: VariationPricing {
+            units,
+            per_booking: pick_price(&option.pricing_from, currency),
+        },
     }
 }
 
@@ -460,8 +582,13 @@ mod tests {
     fn the_hash_ignores_key_order_and_whitespace_but_not_content() {
         let a = br#"[{"id":"p1","internalName":"one","options":[{"id":"DEFAULT"}],"title":"One"}]"#;
         let b = b"[ {\"title\" : \"One\", \"options\": [ {\"id\": \"DEFAULT\"} ],\n \"internalName\":\"one\", \"id\":\"p1\"} ]";
-        let c = br#"[{"id":"p1","internalName":"one","options":[{"id":"DEFAULT"}],"title":"One!"}]"#;
-        let (a, b, c) = (parse_catalog(a, now()).unwrap(), parse_catalog(b, now()).unwrap(), parse_catalog(c, now()).unwrap());
+        let c =
+            br#"[{"id":"p1","internalName":"one","options":[{"id":"DEFAULT"}],"title":"One!"}]"#;
+        let (a, b, c) = (
+            parse_catalog(a, now()).unwrap(),
+            parse_catalog(b, now()).unwrap(),
+            parse_catalog(c, now()).unwrap(),
+        );
         assert_eq!(a.payload_hash, b.payload_hash);
         assert_eq!(a.activities[0].content_hash, b.activities[0].content_hash);
         assert_ne!(a.payload_hash, c.payload_hash);
@@ -472,9 +599,18 @@ mod tests {
         let body = br#"[{"b": 1.0, "a": "x"}, 2e1, []]"#;
         let parsed = parse_catalog(body, now()).unwrap();
         let canonical = br#"[{"a":"x","b":1},20,[]]"#;
-        assert_eq!(parsed.payload_hash.to_string(), hex::encode(Sha256::digest(canonical)));
+        assert_eq!(
+            parsed.payload_hash.to_string(),
+            hex::encode(Sha256::digest(canonical))
+        );
         assert_eq!(parsed.rejections.len(), 3, "none of them is a product");
-        assert_eq!(parse_catalog(b"[]", now()).unwrap().payload_hash.to_string(), hex::encode(Sha256::digest(b"[]")));
+        assert_eq!(
+            parse_catalog(b"[]", now())
+                .unwrap()
+                .payload_hash
+                .to_string(),
+            hex::encode(Sha256::digest(b"[]"))
+        );
     }
 
     #[test]
@@ -499,15 +635,39 @@ mod tests {
         let parsed = parse(&catalog);
         assert!(parsed.rejections.is_empty(), "{:?}", parsed.rejections);
         let safari = &parsed.activities[0];
-        assert_eq!((safari.activity_title.as_str(), safari.external_sync.external_id.as_str()), ("Desert Safari", "p1"));
+        assert_eq!(
+            (
+                safari.activity_title.as_str(),
+                safari.external_sync.external_id.as_str()
+            ),
+            ("Desert Safari", "p1")
+        );
         let shared = &safari.variations[0];
         assert_eq!(shared.title, "Shared");
-        let units: Vec<_> = shared.pricing.units.iter().map(|u| (u.unit_type.as_str(), u.price.as_ref().map(|p| p.retail))).collect();
-        assert_eq!(units, vec![("ADULT", Some(25000)), ("CHILD", Some(17500)), ("INFANT", Some(0))]);
+        let units: Vec<_> = shared
+            .pricing
+            .units
+            .iter()
+            .map(|u| (u.unit_type.as_str(), u.price.as_ref().map(|p| p.retail)))
+            .collect();
+        assert_eq!(
+            units,
+            vec![
+                ("ADULT", Some(25000)),
+                ("CHILD", Some(17500)),
+                ("INFANT", Some(0))
+            ]
+        );
         let private = &safari.variations[1];
         assert_eq!(private.title, "private-car");
-        assert_eq!(private.pricing.per_booking.as_ref().map(|p| p.retail), Some(60000));
-        assert_eq!(parsed.activities[1].activity_title, "no-title", "title falls back to internalName");
+        assert_eq!(
+            private.pricing.per_booking.as_ref().map(|p| p.retail),
+            Some(60000)
+        );
+        assert_eq!(
+            parsed.activities[1].activity_title, "no-title",
+            "title falls back to internalName"
+        );
     }
 
     #[test]
@@ -525,14 +685,26 @@ mod tests {
         ]);
         let parsed = parse(&catalog);
         assert_eq!(parsed.activities.len(), 1);
-        let reasons: Vec<_> = parsed.rejections.iter().map(|r| (r.index, r.reason.as_str())).collect();
+        let reasons: Vec<_> = parsed
+            .rejections
+            .iter()
+            .map(|r| (r.index, r.reason.as_str()))
+            .collect();
         assert!(reasons[0].1.contains("internalName"), "{reasons:?}");
         assert_eq!(reasons[1].1, "internalName: must not be empty");
         assert_eq!(reasons[2].1, "options: must contain at least one option");
         assert!(reasons[3].1.starts_with("options[0]"), "{reasons:?}");
-        assert!(reasons[4].1.starts_with("internalName: duplicate"), "{reasons:?}");
+        assert!(
+            reasons[4].1.starts_with("internalName: duplicate"),
+            "{reasons:?}"
+        );
         assert!(reasons[5].1.starts_with("id: duplicate"), "{reasons:?}");
-        assert!(reasons[6].1.starts_with("options[0].units[0].pricingFrom[0].retail"), "{reasons:?}");
+        assert!(
+            reasons[6]
+                .1
+                .starts_with("options[0].units[0].pricingFrom[0].retail"),
+            "{reasons:?}"
+        );
         assert_eq!(reasons[7].0, 8);
     }
 
@@ -579,7 +751,18 @@ mod tests {
 
     #[test]
     fn a_broken_array_is_not_json_wherever_it_is_cut() {
-        for body in [&b"[1,,2]"[..], b"[1,]", b"[{\"a\": }]", b"[1 2]", b"[{]}", b"[\"a\"}", b"[\"\xff\"]", b" ", b"", b"[[[["] {
+        for body in [
+            &b"[1,,2]"[..],
+            b"[1,]",
+            b"[{\"a\": }]",
+            b"[1 2]",
+            b"[{]}",
+            b"[\"a\"}",
+            b"[\"\xff\"]",
+            b" ",
+            b"",
+            b"[[[[",
+        ] {
             for cut in 0..=body.len() {
                 assert_eq!(
                     parse_in_chunks(body, &[cut], usize::MAX).unwrap_err(),
@@ -589,19 +772,44 @@ mod tests {
                 );
             }
         }
-        assert_eq!(parse_in_chunks(b" [ ] ", &[2], usize::MAX).unwrap().1.len(), 0);
+        assert_eq!(
+            parse_in_chunks(b" [ ] ", &[2], usize::MAX).unwrap().1.len(),
+            0
+        );
         // Nesting: as deep as the whole-body parse took, and no deeper.
-        let nested = |depth: usize| format!("[{}{}]", "[".repeat(depth), "]".repeat(depth)).into_bytes();
-        assert_eq!(parse_in_chunks(&nested(127), &[64], usize::MAX).unwrap().1.len(), 1);
-        assert_eq!(parse_in_chunks(&nested(128), &[64], usize::MAX).unwrap_err(), CatalogError::NotJson);
+        let nested =
+            |depth: usize| format!("[{}{}]", "[".repeat(depth), "]".repeat(depth)).into_bytes();
+        assert_eq!(
+            parse_in_chunks(&nested(127), &[64], usize::MAX)
+                .unwrap()
+                .1
+                .len(),
+            1
+        );
+        assert_eq!(
+            parse_in_chunks(&nested(128), &[64], usize::MAX).unwrap_err(),
+            CatalogError::NotJson
+        );
     }
 
     #[test]
     fn refuses_bodies_that_are_not_arrays() {
-        assert_eq!(parse_catalog(b"<html>", now()).unwrap_err(), CatalogError::NotJson);
-        assert_eq!(parse_catalog(b"{\"products\": []}", now()).unwrap_err(), CatalogError::NotArray);
-        assert_eq!(parse_catalog(b"[1, 2", now()).unwrap_err(), CatalogError::NotJson);
-        assert_eq!(parse_catalog(b"[] trailing", now()).unwrap_err(), CatalogError::NotJson);
+        assert_eq!(
+            parse_catalog(b"<html>", now()).unwrap_err(),
+            CatalogError::NotJson
+        );
+        assert_eq!(
+            parse_catalog(b"{\"products\": []}", now()).unwrap_err(),
+            CatalogError::NotArray
+        );
+        assert_eq!(
+            parse_catalog(b"[1, 2", now()).unwrap_err(),
+            CatalogError::NotJson
+        );
+        assert_eq!(
+            parse_catalog(b"[] trailing", now()).unwrap_err(),
+            CatalogError::NotJson
+        );
     }
 }
 
@@ -634,7 +842,10 @@ mod stream_properties {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
                 while let Some(raw) = seq.next_element::<&'de RawValue>()? {
-                    let item = self.0.add(Piece::Element(raw.get().as_bytes())).map_err(serde::de::Error::custom)?;
+                    let item = self
+                        .0
+                        .add(Piece::Element(raw.get().as_bytes()))
+                        .map_err(serde::de::Error::custom)?;
                     self.1.push(item);
                 }
                 Ok(())
@@ -664,13 +875,16 @@ mod stream_properties {
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::from),
-            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
             text().prop_map(Value::String),
         ];
         leaf.prop_recursive(3, 24, 4, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                prop::collection::vec((text(), inner), 0..4).prop_map(|members| Value::Object(members.into_iter().collect())),
+                prop::collection::vec((text(), inner), 0..4)
+                    .prop_map(|members| Value::Object(members.into_iter().collect())),
             ]
         })
     }
@@ -691,7 +905,11 @@ mod stream_properties {
     fn catalog_text() -> impl Strategy<Value = Vec<u8>> {
         (prop::collection::vec(element(), 0..8), any::<bool>()).prop_map(|(elements, pretty)| {
             let value = Value::Array(elements);
-            if pretty { serde_json::to_vec_pretty(&value).unwrap() } else { serde_json::to_vec(&value).unwrap() }
+            if pretty {
+                serde_json::to_vec_pretty(&value).unwrap()
+            } else {
+                serde_json::to_vec(&value).unwrap()
+            }
         })
     }
 

@@ -19,8 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::domain::{
-    Activity, ActivityState, BaseUrl, CatalogLimits, CatalogUsage, ContentHash, HealthTransition, IntegrationId, IntegrationRecord,
-    MAX_REPORTED_REJECTIONS, Rejection, RunOutcome, RunTrigger, SyncCounts, SyncStatus,
+    Activity, ActivityState, BaseUrl, CatalogLimits, CatalogUsage, ContentHash, HealthTransition,
+    IntegrationId, IntegrationRecord, MAX_REPORTED_REJECTIONS, Rejection, RunOutcome, RunTrigger,
+    SyncCounts, SyncStatus,
 };
 use crate::logging::Untrusted;
 use crate::metrics::{self, Record, Write};
@@ -114,17 +115,28 @@ impl CatalogSync {
         deadline: Option<Instant>,
     ) -> Result<SyncResult, SyncError> {
         let started_at = self.clock.now();
-        let run = Run { lane, ..Run::start(id, trigger, started_at) };
+        let run = Run {
+            lane,
+            ..Run::start(id, trigger, started_at)
+        };
 
         let (record, force) = match self.leases.start(&run, known, only_if_requested).await? {
             Start::NotNeeded => return Ok(SyncResult::NotNeeded),
-            Start::Busy { newly_requested, lease_expires_at } => {
+            Start::Busy {
+                newly_requested,
+                lease_expires_at,
+            } => {
                 // The holder sends a follow-up when it finishes; the watchdog covers a holder
                 // that died. A job meeting a held lease (a redelivery, perhaps of the holder's
                 // own job) also leaves one, so its work is not consumed while the lease holds.
                 if newly_requested || only_if_requested {
                     let watchdog = SyncJob::catalog(id, RunTrigger::FollowUp).in_lane(lane);
-                    self.queue.enqueue_after(&watchdog, self.leases.delay_until(lease_expires_at, started_at)).await?;
+                    self.queue
+                        .enqueue_after(
+                            &watchdog,
+                            self.leases.delay_until(lease_expires_at, started_at),
+                        )
+                        .await?;
                 }
                 tracing::info!(integration_id = %id, trigger = ?trigger, "sync already running: a follow-up will run after it");
                 self.runs.record(&run, RunReport::queued()).await;
@@ -137,7 +149,11 @@ impl CatalogSync {
             // this process dies: a watchdog at the lease's expiry finishes its work then (and
             // finds nothing to do when the run committed).
             let watchdog = SyncJob::catalog(id, RunTrigger::FollowUp);
-            if let Err(error) = self.queue.enqueue_after(&watchdog, self.lease + Duration::from_secs(1)).await {
+            if let Err(error) = self
+                .queue
+                .enqueue_after(&watchdog, self.lease + Duration::from_secs(1))
+                .await
+            {
                 tracing::warn!(integration_id = %id, error = %error, "could not queue the watchdog of a webhook sync");
             }
         }
@@ -146,7 +162,16 @@ impl CatalogSync {
         if result.is_err() {
             // Infrastructure failure mid-run: give the lease back so the retry need not wait,
             // and keep the request for it (the job's redelivery, or the watchdog).
-            if let Err(error) = self.leases.release(&run, RunTrigger::FollowUp, Request::Unserved { follow_up: false }, |_| {}).await {
+            if let Err(error) = self
+                .leases
+                .release(
+                    &run,
+                    RunTrigger::FollowUp,
+                    Request::Unserved { follow_up: false },
+                    |_| {},
+                )
+                .await
+            {
                 tracing::warn!(integration_id = %id, error = %error, "could not give the lease back; it expires by itself");
             }
         }
@@ -165,13 +190,19 @@ impl CatalogSync {
         let Some(credentials) = self.credentials.of(record).await? else {
             return self.fail(run, NO_CREDENTIAL.into(), true).await;
         };
-        let mut body = match self.octo.open_products(&record.integration.base_url, &credentials).await {
+        let mut body = match self
+            .octo
+            .open_products(&record.integration.base_url, &credentials)
+            .await
+        {
             Ok(body) => body,
             Err(error) => return self.partner_failed(run, &error).await,
         };
         // The one per-activity state the diff needs (name -> content hash, size), read once
         // the partner answered (a failing partner, a DOWN one's probe, costs no listing).
-        let states = self.remove_expired(&id, self.catalog.activity_states(&id).await?).await?;
+        let states = self
+            .remove_expired(&id, self.catalog.activity_states(&id).await?)
+            .await?;
         let mut diff = StreamingDiff::new(states, self.limits);
         let mut parser = CatalogParser::new(self.clock.now(), self.max_product_bytes);
         let batch_size = self.write_batch.max(1);
@@ -192,7 +223,11 @@ impl CatalogSync {
             }
             for item in items.drain(..) {
                 match item {
-                    CatalogItem::Accepted { activity, index, bytes } => match diff.incoming(activity, bytes) {
+                    CatalogItem::Accepted {
+                        activity,
+                        index,
+                        bytes,
+                    } => match diff.incoming(activity, bytes) {
                         Incoming::Write(activity) => batch.push(activity),
                         Incoming::Unchanged => {}
                         Incoming::Refused { activity, reason } => {
@@ -238,18 +273,41 @@ impl CatalogSync {
         counts.rejected = rejected;
 
         // Skip by hash: the same catalog as last time, and the per-activity diff agreed.
-        if !force && written == 0 && to_deactivate.is_empty() && record.integration.sync.last_sync_hash == Some(hash) {
+        if !force
+            && written == 0
+            && to_deactivate.is_empty()
+            && record.integration.sync.last_sync_hash == Some(hash)
+        {
             self.commit(run, None, usage).await?;
-            let counts = SyncCounts { rejected, ..SyncCounts::default() };
-            let report = RunReport { outcome: RunOutcome::Skipped, counts, hash: Some(hash), error: None, rejections };
+            let counts = SyncCounts {
+                rejected,
+                ..SyncCounts::default()
+            };
+            let report = RunReport {
+                outcome: RunOutcome::Skipped,
+                counts,
+                hash: Some(hash),
+                error: None,
+                rejections,
+            };
             self.runs.record(run, report).await;
             tracing::info!(integration_id = %id, trigger = ?run.trigger, "catalog unchanged: skipped");
-            return Ok(SyncResult::Done { counts, skipped: true, rejections: Vec::new() });
+            return Ok(SyncResult::Done {
+                counts,
+                skipped: true,
+                rejections: Vec::new(),
+            });
         }
 
         if !to_deactivate.is_empty() {
-            self.catalog.set_active(&id, &to_deactivate, false, self.clock.now()).await?;
-            metrics::catalog_writes(Record::Activity, Write::Deactivate, to_deactivate.len() as u64);
+            self.catalog
+                .set_active(&id, &to_deactivate, false, self.clock.now())
+                .await?;
+            metrics::catalog_writes(
+                Record::Activity,
+                Write::Deactivate,
+                to_deactivate.len() as u64,
+            );
         }
 
         let committed = self.commit(run, Some(hash), usage).await?;
@@ -259,13 +317,27 @@ impl CatalogSync {
             metrics::catalog_writes(Record::Activity, Write::Deactivate, deactivated);
         }
         tracing::info!(integration_id = %id, trigger = ?run.trigger, ?counts, "catalog synced");
-        let report = RunReport { outcome: RunOutcome::Synced, counts, hash: Some(hash), error: None, rejections: rejections.clone() };
+        let report = RunReport {
+            outcome: RunOutcome::Synced,
+            counts,
+            hash: Some(hash),
+            error: None,
+            rejections: rejections.clone(),
+        };
         self.runs.record(run, report).await;
-        Ok(SyncResult::Done { counts, skipped: false, rejections })
+        Ok(SyncResult::Done {
+            counts,
+            skipped: false,
+            rejections,
+        })
     }
 
     /// Writes a batch of created, changed or returning activities and empties it.
-    async fn write_activities(&self, id: &IntegrationId, batch: &mut Vec<Activity>) -> Result<u64, SyncError> {
+    async fn write_activities(
+        &self,
+        id: &IntegrationId,
+        batch: &mut Vec<Activity>,
+    ) -> Result<u64, SyncError> {
         self.catalog.put_activities(id, batch).await?;
         let count = batch.len() as u64;
         metrics::catalog_writes(Record::Activity, Write::Upsert, count);
@@ -283,10 +355,19 @@ impl CatalogSync {
         credentials: &OctoCredentials,
         deadline: Instant,
     ) -> Result<CatalogRead, CatalogFailure> {
-        let partner =
-            |error: OctoError| CatalogFailure { counts_against_health: error.counts_against_health(), message: error.to_string() };
-        let not_catalog = |error: super::CatalogError| CatalogFailure { counts_against_health: true, message: error.to_string() };
-        let mut body = self.octo.open_products(base_url, credentials).await.map_err(partner)?;
+        let partner = |error: OctoError| CatalogFailure {
+            counts_against_health: error.counts_against_health(),
+            message: error.to_string(),
+        };
+        let not_catalog = |error: super::CatalogError| CatalogFailure {
+            counts_against_health: true,
+            message: error.to_string(),
+        };
+        let mut body = self
+            .octo
+            .open_products(base_url, credentials)
+            .await
+            .map_err(partner)?;
         let mut parser = CatalogParser::new(self.clock.now(), self.max_product_bytes);
         let mut items = Vec::new();
         while let Some(chunk) = body.chunk().await.map_err(partner)? {
@@ -294,21 +375,36 @@ impl CatalogSync {
             items.clear();
             // Checked after a piece was read: what arrived by then was read and found fine.
             if Instant::now() >= deadline {
-                return Ok(CatalogRead { products: parser.products() as u64, complete: false });
+                return Ok(CatalogRead {
+                    products: parser.products() as u64,
+                    complete: false,
+                });
             }
         }
         let products = parser.products() as u64;
         parser.finish().map_err(not_catalog)?;
-        Ok(CatalogRead { products, complete: true })
+        Ok(CatalogRead {
+            products,
+            complete: true,
+        })
     }
 
     /// Removes the deactivated activities past their retention (under the lease, before the
     /// diff, so the cap counts what is left) and returns the states of the others.
-    async fn remove_expired(&self, id: &IntegrationId, states: Vec<ActivityState>) -> Result<Vec<ActivityState>, SyncError> {
+    async fn remove_expired(
+        &self,
+        id: &IntegrationId,
+        states: Vec<ActivityState>,
+    ) -> Result<Vec<ActivityState>, SyncError> {
         let now = self.clock.now();
-        let (expired, kept): (Vec<_>, Vec<_>) = states.into_iter().partition(|state| self.limits.expired(state, now));
+        let (expired, kept): (Vec<_>, Vec<_>) = states
+            .into_iter()
+            .partition(|state| self.limits.expired(state, now));
         if !expired.is_empty() {
-            let names: Vec<String> = expired.into_iter().map(|state| state.internal_name).collect();
+            let names: Vec<String> = expired
+                .into_iter()
+                .map(|state| state.internal_name)
+                .collect();
             for chunk in names.chunks(self.write_batch.max(1)) {
                 self.catalog.delete_activities(id, chunk).await?;
             }
@@ -320,7 +416,12 @@ impl CatalogSync {
 
     /// Success: release the lease, record the hash (when written), what the catalog stores
     /// and a healthy probe. Returns false when the integration no longer exists.
-    async fn commit(&self, run: &Run, hash: Option<ContentHash>, usage: CatalogUsage) -> Result<bool, SyncError> {
+    async fn commit(
+        &self,
+        run: &Run,
+        hash: Option<ContentHash>,
+        usage: CatalogUsage,
+    ) -> Result<bool, SyncError> {
         let now = self.clock.now();
         // The transition of the attempt that was written (a lost race applies it again).
         let mut transition = HealthTransition::Unchanged;
@@ -350,24 +451,49 @@ impl CatalogSync {
     /// out, is an error that does not count against health; anything else is a failed probe.
     async fn partner_failed(&self, run: &Run, error: &OctoError) -> Result<SyncResult, SyncError> {
         match error.retry_after(DEFAULT_RETRY_AFTER) {
-            Some(delay) => self.retry_later(run, error.to_string(), delay.clamp(Duration::from_secs(1), MAX_RETRY_AFTER)).await,
-            None => self.fail(run, error.to_string(), error.counts_against_health()).await,
+            Some(delay) => {
+                self.retry_later(
+                    run,
+                    error.to_string(),
+                    delay.clamp(Duration::from_secs(1), MAX_RETRY_AFTER),
+                )
+                .await
+            }
+            None => {
+                self.fail(run, error.to_string(), error.counts_against_health())
+                    .await
+            }
         }
     }
 
     /// The partner asked to be called later: error state with the message, health untouched,
     /// the request kept, and the job queued again after `delay`.
-    async fn retry_later(&self, run: &Run, message: String, delay: Duration) -> Result<SyncResult, SyncError> {
-        let message = truncate(format!("{message}; the sync is retried in {} s", delay.as_secs()));
+    async fn retry_later(
+        &self,
+        run: &Run,
+        message: String,
+        delay: Duration,
+    ) -> Result<SyncResult, SyncError> {
+        let message = truncate(format!(
+            "{message}; the sync is retried in {} s",
+            delay.as_secs()
+        ));
         let released = self
             .leases
-            .release(run, RunTrigger::FollowUp, Request::Unserved { follow_up: false }, |record| {
-                record.integration.sync.status = SyncStatus::Error;
-                record.integration.sync.error_message = Some(message.clone());
-            })
+            .release(
+                run,
+                RunTrigger::FollowUp,
+                Request::Unserved { follow_up: false },
+                |record| {
+                    record.integration.sync.status = SyncStatus::Error;
+                    record.integration.sync.error_message = Some(message.clone());
+                },
+            )
             .await?;
         if released == Some(Released::Written) {
-            self.queue.enqueue_after(&SyncJob::catalog(run.id, RunTrigger::FollowUp), delay).await?;
+            self.queue
+                .enqueue_after(&SyncJob::catalog(run.id, RunTrigger::FollowUp), delay)
+                .await?;
         }
         tracing::warn!(integration_id = %run.id, trigger = ?run.trigger, error = %Untrusted(&message), "partner asked to be called later: sync queued again");
         self.runs.record(run, RunReport::failed(message)).await;
@@ -389,7 +515,9 @@ impl CatalogSync {
             .await?;
         // The message names what the partner sent (a status, a hostname): outside text.
         tracing::warn!(integration_id = %run.id, trigger = ?run.trigger, error = %Untrusted(&message), "sync failed");
-        self.runs.record(run, RunReport::failed(message.clone())).await;
+        self.runs
+            .record(run, RunReport::failed(message.clone()))
+            .await;
         Ok(SyncResult::Failed { message })
     }
 
@@ -397,9 +525,14 @@ impl CatalogSync {
     /// background run finish the job (its diff starts from what was written so far).
     async fn hand_off(&self, run: &Run) -> Result<SyncResult, SyncError> {
         self.leases
-            .release(run, RunTrigger::Handoff, Request::Unserved { follow_up: true }, |record| {
-                record.integration.sync.status = SyncStatus::Idle;
-            })
+            .release(
+                run,
+                RunTrigger::Handoff,
+                Request::Unserved { follow_up: true },
+                |record| {
+                    record.integration.sync.status = SyncStatus::Idle;
+                },
+            )
             .await?;
         tracing::info!(integration_id = %run.id, trigger = ?run.trigger, "request budget exhausted: handed off to the queue");
         self.runs.record(run, RunReport::queued()).await;

@@ -23,9 +23,18 @@ impl Credentials {
     /// The partner credential of `record` (`None`: none is stored). A cached copy serves only
     /// if it was read for the record's credential version or a later one: a credential
     /// changed through another process is never used stale.
-    pub(super) async fn of(&self, record: &IntegrationRecord) -> Result<Option<OctoCredentials>, SecretStoreError> {
+    pub(super) async fn of(
+        &self,
+        record: &IntegrationRecord,
+    ) -> Result<Option<OctoCredentials>, SecretStoreError> {
         let integration = &record.integration;
-        let auth_key = self.secrets.get_auth_key_of_version(&integration.id, record.credential_version).await?;
-        Ok(auth_key.map(|auth_key| OctoCredentials { auth_type: integration.auth_type, auth_key }))
+        let auth_key = self
+            .secrets
+            .get_auth_key_of_version(&integration.id, record.credential_version)
+            .await?;
+        Ok(auth_key.map(|auth_key| OctoCredentials {
+            auth_type: integration.auth_type,
+            auth_key,
+        }))
     }
 }

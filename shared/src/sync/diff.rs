@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use crate::domain::{Activity, ActivityState, CatalogLimits, CatalogUsage, ContentHash, SyncCounts};
+use crate::domain::{
+    Activity, ActivityState, CatalogLimits, CatalogUsage, ContentHash, SyncCounts,
+};
 
 /// What to write: created, changed and returning activities, and names to deactivate.
 #[derive(Debug, Default)]
@@ -15,7 +17,11 @@ pub struct CatalogDiff {
 /// Compares the payload's activities with the stored states by content hash, with no cap. A
 /// stored but inactive activity that is back in the payload counts as updated (it is
 /// reactivated); active activities missing from the payload are deactivated, never deleted.
-pub fn diff_catalog(incoming: Vec<Activity>, stored: Vec<ActivityState>, rejected: u64) -> CatalogDiff {
+pub fn diff_catalog(
+    incoming: Vec<Activity>,
+    stored: Vec<ActivityState>,
+    rejected: u64,
+) -> CatalogDiff {
     let mut diff = StreamingDiff::new(stored, CatalogLimits::unlimited());
     let to_write = incoming
         .into_iter()
@@ -29,7 +35,11 @@ pub fn diff_catalog(incoming: Vec<Activity>, stored: Vec<ActivityState>, rejecte
         .collect();
     let (to_deactivate, mut counts, _) = diff.finish();
     counts.rejected = rejected;
-    CatalogDiff { to_write, to_deactivate, counts }
+    CatalogDiff {
+        to_write,
+        to_deactivate,
+        counts,
+    }
 }
 
 /// What the diff says of one incoming activity.
@@ -64,10 +74,25 @@ impl StreamingDiff {
     pub fn new(stored: Vec<ActivityState>, limits: CatalogLimits) -> Self {
         let usage = CatalogUsage {
             activities: stored.len() as u64,
-            bytes: stored.iter().fold(0u64, |sum, state| sum.saturating_add(state.stored_bytes)),
+            bytes: stored
+                .iter()
+                .fold(0u64, |sum, state| sum.saturating_add(state.stored_bytes)),
         };
-        let unseen = stored.into_iter().map(|s| (s.internal_name, (s.content_hash, s.is_active, s.stored_bytes))).collect();
-        Self { unseen, counts: SyncCounts::default(), limits, usage }
+        let unseen = stored
+            .into_iter()
+            .map(|s| {
+                (
+                    s.internal_name,
+                    (s.content_hash, s.is_active, s.stored_bytes),
+                )
+            })
+            .collect();
+        Self {
+            unseen,
+            counts: SyncCounts::default(),
+            limits,
+            usage,
+        }
     }
 
     /// One incoming activity of `bytes` ([`Activity::stored_bytes`]).
@@ -82,11 +107,19 @@ impl StreamingDiff {
                 self.counts.created += 1;
             }
             Some((hash, active, stored)) if hash != activity.content_hash || !active => {
-                if let Some(reason) = self.limits.refusal(self.usage, 0, bytes.saturating_sub(stored)) {
-                    self.unseen.insert(activity.internal_name.clone(), (hash, active, stored));
+                if let Some(reason) =
+                    self.limits
+                        .refusal(self.usage, 0, bytes.saturating_sub(stored))
+                {
+                    self.unseen
+                        .insert(activity.internal_name.clone(), (hash, active, stored));
                     return Incoming::Refused { activity, reason };
                 }
-                self.usage.bytes = self.usage.bytes.saturating_sub(stored).saturating_add(bytes);
+                self.usage.bytes = self
+                    .usage
+                    .bytes
+                    .saturating_sub(stored)
+                    .saturating_add(bytes);
                 self.counts.updated += 1;
             }
             Some(_) => {
@@ -108,9 +141,17 @@ impl StreamingDiff {
     /// deactivated, the counts with them, and what the integration stores once the writes
     /// are done (deactivated activities stay stored).
     pub fn finish(self) -> (Vec<String>, SyncCounts, CatalogUsage) {
-        let mut to_deactivate: Vec<String> = self.unseen.into_iter().filter(|(_, (_, active, _))| *active).map(|(name, _)| name).collect();
+        let mut to_deactivate: Vec<String> = self
+            .unseen
+            .into_iter()
+            .filter(|(_, (_, active, _))| *active)
+            .map(|(name, _)| name)
+            .collect();
         to_deactivate.sort();
-        let counts = SyncCounts { deactivated: to_deactivate.len() as u64, ..self.counts };
+        let counts = SyncCounts {
+            deactivated: to_deactivate.len() as u64,
+            ..self.counts
+        };
         (to_deactivate, counts, self.usage)
     }
 }
@@ -124,7 +165,9 @@ mod tests {
         Activity {
             internal_name: name.into(),
             activity_title: name.into(),
-            external_sync: ExternalSync { external_id: name.into() },
+            external_sync: ExternalSync {
+                external_id: name.into(),
+            },
             variations: Vec::new(),
             is_active: true,
             content_hash: ContentHash::of(hash.as_bytes()),
@@ -144,7 +187,12 @@ mod tests {
 
     #[test]
     fn classifies_every_case() {
-        let incoming = vec![activity("new", "1"), activity("same", "2"), activity("changed", "3b"), activity("back", "4")];
+        let incoming = vec![
+            activity("new", "1"),
+            activity("same", "2"),
+            activity("changed", "3b"),
+            activity("back", "4"),
+        ];
         let stored = vec![
             state("same", "2", true),
             state("changed", "3a", true),
@@ -153,15 +201,33 @@ mod tests {
             state("long-gone", "6", false),
         ];
         let diff = diff_catalog(incoming, stored, 2);
-        let written: Vec<_> = diff.to_write.iter().map(|a| a.internal_name.as_str()).collect();
+        let written: Vec<_> = diff
+            .to_write
+            .iter()
+            .map(|a| a.internal_name.as_str())
+            .collect();
         assert_eq!(written, vec!["new", "changed", "back"]);
         assert_eq!(diff.to_deactivate, vec!["gone"]);
         let c = diff.counts;
-        assert_eq!((c.synced, c.created, c.updated, c.unchanged, c.deactivated, c.rejected), (4, 1, 2, 1, 1, 2));
+        assert_eq!(
+            (
+                c.synced,
+                c.created,
+                c.updated,
+                c.unchanged,
+                c.deactivated,
+                c.rejected
+            ),
+            (4, 1, 2, 1, 1, 2)
+        );
     }
 
     fn limited(max_activities: u64, max_bytes: u64) -> CatalogLimits {
-        CatalogLimits { max_activities, max_bytes, ..CatalogLimits::default() }
+        CatalogLimits {
+            max_activities,
+            max_bytes,
+            ..CatalogLimits::default()
+        }
     }
 
     fn written(outcome: Incoming) -> Option<String> {
@@ -174,43 +240,87 @@ mod tests {
     #[test]
     fn new_activities_past_the_count_cap_are_refused_and_inactive_ones_count() {
         // Two stored (one inactive) and a cap of three: one new activity fits, the next not.
-        let mut diff = StreamingDiff::new(vec![state("a", "1", true), state("old", "2", false)], limited(3, u64::MAX));
-        assert_eq!(written(diff.incoming(activity("b", "3"), 100)), Some("b".into()));
+        let mut diff = StreamingDiff::new(
+            vec![state("a", "1", true), state("old", "2", false)],
+            limited(3, u64::MAX),
+        );
+        assert_eq!(
+            written(diff.incoming(activity("b", "3"), 100)),
+            Some("b".into())
+        );
         match diff.incoming(activity("c", "4"), 100) {
             Incoming::Refused { reason, .. } => {
-                assert!(reason.starts_with("catalog limit: this integration already stores 3 activities"), "{reason}")
+                assert!(
+                    reason
+                        .starts_with("catalog limit: this integration already stores 3 activities"),
+                    "{reason}"
+                )
             }
             other => panic!("expected a refusal, got {other:?}"),
         }
         // A changed or returning activity adds nothing to the count: still written.
-        assert_eq!(written(diff.incoming(activity("old", "2b"), 100)), Some("old".into()));
+        assert_eq!(
+            written(diff.incoming(activity("old", "2b"), 100)),
+            Some("old".into())
+        );
         let (deactivated, counts, usage) = diff.finish();
         assert_eq!(deactivated, vec!["a"]);
         assert_eq!((counts.created, counts.updated, counts.synced), (1, 1, 2));
-        assert_eq!(usage, CatalogUsage { activities: 3, bytes: 300 });
+        assert_eq!(
+            usage,
+            CatalogUsage {
+                activities: 3,
+                bytes: 300
+            }
+        );
     }
 
     #[test]
     fn an_activity_that_would_pass_the_byte_cap_is_refused_and_its_stored_version_deactivated() {
         let mut diff = StreamingDiff::new(vec![state("a", "1", true)], limited(10, 1_000));
-        assert_eq!(written(diff.incoming(activity("b", "2"), 800)), Some("b".into()));
+        assert_eq!(
+            written(diff.incoming(activity("b", "2"), 800)),
+            Some("b".into())
+        );
         // `a` grows from 100 to 200 bytes: 1,000 in all, still within the cap.
-        assert_eq!(written(diff.incoming(activity("a", "1b"), 200)), Some("a".into()));
+        assert_eq!(
+            written(diff.incoming(activity("a", "1b"), 200)),
+            Some("a".into())
+        );
         match diff.incoming(activity("c", "3"), 1) {
-            Incoming::Refused { reason, .. } => assert!(reason.contains("past 1000 bytes"), "{reason}"),
+            Incoming::Refused { reason, .. } => {
+                assert!(reason.contains("past 1000 bytes"), "{reason}")
+            }
             other => panic!("expected a refusal, got {other:?}"),
         }
         let mut diff = StreamingDiff::new(vec![state("a", "1", true)], limited(10, 150));
-        assert!(matches!(diff.incoming(activity("a", "1b"), 151), Incoming::Refused { .. }));
+        assert!(matches!(
+            diff.incoming(activity("a", "1b"), 151),
+            Incoming::Refused { .. }
+        ));
         let (deactivated, _, usage) = diff.finish();
-        assert_eq!(deactivated, vec!["a"], "a refused change leaves the stored version to be deactivated");
-        assert_eq!(usage, CatalogUsage { activities: 1, bytes: 100 });
+        assert_eq!(
+            deactivated,
+            vec!["a"],
+            "a refused change leaves the stored version to be deactivated"
+        );
+        assert_eq!(
+            usage,
+            CatalogUsage {
+                activities: 1,
+                bytes: 100
+            }
+        );
     }
 
     #[test]
     fn an_identical_catalog_writes_nothing() {
-        let incoming: Vec<_> = (0..50).map(|i| activity(&format!("p{i}"), &format!("h{i}"))).collect();
-        let stored: Vec<_> = (0..50).map(|i| state(&format!("p{i}"), &format!("h{i}"), true)).collect();
+        let incoming: Vec<_> = (0..50)
+            .map(|i| activity(&format!("p{i}"), &format!("h{i}")))
+            .collect();
+        let stored: Vec<_> = (0..50)
+            .map(|i| state(&format!("p{i}"), &format!("h{i}"), true))
+            .collect();
         let diff = diff_catalog(incoming, stored, 0);
         assert!(diff.to_write.is_empty() && diff.to_deactivate.is_empty());
         assert_eq!(diff.counts.unchanged, 50);

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use crate::domain::{BaseUrl, IntegrationId, IntegrationRecord, RunTrigger};
 use crate::octo::{OctoClient, OctoCredentials};
-use crate::ports::{Clock, JobWork, Lane, MAX_QUEUE_DELAY, Ports, SecretStoreError, SyncJob, SyncQueue};
+use crate::ports::{
+    Clock, JobWork, Lane, MAX_QUEUE_DELAY, Ports, SecretStoreError, SyncJob, SyncQueue,
+};
 
 use super::availability::{AvailabilityPull, AvailabilityPulls};
 use super::catalog_sync::{CatalogFailure, CatalogRead, CatalogSync};
@@ -54,10 +56,32 @@ impl SyncEngine {
             clock: ports.clock.clone(),
             queue: ports.queue.clone(),
             request_budget: config.request_budget,
-            catalog: CatalogSync::new(&ports, octo.clone(), &config, credentials.clone(), leases.clone(), health.clone(), runs.clone()),
+            catalog: CatalogSync::new(
+                &ports,
+                octo.clone(),
+                &config,
+                credentials.clone(),
+                leases.clone(),
+                health.clone(),
+                runs.clone(),
+            ),
             fan_out: FanOut::new(&ports, &config, leases.clone()),
-            products: ProductSync::new(&ports, octo.clone(), credentials.clone(), leases.clone(), runs.clone(), config.catalog_limits),
-            availability: AvailabilityPulls::new(&ports, octo.clone(), &config, credentials.clone(), leases.clone(), runs),
+            products: ProductSync::new(
+                &ports,
+                octo.clone(),
+                credentials.clone(),
+                leases.clone(),
+                runs.clone(),
+                config.catalog_limits,
+            ),
+            availability: AvailabilityPulls::new(
+                &ports,
+                octo.clone(),
+                &config,
+                credentials.clone(),
+                leases.clone(),
+                runs,
+            ),
             subscriptions: Subscriptions::new(&ports, octo, credentials.clone()),
             credentials,
             leases,
@@ -81,7 +105,16 @@ impl SyncEngine {
     pub async fn trigger(&self, record: IntegrationRecord) -> Result<SyncResult, SyncError> {
         let deadline = Instant::now() + self.request_budget;
         let id = record.integration.id;
-        self.catalog.run(id, RunTrigger::Webhook, Lane::RealTime, Some(record), false, Some(deadline)).await
+        self.catalog
+            .run(
+                id,
+                RunTrigger::Webhook,
+                Lane::RealTime,
+                Some(record),
+                false,
+                Some(deadline),
+            )
+            .await
     }
 
     /// A queue message. Errors are infrastructure failures (worth a redelivery); partner
@@ -91,31 +124,48 @@ impl SyncEngine {
         self.handle_job_before(job, None).await
     }
 
-    pub async fn handle_job_before(&self, job: &SyncJob, deadline: Option<Instant>) -> Result<SyncResult, SyncError> {
+    pub async fn handle_job_before(
+        &self,
+        job: &SyncJob,
+        deadline: Option<Instant>,
+    ) -> Result<SyncResult, SyncError> {
         if let Some(due) = job.not_before {
             let now = self.clock.now();
             if due.unix_millis() - now.unix_millis() > DUE_TOLERANCE_MS {
                 // Early (SQS delays 15 minutes at most): back to the queue for the rest.
                 let rest = Duration::from_millis((due.unix_millis() - now.unix_millis()) as u64);
-                self.queue.enqueue_after(job, rest.min(MAX_QUEUE_DELAY)).await?;
+                self.queue
+                    .enqueue_after(job, rest.min(MAX_QUEUE_DELAY))
+                    .await?;
                 return Ok(SyncResult::Queued);
             }
         }
         let id = match (&job.work, job.integration_id) {
-            (JobWork::FanOutPage(page), _) => return self.fan_out.fan_out_page(job.trigger, page).await,
+            (JobWork::FanOutPage(page), _) => {
+                return self.fan_out.fan_out_page(job.trigger, page).await;
+            }
             (_, Some(id)) => id,
             (_, None) => {
                 // `JobMessage::decode` refuses these, and the constructors never build one.
-                tracing::error!(job_kind = job.work.kind(), "a job without its integration; dropped");
+                tracing::error!(
+                    job_kind = job.work.kind(),
+                    "a job without its integration; dropped"
+                );
                 return Ok(SyncResult::NotNeeded);
             }
         };
         match &job.work {
-            JobWork::Catalog => self.catalog.run(id, job.trigger, job.lane, None, true, deadline).await,
+            JobWork::Catalog => {
+                self.catalog
+                    .run(id, job.trigger, job.lane, None, true, deadline)
+                    .await
+            }
             JobWork::Product { product_id } => self.sync_product(id, product_id).await,
             JobWork::Availability(pull) => {
                 // The form before pulls were coalesced (and a caller's own pull): ask, then serve.
-                self.availability.request(id, std::slice::from_ref(pull)).await?;
+                self.availability
+                    .request(id, std::slice::from_ref(pull))
+                    .await?;
                 self.availability.serve(id, deadline).await
             }
             JobWork::PendingPulls => self.availability.serve(id, deadline).await,
@@ -127,7 +177,12 @@ impl SyncEngine {
 
     /// Asks for a background sync. Coalesced: if one is already requested (and not stale),
     /// nothing is written or sent. Returns whether a job was sent.
-    pub async fn request_sync(&self, id: IntegrationId, trigger: RunTrigger, known: Option<IntegrationRecord>) -> Result<bool, SyncError> {
+    pub async fn request_sync(
+        &self,
+        id: IntegrationId,
+        trigger: RunTrigger,
+        known: Option<IntegrationRecord>,
+    ) -> Result<bool, SyncError> {
         self.leases.request_sync(id, trigger, known).await
     }
 
@@ -146,13 +201,20 @@ impl SyncEngine {
 
     /// Records a probe on the health state and acts on the transition: DOWN deactivates the
     /// catalog (and forces the next sync to be full); recovery from DOWN requests that sync.
-    pub async fn record_probe(&self, id: IntegrationId, outcome: ProbeOutcome) -> Result<(), SyncError> {
+    pub async fn record_probe(
+        &self,
+        id: IntegrationId,
+        outcome: ProbeOutcome,
+    ) -> Result<(), SyncError> {
         self.health.record_probe(id, outcome).await
     }
 
     /// The partner credential of `record` (`None`: none is stored), never older than the
     /// record's last credential change.
-    pub async fn credentials(&self, record: &IntegrationRecord) -> Result<Option<OctoCredentials>, SecretStoreError> {
+    pub async fn credentials(
+        &self,
+        record: &IntegrationRecord,
+    ) -> Result<Option<OctoCredentials>, SecretStoreError> {
         self.credentials.of(record).await
     }
 
@@ -166,18 +228,28 @@ impl SyncEngine {
         credentials: &OctoCredentials,
         deadline: Instant,
     ) -> Result<CatalogRead, CatalogFailure> {
-        self.catalog.read_catalog(base_url, credentials, deadline).await
+        self.catalog
+            .read_catalog(base_url, credentials, deadline)
+            .await
     }
 
     /// Syncs one product under the lease (a `PRODUCT_UPDATE` job); see `ProductSync`.
-    pub async fn sync_product(&self, id: IntegrationId, product_id: &str) -> Result<SyncResult, SyncError> {
+    pub async fn sync_product(
+        &self,
+        id: IntegrationId,
+        product_id: &str,
+    ) -> Result<SyncResult, SyncError> {
         self.products.sync_product(id, product_id).await
     }
 
     /// Asks for an availability pull (an OCTO event, a `booking_update`, an admin's refresh):
     /// stored, and served by the integration's pull job, which only the request finding none
     /// pending sends; see `AvailabilityPulls`. Returns whether a job was sent.
-    pub async fn request_pulls(&self, id: IntegrationId, pulls: &[AvailabilityPull]) -> Result<bool, SyncError> {
+    pub async fn request_pulls(
+        &self,
+        id: IntegrationId,
+        pulls: &[AvailabilityPull],
+    ) -> Result<bool, SyncError> {
         self.availability.request(id, pulls).await
     }
 
@@ -199,12 +271,23 @@ impl SyncEngine {
 
     /// The unsubscribe job: removes the subscriptions, then clears them (and the delivery
     /// secret) from the integration unless it subscribed anew meanwhile.
-    pub async fn unsubscribe(&self, id: IntegrationId, what: &Unsubscribe) -> Result<SyncResult, SyncError> {
+    pub async fn unsubscribe(
+        &self,
+        id: IntegrationId,
+        what: &Unsubscribe,
+    ) -> Result<SyncResult, SyncError> {
         self.subscriptions.unsubscribe(id, what).await
     }
 
     /// Deletes the subscriptions on the partner's platform; failures are logged (best effort).
-    pub async fn remove_subscriptions(&self, id: IntegrationId, what: &Unsubscribe, credentials: &OctoCredentials) {
-        self.subscriptions.remove_subscriptions(id, what, credentials).await
+    pub async fn remove_subscriptions(
+        &self,
+        id: IntegrationId,
+        what: &Unsubscribe,
+        credentials: &OctoCredentials,
+    ) {
+        self.subscriptions
+            .remove_subscriptions(id, what, credentials)
+            .await
     }
 }

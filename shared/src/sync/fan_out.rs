@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use crate::domain::{IntegrationId, IntegrationRecord, RunId, RunTrigger, Timestamp};
 use crate::optimistic::{Change, update_record};
-use crate::ports::{Clock, Cursor, FanOutPage, IntegrationStore, MAX_QUEUE_DELAY, Ports, StoreError, SyncJob, SyncQueue};
+use crate::ports::{
+    Clock, Cursor, FanOutPage, IntegrationStore, MAX_QUEUE_DELAY, Ports, StoreError, SyncJob,
+    SyncQueue,
+};
 
 use super::lease::Leases;
 use super::shared::{SyncConfig, SyncError, SyncResult};
@@ -57,8 +60,15 @@ impl FanOut {
         let live = self.integrations.count_syncable().await?;
         let now = self.clock.now();
         let fan_out = RunId::generate(now.unix_seconds());
-        let page = FanOutPage { fan_out, started_at: now, window: self.window, after: None };
-        self.queue.enqueue(&[SyncJob::fan_out_page(trigger, page)]).await?;
+        let page = FanOutPage {
+            fan_out,
+            started_at: now,
+            window: self.window,
+            after: None,
+        };
+        self.queue
+            .enqueue(&[SyncJob::fan_out_page(trigger, page)])
+            .await?;
         tracing::info!(trigger = ?trigger, integrations = live, fan_out = %fan_out, window_secs = self.window.as_secs(), "fan-out queued for every approved integration");
         Ok(live)
     }
@@ -75,15 +85,25 @@ impl FanOut {
     /// the continuation last: a crash before the continuation leaves the page to its
     /// redelivery (which sends the continuation); a crash after it only repeats this page's
     /// harmless re-sends, and the next page may then run twice, which the marks make harmless.
-    pub(super) async fn fan_out_page(&self, trigger: RunTrigger, page: &FanOutPage) -> Result<SyncResult, SyncError> {
-        let listed = self.integrations.list_syncable(self.page_size.max(1), page.after.clone()).await?;
+    pub(super) async fn fan_out_page(
+        &self,
+        trigger: RunTrigger,
+        page: &FanOutPage,
+    ) -> Result<SyncResult, SyncError> {
+        let listed = self
+            .integrations
+            .list_syncable(self.page_size.max(1), page.after.clone())
+            .await?;
         let now = self.clock.now();
         let mut ready = Vec::new();
         let mut later = Vec::new();
         for record in listed.items {
             let id = record.integration.id;
             let due = page.due(&id);
-            if !self.request_for_fan_out(id, page.fan_out, record, due, now).await? {
+            if !self
+                .request_for_fan_out(id, page.fan_out, record, due, now)
+                .await?
+            {
                 continue;
             }
             match due.unix_millis() - now.unix_millis() {
@@ -98,8 +118,13 @@ impl FanOut {
         self.queue.enqueue(&ready).await?;
         self.queue.enqueue_each_after(&later).await?;
         if let Some(next) = listed.next {
-            let next = FanOutPage { after: Some(next), ..page.clone() };
-            self.queue.enqueue(&[SyncJob::fan_out_page(trigger, next)]).await?;
+            let next = FanOutPage {
+                after: Some(next),
+                ..page.clone()
+            };
+            self.queue
+                .enqueue(&[SyncJob::fan_out_page(trigger, next)])
+                .await?;
         } else {
             tracing::info!(trigger = ?trigger, fan_out = %page.fan_out, "fan-out reached the last page");
         }
@@ -125,7 +150,10 @@ impl FanOut {
                 return Change::Keep(control.requested_at.is_some());
             }
             control.fan_out = Some(fan_out);
-            if control.pending_request(now).is_some_and(|at| at.plus_millis(stale_after) > now) {
+            if control
+                .pending_request(now)
+                .is_some_and(|at| at.plus_millis(stale_after) > now)
+            {
                 // Coalesced: the pending request's own job serves this fan-out too.
                 return Change::Write(false);
             }
@@ -148,11 +176,19 @@ impl FanOut {
             for record in records.iter() {
                 let control = &record.sync_control;
                 // A sync request, and pending availability pulls: each gets its job again.
-                let catalog = control.requested_at.map(|_| SyncJob::catalog(record.integration.id, RunTrigger::FollowUp));
-                let pulls = control.pulls_requested_at.map(|_| SyncJob::pending_pulls(record.integration.id));
+                let catalog = control
+                    .requested_at
+                    .map(|_| SyncJob::catalog(record.integration.id, RunTrigger::FollowUp));
+                let pulls = control
+                    .pulls_requested_at
+                    .map(|_| SyncJob::pending_pulls(record.integration.id));
                 for job in catalog.into_iter().chain(pulls) {
                     match control.live_lease(now) {
-                        Some(lease) => self.queue.enqueue_after(&job, self.leases.delay_until(lease.expires_at, now)).await?,
+                        Some(lease) => {
+                            self.queue
+                                .enqueue_after(&job, self.leases.delay_until(lease.expires_at, now))
+                                .await?
+                        }
                         None => self.queue.enqueue(&[job]).await?,
                     }
                     resumed += 1;
@@ -175,11 +211,16 @@ pub(super) struct LivePages {
 }
 
 impl LivePages {
-    pub(super) async fn next(&mut self, store: &dyn IntegrationStore) -> Result<Option<Vec<IntegrationRecord>>, StoreError> {
+    pub(super) async fn next(
+        &mut self,
+        store: &dyn IntegrationStore,
+    ) -> Result<Option<Vec<IntegrationRecord>>, StoreError> {
         if self.done {
             return Ok(None);
         }
-        let page = store.list_syncable(RESUME_PAGE_SIZE, self.after.take()).await?;
+        let page = store
+            .list_syncable(RESUME_PAGE_SIZE, self.after.take())
+            .await?;
         self.done = page.next.is_none();
         self.after = page.next;
         Ok(Some(page.items))

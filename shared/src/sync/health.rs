@@ -10,7 +10,8 @@
 use std::sync::Arc;
 
 use crate::domain::{
-    DOWN_AFTER_FAILURES, HealthStatus, HealthTransition, IntegrationId, IntegrationRecord, RunOutcome, RunTrigger, SyncCounts, Timestamp,
+    DOWN_AFTER_FAILURES, HealthStatus, HealthTransition, IntegrationId, IntegrationRecord,
+    RunOutcome, RunTrigger, SyncCounts, Timestamp,
 };
 use crate::logging::Untrusted;
 use crate::metrics::{self, Record, Write};
@@ -32,12 +33,22 @@ pub(super) struct Health {
 
 impl Health {
     pub(super) fn new(ports: &Ports, leases: Leases, runs: RunLog) -> Self {
-        Self { integrations: ports.integrations.clone(), catalog: ports.catalog.clone(), clock: ports.clock.clone(), leases, runs }
+        Self {
+            integrations: ports.integrations.clone(),
+            catalog: ports.catalog.clone(),
+            clock: ports.clock.clone(),
+            leases,
+            runs,
+        }
     }
 
     /// Records a probe on the health state and acts on the transition: DOWN deactivates the
     /// catalog (and forces the next sync to be full); recovery from DOWN requests that sync.
-    pub(super) async fn record_probe(&self, id: IntegrationId, outcome: ProbeOutcome) -> Result<(), SyncError> {
+    pub(super) async fn record_probe(
+        &self,
+        id: IntegrationId,
+        outcome: ProbeOutcome,
+    ) -> Result<(), SyncError> {
         let now = self.clock.now();
         let updated = update_record(self.integrations.as_ref(), &id, None, |record| {
             let transition = apply_probe(record, outcome, now);
@@ -50,7 +61,9 @@ impl Health {
         match updated {
             Some((_, HealthTransition::BecameDown)) => self.deactivate_when_down(id).await,
             Some((record, HealthTransition::RecoveredFromDown)) => {
-                self.leases.request_sync(id, RunTrigger::Recovery, Some(record)).await?;
+                self.leases
+                    .request_sync(id, RunTrigger::Recovery, Some(record))
+                    .await?;
                 Ok(())
             }
             _ => Ok(()),
@@ -60,19 +73,33 @@ impl Health {
     /// A catalog sync's failed partner call, while `run` still holds the lease: when `probe`,
     /// a failed probe (unless the lease was lost), and if the integration is DOWN after it,
     /// its catalog deactivated. The caller releases the lease afterwards.
-    pub(super) async fn failed_probe(&self, run: &Run, probe: bool, message: &str, now: Timestamp) -> Result<(), SyncError> {
+    pub(super) async fn failed_probe(
+        &self,
+        run: &Run,
+        probe: bool,
+        message: &str,
+        now: Timestamp,
+    ) -> Result<(), SyncError> {
         // The failed probe first, keeping the lease: if the integration is DOWN after it, its
         // catalog is deactivated while this run still excludes every other catalog writer.
         let probed = update_record(self.integrations.as_ref(), &run.id, None, |record| {
             if !probe {
                 return Change::Keep((false, HealthTransition::Unchanged));
             }
-            if record.sync_control.lease.as_ref().is_none_or(|lease| lease.run_id != run.run_id) {
+            if record
+                .sync_control
+                .lease
+                .as_ref()
+                .is_none_or(|lease| lease.run_id != run.run_id)
+            {
                 // The lease expired and someone else took over: their run decides the state.
                 return Change::Keep((false, HealthTransition::Unchanged));
             }
             let transition = apply_probe(record, ProbeOutcome::Failure, now);
-            Change::Write((record.integration.health.status == HealthStatus::Down, transition))
+            Change::Write((
+                record.integration.health.status == HealthStatus::Down,
+                transition,
+            ))
         })
         .await?;
         let (down, transition) = match probed {
@@ -83,8 +110,16 @@ impl Health {
             None => (false, HealthTransition::Unchanged),
         };
         if down {
-            let reason = format!("the integration became DOWN: {DOWN_AFTER_FAILURES} probes failed in a row, the last: {message}");
-            self.deactivate(run.id, now, reason, transition == HealthTransition::BecameDown).await?;
+            let reason = format!(
+                "the integration became DOWN: {DOWN_AFTER_FAILURES} probes failed in a row, the last: {message}"
+            );
+            self.deactivate(
+                run.id,
+                now,
+                reason,
+                transition == HealthTransition::BecameDown,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -97,14 +132,23 @@ impl Health {
     async fn deactivate_when_down(&self, id: IntegrationId) -> Result<(), SyncError> {
         let now = self.clock.now();
         let run = Run::start(id, RunTrigger::FollowUp, now);
-        let taken = self.leases.take_lease(&run, |record| record.integration.health.status == HealthStatus::Down).await?;
+        let taken = self
+            .leases
+            .take_lease(&run, |record| {
+                record.integration.health.status == HealthStatus::Down
+            })
+            .await?;
         if !matches!(taken, Some((_, true))) {
             return Ok(());
         }
-        let reason = format!("the integration became DOWN: {DOWN_AFTER_FAILURES} probes (syncs or connection tests) failed in a row");
+        let reason = format!(
+            "the integration became DOWN: {DOWN_AFTER_FAILURES} probes (syncs or connection tests) failed in a row"
+        );
         let deactivated = self.deactivate(id, now, reason, true).await;
         // Give the lease back either way; a request made meanwhile gets its follow-up now.
-        self.leases.release(&run, RunTrigger::FollowUp, Request::Served, |_| {}).await?;
+        self.leases
+            .release(&run, RunTrigger::FollowUp, Request::Served, |_| {})
+            .await?;
         deactivated
     }
 
@@ -113,7 +157,13 @@ impl Health {
     /// its own (trigger `health_down`, outcome `deactivated`) with `reason` and the count, so
     /// the sync log says when and why the catalog went inactive; a failed probe of an
     /// integration long DOWN, finding nothing active, adds none.
-    async fn deactivate(&self, id: IntegrationId, now: Timestamp, reason: String, became_down: bool) -> Result<(), SyncError> {
+    async fn deactivate(
+        &self,
+        id: IntegrationId,
+        now: Timestamp,
+        reason: String,
+        became_down: bool,
+    ) -> Result<(), SyncError> {
         let run = Run::start(id, RunTrigger::HealthDown, now);
         let deactivated = self.catalog.deactivate_all(&id, now).await?;
         metrics::catalog_writes(Record::Activity, Write::Deactivate, deactivated);
@@ -123,16 +173,28 @@ impl Health {
         metrics::down_deactivation();
         // The reason can name what a partner sent (a status, a hostname): outside text.
         tracing::warn!(integration_id = %id, deactivated, reason = %Untrusted(&reason), "integration is DOWN: activities deactivated, scheduled syncs only probe");
-        let counts = SyncCounts { deactivated, ..SyncCounts::default() };
-        let report =
-            RunReport { outcome: RunOutcome::Deactivated, counts, hash: None, error: Some(truncate(reason)), rejections: Vec::new() };
+        let counts = SyncCounts {
+            deactivated,
+            ..SyncCounts::default()
+        };
+        let report = RunReport {
+            outcome: RunOutcome::Deactivated,
+            counts,
+            hash: None,
+            error: Some(truncate(reason)),
+            rejections: Vec::new(),
+        };
         self.runs.record(&run, report).await;
         Ok(())
     }
 }
 
 /// Applies a probe to the health state; DOWN also forces the next successful sync to be full.
-pub(super) fn apply_probe(record: &mut IntegrationRecord, outcome: ProbeOutcome, now: Timestamp) -> HealthTransition {
+pub(super) fn apply_probe(
+    record: &mut IntegrationRecord,
+    outcome: ProbeOutcome,
+    now: Timestamp,
+) -> HealthTransition {
     let transition = match outcome {
         ProbeOutcome::Success => record.integration.health.record_success(now),
         ProbeOutcome::Failure => record.integration.health.record_failure(now),

@@ -21,7 +21,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::domain::{HealthStatus, IntegrationId, IntegrationRecord, Lease, RunTrigger, SyncStatus, Timestamp};
+use crate::domain::{
+    HealthStatus, IntegrationId, IntegrationRecord, Lease, RunTrigger, SyncStatus, Timestamp,
+};
 use crate::optimistic::{Change, update_record};
 use crate::ports::{Clock, IntegrationStore, Ports, SyncJob, SyncQueue};
 
@@ -43,8 +45,14 @@ pub(super) struct Leases {
 /// What [`Leases::start`] found.
 pub(super) enum Start {
     NotNeeded,
-    Busy { newly_requested: bool, lease_expires_at: Timestamp },
-    Acquired { record: Box<IntegrationRecord>, force: bool },
+    Busy {
+        newly_requested: bool,
+        lease_expires_at: Timestamp,
+    },
+    Acquired {
+        record: Box<IntegrationRecord>,
+        force: bool,
+    },
 }
 
 /// What [`Leases::release`] did, when the integration still exists.
@@ -97,14 +105,21 @@ impl Leases {
         known: Option<IntegrationRecord>,
     ) -> Result<bool, SyncError> {
         let now = self.clock.now();
-        let Some((requested_at, lease_expires_at)) = self.mark_requested(id, known, now).await? else {
+        let Some((requested_at, lease_expires_at)) = self.mark_requested(id, known, now).await?
+        else {
             return Ok(false);
         };
         let job = SyncJob::catalog(id, trigger);
         let sent = match lease_expires_at {
             // The holder enqueues a follow-up when it finishes; this covers a holder that dies.
-            Some(expires_at) => self.queue.enqueue_after(&job, self.delay_until(expires_at, now)).await,
-            None if trigger == RunTrigger::Fallback => self.queue.enqueue_after(&job, self.fallback_delay).await,
+            Some(expires_at) => {
+                self.queue
+                    .enqueue_after(&job, self.delay_until(expires_at, now))
+                    .await
+            }
+            None if trigger == RunTrigger::Fallback => {
+                self.queue.enqueue_after(&job, self.fallback_delay).await
+            }
             None => self.queue.enqueue(&[job]).await,
         };
         if let Err(error) = sent {
@@ -147,7 +162,11 @@ impl Leases {
             let control = &mut record.sync_control;
             // A request the running sync already serves does not cover this one, nor does one
             // a fan-out spread to later in its window.
-            if control.pending_request(now).is_some_and(|at| at.plus_millis(stale_after) > now) && !control.deferred(now) {
+            if control
+                .pending_request(now)
+                .is_some_and(|at| at.plus_millis(stale_after) > now)
+                && !control.deferred(now)
+            {
                 return Change::Keep(None);
             }
             let at = control.request(now);
@@ -159,7 +178,12 @@ impl Leases {
 
     /// Takes the lease for a catalog sync, or records that a sync is wanted while another one
     /// runs.
-    pub(super) async fn start(&self, run: &Run, known: Option<IntegrationRecord>, only_if_requested: bool) -> Result<Start, SyncError> {
+    pub(super) async fn start(
+        &self,
+        run: &Run,
+        known: Option<IntegrationRecord>,
+        only_if_requested: bool,
+    ) -> Result<Start, SyncError> {
         let now = run.started_at;
         let lease_for = self.lease.as_millis() as i64;
         let updated = update_record(self.integrations.as_ref(), &run.id, known, |record| {
@@ -171,9 +195,15 @@ impl Leases {
                 let lease_expires_at = lease.expires_at;
                 if control.pending_request(now).is_none() {
                     control.request(now);
-                    return Change::Write(Start::Busy { newly_requested: true, lease_expires_at });
+                    return Change::Write(Start::Busy {
+                        newly_requested: true,
+                        lease_expires_at,
+                    });
                 }
-                return Change::Keep(Start::Busy { newly_requested: false, lease_expires_at });
+                return Change::Keep(Start::Busy {
+                    newly_requested: false,
+                    lease_expires_at,
+                });
             }
             if !record.integration.is_live() {
                 // Unapproved or paused since the request: drop it.
@@ -183,16 +213,27 @@ impl Leases {
             // The run serves the pending request (a webhook run makes its own), and clears it
             // only when it commits: if it dies, the request is still there to be retried.
             let covers = *control.requested_at.get_or_insert(now);
-            control.lease = Some(Lease { run_id: run.run_id, expires_at: now.plus_millis(lease_for), covers: Some(covers) });
+            control.lease = Some(Lease {
+                run_id: run.run_id,
+                expires_at: now.plus_millis(lease_for),
+                covers: Some(covers),
+            });
             record.integration.sync.status = SyncStatus::Syncing;
             // After DOWN the catalog was deactivated: the next successful sync must be full.
-            let force = control.force_full_sync || record.integration.health.status == HealthStatus::Down;
-            Change::Write(Start::Acquired { record: Box::new(record.clone()), force })
+            let force =
+                control.force_full_sync || record.integration.health.status == HealthStatus::Down;
+            Change::Write(Start::Acquired {
+                record: Box::new(record.clone()),
+                force,
+            })
         })
         .await?;
         Ok(match updated {
             None => Start::NotNeeded,
-            Some((record, Start::Acquired { force, .. })) => Start::Acquired { record: Box::new(record), force },
+            Some((record, Start::Acquired { force, .. })) => Start::Acquired {
+                record: Box::new(record),
+                force,
+            },
             Some((_, other)) => other,
         })
     }
@@ -208,14 +249,20 @@ impl Leases {
     ) -> Result<Option<(IntegrationRecord, bool)>, SyncError> {
         let now = run.started_at;
         let lease_for = self.lease.as_millis() as i64;
-        Ok(update_record(self.integrations.as_ref(), &run.id, None, |record| {
-            if !may_take(record) || record.sync_control.live_lease(now).is_some() {
-                return Change::Keep(false);
-            }
-            record.sync_control.lease = Some(Lease { run_id: run.run_id, expires_at: now.plus_millis(lease_for), covers: None });
-            Change::Write(true)
-        })
-        .await?)
+        Ok(
+            update_record(self.integrations.as_ref(), &run.id, None, |record| {
+                if !may_take(record) || record.sync_control.live_lease(now).is_some() {
+                    return Change::Keep(false);
+                }
+                record.sync_control.lease = Some(Lease {
+                    run_id: run.run_id,
+                    expires_at: now.plus_millis(lease_for),
+                    covers: None,
+                });
+                Change::Write(true)
+            })
+            .await?,
+        )
     }
 
     /// Releases our lease (if still ours) with `finish` applied, then sends the one job a
@@ -251,12 +298,17 @@ impl Leases {
             finish(record);
             // Pulls asked for while the lease was held (or left by a pull run that could not
             // serve them all) get their job now: their requests sent none while it was held.
-            let pulls_waiting = record.sync_control.pulls_requested_at.is_some() && record.integration.is_live();
+            let pulls_waiting =
+                record.sync_control.pulls_requested_at.is_some() && record.integration.is_live();
             Change::Write(Some((follow_up, pulls_waiting)))
         })
         .await?;
-        let Some((_, written)) = updated else { return Ok(None) };
-        let Some((follow_up, pulls_waiting)) = written else { return Ok(Some(Released::NotOurs)) };
+        let Some((_, written)) = updated else {
+            return Ok(None);
+        };
+        let Some((follow_up, pulls_waiting)) = written else {
+            return Ok(Some(Released::NotOurs));
+        };
         let mut jobs = Vec::new();
         if follow_up {
             jobs.push(SyncJob::catalog(run.id, next).in_lane(run.lane));
@@ -276,7 +328,11 @@ impl Leases {
     /// a run holds it (its release sends the job; this one covers a holder that dies); never
     /// when a job is already pending and fresh, so however many requests arrive, one
     /// integration has at most a job or two in the queue. `None` when the integration is gone.
-    pub(super) async fn mark_pulls_requested(&self, id: IntegrationId, now: Timestamp) -> Result<Option<(Timestamp, PullJob)>, SyncError> {
+    pub(super) async fn mark_pulls_requested(
+        &self,
+        id: IntegrationId,
+        now: Timestamp,
+    ) -> Result<Option<(Timestamp, PullJob)>, SyncError> {
         // A request older than a lease and a minute that no run served lost its job.
         let stale_after = self.lease.as_millis() as i64 + 60_000;
         let updated = update_record(self.integrations.as_ref(), &id, None, |record| {

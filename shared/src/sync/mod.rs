@@ -40,10 +40,13 @@ mod shared;
 mod subscriptions;
 
 pub use availability::{
-    AvailabilityPull, MAX_CALLS_PER_RUN, MAX_CONCURRENT_CALLS, MAX_DAYS_PER_CALL, MAX_PULLS_PER_RUN, format_date, parse_date, split_range,
+    AvailabilityPull, MAX_CALLS_PER_RUN, MAX_CONCURRENT_CALLS, MAX_DAYS_PER_CALL,
+    MAX_PULLS_PER_RUN, format_date, parse_date, split_range,
 };
 pub use canonical::canonicalize;
-pub use catalog::{CatalogError, CatalogItem, CatalogParser, MAX_ACTIVITY_BYTES, ParsedCatalog, parse_catalog};
+pub use catalog::{
+    CatalogError, CatalogItem, CatalogParser, MAX_ACTIVITY_BYTES, ParsedCatalog, parse_catalog,
+};
 pub use catalog_sync::{CatalogFailure, CatalogRead};
 pub use diff::{CatalogDiff, Incoming, StreamingDiff, diff_catalog};
 pub use engine::SyncEngine;

@@ -21,8 +21,8 @@ use super::lease::{Leases, Request};
 use super::runs::{Run, RunLog, RunReport, truncate};
 use super::shared::{SyncError, SyncResult};
 use crate::domain::{
-    CatalogLimits, CatalogUsage, HealthStatus, IntegrationId, IntegrationRecord, ProductActivity, Rejection, RunOutcome, RunTrigger,
-    SyncCounts,
+    CatalogLimits, CatalogUsage, HealthStatus, IntegrationId, IntegrationRecord, ProductActivity,
+    Rejection, RunOutcome, RunTrigger, SyncCounts,
 };
 use crate::logging::Untrusted;
 use crate::metrics::{self, Record, Write};
@@ -51,23 +51,41 @@ impl ProductSync {
         runs: RunLog,
         limits: CatalogLimits,
     ) -> Self {
-        Self { catalog: ports.catalog.clone(), clock: ports.clock.clone(), octo, credentials, leases, runs, limits }
+        Self {
+            catalog: ports.catalog.clone(),
+            clock: ports.clock.clone(),
+            octo,
+            credentials,
+            leases,
+            runs,
+            limits,
+        }
     }
 
     /// Syncs one product under the lease. When another sync holds the lease, or the
     /// integration is DOWN (its catalog deactivated), a full sync is requested instead: it
     /// sees the product's change too.
-    pub(super) async fn sync_product(&self, id: IntegrationId, product_id: &str) -> Result<SyncResult, SyncError> {
+    pub(super) async fn sync_product(
+        &self,
+        id: IntegrationId,
+        product_id: &str,
+    ) -> Result<SyncResult, SyncError> {
         let now = self.clock.now();
         let run = Run::start(id, RunTrigger::ProductUpdate, now);
-        let may_take = |record: &IntegrationRecord| record.integration.is_live() && record.integration.health.status != HealthStatus::Down;
-        let Some((record, taken)) = self.leases.take_lease(&run, may_take).await? else { return Ok(SyncResult::NotNeeded) };
+        let may_take = |record: &IntegrationRecord| {
+            record.integration.is_live() && record.integration.health.status != HealthStatus::Down
+        };
+        let Some((record, taken)) = self.leases.take_lease(&run, may_take).await? else {
+            return Ok(SyncResult::NotNeeded);
+        };
         if !record.integration.is_live() {
             return Ok(SyncResult::NotNeeded);
         }
         if !taken {
             tracing::info!(integration_id = %id, "product update while a sync runs (or DOWN): a full sync will cover it");
-            self.leases.request_sync(id, RunTrigger::FollowUp, Some(record)).await?;
+            self.leases
+                .request_sync(id, RunTrigger::FollowUp, Some(record))
+                .await?;
             return Ok(SyncResult::Queued);
         }
         let outcome = self.product_locked(&run, &record, product_id).await;
@@ -85,14 +103,33 @@ impl ProductSync {
         Ok(result)
     }
 
-    async fn product_locked(&self, run: &Run, record: &IntegrationRecord, product_id: &str) -> Result<ProductOutcome, SyncError> {
+    async fn product_locked(
+        &self,
+        run: &Run,
+        record: &IntegrationRecord,
+        product_id: &str,
+    ) -> Result<ProductOutcome, SyncError> {
         let id = run.id;
         let Some(credentials) = self.credentials.of(record).await? else {
-            return Ok((self.product_failed(run, product_id, NO_CREDENTIAL.into()).await, None));
+            return Ok((
+                self.product_failed(run, product_id, NO_CREDENTIAL.into())
+                    .await,
+                None,
+            ));
         };
-        let body = match self.octo.fetch_product_body(&record.integration.base_url, &credentials, product_id).await {
+        let body = match self
+            .octo
+            .fetch_product_body(&record.integration.base_url, &credentials, product_id)
+            .await
+        {
             Ok(body) => body,
-            Err(error) => return Ok((self.product_failed(run, product_id, error.to_string()).await, None)),
+            Err(error) => {
+                return Ok((
+                    self.product_failed(run, product_id, error.to_string())
+                        .await,
+                    None,
+                ));
+            }
         };
         metrics::products_fetched(u64::from(body.is_some()));
         let stored = self.catalog.activity_of_product(&id, product_id).await?;
@@ -101,12 +138,22 @@ impl ProductSync {
 
         let Some(body) = body else {
             // The partner no longer has it: deactivate (never delete), as a full sync would.
-            if let Some(ProductActivity { internal_name, is_active: true, .. }) = stored {
-                self.catalog.set_active(&id, &[internal_name], false, now).await?;
+            if let Some(ProductActivity {
+                internal_name,
+                is_active: true,
+                ..
+            }) = stored
+            {
+                self.catalog
+                    .set_active(&id, &[internal_name], false, now)
+                    .await?;
                 metrics::catalog_writes(Record::Activity, Write::Deactivate, 1);
                 counts.deactivated = 1;
             }
-            return Ok((self.product_done(run, product_id, counts, Vec::new()).await, None));
+            return Ok((
+                self.product_done(run, product_id, counts, Vec::new()).await,
+                None,
+            ));
         };
 
         // The same parser as a full sync, over a one-product array: the same validation,
@@ -119,18 +166,41 @@ impl ProductSync {
         let parsed = match parse_catalog(&array, now) {
             Ok(parsed) => parsed,
             Err(_) => {
-                return Ok((self.product_failed(run, product_id, "GET /products/{id} did not return an OCTO product".into()).await, None));
+                return Ok((
+                    self.product_failed(
+                        run,
+                        product_id,
+                        "GET /products/{id} did not return an OCTO product".into(),
+                    )
+                    .await,
+                    None,
+                ));
             }
         };
         if let Some(rejection) = parsed.rejections.into_iter().next() {
             counts.rejected = 1;
-            return Ok((self.product_done(run, product_id, counts, vec![rejection]).await, None));
+            return Ok((
+                self.product_done(run, product_id, counts, vec![rejection])
+                    .await,
+                None,
+            ));
         }
         let Some(activity) = parsed.activities.into_iter().next() else {
-            return Ok((self.product_failed(run, product_id, "GET /products/{id} did not return an OCTO product".into()).await, None));
+            return Ok((
+                self.product_failed(
+                    run,
+                    product_id,
+                    "GET /products/{id} did not return an OCTO product".into(),
+                )
+                .await,
+                None,
+            ));
         };
         if activity.external_sync.external_id != product_id {
-            let message = format!("GET /products/{{id}} answered with another product ({:?})", activity.external_sync.external_id);
+            let message = format!(
+                "GET /products/{{id}} answered with another product ({:?})",
+                activity.external_sync.external_id
+            );
             return Ok((self.product_failed(run, product_id, message).await, None));
         }
 
@@ -140,59 +210,112 @@ impl ProductSync {
         let usage = record.sync_control.catalog_usage.unwrap_or_default();
         let (added, grown, after) = match &stored {
             Some(state) if state.internal_name == activity.internal_name => {
-                let after = CatalogUsage { bytes: usage.bytes.saturating_sub(state.stored_bytes).saturating_add(bytes), ..usage };
+                let after = CatalogUsage {
+                    bytes: usage
+                        .bytes
+                        .saturating_sub(state.stored_bytes)
+                        .saturating_add(bytes),
+                    ..usage
+                };
                 (0, bytes.saturating_sub(state.stored_bytes), after)
             }
-            _ => (1, bytes, CatalogUsage { activities: usage.activities + 1, bytes: usage.bytes.saturating_add(bytes) }),
+            _ => (
+                1,
+                bytes,
+                CatalogUsage {
+                    activities: usage.activities + 1,
+                    bytes: usage.bytes.saturating_add(bytes),
+                },
+            ),
         };
         let unchanged = stored.as_ref().is_some_and(|state| {
-            state.internal_name == activity.internal_name && state.content_hash == activity.content_hash && state.is_active
+            state.internal_name == activity.internal_name
+                && state.content_hash == activity.content_hash
+                && state.is_active
         });
         if !unchanged && let Some(reason) = self.limits.refusal(usage, added, grown) {
             counts.rejected = 1;
-            let rejection =
-                Rejection { index: 0, product_id: Some(product_id.to_owned()), internal_name: Some(activity.internal_name), reason };
-            return Ok((self.product_done(run, product_id, counts, vec![rejection]).await, None));
+            let rejection = Rejection {
+                index: 0,
+                product_id: Some(product_id.to_owned()),
+                internal_name: Some(activity.internal_name),
+                reason,
+            };
+            return Ok((
+                self.product_done(run, product_id, counts, vec![rejection])
+                    .await,
+                None,
+            ));
         }
 
         counts.synced = 1;
         match stored {
             Some(_) if unchanged => {
                 counts.unchanged = 1;
-                return Ok((self.product_done(run, product_id, counts, Vec::new()).await, None));
+                return Ok((
+                    self.product_done(run, product_id, counts, Vec::new()).await,
+                    None,
+                ));
             }
             Some(state) => {
                 if state.internal_name != activity.internal_name && state.is_active {
                     // Renamed: the activity is keyed by internalName, so the old one goes.
-                    self.catalog.set_active(&id, &[state.internal_name], false, now).await?;
+                    self.catalog
+                        .set_active(&id, &[state.internal_name], false, now)
+                        .await?;
                     metrics::catalog_writes(Record::Activity, Write::Deactivate, 1);
                     counts.deactivated = 1;
                 }
-                self.catalog.put_activities(&id, std::slice::from_ref(&activity)).await?;
+                self.catalog
+                    .put_activities(&id, std::slice::from_ref(&activity))
+                    .await?;
                 metrics::catalog_writes(Record::Activity, Write::Upsert, 1);
                 counts.updated = 1;
             }
             None => {
-                self.catalog.put_activities(&id, std::slice::from_ref(&activity)).await?;
+                self.catalog
+                    .put_activities(&id, std::slice::from_ref(&activity))
+                    .await?;
                 metrics::catalog_writes(Record::Activity, Write::Upsert, 1);
                 counts.created = 1;
             }
         }
-        Ok((self.product_done(run, product_id, counts, Vec::new()).await, Some(after)))
+        Ok((
+            self.product_done(run, product_id, counts, Vec::new()).await,
+            Some(after),
+        ))
     }
 
-    async fn product_done(&self, run: &Run, product_id: &str, counts: SyncCounts, rejections: Vec<crate::domain::Rejection>) -> SyncResult {
+    async fn product_done(
+        &self,
+        run: &Run,
+        product_id: &str,
+        counts: SyncCounts,
+        rejections: Vec<crate::domain::Rejection>,
+    ) -> SyncResult {
         tracing::info!(integration_id = %run.id, product_id = %Untrusted(product_id), ?counts, "product synced");
-        let report = RunReport { outcome: RunOutcome::Synced, counts, hash: None, error: None, rejections: rejections.clone() };
+        let report = RunReport {
+            outcome: RunOutcome::Synced,
+            counts,
+            hash: None,
+            error: None,
+            rejections: rejections.clone(),
+        };
         self.runs.record(run, report).await;
-        SyncResult::Done { counts, skipped: false, rejections }
+        SyncResult::Done {
+            counts,
+            skipped: false,
+            rejections,
+        }
     }
 
     /// The partner failed: recorded on the run (the sync log), not on the integration's state.
     async fn product_failed(&self, run: &Run, product_id: &str, message: String) -> SyncResult {
         let message = truncate(message);
         tracing::warn!(integration_id = %run.id, product_id = %Untrusted(product_id), error = %Untrusted(&message), "product sync failed");
-        self.runs.record(run, RunReport::failed(message.clone())).await;
+        self.runs
+            .record(run, RunReport::failed(message.clone()))
+            .await;
         SyncResult::Failed { message }
     }
 }

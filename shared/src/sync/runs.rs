@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::domain::{
-    ContentHash, IntegrationId, RUN_RETENTION_DAYS, Rejection, RunId, RunOutcome, RunTrigger, SyncCounts, SyncRun, Timestamp,
+    ContentHash, IntegrationId, RUN_RETENTION_DAYS, Rejection, RunId, RunOutcome, RunTrigger,
+    SyncCounts, SyncRun, Timestamp,
 };
 use crate::metrics::{self, Rejected};
 use crate::ports::{Lane, RunStore};
@@ -37,18 +38,37 @@ pub(super) struct RunReport {
 impl Run {
     /// A run of `id` starting now.
     pub(super) fn start(id: IntegrationId, trigger: RunTrigger, now: Timestamp) -> Self {
-        Self { id, run_id: RunId::generate(now.unix_seconds()), trigger, lane: Lane::RealTime, started_at: now, clock: Instant::now() }
+        Self {
+            id,
+            run_id: RunId::generate(now.unix_seconds()),
+            trigger,
+            lane: Lane::RealTime,
+            started_at: now,
+            clock: Instant::now(),
+        }
     }
 }
 
 impl RunReport {
     pub(super) fn queued() -> Self {
-        Self { outcome: RunOutcome::Queued, counts: SyncCounts::default(), hash: None, error: None, rejections: Vec::new() }
+        Self {
+            outcome: RunOutcome::Queued,
+            counts: SyncCounts::default(),
+            hash: None,
+            error: None,
+            rejections: Vec::new(),
+        }
     }
 
     /// A partner failure, with its message.
     pub(super) fn failed(message: String) -> Self {
-        Self { outcome: RunOutcome::Error, counts: SyncCounts::default(), hash: None, error: Some(message), rejections: Vec::new() }
+        Self {
+            outcome: RunOutcome::Error,
+            counts: SyncCounts::default(),
+            hash: None,
+            error: Some(message),
+            rejections: Vec::new(),
+        }
     }
 }
 
@@ -64,7 +84,11 @@ impl RunLog {
     }
 
     pub(super) async fn record(&self, run: &Run, report: RunReport) {
-        let rejected = if run.trigger == RunTrigger::AvailabilityPull { Rejected::Availability } else { Rejected::Product };
+        let rejected = if run.trigger == RunTrigger::AvailabilityPull {
+            Rejected::Availability
+        } else {
+            Rejected::Product
+        };
         metrics::rejections(rejected, report.counts.rejected);
         metrics::sync_run(run.trigger, report.outcome, run.clock.elapsed());
         let record = SyncRun {
@@ -78,7 +102,9 @@ impl RunLog {
             hash: report.hash,
             error: report.error,
             rejections: report.rejections,
-            expires_at: run.started_at.plus_millis(RUN_RETENTION_DAYS * 24 * 3600 * 1000),
+            expires_at: run
+                .started_at
+                .plus_millis(RUN_RETENTION_DAYS * 24 * 3600 * 1000),
         };
         // History is best effort: losing a record must not fail the sync it describes.
         if let Err(error) = self.runs.record_run(&record).await {

@@ -62,7 +62,11 @@ pub enum SyncError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncResult {
     /// Finished: written (`skipped: false`) or unchanged by hash (`skipped: true`).
-    Done { counts: SyncCounts, skipped: bool, rejections: Vec<Rejection> },
+    Done {
+        counts: SyncCounts,
+        skipped: bool,
+        rejections: Vec<Rejection>,
+    },
     /// Another sync holds the lease, the request budget ran out, or the partner asked to be
     /// called later (429, 503 with `Retry-After`): a sync will run after this.
     Queued,

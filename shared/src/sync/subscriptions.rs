@@ -22,7 +22,8 @@ use super::runs::truncate;
 use super::shared::{SyncError, SyncResult};
 pub use crate::domain::Unsubscribe;
 use crate::domain::{
-    BaseUrl, CHANNELS, IntegrationId, IntegrationRecord, NotificationMode, Notifications, WebhookSecret, WebhookSecretDigest,
+    BaseUrl, CHANNELS, IntegrationId, IntegrationRecord, NotificationMode, Notifications,
+    WebhookSecret, WebhookSecretDigest,
 };
 use crate::logging::Untrusted;
 use crate::octo::{Channel, OctoClient, OctoCredentials, OctoError};
@@ -60,47 +61,96 @@ impl Subscriptions {
 
     /// The events URL Seyaha subscribes with, when it has a public URL.
     pub(super) fn events_url(&self, id: &IntegrationId) -> Option<String> {
-        self.public_url.as_ref().map(|public| format!("{}{}/{id}/octo/events", public.trim_end_matches('/'), crate::domain::API_PREFIX))
+        self.public_url.as_ref().map(|public| {
+            format!(
+                "{}{}/{id}/octo/events",
+                public.trim_end_matches('/'),
+                crate::domain::API_PREFIX
+            )
+        })
     }
 
     /// The subscribe job.
     pub(super) async fn subscribe(&self, id: IntegrationId) -> Result<SyncResult, SyncError> {
-        let Some(url) = self.events_url(&id) else { return Ok(SyncResult::NotNeeded) };
-        let Some(record) = self.integrations.get(&id).await?.filter(|record| record.integration.is_live()) else {
+        let Some(url) = self.events_url(&id) else {
+            return Ok(SyncResult::NotNeeded);
+        };
+        let Some(record) = self
+            .integrations
+            .get(&id)
+            .await?
+            .filter(|record| record.integration.is_live())
+        else {
             return Ok(SyncResult::NotNeeded);
         };
         let base_url = &record.integration.base_url;
         let Some(credentials) = self.credentials.of(&record).await? else {
-            return self.subscription_failed(id, base_url, NO_CREDENTIAL.into()).await;
+            return self
+                .subscription_failed(id, base_url, NO_CREDENTIAL.into())
+                .await;
         };
         for (channel, mode) in CHANNELS {
-            let existing = match self.octo.list_subscriptions(channel, base_url, &credentials).await {
+            let existing = match self
+                .octo
+                .list_subscriptions(channel, base_url, &credentials)
+                .await
+            {
                 Ok(Some(existing)) => existing,
                 Ok(None) => continue,
-                Err(error) => return self.subscription_failed(id, base_url, error.to_string()).await,
+                Err(error) => {
+                    return self
+                        .subscription_failed(id, base_url, error.to_string())
+                        .await;
+                }
             };
-            let ours: Vec<_> = existing.into_iter().filter(|subscription| subscription.url == url).collect();
+            let ours: Vec<_> = existing
+                .into_iter()
+                .filter(|subscription| subscription.url == url)
+                .collect();
             let holds_our_secret = |secret: &Option<String>| {
-                secret.as_deref().is_some_and(|secret| Some(WebhookSecretDigest::of(secret)) == record.delivery_secret_digest)
+                secret.as_deref().is_some_and(|secret| {
+                    Some(WebhookSecretDigest::of(secret)) == record.delivery_secret_digest
+                })
             };
-            let kept = ours.iter().find(|subscription| holds_our_secret(&subscription.secret)).map(|subscription| subscription.id.clone());
+            let kept = ours
+                .iter()
+                .find(|subscription| holds_our_secret(&subscription.secret))
+                .map(|subscription| subscription.id.clone());
             // Ours with a secret we no longer hold (or duplicates) would deliver to us in vain.
-            for stale in ours.iter().filter(|subscription| Some(&subscription.id) != kept.as_ref()) {
-                if let Err(error) = self.octo.delete_subscription(channel, base_url, &credentials, &stale.id).await {
+            for stale in ours
+                .iter()
+                .filter(|subscription| Some(&subscription.id) != kept.as_ref())
+            {
+                if let Err(error) = self
+                    .octo
+                    .delete_subscription(channel, base_url, &credentials, &stale.id)
+                    .await
+                {
                     tracing::warn!(integration_id = %id, error = %Untrusted(&error.to_string()), "could not remove a stale subscription");
                 }
             }
             let subscription_id = match kept {
                 Some(id) => id,
-                None => match self.create_subscription(id, channel, base_url, &credentials, &url).await? {
+                None => match self
+                    .create_subscription(id, channel, base_url, &credentials, &url)
+                    .await?
+                {
                     Some(Ok(created)) => created,
-                    Some(Err(error)) => return self.subscription_failed(id, base_url, error.to_string()).await,
+                    Some(Err(error)) => {
+                        return self
+                            .subscription_failed(id, base_url, error.to_string())
+                            .await;
+                    }
                     None => return Ok(SyncResult::NotNeeded),
                 },
             };
             let now = self.clock.now();
-            let notifications =
-                Notifications { mode, subscription_ids: vec![subscription_id], subscribed_at: Some(now), error_message: None };
+            let notifications = Notifications {
+                mode,
+                subscription_ids: vec![subscription_id],
+                subscribed_at: Some(now),
+                error_message: None,
+            };
             tracing::info!(integration_id = %id, mode = ?mode, "subscribed to the partner's push channel");
             self.set_notifications(id, base_url, notifications).await?;
             return Ok(SyncResult::NotNeeded);
@@ -160,14 +210,26 @@ impl Subscriptions {
         if !stored.is_some_and(|(_, stored)| stored) {
             return Ok(None);
         }
-        Ok(Some(self.octo.create_subscription(channel, base_url, credentials, url, secret.expose()).await))
+        Ok(Some(
+            self.octo
+                .create_subscription(channel, base_url, credentials, url, secret.expose())
+                .await,
+        ))
     }
 
     /// The unsubscribe job: removes the subscriptions, then clears them (and the delivery
     /// secret) from the integration unless it subscribed anew meanwhile.
-    pub(super) async fn unsubscribe(&self, id: IntegrationId, what: &Unsubscribe) -> Result<SyncResult, SyncError> {
-        let Some(record) = self.integrations.get(&id).await? else { return Ok(SyncResult::NotNeeded) };
-        let Some(credentials) = self.credentials.of(&record).await? else { return Ok(SyncResult::NotNeeded) };
+    pub(super) async fn unsubscribe(
+        &self,
+        id: IntegrationId,
+        what: &Unsubscribe,
+    ) -> Result<SyncResult, SyncError> {
+        let Some(record) = self.integrations.get(&id).await? else {
+            return Ok(SyncResult::NotNeeded);
+        };
+        let Some(credentials) = self.credentials.of(&record).await? else {
+            return Ok(SyncResult::NotNeeded);
+        };
         self.remove_subscriptions(id, what, &credentials).await;
         update_record(self.integrations.as_ref(), &id, None, |record| {
             if record.integration.notifications.subscription_ids != what.subscription_ids {
@@ -183,10 +245,21 @@ impl Subscriptions {
 
     /// Deletes the subscriptions on the partner's platform; failures are logged (best effort:
     /// a subscription left behind delivers to an id that no longer accepts it).
-    pub(super) async fn remove_subscriptions(&self, id: IntegrationId, what: &Unsubscribe, credentials: &OctoCredentials) {
+    pub(super) async fn remove_subscriptions(
+        &self,
+        id: IntegrationId,
+        what: &Unsubscribe,
+        credentials: &OctoCredentials,
+    ) {
         for subscription_id in &what.subscription_ids {
-            match self.octo.delete_subscription(what.channel, &what.base_url, credentials, subscription_id).await {
-                Ok(()) => tracing::info!(integration_id = %id, channel = ?what.channel, "subscription removed"),
+            match self
+                .octo
+                .delete_subscription(what.channel, &what.base_url, credentials, subscription_id)
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(integration_id = %id, channel = ?what.channel, "subscription removed")
+                }
                 Err(error) => {
                     tracing::warn!(integration_id = %id, error = %Untrusted(&error.to_string()), "could not remove a subscription")
                 }
@@ -194,7 +267,12 @@ impl Subscriptions {
         }
     }
 
-    async fn subscription_failed(&self, id: IntegrationId, base_url: &BaseUrl, message: String) -> Result<SyncResult, SyncError> {
+    async fn subscription_failed(
+        &self,
+        id: IntegrationId,
+        base_url: &BaseUrl,
+        message: String,
+    ) -> Result<SyncResult, SyncError> {
         tracing::warn!(integration_id = %id, error = %Untrusted(&message), "could not subscribe to the partner's push channel");
         let failed = Notifications {
             mode: NotificationMode::Error,
@@ -209,7 +287,12 @@ impl Subscriptions {
     /// Records the outcome of a subscribe made on `base_url`. Without a subscription (mode
     /// `none`, `error`) the delivery secret is forgotten in the same write: a create that
     /// failed may still have left it with the platform.
-    async fn set_notifications(&self, id: IntegrationId, base_url: &BaseUrl, notifications: Notifications) -> Result<(), SyncError> {
+    async fn set_notifications(
+        &self,
+        id: IntegrationId,
+        base_url: &BaseUrl,
+        notifications: Notifications,
+    ) -> Result<(), SyncError> {
         update_record(self.integrations.as_ref(), &id, None, |record| {
             if !still_on(record, base_url) {
                 // Moved, paused or unapproved meanwhile: that change's own jobs decide.

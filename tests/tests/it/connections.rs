@@ -11,7 +11,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn limited(max_connections: usize) -> Settings {
-    Settings { header_read_timeout_secs: 1, max_connections, ..test_settings() }
+    Settings {
+        header_read_timeout_secs: 1,
+        max_connections,
+        ..test_settings()
+    }
 }
 
 /// Reads until the server closes the connection (EOF or reset); returns what it sent.
@@ -34,27 +38,42 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Vec<u8> 
 async fn a_client_trickling_its_headers_is_disconnected() {
     let app = TestApp::spawn_with(limited(64)).await;
     let mut stream = TcpStream::connect(app.addr()).await.unwrap();
-    stream.write_all(b"GET /api/v1/partner-integrations/me HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    stream
+        .write_all(b"GET /api/v1/partner-integrations/me HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     let started = Instant::now();
     // One header line every 200 ms, never the blank line that ends the head.
     let trickle = async {
         for n in 0.. {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            if stream.write_all(format!("X-Slow-{n}: b\r\n").as_bytes()).await.is_err() {
+            if stream
+                .write_all(format!("X-Slow-{n}: b\r\n").as_bytes())
+                .await
+                .is_err()
+            {
                 return;
             }
         }
     };
     // The write fails once the server has closed the connection.
-    tokio::time::timeout(Duration::from_secs(10), trickle).await.expect("the server closes the connection within 10 s");
-    assert!(started.elapsed() >= Duration::from_millis(900), "not before the 1 s header read timeout");
+    tokio::time::timeout(Duration::from_secs(10), trickle)
+        .await
+        .expect("the server closes the connection within 10 s");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "not before the 1 s header read timeout"
+    );
 }
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
     let app = TestApp::spawn_with(limited(64)).await;
     let mut stream = TcpStream::connect(app.addr()).await.unwrap();
-    stream.write_all(b"GET /api/v1/partner-integrations/me HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    stream
+        .write_all(b"GET /api/v1/partner-integrations/me HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     // The answer (401: no token), then nothing more is asked: the server closes the connection.
     let received = read_until_closed(&mut stream, Duration::from_secs(10)).await;
     let text = String::from_utf8_lossy(&received);
@@ -73,11 +92,17 @@ async fn idle_connections_past_the_cap_do_not_starve_a_new_client() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let open = app.open_connections();
-        assert!(open <= 8, "{open} connections served at once, over the cap of 8");
+        assert!(
+            open <= 8,
+            "{open} connections served at once, over the cap of 8"
+        );
         if open == 8 {
             break;
         }
-        assert!(Instant::now() < deadline, "the server took only {open} connections");
+        assert!(
+            Instant::now() < deadline,
+            "the server took only {open} connections"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // A well-behaved client is still answered: the idle ones are cut after the header read
@@ -93,12 +118,19 @@ async fn idle_connections_past_the_cap_do_not_starve_a_new_client() {
 
 /// Raises this process's open-file limit to what a test needs (the hard limit allowing).
 fn allow_open_files(needed: u64) {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit only read and write the struct passed by reference.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
         if limit.rlim_cur < needed {
-            assert!(limit.rlim_max >= needed, "this test needs {needed} open files; the hard limit is {}", limit.rlim_max);
+            assert!(
+                limit.rlim_max >= needed,
+                "this test needs {needed} open files; the hard limit is {}",
+                limit.rlim_max
+            );
             limit.rlim_cur = needed;
             assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
         }
@@ -112,7 +144,12 @@ async fn ten_thousand_idle_connections_from_one_client_do_not_starve_another() {
     // The header read timeout is far beyond the test: no idle connection is cut by time, so
     // the other client is served because of the caps alone (without the per-client cap, the
     // attacker's first 64 fill the connection cap and the other client waits in the backlog).
-    let settings = Settings { header_read_timeout_secs: 3_600, max_connections: 64, max_connections_per_client: 16, ..test_settings() };
+    let settings = Settings {
+        header_read_timeout_secs: 3_600,
+        max_connections: 64,
+        max_connections_per_client: 16,
+        ..test_settings()
+    };
     let app = TestApp::spawn_with(settings).await;
     let attacker: std::net::IpAddr = "127.0.0.2".parse().unwrap();
     let mut idle = Vec::with_capacity(IDLE);
@@ -124,7 +161,11 @@ async fn ten_thousand_idle_connections_from_one_client_do_not_starve_another() {
     // The server holds the attacker's share and no more: the rest were closed on accept.
     let deadline = Instant::now() + Duration::from_secs(30);
     while app.open_connections_from(attacker) < 16 {
-        assert!(Instant::now() < deadline, "the server took only {} of the attacker's connections", app.open_connections_from(attacker));
+        assert!(
+            Instant::now() < deadline,
+            "the server took only {} of the attacker's connections",
+            app.open_connections_from(attacker)
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(app.open_connections_from(attacker), 16);
@@ -132,11 +173,16 @@ async fn ten_thousand_idle_connections_from_one_client_do_not_starve_another() {
 
     // Another client (127.0.0.1) is answered while all 10,000 are still open on its side.
     for _ in 0..3 {
-        let reply = tokio::time::timeout(Duration::from_secs(10), app.call("GET", "/me", None, None))
-            .await
-            .expect("another client is served while one client holds 10,000 idle connections");
+        let reply =
+            tokio::time::timeout(Duration::from_secs(10), app.call("GET", "/me", None, None))
+                .await
+                .expect("another client is served while one client holds 10,000 idle connections");
         reply.expect_error(401);
     }
-    assert_eq!(app.open_connections_from(attacker), 16, "the attacker's share stays at its cap");
+    assert_eq!(
+        app.open_connections_from(attacker),
+        16,
+        "the attacker's share stays at its cap"
+    );
     drop(idle);
 }

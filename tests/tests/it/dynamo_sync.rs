@@ -40,17 +40,45 @@ async fn products_beyond_dynamodb_limits_are_rejected_and_the_rest_syncs() {
     octo.set_catalog(catalog);
 
     let new = seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY);
-    let created = service.create(PartnerId::generate(1_800_000_000), new, Role::Admin).await.unwrap();
+    let created = service
+        .create(PartnerId::generate(1_800_000_000), new, Role::Admin)
+        .await
+        .unwrap();
     let id = created.integration.id;
-    service.admin_update(id, AdminPatch::approval()).await.unwrap();
-    let webhook = service.authenticate_webhook(id, Some(created.webhook_secret.expose())).await.unwrap();
+    service
+        .admin_update(id, AdminPatch::approval())
+        .await
+        .unwrap();
+    let webhook = service
+        .authenticate_webhook(id, Some(created.webhook_secret.expose()))
+        .await
+        .unwrap();
 
     let result = service.trigger_sync(webhook).await.unwrap();
-    let SyncResult::Done { counts, rejections, .. } = result else { panic!("the sync failed as a whole: {result:?}") };
-    assert_eq!((counts.synced, counts.created, counts.rejected), (3, 3, 2), "{counts:?}");
+    let SyncResult::Done {
+        counts, rejections, ..
+    } = result
+    else {
+        panic!("the sync failed as a whole: {result:?}")
+    };
+    assert_eq!(
+        (counts.synced, counts.created, counts.rejected),
+        (3, 3, 2),
+        "{counts:?}"
+    );
     let reasons: Vec<&str> = rejections.iter().map(|r| r.reason.as_str()).collect();
-    assert!(reasons.iter().any(|r| r.starts_with("id: must be at most 1024 bytes")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.starts_with("product: too large to store")), "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("id: must be at most 1024 bytes")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("product: too large to store")),
+        "{reasons:?}"
+    );
     assert_eq!(catalog_store.activities(&id).await.unwrap().len(), 3);
 }
 
@@ -61,7 +89,10 @@ async fn products_beyond_dynamodb_limits_are_rejected_and_the_rest_syncs() {
 async fn a_rotated_secret_works_for_the_overlap_on_dynamodb() {
     let config = sdk_config().await;
     let resources = resources(&config).await;
-    let settings = resources.settings(Settings { secret_overlap_hours: 2, ..test_settings() });
+    let settings = resources.settings(Settings {
+        secret_overlap_hours: 2,
+        ..test_settings()
+    });
     let clock = FakeClock::new();
     let ports = seyaha::lambda::ports(&config, &settings, clock.clone()).unwrap();
     let app = app::build(ports, &settings, Host::Lambda);
@@ -70,7 +101,10 @@ async fn a_rotated_secret_works_for_the_overlap_on_dynamodb() {
     let partner = PartnerId::generate(1_800_000_000);
     let created = service.create(partner, new, Role::Partner).await.unwrap();
     let id = created.integration.id;
-    service.admin_update(id, AdminPatch::approval()).await.unwrap();
+    service
+        .admin_update(id, AdminPatch::approval())
+        .await
+        .unwrap();
     let accepts = |secret: &seyaha::domain::WebhookSecret| {
         let secret = secret.expose().to_owned();
         async move {
@@ -83,18 +117,30 @@ async fn a_rotated_secret_works_for_the_overlap_on_dynamodb() {
     };
 
     let rotated = service.rotate_my_webhook_secret(partner).await.unwrap();
-    assert_eq!(rotated.previous_valid_until, clock.now().plus_millis(2 * 3_600_000));
-    assert!(accepts(&created.webhook_secret).await, "the old secret inside the overlap");
+    assert_eq!(
+        rotated.previous_valid_until,
+        clock.now().plus_millis(2 * 3_600_000)
+    );
+    assert!(
+        accepts(&created.webhook_secret).await,
+        "the old secret inside the overlap"
+    );
     assert!(accepts(&rotated.webhook_secret).await);
     clock.advance(std::time::Duration::from_secs(2 * 3600));
-    assert!(!accepts(&created.webhook_secret).await, "the old secret once the overlap ended");
+    assert!(
+        !accepts(&created.webhook_secret).await,
+        "the old secret once the overlap ended"
+    );
     assert!(accepts(&rotated.webhook_secret).await);
 
     let again = service.admin_rotate_webhook_secret(id).await.unwrap();
     assert!(accepts(&again.webhook_secret).await && accepts(&rotated.webhook_secret).await);
     assert!(!accepts(&created.webhook_secret).await);
     service.admin_delete(id).await.unwrap();
-    assert!(!accepts(&again.webhook_secret).await && !accepts(&rotated.webhook_secret).await, "delete revokes both");
+    assert!(
+        !accepts(&again.webhook_secret).await && !accepts(&rotated.webhook_secret).await,
+        "delete revokes both"
+    );
 }
 
 /// Marketplace scale: integration writes are spread over the index shards (no partition key
@@ -118,26 +164,53 @@ async fn integration_writes_spread_over_index_shards_and_a_sync_costs_at_most_fi
     let mut webhooks = Vec::new();
     for n in 0..INTEGRATIONS {
         let new = seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY);
-        let created = service.create(PartnerId::generate(1_800_000_000 + n as i64), new, Role::Partner).await.unwrap();
+        let created = service
+            .create(
+                PartnerId::generate(1_800_000_000 + n as i64),
+                new,
+                Role::Partner,
+            )
+            .await
+            .unwrap();
         let id = created.integration.id;
-        service.admin_update(id, AdminPatch::approval()).await.unwrap();
-        let webhook = service.authenticate_webhook(id, Some(created.webhook_secret.expose())).await.unwrap();
-        let SyncResult::Done { skipped: false, .. } = service.trigger_sync(webhook).await.unwrap() else { panic!("the first sync writes") };
+        service
+            .admin_update(id, AdminPatch::approval())
+            .await
+            .unwrap();
+        let webhook = service
+            .authenticate_webhook(id, Some(created.webhook_secret.expose()))
+            .await
+            .unwrap();
+        let SyncResult::Done { skipped: false, .. } = service.trigger_sync(webhook).await.unwrap()
+        else {
+            panic!("the first sync writes")
+        };
         webhooks.push((id, created.webhook_secret));
     }
     let mut ledger = Ledger::new(seyaha_table());
     ledger.book(&recorder.take());
     for target in ["gsi1", "gsi2"] {
         let (key, share) = ledger.hottest_write_key(target).expect("index writes");
-        assert!(share <= 1.0 / 6.0, "{target}: {key} takes {:.0}% of the index's writes", share * 100.0);
+        assert!(
+            share <= 1.0 / 6.0,
+            "{target}: {key} takes {:.0}% of the index's writes",
+            share * 100.0
+        );
     }
     let (key, share) = ledger.hottest_write_key("table").unwrap();
-    assert!(share <= 1.0 / 6.0, "table: {key} takes {:.0}% of the writes", share * 100.0);
+    assert!(
+        share <= 1.0 / 6.0,
+        "table: {key} takes {:.0}% of the writes",
+        share * 100.0
+    );
 
     // The admin list pages newest first over every shard, with its total from the counters.
     let mut listed = Vec::new();
     for page in 1..=5 {
-        let found = service.admin_list(IntegrationFilter::default(), page, 10).await.unwrap();
+        let found = service
+            .admin_list(IntegrationFilter::default(), page, 10)
+            .await
+            .unwrap();
         assert_eq!(found.total_count, INTEGRATIONS as u64);
         listed.extend(found.items.into_iter().map(|i| (i.created_at, i.id)));
     }
@@ -145,22 +218,57 @@ async fn integration_writes_spread_over_index_shards_and_a_sync_costs_at_most_fi
     expected.sort_by(|a, b| b.cmp(a));
     assert_eq!(listed, expected, "newest first across the shards");
     assert_eq!(listed.len(), INTEGRATIONS);
-    let approved = IntegrationFilter { is_approved: Some(true), health: Some(HealthStatus::Healthy) };
-    assert_eq!(service.admin_list(approved, 1, 100).await.unwrap().total_count, INTEGRATIONS as u64);
-    let unapproved = IntegrationFilter { is_approved: Some(false), health: None };
-    assert_eq!(service.admin_list(unapproved, 1, 100).await.unwrap().total_count, 0);
+    let approved = IntegrationFilter {
+        is_approved: Some(true),
+        health: Some(HealthStatus::Healthy),
+    };
+    assert_eq!(
+        service
+            .admin_list(approved, 1, 100)
+            .await
+            .unwrap()
+            .total_count,
+        INTEGRATIONS as u64
+    );
+    let unapproved = IntegrationFilter {
+        is_approved: Some(false),
+        health: None,
+    };
+    assert_eq!(
+        service
+            .admin_list(unapproved, 1, 100)
+            .await
+            .unwrap()
+            .total_count,
+        0
+    );
 
     // A trigger of an unchanged catalog: take the lease, fetch, skip by hash, commit, record.
     recorder.take();
     let (id, secret) = &webhooks[0];
-    let webhook = service.authenticate_webhook(*id, Some(secret.expose())).await.unwrap();
+    let webhook = service
+        .authenticate_webhook(*id, Some(secret.expose()))
+        .await
+        .unwrap();
     recorder.take();
-    let SyncResult::Done { skipped: true, .. } = service.trigger_sync(webhook).await.unwrap() else { panic!("unchanged") };
+    let SyncResult::Done { skipped: true, .. } = service.trigger_sync(webhook).await.unwrap()
+    else {
+        panic!("unchanged")
+    };
     let mut ledger = Ledger::new(seyaha_table());
     ledger.book(&recorder.take());
     let total = ledger.total();
-    assert!(total.write_units <= 5.0, "an unchanged sync wrote {} units: {:?}", total.write_units, ledger.usage);
-    assert_eq!(ledger.target("gsi1").writes + ledger.target("gsi2").writes, 0, "sync state is copied into no index");
+    assert!(
+        total.write_units <= 5.0,
+        "an unchanged sync wrote {} units: {:?}",
+        total.write_units,
+        ledger.usage
+    );
+    assert_eq!(
+        ledger.target("gsi1").writes + ledger.target("gsi2").writes,
+        0,
+        "sync state is copied into no index"
+    );
 }
 
 /// An availability pull reads the days it asked for, not the option's whole stored calendar:
@@ -183,12 +291,22 @@ async fn a_pull_of_one_day_reads_that_days_slots_only() {
     let octo = FakeOcto::start().await;
     octo.set_catalog(sample_catalog(2));
     let created = service
-        .create(PartnerId::generate(1_800_000_000), seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY), Role::Partner)
+        .create(
+            PartnerId::generate(1_800_000_000),
+            seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY),
+            Role::Partner,
+        )
         .await
         .unwrap();
     let id = created.integration.id;
-    service.admin_update(id, AdminPatch::approval()).await.unwrap();
-    let webhook = service.authenticate_webhook(id, Some(created.webhook_secret.expose())).await.unwrap();
+    service
+        .admin_update(id, AdminPatch::approval())
+        .await
+        .unwrap();
+    let webhook = service
+        .authenticate_webhook(id, Some(created.webhook_secret.expose()))
+        .await
+        .unwrap();
     service.trigger_sync(webhook).await.unwrap();
 
     let start = |day: u32, hour: u32| format!("2099-07-{day:02}T{hour:02}:00:00+03:00");
@@ -217,8 +335,17 @@ async fn a_pull_of_one_day_reads_that_days_slots_only() {
     recorder.take();
 
     let day = parse_date("2099-07-05").unwrap();
-    let pull = AvailabilityPull { product_id: "product_0".into(), option_id: Some("DEFAULT".into()), from: day, to: day };
-    let SyncResult::Done { counts, .. } = service.handle_job(&SyncJob::availability(id, pull)).await.unwrap() else {
+    let pull = AvailabilityPull {
+        product_id: "product_0".into(),
+        option_id: Some("DEFAULT".into()),
+        from: day,
+        to: day,
+    };
+    let SyncResult::Done { counts, .. } = service
+        .handle_job(&SyncJob::availability(id, pull))
+        .await
+        .unwrap()
+    else {
         panic!("the pull runs")
     };
     assert_eq!((counts.updated, counts.unchanged), (3, 1), "{counts:?}");
@@ -228,7 +355,10 @@ async fn a_pull_of_one_day_reads_that_days_slots_only() {
         .filter(|call| call.operation == "Query" && call.request.to_string().contains("SLOT#"))
         .map(|call| call.returned.len())
         .sum();
-    assert_eq!(slots_read, 4, "the pull read {slots_read} slots for a day that has 4");
+    assert_eq!(
+        slots_read, 4,
+        "the pull read {slots_read} slots for a day that has 4"
+    );
 }
 
 /// A partner credential changed through one process is used at once by another (on AWS:
@@ -240,19 +370,42 @@ async fn a_pull_of_one_day_reads_that_days_slots_only() {
 async fn a_credential_changed_in_one_process_is_used_at_once_by_another() {
     let config = sdk_config().await;
     let resources = resources(&config).await;
-    let settings = resources.settings(Settings { secret_cache_secs: 300, ..test_settings() });
+    let settings = resources.settings(Settings {
+        secret_cache_secs: 300,
+        ..test_settings()
+    });
     let clock = FakeClock::new();
-    let build = || app::build(seyaha::lambda::ports(&config, &settings, clock.clone()).unwrap(), &settings, Host::Lambda);
+    let build = || {
+        app::build(
+            seyaha::lambda::ports(&config, &settings, clock.clone()).unwrap(),
+            &settings,
+            Host::Lambda,
+        )
+    };
     let (register, worker) = (build(), build());
     let octo = FakeOcto::start().await;
     let partner = PartnerId::generate(1_800_000_000);
-    let created =
-        register.service().create(partner, seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY), Role::Partner).await.unwrap();
+    let created = register
+        .service()
+        .create(
+            partner,
+            seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY),
+            Role::Partner,
+        )
+        .await
+        .unwrap();
     let id = created.integration.id;
-    register.service().admin_update(id, AdminPatch::approval()).await.unwrap();
+    register
+        .service()
+        .admin_update(id, AdminPatch::approval())
+        .await
+        .unwrap();
     let secret = created.webhook_secret;
     let sync = |service: Arc<seyaha::service::IntegrationService>, secret: String| async move {
-        let webhook = service.authenticate_webhook(id, Some(&secret)).await.unwrap();
+        let webhook = service
+            .authenticate_webhook(id, Some(&secret))
+            .await
+            .unwrap();
         service.trigger_sync(webhook).await.unwrap()
     };
     let first = sync(Arc::clone(worker.service()), secret.expose().to_owned()).await;
@@ -260,10 +413,19 @@ async fn a_credential_changed_in_one_process_is_used_at_once_by_another() {
 
     // The partner rotates its key at the platform (the old one stops working) and tells Seyaha.
     octo.set_key("the-new-key");
-    let patch =
-        seyaha::domain::IntegrationPatch { auth_key: Some(seyaha::domain::AuthKey::parse("the-new-key").unwrap()), ..Default::default() };
-    register.service().update_mine(partner, patch).await.unwrap();
+    let patch = seyaha::domain::IntegrationPatch {
+        auth_key: Some(seyaha::domain::AuthKey::parse("the-new-key").unwrap()),
+        ..Default::default()
+    };
+    register
+        .service()
+        .update_mine(partner, patch)
+        .await
+        .unwrap();
     octo.set_catalog(sample_catalog(4));
     let second = sync(Arc::clone(worker.service()), secret.expose().to_owned()).await;
-    assert!(matches!(second, SyncResult::Done { skipped: false, .. }), "the worker used the new key at once: {second:?}");
+    assert!(
+        matches!(second, SyncResult::Done { skipped: false, .. }),
+        "the worker used the new key at once: {second:?}"
+    );
 }

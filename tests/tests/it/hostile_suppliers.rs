@@ -46,31 +46,52 @@ fn json_response(body: Body) -> Response {
 /// Chunks of 64 KiB, `count` of them (`usize::MAX`: endless).
 fn chunks(byte: u8, count: usize) -> Body {
     let chunk = axum::body::Bytes::from(vec![byte; 64 * 1024]);
-    Body::from_stream(stream::iter(std::iter::repeat_n(chunk, count).map(Ok::<_, std::io::Error>)))
+    Body::from_stream(stream::iter(
+        std::iter::repeat_n(chunk, count).map(Ok::<_, std::io::Error>),
+    ))
 }
 
 async fn hostile(Path(case): Path<String>) -> Response {
     match case.as_str() {
-        "gzip-bomb" => ([(header::CONTENT_TYPE, "application/json"), (header::CONTENT_ENCODING, "gzip")], gzip_bomb()).into_response(),
+        "gzip-bomb" => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CONTENT_ENCODING, "gzip"),
+            ],
+            gzip_bomb(),
+        )
+            .into_response(),
         // An array that never ends: `["xx...x","xx...x",...` (each a rejected non-product).
         "endless" => {
             let opening = std::iter::once(axum::body::Bytes::from_static(b"["));
             let element = format!("\"{}\",", "x".repeat(1024));
             let elements = std::iter::repeat(axum::body::Bytes::from(element.repeat(64)));
-            json_response(Body::from_stream(stream::iter(opening.chain(elements).map(Ok::<_, std::io::Error>))))
+            json_response(Body::from_stream(stream::iter(
+                opening.chain(elements).map(Ok::<_, std::io::Error>),
+            )))
         }
         // 1 GiB, announced by Content-Length.
         "one-gib" => {
             let mut response = json_response(chunks(b' ', 16 * 1024));
-            response.headers_mut().insert(header::CONTENT_LENGTH, (1u64 << 30).into());
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, (1u64 << 30).into());
             response
         }
         // Refused as soon as it is deeper than the JSON parser's limit (128 levels).
         "deep-nesting" => json_response(Body::from("[".repeat(100_000))),
-        "ten-mb-string" => json_response(Body::from(format!(r#"[{{"id": "{}", "internalName": "x"}}]"#, "x".repeat(10 * 1024 * 1024)))),
+        "ten-mb-string" => json_response(Body::from(format!(
+            r#"[{{"id": "{}", "internalName": "x"}}]"#,
+            "x".repeat(10 * 1024 * 1024)
+        ))),
         // Under the body's guard, over the per-product cap (1 MiB by default).
-        "three-mb-string" => json_response(Body::from(format!(r#"[{{"id": "{}", "internalName": "x"}}]"#, "x".repeat(3 * 1024 * 1024)))),
-        "invalid-utf8" => json_response(Body::from(b"[{\"id\": \"\xff\xfe\xfd\", \"internalName\": \"\xc3\x28\"}]".to_vec())),
+        "three-mb-string" => json_response(Body::from(format!(
+            r#"[{{"id": "{}", "internalName": "x"}}]"#,
+            "x".repeat(3 * 1024 * 1024)
+        ))),
+        "invalid-utf8" => json_response(Body::from(
+            b"[{\"id\": \"\xff\xfe\xfd\", \"internalName\": \"\xc3\x28\"}]".to_vec(),
+        )),
         _ => axum::http::StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -78,16 +99,35 @@ async fn hostile(Path(case): Path<String>) -> Response {
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_answers_fail_the_sync_clearly_within_the_cap() {
     // Peak RSS is the process's: measured where no other test runs.
-    if !seyaha_tests::in_own_process(module_path!(), "hostile_answers_fail_the_sync_clearly_within_the_cap").await {
+    if !seyaha_tests::in_own_process(
+        module_path!(),
+        "hostile_answers_fail_the_sync_clearly_within_the_cap",
+    )
+    .await
+    {
         return;
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let supplier = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, axum::Router::new().route("/{case}/products", axum::routing::get(hostile))).await });
-    let settings = Settings { octo_max_response_bytes: CAP, octo_max_catalog_bytes: CAP as u64, octo_timeout_secs: 10, ..test_settings() };
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum::Router::new().route("/{case}/products", axum::routing::get(hostile)),
+        )
+        .await
+    });
+    let settings = Settings {
+        octo_max_response_bytes: CAP,
+        octo_max_catalog_bytes: CAP as u64,
+        octo_timeout_secs: 10,
+        ..test_settings()
+    };
     let app = TestApp::spawn_with(settings).await;
     let before = seyaha_tests::peak_rss_mib();
-    println!("peak RSS before: {before:.1} MiB (cap {} MiB)", CAP / (1024 * 1024));
+    println!(
+        "peak RSS before: {before:.1} MiB (cap {} MiB)",
+        CAP / (1024 * 1024)
+    );
 
     let too_large = format!("GET /products returned more than {CAP} bytes");
     let cases = [
@@ -99,28 +139,60 @@ async fn hostile_answers_fail_the_sync_clearly_within_the_cap() {
         ("invalid-utf8", "GET /products did not return JSON"),
     ];
     for (case, expected) in cases {
-        let integration = app.approved(&format!("http://{supplier}/{case}"), "key").await;
-        let reply = tokio::time::timeout(Duration::from_secs(30), app.trigger(&integration)).await.expect("the sync ends");
+        let integration = app
+            .approved(&format!("http://{supplier}/{case}"), "key")
+            .await;
+        let reply = tokio::time::timeout(Duration::from_secs(30), app.trigger(&integration))
+            .await
+            .expect("the sync ends");
         let errors = reply.expect_error(502);
         assert!(errors.contains(expected), "{case}: {errors}");
         let log = app.sync_log(&integration.id).await;
         assert_eq!(log["sync"]["status"], "error", "{case}");
         assert_eq!(log["sync"]["error_message"], expected, "{case}");
         // The service keeps answering.
-        app.call("GET", "/me", Some(&app.partner_token(&integration.partner)), None).await.expect_success(200);
-        println!("{case:>14}: 502 \"{expected}\"; peak RSS {:.1} MiB", seyaha_tests::peak_rss_mib());
+        app.call(
+            "GET",
+            "/me",
+            Some(&app.partner_token(&integration.partner)),
+            None,
+        )
+        .await
+        .expect_success(200);
+        println!(
+            "{case:>14}: 502 \"{expected}\"; peak RSS {:.1} MiB",
+            seyaha_tests::peak_rss_mib()
+        );
     }
     // One product over the per-product cap (1 MiB by default) is rejected unread; the sync ends well.
-    let integration = app.approved(&format!("http://{supplier}/three-mb-string"), "key").await;
-    let reply = tokio::time::timeout(Duration::from_secs(30), app.trigger(&integration)).await.expect("the sync ends");
+    let integration = app
+        .approved(&format!("http://{supplier}/three-mb-string"), "key")
+        .await;
+    let reply = tokio::time::timeout(Duration::from_secs(30), app.trigger(&integration))
+        .await
+        .expect("the sync ends");
     let data = reply.expect_success(200);
-    assert_eq!((data["synced"].clone(), data["rejected"].clone()), (serde_json::json!(0), serde_json::json!(1)), "{data}");
-    assert_eq!(data["rejections"][0]["reason"], "product: larger than 1048576 bytes as sent; not read");
-    println!("{:>15}: 200, rejected unread; peak RSS {:.1} MiB", "three-mb-string", seyaha_tests::peak_rss_mib());
+    assert_eq!(
+        (data["synced"].clone(), data["rejected"].clone()),
+        (serde_json::json!(0), serde_json::json!(1)),
+        "{data}"
+    );
+    assert_eq!(
+        data["rejections"][0]["reason"],
+        "product: larger than 1048576 bytes as sent; not read"
+    );
+    println!(
+        "{:>15}: 200, rejected unread; peak RSS {:.1} MiB",
+        "three-mb-string",
+        seyaha_tests::peak_rss_mib()
+    );
     // At most the cap (plus what parsing a capped body costs) above where it started; a
     // generous bound, since the process also runs the server, the supplier and the client.
     let growth = seyaha_tests::peak_rss_mib() - before;
-    assert!(growth < 8.0 * (CAP as f64) / (1024.0 * 1024.0) + 64.0, "peak RSS grew by {growth:.1} MiB");
+    assert!(
+        growth < 8.0 * (CAP as f64) / (1024.0 * 1024.0) + 64.0,
+        "peak RSS grew by {growth:.1} MiB"
+    );
 }
 
 /// `count` products whose ids and `internalName`s are new in every `round` (a supplier
@@ -142,8 +214,18 @@ fn renamed_catalog(round: usize, count: usize, title_bytes: usize) -> Value {
 async fn stored_activities(app: &TestApp, id: &str, limit: usize) -> (Vec<Value>, Vec<usize>) {
     let (mut activities, mut sizes, mut cursor) = (Vec::new(), Vec::new(), None::<String>);
     loop {
-        let after = cursor.as_ref().map(|c| format!("&activities_cursor={c}")).unwrap_or_default();
-        let reply = app.call("GET", &format!("/{id}/catalog?kind=activities&limit={limit}{after}"), Some(&app.admin_token()), None).await;
+        let after = cursor
+            .as_ref()
+            .map(|c| format!("&activities_cursor={c}"))
+            .unwrap_or_default();
+        let reply = app
+            .call(
+                "GET",
+                &format!("/{id}/catalog?kind=activities&limit={limit}{after}"),
+                Some(&app.admin_token()),
+                None,
+            )
+            .await;
         sizes.push(reply.text.len());
         let page = reply.expect_success(200).clone();
         activities.extend(page["activities"].as_array().unwrap().iter().cloned());
@@ -155,12 +237,20 @@ async fn stored_activities(app: &TestApp, id: &str, limit: usize) -> (Vec<Value>
 }
 
 fn counts(run: &Value) -> [u64; 4] {
-    ["created", "deactivated", "rejected", "synced"].map(|field| run[field].as_u64().unwrap_or_else(|| panic!("{field} in {run}")))
+    ["created", "deactivated", "rejected", "synced"].map(|field| {
+        run[field]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{field} in {run}"))
+    })
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_supplier_renaming_its_catalog_on_every_call_fills_its_cap_and_no_more() {
-    let settings = Settings { catalog_max_activities: 200, catalog_inactive_retention_days: 1, ..test_settings() };
+    let settings = Settings {
+        catalog_max_activities: 200,
+        catalog_inactive_retention_days: 1,
+        ..test_settings()
+    };
     let app = TestApp::spawn_with_fake_clock(settings).await;
     let octo = FakeOcto::start().await;
     octo.set_catalog(renamed_catalog(0, 150, 0));
@@ -181,14 +271,25 @@ async fn a_supplier_renaming_its_catalog_on_every_call_fills_its_cap_and_no_more
     let second = sync(1).await;
     assert_eq!(counts(&second), [50, 150, 100, 50], "{second}");
     let reason = second["rejections"][0]["reason"].as_str().unwrap();
-    assert!(reason.starts_with("catalog limit: this integration already stores 200 activities"), "{reason}");
-    assert!(second["rejections"][0]["internalName"].as_str().unwrap().starts_with("r1-product-"));
+    assert!(
+        reason.starts_with("catalog limit: this integration already stores 200 activities"),
+        "{reason}"
+    );
+    assert!(
+        second["rejections"][0]["internalName"]
+            .as_str()
+            .unwrap()
+            .starts_with("r1-product-")
+    );
     let (stored, _) = stored_activities(app, &integration.id, 500).await;
     assert_eq!(stored.len(), 200);
 
     // Again at once: nothing more fits, however often it is asked.
     assert_eq!(counts(&sync(2).await), [0, 50, 150, 0]);
-    assert_eq!(stored_activities(app, &integration.id, 500).await.0.len(), 200);
+    assert_eq!(
+        stored_activities(app, &integration.id, 500).await.0.len(),
+        200
+    );
 
     // Past the retention, the deactivated 200 are removed and the new catalog fits whole: the
     // nightly run two days on (03:00 UTC) syncs it.
@@ -196,7 +297,9 @@ async fn a_supplier_renaming_its_catalog_on_every_call_fills_its_cap_and_no_more
     app.clock().advance(Duration::from_secs(2 * 24 * 3600));
     let log = app
         .wait_for_log(&integration.id, "the nightly sync", |log| {
-            runs_with_trigger(log, "nightly").iter().any(|run| run["outcome"] == "synced")
+            runs_with_trigger(log, "nightly")
+                .iter()
+                .any(|run| run["outcome"] == "synced")
         })
         .await;
     let nightly = runs_with_trigger(&log, "nightly");
@@ -204,13 +307,20 @@ async fn a_supplier_renaming_its_catalog_on_every_call_fills_its_cap_and_no_more
     assert_eq!(counts(nightly[0]), [150, 0, 0, 150], "{log:#}");
     let (stored, _) = stored_activities(app, &integration.id, 500).await;
     assert_eq!(stored.len(), 150);
-    assert!(stored.iter().all(|a| a["isActive"] == true && a["internalName"].as_str().unwrap().starts_with("r3-")));
+    assert!(
+        stored.iter().all(
+            |a| a["isActive"] == true && a["internalName"].as_str().unwrap().starts_with("r3-")
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_byte_cap_refuses_what_would_pass_it_and_a_product_update_counts_too() {
     // Ten products of ~40 KB against a cap of 200,000 bytes: four fit.
-    let settings = Settings { catalog_max_bytes: 200_000, ..test_settings() };
+    let settings = Settings {
+        catalog_max_bytes: 200_000,
+        ..test_settings()
+    };
     let app = TestApp::spawn_with(settings).await;
     let octo = FakeOcto::start().await;
     octo.set_catalog(renamed_catalog(0, 10, 40_000));
@@ -218,19 +328,51 @@ async fn the_byte_cap_refuses_what_would_pass_it_and_a_product_update_counts_too
     let first = app.trigger(&integration).await.expect_success(200).clone();
     assert_eq!(counts(&first), [4, 0, 6, 4], "{first}");
     let reason = first["rejections"][0]["reason"].as_str().unwrap();
-    assert!(reason.starts_with("catalog limit: storing it would take this integration's catalog past 200000 bytes"), "{reason}");
+    assert!(
+        reason.starts_with(
+            "catalog limit: storing it would take this integration's catalog past 200000 bytes"
+        ),
+        "{reason}"
+    );
 
     // A new product pushed by PRODUCT_UPDATE is refused the same way, without a full sync.
     let mut catalog = renamed_catalog(0, 10, 40_000);
-    catalog.as_array_mut().unwrap().push(renamed_catalog(1, 1, 40_000)[0].clone());
+    catalog
+        .as_array_mut()
+        .unwrap()
+        .push(renamed_catalog(1, 1, 40_000)[0].clone());
     octo.set_catalog(catalog);
-    let body = json!({"notificationType": "PRODUCT_UPDATE", "payload": {"productId": "r1-product_0"}});
-    app.webhook(&integration.id, "octo/events", Some(&integration.secret), Some(body)).await;
-    let log = app.wait_for_log(&integration.id, "the product sync", |log| !runs_with_trigger(log, "product_update").is_empty()).await;
+    let body =
+        json!({"notificationType": "PRODUCT_UPDATE", "payload": {"productId": "r1-product_0"}});
+    app.webhook(
+        &integration.id,
+        "octo/events",
+        Some(&integration.secret),
+        Some(body),
+    )
+    .await;
+    let log = app
+        .wait_for_log(&integration.id, "the product sync", |log| {
+            !runs_with_trigger(log, "product_update").is_empty()
+        })
+        .await;
     let run = runs_with_trigger(&log, "product_update")[0];
-    assert_eq!((run["created"].clone(), run["rejected"].clone()), (json!(0), json!(1)), "{run}");
-    assert!(run["rejections"][0]["reason"].as_str().unwrap().starts_with("catalog limit:"), "{run}");
-    assert_eq!(stored_activities(&app, &integration.id, 500).await.0.len(), 4);
+    assert_eq!(
+        (run["created"].clone(), run["rejected"].clone()),
+        (json!(0), json!(1)),
+        "{run}"
+    );
+    assert!(
+        run["rejections"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("catalog limit:"),
+        "{run}"
+    );
+    assert_eq!(
+        stored_activities(&app, &integration.id, 500).await.0.len(),
+        4
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -244,9 +386,15 @@ async fn a_catalog_page_stays_under_5_mb_whatever_limit_asks() {
     assert_eq!(counts(&synced), [40, 0, 0, 40], "{synced}");
 
     let (activities, sizes) = stored_activities(&app, &integration.id, 500).await;
-    assert!(sizes.iter().all(|size| *size < 5_000_000), "page sizes {sizes:?}");
+    assert!(
+        sizes.iter().all(|size| *size < 5_000_000),
+        "page sizes {sizes:?}"
+    );
     assert!(sizes.len() >= 3, "the pages end early: {sizes:?}");
-    let mut names: Vec<_> = activities.iter().map(|a| a["internalName"].as_str().unwrap().to_owned()).collect();
+    let mut names: Vec<_> = activities
+        .iter()
+        .map(|a| a["internalName"].as_str().unwrap().to_owned())
+        .collect();
     names.sort();
     names.dedup();
     assert_eq!(names.len(), 40, "every activity exactly once");

@@ -28,7 +28,10 @@ fn setup() -> Setup {
     let cursed: Arc<std::sync::Mutex<Option<IntegrationId>>> = Arc::default();
     let curse = Arc::clone(&cursed);
     let catalog = Arc::new(HookedCatalog::new(store.clone(), move |call, id| {
-        let reads = matches!(call, CatalogCall::ActivityStates | CatalogCall::Activities | CatalogCall::ActivitiesPage);
+        let reads = matches!(
+            call,
+            CatalogCall::ActivityStates | CatalogCall::Activities | CatalogCall::ActivitiesPage
+        );
         if reads && *curse.lock().unwrap() == Some(*id) {
             panic!("a bug reading the catalog of {id}");
         }
@@ -45,13 +48,27 @@ fn setup() -> Setup {
         queue: Arc::new(queue),
         clock: Arc::new(SystemClock),
     };
-    Setup { app: app::build(ports, &test_settings(), Host::Local), cursed, _dir: dir, receiver }
+    Setup {
+        app: app::build(ports, &test_settings(), Host::Local),
+        cursed,
+        _dir: dir,
+        receiver,
+    }
 }
 
 async fn approved(app: &App, octo: &FakeOcto) -> IntegrationId {
     let new = seyaha_tests::bearer_integration(&octo.base_url(), FAKE_KEY);
-    let id = app.service().create(PartnerId::generate(1_800_000_000), new, Role::Admin).await.unwrap().integration.id;
-    app.service().admin_update(id, AdminPatch::approval()).await.unwrap();
+    let id = app
+        .service()
+        .create(PartnerId::generate(1_800_000_000), new, Role::Admin)
+        .await
+        .unwrap()
+        .integration
+        .id;
+    app.service()
+        .admin_update(id, AdminPatch::approval())
+        .await
+        .unwrap();
     id
 }
 
@@ -59,21 +76,40 @@ async fn approved(app: &App, octo: &FakeOcto) -> IntegrationId {
 async fn a_panicking_request_gets_the_enveloped_500_and_the_server_keeps_serving() {
     let setup = setup();
     let octo = FakeOcto::start().await;
-    let (cursed, fine) = (approved(&setup.app, &octo).await, approved(&setup.app, &octo).await);
+    let (cursed, fine) = (
+        approved(&setup.app, &octo).await,
+        approved(&setup.app, &octo).await,
+    );
     *setup.cursed.lock().unwrap() = Some(cursed);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}{}", listener.local_addr().unwrap(), seyaha::api::PREFIX);
+    let base = format!(
+        "http://{}{}",
+        listener.local_addr().unwrap(),
+        seyaha::api::PREFIX
+    );
     let router = setup.app.router();
     tokio::spawn(async move { axum::serve(listener, router).await });
     // Any TestApp gives us tokens signed with the shared test secret.
     let tokens = TestApp::spawn().await;
     let http = reqwest::Client::new();
 
-    let reply = send(http.get(format!("{base}/{cursed}/catalog")).bearer_auth(tokens.admin_token())).await;
+    let reply = send(
+        http.get(format!("{base}/{cursed}/catalog"))
+            .bearer_auth(tokens.admin_token()),
+    )
+    .await;
     reply.expect_error(500);
-    assert_eq!(reply.body["message"], "Internal server error", "no panic text reaches the caller: {}", reply.text);
-    let other = send(http.get(format!("{base}/{fine}/catalog")).bearer_auth(tokens.admin_token())).await;
+    assert_eq!(
+        reply.body["message"], "Internal server error",
+        "no panic text reaches the caller: {}",
+        reply.text
+    );
+    let other = send(
+        http.get(format!("{base}/{fine}/catalog"))
+            .bearer_auth(tokens.admin_token()),
+    )
+    .await;
     other.expect_success(200);
 }
 
@@ -81,7 +117,10 @@ async fn a_panicking_request_gets_the_enveloped_500_and_the_server_keeps_serving
 async fn a_panicking_job_fails_alone_and_the_next_one_runs() {
     let mut setup = setup();
     let octo = FakeOcto::start().await;
-    let (cursed, fine) = (approved(&setup.app, &octo).await, approved(&setup.app, &octo).await);
+    let (cursed, fine) = (
+        approved(&setup.app, &octo).await,
+        approved(&setup.app, &octo).await,
+    );
     *setup.cursed.lock().unwrap() = Some(cursed);
     let service = setup.app.service();
     assert_eq!(service.sync_all().await.unwrap(), 2);
@@ -90,7 +129,15 @@ async fn a_panicking_job_fails_alone_and_the_next_one_runs() {
     run_job(service, &page).await.unwrap();
 
     let failed = run_job(service, &SyncJob::catalog(cursed, RunTrigger::Admin)).await;
-    assert!(matches!(&failed, Err(JobFailure::Panicked(message)) if message.contains("a bug reading the catalog")), "{failed:?}");
-    let next = run_job(service, &SyncJob::catalog(fine, RunTrigger::Admin)).await.unwrap();
-    assert!(matches!(next, SyncResult::Done { skipped: false, .. }), "{next:?}");
+    assert!(
+        matches!(&failed, Err(JobFailure::Panicked(message)) if message.contains("a bug reading the catalog")),
+        "{failed:?}"
+    );
+    let next = run_job(service, &SyncJob::catalog(fine, RunTrigger::Admin))
+        .await
+        .unwrap();
+    assert!(
+        matches!(next, SyncResult::Done { skipped: false, .. }),
+        "{next:?}"
+    );
 }

@@ -10,18 +10,27 @@ async fn data_survives_a_restart() {
     let octo = FakeOcto::start().await;
     let partner = new_partner();
     let token = app.partner_token(&partner);
-    let created = app.register(&partner, &octo.base_url(), "api_key", FAKE_KEY).await;
+    let created = app
+        .register(&partner, &octo.base_url(), "api_key", FAKE_KEY)
+        .await;
     let id = created["_id"].as_str().unwrap().to_owned();
     let secret = created["webhook_secret"].as_str().unwrap().to_owned();
     app.approve(&id).await;
     // Approval queues the push subscription (this supplier offers none): let it land first.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     let before = loop {
-        let me = app.call("GET", "/me", Some(&token), None).await.data().clone();
+        let me = app
+            .call("GET", "/me", Some(&token), None)
+            .await
+            .data()
+            .clone();
         if me["notifications"]["subscribed_at"].is_string() {
             break me;
         }
-        assert!(std::time::Instant::now() < deadline, "the subscription job never ran: {me}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the subscription job never ran: {me}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     };
 
@@ -33,7 +42,9 @@ async fn data_survives_a_restart() {
     let synced = app.webhook(&id, "sync/trigger", Some(&secret), None).await;
     assert_eq!(synced.expect_success(200)["synced"], 3);
     // The stored credential still works.
-    let test = app.call("POST", "/me/test-connection", Some(&token), None).await;
+    let test = app
+        .call("POST", "/me/test-connection", Some(&token), None)
+        .await;
     assert_eq!(test.data()["ok"], true, "{}", test.text);
     // And the one-per-partner index survived too.
     app.call("POST", "", Some(&token), Some(serde_json::json!({"base_url": "https://x.example.com", "auth_type": "bearer", "auth_key": "k", "handles_ticket_delivery": false}))).await.expect_error(409);
@@ -73,7 +84,19 @@ async fn concurrent_slot_writes_are_committed_together_and_all_durable() {
     drop(store);
 
     let reopened = RedbStore::open(&path).expect("the file is closed once the store is dropped");
-    let slots = reopened.slots_page(&id, 1000, None, Timestamp::from_unix_millis(0)).await.unwrap().items;
+    let slots = reopened
+        .slots_page(&id, 1000, None, Timestamp::from_unix_millis(0))
+        .await
+        .unwrap()
+        .items;
     assert_eq!(slots.len(), 400);
-    assert!(slots.iter().all(|s| s.vacancies == Some(s.availability_id.trim_start_matches("slot-").parse().unwrap())));
+    assert!(slots.iter().all(|s| {
+        s.vacancies
+            == Some(
+                s.availability_id
+                    .trim_start_matches("slot-")
+                    .parse()
+                    .unwrap(),
+            )
+    }));
 }

@@ -23,17 +23,26 @@ const ADMIN_ROTATE: &str = "adminRotateWebhookSecret";
 async fn schemathesis_finds_no_failure() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let schemathesis = root.join(".venv/bin/schemathesis");
-    assert!(schemathesis.exists(), "{} is missing: `make test` installs it (requirements-test.txt)", schemathesis.display());
+    assert!(
+        schemathesis.exists(),
+        "{} is missing: `make test` installs it (requirements-test.txt)",
+        schemathesis.display()
+    );
 
     let app = TestApp::spawn_with(test_settings()).await;
     let octo = FakeOcto::start().await;
     let integration = app.approved(&octo.base_url(), FAKE_KEY).await;
     app.trigger(&integration).await.expect_success(200);
 
-    let examples = std::env::var("SEYAHA_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| EXAMPLES.into());
+    let examples =
+        std::env::var("SEYAHA_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| EXAMPLES.into());
     // A fixed seed in the test command (a failure reproduces); `make fuzz-api` passes `random`.
     // A stateful example is a whole scenario of calls; more of them, for a margin on every step.
-    let stateful_examples = (examples.parse::<u32>().expect("SEYAHA_SCHEMATHESIS_EXAMPLES is a number") * 4).to_string();
+    let stateful_examples = (examples
+        .parse::<u32>()
+        .expect("SEYAHA_SCHEMATHESIS_EXAMPLES is a number")
+        * 4)
+    .to_string();
     let seed = std::env::var("SEYAHA_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261123".into());
     let (partner_token, admin_token) = (app.partner_token(&integration.partner), app.admin_token());
     // Three passes against the integration created above, so it is still there (approved,
@@ -65,7 +74,12 @@ async fn schemathesis_finds_no_failure() {
             "--phases",
             "examples,coverage,fuzzing",
         ],
-        &["--include-method", "DELETE", "--phases", "examples,coverage,fuzzing"],
+        &[
+            "--include-method",
+            "DELETE",
+            "--phases",
+            "examples,coverage,fuzzing",
+        ],
     ];
     // The fourth is the stateful phase: it follows the document's links (create → approve →
     // trigger → notify → delete) with the ids and webhook secrets the creates return. Its
@@ -73,11 +87,28 @@ async fn schemathesis_finds_no_failure() {
     // partner without an integration (from the token file), so creating works every time.
     let scratch = tempfile::tempdir().unwrap();
     let tokens = scratch.path().join("partner-tokens");
-    std::fs::write(&tokens, (0..FRESH_PARTNERS).map(|n| app.partner_token(&format!("{n:024x}")) + "\n").collect::<String>()).unwrap();
+    std::fs::write(
+        &tokens,
+        (0..FRESH_PARTNERS)
+            .map(|n| app.partner_token(&format!("{n:024x}")) + "\n")
+            .collect::<String>(),
+    )
+    .unwrap();
     let har = scratch.path().join("stateful.har");
-    let stateful_report = ["--report", "har", "--report-har-path", har.to_str().unwrap()];
-    let stateful: (&[&str], &str) = (&["--phases", "stateful"], "tests/schemathesis-stateful.toml");
-    let passes = stateless.map(|selection| (selection, "tests/schemathesis.toml")).into_iter().chain([stateful]);
+    let stateful_report = [
+        "--report",
+        "har",
+        "--report-har-path",
+        har.to_str().unwrap(),
+    ];
+    let stateful: (&[&str], &str) = (
+        &["--phases", "stateful"],
+        "tests/schemathesis-stateful.toml",
+    );
+    let passes = stateless
+        .map(|selection| (selection, "tests/schemathesis.toml"))
+        .into_iter()
+        .chain([stateful]);
     for (selection, config) in passes {
         let mut command = std::process::Command::new(&schemathesis);
         command
@@ -85,7 +116,15 @@ async fn schemathesis_finds_no_failure() {
             .arg(root.join(config))
             .arg("run")
             .arg(app.url("/openapi.json"))
-            .args(["--max-examples", if selection == stateful.0 { &stateful_examples } else { &examples }, "--no-color"])
+            .args([
+                "--max-examples",
+                if selection == stateful.0 {
+                    &stateful_examples
+                } else {
+                    &examples
+                },
+                "--no-color",
+            ])
             .args(selection)
             .env("PARTNER_TOKEN", &partner_token)
             .env("ADMIN_TOKEN", &admin_token)
@@ -96,18 +135,33 @@ async fn schemathesis_finds_no_failure() {
             command
                 .args(stateful_report)
                 .env("SEYAHA_PARTNER_TOKENS", &tokens)
-                .env("SCHEMATHESIS_HOOKS", root.join("tests/schemathesis_hooks.py"));
+                .env(
+                    "SCHEMATHESIS_HOOKS",
+                    root.join("tests/schemathesis_hooks.py"),
+                );
         }
         if seed != "random" {
             command.args(["--seed", &seed]);
         }
         // On a blocking thread: the server under test keeps running on this runtime meanwhile.
-        let output = tokio::task::spawn_blocking(move || command.output()).await.unwrap().expect("schemathesis runs");
-        let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .unwrap()
+            .expect("schemathesis runs");
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
         println!("{report}");
-        assert!(output.status.success(), "schemathesis found failures ({selection:?}):\n{report}");
+        assert!(
+            output.status.success(),
+            "schemathesis found failures ({selection:?}):\n{report}"
+        );
     }
-    assert_the_links_chained(&std::fs::read_to_string(&har).expect("the stateful pass wrote its HAR report"));
+    assert_the_links_chained(
+        &std::fs::read_to_string(&har).expect("the stateful pass wrote its HAR report"),
+    );
 }
 
 /// The stateful pass reached each step of an integration's life through the links, with the
@@ -125,8 +179,17 @@ fn assert_the_links_chained(har: &str) {
             entry["response"]["status"].as_u64().unwrap(),
         );
         let path = url.split('?').next().unwrap();
-        let operation = path.split('/').map(|part| if part.len() == 24 { "{id}" } else { part }).collect::<Vec<_>>().join("/");
-        *calls.entry(format!("{method} {} {status}", &operation[operation.find("/api").unwrap_or(0)..])).or_default() += 1;
+        let operation = path
+            .split('/')
+            .map(|part| if part.len() == 24 { "{id}" } else { part })
+            .collect::<Vec<_>>()
+            .join("/");
+        *calls
+            .entry(format!(
+                "{method} {} {status}",
+                &operation[operation.find("/api").unwrap_or(0)..]
+            ))
+            .or_default() += 1;
         let step = match (method, status) {
             ("POST", 201) if path.ends_with("/partner-integrations") => "created",
             ("PATCH", 200) if path.contains("/admin/") => "approved",

@@ -10,15 +10,18 @@ use serde_json::{Value, json};
 use seyaha::adapters::aws::DynamoStore;
 use seyaha::adapters::embedded::RedbStore;
 use seyaha::domain::{
-    AuthType, BaseUrl, ContentHash, Health, HealthStatus, Integration, IntegrationId, IntegrationRecord, Lease, NotificationMode,
-    Notifications, PartnerId, PreviousWebhookSecret, RunId, SyncControl, SyncState, SyncStatus, Timestamp, WebhookSecretDigest,
+    AuthType, BaseUrl, ContentHash, Health, HealthStatus, Integration, IntegrationId,
+    IntegrationRecord, Lease, NotificationMode, Notifications, PartnerId, PreviousWebhookSecret,
+    RunId, SyncControl, SyncState, SyncStatus, Timestamp, WebhookSecretDigest,
 };
 use seyaha::ports::{CatalogStore, IntegrationFilter, IntegrationStore, RunStore, StoreError};
 use seyaha_tests::aws::{resources, sdk_config};
 use seyaha_tests::capacity::item_json;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v1").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/store-v1")
+        .join(name)
 }
 
 fn expected() -> Value {
@@ -33,46 +36,107 @@ const PARTNER: &str = "6a1f000000000000000000aa";
 async fn shows_what_version_1_showed<S: IntegrationStore + CatalogStore + RunStore>(store: &S) {
     let expected = expected();
     let id = IntegrationId::parse(ID).unwrap();
-    let record = store.get(&id).await.unwrap().expect("the integration loads");
+    let record = store
+        .get(&id)
+        .await
+        .unwrap()
+        .expect("the integration loads");
     let mut shown = serde_json::to_value(&record.integration).unwrap();
     // Added after version 1 (push subscriptions): a record from then shows none.
     let notifications = shown.as_object_mut().unwrap().remove("notifications");
-    assert_eq!(notifications, Some(json!({"mode": "none", "subscription_ids": [], "subscribed_at": null, "error_message": null})));
+    assert_eq!(
+        notifications,
+        Some(
+            json!({"mode": "none", "subscription_ids": [], "subscribed_at": null, "error_message": null})
+        )
+    );
     // Added with per-integration webhook limits: a record from before has the default.
-    assert_eq!(shown.as_object_mut().unwrap().remove("webhookRatePerMinute"), Some(Value::Null));
+    assert_eq!(
+        shown
+            .as_object_mut()
+            .unwrap()
+            .remove("webhookRatePerMinute"),
+        Some(Value::Null)
+    );
     assert_eq!(shown, expected["integration"]);
-    assert!(record.webhook_secret_digest.matches(&WebhookSecretDigest::of(&"5e".repeat(32))), "the webhook secret still authenticates");
+    assert!(
+        record
+            .webhook_secret_digest
+            .matches(&WebhookSecretDigest::of(&"5e".repeat(32))),
+        "the webhook secret still authenticates"
+    );
     assert_eq!(record.version, 7);
     let control = &record.sync_control;
     assert!(control.force_full_sync && control.requested_at.is_some());
-    assert_eq!(control.lease.as_ref().map(|l| l.run_id.to_string()), Some("6a1f00000000000000000fff".into()));
-    let by_partner = store.find_by_partner(&PartnerId::parse(PARTNER).unwrap()).await.unwrap().expect("found by partner");
+    assert_eq!(
+        control.lease.as_ref().map(|l| l.run_id.to_string()),
+        Some("6a1f00000000000000000fff".into())
+    );
+    let by_partner = store
+        .find_by_partner(&PartnerId::parse(PARTNER).unwrap())
+        .await
+        .unwrap()
+        .expect("found by partner");
     assert_eq!(by_partner.integration.id, id);
 
     let mut activities = store.activities(&id).await.unwrap();
     activities.sort_by(|a, b| a.internal_name.cmp(&b.internal_name));
     let mut expected_activities = expected["activities"].as_array().unwrap().clone();
     expected_activities.sort_by_key(|a| a["internalName"].as_str().unwrap().to_owned());
-    assert_eq!(serde_json::to_value(&activities).unwrap(), Value::Array(expected_activities));
-    let variation = store.find_variation(&id, "product_dhow", "SUNSET").await.unwrap().expect("notify finds the product");
-    assert_eq!((variation.internal_name.as_str(), variation.activity_active), ("dhow-cruise", true));
+    assert_eq!(
+        serde_json::to_value(&activities).unwrap(),
+        Value::Array(expected_activities)
+    );
+    let variation = store
+        .find_variation(&id, "product_dhow", "SUNSET")
+        .await
+        .unwrap()
+        .expect("notify finds the product");
+    assert_eq!(
+        (variation.internal_name.as_str(), variation.activity_active),
+        ("dhow-cruise", true)
+    );
 
-    let all_slots = store.slots_page(&id, 100, None, Timestamp::from_unix_millis(0)).await.unwrap().items;
-    let mut slots = serde_json::to_value(all_slots).unwrap().as_array().unwrap().clone();
+    let all_slots = store
+        .slots_page(&id, 100, None, Timestamp::from_unix_millis(0))
+        .await
+        .unwrap()
+        .items;
+    let mut slots = serde_json::to_value(all_slots)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone();
     let mut expected_slots = expected["slots"].as_array().unwrap().clone();
     for list in [&mut slots, &mut expected_slots] {
         list.sort_by_key(|s| s["availabilityId"].as_str().unwrap().to_owned());
     }
     assert_eq!(slots, expected_slots);
 
-    let runs = store.recent_runs(&id, 20, Timestamp::from_unix_millis(1_790_000_200_000)).await.unwrap();
+    let runs = store
+        .recent_runs(&id, 20, Timestamp::from_unix_millis(1_790_000_200_000))
+        .await
+        .unwrap();
     let mut expected_runs = expected["runs"].as_array().unwrap().clone();
     expected_runs.reverse(); // newest first
-    assert_eq!(serde_json::to_value(&runs).unwrap(), Value::Array(expected_runs));
+    assert_eq!(
+        serde_json::to_value(&runs).unwrap(),
+        Value::Array(expected_runs)
+    );
 
     // Listings see it too.
-    let listed = store.list(&IntegrationFilter::default(), 10, None).await.unwrap();
-    assert_eq!(listed.items.iter().map(|r| r.integration.id).collect::<Vec<_>>(), vec![id]);
+    let listed = store
+        .list(&IntegrationFilter::default(), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed
+            .items
+            .iter()
+            .map(|r| r.integration.id)
+            .collect::<Vec<_>>(),
+        vec![id]
+    );
     assert_eq!(store.list_syncable(10, None).await.unwrap().items.len(), 1);
 }
 
@@ -93,7 +157,14 @@ fn attribute(value: &Value) -> AttributeValue {
         "BOOL" => AttributeValue::Bool(inner.as_bool().unwrap()),
         "NULL" => AttributeValue::Null(true),
         "L" => AttributeValue::L(inner.as_array().unwrap().iter().map(attribute).collect()),
-        "M" => AttributeValue::M(inner.as_object().unwrap().iter().map(|(k, v)| (k.clone(), attribute(v))).collect()),
+        "M" => AttributeValue::M(
+            inner
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), attribute(v)))
+                .collect(),
+        ),
         other => panic!("unexpected attribute type {other}"),
     }
 }
@@ -113,7 +184,10 @@ fn join_integration_items(items: Vec<Value>) -> Vec<Value> {
             if object["sk"]["S"] == "CTRL" {
                 object.remove("sk");
             }
-            if let Some(existing) = joined.iter_mut().find(|other| other["pk"]["S"] == pk.as_str()) {
+            if let Some(existing) = joined
+                .iter_mut()
+                .find(|other| other["pk"]["S"] == pk.as_str())
+            {
                 existing.as_object_mut().unwrap().extend(object.clone());
                 continue;
             }
@@ -124,7 +198,14 @@ fn join_integration_items(items: Vec<Value>) -> Vec<Value> {
 }
 
 async fn scan(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Value> {
-    let items = client.scan().table_name(table).send().await.unwrap().items.unwrap_or_default();
+    let items = client
+        .scan()
+        .table_name(table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
     let mut items: Vec<Value> = items.iter().map(item_json).collect();
     items.sort_by_key(|i| format!("{}{}", i["pk"], i["sk"]));
     items
@@ -134,13 +215,26 @@ async fn scan(client: &aws_sdk_dynamodb::Client, table: &str) -> Vec<Value> {
 async fn dynamodb_items_written_by_version_1_load_and_are_written_the_same_way_today() {
     let config = sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
-    let fixture_items: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(fixture("dynamodb-items.json")).unwrap()).unwrap();
+    let fixture_items: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(fixture("dynamodb-items.json")).unwrap())
+            .unwrap();
 
     // Version 1's items, put back as they were.
     let old = resources(&config).await;
     for item in &fixture_items {
-        let item: HashMap<String, AttributeValue> = item.as_object().unwrap().iter().map(|(k, v)| (k.clone(), attribute(v))).collect();
-        client.put_item().table_name(&old.table).set_item(Some(item)).send().await.unwrap();
+        let item: HashMap<String, AttributeValue> = item
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), attribute(v)))
+            .collect();
+        client
+            .put_item()
+            .table_name(&old.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
     }
     let store = DynamoStore::new(client.clone(), old.table.clone());
     shows_what_version_1_showed(&store).await;
@@ -149,14 +243,30 @@ async fn dynamodb_items_written_by_version_1_load_and_are_written_the_same_way_t
     let id = IntegrationId::parse(ID).unwrap();
     let record = store.get(&id).await.unwrap().unwrap();
     let activities = store.activities(&id).await.unwrap();
-    let slots = store.slots_page(&id, 100, None, Timestamp::from_unix_millis(0)).await.unwrap().items;
-    let runs = store.recent_runs(&id, 20, Timestamp::from_unix_millis(1_790_000_200_000)).await.unwrap();
+    let slots = store
+        .slots_page(&id, 100, None, Timestamp::from_unix_millis(0))
+        .await
+        .unwrap()
+        .items;
+    let runs = store
+        .recent_runs(&id, 20, Timestamp::from_unix_millis(1_790_000_200_000))
+        .await
+        .unwrap();
     let new = resources(&config).await;
     let rewritten = DynamoStore::new(client.clone(), new.table.clone());
     rewritten.insert(&record).await.unwrap();
     rewritten.put_activities(&id, &activities).await.unwrap();
     for slot in &slots {
-        rewritten.put_slot(&id, slot, slot.local_date_time_start.instant().plus_millis(30 * 86_400_000)).await.unwrap();
+        rewritten
+            .put_slot(
+                &id,
+                slot,
+                slot.local_date_time_start
+                    .instant()
+                    .plus_millis(30 * 86_400_000),
+            )
+            .await
+            .unwrap();
     }
     for run in &runs {
         rewritten.record_run(run).await.unwrap();
@@ -179,7 +289,11 @@ async fn dynamodb_items_written_by_version_1_load_and_are_written_the_same_way_t
         for (name, value) in old {
             if name == "gsi1pk" || name == "gsi2pk" {
                 let prefix = format!("{}#", value["S"].as_str().unwrap());
-                assert!(new[name]["S"].as_str().unwrap().starts_with(&prefix), "{name} is sharded: {}", new[name]);
+                assert!(
+                    new[name]["S"].as_str().unwrap().starts_with(&prefix),
+                    "{name} is sharded: {}",
+                    new[name]
+                );
                 continue;
             }
             assert_eq!(new.get(name), Some(value), "{name} of {}", old["sk"]);
@@ -194,7 +308,11 @@ async fn dynamodb_items_written_by_version_1_load_and_are_written_the_same_way_t
             (_, true) => &["stored_bytes"],
             _ => &[],
         };
-        assert!(added.is_empty() || added == expected_additions, "unexpected new attributes {added:?} on {}", old["sk"]);
+        assert!(
+            added.is_empty() || added == expected_additions,
+            "unexpected new attributes {added:?} on {}",
+            old["sk"]
+        );
     }
 }
 
@@ -202,7 +320,16 @@ async fn dynamodb_items_written_by_version_1_load_and_are_written_the_same_way_t
 fn dated_slot_key(item: &Value) -> String {
     let text = |name: &str| item[name]["S"].as_str().unwrap().to_owned();
     let day = text("localDateTimeStart")[..10].to_owned();
-    format!("DAY#{}", serde_json::to_string(&[text("productId"), text("optionId"), day, text("availabilityId")]).unwrap())
+    format!(
+        "DAY#{}",
+        serde_json::to_string(&[
+            text("productId"),
+            text("optionId"),
+            day,
+            text("availabilityId")
+        ])
+        .unwrap()
+    )
 }
 
 /// Slots version 1 wrote (their sort key has no date) list as before, and the first pull over
@@ -213,20 +340,60 @@ async fn dynamodb_slots_of_version_1_are_read_by_a_pull_and_move_to_the_dated_ke
     use time::macros::date;
     let config = sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
-    let fixture_items: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(fixture("dynamodb-items.json")).unwrap()).unwrap();
+    let fixture_items: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(fixture("dynamodb-items.json")).unwrap())
+            .unwrap();
     let table = resources(&config).await.table;
     for item in &fixture_items {
-        let item: HashMap<String, AttributeValue> = item.as_object().unwrap().iter().map(|(k, v)| (k.clone(), attribute(v))).collect();
-        client.put_item().table_name(&table).set_item(Some(item)).send().await.unwrap();
+        let item: HashMap<String, AttributeValue> = item
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), attribute(v)))
+            .collect();
+        client
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
     }
     let store = DynamoStore::new(client.clone(), table.clone());
     let id = IntegrationId::parse(ID).unwrap();
-    let listed = store.slots_page(&id, 100, None, Timestamp::from_unix_millis(0)).await.unwrap().items;
-    let sunset = listed.iter().find(|slot| slot.option_id == "SUNSET").expect("the fixture has a SUNSET slot").clone();
+    let listed = store
+        .slots_page(&id, 100, None, Timestamp::from_unix_millis(0))
+        .await
+        .unwrap()
+        .items;
+    let sunset = listed
+        .iter()
+        .find(|slot| slot.option_id == "SUNSET")
+        .expect("the fixture has a SUNSET slot")
+        .clone();
     assert_eq!(sunset.local_date_time_start.local_date(), "2026-07-15");
 
-    assert!(store.option_slots(&id, "product_dhow", "SUNSET", date!(2026 - 07 - 16)..=date!(2026 - 07 - 31)).await.unwrap().is_empty());
-    let read = store.option_slots(&id, "product_dhow", "SUNSET", date!(2026 - 07 - 15)..=date!(2026 - 07 - 15)).await.unwrap();
+    assert!(
+        store
+            .option_slots(
+                &id,
+                "product_dhow",
+                "SUNSET",
+                date!(2026 - 07 - 16)..=date!(2026 - 07 - 31)
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let read = store
+        .option_slots(
+            &id,
+            "product_dhow",
+            "SUNSET",
+            date!(2026 - 07 - 15)..=date!(2026 - 07 - 15),
+        )
+        .await
+        .unwrap();
     assert_eq!(read, std::slice::from_ref(&sunset));
 
     let slot_keys: Vec<String> = scan(&client, &table)
@@ -235,10 +402,29 @@ async fn dynamodb_slots_of_version_1_are_read_by_a_pull_and_move_to_the_dated_ke
         .filter(|item| item["optionId"]["S"] == "SUNSET")
         .map(|item| item["sk"]["S"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(slot_keys, [r#"DAY#["product_dhow","SUNSET","2026-07-15","2026-07-15T19:30:00+04:00"]"#], "moved, not copied");
-    let again = store.slots_page(&id, 100, None, Timestamp::from_unix_millis(0)).await.unwrap().items;
+    assert_eq!(
+        slot_keys,
+        [r#"DAY#["product_dhow","SUNSET","2026-07-15","2026-07-15T19:30:00+04:00"]"#],
+        "moved, not copied"
+    );
+    let again = store
+        .slots_page(&id, 100, None, Timestamp::from_unix_millis(0))
+        .await
+        .unwrap()
+        .items;
     assert_eq!(again.len(), listed.len(), "every slot listed once");
-    assert_eq!(store.option_slots(&id, "product_dhow", "SUNSET", date!(2026 - 07 - 15)..=date!(2026 - 07 - 15)).await.unwrap(), [sunset]);
+    assert_eq!(
+        store
+            .option_slots(
+                &id,
+                "product_dhow",
+                "SUNSET",
+                date!(2026 - 07 - 15)..=date!(2026 - 07 - 15)
+            )
+            .await
+            .unwrap(),
+        [sunset]
+    );
 }
 
 const V2_LIVE: &str = "6a2f00000000000000000001";
@@ -310,7 +496,12 @@ fn version_2_records() -> Vec<IntegrationRecord> {
             handles_ticket_delivery: false,
             is_active: false,
             is_approved: true,
-            sync: SyncState { status: SyncStatus::Idle, last_sync_at: None, last_sync_hash: None, error_message: None },
+            sync: SyncState {
+                status: SyncStatus::Idle,
+                last_sync_at: None,
+                last_sync_hash: None,
+                error_message: None,
+            },
             health: Health {
                 status: HealthStatus::Healthy,
                 last_probe_at: None,
@@ -335,9 +526,20 @@ fn version_2_records() -> Vec<IntegrationRecord> {
 }
 
 fn put_fixture_items(path: &str) -> Vec<HashMap<String, AttributeValue>> {
-    let items: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()).unwrap();
-    items.iter().map(|item| item.as_object().unwrap().iter().map(|(k, v)| (k.clone(), attribute(v))).collect()).collect()
+    let items: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap(),
+    )
+    .unwrap();
+    items
+        .iter()
+        .map(|item| {
+            item.as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), attribute(v)))
+                .collect()
+        })
+        .collect()
 }
 
 /// Items of the single-item format (every attribute on `META`, constant index keys; written by
@@ -350,21 +552,59 @@ async fn dynamodb_items_of_the_single_item_format_load_and_move_on_their_first_w
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = resources(&config).await.table;
     for item in put_fixture_items("fixtures/store-v2/dynamodb-items.json") {
-        client.put_item().table_name(&table).set_item(Some(item)).send().await.unwrap();
+        client
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
     }
     let store = DynamoStore::new(client.clone(), table.clone());
     let records = version_2_records();
     let (live, paused) = (&records[0], &records[1]);
     for record in &records {
-        assert_eq!(store.get(&record.integration.id).await.unwrap().as_ref(), Some(record));
-        assert_eq!(store.find_by_partner(&record.integration.partner_id).await.unwrap().as_ref(), Some(record));
+        assert_eq!(
+            store.get(&record.integration.id).await.unwrap().as_ref(),
+            Some(record)
+        );
+        assert_eq!(
+            store
+                .find_by_partner(&record.integration.partner_id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(record)
+        );
     }
-    let listed = store.list(&IntegrationFilter::default(), 10, None).await.unwrap();
-    assert_eq!(listed.items, vec![paused.clone(), live.clone()], "newest first");
-    assert_eq!(store.list_syncable(10, None).await.unwrap().items, vec![live.clone()]);
-    let degraded = IntegrationFilter { is_approved: Some(true), health: Some(HealthStatus::Degraded) };
-    assert_eq!(store.list(&degraded, 10, None).await.unwrap().items, vec![live.clone()]);
-    assert_eq!((store.count(&IntegrationFilter::default()).await.unwrap(), store.count(&degraded).await.unwrap()), (2, 1));
+    let listed = store
+        .list(&IntegrationFilter::default(), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.items,
+        vec![paused.clone(), live.clone()],
+        "newest first"
+    );
+    assert_eq!(
+        store.list_syncable(10, None).await.unwrap().items,
+        vec![live.clone()]
+    );
+    let degraded = IntegrationFilter {
+        is_approved: Some(true),
+        health: Some(HealthStatus::Degraded),
+    };
+    assert_eq!(
+        store.list(&degraded, 10, None).await.unwrap().items,
+        vec![live.clone()]
+    );
+    assert_eq!(
+        (
+            store.count(&IntegrationFilter::default()).await.unwrap(),
+            store.count(&degraded).await.unwrap()
+        ),
+        (2, 1)
+    );
 
     // A stale first write loses on the version the single item carries.
     let mut stale = live.clone();
@@ -372,7 +612,10 @@ async fn dynamodb_items_of_the_single_item_format_load_and_move_on_their_first_w
     let mut stale_change = stale.clone();
     stale_change.version += 1;
     stale_change.sync_control.lease = None;
-    assert!(matches!(store.update(&stale_change, &stale).await, Err(StoreError::VersionConflict)));
+    assert!(matches!(
+        store.update(&stale_change, &stale).await,
+        Err(StoreError::VersionConflict)
+    ));
 
     // The first write of the live one changes sync state only; of the paused one, the document.
     let mut released = live.clone();
@@ -384,22 +627,34 @@ async fn dynamodb_items_of_the_single_item_format_load_and_move_on_their_first_w
     unapproved.version += 1;
     store.update(&unapproved, paused).await.unwrap();
     for record in [&released, &unapproved] {
-        assert_eq!(store.get(&record.integration.id).await.unwrap().as_ref(), Some(record));
+        assert_eq!(
+            store.get(&record.integration.id).await.unwrap().as_ref(),
+            Some(record)
+        );
         let items = client
             .query()
             .table_name(&table)
             .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(format!("INT#{}", record.integration.id)))
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(format!("INT#{}", record.integration.id)),
+            )
             .send()
             .await
             .unwrap()
             .items
             .unwrap_or_default();
-        let kinds: Vec<&str> = items.iter().map(|item| item["sk"].as_s().unwrap().as_str()).collect();
+        let kinds: Vec<&str> = items
+            .iter()
+            .map(|item| item["sk"].as_s().unwrap().as_str())
+            .collect();
         assert_eq!(kinds, ["CTRL", "META"], "moved to the two-item layout");
     }
     // Moved records are counted once, in their new cells, and listed as before.
-    let unapproved_only = IntegrationFilter { is_approved: Some(false), health: None };
+    let unapproved_only = IntegrationFilter {
+        is_approved: Some(false),
+        health: None,
+    };
     assert_eq!(
         (
             store.count(&IntegrationFilter::default()).await.unwrap(),
@@ -408,11 +663,30 @@ async fn dynamodb_items_of_the_single_item_format_load_and_move_on_their_first_w
         ),
         (2, 1, 1)
     );
-    assert_eq!(store.list(&IntegrationFilter::default(), 10, None).await.unwrap().items, vec![unapproved.clone(), released.clone()]);
-    assert_eq!(store.list_syncable(10, None).await.unwrap().items, vec![released.clone()]);
+    assert_eq!(
+        store
+            .list(&IntegrationFilter::default(), 10, None)
+            .await
+            .unwrap()
+            .items,
+        vec![unapproved.clone(), released.clone()]
+    );
+    assert_eq!(
+        store.list_syncable(10, None).await.unwrap().items,
+        vec![released.clone()]
+    );
     // A second write takes the two-item path and still checks the version.
-    assert!(matches!(store.update(&released, live).await, Err(StoreError::VersionConflict)));
+    assert!(matches!(
+        store.update(&released, live).await,
+        Err(StoreError::VersionConflict)
+    ));
     store.delete(&released.integration.id).await.unwrap();
     assert_eq!(store.count(&IntegrationFilter::default()).await.unwrap(), 1);
-    assert!(store.find_by_partner(&live.integration.partner_id).await.unwrap().is_none());
+    assert!(
+        store
+            .find_by_partner(&live.integration.partner_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

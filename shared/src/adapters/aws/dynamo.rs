@@ -28,8 +28,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, PutRequest, ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, PutRequest, ScalarAttributeType,
+    TimeToLiveSpecification, WriteRequest,
 };
 use sha2::{Digest, Sha256};
 use time::Date;
@@ -40,9 +41,12 @@ mod integrations;
 
 use crate::adapters::stored::{StoredActivity, StoredPull, StoredRun, StoredSlot, fields};
 use crate::domain::{
-    Activity, ActivityState, AvailabilityPull, IntegrationId, ProductActivity, Slot, SyncRun, Timestamp, VariationRef, format_local_date,
+    Activity, ActivityState, AvailabilityPull, IntegrationId, ProductActivity, Slot, SyncRun,
+    Timestamp, VariationRef, format_local_date,
 };
-use crate::ports::{Admission, CatalogStore, Cursor, Page, RateLimiter, RateWindow, RunStore, StoreError};
+use crate::ports::{
+    Admission, CatalogStore, Cursor, Page, RateLimiter, RateWindow, RunStore, StoreError,
+};
 pub use integrations::{INDEX_SHARDS, index_shard};
 
 /// How long a pending pull item lives (DynamoDB TTL) after its request.
@@ -79,20 +83,35 @@ fn s(value: impl Into<String>) -> AttributeValue {
 }
 
 /// A slot's item: its key (in its product's shard), its fields and its TTL.
-fn slot_item(integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<HashMap<String, AttributeValue>, StoreError> {
+fn slot_item(
+    integration: &IntegrationId,
+    slot: &Slot,
+    expires_at: Timestamp,
+) -> Result<HashMap<String, AttributeValue>, StoreError> {
     let mut item = to_item(&StoredSlot::from(slot))?;
     // DynamoDB's TTL deletes the slot some time after this (reads filter by start time).
-    item.insert("ttl".into(), AttributeValue::N(expires_at.unix_seconds().to_string()));
+    item.insert(
+        "ttl".into(),
+        AttributeValue::N(expires_at.unix_seconds().to_string()),
+    );
     item.extend(slot_key(integration, slot)?);
     Ok(item)
 }
 
 /// A slot's key: `DAY#["product","option","2026-07-15","availability"]` in its product's shard.
 fn slot_key(integration: &IntegrationId, slot: &Slot) -> Result<Item, StoreError> {
-    let ids = serde_json::to_string(&[&slot.product_id, &slot.option_id, slot_day(slot), &slot.availability_id])
-        .map_err(StoreError::unavailable)?;
+    let ids = serde_json::to_string(&[
+        &slot.product_id,
+        &slot.option_id,
+        slot_day(slot),
+        &slot.availability_id,
+    ])
+    .map_err(StoreError::unavailable)?;
     Ok(HashMap::from([
-        ("pk".into(), s(format!("SLOT#{integration}#{}", shard(&slot.product_id)))),
+        (
+            "pk".into(),
+            s(format!("SLOT#{integration}#{}", shard(&slot.product_id))),
+        ),
         ("sk".into(), s(format!("{DATED_SLOT}{ids}"))),
     ]))
 }
@@ -108,9 +127,15 @@ fn slot_day(slot: &Slot) -> &str {
 
 /// `DAY#["product","option","2026-07-01"` (every key of that day and later) and the bound just
 /// past every key of `last` (`"...","2026-07-31",` is followed by `,`; `-` sorts after it).
-fn dated_slot_bounds(product_id: &str, option_id: &str, first: &str, last: &str) -> Result<(String, String), StoreError> {
+fn dated_slot_bounds(
+    product_id: &str,
+    option_id: &str,
+    first: &str,
+    last: &str,
+) -> Result<(String, String), StoreError> {
     let open = |day: &str| -> Result<String, StoreError> {
-        let ids = serde_json::to_string(&[product_id, option_id, day]).map_err(StoreError::unavailable)?;
+        let ids = serde_json::to_string(&[product_id, option_id, day])
+            .map_err(StoreError::unavailable)?;
         Ok(format!("{DATED_SLOT}{}", ids.trim_end_matches(']')))
     };
     Ok((open(first)?, format!("{}-", open(last)?)))
@@ -118,7 +143,10 @@ fn dated_slot_bounds(product_id: &str, option_id: &str, first: &str, last: &str)
 
 /// Expression values, all strings.
 fn values<const N: usize>(pairs: [(&str, String); N]) -> Item {
-    pairs.into_iter().map(|(name, value)| (name.to_owned(), s(value))).collect()
+    pairs
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), s(value)))
+        .collect()
 }
 
 fn shard(key: &str) -> u8 {
@@ -126,21 +154,33 @@ fn shard(key: &str) -> u8 {
 }
 
 fn activity_key(id: &IntegrationId, name: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([("pk".into(), s(format!("CAT#{id}#{}", shard(name)))), ("sk".into(), s(format!("ACT#{name}")))])
+    HashMap::from([
+        ("pk".into(), s(format!("CAT#{id}#{}", shard(name)))),
+        ("sk".into(), s(format!("ACT#{name}"))),
+    ])
 }
 
 fn to_item<T: serde::Serialize>(value: &T) -> Result<HashMap<String, AttributeValue>, StoreError> {
-    serde_dynamo::to_item(value).map_err(|e| StoreError::unavailable(format!("cannot encode item: {e}")))
+    serde_dynamo::to_item(value)
+        .map_err(|e| StoreError::unavailable(format!("cannot encode item: {e}")))
 }
 
-fn from_item<T: serde::de::DeserializeOwned>(item: HashMap<String, AttributeValue>) -> Result<T, StoreError> {
+fn from_item<T: serde::de::DeserializeOwned>(
+    item: HashMap<String, AttributeValue>,
+) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::unavailable(format!("corrupt item: {e}")))
 }
 
 /// A cursor is the key of the last item returned (table and index key attributes), as JSON.
 fn cursor_of(item: &Item, key_names: &[&str]) -> Cursor {
-    let key: BTreeMap<&str, &str> =
-        key_names.iter().filter_map(|name| item.get(*name).and_then(|v| v.as_s().ok()).map(|v| (*name, v.as_str()))).collect();
+    let key: BTreeMap<&str, &str> = key_names
+        .iter()
+        .filter_map(|name| {
+            item.get(*name)
+                .and_then(|v| v.as_s().ok())
+                .map(|v| (*name, v.as_str()))
+        })
+        .collect();
     Cursor::new(serde_json::to_string(&key).expect("a key serializes"))
 }
 
@@ -154,28 +194,53 @@ fn item_bytes(item: &Item) -> usize {
             AttributeValue::Bool(_) | AttributeValue::Null(_) => 5,
             AttributeValue::L(list) => list.iter().map(value_bytes).sum::<usize>() + list.len() + 2,
             AttributeValue::M(map) => item_bytes(map),
-            AttributeValue::Ss(set) | AttributeValue::Ns(set) => set.iter().map(|text| text.len() + 3).sum::<usize>() + 2,
+            AttributeValue::Ss(set) | AttributeValue::Ns(set) => {
+                set.iter().map(|text| text.len() + 3).sum::<usize>() + 2
+            }
             _ => 8,
         }
     }
-    item.iter().map(|(name, value)| name.len() + 4 + value_bytes(value)).sum::<usize>() + 2
+    item.iter()
+        .map(|(name, value)| name.len() + 4 + value_bytes(value))
+        .sum::<usize>()
+        + 2
 }
 
 fn start_key(cursor: Option<Cursor>) -> Result<Option<Item>, StoreError> {
-    let Some(cursor) = cursor else { return Ok(None) };
-    let key: BTreeMap<String, String> = serde_json::from_str(cursor.as_str()).map_err(|_| StoreError::InvalidCursor)?;
-    Ok(Some(key.into_iter().map(|(name, value)| (name, s(value))).collect()))
+    let Some(cursor) = cursor else {
+        return Ok(None);
+    };
+    let key: BTreeMap<String, String> =
+        serde_json::from_str(cursor.as_str()).map_err(|_| StoreError::InvalidCursor)?;
+    Ok(Some(
+        key.into_iter()
+            .map(|(name, value)| (name, s(value)))
+            .collect(),
+    ))
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     /// Creates the table as template.yaml declares it (tests and local experiments).
     pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
-        let attribute = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
-        let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        };
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+        };
         let index = |name: &str, pk: &str, sk: &str, projection: Projection| {
             GlobalSecondaryIndex::builder()
                 .index_name(name)
@@ -187,22 +252,54 @@ impl DynamoStore {
         let projection = |kind: ProjectionType, attributes: &[&str]| {
             Projection::builder()
                 .projection_type(kind)
-                .set_non_key_attributes((!attributes.is_empty()).then(|| attributes.iter().map(|a| a.to_string()).collect()))
+                .set_non_key_attributes(
+                    (!attributes.is_empty())
+                        .then(|| attributes.iter().map(|a| a.to_string()).collect()),
+                )
                 .build()
         };
-        let mut request = client.create_table().table_name(table).billing_mode(BillingMode::PayPerRequest);
-        for name in ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"] {
+        let mut request = client
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest);
+        for name in [
+            "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk",
+        ] {
             request = request.attribute_definitions(attribute(name).map_err(build_failed)?);
         }
         request
             .key_schema(key("pk", KeyType::Hash).map_err(build_failed)?)
             .key_schema(key("sk", KeyType::Range).map_err(build_failed)?)
             .global_secondary_indexes(
-                index("gsi1", "gsi1pk", "gsi1sk", projection(ProjectionType::Include, &integrations::ADMIN_INDEX_ATTRIBUTES))
-                    .map_err(build_failed)?,
+                index(
+                    "gsi1",
+                    "gsi1pk",
+                    "gsi1sk",
+                    projection(
+                        ProjectionType::Include,
+                        &integrations::ADMIN_INDEX_ATTRIBUTES,
+                    ),
+                )
+                .map_err(build_failed)?,
             )
-            .global_secondary_indexes(index("gsi2", "gsi2pk", "gsi2sk", projection(ProjectionType::KeysOnly, &[])).map_err(build_failed)?)
-            .global_secondary_indexes(index(PRODUCT_INDEX, "gsi3pk", "gsi3sk", projection(ProjectionType::All, &[])).map_err(build_failed)?)
+            .global_secondary_indexes(
+                index(
+                    "gsi2",
+                    "gsi2pk",
+                    "gsi2sk",
+                    projection(ProjectionType::KeysOnly, &[]),
+                )
+                .map_err(build_failed)?,
+            )
+            .global_secondary_indexes(
+                index(
+                    PRODUCT_INDEX,
+                    "gsi3pk",
+                    "gsi3sk",
+                    projection(ProjectionType::All, &[]),
+                )
+                .map_err(build_failed)?,
+            )
             .send()
             .await
             .map_err(unavailable)?;
@@ -210,7 +307,11 @@ impl DynamoStore {
             .update_time_to_live()
             .table_name(table)
             .time_to_live_specification(
-                TimeToLiveSpecification::builder().enabled(true).attribute_name("ttl").build().map_err(build_failed)?,
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("ttl")
+                    .build()
+                    .map_err(build_failed)?,
             )
             .send()
             .await
@@ -219,9 +320,19 @@ impl DynamoStore {
     }
 
     /// A strongly consistent GetItem.
-    async fn get_item(&self, key: HashMap<String, AttributeValue>) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
-        let output =
-            self.client.get_item().table_name(&self.table).set_key(Some(key)).consistent_read(true).send().await.map_err(unavailable)?;
+    async fn get_item(
+        &self,
+        key: HashMap<String, AttributeValue>,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
         Ok(output.item)
     }
 
@@ -276,8 +387,13 @@ impl DynamoStore {
         let (mut shard, mut start) = match start_key(after)? {
             None => (0u8, None),
             Some(key) => {
-                let pk = key.get("pk").and_then(|v| v.as_s().ok()).ok_or(StoreError::InvalidCursor)?;
-                let shard = (0..SHARDS).find(|shard| *pk == partition(*shard)).ok_or(StoreError::InvalidCursor)?;
+                let pk = key
+                    .get("pk")
+                    .and_then(|v| v.as_s().ok())
+                    .ok_or(StoreError::InvalidCursor)?;
+                let shard = (0..SHARDS)
+                    .find(|shard| *pk == partition(*shard))
+                    .ok_or(StoreError::InvalidCursor)?;
                 if key.len() != 2 || !key.contains_key("sk") {
                     return Err(StoreError::InvalidCursor);
                 }
@@ -299,7 +415,12 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(unavailable)?;
-            for item in output.items.unwrap_or_default().into_iter().filter(|item| keep(item)) {
+            for item in output
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|item| keep(item))
+            {
                 bytes = bytes.saturating_add(item_bytes(&item));
                 if bytes > max_bytes && !items.is_empty() {
                     // Full by size: the page ends at the item before, and the next starts there.
@@ -319,12 +440,20 @@ impl DynamoStore {
         }
         let more = items.len() > limit;
         items.truncate(limit);
-        let next = if more { items.last().map(|item| cursor_of(item, &["pk", "sk"])) } else { None };
+        let next = if more {
+            items.last().map(|item| cursor_of(item, &["pk", "sk"]))
+        } else {
+            None
+        };
         Ok((items, next))
     }
 
     /// The activity of one OCTO product, through the product index.
-    async fn product_activity(&self, integration: &IntegrationId, product_id: &str) -> Result<Option<Activity>, StoreError> {
+    async fn product_activity(
+        &self,
+        integration: &IntegrationId,
+        product_id: &str,
+    ) -> Result<Option<Activity>, StoreError> {
         let output = self
             .client
             .query()
@@ -336,7 +465,9 @@ impl DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        let Some(item) = output.items.unwrap_or_default().into_iter().next() else { return Ok(None) };
+        let Some(item) = output.items.unwrap_or_default().into_iter().next() else {
+            return Ok(None);
+        };
         Ok(Some(from_item::<StoredActivity>(item)?.into()))
     }
 
@@ -358,17 +489,26 @@ impl DynamoStore {
                     ("#updated".to_owned(), fields::UPDATED_AT.to_owned()),
                 ])
             });
-            items.extend(self.query_all(None, "pk = :pk", values, names, projection).await?);
+            items.extend(
+                self.query_all(None, "pk = :pk", values, names, projection)
+                    .await?,
+            );
         }
         Ok(items)
     }
 
     /// BatchWriteItem in chunks of 25, retrying unprocessed items with exponential backoff and jitter.
-    async fn batch_put(&self, items: Vec<HashMap<String, AttributeValue>>) -> Result<(), StoreError> {
+    async fn batch_put(
+        &self,
+        items: Vec<HashMap<String, AttributeValue>>,
+    ) -> Result<(), StoreError> {
         let requests = items
             .into_iter()
             .map(|item| {
-                let put = PutRequest::builder().set_item(Some(item)).build().map_err(build_failed)?;
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(build_failed)?;
                 Ok(WriteRequest::builder().put_request(put).build())
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -398,7 +538,11 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(unavailable)?;
-                requests = output.unprocessed_items.unwrap_or_default().remove(&self.table).unwrap_or_default();
+                requests = output
+                    .unprocessed_items
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default();
             }
         }
         Ok(())
@@ -418,51 +562,94 @@ fn backoff(attempt: u32) -> Duration {
 
 #[async_trait]
 impl CatalogStore for DynamoStore {
-    async fn activity_states(&self, integration: &IntegrationId) -> Result<Vec<ActivityState>, StoreError> {
-        let items = self.shard_items("CAT", integration, Some("#name, #hash, #active, #bytes, #updated")).await?;
+    async fn activity_states(
+        &self,
+        integration: &IntegrationId,
+    ) -> Result<Vec<ActivityState>, StoreError> {
+        let items = self
+            .shard_items(
+                "CAT",
+                integration,
+                Some("#name, #hash, #active, #bytes, #updated"),
+            )
+            .await?;
         items
             .into_iter()
             .map(|mut item| {
-                let text = |item: &mut HashMap<String, AttributeValue>, key: &str| match item.remove(key) {
+                let text = |item: &mut HashMap<String, AttributeValue>, key: &str| match item
+                    .remove(key)
+                {
                     Some(AttributeValue::S(value)) => Ok(value),
-                    _ => Err(StoreError::unavailable(format!("activity item without {key}"))),
+                    _ => Err(StoreError::unavailable(format!(
+                        "activity item without {key}"
+                    ))),
                 };
                 let hash = text(&mut item, fields::CONTENT_HASH)?;
                 let updated_at = text(&mut item, fields::UPDATED_AT)?;
                 Ok(ActivityState {
                     internal_name: text(&mut item, fields::INTERNAL_NAME)?,
-                    content_hash: hash.parse().map_err(|e| StoreError::unavailable(format!("corrupt activity content hash: {e}")))?,
-                    is_active: matches!(item.get(fields::IS_ACTIVE), Some(AttributeValue::Bool(true))),
+                    content_hash: hash.parse().map_err(|e| {
+                        StoreError::unavailable(format!("corrupt activity content hash: {e}"))
+                    })?,
+                    is_active: matches!(
+                        item.get(fields::IS_ACTIVE),
+                        Some(AttributeValue::Bool(true))
+                    ),
                     // Written before sizes were recorded: counted as 0 until written again.
-                    stored_bytes: item.get(fields::STORED_BYTES).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0),
-                    updated_at: Timestamp::parse(&updated_at)
-                        .map_err(|e| StoreError::unavailable(format!("corrupt activity updatedAt: {e}")))?,
+                    stored_bytes: item
+                        .get(fields::STORED_BYTES)
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0),
+                    updated_at: Timestamp::parse(&updated_at).map_err(|e| {
+                        StoreError::unavailable(format!("corrupt activity updatedAt: {e}"))
+                    })?,
                 })
             })
             .collect()
     }
 
-    async fn put_activities(&self, integration: &IntegrationId, activities: &[Activity]) -> Result<(), StoreError> {
+    async fn put_activities(
+        &self,
+        integration: &IntegrationId,
+        activities: &[Activity],
+    ) -> Result<(), StoreError> {
         let items = activities
             .iter()
             .map(|activity| {
                 let mut item = to_item(&StoredActivity::from(activity))?;
                 item.extend(activity_key(integration, &activity.internal_name));
-                item.insert("gsi3pk".into(), s(format!("PROD#{integration}#{}", activity.external_sync.external_id)));
+                item.insert(
+                    "gsi3pk".into(),
+                    s(format!(
+                        "PROD#{integration}#{}",
+                        activity.external_sync.external_id
+                    )),
+                );
                 item.insert("gsi3sk".into(), s("ACTIVITY"));
-                item.insert(fields::STORED_BYTES.into(), AttributeValue::N(activity.stored_bytes().to_string()));
+                item.insert(
+                    fields::STORED_BYTES.into(),
+                    AttributeValue::N(activity.stored_bytes().to_string()),
+                );
                 Ok(item)
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.batch_put(items).await
     }
 
-    async fn delete_activities(&self, integration: &IntegrationId, internal_names: &[String]) -> Result<(), StoreError> {
+    async fn delete_activities(
+        &self,
+        integration: &IntegrationId,
+        internal_names: &[String],
+    ) -> Result<(), StoreError> {
         // The product index (gsi3) is kept by DynamoDB: its entry goes with the item.
         let deletes = internal_names
             .iter()
             .map(|name| {
-                let delete = DeleteRequest::builder().set_key(Some(activity_key(integration, name))).build().map_err(build_failed)?;
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(activity_key(integration, name)))
+                    .build()
+                    .map_err(build_failed)?;
                 Ok(WriteRequest::builder().delete_request(delete).build())
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -493,7 +680,10 @@ impl CatalogStore for DynamoStore {
             for result in futures_util::future::join_all(updates).await {
                 match result {
                     Ok(_) => {}
-                    Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                    Err(error)
+                        if error
+                            .as_service_error()
+                            .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
                     Err(error) => return Err(unavailable(error)),
                 }
             }
@@ -507,13 +697,29 @@ impl CatalogStore for DynamoStore {
         product_id: &str,
         option_id: &str,
     ) -> Result<Option<VariationRef>, StoreError> {
-        let Some(activity) = self.product_activity(integration, product_id).await? else { return Ok(None) };
-        let has_option = activity.variations.iter().any(|v| v.external_sync.external_option_id == option_id);
-        Ok(has_option.then_some(VariationRef { internal_name: activity.internal_name, activity_active: activity.is_active }))
+        let Some(activity) = self.product_activity(integration, product_id).await? else {
+            return Ok(None);
+        };
+        let has_option = activity
+            .variations
+            .iter()
+            .any(|v| v.external_sync.external_option_id == option_id);
+        Ok(has_option.then_some(VariationRef {
+            internal_name: activity.internal_name,
+            activity_active: activity.is_active,
+        }))
     }
 
-    async fn activity_of_product(&self, integration: &IntegrationId, product_id: &str) -> Result<Option<ProductActivity>, StoreError> {
-        Ok(self.product_activity(integration, product_id).await?.as_ref().map(ProductActivity::from))
+    async fn activity_of_product(
+        &self,
+        integration: &IntegrationId,
+        product_id: &str,
+    ) -> Result<Option<ProductActivity>, StoreError> {
+        Ok(self
+            .product_activity(integration, product_id)
+            .await?
+            .as_ref()
+            .map(ProductActivity::from))
     }
 
     async fn option_slots(
@@ -523,7 +729,10 @@ impl CatalogStore for DynamoStore {
         option_id: &str,
         days: RangeInclusive<Date>,
     ) -> Result<Vec<Slot>, StoreError> {
-        let (first, last) = (format_local_date(*days.start()), format_local_date(*days.end()));
+        let (first, last) = (
+            format_local_date(*days.start()),
+            format_local_date(*days.end()),
+        );
         let pk = format!("SLOT#{integration}#{}", shard(product_id));
         let (low, high) = dated_slot_bounds(product_id, option_id, &first, &last)?;
         let mut slots: Vec<Slot> = self
@@ -543,18 +752,32 @@ impl CatalogStore for DynamoStore {
         // moved or expired: a Query that finds nothing costs half a read unit), and move those
         // of the asked days to their dated key. A dated slot of the same id is newer (a notify
         // wrote it since): the undated one is only deleted.
-        let ids = serde_json::to_string(&[product_id, option_id]).map_err(StoreError::unavailable)?;
+        let ids =
+            serde_json::to_string(&[product_id, option_id]).map_err(StoreError::unavailable)?;
         let undated_prefix = format!("{UNDATED_SLOT}{},", ids.trim_end_matches(']'));
         let undated = self
-            .query_all(None, "pk = :pk AND begins_with(sk, :prefix)", values([(":pk", pk), (":prefix", undated_prefix)]), None, None)
+            .query_all(
+                None,
+                "pk = :pk AND begins_with(sk, :prefix)",
+                values([(":pk", pk), (":prefix", undated_prefix)]),
+                None,
+                None,
+            )
             .await?;
         if undated.is_empty() {
             return Ok(slots);
         }
-        let dated: std::collections::HashSet<String> = slots.iter().map(|slot| slot.availability_id.clone()).collect();
+        let dated: std::collections::HashSet<String> = slots
+            .iter()
+            .map(|slot| slot.availability_id.clone())
+            .collect();
         let mut moves = Vec::new();
         for item in undated {
-            let key: Item = item.iter().filter(|(name, _)| *name == "pk" || *name == "sk").map(|(k, v)| (k.clone(), v.clone())).collect();
+            let key: Item = item
+                .iter()
+                .filter(|(name, _)| *name == "pk" || *name == "sk")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             let ttl = item.get("ttl").cloned();
             let slot = Slot::from(from_item::<StoredSlot>(item)?);
             let day = slot_day(&slot);
@@ -568,40 +791,90 @@ impl CatalogStore for DynamoStore {
                     moved.insert("ttl".into(), ttl);
                 }
                 moves.push(
-                    WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(moved)).build().map_err(build_failed)?).build(),
+                    WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder()
+                                .set_item(Some(moved))
+                                .build()
+                                .map_err(build_failed)?,
+                        )
+                        .build(),
                 );
                 slots.push(slot);
             }
             moves.push(
-                WriteRequest::builder().delete_request(DeleteRequest::builder().set_key(Some(key)).build().map_err(build_failed)?).build(),
+                WriteRequest::builder()
+                    .delete_request(
+                        DeleteRequest::builder()
+                            .set_key(Some(key))
+                            .build()
+                            .map_err(build_failed)?,
+                    )
+                    .build(),
             );
         }
         self.batch_write(moves).await?;
         Ok(slots)
     }
 
-    async fn put_slot(&self, integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {
+    async fn put_slot(
+        &self,
+        integration: &IntegrationId,
+        slot: &Slot,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
         let item = slot_item(integration, slot, expires_at)?;
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
-    async fn put_slots(&self, integration: &IntegrationId, slots: &[(Slot, Timestamp)]) -> Result<(), StoreError> {
-        let items = slots.iter().map(|(slot, expires_at)| slot_item(integration, slot, *expires_at)).collect::<Result<Vec<_>, _>>()?;
+    async fn put_slots(
+        &self,
+        integration: &IntegrationId,
+        slots: &[(Slot, Timestamp)],
+    ) -> Result<(), StoreError> {
+        let items = slots
+            .iter()
+            .map(|(slot, expires_at)| slot_item(integration, slot, *expires_at))
+            .collect::<Result<Vec<_>, _>>()?;
         self.batch_put(items).await
     }
 
-    async fn add_pull(&self, integration: &IntegrationId, pull: &AvailabilityPull, requested_at: Timestamp) -> Result<(), StoreError> {
+    async fn add_pull(
+        &self,
+        integration: &IntegrationId,
+        pull: &AvailabilityPull,
+        requested_at: Timestamp,
+    ) -> Result<(), StoreError> {
         let mut item = to_item(&StoredPull::new(pull, requested_at))?;
         item.insert("pk".into(), s(format!("PULL#{integration}")));
         item.insert("sk".into(), s(StoredPull::key(pull)));
         // A pull still pending a day later belongs to an integration deleted meanwhile.
-        item.insert("ttl".into(), AttributeValue::N((requested_at.unix_seconds() + PULL_TTL_SECS).to_string()));
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
+        item.insert(
+            "ttl".into(),
+            AttributeValue::N((requested_at.unix_seconds() + PULL_TTL_SECS).to_string()),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
-    async fn pending_pulls(&self, integration: &IntegrationId, limit: usize) -> Result<Vec<(AvailabilityPull, Timestamp)>, StoreError> {
+    async fn pending_pulls(
+        &self,
+        integration: &IntegrationId,
+        limit: usize,
+    ) -> Result<Vec<(AvailabilityPull, Timestamp)>, StoreError> {
         let output = self
             .client
             .query()
@@ -613,10 +886,20 @@ impl CatalogStore for DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        output.items.unwrap_or_default().into_iter().map(|item| from_item::<StoredPull>(item).map(StoredPull::into_pull)).collect()
+        output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item::<StoredPull>(item).map(StoredPull::into_pull))
+            .collect()
     }
 
-    async fn remove_pull(&self, integration: &IntegrationId, pull: &AvailabilityPull, requested_at: Timestamp) -> Result<(), StoreError> {
+    async fn remove_pull(
+        &self,
+        integration: &IntegrationId,
+        pull: &AvailabilityPull,
+        requested_at: Timestamp,
+    ) -> Result<(), StoreError> {
         let removed = self
             .client
             .delete_item()
@@ -630,7 +913,13 @@ impl CatalogStore for DynamoStore {
         match removed {
             Ok(_) => Ok(()),
             // Asked for again since it was read (or already gone): it stays for the next run.
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
             Err(error) => Err(unavailable(error)),
         }
     }
@@ -653,8 +942,13 @@ impl CatalogStore for DynamoStore {
         max_bytes: usize,
         after: Option<Cursor>,
     ) -> Result<Page<Activity>, StoreError> {
-        let (items, next) = self.sharded_page("CAT", integration, limit, max_bytes, after, |_| true).await?;
-        let items = items.into_iter().map(|item| from_item::<StoredActivity>(item).map(Activity::from)).collect::<Result<_, _>>()?;
+        let (items, next) = self
+            .sharded_page("CAT", integration, limit, max_bytes, after, |_| true)
+            .await?;
+        let items = items
+            .into_iter()
+            .map(|item| from_item::<StoredActivity>(item).map(Activity::from))
+            .collect::<Result<_, _>>()?;
         Ok(Page { items, next })
     }
 
@@ -673,8 +967,13 @@ impl CatalogStore for DynamoStore {
                 .is_some_and(|at| at >= starting_from)
         };
         // Slots are small and bounded (ids, times, a status): `limit` bounds their page.
-        let (items, next) = self.sharded_page("SLOT", integration, limit, usize::MAX, after, current).await?;
-        let items = items.into_iter().map(|item| from_item::<StoredSlot>(item).map(Slot::from)).collect::<Result<_, _>>()?;
+        let (items, next) = self
+            .sharded_page("SLOT", integration, limit, usize::MAX, after, current)
+            .await?;
+        let items = items
+            .into_iter()
+            .map(|item| from_item::<StoredSlot>(item).map(Slot::from))
+            .collect::<Result<_, _>>()?;
         Ok(Page { items, next })
     }
 }
@@ -684,7 +983,13 @@ impl CatalogStore for DynamoStore {
 /// shares it; `ttl` removes old windows.
 #[async_trait]
 impl RateLimiter for DynamoStore {
-    async fn admit(&self, id: &IntegrationId, limit: u32, window: Duration, now: Timestamp) -> Result<Admission, StoreError> {
+    async fn admit(
+        &self,
+        id: &IntegrationId,
+        limit: u32,
+        window: Duration,
+        now: Timestamp,
+    ) -> Result<Admission, StoreError> {
         let window = RateWindow::containing(now, window);
         let expires = window.end_ms() / 1000 + 60;
         let result = self
@@ -703,7 +1008,13 @@ impl RateLimiter for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(Admission::Allowed),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(window.limited(now)),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(window.limited(now))
+            }
             Err(error) => Err(unavailable(error)),
         }
     }
@@ -714,13 +1025,34 @@ impl RunStore for DynamoStore {
     async fn record_run(&self, run: &SyncRun) -> Result<(), StoreError> {
         let mut item = to_item(&StoredRun::from(run))?;
         item.insert("pk".into(), s(format!("RUN#{}", run.integration_id)));
-        item.insert("sk".into(), s(format!("{:013}#{}", run.started_at.unix_millis().max(0), run.run_id)));
-        item.insert("ttl".into(), AttributeValue::N(run.expires_at.unix_seconds().to_string()));
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
+        item.insert(
+            "sk".into(),
+            s(format!(
+                "{:013}#{}",
+                run.started_at.unix_millis().max(0),
+                run.run_id
+            )),
+        );
+        item.insert(
+            "ttl".into(),
+            AttributeValue::N(run.expires_at.unix_seconds().to_string()),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
-    async fn recent_runs(&self, integration: &IntegrationId, limit: usize, now: Timestamp) -> Result<Vec<SyncRun>, StoreError> {
+    async fn recent_runs(
+        &self,
+        integration: &IntegrationId,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Vec<SyncRun>, StoreError> {
         let output = self
             .client
             .query()
@@ -739,6 +1071,9 @@ impl RunStore for DynamoStore {
             .into_iter()
             .map(|item| from_item::<StoredRun>(item).map(SyncRun::from))
             .collect::<Result<_, _>>()?;
-        Ok(runs.into_iter().filter(|run| run.expires_at > now).collect())
+        Ok(runs
+            .into_iter()
+            .filter(|run| run.expires_at > now)
+            .collect())
     }
 }

@@ -27,12 +27,21 @@ pub struct SdkFailure {
 
 impl SdkFailure {
     pub fn new<E: std::error::Error + Send + Sync + 'static>(error: E) -> Self {
-        Self { message: DisplayErrorContext(&error).to_string(), source: Box::new(error) }
+        Self {
+            message: DisplayErrorContext(&error).to_string(),
+            source: Box::new(error),
+        }
     }
 
     /// The same, saying what we were doing: "`context`: `chain`".
-    pub fn while_doing<E: std::error::Error + Send + Sync + 'static>(context: impl fmt::Display, error: E) -> Self {
-        Self { message: format!("{context}: {}", DisplayErrorContext(&error)), source: Box::new(error) }
+    pub fn while_doing<E: std::error::Error + Send + Sync + 'static>(
+        context: impl fmt::Display,
+        error: E,
+    ) -> Self {
+        Self {
+            message: format!("{context}: {}", DisplayErrorContext(&error)),
+            source: Box::new(error),
+        }
     }
 }
 
@@ -64,14 +73,28 @@ pub struct SecretsManagerSigningKey {
 #[async_trait]
 impl SigningKeySource for SecretsManagerSigningKey {
     async fn jwt_secret(&self) -> Result<SecretString, SecretStoreError> {
-        let output = self.client.get_secret_value().secret_id(&self.secret_id).send().await.map_err(|error| {
-            SecretStoreError::new(SdkFailure::while_doing(format_args!("cannot read the JWT secret {}", self.secret_id), error))
-        })?;
+        let output = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(|error| {
+                SecretStoreError::new(SdkFailure::while_doing(
+                    format_args!("cannot read the JWT secret {}", self.secret_id),
+                    error,
+                ))
+            })?;
         output
             .secret_string
             .filter(|s| !s.is_empty())
             .map(SecretString::from)
-            .ok_or_else(|| SecretStoreError::new(format!("the JWT secret {} has no string value", self.secret_id)))
+            .ok_or_else(|| {
+                SecretStoreError::new(format!(
+                    "the JWT secret {} has no string value",
+                    self.secret_id
+                ))
+            })
     }
 }
 
@@ -90,10 +113,17 @@ pub struct AwsResources {
 
 /// Builds the ports from the SDK configuration (region, credentials, and `AWS_ENDPOINT_URL`
 /// for local emulators). No network calls: the first request pays for what it uses.
-pub fn ports(config: &aws_config::SdkConfig, resources: AwsResources, clock: Arc<dyn Clock>) -> Ports {
+pub fn ports(
+    config: &aws_config::SdkConfig,
+    resources: AwsResources,
+    clock: Arc<dyn Clock>,
+) -> Ports {
     let secrets_manager = aws_sdk_secretsmanager::Client::new(config);
     let signing_key: Arc<dyn SigningKeySource> = match resources.jwt_secret_id {
-        Some(secret_id) => Arc::new(SecretsManagerSigningKey { client: secrets_manager.clone(), secret_id }),
+        Some(secret_id) => Arc::new(SecretsManagerSigningKey {
+            client: secrets_manager.clone(),
+            secret_id,
+        }),
         // This function serves no JWT route: a random key no token was signed with.
         None => {
             let mut key = [0u8; 32];
@@ -101,14 +131,24 @@ pub fn ports(config: &aws_config::SdkConfig, resources: AwsResources, clock: Arc
             Arc::new(StaticSigningKey(SecretString::from(hex::encode(key))))
         }
     };
-    let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(config), resources.table));
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(config),
+        resources.table,
+    ));
     Ports {
         integrations: store.clone(),
         catalog: store.clone(),
         runs: store.clone(),
-        secrets: Arc::new(AwsSecretStore::new(secrets_manager, resources.secret_prefix)),
+        secrets: Arc::new(AwsSecretStore::new(
+            secrets_manager,
+            resources.secret_prefix,
+        )),
         signing_key,
-        queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(config), resources.queue_url, resources.bulk_queue_url)),
+        queue: Arc::new(SqsQueue::new(
+            aws_sdk_sqs::Client::new(config),
+            resources.queue_url,
+            resources.bulk_queue_url,
+        )),
         rate_limiter: store.clone(),
         clock,
     }

@@ -31,8 +31,16 @@ fn body(job: &SyncJob) -> Result<String, QueueError> {
 }
 
 impl SqsQueue {
-    pub fn new(client: Client, real_time_url: impl Into<String>, bulk_url: impl Into<String>) -> Self {
-        Self { client, real_time_url: real_time_url.into(), bulk_url: bulk_url.into() }
+    pub fn new(
+        client: Client,
+        real_time_url: impl Into<String>,
+        bulk_url: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            real_time_url: real_time_url.into(),
+            bulk_url: bulk_url.into(),
+        }
     }
 
     fn url(&self, lane: Lane) -> &str {
@@ -47,8 +55,11 @@ impl SqsQueue {
 impl SyncQueue for SqsQueue {
     async fn enqueue(&self, jobs: &[SyncJob]) -> Result<(), QueueError> {
         for lane in [Lane::RealTime, Lane::Bulk] {
-            let lane_jobs: Vec<(&SyncJob, Duration)> =
-                jobs.iter().filter(|job| job.lane == lane).map(|job| (job, Duration::ZERO)).collect();
+            let lane_jobs: Vec<(&SyncJob, Duration)> = jobs
+                .iter()
+                .filter(|job| job.lane == lane)
+                .map(|job| (job, Duration::ZERO))
+                .collect();
             self.send_batches(self.url(lane), &lane_jobs).await?;
         }
         Ok(())
@@ -56,14 +67,24 @@ impl SyncQueue for SqsQueue {
 
     async fn enqueue_after(&self, job: &SyncJob, delay: Duration) -> Result<(), QueueError> {
         let url = self.url(job.lane);
-        self.client.send_message().queue_url(url).message_body(body(job)?).delay_seconds(seconds(delay)).send().await.map_err(failed)?;
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(body(job)?)
+            .delay_seconds(seconds(delay))
+            .send()
+            .await
+            .map_err(failed)?;
         Ok(())
     }
 
     async fn enqueue_each_after(&self, jobs: &[(SyncJob, Duration)]) -> Result<(), QueueError> {
         for lane in [Lane::RealTime, Lane::Bulk] {
-            let lane_jobs: Vec<(&SyncJob, Duration)> =
-                jobs.iter().filter(|(job, _)| job.lane == lane).map(|(job, delay)| (job, *delay)).collect();
+            let lane_jobs: Vec<(&SyncJob, Duration)> = jobs
+                .iter()
+                .filter(|(job, _)| job.lane == lane)
+                .map(|(job, delay)| (job, *delay))
+                .collect();
             self.send_batches(self.url(lane), &lane_jobs).await?;
         }
         Ok(())
@@ -77,20 +98,42 @@ fn seconds(delay: Duration) -> i32 {
 
 impl SqsQueue {
     /// Sends in batches of 10, each job after its delay (none when zero).
-    async fn send_batches(&self, url: &str, jobs: &[(&SyncJob, Duration)]) -> Result<(), QueueError> {
+    async fn send_batches(
+        &self,
+        url: &str,
+        jobs: &[(&SyncJob, Duration)],
+    ) -> Result<(), QueueError> {
         for chunk in jobs.chunks(BATCH_LIMIT) {
             let entries = chunk
                 .iter()
                 .enumerate()
                 .map(|(i, (job, delay))| {
-                    let entry = SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body(job)?);
-                    let entry = if delay.is_zero() { entry } else { entry.delay_seconds(seconds(*delay)) };
+                    let entry = SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body(job)?);
+                    let entry = if delay.is_zero() {
+                        entry
+                    } else {
+                        entry.delay_seconds(seconds(*delay))
+                    };
                     entry.build().map_err(failed)
                 })
                 .collect::<Result<Vec<_>, QueueError>>()?;
-            let output = self.client.send_message_batch().queue_url(url).set_entries(Some(entries)).send().await.map_err(failed)?;
+            let output = self
+                .client
+                .send_message_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(failed)?;
             if let Some(failure) = output.failed.first() {
-                return Err(QueueError::new(format!("SQS refused {} of {} messages: {}", output.failed.len(), chunk.len(), failure.code)));
+                return Err(QueueError::new(format!(
+                    "SQS refused {} of {} messages: {}",
+                    output.failed.len(),
+                    chunk.len(),
+                    failure.code
+                )));
             }
         }
         Ok(())

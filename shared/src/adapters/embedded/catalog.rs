@@ -5,11 +5,14 @@ use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable};
 use serde::Deserialize;
 
-use super::db::{ACTIVITIES, PRODUCTS, PULLS, RUNS, RedbStore, SLOTS, decode, encode, page_of, unavailable};
+use super::db::{
+    ACTIVITIES, PRODUCTS, PULLS, RUNS, RedbStore, SLOTS, decode, encode, page_of, unavailable,
+};
 use super::slot_writer::SlotWrite;
 use crate::adapters::stored::{StoredActivity, StoredPull, StoredRun, StoredSlot};
 use crate::domain::{
-    Activity, ActivityState, AvailabilityPull, ContentHash, IntegrationId, ProductActivity, Slot, SyncRun, Timestamp, VariationRef,
+    Activity, ActivityState, AvailabilityPull, ContentHash, IntegrationId, ProductActivity, Slot,
+    SyncRun, Timestamp, VariationRef,
 };
 use crate::ports::{CatalogStore, Cursor, Page, RunStore, StoreError};
 
@@ -46,7 +49,8 @@ fn millis(at: Timestamp) -> u64 {
 
 /// A slot's position in a listing: its key after the integration id, as JSON.
 fn slot_position(slot: &Slot) -> String {
-    serde_json::to_string(&(&slot.product_id, &slot.option_id, &slot.availability_id)).expect("strings serialize")
+    serde_json::to_string(&(&slot.product_id, &slot.option_id, &slot.availability_id))
+        .expect("strings serialize")
 }
 
 fn decode_activity(bytes: &[u8]) -> Result<Activity, StoreError> {
@@ -91,7 +95,10 @@ fn all_activities(db: &redb::Database, id: &str) -> Result<Vec<Activity>, StoreE
 
 #[async_trait]
 impl CatalogStore for RedbStore {
-    async fn activity_states(&self, integration: &IntegrationId) -> Result<Vec<ActivityState>, StoreError> {
+    async fn activity_states(
+        &self,
+        integration: &IntegrationId,
+    ) -> Result<Vec<ActivityState>, StoreError> {
         // Row by row, reading only these fields: the sync's memory follows the number of
         // activities, never the size of the stored catalog. The stored JSON is the activity's
         // own form, so its length is the activity's size.
@@ -119,11 +126,21 @@ impl CatalogStore for RedbStore {
         .await
     }
 
-    async fn put_activities(&self, integration: &IntegrationId, activities: &[Activity]) -> Result<(), StoreError> {
+    async fn put_activities(
+        &self,
+        integration: &IntegrationId,
+        activities: &[Activity],
+    ) -> Result<(), StoreError> {
         let id = integration.to_string();
         let rows = activities
             .iter()
-            .map(|a| Ok((a.internal_name.clone(), a.external_sync.external_id.clone(), encode_activity(a)?)))
+            .map(|a| {
+                Ok((
+                    a.internal_name.clone(),
+                    a.external_sync.external_id.clone(),
+                    encode_activity(a)?,
+                ))
+            })
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
@@ -131,15 +148,21 @@ impl CatalogStore for RedbStore {
                 let mut table = txn.open_table(ACTIVITIES).map_err(unavailable)?;
                 let mut products = txn.open_table(PRODUCTS).map_err(unavailable)?;
                 for (name, product_id, bytes) in &rows {
-                    let previous = table.insert((id.as_str(), name.as_str()), bytes.as_slice()).map_err(unavailable)?;
+                    let previous = table
+                        .insert((id.as_str(), name.as_str()), bytes.as_slice())
+                        .map_err(unavailable)?;
                     // A product whose OCTO id changed under the same internalName: drop the old index entry.
                     if let Some(previous) = previous {
                         let previous = decode_activity(previous.value())?;
                         if previous.external_sync.external_id != *product_id {
-                            products.remove((id.as_str(), previous.external_sync.external_id.as_str())).map_err(unavailable)?;
+                            products
+                                .remove((id.as_str(), previous.external_sync.external_id.as_str()))
+                                .map_err(unavailable)?;
                         }
                     }
-                    products.insert((id.as_str(), product_id.as_str()), name.as_str()).map_err(unavailable)?;
+                    products
+                        .insert((id.as_str(), product_id.as_str()), name.as_str())
+                        .map_err(unavailable)?;
                 }
             }
             txn.commit().map_err(unavailable)
@@ -147,7 +170,11 @@ impl CatalogStore for RedbStore {
         .await
     }
 
-    async fn delete_activities(&self, integration: &IntegrationId, internal_names: &[String]) -> Result<(), StoreError> {
+    async fn delete_activities(
+        &self,
+        integration: &IntegrationId,
+        internal_names: &[String],
+    ) -> Result<(), StoreError> {
         let id = integration.to_string();
         let names = internal_names.to_vec();
         self.blocking(move |db| {
@@ -156,7 +183,12 @@ impl CatalogStore for RedbStore {
                 let mut table = txn.open_table(ACTIVITIES).map_err(unavailable)?;
                 let mut products = txn.open_table(PRODUCTS).map_err(unavailable)?;
                 for name in &names {
-                    let Some(removed) = table.remove((id.as_str(), name.as_str())).map_err(unavailable)? else { continue };
+                    let Some(removed) = table
+                        .remove((id.as_str(), name.as_str()))
+                        .map_err(unavailable)?
+                    else {
+                        continue;
+                    };
                     let product_id = decode_activity(removed.value())?.external_sync.external_id;
                     drop(removed);
                     // The product index entry goes only if it still points at this activity
@@ -166,7 +198,9 @@ impl CatalogStore for RedbStore {
                         .map_err(unavailable)?
                         .is_some_and(|entry| entry.value() == name.as_str());
                     if points_here {
-                        products.remove((id.as_str(), product_id.as_str())).map_err(unavailable)?;
+                        products
+                            .remove((id.as_str(), product_id.as_str()))
+                            .map_err(unavailable)?;
                     }
                 }
             }
@@ -189,14 +223,22 @@ impl CatalogStore for RedbStore {
             {
                 let mut table = txn.open_table(ACTIVITIES).map_err(unavailable)?;
                 for name in &names {
-                    let current =
-                        table.get((id.as_str(), name.as_str())).map_err(unavailable)?.map(|v| decode_activity(v.value())).transpose()?;
+                    let current = table
+                        .get((id.as_str(), name.as_str()))
+                        .map_err(unavailable)?
+                        .map(|v| decode_activity(v.value()))
+                        .transpose()?;
                     if let Some(mut activity) = current
                         && activity.is_active != active
                     {
                         activity.is_active = active;
                         activity.updated_at = now;
-                        table.insert((id.as_str(), name.as_str()), encode_activity(&activity)?.as_slice()).map_err(unavailable)?;
+                        table
+                            .insert(
+                                (id.as_str(), name.as_str()),
+                                encode_activity(&activity)?.as_slice(),
+                            )
+                            .map_err(unavailable)?;
                     }
                 }
             }
@@ -215,41 +257,71 @@ impl CatalogStore for RedbStore {
         self.point_read(|db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let products = txn.open_table(PRODUCTS).map_err(unavailable)?;
-            let Some(name) = products.get((id.as_str(), product_id)).map_err(unavailable)? else {
+            let Some(name) = products
+                .get((id.as_str(), product_id))
+                .map_err(unavailable)?
+            else {
                 return Ok(None);
             };
             let activities = txn.open_table(ACTIVITIES).map_err(unavailable)?;
-            let Some(activity) = activities.get((id.as_str(), name.value())).map_err(unavailable)? else {
+            let Some(activity) = activities
+                .get((id.as_str(), name.value()))
+                .map_err(unavailable)?
+            else {
                 return Ok(None);
             };
-            let activity: ActivityOptions =
-                serde_json::from_slice(activity.value()).map_err(|e| StoreError::unavailable(format!("corrupt activity record: {e}")))?;
-            let has_option = activity.variations.iter().any(|v| v.external_sync.external_option_id == option_id);
-            Ok(has_option.then(|| VariationRef { internal_name: activity.internal_name.into_owned(), activity_active: activity.is_active }))
+            let activity: ActivityOptions = serde_json::from_slice(activity.value())
+                .map_err(|e| StoreError::unavailable(format!("corrupt activity record: {e}")))?;
+            let has_option = activity
+                .variations
+                .iter()
+                .any(|v| v.external_sync.external_option_id == option_id);
+            Ok(has_option.then(|| VariationRef {
+                internal_name: activity.internal_name.into_owned(),
+                activity_active: activity.is_active,
+            }))
         })
     }
 
-    async fn put_slots(&self, integration: &IntegrationId, slots: &[(Slot, Timestamp)]) -> Result<(), StoreError> {
+    async fn put_slots(
+        &self,
+        integration: &IntegrationId,
+        slots: &[(Slot, Timestamp)],
+    ) -> Result<(), StoreError> {
         // All at once: the slot writer commits what is waiting in one transaction.
-        let writes = slots.iter().map(|(slot, expires_at)| self.put_slot(integration, slot, *expires_at));
+        let writes = slots
+            .iter()
+            .map(|(slot, expires_at)| self.put_slot(integration, slot, *expires_at));
         futures_util::future::try_join_all(writes).await?;
         Ok(())
     }
 
-    async fn activity_of_product(&self, integration: &IntegrationId, product_id: &str) -> Result<Option<ProductActivity>, StoreError> {
+    async fn activity_of_product(
+        &self,
+        integration: &IntegrationId,
+        product_id: &str,
+    ) -> Result<Option<ProductActivity>, StoreError> {
         let id = integration.to_string();
         let product_id = product_id.to_owned();
         self.point_read(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let products = txn.open_table(PRODUCTS).map_err(unavailable)?;
-            let Some(name) = products.get((id.as_str(), product_id.as_str())).map_err(unavailable)? else {
+            let Some(name) = products
+                .get((id.as_str(), product_id.as_str()))
+                .map_err(unavailable)?
+            else {
                 return Ok(None);
             };
             let activities = txn.open_table(ACTIVITIES).map_err(unavailable)?;
-            let Some(activity) = activities.get((id.as_str(), name.value())).map_err(unavailable)? else {
+            let Some(activity) = activities
+                .get((id.as_str(), name.value()))
+                .map_err(unavailable)?
+            else {
                 return Ok(None);
             };
-            Ok(Some(ProductActivity::from(&decode_activity(activity.value())?)))
+            Ok(Some(ProductActivity::from(&decode_activity(
+                activity.value(),
+            )?)))
         })
     }
 
@@ -260,20 +332,32 @@ impl CatalogStore for RedbStore {
         option_id: &str,
         days: std::ops::RangeInclusive<time::Date>,
     ) -> Result<Vec<Slot>, StoreError> {
-        let (id, product, option) = (integration.to_string(), product_id.to_owned(), option_id.to_owned());
+        let (id, product, option) = (
+            integration.to_string(),
+            product_id.to_owned(),
+            option_id.to_owned(),
+        );
         // The option's keys are read and the days picked here: a local read costs no units.
-        let (first, last) = (crate::domain::format_local_date(*days.start()), crate::domain::format_local_date(*days.end()));
+        let (first, last) = (
+            crate::domain::format_local_date(*days.start()),
+            crate::domain::format_local_date(*days.end()),
+        );
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(SLOTS).map_err(unavailable)?;
             let mut slots = Vec::new();
             // The keys of one option are (integration, product, option, *): contiguous.
-            let range =
-                table.range::<(&str, &str, &str, &str)>((id.as_str(), product.as_str(), option.as_str(), "")..).map_err(unavailable)?;
+            let range = table
+                .range::<(&str, &str, &str, &str)>(
+                    (id.as_str(), product.as_str(), option.as_str(), "")..,
+                )
+                .map_err(unavailable)?;
             for entry in range {
                 let (key, value) = entry.map_err(unavailable)?;
                 let (key_id, key_product, key_option, _) = key.value();
-                if (key_id, key_product, key_option) != (id.as_str(), product.as_str(), option.as_str()) {
+                if (key_id, key_product, key_option)
+                    != (id.as_str(), product.as_str(), option.as_str())
+                {
                     break;
                 }
                 let slot: Slot = decode::<StoredSlot>("slot", value.value())?.into();
@@ -287,7 +371,12 @@ impl CatalogStore for RedbStore {
         .await
     }
 
-    async fn put_slot(&self, integration: &IntegrationId, slot: &Slot, expires_at: Timestamp) -> Result<(), StoreError> {
+    async fn put_slot(
+        &self,
+        integration: &IntegrationId,
+        slot: &Slot,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
         let expires_ms = millis(expires_at);
         let write = SlotWrite {
             integration: integration.to_string(),
@@ -302,23 +391,42 @@ impl CatalogStore for RedbStore {
         self.slot_writer.write(write).await
     }
 
-    async fn add_pull(&self, integration: &IntegrationId, pull: &AvailabilityPull, requested_at: Timestamp) -> Result<(), StoreError> {
-        let (id, key, bytes) = (integration.to_string(), StoredPull::key(pull), encode(&StoredPull::new(pull, requested_at))?);
+    async fn add_pull(
+        &self,
+        integration: &IntegrationId,
+        pull: &AvailabilityPull,
+        requested_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (id, key, bytes) = (
+            integration.to_string(),
+            StoredPull::key(pull),
+            encode(&StoredPull::new(pull, requested_at))?,
+        );
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
-            txn.open_table(PULLS).map_err(unavailable)?.insert((id.as_str(), key.as_str()), bytes.as_slice()).map_err(unavailable)?;
+            txn.open_table(PULLS)
+                .map_err(unavailable)?
+                .insert((id.as_str(), key.as_str()), bytes.as_slice())
+                .map_err(unavailable)?;
             txn.commit().map_err(unavailable)
         })
         .await
     }
 
-    async fn pending_pulls(&self, integration: &IntegrationId, limit: usize) -> Result<Vec<(AvailabilityPull, Timestamp)>, StoreError> {
+    async fn pending_pulls(
+        &self,
+        integration: &IntegrationId,
+        limit: usize,
+    ) -> Result<Vec<(AvailabilityPull, Timestamp)>, StoreError> {
         let id = integration.to_string();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(PULLS).map_err(unavailable)?;
             let mut pulls = Vec::new();
-            for entry in table.range::<(&str, &str)>((id.as_str(), "")..).map_err(unavailable)? {
+            for entry in table
+                .range::<(&str, &str)>((id.as_str(), "")..)
+                .map_err(unavailable)?
+            {
                 let (key, value) = entry.map_err(unavailable)?;
                 if key.value().0 != id || pulls.len() >= limit {
                     break;
@@ -330,19 +438,31 @@ impl CatalogStore for RedbStore {
         .await
     }
 
-    async fn remove_pull(&self, integration: &IntegrationId, pull: &AvailabilityPull, requested_at: Timestamp) -> Result<(), StoreError> {
+    async fn remove_pull(
+        &self,
+        integration: &IntegrationId,
+        pull: &AvailabilityPull,
+        requested_at: Timestamp,
+    ) -> Result<(), StoreError> {
         let (id, key) = (integration.to_string(), StoredPull::key(pull));
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             {
                 let mut table = txn.open_table(PULLS).map_err(unavailable)?;
-                let current = match table.get((id.as_str(), key.as_str())).map_err(unavailable)? {
-                    Some(value) => Some(decode::<StoredPull>("pending pull", value.value())?.requested_at),
+                let current = match table
+                    .get((id.as_str(), key.as_str()))
+                    .map_err(unavailable)?
+                {
+                    Some(value) => {
+                        Some(decode::<StoredPull>("pending pull", value.value())?.requested_at)
+                    }
                     None => None,
                 };
                 // Asked for again since it was read: it stays for the next run.
                 if current == Some(requested_at) {
-                    table.remove((id.as_str(), key.as_str())).map_err(unavailable)?;
+                    table
+                        .remove((id.as_str(), key.as_str()))
+                        .map_err(unavailable)?;
                 }
             }
             txn.commit().map_err(unavailable)
@@ -363,9 +483,10 @@ impl CatalogStore for RedbStore {
             let table = txn.open_table(ACTIVITIES).map_err(unavailable)?;
             let after = after.map(|cursor| cursor.as_str().to_owned());
             let range = match &after {
-                Some(name) => {
-                    table.range::<(&str, &str)>((std::ops::Bound::Excluded((id.as_str(), name.as_str())), std::ops::Bound::Unbounded))
-                }
+                Some(name) => table.range::<(&str, &str)>((
+                    std::ops::Bound::Excluded((id.as_str(), name.as_str())),
+                    std::ops::Bound::Unbounded,
+                )),
                 None => table.range::<(&str, &str)>((id.as_str(), "")..),
             };
             let mut items = Vec::with_capacity(limit.min(1024) + 1);
@@ -378,12 +499,16 @@ impl CatalogStore for RedbStore {
                 bytes = bytes.saturating_add(value.value().len());
                 if bytes > max_bytes && !items.is_empty() {
                     // Full by size: the page ends early, and the next one starts here.
-                    let next = items.last().map(|last: &Activity| Cursor::new(last.internal_name.clone()));
+                    let next = items
+                        .last()
+                        .map(|last: &Activity| Cursor::new(last.internal_name.clone()));
                     return Ok(Page { items, next });
                 }
                 items.push(decode_activity(value.value())?);
             }
-            Ok(page_of(items, limit, |activity| activity.internal_name.clone()))
+            Ok(page_of(items, limit, |activity| {
+                activity.internal_name.clone()
+            }))
         })
         .await
     }
@@ -396,8 +521,11 @@ impl CatalogStore for RedbStore {
         starting_from: Timestamp,
     ) -> Result<Page<Slot>, StoreError> {
         let id = integration.to_string();
-        let after: Option<SlotKey> =
-            after.map(|cursor| serde_json::from_str(cursor.as_str()).map_err(|_| StoreError::InvalidCursor)).transpose()?;
+        let after: Option<SlotKey> = after
+            .map(|cursor| {
+                serde_json::from_str(cursor.as_str()).map_err(|_| StoreError::InvalidCursor)
+            })
+            .transpose()?;
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(SLOTS).map_err(unavailable)?;
@@ -436,13 +564,16 @@ impl RunStore for RedbStore {
         let id = run.integration_id.to_string();
         let started = run.started_at.unix_millis().max(0) as u64;
         let run_id = run.run_id.to_string();
-        let expired_before = run.started_at.unix_millis() - crate::domain::RUN_RETENTION_DAYS * 24 * 3600 * 1000;
+        let expired_before =
+            run.started_at.unix_millis() - crate::domain::RUN_RETENTION_DAYS * 24 * 3600 * 1000;
         let bytes = encode(&StoredRun::from(run))?;
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
             {
                 let mut table = txn.open_table(RUNS).map_err(unavailable)?;
-                table.insert((id.as_str(), started, run_id.as_str()), bytes.as_slice()).map_err(unavailable)?;
+                table
+                    .insert((id.as_str(), started, run_id.as_str()), bytes.as_slice())
+                    .map_err(unavailable)?;
                 // Expire old records here, as DynamoDB's TTL does there.
                 let cutoff = expired_before.max(0) as u64;
                 let stale: Vec<(u64, String)> = table
@@ -452,7 +583,9 @@ impl RunStore for RedbStore {
                     .collect::<Result<_, _>>()
                     .map_err(unavailable)?;
                 for (at, run_id) in stale {
-                    table.remove((id.as_str(), at, run_id.as_str())).map_err(unavailable)?;
+                    table
+                        .remove((id.as_str(), at, run_id.as_str()))
+                        .map_err(unavailable)?;
                 }
             }
             txn.commit().map_err(unavailable)
@@ -460,13 +593,22 @@ impl RunStore for RedbStore {
         .await
     }
 
-    async fn recent_runs(&self, integration: &IntegrationId, limit: usize, now: Timestamp) -> Result<Vec<SyncRun>, StoreError> {
+    async fn recent_runs(
+        &self,
+        integration: &IntegrationId,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Vec<SyncRun>, StoreError> {
         let id = integration.to_string();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(RUNS).map_err(unavailable)?;
             let mut runs = Vec::with_capacity(limit);
-            for entry in table.range((id.as_str(), 0u64, "")..(id.as_str(), u64::MAX, "")).map_err(unavailable)?.rev() {
+            for entry in table
+                .range((id.as_str(), 0u64, "")..(id.as_str(), u64::MAX, ""))
+                .map_err(unavailable)?
+                .rev()
+            {
                 let (_, value) = entry.map_err(unavailable)?;
                 let run: SyncRun = decode::<StoredRun>("run", value.value())?.into();
                 if run.expires_at > now {

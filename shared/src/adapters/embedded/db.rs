@@ -14,7 +14,9 @@ use serde::de::DeserializeOwned;
 
 use crate::ports::{Cursor, Page, StoreError};
 
-pub(super) use super::tables::{ACTIVITIES, INTEGRATIONS, PARTNERS, PRODUCTS, PULLS, RUNS, SLOT_EXPIRY, SLOTS};
+pub(super) use super::tables::{
+    ACTIVITIES, INTEGRATIONS, PARTNERS, PRODUCTS, PULLS, RUNS, SLOT_EXPIRY, SLOTS,
+};
 
 /// The embedded store: integrations, catalog, slots and run history in one redb file.
 #[derive(Clone)]
@@ -30,15 +32,24 @@ pub(super) fn unavailable(error: impl Into<crate::ports::Cause>) -> StoreError {
 
 /// Cuts `items` (up to `limit + 1` read) to a page; the extra one only says a next page
 /// exists, and the last item kept gives the cursor.
-pub(super) fn page_of<T>(mut items: Vec<T>, limit: usize, position: impl Fn(&T) -> String) -> Page<T> {
+pub(super) fn page_of<T>(
+    mut items: Vec<T>,
+    limit: usize,
+    position: impl Fn(&T) -> String,
+) -> Page<T> {
     let more = items.len() > limit;
     items.truncate(limit);
-    let next = if more { items.last().map(|last| Cursor::new(position(last))) } else { None };
+    let next = if more {
+        items.last().map(|last| Cursor::new(position(last)))
+    } else {
+        None
+    };
     Page { items, next }
 }
 
 pub(super) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::unavailable(format!("corrupt {what} record: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::unavailable(format!("corrupt {what} record: {e}")))
 }
 
 pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
@@ -50,8 +61,11 @@ impl RedbStore {
     /// The file holds secret digests, so it is created owner-only (0600), and an existing file
     /// readable by others is tightened to 0600 (with a warning) before it is opened.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        owner_only_file(path).map_err(|e| StoreError::unavailable(format!("cannot create {}: {e}", path.display())))?;
-        let db = Database::create(path).map_err(|e| StoreError::unavailable(format!("cannot open {}: {e}", path.display())))?;
+        owner_only_file(path).map_err(|e| {
+            StoreError::unavailable(format!("cannot create {}: {e}", path.display()))
+        })?;
+        let db = Database::create(path)
+            .map_err(|e| StoreError::unavailable(format!("cannot open {}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(unavailable)?;
         txn.open_table(INTEGRATIONS).map_err(unavailable)?;
         txn.open_table(PARTNERS).map_err(unavailable)?;
@@ -71,7 +85,10 @@ impl RedbStore {
     /// redb's page cache in microseconds, less than handing it to the blocking pool costs (two
     /// thread wake-ups), and it is what every webhook call does first. Scans and writes, which
     /// take longer or wait for the disk, go through [`Self::blocking`].
-    pub(super) fn point_read<T>(&self, read: impl FnOnce(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub(super) fn point_read<T>(
+        &self,
+        read: impl FnOnce(&Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         read(&self.db)
     }
 
@@ -81,14 +98,22 @@ impl RedbStore {
         work: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || work(&db)).await.map_err(unavailable)?
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .map_err(unavailable)?
     }
 }
 
 /// Creates `path` empty with mode 0600 if it does not exist (redb initialises an empty file),
 /// and tightens an existing file whose mode lets group or others in to 0600.
 fn owner_only_file(path: &Path) -> io::Result<()> {
-    let file = fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
     let mode = file.metadata()?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         file.set_permissions(fs::Permissions::from_mode(0o600))?;

@@ -18,12 +18,19 @@ fn encode_record(record: &IntegrationRecord) -> Result<Vec<u8>, StoreError> {
 
 /// The admin list's order, newest first: `{createdAt ms:013}#{id}`, compared in reverse.
 fn list_position(record: &IntegrationRecord) -> String {
-    format!("{:013}#{}", record.integration.created_at.unix_millis().max(0), record.integration.id)
+    format!(
+        "{:013}#{}",
+        record.integration.created_at.unix_millis().max(0),
+        record.integration.id
+    )
 }
 
 /// Every integration matching the filter, newest first. The embedded store serves one
 /// machine's worth of integrations, so reading them all per call is cheap enough here.
-fn matching(db: &Database, filter: &IntegrationFilter) -> Result<Vec<IntegrationRecord>, StoreError> {
+fn matching(
+    db: &Database,
+    filter: &IntegrationFilter,
+) -> Result<Vec<IntegrationRecord>, StoreError> {
     let txn = db.begin_read().map_err(unavailable)?;
     let table = txn.open_table(INTEGRATIONS).map_err(unavailable)?;
     let mut matching = Vec::new();
@@ -49,13 +56,23 @@ impl IntegrationStore for RedbStore {
             {
                 let mut partners = txn.open_table(PARTNERS).map_err(unavailable)?;
                 let mut integrations = txn.open_table(INTEGRATIONS).map_err(unavailable)?;
-                if partners.get(partner.as_str()).map_err(unavailable)?.is_some()
-                    || integrations.get(id.as_str()).map_err(unavailable)?.is_some()
+                if partners
+                    .get(partner.as_str())
+                    .map_err(unavailable)?
+                    .is_some()
+                    || integrations
+                        .get(id.as_str())
+                        .map_err(unavailable)?
+                        .is_some()
                 {
                     return Err(StoreError::AlreadyExists);
                 }
-                partners.insert(partner.as_str(), id.as_str()).map_err(unavailable)?;
-                integrations.insert(id.as_str(), bytes.as_slice()).map_err(unavailable)?;
+                partners
+                    .insert(partner.as_str(), id.as_str())
+                    .map_err(unavailable)?;
+                integrations
+                    .insert(id.as_str(), bytes.as_slice())
+                    .map_err(unavailable)?;
             }
             txn.commit().map_err(unavailable)
         })
@@ -67,11 +84,18 @@ impl IntegrationStore for RedbStore {
         self.point_read(|db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(INTEGRATIONS).map_err(unavailable)?;
-            table.get(id.as_str()).map_err(unavailable)?.map(|v| decode_record(v.value())).transpose()
+            table
+                .get(id.as_str())
+                .map_err(unavailable)?
+                .map(|v| decode_record(v.value()))
+                .transpose()
         })
     }
 
-    async fn find_by_partner(&self, partner_id: &PartnerId) -> Result<Option<IntegrationRecord>, StoreError> {
+    async fn find_by_partner(
+        &self,
+        partner_id: &PartnerId,
+    ) -> Result<Option<IntegrationRecord>, StoreError> {
         let partner = partner_id.to_string();
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
@@ -80,12 +104,20 @@ impl IntegrationStore for RedbStore {
                 return Ok(None);
             };
             let integrations = txn.open_table(INTEGRATIONS).map_err(unavailable)?;
-            integrations.get(id.value()).map_err(unavailable)?.map(|v| decode_record(v.value())).transpose()
+            integrations
+                .get(id.value())
+                .map_err(unavailable)?
+                .map(|v| decode_record(v.value()))
+                .transpose()
         })
         .await
     }
 
-    async fn update(&self, record: &IntegrationRecord, _previous: &IntegrationRecord) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        record: &IntegrationRecord,
+        _previous: &IntegrationRecord,
+    ) -> Result<(), StoreError> {
         let id = record.integration.id.to_string();
         let expected_version = record.version - 1;
         let bytes = encode_record(record)?;
@@ -100,7 +132,9 @@ impl IntegrationStore for RedbStore {
                 if current.version != expected_version {
                     return Err(StoreError::VersionConflict);
                 }
-                integrations.insert(id.as_str(), bytes.as_slice()).map_err(unavailable)?;
+                integrations
+                    .insert(id.as_str(), bytes.as_slice())
+                    .map_err(unavailable)?;
             }
             txn.commit().map_err(unavailable)
         })
@@ -113,10 +147,16 @@ impl IntegrationStore for RedbStore {
             let txn = db.begin_write().map_err(unavailable)?;
             let removed = {
                 let mut integrations = txn.open_table(INTEGRATIONS).map_err(unavailable)?;
-                let removed = integrations.remove(id.as_str()).map_err(unavailable)?.map(|v| decode_record(v.value())).transpose()?;
+                let removed = integrations
+                    .remove(id.as_str())
+                    .map_err(unavailable)?
+                    .map(|v| decode_record(v.value()))
+                    .transpose()?;
                 if let Some(record) = &removed {
                     let mut partners = txn.open_table(PARTNERS).map_err(unavailable)?;
-                    partners.remove(record.integration.partner_id.to_string().as_str()).map_err(unavailable)?;
+                    partners
+                        .remove(record.integration.partner_id.to_string().as_str())
+                        .map_err(unavailable)?;
                 }
                 removed
             };
@@ -126,15 +166,24 @@ impl IntegrationStore for RedbStore {
         .await
     }
 
-    async fn list(&self, filter: &IntegrationFilter, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError> {
+    async fn list(
+        &self,
+        filter: &IntegrationFilter,
+        limit: usize,
+        after: Option<Cursor>,
+    ) -> Result<Page<IntegrationRecord>, StoreError> {
         let filter = *filter;
         self.blocking(move |db| {
             let all = matching(db, &filter)?;
             let start = match &after {
-                Some(cursor) => all.iter().position(|record| list_position(record).as_str() < cursor.as_str()).unwrap_or(all.len()),
+                Some(cursor) => all
+                    .iter()
+                    .position(|record| list_position(record).as_str() < cursor.as_str())
+                    .unwrap_or(all.len()),
                 None => 0,
             };
-            let items: Vec<IntegrationRecord> = all.into_iter().skip(start).take(limit + 1).collect();
+            let items: Vec<IntegrationRecord> =
+                all.into_iter().skip(start).take(limit + 1).collect();
             Ok(page_of(items, limit, list_position))
         })
         .await
@@ -142,15 +191,23 @@ impl IntegrationStore for RedbStore {
 
     async fn count(&self, filter: &IntegrationFilter) -> Result<u64, StoreError> {
         let filter = *filter;
-        self.blocking(move |db| Ok(matching(db, &filter)?.len() as u64)).await
+        self.blocking(move |db| Ok(matching(db, &filter)?.len() as u64))
+            .await
     }
 
-    async fn list_syncable(&self, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError> {
+    async fn list_syncable(
+        &self,
+        limit: usize,
+        after: Option<Cursor>,
+    ) -> Result<Page<IntegrationRecord>, StoreError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(INTEGRATIONS).map_err(unavailable)?;
             let range = match &after {
-                Some(after) => table.range::<&str>((std::ops::Bound::Excluded(after.as_str()), std::ops::Bound::Unbounded)),
+                Some(after) => table.range::<&str>((
+                    std::ops::Bound::Excluded(after.as_str()),
+                    std::ops::Bound::Unbounded,
+                )),
                 None => table.range::<&str>(..),
             };
             let mut items = Vec::with_capacity(limit + 1);
@@ -164,7 +221,9 @@ impl IntegrationStore for RedbStore {
                     }
                 }
             }
-            Ok(page_of(items, limit, |record| record.integration.id.to_string()))
+            Ok(page_of(items, limit, |record| {
+                record.integration.id.to_string()
+            }))
         })
         .await
     }

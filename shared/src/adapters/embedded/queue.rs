@@ -55,9 +55,23 @@ impl InProcessQueue {
     pub fn new(clock: Arc<dyn Clock>) -> (Self, QueueReceiver) {
         let (real_time, real_time_receiver) = mpsc::unbounded_channel();
         let (bulk, bulk_receiver) = mpsc::unbounded_channel();
-        let receiver =
-            QueueReceiver { real_time: LaneReceiver { receiver: real_time_receiver }, bulk: LaneReceiver { receiver: bulk_receiver } };
-        (Self { real_time, bulk, clock, state: Arc::default() }, receiver)
+        let receiver = QueueReceiver {
+            real_time: LaneReceiver {
+                receiver: real_time_receiver,
+            },
+            bulk: LaneReceiver {
+                receiver: bulk_receiver,
+            },
+        };
+        (
+            Self {
+                real_time,
+                bulk,
+                clock,
+                state: Arc::default(),
+            },
+            receiver,
+        )
     }
 
     fn sender(&self, lane: Lane) -> &mpsc::UnboundedSender<SyncJob> {
@@ -75,8 +89,18 @@ impl InProcessQueue {
     /// Nothing waiting, nothing running, and no delayed job due by the clock's `now`.
     pub fn is_settled(&self) -> bool {
         let now = self.clock.now();
-        let unfinished = *self.state.unfinished.lock().unwrap_or_else(|p| p.into_inner());
-        let due = self.state.scheduled.lock().unwrap_or_else(|p| p.into_inner()).values().any(|due| *due <= now);
+        let unfinished = *self
+            .state
+            .unfinished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let due = self
+            .state
+            .scheduled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|due| *due <= now);
         unfinished == 0 && !due
     }
 
@@ -108,13 +132,22 @@ impl SyncQueue for InProcessQueue {
         }
         let due = self.clock.now().plus_millis(delay.as_millis() as i64);
         let key = self.state.sequence.fetch_add(1, Ordering::Relaxed);
-        self.state.scheduled.lock().unwrap_or_else(|p| p.into_inner()).insert(key, due);
+        self.state
+            .scheduled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, due);
         let (queue, job) = (self.clone(), job.clone());
         tokio::spawn(async move {
             queue.clock.sleep_until(due).await;
             // Counted as unfinished before it stops counting as scheduled: never settled between.
             let sent = queue.send(job);
-            queue.state.scheduled.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            queue
+                .state
+                .scheduled
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
             if sent.is_err() {
                 // Shutting down: the job's request flag stays set, so the next run picks it up.
                 tracing::debug!("queue worker stopped before a delayed job was due");
@@ -173,8 +206,15 @@ mod tests {
         let (a, b) = (IntegrationId::generate(1), IntegrationId::generate(2));
         queue.enqueue(&[job(a), job(a), job(b)]).await.unwrap();
         assert!(!queue.is_settled());
-        let received = [receiver.recv().await, receiver.recv().await, receiver.recv().await];
-        assert_eq!(received.map(|j| j.unwrap().integration_id.unwrap()), [a, a, b]);
+        let received = [
+            receiver.recv().await,
+            receiver.recv().await,
+            receiver.recv().await,
+        ];
+        assert_eq!(
+            received.map(|j| j.unwrap().integration_id.unwrap()),
+            [a, a, b]
+        );
         for _ in 0..3 {
             queue.finished();
         }
@@ -187,7 +227,10 @@ mod tests {
     async fn real_time_jobs_are_taken_before_bulk_jobs_queued_earlier() {
         let (queue, mut receiver) = InProcessQueue::new(Arc::new(SystemClock));
         let ids: Vec<IntegrationId> = (1..=4).map(IntegrationId::generate).collect();
-        let bulk: Vec<SyncJob> = ids[..3].iter().map(|id| SyncJob::bulk_catalog(*id, RunTrigger::Nightly, None)).collect();
+        let bulk: Vec<SyncJob> = ids[..3]
+            .iter()
+            .map(|id| SyncJob::bulk_catalog(*id, RunTrigger::Nightly, None))
+            .collect();
         queue.enqueue(&bulk).await.unwrap();
         queue.enqueue(&[job(ids[3])]).await.unwrap();
         let mut order = Vec::new();
@@ -195,7 +238,10 @@ mod tests {
             order.push((job.integration_id.unwrap(), job.lane));
         }
         assert_eq!(order[0], (ids[3], Lane::RealTime), "{order:?}");
-        assert_eq!(order[1..].iter().map(|(id, _)| *id).collect::<Vec<_>>(), ids[..3]);
+        assert_eq!(
+            order[1..].iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            ids[..3]
+        );
         queue.enqueue(&bulk[..1]).await.unwrap();
         queue.enqueue(&[job(ids[3])]).await.unwrap();
         assert_eq!(receiver.recv().await.unwrap().lane, Lane::RealTime);

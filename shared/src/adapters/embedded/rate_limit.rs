@@ -18,7 +18,13 @@ pub struct InMemoryRateLimiter {
 
 #[async_trait]
 impl RateLimiter for InMemoryRateLimiter {
-    async fn admit(&self, id: &IntegrationId, limit: u32, window: Duration, now: Timestamp) -> Result<Admission, StoreError> {
+    async fn admit(
+        &self,
+        id: &IntegrationId,
+        limit: u32,
+        window: Duration,
+        now: Timestamp,
+    ) -> Result<Admission, StoreError> {
         let window = RateWindow::containing(now, window);
         let start = window.start_ms;
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());

@@ -40,8 +40,12 @@ struct StoredStart {
 
 /// When a stored slot expires under `retention_ms`.
 fn expiry_of(stored: &[u8], retention_ms: u64) -> Result<u64, String> {
-    let start: StoredStart = serde_json::from_slice(stored).map_err(|e| format!("corrupt slot record: {e}"))?;
-    Ok((start.local_date_time_start.instant().unix_millis().max(0) as u64).saturating_add(retention_ms))
+    let start: StoredStart =
+        serde_json::from_slice(stored).map_err(|e| format!("corrupt slot record: {e}"))?;
+    Ok(
+        (start.local_date_time_start.instant().unix_millis().max(0) as u64)
+            .saturating_add(retention_ms),
+    )
 }
 
 type SlotKey<'a> = (&'a str, &'a str, &'a str, &'a str);
@@ -68,10 +72,14 @@ impl SlotWriter {
 
     pub(super) async fn write(&self, write: SlotWrite) -> Result<(), StoreError> {
         let (done, written) = oneshot::channel();
-        self.sender.send((write, done)).map_err(|_| StoreError::unavailable("the slot writer has stopped"))?;
+        self.sender
+            .send((write, done))
+            .map_err(|_| StoreError::unavailable("the slot writer has stopped"))?;
         match written.await {
             Ok(result) => result.map_err(StoreError::unavailable),
-            Err(_) => Err(StoreError::unavailable("the slot writer stopped before committing")),
+            Err(_) => Err(StoreError::unavailable(
+                "the slot writer stopped before committing",
+            )),
         }
     }
 }
@@ -106,17 +114,30 @@ fn commit(db: &Database, batch: &[SlotWrite]) -> Result<(), String> {
         let mut expiry = txn.open_table(SLOT_EXPIRY).map_err(|e| e.to_string())?;
         let (mut now, mut retention) = (0, 0);
         for w in batch {
-            let key = (w.integration.as_str(), w.product.as_str(), w.option.as_str(), w.availability.as_str());
-            let previous = slots.insert(key, w.bytes.as_slice()).map_err(|e| e.to_string())?;
-            let previous = previous.map(|p| expiry_of(p.value(), w.retention_ms)).transpose()?;
+            let key = (
+                w.integration.as_str(),
+                w.product.as_str(),
+                w.option.as_str(),
+                w.availability.as_str(),
+            );
+            let previous = slots
+                .insert(key, w.bytes.as_slice())
+                .map_err(|e| e.to_string())?;
+            let previous = previous
+                .map(|p| expiry_of(p.value(), w.retention_ms))
+                .transpose()?;
             // The same start keeps its expiry entry (most updates: vacancies change, the start
             // does not); a moved start must not leave the old entry behind, or it would drop
             // the slot at the old time.
             if previous != Some(w.expires_ms) {
                 if let Some(previous) = previous {
-                    expiry.remove((previous, key.0, key.1, key.2, key.3)).map_err(|e| e.to_string())?;
+                    expiry
+                        .remove((previous, key.0, key.1, key.2, key.3))
+                        .map_err(|e| e.to_string())?;
                 }
-                expiry.insert((w.expires_ms, key.0, key.1, key.2, key.3), ()).map_err(|e| e.to_string())?;
+                expiry
+                    .insert((w.expires_ms, key.0, key.1, key.2, key.3), ())
+                    .map_err(|e| e.to_string())?;
             }
             now = now.max(w.now_ms);
             retention = retention.max(w.retention_ms);
@@ -148,11 +169,19 @@ fn forget_expired(
         .map_err(|e| e.to_string())?;
     for (at, i, p, o, a) in expired {
         let key = (i.as_str(), p.as_str(), o.as_str(), a.as_str());
-        expiry.remove((at, key.0, key.1, key.2, key.3)).map_err(|e| e.to_string())?;
-        let current = slots.get(key).map_err(|e| e.to_string())?.map(|v| expiry_of(v.value(), retention)).transpose()?;
+        expiry
+            .remove((at, key.0, key.1, key.2, key.3))
+            .map_err(|e| e.to_string())?;
+        let current = slots
+            .get(key)
+            .map_err(|e| e.to_string())?
+            .map(|v| expiry_of(v.value(), retention))
+            .transpose()?;
         match current {
             Some(expires) if expires > now => {
-                expiry.insert((expires, key.0, key.1, key.2, key.3), ()).map_err(|e| e.to_string())?;
+                expiry
+                    .insert((expires, key.0, key.1, key.2, key.3), ())
+                    .map_err(|e| e.to_string())?;
             }
             Some(_) => {
                 slots.remove(key).map_err(|e| e.to_string())?;

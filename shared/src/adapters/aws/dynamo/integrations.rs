@@ -34,7 +34,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, Select, TransactWriteItem, Update,
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, Select,
+    TransactWriteItem, Update,
 };
 use sha2::{Digest, Sha256};
 
@@ -69,7 +70,11 @@ pub(super) const ADMIN_INDEX_ATTRIBUTES: [&str; 3] = ["isApproved", HEALTH_STATU
 const BATCH_GET_LIMIT: usize = 100;
 const MAX_ATTEMPTS: u32 = 8;
 const APPROVAL: [(bool, &str); 2] = [(true, "approved"), (false, "unapproved")];
-const HEALTH: [HealthStatus; 3] = [HealthStatus::Healthy, HealthStatus::Degraded, HealthStatus::Down];
+const HEALTH: [HealthStatus; 3] = [
+    HealthStatus::Healthy,
+    HealthStatus::Degraded,
+    HealthStatus::Down,
+];
 
 /// Which index shard an integration's index keys and counter use.
 pub fn index_shard(id: &IntegrationId) -> u8 {
@@ -81,15 +86,24 @@ fn key(id: &IntegrationId, sk: &str) -> Item {
 }
 
 fn partner_key(partner: &PartnerId) -> Item {
-    HashMap::from([("pk".into(), s(format!("PARTNER#{partner}"))), ("sk".into(), s("META"))])
+    HashMap::from([
+        ("pk".into(), s(format!("PARTNER#{partner}"))),
+        ("sk".into(), s("META")),
+    ])
 }
 
 fn counter_key(shard: u8) -> Item {
-    HashMap::from([("pk".into(), s(format!("COUNT#{shard}"))), ("sk".into(), s("COUNT"))])
+    HashMap::from([
+        ("pk".into(), s(format!("COUNT#{shard}"))),
+        ("sk".into(), s("COUNT")),
+    ])
 }
 
 fn health_spelling(health: HealthStatus) -> String {
-    serde_json::to_value(StoredHealthStatus::from(health)).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    serde_json::to_value(StoredHealthStatus::from(health))
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// The counter cell an integration is counted in: approval × health.
@@ -104,7 +118,10 @@ const LIVE_CELL: &str = "live";
 /// The counter cells an integration is counted in.
 fn cells(record: &IntegrationRecord) -> Vec<String> {
     let integration = &record.integration;
-    let mut cells = vec![cell_name(integration.is_approved, integration.health.status)];
+    let mut cells = vec![cell_name(
+        integration.is_approved,
+        integration.health.status,
+    )];
     if integration.is_live() {
         cells.push(LIVE_CELL.to_owned());
     }
@@ -113,8 +130,14 @@ fn cells(record: &IntegrationRecord) -> Vec<String> {
 
 /// The counter changes that move an integration from `before`'s cells to `after`'s.
 fn moves(before: &[String], after: &[String]) -> Vec<(String, i64)> {
-    let left = before.iter().filter(|cell| !after.contains(cell)).map(|cell| (cell.clone(), -1));
-    let entered = after.iter().filter(|cell| !before.contains(cell)).map(|cell| (cell.clone(), 1));
+    let left = before
+        .iter()
+        .filter(|cell| !after.contains(cell))
+        .map(|cell| (cell.clone(), -1));
+    let entered = after
+        .iter()
+        .filter(|cell| !before.contains(cell))
+        .map(|cell| (cell.clone(), 1));
     left.chain(entered).collect()
 }
 
@@ -129,12 +152,21 @@ fn items_of(record: &IntegrationRecord) -> Result<Items, StoreError> {
     let id = &integration.id;
     let shard = index_shard(id);
     let mut meta = to_item(&StoredIntegration::from(record))?;
-    let mut control: Item = CONTROL_FIELDS.iter().filter_map(|field| meta.remove_entry(*field)).collect();
+    let mut control: Item = CONTROL_FIELDS
+        .iter()
+        .filter_map(|field| meta.remove_entry(*field))
+        .collect();
     meta.extend(key(id, META));
     control.extend(key(id, CONTROL));
     meta.insert("gsi1pk".into(), s(format!("{ADMIN_PREFIX}#{shard}")));
-    meta.insert("gsi1sk".into(), s(format!("{}#{id}", integration.created_at)));
-    meta.insert(HEALTH_STATUS.into(), s(health_spelling(integration.health.status)));
+    meta.insert(
+        "gsi1sk".into(),
+        s(format!("{}#{id}", integration.created_at)),
+    );
+    meta.insert(
+        HEALTH_STATUS.into(),
+        s(health_spelling(integration.health.status)),
+    );
     if integration.is_live() {
         meta.insert("gsi2pk".into(), s(format!("{SYNCABLE_PREFIX}#{shard}")));
         meta.insert("gsi2sk".into(), s(id.to_string()));
@@ -164,12 +196,18 @@ fn is_single_item(meta: &Item) -> bool {
 }
 
 fn sk_of(item: &Item) -> Option<&str> {
-    item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str)
+    item.get("sk")
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 fn id_of(item: &Item) -> Result<IntegrationId, StoreError> {
-    let pk = item.get("pk").and_then(|v| v.as_s().ok()).ok_or_else(|| StoreError::unavailable("index item without pk"))?;
-    IntegrationId::parse(pk.trim_start_matches("INT#")).map_err(|e| StoreError::unavailable(format!("corrupt integration key: {e}")))
+    let pk = item
+        .get("pk")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| StoreError::unavailable("index item without pk"))?;
+    IntegrationId::parse(pk.trim_start_matches("INT#"))
+        .map_err(|e| StoreError::unavailable(format!("corrupt integration key: {e}")))
 }
 
 /// Why a conditional write or transaction failed, as far as the version check is concerned.
@@ -182,21 +220,42 @@ enum Refusal {
     Other,
 }
 
-fn put(table: &str, item: Item, condition: Option<&str>, values: &[(&str, AttributeValue)]) -> Result<TransactWriteItem, StoreError> {
-    let mut put = Put::builder().table_name(table).set_item(Some(item)).set_condition_expression(condition.map(str::to_owned));
+fn put(
+    table: &str,
+    item: Item,
+    condition: Option<&str>,
+    values: &[(&str, AttributeValue)],
+) -> Result<TransactWriteItem, StoreError> {
+    let mut put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .set_condition_expression(condition.map(str::to_owned));
     for (name, value) in values {
         put = put.expression_attribute_values(*name, value.clone());
     }
-    let put = put.return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld).build().map_err(build_failed)?;
+    let put = put
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .build()
+        .map_err(build_failed)?;
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
-fn delete(table: &str, key: Item, condition: Option<&str>, values: &[(&str, AttributeValue)]) -> Result<TransactWriteItem, StoreError> {
-    let mut delete = Delete::builder().table_name(table).set_key(Some(key)).set_condition_expression(condition.map(str::to_owned));
+fn delete(
+    table: &str,
+    key: Item,
+    condition: Option<&str>,
+    values: &[(&str, AttributeValue)],
+) -> Result<TransactWriteItem, StoreError> {
+    let mut delete = Delete::builder()
+        .table_name(table)
+        .set_key(Some(key))
+        .set_condition_expression(condition.map(str::to_owned));
     for (name, value) in values {
         delete = delete.expression_attribute_values(*name, value.clone());
     }
-    Ok(TransactWriteItem::builder().delete(delete.build().map_err(build_failed)?).build())
+    Ok(TransactWriteItem::builder()
+        .delete(delete.build().map_err(build_failed)?)
+        .build())
 }
 
 /// The `ADD` of `delta` to each named cell of one shard's counter (the item is created on first
@@ -208,7 +267,11 @@ struct CounterAdd {
 }
 
 fn counter_add(deltas: &[(String, i64)]) -> CounterAdd {
-    let mut add = CounterAdd { expression: String::new(), names: HashMap::new(), values: HashMap::new() };
+    let mut add = CounterAdd {
+        expression: String::new(),
+        names: HashMap::new(),
+        values: HashMap::new(),
+    };
     let mut clauses = Vec::new();
     for (n, (cell, delta)) in deltas.iter().enumerate() {
         clauses.push(format!("#c{n} :d{n}"));
@@ -220,8 +283,16 @@ fn counter_add(deltas: &[(String, i64)]) -> CounterAdd {
 }
 
 /// The counter's `ADD` as a write of a transaction.
-fn count(table: &str, shard: u8, deltas: &[(String, i64)]) -> Result<TransactWriteItem, StoreError> {
-    let CounterAdd { expression, names, values } = counter_add(deltas);
+fn count(
+    table: &str,
+    shard: u8,
+    deltas: &[(String, i64)],
+) -> Result<TransactWriteItem, StoreError> {
+    let CounterAdd {
+        expression,
+        names,
+        values,
+    } = counter_add(deltas);
     let update = Update::builder()
         .table_name(table)
         .set_key(Some(counter_key(shard)))
@@ -240,11 +311,17 @@ fn n_value(value: impl ToString) -> AttributeValue {
 /// The first write of a transaction (always the `CTRL` put or the `META` put that carries the
 /// version check) decides what a cancelled transaction means.
 fn refusal_of(error: &TransactWriteItemsError) -> Option<Refusal> {
-    let TransactWriteItemsError::TransactionCanceledException(cancelled) = error else { return None };
+    let TransactWriteItemsError::TransactionCanceledException(cancelled) = error else {
+        return None;
+    };
     let reasons = cancelled.cancellation_reasons();
     match reasons.first() {
         Some(first) if first.code() == Some("ConditionalCheckFailed") => {
-            Some(if first.item().is_some_and(|item| !item.is_empty()) { Refusal::Stale } else { Refusal::NoControl })
+            Some(if first.item().is_some_and(|item| !item.is_empty()) {
+                Refusal::Stale
+            } else {
+                Refusal::NoControl
+            })
         }
         _ => Some(Refusal::Other),
     }
@@ -305,41 +382,73 @@ fn admin_filter(filter: &IntegrationFilter) -> AdminFilter {
         values.insert(":health".to_owned(), s(health_spelling(health)));
     }
     let join = |parts: Vec<&str>| (!parts.is_empty()).then(|| parts.join(" AND "));
-    AdminFilter { expression: join(conditions), single_item_expression: join(single_item), names, values }
+    AdminFilter {
+        expression: join(conditions),
+        single_item_expression: join(single_item),
+        names,
+        values,
+    }
 }
 
 /// The `#name` and `:value` placeholders of an expression.
 fn placeholders(expression: &str) -> Vec<&str> {
-    expression.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '#' | ':' | '_'))).filter(|t| !t.is_empty()).collect()
+    expression
+        .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '#' | ':' | '_')))
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 /// Expression attribute names used by `expression` only (DynamoDB refuses unused ones).
-fn names_for(expression: &Option<String>, names: &HashMap<String, String>) -> Option<HashMap<String, String>> {
+fn names_for(
+    expression: &Option<String>,
+    names: &HashMap<String, String>,
+) -> Option<HashMap<String, String>> {
     let used = placeholders(expression.as_deref()?);
-    let used: HashMap<String, String> =
-        names.iter().filter(|(name, _)| used.contains(&name.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let used: HashMap<String, String> = names
+        .iter()
+        .filter(|(name, _)| used.contains(&name.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     (!used.is_empty()).then_some(used)
 }
 
-fn values_for(expression: &Option<String>, values: &HashMap<String, AttributeValue>, pk: &str) -> HashMap<String, AttributeValue> {
+fn values_for(
+    expression: &Option<String>,
+    values: &HashMap<String, AttributeValue>,
+    pk: &str,
+) -> HashMap<String, AttributeValue> {
     let used = expression.as_deref().map(placeholders).unwrap_or_default();
-    let mut used: HashMap<String, AttributeValue> =
-        values.iter().filter(|(name, _)| used.contains(&name.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut used: HashMap<String, AttributeValue> = values
+        .iter()
+        .filter(|(name, _)| used.contains(&name.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     used.insert(":pk".to_owned(), s(pk));
     used
 }
 
 fn admin_partitions() -> Vec<(String, bool)> {
-    (0..INDEX_SHARDS).map(|shard| (format!("{ADMIN_PREFIX}#{shard}"), false)).chain([(ADMIN_PREFIX.to_owned(), true)]).collect()
+    (0..INDEX_SHARDS)
+        .map(|shard| (format!("{ADMIN_PREFIX}#{shard}"), false))
+        .chain([(ADMIN_PREFIX.to_owned(), true)])
+        .collect()
 }
 
 fn syncable_partitions() -> Vec<String> {
-    (0..INDEX_SHARDS).map(|shard| format!("{SYNCABLE_PREFIX}#{shard}")).chain([SYNCABLE_PREFIX.to_owned()]).collect()
+    (0..INDEX_SHARDS)
+        .map(|shard| format!("{SYNCABLE_PREFIX}#{shard}"))
+        .chain([SYNCABLE_PREFIX.to_owned()])
+        .collect()
 }
 
 /// The exclusive start key of an index query that resumes after `sort_key` (which ends with
 /// the integration's id) in `partition`.
-fn index_start(index_pk: &str, index_sk: &str, partition: &str, sort_key: &str) -> Result<Item, StoreError> {
+fn index_start(
+    index_pk: &str,
+    index_sk: &str,
+    partition: &str,
+    sort_key: &str,
+) -> Result<Item, StoreError> {
     let id = sort_key.rsplit('#').next().unwrap_or_default();
     let id = IntegrationId::parse(id).map_err(|_| StoreError::InvalidCursor)?;
     let mut start = key(&id, META);
@@ -376,7 +485,11 @@ impl DynamoStore {
         }
         self.batch_put(items).await?;
         for (shard, cells) in counters {
-            let CounterAdd { expression, names, values } = counter_add(&cells.into_iter().collect::<Vec<_>>());
+            let CounterAdd {
+                expression,
+                names,
+                values,
+            } = counter_add(&cells.into_iter().collect::<Vec<_>>());
             self.client
                 .update_item()
                 .table_name(&self.table)
@@ -393,7 +506,10 @@ impl DynamoStore {
 
     /// Both items of an integration, strongly consistent, in one Query; `None` when it does
     /// not exist. The flag says the record is still in the single-item format.
-    async fn read(&self, id: &IntegrationId) -> Result<Option<(IntegrationRecord, bool)>, StoreError> {
+    async fn read(
+        &self,
+        id: &IntegrationId,
+    ) -> Result<Option<(IntegrationRecord, bool)>, StoreError> {
         let output = self
             .client
             .query()
@@ -424,17 +540,26 @@ impl DynamoStore {
     /// The records of these integrations (both items each, strongly consistent), in the
     /// given order; one deleted meanwhile is left out.
     async fn load(&self, ids: &[IntegrationId]) -> Result<Vec<IntegrationRecord>, StoreError> {
-        let keys: Vec<Item> = ids.iter().flat_map(|id| [key(id, META), key(id, CONTROL)]).collect();
+        let keys: Vec<Item> = ids
+            .iter()
+            .flat_map(|id| [key(id, META), key(id, CONTROL)])
+            .collect();
         let mut found: HashMap<(String, String), Item> = HashMap::new();
         for item in self.batch_get(keys, true).await? {
-            let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let pk = item
+                .get("pk")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
             let sk = sk_of(&item).unwrap_or_default().to_owned();
             found.insert((pk, sk), item);
         }
         let mut records = Vec::with_capacity(ids.len());
         for id in ids {
             let pk = format!("INT#{id}");
-            let Some(meta) = found.remove(&(pk.clone(), META.to_owned())) else { continue };
+            let Some(meta) = found.remove(&(pk.clone(), META.to_owned())) else {
+                continue;
+            };
             let control = found.remove(&(pk, CONTROL.to_owned()));
             if control.is_some() || is_single_item(&meta) {
                 records.push(record_of(meta, control)?);
@@ -445,9 +570,18 @@ impl DynamoStore {
 
     /// Fills a lane of the admin list until it holds an item or its partition is read to the
     /// end (a filtered query can come back empty with more to read).
-    async fn fill(&self, lane: &mut Lane, filter: &AdminFilter, chunk: usize) -> Result<(), StoreError> {
+    async fn fill(
+        &self,
+        lane: &mut Lane,
+        filter: &AdminFilter,
+        chunk: usize,
+    ) -> Result<(), StoreError> {
         while lane.buffer.is_empty() && !lane.exhausted {
-            let expression = if lane.single_item { &filter.single_item_expression } else { &filter.expression };
+            let expression = if lane.single_item {
+                &filter.single_item_expression
+            } else {
+                &filter.expression
+            };
             let output = self
                 .client
                 .query()
@@ -456,7 +590,11 @@ impl DynamoStore {
                 .key_condition_expression("gsi1pk = :pk")
                 .set_filter_expression(expression.clone())
                 .set_expression_attribute_names(names_for(expression, &filter.names))
-                .set_expression_attribute_values(Some(values_for(expression, &filter.values, &lane.partition)))
+                .set_expression_attribute_values(Some(values_for(
+                    expression,
+                    &filter.values,
+                    &lane.partition,
+                )))
                 .scan_index_forward(false)
                 .limit(i32::try_from(chunk).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(lane.start.take())
@@ -477,7 +615,10 @@ impl DynamoStore {
     async fn batch_get(&self, keys: Vec<Item>, consistent: bool) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(BATCH_GET_LIMIT) {
-            let request = KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(consistent).build();
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(consistent)
+                .build();
             let mut pending = Some(request.map_err(build_failed)?);
             let mut attempt = 0;
             while let Some(request) = pending.take() {
@@ -486,11 +627,29 @@ impl DynamoStore {
                 }
                 attempt += 1;
                 if attempt > MAX_ATTEMPTS {
-                    return Err(StoreError::unavailable(format!("keys still unprocessed after {MAX_ATTEMPTS} attempts")));
+                    return Err(StoreError::unavailable(format!(
+                        "keys still unprocessed after {MAX_ATTEMPTS} attempts"
+                    )));
                 }
-                let output = self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
-                items.extend(output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default());
-                pending = output.unprocessed_keys.unwrap_or_default().remove(&self.table).filter(|k| !k.keys().is_empty());
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                items.extend(
+                    output
+                        .responses
+                        .unwrap_or_default()
+                        .remove(&self.table)
+                        .unwrap_or_default(),
+                );
+                pending = output
+                    .unprocessed_keys
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .filter(|k| !k.keys().is_empty());
             }
         }
         Ok(items)
@@ -502,7 +661,11 @@ impl DynamoStore {
         let mut total = 0i64;
         for counter in self.batch_get(keys, false).await? {
             for cell in cells {
-                total += counter.get(cell).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(0);
+                total += counter
+                    .get(cell)
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .unwrap_or(0);
             }
         }
         Ok(u64::try_from(total).unwrap_or(0))
@@ -543,8 +706,17 @@ impl DynamoStore {
         }
     }
 
-    async fn send_transaction(&self, items: Vec<TransactWriteItem>) -> Result<Option<Refusal>, StoreError> {
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+    async fn send_transaction(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Option<Refusal>, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(None),
             Err(error) => match error.as_service_error().and_then(refusal_of) {
                 Some(refusal) => Ok(Some(refusal)),
@@ -556,7 +728,11 @@ impl DynamoStore {
     /// A record the single-item format wrote, written for the first time since: it moves to
     /// the two-item layout and into the counters in one transaction, if it is still the
     /// version the caller read.
-    async fn update_single_item(&self, record: &IntegrationRecord, expected: u64) -> Result<(), StoreError> {
+    async fn update_single_item(
+        &self,
+        record: &IntegrationRecord,
+        expected: u64,
+    ) -> Result<(), StoreError> {
         let id = &record.integration.id;
         let output = self
             .client
@@ -567,13 +743,20 @@ impl DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        let Some(meta) = output.item.filter(is_single_item) else { return Err(StoreError::NotFound) };
+        let Some(meta) = output.item.filter(is_single_item) else {
+            return Err(StoreError::NotFound);
+        };
         if meta.get("version").and_then(|v| v.as_n().ok()) != Some(&expected.to_string()) {
             return Err(StoreError::VersionConflict);
         }
         let Items { meta, control } = items_of(record)?;
         let writes = vec![
-            put(&self.table, meta, Some("version = :expected"), &[(":expected", n_value(expected))])?,
+            put(
+                &self.table,
+                meta,
+                Some("version = :expected"),
+                &[(":expected", n_value(expected))],
+            )?,
             put(&self.table, control, Some("attribute_not_exists(pk)"), &[])?,
             count(&self.table, index_shard(id), &moves(&[], &cells(record)))?,
         ];
@@ -598,7 +781,11 @@ impl IntegrationStore for DynamoStore {
             put(&self.table, meta, absent, &[])?,
             put(&self.table, control, absent, &[])?,
             put(&self.table, lock, absent, &[])?,
-            count(&self.table, index_shard(&integration.id), &moves(&[], &cells(record)))?,
+            count(
+                &self.table,
+                index_shard(&integration.id),
+                &moves(&[], &cells(record)),
+            )?,
         ];
         match self.send_transaction(writes).await? {
             None => Ok(()),
@@ -610,17 +797,31 @@ impl IntegrationStore for DynamoStore {
         Ok(self.read(id).await?.map(|(record, _)| record))
     }
 
-    async fn find_by_partner(&self, partner_id: &PartnerId) -> Result<Option<IntegrationRecord>, StoreError> {
+    async fn find_by_partner(
+        &self,
+        partner_id: &PartnerId,
+    ) -> Result<Option<IntegrationRecord>, StoreError> {
         let lock = self.get_item(partner_key(partner_id)).await?;
-        let Some(id) = lock.as_ref().and_then(|item| item.get("integration_id")).and_then(|v| v.as_s().ok()) else { return Ok(None) };
-        let id = IntegrationId::parse(id).map_err(|e| StoreError::unavailable(format!("corrupt partner lock: {e}")))?;
+        let Some(id) = lock
+            .as_ref()
+            .and_then(|item| item.get("integration_id"))
+            .and_then(|v| v.as_s().ok())
+        else {
+            return Ok(None);
+        };
+        let id = IntegrationId::parse(id)
+            .map_err(|e| StoreError::unavailable(format!("corrupt partner lock: {e}")))?;
         self.get(&id).await
     }
 
     /// A change of sync state only (every lease, commit and release) is one conditional
     /// PutItem of `CTRL`; a change of the document also puts `META` (and moves the counter
     /// when approval or health changed) in the same transaction.
-    async fn update(&self, record: &IntegrationRecord, previous: &IntegrationRecord) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        record: &IntegrationRecord,
+        previous: &IntegrationRecord,
+    ) -> Result<(), StoreError> {
         let expected = record.version - 1;
         let Items { meta, control } = items_of(record)?;
         let version_check = "attribute_exists(pk) AND version = :expected";
@@ -632,7 +833,9 @@ impl IntegrationStore for DynamoStore {
                 .set_item(Some(control))
                 .condition_expression(version_check)
                 .expression_attribute_values(":expected", n_value(expected))
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .send()
                 .await;
             match result {
@@ -647,7 +850,12 @@ impl IntegrationStore for DynamoStore {
         } else {
             let shard = index_shard(&record.integration.id);
             let mut writes = vec![
-                put(&self.table, control, Some(version_check), &[(":expected", n_value(expected))])?,
+                put(
+                    &self.table,
+                    control,
+                    Some(version_check),
+                    &[(":expected", n_value(expected))],
+                )?,
                 put(&self.table, meta, Some("attribute_exists(pk)"), &[])?,
             ];
             let moved = moves(&cells(previous), &cells(record));
@@ -668,14 +876,34 @@ impl IntegrationStore for DynamoStore {
     /// sync that commits meanwhile makes it read again, so the count stays exact).
     async fn delete(&self, id: &IntegrationId) -> Result<Option<IntegrationRecord>, StoreError> {
         for _ in 0..MAX_ATTEMPTS {
-            let Some((record, single_item)) = self.read(id).await? else { return Ok(None) };
+            let Some((record, single_item)) = self.read(id).await? else {
+                return Ok(None);
+            };
             let version = [(":version", n_value(record.version))];
-            let lock = delete(&self.table, partner_key(&record.integration.partner_id), None, &[])?;
+            let lock = delete(
+                &self.table,
+                partner_key(&record.integration.partner_id),
+                None,
+                &[],
+            )?;
             let writes = if single_item {
-                vec![delete(&self.table, key(id, META), Some("version = :version"), &version)?, lock]
+                vec![
+                    delete(
+                        &self.table,
+                        key(id, META),
+                        Some("version = :version"),
+                        &version,
+                    )?,
+                    lock,
+                ]
             } else {
                 vec![
-                    delete(&self.table, key(id, CONTROL), Some("version = :version"), &version)?,
+                    delete(
+                        &self.table,
+                        key(id, CONTROL),
+                        Some("version = :version"),
+                        &version,
+                    )?,
                     delete(&self.table, key(id, META), None, &[])?,
                     lock,
                     count(&self.table, index_shard(id), &moves(&cells(&record), &[]))?,
@@ -691,13 +919,25 @@ impl IntegrationStore for DynamoStore {
     /// Newest first over every shard of the admin index: each shard is read in small chunks
     /// and merged by its sort key (`{createdAt}#{id}`), so a page reads about
     /// `limit + shards × chunk` index items, then its records in one BatchGetItem.
-    async fn list(&self, filter: &IntegrationFilter, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError> {
+    async fn list(
+        &self,
+        filter: &IntegrationFilter,
+        limit: usize,
+        after: Option<Cursor>,
+    ) -> Result<Page<IntegrationRecord>, StoreError> {
         let cursor: MergeCursor = match &after {
-            Some(cursor) => serde_json::from_str(cursor.as_str()).map_err(|_| StoreError::InvalidCursor)?,
+            Some(cursor) => {
+                serde_json::from_str(cursor.as_str()).map_err(|_| StoreError::InvalidCursor)?
+            }
             None => MergeCursor::default(),
         };
         let partitions = admin_partitions();
-        if cursor.after.keys().chain(&cursor.done).any(|partition| !partitions.iter().any(|(known, _)| known == partition)) {
+        if cursor
+            .after
+            .keys()
+            .chain(&cursor.done)
+            .any(|partition| !partitions.iter().any(|(known, _)| known == partition))
+        {
             return Err(StoreError::InvalidCursor);
         }
         let mut lanes = Vec::new();
@@ -706,30 +946,52 @@ impl IntegrationStore for DynamoStore {
                 continue;
             }
             let taken_after = cursor.after.get(&partition).cloned();
-            let start = taken_after.as_deref().map(|sk| index_start("gsi1pk", "gsi1sk", &partition, sk)).transpose()?;
-            lanes.push(Lane { partition, single_item, start, taken_after, buffer: VecDeque::new(), exhausted: false });
+            let start = taken_after
+                .as_deref()
+                .map(|sk| index_start("gsi1pk", "gsi1sk", &partition, sk))
+                .transpose()?;
+            lanes.push(Lane {
+                partition,
+                single_item,
+                start,
+                taken_after,
+                buffer: VecDeque::new(),
+                exhausted: false,
+            });
         }
         let filter = admin_filter(filter);
         let chunk = limit.div_ceil(usize::from(INDEX_SHARDS)).max(1) + 1;
         let mut taken = Vec::new();
         while taken.len() < limit {
-            let fills =
-                lanes.iter_mut().filter(|lane| lane.buffer.is_empty() && !lane.exhausted).map(|lane| self.fill(lane, &filter, chunk));
+            let fills = lanes
+                .iter_mut()
+                .filter(|lane| lane.buffer.is_empty() && !lane.exhausted)
+                .map(|lane| self.fill(lane, &filter, chunk));
             futures_util::future::try_join_all(fills).await?;
             let newest = lanes
                 .iter_mut()
                 .filter_map(|lane| {
-                    let sort_key = lane.buffer.front()?.get("gsi1sk").and_then(|v| v.as_s().ok())?.clone();
+                    let sort_key = lane
+                        .buffer
+                        .front()?
+                        .get("gsi1sk")
+                        .and_then(|v| v.as_s().ok())?
+                        .clone();
                     Some((sort_key, lane))
                 })
                 .max_by(|(a, _), (b, _)| a.cmp(b));
-            let Some((sort_key, lane)) = newest else { break };
+            let Some((sort_key, lane)) = newest else {
+                break;
+            };
             let item = lane.buffer.pop_front().expect("the lane has a front item");
             lane.taken_after = Some(sort_key);
             taken.push(id_of(&item)?);
         }
         let next = lanes.iter().any(Lane::remaining).then(|| {
-            let mut next = MergeCursor { after: BTreeMap::new(), done: cursor.done.clone() };
+            let mut next = MergeCursor {
+                after: BTreeMap::new(),
+                done: cursor.done.clone(),
+            };
             for lane in &lanes {
                 if !lane.remaining() {
                     next.done.push(lane.partition.clone());
@@ -739,7 +1001,10 @@ impl IntegrationStore for DynamoStore {
             }
             Cursor::new(serde_json::to_string(&next).expect("a cursor serializes"))
         });
-        Ok(Page { items: self.load(&taken).await?, next })
+        Ok(Page {
+            items: self.load(&taken).await?,
+            next,
+        })
     }
 
     /// The sum of the shards' counters (one BatchGetItem), plus a count of the records the
@@ -772,14 +1037,26 @@ impl IntegrationStore for DynamoStore {
 
     /// The live index shard by shard (and then the constant key of the single-item format),
     /// each in id order; the cursor names the shard and the last id taken.
-    async fn list_syncable(&self, limit: usize, after: Option<Cursor>) -> Result<Page<IntegrationRecord>, StoreError> {
+    async fn list_syncable(
+        &self,
+        limit: usize,
+        after: Option<Cursor>,
+    ) -> Result<Page<IntegrationRecord>, StoreError> {
         let partitions = syncable_partitions();
         let (mut index, mut start) = match &after {
             None => (0, None),
             Some(cursor) => {
-                let cursor: SyncableCursor = serde_json::from_str(cursor.as_str()).map_err(|_| StoreError::InvalidCursor)?;
-                let index = partitions.iter().position(|p| *p == cursor.partition).ok_or(StoreError::InvalidCursor)?;
-                let start = cursor.after.as_deref().map(|id| index_start("gsi2pk", "gsi2sk", &cursor.partition, id)).transpose()?;
+                let cursor: SyncableCursor =
+                    serde_json::from_str(cursor.as_str()).map_err(|_| StoreError::InvalidCursor)?;
+                let index = partitions
+                    .iter()
+                    .position(|p| *p == cursor.partition)
+                    .ok_or(StoreError::InvalidCursor)?;
+                let start = cursor
+                    .after
+                    .as_deref()
+                    .map(|id| index_start("gsi2pk", "gsi2sk", &cursor.partition, id))
+                    .transpose()?;
                 (index, start)
             }
         };
@@ -811,19 +1088,30 @@ impl IntegrationStore for DynamoStore {
         // More may follow unless the last partition was read to its end.
         let next = (index < partitions.len()).then(|| {
             let cursor = match &last {
-                Some((at, id)) if *at == index => SyncableCursor { partition: partitions[index].clone(), after: Some(id.clone()) },
-                _ => SyncableCursor { partition: partitions[index].clone(), after: None },
+                Some((at, id)) if *at == index => SyncableCursor {
+                    partition: partitions[index].clone(),
+                    after: Some(id.clone()),
+                },
+                _ => SyncableCursor {
+                    partition: partitions[index].clone(),
+                    after: None,
+                },
             };
             Cursor::new(serde_json::to_string(&cursor).expect("a cursor serializes"))
         });
-        Ok(Page { items: self.load(&ids).await?, next })
+        Ok(Page {
+            items: self.load(&ids).await?,
+            next,
+        })
     }
 
     /// The shards' `live` counters, plus the live records the single-item format left.
     async fn count_syncable(&self) -> Result<u64, StoreError> {
         let counted = self.counted(&[LIVE_CELL.to_owned()]).await?;
         let values = HashMap::from([(":pk".to_owned(), s(SYNCABLE_PREFIX))]);
-        let single_item = self.count_partition(SYNCABLE_INDEX, "gsi2pk", &None, None, values).await?;
+        let single_item = self
+            .count_partition(SYNCABLE_INDEX, "gsi2pk", &None, None, values)
+            .await?;
         Ok(counted + single_item)
     }
 }
