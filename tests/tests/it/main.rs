@@ -9,6 +9,7 @@
 //!   driven directly, for crashes and redeliveries), `dynamo_sync` (the same on DynamoDB);
 //! - what an attacker or a hostile partner can do: `ssrf`, `hostile_suppliers`, `connections`,
 //!   `panics`;
+//! - the documentation: `docs_links`;
 //! - storage: `store_conformance` (both backends), `stored_data` (old data still loads),
 //!   `persistence`, `aws_adapters`;
 //! - AWS: `lambda_functions` (the five binaries against a local Runtime API), `template`.
@@ -23,6 +24,7 @@ mod catalog_sync;
 mod catalog_views;
 mod connections;
 mod console;
+mod docs_links;
 mod dynamo_sync;
 mod engine;
 mod hostile_suppliers;
