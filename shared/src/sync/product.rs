@@ -39,6 +39,9 @@ pub(super) struct ProductSync {
     limits: CatalogLimits,
 }
 
+/// The failure of a `GET /products/{id}` answer that is not one OCTO product.
+const NOT_A_PRODUCT: &str = "GET /products/{id} did not return an OCTO product";
+
 /// What a product sync did: its result, and what the catalog stores after it when it wrote.
 type ProductOutcome = (SyncResult, Option<CatalogUsage>);
 
@@ -163,19 +166,10 @@ impl ProductSync {
         array.extend_from_slice(&body);
         array.push(b']');
         drop(body);
+        let not_a_product = || self.product_failed(run, product_id, NOT_A_PRODUCT.into());
         let parsed = match parse_catalog(&array, now) {
             Ok(parsed) => parsed,
-            Err(_) => {
-                return Ok((
-                    self.product_failed(
-                        run,
-                        product_id,
-                        "GET /products/{id} did not return an OCTO product".into(),
-                    )
-                    .await,
-                    None,
-                ));
-            }
+            Err(_) => return Ok((not_a_product().await, None)),
         };
         if let Some(rejection) = parsed.rejections.into_iter().next() {
             counts.rejected = 1;
@@ -186,15 +180,7 @@ impl ProductSync {
             ));
         }
         let Some(activity) = parsed.activities.into_iter().next() else {
-            return Ok((
-                self.product_failed(
-                    run,
-                    product_id,
-                    "GET /products/{id} did not return an OCTO product".into(),
-                )
-                .await,
-                None,
-            ));
+            return Ok((not_a_product().await, None));
         };
         if activity.external_sync.external_id != product_id {
             let message = format!(
