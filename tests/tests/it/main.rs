@@ -9,7 +9,7 @@
 //!   driven directly, for crashes and redeliveries), `dynamo_sync` (the same on DynamoDB);
 //! - what an attacker or a hostile partner can do: `ssrf`, `hostile_suppliers`, `connections`,
 //!   `panics`;
-//! - the documentation: `docs_links`;
+//! - the documentation: `docs_links`, `configuration` (the settings table against the code);
 //! - storage: `store_conformance` (both backends), `stored_data` (old data still loads),
 //!   `persistence`, `aws_adapters`;
 //! - AWS: `lambda_functions` (the five binaries against a local Runtime API), `template`.
@@ -22,6 +22,7 @@ mod availability_pull;
 mod aws_adapters;
 mod catalog_sync;
 mod catalog_views;
+mod configuration;
 mod connections;
 mod console;
 mod docs_links;
