@@ -204,7 +204,10 @@ try {
   await page.getByRole('button', { name: 'Pause' }).click();
   await dialog.getByRole('button', { name: 'Pause' }).click();
   await eventually('the paused badge', async () => (await row.textContent()).includes('Paused'));
-  assert.ok(await page.getByRole('button', { name: 'Sync now' }).isDisabled(), 'a paused integration cannot be synced');
+  // The badge and the action buttons are drawn from the same answer, but not in one frame: wait
+  // for the button too, rather than reading it the moment the badge changed.
+  await eventually('a paused integration cannot be synced', async () =>
+    page.getByRole('button', { name: 'Sync now' }).isDisabled());
   await page.getByRole('button', { name: 'Activate' }).click();
   await dialog.getByRole('button', { name: 'Activate' }).click();
   await eventually('the active badge', async () => (await row.textContent()).includes('Active'));
