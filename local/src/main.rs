@@ -1,12 +1,10 @@
 //! `seyaha-local`: run the whole service on this machine, or print a token.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use secrecy::SecretString;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use seyaha::api::PREFIX;
 use seyaha::api::auth::mint_scoped_token;
 use seyaha::domain::{PartnerId, Role};
@@ -17,8 +15,11 @@ use seyaha_local::{LocalConfig, PRINTED_TOKEN_TTL, RunningServer, demo_partner_i
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Flags override the `SEYAHA_*` environment variables of the same name (see the configuration
-/// table in docs/operations.md); both fill the one `Settings` every entry point uses.
+include!(concat!(env!("OUT_DIR"), "/setting_flags.rs"));
+
+/// The command line: the port and the subcommand here, and one flag per setting added by
+/// [`command_line`] from the settings' own declaration (see `build.rs`), so a setting has its flag
+/// and its help without a line here.
 #[derive(Parser)]
 #[command(
     name = "seyaha-local",
@@ -29,74 +30,35 @@ struct Cli {
     /// Port to listen on (127.0.0.1).
     #[arg(long, env = "PORT", default_value_t = 3000, global = true)]
     port: u16,
-    /// Where the store, the credentials and the generated JWT secret live [SEYAHA_DATA_DIR].
-    #[arg(long, global = true)]
-    data_dir: Option<PathBuf>,
-    /// HS256 secret for partner and admin JWTs; generated into the data dir when unset [SEYAHA_JWT_SECRET].
-    #[arg(long, global = true)]
-    jwt_secret: Option<String>,
-    /// Allow partner endpoints on loopback/private addresses and plain http [SEYAHA_ALLOW_PRIVATE_ENDPOINTS, default true here].
-    #[arg(long, action = clap::ArgAction::Set)]
-    allow_private_endpoints: Option<bool>,
-    /// Connect timeout for calls to a partner's OCTO API, in seconds [SEYAHA_OCTO_CONNECT_TIMEOUT_SECS].
-    #[arg(long)]
-    octo_connect_timeout_secs: Option<u64>,
-    /// Timeout for a whole call to a partner's OCTO API, in seconds [SEYAHA_OCTO_TIMEOUT_SECS].
-    #[arg(long)]
-    octo_timeout_secs: Option<u64>,
-    /// Largest OCTO response accepted (all but GET /products), in bytes [SEYAHA_OCTO_MAX_RESPONSE_BYTES].
-    #[arg(long)]
-    octo_max_response_bytes: Option<usize>,
-    /// Timeout for the whole streamed GET /products, body included, in seconds [SEYAHA_OCTO_CATALOG_TIMEOUT_SECS].
-    #[arg(long)]
-    octo_catalog_timeout_secs: Option<u64>,
-    /// Most bytes of a streamed GET /products read before the sync gives up [SEYAHA_OCTO_MAX_CATALOG_BYTES].
-    #[arg(long)]
-    octo_max_catalog_bytes: Option<u64>,
-    /// Largest single product of GET /products, in bytes as sent; larger ones are rejected [SEYAHA_SYNC_MAX_PRODUCT_BYTES].
-    #[arg(long)]
-    sync_max_product_bytes: Option<usize>,
-    /// When the nightly sync runs: a 5-field cron pattern in UTC [SEYAHA_NIGHTLY_CRON].
-    #[arg(long)]
-    nightly_cron: Option<String>,
-    /// How long a sync may hold its lease, in seconds [SEYAHA_SYNC_LEASE_SECS].
-    #[arg(long)]
-    sync_lease_secs: Option<u64>,
-    /// How long a webhook-triggered sync may run inside the request before handing off, in ms [SEYAHA_SYNC_REQUEST_BUDGET_MS].
-    #[arg(long)]
-    sync_request_budget_ms: Option<u64>,
-    /// How long a fallback sync waits so a burst of notifies coalesces, in seconds [SEYAHA_FALLBACK_DELAY_SECS].
-    #[arg(long)]
-    fallback_delay_secs: Option<u64>,
-    /// How long a partner credential is cached, in seconds [SEYAHA_SECRET_CACHE_SECS].
-    #[arg(long)]
-    secret_cache_secs: Option<u64>,
-    /// Days a slot is kept after it starts [SEYAHA_SLOT_RETENTION_DAYS].
-    #[arg(long)]
-    slot_retention_days: Option<u64>,
-    /// Webhook calls one integration may make per minute; 0 for no limit [SEYAHA_WEBHOOK_RATE_PER_MINUTE].
-    #[arg(long)]
-    webhook_rate_per_minute: Option<u32>,
-    /// Hours a rotated-out webhook secret keeps working beside the new one, 0 to 720 [SEYAHA_SECRET_OVERLAP_HOURS].
-    #[arg(long)]
-    secret_overlap_hours: Option<u64>,
-    /// Integrations per fan-out page job (nightly, sync-all), 1 to 1000 [SEYAHA_FAN_OUT_PAGE_SIZE].
-    #[arg(long)]
-    fan_out_page_size: Option<usize>,
-    /// Seconds a fan-out's syncs are spread over, by a hash of each id; 0: at once [SEYAHA_FAN_OUT_WINDOW_SECS].
-    #[arg(long)]
-    fan_out_window_secs: Option<u64>,
-    /// Log format on stderr [SEYAHA_LOG_FORMAT].
-    #[arg(long, value_enum)]
-    log_format: Option<LogFormatFlag>,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormatFlag {
-    Text,
-    Json,
+/// [`Cli`] with a flag per setting (`--octo-timeout-secs` for `octo_timeout_secs`), which
+/// overrides the `SEYAHA_*` variable of the same name.
+fn command_line() -> clap::Command {
+    SETTING_FLAGS
+        .iter()
+        .fold(Cli::command(), |command, (field, flag, help)| {
+            let variable = seyaha::settings::variable(field);
+            command.arg(
+                clap::Arg::new(*field)
+                    .long(*flag)
+                    .value_name("VALUE")
+                    .help(format!("{help} [{variable}]"))
+                    .global(true),
+            )
+        })
+}
+
+/// The environment's settings with every given flag on top: a flag is read as the variable it
+/// names, by the same parser and checks, so the two cannot disagree.
+fn settings(matches: &clap::ArgMatches) -> Result<Settings, seyaha::settings::SettingsError> {
+    let flags = SETTING_FLAGS.iter().filter_map(|(field, _, _)| {
+        let value = matches.get_one::<String>(field)?;
+        Some((seyaha::settings::variable(field), value.clone()))
+    });
+    Settings::from_vars(std::env::vars().chain(flags))
 }
 
 #[derive(Subcommand)]
@@ -119,56 +81,13 @@ fn parse_role(text: &str) -> Result<Role, String> {
         .map_err(|_| "must be partner or admin".to_owned())
 }
 
-impl Cli {
-    /// The environment's settings with every given flag on top.
-    fn settings(&self) -> Result<Settings, seyaha::settings::SettingsError> {
-        let mut settings = Settings::from_env()?;
-        macro_rules! flag {
-            ($($field:ident),*) => { $(if let Some(value) = self.$field.clone() { settings.$field = value.into(); })* };
-        }
-        flag!(
-            octo_connect_timeout_secs,
-            octo_timeout_secs,
-            octo_max_response_bytes,
-            nightly_cron,
-            sync_lease_secs
-        );
-        flag!(
-            sync_request_budget_ms,
-            fallback_delay_secs,
-            secret_cache_secs,
-            slot_retention_days,
-            webhook_rate_per_minute,
-            data_dir
-        );
-        flag!(
-            secret_overlap_hours,
-            fan_out_page_size,
-            fan_out_window_secs,
-            octo_catalog_timeout_secs,
-            octo_max_catalog_bytes,
-            sync_max_product_bytes
-        );
-        if let Some(allow) = self.allow_private_endpoints {
-            settings.allow_private_endpoints = Some(allow);
-        }
-        if let Some(secret) = &self.jwt_secret {
-            settings.jwt_secret = Some(SecretString::from(secret.clone()));
-        }
-        if let Some(format) = self.log_format {
-            settings.log_format = match format {
-                LogFormatFlag::Text => LogFormat::Text,
-                LogFormatFlag::Json => LogFormat::Json,
-            };
-        }
-        settings.validate()?;
-        Ok(settings)
-    }
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let settings = match cli.settings() {
+    let matches = command_line().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    let settings = match settings(&matches) {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("error: {error}");
