@@ -167,12 +167,14 @@ pub struct ProductActivity {
     pub is_active: bool,
     /// The OCTO option ids of its variations.
     pub option_ids: Vec<String>,
-    /// Its size ([`Activity::stored_bytes`]).
+    /// Its size as the store measures it (`ActivityState::stored_bytes`), read with it rather
+    /// than computed again.
     pub stored_bytes: u64,
 }
 
-impl From<&Activity> for ProductActivity {
-    fn from(activity: &Activity) -> Self {
+impl ProductActivity {
+    /// What a store read of `activity`, `stored_bytes` long, gives the core.
+    pub fn of(activity: &Activity, stored_bytes: u64) -> Self {
         Self {
             internal_name: activity.internal_name.clone(),
             content_hash: activity.content_hash,
@@ -182,7 +184,7 @@ impl From<&Activity> for ProductActivity {
                 .iter()
                 .map(|variation| variation.external_sync.external_option_id.clone())
                 .collect(),
-            stored_bytes: activity.stored_bytes(),
+            stored_bytes,
         }
     }
 }

@@ -206,6 +206,15 @@ fn item_bytes(item: &Item) -> usize {
         + 2
 }
 
+/// An activity item's size (`Activity::stored_bytes`, written with it); an item written before
+/// sizes were recorded counts as 0 until it is written again.
+fn stored_bytes_of(item: &Item) -> u64 {
+    item.get(fields::STORED_BYTES)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 fn start_key(cursor: Option<Cursor>) -> Result<Option<Item>, StoreError> {
     let Some(cursor) = cursor else {
         return Ok(None);
@@ -453,7 +462,7 @@ impl DynamoStore {
         &self,
         integration: &IntegrationId,
         product_id: &str,
-    ) -> Result<Option<Activity>, StoreError> {
+    ) -> Result<Option<(Activity, u64)>, StoreError> {
         let output = self
             .client
             .query()
@@ -468,7 +477,8 @@ impl DynamoStore {
         let Some(item) = output.items.unwrap_or_default().into_iter().next() else {
             return Ok(None);
         };
-        Ok(Some(from_item::<StoredActivity>(item)?.into()))
+        let size = stored_bytes_of(&item);
+        Ok(Some((from_item::<StoredActivity>(item)?.into(), size)))
     }
 
     async fn shard_items(
@@ -595,12 +605,7 @@ impl CatalogStore for DynamoStore {
                         item.get(fields::IS_ACTIVE),
                         Some(AttributeValue::Bool(true))
                     ),
-                    // Written before sizes were recorded: counted as 0 until written again.
-                    stored_bytes: item
-                        .get(fields::STORED_BYTES)
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or(0),
+                    stored_bytes: stored_bytes_of(&item),
                     updated_at: Timestamp::parse(&updated_at).map_err(|e| {
                         StoreError::unavailable(format!("corrupt activity updatedAt: {e}"))
                     })?,
@@ -697,7 +702,7 @@ impl CatalogStore for DynamoStore {
         product_id: &str,
         option_id: &str,
     ) -> Result<Option<VariationRef>, StoreError> {
-        let Some(activity) = self.product_activity(integration, product_id).await? else {
+        let Some((activity, _)) = self.product_activity(integration, product_id).await? else {
             return Ok(None);
         };
         let has_option = activity
@@ -718,8 +723,7 @@ impl CatalogStore for DynamoStore {
         Ok(self
             .product_activity(integration, product_id)
             .await?
-            .as_ref()
-            .map(ProductActivity::from))
+            .map(|(activity, size)| ProductActivity::of(&activity, size)))
     }
 
     async fn option_slots(

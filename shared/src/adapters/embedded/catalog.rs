@@ -319,9 +319,12 @@ impl CatalogStore for RedbStore {
             else {
                 return Ok(None);
             };
-            Ok(Some(ProductActivity::from(&decode_activity(
-                activity.value(),
-            )?)))
+            // The stored JSON is the activity's own form: its length is the activity's size.
+            let size = activity.value().len() as u64;
+            Ok(Some(ProductActivity::of(
+                &decode_activity(activity.value())?,
+                size,
+            )))
         })
     }
 
