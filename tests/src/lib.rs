@@ -522,6 +522,41 @@ pub async fn in_own_process(module: &str, test: &str) -> bool {
     false
 }
 
+/// The repository's root (this crate lives in `tests/`).
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the repository")
+        .to_owned()
+}
+
+/// The fields of `Settings` as `shared/src/settings.rs` declares them, each with the part of
+/// the struct it stands in (`Both runtimes`, `AWS (...)`, `seyaha-local`): the one reader of
+/// that declaration for the tests that check where a setting can be given.
+pub fn settings_fields() -> Vec<(String, String)> {
+    let source = std::fs::read_to_string(repo_root().join("shared/src/settings.rs")).unwrap();
+    let body = source
+        .split("pub struct Settings {")
+        .nth(1)
+        .unwrap()
+        .split("\n}")
+        .next()
+        .unwrap();
+    let mut section = String::new();
+    let mut fields = Vec::new();
+    for line in body.lines().map(str::trim) {
+        if let Some(heading) = line.strip_prefix("// ----") {
+            section = heading.trim_end_matches('-').trim().to_owned();
+        } else if let Some(field) = line
+            .strip_prefix("pub ")
+            .and_then(|rest| rest.split(':').next())
+        {
+            fields.push((section.clone(), field.to_owned()));
+        }
+    }
+    fields
+}
+
 /// This process's peak resident memory so far, in MiB (Linux `VmHWM`; 0 elsewhere).
 pub fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -94,7 +94,8 @@ const RATE_LIMIT_RETRIES: u32 = 3;
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 /// Pending pulls one run serves at most; the next run serves the rest.
 pub const MAX_PULLS_PER_RUN: usize = 16;
-/// A run starts no new pull after this many calls (a pull once started makes all its calls).
+/// A run starts no call after this many (its first pull's first call excepted); what a pull
+/// did not call goes back as pending pulls.
 pub const MAX_CALLS_PER_RUN: usize = 64;
 /// Longest availability id accepted (as notify).
 const MAX_ID_LEN: usize = 256;
@@ -357,13 +358,11 @@ impl AvailabilityPulls {
             .collect();
         // Pieces start in order while the budget lasts (checked as each one is about to start,
         // so calls in flight finish and nothing starts late); the first one always does.
-        let started = std::sync::atomic::AtomicUsize::new(0);
         let may_start =
             |index: usize| index == 0 || (index < budget.calls && Instant::now() < budget.deadline);
         let calls = futures_util::stream::iter(pieces.iter().cloned().enumerate())
             .take_while(|(index, _)| std::future::ready(may_start(*index)))
             .map(|(_, (option_id, from, to))| {
-                started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.pull_piece(
                     base_url,
                     credentials,
@@ -376,7 +375,8 @@ impl AvailabilityPulls {
             });
         let results: Vec<Result<CallResult, OctoError>> =
             calls.buffer_unordered(MAX_CONCURRENT_CALLS).collect().await;
-        let made = started.load(std::sync::atomic::Ordering::Relaxed);
+        // One result per piece started: the rest were never called.
+        let made = results.len();
         let remainder = remaining_pulls(&pull.product_id, pull.to, &pieces[made..]);
 
         let mut counts = SyncCounts::default();

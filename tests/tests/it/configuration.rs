@@ -3,39 +3,11 @@
 //! as `Settings::default()` has it, and exactly the flags `seyaha-local --help` offers.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-/// The fields of `Settings`, read from its declaration.
-fn settings_fields() -> Vec<String> {
-    let source = std::fs::read_to_string(root().join("shared/src/settings.rs")).unwrap();
-    let body = source
-        .split("pub struct Settings {")
-        .nth(1)
-        .unwrap()
-        .split("\n}")
-        .next()
-        .unwrap();
-    body.lines()
-        .filter_map(|line| {
-            line.trim()
-                .strip_prefix("pub ")?
-                .split(':')
-                .next()
-                .map(str::to_owned)
-        })
-        .collect()
-}
 
 /// The rows of the configuration table: variable -> (flag cell, default cell).
 fn table() -> BTreeMap<String, (String, String)> {
-    let manual = std::fs::read_to_string(root().join("docs/operations.md")).unwrap();
+    let manual =
+        std::fs::read_to_string(seyaha_tests::repo_root().join("docs/operations.md")).unwrap();
     let section = manual
         .split("\n## Configuration\n")
         .nth(1)
@@ -73,7 +45,10 @@ fn plain_defaults() -> BTreeMap<String, String> {
 
 #[test]
 fn the_configuration_table_has_one_row_per_setting_with_its_default() {
-    let fields = settings_fields();
+    let fields: Vec<String> = seyaha_tests::settings_fields()
+        .into_iter()
+        .map(|(_, field)| field)
+        .collect();
     assert!(fields.len() > 30, "read the settings: {fields:?}");
     let rows = table();
     let variables: BTreeSet<String> = fields

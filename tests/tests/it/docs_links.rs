@@ -3,14 +3,7 @@
 //! file (GitHub's anchor rule), so moving a section cannot leave a dead link behind.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
+use std::path::PathBuf;
 
 /// GitHub's anchor of a heading: lower case, punctuation but `-` and `_` dropped, spaces to `-`.
 fn anchor_of(heading: &str) -> String {
@@ -66,7 +59,7 @@ fn links(text: &str) -> Vec<String> {
 
 #[test]
 fn every_relative_link_in_the_docs_reaches_a_file_and_a_heading() {
-    let root = root();
+    let root = seyaha_tests::repo_root();
     let mut files: Vec<PathBuf> = ["README.md", "ARCHITECTURE.md", "CHANGELOG.md"]
         .iter()
         .map(|f| root.join(f))

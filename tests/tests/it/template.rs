@@ -1044,26 +1044,10 @@ fn a_jwt_public_key_reaches_register_and_takes_the_secret_away() {
 /// on AWS; the JWT secret's id is set only while HS256 is used (see the JWT test).
 #[test]
 fn every_setting_the_functions_read_is_set_by_the_template() {
-    let source = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/src/settings.rs"),
-    )
-    .unwrap();
-    let body = source
-        .split("pub struct Settings {")
-        .nth(1)
-        .unwrap()
-        .split("// ---- seyaha-local ----")
-        .next()
-        .unwrap();
-    let settings: Vec<String> = body
-        .lines()
-        .filter_map(|line| {
-            line.trim()
-                .strip_prefix("pub ")?
-                .split(':')
-                .next()
-                .map(|name| format!("SEYAHA_{}", name.to_uppercase()))
-        })
+    let settings: Vec<String> = seyaha_tests::settings_fields()
+        .into_iter()
+        .filter(|(section, _)| section != "seyaha-local")
+        .map(|(_, name)| format!("SEYAHA_{}", name.to_uppercase()))
         .collect();
     assert!(settings.len() > 20, "read the settings: {settings:?}");
     let template = template();
