@@ -4,7 +4,9 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+use super::envelope::ErrorEnvelope;
 
 use super::auth::AuthError;
 use crate::ports::StoreError;
@@ -52,12 +54,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "success": 0,
-            "error": self.errors,
-            "message": self.message,
-            "code": self.status.as_u16(),
-        });
+        let body = ErrorEnvelope {
+            success: 0,
+            error: self.errors,
+            message: self.message,
+            code: self.status.as_u16(),
+        };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(
@@ -66,6 +68,58 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// Every error status the API answers with, and when: the error responses of each operation
+/// in the OpenAPI document (each body an [`ErrorEnvelope`]).
+const ERROR_STATUSES: [(u16, &str); 11] = [
+    (
+        400,
+        "A parameter or the body is invalid; `error` lists every problem.",
+    ),
+    (
+        401,
+        "No, or an invalid, JWT or webhook secret (or no integration with that id, for a webhook).",
+    ),
+    (
+        403,
+        "Authenticated but not allowed: another role, another partner's integration, or an integration not approved or paused (webhooks).",
+    ),
+    (404, "No such integration."),
+    (
+        409,
+        "The partner already has an integration, or it changed meanwhile.",
+    ),
+    (413, "The body is over 64 KiB."),
+    (415, "The body is not `application/json`."),
+    (
+        429,
+        "Over the integration's webhook rate; `Retry-After` says when to try again.",
+    ),
+    (500, "Seyaha failed; nothing was half-written."),
+    (502, "The partner's OCTO endpoint failed (sync trigger)."),
+    (
+        503,
+        "A store or queue Seyaha depends on is unavailable; retry later.",
+    ),
+];
+
+impl utoipa::IntoResponses for ApiError {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        ERROR_STATUSES
+            .iter()
+            .map(|(status, description)| {
+                let content = ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                    .build();
+                let response = ResponseBuilder::new()
+                    .description(*description)
+                    .content("application/json", content)
+                    .build();
+                (status.to_string(), response.into())
+            })
+            .collect()
     }
 }
 

@@ -7,188 +7,304 @@
 //! Unknown types and events are accepted and ignored: a partner's platform would otherwise
 //! retry them forever. A known type without the fields it needs is a 400.
 
-use serde_json::{Map, Value};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+use utoipa::ToSchema;
 
-use super::notify::parse_notify;
-use crate::domain::{LocalDateTime, OctoEvent};
-use crate::sync::{AvailabilityPull, parse_date};
+use super::field::{Field, LocalDate, Problems, RequestBody, from_json_object, read};
+use super::notify::{
+    NotifyBody, OctoId, ProductRef, WebhookInfo, WrappedAvailability, WrappedNotify,
+};
+use crate::domain::{AvailabilityPull, LocalDateTime, OctoEvent};
 
-/// Longest OCTO product id accepted (the catalog parser's bound).
-const MAX_PRODUCT_ID_LEN: usize = 1024;
 /// Longest date range an `AVAILABILITY_UPDATE` may ask to pull (a year of calls at most).
 pub const MAX_RANGE_DAYS: i64 = 366;
 
-/// Reads an event body. Every problem is reported as `"field: reason"`.
-pub fn parse_event(body: &Value) -> Result<OctoEvent, Vec<String>> {
-    let Some(object) = body.as_object() else {
-        return Err(vec!["body: must be a JSON object".into()]);
-    };
-    if let Some(webhook) = object.get("webhook").filter(|webhook| !webhook.is_null()) {
-        let Some(event) = webhook.as_object().and_then(|webhook| webhook.get("event")) else {
-            return Err(vec!["webhook.event: is required".into()]);
-        };
-        let Some(event) = event.as_str() else {
-            return Err(vec!["webhook.event: must be a string".into()]);
-        };
-        return match event.to_ascii_lowercase().as_str() {
-            "availability_update" => parse_notify(body).map(OctoEvent::AvailabilityUpdate),
-            "booking_update" => {
-                booking_slot(object.get("booking")).map(OctoEvent::AvailabilityChanged)
-            }
-            _ => Ok(OctoEvent::Ignored {
-                what: format!("webhook event {}", clip(event)),
-            }),
-        };
-    }
-    // Each of these fields, when present, has its one type, whichever of them is used.
-    let mut errors = Vec::new();
-    for (key, expected) in [
-        ("notificationType", "a string"),
-        ("type", "a string"),
-        ("payload", "an object"),
-        ("data", "an object"),
-    ] {
-        let fits = |value: &Value| {
-            if expected == "a string" {
-                value.is_string()
-            } else {
-                value.is_object()
-            }
-        };
-        if object
-            .get(key)
-            .is_some_and(|value| !value.is_null() && !fits(value))
+/// A webhook delivery: `availability_update` carries a notify's fields (an `availability`
+/// object), `booking_update` a `booking` with its product, option and slot; other events are
+/// ignored, whatever else they carry.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct OctoDelivery {
+    /// `event`: `availability_update`, `booking_update`, or anything else (ignored).
+    #[schema(required = true)]
+    #[serde(default)]
+    pub webhook: Field<WebhookInfo>,
+    #[serde(rename = "productId", default)]
+    #[schema(nullable)]
+    pub product_id: Field<OctoId>,
+    #[serde(rename = "optionId", default)]
+    #[schema(nullable)]
+    pub option_id: Field<OctoId>,
+    #[serde(default)]
+    #[schema(nullable)]
+    pub availability: Field<WrappedAvailability>,
+    #[serde(default)]
+    #[schema(nullable)]
+    pub booking: Field<Booking>,
+}
+
+/// A `booking_update`'s booking: the slot it took.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct Booking {
+    #[serde(rename = "productId", default)]
+    #[schema(required = true)]
+    pub product_id: Field<ProductRef>,
+    #[serde(rename = "optionId", default)]
+    #[schema(required = true)]
+    pub option_id: Field<OctoId>,
+    #[schema(required = true)]
+    #[serde(default)]
+    pub availability: Field<BookedSlot>,
+}
+
+/// The slot of a booking: only its start is read.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct BookedSlot {
+    #[serde(rename = "localDateTimeStart", default)]
+    #[schema(required = true)]
+    pub local_date_time_start: Field<LocalDateTime>,
+}
+
+/// A notification: its type in `notificationType` (or `type`), case-insensitive, and its
+/// payload under `payload` (or `data`) or at the top level. `PRODUCT_UPDATE` needs
+/// `productId`; `AVAILABILITY_UPDATE` `productId`, `localDateStart` and `localDateEnd`; other
+/// types are ignored.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct OctoNotification {
+    #[serde(rename = "notificationType", default)]
+    #[schema(nullable)]
+    pub notification_type: Field<String>,
+    #[serde(rename = "type", default)]
+    #[schema(nullable)]
+    pub kind: Field<String>,
+    #[serde(default)]
+    #[schema(nullable)]
+    pub payload: Field<NotificationPayload>,
+    #[serde(default)]
+    #[schema(nullable)]
+    pub data: Field<NotificationPayload>,
+    #[serde(flatten)]
+    pub top_level: NotificationPayload,
+}
+
+/// What a notification says, under `payload`, `data` or at the top level.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct NotificationPayload {
+    #[serde(rename = "productId", default)]
+    #[schema(nullable)]
+    pub product_id: Field<ProductRef>,
+    #[serde(rename = "localDateStart", default)]
+    #[schema(nullable)]
+    pub local_date_start: Field<LocalDate>,
+    /// Included; at most 366 days after the start.
+    #[serde(rename = "localDateEnd", default)]
+    #[schema(nullable)]
+    pub local_date_end: Field<LocalDate>,
+}
+
+from_json_object!(Booking, BookedSlot, NotificationPayload);
+
+/// An event body, a delivery when it has a `webhook`, else a notification.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // read once per request, never stored or moved around
+pub enum OctoEventBody {
+    Delivery(OctoDelivery),
+    Notification(OctoNotification),
+}
+
+impl<'de> Deserialize<'de> for OctoEventBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let body = if value
+            .get("webhook")
+            .is_some_and(|webhook| !webhook.is_null())
         {
-            errors.push(format!("{key}: must be {expected}"));
-        }
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let present = |key: &str| object.get(key).filter(|value| !value.is_null());
-    let Some(kind) = present("notificationType")
-        .or_else(|| present("type"))
-        .and_then(Value::as_str)
-    else {
-        return Err(vec!["body: must be an OCTO webhook delivery (webhook.event) or notification (notificationType)".into()]);
-    };
-    let payload = present("payload")
-        .or_else(|| present("data"))
-        .and_then(Value::as_object)
-        .unwrap_or(object);
-    match kind.to_ascii_uppercase().as_str() {
-        "PRODUCT_UPDATE" => product_id(payload, "payload.productId")
-            .map(|product_id| OctoEvent::ProductUpdate { product_id }),
-        "AVAILABILITY_UPDATE" => {
-            let product = product_id(payload, "payload.productId");
-            let dates = ["localDateStart", "localDateEnd"].map(|key| local_date(payload, key));
-            let mut errors: Vec<String> = dates
-                .iter()
-                .filter_map(|date| date.as_ref().err().cloned())
-                .collect();
-            if let [Ok(start), Ok(end)] = &dates {
-                if end < start {
-                    errors.push("payload.localDateEnd: must not be before localDateStart".into());
-                } else if (*end - *start).whole_days() >= MAX_RANGE_DAYS {
-                    errors.push(format!(
-                        "payload.localDateEnd: the range must be at most {MAX_RANGE_DAYS} days"
-                    ));
-                }
-            }
-            match (product, dates) {
-                (Ok(product_id), [Ok(from), Ok(to)]) if errors.is_empty() => {
-                    Ok(OctoEvent::AvailabilityChanged(AvailabilityPull {
-                        product_id,
-                        option_id: None,
-                        from,
-                        to,
-                    }))
-                }
-                (Ok(_), _) => Err(errors),
-                (Err(mut product_errors), _) => {
-                    product_errors.extend(errors);
-                    Err(product_errors)
-                }
-            }
-        }
-        // Only a booking id: nothing to refresh without its product and date.
-        "BOOKING_UPDATE" => Ok(OctoEvent::Ignored {
-            what: "BOOKING_UPDATE notification".into(),
-        }),
-        _ => Ok(OctoEvent::Ignored {
-            what: format!("notification {}", clip(kind)),
-        }),
+            serde_json::from_value(value).map(Self::Delivery)
+        } else {
+            serde_json::from_value(value).map(Self::Notification)
+        };
+        body.map_err(serde::de::Error::custom)
     }
 }
 
-/// A booking's slot: its product and option on the day of its availability.
-fn booking_slot(booking: Option<&Value>) -> Result<AvailabilityPull, Vec<String>> {
-    let Some(Value::Object(booking)) = booking else {
-        return Err(vec!["booking: must be an object".into()]);
-    };
-    let product = product_id(booking, "booking.productId");
-    let option = match booking.get("optionId") {
-        Some(Value::String(option)) if !option.trim().is_empty() && option.len() <= 256 => {
-            Ok(option.clone())
+super::openapi::any_of_schema!(
+    OctoEventBody,
+    "A webhook delivery (OCTO Cloud / Ventrata: `webhook.event` decides) or a notification (the OCTO notifications capability).",
+    [OctoDelivery, OctoNotification]
+);
+
+impl RequestBody for OctoEventBody {
+    type Valid = OctoEvent;
+    const CLOSED: bool = false;
+
+    fn validate(self, problems: &mut Problems) -> Option<OctoEvent> {
+        match self {
+            Self::Delivery(delivery) => delivery.validate(problems),
+            Self::Notification(notification) => notification.validate(problems),
         }
-        None | Some(Value::Null) => Err("booking.optionId: is required".to_owned()),
-        Some(_) => {
-            Err("booking.optionId: must be a non-empty string of at most 256 characters".to_owned())
+    }
+}
+
+impl OctoDelivery {
+    fn validate(self, problems: &mut Problems) -> Option<OctoEvent> {
+        // A `webhook` that is not an object has no event either.
+        let event = self
+            .webhook
+            .optional("webhook", &mut Problems::default())
+            .map(|webhook| webhook.event.null_as_absent())
+            .unwrap_or_default();
+        if !event.is_present() {
+            return problems.add("webhook.event", "is required");
         }
-    };
-    let start = booking
-        .get("availability")
-        .and_then(|availability| availability.get("localDateTimeStart"))
-        .and_then(Value::as_str);
-    let day = match start.map(LocalDateTime::parse) {
-        Some(Ok(start)) => start
-            .as_str()
-            .get(..10)
-            .and_then(parse_date)
-            .ok_or_else(|| {
-                "booking.availability.localDateTimeStart: must be a date-time".to_owned()
+        let name = event.clone().optional("webhook.event", problems)?;
+        match name.to_ascii_lowercase().as_str() {
+            "availability_update" => NotifyBody::Wrapped(WrappedNotify {
+                webhook: Field::valid(WebhookInfo { event }),
+                product_id: self.product_id,
+                option_id: self.option_id,
+                availability: self.availability,
+            })
+            .validate(problems)
+            .map(OctoEvent::AvailabilityUpdate),
+            "booking_update" => {
+                let booking = self.booking.null_as_absent();
+                if !booking.is_present() {
+                    return problems.add("booking", "must be an object");
+                }
+                booking.optional("booking", problems)?.validate(problems)
+            }
+            _ => Some(OctoEvent::Ignored {
+                what: format!("webhook event {}", clip(&name)),
             }),
-        Some(Err(error)) => Err(format!("booking.availability.localDateTimeStart: {error}")),
-        None => Err("booking.availability.localDateTimeStart: is required".to_owned()),
-    };
-    match (product, option, day) {
-        (Ok(product_id), Ok(option_id), Ok(day)) => Ok(AvailabilityPull {
-            product_id,
-            option_id: Some(option_id),
+        }
+    }
+}
+
+impl Booking {
+    /// A booking's slot: its product and option on the day of its availability.
+    fn validate(self, problems: &mut Problems) -> Option<OctoEvent> {
+        let product_id = self
+            .product_id
+            .null_as_absent()
+            .required("booking.productId", problems);
+        let option_id = self.option_id.null_as_absent();
+        let option_id = if option_id.is_present() {
+            let mut discarded = Problems::default();
+            option_id
+                .optional("booking.optionId", &mut discarded)
+                .or_else(|| {
+                    problems.add(
+                        "booking.optionId",
+                        "must be a non-empty string of at most 256 characters",
+                    )
+                })
+        } else {
+            problems.add("booking.optionId", "is required")
+        };
+        let start = self
+            .availability
+            .null_as_absent()
+            .optional("booking.availability", &mut Problems::default())
+            .map(|slot| slot.local_date_time_start.null_as_absent())
+            .unwrap_or_default();
+        let day = if start.is_present() {
+            start
+                .required("booking.availability.localDateTimeStart", problems)
+                .and_then(|start| {
+                    start
+                        .as_str()
+                        .get(..10)
+                        .and_then(crate::domain::parse_local_date)
+                        .or_else(|| {
+                            problems.add(
+                                "booking.availability.localDateTimeStart",
+                                "must be a date-time",
+                            )
+                        })
+                })
+        } else {
+            problems.add("booking.availability.localDateTimeStart", "is required")
+        };
+        let day = day?;
+        Some(OctoEvent::AvailabilityChanged(AvailabilityPull {
+            product_id: product_id?.0,
+            option_id: Some(option_id?.0),
             from: day,
             to: day,
-        }),
-        (product, option, day) => {
-            let mut errors = product.err().unwrap_or_default();
-            errors.extend(option.err());
-            errors.extend(day.err());
-            Err(errors)
+        }))
+    }
+}
+
+impl OctoNotification {
+    fn validate(self, problems: &mut Problems) -> Option<OctoEvent> {
+        // Each of these fields, when present, has its one type, whichever of them is used.
+        let notification_type = self
+            .notification_type
+            .null_as_absent()
+            .optional("notificationType", problems);
+        let kind = self.kind.null_as_absent().optional("type", problems);
+        let payload = self.payload.null_as_absent().optional("payload", problems);
+        let data = self.data.null_as_absent().optional("data", problems);
+        if !problems.is_empty() {
+            return None;
+        }
+        let Some(kind) = notification_type.or(kind) else {
+            return problems.add(
+                "body",
+                "must be an OCTO webhook delivery (webhook.event) or notification (notificationType)",
+            );
+        };
+        let payload = payload.or(data).unwrap_or(self.top_level);
+        let product_id = |field: Field<ProductRef>, problems: &mut Problems| {
+            field
+                .null_as_absent()
+                .required("payload.productId", problems)
+                .map(|id| id.0)
+        };
+        match kind.to_ascii_uppercase().as_str() {
+            "PRODUCT_UPDATE" => Some(OctoEvent::ProductUpdate {
+                product_id: product_id(payload.product_id, problems)?,
+            }),
+            "AVAILABILITY_UPDATE" => {
+                let product_id = product_id(payload.product_id, problems);
+                let from = payload
+                    .local_date_start
+                    .null_as_absent()
+                    .required("payload.localDateStart", problems);
+                let to = payload
+                    .local_date_end
+                    .null_as_absent()
+                    .required("payload.localDateEnd", problems);
+                let (LocalDate(from), LocalDate(to)) = (from?, to?);
+                if to < from {
+                    problems.add::<()>("payload.localDateEnd", "must not be before localDateStart");
+                } else if (to - from).whole_days() >= MAX_RANGE_DAYS {
+                    problems.add::<()>(
+                        "payload.localDateEnd",
+                        format!("the range must be at most {MAX_RANGE_DAYS} days"),
+                    );
+                }
+                Some(OctoEvent::AvailabilityChanged(AvailabilityPull {
+                    product_id: product_id?,
+                    option_id: None,
+                    from,
+                    to,
+                }))
+            }
+            // Only a booking id: nothing to refresh without its product and date.
+            "BOOKING_UPDATE" => Some(OctoEvent::Ignored {
+                what: "BOOKING_UPDATE notification".into(),
+            }),
+            _ => Some(OctoEvent::Ignored {
+                what: format!("notification {}", clip(&kind)),
+            }),
         }
     }
 }
 
-fn product_id(fields: &Map<String, Value>, name: &str) -> Result<String, Vec<String>> {
-    match fields.get("productId") {
-        None | Some(Value::Null) => Err(vec![format!("{name}: is required")]),
-        Some(Value::String(id)) if id.trim().is_empty() => {
-            Err(vec![format!("{name}: must not be empty")])
-        }
-        Some(Value::String(id)) if id.len() > MAX_PRODUCT_ID_LEN => Err(vec![format!(
-            "{name}: must be at most {MAX_PRODUCT_ID_LEN} characters"
-        )]),
-        Some(Value::String(id)) => Ok(id.clone()),
-        Some(_) => Err(vec![format!("{name}: must be a string")]),
-    }
-}
-
-fn local_date(fields: &Map<String, Value>, key: &str) -> Result<time::Date, String> {
-    match fields.get(key) {
-        Some(Value::String(text)) => {
-            parse_date(text).ok_or_else(|| format!("payload.{key}: must be a date like 2026-07-15"))
-        }
-        None | Some(Value::Null) => Err(format!("payload.{key}: is required")),
-        Some(_) => Err(format!("payload.{key}: must be a string")),
-    }
+/// Reads an event body. Every problem is reported as `"field: reason"`.
+pub fn parse_event(body: &Value) -> Result<OctoEvent, Vec<String>> {
+    read::<OctoEventBody>(body.clone())
 }
 
 /// An event name from outside, cut for the answer.

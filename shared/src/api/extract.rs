@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::AppState;
 use super::auth::AuthError;
 use super::error::ApiError;
+use super::field::{RequestBody, read_body};
 use crate::domain::{IntegrationId, PartnerId, Principal};
 
 /// The header a partner's platform sends its integration's webhook secret in.
@@ -51,6 +52,19 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                     error.column()
                 )])
             })
+    }
+}
+
+/// A request body of type `B`, read and validated: a JSON body ([`JsonBody`]'s 415/413/400),
+/// then one 400 listing every problem of every field.
+pub struct Body<B: RequestBody>(pub B::Valid);
+
+impl<S: Send + Sync, B: RequestBody> FromRequest<S> for Body<B> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let JsonBody(body) = JsonBody::from_request(request, state).await?;
+        read_body::<B>(body).map(Body)
     }
 }
 

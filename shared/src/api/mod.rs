@@ -3,12 +3,12 @@
 
 mod admin;
 pub mod auth;
-mod body;
 pub mod console;
 mod envelope;
 mod error;
 mod events;
 mod extract;
+pub(crate) mod field;
 mod integrations;
 mod notify;
 pub mod openapi;
@@ -98,7 +98,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
         document.merge(routes.into_openapi());
     }
     openapi::link_operations(&mut document);
-    document
+    openapi::inline_fields(document)
 }
 
 /// Wraps a function's routes with what every deployment needs: the body limit, request
@@ -141,4 +141,59 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
         StatusCode::METHOD_NOT_ALLOWED,
         format!("{method} is not allowed on {}", uri.path()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::PartialSchema;
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{AdditionalProperties, Schema};
+
+    use super::field::{RequestBody, field_names};
+
+    /// What the document says a closed body may hold, against what its type reads: the names
+    /// serde's derive asks for, and no other field accepted.
+    fn documented_fields<B: RequestBody + PartialSchema>() -> (Vec<String>, bool) {
+        let RefOr::T(Schema::Object(object)) = B::schema() else {
+            panic!("a request body is documented as an object");
+        };
+        let closed = matches!(
+            object.additional_properties.as_deref(),
+            Some(AdditionalProperties::FreeForm(false))
+        );
+        (object.properties.keys().cloned().collect(), closed)
+    }
+
+    fn check<B: RequestBody + PartialSchema>() {
+        let (mut documented, closed) = documented_fields::<B>();
+        let mut read: Vec<String> = field_names::<B>().iter().map(|n| n.to_string()).collect();
+        documented.sort();
+        read.sort();
+        assert_eq!(documented, read, "{}", std::any::type_name::<B>());
+        assert_eq!(closed, B::CLOSED, "{}", std::any::type_name::<B>());
+    }
+
+    #[test]
+    fn each_closed_body_documents_exactly_the_fields_it_reads() {
+        check::<super::integrations::CreateIntegrationRequest>();
+        check::<super::integrations::UpdateIntegrationRequest>();
+        check::<super::admin::AdminCreateRequest>();
+        check::<super::admin::AdminUpdateRequest>();
+        check::<super::admin::AvailabilityRefreshRequest>();
+    }
+
+    /// A request field is documented as the value it holds: no `Field_*` wrapper schema is
+    /// left in the document, nor a reference to one.
+    #[test]
+    fn the_document_names_no_wrapper_schema() {
+        let document = super::openapi_document();
+        let schemas = document.components.expect("components").schemas;
+        let wrappers: Vec<_> = schemas
+            .keys()
+            .filter(|name| name.starts_with("Field_"))
+            .collect();
+        assert!(wrappers.is_empty(), "{wrappers:?}");
+        let json = serde_json::to_string(&document.paths).unwrap();
+        assert!(!json.contains("Field_"), "a path refers to a Field_ schema");
+    }
 }

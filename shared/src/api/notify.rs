@@ -1,42 +1,302 @@
-//! The availability notify body: the flat Seyaha format and the OCTO webhook wrapper, read
-//! into a validated [`AvailabilityUpdate`] (what happens next is the service's business).
+//! The availability notify body, in each shape partners send it, read into a validated
+//! [`AvailabilityUpdate`] (what happens next is the service's business).
 
-use serde_json::{Map, Value};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+use utoipa::ToSchema;
 
+use super::field::{Count, Field, FromJson, Problems, RequestBody, from_json_object, read};
 use crate::domain::{AvailabilityUpdate, LocalDateTime, SlotStatus};
 
 pub use crate::domain::MAX_COUNT;
 
-/// Reads a notify body in either accepted format. Every problem is reported as
-/// `"field: reason"`; fields of the wrapper are named `availability.<field>`.
-pub fn parse_notify(body: &Value) -> Result<AvailabilityUpdate, Vec<String>> {
-    let Some(object) = body.as_object() else {
-        return Err(vec!["body: must be a JSON object".into()]);
-    };
-    if object.contains_key("availability") || object.contains_key("webhook") {
-        let mut errors = Vec::new();
-        // `"webhook": null` is no webhook (the document allows it; the stateful run sent it).
-        if let Some(webhook) = object.get("webhook").filter(|webhook| !webhook.is_null()) {
-            match webhook.as_object().map(|webhook| webhook.get("event")) {
-                None => errors.push("webhook: must be an object".into()),
-                Some(None | Some(Value::Null)) => {}
-                Some(Some(Value::String(event))) if event == "availability_update" => {}
-                Some(Some(Value::String(_))) => {
-                    errors.push("webhook.event: must be availability_update".into())
+/// Text an OCTO platform gives as an id, at most `MAX` bytes and not blank.
+macro_rules! octo_text {
+    ($($(#[$doc:meta])* $name:ident => $max:expr;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(pub String);
+
+        impl FromJson for $name {
+            fn from_json(value: Value) -> Result<Self, String> {
+                match value {
+                    Value::String(text) if text.trim().is_empty() => Err("must not be empty".into()),
+                    Value::String(text) if text.len() > $max => {
+                        Err(format!("must be at most {} characters", $max))
+                    }
+                    Value::String(text) => Ok(Self(text)),
+                    _ => Err("must be a string".into()),
                 }
-                // `{}` or `5` is not an event name (schemathesis found this one accepted).
-                Some(Some(_)) => errors.push("webhook.event: must be a string".into()),
             }
         }
-        let Some(availability) = object.get("availability").and_then(Value::as_object) else {
-            errors.push("availability: must be an object".into());
-            return Err(errors);
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some($max))
+                    .pattern(Some("\\S"))
+                    .into()
+            }
+        }
+        impl ToSchema for $name {}
+    )*};
+}
+
+octo_text! {
+    /// A product, option or availability id in a notify.
+    OctoId => 256;
+    /// A product id in an OCTO event (the catalog parser's bound).
+    ProductRef => 1024;
+}
+
+/// Notify, the flat Seyaha shape.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct FlatNotify {
+    #[serde(rename = "productId", default)]
+    #[schema(required = true)]
+    pub product_id: Field<OctoId>,
+    #[serde(rename = "optionId", default)]
+    #[schema(required = true)]
+    pub option_id: Field<OctoId>,
+    #[serde(rename = "availabilityId", default)]
+    #[schema(required = true)]
+    pub availability_id: Field<OctoId>,
+    #[serde(rename = "localDateTimeStart", default)]
+    #[schema(required = true)]
+    pub local_date_time_start: Field<LocalDateTime>,
+    #[serde(default)]
+    #[schema(nullable)]
+    pub status: Field<SlotStatus>,
+    #[serde(default)]
+    #[schema(nullable)]
+    pub vacancies: Field<Count>,
+    /// At least `vacancies` when both are given.
+    #[serde(default)]
+    #[schema(nullable)]
+    pub capacity: Field<Count>,
+}
+
+/// Notify, the OCTO webhook shape: the slot under `availability` (its `id` is the availability
+/// id), `productId` and `optionId` inside it (Ventrata) or beside it (OCTO Cloud, which also
+/// sends a `supplier`, not read; inside wins), and an optional `webhook` whose `event` is
+/// `availability_update`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct WrappedNotify {
+    #[serde(default)]
+    #[schema(nullable)]
+    pub webhook: Field<WebhookInfo>,
+    #[serde(rename = "productId", default)]
+    #[schema(nullable)]
+    pub product_id: Field<OctoId>,
+    #[serde(rename = "optionId", default)]
+    #[schema(nullable)]
+    pub option_id: Field<OctoId>,
+    #[schema(required = true)]
+    #[serde(default)]
+    pub availability: Field<WrappedAvailability>,
+}
+
+/// A webhook delivery's `webhook` object: only its `event` is read.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct WebhookInfo {
+    /// `availability_update` for a notify.
+    #[serde(default)]
+    #[schema(nullable)]
+    pub event: Field<String>,
+}
+
+/// The availability of an OCTO webhook delivery.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct WrappedAvailability {
+    #[schema(required = true)]
+    #[serde(default)]
+    pub id: Field<OctoId>,
+    #[serde(rename = "productId", default)]
+    #[schema(nullable)]
+    pub product_id: Field<OctoId>,
+    #[serde(rename = "optionId", default)]
+    #[schema(nullable)]
+    pub option_id: Field<OctoId>,
+    #[serde(rename = "localDateTimeStart", default)]
+    #[schema(required = true)]
+    pub local_date_time_start: Field<LocalDateTime>,
+    #[serde(default)]
+    #[schema(nullable)]
+    pub status: Field<SlotStatus>,
+    #[serde(default)]
+    #[schema(nullable)]
+    pub vacancies: Field<Count>,
+    /// At least `vacancies` when both are given.
+    #[serde(default)]
+    #[schema(nullable)]
+    pub capacity: Field<Count>,
+}
+
+from_json_object!(WebhookInfo, WrappedAvailability);
+
+/// A notify body in either shape, told apart by an `availability` or `webhook` key.
+#[derive(Debug)]
+pub enum NotifyBody {
+    Flat(FlatNotify),
+    Wrapped(WrappedNotify),
+}
+
+impl<'de> Deserialize<'de> for NotifyBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let wrapped = value.get("availability").is_some() || value.get("webhook").is_some();
+        let body = if wrapped {
+            serde_json::from_value(value).map(Self::Wrapped)
+        } else {
+            serde_json::from_value(value).map(Self::Flat)
         };
-        // Ventrata sends `productId` and `optionId` inside `availability`; OCTO Cloud beside it
-        // (with `supplier`). Inside wins when both are there.
-        return read(availability, Some(object), "availability.", "id", errors);
+        body.map_err(serde::de::Error::custom)
     }
-    read(object, None, "", "availabilityId", Vec::new())
+}
+
+super::openapi::any_of_schema!(
+    NotifyBody,
+    "Either notify shape: flat, or an OCTO webhook delivery's availability.",
+    [FlatNotify, WrappedNotify]
+);
+
+/// The slot's own fields, read alike in both shapes.
+struct SlotFields {
+    product_id: Field<OctoId>,
+    option_id: Field<OctoId>,
+    availability_id: (&'static str, Field<OctoId>),
+    start: Field<LocalDateTime>,
+    status: Field<SlotStatus>,
+    vacancies: Field<Count>,
+    capacity: Field<Count>,
+}
+
+impl SlotFields {
+    fn validate(self, problems: &mut Problems) -> Option<AvailabilityUpdate> {
+        // OCTO payloads send `null` for what they do not know: the same as leaving it out.
+        let text = |field: Field<OctoId>, name: &str, problems: &mut Problems| {
+            field
+                .null_as_absent()
+                .required(name, problems)
+                .map(|id| id.0)
+        };
+        let product_id = text(self.product_id, "productId", problems);
+        let option_id = text(self.option_id, "optionId", problems);
+        let (availability_key, availability_id) = self.availability_id;
+        let availability_id = text(availability_id, availability_key, problems);
+        let start = self
+            .start
+            .null_as_absent()
+            .required("localDateTimeStart", problems);
+        let status = self.status.null_as_absent().optional("status", problems);
+        let vacancies = self
+            .vacancies
+            .null_as_absent()
+            .optional("vacancies", problems);
+        let capacity = self
+            .capacity
+            .null_as_absent()
+            .optional("capacity", problems);
+        if let (Some(Count(vacancies)), Some(Count(capacity))) = (vacancies, capacity)
+            && vacancies > capacity
+        {
+            problems.add::<()>("vacancies", "must not exceed capacity");
+        }
+        Some(AvailabilityUpdate {
+            product_id: product_id?,
+            option_id: option_id?,
+            availability_id: availability_id?,
+            local_date_time_start: start?,
+            status,
+            vacancies: vacancies.map(|count| count.0),
+            capacity: capacity.map(|count| count.0),
+        })
+    }
+}
+
+impl WrappedNotify {
+    /// The `webhook` a notify accepts: none, or one whose event is absent or `availability_update`.
+    fn check_webhook(webhook: Field<WebhookInfo>, problems: &mut Problems) {
+        let Some(webhook) = webhook.null_as_absent().optional("webhook", problems) else {
+            return;
+        };
+        // `{}` or `5` is not an event name (schemathesis found this one accepted).
+        match webhook
+            .event
+            .null_as_absent()
+            .optional("webhook.event", problems)
+        {
+            Some(event) if event != "availability_update" => {
+                problems.add::<()>("webhook.event", "must be availability_update");
+            }
+            _ => {}
+        }
+    }
+}
+
+impl RequestBody for NotifyBody {
+    type Valid = AvailabilityUpdate;
+    const CLOSED: bool = false;
+
+    fn validate(self, problems: &mut Problems) -> Option<AvailabilityUpdate> {
+        match self {
+            Self::Flat(flat) => SlotFields {
+                product_id: flat.product_id,
+                option_id: flat.option_id,
+                availability_id: ("availabilityId", flat.availability_id),
+                start: flat.local_date_time_start,
+                status: flat.status,
+                vacancies: flat.vacancies,
+                capacity: flat.capacity,
+            }
+            .validate(problems),
+            Self::Wrapped(wrapped) => {
+                WrappedNotify::check_webhook(wrapped.webhook, problems);
+                let availability = wrapped.availability.null_as_absent();
+                if !availability.is_present() {
+                    return problems.add("availability", "must be an object");
+                }
+                let availability = availability.optional("availability", problems)?;
+                // Inside the availability wins over beside it, and is named inside; one beside
+                // it that is not valid is reported even then (the document allows no such body).
+                let mut inside_or_beside =
+                    |inside: Field<OctoId>, beside: Field<OctoId>, name: &str| {
+                        let inside = inside.null_as_absent();
+                        if inside.is_present() {
+                            beside.null_as_absent().optional(name, problems);
+                            inside
+                        } else {
+                            beside
+                        }
+                    };
+                let product_id =
+                    inside_or_beside(availability.product_id, wrapped.product_id, "productId");
+                let option_id =
+                    inside_or_beside(availability.option_id, wrapped.option_id, "optionId");
+                let mut inside = Problems::inside("availability");
+                let update = SlotFields {
+                    product_id,
+                    option_id,
+                    availability_id: ("id", availability.id),
+                    start: availability.local_date_time_start,
+                    status: availability.status,
+                    vacancies: availability.vacancies,
+                    capacity: availability.capacity,
+                }
+                .validate(&mut inside);
+                problems.extend(inside);
+                update
+            }
+        }
+    }
+}
+
+/// Reads a notify body in either accepted shape. Every problem is reported as
+/// `"field: reason"`; fields of the wrapper are named `availability.<field>`.
+pub fn parse_notify(body: &Value) -> Result<AvailabilityUpdate, Vec<String>> {
+    read::<NotifyBody>(body.clone())
 }
 
 /// The most slots one batch notify carries. A slot object is about 200 bytes, so the 64 KiB
@@ -44,131 +304,76 @@ pub fn parse_notify(body: &Value) -> Result<AvailabilityUpdate, Vec<String>> {
 /// most 20 requests whatever the body limit is set to.
 pub const MAX_BATCH_ITEMS: usize = 500;
 
-/// Reads a batch notify body: a JSON array of notify bodies (each in any accepted shape). The
-/// batch itself is refused (`Err`) when it is not a non-empty array of at most
-/// [`MAX_BATCH_ITEMS`], or when no item is valid (every item's problems, prefixed `[index].`);
-/// otherwise each item is read on its own, so one bad item does not reject the rest.
-#[allow(clippy::type_complexity)]
-pub fn parse_notify_batch(
-    body: &Value,
-) -> Result<Vec<Result<AvailabilityUpdate, Vec<String>>>, Vec<String>> {
-    let Some(items) = body.as_array() else {
-        return Err(vec!["body: must be a JSON array of notify objects".into()]);
-    };
-    if items.is_empty() {
-        return Err(vec!["body: must contain at least one notify object".into()]);
+/// `POST /{id}/availability/notify-batch`: 1 to 500 notify bodies, each read on its own.
+pub struct NotifyBatch;
+
+impl utoipa::PartialSchema for NotifyBatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let item = utoipa::openapi::Ref::from_schema_name(<NotifyBody as ToSchema>::name());
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(item)
+            .min_items(Some(1))
+            .max_items(Some(MAX_BATCH_ITEMS))
+            .description(Some(
+                "1 to 500 notify objects, each in either notify shape.",
+            ))
+            .into()
     }
-    if items.len() > MAX_BATCH_ITEMS {
-        return Err(vec![format!(
-            "body: must contain at most {MAX_BATCH_ITEMS} notify objects (got {})",
-            items.len()
-        )]);
-    }
-    let items: Vec<_> = items.iter().map(parse_notify).collect();
-    if items.iter().all(Result::is_err) {
-        let errors = items.into_iter().enumerate().flat_map(|(index, item)| {
-            item.err()
-                .unwrap_or_default()
-                .into_iter()
-                .map(move |error| format!("[{index}].{error}"))
-        });
-        return Err(errors.collect());
-    }
-    Ok(items)
 }
 
-/// The keys a wrapper may carry beside `availability` instead of inside it.
-const BESIDE_AVAILABILITY: [&str; 2] = ["productId", "optionId"];
+impl ToSchema for NotifyBatch {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            <NotifyBody as ToSchema>::name().into(),
+            <NotifyBody as utoipa::PartialSchema>::schema(),
+        ));
+        <NotifyBody as ToSchema>::schemas(schemas);
+    }
+}
 
-fn read(
-    fields: &Map<String, Value>,
-    wrapper: Option<&Map<String, Value>>,
-    prefix: &str,
-    availability_key: &str,
-    mut errors: Vec<String>,
-) -> Result<AvailabilityUpdate, Vec<String>> {
-    let lookup = |key: &str| {
-        let beside = || {
-            wrapper
-                .filter(|_| BESIDE_AVAILABILITY.contains(&key))
-                .and_then(|wrapper| wrapper.get(key))
+/// What each item of a batch became: the update, or its problems.
+pub type BatchItems = Vec<Result<AvailabilityUpdate, Vec<String>>>;
+
+impl NotifyBatch {
+    /// The batch itself is refused (`Err`) when it is not a non-empty array of at most
+    /// [`MAX_BATCH_ITEMS`], or when no item is valid (every item's problems, prefixed
+    /// `[index].`); otherwise each item is read on its own, so one bad item does not reject
+    /// the rest.
+    pub fn read(body: Value) -> Result<BatchItems, Vec<String>> {
+        let Value::Array(items) = body else {
+            return Err(vec!["body: must be a JSON array of notify objects".into()]);
         };
-        fields
-            .get(key)
-            .filter(|value| !value.is_null())
-            .or_else(beside)
-    };
-    let mut text = |key: &str| -> Option<String> {
-        match lookup(key) {
-            None | Some(Value::Null) => errors.push(format!("{prefix}{key}: is required")),
-            Some(Value::String(s)) if s.trim().is_empty() => {
-                errors.push(format!("{prefix}{key}: must not be empty"))
-            }
-            Some(Value::String(s)) if s.len() > 256 => {
-                errors.push(format!("{prefix}{key}: must be at most 256 characters"))
-            }
-            Some(Value::String(s)) => return Some(s.clone()),
-            Some(_) => errors.push(format!("{prefix}{key}: must be a string")),
+        if items.is_empty() {
+            return Err(vec!["body: must contain at least one notify object".into()]);
         }
-        None
-    };
-    let product_id = text("productId");
-    let option_id = text("optionId");
-    let availability_id = text(availability_key);
-    let start = text("localDateTimeStart").and_then(|start| match LocalDateTime::parse(&start) {
-        Ok(start) => Some(start),
-        Err(error) => {
-            errors.push(format!("{prefix}localDateTimeStart: {error}"));
-            None
+        if items.len() > MAX_BATCH_ITEMS {
+            return Err(vec![format!(
+                "body: must contain at most {MAX_BATCH_ITEMS} notify objects (got {})",
+                items.len()
+            )]);
         }
-    });
-    let status = match fields.get("status") {
-        None | Some(Value::Null) => None,
-        Some(value) => match SlotStatus::parse(value.as_str().unwrap_or_default()) {
-            Ok(status) => Some(status),
-            Err(error) => {
-                errors.push(format!("{prefix}status: {error}"));
-                None
-            }
-        },
-    };
-    let mut count = |key: &str| match fields.get(key) {
-        None | Some(Value::Null) => None,
-        Some(value) => match value.as_u64() {
-            Some(n) if n <= MAX_COUNT => Some(n),
-            Some(_) => {
-                errors.push(format!("{prefix}{key}: must be at most {MAX_COUNT}"));
-                None
-            }
-            None => {
-                errors.push(format!("{prefix}{key}: must be a non-negative integer"));
-                None
-            }
-        },
-    };
-    let vacancies = count("vacancies");
-    let capacity = count("capacity");
-    if let (Some(vacancies), Some(capacity)) = (vacancies, capacity)
-        && vacancies > capacity
-    {
-        errors.push(format!("{prefix}vacancies: must not exceed capacity"));
+        let items: BatchItems = items.into_iter().map(read::<NotifyBody>).collect();
+        if items.iter().all(Result::is_err) {
+            let errors = items.into_iter().enumerate().flat_map(|(index, item)| {
+                item.err()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |error| format!("[{index}].{error}"))
+            });
+            return Err(errors.collect());
+        }
+        Ok(items)
     }
-    match (product_id, option_id, availability_id, start) {
-        (Some(product_id), Some(option_id), Some(availability_id), Some(local_date_time_start))
-            if errors.is_empty() =>
-        {
-            Ok(AvailabilityUpdate {
-                product_id,
-                option_id,
-                availability_id,
-                local_date_time_start,
-                status,
-                vacancies,
-                capacity,
-            })
-        }
-        _ => Err(errors),
-    }
+}
+
+/// [`NotifyBatch::read`] of a borrowed body.
+pub fn parse_notify_batch(body: &Value) -> Result<BatchItems, Vec<String>> {
+    NotifyBatch::read(body.clone())
 }
 
 #[cfg(test)]
@@ -303,6 +508,15 @@ mod tests {
         let mut both = body.clone();
         both["availability"]["productId"] = json!("inside");
         assert_eq!(parse_notify(&both).unwrap().product_id, "inside");
+        let mut blank_beside = both.clone();
+        blank_beside["productId"] = json!(" ");
+        assert!(
+            parse_notify(&blank_beside)
+                .unwrap_err()
+                .join("; ")
+                .contains("productId: must not be empty"),
+            "a bad value beside is refused even when the one inside wins"
+        );
         let mut neither = body;
         neither.as_object_mut().unwrap().remove("optionId");
         assert!(

@@ -7,7 +7,6 @@
 
 use std::sync::OnceLock;
 
-use serde::Serialize;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr};
@@ -15,18 +14,9 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::extract::WEBHOOK_SECRET_HEADER;
 use crate::domain::{
-    AUTH_KEY_MAX_LEN, AuthKey, AuthType, BaseUrl, ContentHash, IntegrationId, LocalDateTime,
-    PartnerId, RunId, SlotStatus, Timestamp,
+    AUTH_KEY_MAX_LEN, AuthKey, BaseUrl, ContentHash, IntegrationId, LocalDateTime, PartnerId,
+    RunId, Timestamp,
 };
-
-/// The catalog's `kind` parameter.
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub enum CatalogKindParam {
-    Activities,
-    Slots,
-}
 
 // ---- Schemas of the string newtypes (they serialize as their text) ----
 
@@ -79,356 +69,31 @@ impl PartialSchema for AuthKey {
 }
 impl ToSchema for AuthKey {}
 
-// ---- Envelopes ----
-
-/// The success envelope.
-#[derive(Serialize, ToSchema)]
-pub struct Success<T> {
-    /// Always 1.
-    #[schema(minimum = 1, maximum = 1)]
-    pub success: u8,
-    pub data: T,
-}
-
-/// A page of a list, with the page it is and how many there are.
-#[derive(Serialize, ToSchema)]
-pub struct Paginated<T> {
-    /// Always 1.
-    #[schema(minimum = 1, maximum = 1)]
-    pub success: u8,
-    pub data: Vec<T>,
-    pub pagination: super::envelope::Pagination,
-}
-
-/// Every error answer: the status again as `code`, a human `message`, and one
-/// `"field: reason"` entry per problem (empty when no field is at fault).
-#[derive(Serialize, ToSchema)]
-pub struct ErrorEnvelope {
-    /// Always 0.
-    #[schema(minimum = 0, maximum = 0)]
-    pub success: u8,
-    pub error: Vec<String>,
-    pub message: String,
-    #[schema(minimum = 400, maximum = 599)]
-    pub code: u16,
-}
-
-/// The integration document, and the webhook secret: returned by create only, once.
-#[derive(Serialize, ToSchema)]
-pub struct CreatedIntegration {
-    #[serde(flatten)]
-    pub integration: crate::domain::Integration,
-    /// 64 lowercase hex characters; send it as `x-webhook-secret`. Never shown again.
-    #[schema(pattern = "^[0-9a-f]{64}$")]
-    pub webhook_secret: String,
-}
-
-/// A rotation's answer: the new webhook secret, shown this once, and until when the secret it
-/// replaced still works beside it.
-#[derive(Serialize, ToSchema)]
-pub struct RotatedWebhookSecret {
-    /// 64 lowercase hex characters; send it as `x-webhook-secret` from now on. Never shown again.
-    #[schema(pattern = "^[0-9a-f]{64}$")]
-    pub webhook_secret: String,
-    /// The replaced secret is accepted until this instant (`SEYAHA_SECRET_OVERLAP_HOURS` after
-    /// the rotation), then refused. Any secret older than that one stops working at once.
-    pub previous_valid_until: Timestamp,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Deleted {
-    pub deleted: bool,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct QueuedPulls {
-    /// Availability pulls queued: one per product.
-    pub queued: u64,
-}
-
-/// `POST /admin/{id}/availability/refresh`.
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct AvailabilityRefreshBody {
-    /// First local date (YYYY-MM-DD).
-    #[serde(rename = "localDateStart")]
-    #[schema(format = Date)]
-    local_date_start: String,
-    /// Last local date, included; at most 366 days after the first.
-    #[serde(rename = "localDateEnd")]
-    #[schema(format = Date)]
-    local_date_end: String,
-    /// One product; every active product when absent.
-    #[serde(rename = "productId")]
-    #[schema(min_length = 1, max_length = 1024, pattern = "\\S", nullable = false)]
-    product_id: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct SyncRequested {
-    /// `true`: a sync job was queued; `false`: a sync was already requested and not yet served.
-    pub requested: bool,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct QueuedAll {
-    /// Approved, active integrations when the request was made: the fan-out it queued requests
-    /// a sync of each (one already pending serves it), page by page in the background.
-    pub queued: u64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct NotifyResult {
-    /// `true`: the slot was stored; `false`: the product or option is unknown (or inactive)
-    /// and a background full sync was requested instead.
-    pub updated: bool,
-}
-
-// ---- Request bodies (read field by field by `api::body`; unknown fields are refused) ----
-
-/// `POST /partner-integrations`.
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct CreateIntegrationBody {
-    base_url: BaseUrl,
-    auth_type: AuthType,
-    #[schema(value_type = AuthKey)]
-    auth_key: String,
-    handles_ticket_delivery: bool,
-}
-
-/// `POST /admin/create`: the partner's fields and whose integration it is.
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct AdminCreateBody {
-    partner_id: PartnerId,
-    base_url: BaseUrl,
-    auth_type: AuthType,
-    #[schema(value_type = AuthKey)]
-    auth_key: String,
-    handles_ticket_delivery: bool,
-}
-
-/// `PATCH /me`: at least one of the fields. A new `base_url` needs approval again.
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(min_properties = 1)]
-#[allow(dead_code)]
-pub struct UpdateIntegrationBody {
-    #[schema(nullable = false)]
-    base_url: Option<BaseUrl>,
-    #[schema(nullable = false)]
-    auth_type: Option<AuthType>,
-    #[schema(value_type = Option<AuthKey>, nullable = false)]
-    auth_key: Option<String>,
-    #[schema(nullable = false)]
-    handles_ticket_delivery: Option<bool>,
-}
-
-/// `PATCH /admin/{id}`: any of `isApproved`, `isActive` and `webhookRatePerMinute`.
-#[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(min_properties = 1)]
-#[allow(dead_code)]
-pub struct AdminPatchBody {
-    #[serde(rename = "isApproved")]
-    #[schema(nullable = false)]
-    is_approved: Option<bool>,
-    #[serde(rename = "isActive")]
-    #[schema(nullable = false)]
-    is_active: Option<bool>,
-    /// This integration's webhook limit in calls per minute (both webhooks and the batch
-    /// notify count one each), raised or lowered from the service's default; `null` returns
-    /// to the default.
-    #[serde(rename = "webhookRatePerMinute")]
-    #[schema(minimum = 1, maximum = 1000000)]
-    webhook_rate_per_minute: Option<u32>,
-}
-
-/// What every notify shape says about the slot itself.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct SlotFields {
-    #[serde(rename = "localDateTimeStart")]
-    local_date_time_start: LocalDateTime,
-    status: Option<SlotStatus>,
-    #[schema(minimum = 0, maximum = 1000000000)]
-    vacancies: Option<u64>,
-    /// At least `vacancies` when both are given.
-    #[schema(minimum = 0, maximum = 1000000000)]
-    capacity: Option<u64>,
-}
-
-/// The slot with the product and option it belongs to.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct NotifySlot {
-    #[serde(rename = "productId")]
-    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
-    product_id: String,
-    #[serde(rename = "optionId")]
-    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
-    option_id: String,
-    #[serde(flatten)]
-    fields: SlotFields,
-}
-
-/// Notify, the flat Seyaha shape.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct FlatNotifyBody {
-    #[serde(rename = "availabilityId")]
-    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
-    availability_id: String,
-    #[serde(flatten)]
-    slot: NotifySlot,
-}
-
-/// Notify, the OCTO webhook shape (Ventrata): the availability under `availability` (its `id`
-/// is the availability id) with its `productId` and `optionId`, and an optional `webhook`
-/// whose `event` is `availability_update`.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct OctoNotifyBody {
-    webhook: Option<OctoWebhookInfo>,
-    availability: OctoAvailability,
-}
-
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct OctoWebhookInfo {
-    #[schema(pattern = "^availability_update$")]
-    event: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct OctoAvailability {
-    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
-    id: String,
-    #[serde(flatten)]
-    slot: NotifySlot,
-}
-
-/// Notify, the OCTO Cloud `availability_update` shape: `productId` and `optionId` beside the
-/// availability (and a `supplier`, not read). When the availability carries them too, those win.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct OctoCloudNotifyBody {
-    webhook: Option<OctoWebhookInfo>,
-    #[serde(rename = "productId")]
-    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
-    product_id: String,
-    #[serde(rename = "optionId")]
-    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
-    option_id: String,
-    availability: OctoCloudAvailability,
-}
-
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct OctoCloudAvailability {
-    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
-    id: String,
-    #[serde(flatten)]
-    fields: SlotFields,
-}
+pub use super::envelope::{ErrorEnvelope, Paginated, Success};
 
 /// A body that may take any of several shapes, read in a fixed order where they overlap: an
 /// OpenAPI `anyOf` (a `oneOf` would call a body valid for two shapes invalid).
 macro_rules! any_of_schema {
     ($name:ident, $description:expr, [$($shape:ty),+]) => {
-        pub struct $name;
-        impl PartialSchema for $name {
-            fn schema() -> RefOr<Schema> {
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
                 let any_of = utoipa::openapi::schema::AnyOfBuilder::new().description(Some($description));
-                $(let any_of = any_of.item(utoipa::openapi::Ref::from_schema_name(<$shape as ToSchema>::name()));)+
+                $(let any_of = any_of.item(utoipa::openapi::Ref::from_schema_name(<$shape as utoipa::ToSchema>::name()));)+
                 any_of.into()
             }
         }
-        impl ToSchema for $name {
-            fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        impl utoipa::ToSchema for $name {
+            fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
                 $(
-                    schemas.push((<$shape as ToSchema>::name().into(), <$shape as PartialSchema>::schema()));
-                    <$shape as ToSchema>::schemas(schemas);
+                    schemas.push((<$shape as utoipa::ToSchema>::name().into(), <$shape as utoipa::PartialSchema>::schema()));
+                    <$shape as utoipa::ToSchema>::schemas(schemas);
                 )+
             }
         }
     };
 }
 
-any_of_schema!(
-    NotifyBody,
-    "Any of the three notify shapes.",
-    [FlatNotifyBody, OctoNotifyBody, OctoCloudNotifyBody]
-);
-
-/// `POST /{id}/availability/notify-batch`: 1 to 500 notify objects.
-pub struct NotifyBatchBody;
-impl PartialSchema for NotifyBatchBody {
-    fn schema() -> RefOr<Schema> {
-        let item = utoipa::openapi::Ref::from_schema_name(<NotifyBody as ToSchema>::name());
-        utoipa::openapi::schema::ArrayBuilder::new()
-            .items(item)
-            .min_items(Some(1))
-            .max_items(Some(super::notify::MAX_BATCH_ITEMS))
-            .description(Some(
-                "1 to 500 notify objects, each in any of the three notify shapes.",
-            ))
-            .into()
-    }
-}
-impl ToSchema for NotifyBatchBody {
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((
-            <NotifyBody as ToSchema>::name().into(),
-            <NotifyBody as PartialSchema>::schema(),
-        ));
-        <NotifyBody as ToSchema>::schemas(schemas);
-    }
-}
-
-any_of_schema!(
-    OctoEventBody,
-    "A webhook delivery (OCTO Cloud / Ventrata: `webhook.event` decides) or a notification (the OCTO notifications capability).",
-    [OctoDelivery, OctoNotification]
-);
-
-/// A webhook delivery: `availability_update` carries a notify body (any OCTO shape: an
-/// `availability` object), `booking_update` a `booking` object with its `productId`; other
-/// events are ignored, whatever else they carry.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct OctoDelivery {
-    webhook: OctoDeliveryInfo,
-}
-
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct OctoDeliveryInfo {
-    /// `availability_update`, `booking_update`, or anything else (ignored).
-    event: String,
-}
-
-/// A notification: its type in `notificationType` (or `type`), case-insensitive, and its
-/// payload under `payload` (or `data`) or at the top level. `PRODUCT_UPDATE` needs
-/// `productId`; `AVAILABILITY_UPDATE` `productId`, `localDateStart` and `localDateEnd`
-/// (YYYY-MM-DD); other types are ignored.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct OctoNotification {
-    #[serde(rename = "notificationType")]
-    notification_type: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    payload: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
-    data: Option<serde_json::Value>,
-}
+pub(crate) use any_of_schema;
 
 // ---- The document ----
 
@@ -470,7 +135,7 @@ impl Modify for SecuritySchemes {
         license(name = "Proprietary"),
     ),
     modifiers(&SecuritySchemes),
-    components(schemas(ErrorEnvelope, CatalogKindParam, crate::domain::HealthStatus)),
+    components(schemas(ErrorEnvelope, crate::service::CatalogKind, crate::domain::HealthStatus)),
     tags(
         (name = "partner", description = "The partner's own integration (partner JWT)."),
         (name = "admin", description = "Seyaha admins (admin JWT)."),
@@ -484,6 +149,53 @@ struct ApiDoc;
 /// The base document (info, tags, security schemes) the routers' paths are merged into.
 pub fn base_document() -> Document {
     ApiDoc::openapi()
+}
+
+/// A request field (`api::field::Field<T>`) is documented as the `T` it holds. utoipa gives
+/// each generic use its own component (`Field_BaseUrl`); this puts that schema in place of
+/// every reference to it (beside the field's own keywords, which win) and drops the components.
+pub(super) fn inline_fields(document: Document) -> Document {
+    use serde_json::Value;
+
+    fn inline(value: &mut Value, fields: &serde_json::Map<String, Value>) {
+        match value {
+            Value::Object(object) => {
+                let held = object
+                    .get("$ref")
+                    .and_then(Value::as_str)
+                    .and_then(|target| target.strip_prefix("#/components/schemas/"))
+                    .and_then(|name| fields.get(name))
+                    .and_then(Value::as_object);
+                if let Some(held) = held.cloned() {
+                    object.remove("$ref");
+                    for (keyword, schema) in held {
+                        object.entry(keyword).or_insert(schema);
+                    }
+                }
+                object.values_mut().for_each(|value| inline(value, fields));
+            }
+            Value::Array(items) => items.iter_mut().for_each(|value| inline(value, fields)),
+            _ => {}
+        }
+    }
+
+    let mut json = serde_json::to_value(&document).expect("the OpenAPI document serializes");
+    let fields = match json.pointer_mut("/components/schemas") {
+        Some(Value::Object(schemas)) => {
+            let names: Vec<String> = schemas
+                .keys()
+                .filter(|name| name.starts_with("Field_"))
+                .cloned()
+                .collect();
+            names
+                .into_iter()
+                .filter_map(|name| schemas.remove(&name).map(|schema| (name, schema)))
+                .collect()
+        }
+        _ => serde_json::Map::new(),
+    };
+    inline(&mut json, &fields);
+    serde_json::from_value(json).expect("the OpenAPI document reads back")
 }
 
 /// Where a created integration's id and webhook secret are in the create answer.
@@ -605,44 +317,4 @@ pub async fn serve_document() -> impl axum::response::IntoResponse {
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         document_json(),
     )
-}
-
-/// The error answers an operation may give, each as the error envelope.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub enum ErrorResponses {
-    /// A parameter or the body is invalid; `error` lists every problem.
-    #[response(status = 400)]
-    BadRequest(ErrorEnvelope),
-    /// No, or an invalid, JWT or webhook secret (or no integration with that id, for a webhook).
-    #[response(status = 401)]
-    Unauthorized(ErrorEnvelope),
-    /// Authenticated but not allowed: another role, another partner's integration, or an
-    /// integration not approved or paused (webhooks).
-    #[response(status = 403)]
-    Forbidden(ErrorEnvelope),
-    /// No such integration.
-    #[response(status = 404)]
-    NotFound(ErrorEnvelope),
-    /// The partner already has an integration, or it changed meanwhile.
-    #[response(status = 409)]
-    Conflict(ErrorEnvelope),
-    /// The body is over 64 KiB.
-    #[response(status = 413)]
-    PayloadTooLarge(ErrorEnvelope),
-    /// The body is not `application/json`.
-    #[response(status = 415)]
-    UnsupportedMediaType(ErrorEnvelope),
-    /// Over the integration's webhook rate; `Retry-After` says when to try again.
-    #[response(status = 429)]
-    TooManyRequests(ErrorEnvelope),
-    /// Seyaha failed; nothing was half-written.
-    #[response(status = 500)]
-    Internal(ErrorEnvelope),
-    /// The partner's OCTO endpoint failed (sync trigger).
-    #[response(status = 502)]
-    BadGateway(ErrorEnvelope),
-    /// A store or queue Seyaha depends on is unavailable; retry later.
-    #[response(status = 503)]
-    Unavailable(ErrorEnvelope),
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::envelope::ok;
 use super::extract::IntegrationPath;
 #[allow(unused_imports)] // named by the OpenAPI annotations
-use super::openapi::{CatalogKindParam, ErrorResponses, Success};
+use super::openapi::Success;
 use super::{ApiError, AppState};
 use crate::domain::{Activity, Principal, Slot};
 #[allow(unused_imports)]
@@ -25,7 +25,7 @@ const MAX_CATALOG_LIMIT: usize = 500;
 #[utoipa::path(
     get, path = "/api/v1/partner-integrations/{id}/sync-log", operation_id = "getSyncLog", tag = "status", security(("partner_jwt" = []), ("admin_jwt" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
-    responses((status = 200, description = "Sync state, health and the last 20 runs, newest first.", body = Success<SyncLog>), ErrorResponses)
+    responses((status = 200, description = "Sync state, health and the last 20 runs, newest first.", body = Success<SyncLog>), ApiError)
 )]
 pub async fn sync_log(
     State(state): State<AppState>,
@@ -38,7 +38,7 @@ pub async fn sync_log(
 #[utoipa::path(
     get, path = "/api/v1/partner-integrations/{id}/health", operation_id = "getHealth", tag = "status", security(("partner_jwt" = []), ("admin_jwt" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
-    responses((status = 200, description = "The health state.", body = Success<Health>), ErrorResponses)
+    responses((status = 200, description = "The health state.", body = Success<Health>), ApiError)
 )]
 pub async fn health(
     State(state): State<AppState>,
@@ -52,12 +52,12 @@ pub async fn health(
     get, path = "/api/v1/partner-integrations/{id}/catalog", operation_id = "getCatalog", tag = "status", security(("partner_jwt" = []), ("admin_jwt" = [])),
     params(
         ("id" = IntegrationId, Path, description = "The integration's id."),
-        ("kind" = Option<CatalogKindParam>, Query, description = "One list only; both when absent."),
+        ("kind" = Option<CatalogKind>, Query, description = "One list only; both when absent."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Items per list (default 100)."),
         ("activities_cursor" = Option<String>, Query, description = "`next_cursor.activities` of the previous page."),
         ("slots_cursor" = Option<String>, Query, description = "`next_cursor.slots` of the previous page."),
     ),
-    responses((status = 200, description = "A page of the synced catalog.", body = Success<CatalogPage>), ErrorResponses)
+    responses((status = 200, description = "A page of the synced catalog.", body = Success<CatalogPage>), ApiError)
 )]
 pub async fn catalog(
     State(state): State<AppState>,

@@ -5,16 +5,14 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
-use serde_json::json;
 
 use super::envelope::{ok, success};
-use super::events::parse_event;
+use super::events::OctoEventBody;
 use super::extract::{IntegrationPath, JsonBody, WebhookSecretHeader};
-use super::notify::{parse_notify, parse_notify_batch};
+use super::field::read_body;
+use super::notify::{NotifyBatch, NotifyBody};
 #[allow(unused_imports)] // named by the OpenAPI annotations
-use super::openapi::{
-    ErrorResponses, NotifyBatchBody, NotifyBody, NotifyResult, OctoEventBody, Success,
-};
+use super::openapi::Success;
 use super::{ApiError, AppState};
 #[allow(unused_imports)]
 use crate::domain::IntegrationId;
@@ -95,7 +93,7 @@ impl TriggerResponse {
     responses(
         (status = 200, description = "Synced (or skipped: the catalog is unchanged).", body = Success<TriggerResponse>),
         (status = 202, description = "Queued: a sync is running, or it ran out of time and continues in the background.", body = Success<TriggerResponse>),
-        ErrorResponses,
+        ApiError,
     )
 )]
 pub async fn sync_trigger(
@@ -130,7 +128,7 @@ pub async fn sync_trigger(
     post, path = "/api/v1/partner-integrations/{id}/availability/notify", operation_id = "availabilityNotify", tag = "webhooks", security(("webhook_secret" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     request_body = NotifyBody,
-    responses((status = 200, description = "Stored, or a background sync was requested for an unknown product.", body = Success<NotifyResult>), ErrorResponses)
+    responses((status = 200, description = "Stored, or a background sync was requested for an unknown product.", body = Success<NotifyResult>), ApiError)
 )]
 pub async fn availability_notify(
     State(state): State<AppState>,
@@ -139,9 +137,17 @@ pub async fn availability_notify(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (webhook, body) = authenticated_body(&state, id, secret, request).await?;
-    let update = parse_notify(&body).map_err(ApiError::validation)?;
+    let update = read_body::<NotifyBody>(body)?;
     let updated = state.service.notify(webhook, update).await?;
-    Ok(ok(json!({ "updated": updated })))
+    Ok(ok(NotifyResult { updated }))
+}
+
+/// A notify's answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct NotifyResult {
+    /// `true`: the slot was stored; `false`: the product or option is unknown (or inactive)
+    /// and a background full sync was requested instead.
+    pub updated: bool,
 }
 
 /// The batch notify's answer: what became of each item, and the totals.
@@ -179,7 +185,7 @@ pub struct BatchItemResult {
     post, path = "/api/v1/partner-integrations/{id}/availability/notify-batch", operation_id = "availabilityNotifyBatch", tag = "webhooks", security(("webhook_secret" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     request_body(
-        content = NotifyBatchBody,
+        content = NotifyBatch,
         description = "A JSON array of 1 to 500 notify objects, each in any shape the single notify accepts (within the 64 KiB body limit). Each item is handled on its own: a bad item is reported in its result and does not reject the rest.",
         example = json!([
             {"productId": "prod_123", "optionId": "DEFAULT", "availabilityId": "2026-07-15T10:00:00+03:00", "localDateTimeStart": "2026-07-15T10:00:00+03:00", "status": "LIMITED", "vacancies": 4, "capacity": 20},
@@ -188,7 +194,7 @@ pub struct BatchItemResult {
     ),
     responses(
         (status = 200, description = "Every item handled: see each result. 400 when the body is not a non-empty array of at most 500 items, or when no item is valid.", body = Success<BatchNotifyResult>),
-        ErrorResponses,
+        ApiError,
     )
 )]
 pub async fn availability_notify_batch(
@@ -198,7 +204,7 @@ pub async fn availability_notify_batch(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (webhook, body) = authenticated_body(&state, id, secret, request).await?;
-    let items = parse_notify_batch(&body).map_err(ApiError::validation)?;
+    let items = NotifyBatch::read(body).map_err(ApiError::validation)?;
     let outcomes = state.service.notify_batch(webhook, items).await?;
     let mut answer = BatchNotifyResult {
         updated: 0,
@@ -236,7 +242,7 @@ pub async fn availability_notify_batch(
     request_body = OctoEventBody,
     responses(
         (status = 202, description = "Accepted; `action` says what it leads to (unknown types and events are `ignored`).", body = Success<EventAccepted>),
-        ErrorResponses,
+        ApiError,
     )
 )]
 pub async fn octo_events(
@@ -246,7 +252,7 @@ pub async fn octo_events(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (webhook, body) = authenticated_body(&state, id, secret, request).await?;
-    let event = parse_event(&body).map_err(ApiError::validation)?;
+    let event = read_body::<OctoEventBody>(body)?;
     let action = state.service.octo_event(webhook, event).await?;
     Ok(success(
         StatusCode::ACCEPTED,

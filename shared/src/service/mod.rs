@@ -122,7 +122,9 @@ pub struct CatalogQuery {
     pub slots_after: Option<Cursor>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One list of the catalog (the catalog view's `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
 pub enum CatalogKind {
     Activities,
     Slots,
