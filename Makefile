@@ -11,9 +11,13 @@ VENV := .venv
 CONSOLE_TEST := tests/console
 
 
-.PHONY: test tools chromium lint template build unit bench bench-capacity bench-stream bench-cold-start bench-load fuzz fuzz-afl fuzz-api run clean
+.PHONY: openapi test tools chromium lint template build unit bench bench-capacity bench-stream bench-cold-start bench-load fuzz fuzz-afl fuzz-api run clean
 
 test: tools lint template build unit
+
+# docs/openapi.json, the document `register` serves, written from the code (make test checks it).
+openapi:
+	SEYAHA_WRITE_OPENAPI=1 $(CARGO) test -p seyaha --lib --locked api::tests::the_served_document_is_the_one_the_code_builds
 
 tools: $(VENV)/.installed $(CONSOLE_TEST)/node_modules/.installed chromium
 

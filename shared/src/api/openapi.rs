@@ -5,8 +5,6 @@
 //! bodies, which the handlers read field by field to report every problem at once, are
 //! described by the `*Body` types below, and the body tests keep the two in step.
 
-use std::sync::OnceLock;
-
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr};
@@ -294,14 +292,14 @@ fn response_mut<'d>(
     }
 }
 
-/// The whole document as JSON, built once.
+/// The whole document as JSON: `docs/openapi.json`, generated from the code by `make openapi`
+/// and checked against it by every `make test` (`api::tests::the_served_document_is_the_one_the_code_builds`),
+/// so serving it builds nothing (and the functions carry none of the code that builds it).
+pub const DOCUMENT_JSON: &str = include_str!("../../../docs/openapi.json");
+
+/// [`DOCUMENT_JSON`].
 pub fn document_json() -> &'static str {
-    static JSON: OnceLock<String> = OnceLock::new();
-    JSON.get_or_init(|| {
-        super::openapi_document()
-            .to_pretty_json()
-            .expect("the OpenAPI document serializes")
-    })
+    DOCUMENT_JSON
 }
 
 /// `GET /openapi.json`: this document (no authentication).

@@ -94,17 +94,20 @@ impl App {
 
     /// The `register` function: the partner and admin API.
     pub fn registration_router(&self) -> Router {
-        api::finish(api::registration_routes(), self.state.clone())
+        api::finish(api::registration_plain_routes().router, self.state.clone())
     }
 
     /// The `sync-trigger` function.
     pub fn sync_trigger_router(&self) -> Router {
-        api::finish(api::sync_trigger_routes(), self.state.clone())
+        api::finish(api::sync_trigger_plain_routes().router, self.state.clone())
     }
 
     /// The `availability-notify` function.
     pub fn availability_notify_router(&self) -> Router {
-        api::finish(api::availability_notify_routes(), self.state.clone())
+        api::finish(
+            api::availability_notify_plain_routes().router,
+            self.state.clone(),
+        )
     }
 
     /// Every route in one router (seyaha-local).
