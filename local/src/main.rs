@@ -52,13 +52,28 @@ fn command_line() -> clap::Command {
 }
 
 /// The environment's settings with every given flag on top: a flag is read as the variable it
-/// names, by the same parser and checks, so the two cannot disagree.
-fn settings(matches: &clap::ArgMatches) -> Result<Settings, seyaha::settings::SettingsError> {
-    let flags = SETTING_FLAGS.iter().filter_map(|(field, _, _)| {
-        let value = matches.get_one::<String>(field)?;
-        Some((seyaha::settings::variable(field), value.clone()))
-    });
-    Settings::from_vars(std::env::vars().chain(flags))
+/// names, by the same parser and checks, so the two cannot disagree. A refused flag is named as
+/// the flag it is (with its variable), not as the environment's.
+fn settings(matches: &clap::ArgMatches) -> Result<Settings, String> {
+    let given: Vec<(&str, String, String)> = SETTING_FLAGS
+        .iter()
+        .filter_map(|(field, flag, _)| {
+            let value = matches.get_one::<String>(field)?;
+            Some((*flag, seyaha::settings::variable(field), value.clone()))
+        })
+        .collect();
+    let flags = given
+        .iter()
+        .map(|(_, variable, value)| (variable.clone(), value.clone()));
+    Settings::from_vars(std::env::vars().chain(flags)).map_err(|error| match &error {
+        seyaha::settings::SettingsError::Invalid { name, reason } => {
+            match given.iter().find(|(_, variable, _)| variable == name) {
+                Some((flag, _, _)) => format!("--{flag} ({name}) is invalid: {reason}"),
+                None => error.to_string(),
+            }
+        }
+        _ => error.to_string(),
+    })
 }
 
 #[derive(Subcommand)]

@@ -144,27 +144,38 @@ fn secret<'de, D: serde::Deserializer<'de>>(
     Ok(Option::<String>::deserialize(deserializer)?.map(SecretString::from))
 }
 
+/// Seconds in a day, for the settings given in days.
+const DAY_SECS: u64 = 24 * 3600;
+
+/// Each default is stated once: a setting the core also takes (the OCTO client's limits, the
+/// engine's, the catalog caps) has the default of the core's own configuration, which the
+/// tests and benches that build the core without `Settings` use too.
 impl Default for Settings {
     fn default() -> Self {
+        let octo = OctoClientConfig::default();
+        let sync = SyncConfig::default();
+        let catalog = sync.catalog_limits;
         Self {
             allow_private_endpoints: None,
-            octo_connect_timeout_secs: 5,
-            octo_timeout_secs: 20,
-            octo_max_response_bytes: 50 * 1024 * 1024,
-            octo_catalog_timeout_secs: 240,
-            octo_max_catalog_bytes: 2 * 1024 * 1024 * 1024,
-            sync_max_product_bytes: 1024 * 1024,
-            sync_lease_secs: 300,
-            sync_request_budget_ms: 25_000,
-            fallback_delay_secs: 2,
+            octo_connect_timeout_secs: octo.connect_timeout.as_secs(),
+            octo_timeout_secs: octo.request_timeout.as_secs(),
+            octo_max_response_bytes: octo.max_response_bytes,
+            octo_catalog_timeout_secs: octo.catalog_timeout.as_secs(),
+            octo_max_catalog_bytes: octo.max_catalog_bytes,
+            sync_max_product_bytes: sync.max_product_bytes,
+            sync_lease_secs: sync.lease.as_secs(),
+            sync_request_budget_ms: sync.request_budget.as_millis() as u64,
+            fallback_delay_secs: sync.fallback_delay.as_secs(),
             secret_cache_secs: 300,
-            slot_retention_days: 30,
+            slot_retention_days: sync.slot_retention.as_secs() / DAY_SECS,
             webhook_rate_per_minute: 600,
-            catalog_max_activities: 200_000,
-            catalog_max_bytes: 1024 * 1024 * 1024,
-            catalog_inactive_retention_days: 30,
+            catalog_max_activities: catalog.max_activities,
+            catalog_max_bytes: catalog.max_bytes,
+            catalog_inactive_retention_days: catalog.inactive_retention.as_secs() / DAY_SECS,
             secret_overlap_hours: 24,
-            fan_out_page_size: 100,
+            fan_out_page_size: sync.fan_out_page,
+            // The engine alone queues a fan-out's syncs at once (what tests want); a deployment
+            // spreads its nightly run over an hour.
             fan_out_window_secs: 3600,
             jwt_issuer: None,
             jwt_audience: None,
@@ -375,7 +386,7 @@ impl Settings {
                 max_activities: self.catalog_max_activities,
                 max_bytes: self.catalog_max_bytes,
                 inactive_retention: Duration::from_secs(
-                    self.catalog_inactive_retention_days * 24 * 3600,
+                    self.catalog_inactive_retention_days * DAY_SECS,
                 ),
             },
             ..SyncConfig::default()
@@ -383,7 +394,7 @@ impl Settings {
     }
 
     pub fn slot_retention(&self) -> Duration {
-        Duration::from_secs(self.slot_retention_days * 24 * 3600)
+        Duration::from_secs(self.slot_retention_days * DAY_SECS)
     }
 
     /// Whose tokens are accepted; an empty value (the template's default) is not checked.

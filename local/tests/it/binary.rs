@@ -719,3 +719,33 @@ async fn partner_strings_cannot_forge_or_flood_log_lines() {
         );
     }
 }
+
+/// A refused setting names where it came from: the flag given on the command line (with the
+/// variable it stands for), or the environment variable.
+#[test]
+fn an_invalid_flag_is_named_as_the_flag_and_an_invalid_variable_as_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let from_flag = Command::new(BIN)
+        .args(["--sync-lease-secs", "abc", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(from_flag.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&from_flag.stderr);
+    assert!(
+        stderr.starts_with("error: --sync-lease-secs (SEYAHA_SYNC_LEASE_SECS) is invalid: "),
+        "{stderr}"
+    );
+    let from_variable = Command::new(BIN)
+        .args(["--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .env("SEYAHA_SYNC_LEASE_SECS", "abc")
+        .output()
+        .unwrap();
+    assert_eq!(from_variable.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&from_variable.stderr);
+    assert!(
+        stderr.starts_with("error: environment variable SEYAHA_SYNC_LEASE_SECS is invalid: "),
+        "{stderr}"
+    );
+}
