@@ -23,9 +23,9 @@ use super::fan_out::FanOut;
 use super::health::Health;
 use super::lease::Leases;
 use super::product::ProductSync;
+use super::push_subscriptions::{PushSubscriptions, Unsubscribe};
 use super::runs::RunLog;
 pub use super::shared::{ProbeOutcome, SyncConfig, SyncError, SyncResult};
-use super::subscriptions::{Subscriptions, Unsubscribe};
 
 /// A deferred job given to a worker at most this early runs (the queue's delay is rounded to
 /// seconds, and clocks differ a little); earlier, it goes back to the queue.
@@ -43,7 +43,7 @@ pub struct SyncEngine {
     fan_out: FanOut,
     products: ProductSync,
     availability: AvailabilityPulls,
-    subscriptions: Subscriptions,
+    subscriptions: PushSubscriptions,
 }
 
 impl SyncEngine {
@@ -82,7 +82,7 @@ impl SyncEngine {
                 leases.clone(),
                 runs,
             ),
-            subscriptions: Subscriptions::new(&ports, octo, credentials.clone()),
+            subscriptions: PushSubscriptions::new(&ports, octo, credentials.clone()),
             credentials,
             leases,
             health,

@@ -1,4 +1,8 @@
-//! The sync engine: fetch -> validate -> hash -> diff -> write, behind the ports.
+//! The sync engine: keeping Seyaha's copy of each partner's catalog and availability in step
+//! with the partner, behind the ports. Two ways: Seyaha pulls (fetch -> validate -> hash ->
+//! diff -> write, for the catalog, one product or some days of availability), and the partner
+//! pushes, through the push subscriptions this engine makes on its platform (the pushes
+//! themselves arrive through the API as notifies and OCTO events).
 //!
 //! The rest of the crate sees one type, [`SyncEngine`] (`engine.rs`): a facade that builds the
 //! units below once from the ports and the [`SyncConfig`], dispatches queue jobs to them and
@@ -18,7 +22,7 @@
 //! | `fan_out.rs` | `FanOut`, `LivePages` | nightly / sync-all page jobs, the start-up resume | `Leases` |
 //! | `product.rs` | `ProductSync` | one product after `PRODUCT_UPDATE` | `Leases`, `RunLog`, `Credentials` |
 //! | `availability.rs` | `AvailabilityPulls` | availability pulls into slots | `Leases`, `RunLog`, `Credentials` |
-//! | `subscriptions.rs` | `Subscriptions` | subscribing to partners' push channels | `Credentials`, `LivePages` |
+//! | `push_subscriptions.rs` | `PushSubscriptions` | subscribing to (and unsubscribing from) partners' push channels | `Credentials`, `LivePages` |
 //!
 //! Below the units, with no state: `catalog.rs` (the streaming parser: the one definition of a
 //! valid catalog), `canonical.rs` (RFC 8785 canonical JSON for the hashes) and `diff.rs` (the
@@ -35,9 +39,9 @@ mod fan_out;
 mod health;
 mod lease;
 mod product;
+mod push_subscriptions;
 mod runs;
 mod shared;
-mod subscriptions;
 
 pub use availability::{
     AvailabilityPull, MAX_CALLS_PER_RUN, MAX_CONCURRENT_CALLS, MAX_DAYS_PER_CALL,
@@ -50,5 +54,5 @@ pub use catalog::{
 pub use catalog_sync::{CatalogFailure, CatalogRead};
 pub use diff::{CatalogDiff, Incoming, StreamingDiff, diff_catalog};
 pub use engine::SyncEngine;
+pub use push_subscriptions::Unsubscribe;
 pub use shared::{ProbeOutcome, SyncConfig, SyncError, SyncResult};
-pub use subscriptions::Unsubscribe;

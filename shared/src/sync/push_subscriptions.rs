@@ -30,8 +30,8 @@ use crate::octo::{Channel, OctoClient, OctoCredentials, OctoError};
 use crate::optimistic::{Change, update_record};
 use crate::ports::{Clock, IntegrationStore, Ports, SyncJob, SyncQueue};
 
-/// Subscriptions to the partners' push channels.
-pub(super) struct Subscriptions {
+/// PushSubscriptions to the partners' push channels.
+pub(super) struct PushSubscriptions {
     integrations: Arc<dyn IntegrationStore>,
     queue: Arc<dyn SyncQueue>,
     clock: Arc<dyn Clock>,
@@ -41,7 +41,7 @@ pub(super) struct Subscriptions {
     public_url: Option<String>,
 }
 
-impl Subscriptions {
+impl PushSubscriptions {
     pub(super) fn new(ports: &Ports, octo: OctoClient, credentials: Credentials) -> Self {
         Self {
             integrations: ports.integrations.clone(),
