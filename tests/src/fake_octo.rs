@@ -43,6 +43,89 @@ pub enum Behaviour {
     },
     /// This HTTP status (429, 503) with `Retry-After: seconds`.
     RetryAfter { status: u16, seconds: u64 },
+    /// One of the answers a hostile (or broken) supplier gives.
+    Hostile(Hostile),
+}
+
+/// What a hostile supplier answers `GET /products` with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hostile {
+    /// An array opening, then 256 MiB of spaces gzipped to about 256 KB.
+    GzipBomb,
+    /// An array that never ends: `["xx...x","xx...x",...` (each a rejected non-product).
+    Endless,
+    /// 1 GiB, announced by Content-Length.
+    OneGib,
+    /// 100,000 levels of nesting (the JSON parser's limit is 128).
+    DeepNesting,
+    /// One product holding a 10 MB string.
+    TenMbString,
+    /// One product holding a 3 MB string: under a body guard, over the per-product cap.
+    ThreeMbString,
+    /// Bytes that are not UTF-8 inside the JSON.
+    InvalidUtf8,
+}
+
+impl Hostile {
+    fn answer(self) -> Response {
+        use axum::body::Body;
+        use axum::http::header;
+
+        let json =
+            |body: Body| ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+        // `count` chunks of 64 KiB.
+        let chunks = |byte: u8, count: usize| {
+            let chunk = axum::body::Bytes::from(vec![byte; 64 * 1024]);
+            Body::from_stream(futures_util::stream::iter(
+                std::iter::repeat_n(chunk, count).map(Ok::<_, std::io::Error>),
+            ))
+        };
+        let product_with =
+            |text: String| Body::from(format!(r#"[{{"id": "{text}", "internalName": "x"}}]"#));
+        match self {
+            Self::GzipBomb => (
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::CONTENT_ENCODING, "gzip"),
+                ],
+                gzip_bomb(),
+            )
+                .into_response(),
+            Self::Endless => {
+                let opening = std::iter::once(axum::body::Bytes::from_static(b"["));
+                let element = format!("\"{}\",", "x".repeat(1024));
+                let elements = std::iter::repeat(axum::body::Bytes::from(element.repeat(64)));
+                json(Body::from_stream(futures_util::stream::iter(
+                    opening.chain(elements).map(Ok::<_, std::io::Error>),
+                )))
+            }
+            Self::OneGib => {
+                let mut response = json(chunks(b' ', 16 * 1024));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, (1u64 << 30).into());
+                response
+            }
+            Self::DeepNesting => json(Body::from("[".repeat(100_000))),
+            Self::TenMbString => json(product_with("x".repeat(10 * 1024 * 1024))),
+            Self::ThreeMbString => json(product_with("x".repeat(3 * 1024 * 1024))),
+            Self::InvalidUtf8 => json(Body::from(
+                b"[{\"id\": \"\xff\xfe\xfd\", \"internalName\": \"\xc3\x28\"}]".to_vec(),
+            )),
+        }
+    }
+}
+
+fn gzip_bomb() -> Vec<u8> {
+    use std::io::Write;
+    // A streaming parser reads on through the spaces: far over any cap once inflated.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(b"[").unwrap();
+    let spaces = vec![b' '; 1024 * 1024];
+    for _ in 0..256 {
+        encoder.write_all(&spaces).unwrap();
+    }
+    encoder.finish().unwrap()
 }
 
 /// What one request carried.
@@ -574,6 +657,7 @@ async fn products(State(state): State<Arc<Mutex<FakeState>>>, headers: HeaderMap
             )
                 .into_response()
         }
+        Behaviour::Hostile(hostile) => hostile.answer(),
         Behaviour::Oversized(bytes) => {
             let filler = "x".repeat(bytes);
             let body =

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use seyaha_tests::fake_octo::{Behaviour, FAKE_KEY, FakeOcto};
 
 const BIN: &str = env!("CARGO_BIN_EXE_seyaha-local");
 
@@ -499,45 +500,6 @@ fn with_a_public_key_token_refuses_and_a_bad_key_fails_start_up() {
     assert!(!stderr.contains("BEGIN"), "the key is not echoed: {stderr}");
 }
 
-/// An OCTO supplier on a loopback port that never answers its first `GET /products` (the
-/// sync waits on it until we kill seyaha-local) and serves the demo catalog afterwards. It
-/// offers no push channel: anything but `/products` is a 404.
-fn stalling_supplier() -> (String, std::sync::mpsc::Receiver<()>) {
-    use std::io::Write;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}/octo", listener.local_addr().unwrap());
-    let (first_seen, seen) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        let mut products_calls = 0;
-        for stream in listener.incoming() {
-            let mut stream = stream.unwrap();
-            let mut request = [0u8; 4096];
-            let read = std::io::Read::read(&mut stream, &mut request).unwrap_or(0);
-            if !request[..read].starts_with(b"GET /octo/products ") {
-                let _ = stream.write_all(
-                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                );
-                continue;
-            }
-            products_calls += 1;
-            if products_calls == 1 {
-                let _ = first_seen.send(());
-                held.push(stream); // never answered
-                continue;
-            }
-            let body = seyaha_local::demo::catalog().to_string();
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(body.as_bytes());
-        }
-    });
-    (base, seen)
-}
-
 #[tokio::test]
 async fn a_sync_killed_midway_is_finished_after_a_restart_without_a_new_trigger() {
     let dir = tempfile::tempdir().unwrap();
@@ -545,10 +507,14 @@ async fn a_sync_killed_midway_is_finished_after_a_restart_without_a_new_trigger(
         ("SEYAHA_SYNC_LEASE_SECS", "2"),
         ("SEYAHA_OCTO_TIMEOUT_SECS", "30"),
     ];
-    let (supplier, first_request) = stalling_supplier();
+    // The supplier holds its first `GET /products` (the sync waits on it until we kill
+    // seyaha-local) and serves the demo catalog afterwards.
+    let supplier = FakeOcto::start().await;
+    supplier.set_catalog(seyaha_local::demo::catalog());
+    supplier.set_behaviour(Behaviour::Held);
     let first = start_with(dir.path(), &env);
     let api = format!("{}/api/v1/partner-integrations", first.base);
-    let body = json!({"base_url": supplier, "auth_type": "api_key", "auth_key": "k", "handles_ticket_delivery": false});
+    let body = json!({"base_url": supplier.base_url(), "auth_type": "bearer", "auth_key": FAKE_KEY, "handles_ticket_delivery": false});
     let (_, created, _) = call(
         reqwest::Method::POST,
         api.clone(),
@@ -581,13 +547,14 @@ async fn a_sync_killed_midway_is_finished_after_a_restart_without_a_new_trigger(
                 .await
         }
     });
-    tokio::task::spawn_blocking(move || {
-        first_request
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the sync reached the supplier")
-    })
-    .await
-    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while supplier.product_calls() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the sync never reached the supplier"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut first_child = first.child;
     signal(&first_child, "KILL");
     wait_exit(&mut first_child);
@@ -595,6 +562,8 @@ async fn a_sync_killed_midway_is_finished_after_a_restart_without_a_new_trigger(
         hung.await.unwrap().is_err(),
         "the killed server never answered"
     );
+    supplier.set_behaviour(Behaviour::Normal);
+    supplier.release();
 
     // After the restart nothing else is sent: the dead sync's request survived in the store,
     // and seyaha-local resumes it once the dead run's lease has expired.

@@ -10,91 +10,16 @@
 //! their retention, a `PRODUCT_UPDATE` counts like a full sync, and a catalog page stays
 //! under 5 MB whatever `limit` asks.
 
-use std::io::Write;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::Path;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
-use futures_util::stream;
 use serde_json::{Value, json};
 use seyaha::settings::Settings;
-use seyaha_tests::fake_octo::{FAKE_KEY, FakeOcto, sample_catalog};
+use seyaha_tests::fake_octo::{Behaviour, FAKE_KEY, FakeOcto, Hostile, sample_catalog};
 use seyaha_tests::{Registered, TestApp, runs_with_trigger, test_settings};
 
 /// The response cap and the catalog guard in this test (`SEYAHA_OCTO_MAX_RESPONSE_BYTES`,
 /// `SEYAHA_OCTO_MAX_CATALOG_BYTES`), at 5 MiB here.
 const CAP: usize = 5 * 1024 * 1024;
-
-fn gzip_bomb() -> Vec<u8> {
-    // An array opening, then 256 MiB of spaces (a streaming parser reads on through them):
-    // about 256 KB compressed, far over the cap once inflated.
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(b"[").unwrap();
-    let spaces = vec![b' '; 1024 * 1024];
-    for _ in 0..256 {
-        encoder.write_all(&spaces).unwrap();
-    }
-    encoder.finish().unwrap()
-}
-
-fn json_response(body: Body) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-/// Chunks of 64 KiB, `count` of them (`usize::MAX`: endless).
-fn chunks(byte: u8, count: usize) -> Body {
-    let chunk = axum::body::Bytes::from(vec![byte; 64 * 1024]);
-    Body::from_stream(stream::iter(
-        std::iter::repeat_n(chunk, count).map(Ok::<_, std::io::Error>),
-    ))
-}
-
-async fn hostile(Path(case): Path<String>) -> Response {
-    match case.as_str() {
-        "gzip-bomb" => (
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::CONTENT_ENCODING, "gzip"),
-            ],
-            gzip_bomb(),
-        )
-            .into_response(),
-        // An array that never ends: `["xx...x","xx...x",...` (each a rejected non-product).
-        "endless" => {
-            let opening = std::iter::once(axum::body::Bytes::from_static(b"["));
-            let element = format!("\"{}\",", "x".repeat(1024));
-            let elements = std::iter::repeat(axum::body::Bytes::from(element.repeat(64)));
-            json_response(Body::from_stream(stream::iter(
-                opening.chain(elements).map(Ok::<_, std::io::Error>),
-            )))
-        }
-        // 1 GiB, announced by Content-Length.
-        "one-gib" => {
-            let mut response = json_response(chunks(b' ', 16 * 1024));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_LENGTH, (1u64 << 30).into());
-            response
-        }
-        // Refused as soon as it is deeper than the JSON parser's limit (128 levels).
-        "deep-nesting" => json_response(Body::from("[".repeat(100_000))),
-        "ten-mb-string" => json_response(Body::from(format!(
-            r#"[{{"id": "{}", "internalName": "x"}}]"#,
-            "x".repeat(10 * 1024 * 1024)
-        ))),
-        // Under the body's guard, over the per-product cap (1 MiB by default).
-        "three-mb-string" => json_response(Body::from(format!(
-            r#"[{{"id": "{}", "internalName": "x"}}]"#,
-            "x".repeat(3 * 1024 * 1024)
-        ))),
-        "invalid-utf8" => json_response(Body::from(
-            b"[{\"id\": \"\xff\xfe\xfd\", \"internalName\": \"\xc3\x28\"}]".to_vec(),
-        )),
-        _ => axum::http::StatusCode::NOT_FOUND.into_response(),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_answers_fail_the_sync_clearly_within_the_cap() {
@@ -107,15 +32,7 @@ async fn hostile_answers_fail_the_sync_clearly_within_the_cap() {
     {
         return;
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let supplier = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            axum::Router::new().route("/{case}/products", axum::routing::get(hostile)),
-        )
-        .await
-    });
+    let supplier = FakeOcto::start().await;
     let settings = Settings {
         octo_max_response_bytes: CAP,
         octo_max_catalog_bytes: CAP as u64,
@@ -131,17 +48,17 @@ async fn hostile_answers_fail_the_sync_clearly_within_the_cap() {
 
     let too_large = format!("GET /products returned more than {CAP} bytes");
     let cases = [
-        ("gzip-bomb", too_large.as_str()),
-        ("endless", too_large.as_str()),
-        ("one-gib", too_large.as_str()),
-        ("deep-nesting", "GET /products did not return JSON"),
-        ("ten-mb-string", too_large.as_str()),
-        ("invalid-utf8", "GET /products did not return JSON"),
+        (Hostile::GzipBomb, too_large.as_str()),
+        (Hostile::Endless, too_large.as_str()),
+        (Hostile::OneGib, too_large.as_str()),
+        (Hostile::DeepNesting, "GET /products did not return JSON"),
+        (Hostile::TenMbString, too_large.as_str()),
+        (Hostile::InvalidUtf8, "GET /products did not return JSON"),
     ];
-    for (case, expected) in cases {
-        let integration = app
-            .approved(&format!("http://{supplier}/{case}"), "key")
-            .await;
+    for (hostile, expected) in cases {
+        let case = format!("{hostile:?}");
+        supplier.set_behaviour(Behaviour::Hostile(hostile));
+        let integration = app.approved(&supplier.base_url(), FAKE_KEY).await;
         let reply = tokio::time::timeout(Duration::from_secs(30), app.trigger(&integration))
             .await
             .expect("the sync ends");
@@ -165,9 +82,8 @@ async fn hostile_answers_fail_the_sync_clearly_within_the_cap() {
         );
     }
     // One product over the per-product cap (1 MiB by default) is rejected unread; the sync ends well.
-    let integration = app
-        .approved(&format!("http://{supplier}/three-mb-string"), "key")
-        .await;
+    supplier.set_behaviour(Behaviour::Hostile(Hostile::ThreeMbString));
+    let integration = app.approved(&supplier.base_url(), FAKE_KEY).await;
     let reply = tokio::time::timeout(Duration::from_secs(30), app.trigger(&integration))
         .await
         .expect("the sync ends");
