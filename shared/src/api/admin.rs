@@ -232,9 +232,17 @@ const MAX_PAGE_SIZE: u32 = 100;
 const MAX_PAGE: u32 = 1_000_000;
 
 #[utoipa::path(
-    post, path = "/api/v1/partner-integrations/admin/create", operation_id = "adminCreateIntegration", tag = "admin", security(("admin_jwt" = [])),
+    post, path = "/api/v1/partner-integrations/admin/create",
+    operation_id = "adminCreateIntegration", tag = "admin", security(("admin_jwt" = [])),
     request_body = AdminCreateRequest,
-    responses((status = 201, description = "Created and approved; the webhook secret is in this answer only.", body = Success<CreatedIntegration>), ApiError)
+    responses(
+        (
+            status = 201,
+            description = "Created and approved; the webhook secret is in this answer only.",
+            body = Success<CreatedIntegration>,
+        ),
+        ApiError,
+    )
 )]
 pub async fn create(
     State(state): State<AppState>,
@@ -249,14 +257,22 @@ pub async fn create(
 }
 
 #[utoipa::path(
-    get, path = "/api/v1/partner-integrations/admin", operation_id = "adminListIntegrations", tag = "admin", security(("admin_jwt" = [])),
+    get, path = "/api/v1/partner-integrations/admin", operation_id = "adminListIntegrations",
+    tag = "admin", security(("admin_jwt" = [])),
     params(
         ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000, description = "From 1 (default 1)."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)."),
         ("isApproved" = Option<bool>, Query, description = "Only approved, or only not approved ones."),
         ("health" = Option<HealthStatus>, Query, description = "Only integrations in this health state."),
     ),
-    responses((status = 200, description = "A page of integrations, newest first.", body = Paginated<Integration>), ApiError)
+    responses(
+        (
+            status = 200,
+            description = "A page of integrations, newest first.",
+            body = Paginated<Integration>,
+        ),
+        ApiError,
+    )
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -325,9 +341,13 @@ fn list_query(query: &str) -> Result<(IntegrationFilter, PageRequest), ApiError>
 }
 
 #[utoipa::path(
-    get, path = "/api/v1/partner-integrations/admin/{id}", operation_id = "adminGetIntegration", tag = "admin", security(("admin_jwt" = [])),
+    get, path = "/api/v1/partner-integrations/admin/{id}", operation_id = "adminGetIntegration",
+    tag = "admin", security(("admin_jwt" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
-    responses((status = 200, description = "The integration.", body = Success<Integration>), ApiError)
+    responses(
+        (status = 200, description = "The integration.", body = Success<Integration>),
+        ApiError,
+    )
 )]
 pub async fn get(
     State(state): State<AppState>,
@@ -338,10 +358,14 @@ pub async fn get(
 }
 
 #[utoipa::path(
-    patch, path = "/api/v1/partner-integrations/admin/{id}", operation_id = "adminUpdateIntegration", tag = "admin", security(("admin_jwt" = [])),
+    patch, path = "/api/v1/partner-integrations/admin/{id}",
+    operation_id = "adminUpdateIntegration", tag = "admin", security(("admin_jwt" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     request_body = AdminUpdateRequest,
-    responses((status = 200, description = "The updated integration.", body = Success<Integration>), ApiError)
+    responses(
+        (status = 200, description = "The updated integration.", body = Success<Integration>),
+        ApiError,
+    )
 )]
 pub async fn update(
     State(state): State<AppState>,
@@ -353,9 +377,17 @@ pub async fn update(
 }
 
 #[utoipa::path(
-    delete, path = "/api/v1/partner-integrations/admin/{id}", operation_id = "adminDeleteIntegration", tag = "admin", security(("admin_jwt" = [])),
+    delete, path = "/api/v1/partner-integrations/admin/{id}",
+    operation_id = "adminDeleteIntegration", tag = "admin", security(("admin_jwt" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
-    responses((status = 200, description = "Deleted with its catalog and credential.", body = Success<Deleted>), ApiError)
+    responses(
+        (
+            status = 200,
+            description = "Deleted with its catalog and credential.",
+            body = Success<Deleted>,
+        ),
+        ApiError,
+    )
 )]
 pub async fn delete(
     State(state): State<AppState>,
@@ -368,10 +400,14 @@ pub async fn delete(
 
 /// Queues an availability pull of one product, or of every active product, over the dates.
 #[utoipa::path(
-    post, path = "/api/v1/partner-integrations/admin/{id}/availability/refresh", operation_id = "adminRefreshAvailability", tag = "admin", security(("admin_jwt" = [])),
+    post, path = "/api/v1/partner-integrations/admin/{id}/availability/refresh",
+    operation_id = "adminRefreshAvailability", tag = "admin", security(("admin_jwt" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     request_body = AvailabilityRefreshRequest,
-    responses((status = 202, description = "Pulls queued, one per product.", body = Success<QueuedPulls>), ApiError)
+    responses(
+        (status = 202, description = "Pulls queued, one per product.", body = Success<QueuedPulls>),
+        ApiError,
+    )
 )]
 pub async fn refresh_availability(
     State(state): State<AppState>,
@@ -387,9 +423,17 @@ pub async fn refresh_availability(
 }
 
 #[utoipa::path(
-    post, path = "/api/v1/partner-integrations/admin/{id}/webhook-secret", operation_id = "adminRotateWebhookSecret", tag = "admin", security(("admin_jwt" = [])),
+    post, path = "/api/v1/partner-integrations/admin/{id}/webhook-secret",
+    operation_id = "adminRotateWebhookSecret", tag = "admin", security(("admin_jwt" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
-    responses((status = 201, description = "A new webhook secret, in this answer only (pass it to the partner); the previous one keeps working until `previous_valid_until`.", body = Success<RotatedWebhookSecret>), ApiError)
+    responses(
+        (
+            status = 201,
+            description = "A new webhook secret, in this answer only (pass it to the partner); the previous one keeps working until `previous_valid_until`.",
+            body = Success<RotatedWebhookSecret>,
+        ),
+        ApiError,
+    )
 )]
 pub async fn rotate_webhook_secret(
     State(state): State<AppState>,
@@ -405,9 +449,17 @@ pub async fn rotate_webhook_secret(
 
 /// Queues a full sync of one approved, active integration.
 #[utoipa::path(
-    post, path = "/api/v1/partner-integrations/admin/{id}/sync", operation_id = "adminSyncIntegration", tag = "admin", security(("admin_jwt" = [])),
+    post, path = "/api/v1/partner-integrations/admin/{id}/sync",
+    operation_id = "adminSyncIntegration", tag = "admin", security(("admin_jwt" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
-    responses((status = 202, description = "A background sync was requested (`requested: false`: one was already pending, and it serves this request).", body = Success<SyncRequested>), ApiError)
+    responses(
+        (
+            status = 202,
+            description = "A background sync was requested (`requested: false`: one was already pending, and it serves this request).",
+            body = Success<SyncRequested>,
+        ),
+        ApiError,
+    )
 )]
 pub async fn sync_one(
     State(state): State<AppState>,
@@ -421,8 +473,16 @@ pub async fn sync_one(
 /// Queues a sync of every approved, active integration (DOWN ones are probed): the fan-out's
 /// first page job, on the bulk queue; `queued` counts the integrations live now.
 #[utoipa::path(
-    post, path = "/api/v1/partner-integrations/admin/sync-all", operation_id = "adminSyncAll", tag = "admin", security(("admin_jwt" = [])),
-    responses((status = 202, description = "A sync was requested for every approved, active integration.", body = Success<QueuedAll>), ApiError)
+    post, path = "/api/v1/partner-integrations/admin/sync-all", operation_id = "adminSyncAll",
+    tag = "admin", security(("admin_jwt" = [])),
+    responses(
+        (
+            status = 202,
+            description = "A sync was requested for every approved, active integration.",
+            body = Success<QueuedAll>,
+        ),
+        ApiError,
+    )
 )]
 pub async fn sync_all(
     State(state): State<AppState>,

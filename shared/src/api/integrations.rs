@@ -149,9 +149,17 @@ pub struct Deleted {
 }
 
 #[utoipa::path(
-    post, path = "/api/v1/partner-integrations", operation_id = "createIntegration", tag = "partner", security(("partner_jwt" = [])),
+    post, path = "/api/v1/partner-integrations", operation_id = "createIntegration",
+    tag = "partner", security(("partner_jwt" = [])),
     request_body = CreateIntegrationRequest,
-    responses((status = 201, description = "Created; the webhook secret is in this answer only.", body = Success<CreatedIntegration>), ApiError)
+    responses(
+        (
+            status = 201,
+            description = "Created; the webhook secret is in this answer only.",
+            body = Success<CreatedIntegration>,
+        ),
+        ApiError,
+    )
 )]
 pub async fn create(
     State(state): State<AppState>,
@@ -166,8 +174,12 @@ pub async fn create(
 }
 
 #[utoipa::path(
-    get, path = "/api/v1/partner-integrations/me", operation_id = "getMyIntegration", tag = "partner", security(("partner_jwt" = [])),
-    responses((status = 200, description = "The partner's integration.", body = Success<Integration>), ApiError)
+    get, path = "/api/v1/partner-integrations/me", operation_id = "getMyIntegration",
+    tag = "partner", security(("partner_jwt" = [])),
+    responses(
+        (status = 200, description = "The partner's integration.", body = Success<Integration>),
+        ApiError,
+    )
 )]
 pub async fn get_mine(
     State(state): State<AppState>,
@@ -177,9 +189,13 @@ pub async fn get_mine(
 }
 
 #[utoipa::path(
-    patch, path = "/api/v1/partner-integrations/me", operation_id = "updateMyIntegration", tag = "partner", security(("partner_jwt" = [])),
+    patch, path = "/api/v1/partner-integrations/me", operation_id = "updateMyIntegration",
+    tag = "partner", security(("partner_jwt" = [])),
     request_body = UpdateIntegrationRequest,
-    responses((status = 200, description = "The updated integration.", body = Success<Integration>), ApiError)
+    responses(
+        (status = 200, description = "The updated integration.", body = Success<Integration>),
+        ApiError,
+    )
 )]
 pub async fn update_mine(
     State(state): State<AppState>,
@@ -190,8 +206,16 @@ pub async fn update_mine(
 }
 
 #[utoipa::path(
-    delete, path = "/api/v1/partner-integrations/me", operation_id = "deleteMyIntegration", tag = "partner", security(("partner_jwt" = [])),
-    responses((status = 200, description = "Deleted with its catalog and credential.", body = Success<Deleted>), ApiError)
+    delete, path = "/api/v1/partner-integrations/me", operation_id = "deleteMyIntegration",
+    tag = "partner", security(("partner_jwt" = [])),
+    responses(
+        (
+            status = 200,
+            description = "Deleted with its catalog and credential.",
+            body = Success<Deleted>,
+        ),
+        ApiError,
+    )
 )]
 pub async fn delete_mine(
     State(state): State<AppState>,
@@ -202,8 +226,16 @@ pub async fn delete_mine(
 }
 
 #[utoipa::path(
-    post, path = "/api/v1/partner-integrations/me/test-connection", operation_id = "testConnection", tag = "partner", security(("partner_jwt" = [])),
-    responses((status = 200, description = "The diagnosis; a partner-side problem is `ok: false`.", body = Success<ConnectionTest>), ApiError)
+    post, path = "/api/v1/partner-integrations/me/test-connection", operation_id = "testConnection",
+    tag = "partner", security(("partner_jwt" = [])),
+    responses(
+        (
+            status = 200,
+            description = "The diagnosis; a partner-side problem is `ok: false`.",
+            body = Success<ConnectionTest>,
+        ),
+        ApiError,
+    )
 )]
 pub async fn test_connection(
     State(state): State<AppState>,
@@ -213,8 +245,16 @@ pub async fn test_connection(
 }
 
 #[utoipa::path(
-    post, path = "/api/v1/partner-integrations/me/webhook-secret", operation_id = "rotateMyWebhookSecret", tag = "partner", security(("partner_jwt" = [])),
-    responses((status = 201, description = "A new webhook secret, in this answer only; the previous one keeps working until `previous_valid_until`.", body = Success<RotatedWebhookSecret>), ApiError)
+    post, path = "/api/v1/partner-integrations/me/webhook-secret",
+    operation_id = "rotateMyWebhookSecret", tag = "partner", security(("partner_jwt" = [])),
+    responses(
+        (
+            status = 201,
+            description = "A new webhook secret, in this answer only; the previous one keeps working until `previous_valid_until`.",
+            body = Success<RotatedWebhookSecret>,
+        ),
+        ApiError,
+    )
 )]
 pub async fn rotate_webhook_secret(
     State(state): State<AppState>,

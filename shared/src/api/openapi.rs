@@ -308,7 +308,14 @@ pub fn document_json() -> &'static str {
     path = "/api/v1/partner-integrations/openapi.json",
     operation_id = "getOpenApiDocument",
     tag = "meta",
-    responses((status = 200, description = "This OpenAPI 3.1 document.", content_type = "application/json", body = Object)),
+    responses(
+        (
+            status = 200,
+            description = "This OpenAPI 3.1 document.",
+            content_type = "application/json",
+            body = Object,
+        ),
+    ),
 )]
 pub async fn serve_document() -> impl axum::response::IntoResponse {
     (

@@ -23,9 +23,17 @@ const DEFAULT_CATALOG_LIMIT: usize = 100;
 const MAX_CATALOG_LIMIT: usize = 500;
 
 #[utoipa::path(
-    get, path = "/api/v1/partner-integrations/{id}/sync-log", operation_id = "getSyncLog", tag = "status", security(("partner_jwt" = []), ("admin_jwt" = [])),
+    get, path = "/api/v1/partner-integrations/{id}/sync-log", operation_id = "getSyncLog",
+    tag = "status", security(("partner_jwt" = []), ("admin_jwt" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
-    responses((status = 200, description = "Sync state, health and the last 20 runs, newest first.", body = Success<SyncLog>), ApiError)
+    responses(
+        (
+            status = 200,
+            description = "Sync state, health and the last 20 runs, newest first.",
+            body = Success<SyncLog>,
+        ),
+        ApiError,
+    )
 )]
 pub async fn sync_log(
     State(state): State<AppState>,
@@ -36,7 +44,8 @@ pub async fn sync_log(
 }
 
 #[utoipa::path(
-    get, path = "/api/v1/partner-integrations/{id}/health", operation_id = "getHealth", tag = "status", security(("partner_jwt" = []), ("admin_jwt" = [])),
+    get, path = "/api/v1/partner-integrations/{id}/health", operation_id = "getHealth",
+    tag = "status", security(("partner_jwt" = []), ("admin_jwt" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     responses((status = 200, description = "The health state.", body = Success<Health>), ApiError)
 )]
@@ -49,7 +58,8 @@ pub async fn health(
 }
 
 #[utoipa::path(
-    get, path = "/api/v1/partner-integrations/{id}/catalog", operation_id = "getCatalog", tag = "status", security(("partner_jwt" = []), ("admin_jwt" = [])),
+    get, path = "/api/v1/partner-integrations/{id}/catalog", operation_id = "getCatalog",
+    tag = "status", security(("partner_jwt" = []), ("admin_jwt" = [])),
     params(
         ("id" = IntegrationId, Path, description = "The integration's id."),
         ("kind" = Option<CatalogKind>, Query, description = "One list only; both when absent."),
@@ -57,7 +67,10 @@ pub async fn health(
         ("activities_cursor" = Option<String>, Query, description = "`next_cursor.activities` of the previous page."),
         ("slots_cursor" = Option<String>, Query, description = "`next_cursor.slots` of the previous page."),
     ),
-    responses((status = 200, description = "A page of the synced catalog.", body = Success<CatalogPage>), ApiError)
+    responses(
+        (status = 200, description = "A page of the synced catalog.", body = Success<CatalogPage>),
+        ApiError,
+    )
 )]
 pub async fn catalog(
     State(state): State<AppState>,

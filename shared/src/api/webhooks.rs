@@ -88,7 +88,8 @@ impl TriggerResponse {
 }
 
 #[utoipa::path(
-    post, path = "/api/v1/partner-integrations/{id}/sync/trigger", operation_id = "syncTrigger", tag = "webhooks", security(("webhook_secret" = [])),
+    post, path = "/api/v1/partner-integrations/{id}/sync/trigger", operation_id = "syncTrigger",
+    tag = "webhooks", security(("webhook_secret" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     responses(
         (status = 200, description = "Synced (or skipped: the catalog is unchanged).", body = Success<TriggerResponse>),
@@ -125,10 +126,18 @@ pub async fn sync_trigger(
 }
 
 #[utoipa::path(
-    post, path = "/api/v1/partner-integrations/{id}/availability/notify", operation_id = "availabilityNotify", tag = "webhooks", security(("webhook_secret" = [])),
+    post, path = "/api/v1/partner-integrations/{id}/availability/notify",
+    operation_id = "availabilityNotify", tag = "webhooks", security(("webhook_secret" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     request_body = NotifyBody,
-    responses((status = 200, description = "Stored, or a background sync was requested for an unknown product.", body = Success<NotifyResult>), ApiError)
+    responses(
+        (
+            status = 200,
+            description = "Stored, or a background sync was requested for an unknown product.",
+            body = Success<NotifyResult>,
+        ),
+        ApiError,
+    )
 )]
 pub async fn availability_notify(
     State(state): State<AppState>,
@@ -182,7 +191,8 @@ pub struct BatchItemResult {
 }
 
 #[utoipa::path(
-    post, path = "/api/v1/partner-integrations/{id}/availability/notify-batch", operation_id = "availabilityNotifyBatch", tag = "webhooks", security(("webhook_secret" = [])),
+    post, path = "/api/v1/partner-integrations/{id}/availability/notify-batch",
+    operation_id = "availabilityNotifyBatch", tag = "webhooks", security(("webhook_secret" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     request_body(
         content = NotifyBatch,
@@ -237,7 +247,8 @@ pub async fn availability_notify_batch(
 }
 
 #[utoipa::path(
-    post, path = "/api/v1/partner-integrations/{id}/octo/events", operation_id = "octoEvents", tag = "webhooks", security(("webhook_secret" = [])),
+    post, path = "/api/v1/partner-integrations/{id}/octo/events", operation_id = "octoEvents",
+    tag = "webhooks", security(("webhook_secret" = [])),
     params(("id" = IntegrationId, Path, description = "The integration's id.")),
     request_body = OctoEventBody,
     responses(
