@@ -51,18 +51,9 @@ octo_text! {
     ProductRef => 1024;
 }
 
-/// Notify, the flat Seyaha shape.
+/// What both notify shapes say of the slot itself.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct FlatNotify {
-    #[serde(rename = "productId", default)]
-    #[schema(required = true)]
-    pub product_id: Field<OctoId>,
-    #[serde(rename = "optionId", default)]
-    #[schema(required = true)]
-    pub option_id: Field<OctoId>,
-    #[serde(rename = "availabilityId", default)]
-    #[schema(required = true)]
-    pub availability_id: Field<OctoId>,
+pub struct SlotState {
     #[serde(rename = "localDateTimeStart", default)]
     #[schema(required = true)]
     pub local_date_time_start: Field<LocalDateTime>,
@@ -76,6 +67,22 @@ pub struct FlatNotify {
     #[serde(default)]
     #[schema(nullable)]
     pub capacity: Field<Count>,
+}
+
+/// Notify, the flat Seyaha shape.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct FlatNotify {
+    #[serde(rename = "productId", default)]
+    #[schema(required = true)]
+    pub product_id: Field<OctoId>,
+    #[serde(rename = "optionId", default)]
+    #[schema(required = true)]
+    pub option_id: Field<OctoId>,
+    #[serde(rename = "availabilityId", default)]
+    #[schema(required = true)]
+    pub availability_id: Field<OctoId>,
+    #[serde(flatten)]
+    pub slot: SlotState,
 }
 
 /// Notify, the OCTO webhook shape: the slot under `availability` (its `id` is the availability
@@ -119,19 +126,8 @@ pub struct WrappedAvailability {
     #[serde(rename = "optionId", default)]
     #[schema(nullable)]
     pub option_id: Field<OctoId>,
-    #[serde(rename = "localDateTimeStart", default)]
-    #[schema(required = true)]
-    pub local_date_time_start: Field<LocalDateTime>,
-    #[serde(default)]
-    #[schema(nullable)]
-    pub status: Field<SlotStatus>,
-    #[serde(default)]
-    #[schema(nullable)]
-    pub vacancies: Field<Count>,
-    /// At least `vacancies` when both are given.
-    #[serde(default)]
-    #[schema(nullable)]
-    pub capacity: Field<Count>,
+    #[serde(flatten)]
+    pub slot: SlotState,
 }
 
 from_json_object!(WebhookInfo, WrappedAvailability);
@@ -162,15 +158,12 @@ super::openapi::any_of_schema!(
     [FlatNotify, WrappedNotify]
 );
 
-/// The slot's own fields, read alike in both shapes.
+/// A slot and what it belongs to, read alike in both shapes.
 struct SlotFields {
     product_id: Field<OctoId>,
     option_id: Field<OctoId>,
     availability_id: (&'static str, Field<OctoId>),
-    start: Field<LocalDateTime>,
-    status: Field<SlotStatus>,
-    vacancies: Field<Count>,
-    capacity: Field<Count>,
+    slot: SlotState,
 }
 
 impl SlotFields {
@@ -186,19 +179,18 @@ impl SlotFields {
         let option_id = text(self.option_id, "optionId", problems);
         let (availability_key, availability_id) = self.availability_id;
         let availability_id = text(availability_id, availability_key, problems);
-        let start = self
-            .start
+        let SlotState {
+            local_date_time_start,
+            status,
+            vacancies,
+            capacity,
+        } = self.slot;
+        let start = local_date_time_start
             .null_as_absent()
             .required("localDateTimeStart", problems);
-        let status = self.status.null_as_absent().optional("status", problems);
-        let vacancies = self
-            .vacancies
-            .null_as_absent()
-            .optional("vacancies", problems);
-        let capacity = self
-            .capacity
-            .null_as_absent()
-            .optional("capacity", problems);
+        let status = status.null_as_absent().optional("status", problems);
+        let vacancies = vacancies.null_as_absent().optional("vacancies", problems);
+        let capacity = capacity.null_as_absent().optional("capacity", problems);
         if let (Some(Count(vacancies)), Some(Count(capacity))) = (vacancies, capacity)
             && vacancies > capacity
         {
@@ -246,10 +238,7 @@ impl RequestBody for NotifyBody {
                 product_id: flat.product_id,
                 option_id: flat.option_id,
                 availability_id: ("availabilityId", flat.availability_id),
-                start: flat.local_date_time_start,
-                status: flat.status,
-                vacancies: flat.vacancies,
-                capacity: flat.capacity,
+                slot: flat.slot,
             }
             .validate(problems),
             Self::Wrapped(wrapped) => {
@@ -280,10 +269,7 @@ impl RequestBody for NotifyBody {
                     product_id,
                     option_id,
                     availability_id: ("id", availability.id),
-                    start: availability.local_date_time_start,
-                    status: availability.status,
-                    vacancies: availability.vacancies,
-                    capacity: availability.capacity,
+                    slot: availability.slot,
                 }
                 .validate(&mut inside);
                 problems.extend(inside);
