@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::field::{Field, LocalDate, Problems, RequestBody, from_json_object, read};
 use super::notify::{
-    NotifyBody, OctoId, ProductRef, WebhookInfo, WrappedAvailability, WrappedNotify,
+    NotifyBody, OctoId, ProductRef, SlotOwner, WebhookInfo, WrappedAvailability, WrappedNotify,
 };
 use crate::domain::{AvailabilityPull, LocalDateTime, OctoEvent};
 
@@ -29,12 +29,8 @@ pub struct OctoDelivery {
     #[schema(required = true)]
     #[serde(default)]
     pub webhook: Field<WebhookInfo>,
-    #[serde(rename = "productId", default)]
-    #[schema(nullable)]
-    pub product_id: Field<OctoId>,
-    #[serde(rename = "optionId", default)]
-    #[schema(nullable)]
-    pub option_id: Field<OctoId>,
+    #[serde(flatten)]
+    pub owner: SlotOwner,
     #[serde(default)]
     #[schema(nullable)]
     pub availability: Field<WrappedAvailability>,
@@ -160,8 +156,7 @@ impl OctoDelivery {
         match name.to_ascii_lowercase().as_str() {
             "availability_update" => NotifyBody::Wrapped(WrappedNotify {
                 webhook: Field::valid(WebhookInfo { event }),
-                product_id: self.product_id,
-                option_id: self.option_id,
+                owner: self.owner,
                 availability: self.availability,
             })
             .validate(problems)

@@ -69,6 +69,18 @@ pub struct SlotState {
     pub capacity: Field<Count>,
 }
 
+/// The product and option a slot belongs to, as the OCTO shapes carry them: inside the
+/// availability (Ventrata) or beside it (OCTO Cloud), each optional in either place.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct SlotOwner {
+    #[serde(rename = "productId", default)]
+    #[schema(nullable)]
+    pub product_id: Field<OctoId>,
+    #[serde(rename = "optionId", default)]
+    #[schema(nullable)]
+    pub option_id: Field<OctoId>,
+}
+
 /// Notify, the flat Seyaha shape.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct FlatNotify {
@@ -94,12 +106,8 @@ pub struct WrappedNotify {
     #[serde(default)]
     #[schema(nullable)]
     pub webhook: Field<WebhookInfo>,
-    #[serde(rename = "productId", default)]
-    #[schema(nullable)]
-    pub product_id: Field<OctoId>,
-    #[serde(rename = "optionId", default)]
-    #[schema(nullable)]
-    pub option_id: Field<OctoId>,
+    #[serde(flatten)]
+    pub owner: SlotOwner,
     #[schema(required = true)]
     #[serde(default)]
     pub availability: Field<WrappedAvailability>,
@@ -120,12 +128,8 @@ pub struct WrappedAvailability {
     #[schema(required = true)]
     #[serde(default)]
     pub id: Field<OctoId>,
-    #[serde(rename = "productId", default)]
-    #[schema(nullable)]
-    pub product_id: Field<OctoId>,
-    #[serde(rename = "optionId", default)]
-    #[schema(nullable)]
-    pub option_id: Field<OctoId>,
+    #[serde(flatten)]
+    pub owner: SlotOwner,
     #[serde(flatten)]
     pub slot: SlotState,
 }
@@ -260,10 +264,16 @@ impl RequestBody for NotifyBody {
                             beside
                         }
                     };
-                let product_id =
-                    inside_or_beside(availability.product_id, wrapped.product_id, "productId");
-                let option_id =
-                    inside_or_beside(availability.option_id, wrapped.option_id, "optionId");
+                let product_id = inside_or_beside(
+                    availability.owner.product_id,
+                    wrapped.owner.product_id,
+                    "productId",
+                );
+                let option_id = inside_or_beside(
+                    availability.owner.option_id,
+                    wrapped.owner.option_id,
+                    "optionId",
+                );
                 let mut inside = Problems::inside("availability");
                 let update = SlotFields {
                     product_id,
